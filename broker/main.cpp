@@ -1,0 +1,61 @@
+// weightbusd: parses flags, daemonizes unless --foreground, and runs the server.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <string>
+
+#include "log.hpp"
+#include "options.hpp"
+#include "server.hpp"
+
+namespace {
+
+// Forks into the background; the parent exits once the child listens (or failed), so that
+// `weightbusd && client` never races the socket's creation.
+int daemonize(const wb::broker::Options &options, int *ready_fd) {
+  int ready[2];
+  if (pipe(ready) != 0) return 1;
+  pid_t child = fork();
+  if (child < 0) return perror("weightbusd: fork"), 1;
+  if (child > 0) {
+    close(ready[1]);
+    char byte;
+    bool ok = read(ready[0], &byte, 1) == 1;
+    if (!ok) fprintf(stderr, "weightbusd: the broker failed to start; see its log\n");
+    _exit(ok ? 0 : 1);
+  }
+  close(ready[0]);
+  setsid();
+  char path[4096];
+  std::string log_path = "/dev/null";
+  if (!options.socket_path.empty()) {
+    log_path = options.socket_path + ".log";
+  } else if (wb_default_socket_path(options.name.c_str(), path, sizeof(path)) == WB_OK) {
+    log_path = std::string(path) + ".log";
+  }
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  int logfd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  dup2(devnull, STDIN_FILENO);
+  dup2(devnull, STDOUT_FILENO);
+  dup2(logfd >= 0 ? logfd : devnull, STDERR_FILENO);
+  *ready_fd = ready[1];
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  wb::broker::Options options;
+  bool exit_now;
+  int status = wb::broker::parse_options(argc, argv, &options, &exit_now);
+  if (exit_now) return status;
+  wb::broker::set_log_level(options.log_level);
+  signal(SIGPIPE, SIG_IGN);  // a reader that closed its notify pipe must not kill the broker
+  int ready_fd = -1;
+  if (!options.foreground && daemonize(options, &ready_fd) != 0) return 1;
+  wb::broker::Server server(options);
+  return server.run(ready_fd);
+}

@@ -1,0 +1,385 @@
+#include "registry.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <ctime>
+
+#include "error.hpp"
+#include "geometry.hpp"
+#include "lease.hpp"
+#include "log.hpp"
+#include "topic_state.hpp"
+
+namespace bip = boost::interprocess;
+
+namespace wb::broker {
+
+namespace {
+
+uint64_t align_up(uint64_t value) { return (value + WB_ALIGNMENT - 1) / WB_ALIGNMENT * WB_ALIGNMENT; }
+
+void copy_name(char *dst, const std::string &name, size_t capacity) {
+  size_t n = std::min(name.size(), capacity - 1);
+  memcpy(dst, name.data(), n);
+  dst[n] = '\0';
+}
+
+void write_header(const shm::Segment &seg, const shm::Capacities &caps, const shm::Layout &layout) {
+  shm::Header &h = seg.header();
+  h.magic = shm::kMagic;
+  h.segment_size = layout.segment_size;
+  h.capacities = caps;
+  h.broker_pid = uint32_t(getpid());
+  h.topics_offset = layout.topics_offset;
+  h.tensors_offset = layout.tensors_offset;
+  h.allocations_offset = layout.allocations_offset;
+  h.clients_offset = layout.clients_offset;
+  h.rings_offset = layout.rings_offset;
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  h.created_ns = uint64_t(ts.tv_sec) * 1000000000 + uint64_t(ts.tv_nsec);
+  std::atomic_thread_fence(std::memory_order_release);
+  h.fingerprint = shm::expected_fingerprint();  // last: a complete header is one with a fingerprint
+}
+
+}  // namespace
+
+Registry::~Registry() {
+  for (int fd : allocation_fds_) {
+    if (fd >= 0) close(fd);
+  }
+  if (!shm_name_.empty()) bip::shared_memory_object::remove(shm_name_.c_str());
+}
+
+int Registry::create(const std::string &broker_name, const shm::Capacities &caps) {
+  shm_name_ = "weightbus-" + std::to_string(getuid()) + "-" + broker_name;
+  shm::Layout layout = shm::compute_layout(caps);
+  try {
+    // The caller made sure no broker of this name runs: a segment left here is a dead broker's.
+    bip::shared_memory_object::remove(shm_name_.c_str());
+    shm_ = bip::shared_memory_object(bip::create_only, shm_name_.c_str(), bip::read_write, bip::permissions(0600));
+    fchmod(shm_.get_mapping_handle().handle, 0600);  // whatever the umask did
+    shm_.truncate(bip::offset_t(layout.segment_size));
+    region_ = bip::mapped_region(shm_, bip::read_write);
+  } catch (const bip::interprocess_exception &e) {
+    shm_name_.clear();
+    return fail(WB_E_IO, "creating shared memory /%s of %llu bytes: %s", shm_name_.c_str(),
+                (unsigned long long)layout.segment_size, e.what());
+  }
+  seg_ = shm::Segment(region_.get_address());
+  write_header(seg_, caps, layout);
+  tensors_by_name_.resize(caps.max_topics);
+  allocation_fds_.assign(caps.max_allocations, -1);
+  return WB_OK;
+}
+
+int Registry::segment_fd() const { return shm_.get_mapping_handle().handle; }
+
+int Registry::add_client(uint32_t pid, uint32_t uid, const std::string &name, uint32_t *slot) {
+  for (uint32_t c = 0; c < seg_.caps().max_clients; ++c) {
+    shm::ClientSlot &s = seg_.client(c);
+    if (s.state.load() != uint32_t(shm::ClientState::kFree)) continue;
+    s.pid = pid;
+    s.uid = uid;
+    s.generation = next_generation_++;
+    copy_name(s.name, name, sizeof(s.name));
+    s.topics_published.store(0);
+    for (uint32_t i = 0; i < seg_.caps().leases_per_client; ++i) seg_.leases(c)[i].store(0);
+    s.state.store(uint32_t(shm::ClientState::kLive), std::memory_order_release);
+    *slot = c;
+    return WB_OK;
+  }
+  return fail(WB_E_NOSPC, "the client table is full (%u clients; see weightbusd --max-clients)",
+              seg_.caps().max_clients);
+}
+
+std::vector<uint32_t> Registry::remove_client(uint32_t slot) {
+  std::vector<uint32_t> topics;
+  std::atomic<uint64_t> *words = seg_.leases(slot);
+  for (uint32_t i = 0; i < seg_.caps().leases_per_client; ++i) {
+    uint64_t word = words[i].exchange(0, std::memory_order_seq_cst);
+    if (word != 0 && lease::topic_of(word) < seg_.caps().max_topics) topics.push_back(lease::topic_of(word));
+  }
+  shm::ClientSlot &s = seg_.client(slot);
+  s.topics_published.store(0);
+  s.state.store(uint32_t(shm::ClientState::kFree), std::memory_order_release);
+  return topics;
+}
+
+int Registry::create_topic(const std::string &name, uint32_t replicas, uint32_t client, uint32_t pid,
+                           uint32_t *index) {
+  int rc = geometry::check_name(name.data(), name.size(), "topic");
+  if (rc != WB_OK) return rc;
+  if (replicas < 1 || replicas > WB_MAX_REPLICAS) {
+    return fail(WB_E_INVAL, "replicas is %u, must be 1..%d", replicas, WB_MAX_REPLICAS);
+  }
+  auto found = topics_by_name_.find(name);
+  if (found != topics_by_name_.end()) {
+    shm::Topic &t = seg_.topic(found->second);
+    if (t.publisher.load() != 0) {
+      return fail(WB_E_BUSY, "topic '%s' already has a publisher (pid %u)", name.c_str(), t.publisher_pid.load());
+    }
+    if (t.replicas != replicas) {
+      return fail(WB_E_INVAL, "topic '%s' exists with %u replicas, not %u", name.c_str(), t.replicas, replicas);
+    }
+    t.publisher_pid.store(pid);
+    t.publisher.store(client + 1, std::memory_order_release);
+    seg_.client(client).topics_published.fetch_add(1);
+    *index = found->second;
+    return WB_OK;
+  }
+  shm::Header &h = seg_.header();
+  uint32_t i = h.topic_count.load();
+  if (i >= seg_.caps().max_topics) {
+    return fail(WB_E_NOSPC, "the topic table is full (%u topics; see weightbusd --max-topics)", seg_.caps().max_topics);
+  }
+  shm::Topic &t = seg_.topic(i);
+  copy_name(t.name, name, sizeof(t.name));
+  t.replicas = replicas;
+  t.first_tensor = shm::kNone;
+  t.last_tensor = shm::kNone;
+  t.publisher_pid.store(pid);
+  t.publisher.store(client + 1);
+  t.state.store(uint32_t(shm::TopicState::kLive), std::memory_order_release);
+  h.topic_count.store(i + 1, std::memory_order_release);
+  topics_by_name_.emplace(name, i);
+  seg_.client(client).topics_published.fetch_add(1);
+  *index = i;
+  return WB_OK;
+}
+
+int Registry::open_topic(const std::string &name, uint32_t *index) const {
+  int rc = geometry::check_name(name.data(), name.size(), "topic");
+  if (rc != WB_OK) return rc;
+  auto found = topics_by_name_.find(name);
+  if (found == topics_by_name_.end()) return fail(WB_E_NOT_FOUND, "no topic named '%s'", name.c_str());
+  *index = found->second;
+  return WB_OK;
+}
+
+int Registry::check_topic(uint32_t index) const {
+  if (index >= seg_.header().topic_count.load() ||
+      seg_.topic(index).state.load() != uint32_t(shm::TopicState::kLive)) {
+    return fail(WB_E_NOT_FOUND, "no topic with index %u", index);
+  }
+  return WB_OK;
+}
+
+bool Registry::is_publisher(uint32_t topic, uint32_t client) const {
+  return seg_.topic(topic).publisher.load() == client + 1;
+}
+
+uint32_t Registry::release_publisher(uint32_t topic) {
+  shm::Topic &t = seg_.topic(topic);
+  uint32_t client = t.publisher.load();
+  if (client == 0) return 0;
+  topic_state::end_unpublished_update(seg_, t);
+  t.publisher.store(0, std::memory_order_release);
+  t.publisher_pid.store(0);
+  seg_.client(client - 1).topics_published.fetch_sub(1);
+  return t.dirty_tensors.load();
+}
+
+int Registry::find_tensor(uint32_t topic, const std::string &name, uint32_t *index) const {
+  const auto &names = tensors_by_name_[topic];
+  auto found = names.find(name);
+  if (found == names.end()) return WB_E_NOT_FOUND;
+  *index = found->second;
+  return WB_OK;
+}
+
+int Registry::check_new_tensors(uint32_t topic, const std::vector<NewTensor> &specs, std::vector<bool> *is_new,
+                                uint32_t *count) const {
+  const shm::Topic &t = seg_.topic(topic);
+  std::unordered_map<std::string, size_t> seen;
+  *count = 0;
+  is_new->assign(specs.size(), false);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const NewTensor &spec = specs[i];
+    int rc = geometry::check_name(spec.name.data(), spec.name.size(), "tensor");
+    uint64_t nbytes;
+    if (rc == WB_OK) rc = geometry::contiguous_bytes(spec.dtype, uint32_t(spec.shape.size()), spec.shape.data(), &nbytes);
+    if (rc != WB_OK) return fail(rc, "tensor '%.255s': %s", spec.name.c_str(), wb_last_error());
+    if (!seen.emplace(spec.name, i).second) {
+      return fail(WB_E_EXISTS, "tensor '%s' appears twice in one allocation", spec.name.c_str());
+    }
+    uint32_t existing;
+    if (find_tensor(topic, spec.name, &existing) == WB_OK) {
+      const shm::Tensor &e = seg_.tensor(existing);
+      bool same = !e.is_view && e.dtype == spec.dtype && e.ndim == spec.shape.size() &&
+                  std::equal(spec.shape.begin(), spec.shape.end(), e.shape);
+      if (!same) return fail(WB_E_EXISTS, "tensor '%s' exists with another dtype or shape", spec.name.c_str());
+      continue;
+    }
+    if (t.latest.load() > 0) {
+      return fail(WB_E_STATE, "topic '%s' is sealed by its first publish: cannot add tensor '%s'", t.name,
+                  spec.name.c_str());
+    }
+    (*is_new)[i] = true;
+    ++*count;
+  }
+  if (seg_.header().tensor_count.load() + *count > seg_.caps().max_tensors) {
+    return fail(WB_E_NOSPC, "the tensor table is full (%u entries; see weightbusd --max-tensors)", seg_.caps().max_tensors);
+  }
+  if (*count > 0 && seg_.header().allocation_count.load() >= seg_.caps().max_allocations) {
+    return fail(WB_E_NOSPC, "the allocation table is full (%u; see weightbusd --max-allocations)",
+                seg_.caps().max_allocations);
+  }
+  return WB_OK;
+}
+
+void Registry::link_tensor(uint32_t topic, uint32_t index) {
+  shm::Topic &t = seg_.topic(topic);
+  shm::Tensor &e = seg_.tensor(index);
+  e.next.store(shm::kNone, std::memory_order_relaxed);
+  if (t.last_tensor == shm::kNone) {
+    t.first_tensor = index;
+  } else {
+    seg_.tensor(t.last_tensor).next.store(index, std::memory_order_release);
+  }
+  t.last_tensor = index;
+  tensors_by_name_[topic].emplace(e.name, index);
+  t.tensor_count.fetch_add(1, std::memory_order_release);
+}
+
+int Registry::alloc_tensors(uint32_t topic, const std::vector<NewTensor> &specs, uint32_t *allocation, int *fd,
+                            uint64_t *size) {
+  std::vector<bool> is_new;
+  uint32_t count;
+  int rc = check_new_tensors(topic, specs, &is_new, &count);
+  *fd = -1;
+  if (rc != WB_OK || count == 0) return rc;
+  shm::Topic &t = seg_.topic(topic);
+  std::vector<uint64_t> offsets(specs.size());
+  uint64_t replica_bytes = 0;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    if (!is_new[i]) continue;
+    uint64_t nbytes;
+    geometry::contiguous_bytes(specs[i].dtype, uint32_t(specs[i].shape.size()), specs[i].shape.data(), &nbytes);
+    offsets[i] = replica_bytes;
+    replica_bytes += align_up(nbytes);
+  }
+  uint64_t total = std::max<uint64_t>(replica_bytes * t.replicas, WB_ALIGNMENT);
+  int memfd = memfd_create(("weightbus:" + std::string(t.name)).substr(0, 240).c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (memfd < 0) return fail_errno("memfd_create");
+  // Sealed size: no client can shrink the file under another's mapping (SIGBUS) or grow it.
+  if (ftruncate(memfd, off_t(total)) != 0 || fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    rc = fail_errno("sizing a tensor allocation");
+    close(memfd);
+    return rc;
+  }
+  shm::Header &h = seg_.header();
+  uint32_t a = h.allocation_count.load();
+  shm::Allocation &alloc = seg_.allocation(a);
+  alloc.topic = topic;
+  alloc.size = total;
+  alloc.generation = next_generation_++;
+  alloc.kind.store(uint32_t(shm::AllocationKind::kHostMemfd), std::memory_order_release);
+  h.allocation_count.store(a + 1, std::memory_order_release);
+  allocation_fds_[a] = memfd;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    if (!is_new[i]) continue;
+    uint32_t index = h.tensor_count.load();
+    shm::Tensor &e = seg_.tensor(index);
+    copy_name(e.name, specs[i].name, sizeof(e.name));
+    e.topic = topic;
+    e.dtype = specs[i].dtype;
+    e.ndim = uint32_t(specs[i].shape.size());
+    std::copy(specs[i].shape.begin(), specs[i].shape.end(), e.shape);
+    geometry::contiguous_strides(e.ndim, e.shape, e.strides);
+    geometry::contiguous_bytes(e.dtype, e.ndim, e.shape, &e.nbytes);
+    e.root = index;
+    e.allocation = a;
+    e.device_type = WB_DEVICE_HOST;
+    for (uint32_t r = 0; r < WB_MAX_REPLICAS; ++r) {
+      e.replica_offset[r] = r * replica_bytes + offsets[i];
+      e.replica_version[r].store(r == 0 ? 0 : shm::kNeverWritten);  // replica 0 holds the zeros of "version 0"
+    }
+    h.tensor_count.store(index + 1, std::memory_order_release);
+    link_tensor(topic, index);
+  }
+  t.bytes.fetch_add(total);
+  t.layout_gen.fetch_add(1, std::memory_order_release);
+  *allocation = a;
+  *fd = memfd;
+  *size = total;
+  return WB_OK;
+}
+
+int Registry::create_view(uint32_t topic, const NewView &view) {
+  int rc = geometry::check_name(view.name.data(), view.name.size(), "view");
+  if (rc == WB_OK) rc = geometry::check_name(view.parent.data(), view.parent.size(), "parent");
+  if (rc != WB_OK) return rc;
+  if (view.shape.size() != view.strides.size()) {
+    return fail(WB_E_SHAPE, "view '%s' has %zu extents but %zu strides", view.name.c_str(), view.shape.size(),
+                view.strides.size());
+  }
+  uint64_t span;
+  rc = geometry::strided_span(view.dtype, uint32_t(view.shape.size()), view.shape.data(), view.strides.data(), &span);
+  if (rc != WB_OK) return fail(rc, "view '%s': %s", view.name.c_str(), wb_last_error());
+  uint32_t parent_index;
+  if (find_tensor(topic, view.parent, &parent_index) != WB_OK) {
+    return fail(WB_E_NOT_FOUND, "view '%s': topic '%s' has no tensor '%s'", view.name.c_str(), seg_.topic(topic).name,
+                view.parent.c_str());
+  }
+  const shm::Tensor &parent = seg_.tensor(parent_index);
+  uint32_t elem = wb_dtype_size(view.dtype);
+  if (view.byte_offset % elem != 0) {
+    return fail(WB_E_DTYPE, "view '%s': byte offset %llu is not a multiple of %s's %u bytes", view.name.c_str(),
+                (unsigned long long)view.byte_offset, wb_dtype_name(view.dtype), elem);
+  }
+  if (view.byte_offset > parent.nbytes || span > parent.nbytes - view.byte_offset) {
+    return fail(WB_E_SIZE, "view '%s' spans bytes [%llu, %llu) but parent '%s' has %llu", view.name.c_str(),
+                (unsigned long long)view.byte_offset, (unsigned long long)(view.byte_offset + span),
+                view.parent.c_str(), (unsigned long long)parent.nbytes);
+  }
+  uint32_t existing;
+  if (find_tensor(topic, view.name, &existing) == WB_OK) {
+    const shm::Tensor &e = seg_.tensor(existing);
+    bool same = e.is_view && e.root == parent.root && e.dtype == view.dtype &&
+                e.view_offset == parent.view_offset + view.byte_offset && e.ndim == view.shape.size() &&
+                std::equal(view.shape.begin(), view.shape.end(), e.shape) &&
+                std::equal(view.strides.begin(), view.strides.end(), e.strides);
+    if (same) return WB_OK;
+    return fail(WB_E_EXISTS, "'%s' exists in topic '%s' with another definition", view.name.c_str(),
+                seg_.topic(topic).name);
+  }
+  shm::Header &h = seg_.header();
+  uint32_t index = h.tensor_count.load();
+  if (index >= seg_.caps().max_tensors) {
+    return fail(WB_E_NOSPC, "the tensor table is full (%u entries; see weightbusd --max-tensors)", seg_.caps().max_tensors);
+  }
+  shm::Tensor &e = seg_.tensor(index);
+  copy_name(e.name, view.name, sizeof(e.name));
+  e.topic = topic;
+  e.dtype = view.dtype;
+  e.ndim = uint32_t(view.shape.size());
+  std::copy(view.shape.begin(), view.shape.end(), e.shape);
+  std::copy(view.strides.begin(), view.strides.end(), e.strides);
+  e.nbytes = span;
+  e.is_view = 1;
+  e.root = parent.root;
+  e.view_offset = parent.view_offset + view.byte_offset;
+  e.allocation = parent.allocation;
+  e.device_type = parent.device_type;
+  for (uint32_t r = 0; r < WB_MAX_REPLICAS; ++r) e.replica_version[r].store(shm::kNeverWritten);
+  h.tensor_count.store(index + 1, std::memory_order_release);
+  link_tensor(topic, index);
+  seg_.topic(topic).layout_gen.fetch_add(1, std::memory_order_release);
+  return WB_OK;
+}
+
+int Registry::allocation_fd(uint32_t allocation, int *fd, uint64_t *size) const {
+  if (allocation >= seg_.header().allocation_count.load() || allocation_fds_[allocation] < 0) {
+    return fail(WB_E_NOT_FOUND, "no allocation with index %u", allocation);
+  }
+  *fd = allocation_fds_[allocation];
+  *size = seg_.allocation(allocation).size;
+  return WB_OK;
+}
+
+}  // namespace wb::broker

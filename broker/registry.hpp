@@ -1,0 +1,80 @@
+// The broker's side of the shared-memory registry: it creates the segment and is the one writer of its
+// structure (topics, tensors, views, allocations, client slots). Every operation validates its input first and
+// changes nothing when it fails, so that a bad request cannot corrupt the registry.
+#pragma once
+
+#include <boost/interprocess/mapped_region.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "layout.hpp"
+
+namespace wb::broker {
+
+struct NewTensor {
+  std::string name;
+  int32_t dtype;
+  std::vector<int64_t> shape;
+};
+
+struct NewView {
+  std::string name;
+  std::string parent;
+  int32_t dtype;
+  uint64_t byte_offset;
+  std::vector<int64_t> shape;
+  std::vector<int64_t> strides;
+};
+
+class Registry {
+ public:
+  Registry() = default;
+  Registry(const Registry &) = delete;
+  Registry &operator=(const Registry &) = delete;
+  ~Registry();
+
+  // Creates the segment /weightbus-<uid>-<name> (mode 0600), replacing a stale one left by a dead broker.
+  int create(const std::string &broker_name, const shm::Capacities &caps);
+  int segment_fd() const;
+  const shm::Segment &seg() const { return seg_; }
+  const std::string &shm_name() const { return shm_name_; }
+
+  int add_client(uint32_t pid, uint32_t uid, const std::string &name, uint32_t *slot);
+  // Clears the client's leases and frees its slot; returns the topics whose leases it held.
+  std::vector<uint32_t> remove_client(uint32_t slot);
+
+  // Creates a topic with `client` as publisher, or hands an orphaned one over to it.
+  int create_topic(const std::string &name, uint32_t replicas, uint32_t client, uint32_t pid, uint32_t *index);
+  int open_topic(const std::string &name, uint32_t *index) const;
+  // The topic must be live: WB_E_NOT_FOUND otherwise.
+  int check_topic(uint32_t index) const;
+  bool is_publisher(uint32_t topic, uint32_t client) const;
+  // The publisher left (closed or died): ends an unpublished update and frees the topic for a new publisher.
+  // Returns the number of tensors left dirty.
+  uint32_t release_publisher(uint32_t topic);
+
+  // Allocates the tensors of `specs` that do not exist yet in one memfd; *fd is -1 when all existed.
+  int alloc_tensors(uint32_t topic, const std::vector<NewTensor> &specs, uint32_t *allocation, int *fd, uint64_t *size);
+  int create_view(uint32_t topic, const NewView &view);
+  int allocation_fd(uint32_t allocation, int *fd, uint64_t *size) const;
+
+ private:
+  int find_tensor(uint32_t topic, const std::string &name, uint32_t *index) const;
+  int check_new_tensors(uint32_t topic, const std::vector<NewTensor> &specs, std::vector<bool> *is_new,
+                        uint32_t *count) const;
+  void link_tensor(uint32_t topic, uint32_t index);
+
+  boost::interprocess::shared_memory_object shm_;
+  boost::interprocess::mapped_region region_;
+  std::string shm_name_;
+  shm::Segment seg_;
+  std::unordered_map<std::string, uint32_t> topics_by_name_;
+  std::vector<std::unordered_map<std::string, uint32_t>> tensors_by_name_;  // per topic
+  std::vector<int> allocation_fds_;
+  uint32_t next_generation_ = 1;
+};
+
+}  // namespace wb::broker

@@ -1,0 +1,231 @@
+#include "server.hpp"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include "error.hpp"
+#include "futex.hpp"
+#include "log.hpp"
+#include "protocol_generated.h"
+
+namespace wb::broker {
+
+namespace {
+
+// Messages handled per wake-up of one client, so that one busy client cannot starve the others.
+constexpr int kMessagesPerWake = 64;
+
+bool someone_listens(const sockaddr_un &addr) {
+  int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (probe < 0) return false;
+  bool listening = connect(probe, reinterpret_cast<const sockaddr *>(&addr), sizeof(addr)) == 0;
+  close(probe);
+  return listening;
+}
+
+// Creates the socket's directory (0700) when it is one of ours; an explicit --socket directory is the user's.
+int prepare_directory(const std::string &path) {
+  std::string dir = path.substr(0, path.rfind('/'));
+  if (dir.empty() || mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) return WB_OK;
+  return fail_errno(("creating " + dir).c_str());
+}
+
+}  // namespace
+
+int Server::listen_socket() {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path_.size() >= sizeof(addr.sun_path)) {
+    return fail(WB_E_INVAL, "socket path %s is longer than %zu bytes", socket_path_.c_str(), sizeof(addr.sun_path) - 1);
+  }
+  strcpy(addr.sun_path, socket_path_.c_str());
+  int rc = prepare_directory(socket_path_);
+  if (rc != WB_OK) return rc;
+  if (someone_listens(addr)) return fail(WB_E_BUSY, "a broker already listens at %s", socket_path_.c_str());
+  unlink(socket_path_.c_str());  // a dead broker's socket
+  listen_fd_ = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (listen_fd_ < 0) return fail_errno("socket");
+  mode_t old_mask = umask(0177);  // the socket is created 0600
+  int bound = bind(listen_fd_, reinterpret_cast<sockaddr *>(&addr), sizeof(addr));
+  umask(old_mask);
+  if (bound != 0) return fail_errno(("bind " + socket_path_).c_str());
+  if (listen(listen_fd_, 128) != 0) return fail_errno("listen");
+  return WB_OK;
+}
+
+int Server::run(int ready_fd) {
+  char path[4096];
+  if (!options_.socket_path.empty()) {
+    socket_path_ = options_.socket_path;
+  } else if (wb_default_socket_path(options_.name.c_str(), path, sizeof(path)) == WB_OK) {
+    socket_path_ = path;
+  } else {
+    log(LogLevel::kError, "%s", wb_last_error());
+    return 1;
+  }
+  if (listen_socket() != WB_OK || registry_.create(options_.name, options_.caps) != WB_OK) {
+    log(LogLevel::kError, "%s", wb_last_error());
+    return 1;
+  }
+  uv_loop_init(&loop_);
+  uv_poll_init(&loop_, &listener_, listen_fd_);
+  listener_.data = this;
+  uv_poll_start(&listener_, UV_READABLE, [](uv_poll_t *handle, int, int) {
+    static_cast<Server *>(handle->data)->accept_clients();
+  });
+  for (auto [handle, signum] : {std::pair{&sigterm_, SIGTERM}, std::pair{&sigint_, SIGINT}}) {
+    uv_signal_init(&loop_, handle);
+    handle->data = this;
+    uv_signal_start(handle, [](uv_signal_t *h, int signum) {
+      log(LogLevel::kInfo, "%s: shutting down", strsignal(signum));
+      static_cast<Server *>(h->data)->shutdown();
+    }, signum);
+  }
+  const shm::Capacities &caps = options_.caps;
+  log(LogLevel::kInfo, "listening on %s, segment /%s (%llu bytes: %u topics, %u tensors, %u clients)",
+      socket_path_.c_str(), registry_.shm_name().c_str(), (unsigned long long)registry_.seg().header().segment_size,
+      caps.max_topics, caps.max_tensors, caps.max_clients);
+  if (ready_fd >= 0) {
+    (void)!write(ready_fd, "r", 1);
+    close(ready_fd);
+  }
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  uv_loop_close(&loop_);
+  return 0;
+}
+
+void Server::accept_clients() {
+  for (;;) {
+    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) {
+      if (errno != EAGAIN && errno != EINTR) log(LogLevel::kWarn, "accept: %s", strerror(errno));
+      return;
+    }
+    auto conn = std::make_unique<Connection>();
+    conn->fd = fd;
+    ucred cred{};
+    socklen_t len = sizeof(cred);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+      close(fd);
+      continue;
+    }
+    conn->pid = uint32_t(cred.pid);
+    conn->uid = uint32_t(cred.uid);
+    conn->uid_refused = cred.uid != getuid();  // answered with WB_E_PERM on its first request
+    uv_poll_init(&loop_, &conn->poll, fd);
+    conn->poll.data = conn.get();
+    conn->server = this;
+    Connection *raw = conn.get();
+    connections_.emplace(raw, std::move(conn));
+    uv_poll_start(&raw->poll, UV_READABLE | UV_DISCONNECT, [](uv_poll_t *handle, int status, int) {
+      Connection *c = static_cast<Connection *>(handle->data);
+      if (status < 0) {
+        c->server->drop(c, uv_strerror(status));
+        return;
+      }
+      c->server->read_client(c);
+    });
+  }
+}
+
+void Server::read_client(Connection *conn) {
+  for (int i = 0; i < kMessagesPerWake; ++i) {
+    wire::Received msg;
+    int rc = wire::receive(conn->fd, 0, &msg);
+    if (rc == WB_E_TIMEOUT) return;
+    if (rc != WB_OK) {
+      drop(conn, rc == WB_E_BROKER_GONE ? "closed its socket" : wb_last_error());
+      return;
+    }
+    handle(conn, msg);
+    wire::close_all(msg.fds);
+    if (connections_.find(conn) == connections_.end()) return;  // the handler dropped it
+  }
+}
+
+void Server::reply(Connection *conn, uint32_t id, int code, uint64_t value, uint64_t size, int fd) {
+  flatbuffers::FlatBufferBuilder builder;
+  auto message = code == WB_OK ? 0 : builder.CreateString(wb_last_error());
+  auto body = proto::CreateReply(builder, code, message, value, size);
+  builder.Finish(proto::CreateMessage(builder, id, proto::Body::Reply, body.Union()));
+  int rc = wire::send(conn->fd, builder.GetBufferPointer(), builder.GetSize(), fd >= 0 ? &fd : nullptr, fd >= 0);
+  if (rc != WB_OK) drop(conn, "could not be answered (its socket is full or closed)");
+}
+
+void Server::refuse(Connection *conn, uint32_t id, int code) {
+  log(LogLevel::kDebug, "pid %u: refused with %d: %s", conn->pid, code, wb_last_error());
+  reply(conn, id, code);
+}
+
+void Server::notify_subscribers(uint32_t topic) {
+  auto found = subscribers_.find(topic);
+  if (found == subscribers_.end()) return;
+  auto &subs = found->second;
+  for (auto it = subs.begin(); it != subs.end();) {
+    ssize_t n = write(it->second, "v", 1);
+    if (n < 0 && errno != EAGAIN) {  // the reader closed its end; a full pipe is readable already
+      close(it->second);
+      it = subs.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Server::drop(Connection *conn, const char *why) {
+  auto found = connections_.find(conn);
+  if (found == connections_.end()) return;
+  std::unique_ptr<Connection> owned = std::move(found->second);
+  connections_.erase(found);
+  for (auto &[topic, subs] : subscribers_) {
+    std::erase_if(subs, [conn](const std::pair<Connection *, int> &sub) {
+      if (sub.first == conn) close(sub.second);
+      return sub.first == conn;
+    });
+  }
+  if (conn->attached) {
+    std::string reclaimed;
+    for (uint32_t topic : conn->published) {
+      uint32_t dirty = registry_.release_publisher(topic);
+      reclaimed += std::string(" publisher of '") + registry_.seg().topic(topic).name + "'" +
+                   (dirty > 0 ? " (left " + std::to_string(dirty) + " tensors dirty)" : "");
+    }
+    std::vector<uint32_t> leased = registry_.remove_client(conn->slot);
+    for (uint32_t topic : leased) {
+      shm::Topic &t = registry_.seg().topic(topic);
+      bump_and_wake(&t.release_seq, &t.release_waiters);
+    }
+    if (!leased.empty() || !conn->published.empty()) {
+      log(LogLevel::kInfo, "reclaim pid %u: %zu lease(s)%s", conn->pid, leased.size(), reclaimed.c_str());
+    }
+    log(LogLevel::kInfo, "detach pid %u (client %u): %s", conn->pid, conn->slot, why);
+  }
+  uv_poll_stop(&conn->poll);
+  close(conn->fd);
+  uv_close(reinterpret_cast<uv_handle_t *>(&conn->poll),
+           [](uv_handle_t *handle) { delete static_cast<Connection *>(handle->data); });
+  owned.release();  // freed by the close callback, once libuv is done with the handle
+}
+
+void Server::shutdown() {
+  std::vector<Connection *> all;
+  for (auto &[conn, owned] : connections_) all.push_back(conn);
+  for (Connection *conn : all) drop(conn, "broker shutting down");
+  for (auto &[topic, subs] : subscribers_) {
+    for (auto &sub : subs) close(sub.second);
+  }
+  subscribers_.clear();
+  uv_close(reinterpret_cast<uv_handle_t *>(&listener_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t *>(&sigterm_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t *>(&sigint_), nullptr);
+  close(listen_fd_);
+  unlink(socket_path_.c_str());
+}
+
+}  // namespace wb::broker

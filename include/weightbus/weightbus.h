@@ -1,0 +1,411 @@
+/*
+ * weightbus.h — share tensors between processes on one node and move through versions of them.
+ *
+ * This header is the manual of the C API. Read "Concepts" first, then the sections in the order a program calls
+ * them: attach, topics, tensors, updates (publisher), versions and snapshots (reader), listing. "Caveats" at the
+ * end lists what the library does not do.
+ *
+ * Concepts
+ * --------
+ * A broker (weightbusd) owns a shared-memory segment holding the registry: topics, tensors, allocations, a ring
+ * of version records per topic and a table of clients with their leases. Clients attach to it over a Unix
+ * socket, map the segment, and from then on read it without locks and without talking to the broker: waiting
+ * for, acquiring and releasing versions are shared-memory operations (atomics and a futex).
+ *
+ *   topic     a named set of tensors with one version sequence, e.g. one model. One publisher at a time.
+ *   tensor    name, dtype, shape, strides and where its bytes live. Tensors are allocated by the broker in
+ *             shareable memory (memfd), 64-byte aligned, many tensors per allocation.
+ *   view      a tensor defined as a strided window on another tensor's bytes; it costs no storage.
+ *   replica   each tensor has R copies of its storage (R = 1..WB_MAX_REPLICAS, chosen at topic creation).
+ *             R = 1 shares in place: an update waits until no reader holds a lease. R >= 2 lets the publisher
+ *             write version v+1 into a copy no reader uses while readers keep reading version v.
+ *   version   a number per topic, 1, 2, 3, ... A version changes some tensors (the others keep the bytes they
+ *             had) and carries up to WB_METADATA_MAX bytes of opaque user metadata (e.g. the training step).
+ *   lease     a reader's pin on one version (a snapshot). While it is held no byte of that version changes.
+ *
+ * Conventions
+ * -----------
+ * Every function returns int: WB_OK (0) or a negative WB_E_* code. wb_strerror() names a code;
+ * wb_last_error() returns a message for the last failure on the calling thread, naming what was wrong.
+ * Options structs begin with struct_size and are initialised with their ..._INIT macro, so that fields added in
+ * later versions keep old callers working. Handles are opaque and created/destroyed in pairs. All timeouts are
+ * in milliseconds: a negative timeout waits without a limit (but still returns WB_E_BROKER_GONE when the broker
+ * dies), 0 polls once. Strides are in elements, as in DLPack.
+ *
+ * Thread safety: a wb_client, its topics and snapshots may be used from several threads at once, except that
+ * one wb_update must be used by one thread at a time and a handle must not be destroyed while another thread
+ * uses it.
+ */
+#ifndef WEIGHTBUS_WEIGHTBUS_H
+#define WEIGHTBUS_WEIGHTBUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(WB_BUILDING_LIBRARY)
+#define WB_API __attribute__((visibility("default")))
+#else
+#define WB_API
+#endif
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* Version                                                                                                     */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+#define WB_VERSION_MAJOR 0
+#define WB_VERSION_MINOR 1
+#define WB_VERSION_PATCH 0
+#define WB_VERSION ((WB_VERSION_MAJOR * 10000) + (WB_VERSION_MINOR * 100) + WB_VERSION_PATCH)
+#define WB_VERSION_STRING "0.1.0"
+
+/* The library's version at run time, as WB_VERSION computes it; compare with WB_VERSION to detect a mismatch. */
+WB_API uint32_t wb_version(void);
+/* The same as a string, e.g. "0.1.0". */
+WB_API const char *wb_version_string(void);
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* Limits                                                                                                      */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+#define WB_NAME_MAX 255        /* bytes of a topic or tensor name, without the terminating NUL */
+#define WB_MAX_DIMS 8          /* dimensions of a tensor */
+#define WB_MAX_REPLICAS 4      /* replicas of a topic */
+#define WB_METADATA_MAX 4096   /* bytes of user metadata per version */
+#define WB_ALIGNMENT 64        /* every tensor allocated by the broker starts on this boundary */
+#define WB_VERSION_MAX ((UINT64_C(1) << 48) - 1) /* versions are 48-bit: ample for 8 years at 1 MHz */
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* Errors                                                                                                      */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+#define WB_OK 0
+#define WB_E_INVAL (-1)          /* an argument is NULL, out of range or malformed */
+#define WB_E_NOMEM (-2)          /* this process ran out of memory */
+#define WB_E_NOT_FOUND (-3)      /* no topic/tensor of that name, or the version is not published */
+#define WB_E_EXISTS (-4)         /* a tensor of that name exists with another dtype or shape */
+#define WB_E_NAME_TOO_LONG (-5)  /* a name is longer than WB_NAME_MAX bytes (or empty) */
+#define WB_E_DTYPE (-6)          /* unknown dtype, or a view's dtype does not fit its parent */
+#define WB_E_SHAPE (-7)          /* bad ndim, negative extent, or element count overflows */
+#define WB_E_SIZE (-8)           /* a byte range falls outside its storage, or metadata is too large */
+#define WB_E_NOSPC (-9)          /* a capacity of the broker (topics, tensors, clients, leases...) is exhausted */
+#define WB_E_ROLE (-10)          /* the call needs the publisher's handle and this is a reader's */
+#define WB_E_BUSY (-11)          /* the topic already has a live publisher */
+#define WB_E_TIMEOUT (-12)       /* the wait ran out; nothing was changed */
+#define WB_E_BROKER_GONE (-13)   /* the broker died or closed the connection */
+#define WB_E_ABI_MISMATCH (-14)  /* the segment or broker speaks another layout/protocol version */
+#define WB_E_DIRTY (-15)         /* R = 1 topic left half-written by a publisher that died; wait for a new version */
+#define WB_E_EXPIRED (-16)       /* the version is older than what the topic still keeps */
+#define WB_E_STATE (-17)         /* the call does not fit the object's state (e.g. layout sealed, update open) */
+#define WB_E_PERM (-18)          /* refused by the broker's credential check */
+#define WB_E_PROTOCOL (-19)      /* a malformed message from the peer */
+#define WB_E_IO (-20)            /* a system call failed; wb_last_error() has errno's text */
+#define WB_E_NO_CUDA (-21)       /* CUDA is needed and absent */
+#define WB_E_STALE (-22)         /* the tensor or allocation was revoked by its exporter */
+#define WB_E_CONNECT (-23)       /* no broker listens at the socket path */
+
+/* A constant string naming the code, e.g. "WB_E_TIMEOUT: the wait timed out". Never NULL. */
+WB_API const char *wb_strerror(int code);
+/* The message of the last failing call on this thread (empty string if none). Valid until the next call. */
+WB_API const char *wb_last_error(void);
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* Types                                                                                                       */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+typedef enum wb_dtype {
+  WB_DTYPE_BOOL = 1,
+  WB_DTYPE_U8 = 2,
+  WB_DTYPE_I8 = 3,
+  WB_DTYPE_I16 = 4,
+  WB_DTYPE_I32 = 5,
+  WB_DTYPE_I64 = 6,
+  WB_DTYPE_F16 = 7,
+  WB_DTYPE_BF16 = 8,
+  WB_DTYPE_F32 = 9,
+  WB_DTYPE_F64 = 10,
+  WB_DTYPE_F8E4M3 = 11,
+  WB_DTYPE_F8E5M2 = 12,
+  WB_DTYPE_U16 = 13,
+  WB_DTYPE_U32 = 14,
+  WB_DTYPE_U64 = 15
+} wb_dtype;
+
+/* Bytes per element of a dtype, 0 for an unknown one. */
+WB_API uint32_t wb_dtype_size(int32_t dtype);
+/* Lower-case name ("bf16", "f8e4m3", ...) or NULL for an unknown dtype. */
+WB_API const char *wb_dtype_name(int32_t dtype);
+
+typedef enum wb_device_type { WB_DEVICE_HOST = 1, WB_DEVICE_CUDA = 2 } wb_device_type;
+
+typedef struct wb_client wb_client;     /* one attachment to a broker */
+typedef struct wb_topic wb_topic;       /* a topic opened as publisher or reader */
+typedef struct wb_update wb_update;     /* an update being written (publisher) */
+typedef struct wb_snapshot wb_snapshot; /* a lease on one version (reader) */
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* Attach                                                                                                      */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+typedef struct wb_attach_options {
+  uint32_t struct_size;
+  /* Socket path. NULL: $WEIGHTBUS_SOCKET, else $XDG_RUNTIME_DIR/weightbus/<broker>.sock, else
+   * /tmp/weightbus-<uid>/<broker>.sock. */
+  const char *socket_path;
+  /* Broker name used in the default path. NULL: $WEIGHTBUS_NAME, else "default". */
+  const char *broker_name;
+  /* A label shown by `weightbus clients` (at most 31 bytes are kept). NULL: the program's name. */
+  const char *client_name;
+  /* How long to wait for the broker's answer to each control request. */
+  int64_t timeout_ms;
+} wb_attach_options;
+
+#define WB_ATTACH_OPTIONS_INIT {sizeof(wb_attach_options), NULL, NULL, NULL, 5000}
+
+/* Resolves the socket path the way wb_attach does, into buf. WB_E_SIZE if it does not fit. */
+WB_API int wb_default_socket_path(const char *broker_name, char *buf, size_t buf_size);
+
+/* Connects to the broker, checks that it speaks this library's layout and maps its segment.
+ * opts may be NULL for defaults. Errors: WB_E_INVAL, WB_E_CONNECT (nobody listens), WB_E_PERM (uid refused),
+ * WB_E_ABI_MISMATCH, WB_E_NOSPC (client table full), WB_E_TIMEOUT, WB_E_IO, WB_E_NOMEM. */
+WB_API int wb_attach(const wb_attach_options *opts, wb_client **out);
+
+/* Closes every topic and releases every lease of this client, then disconnects. Safe after the broker died.
+ * Snapshots and updates still open are released/aborted. Errors: WB_E_INVAL (NULL). */
+WB_API int wb_detach(wb_client *client);
+
+/* Our slot in the broker's client table (what `weightbus clients` shows). */
+WB_API int wb_client_id(const wb_client *client, uint32_t *id);
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* Topics                                                                                                      */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+typedef struct wb_topic_options {
+  uint32_t struct_size;
+  uint32_t replicas; /* 1..WB_MAX_REPLICAS */
+} wb_topic_options;
+
+#define WB_TOPIC_OPTIONS_INIT {sizeof(wb_topic_options), 2}
+
+/* Creates a topic and becomes its publisher. If the topic exists and its publisher is gone (it died or closed
+ * the topic), this takes it over: tensors and versions stay, and replicas must match.
+ * Errors: WB_E_INVAL, WB_E_NAME_TOO_LONG, WB_E_BUSY (a live publisher holds it), WB_E_NOSPC (topic table full),
+ * WB_E_BROKER_GONE, WB_E_TIMEOUT. */
+WB_API int wb_topic_create(wb_client *client, const char *name, const wb_topic_options *opts, wb_topic **out);
+
+/* Opens an existing topic as a reader. Errors: WB_E_INVAL, WB_E_NAME_TOO_LONG, WB_E_NOT_FOUND,
+ * WB_E_BROKER_GONE, WB_E_TIMEOUT. */
+WB_API int wb_topic_open(wb_client *client, const char *name, wb_topic **out);
+
+/* Closes the handle. A publisher's close leaves the topic with its tensors and versions for readers and for a
+ * later publisher; an update still open is aborted. Errors: WB_E_INVAL, WB_E_STATE (snapshots still held). */
+WB_API int wb_topic_close(wb_topic *topic);
+
+typedef struct wb_topic_info {
+  uint32_t struct_size;
+  uint32_t replicas;
+  char name[WB_NAME_MAX + 1];
+  uint64_t latest;          /* 0 before the first publish */
+  uint32_t tensor_count;    /* tensors and views */
+  uint32_t publisher_pid;   /* 0 when no publisher is attached */
+  uint32_t dirty;           /* 1 while acquire returns WB_E_DIRTY */
+  uint32_t reserved;
+  uint64_t bytes;           /* storage of all replicas */
+} wb_topic_info;
+
+#define WB_TOPIC_INFO_INIT {sizeof(wb_topic_info), 0, {0}, 0, 0, 0, 0, 0, 0}
+
+/* Describes the topic. Errors: WB_E_INVAL. */
+WB_API int wb_topic_get_info(wb_topic *topic, wb_topic_info *out);
+
+/* Lists topics into out[0..capacity); *count receives the number that exist (which may exceed capacity, in
+ * which case the first capacity are written). out may be NULL when capacity is 0. Each out[i].struct_size must
+ * be set. Errors: WB_E_INVAL, WB_E_BROKER_GONE. */
+WB_API int wb_list_topics(wb_client *client, wb_topic_info *out, uint32_t capacity, uint32_t *count);
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* Tensors                                                                                                     */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+typedef struct wb_tensor_spec {
+  uint32_t struct_size;
+  int32_t dtype;
+  const char *name;
+  uint32_t ndim; /* 0 (a scalar) .. WB_MAX_DIMS */
+  uint32_t reserved;
+  int64_t shape[WB_MAX_DIMS];
+} wb_tensor_spec;
+
+#define WB_TENSOR_SPEC_INIT {sizeof(wb_tensor_spec), 0, NULL, 0, 0, {0}}
+
+/* Publisher only: allocates count contiguous host tensors in one new shared allocation, each with the topic's
+ * R replicas, 64-byte aligned, zero-filled. specs is an array whose elements are specs[0].struct_size bytes
+ * apart. A name that already exists with the same dtype and shape is accepted and keeps its storage (so a
+ * publisher that takes over re-runs its set-up unchanged); with another dtype or shape it is WB_E_EXISTS.
+ * The layout is sealed by the first publish: new tensors after it are WB_E_STATE.
+ * The call is all or nothing. Errors: WB_E_INVAL, WB_E_ROLE, WB_E_NAME_TOO_LONG, WB_E_DTYPE, WB_E_SHAPE,
+ * WB_E_EXISTS, WB_E_STATE, WB_E_NOSPC, WB_E_BROKER_GONE, WB_E_TIMEOUT. */
+WB_API int wb_tensor_alloc(wb_topic *topic, const wb_tensor_spec *specs, uint32_t count);
+
+typedef struct wb_view_spec {
+  uint32_t struct_size;
+  int32_t dtype;
+  const char *name;
+  const char *parent;   /* a tensor or view of the same topic */
+  uint64_t byte_offset; /* from the start of the parent's bytes; a multiple of the dtype's size */
+  uint32_t ndim;
+  uint32_t reserved;
+  int64_t shape[WB_MAX_DIMS];
+  int64_t strides[WB_MAX_DIMS]; /* in elements of dtype, >= 0 */
+} wb_view_spec;
+
+#define WB_VIEW_SPEC_INIT {sizeof(wb_view_spec), 0, NULL, NULL, 0, 0, 0, {0}, {0}}
+
+/* Registers a zero-copy view. Any client that opened the topic may add views, at any time; readers see them
+ * from their next lookup. Errors: WB_E_INVAL, WB_E_NAME_TOO_LONG, WB_E_NOT_FOUND (parent), WB_E_EXISTS,
+ * WB_E_DTYPE, WB_E_SHAPE, WB_E_SIZE (window outside the parent), WB_E_NOSPC, WB_E_BROKER_GONE. */
+WB_API int wb_tensor_view(wb_topic *topic, const wb_view_spec *spec);
+
+/* Describes a tensor or view. data is NULL in layout queries and a pointer valid in this process for the
+ * snapshot's or update's lifetime otherwise. name points into the registry and lives as long as the topic
+ * handle. */
+typedef struct wb_tensor_info {
+  uint32_t struct_size;
+  uint32_t index;        /* position in the topic, 0..tensor_count-1 */
+  const char *name;
+  int32_t dtype;
+  uint32_t ndim;
+  int64_t shape[WB_MAX_DIMS];
+  int64_t strides[WB_MAX_DIMS]; /* elements */
+  uint64_t nbytes;       /* bytes spanned: from data to one past the last element */
+  void *data;
+  uint64_t version;      /* the version that last wrote these bytes (0: never written) */
+  int32_t device_type;   /* WB_DEVICE_HOST or WB_DEVICE_CUDA */
+  uint32_t is_view;
+  uint8_t device_uuid[16]; /* GPU UUID for CUDA tensors, zero for host */
+} wb_tensor_info;
+
+#define WB_TENSOR_INFO_INIT {sizeof(wb_tensor_info), 0, NULL, 0, 0, {0}, {0}, 0, NULL, 0, 0, 0, {0}}
+
+/* Number of tensors and views of the topic. Errors: WB_E_INVAL. */
+WB_API int wb_topic_tensor_count(wb_topic *topic, uint32_t *count);
+
+/* Layout of tensor index (data is NULL, version is the latest version that wrote it).
+ * Errors: WB_E_INVAL, WB_E_NOT_FOUND (index out of range). */
+WB_API int wb_topic_tensor(wb_topic *topic, uint32_t index, wb_tensor_info *out);
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* Updates (publisher)                                                                                         */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+/* Starts writing version latest+1. With R = 1 this waits until no reader holds a lease, and new acquires wait
+ * until the publish. With R >= 2 it waits only while readers pin more old versions than spare replicas exist
+ * (R - 2 distinct versions older than the latest). One update at a time per topic.
+ * Errors: WB_E_INVAL, WB_E_ROLE, WB_E_STATE (an update is open), WB_E_TIMEOUT (leases still block it; nothing
+ * changed), WB_E_BROKER_GONE. */
+WB_API int wb_update_begin(wb_topic *topic, int64_t timeout_ms, wb_update **out);
+
+/* The version this update will publish. Errors: WB_E_INVAL. */
+WB_API int wb_update_version(const wb_update *update, uint64_t *version);
+
+/* Marks a tensor as changed by this update and returns where to write it (out->data). With R >= 2 the bytes
+ * there are an older version's: write the whole tensor. Views are written through their parent.
+ * Errors: WB_E_INVAL, WB_E_NOT_FOUND, WB_E_STATE (a view). */
+WB_API int wb_update_tensor(wb_update *update, const char *name, wb_tensor_info *out);
+
+/* The same by index (see wb_topic_tensor). Errors: WB_E_INVAL, WB_E_NOT_FOUND, WB_E_STATE (a view). */
+WB_API int wb_update_tensor_at(wb_update *update, uint32_t index, wb_tensor_info *out);
+
+/* Publishes the update as one version: readers see all of its tensors or none. Costs O(changed tensors).
+ * metadata may be NULL when metadata_size is 0. Wakes every waiter. Frees the update, also on error.
+ * Errors: WB_E_INVAL, WB_E_SIZE (metadata over WB_METADATA_MAX), WB_E_BROKER_GONE. */
+WB_API int wb_update_publish(wb_update *update, const void *metadata, uint32_t metadata_size, uint64_t *version);
+
+/* Drops the update: nothing is published. With R = 1, tensors already handed out by wb_update_tensor may have
+ * been written in place, so the topic becomes dirty until they are published again. Frees the update.
+ * Errors: WB_E_INVAL. */
+WB_API int wb_update_abort(wb_update *update);
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* Versions (reader)                                                                                           */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+/* The latest published version (0 before the first). Errors: WB_E_INVAL, WB_E_BROKER_GONE. */
+WB_API int wb_topic_latest(wb_topic *topic, uint64_t *version);
+
+/* Blocks until a version greater than after is published, and returns it (the latest, which may skip several).
+ * Returns at once if one already is. Restarts after EINTR with the remaining time.
+ * Errors: WB_E_INVAL, WB_E_TIMEOUT, WB_E_BROKER_GONE (within about 200 ms of the broker's death). */
+WB_API int wb_topic_wait(wb_topic *topic, uint64_t after, int64_t timeout_ms, uint64_t *version);
+
+/* A file descriptor that becomes readable when a version is published, for poll/epoll/asyncio/libuv loops.
+ * Read and discard its bytes, then call wb_topic_latest. End of file on it means the broker is gone.
+ * The fd belongs to the topic handle: do not close it. Errors: WB_E_INVAL, WB_E_BROKER_GONE, WB_E_IO. */
+WB_API int wb_topic_notify_fd(wb_topic *topic, int *fd);
+
+/* Leases a version: 0 means the latest. While an R = 1 update is being written, acquiring the latest waits up
+ * to timeout_ms for its publish. Errors: WB_E_INVAL, WB_E_NOT_FOUND (nothing published yet, or a version not
+ * published yet), WB_E_EXPIRED (older than the topic keeps), WB_E_DIRTY, WB_E_TIMEOUT, WB_E_NOSPC (this
+ * client's lease slots are full), WB_E_BROKER_GONE. */
+WB_API int wb_snapshot_acquire(wb_topic *topic, uint64_t version, int64_t timeout_ms, wb_snapshot **out);
+
+/* Releases the lease and frees the snapshot. Pointers obtained from it must not be used afterwards.
+ * Errors: WB_E_INVAL. */
+WB_API int wb_snapshot_release(wb_snapshot *snapshot);
+
+/* The snapshot's version. Errors: WB_E_INVAL. */
+WB_API int wb_snapshot_version(const wb_snapshot *snapshot, uint64_t *version);
+
+/* The version's metadata and publish time (CLOCK_REALTIME, ns). *data stays valid until release.
+ * Errors: WB_E_INVAL. */
+WB_API int wb_snapshot_metadata(const wb_snapshot *snapshot, const void **data, uint32_t *size,
+                                uint64_t *timestamp_ns);
+
+/* Looks a tensor or view up by name; out->data points at its bytes as of the snapshot's version.
+ * Errors: WB_E_INVAL, WB_E_NAME_TOO_LONG, WB_E_NOT_FOUND. */
+WB_API int wb_snapshot_tensor(wb_snapshot *snapshot, const char *name, wb_tensor_info *out);
+
+/* The same by index. Errors: WB_E_INVAL, WB_E_NOT_FOUND (index out of range). */
+WB_API int wb_snapshot_tensor_at(wb_snapshot *snapshot, uint32_t index, wb_tensor_info *out);
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* Clients                                                                                                     */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+typedef struct wb_client_info {
+  uint32_t struct_size;
+  uint32_t id;
+  uint32_t pid;
+  uint32_t topics_published; /* topics this client is the publisher of */
+  uint32_t leases;           /* leases held now */
+  uint32_t reserved;
+  char name[32];
+} wb_client_info;
+
+#define WB_CLIENT_INFO_INIT {sizeof(wb_client_info), 0, 0, 0, 0, 0, {0}}
+
+/* Lists attached clients like wb_list_topics. Errors: WB_E_INVAL, WB_E_BROKER_GONE. */
+WB_API int wb_list_clients(wb_client *client, wb_client_info *out, uint32_t capacity, uint32_t *count);
+
+/*
+ * Caveats
+ * -------
+ * - The segment is mapped writable by every client of the broker's uid: a client that scribbles over it can
+ *   break other clients of the same broker. The broker refuses other uids; run one broker per trust domain.
+ * - Versions are 48-bit (WB_VERSION_MAX); publishing beyond it fails with WB_E_NOSPC.
+ * - With R >= 2, wb_update_tensor hands out a replica holding an older version's bytes: write all of it.
+ * - With R = 1 a reader that never releases blocks the publisher (begin times out with WB_E_TIMEOUT); a
+ *   publisher that keeps updating can make R = 1 acquires wait. Use R >= 2 for readers that hold versions.
+ * - Topics live until the broker exits; there is no call to delete one yet.
+ * - A process must not use a handle after fork(); attach again in the child.
+ */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WEIGHTBUS_WEIGHTBUS_H */

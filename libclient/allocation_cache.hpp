@@ -1,0 +1,40 @@
+// Each process maps each allocation once and keeps the mapping: versions never re-open handles.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <unordered_map>
+
+struct wb_client;
+
+namespace wb {
+
+class AllocationCache {
+ public:
+  explicit AllocationCache(wb_client *client) : client_(client) {}
+  AllocationCache(const AllocationCache &) = delete;
+  AllocationCache &operator=(const AllocationCache &) = delete;
+  ~AllocationCache();
+
+  // Base address of allocation `index` in this process, mapped writable or read-only. Asks the broker for
+  // the descriptor on first use. WB_OK, or the request's error.
+  int map(uint32_t index, bool writable, char **base);
+
+  // Maps a descriptor the broker just handed over (closing it) and caches it writable.
+  int adopt(uint32_t index, int fd, uint64_t size);
+
+  void unmap_all();
+
+ private:
+  struct Mapping {
+    char *base = nullptr;
+    uint64_t size = 0;
+  };
+  int map_fd(uint32_t index, int fd, uint64_t size, bool writable, char **base);
+
+  wb_client *client_;
+  std::mutex mutex_;
+  std::unordered_map<uint64_t, Mapping> mappings_;  // key: index << 1 | writable
+};
+
+}  // namespace wb

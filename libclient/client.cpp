@@ -1,0 +1,241 @@
+// Attaching to a broker, the request/reply exchange, and the client-wide lease slots.
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include "client_internal.hpp"
+#include "clock.hpp"
+#include "error.hpp"
+#include "futex.hpp"
+#include "wire.hpp"
+
+namespace wb {
+
+namespace {
+
+// Sleep slices: a waiter re-checks the broker's socket this often, so its death is noticed promptly.
+constexpr int64_t kSliceNs = 100'000'000;
+
+int connect_socket(const char *path, int *out) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (strlen(path) >= sizeof(addr.sun_path)) {
+    return fail(WB_E_INVAL, "socket path '%s' is longer than %zu bytes", path, sizeof(addr.sun_path) - 1);
+  }
+  strcpy(addr.sun_path, path);
+  int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (sock < 0) return fail_errno("socket");
+  if (connect(sock, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0) {
+    int err = errno;
+    close(sock);
+    if (err == ENOENT || err == ECONNREFUSED) {
+      return fail(WB_E_CONNECT, "no broker listens at %s (start one with `weightbusd`)", path);
+    }
+    if (err == EACCES) return fail(WB_E_PERM, "no permission to connect to %s", path);
+    errno = err;
+    return fail_errno("connect");
+  }
+  *out = sock;
+  return WB_OK;
+}
+
+const char *default_client_name() { return program_invocation_short_name; }
+
+int send_attach(wb_client *client, const char *name, Reply *reply) {
+  shm::Fingerprint fp = shm::expected_fingerprint();
+  std::vector<uint32_t> fields(reinterpret_cast<uint32_t *>(&fp),
+                               reinterpret_cast<uint32_t *>(&fp) + sizeof(fp) / sizeof(uint32_t));
+  flatbuffers::FlatBufferBuilder builder;
+  auto body = proto::CreateAttachDirect(builder, shm::kLayoutVersion, &fields, uint32_t(getpid()), name);
+  return request(client, builder, proto::Body::Attach, body.Union(), reply);
+}
+
+int map_segment(wb_client *client, int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return fail_errno("fstat of the segment");
+  void *base = mmap(nullptr, size_t(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (base == MAP_FAILED) return fail_errno("mmap of the segment");
+  client->segment_base = base;
+  client->segment_size = uint64_t(st.st_size);
+  int rc = shm::validate_header(base, client->segment_size);
+  if (rc != WB_OK) return rc;
+  client->seg = shm::Segment(base);
+  return WB_OK;
+}
+
+void destroy(wb_client *client) {
+  client->allocations.unmap_all();
+  if (client->segment_base != nullptr) munmap(client->segment_base, client->segment_size);
+  if (client->sock >= 0) close(client->sock);
+  delete client;
+}
+
+}  // namespace
+
+int check_struct_size(uint32_t given, size_t needed, const char *type_name) {
+  if (given < needed) {
+    return fail(WB_E_INVAL, "%s.struct_size is %u, expected at least %zu: initialise it with its _INIT macro",
+                type_name, given, needed);
+  }
+  return WB_OK;
+}
+
+static int exchange(wb_client *client, flatbuffers::FlatBufferBuilder &builder, proto::Body type,
+                    flatbuffers::Offset<void> body, const int *fds, int nfds, Reply *reply) {
+  if (client->broker_gone.load()) return fail(WB_E_BROKER_GONE, "the broker is gone");
+  std::lock_guard lock(client->request_mutex);
+  uint32_t id = ++client->next_request_id;
+  builder.Finish(proto::CreateMessage(builder, id, type, body));
+  int rc = wire::send(client->sock, builder.GetBufferPointer(), builder.GetSize(), fds, nfds);
+  if (rc == WB_OK && reply != nullptr) {
+    wire::Received got;
+    rc = wire::receive(client->sock, client->timeout_ms, &got);
+    if (rc == WB_OK) {
+      flatbuffers::Verifier verifier(got.data.data(), got.data.size());
+      const proto::Message *msg = proto::GetMessage(got.data.data());
+      const proto::Reply *r = verifier.VerifyBuffer<proto::Message>() ? msg->body_as_Reply() : nullptr;
+      if (r == nullptr || msg->id() != id) {
+        wire::close_all(got.fds);
+        rc = fail(WB_E_PROTOCOL, "the broker sent a malformed or unexpected reply");
+      } else {
+        reply->code = r->code();
+        reply->value = r->value();
+        reply->size = r->size();
+        reply->fds = std::move(got.fds);
+        rc = r->code() == WB_OK ? WB_OK : fail(r->code(), "%s", r->message() ? r->message()->c_str() : "refused");
+      }
+    }
+  }
+  if (rc == WB_E_BROKER_GONE) client->broker_gone.store(true);
+  return rc;
+}
+
+int request(wb_client *client, flatbuffers::FlatBufferBuilder &builder, proto::Body type,
+            flatbuffers::Offset<void> body, Reply *reply, const int *fds, int nfds) {
+  int rc = exchange(client, builder, type, body, fds, nfds, reply);
+  if (rc != WB_OK) {
+    for (int fd : reply->fds) close(fd);
+    reply->fds.clear();
+  }
+  return rc;
+}
+
+int notify(wb_client *client, flatbuffers::FlatBufferBuilder &builder, proto::Body type,
+           flatbuffers::Offset<void> body) {
+  return exchange(client, builder, type, body, nullptr, 0, nullptr);
+}
+
+bool broker_gone(wb_client *client) {
+  if (client->broker_gone.load()) return true;
+  pollfd pfd{client->sock, POLLRDHUP, 0};
+  if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR))) client->broker_gone.store(true);
+  return client->broker_gone.load();
+}
+
+int sleep_on(wb_client *client, std::atomic<uint32_t> *word, std::atomic<uint32_t> *waiters, uint32_t expected,
+             int64_t remaining_ns) {
+  if (broker_gone(client)) return fail(WB_E_BROKER_GONE, "the broker is gone");
+  if (remaining_ns == 0) return WB_E_TIMEOUT;
+  int64_t slice = remaining_ns < 0 ? kSliceNs : std::min(remaining_ns, kSliceNs);
+  waiters->fetch_add(1, std::memory_order_seq_cst);
+  futex_wait(word, expected, slice);
+  waiters->fetch_sub(1, std::memory_order_seq_cst);
+  return WB_OK;
+}
+
+int take_lease_slot(wb_client *client, uint32_t *slot) {
+  std::lock_guard lock(client->lease_mutex);
+  auto free_slot = std::find(client->lease_taken.begin(), client->lease_taken.end(), false);
+  if (free_slot == client->lease_taken.end()) {
+    return fail(WB_E_NOSPC, "all %zu lease slots of this client are held (broker flag --leases-per-client)",
+                client->lease_taken.size());
+  }
+  *free_slot = true;
+  *slot = uint32_t(free_slot - client->lease_taken.begin());
+  return WB_OK;
+}
+
+void drop_lease(wb_client *client, wb_topic *topic, uint32_t slot) {
+  client->seg.leases(client->id)[slot].store(0, std::memory_order_seq_cst);
+  bump_and_wake(&topic->entry->release_seq, &topic->entry->release_waiters);
+  std::lock_guard lock(client->lease_mutex);
+  client->lease_taken[slot] = false;
+}
+
+}  // namespace wb
+
+using namespace wb;
+
+extern "C" WB_API int wb_attach(const wb_attach_options *opts, wb_client **out) {
+  wb_attach_options defaults = WB_ATTACH_OPTIONS_INIT;
+  if (out == nullptr) return fail(WB_E_INVAL, "out is NULL");
+  *out = nullptr;
+  if (opts == nullptr) opts = &defaults;
+  int rc = check_struct_size(opts->struct_size, sizeof(wb_attach_options), "wb_attach_options");
+  if (rc != WB_OK) return rc;
+  char path[4096];
+  if (opts->socket_path != nullptr) {
+    if (snprintf(path, sizeof(path), "%s", opts->socket_path) >= int(sizeof(path))) {
+      return fail(WB_E_INVAL, "socket path is too long");
+    }
+  } else if ((rc = wb_default_socket_path(opts->broker_name, path, sizeof(path))) != WB_OK) {
+    return rc;
+  }
+  std::unique_ptr<wb_client> client(new (std::nothrow) wb_client);
+  if (!client) return fail(WB_E_NOMEM, "out of memory");
+  client->timeout_ms = opts->timeout_ms;
+  if ((rc = connect_socket(path, &client->sock)) != WB_OK) return rc;
+  Reply reply;
+  rc = send_attach(client.get(), opts->client_name ? opts->client_name : default_client_name(), &reply);
+  if (rc == WB_OK && reply.fds.size() != 1) rc = fail(WB_E_PROTOCOL, "the broker attached without a segment");
+  if (rc == WB_OK) rc = map_segment(client.get(), reply.fds[0]);
+  for (int fd : reply.fds) close(fd);
+  if (rc == WB_OK && reply.value >= client->seg.caps().max_clients) {
+    rc = fail(WB_E_PROTOCOL, "the broker gave client slot %llu", (unsigned long long)reply.value);
+  }
+  if (rc != WB_OK) {
+    destroy(client.release());
+    return rc;
+  }
+  client->id = uint32_t(reply.value);
+  client->lease_taken.assign(client->seg.caps().leases_per_client, false);
+  *out = client.release();
+  return WB_OK;
+}
+
+extern "C" WB_API int wb_detach(wb_client *client) {
+  if (client == nullptr) return fail(WB_E_INVAL, "client is NULL");
+  std::set<wb_topic *> topics;
+  {
+    std::lock_guard lock(client->topics_mutex);
+    topics = client->topics;
+  }
+  for (wb_topic *topic : topics) {
+    std::set<wb_snapshot *> snapshots;
+    wb_update *update;
+    {
+      std::lock_guard lock(topic->handles_mutex);
+      snapshots = topic->snapshots;
+      update = topic->update;
+    }
+    if (update != nullptr) abort_update(update);
+    for (wb_snapshot *snapshot : snapshots) release_snapshot(snapshot);
+    wb_topic_close(topic);
+  }
+  destroy(client);
+  return WB_OK;
+}
+
+extern "C" WB_API int wb_client_id(const wb_client *client, uint32_t *id) {
+  if (client == nullptr || id == nullptr) return fail(WB_E_INVAL, "client or id is NULL");
+  *id = client->id;
+  return WB_OK;
+}

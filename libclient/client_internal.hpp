@@ -1,0 +1,129 @@
+// The library's private objects behind the opaque handles of weightbus.h.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "allocation_cache.hpp"
+#include "layout.hpp"
+#include "protocol_generated.h"
+
+struct wb_topic;
+
+struct wb_client {
+  int sock = -1;
+  int64_t timeout_ms = 5000;
+  uint32_t id = 0;  // our client slot in the segment
+  void *segment_base = nullptr;
+  uint64_t segment_size = 0;
+  wb::shm::Segment seg;
+  std::atomic<bool> broker_gone{false};
+
+  std::mutex request_mutex;  // one request/reply exchange at a time on the socket
+  uint32_t next_request_id = 0;
+
+  wb::AllocationCache allocations{this};
+
+  std::mutex lease_mutex;  // which of our lease words are taken
+  std::vector<bool> lease_taken;
+
+  std::mutex topics_mutex;
+  std::set<wb_topic *> topics;
+};
+
+struct wb_topic {
+  wb_client *client = nullptr;
+  uint32_t index = 0;
+  bool publisher = false;
+  wb::shm::Topic *entry = nullptr;
+
+  // This process's view of the topic's tensor list, refreshed when the registry's layout_gen moves on.
+  std::shared_mutex layout_mutex;
+  std::atomic<uint32_t> layout_gen{UINT32_MAX};
+  std::vector<uint32_t> order;  // position -> tensor table index
+  std::unordered_map<std::string, uint32_t> by_name;  // name -> position
+
+  std::mutex handles_mutex;  // guards the fields below
+  std::set<wb_snapshot *> snapshots;
+  wb_update *update = nullptr;
+  bool update_reserved = false;  // a begin is waiting for leases
+  int notify_fd = -1;
+};
+
+struct wb_update {
+  wb_topic *topic = nullptr;
+  uint64_t version = 0;
+  std::vector<uint64_t> pinned;  // versions older than the latest still leased when the update began
+  std::unordered_map<uint32_t, uint32_t> replica_of;  // tensor table index -> replica being written
+  std::vector<uint32_t> changed;                      // tensor table indices, in the order handed out
+  uint32_t recovered_dirty = 0;  // R = 1: tensors left half-written by a dead writer that this one rewrites
+};
+
+struct wb_snapshot {
+  wb_topic *topic = nullptr;
+  uint64_t version = 0;
+  uint32_t lease_slot = 0;
+  uint64_t timestamp_ns = 0;
+  std::vector<uint8_t> metadata;
+};
+
+namespace wb {
+
+// A reply from the broker; fds it carried are owned by the caller.
+struct Reply {
+  int code = 0;
+  uint64_t value = 0;
+  uint64_t size = 0;
+  std::vector<int> fds;
+};
+
+// Sends a request whose body the caller built in builder, waits for its reply (client->timeout_ms), and
+// turns a non-OK reply into fail(code, broker's message). fds travel with the request.
+int request(wb_client *client, flatbuffers::FlatBufferBuilder &builder, proto::Body type,
+            flatbuffers::Offset<void> body, Reply *reply, const int *fds = nullptr, int nfds = 0);
+
+// Sends a one-way notice (no reply).
+int notify(wb_client *client, flatbuffers::FlatBufferBuilder &builder, proto::Body type,
+           flatbuffers::Offset<void> body);
+
+// True once the broker closed our socket (checked without blocking).
+bool broker_gone(wb_client *client);
+
+// Sleeps on a topic futex word until it moves from expected, the deadline passes or the broker dies, in
+// slices short enough to notice the broker's death within WB_E_BROKER_GONE's promise.
+// Returns WB_OK (woken or moved), WB_E_TIMEOUT or WB_E_BROKER_GONE.
+int sleep_on(wb_client *client, std::atomic<uint32_t> *word, std::atomic<uint32_t> *waiters, uint32_t expected,
+             int64_t remaining_ns);
+
+// Fills the layout part of info (everything but data) for tensor table index t at position `position`.
+void describe_tensor(const shm::Segment &seg, uint32_t t, uint32_t position, wb_tensor_info *info);
+
+// Brings topic->order/by_name up to date with the registry. Takes layout_mutex exclusively when needed.
+void refresh_layout(wb_topic *topic);
+
+// Looks up a name (or a position) in the up-to-date layout: the tensor table index via *t and its position
+// via *position. WB_E_NOT_FOUND if absent.
+int find_tensor(wb_topic *topic, const char *name, uint32_t *t, uint32_t *position);
+int tensor_at(wb_topic *topic, uint32_t position, uint32_t *t);
+
+// Replica holding tensor (root) t's bytes as of version: the one with the newest write not after it.
+uint32_t replica_for_version(const shm::Tensor &root, uint64_t version);
+
+// Checks an out-struct's struct_size against the size this library writes.
+int check_struct_size(uint32_t given, size_t needed, const char *type_name);
+
+// Lease words of this client: take one (WB_E_NOSPC when full) and give one back, waking a waiting publisher.
+int take_lease_slot(wb_client *client, uint32_t *slot);
+void drop_lease(wb_client *client, wb_topic *topic, uint32_t slot);
+
+// Internal forms of the public close calls, used by detach.
+void abort_update(wb_update *update);
+void release_snapshot(wb_snapshot *snapshot);
+
+}  // namespace wb

@@ -1,0 +1,66 @@
+#include "layout.hpp"
+
+#include "error.hpp"
+
+namespace wb::shm {
+
+namespace {
+
+constexpr uint64_t kTableAlignment = 4096;
+
+uint64_t align_up(uint64_t value, uint64_t alignment) { return (value + alignment - 1) / alignment * alignment; }
+
+}  // namespace
+
+Layout compute_layout(const Capacities &caps) {
+  Layout layout{};
+  layout.client_stride = align_up(sizeof(ClientSlot) + uint64_t{caps.leases_per_client} * sizeof(uint64_t), 64);
+  uint64_t at = align_up(sizeof(Header), kTableAlignment);
+  layout.topics_offset = at;
+  at = align_up(at + uint64_t{caps.max_topics} * sizeof(Topic), kTableAlignment);
+  layout.tensors_offset = at;
+  at = align_up(at + uint64_t{caps.max_tensors} * sizeof(Tensor), kTableAlignment);
+  layout.allocations_offset = at;
+  at = align_up(at + uint64_t{caps.max_allocations} * sizeof(Allocation), kTableAlignment);
+  layout.clients_offset = at;
+  at = align_up(at + uint64_t{caps.max_clients} * layout.client_stride, kTableAlignment);
+  layout.rings_offset = at;
+  at = align_up(at + uint64_t{caps.max_topics} * caps.ring_slots * sizeof(VersionRecord), kTableAlignment);
+  layout.segment_size = at;
+  return layout;
+}
+
+uint64_t Segment::client_stride() const { return compute_layout(caps()).client_stride; }
+
+int validate_header(const void *base, uint64_t mapped_size) {
+  if (mapped_size < sizeof(Header)) {
+    return fail(WB_E_ABI_MISMATCH, "segment of %llu bytes is smaller than a header",
+                static_cast<unsigned long long>(mapped_size));
+  }
+  const Header &h = *static_cast<const Header *>(base);
+  if (h.magic != kMagic) return fail(WB_E_ABI_MISMATCH, "segment has no weightbus magic number");
+  Fingerprint want = expected_fingerprint();
+  if (!(h.fingerprint == want)) {
+    return fail(WB_E_ABI_MISMATCH,
+                "segment layout %u (header %u, topic %u, tensor %u bytes) differs from this library's "
+                "layout %u (header %u, topic %u, tensor %u bytes)",
+                h.fingerprint.layout_version, h.fingerprint.header_size, h.fingerprint.topic_size,
+                h.fingerprint.tensor_size, want.layout_version, want.header_size, want.topic_size,
+                want.tensor_size);
+  }
+  const Capacities &caps = h.capacities;
+  if (caps.max_topics == 0 || caps.max_tensors == 0 || caps.max_allocations == 0 || caps.max_clients == 0 ||
+      caps.leases_per_client == 0 || caps.ring_slots < 2 || caps.max_topics >= 0xffff) {
+    return fail(WB_E_PROTOCOL, "segment header has invalid capacities");
+  }
+  Layout layout = compute_layout(caps);
+  if (layout.segment_size != h.segment_size || layout.segment_size > mapped_size ||
+      layout.topics_offset != h.topics_offset || layout.tensors_offset != h.tensors_offset ||
+      layout.allocations_offset != h.allocations_offset || layout.clients_offset != h.clients_offset ||
+      layout.rings_offset != h.rings_offset) {
+    return fail(WB_E_PROTOCOL, "segment header's table offsets do not match its capacities");
+  }
+  return WB_OK;
+}
+
+}  // namespace wb::shm

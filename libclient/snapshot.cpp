@@ -1,0 +1,160 @@
+// The reader's side: lease a version, read its metadata, look its tensors up, release.
+#include <cstring>
+#include <memory>
+
+#include "client_internal.hpp"
+#include "clock.hpp"
+#include "error.hpp"
+#include "lease.hpp"
+
+namespace wb {
+
+namespace {
+
+// Copies version's record (seqlock read). False if the ring slot no longer holds it.
+bool read_record(const shm::Segment &seg, uint32_t topic, uint64_t version, wb_snapshot *snapshot) {
+  const shm::VersionRecord &rec = seg.record(topic, version);
+  if (rec.version.load(std::memory_order_acquire) != version) return false;
+  uint32_t size = std::min<uint32_t>(rec.metadata_size, WB_METADATA_MAX);
+  snapshot->timestamp_ns = rec.timestamp_ns;
+  snapshot->metadata.assign(rec.metadata, rec.metadata + size);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  return rec.version.load(std::memory_order_relaxed) == version;
+}
+
+int dirty_error(const shm::Topic &t) {
+  return fail(WB_E_DIRTY, "topic '%s': %u tensor(s) were left half-written in place by a publisher that died or "
+              "aborted; they become readable when a publisher writes them in a new version",
+              t.name, t.dirty_tensors.load());
+}
+
+// One attempt to lease version v. WB_OK with the snapshot filled, WB_E_EXPIRED/WB_E_DIRTY, or WB_E_BUSY when the
+// latest was asked for and is not acquirable right now (the caller waits for the next publish).
+int try_lease(wb_topic *topic, uint64_t v, bool explicit_version, wb_snapshot *snapshot) {
+  wb_client *client = topic->client;
+  shm::Topic &t = *topic->entry;
+  uint32_t slot;
+  int rc = take_lease_slot(client, &slot);
+  if (rc != WB_OK) return rc;
+  client->seg.leases(client->id)[slot].store(lease::pack(topic->index, v), std::memory_order_seq_cst);
+  uint64_t floor = t.floor.load(std::memory_order_seq_cst);
+  bool dirty = t.dirty_tensors.load(std::memory_order_seq_cst) > 0;
+  if (v >= floor && !dirty && read_record(client->seg, topic->index, v, snapshot)) {
+    snapshot->version = v;
+    snapshot->lease_slot = slot;
+    return WB_OK;
+  }
+  drop_lease(client, topic, slot);
+  if (dirty) return dirty_error(t);
+  if (explicit_version) {
+    return fail(WB_E_EXPIRED, "topic '%s': version %llu is no longer kept (oldest kept is %llu)", t.name,
+                (unsigned long long)v, (unsigned long long)floor);
+  }
+  return WB_E_BUSY;  // the latest moved on, or an R = 1 update is writing it: wait for the next publish
+}
+
+int lookup(wb_snapshot *snapshot, uint32_t t, uint32_t position, wb_tensor_info *out) {
+  wb_topic *topic = snapshot->topic;
+  const shm::Segment &seg = topic->client->seg;
+  const shm::Tensor &e = seg.tensor(t);
+  const shm::Tensor &root = seg.tensor(e.root);
+  char *base;
+  int rc = topic->client->allocations.map(root.allocation, false, &base);
+  if (rc != WB_OK) return rc;
+  describe_tensor(seg, t, position, out);
+  uint32_t replica = replica_for_version(root, snapshot->version);
+  uint64_t word = root.replica_version[replica].load(std::memory_order_acquire);
+  out->version = word == shm::kNeverWritten ? 0 : word & ~shm::kWritingBit;
+  out->data = base + root.replica_offset[replica] + e.view_offset;
+  return WB_OK;
+}
+
+}  // namespace
+
+void release_snapshot(wb_snapshot *snapshot) {
+  wb_topic *topic = snapshot->topic;
+  drop_lease(topic->client, topic, snapshot->lease_slot);
+  {
+    std::lock_guard lock(topic->handles_mutex);
+    topic->snapshots.erase(snapshot);
+  }
+  delete snapshot;
+}
+
+}  // namespace wb
+
+using namespace wb;
+
+extern "C" WB_API int wb_snapshot_acquire(wb_topic *topic, uint64_t version, int64_t timeout_ms, wb_snapshot **out) {
+  if (topic == nullptr || out == nullptr) return fail(WB_E_INVAL, "topic or out is NULL");
+  *out = nullptr;
+  if (version > WB_VERSION_MAX) return fail(WB_E_INVAL, "version %llu is over WB_VERSION_MAX", (unsigned long long)version);
+  shm::Topic &t = *topic->entry;
+  std::unique_ptr<wb_snapshot> snapshot(new (std::nothrow) wb_snapshot);
+  if (!snapshot) return fail(WB_E_NOMEM, "out of memory");
+  snapshot->topic = topic;
+  Deadline deadline(timeout_ms);
+  for (;;) {
+    if (broker_gone(topic->client)) return fail(WB_E_BROKER_GONE, "the broker is gone");
+    uint32_t seq = t.version_seq.load(std::memory_order_seq_cst);
+    uint64_t latest = t.latest.load(std::memory_order_seq_cst);
+    uint64_t v = version != 0 ? version : latest;
+    if (latest == 0) return fail(WB_E_NOT_FOUND, "topic '%s' has no published version yet", t.name);
+    if (v > latest) {
+      return fail(WB_E_NOT_FOUND, "topic '%s': version %llu is not published (latest is %llu)", t.name,
+                  (unsigned long long)v, (unsigned long long)latest);
+    }
+    int rc = try_lease(topic, v, version != 0, snapshot.get());
+    if (rc == WB_OK) break;
+    if (rc != WB_E_BUSY) return rc;
+    rc = sleep_on(topic->client, &t.version_seq, &t.version_waiters, seq, deadline.remaining_ns());
+    if (rc == WB_E_TIMEOUT) {
+      return fail(WB_E_TIMEOUT, "topic '%s': an in-place update still holds the latest version after %lld ms",
+                  t.name, (long long)timeout_ms);
+    }
+    if (rc != WB_OK) return rc;
+  }
+  {
+    std::lock_guard lock(topic->handles_mutex);
+    topic->snapshots.insert(snapshot.get());
+  }
+  *out = snapshot.release();
+  return WB_OK;
+}
+
+extern "C" WB_API int wb_snapshot_release(wb_snapshot *snapshot) {
+  if (snapshot == nullptr) return fail(WB_E_INVAL, "snapshot is NULL");
+  release_snapshot(snapshot);
+  return WB_OK;
+}
+
+extern "C" WB_API int wb_snapshot_version(const wb_snapshot *snapshot, uint64_t *version) {
+  if (snapshot == nullptr || version == nullptr) return fail(WB_E_INVAL, "snapshot or version is NULL");
+  *version = snapshot->version;
+  return WB_OK;
+}
+
+extern "C" WB_API int wb_snapshot_metadata(const wb_snapshot *snapshot, const void **data, uint32_t *size,
+                                           uint64_t *timestamp_ns) {
+  if (snapshot == nullptr || data == nullptr || size == nullptr) return fail(WB_E_INVAL, "snapshot, data or size is NULL");
+  *data = snapshot->metadata.data();
+  *size = uint32_t(snapshot->metadata.size());
+  if (timestamp_ns != nullptr) *timestamp_ns = snapshot->timestamp_ns;
+  return WB_OK;
+}
+
+extern "C" WB_API int wb_snapshot_tensor(wb_snapshot *snapshot, const char *name, wb_tensor_info *out) {
+  if (snapshot == nullptr || out == nullptr) return fail(WB_E_INVAL, "snapshot or out is NULL");
+  int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");
+  uint32_t t, position;
+  if (rc != WB_OK || (rc = find_tensor(snapshot->topic, name, &t, &position)) != WB_OK) return rc;
+  return lookup(snapshot, t, position, out);
+}
+
+extern "C" WB_API int wb_snapshot_tensor_at(wb_snapshot *snapshot, uint32_t index, wb_tensor_info *out) {
+  if (snapshot == nullptr || out == nullptr) return fail(WB_E_INVAL, "snapshot or out is NULL");
+  int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");
+  uint32_t t;
+  if (rc != WB_OK || (rc = tensor_at(snapshot->topic, index, &t)) != WB_OK) return rc;
+  return lookup(snapshot, t, index, out);
+}

@@ -1,0 +1,135 @@
+// Creating, opening, closing and describing topics.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "client_internal.hpp"
+#include "error.hpp"
+#include "geometry.hpp"
+
+namespace wb {
+
+namespace {
+
+int make_topic(wb_client *client, uint64_t index, bool publisher, wb_topic **out) {
+  if (index >= client->seg.caps().max_topics) {
+    return fail(WB_E_PROTOCOL, "the broker gave topic index %llu", (unsigned long long)index);
+  }
+  auto *topic = new (std::nothrow) wb_topic;
+  if (topic == nullptr) return fail(WB_E_NOMEM, "out of memory");
+  topic->client = client;
+  topic->index = uint32_t(index);
+  topic->publisher = publisher;
+  topic->entry = &client->seg.topic(topic->index);
+  std::lock_guard lock(client->topics_mutex);
+  client->topics.insert(topic);
+  *out = topic;
+  return WB_OK;
+}
+
+void fill_topic_info(const shm::Topic &t, wb_topic_info *out) {
+  out->replicas = t.replicas;
+  memcpy(out->name, t.name, sizeof(out->name));
+  out->name[WB_NAME_MAX] = '\0';
+  out->latest = t.latest.load();
+  out->tensor_count = t.tensor_count.load();
+  out->publisher_pid = t.publisher.load() != 0 ? t.publisher_pid.load() : 0;
+  out->dirty = t.dirty_tensors.load() > 0;
+  out->bytes = t.bytes.load();
+}
+
+}  // namespace
+
+}  // namespace wb
+
+using namespace wb;
+
+extern "C" WB_API int wb_topic_create(wb_client *client, const char *name, const wb_topic_options *opts,
+                                      wb_topic **out) {
+  wb_topic_options defaults = WB_TOPIC_OPTIONS_INIT;
+  if (client == nullptr || out == nullptr) return fail(WB_E_INVAL, "client or out is NULL");
+  *out = nullptr;
+  if (opts == nullptr) opts = &defaults;
+  int rc = check_struct_size(opts->struct_size, sizeof(wb_topic_options), "wb_topic_options");
+  if (rc != WB_OK || (rc = geometry::check_name(name, "topic")) != WB_OK) return rc;
+  if (opts->replicas < 1 || opts->replicas > WB_MAX_REPLICAS) {
+    return fail(WB_E_INVAL, "replicas is %u, must be 1..%d", opts->replicas, WB_MAX_REPLICAS);
+  }
+  flatbuffers::FlatBufferBuilder builder;
+  auto body = proto::CreateCreateTopicDirect(builder, name, opts->replicas);
+  Reply reply;
+  if ((rc = request(client, builder, proto::Body::CreateTopic, body.Union(), &reply)) != WB_OK) return rc;
+  return make_topic(client, reply.value, true, out);
+}
+
+extern "C" WB_API int wb_topic_open(wb_client *client, const char *name, wb_topic **out) {
+  if (client == nullptr || out == nullptr) return fail(WB_E_INVAL, "client or out is NULL");
+  *out = nullptr;
+  int rc = geometry::check_name(name, "topic");
+  if (rc != WB_OK) return rc;
+  flatbuffers::FlatBufferBuilder builder;
+  auto body = proto::CreateOpenTopicDirect(builder, name);
+  Reply reply;
+  if ((rc = request(client, builder, proto::Body::OpenTopic, body.Union(), &reply)) != WB_OK) return rc;
+  return make_topic(client, reply.value, false, out);
+}
+
+extern "C" WB_API int wb_topic_close(wb_topic *topic) {
+  if (topic == nullptr) return fail(WB_E_INVAL, "topic is NULL");
+  wb_update *update;
+  {
+    std::lock_guard lock(topic->handles_mutex);
+    if (!topic->snapshots.empty()) {
+      return fail(WB_E_STATE, "%zu snapshots of this topic are still held: release them first",
+                  topic->snapshots.size());
+    }
+    update = topic->update;
+  }
+  if (update != nullptr) abort_update(update);
+  wb_client *client = topic->client;
+  if (topic->publisher && !client->broker_gone.load()) {
+    flatbuffers::FlatBufferBuilder builder;
+    auto body = proto::CreateCloseTopic(builder, topic->index);
+    Reply reply;
+    request(client, builder, proto::Body::CloseTopic, body.Union(), &reply);
+  }
+  if (topic->notify_fd >= 0) close(topic->notify_fd);
+  {
+    std::lock_guard lock(client->topics_mutex);
+    client->topics.erase(topic);
+  }
+  delete topic;
+  return WB_OK;
+}
+
+extern "C" WB_API int wb_topic_get_info(wb_topic *topic, wb_topic_info *out) {
+  if (topic == nullptr || out == nullptr) return fail(WB_E_INVAL, "topic or out is NULL");
+  int rc = check_struct_size(out->struct_size, sizeof(wb_topic_info), "wb_topic_info");
+  if (rc != WB_OK) return rc;
+  fill_topic_info(*topic->entry, out);
+  return WB_OK;
+}
+
+extern "C" WB_API int wb_list_topics(wb_client *client, wb_topic_info *out, uint32_t capacity, uint32_t *count) {
+  if (client == nullptr || count == nullptr || (out == nullptr && capacity > 0)) {
+    return fail(WB_E_INVAL, "client, out or count is NULL");
+  }
+  if (broker_gone(client)) return fail(WB_E_BROKER_GONE, "the broker is gone");
+  const shm::Segment &seg = client->seg;
+  uint32_t total = std::min(seg.header().topic_count.load(std::memory_order_acquire), seg.caps().max_topics);
+  uint32_t found = 0;
+  for (uint32_t i = 0; i < total; ++i) {
+    const shm::Topic &t = seg.topic(i);
+    if (t.state.load(std::memory_order_acquire) != uint32_t(shm::TopicState::kLive)) continue;
+    if (found < capacity) {
+      int rc = check_struct_size(out[found].struct_size, sizeof(wb_topic_info), "wb_topic_info");
+      if (rc != WB_OK) return rc;
+      fill_topic_info(t, &out[found]);
+    }
+    ++found;
+  }
+  *count = found;
+  return WB_OK;
+}

@@ -1,0 +1,254 @@
+// The publisher's side of a version: begin (wait for leases), hand out replicas to write, publish atomically.
+//
+// Replicas per tensor: each replica records which version's bytes it holds (replica_version). A version v reads,
+// for each tensor, the replica with the newest write not after v. Readers may acquire versions in
+// [floor, latest]. Begin raises floor to the latest (R >= 2) or past it (R = 1), then scans leases:
+//   R = 1  writes in place, so it waits until no lease remains (new acquires wait for the publish).
+//   R >= 2 never writes a tensor's newest replica; an older replica is free when no leased version reads it.
+//          With at most R - 2 distinct leased versions older than the latest, every tensor has a free one,
+//          so begin waits only while more than R - 2 are pinned.
+// Publish stores replica_version for the changed tensors only (O(k)), then the version record, then latest.
+#include <algorithm>
+#include <cstring>
+
+#include "client_internal.hpp"
+#include "clock.hpp"
+#include "error.hpp"
+#include "futex.hpp"
+#include "lease.hpp"
+#include "topic_state.hpp"
+
+namespace wb {
+
+namespace {
+
+bool leases_block(const std::vector<uint64_t> &leased, uint64_t latest, uint32_t replicas) {
+  if (replicas == 1) return !leased.empty();
+  auto older = std::count_if(leased.begin(), leased.end(), [latest](uint64_t v) { return v < latest; });
+  return older > int64_t(replicas) - 2;
+}
+
+// Waits until leases let version latest+1 be written. On success *pinned holds the leased versions older than
+// the latest (which the update must not overwrite).
+int wait_for_leases(wb_topic *topic, uint64_t latest, int64_t timeout_ms, std::vector<uint64_t> *pinned) {
+  shm::Topic &t = *topic->entry;
+  Deadline deadline(timeout_ms);
+  for (;;) {
+    uint32_t seq = t.release_seq.load(std::memory_order_seq_cst);
+    std::vector<uint64_t> leased = lease::leased_versions(topic->client->seg, topic->index);
+    if (!leases_block(leased, latest, t.replicas)) {
+      pinned->clear();
+      std::copy_if(leased.begin(), leased.end(), std::back_inserter(*pinned), [latest](uint64_t v) { return v < latest; });
+      return WB_OK;
+    }
+    int rc = sleep_on(topic->client, &t.release_seq, &t.release_waiters, seq, deadline.remaining_ns());
+    if (rc == WB_E_TIMEOUT) {
+      return fail(WB_E_TIMEOUT, "topic '%s': readers still hold leases on %zu version(s) (oldest %llu) after %lld ms",
+                  t.name, leased.size(), (unsigned long long)leased.front(), (long long)timeout_ms);
+    }
+    if (rc != WB_OK) return rc;
+  }
+}
+
+bool pinned_in(const std::vector<uint64_t> &pinned, uint64_t from, uint64_t until) {
+  auto first = std::lower_bound(pinned.begin(), pinned.end(), from);
+  return first != pinned.end() && *first < until;
+}
+
+// R >= 2: a replica of root that no leased or acquirable version reads. Prefers never-written replicas, then
+// the one holding the oldest version.
+int choose_replica(const shm::Tensor &root, uint32_t replicas, const std::vector<uint64_t> &pinned, uint32_t *out) {
+  uint64_t held[WB_MAX_REPLICAS];
+  uint32_t newest = 0;
+  for (uint32_t r = 0; r < replicas; ++r) {
+    held[r] = root.replica_version[r].load(std::memory_order_relaxed);
+    if (held[r] != shm::kNeverWritten && (held[newest] == shm::kNeverWritten || held[r] > held[newest])) newest = r;
+  }
+  bool found = false;
+  for (uint32_t r = 0; r < replicas; ++r) {
+    if (r == newest) continue;
+    if (held[r] != shm::kNeverWritten) {
+      uint64_t until = held[newest];  // the replica serves versions [held[r], next newer write)
+      for (uint32_t o = 0; o < replicas; ++o) {
+        if (held[o] != shm::kNeverWritten && held[o] > held[r] && held[o] < until) until = held[o];
+      }
+      if (pinned_in(pinned, held[r], until)) continue;
+    }
+    if (!found || held[r] == shm::kNeverWritten || (held[*out] != shm::kNeverWritten && held[r] < held[*out])) {
+      *out = r;
+      found = true;
+    }
+  }
+  if (!found) return fail(WB_E_STATE, "tensor '%s': every replica is read by a leased version", root.name);
+  return WB_OK;
+}
+
+// R = 1: marks the only replica as being written in place by this update; remembers markers a dead writer
+// left, which this update's publish clears from the dirty count.
+void mark_in_place(wb_update *update, shm::Tensor &root) {
+  uint64_t old = root.replica_version[0].load(std::memory_order_relaxed);
+  if ((old & shm::kWritingBit) && old != shm::kNeverWritten && (old & ~shm::kWritingBit) != update->version) {
+    ++update->recovered_dirty;
+  }
+  root.replica_version[0].store(shm::kWritingBit | update->version, std::memory_order_release);
+}
+
+void close_update(wb_update *update) {
+  wb_topic *topic = update->topic;
+  {
+    std::lock_guard lock(topic->handles_mutex);
+    topic->update = nullptr;
+  }
+  delete update;
+}
+
+int write_pointer(wb_update *update, uint32_t t, uint32_t position, wb_tensor_info *out) {
+  wb_topic *topic = update->topic;
+  const shm::Segment &seg = topic->client->seg;
+  shm::Tensor &e = seg.tensor(t);
+  if (e.is_view) return fail(WB_E_STATE, "'%s' is a view: write its parent '%s'", e.name, seg.tensor(e.root).name);
+  auto known = update->replica_of.find(t);
+  uint32_t replica;
+  if (known != update->replica_of.end()) {
+    replica = known->second;
+  } else {
+    replica = 0;
+    if (topic->entry->replicas > 1) {
+      int rc = choose_replica(e, topic->entry->replicas, update->pinned, &replica);
+      if (rc != WB_OK) return rc;
+    }
+    topic->entry->writing_version.store(update->version, std::memory_order_seq_cst);
+    if (topic->entry->replicas == 1) mark_in_place(update, e);
+    update->replica_of.emplace(t, replica);
+    update->changed.push_back(t);
+  }
+  char *base;
+  int rc = topic->client->allocations.map(e.allocation, true, &base);
+  if (rc != WB_OK) return rc;
+  describe_tensor(seg, t, position, out);
+  out->data = base + e.replica_offset[replica];
+  return WB_OK;
+}
+
+void write_record(const shm::Segment &seg, uint32_t topic, uint64_t version, const void *metadata, uint32_t size,
+                  uint32_t changed) {
+  shm::VersionRecord &rec = seg.record(topic, version);
+  rec.version.store(0, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  rec.timestamp_ns = uint64_t(realtime_ns());
+  rec.metadata_size = size;
+  rec.changed_count = changed;
+  if (size > 0) memcpy(rec.metadata, metadata, size);
+  rec.version.store(version, std::memory_order_release);
+}
+
+}  // namespace
+
+void abort_update(wb_update *update) {
+  wb_topic *topic = update->topic;
+  topic_state::end_unpublished_update(topic->client->seg, *topic->entry);
+  close_update(update);
+}
+
+}  // namespace wb
+
+using namespace wb;
+
+extern "C" WB_API int wb_update_begin(wb_topic *topic, int64_t timeout_ms, wb_update **out) {
+  if (topic == nullptr || out == nullptr) return fail(WB_E_INVAL, "topic or out is NULL");
+  *out = nullptr;
+  if (!topic->publisher) return fail(WB_E_ROLE, "only the publisher of '%s' may begin an update", topic->entry->name);
+  shm::Topic &t = *topic->entry;
+  {
+    std::lock_guard lock(topic->handles_mutex);
+    if (topic->update != nullptr || topic->update_reserved) {
+      return fail(WB_E_STATE, "an update of '%s' is already open", t.name);
+    }
+    topic->update_reserved = true;  // while we wait for leases
+  }
+  auto release_slot = [topic] {
+    std::lock_guard lock(topic->handles_mutex);
+    topic->update_reserved = false;
+  };
+  if (broker_gone(topic->client)) {
+    release_slot();
+    return fail(WB_E_BROKER_GONE, "the broker is gone");
+  }
+  uint64_t latest = t.latest.load(std::memory_order_seq_cst);
+  if (latest >= WB_VERSION_MAX) {
+    release_slot();
+    return fail(WB_E_NOSPC, "topic '%s' reached the last version number", t.name);
+  }
+  t.floor.store(t.replicas == 1 ? latest + 1 : latest, std::memory_order_seq_cst);
+  auto *update = new (std::nothrow) wb_update;
+  int rc = update == nullptr ? fail(WB_E_NOMEM, "out of memory") : wait_for_leases(topic, latest, timeout_ms, &update->pinned);
+  if (rc != WB_OK) {
+    delete update;
+    topic_state::end_unpublished_update(topic->client->seg, t);
+    release_slot();
+    return rc;
+  }
+  update->topic = topic;
+  update->version = latest + 1;
+  {
+    std::lock_guard lock(topic->handles_mutex);
+    topic->update_reserved = false;
+    topic->update = update;
+  }
+  *out = update;
+  return WB_OK;
+}
+
+extern "C" WB_API int wb_update_version(const wb_update *update, uint64_t *version) {
+  if (update == nullptr || version == nullptr) return fail(WB_E_INVAL, "update or version is NULL");
+  *version = update->version;
+  return WB_OK;
+}
+
+extern "C" WB_API int wb_update_tensor(wb_update *update, const char *name, wb_tensor_info *out) {
+  if (update == nullptr || out == nullptr) return fail(WB_E_INVAL, "update or out is NULL");
+  int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");
+  uint32_t t, position;
+  if (rc != WB_OK || (rc = find_tensor(update->topic, name, &t, &position)) != WB_OK) return rc;
+  return write_pointer(update, t, position, out);
+}
+
+extern "C" WB_API int wb_update_tensor_at(wb_update *update, uint32_t index, wb_tensor_info *out) {
+  if (update == nullptr || out == nullptr) return fail(WB_E_INVAL, "update or out is NULL");
+  int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");
+  uint32_t t;
+  if (rc != WB_OK || (rc = tensor_at(update->topic, index, &t)) != WB_OK) return rc;
+  return write_pointer(update, t, index, out);
+}
+
+extern "C" WB_API int wb_update_publish(wb_update *update, const void *metadata, uint32_t metadata_size,
+                                        uint64_t *version) {
+  if (update == nullptr) return fail(WB_E_INVAL, "update is NULL");
+  if (metadata == nullptr && metadata_size > 0) return fail(WB_E_INVAL, "metadata is NULL but its size is %u", metadata_size);
+  if (metadata_size > WB_METADATA_MAX) {
+    return fail(WB_E_SIZE, "metadata is %u bytes, over the limit of %d", metadata_size, WB_METADATA_MAX);
+  }
+  wb_topic *topic = update->topic;
+  shm::Topic &t = *topic->entry;
+  const shm::Segment &seg = topic->client->seg;
+  uint64_t n = update->version;
+  for (uint32_t i : update->changed) seg.tensor(i).replica_version[update->replica_of[i]].store(n, std::memory_order_release);
+  write_record(seg, topic->index, n, metadata, metadata_size, uint32_t(update->changed.size()));
+  if (update->recovered_dirty > 0) t.dirty_tensors.fetch_sub(update->recovered_dirty, std::memory_order_seq_cst);
+  t.latest.store(n, std::memory_order_seq_cst);
+  t.writing_version.store(0, std::memory_order_seq_cst);
+  bump_and_wake(&t.version_seq, &t.version_waiters);
+  close_update(update);
+  if (version != nullptr) *version = n;
+  // The notify-fd subscribers are woken by the broker; the version is already visible to everyone else.
+  flatbuffers::FlatBufferBuilder builder;
+  auto body = proto::CreatePublished(builder, topic->index, n);
+  notify(topic->client, builder, proto::Body::Published, body.Union());
+  return WB_OK;
+}
+
+extern "C" WB_API int wb_update_abort(wb_update *update) {
+  if (update == nullptr) return fail(WB_E_INVAL, "update is NULL");
+  abort_update(update);
+  return WB_OK;
+}

@@ -1,0 +1,59 @@
+// Learning about new versions: latest, a blocking wait on the topic's futex, and a pollable notify fd.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "client_internal.hpp"
+#include "clock.hpp"
+#include "error.hpp"
+
+using namespace wb;
+
+extern "C" WB_API int wb_topic_latest(wb_topic *topic, uint64_t *version) {
+  if (topic == nullptr || version == nullptr) return fail(WB_E_INVAL, "topic or version is NULL");
+  if (topic->client->broker_gone.load()) return fail(WB_E_BROKER_GONE, "the broker is gone");
+  *version = topic->entry->latest.load(std::memory_order_acquire);
+  return WB_OK;
+}
+
+extern "C" WB_API int wb_topic_wait(wb_topic *topic, uint64_t after, int64_t timeout_ms, uint64_t *version) {
+  if (topic == nullptr || version == nullptr) return fail(WB_E_INVAL, "topic or version is NULL");
+  shm::Topic &t = *topic->entry;
+  Deadline deadline(timeout_ms);
+  for (;;) {
+    uint32_t seq = t.version_seq.load(std::memory_order_seq_cst);
+    uint64_t latest = t.latest.load(std::memory_order_seq_cst);
+    if (latest > after) {
+      *version = latest;
+      return WB_OK;
+    }
+    int rc = sleep_on(topic->client, &t.version_seq, &t.version_waiters, seq, deadline.remaining_ns());
+    if (rc == WB_E_TIMEOUT) {
+      return fail(WB_E_TIMEOUT, "topic '%s': no version after %llu within %lld ms", t.name,
+                  (unsigned long long)after, (long long)timeout_ms);
+    }
+    if (rc != WB_OK) return rc;
+  }
+}
+
+extern "C" WB_API int wb_topic_notify_fd(wb_topic *topic, int *fd) {
+  if (topic == nullptr || fd == nullptr) return fail(WB_E_INVAL, "topic or fd is NULL");
+  std::lock_guard lock(topic->handles_mutex);
+  if (topic->notify_fd >= 0) {
+    *fd = topic->notify_fd;
+    return WB_OK;
+  }
+  int ends[2];
+  if (pipe2(ends, O_CLOEXEC | O_NONBLOCK) != 0) return fail_errno("pipe2");
+  flatbuffers::FlatBufferBuilder builder;
+  auto body = proto::CreateSubscribe(builder, topic->index);
+  Reply reply;
+  int rc = request(topic->client, builder, proto::Body::Subscribe, body.Union(), &reply, &ends[1], 1);
+  close(ends[1]);  // the broker holds the write end now: its death turns into end of file here
+  if (rc != WB_OK) {
+    close(ends[0]);
+    return rc;
+  }
+  topic->notify_fd = ends[0];
+  *fd = ends[0];
+  return WB_OK;
+}
