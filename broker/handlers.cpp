@@ -181,6 +181,7 @@ void Server::on_subscribe(Connection *conn, uint32_t id, const void *body, std::
   if (rc == WB_OK && fds.size() != 1) rc = fail(WB_E_PROTOCOL, "Subscribe must carry exactly one descriptor");
   if (rc != WB_OK) return refuse(conn, id, rc);
   subscribers_[topic].emplace_back(conn, fds[0]);
+  registry_.seg().topic(topic).notify_subscribers.fetch_add(1);
   fds.clear();  // kept
   reply(conn, id, WB_OK);
 }

@@ -172,6 +172,7 @@ void Server::notify_subscribers(uint32_t topic) {
     if (n < 0 && errno != EAGAIN) {  // the reader closed its end; a full pipe is readable already
       close(it->second);
       it = subs.erase(it);
+      registry_.seg().topic(topic).notify_subscribers.fetch_sub(1);
     } else {
       ++it;
     }
@@ -184,10 +185,11 @@ void Server::drop(Connection *conn, const char *why) {
   std::unique_ptr<Connection> owned = std::move(found->second);
   connections_.erase(found);
   for (auto &[topic, subs] : subscribers_) {
-    std::erase_if(subs, [conn](const std::pair<Connection *, int> &sub) {
+    size_t dropped = std::erase_if(subs, [conn](const std::pair<Connection *, int> &sub) {
       if (sub.first == conn) close(sub.second);
       return sub.first == conn;
     });
+    registry_.seg().topic(topic).notify_subscribers.fetch_sub(uint32_t(dropped));
   }
   if (conn->attached) {
     std::string reclaimed;

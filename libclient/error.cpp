@@ -48,7 +48,7 @@ extern "C" WB_API const char *wb_strerror(int code) {
     case WB_E_TIMEOUT: return "WB_E_TIMEOUT: the wait timed out";
     case WB_E_BROKER_GONE: return "WB_E_BROKER_GONE: the broker is gone";
     case WB_E_ABI_MISMATCH: return "WB_E_ABI_MISMATCH: layout or protocol version differs";
-    case WB_E_DIRTY: return "WB_E_DIRTY: the topic was left half-written by a dead publisher";
+    case WB_E_DIRTY: return "WB_E_DIRTY: tensors were left half-written by a publisher that died or aborted";
     case WB_E_EXPIRED: return "WB_E_EXPIRED: the version is no longer kept";
     case WB_E_STATE: return "WB_E_STATE: not allowed in the current state";
     case WB_E_PERM: return "WB_E_PERM: permission denied";

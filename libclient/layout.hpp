@@ -64,7 +64,7 @@ struct Topic {
   std::atomic<uint32_t> version_waiters;
   std::atomic<uint32_t> release_seq;    // futex: bumped when a lease of this topic is dropped
   std::atomic<uint32_t> release_waiters;
-  uint32_t reserved;
+  std::atomic<uint32_t> notify_subscribers;  // broker-maintained: publish skips its notice to the broker at 0
 };
 
 struct Tensor {

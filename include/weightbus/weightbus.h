@@ -321,8 +321,8 @@ WB_API int wb_update_tensor(wb_update *update, const char *name, wb_tensor_info 
 WB_API int wb_update_tensor_at(wb_update *update, uint32_t index, wb_tensor_info *out);
 
 /* Publishes the update as one version: readers see all of its tensors or none. Costs O(changed tensors).
- * metadata may be NULL when metadata_size is 0. Wakes every waiter. Frees the update, also on error.
- * Errors: WB_E_INVAL, WB_E_SIZE (metadata over WB_METADATA_MAX), WB_E_BROKER_GONE. */
+ * metadata may be NULL when metadata_size is 0. Wakes every waiter and notify fd. Frees the update.
+ * Errors (the update stays open; fix the call or abort): WB_E_INVAL, WB_E_SIZE (metadata over WB_METADATA_MAX). */
 WB_API int wb_update_publish(wb_update *update, const void *metadata, uint32_t metadata_size, uint64_t *version);
 
 /* Drops the update: nothing is published. With R = 1, tensors already handed out by wb_update_tensor may have
@@ -343,8 +343,9 @@ WB_API int wb_topic_latest(wb_topic *topic, uint64_t *version);
 WB_API int wb_topic_wait(wb_topic *topic, uint64_t after, int64_t timeout_ms, uint64_t *version);
 
 /* A file descriptor that becomes readable when a version is published, for poll/epoll/asyncio/libuv loops.
- * Read and discard its bytes, then call wb_topic_latest. End of file on it means the broker is gone.
- * The fd belongs to the topic handle: do not close it. Errors: WB_E_INVAL, WB_E_BROKER_GONE, WB_E_IO. */
+ * Versions published before this call are not signalled: call wb_topic_latest once after getting the fd,
+ * then each time it becomes readable (read and discard its bytes first). End of file on it means the broker
+ * is gone. The fd belongs to the topic handle: do not close it. Errors: WB_E_INVAL, WB_E_BROKER_GONE, WB_E_IO. */
 WB_API int wb_topic_notify_fd(wb_topic *topic, int *fd);
 
 /* Leases a version: 0 means the latest. While an R = 1 update is being written, acquiring the latest waits up

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The two Quick start commands of README.md, and what CI runs.
+#   bash dev.sh demo   install what is missing (apt), build, start a broker and show versions flowing
+#   bash dev.sh test   install what is missing, build, and run every test (plain and ASan/UBSan builds)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PACKAGES=(build-essential cmake pkg-config libuv1-dev libflatbuffers-dev flatbuffers-compiler libboost-dev
+          libcmocka-dev)
+JOBS=$(nproc)
+
+install_missing() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return
+  echo "dev.sh: installing ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# build DIR [cmake args...]
+build() {
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "$dir" -j "$JOBS"
+}
+
+case "${1:-}" in
+  demo)
+    install_missing
+    build build
+    exec build/tools/weightbus/weightbus demo
+    ;;
+  test)
+    install_missing
+    build build
+    ctest --test-dir build --output-on-failure -j "$JOBS"
+    echo "dev.sh: the same tests under AddressSanitizer and UndefinedBehaviorSanitizer"
+    build build-asan -DWB_SANITIZE=ON
+    ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j "$JOBS"
+    ;;
+  *)
+    echo "usage: bash dev.sh demo|test" >&2
+    exit 2
+    ;;
+esac

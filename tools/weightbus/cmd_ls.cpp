@@ -1,0 +1,161 @@
+// weightbus ls: the broker's topics and, on request, their tensors.
+#include <string>
+#include <vector>
+
+#include "commands.hpp"
+#include "json.hpp"
+
+namespace wbcli {
+namespace {
+
+struct Tensor {
+  wb_tensor_info info;
+  std::string name;  // copied: info.name points into the registry and dies with the topic handle
+};
+
+struct Topic {
+  wb_topic_info info;
+  std::string name;
+  std::vector<Tensor> tensors;
+};
+
+std::vector<Tensor> read_tensors(wb_topic *topic, const std::string &name) {
+  uint32_t count = 0;
+  check(wb_topic_tensor_count(topic, &count), "count the tensors of topic '" + name + "'");
+  std::vector<Tensor> tensors;
+  for (uint32_t i = 0; i < count; ++i) {
+    Tensor t{WB_TENSOR_INFO_INIT, {}};
+    check(wb_topic_tensor(topic, i, &t.info), "describe tensor " + std::to_string(i) + " of topic '" + name + "'");
+    t.name = t.info.name ? t.info.name : "";
+    tensors.push_back(std::move(t));
+  }
+  return tensors;
+}
+
+// Tensors are only in the registry's per-topic view, so listing them means opening the topic as a reader.
+Topic load_topic(wb_client *client, const std::string &name) {
+  TopicPtr topic = open_topic(client, name);
+  Topic t{WB_TOPIC_INFO_INIT, name, {}};
+  check(wb_topic_get_info(topic.get(), &t.info), "describe topic '" + name + "'");
+  t.tensors = read_tensors(topic.get(), name);
+  return t;
+}
+
+std::vector<Topic> load(wb_client *client, const std::vector<std::string> &only, bool with_tensors) {
+  if (!only.empty()) return {load_topic(client, only.front())};
+  std::vector<Topic> topics;
+  for (const wb_topic_info &info : list_topics(client)) {
+    const std::string name = fixed_string(info.name, sizeof info.name);
+    topics.push_back(with_tensors ? load_topic(client, name) : Topic{info, name, {}});
+  }
+  return topics;
+}
+
+std::string or_dash(uint64_t n) { return n == 0 ? "-" : std::to_string(n); }
+
+void print_topics_text(const std::vector<Topic> &topics, const std::string &socket) {
+  if (topics.empty()) return out_line("no topics on the broker at " + socket);
+  std::vector<std::vector<std::string>> rows = {
+      {"TOPIC", "VERSION", "REPLICAS", "TENSORS", "BYTES", "PUBLISHER", "DIRTY"}};
+  for (const Topic &t : topics) {
+    const wb_topic_info &i = t.info;
+    rows.push_back({t.name, or_dash(i.latest), std::to_string(i.replicas), std::to_string(i.tensor_count),
+                    human_bytes(i.bytes), or_dash(i.publisher_pid), i.dirty ? "yes" : "no"});
+  }
+  print_table(rows);
+}
+
+void print_tensors_text(const Topic &topic) {
+  out_line("");
+  out_line(topic.name + ":");
+  if (topic.tensors.empty()) return out_line("  no tensors");
+  std::vector<std::vector<std::string>> rows = {{"TENSOR", "DTYPE", "SHAPE", "BYTES", "VIEW", "VERSION"}};
+  for (const Tensor &t : topic.tensors) {
+    const wb_tensor_info &i = t.info;
+    rows.push_back({t.name, dtype_string(i.dtype), shape_string(i.shape, i.ndim), human_bytes(i.nbytes),
+                    i.is_view ? "yes" : "no", or_dash(i.version)});
+  }
+  print_table(rows, "  ");
+}
+
+std::string int_array(const int64_t *values, uint32_t n) {
+  std::vector<std::string> items;
+  for (uint32_t d = 0; d < n; ++d) items.push_back(std::to_string(values[d]));
+  return json_array(items);
+}
+
+std::string tensor_json(const Tensor &t) {
+  const wb_tensor_info &i = t.info;
+  return JsonObject()
+      .str("name", t.name)
+      .num("index", i.index)
+      .str("dtype", dtype_string(i.dtype))
+      .raw("shape", int_array(i.shape, i.ndim))
+      .raw("strides", int_array(i.strides, i.ndim))
+      .num("bytes", i.nbytes)
+      .boolean("view", i.is_view != 0)
+      .num("version", i.version)
+      .str("device", i.device_type == WB_DEVICE_CUDA ? "cuda" : "host")
+      .text();
+}
+
+std::string topic_json(const Topic &t, bool with_tensors) {
+  const wb_topic_info &i = t.info;
+  JsonObject o;
+  o.str("name", t.name)
+      .num("latest", i.latest)
+      .num("replicas", i.replicas)
+      .num("tensor_count", i.tensor_count)
+      .num("bytes", i.bytes)
+      .num("publisher_pid", i.publisher_pid)
+      .boolean("dirty", i.dirty != 0);
+  if (!with_tensors) return o.text();
+  std::vector<std::string> tensors;
+  for (const Tensor &tensor : t.tensors) tensors.push_back(tensor_json(tensor));
+  return o.raw("tensors", json_array(tensors)).text();
+}
+
+int run_ls(const GlobalOptions &g, Args &args) {
+  const bool long_listing = args.flag("--long", "-l");
+  const std::vector<std::string> only = args.positionals(0, 1);
+  const bool with_tensors = long_listing || !only.empty();
+  const std::string socket = socket_path(g);
+  ClientPtr client = attach(g, "weightbus ls");
+  const std::vector<Topic> topics = load(client.get(), only, with_tensors);
+  if (g.json) {
+    std::vector<std::string> items;
+    for (const Topic &t : topics) items.push_back(topic_json(t, with_tensors));
+    out_line(JsonObject().str("socket", socket).raw("topics", json_array(items)).text());
+    return 0;
+  }
+  print_topics_text(topics, socket);
+  if (with_tensors)
+    for (const Topic &t : topics) print_tensors_text(t);
+  return 0;
+}
+
+}  // namespace
+
+const Command kLsCommand = {
+    "ls",
+    "list topics (and with -l or a TOPIC, their tensors)",
+    "weightbus ls [-l] [TOPIC] [--json]",
+    R"HELP(List the broker's topics: latest version, replicas, number of tensors, bytes of shared memory (all
+replicas), the publisher's pid ('-' when none is attached) and whether the topic is dirty (left half-written
+by a publisher that died; readers are refused until a new version is published).
+With TOPIC, or -l for every topic, also list each tensor: name, dtype, shape, bytes, whether it is a view of
+another tensor, and the version that last wrote it.
+
+options:
+  -l, --long   list the tensors of every topic
+  --json       print one JSON document: {"socket": ..., "topics": [{"name": ..., "latest": ..., "tensors": [...]}]}
+
+examples:
+  weightbus ls
+  weightbus ls policy
+  weightbus ls -l --json
+)HELP",
+    run_ls,
+};
+
+}  // namespace wbcli

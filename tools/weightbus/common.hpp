@@ -1,0 +1,109 @@
+// What every command shares: option parsing, errors, attaching, listing and text formatting.
+#pragma once
+
+#include <weightbus/weightbus.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wbcli {
+
+// Options accepted before or after any command.
+struct GlobalOptions {
+  std::string socket;  // empty: the library resolves it ($WEIGHTBUS_SOCKET, then the broker name)
+  std::string name;    // empty: $WEIGHTBUS_NAME, else "default"
+  bool json = false;
+};
+
+// A mistake on the command line: main prints it with the command's usage line and exits 2.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// A failed wb_* call. The library's message is thread-local and replaced by the next call, so it is copied
+// when the error is built, i.e. right after the failing call.
+struct WbError : std::runtime_error {
+  WbError(const std::string &what, int code, std::string hint = {});
+  int code;
+  std::string detail;  // wb_last_error()
+  std::string hint;    // an extra line for a newcomer, may be empty
+};
+
+// Throws WbError when rc is not WB_OK. Build `what` before the call: evaluating it must not call the library,
+// or the message of the failure would be overwritten.
+void check(int rc, const std::string &what);
+
+// Prints the exception being handled ("weightbus: <what>: <code>: <message>") and returns the exit status for
+// it. Call only from a catch block. UsageError is not handled here: it needs the command's usage.
+int report_current_exception();
+
+// Command-line words after the global options were taken out. Methods take what they recognise, so whatever is
+// left at positionals() is either a positional argument or an unknown option. Words after "--" are never options.
+class Args {
+ public:
+  explicit Args(std::vector<std::string> words) : words_(std::move(words)) {}
+  bool flag(std::string_view name, std::string_view alias = {});
+  std::optional<std::string> value(std::string_view name);
+  std::optional<int64_t> integer(std::string_view name, int64_t min, int64_t max);
+  // Removes and returns the first word that is not an option (the command word), if any.
+  std::optional<std::string> shift();
+  // The positional words; UsageError for an unknown option, fewer than min (missing_what names what is
+  // missing) or more than max.
+  std::vector<std::string> positionals(size_t min, size_t max, std::string_view missing_what = "an argument");
+
+ private:
+  size_t options_end() const;
+  std::vector<std::string> words_;
+};
+
+// Handles that clean up after themselves, so every error path can simply throw.
+struct ClientCloser {
+  void operator()(wb_client *c) const { wb_detach(c); }
+};
+struct TopicCloser {
+  void operator()(wb_topic *t) const { wb_topic_close(t); }
+};
+struct SnapshotReleaser {
+  void operator()(wb_snapshot *s) const { wb_snapshot_release(s); }
+};
+using ClientPtr = std::unique_ptr<wb_client, ClientCloser>;
+using TopicPtr = std::unique_ptr<wb_topic, TopicCloser>;
+using SnapshotPtr = std::unique_ptr<wb_snapshot, SnapshotReleaser>;
+
+// The socket path the library will use for these options, for messages.
+std::string socket_path(const GlobalOptions &g);
+// Attaches with the global options; client_name is what `weightbus clients` shows for us.
+ClientPtr attach(const GlobalOptions &g, const char *client_name);
+// Attaches to an explicit socket, with the given control timeout.
+ClientPtr attach_to(const std::string &socket, const char *client_name, int64_t timeout_ms);
+TopicPtr open_topic(wb_client *client, const std::string &name);
+
+std::vector<wb_topic_info> list_topics(wb_client *client);
+std::vector<wb_client_info> list_clients(wb_client *client);
+
+// A fixed-size char field of a registry struct, which might lack its NUL.
+std::string fixed_string(const char *field, size_t capacity);
+std::string dtype_string(int32_t dtype);                        // "f32", or "dtype 42" for an unknown one
+std::string shape_string(const int64_t *shape, uint32_t ndim);  // "[256, 256]"; "[]" for a scalar
+std::string human_bytes(uint64_t bytes);                        // "512 B", "1.0 MiB", "24 GiB"
+std::string format_time(uint64_t realtime_ns);                  // local ISO 8601 with milliseconds
+size_t display_width(std::string_view utf8);                    // code points, for aligning columns
+
+// Output is written line by line with write(2): lines reach a pipe as soon as they are printed, and the demo's
+// processes, which share stdout, never interleave within a line.
+void out_line(const std::string &line);
+void err_line(const std::string &line);
+void out_text(const std::string &text);  // several lines at once (help)
+
+// Prints rows as left-aligned columns, the first row being the header.
+void print_table(const std::vector<std::vector<std::string>> &rows, std::string_view indent = "");
+
+int64_t monotonic_ms();
+void sleep_ms(int64_t ms);
+
+}  // namespace wbcli

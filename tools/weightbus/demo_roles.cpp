@@ -1,0 +1,202 @@
+// The publisher and the reader of `weightbus demo`. They are written as the smallest honest example of the C
+// API: a publisher writes every element of every tensor with the step number and publishes it as a version;
+// the reader leases each version and checks every element against the step in the version's metadata.
+#include <poll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+#include "demo.hpp"
+
+namespace wbcli::demo {
+namespace {
+
+struct UpdateAborter {
+  void operator()(wb_update *u) const { wb_update_abort(u); }
+};
+using UpdatePtr = std::unique_ptr<wb_update, UpdateAborter>;
+
+std::string tensor_name(uint32_t i) { return "layers." + std::to_string(i) + ".weight"; }
+
+uint64_t element_count(const wb_tensor_info &t) {
+  uint64_t n = 1;
+  for (uint32_t d = 0; d < t.ndim; ++d) n *= static_cast<uint64_t>(t.shape[d]);
+  return n;
+}
+
+// The broker has created its socket but may not accept yet; retry the connection until the start-up deadline.
+ClientPtr attach_retrying(const Config &c, const char *client_name) {
+  const int64_t deadline = monotonic_ms() + kStartupMs;
+  for (;;) {
+    try {
+      return attach_to(c.socket, client_name, kStartupMs);
+    } catch (const WbError &e) {
+      if (e.code != WB_E_CONNECT || monotonic_ms() > deadline) throw;
+    }
+    sleep_ms(20);
+  }
+}
+
+void send(const Signal &s, const char *who) {
+  const char byte = 1;
+  if (write(s.write, &byte, 1) != 1)
+    throw std::runtime_error(std::string(who) + ": signal the peer: " + std::strerror(errno));
+}
+
+// Waits for the peer's byte; what names the event for the messages.
+void receive(const Signal &s, const char *who, const std::string &what) {
+  struct pollfd p = {s.read, POLLIN, 0};
+  int n = 0;
+  while ((n = poll(&p, 1, static_cast<int>(kStartupMs))) < 0 && errno == EINTR) {
+  }
+  if (n < 0) throw std::runtime_error(std::string(who) + ": poll: " + std::strerror(errno));
+  if (n == 0)
+    throw std::runtime_error(std::string(who) + ": " + what + " did not happen within " + std::to_string(kStartupMs) +
+                             " ms");
+  char byte = 0;
+  if (read(s.read, &byte, 1) != 1)
+    throw std::runtime_error(std::string(who) + ": the other process exited before " + what);
+}
+
+// ----------------------------------------------------------------------------------------------- publisher
+
+void allocate_tensors(wb_topic *topic) {
+  std::vector<std::string> names;
+  for (uint32_t i = 0; i < kTensorCount; ++i) names.push_back(tensor_name(i));
+  std::vector<wb_tensor_spec> specs;
+  for (const std::string &name : names) {
+    wb_tensor_spec s = WB_TENSOR_SPEC_INIT;
+    s.dtype = WB_DTYPE_F32;
+    s.name = name.c_str();
+    s.ndim = 2;
+    s.shape[0] = s.shape[1] = kSide;
+    specs.push_back(s);
+  }
+  check(wb_tensor_alloc(topic, specs.data(), kTensorCount), "publisher: allocate the tensors of 'policy'");
+}
+
+void publish_step(wb_topic *topic, int64_t step) {
+  const std::string what = "publisher: version for step " + std::to_string(step);
+  wb_update *raw = nullptr;
+  check(wb_update_begin(topic, kStepTimeoutMs, &raw), what + ": begin the update");
+  UpdatePtr update(raw);  // aborted if anything below throws: nothing half-written gets published
+  for (uint32_t i = 0; i < kTensorCount; ++i) {
+    wb_tensor_info t = WB_TENSOR_INFO_INIT;
+    check(wb_update_tensor(update.get(), tensor_name(i).c_str(), &t), what + ": get " + tensor_name(i));
+    std::fill_n(static_cast<float *>(t.data), element_count(t), static_cast<float>(step));
+  }
+  const std::string metadata = "{\"step\": " + std::to_string(step) + "}";
+  uint64_t version = 0;
+  // publish frees the update even when it fails, so the guard lets go first.
+  check(wb_update_publish(update.release(), metadata.data(), static_cast<uint32_t>(metadata.size()), &version),
+        what + ": publish");
+  say("publisher", "published version " + std::to_string(version) + "  metadata " + metadata);
+}
+
+// ----------------------------------------------------------------------------------------------- reader
+
+// Acquires the version the wait returned; if a fast publisher already replaced it, the newest instead.
+SnapshotPtr acquire(wb_topic *topic, uint64_t version) {
+  wb_snapshot *raw = nullptr;
+  int rc = wb_snapshot_acquire(topic, version, kStepTimeoutMs, &raw);
+  if (rc == WB_E_EXPIRED) rc = wb_snapshot_acquire(topic, 0, kStepTimeoutMs, &raw);
+  check(rc, "reader: acquire version " + std::to_string(version));
+  return SnapshotPtr(raw);
+}
+
+int64_t read_step(wb_snapshot *snapshot, uint64_t version) {
+  const void *data = nullptr;
+  uint32_t size = 0;
+  uint64_t timestamp_ns = 0;
+  check(wb_snapshot_metadata(snapshot, &data, &size, &timestamp_ns),
+        "reader: metadata of version " + std::to_string(version));
+  const std::string text(static_cast<const char *>(data), data ? size : 0);
+  const size_t at = text.find("\"step\":");
+  if (at == std::string::npos)
+    throw std::runtime_error("reader: version " + std::to_string(version) + " has no step in its metadata: " + text);
+  return std::strtoll(text.c_str() + at + 7, nullptr, 10);
+}
+
+// Checks every element of every tensor against the step; returns how many elements it checked.
+uint64_t check_elements(wb_snapshot *snapshot, uint64_t version, int64_t step) {
+  uint64_t checked = 0;
+  for (uint32_t i = 0; i < kTensorCount; ++i) {
+    const std::string name = tensor_name(i);
+    wb_tensor_info t = WB_TENSOR_INFO_INIT;
+    check(wb_snapshot_tensor(snapshot, name.c_str(), &t), "reader: look up " + name);
+    const auto *data = static_cast<const float *>(t.data);
+    const uint64_t n = element_count(t);
+    const auto *bad = std::find_if(data, data + n, [step](float x) { return x != static_cast<float>(step); });
+    if (bad != data + n)
+      throw std::runtime_error("reader: version " + std::to_string(version) + ": " + name + "[" +
+                               std::to_string(bad - data) + "] is " + std::to_string(*bad) + " but the step is " +
+                               std::to_string(step) + ": a torn read");
+    checked += n;
+  }
+  return checked;
+}
+
+uint64_t read_next(wb_topic *topic, uint64_t after, const Config &c) {
+  uint64_t latest = 0;
+  check(wb_topic_wait(topic, after, c.interval_ms + kStepTimeoutMs, &latest),
+        "reader: wait for a version after " + std::to_string(after));
+  SnapshotPtr snapshot = acquire(topic, latest);
+  uint64_t version = 0;
+  check(wb_snapshot_version(snapshot.get(), &version), "reader: version of the snapshot");
+  const int64_t step = read_step(snapshot.get(), version);
+  const uint64_t checked = check_elements(snapshot.get(), version, step);
+  std::string line = "version " + std::to_string(version) + " step=" + std::to_string(step) + " checked " +
+                     std::to_string(checked) + " elements, all equal";
+  if (version > after + 1)  // wait returns the newest version; a slow reader skips, it never falls behind
+    line += " (skipped " + std::to_string(version - after - 1) + " older version(s))";
+  say("reader", line);
+  return version;
+}
+
+}  // namespace
+
+void say(const char *who, const std::string &what) { out_line(std::string(who) + ": " + what); }
+
+int publisher_main(const Config &c) {
+  close(c.topic_ready.read);
+  close(c.reader_ready.write);
+  ClientPtr client = attach_retrying(c, "demo publisher");
+  wb_topic_options opts = WB_TOPIC_OPTIONS_INIT;
+  opts.replicas = kReplicas;
+  wb_topic *raw = nullptr;
+  check(wb_topic_create(client.get(), kTopic, &opts, &raw), "publisher: create topic 'policy'");
+  TopicPtr topic(raw);
+  allocate_tensors(topic.get());
+  say("publisher", "created topic \"policy\" with " + std::to_string(kTensorCount) + " f32 tensors of [" +
+                       std::to_string(kSide) + ", " + std::to_string(kSide) + "] in " + std::to_string(kReplicas) +
+                       " replicas (so it can write a new version while the reader reads the last)");
+  send(c.topic_ready, "publisher");
+  receive(c.reader_ready, "publisher", "the reader getting ready");
+  for (int64_t step = 1; step <= c.versions; ++step) {
+    if (step > 1) sleep_ms(c.interval_ms);
+    publish_step(topic.get(), step);
+  }
+  return 0;
+}
+
+int reader_main(const Config &c) {
+  close(c.topic_ready.write);
+  close(c.reader_ready.read);
+  ClientPtr client = attach_retrying(c, "demo reader");
+  receive(c.topic_ready, "reader", "the topic's creation");
+  TopicPtr topic = open_topic(client.get(), kTopic);
+  say("reader", "opened topic \"policy\"; waiting for versions");
+  send(c.reader_ready, "reader");
+  for (uint64_t last = 0; last < static_cast<uint64_t>(c.versions);) last = read_next(topic.get(), last, c);
+  return 0;
+}
+
+}  // namespace wbcli::demo

@@ -1,0 +1,119 @@
+// weightbus: the command-line tool. Parses the global options, picks the command and turns exceptions into
+// messages and exit statuses (0 success, 1 failure, 2 usage error).
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "commands.hpp"
+
+namespace wbcli {
+namespace {
+
+const Command *const kCommands[] = {&kLsCommand, &kWatchCommand, &kClientsCommand, &kDemoCommand};
+
+const char *kGlobalHelp = R"HELP(usage: weightbus [--socket PATH | --name BROKER] [--json] COMMAND [ARGS...]
+
+Look into a weightbus broker (weightbusd): the topics it holds, the versions being published, the processes
+attached to it. New here? `weightbus demo` starts a private broker with a publisher and a reader.
+
+commands:
+%COMMANDS%
+
+global options (before or after the command):
+  --socket PATH   the broker's control socket (default: $WEIGHTBUS_SOCKET, else
+                  $XDG_RUNTIME_DIR/weightbus/BROKER.sock, else /tmp/weightbus-UID/BROKER.sock)
+  --name BROKER   the broker's name in the default socket path (default: $WEIGHTBUS_NAME, else "default")
+  --json          machine-readable output
+  -h, --help      this text; `weightbus COMMAND --help` describes a command
+  -V, --version   the versions of this tool and of the library it loaded
+
+examples:
+  weightbus demo
+  weightbus --name job42 ls -l
+  weightbus watch policy --count 3
+)HELP";
+
+struct CommandLine {
+  GlobalOptions global;
+  bool help = false;
+  bool version = false;
+  const Command *command = nullptr;
+};
+
+const Command *find_command(const std::string &name) {
+  for (const Command *c : kCommands)
+    if (name == c->name) return c;
+  return nullptr;
+}
+
+std::string global_help() {
+  std::string list;
+  for (const Command *c : kCommands) {
+    const std::string name = c->name;
+    list += "  " + name + std::string(10 - name.size(), ' ') + c->summary + "\n";
+  }
+  std::string text = kGlobalHelp;
+  const std::string marker = "%COMMANDS%\n";
+  return text.replace(text.find(marker), marker.size(), list);
+}
+
+// Global options may stand anywhere (`weightbus ls --json` reads better than `weightbus --json ls`), so they
+// are taken out of all words first; the first word left names the command and the rest are its own.
+// `weightbus help CMD` is `weightbus CMD --help`.
+CommandLine parse(Args &args) {
+  CommandLine cl;
+  cl.global.socket = args.value("--socket").value_or("");
+  cl.global.name = args.value("--name").value_or("");
+  cl.global.json = args.flag("--json");
+  cl.help = args.flag("--help", "-h");
+  cl.version = args.flag("--version", "-V");
+  std::optional<std::string> name = args.shift();
+  if (name == "help") {
+    cl.help = true;
+    name = args.shift();
+  }
+  if (!name) return cl;
+  cl.command = find_command(*name);
+  if (!cl.command) throw UsageError("unknown command '" + *name + "'");
+  return cl;
+}
+
+void print_usage_error(const std::string &message, const Command *command) {
+  err_line("weightbus: " + message);
+  if (command) {
+    err_line(std::string("usage: ") + command->usage);
+    err_line(std::string("Run `weightbus ") + command->name + " --help` for details.");
+    return;
+  }
+  err_line("Run `weightbus --help` for the commands.");
+}
+
+void print_version() {
+  std::string line = std::string("weightbus ") + WB_VERSION_STRING + " (libweightbus " + wb_version_string() + ")";
+  if (wb_version() != WB_VERSION) line += " -- the library differs from the one this tool was built against";
+  out_line(line);
+}
+
+int run(int argc, char **argv) {
+  const Command *command = nullptr;
+  try {
+    Args args(std::vector<std::string>(argv + 1, argv + argc));
+    const CommandLine cl = parse(args);
+    command = cl.command;
+    if (cl.version) return print_version(), 0;
+    if (cl.help && !command) return out_text(global_help()), 0;
+    if (cl.help) return out_text(std::string("usage: ") + command->usage + "\n\n" + command->help), 0;
+    if (!command) throw UsageError("missing command");
+    return command->run(cl.global, args);
+  } catch (const UsageError &e) {
+    print_usage_error(e.what(), command);
+    return 2;
+  } catch (...) {
+    return report_current_exception();
+  }
+}
+
+}  // namespace
+}  // namespace wbcli
+
+int main(int argc, char **argv) { return wbcli::run(argc, argv); }
