@@ -83,13 +83,12 @@ int choose_replica(const shm::Tensor &root, uint32_t replicas, const std::vector
   return WB_OK;
 }
 
-// R = 1: marks the only replica as being written in place by this update; remembers markers a dead writer
-// left, which this update's publish clears from the dirty count.
+// R = 1: marks the only replica as being written in place by this update. It is called once per tensor and
+// update, so a mark already there was left by a writer that died or aborted (possibly with the same version
+// number, as nothing was published since): this update's publish clears it from the dirty count.
 void mark_in_place(wb_update *update, shm::Tensor &root) {
   uint64_t old = root.replica_version[0].load(std::memory_order_relaxed);
-  if ((old & shm::kWritingBit) && old != shm::kNeverWritten && (old & ~shm::kWritingBit) != update->version) {
-    ++update->recovered_dirty;
-  }
+  if (old != shm::kNeverWritten && (old & shm::kWritingBit)) ++update->recovered_dirty;
   root.replica_version[0].store(shm::kWritingBit | update->version, std::memory_order_release);
 }
 
