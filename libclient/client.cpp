@@ -71,6 +71,21 @@ int map_segment(wb_client *client, int fd) {
   return WB_OK;
 }
 
+// Half-closes our socket and waits (bounded) for the broker to close its end, which it does once it has
+// reclaimed our slot and leases: when wb_detach returns, listings and capacities no longer count us.
+void await_reclaim(wb_client *client) {
+  if (client->sock < 0 || client->broker_gone.load()) return;
+  shutdown(client->sock, SHUT_WR);
+  Deadline deadline(client->timeout_ms);
+  char byte;
+  for (;;) {
+    pollfd pfd{client->sock, POLLIN, 0};
+    int ready = poll(&pfd, 1, int(deadline.remaining_ms()));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0 || recv(client->sock, &byte, 1, MSG_DONTWAIT) <= 0) return;
+  }
+}
+
 void destroy(wb_client *client) {
   client->allocations.unmap_all();
   if (client->segment_base != nullptr) munmap(client->segment_base, client->segment_size);
@@ -230,6 +245,7 @@ extern "C" WB_API int wb_detach(wb_client *client) {
     for (wb_snapshot *snapshot : snapshots) release_snapshot(snapshot);
     wb_topic_close(topic);
   }
+  await_reclaim(client);
   destroy(client);
   return WB_OK;
 }

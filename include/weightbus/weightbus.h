@@ -173,8 +173,9 @@ WB_API int wb_default_socket_path(const char *broker_name, char *buf, size_t buf
  * WB_E_ABI_MISMATCH, WB_E_NOSPC (client table full), WB_E_TIMEOUT, WB_E_IO, WB_E_NOMEM. */
 WB_API int wb_attach(const wb_attach_options *opts, wb_client **out);
 
-/* Closes every topic and releases every lease of this client, then disconnects. Safe after the broker died.
- * Snapshots and updates still open are released/aborted. Errors: WB_E_INVAL (NULL). */
+/* Closes every topic and releases every lease of this client, then disconnects and waits (at most the attach
+ * timeout) until the broker has freed the client's slot. Safe after the broker died. Snapshots and updates
+ * still open are released/aborted. Errors: WB_E_INVAL (NULL). */
 WB_API int wb_detach(wb_client *client);
 
 /* Our slot in the broker's client table (what `weightbus clients` shows). */
@@ -193,8 +194,8 @@ typedef struct wb_topic_options {
 
 /* Creates a topic and becomes its publisher. If the topic exists and its publisher is gone (it died or closed
  * the topic), this takes it over: tensors and versions stay, and replicas must match.
- * Errors: WB_E_INVAL, WB_E_NAME_TOO_LONG, WB_E_BUSY (a live publisher holds it), WB_E_NOSPC (topic table full),
- * WB_E_BROKER_GONE, WB_E_TIMEOUT. */
+ * Errors: WB_E_INVAL (NULL, replicas out of range, or not the existing topic's replicas), WB_E_NAME_TOO_LONG,
+ * WB_E_BUSY (a live publisher holds it), WB_E_NOSPC (topic table full), WB_E_BROKER_GONE, WB_E_TIMEOUT. */
 WB_API int wb_topic_create(wb_client *client, const char *name, const wb_topic_options *opts, wb_topic **out);
 
 /* Opens an existing topic as a reader. Errors: WB_E_INVAL, WB_E_NAME_TOO_LONG, WB_E_NOT_FOUND,
@@ -266,8 +267,10 @@ typedef struct wb_view_spec {
 #define WB_VIEW_SPEC_INIT {sizeof(wb_view_spec), 0, NULL, NULL, 0, 0, 0, {0}, {0}}
 
 /* Registers a zero-copy view. Any client that opened the topic may add views, at any time; readers see them
- * from their next lookup. Errors: WB_E_INVAL, WB_E_NAME_TOO_LONG, WB_E_NOT_FOUND (parent), WB_E_EXISTS,
- * WB_E_DTYPE, WB_E_SHAPE, WB_E_SIZE (window outside the parent), WB_E_NOSPC, WB_E_BROKER_GONE. */
+ * from their next lookup. Registering the same definition again is accepted.
+ * Errors: WB_E_INVAL, WB_E_NAME_TOO_LONG, WB_E_NOT_FOUND (parent), WB_E_EXISTS (the name has another
+ * definition), WB_E_DTYPE (unknown, or byte_offset not a multiple of its size), WB_E_SHAPE, WB_E_SIZE (window
+ * outside the parent), WB_E_NOSPC, WB_E_BROKER_GONE. */
 WB_API int wb_tensor_view(wb_topic *topic, const wb_view_spec *spec);
 
 /* Describes a tensor or view. data is NULL in layout queries and a pointer valid in this process for the

@@ -1,0 +1,390 @@
+#include "fixture.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#ifndef WB_TEST_BROKER
+#define WB_TEST_BROKER "weightbusd"
+#endif
+
+/* ---- time --------------------------------------------------------------------------------------------- */
+
+int64_t fx_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void fx_sleep_ms(int64_t ms) {
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+/* ---- processes ---------------------------------------------------------------------------------------- */
+
+/* waitpid with a bound. Returns 1 when reaped (status filled), 0 on timeout. */
+static int wait_bounded(pid_t pid, int timeout_ms, int *status) {
+  int64_t deadline = fx_now_ms() + timeout_ms;
+  for (;;) {
+    pid_t r = waitpid(pid, status, WNOHANG);
+    if (r == pid) return 1;
+    if (r < 0 && errno != EINTR) {
+      *status = 0;
+      return 1; /* not our child any more: nothing to wait for */
+    }
+    if (fx_now_ms() >= deadline) return 0;
+    fx_sleep_ms(2);
+  }
+}
+
+/* Children die with the test process, so that a crashed test leaves no broker or publisher behind. */
+static void die_with_parent(pid_t parent) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(126);
+}
+
+pid_t fx_spawn(fx_child_fn fn, void *arg) {
+  pid_t parent = getpid();
+  fflush(NULL); /* or buffered output would be printed twice */
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  die_with_parent(parent);
+  /* cmocka's handlers would longjmp into the copy of the test runner: crash like a normal process instead. */
+  const int sigs[] = {SIGSEGV, SIGILL, SIGFPE, SIGBUS, SIGABRT, SIGSYS, SIGALRM};
+  for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); ++i) signal(sigs[i], SIG_DFL);
+  int rc = fn(arg);
+  fflush(NULL);
+  _exit(rc & 0xff);
+}
+
+int fx_wait_child(pid_t pid, int timeout_ms) {
+  int status = 0;
+  if (!wait_bounded(pid, timeout_ms, &status)) {
+    fprintf(stderr, "fixture: child %d still running after %d ms: killed\n", (int)pid, timeout_ms);
+    fx_kill9(pid);
+    return -1;
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+void fx_kill9(pid_t pid) {
+  int status;
+  kill(pid, SIGKILL);
+  wait_bounded(pid, 5000, &status);
+}
+
+/* ---- broker ------------------------------------------------------------------------------------------- */
+
+/* 0 once something accepts connections at path. SOCK_SEQPACKET is what the protocol uses. */
+static int probe_socket(const char *path) {
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof(addr));
+  addr.sun_family = AF_UNIX;
+  size_t len = strlen(path);
+  if (len >= sizeof(addr.sun_path)) return -1;
+  memcpy(addr.sun_path, path, len + 1);
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  int rc = connect(fd, (struct sockaddr *)&addr, sizeof(addr));
+  close(fd);
+  return rc;
+}
+
+static void cleanup_files(fx_broker *b) {
+  if (b->dir[0] == '\0') return;
+  char shm[160];
+  snprintf(shm, sizeof(shm), "/weightbus-%u-%s", (unsigned)getuid(), b->name);
+  shm_unlink(shm); /* a killed broker leaves its segment behind */
+  unlink(b->socket_path);
+  rmdir(b->dir);
+  b->dir[0] = '\0';
+}
+
+int fx_broker_start(fx_broker *b, const fx_broker_opts *opts) {
+  static unsigned counter;
+  memset(b, 0, sizeof(*b));
+  snprintf(b->dir, sizeof(b->dir), "/tmp/wbtest-XXXXXX");
+  if (mkdtemp(b->dir) == NULL) {
+    perror("fixture: mkdtemp");
+    b->dir[0] = '\0';
+    return -1;
+  }
+  snprintf(b->socket_path, sizeof(b->socket_path), "%s/broker.sock", b->dir);
+  snprintf(b->name, sizeof(b->name), "test-%d-%u", (int)getpid(), ++counter);
+
+  const char *exe = getenv("WEIGHTBUSD");
+  if (exe == NULL || exe[0] == '\0') exe = WB_TEST_BROKER;
+  const char *level = getenv("WB_TEST_LOG_LEVEL");
+  char caps[6][16];
+  const char *argv[32];
+  int n = 0;
+  argv[n++] = exe;
+  argv[n++] = "--foreground";
+  argv[n++] = "--socket";
+  argv[n++] = b->socket_path;
+  argv[n++] = "--name";
+  argv[n++] = b->name;
+  argv[n++] = "--log-level";
+  argv[n++] = level != NULL ? level : "warn";
+  if (opts != NULL) {
+    const char *flags[6] = {"--max-topics",  "--max-tensors",       "--max-allocations",
+                            "--max-clients", "--leases-per-client", "--ring-slots"};
+    const uint32_t values[6] = {opts->max_topics,  opts->max_tensors,       opts->max_allocations,
+                                opts->max_clients, opts->leases_per_client, opts->ring_slots};
+    for (int i = 0; i < 6; ++i) {
+      if (values[i] == 0) continue;
+      snprintf(caps[i], sizeof(caps[i]), "%u", values[i]);
+      argv[n++] = flags[i];
+      argv[n++] = caps[i];
+    }
+  }
+  argv[n] = NULL;
+
+  pid_t parent = getpid();
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    perror("fixture: fork");
+    cleanup_files(b);
+    return -1;
+  }
+  if (pid == 0) {
+    die_with_parent(parent);
+    execv(exe, (char *const *)argv);
+    fprintf(stderr, "fixture: cannot run %s: %s\n", exe, strerror(errno));
+    _exit(127);
+  }
+  b->pid = pid;
+
+  int64_t deadline = fx_now_ms() + 10000;
+  for (;;) {
+    int status;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      fprintf(stderr, "fixture: %s exited before accepting (status 0x%x)\n", exe, (unsigned)status);
+      b->pid = 0;
+      cleanup_files(b);
+      return -1;
+    }
+    if (probe_socket(b->socket_path) == 0) return 0;
+    if (fx_now_ms() >= deadline) {
+      fprintf(stderr, "fixture: %s did not accept on %s within 10 s\n", exe, b->socket_path);
+      fx_broker_kill9(b);
+      cleanup_files(b);
+      return -1;
+    }
+    fx_sleep_ms(5);
+  }
+}
+
+int fx_broker_signal_and_wait(fx_broker *b, int sig, int timeout_ms) {
+  if (b->pid == 0) return 0;
+  kill(b->pid, sig);
+  if (!wait_bounded(b->pid, timeout_ms, &b->exit_status)) return -1;
+  b->pid = 0;
+  return 0;
+}
+
+void fx_broker_kill9(fx_broker *b) {
+  if (b->pid == 0) return;
+  kill(b->pid, SIGKILL);
+  if (wait_bounded(b->pid, 5000, &b->exit_status)) b->pid = 0;
+}
+
+void fx_broker_stop(fx_broker *b) {
+  if (b->pid != 0 && fx_broker_signal_and_wait(b, SIGTERM, 5000) != 0) {
+    fprintf(stderr, "fixture: broker %d ignored SIGTERM for 5 s: killed\n", (int)b->pid);
+    fx_broker_kill9(b);
+  }
+  cleanup_files(b);
+}
+
+int fx_setup(void **state) {
+  const fx_broker_opts *opts = *state;
+  fx_broker *b = calloc(1, sizeof(*b));
+  if (b == NULL) return -1;
+  if (fx_broker_start(b, opts) != 0) {
+    free(b);
+    return -1;
+  }
+  *state = b;
+  return 0;
+}
+
+int fx_teardown(void **state) {
+  fx_broker *b = *state;
+  if (b != NULL) {
+    fx_broker_stop(b);
+    free(b);
+  }
+  *state = NULL;
+  return 0;
+}
+
+int fx_attach(const fx_broker *b, const char *client_name, wb_client **out) {
+  wb_attach_options o = WB_ATTACH_OPTIONS_INIT;
+  o.socket_path = b->socket_path;
+  o.client_name = client_name;
+  return wb_attach(&o, out);
+}
+
+/* ---- coordination ------------------------------------------------------------------------------------- */
+
+void *fx_shared_alloc(size_t size) {
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+void fx_shared_free(void *p, size_t size) {
+  if (p != NULL) munmap(p, size);
+}
+
+int fx_wait_word(const uint32_t *word, uint32_t value, int timeout_ms) {
+  int64_t deadline = fx_now_ms() + timeout_ms;
+  while (__atomic_load_n(word, __ATOMIC_ACQUIRE) < value) {
+    if (fx_now_ms() >= deadline) return -1;
+    fx_sleep_ms(1);
+  }
+  return 0;
+}
+
+void fx_set_word(uint32_t *word, uint32_t value) { __atomic_store_n(word, value, __ATOMIC_RELEASE); }
+
+/* ---- data --------------------------------------------------------------------------------------------- */
+
+void fx_fill_u32(void *data, uint64_t count, uint64_t v, uint32_t t) {
+  uint32_t *p = data;
+  for (uint64_t i = 0; i < count; ++i) p[i] = fx_pattern(v, t, i);
+}
+
+int64_t fx_check_u32(const void *data, uint64_t count, uint64_t v, uint32_t t) {
+  const uint32_t *p = data;
+  for (uint64_t i = 0; i < count; ++i) {
+    if (p[i] != fx_pattern(v, t, i)) return (int64_t)i;
+  }
+  return -1;
+}
+
+const char *fx_name_of_length(char *buf, size_t len) {
+  for (size_t i = 0; i < len; ++i) buf[i] = (char)('a' + i % 26);
+  buf[len] = '\0';
+  return buf;
+}
+
+static void tensor_name(char buf[8], uint32_t i) { snprintf(buf, 8, "t%u", i); }
+
+int fx_create_topic(wb_client *c, const char *name, uint32_t replicas, uint32_t n, uint32_t elems,
+                    wb_topic **out) {
+  wb_topic_options o = WB_TOPIC_OPTIONS_INIT;
+  o.replicas = replicas;
+  int rc = wb_topic_create(c, name, &o, out);
+  if (rc != WB_OK || n == 0) return rc;
+  char names[8][8];
+  wb_tensor_spec specs[8];
+  for (uint32_t i = 0; i < n && i < 8; ++i) {
+    wb_tensor_spec s = WB_TENSOR_SPEC_INIT;
+    tensor_name(names[i], i);
+    s.dtype = WB_DTYPE_U32;
+    s.name = names[i];
+    s.ndim = 1;
+    s.shape[0] = elems;
+    specs[i] = s;
+  }
+  return wb_tensor_alloc(*out, specs, n);
+}
+
+int fx_publish(wb_topic *t, uint32_t mask, uint32_t elems, uint64_t *version) {
+  wb_update *u;
+  uint64_t v;
+  int rc = wb_update_begin(t, 5000, &u);
+  if (rc != WB_OK) return rc;
+  rc = wb_update_version(u, &v);
+  if (rc != WB_OK) return rc;
+  for (uint32_t i = 0; i < 8; ++i) {
+    if (!(mask & (1u << i))) continue;
+    char name[8];
+    tensor_name(name, i);
+    wb_tensor_info info = WB_TENSOR_INFO_INIT;
+    rc = wb_update_tensor(u, name, &info);
+    if (rc != WB_OK) return rc;
+    if (info.data == NULL || info.nbytes < (uint64_t)elems * 4) {
+      fprintf(stderr, "fixture: wb_update_tensor(%s) gave data %p, nbytes %llu\n", name, info.data,
+              (unsigned long long)info.nbytes);
+      return WB_E_SIZE;
+    }
+    fx_fill_u32(info.data, elems, v, i);
+  }
+  uint64_t published = 0;
+  rc = wb_update_publish(u, &v, sizeof(v), &published);
+  if (rc == WB_OK && published != v) {
+    fprintf(stderr, "fixture: published version %llu, update said %llu\n", (unsigned long long)published,
+            (unsigned long long)v);
+    return WB_E_STATE;
+  }
+  if (version != NULL) *version = published;
+  return rc;
+}
+
+int fx_check_tensor(wb_snapshot *s, uint32_t i, uint32_t elems, uint64_t v) {
+  char name[8];
+  tensor_name(name, i);
+  wb_tensor_info info = WB_TENSOR_INFO_INIT;
+  int rc = wb_snapshot_tensor(s, name, &info);
+  if (rc != WB_OK) {
+    fprintf(stderr, "fx_check_tensor: wb_snapshot_tensor(%s) = %s: %s\n", name, wb_strerror(rc), wb_last_error());
+    return -1;
+  }
+  if (info.version != v) {
+    fprintf(stderr, "fx_check_tensor: %s has info.version %llu, expected %llu\n", name,
+            (unsigned long long)info.version, (unsigned long long)v);
+    return -1;
+  }
+  if (info.data == NULL) {
+    fprintf(stderr, "fx_check_tensor: %s has data NULL\n", name);
+    return -1;
+  }
+  int64_t bad = fx_check_u32(info.data, elems, v, i);
+  if (bad >= 0) {
+    fprintf(stderr, "fx_check_tensor: %s[%lld] = %u, expected %u (version %llu)\n", name, (long long)bad,
+            ((const uint32_t *)info.data)[bad], fx_pattern(v, i, (uint64_t)bad), (unsigned long long)v);
+    return -1;
+  }
+  return 0;
+}
+
+int fx_take_over(wb_client *c, const char *name, uint32_t replicas, uint32_t n, uint32_t elems, wb_topic **out) {
+  int64_t deadline = fx_now_ms() + 5000;
+  for (;;) {
+    int rc = fx_create_topic(c, name, replicas, n, elems, out);
+    if (rc != WB_E_BUSY || fx_now_ms() >= deadline) return rc;
+    fx_sleep_ms(10);
+  }
+}
+
+int fx_doomed_publisher_main(void *arg) {
+  const fx_doomed_publisher *d = arg;
+  wb_client *c;
+  wb_topic *t;
+  wb_update *u;
+  wb_tensor_info info = WB_TENSOR_INFO_INIT;
+  uint64_t v;
+  CHILD_OK(fx_attach(d->broker, "doomed-publisher", &c));
+  CHILD_OK(fx_create_topic(c, "model", d->replicas, d->tensors, d->elems, &t));
+  for (uint32_t i = 0; i < d->versions; ++i) CHILD_OK(fx_publish(t, (1u << d->tensors) - 1, d->elems, NULL));
+  CHILD_OK(wb_update_begin(t, 5000, &u));
+  CHILD_OK(wb_update_version(u, &v));
+  CHILD_OK(wb_update_tensor(u, "t0", &info));
+  fx_fill_u32(info.data, d->elems / 2, v, 0);
+  fx_set_word(d->half_written, 1);
+  for (;;) pause();
+}
