@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config libuv1-dev libflatbuffers-dev flatbuffers-compiler libboost-dev
-          libcmocka-dev)
+          libcmocka-dev spin)
 JOBS=$(nproc)
 
 install_missing() {
