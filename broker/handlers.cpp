@@ -60,6 +60,12 @@ void Server::handle(Connection *conn, wire::Received &msg) {
     case proto::Body::GetAllocation: return on_get_allocation(conn, id, body);
     case proto::Body::Subscribe: return on_subscribe(conn, id, body, msg.fds);
     case proto::Body::Published: return on_published(conn, body);
+    case proto::Body::RegisterCudaAllocation: return on_register_cuda_allocation(conn, id, body);
+    case proto::Body::AddAllocationChunks: return on_add_allocation_chunks(conn, id, body, msg.fds);
+    case proto::Body::RegisterTensors: return on_register_tensors(conn, id, body);
+    case proto::Body::RevokeAllocation: return on_revoke_allocation(conn, id, body);
+    case proto::Body::ImportAllocation: return on_import_allocation(conn, id, body);
+    case proto::Body::ReleaseAllocation: return on_release_allocation(conn, id, body);
     default:
       fail(WB_E_PROTOCOL, "unexpected message type %d", int(m->body_type()));
       return refuse(conn, id, WB_E_PROTOCOL);

@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cuda_chunks.hpp"
 #include "layout.hpp"
 
 namespace wb::broker {
@@ -27,6 +28,24 @@ struct NewView {
   uint64_t byte_offset;
   std::vector<int64_t> shape;
   std::vector<int64_t> strides;
+};
+
+struct NewCudaAllocation {
+  uint32_t topic;
+  uint32_t kind;  // shm::AllocationKind
+  uint64_t size;
+  std::vector<uint8_t> device_uuid;
+  std::vector<uint8_t> ipc_handle;
+  uint64_t base;
+  uint32_t chunk_count;
+};
+
+struct NewRegisteredTensor {
+  std::string name;
+  int32_t dtype;
+  std::vector<int64_t> shape;
+  std::vector<uint32_t> allocations;  // one per replica
+  std::vector<uint64_t> offsets;
 };
 
 class Registry {
@@ -61,11 +80,31 @@ class Registry {
   int create_view(uint32_t topic, const NewView &view);
   int allocation_fd(uint32_t allocation, int *fd, uint64_t *size) const;
 
+  // CUDA allocations (registry_cuda.cpp). `client` is the requesting client slot throughout.
+  // A new CUDA allocation exported by client; VMM ones stay pending until all their chunks arrived.
+  int register_cuda_allocation(const NewCudaAllocation &a, uint32_t client, uint32_t pid, uint32_t *index);
+  // Takes the chunk fds it keeps out of fds (the rest stay the caller's to close).
+  int add_allocation_chunks(uint32_t allocation, uint32_t client, uint32_t first, const std::vector<uint64_t> &sizes,
+                            std::vector<int> &fds);
+  int register_tensors(uint32_t topic, uint32_t client, const std::vector<NewRegisteredTensor> &tensors);
+  // By its exporter or its topic's publisher. *importers: processes that still have it open.
+  int revoke_allocation(uint32_t allocation, uint32_t client, uint32_t *importers);
+  // What an importer needs of one chunk: its fd (-1 for legacy IPC, whose handle is in the segment), offset
+  // and size. The fd stays the registry's.
+  int import_chunk(uint32_t allocation, uint32_t chunk, int *fd, uint64_t *offset, uint64_t *size) const;
+  void add_importer(uint32_t allocation);
+  void drop_importer(uint32_t allocation);  // and wakes an exporter waiting for the count to fall
+  // The client is gone: its legacy-IPC allocations die with it (and its unfinished VMM ones); its complete VMM
+  // allocations live on. Returns how many died.
+  uint32_t exporter_gone(uint32_t client);
+
  private:
   int find_tensor(uint32_t topic, const std::string &name, uint32_t *index) const;
   int check_new_tensors(uint32_t topic, const std::vector<NewTensor> &specs, std::vector<bool> *is_new,
                         uint32_t *count) const;
   void link_tensor(uint32_t topic, uint32_t index);
+  int check_cuda_allocation(uint32_t allocation, shm::Allocation **out) const;
+  int check_registered(uint32_t topic, uint32_t client, const NewRegisteredTensor &t) const;
 
   boost::interprocess::shared_memory_object shm_;
   boost::interprocess::mapped_region region_;
@@ -75,6 +114,7 @@ class Registry {
   std::vector<std::unordered_map<std::string, uint32_t>> tensors_by_name_;  // per topic
   std::vector<int> allocation_fds_;
   uint32_t next_generation_ = 1;
+  CudaChunks cuda_chunks_;
 };
 
 }  // namespace wb::broker

@@ -192,6 +192,7 @@ void Server::drop(Connection *conn, const char *why) {
     registry_.seg().topic(topic).notify_subscribers.fetch_sub(uint32_t(dropped));
   }
   if (conn->attached) {
+    drop_cuda(conn);
     std::string reclaimed;
     for (uint32_t topic : conn->published) {
       uint32_t dirty = registry_.release_publisher(topic);

@@ -28,6 +28,7 @@ struct Connection {
   bool attached = false;
   uint32_t slot = 0;
   std::set<uint32_t> published;  // topics this client is the publisher of
+  std::set<uint32_t> imported;   // CUDA allocations this client has open (counted in their importers)
 };
 
 class Server {
@@ -59,6 +60,15 @@ class Server {
   void on_get_allocation(Connection *conn, uint32_t id, const void *body);
   void on_subscribe(Connection *conn, uint32_t id, const void *body, std::vector<int> &fds);
   void on_published(Connection *conn, const void *body);
+  // CUDA allocations (handlers_cuda.cpp).
+  void on_register_cuda_allocation(Connection *conn, uint32_t id, const void *body);
+  void on_add_allocation_chunks(Connection *conn, uint32_t id, const void *body, std::vector<int> &fds);
+  void on_register_tensors(Connection *conn, uint32_t id, const void *body);
+  void on_revoke_allocation(Connection *conn, uint32_t id, const void *body);
+  void on_import_allocation(Connection *conn, uint32_t id, const void *body);
+  void on_release_allocation(Connection *conn, uint32_t id, const void *body);
+  // The client is gone: uncounts its imports and ends its legacy-IPC exports.
+  void drop_cuda(Connection *conn);
   // Publisher-only requests about topic: WB_OK, or refuses and returns the error.
   int check_publisher(Connection *conn, uint32_t id, uint32_t topic);
 

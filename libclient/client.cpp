@@ -13,6 +13,7 @@
 
 #include "client_internal.hpp"
 #include "clock.hpp"
+#include "cuda/hooks.hpp"
 #include "error.hpp"
 #include "futex.hpp"
 #include "wire.hpp"
@@ -87,6 +88,7 @@ void await_reclaim(wb_client *client) {
 }
 
 void destroy(wb_client *client) {
+  cuda::close_client(client);
   client->allocations.unmap_all();
   if (client->segment_base != nullptr) munmap(client->segment_base, client->segment_size);
   if (client->sock >= 0) close(client->sock);
@@ -159,6 +161,7 @@ int sleep_on(wb_client *client, std::atomic<uint32_t> *word, std::atomic<uint32_
              int64_t remaining_ns) {
   if (broker_gone(client)) return fail(WB_E_BROKER_GONE, "the broker is gone");
   if (remaining_ns == 0) return WB_E_TIMEOUT;
+  cuda::sweep(client);  // a reader blocked here still drops revoked CUDA imports, once per slice
   int64_t slice = remaining_ns < 0 ? kSliceNs : std::min(remaining_ns, kSliceNs);
   waiters->fetch_add(1, std::memory_order_seq_cst);
   futex_wait(word, expected, slice);

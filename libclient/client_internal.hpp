@@ -16,6 +16,10 @@
 
 struct wb_topic;
 
+namespace wb::cuda {
+struct ClientState;
+}
+
 struct wb_client {
   int sock = -1;
   int64_t timeout_ms = 5000;
@@ -35,6 +39,11 @@ struct wb_client {
 
   std::mutex topics_mutex;
   std::set<wb_topic *> topics;
+
+  // What this client holds in CUDA (libclient/cuda/client_state.hpp): created by the first CUDA call, so that
+  // clients that never use CUDA never load libcuda; destroyed at detach.
+  std::mutex cuda_mutex;
+  std::atomic<wb::cuda::ClientState *> cuda{nullptr};
 };
 
 struct wb_topic {
@@ -63,6 +72,7 @@ struct wb_update {
   std::unordered_map<uint32_t, uint32_t> replica_of;  // tensor table index -> replica being written
   std::vector<uint32_t> changed;                      // tensor table indices, in the order handed out
   uint32_t recovered_dirty = 0;  // R = 1: tensors left half-written by a dead writer that this one rewrites
+  uint32_t record_flags = 0;     // VersionRecord::flags of the version (kRecordGpuEvent: published on a stream)
 };
 
 struct wb_snapshot {
@@ -71,6 +81,7 @@ struct wb_snapshot {
   uint32_t lease_slot = 0;
   uint64_t timestamp_ns = 0;
   std::vector<uint8_t> metadata;
+  uint32_t record_flags = 0;  // the version record's flags, read with its metadata
 };
 
 namespace wb {
@@ -114,6 +125,16 @@ int tensor_at(wb_topic *topic, uint32_t position, uint32_t *t);
 
 // Replica holding tensor (root) t's bytes as of version: the one with the newest write not after it.
 uint32_t replica_for_version(const shm::Tensor &root, uint64_t version);
+
+// Base address in this process of the allocation holding replica `replica` of root tensor `root`: a host
+// mapping (writable or read-only) or a CUDA device address, mapped or imported on first use (storage.cpp).
+// WB_E_STALE for a revoked CUDA allocation, WB_E_NO_CUDA without a driver.
+int replica_base(wb_client *client, const shm::Tensor &root, uint32_t replica, bool writable, char **base);
+
+// specs[i] of an array whose elements are specs[0].struct_size bytes apart, and its checks (name, dtype,
+// shape): shared by wb_tensor_alloc and wb_tensor_alloc_cuda / wb_tensor_register_cuda.
+const wb_tensor_spec &spec_at(const wb_tensor_spec *specs, uint32_t i);
+int check_spec(const wb_tensor_spec &spec);
 
 // Checks an out-struct's struct_size against the size this library writes.
 int check_struct_size(uint32_t given, size_t needed, const char *type_name);

@@ -57,6 +57,7 @@ extern "C" WB_API const char *wb_strerror(int code) {
     case WB_E_NO_CUDA: return "WB_E_NO_CUDA: CUDA is not available";
     case WB_E_STALE: return "WB_E_STALE: revoked by its exporter";
     case WB_E_CONNECT: return "WB_E_CONNECT: no broker at the socket path";
+    case WB_E_CUDA: return "WB_E_CUDA: a CUDA driver call failed";
     default: return "WB_E_UNKNOWN: unknown error code";
   }
 }

@@ -3,8 +3,8 @@
 // Offsets only, no pointers: each process maps the segment at its own address. Fields that more than one
 // process writes are std::atomic (lock-free, hence address-free and usable across processes). Who writes what:
 //   broker     everything structural: header, topic/tensor/allocation entries, client slots, reclaim.
-//   publisher  its topic's live fields (latest, floor, writing_version, futex words), its version ring and
-//              the replica_version words of its tensors.
+//   publisher  its topic's live fields (latest, floor, writing_version, futex words, event_*), its version
+//              ring (with the event handles) and the replica_version words of its tensors.
 //   reader     only the lease words of its own client slot, and the release futex word of a topic.
 #pragma once
 
@@ -17,7 +17,7 @@
 namespace wb::shm {
 
 inline constexpr uint64_t kMagic = 0x31474553'53554257ull;  // "WBUSSEG1"
-inline constexpr uint32_t kLayoutVersion = 1;
+inline constexpr uint32_t kLayoutVersion = 2;
 inline constexpr uint32_t kNone = UINT32_MAX;
 inline constexpr uint64_t kNeverWritten = UINT64_MAX;        // a replica that holds no version
 inline constexpr uint64_t kWritingBit = 1ull << 63;         // R = 1: replica being written in place by version
@@ -65,6 +65,15 @@ struct Topic {
   std::atomic<uint32_t> release_seq;    // futex: bumped when a lease of this topic is dropped
   std::atomic<uint32_t> release_waiters;
   std::atomic<uint32_t> notify_subscribers;  // broker-maintained: publish skips its notice to the broker at 0
+  // GPU ordering (libclient/cuda/events.cpp): the publisher's interprocess events, one per ring slot, whose
+  // handles live in the version records. event_epoch is a seqlock over them and the fields below: odd while
+  // a writer (entered by compare-and-swap) rewrites the set, 0 before the first publish on a stream.
+  // event_owner (client slot + 1, with that slot's generation; 0 once retired) is the process owning the
+  // events: once its slot is gone, so are they, and readers stop waiting on them.
+  std::atomic<uint32_t> event_epoch;
+  uint32_t event_owner;
+  uint32_t event_owner_generation;
+  uint8_t event_device_uuid[16];  // the GPU the events were created on
 };
 
 struct Tensor {
@@ -84,17 +93,37 @@ struct Tensor {
   uint64_t replica_offset[WB_MAX_REPLICAS];
   // The version whose bytes each replica holds (kNeverWritten if none; kWritingBit|v while v writes in place).
   std::atomic<uint64_t> replica_version[WB_MAX_REPLICAS];
+  // CUDA tensors: the allocation holding each replica (registered replicas may live in different
+  // allocations). Host tensors keep every replica in `allocation` and leave this zero.
+  uint32_t replica_allocation[WB_MAX_REPLICAS];
 };
 
-enum class AllocationKind : uint32_t { kFree = 0, kHostMemfd = 1 };
+// kCudaIpc: a legacy CUDA IPC handle of an allocation's base (cuMemAlloc, PyTorch's caching allocator);
+// tensors sit at offsets from that base. kCudaVmm: cuMemCreate memory exported as POSIX fds, one per physical
+// chunk mapped back to back (PyTorch's expandable segments map many); the broker keeps the fds, so the memory
+// outlives its exporter.
+enum class AllocationKind : uint32_t { kFree = 0, kHostMemfd = 1, kCudaIpc = 2, kCudaVmm = 3 };
+
+// kLive is 0 so that host allocations, which never change state, need not set it. kPending: a VMM allocation
+// whose chunks are still arriving. kRevoked: its exporter revoked it. kDead: its legacy-IPC exporter is gone.
+enum class AllocationState : uint32_t { kLive = 0, kRevoked = 1, kDead = 2, kPending = 3 };
 
 struct Allocation {
   std::atomic<uint32_t> kind;
   uint32_t topic;
   uint64_t size;
   uint32_t generation;
-  uint32_t creator_pid;
+  uint32_t creator_pid;  // for CUDA allocations, the exporting process
   uint8_t device_uuid[16];
+  // CUDA allocations. The broker writes them all; the library only reads.
+  std::atomic<uint32_t> state;      // AllocationState
+  std::atomic<uint32_t> importers;  // processes other than the exporter that have it open (futex word)
+  uint32_t exporter_client;         // client slot of the exporter, and that slot's generation, so that the
+  uint32_t exporter_generation;     // exporting process recognises its own memory and uses its own pointer
+  uint64_t exporter_base;           // the allocation's start in the exporter's address space
+  uint32_t chunk_count;             // kCudaVmm: physical chunks, each handed out as one fd
+  uint32_t reserved;
+  uint8_t ipc_handle[64];           // kCudaIpc: CUipcMemHandle of the allocation's base
 };
 
 enum class ClientState : uint32_t { kFree = 0, kLive = 1 };
@@ -110,12 +139,19 @@ struct ClientSlot {
   // Followed by Capacities::leases_per_client lease words (see lease.hpp).
 };
 
+inline constexpr uint32_t kRecordGpuEvent = 1;  // VersionRecord::flags: published on a stream
+
 struct VersionRecord {
   std::atomic<uint64_t> version;  // seqlock: 0 while being written, then the version it holds
   uint64_t timestamp_ns;
   uint32_t metadata_size;
   uint32_t changed_count;
   uint8_t metadata[WB_METADATA_MAX];
+  uint32_t flags;  // under the seqlock: kRecordGpuEvent when this slot's event orders the version's GPU work
+  uint32_t reserved;
+  // The CUipcEventHandle of this ring slot's event, written under Topic::event_epoch (not the seqlock): one
+  // event per slot, recorded again by each version published on a stream into the slot.
+  uint8_t event_handle[64];
 };
 
 struct Header {

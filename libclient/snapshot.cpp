@@ -4,6 +4,7 @@
 
 #include "client_internal.hpp"
 #include "clock.hpp"
+#include "cuda/hooks.hpp"
 #include "error.hpp"
 #include "lease.hpp"
 
@@ -18,6 +19,7 @@ bool read_record(const shm::Segment &seg, uint32_t topic, uint64_t version, wb_s
   uint32_t size = std::min<uint32_t>(rec.metadata_size, WB_METADATA_MAX);
   snapshot->timestamp_ns = rec.timestamp_ns;
   snapshot->metadata.assign(rec.metadata, rec.metadata + size);
+  snapshot->record_flags = rec.flags;
   std::atomic_thread_fence(std::memory_order_acquire);
   return rec.version.load(std::memory_order_relaxed) == version;
 }
@@ -58,11 +60,11 @@ int lookup(wb_snapshot *snapshot, uint32_t t, uint32_t position, wb_tensor_info 
   const shm::Segment &seg = topic->client->seg;
   const shm::Tensor &e = seg.tensor(t);
   const shm::Tensor &root = seg.tensor(e.root);
+  uint32_t replica = replica_for_version(root, snapshot->version);
   char *base;
-  int rc = topic->client->allocations.map(root.allocation, false, &base);
+  int rc = replica_base(topic->client, root, replica, false, &base);
   if (rc != WB_OK) return rc;
   describe_tensor(seg, t, position, out);
-  uint32_t replica = replica_for_version(root, snapshot->version);
   uint64_t word = root.replica_version[replica].load(std::memory_order_acquire);
   out->version = word == shm::kNeverWritten ? 0 : word & ~shm::kWritingBit;
   out->data = base + root.replica_offset[replica] + e.view_offset;
@@ -90,6 +92,7 @@ extern "C" WB_API int wb_snapshot_acquire(wb_topic *topic, uint64_t version, int
   *out = nullptr;
   if (version > WB_VERSION_MAX) return fail(WB_E_INVAL, "version %llu is over WB_VERSION_MAX", (unsigned long long)version);
   shm::Topic &t = *topic->entry;
+  cuda::sweep(topic->client);  // drop revoked CUDA imports first, so that their exporters stop waiting
   std::unique_ptr<wb_snapshot> snapshot(new (std::nothrow) wb_snapshot);
   if (!snapshot) return fail(WB_E_NOMEM, "out of memory");
   snapshot->topic = topic;

@@ -13,20 +13,6 @@ namespace {
 // Specs per AllocTensors message: keeps each message well under wire::kMaxMessage.
 constexpr uint32_t kSpecsPerMessage = 128;
 
-const wb_tensor_spec &spec_at(const wb_tensor_spec *specs, uint32_t i) {
-  return *reinterpret_cast<const wb_tensor_spec *>(reinterpret_cast<const char *>(specs) +
-                                                   size_t(i) * specs[0].struct_size);
-}
-
-int check_spec(const wb_tensor_spec &spec) {
-  int rc = geometry::check_name(spec.name, "tensor");
-  if (rc != WB_OK) return rc;
-  uint64_t nbytes;
-  rc = geometry::contiguous_bytes(spec.dtype, spec.ndim, spec.shape, &nbytes);
-  if (rc != WB_OK) return fail(rc, "tensor '%s': %s", spec.name, wb_last_error());
-  return WB_OK;
-}
-
 int alloc_batch(wb_topic *topic, const wb_tensor_spec *specs, uint32_t first, uint32_t count) {
   flatbuffers::FlatBufferBuilder builder;
   std::vector<flatbuffers::Offset<proto::TensorSpec>> entries;
@@ -46,6 +32,20 @@ int alloc_batch(wb_topic *topic, const wb_tensor_spec *specs, uint32_t first, ui
 }
 
 }  // namespace
+
+const wb_tensor_spec &spec_at(const wb_tensor_spec *specs, uint32_t i) {
+  return *reinterpret_cast<const wb_tensor_spec *>(reinterpret_cast<const char *>(specs) +
+                                                   size_t(i) * specs[0].struct_size);
+}
+
+int check_spec(const wb_tensor_spec &spec) {
+  int rc = geometry::check_name(spec.name, "tensor");
+  if (rc != WB_OK) return rc;
+  uint64_t nbytes;
+  rc = geometry::contiguous_bytes(spec.dtype, spec.ndim, spec.shape, &nbytes);
+  if (rc != WB_OK) return fail(rc, "tensor '%s': %s", spec.name, wb_last_error());
+  return WB_OK;
+}
 
 void describe_tensor(const shm::Segment &seg, uint32_t t, uint32_t position, wb_tensor_info *info) {
   const shm::Tensor &e = seg.tensor(t);
@@ -174,7 +174,7 @@ extern "C" WB_API int wb_topic_tensor_count(wb_topic *topic, uint32_t *count) {
 extern "C" WB_API int wb_topic_tensor(wb_topic *topic, uint32_t index, wb_tensor_info *out) {
   if (topic == nullptr || out == nullptr) return fail(WB_E_INVAL, "topic or out is NULL");
   int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");
-  uint32_t t;
+  uint32_t t = 0;  // set by tensor_at; GCC -O2 cannot tell
   if (rc != WB_OK || (rc = tensor_at(topic, index, &t)) != WB_OK) return rc;
   describe_tensor(topic->client->seg, t, index, out);
   return WB_OK;

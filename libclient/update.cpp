@@ -107,36 +107,36 @@ int write_pointer(wb_update *update, uint32_t t, uint32_t position, wb_tensor_in
   shm::Tensor &e = seg.tensor(t);
   if (e.is_view) return fail(WB_E_STATE, "'%s' is a view: write its parent '%s'", e.name, seg.tensor(e.root).name);
   auto known = update->replica_of.find(t);
-  uint32_t replica;
-  if (known != update->replica_of.end()) {
-    replica = known->second;
-  } else {
-    replica = 0;
-    if (topic->entry->replicas > 1) {
-      int rc = choose_replica(e, topic->entry->replicas, update->pinned, &replica);
-      if (rc != WB_OK) return rc;
-    }
+  bool first = known == update->replica_of.end();
+  uint32_t replica = first ? 0 : known->second;
+  if (first && topic->entry->replicas > 1) {
+    int rc = choose_replica(e, topic->entry->replicas, update->pinned, &replica);
+    if (rc != WB_OK) return rc;
+  }
+  // Storage first: a tensor whose storage fails (a revoked CUDA allocation) is not marked as written.
+  char *base;
+  int rc = replica_base(topic->client, e, replica, true, &base);
+  if (rc != WB_OK) return rc;
+  if (first) {
     topic->entry->writing_version.store(update->version, std::memory_order_seq_cst);
     if (topic->entry->replicas == 1) mark_in_place(update, e);
     update->replica_of.emplace(t, replica);
     update->changed.push_back(t);
   }
-  char *base;
-  int rc = topic->client->allocations.map(e.allocation, true, &base);
-  if (rc != WB_OK) return rc;
   describe_tensor(seg, t, position, out);
   out->data = base + e.replica_offset[replica];
   return WB_OK;
 }
 
 void write_record(const shm::Segment &seg, uint32_t topic, uint64_t version, const void *metadata, uint32_t size,
-                  uint32_t changed) {
+                  uint32_t changed, uint32_t flags) {
   shm::VersionRecord &rec = seg.record(topic, version);
   rec.version.store(0, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);
   rec.timestamp_ns = uint64_t(realtime_ns());
   rec.metadata_size = size;
   rec.changed_count = changed;
+  rec.flags = flags;
   if (size > 0) memcpy(rec.metadata, metadata, size);
   rec.version.store(version, std::memory_order_release);
 }
@@ -232,7 +232,7 @@ extern "C" WB_API int wb_update_publish(wb_update *update, const void *metadata,
   const shm::Segment &seg = topic->client->seg;
   uint64_t n = update->version;
   for (uint32_t i : update->changed) seg.tensor(i).replica_version[update->replica_of[i]].store(n, std::memory_order_release);
-  write_record(seg, topic->index, n, metadata, metadata_size, uint32_t(update->changed.size()));
+  write_record(seg, topic->index, n, metadata, metadata_size, uint32_t(update->changed.size()), update->record_flags);
   if (update->recovered_dirty > 0) t.dirty_tensors.fetch_sub(update->recovered_dirty, std::memory_order_seq_cst);
   t.latest.store(n, std::memory_order_seq_cst);
   t.writing_version.store(0, std::memory_order_seq_cst);

@@ -2,8 +2,8 @@
  * weightbus.h — share tensors between processes on one node and move through versions of them.
  *
  * This header is the manual of the C API. Read "Concepts" first, then the sections in the order a program calls
- * them: attach, topics, tensors, updates (publisher), versions and snapshots (reader), listing. "Caveats" at the
- * end lists what the library does not do.
+ * them: attach, topics, tensors, updates (publisher), versions and snapshots (reader), CUDA tensors, listing.
+ * "Caveats" at the end lists what the library does not do.
  *
  * Concepts
  * --------
@@ -14,7 +14,8 @@
  *
  *   topic     a named set of tensors with one version sequence, e.g. one model. One publisher at a time.
  *   tensor    name, dtype, shape, strides and where its bytes live. Tensors are allocated by the broker in
- *             shareable memory (memfd), 64-byte aligned, many tensors per allocation.
+ *             shareable memory (memfd), 64-byte aligned, many tensors per allocation, or live on a GPU (see
+ *             "CUDA tensors": allocated by the library or registered where they already are).
  *   view      a tensor defined as a strided window on another tensor's bytes; it costs no storage.
  *   replica   each tensor has R copies of its storage (R = 1..WB_MAX_REPLICAS, chosen at topic creation).
  *             R = 1 shares in place: an update waits until no reader holds a lease. R >= 2 lets the publisher
@@ -77,6 +78,7 @@ WB_API const char *wb_version_string(void);
 #define WB_METADATA_MAX 4096   /* bytes of user metadata per version */
 #define WB_ALIGNMENT 64        /* every tensor allocated by the broker starts on this boundary */
 #define WB_VERSION_MAX ((UINT64_C(1) << 48) - 1) /* versions are 48-bit: ample for 8 years at 1 MHz */
+#define WB_CUDA_ALIGNMENT 256  /* every tensor of wb_tensor_alloc_cuda starts on this boundary */
 
 /* ---------------------------------------------------------------------------------------------------------- */
 /* Errors                                                                                                      */
@@ -106,6 +108,7 @@ WB_API const char *wb_version_string(void);
 #define WB_E_NO_CUDA (-21)       /* CUDA is needed and absent */
 #define WB_E_STALE (-22)         /* the tensor or allocation was revoked by its exporter */
 #define WB_E_CONNECT (-23)       /* no broker listens at the socket path */
+#define WB_E_CUDA (-24)          /* a CUDA driver call failed; wb_last_error() names the call and its CUresult */
 
 /* A constant string naming the code, e.g. "WB_E_TIMEOUT: the wait timed out". Never NULL. */
 WB_API const char *wb_strerror(int code);
@@ -315,9 +318,10 @@ WB_API int wb_update_begin(wb_topic *topic, int64_t timeout_ms, wb_update **out)
 /* The version this update will publish. Errors: WB_E_INVAL. */
 WB_API int wb_update_version(const wb_update *update, uint64_t *version);
 
-/* Marks a tensor as changed by this update and returns where to write it (out->data). With R >= 2 the bytes
- * there are an older version's: write the whole tensor. Views are written through their parent.
- * Errors: WB_E_INVAL, WB_E_NOT_FOUND, WB_E_STATE (a view). */
+/* Marks a tensor as changed by this update and returns where to write it (out->data; a device pointer for
+ * CUDA tensors). With R >= 2 the bytes there are an older version's: write the whole tensor. Views are written
+ * through their parent. Errors: WB_E_INVAL, WB_E_NOT_FOUND, WB_E_STATE (a view), WB_E_STALE (revoked), and for
+ * CUDA tensors WB_E_NO_CUDA, WB_E_CUDA. */
 WB_API int wb_update_tensor(wb_update *update, const char *name, wb_tensor_info *out);
 
 /* The same by index (see wb_topic_tensor). Errors: WB_E_INVAL, WB_E_NOT_FOUND, WB_E_STATE (a view). */
@@ -369,12 +373,134 @@ WB_API int wb_snapshot_version(const wb_snapshot *snapshot, uint64_t *version);
 WB_API int wb_snapshot_metadata(const wb_snapshot *snapshot, const void **data, uint32_t *size,
                                 uint64_t *timestamp_ns);
 
-/* Looks a tensor or view up by name; out->data points at its bytes as of the snapshot's version.
- * Errors: WB_E_INVAL, WB_E_NAME_TOO_LONG, WB_E_NOT_FOUND. */
+/* Looks a tensor or view up by name; out->data points at its bytes as of the snapshot's version (a device
+ * pointer for CUDA tensors: see "CUDA tensors"). Errors: WB_E_INVAL, WB_E_NAME_TOO_LONG, WB_E_NOT_FOUND (also:
+ * the tensor's GPU is not visible in this process), WB_E_STALE (its CUDA allocation was revoked, or its
+ * legacy-IPC exporter died), WB_E_NO_CUDA, WB_E_CUDA. */
 WB_API int wb_snapshot_tensor(wb_snapshot *snapshot, const char *name, wb_tensor_info *out);
 
-/* The same by index. Errors: WB_E_INVAL, WB_E_NOT_FOUND (index out of range). */
+/* The same by index. Errors: WB_E_INVAL, WB_E_NOT_FOUND (index out of range), and those of wb_snapshot_tensor. */
 WB_API int wb_snapshot_tensor_at(wb_snapshot *snapshot, uint32_t index, wb_tensor_info *out);
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* CUDA tensors                                                                                                */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+/* Tensors may live on GPUs: allocated by the library (wb_tensor_alloc_cuda) or registered where they already
+ * are (wb_tensor_register_cuda, e.g. PyTorch parameters). Readers see them through the same snapshots as host
+ * tensors: wb_snapshot_tensor's data is then a device pointer valid in the reading process, device_type is
+ * WB_DEVICE_CUDA and device_uuid names the GPU. GPUs are identified by UUID, never by ordinal, so processes
+ * with different CUDA_VISIBLE_DEVICES agree; the GPU must be visible in every process that reads the tensor.
+ *
+ * Only handles move between processes: each process opens each allocation once, on first use, and keeps it
+ * open for every later version (until the allocation is revoked or the client detaches); the process that
+ * exported an allocation uses its own pointer. Legacy IPC handles (cuIpcGetMemHandle) share memory that stays
+ * valid only while its exporting process lives; VMM handles (cuMemCreate, exported as POSIX fds that the broker
+ * keeps) stay valid after the exporter is gone. CUDA mappings are read-write in every process (legacy IPC has
+ * no read-only mode): readers must not write them.
+ *
+ * GPU ordering: a publisher that writes a version's bytes with GPU work publishes with
+ * wb_update_publish_on_stream, which records an interprocess event on its stream; a reader orders its own
+ * stream after the version with wb_snapshot_wait_stream (no host wait), waits on the host with
+ * wb_snapshot_synchronize, or copies with wb_snapshot_copy_into, which does both the wait and the copies on
+ * one stream. A reader must let its GPU work that reads a snapshot finish (e.g. cuStreamSynchronize) before it
+ * releases the snapshot: after the release the publisher may overwrite those bytes.
+ *
+ * libcuda is loaded with dlopen("libcuda.so.1") on the first CUDA call ($WEIGHTBUS_LIBCUDA names another
+ * file); the library never links it. Where it is absent, or finds no GPU, every call of this section returns
+ * WB_E_NO_CUDA saying why, and everything else keeps working. Streams are CUstream / cudaStream_t values
+ * passed as void *; NULL is the legacy default stream of the calling thread's current context (or of the
+ * tensor's GPU's primary context when the thread has none). The library retains the primary context of each
+ * GPU it uses, as the CUDA runtime does. */
+
+/* Loads libcuda and initialises the driver if that has not happened yet. Errors: WB_E_NO_CUDA (why: no
+ * libcuda, no GPU, a driver too old), WB_E_CUDA. */
+WB_API int wb_cuda_init(void);
+
+/* The UUID of the GPU with this ordinal in this process. Errors: WB_E_INVAL (NULL, ordinal out of range),
+ * WB_E_NO_CUDA, WB_E_CUDA. */
+WB_API int wb_cuda_device_uuid(int32_t ordinal, uint8_t uuid[16]);
+
+/* The ordinal in this process of the GPU with this UUID (e.g. a wb_tensor_info.device_uuid).
+ * Errors: WB_E_INVAL, WB_E_NOT_FOUND (not visible here: see CUDA_VISIBLE_DEVICES), WB_E_NO_CUDA, WB_E_CUDA. */
+WB_API int wb_cuda_device_ordinal(const uint8_t uuid[16], int32_t *ordinal);
+
+/* Publisher only: like wb_tensor_alloc, but on the GPU with ordinal device: one new VMM allocation
+ * (cuMemCreate, POSIX-fd shareable) holding the count tensors times the topic's R replicas, each tensor
+ * WB_CUDA_ALIGNMENT-aligned, the size rounded up to the GPU's allocation granularity, zero-filled. Its fd goes
+ * to the broker, so the memory outlives this process. Names that exist with the same dtype and shape keep
+ * their storage (a publisher taking the topic over re-runs its set-up unchanged).
+ * Errors: WB_E_INVAL (NULL, count 0, device out of range), WB_E_ROLE, WB_E_NAME_TOO_LONG, WB_E_DTYPE,
+ * WB_E_SHAPE, WB_E_EXISTS, WB_E_STATE (sealed by the first publish), WB_E_NOSPC, WB_E_NOMEM (GPU memory),
+ * WB_E_NO_CUDA, WB_E_CUDA, WB_E_BROKER_GONE, WB_E_TIMEOUT. */
+WB_API int wb_tensor_alloc_cuda(wb_topic *topic, const wb_tensor_spec *specs, uint32_t count, int32_t device);
+
+/* Publisher only: registers count existing, contiguous GPU tensors where they are, without copying.
+ * pointers holds count * R device pointers for the topic's R replicas: pointers[r * count + i] is replica r
+ * of specs[i] (R = 1: one pointer per tensor; R >= 2: one copy of the model per replica). The library finds
+ * each pointer's allocation (cuMemGetAddressRange) and exports it once per process and topic however many
+ * tensors it holds: cuMemAlloc memory (PyTorch's caching allocator) by the legacy IPC handle of its base,
+ * VMM memory (cuMemCreate with CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR; PyTorch's expandable segments) by
+ * the fds of the physical chunks the tensors span. Every replica of a tensor must be on the same GPU. The
+ * memory stays the caller's: keep it allocated until wb_tensor_revoke has returned WB_OK (or the process
+ * ends). Replica 0's bytes are version 0's. Registered names are new names: registering one that exists is
+ * WB_E_EXISTS. Errors: WB_E_INVAL (NULL, a pointer that is not device memory, managed memory
+ * (cuMemAllocManaged), memory-pool memory (cuMemAllocAsync), a tensor running past its allocation, VMM memory
+ * not exportable as a POSIX fd, replicas on different GPUs), WB_E_ROLE, WB_E_NAME_TOO_LONG, WB_E_DTYPE,
+ * WB_E_SHAPE, WB_E_EXISTS, WB_E_STATE (sealed), WB_E_NOSPC, WB_E_NO_CUDA, WB_E_CUDA, WB_E_BROKER_GONE,
+ * WB_E_TIMEOUT. */
+WB_API int wb_tensor_register_cuda(wb_topic *topic, const wb_tensor_spec *specs, void *const *pointers,
+                                   uint32_t count);
+
+/* Publisher only: revokes the CUDA allocation(s) holding tensor name's storage, and with them every tensor
+ * and view stored there (a registered cuMemAlloc block may hold many tensors). From then on readers get
+ * WB_E_STALE for those tensors and drop their mappings on their next call into the library for the topic
+ * (acquire, lookup, copy, wait) while they hold no snapshot of it. Returns once no other process maps them,
+ * which is when registered memory may be freed; allocations of wb_tensor_alloc_cuda are freed then. Revoked
+ * tensors stay stale: register the new memory under new names or in a new topic.
+ * Errors: WB_E_INVAL (NULL, a host tensor), WB_E_NOT_FOUND, WB_E_ROLE, WB_E_TIMEOUT (importers still map it
+ * after timeout_ms: it stays revoked; call again to wait for them), WB_E_NO_CUDA, WB_E_CUDA,
+ * WB_E_BROKER_GONE. */
+WB_API int wb_tensor_revoke(wb_topic *topic, const char *name, int64_t timeout_ms);
+
+/* wb_update_publish for a version whose bytes were written by GPU work on stream: records the topic's
+ * interprocess event for this version on stream first (no host wait), so that readers order their GPU work
+ * after it. Errors: those of wb_update_publish, and WB_E_INVAL (stream of another CUDA context than the
+ * topic's earlier publishes on a stream), WB_E_NO_CUDA, WB_E_CUDA; on an error the update stays open. */
+WB_API int wb_update_publish_on_stream(wb_update *update, void *stream, const void *metadata,
+                                       uint32_t metadata_size, uint64_t *version);
+
+/* Makes work submitted to stream after this call wait until the GPU work that wrote the snapshot's version
+ * (wb_update_publish_on_stream) is done, without blocking the host. A version published with
+ * wb_update_publish, or whose publisher's process has ended, needs no wait. Waiting on a later version of the
+ * same ring slot can only make the wait longer. Errors: WB_E_INVAL, WB_E_NO_CUDA, WB_E_CUDA. */
+WB_API int wb_snapshot_wait_stream(wb_snapshot *snapshot, void *stream);
+
+/* The same, blocking the host until that GPU work is done, at most timeout_ms.
+ * Errors: WB_E_INVAL, WB_E_TIMEOUT, WB_E_NO_CUDA, WB_E_CUDA. */
+WB_API int wb_snapshot_synchronize(wb_snapshot *snapshot, int64_t timeout_ms);
+
+typedef struct wb_copy_target {
+  uint32_t struct_size;
+  uint32_t index;      /* the tensor's index (see wb_topic_tensor) when name is NULL */
+  const char *name;    /* a tensor or view, or NULL */
+  void *dst;           /* where the bytes go, in this process */
+  uint64_t dst_bytes;  /* capacity of dst: at least the tensor's nbytes */
+  int32_t device;      /* the CUDA ordinal of dst's GPU in this process, or -1 for host memory */
+  uint32_t reserved;
+} wb_copy_target;
+
+#define WB_COPY_TARGET_INIT {sizeof(wb_copy_target), 0, NULL, NULL, 0, -1, 0}
+
+/* Copies count tensors of the snapshot into the caller's buffers, in one batch on stream: first the stream
+ * waits for the version's GPU work (wb_snapshot_wait_stream), then one cuMemcpyAsync per target (from a GPU
+ * to any GPU, peers included, or to host memory). A view's nbytes are copied from its first element, strides
+ * kept. Host tensors into host memory are copied with memcpy before the call returns and need no CUDA. The
+ * copies read the snapshot: synchronize stream before releasing it. Targets are checked before anything is
+ * copied. Errors: WB_E_INVAL (NULL, a bad struct_size, device out of range), WB_E_NOT_FOUND, WB_E_SIZE
+ * (dst_bytes below the tensor's nbytes), WB_E_STALE, WB_E_NO_CUDA, WB_E_CUDA. */
+WB_API int wb_snapshot_copy_into(wb_snapshot *snapshot, const wb_copy_target *targets, uint32_t count,
+                                 void *stream);
 
 /* ---------------------------------------------------------------------------------------------------------- */
 /* Clients                                                                                                     */
@@ -406,6 +532,12 @@ WB_API int wb_list_clients(wb_client *client, wb_client_info *out, uint32_t capa
  *   publisher that keeps updating can make R = 1 acquires wait. Use R >= 2 for readers that hold versions.
  * - Topics live until the broker exits; there is no call to delete one yet.
  * - A process must not use a handle after fork(); attach again in the child.
+ * - CUDA: a publisher killed while GPU work it published on a stream is still running leaves that version's
+ *   bytes undefined (its context is torn down with the work); readers are not told. Legacy-IPC tensors die
+ *   with their exporter (WB_E_STALE); use wb_tensor_alloc_cuda or VMM memory for tensors that must outlive it.
+ * - CUDA: a revoked tensor cannot be re-pointed at new memory; the topic keeps it as stale.
+ * - CUDA: a reader that never calls into the library keeps revoked memory mapped, and wb_tensor_revoke times
+ *   out waiting for it.
  */
 
 #ifdef __cplusplus

@@ -1,0 +1,109 @@
+// weightbus-owned CUDA tensors: one VMM allocation per call, the tensors packed WB_CUDA_ALIGNMENT apart, R
+// replicas back to back, exported as a POSIX fd that the broker keeps.
+#include <algorithm>
+#include <cstring>
+
+#include "client_internal.hpp"
+#include "client_state.hpp"
+#include "device.hpp"
+#include "error.hpp"
+#include "geometry.hpp"
+
+namespace wb::cuda {
+
+namespace {
+
+uint64_t align_up(uint64_t value) { return (value + WB_CUDA_ALIGNMENT - 1) / WB_CUDA_ALIGNMENT * WB_CUDA_ALIGNMENT; }
+
+// The specs to allocate: those whose name is new. A name that exists with the same dtype and shape keeps its
+// storage, as with wb_tensor_alloc; with another definition it is WB_E_EXISTS.
+int new_specs(wb_topic *topic, const wb_tensor_spec *specs, uint32_t count, std::vector<uint32_t> *fresh) {
+  const shm::Segment &seg = topic->client->seg;
+  for (uint32_t i = 0; i < count; ++i) {
+    const wb_tensor_spec &spec = spec_at(specs, i);
+    uint32_t t = 0, position = 0;
+    if (find_tensor(topic, spec.name, &t, &position) != WB_OK) {
+      fresh->push_back(i);
+      continue;
+    }
+    const shm::Tensor &e = seg.tensor(t);
+    bool same = !e.is_view && e.device_type == WB_DEVICE_CUDA && e.dtype == spec.dtype && e.ndim == spec.ndim &&
+                std::equal(spec.shape, spec.shape + spec.ndim, e.shape);
+    if (!same) return fail(WB_E_EXISTS, "tensor '%s' exists with another dtype, shape or device", spec.name);
+  }
+  return WB_OK;
+}
+
+int alloc_cuda(wb_topic *topic, const wb_tensor_spec *specs, uint32_t count, int32_t device) {
+  ClientState *state = nullptr;
+  int gpus = 0;
+  int rc = client_state(topic->client, &state);
+  if (rc == WB_OK) rc = device_count(&gpus);
+  if (rc != WB_OK) return rc;
+  if (device < 0 || device >= gpus) {
+    return fail(WB_E_INVAL, "CUDA device %d does not exist: this process sees %d GPU(s)", device, gpus);
+  }
+  std::vector<uint32_t> fresh;
+  if ((rc = new_specs(topic, specs, count, &fresh)) != WB_OK || fresh.empty()) return rc;
+  uint32_t replicas = topic->entry->replicas;
+  std::vector<Placement> placements;
+  uint64_t replica_bytes = 0;
+  for (uint32_t i : fresh) {
+    const wb_tensor_spec &spec = spec_at(specs, i);
+    uint64_t nbytes;
+    geometry::contiguous_bytes(spec.dtype, spec.ndim, spec.shape, &nbytes);
+    Placement p;
+    p.spec = i;
+    p.offset[0] = replica_bytes;
+    placements.push_back(p);
+    replica_bytes += align_up(nbytes);
+  }
+  Owned owned;
+  NewAllocation a;
+  a.chunks.push_back(Chunk{-1, 0});
+  if ((rc = alloc_owned(device, replica_bytes * replicas, &owned, &a.chunks[0].fd)) != WB_OK) return rc;
+  a.topic = topic->index;
+  a.kind = shm::AllocationKind::kCudaVmm;
+  a.size = a.chunks[0].size = owned.size;
+  a.base = owned.base;
+  uuid_of(device, a.device_uuid);
+  uint32_t index = 0;
+  if ((rc = state->exports.add(a, owned, &index)) != WB_OK) {
+    free_owned(owned);
+    return rc;
+  }
+  for (Placement &p : placements) {
+    for (uint32_t r = 0; r < replicas; ++r) {
+      p.allocation[r] = index;
+      p.offset[r] = r * replica_bytes + p.offset[0];
+    }
+  }
+  if ((rc = register_tensors(topic, specs, placements)) != WB_OK) {
+    std::string message = wb_last_error();
+    uint32_t importers = 0;
+    revoke_allocation(topic->client, index, &importers);  // nobody imported it: no tensor referred to it
+    state->exports.forget(index);
+    return fail(rc, "%s", message.c_str());
+  }
+  return WB_OK;
+}
+
+}  // namespace
+
+}  // namespace wb::cuda
+
+using namespace wb;
+
+extern "C" WB_API int wb_tensor_alloc_cuda(wb_topic *topic, const wb_tensor_spec *specs, uint32_t count,
+                                           int32_t device) {
+  if (topic == nullptr || specs == nullptr || count == 0) {
+    return fail(WB_E_INVAL, "topic or specs is NULL, or count is 0");
+  }
+  int rc = check_struct_size(specs[0].struct_size, sizeof(wb_tensor_spec), "wb_tensor_spec");
+  if (rc != WB_OK) return rc;
+  if (!topic->publisher) return fail(WB_E_ROLE, "only the publisher of '%s' may allocate tensors", topic->entry->name);
+  for (uint32_t i = 0; i < count; ++i) {
+    if ((rc = check_spec(spec_at(specs, i))) != WB_OK) return rc;
+  }
+  return cuda::alloc_cuda(topic, specs, count, device);
+}

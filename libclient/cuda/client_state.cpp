@@ -1,0 +1,44 @@
+#include "client_state.hpp"
+
+#include <new>
+
+#include "client_internal.hpp"
+#include "driver.hpp"
+#include "error.hpp"
+#include "hooks.hpp"
+
+namespace wb::cuda {
+
+int client_state(wb_client *client, ClientState **out) {
+  ClientState *state = client->cuda.load(std::memory_order_acquire);
+  if (state == nullptr) {
+    const Driver *d = nullptr;
+    int rc = driver(&d);
+    if (rc != WB_OK) return rc;
+    std::lock_guard lock(client->cuda_mutex);
+    state = client->cuda.load(std::memory_order_acquire);
+    if (state == nullptr) {
+      state = new (std::nothrow) ClientState(client);
+      if (state == nullptr) return fail(WB_E_NOMEM, "out of memory");
+      client->cuda.store(state, std::memory_order_release);
+    }
+  }
+  *out = state;
+  return WB_OK;
+}
+
+int import_base(wb_client *client, uint32_t allocation, char **base) {
+  ClientState *state = nullptr;
+  int rc = client_state(client, &state);
+  if (rc != WB_OK) return rc;
+  return state->imports.base(allocation, base);
+}
+
+void sweep(wb_client *client) {
+  ClientState *state = client->cuda.load(std::memory_order_acquire);
+  if (state != nullptr) state->imports.sweep();
+}
+
+void close_client(wb_client *client) { delete client->cuda.exchange(nullptr); }
+
+}  // namespace wb::cuda

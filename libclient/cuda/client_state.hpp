@@ -1,0 +1,26 @@
+// Everything one client holds in CUDA: the allocations it exported, those it imported, its events and copy
+// streams. Created by the client's first CUDA call and destroyed at detach: copy streams and events first
+// (the events' retirement writes to the segment), then imports, then exported memory.
+#pragma once
+
+#include "copy.hpp"
+#include "events.hpp"
+#include "exports.hpp"
+#include "imports.hpp"
+
+struct wb_client;
+
+namespace wb::cuda {
+
+struct ClientState {
+  explicit ClientState(wb_client *client) : exports(client), imports(client), events(client) {}
+  Exports exports;
+  Imports imports;
+  Events events;
+  CopyLanes copy_lanes;
+};
+
+// The client's CUDA state, created on first use. Loads the driver: WB_E_NO_CUDA without one.
+int client_state(wb_client *client, ClientState **out);
+
+}  // namespace wb::cuda

@@ -1,0 +1,189 @@
+// Copy-into: a snapshot's tensors into the caller's own buffers, as one batch on one stream after the
+// version's GPU work: the stream waits on the version's event, then one cuMemcpyAsync per tensor (the driver
+// picks device-to-device, peer or device-to-host copies from the addresses), spread over a few lanes.
+#include "copy.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "client_internal.hpp"
+#include "client_state.hpp"
+#include "device.hpp"
+#include "driver.hpp"
+#include "error.hpp"
+
+namespace wb::cuda {
+
+namespace {
+
+// Lanes per context, and the smallest batch worth forking for (a fork and a join cost a few microseconds).
+constexpr size_t kLanes = 4;
+constexpr size_t kMinCopiesToFork = 2 * kLanes;
+
+int enqueue_one(const Driver *d, const Copy &c, CUstream stream) {
+  return check(
+      d->cuMemcpyAsync(reinterpret_cast<CUdeviceptr>(c.dst), reinterpret_cast<CUdeviceptr>(c.src), c.bytes, stream),
+      "cuMemcpyAsync");
+}
+
+const wb_copy_target &target_at(const wb_copy_target *targets, uint32_t i) {
+  return *reinterpret_cast<const wb_copy_target *>(reinterpret_cast<const char *>(targets) +
+                                                   size_t(i) * targets[0].struct_size);
+}
+
+int check_device(uint32_t i, int32_t device) {
+  if (device < -1) {
+    return fail(WB_E_INVAL, "targets[%u].device is %d: a CUDA ordinal, or -1 for host memory", i, device);
+  }
+  if (device == -1) return WB_OK;
+  int count = 0;
+  int rc = device_count(&count);
+  if (rc == WB_OK && device >= count) {
+    rc = fail(WB_E_INVAL, "targets[%u].device is %d, but this process sees %d GPU(s)", i, device, count);
+  }
+  return rc;
+}
+
+int resolve(wb_snapshot *snapshot, uint32_t i, const wb_copy_target &target, Copy *out) {
+  wb_tensor_info info = WB_TENSOR_INFO_INIT;
+  int rc = target.name != nullptr ? wb_snapshot_tensor(snapshot, target.name, &info)
+                                  : wb_snapshot_tensor_at(snapshot, target.index, &info);
+  if (rc != WB_OK || (rc = check_device(i, target.device)) != WB_OK) return rc;
+  if (target.dst == nullptr) return fail(WB_E_INVAL, "targets[%u] ('%s'): dst is NULL", i, info.name);
+  if (target.dst_bytes < info.nbytes) {
+    return fail(WB_E_SIZE, "targets[%u]: tensor '%s' has %llu bytes, but dst_bytes is %llu", i, info.name,
+                (unsigned long long)info.nbytes, (unsigned long long)target.dst_bytes);
+  }
+  out->src = static_cast<const char *>(info.data);
+  out->dst = static_cast<char *>(target.dst);
+  out->bytes = info.nbytes;
+  out->cuda = info.device_type == WB_DEVICE_CUDA || target.device >= 0;
+  out->ordinal = target.device;
+  if (info.device_type == WB_DEVICE_CUDA) rc = ordinal_of(info.device_uuid, &out->ordinal);
+  return rc;
+}
+
+int copy_on_stream(wb_snapshot *snapshot, const std::vector<Copy> &copies, void *stream) {
+  ClientState *state = nullptr;
+  int rc = client_state(snapshot->topic->client, &state);
+  int ordinal = -1;
+  for (const Copy &c : copies) {
+    if (c.cuda && ordinal < 0) ordinal = c.ordinal;
+  }
+  CUcontext context = nullptr;
+  ContextGuard guard;
+  if (rc != WB_OK || (rc = stream_context(stream, ordinal, &context)) != WB_OK || (rc = guard.push(context)) != WB_OK ||
+      (rc = wb_snapshot_wait_stream(snapshot, stream)) != WB_OK) {
+    return rc;
+  }
+  return state->copy_lanes.enqueue(context, static_cast<CUstream>(stream), copies);
+}
+
+}  // namespace
+
+CopyLanes::~CopyLanes() {
+  const Driver *d = nullptr;
+  if (driver(&d) != WB_OK) return;
+  for (Lanes &l : lanes_) {
+    ContextGuard guard;
+    if (guard.push(l.context) != WB_OK) continue;
+    for (CUstream s : l.streams) d->cuStreamDestroy(s);
+    for (CUevent e : l.joins) d->cuEventDestroy(e);
+    d->cuEventDestroy(l.fork);
+  }
+}
+
+int CopyLanes::lanes_of(CUcontext context, Lanes **out) {
+  for (Lanes &l : lanes_) {
+    if (l.context == context) {
+      *out = &l;
+      return WB_OK;
+    }
+  }
+  const Driver *d = nullptr;
+  int rc = driver(&d);
+  Lanes l;
+  l.context = context;
+  if (rc == WB_OK) rc = check(d->cuEventCreate(&l.fork, CU_EVENT_DISABLE_TIMING), "cuEventCreate");
+  for (size_t i = 0; rc == WB_OK && i < kLanes; ++i) {
+    CUstream s = nullptr;
+    CUevent e = nullptr;
+    rc = check(d->cuStreamCreate(&s, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+    if (rc == WB_OK) l.streams.push_back(s);
+    if (rc == WB_OK) rc = check(d->cuEventCreate(&e, CU_EVENT_DISABLE_TIMING), "cuEventCreate");
+    if (rc == WB_OK) l.joins.push_back(e);
+  }
+  if (rc != WB_OK) {
+    for (CUstream s : l.streams) d->cuStreamDestroy(s);
+    for (CUevent e : l.joins) d->cuEventDestroy(e);
+    if (l.fork != nullptr) d->cuEventDestroy(l.fork);
+    return rc;
+  }
+  lanes_.push_back(std::move(l));
+  *out = &lanes_.back();
+  return WB_OK;
+}
+
+int CopyLanes::enqueue(CUcontext context, CUstream stream, const std::vector<Copy> &copies) {
+  const Driver *d = nullptr;
+  int rc = driver(&d);
+  if (rc != WB_OK) return rc;
+  size_t count = size_t(std::count_if(copies.begin(), copies.end(), [](const Copy &c) { return c.cuda; }));
+  if (count < kMinCopiesToFork) {
+    for (const Copy &c : copies) {
+      if (c.cuda && (rc = enqueue_one(d, c, stream)) != WB_OK) return rc;
+    }
+    return WB_OK;
+  }
+  std::lock_guard lock(mutex_);
+  Lanes *l = nullptr;
+  if ((rc = lanes_of(context, &l)) != WB_OK) return rc;
+  if ((rc = check(d->cuEventRecord(l->fork, stream), "cuEventRecord")) != WB_OK) return rc;
+  for (CUstream s : l->streams) {
+    if ((rc = check(d->cuStreamWaitEvent(s, l->fork, 0), "cuStreamWaitEvent")) != WB_OK) return rc;
+  }
+  // Each copy goes to the lane with the fewest bytes so far.
+  std::vector<uint64_t> load(l->streams.size(), 0);
+  for (const Copy &c : copies) {
+    if (!c.cuda) continue;
+    size_t lane = size_t(std::min_element(load.begin(), load.end()) - load.begin());
+    load[lane] += c.bytes;
+    if ((rc = enqueue_one(d, c, l->streams[lane])) != WB_OK) break;
+  }
+  // Joined even after a failed copy, so that the caller's stream never runs ahead of the copies enqueued.
+  for (size_t i = 0; i < l->streams.size(); ++i) {
+    int joined = check(d->cuEventRecord(l->joins[i], l->streams[i]), "cuEventRecord");
+    if (joined == WB_OK) joined = check(d->cuStreamWaitEvent(stream, l->joins[i], 0), "cuStreamWaitEvent");
+    if (rc == WB_OK) rc = joined;
+  }
+  return rc;
+}
+
+}  // namespace wb::cuda
+
+using namespace wb;
+
+extern "C" WB_API int wb_snapshot_copy_into(wb_snapshot *snapshot, const wb_copy_target *targets, uint32_t count,
+                                            void *stream) {
+  if (snapshot == nullptr || targets == nullptr || count == 0) {
+    return fail(WB_E_INVAL, "snapshot or targets is NULL, or count is 0");
+  }
+  int rc = check_struct_size(targets[0].struct_size, sizeof(wb_copy_target), "wb_copy_target");
+  if (rc != WB_OK) return rc;
+  std::vector<cuda::Copy> copies(count);
+  bool any_cuda = false, any_host = false;
+  for (uint32_t i = 0; i < count; ++i) {
+    if ((rc = cuda::resolve(snapshot, i, cuda::target_at(targets, i), &copies[i])) != WB_OK) return rc;
+    any_cuda |= copies[i].cuda;
+    any_host |= !copies[i].cuda;
+  }
+  // Host bytes written by GPU work (a version published on a stream) are read once that work is done.
+  if (any_host && (snapshot->record_flags & shm::kRecordGpuEvent) &&
+      (rc = wb_snapshot_synchronize(snapshot, -1)) != WB_OK) {
+    return rc;
+  }
+  for (const cuda::Copy &c : copies) {
+    if (!c.cuda) memcpy(c.dst, c.src, c.bytes);
+  }
+  return any_cuda ? cuda::copy_on_stream(snapshot, copies, stream) : WB_OK;
+}

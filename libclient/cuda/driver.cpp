@@ -1,0 +1,130 @@
+#include "driver.hpp"
+
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <mutex>
+#include <string>
+
+#include "error.hpp"
+#include "weightbus/weightbus.h"
+
+namespace wb::cuda {
+
+namespace {
+
+// The oldest driver whose behaviour the library relies on: lazy peer access for IPC, VMM with POSIX fds,
+// memory-pool pointer attributes, per-chunk cuMemGetAddressRange of VMM mappings.
+constexpr int kMinDriverVersion = 11030;
+
+#define WB_CUDA_STR2(x) #x
+#define WB_CUDA_STR(x) WB_CUDA_STR2(x)
+
+struct Loaded {
+  Driver driver;
+  int code = WB_OK;
+  std::string message;
+};
+
+int resolve(void *lib, Driver *d, std::string *missing) {
+#define WB_CUDA_RESOLVE(fn)                                               \
+  d->fn = reinterpret_cast<decltype(d->fn)>(dlsym(lib, WB_CUDA_STR(fn))); \
+  if (d->fn == nullptr) {                                                 \
+    *missing = WB_CUDA_STR(fn);                                           \
+    return WB_E_NO_CUDA;                                                  \
+  }
+  WB_CUDA_FUNCTIONS(WB_CUDA_RESOLVE)
+#undef WB_CUDA_RESOLVE
+  return WB_OK;
+}
+
+void load(Loaded *out) {
+  const char *env = getenv("WEIGHTBUS_LIBCUDA");
+  const char *name = env != nullptr && env[0] != '\0' ? env : "libcuda.so.1";
+  // RTLD_LOCAL: the driver's symbols stay out of the process's global namespace.
+  void *lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+  if (lib == nullptr) {
+    const char *why = dlerror();
+    out->code = WB_E_NO_CUDA;
+    out->message = std::string("cannot load the CUDA driver ") + name + " (" + (why ? why : "unknown error") +
+                   "): no NVIDIA driver on this machine?";
+    return;
+  }
+  std::string missing;
+  if (resolve(lib, &out->driver, &missing) != WB_OK) {
+    out->code = WB_E_NO_CUDA;
+    out->message = std::string("the CUDA driver ") + name + " lacks " + missing + ": driver too old";
+    return;
+  }
+  int version = 0;
+  CUresult r = out->driver.cuDriverGetVersion(&version);
+  if (r != CUDA_SUCCESS) {
+    const char *err = nullptr;
+    out->driver.cuGetErrorName(r, &err);
+    out->code = WB_E_NO_CUDA;
+    out->message = std::string("the CUDA driver ") + name + " does not work: cuDriverGetVersion failed with " +
+                   (err ? err : "an unknown error") + (r == CUDA_ERROR_STUB_LIBRARY ? " (a stub library)" : "");
+    return;
+  }
+  if (version < kMinDriverVersion) {
+    out->code = WB_E_NO_CUDA;
+    out->message = "the CUDA driver supports CUDA " + std::to_string(version / 1000) + "." +
+                   std::to_string(version % 1000 / 10) + "; weightbus needs 11.3 or later";
+    return;
+  }
+  r = out->driver.cuInit(0);
+  if (r != CUDA_SUCCESS) {
+    const char *err = nullptr;
+    out->driver.cuGetErrorName(r, &err);
+    out->code = WB_E_NO_CUDA;
+    out->message = std::string("cuInit failed with ") + (err ? err : "an unknown error") +
+                   (r == CUDA_ERROR_NO_DEVICE ? ": no CUDA GPU is visible (see CUDA_VISIBLE_DEVICES)" : "");
+  }
+  // The library is never unloaded: CUDA handles opened through it live until the process ends.
+}
+
+}  // namespace
+
+int driver(const Driver **out) {
+  static Loaded loaded;
+  static std::once_flag once;
+  std::call_once(once, load, &loaded);
+  if (loaded.code != WB_OK) return fail(loaded.code, "%s", loaded.message.c_str());
+  *out = &loaded.driver;
+  return WB_OK;
+}
+
+int check(CUresult result, const char *what) {
+  if (result == CUDA_SUCCESS) return WB_OK;
+  const Driver *d = nullptr;
+  const char *name = nullptr;
+  const char *text = nullptr;
+  if (driver(&d) == WB_OK) {
+    d->cuGetErrorName(result, &name);
+    d->cuGetErrorString(result, &text);
+  }
+  int code = WB_E_CUDA;
+  if (result == CUDA_ERROR_OUT_OF_MEMORY) code = WB_E_NOMEM;
+  if (result == CUDA_ERROR_NO_DEVICE || result == CUDA_ERROR_SYSTEM_DRIVER_MISMATCH ||
+      result == CUDA_ERROR_STUB_LIBRARY) {
+    code = WB_E_NO_CUDA;
+  }
+  return fail(code, "%s: %s (%s)", what, name ? name : "CUDA error", text ? text : "no description");
+}
+
+ContextGuard::~ContextGuard() {
+  const Driver *d = nullptr;
+  CUcontext popped;
+  if (pushed_ && driver(&d) == WB_OK) d->cuCtxPopCurrent(&popped);
+}
+
+int ContextGuard::push(CUcontext context) {
+  const Driver *d = nullptr;
+  int rc = driver(&d);
+  if (rc != WB_OK) return rc;
+  rc = check(d->cuCtxPushCurrent(context), "cuCtxPushCurrent");
+  pushed_ = rc == WB_OK;
+  return rc;
+}
+
+}  // namespace wb::cuda

@@ -1,0 +1,51 @@
+// libcuda, loaded with dlopen on the first CUDA call: the library never links it, so that it loads and works
+// on machines with no GPU and no driver. cuda.h provides the types only. Each function is resolved by the
+// versioned symbol that cuda.h's macros select for its name (cuMemGetAddressRange -> cuMemGetAddressRange_v2),
+// so every pointer has exactly the prototype the header declares.
+#pragma once
+
+#include <cuda.h>
+
+namespace wb::cuda {
+
+// The driver functions the library calls.
+#define WB_CUDA_FUNCTIONS(X)                                                                                           \
+  X(cuInit)                                                                                                            \
+  X(cuDriverGetVersion) X(cuGetErrorName) X(cuGetErrorString) X(cuDeviceGet) X(cuDeviceGetCount) X(cuDeviceGetUuid)    \
+      X(cuDeviceCanAccessPeer) X(cuDevicePrimaryCtxRetain) X(cuCtxPushCurrent) X(cuCtxPopCurrent) X(cuCtxGetCurrent)   \
+          X(cuCtxGetDevice) X(cuStreamGetCtx) X(cuPointerGetAttribute) X(cuMemGetAddressRange) X(cuIpcGetMemHandle)    \
+              X(cuIpcOpenMemHandle) X(cuIpcCloseMemHandle) X(cuMemCreate) X(cuMemRelease) X(cuMemAddressReserve)       \
+                  X(cuMemAddressFree) X(cuMemMap) X(cuMemUnmap) X(cuMemSetAccess) X(cuMemGetAllocationGranularity)     \
+                      X(cuMemExportToShareableHandle) X(cuMemImportFromShareableHandle) X(cuMemRetainAllocationHandle) \
+                          X(cuMemsetD8) X(cuMemcpyAsync) X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord)           \
+                              X(cuEventQuery) X(cuEventSynchronize) X(cuStreamWaitEvent) X(cuIpcGetEventHandle)        \
+                                  X(cuIpcOpenEventHandle) X(cuStreamCreate) X(cuStreamDestroy)
+
+struct Driver {
+#define WB_CUDA_POINTER(fn) decltype(&::fn) fn = nullptr;
+  WB_CUDA_FUNCTIONS(WB_CUDA_POINTER)
+#undef WB_CUDA_POINTER
+};
+
+// The loaded, initialised driver. The first call loads libcuda.so.1 (or $WEIGHTBUS_LIBCUDA) and runs cuInit;
+// later calls return the same result at once. WB_OK, or WB_E_NO_CUDA with the reason (remembered).
+int driver(const Driver **out);
+
+// WB_OK for CUDA_SUCCESS; otherwise a WB_E_* code (WB_E_NOMEM for out of memory, WB_E_NO_CUDA for a missing
+// device or driver, WB_E_CUDA for the rest) with a message naming what was being done and the CUresult.
+int check(CUresult result, const char *what);
+
+// Makes a context current on this thread for the guard's lifetime, restoring the previous one after.
+class ContextGuard {
+ public:
+  ContextGuard() = default;
+  ContextGuard(const ContextGuard &) = delete;
+  ContextGuard &operator=(const ContextGuard &) = delete;
+  ~ContextGuard();
+  int push(CUcontext context);
+
+ private:
+  bool pushed_ = false;
+};
+
+}  // namespace wb::cuda

@@ -1,0 +1,266 @@
+#include "events.hpp"
+
+#include <sched.h>
+#include <time.h>
+
+#include <cstring>
+
+#include "client_internal.hpp"
+#include "client_state.hpp"
+#include "clock.hpp"
+#include "device.hpp"
+#include "driver.hpp"
+#include "error.hpp"
+
+namespace wb::cuda {
+
+namespace {
+
+// A writer that died mid-write leaves the epoch odd for good: readers give up after this many looks.
+constexpr int kSeqlockTries = 10000;
+
+// What a reader needs of the topic's events, copied under the seqlock.
+struct EventSet {
+  uint32_t epoch = 0;
+  uint32_t owner = 0;
+  uint32_t owner_generation = 0;
+  uint8_t device_uuid[16] = {};
+  CUipcEventHandle handle{};
+};
+
+bool read_event_set(const shm::Segment &seg, uint32_t topic, uint64_t version, EventSet *out) {
+  const shm::Topic &t = seg.topic(topic);
+  for (int i = 0; i < kSeqlockTries; ++i) {
+    uint32_t e1 = t.event_epoch.load(std::memory_order_acquire);
+    if (e1 == 0) return false;
+    if (e1 & 1) {
+      sched_yield();
+      continue;
+    }
+    out->epoch = e1;
+    out->owner = t.event_owner;
+    out->owner_generation = t.event_owner_generation;
+    memcpy(out->device_uuid, t.event_device_uuid, sizeof(out->device_uuid));
+    memcpy(out->handle.reserved, seg.record(topic, version).event_handle, sizeof(out->handle.reserved));
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (t.event_epoch.load(std::memory_order_relaxed) == e1) return true;
+  }
+  return false;
+}
+
+bool owner_alive(const shm::Segment &seg, const EventSet &set) {
+  if (set.owner == 0 || set.owner > seg.caps().max_clients) return false;
+  const shm::ClientSlot &slot = seg.client(set.owner - 1);
+  return slot.state.load(std::memory_order_acquire) == uint32_t(shm::ClientState::kLive) &&
+         slot.generation == set.owner_generation;
+}
+
+// Enters the topic's event seqlock as its only writer (odd epoch). False if another writer is in it.
+bool enter_writer(shm::Topic &t, uint32_t *epoch) {
+  uint32_t e = t.event_epoch.load(std::memory_order_acquire);
+  if ((e & 1) || !t.event_epoch.compare_exchange_strong(e, e | 1, std::memory_order_acq_rel)) return false;
+  std::atomic_thread_fence(std::memory_order_release);
+  *epoch = e | 1;
+  return true;
+}
+
+void leave_writer(shm::Topic &t, uint32_t epoch) { t.event_epoch.store(epoch + 1, std::memory_order_release); }
+
+int fallback_ordinal(wb_update *update, int *ordinal) {
+  const shm::Segment &seg = update->topic->client->seg;
+  for (uint32_t i : update->changed) {
+    const shm::Tensor &e = seg.tensor(i);
+    if (e.device_type == WB_DEVICE_CUDA) return ordinal_of(seg.allocation(e.allocation).device_uuid, ordinal);
+  }
+  *ordinal = 0;
+  return WB_OK;
+}
+
+}  // namespace
+
+Events::~Events() {
+  for (auto &[topic, owned] : owned_) retire(topic, owned);
+  for (auto &[topic, opened] : opened_) close(opened);
+}
+
+int Events::create(wb_topic *topic, CUcontext context, Owned *out) {
+  const Driver *d = nullptr;
+  ContextGuard guard;
+  int ordinal = 0;
+  int rc = driver(&d);
+  if (rc == WB_OK) rc = context_ordinal(context, &ordinal);
+  if (rc == WB_OK) rc = guard.push(context);
+  if (rc != WB_OK) return rc;
+  const shm::Segment &seg = client_->seg;
+  uint32_t slots = seg.caps().ring_slots;
+  std::vector<CUipcEventHandle> handles(slots);
+  out->context = context;
+  for (uint32_t s = 0; s < slots && rc == WB_OK; ++s) {
+    CUevent event = nullptr;
+    rc = check(d->cuEventCreate(&event, CU_EVENT_INTERPROCESS | CU_EVENT_DISABLE_TIMING), "cuEventCreate");
+    if (rc != WB_OK) break;
+    out->events.push_back(event);
+    rc = check(d->cuIpcGetEventHandle(&handles[s], event), "cuIpcGetEventHandle");
+  }
+  shm::Topic &t = *topic->entry;
+  uint32_t epoch = 0;
+  if (rc == WB_OK && !enter_writer(t, &epoch)) {
+    rc = fail(WB_E_STATE, "topic '%s': another process is replacing its GPU events", t.name);
+  }
+  if (rc != WB_OK) {
+    for (CUevent event : out->events) d->cuEventDestroy(event);
+    out->events.clear();
+    return rc;
+  }
+  t.event_owner = client_->id + 1;
+  t.event_owner_generation = seg.client(client_->id).generation;
+  uuid_of(ordinal, t.event_device_uuid);
+  for (uint32_t s = 0; s < slots; ++s) memcpy(seg.record(topic->index, s).event_handle, handles[s].reserved, 64);
+  leave_writer(t, epoch);
+  return WB_OK;
+}
+
+int Events::record(wb_update *update, void *stream) {
+  wb_topic *topic = update->topic;
+  const Driver *d = nullptr;
+  int ordinal = 0;
+  CUcontext context = nullptr;
+  int rc = driver(&d);
+  if (rc == WB_OK) rc = fallback_ordinal(update, &ordinal);
+  if (rc == WB_OK) rc = stream_context(stream, ordinal, &context);
+  if (rc != WB_OK) return rc;
+  std::lock_guard lock(mutex_);
+  auto found = owned_.find(topic->index);
+  if (found == owned_.end()) {
+    Owned owned;
+    if ((rc = create(topic, context, &owned)) != WB_OK) return rc;
+    found = owned_.emplace(topic->index, std::move(owned)).first;
+  }
+  if (found->second.context != context) {
+    return fail(WB_E_INVAL,
+                "topic '%s': publish on streams of one CUDA context: its events live in the context "
+                "of its first publish on a stream",
+                topic->entry->name);
+  }
+  CUevent event = found->second.events[update->version % found->second.events.size()];
+  ContextGuard guard;
+  if ((rc = guard.push(context)) != WB_OK) return rc;
+  return check(d->cuEventRecord(event, static_cast<CUstream>(stream)), "cuEventRecord");
+}
+
+void Events::retire(uint32_t topic, Owned &owned) {
+  const Driver *d = nullptr;
+  ContextGuard guard;
+  if (driver(&d) != WB_OK || guard.push(owned.context) != WB_OK) return;
+  for (CUevent event : owned.events) d->cuEventSynchronize(event);  // readers waiting on them may go on
+  shm::Topic &t = client_->seg.topic(topic);
+  uint32_t epoch = 0;
+  // Only while the set is still ours: a publisher that took the topic over has replaced it.
+  uint32_t generation = client_->seg.client(client_->id).generation;
+  auto ours = [&] { return t.event_owner == client_->id + 1 && t.event_owner_generation == generation; };
+  if (ours() && enter_writer(t, &epoch)) {
+    if (ours()) t.event_owner = 0;
+    leave_writer(t, epoch);
+  }
+  for (CUevent event : owned.events) d->cuEventDestroy(event);
+}
+
+void Events::close(Opened &opened) {
+  const Driver *d = nullptr;
+  ContextGuard guard;
+  if (driver(&d) != WB_OK || guard.push(opened.context) != WB_OK) return;
+  for (CUevent event : opened.events) {
+    if (event != nullptr) d->cuEventDestroy(event);
+  }
+  opened.events.clear();
+}
+
+int Events::event_for(wb_snapshot *snapshot, void *stream, CUevent *event, CUcontext *context) {
+  *event = nullptr;
+  const Driver *d = nullptr;
+  int rc = driver(&d);
+  if (rc != WB_OK || !(snapshot->record_flags & shm::kRecordGpuEvent)) return rc;
+  wb_topic *topic = snapshot->topic;
+  const shm::Segment &seg = client_->seg;
+  EventSet set;
+  if (!read_event_set(seg, topic->index, snapshot->version, &set) || !owner_alive(seg, set)) return WB_OK;
+  int ordinal = 0;  // the event's GPU, for a NULL stream in a thread without a context
+  if ((rc = ordinal_of(set.device_uuid, &ordinal)) != WB_OK && rc != WB_E_NOT_FOUND) return rc;
+  if ((rc = stream_context(stream, ordinal, context)) != WB_OK) return rc;
+  std::lock_guard lock(mutex_);
+  Opened &opened = opened_[{topic->index, *context}];
+  if (opened.epoch != set.epoch) {
+    close(opened);
+    opened.epoch = set.epoch;
+    opened.context = *context;
+    opened.events.assign(seg.caps().ring_slots, nullptr);
+  }
+  CUevent &slot = opened.events[snapshot->version % opened.events.size()];
+  if (slot == nullptr) {
+    ContextGuard guard;
+    if ((rc = guard.push(opened.context)) != WB_OK) return rc;
+    if ((rc = check(d->cuIpcOpenEventHandle(&slot, set.handle), "cuIpcOpenEventHandle")) != WB_OK) return rc;
+  }
+  *event = slot;
+  return WB_OK;
+}
+
+}  // namespace wb::cuda
+
+using namespace wb;
+using namespace wb::cuda;
+
+extern "C" WB_API int wb_update_publish_on_stream(wb_update *update, void *stream, const void *metadata,
+                                                  uint32_t metadata_size, uint64_t *version) {
+  if (update == nullptr) return fail(WB_E_INVAL, "update is NULL");
+  if (metadata == nullptr && metadata_size > 0) {
+    return fail(WB_E_INVAL, "metadata is NULL but its size is %u", metadata_size);
+  }
+  if (metadata_size > WB_METADATA_MAX) {
+    return fail(WB_E_SIZE, "metadata is %u bytes, over the limit of %d", metadata_size, WB_METADATA_MAX);
+  }
+  ClientState *state = nullptr;
+  int rc = client_state(update->topic->client, &state);
+  if (rc == WB_OK) rc = state->events.record(update, stream);
+  if (rc != WB_OK) return rc;
+  update->record_flags |= shm::kRecordGpuEvent;
+  return wb_update_publish(update, metadata, metadata_size, version);
+}
+
+extern "C" WB_API int wb_snapshot_wait_stream(wb_snapshot *snapshot, void *stream) {
+  if (snapshot == nullptr) return fail(WB_E_INVAL, "snapshot is NULL");
+  ClientState *state = nullptr;
+  CUevent event = nullptr;
+  CUcontext context = nullptr;
+  const Driver *d = nullptr;
+  int rc = client_state(snapshot->topic->client, &state);
+  if (rc == WB_OK) rc = state->events.event_for(snapshot, stream, &event, &context);
+  if (rc != WB_OK || event == nullptr) return rc;
+  ContextGuard guard;
+  if ((rc = driver(&d)) != WB_OK || (rc = guard.push(context)) != WB_OK) return rc;
+  return check(d->cuStreamWaitEvent(static_cast<CUstream>(stream), event, 0), "cuStreamWaitEvent");
+}
+
+extern "C" WB_API int wb_snapshot_synchronize(wb_snapshot *snapshot, int64_t timeout_ms) {
+  if (snapshot == nullptr) return fail(WB_E_INVAL, "snapshot is NULL");
+  ClientState *state = nullptr;
+  CUevent event = nullptr;
+  CUcontext context = nullptr;  // the host waits from any context: the thread's, else the event GPU's
+  const Driver *d = nullptr;
+  int rc = client_state(snapshot->topic->client, &state);
+  if (rc == WB_OK) rc = state->events.event_for(snapshot, nullptr, &event, &context);
+  if (rc != WB_OK || event == nullptr || (rc = driver(&d)) != WB_OK) return rc;
+  if (timeout_ms < 0) return check(d->cuEventSynchronize(event), "cuEventSynchronize");
+  // cuEventSynchronize takes no timeout: poll, sleeping longer as the wait goes on (1 us .. 100 us).
+  Deadline deadline(timeout_ms);
+  for (int64_t pause_ns = 1000;; pause_ns = std::min<int64_t>(pause_ns * 2, 100000)) {
+    CUresult r = d->cuEventQuery(event);
+    if (r != CUDA_ERROR_NOT_READY) return check(r, "cuEventQuery");
+    if (deadline.expired()) {
+      return fail(WB_E_TIMEOUT, "version %llu's GPU work did not finish within %lld ms",
+                  (unsigned long long)snapshot->version, (long long)timeout_ms);
+    }
+    timespec pause{0, long(pause_ns)};
+    nanosleep(&pause, nullptr);
+  }
+}

@@ -1,0 +1,63 @@
+// GPU ordering between processes. A publisher owns one interprocess event per ring slot of each topic it
+// publishes on a stream, created in that stream's context on first use, their handles stored in the version
+// records. Publishing version v on a stream records slot v % ring_slots's event on it. A reader orders its
+// work after version v by waiting on that slot's event: a later record for v + ring_slots only makes it wait
+// longer, never shorter. Readers open each event once per context they wait in (an imported event must be
+// opened in the waiting stream's context: the driver crashes on a wait across devices) and keep it until the
+// publisher's set changes (Topic::event_epoch) or they detach.
+#pragma once
+
+#include <cuda.h>
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+struct wb_client;
+struct wb_topic;
+struct wb_snapshot;
+struct wb_update;
+
+namespace wb::cuda {
+
+class Events {
+ public:
+  explicit Events(wb_client *client) : client_(client) {}
+  Events(const Events &) = delete;
+  Events &operator=(const Events &) = delete;
+  // Publisher: waits for the work its events track, retires them from the segment, destroys them.
+  // Reader: destroys the events it opened.
+  ~Events();
+
+  // Records the event of the update's ring slot on stream.
+  int record(wb_update *update, void *stream);
+
+  // The event a reader of the snapshot must wait on, opened in the context of stream (see stream_context; a
+  // NULL stream in a thread without a context: the event GPU's primary context), which *context receives; or
+  // nullptr when the version needs no wait: published without a stream, or its publisher's process is gone.
+  int event_for(wb_snapshot *snapshot, void *stream, CUevent *event, CUcontext *context);
+
+ private:
+  struct Owned {
+    CUcontext context = nullptr;
+    std::vector<CUevent> events;  // by ring slot
+  };
+  struct Opened {
+    uint32_t epoch = 0;
+    CUcontext context = nullptr;
+    std::vector<CUevent> events;  // by ring slot, opened on first use
+  };
+  int create(wb_topic *topic, CUcontext context, Owned *out);
+  void retire(uint32_t topic, Owned &owned);
+  void close(Opened &opened);
+
+  wb_client *client_;
+  std::mutex mutex_;
+  std::unordered_map<uint32_t, Owned> owned_;    // by topic index
+  std::map<std::pair<uint32_t, CUcontext>, Opened> opened_;  // by topic index and context
+};
+
+}  // namespace wb::cuda

@@ -1,0 +1,182 @@
+#include "exports.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "client_internal.hpp"
+#include "device.hpp"
+#include "driver.hpp"
+#include "error.hpp"
+#include "wire.hpp"
+
+namespace wb::cuda {
+
+namespace {
+
+// Tensors per RegisterTensors message: keeps each message well under wire::kMaxMessage.
+constexpr uint32_t kTensorsPerMessage = 128;
+
+void close_chunks(NewAllocation &a) {
+  for (Chunk &c : a.chunks) {
+    if (c.fd >= 0) close(c.fd);
+    c.fd = -1;
+  }
+}
+
+int send_chunks(wb_client *client, uint32_t index, const NewAllocation &a) {
+  for (size_t first = 0; first < a.chunks.size(); first += wire::kMaxFds) {
+    size_t n = std::min<size_t>(wire::kMaxFds, a.chunks.size() - first);
+    std::vector<int> fds;
+    std::vector<uint64_t> sizes;
+    for (size_t i = first; i < first + n; ++i) {
+      fds.push_back(a.chunks[i].fd);
+      sizes.push_back(a.chunks[i].size);
+    }
+    flatbuffers::FlatBufferBuilder builder;
+    auto body = proto::CreateAddAllocationChunksDirect(builder, index, uint32_t(first), &sizes);
+    Reply reply;
+    int rc = request(client, builder, proto::Body::AddAllocationChunks, body.Union(), &reply, fds.data(), int(n));
+    if (rc != WB_OK) return rc;
+  }
+  return WB_OK;
+}
+
+int send_allocation(wb_client *client, const NewAllocation &a, uint32_t *index) {
+  flatbuffers::FlatBufferBuilder builder;
+  std::vector<uint8_t> uuid(a.device_uuid, a.device_uuid + sizeof(a.device_uuid));
+  std::vector<uint8_t> handle(a.ipc_handle, a.ipc_handle + sizeof(a.ipc_handle));
+  bool vmm = a.kind == shm::AllocationKind::kCudaVmm;
+  auto body = proto::CreateRegisterCudaAllocationDirect(builder, a.topic, uint32_t(a.kind), a.size, &uuid,
+                                                        vmm ? nullptr : &handle, a.base, uint32_t(a.chunks.size()));
+  Reply reply;
+  int rc = request(client, builder, proto::Body::RegisterCudaAllocation, body.Union(), &reply);
+  if (rc != WB_OK) return rc;
+  *index = uint32_t(reply.value);
+  rc = send_chunks(client, *index, a);
+  if (rc != WB_OK) {
+    uint32_t importers = 0;
+    std::string message = wb_last_error();
+    revoke_allocation(client, *index, &importers);  // the broker drops the chunks it got
+    return fail(rc, "%s", message.c_str());
+  }
+  return WB_OK;
+}
+
+}  // namespace
+
+int alloc_owned(int ordinal, uint64_t size, Owned *out, int *fd) {
+  const Driver *d = nullptr;
+  int rc = driver(&d);
+  if (rc == WB_OK) rc = primary_context(ordinal, &out->context);
+  ContextGuard guard;
+  if (rc == WB_OK) rc = guard.push(out->context);
+  if (rc != WB_OK) return rc;
+  CUmemAllocationProp prop{};
+  prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+  prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  prop.location.id = ordinal;
+  prop.requestedHandleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
+  size_t granularity = 0;
+  rc = check(d->cuMemGetAllocationGranularity(&granularity, &prop, CU_MEM_ALLOC_GRANULARITY_RECOMMENDED),
+             "cuMemGetAllocationGranularity");
+  if (rc != WB_OK) return rc;
+  out->size = (std::max<uint64_t>(size, 1) + granularity - 1) / granularity * granularity;
+  if ((rc = check(d->cuMemCreate(&out->handle, out->size, &prop, 0), "cuMemCreate")) != WB_OK) return rc;
+  CUmemAccessDesc access{};
+  access.location = prop.location;
+  access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+  rc = check(d->cuMemAddressReserve(&out->base, out->size, granularity, 0, 0), "cuMemAddressReserve");
+  if (rc == WB_OK && (rc = check(d->cuMemMap(out->base, out->size, 0, out->handle, 0), "cuMemMap")) != WB_OK) {
+    d->cuMemAddressFree(out->base, out->size);
+  }
+  if (rc != WB_OK) {
+    d->cuMemRelease(out->handle);
+    return rc;
+  }
+  rc = check(d->cuMemSetAccess(out->base, out->size, &access, 1), "cuMemSetAccess");
+  if (rc == WB_OK) rc = check(d->cuMemsetD8(out->base, 0, out->size), "cuMemsetD8");
+  if (rc == WB_OK) {
+    rc = check(d->cuMemExportToShareableHandle(fd, out->handle, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0),
+               "cuMemExportToShareableHandle");
+  }
+  if (rc != WB_OK) free_owned(*out);
+  return rc;
+}
+
+void free_owned(const Owned &owned) {
+  const Driver *d = nullptr;
+  ContextGuard guard;
+  if (owned.handle == 0 || driver(&d) != WB_OK || guard.push(owned.context) != WB_OK) return;
+  d->cuMemUnmap(owned.base, owned.size);
+  d->cuMemAddressFree(owned.base, owned.size);
+  d->cuMemRelease(owned.handle);
+}
+
+Exports::~Exports() {
+  for (const Export &e : exports_) free_owned(e.owned);
+}
+
+int Exports::add(NewAllocation &a, const Owned &owned, uint32_t *index) {
+  int rc = send_allocation(client_, a, index);
+  close_chunks(a);
+  if (rc != WB_OK) return rc;
+  std::lock_guard lock(mutex_);
+  exports_.push_back(Export{*index, a.topic, a.base, a.size, owned});
+  return WB_OK;
+}
+
+bool Exports::find(uint32_t topic, CUdeviceptr begin, uint64_t bytes, uint32_t *index) {
+  const shm::Segment &seg = client_->seg;
+  std::lock_guard lock(mutex_);
+  for (const Export &e : exports_) {
+    bool live = seg.allocation(e.index).state.load(std::memory_order_acquire) == uint32_t(shm::AllocationState::kLive);
+    if (live && e.topic == topic && begin >= e.base && bytes <= e.size && begin - e.base <= e.size - bytes) {
+      *index = e.index;
+      return true;
+    }
+  }
+  return false;
+}
+
+void Exports::forget(uint32_t index) {
+  std::lock_guard lock(mutex_);
+  auto found = std::find_if(exports_.begin(), exports_.end(), [index](const Export &e) { return e.index == index; });
+  if (found == exports_.end()) return;
+  free_owned(found->owned);
+  exports_.erase(found);
+}
+
+int register_tensors(wb_topic *topic, const wb_tensor_spec *specs, const std::vector<Placement> &placements) {
+  uint32_t replicas = topic->entry->replicas;
+  for (size_t first = 0; first < placements.size(); first += kTensorsPerMessage) {
+    flatbuffers::FlatBufferBuilder builder;
+    std::vector<flatbuffers::Offset<proto::RegisteredTensor>> entries;
+    for (size_t i = first; i < std::min(placements.size(), first + kTensorsPerMessage); ++i) {
+      const Placement &p = placements[i];
+      const wb_tensor_spec &spec = spec_at(specs, p.spec);
+      std::vector<int64_t> shape(spec.shape, spec.shape + spec.ndim);
+      std::vector<uint32_t> allocations(p.allocation, p.allocation + replicas);
+      std::vector<uint64_t> offsets(p.offset, p.offset + replicas);
+      entries.push_back(
+          proto::CreateRegisteredTensorDirect(builder, spec.name, spec.dtype, &shape, &allocations, &offsets));
+    }
+    auto body = proto::CreateRegisterTensorsDirect(builder, topic->index, &entries);
+    Reply reply;
+    int rc = request(topic->client, builder, proto::Body::RegisterTensors, body.Union(), &reply);
+    if (rc != WB_OK) return rc;
+  }
+  return WB_OK;
+}
+
+int revoke_allocation(wb_client *client, uint32_t index, uint32_t *importers) {
+  flatbuffers::FlatBufferBuilder builder;
+  auto body = proto::CreateRevokeAllocation(builder, index);
+  Reply reply;
+  int rc = request(client, builder, proto::Body::RevokeAllocation, body.Union(), &reply);
+  if (rc == WB_OK) *importers = uint32_t(reply.value);
+  return rc;
+}
+
+}  // namespace wb::cuda

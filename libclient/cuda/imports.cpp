@@ -1,0 +1,250 @@
+#include "imports.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "client_internal.hpp"
+#include "device.hpp"
+#include "driver.hpp"
+#include "error.hpp"
+#include "wire.hpp"
+
+namespace wb::cuda {
+
+namespace {
+
+// True when this process exported the allocation through a client that is still attached: its pointer is
+// valid here as it is.
+bool exported_here(const shm::Segment &seg, const shm::Allocation &a) {
+  if (a.creator_pid != uint32_t(getpid()) || a.exporter_client >= seg.caps().max_clients) return false;
+  const shm::ClientSlot &slot = seg.client(a.exporter_client);
+  return slot.state.load(std::memory_order_acquire) == uint32_t(shm::ClientState::kLive) &&
+         slot.generation == a.exporter_generation && slot.pid == uint32_t(getpid());
+}
+
+int not_live(uint32_t index, const shm::Allocation &a, uint32_t state) {
+  std::string gpu = uuid_text(a.device_uuid);
+  if (state == uint32_t(shm::AllocationState::kRevoked)) {
+    return fail(WB_E_STALE, "CUDA allocation %u on %s was revoked by its exporter (pid %u)", index, gpu.c_str(),
+                a.creator_pid);
+  }
+  if (state == uint32_t(shm::AllocationState::kDead)) {
+    return fail(WB_E_STALE,
+                "CUDA allocation %u on %s is gone with its exporter (pid %u): legacy CUDA IPC memory "
+                "does not outlive the process that exported it",
+                index, gpu.c_str(), a.creator_pid);
+  }
+  return fail(WB_E_STATE, "CUDA allocation %u is still being registered by pid %u", index, a.creator_pid);
+}
+
+// Whether any snapshot of this client reads the topic: its imports must stay open while one does.
+bool topic_pinned(wb_client *client, uint32_t topic) {
+  std::lock_guard lock(client->topics_mutex);
+  for (wb_topic *t : client->topics) {
+    if (t->index != topic) continue;
+    std::lock_guard handles(t->handles_mutex);
+    if (!t->snapshots.empty()) return true;
+  }
+  return false;
+}
+
+int import_chunk(wb_client *client, uint32_t index, uint32_t chunk, Reply *reply) {
+  flatbuffers::FlatBufferBuilder builder;
+  auto body = proto::CreateImportAllocation(builder, index, chunk);
+  return request(client, builder, proto::Body::ImportAllocation, body.Union(), reply);
+}
+
+// Grants read-write access to the owning GPU and to every GPU that can reach it as a peer, so that copies
+// may run on any of them.
+int set_access(const Driver *d, CUdeviceptr va, uint64_t size, int owner) {
+  int count = 0;
+  int rc = device_count(&count);
+  if (rc != WB_OK) return rc;
+  std::vector<CUmemAccessDesc> access;
+  CUdevice owner_dev;
+  if ((rc = check(d->cuDeviceGet(&owner_dev, owner), "cuDeviceGet")) != WB_OK) return rc;
+  for (int i = 0; i < count; ++i) {
+    CUdevice dev;
+    int peer = i == owner;
+    if (i != owner && check(d->cuDeviceGet(&dev, i), "cuDeviceGet") == WB_OK) {
+      d->cuDeviceCanAccessPeer(&peer, dev, owner_dev);
+    }
+    if (!peer) continue;
+    CUmemAccessDesc desc{};
+    desc.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    desc.location.id = i;
+    desc.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+    access.push_back(desc);
+  }
+  return check(d->cuMemSetAccess(va, size, access.data(), access.size()),
+               "cuMemSetAccess of an imported VMM allocation");
+}
+
+}  // namespace
+
+Imports::~Imports() {
+  for (auto &[index, imp] : imports_) unmap(imp);
+}
+
+int Imports::base(uint32_t index, char **out) {
+  const shm::Segment &seg = client_->seg;
+  uint32_t count = std::min(seg.header().allocation_count.load(std::memory_order_acquire), seg.caps().max_allocations);
+  if (index >= count) return fail(WB_E_PROTOCOL, "a tensor refers to allocation %u, which does not exist", index);
+  const shm::Allocation &a = seg.allocation(index);
+  uint32_t kind = a.kind.load(std::memory_order_acquire);
+  if (kind != uint32_t(shm::AllocationKind::kCudaIpc) && kind != uint32_t(shm::AllocationKind::kCudaVmm)) {
+    return fail(WB_E_PROTOCOL, "a CUDA tensor refers to allocation %u, which is not a CUDA allocation", index);
+  }
+  uint32_t state = a.state.load(std::memory_order_acquire);
+  if (state != uint32_t(shm::AllocationState::kLive)) {
+    sweep();
+    return not_live(index, a, state);
+  }
+  if (exported_here(seg, a)) {
+    *out = reinterpret_cast<char *>(a.exporter_base);
+    return WB_OK;
+  }
+  std::lock_guard lock(mutex_);
+  auto found = imports_.find(index);
+  if (found != imports_.end() && found->second.generation != a.generation) {  // the entry was reused
+    unmap(found->second);
+    release(index);
+    imports_.erase(found);
+    open_count_.fetch_sub(1, std::memory_order_relaxed);
+    found = imports_.end();
+  }
+  if (found == imports_.end()) {
+    Import imp;
+    int rc = open(index, a, &imp);
+    if (rc != WB_OK) return rc;
+    found = imports_.insert_or_assign(index, std::move(imp)).first;
+    open_count_.fetch_add(1, std::memory_order_relaxed);
+  }
+  *out = reinterpret_cast<char *>(found->second.base);
+  return WB_OK;
+}
+
+int Imports::open(uint32_t index, const shm::Allocation &a, Import *imp) {
+  int ordinal = 0;
+  CUcontext context = nullptr;
+  int rc = ordinal_of(a.device_uuid, &ordinal);
+  if (rc == WB_OK) rc = primary_context(ordinal, &context);
+  ContextGuard guard;
+  if (rc == WB_OK) rc = guard.push(context);
+  if (rc != WB_OK) return rc;
+  imp->generation = a.generation;
+  imp->topic = a.topic;
+  imp->size = a.size;
+  imp->context = context;
+  imp->vmm = a.kind.load(std::memory_order_acquire) == uint32_t(shm::AllocationKind::kCudaVmm);
+  return imp->vmm ? open_vmm(index, a, ordinal, imp) : open_legacy(index, a, imp);
+}
+
+int Imports::open_legacy(uint32_t index, const shm::Allocation &a, Import *imp) {
+  const Driver *d = nullptr;
+  int rc = driver(&d);
+  Reply reply;
+  if (rc != WB_OK || (rc = import_chunk(client_, index, 0, &reply)) != WB_OK) return rc;
+  wire::close_all(reply.fds);
+  CUipcMemHandle handle;
+  static_assert(sizeof(handle.reserved) == sizeof(a.ipc_handle));
+  memcpy(handle.reserved, a.ipc_handle, sizeof(handle.reserved));
+  rc = check(d->cuIpcOpenMemHandle(&imp->base, handle, CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS), "cuIpcOpenMemHandle");
+  if (rc != WB_OK) release(index);
+  return rc;
+}
+
+int Imports::open_vmm(uint32_t index, const shm::Allocation &a, int ordinal, Import *imp) {
+  const Driver *d = nullptr;
+  int rc = driver(&d);
+  if (rc != WB_OK ||
+      (rc = check(d->cuMemAddressReserve(&imp->base, a.size, 0, 0, 0), "cuMemAddressReserve")) != WB_OK) {
+    return rc;
+  }
+  uint64_t mapped = 0;
+  bool counted = false;  // the broker counts us among the importers from our first chunk on
+  for (uint32_t c = 0; rc == WB_OK && c < a.chunk_count; ++c) {
+    Reply reply;
+    if ((rc = import_chunk(client_, index, c, &reply)) != WB_OK) break;
+    counted = true;
+    if (reply.fds.size() != 1 || reply.value != mapped || reply.size == 0 || reply.size > a.size - mapped) {
+      wire::close_all(reply.fds);
+      rc = fail(WB_E_PROTOCOL, "the broker answered ImportAllocation %u chunk %u with a bad chunk", index, c);
+      break;
+    }
+    CUmemGenericAllocationHandle handle;
+    rc = check(d->cuMemImportFromShareableHandle(&handle, reinterpret_cast<void *>(uintptr_t(reply.fds[0])),
+                                                 CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR),
+               "cuMemImportFromShareableHandle");
+    wire::close_all(reply.fds);
+    if (rc != WB_OK) break;
+    rc = check(d->cuMemMap(imp->base + mapped, reply.size, 0, handle, 0), "cuMemMap of an imported VMM chunk");
+    d->cuMemRelease(handle);  // the mapping keeps the memory; unmapping frees our hold on it
+    if (rc != WB_OK) break;
+    imp->chunks.push_back(reply.size);
+    mapped += reply.size;
+  }
+  if (rc == WB_OK && mapped != a.size) {
+    rc = fail(WB_E_PROTOCOL, "allocation %u: its chunks cover %llu of its %llu bytes", index,
+              (unsigned long long)mapped, (unsigned long long)a.size);
+  }
+  if (rc == WB_OK) rc = set_access(d, imp->base, a.size, ordinal);
+  if (rc != WB_OK) {
+    unmap(*imp);
+    if (counted) release(index);
+  }
+  return rc;
+}
+
+void Imports::unmap(const Import &imp) {
+  const Driver *d = nullptr;
+  ContextGuard guard;
+  if (driver(&d) != WB_OK || guard.push(imp.context) != WB_OK) return;
+  if (!imp.vmm) {
+    d->cuIpcCloseMemHandle(imp.base);
+    return;
+  }
+  uint64_t offset = 0;
+  for (uint64_t size : imp.chunks) {
+    d->cuMemUnmap(imp.base + offset, size);
+    offset += size;
+  }
+  d->cuMemAddressFree(imp.base, imp.size);
+}
+
+void Imports::release(uint32_t index) {
+  std::string message = wb_last_error();  // a failed open reports its own error, not the release's
+  flatbuffers::FlatBufferBuilder builder;
+  auto body = proto::CreateReleaseAllocation(builder, index);
+  Reply reply;
+  request(client_, builder, proto::Body::ReleaseAllocation, body.Union(), &reply);
+  fail(WB_OK, "%s", message.c_str());
+}
+
+void Imports::sweep() {
+  if (open_count_.load(std::memory_order_relaxed) == 0) return;
+  const shm::Segment &seg = client_->seg;
+  std::vector<std::pair<uint32_t, Import>> closing;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto it = imports_.begin(); it != imports_.end();) {
+      uint32_t state = seg.allocation(it->first).state.load(std::memory_order_acquire);
+      if (state == uint32_t(shm::AllocationState::kLive) || topic_pinned(client_, it->second.topic)) {
+        ++it;
+        continue;
+      }
+      closing.emplace_back(it->first, std::move(it->second));
+      it = imports_.erase(it);
+      open_count_.fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
+  for (auto &[index, imp] : closing) {
+    unmap(imp);
+    release(index);
+  }
+}
+
+}  // namespace wb::cuda

@@ -1,0 +1,41 @@
+// The CUDA entry points of a library built without CUDA's headers (cuda.h): each says so with WB_E_NO_CUDA,
+// and the core's hooks have nothing to do. Built instead of the rest of cuda/ (see libclient/CMakeLists.txt).
+#include "error.hpp"
+#include "hooks.hpp"
+#include "weightbus/weightbus.h"
+
+namespace {
+
+int unavailable() {
+  return wb::fail(WB_E_NO_CUDA, "this libweightbus was built without CUDA headers (cuda.h); rebuild it with them "
+                                "(e.g. CUDA_HOME=/usr/local/cuda) to use CUDA tensors");
+}
+
+}  // namespace
+
+namespace wb::cuda {
+
+int import_base(wb_client *, uint32_t, char **) { return unavailable(); }
+void sweep(wb_client *) {}
+void close_client(wb_client *) {}
+
+}  // namespace wb::cuda
+
+extern "C" WB_API int wb_cuda_init(void) { return unavailable(); }
+extern "C" WB_API int wb_cuda_device_uuid(int32_t, uint8_t[16]) { return unavailable(); }
+extern "C" WB_API int wb_cuda_device_ordinal(const uint8_t[16], int32_t *) { return unavailable(); }
+extern "C" WB_API int wb_tensor_alloc_cuda(wb_topic *, const wb_tensor_spec *, uint32_t, int32_t) {
+  return unavailable();
+}
+extern "C" WB_API int wb_tensor_register_cuda(wb_topic *, const wb_tensor_spec *, void *const *, uint32_t) {
+  return unavailable();
+}
+extern "C" WB_API int wb_tensor_revoke(wb_topic *, const char *, int64_t) { return unavailable(); }
+extern "C" WB_API int wb_update_publish_on_stream(wb_update *, void *, const void *, uint32_t, uint64_t *) {
+  return unavailable();
+}
+extern "C" WB_API int wb_snapshot_wait_stream(wb_snapshot *, void *) { return unavailable(); }
+extern "C" WB_API int wb_snapshot_synchronize(wb_snapshot *, int64_t) { return unavailable(); }
+extern "C" WB_API int wb_snapshot_copy_into(wb_snapshot *, const wb_copy_target *, uint32_t, void *) {
+  return unavailable();
+}

@@ -1,0 +1,139 @@
+// Publish -> GPU-visible latency: the time from the publisher's wb_update_publish_on_stream until a reader
+// blocked in wb_topic_wait has leased the version, ordered its stream after it (wb_snapshot_wait_stream) and
+// seen that stream pass the version's GPU work (cuStreamSynchronize). Also reported: until wb_topic_wait
+// returns. One version at a time (the publisher waits for the reader), 1 MiB bf16 tensor, R = 2.
+// For comparison, the same with the GPU ordering done on the host: the publisher synchronizes its stream and
+// publishes with wb_update_publish, the reader waits on no event. Both clocks start when the publisher has
+// enqueued its GPU work. Also reported: when the publisher's own GPU work was done (its stream synchronized
+// after the publish), which bounds what any reader can see.
+//
+//   gpu-latency [--iterations N]
+#include <unistd.h>
+
+#include <cstring>
+
+#include "common.hpp"
+
+using namespace gpu;
+
+namespace {
+
+enum Mode { kStream = 0, kHost = 1 };
+const char *kModeNames[2] = {"stream", "host-sync"};
+
+struct Shared {
+  uint64_t topic_ready;
+  uint64_t reader_ready;
+  uint64_t acked;
+  uint64_t mismatches;
+  double publisher_done_us[4096];  // per version: the publisher's GPU work done, from the clock's start
+};
+
+constexpr uint64_t kElements = 512 * 1024;
+
+int publisher(const std::string &socket, uint32_t iterations, Mode mode, Shared *sh) {
+  init_cuda(nullptr);
+  CUstream stream;
+  CU(cu.cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
+  wb_client *client = attach(socket, "latency-publisher");
+  wb_topic *topic;
+  WB(wb_topic_create(client, "latency", nullptr, &topic));
+  wb_tensor_spec spec = WB_TENSOR_SPEC_INIT;
+  spec.name = "w";
+  spec.dtype = WB_DTYPE_BF16;
+  spec.ndim = 1;
+  spec.shape[0] = kElements;
+  WB(wb_tensor_alloc_cuda(topic, &spec, 1, 0));
+  __atomic_store_n(&sh->topic_ready, 1, __ATOMIC_RELEASE);
+  if (!await(&sh->reader_ready, 1, 60)) die("the reader did not start");
+  for (uint64_t v = 1; v <= iterations; ++v) {
+    if (!await(&sh->acked, v - 1, 30)) die("the reader stopped at %llu", (unsigned long long)sh->acked);
+    usleep(200);  // the reader is asleep in wb_topic_wait again
+    wb_update *update;
+    WB(wb_update_begin(topic, 5000, &update));
+    wb_tensor_info info = WB_TENSOR_INFO_INIT;
+    WB(wb_update_tensor_at(update, 0, &info));
+    CU(cu.cuMemsetD16Async(reinterpret_cast<CUdeviceptr>(info.data), pattern(v, 0), kElements, stream));
+    int64_t t0 = now_ns();
+    if (mode == kHost) CU(cu.cuStreamSynchronize(stream));
+    if (mode == kStream) WB(wb_update_publish_on_stream(update, stream, &t0, sizeof(t0), nullptr));
+    if (mode == kHost) WB(wb_update_publish(update, &t0, sizeof(t0), nullptr));
+    CU(cu.cuStreamSynchronize(stream));
+    sh->publisher_done_us[v % 4096] = double(now_ns() - t0) / 1e3;
+  }
+  if (!await(&sh->acked, iterations, 30)) die("the reader did not finish");
+  WB(wb_detach(client));
+  return 0;
+}
+
+int reader(const std::string &socket, uint32_t iterations, Mode mode, Shared *sh) {
+  init_cuda(nullptr);
+  CUstream stream;
+  CU(cu.cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
+  if (!await(&sh->topic_ready, 1, 60)) die("no topic");
+  wb_client *client = attach(socket, "latency-reader");
+  wb_topic *topic = open_topic(client, "latency", 10000);
+  uint16_t *host;
+  CU(cu.cuMemAllocHost(reinterpret_cast<void **>(&host), 2));
+  std::vector<double> wait_us, gpu_us, done_us;
+  __atomic_store_n(&sh->reader_ready, 1, __ATOMIC_RELEASE);
+  for (uint64_t last = 0; last < iterations;) {
+    uint64_t v;
+    WB(wb_topic_wait(topic, last, 30000, &v));
+    int64_t woke = now_ns();
+    wb_snapshot *snap;
+    WB(wb_snapshot_acquire(topic, v, 5000, &snap));
+    if (mode == kStream) WB(wb_snapshot_wait_stream(snap, stream));
+    wb_tensor_info info = WB_TENSOR_INFO_INIT;
+    WB(wb_snapshot_tensor_at(snap, 0, &info));
+    CU(cu.cuMemcpyDtoHAsync(host, reinterpret_cast<CUdeviceptr>(info.data) + (kElements - 1) * 2, 2, stream));
+    CU(cu.cuStreamSynchronize(stream));
+    int64_t visible = now_ns();
+    const void *meta;
+    uint32_t size;
+    WB(wb_snapshot_metadata(snap, &meta, &size, nullptr));
+    int64_t t0;
+    memcpy(&t0, meta, sizeof(t0));
+    if (*host != pattern(v, 0)) ++sh->mismatches;
+    WB(wb_snapshot_release(snap));
+    if (v > 10) {  // the first ones open the allocation and the events
+      wait_us.push_back(double(woke - t0) / 1e3);
+      gpu_us.push_back(double(visible - t0) / 1e3);
+    }
+    last = v;
+    __atomic_store_n(&sh->acked, v, __ATOMIC_RELEASE);
+  }
+  usleep(1000);  // the publisher wrote its last timing
+  for (uint64_t v = 11; v <= iterations; ++v) done_us.push_back(sh->publisher_done_us[v % 4096]);
+  printf("%s: publish -> wb_topic_wait returns: p50 %.1f us, p99 %.1f us\n", kModeNames[mode], percentile(wait_us, 50),
+         percentile(wait_us, 99));
+  printf("%s: publish -> GPU-visible (leased, stream ordered, stream passed the GPU work): p50 %.1f us, p99 %.1f us\n",
+         kModeNames[mode], percentile(gpu_us, 50), percentile(gpu_us, 99));
+  printf("%s: publisher's own GPU work done: p50 %.1f us\n", kModeNames[mode], percentile(done_us, 50));
+  std::string name = std::string("latency-") + kModeNames[mode];
+  result(name.c_str(),
+         "%s iterations=%u wait_p50_us=%.1f wait_p99_us=%.1f gpu_visible_p50_us=%.1f gpu_visible_p99_us=%.1f "
+         "publisher_done_p50_us=%.1f",
+         sh->mismatches == 0 ? "PASS" : "FAIL", iterations, percentile(wait_us, 50), percentile(wait_us, 99),
+         percentile(gpu_us, 50), percentile(gpu_us, 99), percentile(done_us, 50));
+  WB(wb_detach(client));
+  return sh->mismatches == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  uint32_t iterations = argc > 2 && strcmp(argv[1], "--iterations") == 0 ? uint32_t(atoi(argv[2])) : 1000;
+  skip_without_gpu();
+  auto *sh = static_cast<Shared *>(shared_memory(sizeof(Shared)));
+  int status = 0;
+  for (Mode mode : {kStream, kHost}) {
+    memset(sh, 0, sizeof(*sh));
+    Broker broker;
+    pid_t pub = spawn([&] { return publisher(broker.socket(), iterations, mode, sh); });
+    pid_t rd = spawn([&] { return reader(broker.socket(), iterations, mode, sh); });
+    status |= wait_child(rd, 240);
+    status |= wait_child(pub, 60);
+  }
+  return status == 0 ? 0 : 1;
+}

@@ -1,0 +1,296 @@
+// Lifetimes of CUDA allocations, and what registration refuses.
+//
+// 1. Refusals: managed memory, memory-pool memory, host memory (pageable and pinned), a tensor running past
+//    its block, an existing name, revoking a host tensor: each a specific error with a message.
+// 2. Revocation: while a reader holds a snapshot that maps the allocation, wb_tensor_revoke times out and the
+//    reader's lookups turn WB_E_STALE at once; once the reader released it and sleeps in wb_topic_wait (no
+//    further call), revoke completes: the blocked reader dropped its mapping by itself.
+// 3. Exporter death: a killed legacy-IPC exporter's tensors turn WB_E_STALE for readers; a killed
+//    wb_tensor_alloc_cuda exporter's tensors stay readable, even by a reader that starts after its death.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "common.hpp"
+
+using namespace gpu;
+
+namespace {
+
+struct Shared {
+  uint64_t published;
+  uint64_t holding;
+  uint64_t revoke_timed_out;
+  uint64_t released;
+  uint64_t revoke_us;
+  uint64_t stale_while_held;
+  uint64_t stale_after;
+  uint64_t legacy_read;
+  uint64_t legacy_stale;
+  uint64_t vmm_intact;
+};
+
+constexpr uint64_t kMiB = 1 << 20;
+
+wb_tensor_spec spec(const char *name, uint64_t bytes) {
+  wb_tensor_spec s = WB_TENSOR_SPEC_INIT;
+  s.name = name;
+  s.dtype = WB_DTYPE_BF16;
+  s.ndim = 1;
+  s.shape[0] = int64_t(bytes / 2);
+  return s;
+}
+
+void expect_message(const char *what, const char *needle) {
+  if (strstr(wb_last_error(), needle) == nullptr) {
+    die("%s: the message '%s' does not mention '%s'", what, wb_last_error(), needle);
+  }
+}
+
+int refusals(const std::string &socket) {
+  init_cuda(nullptr);
+  CUstream stream;
+  CU(cu.cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
+  wb_client *client = attach(socket, "refusals");
+  wb_topic_options opts = WB_TOPIC_OPTIONS_INIT;
+  opts.replicas = 1;
+  wb_topic *topic;
+  WB(wb_topic_create(client, "refusals", &opts, &topic));
+  wb_tensor_spec s = spec("t", kMiB);
+  CUdeviceptr managed, pooled, block;
+  CU(cu.cuMemAllocManaged(&managed, kMiB, CU_MEM_ATTACH_GLOBAL));
+  void *p = reinterpret_cast<void *>(managed);
+  WB_EXPECT(wb_tensor_register_cuda(topic, &s, &p, 1), WB_E_INVAL);
+  expect_message("managed memory", "managed");
+  CU(cu.cuMemAllocAsync(&pooled, kMiB, stream));
+  CU(cu.cuStreamSynchronize(stream));
+  p = reinterpret_cast<void *>(pooled);
+  WB_EXPECT(wb_tensor_register_cuda(topic, &s, &p, 1), WB_E_INVAL);
+  expect_message("pool memory", "pool");
+  std::vector<char> pageable(kMiB);
+  p = pageable.data();
+  WB_EXPECT(wb_tensor_register_cuda(topic, &s, &p, 1), WB_E_INVAL);
+  CU(cu.cuMemAllocHost(&p, kMiB));
+  WB_EXPECT(wb_tensor_register_cuda(topic, &s, &p, 1), WB_E_INVAL);
+  expect_message("pinned host memory", "host memory");
+  CU(cu.cuMemAlloc(&block, kMiB));
+  wb_tensor_spec big = spec("big", 2 * kMiB);
+  p = reinterpret_cast<void *>(block);
+  WB_EXPECT(wb_tensor_register_cuda(topic, &big, &p, 1), WB_E_INVAL);
+  expect_message("overrun", "past the end");
+  WB(wb_tensor_register_cuda(topic, &s, &p, 1));
+  WB_EXPECT(wb_tensor_register_cuda(topic, &s, &p, 1), WB_E_EXISTS);
+  WB_EXPECT(wb_tensor_alloc_cuda(topic, &s, 1, 99), WB_E_INVAL);
+  wb_tensor_spec host = spec("host", 4096);
+  WB(wb_tensor_alloc(topic, &host, 1));
+  WB_EXPECT(wb_tensor_revoke(topic, "host", 0), WB_E_INVAL);
+  WB_EXPECT(wb_tensor_revoke(topic, "absent", 0), WB_E_NOT_FOUND);
+  WB(wb_detach(client));
+  return 0;
+}
+
+// A legacy block holding tensors w0 and w1 (one allocation), both filled with pattern(1, i) and published.
+wb_topic *publish_legacy(wb_client *client, const char *name, CUstream stream) {
+  wb_topic_options opts = WB_TOPIC_OPTIONS_INIT;
+  opts.replicas = 1;
+  wb_topic *topic;
+  WB(wb_topic_create(client, name, &opts, &topic));
+  CUdeviceptr block;
+  CU(cu.cuMemAlloc(&block, 4 * kMiB));
+  wb_tensor_spec specs[2] = {spec("w0", kMiB), spec("w1", kMiB)};
+  void *pointers[2] = {reinterpret_cast<void *>(block), reinterpret_cast<void *>(block + 2 * kMiB)};
+  WB(wb_tensor_register_cuda(topic, specs, pointers, 2));
+  wb_update *update;
+  WB(wb_update_begin(topic, 5000, &update));
+  for (uint32_t i = 0; i < 2; ++i) {
+    wb_tensor_info info = WB_TENSOR_INFO_INIT;
+    WB(wb_update_tensor_at(update, i, &info));
+    CU(cu.cuMemsetD16Async(reinterpret_cast<CUdeviceptr>(info.data), pattern(1, i), kMiB / 2, stream));
+  }
+  WB(wb_update_publish_on_stream(update, stream, nullptr, 0, nullptr));
+  CU(cu.cuStreamSynchronize(stream));
+  return topic;
+}
+
+// Reads tensor i of the snapshot into host memory and checks pattern(v, i). WB_OK or the lookup's error.
+int read_tensor(wb_snapshot *snap, const char *name, uint32_t i, uint64_t v) {
+  wb_tensor_info info = WB_TENSOR_INFO_INIT;
+  int rc = wb_snapshot_tensor(snap, name, &info);
+  if (rc != WB_OK) return rc;
+  WB(wb_snapshot_synchronize(snap, 10000));
+  std::vector<uint16_t> host(info.nbytes / 2);
+  CU(cu.cuMemcpyDtoH(host.data(), reinterpret_cast<CUdeviceptr>(info.data), info.nbytes));
+  for (uint16_t x : host) {
+    if (x != pattern(v, i)) die("%s reads %#x, expected %#x", name, x, pattern(v, i));
+  }
+  return WB_OK;
+}
+
+int revoke_publisher(const std::string &socket, Shared *sh) {
+  init_cuda(nullptr);
+  CUstream stream;
+  CU(cu.cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
+  wb_client *client = attach(socket, "revoke-publisher");
+  wb_topic *topic = publish_legacy(client, "revoke", stream);
+  __atomic_store_n(&sh->published, 1, __ATOMIC_RELEASE);
+  if (!await(&sh->holding, 1, 60)) die("the reader did not lease");
+  WB_EXPECT(wb_tensor_revoke(topic, "w0", 300), WB_E_TIMEOUT);
+  __atomic_store_n(&sh->revoke_timed_out, 1, __ATOMIC_RELEASE);
+  if (!await(&sh->released, 1, 60)) die("the reader did not release");
+  int64_t start = now_ns();
+  WB(wb_tensor_revoke(topic, "w0", 10000));
+  sh->revoke_us = uint64_t(now_ns() - start) / 1000;
+  wb_update *update;
+  WB(wb_update_begin(topic, 5000, &update));
+  wb_tensor_info info = WB_TENSOR_INFO_INIT;
+  WB_EXPECT(wb_update_tensor(update, "w1", &info), WB_E_STALE);
+  WB(wb_update_publish(update, nullptr, 0, nullptr));  // wakes the reader
+  if (!await(&sh->stale_after, 1, 60)) die("the reader did not finish");
+  WB(wb_detach(client));
+  return 0;
+}
+
+int revoke_reader(const std::string &socket, Shared *sh) {
+  init_cuda(nullptr);
+  if (!await(&sh->published, 1, 60)) die("nothing published");
+  wb_client *client = attach(socket, "revoke-reader");
+  wb_topic *topic = open_topic(client, "revoke", 10000);
+  wb_snapshot *snap;
+  WB(wb_snapshot_acquire(topic, 1, 5000, &snap));
+  WB(read_tensor(snap, "w0", 0, 1));
+  __atomic_store_n(&sh->holding, 1, __ATOMIC_RELEASE);
+  if (!await(&sh->revoke_timed_out, 1, 60)) die("the publisher did not revoke");
+  WB_EXPECT(read_tensor(snap, "w1", 1, 1), WB_E_STALE);  // the whole allocation, even under a lease
+  sh->stale_while_held = 1;
+  WB(wb_snapshot_release(snap));
+  __atomic_store_n(&sh->released, 1, __ATOMIC_RELEASE);
+  uint64_t v;
+  WB(wb_topic_wait(topic, 1, 20000, &v));  // revoke completes while we sleep here
+  WB(wb_snapshot_acquire(topic, 0, 5000, &snap));
+  WB_EXPECT(read_tensor(snap, "w0", 0, v), WB_E_STALE);
+  wb_copy_target target = WB_COPY_TARGET_INIT;
+  CUdeviceptr dst;
+  CU(cu.cuMemAlloc(&dst, kMiB));
+  target.name = "w1";
+  target.dst = reinterpret_cast<void *>(dst);
+  target.dst_bytes = kMiB;
+  target.device = 0;
+  WB_EXPECT(wb_snapshot_copy_into(snap, &target, 1, nullptr), WB_E_STALE);
+  WB(wb_snapshot_release(snap));
+  __atomic_store_n(&sh->stale_after, 1, __ATOMIC_RELEASE);
+  WB(wb_detach(client));
+  return 0;
+}
+
+// Publishes and then waits to be killed.
+int doomed_publisher(const std::string &socket, Shared *sh, bool legacy) {
+  init_cuda(nullptr);
+  CUstream stream;
+  CU(cu.cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
+  wb_client *client = attach(socket, "doomed");
+  if (legacy) {
+    publish_legacy(client, "legacy-death", stream);
+  } else {
+    wb_topic_options opts = WB_TOPIC_OPTIONS_INIT;  // R = 2
+    wb_topic *topic;
+    WB(wb_topic_create(client, "vmm-death", &opts, &topic));
+    wb_tensor_spec specs[2] = {spec("w0", kMiB), spec("w1", 3 * kMiB)};
+    WB(wb_tensor_alloc_cuda(topic, specs, 2, 0));
+    wb_update *update;
+    WB(wb_update_begin(topic, 5000, &update));
+    for (uint32_t i = 0; i < 2; ++i) {
+      wb_tensor_info info = WB_TENSOR_INFO_INIT;
+      WB(wb_update_tensor_at(update, i, &info));
+      CU(cu.cuMemsetD16Async(reinterpret_cast<CUdeviceptr>(info.data), pattern(1, i), info.nbytes / 2, stream));
+    }
+    WB(wb_update_publish_on_stream(update, stream, nullptr, 0, nullptr));
+    CU(cu.cuStreamSynchronize(stream));
+  }
+  __atomic_store_n(&sh->published, 1, __ATOMIC_RELEASE);
+  pause();
+  return 0;
+}
+
+int legacy_death_reader(const std::string &socket, Shared *sh, pid_t exporter) {
+  init_cuda(nullptr);
+  wb_client *client = attach(socket, "legacy-death-reader");
+  wb_topic *topic = open_topic(client, "legacy-death", 10000);
+  wb_snapshot *snap;
+  WB(wb_snapshot_acquire(topic, 1, 5000, &snap));
+  WB(read_tensor(snap, "w1", 1, 1));
+  WB(wb_snapshot_release(snap));
+  sh->legacy_read = 1;
+  kill(exporter, SIGKILL);
+  // Lookups only: what a dead exporter's memory reads meanwhile is not defined.
+  for (int64_t until = now_ns() + 5000000000; now_ns() < until; usleep(1000)) {
+    WB(wb_snapshot_acquire(topic, 1, 5000, &snap));
+    wb_tensor_info info = WB_TENSOR_INFO_INIT;
+    int rc = wb_snapshot_tensor(snap, "w1", &info);
+    WB(wb_snapshot_release(snap));
+    if (rc == WB_E_STALE) {
+      expect_message("legacy exporter death", "exporter");
+      sh->legacy_stale = 1;
+      break;
+    }
+    WB(rc);
+  }
+  WB(wb_detach(client));
+  return sh->legacy_stale ? 0 : 1;
+}
+
+int vmm_late_reader(const std::string &socket, Shared *sh) {
+  init_cuda(nullptr);
+  wb_client *client = attach(socket, "vmm-late-reader");
+  wb_topic *topic = open_topic(client, "vmm-death", 10000);
+  wb_snapshot *snap;
+  WB(wb_snapshot_acquire(topic, 1, 5000, &snap));
+  WB(read_tensor(snap, "w0", 0, 1));
+  WB(read_tensor(snap, "w1", 1, 1));
+  WB(wb_snapshot_release(snap));
+  sh->vmm_intact = 1;
+  WB(wb_detach(client));
+  return 0;
+}
+
+}  // namespace
+
+int main() {
+  skip_without_gpu();
+  auto *sh = static_cast<Shared *>(shared_memory(sizeof(Shared)));
+  Broker broker;
+  const std::string &socket = broker.socket();
+  int failures = 0;
+  auto check = [&failures](const char *what, int status) {
+    printf("%-44s %s\n", what, status == 0 ? "ok" : "FAILED");
+    failures += status != 0;
+  };
+
+  check("refusals", wait_child(spawn([&] { return refusals(socket); }), 60));
+
+  pid_t pub = spawn([&] { return revoke_publisher(socket, sh); });
+  pid_t rd = spawn([&] { return revoke_reader(socket, sh); });
+  check("revoke: reader", wait_child(rd, 120));
+  check("revoke: publisher", wait_child(pub, 60));
+  uint64_t revoke_us = sh->revoke_us;
+
+  memset(sh, 0, sizeof(*sh));
+  pid_t doomed = spawn([&] { return doomed_publisher(socket, sh, true); });
+  if (!await(&sh->published, 1, 60)) die("the legacy exporter did not publish");
+  check("legacy exporter killed: readers get STALE",
+        wait_child(spawn([&] { return legacy_death_reader(socket, sh, doomed); }), 60));
+  wait_child(doomed, 10);
+
+  memset(sh, 0, sizeof(*sh));
+  doomed = spawn([&] { return doomed_publisher(socket, sh, false); });
+  if (!await(&sh->published, 1, 60)) die("the VMM exporter did not publish");
+  kill(doomed, SIGKILL);
+  wait_child(doomed, 10);
+  check("VMM exporter killed: a later reader reads",
+        wait_child(spawn([&] { return vmm_late_reader(socket, sh); }), 60));
+
+  result("lifetimes", "%s checks_failed=%d revoke_after_release_ms=%.1f", failures == 0 ? "PASS" : "FAIL", failures,
+         double(revoke_us) / 1000.0);
+  return failures == 0 ? 0 : 1;
+}

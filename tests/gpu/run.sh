@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Every GPU test and benchmark of weightbus, run on a machine with a GPU, from the repository root:
+#
+#   bash tests/gpu/run.sh [BUILD_DIR]          BUILD_DIR defaults to build-gpu
+#
+# BUILD_DIR is a build folder made with the usual cmake commands on a build machine and carried here: this
+# script builds nothing (GPU hosts lack cmocka, libuv and flatbuffers) and needs only the binaries in it,
+# python3 and, for the PyTorch test, torch. Each program runs under a timeout and logs to BUILD_DIR/gpu-logs/;
+# a table of results comes last. Exit status 0 when every program passed or skipped (MISS: it ran correctly but
+# missed its performance target).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+build=$(realpath "${1:-build-gpu}")
+bin=$build/tests/gpu
+if [ ! -x "$bin/gpu-exchange" ]; then
+  echo "run.sh: $bin/gpu-exchange is missing: build with cmake first (see the top of this file)" >&2
+  exit 2
+fi
+export LD_LIBRARY_PATH=$build/libclient${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export WEIGHTBUSD=$build/broker/weightbusd
+logs=$build/gpu-logs
+mkdir -p "$logs"
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+rows=()
+failed=0
+
+# run NAME TIMEOUT_S COMMAND...: status from the exit code (SKIP when the program says so), details from its
+# "RESULT <test> ..." lines.
+run() {
+  local name=$1 limit=$2
+  shift 2
+  local log=$logs/$name.log start=$SECONDS status=PASS
+  echo "== $name: $*"
+  timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1
+  local rc=$?
+  if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+    status=TIMEOUT
+  elif [ $rc -eq 3 ]; then
+    status=MISS  # ran fine, missed its performance target
+  elif [ $rc -ne 0 ]; then
+    status=FAIL
+  elif grep -q '^SKIP' "$log"; then
+    status=SKIP
+  fi
+  if [ $status != PASS ] && [ $status != SKIP ]; then
+    failed=1
+    tail -n 25 "$log" | sed 's/^/   | /'
+  fi
+  local details
+  details=$(grep -E '^(RESULT|SKIP)' "$log" | sed -E 's/^RESULT [^ ]+ //' | paste -sd '|' -)
+  rows+=("$(printf '%-34s %-7s %5ss  %s' "$name" "$status" $((SECONDS - start)) "$details")")
+}
+
+run cuda-absent 60 "$bin/test-cuda-absent"  # the no-driver path, forced, beside a GPU
+x=$bin/gpu-exchange
+run exchange-legacy-r1 600 "$x" --path legacy --replicas 1
+run exchange-legacy-r2 600 "$x" --path legacy --replicas 2
+run exchange-vmm-r1 600 "$x" --path vmm --replicas 1
+run exchange-vmm-r2 600 "$x" --path vmm --replicas 2
+run exchange-vmm-registered-r1 600 "$x" --path vmm-registered --replicas 1
+run exchange-vmm-registered-r2 600 "$x" --path vmm-registered --replicas 2
+# Differing CUDA_VISIBLE_DEVICES: on one GPU the ordinals agree but the UUID mapping still runs; on several,
+# the two processes see the publisher's GPU under different ordinals.
+run exchange-legacy-visible 600 "$x" --path legacy --replicas 2 --publisher-devices 0 --reader-devices unset
+run exchange-vmm-visible 600 "$x" --path vmm --replicas 2 --publisher-devices unset --reader-devices 0
+if [ "${gpus:-0}" -ge 2 ]; then
+  run exchange-legacy-gpu1 600 "$x" --path legacy --replicas 2 --publisher-devices 1 --reader-devices unset
+  run exchange-vmm-gpu1-as-0 600 "$x" --path vmm --replicas 2 --publisher-devices unset --reader-devices 1,0
+fi
+run lifetimes 300 "$bin/gpu-lifetimes"
+run attach-resolve 300 "$bin/gpu-attach-resolve"
+run latency 300 "$bin/gpu-latency"
+run copy-bandwidth 600 "$bin/gpu-copy-bandwidth" --gib 16 --tensors 400
+if [ "${gpus:-0}" -ge 2 ]; then
+  run copy-bandwidth-peer 600 "$bin/gpu-copy-bandwidth" --gib 4 --tensors 400 --dst-device 1
+fi
+if python3 -c 'import torch' >/dev/null 2>&1; then
+  run torch-interop 900 python3 tests/gpu/torch_interop.py "$build"
+else
+  rows+=("$(printf '%-34s %-7s %5ss  %s' torch-interop SKIP 0 'no torch for python3')")
+fi
+
+echo
+echo "weightbus GPU tests on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n 1 || echo 'an unknown GPU') (logs: $logs)"
+printf '%-34s %-7s %6s  %s\n' test status time details
+printf '%s\n' "${rows[@]}"
+exit $failed
