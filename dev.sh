@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The two Quick start commands of README.md, and what CI runs.
 #   bash dev.sh demo   install what is missing (apt), build, start a broker and show versions flowing
-#   bash dev.sh test   install what is missing, build, and run every test (plain and ASan/UBSan builds)
+#   bash dev.sh test   install what is missing, build, and run every test (plain, the Rust and Go bindings,
+#                      then ASan/UBSan)
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config libuv1-dev libflatbuffers-dev flatbuffers-compiler libboost-dev
-          libcmocka-dev spin)
+          libcmocka-dev spin golang-go)
+# Rust for bindings/rust: rustup's toolchain when there is one, else Debian's.
+[ -x "${HOME:-}/.cargo/bin/cargo" ] && export PATH=$HOME/.cargo/bin:$PATH
+command -v cargo >/dev/null || PACKAGES+=(cargo)
 JOBS=$(nproc)
 
 install_missing() {
@@ -38,6 +42,8 @@ case "${1:-}" in
     install_missing
     build build
     ctest --test-dir build --output-on-failure -j "$JOBS"
+    echo "dev.sh: the Rust and Go bindings"
+    timeout 1800 bash tests/bindings/run.sh build
     echo "dev.sh: the same tests under AddressSanitizer and UndefinedBehaviorSanitizer"
     build build-asan -DWB_SANITIZE=ON
     ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j "$JOBS"

@@ -1,0 +1,99 @@
+// Package cabi reports the header's structs as cgo lays them out for Go code, for the layout test of package
+// weightbus (a _test.go file cannot use cgo). Compare with tests/bindings/layout-dump, which prints what the
+// C compiler sees.
+package cabi
+
+/*
+#cgo pkg-config: weightbus
+#include <weightbus/weightbus.h>
+*/
+import "C"
+
+import "unsafe"
+
+// Layout maps "size TYPE" and "offset TYPE.FIELD" to bytes, keyed as layout-dump prints them.
+func Layout() map[string]uintptr {
+	var attach C.wb_attach_options
+	var topicOptions C.wb_topic_options
+	var topicInfo C.wb_topic_info
+	var tensorSpec C.wb_tensor_spec
+	var viewSpec C.wb_view_spec
+	var tensorInfo C.wb_tensor_info
+	var copyTarget C.wb_copy_target
+	var clientInfo C.wb_client_info
+	return map[string]uintptr{
+		"size wb_attach_options":               unsafe.Sizeof(attach),
+		"offset wb_attach_options.struct_size": unsafe.Offsetof(attach.struct_size),
+		"offset wb_attach_options.socket_path": unsafe.Offsetof(attach.socket_path),
+		"offset wb_attach_options.broker_name": unsafe.Offsetof(attach.broker_name),
+		"offset wb_attach_options.client_name": unsafe.Offsetof(attach.client_name),
+		"offset wb_attach_options.timeout_ms":  unsafe.Offsetof(attach.timeout_ms),
+
+		"size wb_topic_options":               unsafe.Sizeof(topicOptions),
+		"offset wb_topic_options.struct_size": unsafe.Offsetof(topicOptions.struct_size),
+		"offset wb_topic_options.replicas":    unsafe.Offsetof(topicOptions.replicas),
+
+		"size wb_topic_info":                 unsafe.Sizeof(topicInfo),
+		"offset wb_topic_info.struct_size":   unsafe.Offsetof(topicInfo.struct_size),
+		"offset wb_topic_info.replicas":      unsafe.Offsetof(topicInfo.replicas),
+		"offset wb_topic_info.name":          unsafe.Offsetof(topicInfo.name),
+		"offset wb_topic_info.latest":        unsafe.Offsetof(topicInfo.latest),
+		"offset wb_topic_info.tensor_count":  unsafe.Offsetof(topicInfo.tensor_count),
+		"offset wb_topic_info.publisher_pid": unsafe.Offsetof(topicInfo.publisher_pid),
+		"offset wb_topic_info.dirty":         unsafe.Offsetof(topicInfo.dirty),
+		"offset wb_topic_info.reserved":      unsafe.Offsetof(topicInfo.reserved),
+		"offset wb_topic_info.bytes":         unsafe.Offsetof(topicInfo.bytes),
+
+		"size wb_tensor_spec":               unsafe.Sizeof(tensorSpec),
+		"offset wb_tensor_spec.struct_size": unsafe.Offsetof(tensorSpec.struct_size),
+		"offset wb_tensor_spec.dtype":       unsafe.Offsetof(tensorSpec.dtype),
+		"offset wb_tensor_spec.name":        unsafe.Offsetof(tensorSpec.name),
+		"offset wb_tensor_spec.ndim":        unsafe.Offsetof(tensorSpec.ndim),
+		"offset wb_tensor_spec.reserved":    unsafe.Offsetof(tensorSpec.reserved),
+		"offset wb_tensor_spec.shape":       unsafe.Offsetof(tensorSpec.shape),
+
+		"size wb_view_spec":               unsafe.Sizeof(viewSpec),
+		"offset wb_view_spec.struct_size": unsafe.Offsetof(viewSpec.struct_size),
+		"offset wb_view_spec.dtype":       unsafe.Offsetof(viewSpec.dtype),
+		"offset wb_view_spec.name":        unsafe.Offsetof(viewSpec.name),
+		"offset wb_view_spec.parent":      unsafe.Offsetof(viewSpec.parent),
+		"offset wb_view_spec.byte_offset": unsafe.Offsetof(viewSpec.byte_offset),
+		"offset wb_view_spec.ndim":        unsafe.Offsetof(viewSpec.ndim),
+		"offset wb_view_spec.reserved":    unsafe.Offsetof(viewSpec.reserved),
+		"offset wb_view_spec.shape":       unsafe.Offsetof(viewSpec.shape),
+		"offset wb_view_spec.strides":     unsafe.Offsetof(viewSpec.strides),
+
+		"size wb_tensor_info":               unsafe.Sizeof(tensorInfo),
+		"offset wb_tensor_info.struct_size": unsafe.Offsetof(tensorInfo.struct_size),
+		"offset wb_tensor_info.index":       unsafe.Offsetof(tensorInfo.index),
+		"offset wb_tensor_info.name":        unsafe.Offsetof(tensorInfo.name),
+		"offset wb_tensor_info.dtype":       unsafe.Offsetof(tensorInfo.dtype),
+		"offset wb_tensor_info.ndim":        unsafe.Offsetof(tensorInfo.ndim),
+		"offset wb_tensor_info.shape":       unsafe.Offsetof(tensorInfo.shape),
+		"offset wb_tensor_info.strides":     unsafe.Offsetof(tensorInfo.strides),
+		"offset wb_tensor_info.nbytes":      unsafe.Offsetof(tensorInfo.nbytes),
+		"offset wb_tensor_info.data":        unsafe.Offsetof(tensorInfo.data),
+		"offset wb_tensor_info.version":     unsafe.Offsetof(tensorInfo.version),
+		"offset wb_tensor_info.device_type": unsafe.Offsetof(tensorInfo.device_type),
+		"offset wb_tensor_info.is_view":     unsafe.Offsetof(tensorInfo.is_view),
+		"offset wb_tensor_info.device_uuid": unsafe.Offsetof(tensorInfo.device_uuid),
+
+		"size wb_copy_target":               unsafe.Sizeof(copyTarget),
+		"offset wb_copy_target.struct_size": unsafe.Offsetof(copyTarget.struct_size),
+		"offset wb_copy_target.index":       unsafe.Offsetof(copyTarget.index),
+		"offset wb_copy_target.name":        unsafe.Offsetof(copyTarget.name),
+		"offset wb_copy_target.dst":         unsafe.Offsetof(copyTarget.dst),
+		"offset wb_copy_target.dst_bytes":   unsafe.Offsetof(copyTarget.dst_bytes),
+		"offset wb_copy_target.device":      unsafe.Offsetof(copyTarget.device),
+		"offset wb_copy_target.reserved":    unsafe.Offsetof(copyTarget.reserved),
+
+		"size wb_client_info":                    unsafe.Sizeof(clientInfo),
+		"offset wb_client_info.struct_size":      unsafe.Offsetof(clientInfo.struct_size),
+		"offset wb_client_info.id":               unsafe.Offsetof(clientInfo.id),
+		"offset wb_client_info.pid":              unsafe.Offsetof(clientInfo.pid),
+		"offset wb_client_info.topics_published": unsafe.Offsetof(clientInfo.topics_published),
+		"offset wb_client_info.leases":           unsafe.Offsetof(clientInfo.leases),
+		"offset wb_client_info.reserved":         unsafe.Offsetof(clientInfo.reserved),
+		"offset wb_client_info.name":             unsafe.Offsetof(clientInfo.name),
+	}
+}

@@ -1,0 +1,163 @@
+//! `weightbus::ffi` against the C compiler: every constant, struct size, field offset and `_INIT` value must
+//! equal what `tests/bindings/layout-dump` (built from the header, path in `$WEIGHTBUS_LAYOUT`) prints.
+use std::collections::BTreeMap;
+use std::env;
+use std::mem::size_of;
+use std::process::Command;
+use std::ptr::addr_of;
+
+use weightbus::ffi;
+
+type Facts = BTreeMap<String, String>;
+
+/// "kind name value" lines into name → value, keyed by "kind name".
+fn c_facts() -> Facts {
+    let exe = env::var_os("WEIGHTBUS_LAYOUT")
+        .expect("set WEIGHTBUS_LAYOUT to the layout-dump binary (tests/bindings/run.sh does)");
+    let output = Command::new(&exe).output().expect("run layout-dump");
+    assert!(output.status.success(), "layout-dump failed");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let (key, value) = line.rsplit_once(' ').expect("a 'kind name value' line");
+            (key.to_string(), value.to_string())
+        })
+        .collect()
+}
+
+macro_rules! constants {
+    ($facts:ident, $($name:ident),* $(,)?) => {
+        $($facts.insert(concat!("const ", stringify!($name)).to_string(), ffi::$name.to_string());)*
+    };
+}
+
+macro_rules! layout {
+    ($facts:ident, $type:ident { $($field:ident),* $(,)? }) => {{
+        let value = ffi::$type::default();
+        let base = addr_of!(value) as usize;
+        $facts.insert(concat!("size ", stringify!($type)).to_string(), size_of::<ffi::$type>().to_string());
+        $($facts.insert(
+            concat!("offset ", stringify!($type), ".", stringify!($field)).to_string(),
+            (addr_of!(value.$field) as usize - base).to_string(),
+        );)*
+    }};
+}
+
+macro_rules! init {
+    ($facts:ident, $type:ident { $($field:ident),* $(,)? }) => {{
+        let value = ffi::$type::default();
+        $($facts.insert(
+            concat!("init ", stringify!($type), ".", stringify!($field)).to_string(),
+            value.$field.to_string(),
+        );)*
+    }};
+}
+
+fn rust_facts() -> Facts {
+    let mut facts = Facts::new();
+    constants!(facts, WB_VERSION_MAJOR, WB_VERSION_MINOR, WB_VERSION_PATCH, WB_VERSION, WB_VERSION_STRING);
+    constants!(facts, WB_NAME_MAX, WB_MAX_DIMS, WB_MAX_REPLICAS, WB_METADATA_MAX, WB_ALIGNMENT, WB_VERSION_MAX);
+    constants!(facts, WB_CUDA_ALIGNMENT);
+    constants!(
+        facts,
+        WB_OK,
+        WB_E_INVAL,
+        WB_E_NOMEM,
+        WB_E_NOT_FOUND,
+        WB_E_EXISTS,
+        WB_E_NAME_TOO_LONG,
+        WB_E_DTYPE,
+        WB_E_SHAPE,
+        WB_E_SIZE,
+        WB_E_NOSPC,
+        WB_E_ROLE,
+        WB_E_BUSY,
+        WB_E_TIMEOUT,
+        WB_E_BROKER_GONE,
+        WB_E_ABI_MISMATCH,
+        WB_E_DIRTY,
+        WB_E_EXPIRED,
+        WB_E_STATE,
+        WB_E_PERM,
+        WB_E_PROTOCOL,
+        WB_E_IO,
+        WB_E_NO_CUDA,
+        WB_E_STALE,
+        WB_E_CONNECT,
+        WB_E_CUDA,
+    );
+    constants!(
+        facts,
+        WB_DTYPE_BOOL,
+        WB_DTYPE_U8,
+        WB_DTYPE_I8,
+        WB_DTYPE_I16,
+        WB_DTYPE_I32,
+        WB_DTYPE_I64,
+        WB_DTYPE_F16,
+        WB_DTYPE_BF16,
+        WB_DTYPE_F32,
+        WB_DTYPE_F64,
+        WB_DTYPE_F8E4M3,
+        WB_DTYPE_F8E5M2,
+        WB_DTYPE_U16,
+        WB_DTYPE_U32,
+        WB_DTYPE_U64,
+    );
+    constants!(facts, WB_DEVICE_HOST, WB_DEVICE_CUDA);
+
+    layout!(facts, wb_attach_options { struct_size, socket_path, broker_name, client_name, timeout_ms });
+    layout!(facts, wb_topic_options { struct_size, replicas });
+    layout!(
+        facts,
+        wb_topic_info { struct_size, replicas, name, latest, tensor_count, publisher_pid, dirty, reserved, bytes }
+    );
+    layout!(facts, wb_tensor_spec { struct_size, dtype, name, ndim, reserved, shape });
+    layout!(facts, wb_view_spec { struct_size, dtype, name, parent, byte_offset, ndim, reserved, shape, strides });
+    layout!(
+        facts,
+        wb_tensor_info {
+            struct_size,
+            index,
+            name,
+            dtype,
+            ndim,
+            shape,
+            strides,
+            nbytes,
+            data,
+            version,
+            device_type,
+            is_view,
+            device_uuid
+        }
+    );
+    layout!(facts, wb_copy_target { struct_size, index, name, dst, dst_bytes, device, reserved });
+    layout!(facts, wb_client_info { struct_size, id, pid, topics_published, leases, reserved, name });
+
+    init!(facts, wb_attach_options { struct_size, timeout_ms });
+    init!(facts, wb_topic_options { struct_size, replicas });
+    init!(facts, wb_topic_info { struct_size });
+    init!(facts, wb_tensor_spec { struct_size });
+    init!(facts, wb_view_spec { struct_size });
+    init!(facts, wb_tensor_info { struct_size });
+    init!(facts, wb_copy_target { struct_size, device });
+    init!(facts, wb_client_info { struct_size });
+    facts
+}
+
+#[test]
+fn ffi_declarations_match_the_c_header() {
+    let (c, rust) = (c_facts(), rust_facts());
+    let mut problems = Vec::new();
+    for (key, c_value) in &c {
+        match rust.get(key) {
+            None => problems.push(format!("{key}: {c_value} in C, missing in weightbus::ffi")),
+            Some(v) if v != c_value => problems.push(format!("{key}: {c_value} in C, {v} in weightbus::ffi")),
+            Some(_) => {}
+        }
+    }
+    problems.extend(rust.keys().filter(|k| !c.contains_key(*k)).map(|k| format!("{k}: not in the C header")));
+    assert!(problems.is_empty(), "weightbus::ffi drifted from weightbus.h:\n{}", problems.join("\n"));
+}

@@ -1,0 +1,186 @@
+/*
+ * layout-dump — what the C compiler sees in <weightbus/weightbus.h>, one fact per line, for the Rust and Go
+ * bindings' tests to compare with their own declarations:
+ *
+ *   const NAME VALUE          every #define and enum constant
+ *   size TYPE BYTES           sizeof every struct
+ *   offset TYPE.FIELD BYTES   offsetof every field
+ *   init TYPE.FIELD VALUE     the non-zero fields of every ..._INIT macro
+ *
+ * check-layout-dump.sh verifies that this list names everything the header declares.
+ */
+#include <stddef.h>
+#include <stdio.h>
+
+#include <weightbus/weightbus.h>
+
+#define CONST(name) printf("const %s %lld\n", #name, (long long)(name))
+#define SIZE(type) printf("size %s %zu\n", #type, sizeof(type))
+#define FIELD(type, field) printf("offset %s.%s %zu\n", #type, #field, offsetof(type, field))
+#define INIT(type, value, field) printf("init %s.%s %lld\n", #type, #field, (long long)(value).field)
+
+static void constants(void) {
+  CONST(WB_VERSION_MAJOR);
+  CONST(WB_VERSION_MINOR);
+  CONST(WB_VERSION_PATCH);
+  CONST(WB_VERSION);
+  printf("const WB_VERSION_STRING %s\n", WB_VERSION_STRING);
+
+  CONST(WB_NAME_MAX);
+  CONST(WB_MAX_DIMS);
+  CONST(WB_MAX_REPLICAS);
+  CONST(WB_METADATA_MAX);
+  CONST(WB_ALIGNMENT);
+  CONST(WB_VERSION_MAX);
+  CONST(WB_CUDA_ALIGNMENT);
+
+  CONST(WB_OK);
+  CONST(WB_E_INVAL);
+  CONST(WB_E_NOMEM);
+  CONST(WB_E_NOT_FOUND);
+  CONST(WB_E_EXISTS);
+  CONST(WB_E_NAME_TOO_LONG);
+  CONST(WB_E_DTYPE);
+  CONST(WB_E_SHAPE);
+  CONST(WB_E_SIZE);
+  CONST(WB_E_NOSPC);
+  CONST(WB_E_ROLE);
+  CONST(WB_E_BUSY);
+  CONST(WB_E_TIMEOUT);
+  CONST(WB_E_BROKER_GONE);
+  CONST(WB_E_ABI_MISMATCH);
+  CONST(WB_E_DIRTY);
+  CONST(WB_E_EXPIRED);
+  CONST(WB_E_STATE);
+  CONST(WB_E_PERM);
+  CONST(WB_E_PROTOCOL);
+  CONST(WB_E_IO);
+  CONST(WB_E_NO_CUDA);
+  CONST(WB_E_STALE);
+  CONST(WB_E_CONNECT);
+  CONST(WB_E_CUDA);
+
+  CONST(WB_DTYPE_BOOL);
+  CONST(WB_DTYPE_U8);
+  CONST(WB_DTYPE_I8);
+  CONST(WB_DTYPE_I16);
+  CONST(WB_DTYPE_I32);
+  CONST(WB_DTYPE_I64);
+  CONST(WB_DTYPE_F16);
+  CONST(WB_DTYPE_BF16);
+  CONST(WB_DTYPE_F32);
+  CONST(WB_DTYPE_F64);
+  CONST(WB_DTYPE_F8E4M3);
+  CONST(WB_DTYPE_F8E5M2);
+  CONST(WB_DTYPE_U16);
+  CONST(WB_DTYPE_U32);
+  CONST(WB_DTYPE_U64);
+
+  CONST(WB_DEVICE_HOST);
+  CONST(WB_DEVICE_CUDA);
+}
+
+static void structs(void) {
+  SIZE(wb_attach_options);
+  FIELD(wb_attach_options, struct_size);
+  FIELD(wb_attach_options, socket_path);
+  FIELD(wb_attach_options, broker_name);
+  FIELD(wb_attach_options, client_name);
+  FIELD(wb_attach_options, timeout_ms);
+
+  SIZE(wb_topic_options);
+  FIELD(wb_topic_options, struct_size);
+  FIELD(wb_topic_options, replicas);
+
+  SIZE(wb_topic_info);
+  FIELD(wb_topic_info, struct_size);
+  FIELD(wb_topic_info, replicas);
+  FIELD(wb_topic_info, name);
+  FIELD(wb_topic_info, latest);
+  FIELD(wb_topic_info, tensor_count);
+  FIELD(wb_topic_info, publisher_pid);
+  FIELD(wb_topic_info, dirty);
+  FIELD(wb_topic_info, reserved);
+  FIELD(wb_topic_info, bytes);
+
+  SIZE(wb_tensor_spec);
+  FIELD(wb_tensor_spec, struct_size);
+  FIELD(wb_tensor_spec, dtype);
+  FIELD(wb_tensor_spec, name);
+  FIELD(wb_tensor_spec, ndim);
+  FIELD(wb_tensor_spec, reserved);
+  FIELD(wb_tensor_spec, shape);
+
+  SIZE(wb_view_spec);
+  FIELD(wb_view_spec, struct_size);
+  FIELD(wb_view_spec, dtype);
+  FIELD(wb_view_spec, name);
+  FIELD(wb_view_spec, parent);
+  FIELD(wb_view_spec, byte_offset);
+  FIELD(wb_view_spec, ndim);
+  FIELD(wb_view_spec, reserved);
+  FIELD(wb_view_spec, shape);
+  FIELD(wb_view_spec, strides);
+
+  SIZE(wb_tensor_info);
+  FIELD(wb_tensor_info, struct_size);
+  FIELD(wb_tensor_info, index);
+  FIELD(wb_tensor_info, name);
+  FIELD(wb_tensor_info, dtype);
+  FIELD(wb_tensor_info, ndim);
+  FIELD(wb_tensor_info, shape);
+  FIELD(wb_tensor_info, strides);
+  FIELD(wb_tensor_info, nbytes);
+  FIELD(wb_tensor_info, data);
+  FIELD(wb_tensor_info, version);
+  FIELD(wb_tensor_info, device_type);
+  FIELD(wb_tensor_info, is_view);
+  FIELD(wb_tensor_info, device_uuid);
+
+  SIZE(wb_copy_target);
+  FIELD(wb_copy_target, struct_size);
+  FIELD(wb_copy_target, index);
+  FIELD(wb_copy_target, name);
+  FIELD(wb_copy_target, dst);
+  FIELD(wb_copy_target, dst_bytes);
+  FIELD(wb_copy_target, device);
+  FIELD(wb_copy_target, reserved);
+
+  SIZE(wb_client_info);
+  FIELD(wb_client_info, struct_size);
+  FIELD(wb_client_info, id);
+  FIELD(wb_client_info, pid);
+  FIELD(wb_client_info, topics_published);
+  FIELD(wb_client_info, leases);
+  FIELD(wb_client_info, reserved);
+  FIELD(wb_client_info, name);
+}
+
+static void initializers(void) {
+  const wb_attach_options attach = WB_ATTACH_OPTIONS_INIT;
+  const wb_topic_options topic = WB_TOPIC_OPTIONS_INIT;
+  const wb_topic_info topic_info = WB_TOPIC_INFO_INIT;
+  const wb_tensor_spec tensor_spec = WB_TENSOR_SPEC_INIT;
+  const wb_view_spec view_spec = WB_VIEW_SPEC_INIT;
+  const wb_tensor_info tensor_info = WB_TENSOR_INFO_INIT;
+  const wb_copy_target copy_target = WB_COPY_TARGET_INIT;
+  const wb_client_info client_info = WB_CLIENT_INFO_INIT;
+  INIT(wb_attach_options, attach, struct_size);
+  INIT(wb_attach_options, attach, timeout_ms);
+  INIT(wb_topic_options, topic, struct_size);
+  INIT(wb_topic_options, topic, replicas);
+  INIT(wb_topic_info, topic_info, struct_size);
+  INIT(wb_tensor_spec, tensor_spec, struct_size);
+  INIT(wb_view_spec, view_spec, struct_size);
+  INIT(wb_tensor_info, tensor_info, struct_size);
+  INIT(wb_copy_target, copy_target, struct_size);
+  INIT(wb_copy_target, copy_target, device);
+  INIT(wb_client_info, client_info, struct_size);
+}
+
+int main(void) {
+  constants();
+  structs();
+  initializers();
+  return 0;
+}
