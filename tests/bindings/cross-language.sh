@@ -9,14 +9,8 @@ cli=$2
 rust=$3
 go=$4
 versions=40
-dir=$(mktemp -d)
-export WEIGHTBUS_SOCKET=$dir/broker.sock
-"$weightbusd" --foreground --socket "$WEIGHTBUS_SOCKET" --name "cross-language-$$" --log-level warn &
-broker=$!
-trap 'kill $broker 2>/dev/null; wait $broker 2>/dev/null; rm -rf "$dir"' EXIT
-
-for _ in $(seq 200); do "$cli" ls >/dev/null 2>&1 && break; sleep 0.05; done
-"$cli" ls >/dev/null || { echo "FAIL: the broker does not answer at $WEIGHTBUS_SOCKET"; exit 1; }
+source "$(dirname "$0")/../helpers/broker.sh"
+start_broker "$weightbusd" "$cli" cross-language || exit 1
 
 # direction PUBLISHER READER TOPIC: the reader starts first, as a server waiting for its trainer would.
 direction() {

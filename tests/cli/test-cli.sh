@@ -4,12 +4,11 @@
 set -uo pipefail
 cli=$1
 broker=$2
-dir=$(mktemp -d)
-sock=$dir/cli.sock
-name=cli-test-$$
 failures=0
 passed=0
-trap 'kill $broker_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+source "$(dirname "$0")/../helpers/broker.sh"
+start_broker "$broker" "$cli" cli-test || exit 1
+dir=$broker_dir
 
 check() {  # check DESCRIPTION WANT_STATUS COMMAND...
   local what=$1 want=$2
@@ -25,10 +24,8 @@ check() {  # check DESCRIPTION WANT_STATUS COMMAND...
 
 json_ok() { /usr/bin/python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin.read().splitlines() if l.strip()]' <"$dir/out"; }
 
+sock=$WEIGHTBUS_SOCKET
 check "demo" 0 "$cli" demo --versions 3 --interval-ms 10 --weightbusd "$broker"
-"$broker" --foreground --socket "$sock" --name "$name" 2>"$dir/broker.log" &
-broker_pid=$!
-for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
 
 check "ls on an empty broker" 0 "$cli" --socket "$sock" ls
 check "ls --json" 0 "$cli" --socket "$sock" ls --json

@@ -13,11 +13,7 @@ if readelf -d "$program" | grep NEEDED | grep -q libweightbus; then
   exit 1
 fi
 
-dir=$(mktemp -d)
-export WEIGHTBUS_SOCKET=$dir/broker.sock
-"$weightbusd" --foreground --socket "$WEIGHTBUS_SOCKET" --name "dlopen-$$" --log-level warn &
-broker=$!
-trap 'kill $broker 2>/dev/null; wait $broker 2>/dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 200); do "$cli" ls >/dev/null 2>&1 && break; sleep 0.05; done
+source "$(dirname "$0")/../helpers/broker.sh"
+start_broker "$weightbusd" "$cli" dlopen || exit 1
 
 LD_LIBRARY_PATH=$library_dir "$program"
