@@ -6,16 +6,19 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PACKAGES=(build-essential cmake pkg-config libuv1-dev libflatbuffers-dev flatbuffers-compiler libboost-dev
-          libcmocka-dev spin golang-go)
+BUILD_PACKAGES=(build-essential cmake pkg-config libuv1-dev libflatbuffers-dev flatbuffers-compiler libboost-dev
+                libcmocka-dev)
+# Only the tests need these: spin (the protocol model), Go and Rust (the bindings).
+TEST_PACKAGES=(spin golang-go)
 # Rust for bindings/rust: rustup's toolchain when there is one, else Debian's.
 [ -x "${HOME:-}/.cargo/bin/cargo" ] && export PATH=$HOME/.cargo/bin:$PATH
-command -v cargo >/dev/null || PACKAGES+=(cargo)
+command -v cargo >/dev/null || TEST_PACKAGES+=(cargo)
 JOBS=$(nproc)
 
+# install_missing PACKAGE...
 install_missing() {
   local missing=()
-  for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   [ ${#missing[@]} -eq 0 ] && return
   echo "dev.sh: installing ${missing[*]}"
   local sudo=""
@@ -34,12 +37,12 @@ build() {
 
 case "${1:-}" in
   demo)
-    install_missing
+    install_missing "${BUILD_PACKAGES[@]}"
     build build
     exec build/tools/weightbus/weightbus demo
     ;;
   test)
-    install_missing
+    install_missing "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
     build build
     ctest --test-dir build --output-on-failure -j "$JOBS"
     echo "dev.sh: the Rust and Go bindings"
