@@ -149,6 +149,50 @@ void a_reader_cannot_act_as_publisher(void **state) {
   FX_OK(wb_detach(c));
 }
 
+void hostile_cuda_requests_get_specific_errors(void **state) {
+  fx_broker *b = broker_of(state);
+  int sock = raw::connect_to(b->socket_path);
+  assert_int_equal(attach_raw(sock), WB_OK);
+  flatbuffers::FlatBufferBuilder b0;
+  assert_int_equal(raw::send_body(sock, b0, proto::CreateCreateTopicDirect(b0, "gpu", 1)), WB_OK);
+  std::vector<uint8_t> uuid(16, 7), short_uuid(3, 7), handle(64, 1);
+
+  flatbuffers::FlatBufferBuilder b1;  // not a CUDA kind
+  assert_int_equal(raw::send_body(sock, b1, proto::CreateRegisterCudaAllocationDirect(b1, 0, 1, 4096, &uuid,
+                                                                                          &handle, 0x1000, 0)),
+                       WB_E_INVAL);
+  flatbuffers::FlatBufferBuilder b2;  // a GPU UUID of 3 bytes
+  assert_int_equal(raw::send_body(sock, b2, proto::CreateRegisterCudaAllocationDirect(b2, 0, 2, 4096, &short_uuid,
+                                                                                          &handle, 0x1000, 0)),
+                       WB_E_INVAL);
+  flatbuffers::FlatBufferBuilder b3;  // legacy IPC without its handle
+  assert_int_equal(raw::send_body(sock, b3, proto::CreateRegisterCudaAllocationDirect(b3, 0, 2, 4096, &uuid,
+                                                                                          nullptr, 0x1000, 0)),
+                       WB_E_INVAL);
+  flatbuffers::FlatBufferBuilder b4;  // a topic that does not exist
+  assert_int_equal(raw::send_body(sock, b4, proto::CreateRegisterCudaAllocationDirect(b4, 999, 2, 4096, &uuid,
+                                                                                      &handle, 0x1000, 0)),
+                   WB_E_NOT_FOUND);
+  flatbuffers::FlatBufferBuilder b5;  // chunks for an allocation that does not exist, and without their fds
+  std::vector<uint64_t> sizes{4096};
+  assert_int_equal(raw::send_body(sock, b5, proto::CreateAddAllocationChunksDirect(b5, 12345, 0, &sizes)), WB_E_NOT_FOUND);
+  flatbuffers::FlatBufferBuilder b6;
+  assert_int_equal(raw::send_body(sock, b6, proto::CreateImportAllocation(b6, 12345, 0)), WB_E_NOT_FOUND);
+  flatbuffers::FlatBufferBuilder b7;
+  assert_int_equal(raw::send_body(sock, b7, proto::CreateRevokeAllocation(b7, 12345)), WB_E_NOT_FOUND);
+  flatbuffers::FlatBufferBuilder b8;
+  assert_int_equal(raw::send_body(sock, b8, proto::CreateReleaseAllocation(b8, 12345)), WB_E_NOT_FOUND);
+  flatbuffers::FlatBufferBuilder b9;  // a registered tensor in an allocation that does not exist
+  std::vector<int64_t> shape{4};
+  std::vector<uint32_t> allocations{12345};
+  std::vector<uint64_t> offsets{0};
+  auto tensor = proto::CreateRegisteredTensorDirect(b9, "w", WB_DTYPE_F32, &shape, &allocations, &offsets);
+  std::vector<flatbuffers::Offset<proto::RegisteredTensor>> tensors{tensor};
+  assert_int_equal(raw::send_body(sock, b9, proto::CreateRegisterTensorsDirect(b9, 0, &tensors)), WB_E_NOT_FOUND);
+  close(sock);
+  assert_broker_serves(b);
+}
+
 }  // namespace
 
 int main(void) {
@@ -158,6 +202,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(a_client_of_another_layout_is_refused, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(hostile_fields_get_specific_errors, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(a_reader_cannot_act_as_publisher, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(hostile_cuda_requests_get_specific_errors, fx_setup, fx_teardown),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
 }
