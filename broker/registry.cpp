@@ -39,6 +39,7 @@ void write_header(const shm::Segment &seg, const shm::Capacities &caps, const sh
   h.allocations_offset = layout.allocations_offset;
   h.clients_offset = layout.clients_offset;
   h.rings_offset = layout.rings_offset;
+  h.client_stride = layout.client_stride;
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   h.created_ns = uint64_t(ts.tv_sec) * 1000000000 + uint64_t(ts.tv_nsec);

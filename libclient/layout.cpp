@@ -30,8 +30,6 @@ Layout compute_layout(const Capacities &caps) {
   return layout;
 }
 
-uint64_t Segment::client_stride() const { return compute_layout(caps()).client_stride; }
-
 int validate_header(const void *base, uint64_t mapped_size) {
   if (mapped_size < sizeof(Header)) {
     return fail(WB_E_ABI_MISMATCH, "segment of %llu bytes is smaller than a header",
@@ -57,7 +55,7 @@ int validate_header(const void *base, uint64_t mapped_size) {
   if (layout.segment_size != h.segment_size || layout.segment_size > mapped_size ||
       layout.topics_offset != h.topics_offset || layout.tensors_offset != h.tensors_offset ||
       layout.allocations_offset != h.allocations_offset || layout.clients_offset != h.clients_offset ||
-      layout.rings_offset != h.rings_offset) {
+      layout.rings_offset != h.rings_offset || layout.client_stride != h.client_stride) {
     return fail(WB_E_PROTOCOL, "segment header's table offsets do not match its capacities");
   }
   return WB_OK;

@@ -17,7 +17,7 @@
 namespace wb::shm {
 
 inline constexpr uint64_t kMagic = 0x31474553'53554257ull;  // "WBUSSEG1"
-inline constexpr uint32_t kLayoutVersion = 2;
+inline constexpr uint32_t kLayoutVersion = 3;
 inline constexpr uint32_t kNone = UINT32_MAX;
 inline constexpr uint64_t kNeverWritten = UINT64_MAX;        // a replica that holds no version
 inline constexpr uint64_t kWritingBit = 1ull << 63;         // R = 1: replica being written in place by version
@@ -164,6 +164,7 @@ struct Header {
   uint64_t allocations_offset;
   uint64_t clients_offset;
   uint64_t rings_offset;
+  uint64_t client_stride;  // bytes per client slot with its lease words
   uint64_t created_ns;
   std::atomic<uint32_t> topic_count;       // entries [0, count) have been handed out; append-only
   std::atomic<uint32_t> tensor_count;
@@ -210,7 +211,7 @@ class Segment {
     return at<Allocation>(header().allocations_offset, i, sizeof(Allocation));
   }
   ClientSlot &client(uint32_t i) const {
-    return at<ClientSlot>(header().clients_offset, i, client_stride());
+    return at<ClientSlot>(header().clients_offset, i, header().client_stride);
   }
   std::atomic<uint64_t> *leases(uint32_t client_index) const {
     return reinterpret_cast<std::atomic<uint64_t> *>(&client(client_index) + 1);
@@ -220,7 +221,6 @@ class Segment {
     return at<VersionRecord>(header().rings_offset, 0, 0, slot * sizeof(VersionRecord));
   }
   char *base() const { return base_; }
-  uint64_t client_stride() const;
 
  private:
   template <typename T>

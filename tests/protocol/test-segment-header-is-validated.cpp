@@ -23,6 +23,7 @@ std::vector<uint64_t> valid_segment() {
   h.allocations_offset = layout.allocations_offset;
   h.clients_offset = layout.clients_offset;
   h.rings_offset = layout.rings_offset;
+  h.client_stride = layout.client_stride;
   h.fingerprint = wb::shm::expected_fingerprint();
   return words;
 }
@@ -69,6 +70,9 @@ void inconsistent_capacities_or_offsets_are_refused(void **) {
   assert_int_equal(validate(words, words.size() * 8), WB_E_PROTOCOL);
   words = valid_segment();
   header(words).tensors_offset += 64;
+  assert_int_equal(validate(words, words.size() * 8), WB_E_PROTOCOL);
+  words = valid_segment();
+  header(words).client_stride += 64;
   assert_int_equal(validate(words, words.size() * 8), WB_E_PROTOCOL);
   words = valid_segment();
   assert_int_equal(validate(words, words.size() * 8 - 4096), WB_E_PROTOCOL);  // truncated mapping
