@@ -245,7 +245,7 @@ extern "C" WB_API int wb_detach(wb_client *client) {
       update = topic->update;
     }
     if (update != nullptr) abort_update(update);
-    for (wb_snapshot *snapshot : snapshots) release_snapshot(snapshot);
+    for (wb_snapshot *snapshot : snapshots) orphan_snapshot(snapshot);
     wb_topic_close(topic);
   }
   await_reclaim(client);

@@ -76,6 +76,10 @@ struct wb_update {
 };
 
 struct wb_snapshot {
+  // Held by the caller's handle and by each DLPack tensor exported from it (libclient/dlpack.cpp): the lease
+  // ends when the last of them lets go. topic is null once wb_detach has dropped the lease under live exports.
+  std::atomic<uint32_t> refs{1};
+  std::atomic<bool> handle_released{false};
   wb_topic *topic = nullptr;
   uint64_t version = 0;
   uint32_t lease_slot = 0;
@@ -143,8 +147,12 @@ int check_struct_size(uint32_t given, size_t needed, const char *type_name);
 int take_lease_slot(wb_client *client, uint32_t *slot);
 void drop_lease(wb_client *client, wb_topic *topic, uint32_t slot);
 
-// Internal forms of the public close calls, used by detach.
+// Internal form of wb_update_abort, used by detach.
 void abort_update(wb_update *update);
-void release_snapshot(wb_snapshot *snapshot);
+
+// Drops one reference to a snapshot (its handle's or a DLPack export's); the last one releases it.
+void unref_snapshot(wb_snapshot *snapshot);
+// Detach's release: drops the lease now, even while DLPack exports live; their deleters stay safe to call.
+void orphan_snapshot(wb_snapshot *snapshot);
 
 }  // namespace wb

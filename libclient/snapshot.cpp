@@ -73,14 +73,27 @@ int lookup(wb_snapshot *snapshot, uint32_t t, uint32_t position, wb_tensor_info 
 
 }  // namespace
 
-void release_snapshot(wb_snapshot *snapshot) {
+namespace {
+
+void end_lease(wb_snapshot *snapshot) {
   wb_topic *topic = snapshot->topic;
   drop_lease(topic->client, topic, snapshot->lease_slot);
-  {
-    std::lock_guard lock(topic->handles_mutex);
-    topic->snapshots.erase(snapshot);
-  }
+  std::lock_guard lock(topic->handles_mutex);
+  topic->snapshots.erase(snapshot);
+}
+
+}  // namespace
+
+void unref_snapshot(wb_snapshot *snapshot) {
+  if (snapshot->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (snapshot->topic != nullptr) end_lease(snapshot);
   delete snapshot;
+}
+
+void orphan_snapshot(wb_snapshot *snapshot) {
+  end_lease(snapshot);
+  snapshot->topic = nullptr;
+  if (!snapshot->handle_released.exchange(true)) unref_snapshot(snapshot);
 }
 
 }  // namespace wb
@@ -127,7 +140,8 @@ extern "C" WB_API int wb_snapshot_acquire(wb_topic *topic, uint64_t version, int
 
 extern "C" WB_API int wb_snapshot_release(wb_snapshot *snapshot) {
   if (snapshot == nullptr) return fail(WB_E_INVAL, "snapshot is NULL");
-  release_snapshot(snapshot);
+  snapshot->handle_released.store(true);
+  unref_snapshot(snapshot);
   return WB_OK;
 }
 

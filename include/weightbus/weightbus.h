@@ -503,6 +503,31 @@ WB_API int wb_snapshot_copy_into(wb_snapshot *snapshot, const wb_copy_target *ta
                                  void *stream);
 
 /* ---------------------------------------------------------------------------------------------------------- */
+/* DLPack                                                                                                      */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+/* Tensors leave the library as DLPack DLManagedTensor structs (dlpack.h, any version from 0.6: the struct is
+ * the same), so that NumPy, PyTorch, CuPy, JAX and others wrap them without copying. dtypes map to DLPack's
+ * codes of DLPack 1.1: bool -> kDLBool (6), bf16 -> kDLBfloat (4), f8e4m3 -> kDLFloat8_e4m3fn (10),
+ * f8e5m2 -> kDLFloat8_e5m2 (12), the others to kDLInt/kDLUInt/kDLFloat. Host tensors have device kDLCPU,
+ * CUDA tensors kDLCUDA with the GPU's ordinal in this process. Shape and strides (in elements) are the
+ * tensor's; byte_offset is 0. The consumer calls the tensor's deleter exactly once, from any thread. */
+struct DLManagedTensor;
+
+/* Exports tensor or view name of the snapshot. The export holds the snapshot's lease: the version stays
+ * leased until both wb_snapshot_release and every export's deleter have been called, in any order, and until
+ * then the topic counts the snapshot as held (wb_topic_close returns WB_E_STATE). The deleter does not wait
+ * for GPU work: make the consumer's stream wait first (wb_snapshot_wait_stream). wb_detach drops the lease
+ * even while exports live; their data is then invalid, but their deleters stay safe to call (not while
+ * wb_detach runs). Errors: WB_E_INVAL (NULL), WB_E_NOMEM, and those of wb_snapshot_tensor. */
+WB_API int wb_snapshot_dlpack(wb_snapshot *snapshot, const char *name, struct DLManagedTensor **out);
+
+/* Publisher: exports tensor name of the update for writing, marking it changed as wb_update_tensor does. Its
+ * data is valid until the update is published or aborted; the deleter only frees the struct.
+ * Errors: WB_E_INVAL (NULL), WB_E_NOMEM, and those of wb_update_tensor. */
+WB_API int wb_update_dlpack(wb_update *update, const char *name, struct DLManagedTensor **out);
+
+/* ---------------------------------------------------------------------------------------------------------- */
 /* Clients                                                                                                     */
 /* ---------------------------------------------------------------------------------------------------------- */
 

@@ -1,0 +1,105 @@
+// DLPack exports: a tensor of a snapshot or an update as a DLManagedTensor that other libraries wrap without
+// copying. A snapshot's export holds a reference to the snapshot, so its lease outlives wb_snapshot_release.
+#include <dlpack/dlpack.h>
+
+#include <cstring>
+#include <memory>
+
+#include "client_internal.hpp"
+#include "error.hpp"
+
+namespace wb {
+
+namespace {
+
+// DLPack codes newer than Debian's dlpack.h (0.6), as DLPack 1.1 numbers them.
+constexpr uint8_t kDLBoolCode = 6;
+constexpr uint8_t kDLFloat8E4M3fnCode = 10;
+constexpr uint8_t kDLFloat8E5M2Code = 12;
+
+// What one export owns: the struct handed out, the arrays it points at, and the snapshot it pins (if any).
+struct Export {
+  DLManagedTensor managed{};
+  int64_t shape[WB_MAX_DIMS] = {};
+  int64_t strides[WB_MAX_DIMS] = {};
+  wb_snapshot *snapshot = nullptr;
+};
+
+void delete_export(DLManagedTensor *managed) {
+  if (managed == nullptr) return;
+  auto *owner = static_cast<Export *>(managed->manager_ctx);
+  if (owner->snapshot != nullptr) unref_snapshot(owner->snapshot);
+  delete owner;
+}
+
+DLDataType dl_dtype(int32_t dtype) {
+  auto bits = uint8_t(wb_dtype_size(dtype) * 8);
+  switch (dtype) {
+    case WB_DTYPE_BOOL: return {kDLBoolCode, bits, 1};
+    case WB_DTYPE_I8: case WB_DTYPE_I16: case WB_DTYPE_I32: case WB_DTYPE_I64: return {kDLInt, bits, 1};
+    case WB_DTYPE_F16: case WB_DTYPE_F32: case WB_DTYPE_F64: return {kDLFloat, bits, 1};
+    case WB_DTYPE_BF16: return {kDLBfloat, bits, 1};
+    case WB_DTYPE_F8E4M3: return {kDLFloat8E4M3fnCode, bits, 1};
+    case WB_DTYPE_F8E5M2: return {kDLFloat8E5M2Code, bits, 1};
+    default: return {kDLUInt, bits, 1};  // u8, u16, u32, u64: the registry holds no other dtype
+  }
+}
+
+int dl_device(const wb_tensor_info &info, DLDevice *device) {
+  if (info.device_type != WB_DEVICE_CUDA) {
+    *device = {kDLCPU, 0};
+    return WB_OK;
+  }
+  int32_t ordinal;
+  int rc = wb_cuda_device_ordinal(info.device_uuid, &ordinal);
+  if (rc != WB_OK) return rc;
+  *device = {kDLCUDA, ordinal};
+  return WB_OK;
+}
+
+// Builds the export of a looked-up tensor. Takes no reference: the caller adds the snapshot's on success.
+int make_export(const wb_tensor_info &info, wb_snapshot *snapshot, DLManagedTensor **out) {
+  std::unique_ptr<Export> owner(new (std::nothrow) Export);
+  if (!owner) return fail(WB_E_NOMEM, "out of memory");
+  DLTensor &t = owner->managed.dl_tensor;
+  int rc = dl_device(info, &t.device);
+  if (rc != WB_OK) return rc;
+  std::memcpy(owner->shape, info.shape, sizeof(owner->shape));
+  std::memcpy(owner->strides, info.strides, sizeof(owner->strides));
+  t.data = info.data;
+  t.ndim = int32_t(info.ndim);
+  t.dtype = dl_dtype(info.dtype);
+  t.shape = owner->shape;
+  t.strides = owner->strides;
+  t.byte_offset = 0;
+  owner->snapshot = snapshot;
+  owner->managed.manager_ctx = owner.get();
+  owner->managed.deleter = delete_export;
+  *out = &owner.release()->managed;
+  return WB_OK;
+}
+
+}  // namespace
+
+}  // namespace wb
+
+using namespace wb;
+
+extern "C" WB_API int wb_snapshot_dlpack(wb_snapshot *snapshot, const char *name, DLManagedTensor **out) {
+  if (snapshot == nullptr || out == nullptr) return fail(WB_E_INVAL, "snapshot or out is NULL");
+  *out = nullptr;
+  wb_tensor_info info = WB_TENSOR_INFO_INIT;
+  int rc = wb_snapshot_tensor(snapshot, name, &info);
+  if (rc != WB_OK || (rc = make_export(info, snapshot, out)) != WB_OK) return rc;
+  snapshot->refs.fetch_add(1, std::memory_order_relaxed);
+  return WB_OK;
+}
+
+extern "C" WB_API int wb_update_dlpack(wb_update *update, const char *name, DLManagedTensor **out) {
+  if (update == nullptr || out == nullptr) return fail(WB_E_INVAL, "update or out is NULL");
+  *out = nullptr;
+  wb_tensor_info info = WB_TENSOR_INFO_INIT;
+  int rc = wb_update_tensor(update, name, &info);
+  if (rc != WB_OK) return rc;
+  return make_export(info, nullptr, out);
+}
