@@ -1,0 +1,92 @@
+"""await topic.wait_async(): wakes on a publish from another thread or process, times out, serves several
+coroutines at once, and reports the broker's death."""
+import asyncio
+import os
+import signal
+import threading
+
+import pytest
+
+import weightbus
+
+
+def publish_later(topic, delay=0.05, count=1):
+    def run():
+        for _ in range(count):
+            topic.publish({})
+    threading.Timer(delay, run).start()
+
+
+def test_wait_async_wakes_on_publish(client):
+    topic = client.create_topic("model")
+    reader = client.open_topic("model")
+
+    async def main():
+        publish_later(topic)
+        return await reader.wait_async(after=0, timeout=5.0)
+
+    assert asyncio.run(main()) == 1
+
+
+def test_wait_async_returns_at_once_when_a_version_is_newer(client):
+    topic = client.create_topic("model")
+    topic.publish({})
+    topic.publish({})
+    assert asyncio.run(topic.wait_async(after=1, timeout=0)) == 2
+
+
+def test_wait_async_times_out(client):
+    topic = client.create_topic("model")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        with pytest.raises(weightbus.WaitTimeoutError, match="no version after 0"):
+            await topic.wait_async(after=0, timeout=0.1)
+        return loop.time() - start
+
+    assert 0.09 <= asyncio.run(main()) < 2.0
+
+
+def test_several_coroutines_wait_on_one_topic(client):
+    topic = client.create_topic("model")
+    reader = client.open_topic("model")
+
+    async def main():
+        publish_later(topic, count=3)
+        first = asyncio.gather(*(reader.wait_async(after=0, timeout=5.0) for _ in range(4)))
+        later = reader.wait_async(after=2, timeout=5.0)
+        return await first, await later
+
+    woken, last = asyncio.run(main())
+    assert all(v >= 1 for v in woken) and last == 3
+
+
+def test_the_loop_keeps_running_while_waiting(client):
+    topic = client.create_topic("model")
+    ticks = []
+
+    async def ticker():
+        while True:
+            ticks.append(1)
+            await asyncio.sleep(0.01)
+
+    async def main():
+        task = asyncio.ensure_future(ticker())
+        publish_later(topic, delay=0.2)
+        version = await topic.wait_async(after=0, timeout=5.0)
+        task.cancel()
+        return version
+
+    assert asyncio.run(main()) == 1 and len(ticks) >= 5
+
+
+def test_wait_async_raises_broker_gone(broker, client):
+    topic = client.create_topic("model")
+
+    async def main():
+        threading.Timer(0.1, lambda: os.kill(broker.process.pid, signal.SIGKILL)).start()
+        await topic.wait_async(after=0, timeout=10.0)
+
+    with pytest.raises(weightbus.BrokerGoneError):
+        asyncio.run(main())

@@ -1,0 +1,102 @@
+"""Publish host tensors and read them back: context managers, metadata, zero-copy NumPy arrays."""
+import numpy as np
+import pytest
+
+import weightbus
+
+
+def make_topic(client, replicas=2):
+    topic = client.create_topic("model", replicas=replicas)
+    topic.alloc({"w": ((4, 8), "f32"), "b": ((8,), "i64"), "h": np.zeros((3,), np.float16)})
+    return topic
+
+
+def test_update_publishes_on_exit_and_snapshot_reads_the_version(client):
+    topic = make_topic(client)
+    with topic.update() as u:
+        np.asarray(u["w"])[:] = np.arange(32, dtype=np.float32).reshape(4, 8)
+        np.asarray(u.tensor("b"))[:] = 7
+        u.metadata = b"step 1"
+    assert u.published_version == 1 == topic.latest
+    reader = client.open_topic("model")
+    with reader.snapshot() as s:
+        assert s.version == 1 and s.metadata == b"step 1" and s.timestamp_ns > 0
+        w = np.asarray(s["w"])
+        assert w.shape == (4, 8) and w.dtype == np.float32 and w[3, 7] == 31
+        assert not w.flags.writeable
+        assert s["b"].version == 1 and s["h"].version == 0  # h was never written
+        assert s.names() == ["w", "b", "h"] and "w" in s and list(s) == s.names()
+
+
+def test_arrays_are_zero_copy(client):
+    topic = make_topic(client)
+    topic.publish({"w": np.ones((4, 8), np.float32)})
+    with client.open_topic("model").snapshot() as s:
+        t = s["w"]
+        assert np.asarray(t).__array_interface__["data"][0] == t.data_ptr
+        assert np.from_dlpack(t).__array_interface__["data"][0] == t.data_ptr
+        assert t.shape == (4, 8) and t.strides == (8, 1) and t.nbytes == 128 and t.device == "cpu"
+
+
+def test_exception_in_update_aborts_it(client):
+    topic = make_topic(client)
+    with pytest.raises(RuntimeError):
+        with topic.update() as u:
+            np.asarray(u["w"])[:] = 1
+            raise RuntimeError("training step failed")
+    assert topic.latest == 0
+    with pytest.raises(weightbus.StateError):
+        u.tensor("w")  # the update is gone
+
+
+def test_views_share_their_parent_bytes(client):
+    topic = make_topic(client)
+    topic.view("row2", "w", "f32", (8,), offset=2 * 8 * 4)
+    topic.view("col0", "w", "f32", (4,), strides=(8,))
+    topic.publish({"w": np.arange(32, dtype=np.float32).reshape(4, 8)})
+    with client.open_topic("model").snapshot() as s:
+        assert list(np.asarray(s["row2"])) == list(range(16, 24))
+        assert list(np.asarray(s["col0"])) == [0, 8, 16, 24]
+        assert s["row2"].data_ptr == s["w"].data_ptr + 64 and s["row2"].is_view
+
+
+def test_layout_and_listings(client):
+    topic = make_topic(client, replicas=3)
+    layout = topic.layout()
+    assert [(t.name, t.dtype, t.shape) for t in layout] == [("w", "f32", (4, 8)), ("b", "i64", (8,)),
+                                                            ("h", "f16", (3,))]
+    info = topic.info()
+    assert info.name == "model" and info.replicas == 3 and info.tensor_count == 3 and info.latest == 0
+    assert [t.name for t in client.topics()] == ["model"]
+    assert client.id in [c.id for c in client.clients()]
+
+
+def test_wait_returns_the_latest_and_times_out(client):
+    topic = make_topic(client)
+    with pytest.raises(weightbus.WaitTimeoutError) as e:
+        topic.wait(after=0, timeout=0.05)
+    assert isinstance(e.value, TimeoutError) and "no version after 0" in str(e.value)
+    topic.publish({})
+    topic.publish({})
+    assert topic.wait(after=0, timeout=1.0) == 2
+    assert topic.wait(after=1) == 2
+
+
+def test_metadata_is_limited(client):
+    topic = make_topic(client)
+    with topic.update() as u:
+        with pytest.raises(weightbus.InvalidArgumentError) as e:
+            u.publish(metadata=b"x" * (weightbus.METADATA_MAX + 1))
+        assert e.value.code_name == "WB_E_SIZE"
+        u.metadata = b"x" * weightbus.METADATA_MAX
+    assert u.published_version == 1
+    with client.open_topic("model").snapshot() as s:
+        assert len(s.metadata) == weightbus.METADATA_MAX
+
+
+def test_bad_device_names_are_refused(client):
+    topic = make_topic(client)
+    with pytest.raises(ValueError, match="unknown device"):
+        topic.alloc({"g": ((4,), "f32")}, device="tpu")
+    with pytest.raises(ValueError, match="unknown dtype"):
+        topic.alloc({"g": ((4,), "complex64")})

@@ -1,0 +1,208 @@
+"""Loads libweightbus and declares its C ABI for ctypes: structs, prototypes and error checking.
+
+The structs mirror include/weightbus/weightbus.h field by field; tests/test_layout.py compares them with what
+the C compiler sees (tests/bindings/layout-dump).
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+from pathlib import Path
+from typing import Any, Callable, List
+
+from .errors import LibraryNotFoundError, error_for
+
+NAME_MAX = 255
+MAX_DIMS = 8
+MAX_REPLICAS = 4
+METADATA_MAX = 4096
+VERSION_MAX = (1 << 48) - 1
+# The binding speaks this major.minor of the C library (wb_version() = major * 10000 + minor * 100 + patch).
+ABI_VERSION = (0, 1)
+
+c_int64_dims = ctypes.c_int64 * MAX_DIMS
+
+
+class AttachOptions(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("socket_path", ctypes.c_char_p),
+                ("broker_name", ctypes.c_char_p), ("client_name", ctypes.c_char_p), ("timeout_ms", ctypes.c_int64)]
+
+
+class TopicOptions(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("replicas", ctypes.c_uint32)]
+
+
+class TopicInfo(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("replicas", ctypes.c_uint32),
+                ("name", ctypes.c_char * (NAME_MAX + 1)), ("latest", ctypes.c_uint64),
+                ("tensor_count", ctypes.c_uint32), ("publisher_pid", ctypes.c_uint32), ("dirty", ctypes.c_uint32),
+                ("reserved", ctypes.c_uint32), ("bytes", ctypes.c_uint64)]
+
+
+class TensorSpec(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("dtype", ctypes.c_int32), ("name", ctypes.c_char_p),
+                ("ndim", ctypes.c_uint32), ("reserved", ctypes.c_uint32), ("shape", c_int64_dims)]
+
+
+class ViewSpec(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("dtype", ctypes.c_int32), ("name", ctypes.c_char_p),
+                ("parent", ctypes.c_char_p), ("byte_offset", ctypes.c_uint64), ("ndim", ctypes.c_uint32),
+                ("reserved", ctypes.c_uint32), ("shape", c_int64_dims), ("strides", c_int64_dims)]
+
+
+class TensorInfo(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("index", ctypes.c_uint32), ("name", ctypes.c_char_p),
+                ("dtype", ctypes.c_int32), ("ndim", ctypes.c_uint32), ("shape", c_int64_dims),
+                ("strides", c_int64_dims), ("nbytes", ctypes.c_uint64), ("data", ctypes.c_void_p),
+                ("version", ctypes.c_uint64), ("device_type", ctypes.c_int32), ("is_view", ctypes.c_uint32),
+                ("device_uuid", ctypes.c_uint8 * 16)]
+
+
+class CopyTarget(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("index", ctypes.c_uint32), ("name", ctypes.c_char_p),
+                ("dst", ctypes.c_void_p), ("dst_bytes", ctypes.c_uint64), ("device", ctypes.c_int32),
+                ("reserved", ctypes.c_uint32)]
+
+
+class ClientInfo(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("id", ctypes.c_uint32), ("pid", ctypes.c_uint32),
+                ("topics_published", ctypes.c_uint32), ("leases", ctypes.c_uint32), ("reserved", ctypes.c_uint32),
+                ("name", ctypes.c_char * 32)]
+
+
+# DLPack (dlpack.h): the structs are the same from DLPack 0.6 to 1.x.
+class DLDevice(ctypes.Structure):
+    _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
+
+
+class DLDataType(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
+
+
+class DLTensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("device", DLDevice), ("ndim", ctypes.c_int32), ("dtype", DLDataType),
+                ("shape", ctypes.POINTER(ctypes.c_int64)), ("strides", ctypes.POINTER(ctypes.c_int64)),
+                ("byte_offset", ctypes.c_uint64)]
+
+
+DLDeleter = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+class DLManagedTensor(ctypes.Structure):
+    _fields_ = [("dl_tensor", DLTensor), ("manager_ctx", ctypes.c_void_p), ("deleter", DLDeleter)]
+
+
+def new(struct: type) -> Any:
+    """A struct with struct_size set, as the C ..._INIT macros do."""
+    value = struct()
+    value.struct_size = ctypes.sizeof(struct)
+    return value
+
+
+def _candidates() -> List[str]:
+    """Where the library is looked for, in order: $WEIGHTBUS_LIBRARY, next to this package, the system loader."""
+    env = os.environ.get("WEIGHTBUS_LIBRARY")
+    if env:
+        return [env]  # an explicit choice is never silently replaced by another library
+    here = Path(__file__).resolve().parent
+    found = [str(here / name) for name in ("libweightbus.so.0", "libweightbus.so") if (here / name).exists()]
+    return found + ["libweightbus.so.0", ctypes.util.find_library("weightbus") or "libweightbus.so"]
+
+
+def _load() -> ctypes.CDLL:
+    tried = []
+    for candidate in _candidates():
+        try:
+            return ctypes.CDLL(candidate)
+        except OSError as e:
+            tried.append(f"  {candidate}: {e}")
+    raise LibraryNotFoundError(
+        "weightbus: cannot load libweightbus. Tried:\n" + "\n".join(tried) +
+        "\nInstall the C library (cmake --install BUILD_DIR), copy libweightbus.so.0 next to the weightbus "
+        "package, or set WEIGHTBUS_LIBRARY to its path.")
+
+
+def _check(rc: int, func: Callable, args: tuple) -> int:
+    if rc != 0:
+        raise error_for(rc, lib.wb_last_error().decode("utf-8", "replace"))
+    return rc
+
+
+lib = _load()
+
+_P = ctypes.c_void_p
+_u32, _i32, _u64, _i64, _char = ctypes.c_uint32, ctypes.c_int32, ctypes.c_uint64, ctypes.c_int64, ctypes.c_char_p
+_pu32, _pu64, _pi32 = ctypes.POINTER(_u32), ctypes.POINTER(_u64), ctypes.POINTER(_i32)
+_pp = ctypes.POINTER(_P)
+
+# name: argument types; every one returns int checked by _check.
+_CHECKED = {
+    "wb_default_socket_path": [_char, _char, ctypes.c_size_t],
+    "wb_attach": [ctypes.POINTER(AttachOptions), _pp],
+    "wb_detach": [_P],
+    "wb_client_id": [_P, _pu32],
+    "wb_topic_create": [_P, _char, ctypes.POINTER(TopicOptions), _pp],
+    "wb_topic_open": [_P, _char, _pp],
+    "wb_topic_close": [_P],
+    "wb_topic_get_info": [_P, ctypes.POINTER(TopicInfo)],
+    "wb_list_topics": [_P, ctypes.POINTER(TopicInfo), _u32, _pu32],
+    "wb_tensor_alloc": [_P, ctypes.POINTER(TensorSpec), _u32],
+    "wb_tensor_view": [_P, ctypes.POINTER(ViewSpec)],
+    "wb_topic_tensor_count": [_P, _pu32],
+    "wb_topic_tensor": [_P, _u32, ctypes.POINTER(TensorInfo)],
+    "wb_update_begin": [_P, _i64, _pp],
+    "wb_update_version": [_P, _pu64],
+    "wb_update_tensor": [_P, _char, ctypes.POINTER(TensorInfo)],
+    "wb_update_publish": [_P, _P, _u32, _pu64],
+    "wb_update_abort": [_P],
+    "wb_topic_latest": [_P, _pu64],
+    "wb_topic_wait": [_P, _u64, _i64, _pu64],
+    "wb_topic_notify_fd": [_P, ctypes.POINTER(ctypes.c_int)],
+    "wb_snapshot_acquire": [_P, _u64, _i64, _pp],
+    "wb_snapshot_release": [_P],
+    "wb_snapshot_version": [_P, _pu64],
+    "wb_snapshot_metadata": [_P, _pp, _pu32, _pu64],
+    "wb_snapshot_tensor": [_P, _char, ctypes.POINTER(TensorInfo)],
+    "wb_snapshot_tensor_at": [_P, _u32, ctypes.POINTER(TensorInfo)],
+    "wb_snapshot_dlpack": [_P, _char, ctypes.POINTER(ctypes.POINTER(DLManagedTensor))],
+    "wb_update_dlpack": [_P, _char, ctypes.POINTER(ctypes.POINTER(DLManagedTensor))],
+    "wb_cuda_init": [],
+    "wb_cuda_device_uuid": [_i32, ctypes.POINTER(ctypes.c_uint8 * 16)],
+    "wb_cuda_device_ordinal": [ctypes.POINTER(ctypes.c_uint8 * 16), _pi32],
+    "wb_tensor_alloc_cuda": [_P, ctypes.POINTER(TensorSpec), _u32, _i32],
+    "wb_tensor_register_cuda": [_P, ctypes.POINTER(TensorSpec), _pp, _u32],
+    "wb_tensor_revoke": [_P, _char, _i64],
+    "wb_update_publish_on_stream": [_P, _P, _P, _u32, _pu64],
+    "wb_snapshot_wait_stream": [_P, _P],
+    "wb_snapshot_synchronize": [_P, _i64],
+    "wb_snapshot_copy_into": [_P, ctypes.POINTER(CopyTarget), _u32, _P],
+    "wb_list_clients": [_P, ctypes.POINTER(ClientInfo), _u32, _pu32],
+}
+
+for _name, _argtypes in _CHECKED.items():
+    _fn = getattr(lib, _name)
+    _fn.argtypes = _argtypes
+    _fn.restype = ctypes.c_int
+    _fn.errcheck = _check
+
+lib.wb_version.argtypes, lib.wb_version.restype = [], _u32
+lib.wb_version_string.argtypes, lib.wb_version_string.restype = [], _char
+lib.wb_strerror.argtypes, lib.wb_strerror.restype = [ctypes.c_int], _char
+lib.wb_last_error.argtypes, lib.wb_last_error.restype = [], _char
+lib.wb_dtype_size.argtypes, lib.wb_dtype_size.restype = [_i32], _u32
+lib.wb_dtype_name.argtypes, lib.wb_dtype_name.restype = [_i32], _char
+
+if lib.wb_version() // 100 != ABI_VERSION[0] * 100 + ABI_VERSION[1]:
+    raise LibraryNotFoundError(
+        f"weightbus: the loaded libweightbus is version {lib.wb_version_string().decode()}, this package needs "
+        f"{ABI_VERSION[0]}.{ABI_VERSION[1]}.x; point WEIGHTBUS_LIBRARY at a matching build")
+
+
+def timeout_ms(seconds: float | None) -> int:
+    """Python timeouts are seconds (None: no limit); the C library's are milliseconds (negative: no limit)."""
+    if seconds is None:
+        return -1
+    if seconds < 0:
+        raise ValueError(f"timeout must be None or >= 0 seconds, not {seconds}")
+    return int(round(seconds * 1000))

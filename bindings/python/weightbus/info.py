@@ -1,0 +1,72 @@
+"""Plain descriptions returned by listings: topics, clients and tensor layouts."""
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from typing import Tuple
+
+from . import _lib
+from .dtypes import name_of_code
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    name: str
+    replicas: int
+    latest: int          # 0 before the first publish
+    tensor_count: int    # tensors and views
+    publisher_pid: int   # 0 when no publisher is attached
+    dirty: bool          # True while snapshots fail with DirtyError
+    bytes: int           # storage of all replicas
+
+    @classmethod
+    def _from_c(cls, info: _lib.TopicInfo) -> "TopicInfo":
+        return cls(info.name.decode(), info.replicas, info.latest, info.tensor_count, info.publisher_pid,
+                   bool(info.dirty), info.bytes)
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    id: int
+    pid: int
+    name: str
+    topics_published: int
+    leases: int
+
+    @classmethod
+    def _from_c(cls, info: _lib.ClientInfo) -> "ClientInfo":
+        return cls(info.id, info.pid, info.name.decode(errors="replace"), info.topics_published, info.leases)
+
+
+@dataclass(frozen=True)
+class TensorLayout:
+    """A tensor's definition in its topic (no bytes): what Topic.layout() lists."""
+    index: int
+    name: str
+    dtype: str
+    shape: Tuple[int, ...]
+    strides: Tuple[int, ...]   # elements
+    nbytes: int
+    version: int               # the latest version that wrote it (0: never)
+    device: str                # "cpu" or "cuda" (the GPU's ordinal depends on the reading process)
+    is_view: bool
+
+    @classmethod
+    def _from_c(cls, info: _lib.TensorInfo) -> "TensorLayout":
+        return cls(info.index, info.name.decode(), name_of_code(info.dtype), tuple(info.shape[: info.ndim]),
+                   tuple(info.strides[: info.ndim]), info.nbytes, info.version,
+                   "cuda" if info.device_type == 2 else "cpu", bool(info.is_view))
+
+
+def listing(call, handle: ctypes.c_void_p, struct: type) -> list:
+    """Runs a wb_list_* call, growing the array until every entry fits."""
+    capacity = 16
+    while True:
+        array = (struct * capacity)()
+        for entry in array:
+            entry.struct_size = ctypes.sizeof(struct)
+        count = ctypes.c_uint32()
+        call(handle, array, capacity, ctypes.byref(count))
+        if count.value <= capacity:
+            return list(array[: count.value])
+        capacity = count.value

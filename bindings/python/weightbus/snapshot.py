@@ -1,0 +1,150 @@
+"""A reader's lease on one version of a topic."""
+from __future__ import annotations
+
+import ctypes
+import threading
+from typing import TYPE_CHECKING, Any, Iterator, List, Mapping, Optional
+
+from ._lib import CopyTarget, TensorInfo, lib, new, timeout_ms
+from ._streams import stream_pointer
+from .errors import StateError
+from .tensor import Tensor
+
+if TYPE_CHECKING:
+    from .topic import Topic
+
+
+class Snapshot:
+    """One version of a topic, leased: none of its bytes change while it is held.
+
+    Use it as a context manager (`with topic.snapshot() as s:`), or call release(). Tensors taken from it keep
+    the version leased until they are garbage-collected too (see Tensor), so that arrays made from them never
+    see another version's bytes.
+    """
+
+    def __init__(self, topic: "Topic", handle: ctypes.c_void_p) -> None:
+        self.topic = topic
+        self._handle: Optional[ctypes.c_void_p] = handle
+        self._released = False  # by the user; the C handle lives on while tensors do
+        self._live_tensors = 0
+        self._lock = threading.Lock()
+        version = ctypes.c_uint64()
+        lib.wb_snapshot_version(handle, ctypes.byref(version))
+        data, size, stamp = ctypes.c_void_p(), ctypes.c_uint32(), ctypes.c_uint64()
+        lib.wb_snapshot_metadata(handle, ctypes.byref(data), ctypes.byref(size), ctypes.byref(stamp))
+        self.version: int = version.value
+        self.metadata: bytes = ctypes.string_at(data, size.value) if size.value else b""
+        self.timestamp_ns: int = stamp.value
+
+    def __repr__(self) -> str:
+        state = "released" if self._released else "held"
+        return f"<weightbus.Snapshot of {self.topic.name!r} version {self.version}, {state}>"
+
+    def __enter__(self) -> "Snapshot":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        if getattr(self, "_handle", None) is not None:
+            lib.wb_snapshot_release(self._handle)
+
+    def release(self) -> None:
+        """Ends the caller's hold on the version; tensors still alive keep it leased until they die."""
+        with self._lock:
+            self._released = True
+            if self._live_tensors == 0:
+                self._free()
+
+    def _free(self) -> None:
+        if self._handle is not None:
+            handle, self._handle = self._handle, None
+            lib.wb_snapshot_release(handle)
+            self.topic._snapshot_freed()
+
+    # Tensors --------------------------------------------------------------------------------------------------
+
+    def tensor(self, name: str) -> Tensor:
+        """The tensor or view `name` as of this version (NotFoundError if the topic has none)."""
+        self._check_open()
+        info = new(TensorInfo)
+        lib.wb_snapshot_tensor(self._handle, name.encode(), ctypes.byref(info))
+        return Tensor(self, info, writable=False)
+
+    __getitem__ = tensor
+
+    def names(self) -> List[str]:
+        """The names of the topic's tensors and views, in topic order."""
+        return self.topic.names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names()
+
+    def copy_into(self, targets: Mapping[str, Any], stream: Any = None) -> None:
+        """Copies tensors into your own buffers: {name: torch tensor or NumPy array}. CUDA copies run
+        on `stream` (None: the legacy default stream) after the version's GPU work; synchronize it before the
+        snapshot is released. Host-to-host copies are done when this returns."""
+        self._check_open()
+        array = (CopyTarget * len(targets))()
+        for target, (name, buffer) in zip(array, targets.items()):
+            target.struct_size = ctypes.sizeof(CopyTarget)
+            target.name = name.encode()
+            target.dst, target.dst_bytes, target.device = _buffer_address(buffer)
+        lib.wb_snapshot_copy_into(self._handle, array, len(targets), stream_pointer(stream))
+
+    def wait_stream(self, stream: Any = None) -> None:
+        """Makes `stream` wait for the GPU work that wrote this version, without blocking the host."""
+        self._check_open()
+        lib.wb_snapshot_wait_stream(self._handle, stream_pointer(stream))
+
+    def synchronize(self, timeout: Optional[float] = None) -> None:
+        """Blocks until the GPU work that wrote this version is done (WaitTimeoutError after `timeout` s)."""
+        self._check_open()
+        lib.wb_snapshot_synchronize(self._handle, timeout_ms(timeout))
+
+    # What Tensor needs of its owner ---------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._handle is None:
+            raise StateError(f"the snapshot of {self.topic.name!r} version {self.version} is released")
+
+    def _tensor_born(self) -> None:
+        with self._lock:
+            self._live_tensors += 1
+
+    def _tensor_died(self) -> None:
+        with self._lock:
+            self._live_tensors -= 1
+            if self._released and self._live_tensors == 0:
+                self._free()
+
+    def _export(self, name: str, out: Any) -> None:
+        self._check_open()
+        lib.wb_snapshot_dlpack(self._handle, name.encode(), out)
+
+    def _order_stream(self, stream: Optional[int]) -> None:
+        lib.wb_snapshot_wait_stream(self._handle, stream)
+
+    def _synchronize(self) -> None:
+        lib.wb_snapshot_synchronize(self._handle, -1)
+
+
+def _buffer_address(buffer: Any) -> tuple:
+    """(address, bytes, CUDA ordinal or -1) of a contiguous torch tensor or NumPy array."""
+    if hasattr(buffer, "data_ptr") and hasattr(buffer, "is_contiguous"):  # torch.Tensor
+        if not buffer.is_contiguous():
+            raise ValueError("copy_into needs contiguous destination tensors")
+        device = buffer.device.index if buffer.is_cuda else -1
+        return buffer.data_ptr(), buffer.numel() * buffer.element_size(), device
+    interface = getattr(buffer, "__array_interface__", None)
+    if interface is None:
+        raise TypeError(f"cannot copy into {type(buffer).__name__}: give a torch tensor or a NumPy array")
+    if interface.get("strides") is not None and not buffer.flags["C_CONTIGUOUS"]:
+        raise ValueError("copy_into needs contiguous destination arrays")
+    if interface["data"][1]:
+        raise ValueError("copy_into needs a writable destination array")
+    return interface["data"][0], buffer.nbytes, -1

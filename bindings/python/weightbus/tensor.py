@@ -1,0 +1,123 @@
+"""A tensor of a snapshot (read-only) or of an update (writable), handed to NumPy, PyTorch or CuPy without a
+copy through DLPack or the array interfaces."""
+from __future__ import annotations
+
+import ctypes
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, Union
+
+from . import _dlpack
+from ._lib import DLManagedTensor, TensorInfo, lib
+from .dtypes import itemsize, name_of_code, numpy_typestr
+
+if TYPE_CHECKING:
+    from .snapshot import Snapshot
+    from .update import Update
+
+_DEVICE_HOST, _DEVICE_CUDA = 1, 2
+_DL_CPU, _DL_CUDA = 1, 2
+
+
+class Tensor:
+    """One tensor or view as of one version.
+
+    A tensor taken from a snapshot keeps that snapshot's version leased for as long as the Tensor (or an array
+    made from it with np.asarray) is alive, even after the snapshot's `with` block: its bytes never change
+    under you. Tensors exported with DLPack (torch.from_dlpack) hold their own lease in the C library.
+    A tensor of an update is writable until the update is published or aborted.
+
+    Attributes: name, dtype (weightbus's name, e.g. "bf16"), shape, strides (in elements), nbytes, data_ptr,
+    device ("cpu" or "cuda:N", the ordinal in this process), version (the version that last wrote the bytes),
+    index (position in the topic), is_view, writable.
+    """
+
+    def __init__(self, owner: Union["Snapshot", "Update"], info: TensorInfo, writable: bool) -> None:
+        self._owner = owner
+        self.name: str = info.name.decode()
+        self.dtype: str = name_of_code(info.dtype)
+        self.shape: Tuple[int, ...] = tuple(info.shape[: info.ndim])
+        self.strides: Tuple[int, ...] = tuple(info.strides[: info.ndim])
+        self.nbytes: int = info.nbytes
+        self.data_ptr: int = info.data or 0
+        self.version: int = info.version
+        self.index: int = info.index
+        self.is_view: bool = bool(info.is_view)
+        self.writable = writable
+        self.device: str = "cpu"
+        self._device_id = 0
+        if info.device_type == _DEVICE_CUDA:
+            ordinal = ctypes.c_int32()
+            lib.wb_cuda_device_ordinal(ctypes.byref(info.device_uuid), ctypes.byref(ordinal))
+            self._device_id = ordinal.value
+            self.device = f"cuda:{ordinal.value}"
+        owner._tensor_born()
+
+    def __del__(self) -> None:
+        owner = getattr(self, "_owner", None)
+        if owner is not None:
+            owner._tensor_died()
+
+    def __repr__(self) -> str:
+        return (f"<weightbus.Tensor {self.name!r} {self.dtype}{list(self.shape)} on {self.device}, "
+                f"version {self.version}>")
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device != "cpu"
+
+    # DLPack ---------------------------------------------------------------------------------------------------
+
+    def __dlpack_device__(self) -> Tuple[int, int]:
+        return (_DL_CUDA, self._device_id) if self.is_cuda else (_DL_CPU, 0)
+
+    def __dlpack__(self, *, stream: Optional[int] = None, max_version: Optional[Tuple[int, int]] = None,
+                   dl_device: Optional[Tuple[int, int]] = None, copy: Optional[bool] = None) -> Any:
+        """A DLPack capsule of the tensor (no copy). For a CUDA tensor of a snapshot, `stream` (the consumer's
+        stream as an int; None or 1: the legacy default stream, 2: per-thread default, -1: no ordering) is
+        first made to wait for the GPU work that wrote the version."""
+        del max_version  # the legacy capsule is understood by every consumer
+        if copy:
+            raise BufferError("weightbus exports tensors without copying; copy=True is not supported")
+        if dl_device is not None and tuple(dl_device) != self.__dlpack_device__():
+            raise BufferError(f"tensor {self.name!r} is on {self.device}, not on DLPack device {dl_device}")
+        if self.is_cuda and stream != -1:
+            self._owner._order_stream(stream)
+        managed = ctypes.POINTER(DLManagedTensor)()
+        self._owner._export(self.name, ctypes.byref(managed))
+        return _dlpack.capsule(managed)
+
+    # Array interfaces -----------------------------------------------------------------------------------------
+
+    def _interface(self, kind: str) -> Dict[str, Any]:
+        self._owner._check_open()
+        typestr = numpy_typestr(self.dtype)
+        if typestr is None:
+            raise TypeError(f"tensor {self.name!r} is {self.dtype}, which {kind} has no type for: use DLPack "
+                            "(torch.from_dlpack) instead")
+        size = itemsize(self.dtype)
+        return {"shape": self.shape, "typestr": typestr, "data": (self.data_ptr, not self.writable),
+                "strides": tuple(s * size for s in self.strides), "version": 3}
+
+    @property
+    def __array_interface__(self) -> Dict[str, Any]:
+        """NumPy's view of a host tensor: np.asarray(t) wraps it without a copy (read-only for snapshots)."""
+        if self.is_cuda:
+            raise TypeError(f"tensor {self.name!r} is on {self.device}: use torch.from_dlpack or "
+                            "cupy.from_dlpack, or Snapshot.copy_into to copy it to the host")
+        return self._interface("NumPy")
+
+    @property
+    def __cuda_array_interface__(self) -> Dict[str, Any]:
+        """The CUDA Array Interface (v3) of a CUDA tensor. For a snapshot this first waits on the host until
+        the GPU work that wrote the version is done, so the consumer needs no stream."""
+        if not self.is_cuda:
+            raise TypeError(f"tensor {self.name!r} is in host memory: use np.asarray")
+        interface = self._interface("the CUDA Array Interface")
+        self._owner._synchronize()
+        interface["stream"] = None
+        return interface
+
+    def numpy(self) -> Any:
+        """np.asarray(self): a host tensor as a NumPy array, without a copy."""
+        import numpy
+
+        return numpy.asarray(self)

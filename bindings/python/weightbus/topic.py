@@ -1,0 +1,295 @@
+"""A topic opened as publisher or reader: its tensors, its versions, and waiting for new ones."""
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import threading
+from typing import TYPE_CHECKING, Any, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+
+from . import _lib
+from ._lib import TensorSpec, ViewSpec, lib, new, timeout_ms
+from .dtypes import dtype_code
+from .errors import BrokerGoneError, StateError, WaitTimeoutError, error_for
+from .info import TensorLayout, TopicInfo
+from .snapshot import Snapshot
+from .update import Update
+
+if TYPE_CHECKING:
+    from .client import Client
+
+# A tensor to create: (shape, dtype), or any object with .shape and .dtype (a NumPy array, a torch tensor).
+TensorDefinition = Any
+
+
+class Topic:
+    """A named set of tensors with one version sequence. Get one from Client.create_topic (publisher) or
+    Client.open_topic (reader); close it, or use it as a context manager."""
+
+    def __init__(self, client: "Client", handle: ctypes.c_void_p, name: str, publisher: bool) -> None:
+        self.client = client
+        self.name = name
+        self.is_publisher = publisher
+        self._handle: Optional[ctypes.c_void_p] = handle
+        self._update: Optional[Update] = None
+        self._live_snapshots = 0
+        self._lock = threading.Lock()
+        self._async_waiters: Set[asyncio.Future] = set()
+
+    def __repr__(self) -> str:
+        role = "publisher" if self.is_publisher else "reader"
+        return f"<weightbus.Topic {self.name!r} ({role})>"
+
+    def __enter__(self) -> "Topic":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @property
+    def handle(self) -> ctypes.c_void_p:
+        """The wb_topic * of the C API, for calls this package does not wrap."""
+        self.client._check_open()
+        if self._handle is None:
+            raise StateError(f"topic {self.name!r} is closed")
+        return self._handle
+
+    def close(self) -> None:
+        """Closes the handle (an open update is aborted). StateError while snapshots or their tensors live."""
+        if self._handle is None:
+            return
+        with self._lock:
+            if self._live_snapshots:
+                raise StateError(f"WB_E_STATE: {self._live_snapshots} snapshot(s) of topic {self.name!r} are "
+                                 "still held (by a with block, or by tensors/arrays taken from them): release "
+                                 "or delete them first")
+        if self._update is not None:
+            self._update.abort()
+        lib.wb_topic_close(self._handle)
+        self._handle = None
+        self.client._topic_closed(self)
+
+    # Layout ---------------------------------------------------------------------------------------------------
+
+    def info(self) -> TopicInfo:
+        info = new(_lib.TopicInfo)
+        lib.wb_topic_get_info(self.handle, ctypes.byref(info))
+        return TopicInfo._from_c(info)
+
+    def layout(self) -> List[TensorLayout]:
+        """Every tensor and view of the topic, in order."""
+        count = ctypes.c_uint32()
+        lib.wb_topic_tensor_count(self.handle, ctypes.byref(count))
+        result = []
+        for index in range(count.value):
+            info = new(_lib.TensorInfo)
+            lib.wb_topic_tensor(self._handle, index, ctypes.byref(info))
+            result.append(TensorLayout._from_c(info))
+        return result
+
+    def names(self) -> List[str]:
+        return [t.name for t in self.layout()]
+
+    def alloc(self, tensors: Mapping[str, TensorDefinition], device: Any = None) -> None:
+        """Publisher: creates tensors in storage the broker shares, zero-filled, R replicas each:
+        {name: (shape, dtype)} or {name: array-like with .shape and .dtype}. `device` None or "cpu": shared host
+        memory; "cuda:N" or N: GPU N (VMM memory that outlives this process). All or nothing; a name that exists
+        with the same definition keeps its storage."""
+        specs = _specs([(name, *_shape_and_dtype(d)) for name, d in tensors.items()])
+        ordinal = _cuda_ordinal(device)
+        if ordinal is None:
+            lib.wb_tensor_alloc(self.handle, specs, len(specs))
+        else:
+            lib.wb_tensor_alloc_cuda(self.handle, specs, len(specs), ordinal)
+
+    def register_cuda(self, tensors: Mapping[str, Any]) -> None:
+        """Publisher: shares existing CUDA tensors where they are, without copying: {name: tensor} for R = 1, or
+        {name: [replica 0, ..., replica R-1]}. Each must be contiguous, on one GPU, and stay allocated until
+        revoke() returns (PyTorch: keep a reference)."""
+        names = list(tensors)
+        replicas = [_as_list(tensors[name]) for name in names]
+        count = {len(r) for r in replicas}
+        if len(count) != 1:
+            raise ValueError("every tensor needs the same number of replicas (the topic's R)")
+        specs = _specs([(name, *_shape_and_dtype(r[0])) for name, r in zip(names, replicas)])
+        per_replica = count.pop()
+        pointers = (ctypes.c_void_p * (per_replica * len(names)))()
+        for i, copies in enumerate(replicas):
+            for r, tensor in enumerate(copies):
+                if not tensor.is_contiguous():
+                    raise ValueError(f"tensor {names[i]!r} (replica {r}) is not contiguous")
+                pointers[r * len(names) + i] = tensor.data_ptr()
+        lib.wb_tensor_register_cuda(self.handle, specs, pointers, len(names))
+
+    def view(self, name: str, parent: str, dtype: Any, shape: Sequence[int],
+             strides: Optional[Sequence[int]] = None, offset: int = 0) -> None:
+        """Registers a zero-copy view: `shape` elements of `dtype` starting `offset` bytes into `parent`, with
+        `strides` in elements (default: contiguous)."""
+        if len(shape) > _lib.MAX_DIMS:
+            raise error_for(-7, f"view {name!r} has {len(shape)} dimensions, more than {_lib.MAX_DIMS}")
+        spec = new(ViewSpec)
+        spec.name, spec.parent, spec.dtype = name.encode(), parent.encode(), dtype_code(dtype)
+        spec.byte_offset, spec.ndim = offset, len(shape)
+        strides = _contiguous_strides(shape) if strides is None else strides
+        for d, (extent, stride) in enumerate(zip(shape, strides)):
+            spec.shape[d], spec.strides[d] = extent, stride
+        lib.wb_tensor_view(self.handle, ctypes.byref(spec))
+
+    def revoke(self, name: str, timeout: Optional[float] = None) -> None:
+        """Publisher: revokes the CUDA allocation holding `name` (see wb_tensor_revoke)."""
+        lib.wb_tensor_revoke(self.handle, name.encode(), timeout_ms(timeout))
+
+    # Versions -------------------------------------------------------------------------------------------------
+
+    @property
+    def latest(self) -> int:
+        """The latest published version (0 before the first)."""
+        version = ctypes.c_uint64()
+        lib.wb_topic_latest(self.handle, ctypes.byref(version))
+        return version.value
+
+    def update(self, timeout: Optional[float] = None) -> Update:
+        """Publisher: begins version latest+1 (see Update). Waits at most `timeout` seconds (None: no limit)
+        for readers that block it, then raises WaitTimeoutError."""
+        handle = ctypes.c_void_p()
+        lib.wb_update_begin(self.handle, timeout_ms(timeout), ctypes.byref(handle))
+        self._update = Update(self, handle)
+        return self._update
+
+    def publish(self, arrays: Mapping[str, Any], metadata: bytes = b"", timeout: Optional[float] = None) -> int:
+        """Publisher, host tensors: copies {name: NumPy array} into a new version and publishes it."""
+        import numpy
+
+        with self.update(timeout) as u:
+            for name, array in arrays.items():
+                numpy.copyto(numpy.asarray(u.tensor(name)), array, casting="no")
+            u.metadata = metadata
+        assert u.published_version is not None
+        return u.published_version
+
+    def snapshot(self, version: int = 0, timeout: Optional[float] = None) -> Snapshot:
+        """Leases `version` (0: the latest). Raises NotFoundError before the first publish, ExpiredError for a
+        version no longer kept, DirtyError while an R = 1 topic is half-written."""
+        handle = ctypes.c_void_p()
+        lib.wb_snapshot_acquire(self.handle, version, timeout_ms(timeout), ctypes.byref(handle))
+        with self._lock:
+            self._live_snapshots += 1
+        return Snapshot(self, handle)
+
+    def wait(self, after: int = 0, timeout: Optional[float] = None) -> int:
+        """Blocks until a version greater than `after` is published and returns the latest. Raises
+        WaitTimeoutError (a TimeoutError) after `timeout` seconds, BrokerGoneError if the broker dies."""
+        version = ctypes.c_uint64()
+        lib.wb_topic_wait(self.handle, after, timeout_ms(timeout), ctypes.byref(version))
+        return version.value
+
+    def notify_fd(self) -> int:
+        """A file descriptor that becomes readable on each publish (see wb_topic_notify_fd); owned by the topic."""
+        fd = ctypes.c_int()
+        lib.wb_topic_notify_fd(self.handle, ctypes.byref(fd))
+        return fd.value
+
+    async def wait_async(self, after: int = 0, timeout: Optional[float] = None) -> int:
+        """wait() for asyncio: suspends the coroutine, not the thread, until a version greater than `after` is
+        published (through the notify fd and loop.add_reader)."""
+        fd = self.notify_fd()  # subscribe before reading latest, so that no publish falls in between
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout_ms(timeout) / 1000
+        while True:
+            latest = self.latest
+            if latest > after:
+                return latest
+            remaining = None if deadline is None else max(0.0, deadline - loop.time())
+            if remaining == 0.0:
+                raise error_for(-12, f"topic '{self.name}': no version after {after} within {timeout} s")
+            await self._readable(loop, fd, remaining)
+
+    async def _readable(self, loop: asyncio.AbstractEventLoop, fd: int, timeout: Optional[float]) -> None:
+        future = loop.create_future()
+        if not self._async_waiters:
+            loop.add_reader(fd, self._on_notify, fd)
+        self._async_waiters.add(future)
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+        except asyncio.TimeoutError:
+            pass  # the caller's loop sees the deadline and raises
+        finally:
+            self._async_waiters.discard(future)
+            if not self._async_waiters:
+                loop.remove_reader(fd)
+
+    def _on_notify(self, fd: int) -> None:
+        gone = False
+        try:
+            while True:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    gone = True
+                    break
+        except BlockingIOError:
+            pass
+        for future in list(self._async_waiters):
+            if future.done():
+                continue
+            if gone:
+                future.set_exception(BrokerGoneError("WB_E_BROKER_GONE: the broker is gone (notify fd closed)",
+                                                     -13))
+            else:
+                future.set_result(None)
+
+    # Bookkeeping of the handles made from this one ------------------------------------------------------------
+
+    def _snapshot_freed(self) -> None:
+        with self._lock:
+            self._live_snapshots -= 1
+
+    def _update_closed(self, update: Update) -> None:
+        if self._update is update:
+            self._update = None
+
+    def _client_closing(self) -> Tuple[int, Optional[Update]]:
+        return self._live_snapshots, self._update
+
+
+def _shape_and_dtype(definition: TensorDefinition) -> Tuple[Tuple[int, ...], Any]:
+    if hasattr(definition, "shape") and hasattr(definition, "dtype"):
+        return tuple(definition.shape), definition.dtype
+    shape, dtype = definition
+    return tuple(shape), dtype
+
+
+def _specs(definitions: Iterable[Tuple[str, Tuple[int, ...], Any]]) -> Any:
+    definitions = list(definitions)
+    specs = (TensorSpec * len(definitions))()
+    for spec, (name, shape, dtype) in zip(specs, definitions):
+        spec.struct_size = ctypes.sizeof(TensorSpec)
+        spec.name, spec.dtype, spec.ndim = name.encode(), dtype_code(dtype), len(shape)
+        for d, extent in enumerate(shape[: _lib.MAX_DIMS]):  # the library refuses ndim > MAX_DIMS itself
+            spec.shape[d] = extent
+    return specs
+
+
+def _cuda_ordinal(device: Any) -> Optional[int]:
+    """None for host memory, else the CUDA ordinal of "cuda:N", N or a torch.device."""
+    if device is None or str(device) == "cpu":
+        return None
+    if isinstance(device, int):
+        return device
+    text = str(device)
+    if text == "cuda":
+        return 0
+    if text.startswith("cuda:") and text[5:].isdigit():
+        return int(text[5:])
+    raise ValueError(f"unknown device {device!r}: use None, 'cpu', 'cuda:N' or N")
+
+
+def _as_list(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _contiguous_strides(shape: Sequence[int]) -> List[int]:
+    strides, step = [], 1
+    for extent in reversed(shape):
+        strides.append(step)
+        step *= extent
+    return list(reversed(strides))

@@ -1,0 +1,111 @@
+"""A publisher's update: the next version, written then published as one."""
+from __future__ import annotations
+
+import ctypes
+from typing import TYPE_CHECKING, Any, Optional
+
+from ._lib import TensorInfo, lib, new
+from ._streams import stream_pointer
+from .errors import StateError
+from .tensor import Tensor
+
+if TYPE_CHECKING:
+    from .topic import Topic
+
+
+class Update:
+    """Version `version` of a topic being written.
+
+    As a context manager it publishes on a normal exit (with `metadata`, and on `stream` when one is set) and
+    aborts when the block raises, so that a half-written version is never published::
+
+        with topic.update() as u:
+            np.asarray(u["w"])[:] = new_weights
+            u.metadata = b"step 42"
+
+    With R >= 2, a tensor handed out holds an older version's bytes: write all of it. Tensors of the update are
+    valid until it is published or aborted.
+    """
+
+    def __init__(self, topic: "Topic", handle: ctypes.c_void_p) -> None:
+        self.topic = topic
+        self._handle: Optional[ctypes.c_void_p] = handle
+        self.metadata: bytes = b""
+        self.stream: Any = None  # a CUDA stream the tensors were written on: published with it (see publish)
+        self.published_version: Optional[int] = None
+        version = ctypes.c_uint64()
+        lib.wb_update_version(handle, ctypes.byref(version))
+        self.version: int = version.value
+
+    def __repr__(self) -> str:
+        state = "open" if self._handle is not None else "closed"
+        return f"<weightbus.Update of {self.topic.name!r} version {self.version}, {state}>"
+
+    def __enter__(self) -> "Update":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._handle is None:
+            return
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.publish()
+
+    def tensor(self, name: str) -> Tensor:
+        """Marks tensor `name` as changed by this update and returns it, writable (views: write the parent)."""
+        self._check_open()
+        info = new(TensorInfo)
+        lib.wb_update_tensor(self._handle, name.encode(), ctypes.byref(info))
+        return Tensor(self, info, writable=True)
+
+    __getitem__ = tensor
+
+    def publish(self, metadata: Optional[bytes] = None, stream: Any = None) -> int:
+        """Publishes the update as one version and returns its number. `metadata` (bytes, at most 4096) replaces
+        self.metadata. With a `stream` (or self.stream), readers' GPU work is ordered after the work queued on
+        it so far, without a host wait."""
+        self._check_open()
+        data = bytes(self.metadata if metadata is None else metadata)
+        stream = self.stream if stream is None else stream
+        version = ctypes.c_uint64()
+        if stream is None:
+            lib.wb_update_publish(self._handle, data, len(data), ctypes.byref(version))
+        else:
+            lib.wb_update_publish_on_stream(self._handle, stream_pointer(stream), data, len(data),
+                                            ctypes.byref(version))
+        self._close()
+        self.published_version = version.value
+        return version.value
+
+    def abort(self) -> None:
+        """Drops the update: nothing is published (with R = 1 the tensors handed out become dirty)."""
+        self._check_open()
+        lib.wb_update_abort(self._handle)
+        self._close()
+
+    def _close(self) -> None:
+        self._handle = None
+        self.topic._update_closed(self)
+
+    # What Tensor needs of its owner ---------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._handle is None:
+            raise StateError(f"the update of {self.topic.name!r} to version {self.version} is no longer open")
+
+    def _tensor_born(self) -> None:
+        pass  # an update's tensors live until the publish, whatever Python holds
+
+    def _tensor_died(self) -> None:
+        pass
+
+    def _export(self, name: str, out: Any) -> None:
+        self._check_open()
+        lib.wb_update_dlpack(self._handle, name.encode(), out)
+
+    def _order_stream(self, stream: Optional[int]) -> None:
+        pass  # the publisher's own stream order is the caller's
+
+    def _synchronize(self) -> None:
+        pass
