@@ -8,8 +8,9 @@ cd "$(dirname "$0")"
 
 BUILD_PACKAGES=(build-essential cmake pkg-config libuv1-dev libflatbuffers-dev flatbuffers-compiler libboost-dev
                 libcmocka-dev libdlpack-dev)
-# Only the tests need these: spin (the protocol model), Go and Rust (the bindings).
-TEST_PACKAGES=(spin golang-go)
+# Only the tests need these: spin (the protocol model), Go and Rust (the bindings), and Debian's Python with
+# pytest, NumPy, pip and PyTorch (CPU) for the Python binding.
+TEST_PACKAGES=(spin golang-go python3-pytest python3-numpy python3-pip python3-torch)
 # Rust for bindings/rust: rustup's toolchain when there is one, else Debian's.
 [ -x "${HOME:-}/.cargo/bin/cargo" ] && export PATH=$HOME/.cargo/bin:$PATH
 command -v cargo >/dev/null || TEST_PACKAGES+=(cargo)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import gc
 import os
 import threading
 from typing import TYPE_CHECKING, Any, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
@@ -65,7 +66,11 @@ class Topic:
                                  "or delete them first")
         if self._update is not None:
             self._update.abort()
-        lib.wb_topic_close(self._handle)
+        try:
+            lib.wb_topic_close(self._handle)
+        except StateError:
+            gc.collect()  # DLPack consumers' tensors (torch.from_dlpack) may be waiting in reference cycles
+            lib.wb_topic_close(self._handle)
         self._handle = None
         self.client._topic_closed(self)
 

@@ -1,0 +1,70 @@
+"""PyTorch helpers on the CPU (the GPU cases run in tests/gpu/run.sh): torch.from_dlpack is zero-copy,
+ModulePublisher publishes a module's parameters and load_module loads them into another module."""
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import weightbus  # noqa: E402
+from weightbus.torch import ModulePublisher, load_module  # noqa: E402
+
+
+def model(seed):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+
+
+def test_from_dlpack_is_zero_copy_with_bf16(client):
+    topic = client.create_topic("model")
+    topic.alloc({"w": ((3, 4), torch.bfloat16), "x": ((2,), "f32")})
+    with topic.update() as u:
+        torch.from_dlpack(u["w"]).copy_(torch.arange(12, dtype=torch.bfloat16).reshape(3, 4))
+    with client.open_topic("model").snapshot() as s:
+        w = torch.from_dlpack(s["w"])
+        assert w.dtype == torch.bfloat16 and w.data_ptr() == s["w"].data_ptr
+        assert w[2, 3].item() == 11.0
+
+
+def test_publish_then_load_into_another_module(broker, client):
+    trainer, server = model(1), model(2)
+    publisher = ModulePublisher(client.create_topic("policy"), trainer)
+    assert publisher.publish(metadata=b"step 1") == 1
+    with torch.no_grad():
+        for p in trainer.parameters():
+            p.add_(1.0)
+    assert publisher.publish(metadata=b"step 2") == 2
+    with broker.connect("server") as other:
+        reader = other.open_topic("policy")
+        assert load_module(reader, server) == 2
+        for a, b in zip(trainer.parameters(), server.parameters()):
+            assert torch.equal(a, b)
+        assert load_module(reader, server, version=1) == 1
+        assert not torch.equal(next(trainer.parameters()), next(server.parameters()))
+
+
+def test_load_module_maps_names_and_checks_shapes(client):
+    trainer = model(1)
+    ModulePublisher(client.create_topic("policy"), trainer).publish()
+    reader = client.open_topic("policy")
+    renamed = torch.nn.Module()
+    renamed.fc_in = torch.nn.Linear(8, 16)
+    with pytest.raises(weightbus.NotFoundError, match="fc_in.weight"):
+        load_module(reader, renamed)
+    assert load_module(reader, renamed, name_map=lambda n: n.replace("fc_in", "0")) == 1
+    assert torch.equal(renamed.fc_in.weight, trainer[0].weight)
+    wrong = torch.nn.Sequential(torch.nn.Linear(8, 15))
+    with pytest.raises(weightbus.InvalidArgumentError, match="'0.weight' is f32\\[16, 8\\]"):
+        load_module(reader, wrong)
+    assert load_module(reader, torch.nn.Sequential(torch.nn.Linear(8, 16)), strict=False) == 1
+
+
+def test_register_mode_needs_cuda_and_one_replica(client):
+    with pytest.raises(weightbus.InvalidArgumentError, match="replicas=1"):
+        ModulePublisher(client.create_topic("r2", replicas=2), model(1), mode="register")
+    with pytest.raises(weightbus.InvalidArgumentError, match="needs CUDA tensors"):
+        ModulePublisher(client.create_topic("r1", replicas=1), model(1), mode="register")
+    with pytest.raises(ValueError, match="mode must be"):
+        ModulePublisher(client.create_topic("m"), model(1), mode="move")
+    copy = ModulePublisher(client.create_topic("c"), model(1))
+    with pytest.raises(weightbus.StateError, match="writing"):
+        with copy.writing():
+            pass
