@@ -3,7 +3,9 @@
 #include <sched.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "client_internal.hpp"
 #include "client_state.hpp"
@@ -66,6 +68,18 @@ bool enter_writer(shm::Topic &t, uint32_t *epoch) {
 
 void leave_writer(shm::Topic &t, uint32_t epoch) { t.event_epoch.store(epoch + 1, std::memory_order_release); }
 
+// The events this process created, by IPC handle, for its own readers (see LocalEvent).
+std::mutex local_mutex;
+std::map<std::string, std::weak_ptr<LocalEvent>> local_events;
+
+std::string handle_key(const CUipcEventHandle &handle) { return std::string(handle.reserved, sizeof(handle.reserved)); }
+
+std::shared_ptr<LocalEvent> find_local(const CUipcEventHandle &handle) {
+  std::lock_guard lock(local_mutex);
+  auto found = local_events.find(handle_key(handle));
+  return found == local_events.end() ? nullptr : found->second.lock();
+}
+
 int fallback_ordinal(wb_update *update, int *ordinal) {
   const shm::Segment &seg = update->topic->client->seg;
   for (uint32_t i : update->changed) {
@@ -77,6 +91,12 @@ int fallback_ordinal(wb_update *update, int *ordinal) {
 }
 
 }  // namespace
+
+LocalEvent::~LocalEvent() {
+  const Driver *d = nullptr;
+  ContextGuard guard;
+  if (driver(&d) == WB_OK && guard.push(context) == WB_OK) d->cuEventDestroy(event);
+}
 
 Events::~Events() {
   for (auto &[topic, owned] : owned_) retire(topic, owned);
@@ -99,7 +119,7 @@ int Events::create(wb_topic *topic, CUcontext context, Owned *out) {
     CUevent event = nullptr;
     rc = check(d->cuEventCreate(&event, CU_EVENT_INTERPROCESS | CU_EVENT_DISABLE_TIMING), "cuEventCreate");
     if (rc != WB_OK) break;
-    out->events.push_back(event);
+    out->events.push_back(std::make_shared<LocalEvent>(event, context));
     rc = check(d->cuIpcGetEventHandle(&handles[s], event), "cuIpcGetEventHandle");
   }
   shm::Topic &t = *topic->entry;
@@ -108,9 +128,12 @@ int Events::create(wb_topic *topic, CUcontext context, Owned *out) {
     rc = fail(WB_E_STATE, "topic '%s': another process is replacing its GPU events", t.name);
   }
   if (rc != WB_OK) {
-    for (CUevent event : out->events) d->cuEventDestroy(event);
     out->events.clear();
     return rc;
+  }
+  {
+    std::lock_guard lock(local_mutex);
+    for (uint32_t s = 0; s < slots; ++s) local_events[handle_key(handles[s])] = out->events[s];
   }
   t.event_owner = client_->id + 1;
   t.event_owner_generation = seg.client(client_->id).generation;
@@ -142,7 +165,7 @@ int Events::record(wb_update *update, void *stream) {
                 "of its first publish on a stream",
                 topic->entry->name);
   }
-  CUevent event = found->second.events[update->version % found->second.events.size()];
+  CUevent event = found->second.events[update->version % found->second.events.size()]->event;
   ContextGuard guard;
   if ((rc = guard.push(context)) != WB_OK) return rc;
   return check(d->cuEventRecord(event, static_cast<CUstream>(stream)), "cuEventRecord");
@@ -152,7 +175,7 @@ void Events::retire(uint32_t topic, Owned &owned) {
   const Driver *d = nullptr;
   ContextGuard guard;
   if (driver(&d) != WB_OK || guard.push(owned.context) != WB_OK) return;
-  for (CUevent event : owned.events) d->cuEventSynchronize(event);  // readers waiting on them may go on
+  for (auto &local : owned.events) d->cuEventSynchronize(local->event);  // readers waiting on them may go on
   shm::Topic &t = client_->seg.topic(topic);
   uint32_t epoch = 0;
   // Only while the set is still ours: a publisher that took the topic over has replaced it.
@@ -162,7 +185,14 @@ void Events::retire(uint32_t topic, Owned &owned) {
     if (ours()) t.event_owner = 0;
     leave_writer(t, epoch);
   }
-  for (CUevent event : owned.events) d->cuEventDestroy(event);
+  {
+    std::lock_guard lock(local_mutex);
+    std::erase_if(local_events, [&](const auto &entry) {
+      auto event = entry.second.lock();
+      return !event || std::find(owned.events.begin(), owned.events.end(), event) != owned.events.end();
+    });
+  }
+  owned.events.clear();  // each is destroyed when no reader of this process uses it any more
 }
 
 void Events::close(Opened &opened) {
@@ -175,7 +205,8 @@ void Events::close(Opened &opened) {
   opened.events.clear();
 }
 
-int Events::event_for(wb_snapshot *snapshot, void *stream, CUevent *event, CUcontext *context) {
+int Events::event_for(wb_snapshot *snapshot, void *stream, CUevent *event, CUcontext *context,
+                      std::shared_ptr<LocalEvent> *local) {
   *event = nullptr;
   const Driver *d = nullptr;
   int rc = driver(&d);
@@ -187,6 +218,10 @@ int Events::event_for(wb_snapshot *snapshot, void *stream, CUevent *event, CUcon
   int ordinal = 0;  // the event's GPU, for a NULL stream in a thread without a context
   if ((rc = ordinal_of(set.device_uuid, &ordinal)) != WB_OK && rc != WB_E_NOT_FOUND) return rc;
   if ((rc = stream_context(stream, ordinal, context)) != WB_OK) return rc;
+  if ((*local = find_local(set.handle)) != nullptr) {
+    *event = (*local)->event;
+    return WB_OK;
+  }
   std::lock_guard lock(mutex_);
   Opened &opened = opened_[{topic->index, *context}];
   if (opened.epoch != set.epoch) {
@@ -232,9 +267,10 @@ extern "C" WB_API int wb_snapshot_wait_stream(wb_snapshot *snapshot, void *strea
   ClientState *state = nullptr;
   CUevent event = nullptr;
   CUcontext context = nullptr;
+  std::shared_ptr<LocalEvent> local;
   const Driver *d = nullptr;
   int rc = client_state(snapshot->topic->client, &state);
-  if (rc == WB_OK) rc = state->events.event_for(snapshot, stream, &event, &context);
+  if (rc == WB_OK) rc = state->events.event_for(snapshot, stream, &event, &context, &local);
   if (rc != WB_OK || event == nullptr) return rc;
   ContextGuard guard;
   if ((rc = driver(&d)) != WB_OK || (rc = guard.push(context)) != WB_OK) return rc;
@@ -246,9 +282,10 @@ extern "C" WB_API int wb_snapshot_synchronize(wb_snapshot *snapshot, int64_t tim
   ClientState *state = nullptr;
   CUevent event = nullptr;
   CUcontext context = nullptr;  // the host waits from any context: the thread's, else the event GPU's
+  std::shared_ptr<LocalEvent> local;
   const Driver *d = nullptr;
   int rc = client_state(snapshot->topic->client, &state);
-  if (rc == WB_OK) rc = state->events.event_for(snapshot, nullptr, &event, &context);
+  if (rc == WB_OK) rc = state->events.event_for(snapshot, nullptr, &event, &context, &local);
   if (rc != WB_OK || event == nullptr || (rc = driver(&d)) != WB_OK) return rc;
   if (timeout_ms < 0) return check(d->cuEventSynchronize(event), "cuEventSynchronize");
   // cuEventSynchronize takes no timeout: poll, sleeping longer as the wait goes on (1 us .. 100 us).

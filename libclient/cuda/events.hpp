@@ -4,13 +4,16 @@
 // work after version v by waiting on that slot's event: a later record for v + ring_slots only makes it wait
 // longer, never shorter. Readers open each event once per context they wait in (an imported event must be
 // opened in the waiting stream's context: the driver crashes on a wait across devices) and keep it until the
-// publisher's set changes (Topic::event_epoch) or they detach.
+// publisher's set changes (Topic::event_epoch) or they detach. An IPC event handle cannot be opened in the
+// process that created it: readers in the publisher's own process (any of its clients) wait on the publisher's
+// event itself, which stays alive while they use it (LocalEvent).
 #pragma once
 
 #include <cuda.h>
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <unordered_map>
 #include <utility>
@@ -22,6 +25,17 @@ struct wb_snapshot;
 struct wb_update;
 
 namespace wb::cuda {
+
+// An interprocess event this process created; destroyed when its publisher retired it and no reader in this
+// process still waits on it.
+struct LocalEvent {
+  CUevent event = nullptr;
+  CUcontext context = nullptr;
+  LocalEvent(CUevent e, CUcontext c) : event(e), context(c) {}
+  LocalEvent(const LocalEvent &) = delete;
+  LocalEvent &operator=(const LocalEvent &) = delete;
+  ~LocalEvent();
+};
 
 class Events {
  public:
@@ -38,12 +52,14 @@ class Events {
   // The event a reader of the snapshot must wait on, opened in the context of stream (see stream_context; a
   // NULL stream in a thread without a context: the event GPU's primary context), which *context receives; or
   // nullptr when the version needs no wait: published without a stream, or its publisher's process is gone.
-  int event_for(wb_snapshot *snapshot, void *stream, CUevent *event, CUcontext *context);
+  // When this process published the version, *local keeps its event alive: hold it while using *event.
+  int event_for(wb_snapshot *snapshot, void *stream, CUevent *event, CUcontext *context,
+                std::shared_ptr<LocalEvent> *local);
 
  private:
   struct Owned {
     CUcontext context = nullptr;
-    std::vector<CUevent> events;  // by ring slot
+    std::vector<std::shared_ptr<LocalEvent>> events;  // by ring slot
   };
   struct Opened {
     uint32_t epoch = 0;
