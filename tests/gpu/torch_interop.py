@@ -1,198 +1,185 @@
 #!/usr/bin/env python3
-"""PyTorch parameters shared in place: a publisher registers a bf16 model's parameters where PyTorch put them
-and updates them on its stream; a reader in another process copies every version into its own tensors with
-wb_snapshot_copy_into on its stream and checks every element.
+"""The Python binding with PyTorch on a GPU, each scenario between processes through a private broker:
 
-    python3 torch_interop.py BUILD_DIR [--versions N]
+  register-legacy / register-expandable  ModulePublisher(mode="register") shares a bf16 model's parameters in
+      place (PyTorch's caching allocator: legacy IPC; expandable_segments: VMM fds) and changes them inside
+      writing(); a reader copies every version it sees into its own model with load_module and checks it.
+  copy-r2  ModulePublisher (copy mode) into weightbus-owned VMM replicas, R = 2, published on the stream without
+      a host wait; the reader reads each version zero-copy with torch.from_dlpack on its own stream.
+  dtypes   bf16, fp8 (e4m3fn, e5m2) and f32 CUDA tensors through DLPack (and the CUDA Array Interface for f32):
+      same bytes, same address, right dtype.
+  examples trainer.py and server.py on the GPU.
 
-Runs twice: PyTorch's default caching allocator (cudaMalloc blocks: legacy IPC handles of the block bases) and
-expandable_segments (VMM memory in 20 MiB chunks: POSIX fds). Prints "SKIP: ..." when torch or a GPU is
-missing. Uses ctypes only: there are no Python bindings yet.
+    python3 tests/gpu/torch_interop.py BUILD_DIR [--versions N]
+
+Prints "RESULT <scenario> PASS|FAIL ..." per scenario and "SKIP: ..." when torch or a GPU is missing.
 """
-import ctypes as C
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
-WB_DTYPE_BF16 = 8
-
-
-class TensorSpec(C.Structure):
-    _fields_ = [("struct_size", C.c_uint32), ("dtype", C.c_int32), ("name", C.c_char_p), ("ndim", C.c_uint32),
-                ("reserved", C.c_uint32), ("shape", C.c_int64 * 8)]
-
-
-class TensorInfo(C.Structure):
-    _fields_ = [("struct_size", C.c_uint32), ("index", C.c_uint32), ("name", C.c_char_p), ("dtype", C.c_int32),
-                ("ndim", C.c_uint32), ("shape", C.c_int64 * 8), ("strides", C.c_int64 * 8), ("nbytes", C.c_uint64),
-                ("data", C.c_void_p), ("version", C.c_uint64), ("device_type", C.c_int32), ("is_view", C.c_uint32),
-                ("device_uuid", C.c_uint8 * 16)]
-
-
-class CopyTarget(C.Structure):
-    _fields_ = [("struct_size", C.c_uint32), ("index", C.c_uint32), ("name", C.c_char_p), ("dst", C.c_void_p),
-                ("dst_bytes", C.c_uint64), ("device", C.c_int32), ("reserved", C.c_uint32)]
-
-
-class AttachOptions(C.Structure):
-    _fields_ = [("struct_size", C.c_uint32), ("socket_path", C.c_char_p), ("broker_name", C.c_char_p),
-                ("client_name", C.c_char_p), ("timeout_ms", C.c_int64)]
-
-
-class TopicOptions(C.Structure):
-    _fields_ = [("struct_size", C.c_uint32), ("replicas", C.c_uint32)]
-
-
-def load(build):
-    lib = C.CDLL(os.path.join(build, "libclient", "libweightbus.so"))
-    lib.wb_last_error.restype = C.c_char_p
-    lib.wb_strerror.restype = C.c_char_p
-    return lib
-
-
-def check(lib, rc, what):
-    if rc != 0:
-        raise RuntimeError("%s: %s: %s" % (what, lib.wb_strerror(rc).decode(), lib.wb_last_error().decode()))
-
-
-def attach(lib, socket, name):
-    opts = AttachOptions(C.sizeof(AttachOptions), socket.encode(), None, name.encode(), 20000)
-    client = C.c_void_p()
-    check(lib, lib.wb_attach(C.byref(opts), C.byref(client)), "wb_attach")
-    return client
-
-
-def model(torch):
-    torch.manual_seed(0)
-    layers = [torch.nn.Linear(2048, 2048) for _ in range(20)] + [torch.nn.LayerNorm(2048), torch.nn.Linear(2048, 333)]
-    return torch.nn.Sequential(*layers).to(device="cuda", dtype=torch.bfloat16)
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = ROOT / "bindings" / "python"
 
 
 def value(version, index):
     return float((version * 7 + index) % 200 - 100)  # integers are exact in bf16
 
 
-def publisher(build, socket, versions):
-    import torch
-    lib = load(build)
-    params = list(model(torch).named_parameters())
-    client = attach(lib, socket, "torch-publisher")
-    topic = C.c_void_p()
-    check(lib, lib.wb_topic_create(client, b"policy", C.byref(TopicOptions(C.sizeof(TopicOptions), 1)), C.byref(topic)),
-          "wb_topic_create")
-    names = [n.encode() for n, _ in params]
-    specs = (TensorSpec * len(params))()
-    pointers = (C.c_void_p * len(params))()
-    for i, (name, p) in enumerate(params):
-        specs[i] = TensorSpec(C.sizeof(TensorSpec), WB_DTYPE_BF16, names[i], p.dim(), 0, (C.c_int64 * 8)(*p.shape))
-        pointers[i] = p.data_ptr()
-    check(lib, lib.wb_tensor_register_cuda(topic, specs, pointers, len(params)), "wb_tensor_register_cuda")
-    print("ready", flush=True)
-    sys.stdin.readline()  # the reader is ready
-    stream = torch.cuda.current_stream()
+def bf16_model(torch, layers=20):
+    torch.manual_seed(0)
+    stack = [torch.nn.Linear(2048, 2048) for _ in range(layers)] + [torch.nn.LayerNorm(2048), torch.nn.Linear(2048, 333)]
+    return torch.nn.Sequential(*stack).to(device="cuda", dtype=torch.bfloat16)
+
+
+def fill(torch, model, version):
     with torch.no_grad():
-        for v in range(1, versions + 1):
-            update = C.c_void_p()
-            check(lib, lib.wb_update_begin(topic, C.c_int64(30000), C.byref(update)), "wb_update_begin")
-            for i, (name, p) in enumerate(params):
-                info = TensorInfo(struct_size=C.sizeof(TensorInfo))
-                check(lib, lib.wb_update_tensor(update, names[i], C.byref(info)), "wb_update_tensor")
-                if info.data != p.data_ptr():
-                    raise RuntimeError("%s: write pointer %#x is not the parameter's %#x" % (name, info.data, p.data_ptr()))
-                p.fill_(value(v, i))
-            check(lib, lib.wb_update_publish_on_stream(update, C.c_void_p(stream.cuda_stream), None, 0, None),
-                  "wb_update_publish_on_stream")
-            time.sleep(0.01)  # let the reader see most versions
-    sys.stdin.readline()  # the reader is done
-    torch.cuda.synchronize()
-    check(lib, lib.wb_detach(client), "wb_detach")
+        for i, p in enumerate(model.parameters()):
+            p.fill_(value(version, i))
 
 
-def reader(build, socket, versions):
+def check(torch, tensors, version):
+    """Names of the tensors whose elements are not all value(version, i)."""
+    return [i for i, t in enumerate(tensors) if not bool((t == value(version, i)).all())]
+
+
+# Roles, each in its own process --------------------------------------------------------------------------------
+
+def publisher(socket, mode, versions):
     import torch
-    lib = load(build)
-    client = attach(lib, socket, "torch-reader")
-    topic = C.c_void_p()
-    check(lib, lib.wb_topic_open(client, b"policy", C.byref(topic)), "wb_topic_open")
-    count = C.c_uint32()
-    check(lib, lib.wb_topic_tensor_count(topic, C.byref(count)), "wb_topic_tensor_count")
-    dst, targets = [], (CopyTarget * count.value)()
-    for i in range(count.value):
-        info = TensorInfo(struct_size=C.sizeof(TensorInfo))
-        check(lib, lib.wb_topic_tensor(topic, i, C.byref(info)), "wb_topic_tensor")
-        t = torch.empty(tuple(info.shape[:info.ndim]), dtype=torch.bfloat16, device="cuda")
-        dst.append(t)
-        targets[i] = CopyTarget(C.sizeof(CopyTarget), i, None, t.data_ptr(), t.numel() * 2, 0, 0)
-    stream = torch.cuda.current_stream()
-    print("ready", flush=True)
-    last, read, bad, started = 0, 0, 0, time.time()
-    while last < versions:
-        v = C.c_uint64()
-        check(lib, lib.wb_topic_wait(topic, C.c_uint64(last), C.c_int64(60000), C.byref(v)), "wb_topic_wait")
-        snap = C.c_void_p()
-        check(lib, lib.wb_snapshot_acquire(topic, C.c_uint64(0), C.c_int64(60000), C.byref(snap)), "acquire")
-        check(lib, lib.wb_snapshot_version(snap, C.byref(v)), "wb_snapshot_version")
-        check(lib, lib.wb_snapshot_copy_into(snap, targets, count.value, C.c_void_p(stream.cuda_stream)), "copy_into")
-        stream.synchronize()
-        check(lib, lib.wb_snapshot_release(snap), "release")
-        for i, t in enumerate(dst):
-            if not bool((t == value(v.value, i)).all()):
-                bad += 1
-                print("TORN: version %d tensor %d" % (v.value, i), file=sys.stderr)
-        last, read = v.value, read + 1
-    print("read=%d torn=%d seconds=%.1f" % (read, bad, time.time() - started), flush=True)
-    check(lib, lib.wb_detach(client), "wb_detach")
-    sys.exit(1 if bad else 0)
+    import weightbus
+    from weightbus.torch import ModulePublisher
+
+    model = bf16_model(torch)
+    with weightbus.connect(socket, client_name="torch-publisher", timeout=20) as client:
+        topic = client.create_topic("policy", replicas=1 if mode == "register" else 2)
+        pub = ModulePublisher(topic, model, mode="register" if mode == "register" else "copy")
+        print("ready", flush=True)
+        sys.stdin.readline()
+        for v in range(1, versions + 1):
+            if mode == "register":
+                with pub.writing(timeout=30):
+                    fill(torch, model, v)
+            else:
+                fill(torch, model, v)
+                assert pub.publish(timeout=30) == v
+            time.sleep(0.01)  # let the reader see most versions
+        sys.stdin.readline()  # the reader is done
+        torch.cuda.synchronize()
 
 
-def run_mode(build, mode, versions):
-    broker = os.environ.get("WEIGHTBUSD", os.path.join(build, "broker", "weightbusd"))
-    tmp = tempfile.mkdtemp(prefix="wbtorch-")
-    socket = os.path.join(tmp, "b.sock")
-    b = subprocess.Popen([broker, "--foreground", "--socket", socket, "--name", "torch-%d-%s" % (os.getpid(), mode),
-                          "--log-level", "warn"])
-    try:
-        for _ in range(500):
-            if os.path.exists(socket):
-                break
-            time.sleep(0.01)
-        env = dict(os.environ)
-        if mode == "expandable":
-            env["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"
-        else:
-            env.pop("PYTORCH_CUDA_ALLOC_CONF", None)
-        me = os.path.abspath(__file__)
-        pub = subprocess.Popen([sys.executable, me, build, "--role", "publisher", socket, str(versions)], env=env,
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        if pub.stdout.readline().strip() != "ready":
-            raise RuntimeError("the publisher failed to register its parameters")
-        rd = subprocess.Popen([sys.executable, me, build, "--role", "reader", socket, str(versions)],
-                              stdout=subprocess.PIPE, text=True)
-        if rd.stdout.readline().strip() != "ready":
-            raise RuntimeError("the reader failed to start")
-        pub.stdin.write("go\n")
-        pub.stdin.flush()
-        out, _ = rd.communicate(timeout=300)
-        pub.stdin.write("done\n")
-        pub.stdin.flush()
-        pub.wait(timeout=60)
-        ok = rd.returncode == 0 and pub.returncode == 0
-        print("RESULT torch-%s %s versions=%d %s" % (mode, "PASS" if ok else "FAIL", versions, out.strip()), flush=True)
-        return ok
-    finally:
-        b.terminate()
-        b.wait()
+def reader(socket, mode, versions):
+    import torch
+    import weightbus
+    from weightbus.torch import load_module
+
+    own = bf16_model(torch, layers=20)
+    with weightbus.connect(socket, client_name="torch-reader", timeout=20) as client:
+        topic = client.open_topic("policy")
+        print("ready", flush=True)
+        last, read, torn, started = 0, 0, 0, time.time()
+        while last < versions:
+            topic.wait(after=last, timeout=60)
+            if mode == "register":
+                v = load_module(topic, own, timeout=60)
+                bad = check(torch, list(own.parameters()), v)
+            else:
+                with topic.snapshot(timeout=60) as s:
+                    v = s.version
+                    tensors = [torch.from_dlpack(s[name]) for name in s.names()]  # ordered on our stream
+                    bad = check(torch, tensors, v)
+                    torch.cuda.current_stream().synchronize()
+                    del tensors
+            for i in bad:
+                print(f"TORN: version {v} tensor {i}", file=sys.stderr)
+            torn += len(bad)
+            last, read = v, read + 1
+        print(f"read={read} torn={torn} seconds={time.time() - started:.1f}", flush=True)
+    sys.exit(1 if torn else 0)
+
+
+# Scenarios, run by the parent ---------------------------------------------------------------------------------
+
+def exchange(broker, mode, versions, env):
+    me = os.path.abspath(__file__)
+    pub = subprocess.Popen([sys.executable, me, "--role", "publisher", broker.socket, mode, str(versions)], env=env,
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    if pub.stdout.readline().strip() != "ready":
+        return False, "the publisher failed to set up"
+    rd = subprocess.Popen([sys.executable, me, "--role", "reader", broker.socket, mode, str(versions)], env=env,
+                          stdout=subprocess.PIPE, text=True)
+    if rd.stdout.readline().strip() != "ready":
+        return False, "the reader failed to start"
+    pub.stdin.write("go\n")
+    pub.stdin.flush()
+    out, _ = rd.communicate(timeout=300)
+    pub.stdin.write("done\n")
+    pub.stdin.flush()
+    pub.wait(timeout=60)
+    return rd.returncode == 0 and pub.returncode == 0, f"versions={versions} {out.strip()}"
+
+
+def dtypes(broker):
+    import torch
+    import weightbus
+
+    kinds = {"bf16": torch.bfloat16, "f8e4m3": torch.float8_e4m3fn, "f8e5m2": torch.float8_e5m2, "f32": torch.float32}
+    source = {name: torch.arange(64, device="cuda", dtype=torch.float32).reshape(8, 8).to(dt)
+              for name, dt in kinds.items()}
+    with broker.connect("dtypes") as client:
+        topic = client.create_topic("dtypes")
+        topic.alloc(source, device="cuda:0")
+        with topic.update() as u:
+            for name, t in source.items():
+                torch.from_dlpack(u[name]).copy_(t)
+            u.stream = torch.cuda.current_stream()
+        with client.open_topic("dtypes").snapshot() as s:
+            for name, dt in kinds.items():
+                t = torch.from_dlpack(s[name])
+                assert t.dtype == dt and t.device.type == "cuda", (name, t.dtype, t.device)
+                assert t.data_ptr() == s[name].data_ptr, name
+                assert torch.equal(t.view(torch.uint8), source[name].view(torch.uint8)), name
+            via_cai = torch.as_tensor(s["f32"], device="cuda")
+            assert via_cai.data_ptr() == s["f32"].data_ptr and torch.equal(via_cai, source["f32"])
+            try:
+                s["bf16"].__cuda_array_interface__
+                raise AssertionError("bf16 has no CUDA Array Interface typestr")
+            except TypeError:
+                pass
+            torch.cuda.synchronize()
+            del t, via_cai  # they hold the snapshot: the client closes only once they are gone
+    return True, "bf16 f8e4m3 f8e5m2 f32 zero-copy"
+
+
+def examples(broker, env):
+    env = dict(env, WEIGHTBUS_SOCKET=broker.socket)
+    cwd = PYTHON / "examples"
+    trainer = subprocess.Popen([sys.executable, "trainer.py", "--steps", "300", "--interval", "0.01"], env=env,
+                               cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.run([sys.executable, "server.py", "--requests", "20", "--interval", "0.02"], env=env, cwd=cwd,
+                            capture_output=True, text=True, timeout=300)
+    trainer_out, _ = trainer.communicate(timeout=300)
+    versions = {line.split(" from version ")[1].split()[0] for line in server.stdout.splitlines()
+                if " from version " in line}
+    ok = server.returncode == 0 and trainer.returncode == 0 and len(versions) >= 2
+    return ok, f"server used {len(versions)} versions" + ("" if ok else f"\n{server.stderr}\n{trainer_out[-2000:]}")
 
 
 def main():
-    build = sys.argv[1] if len(sys.argv) > 1 else "build-gpu"
-    if len(sys.argv) > 2 and sys.argv[2] == "--role":
-        role, socket, versions = sys.argv[3], sys.argv[4], int(sys.argv[5])
-        (publisher if role == "publisher" else reader)(build, socket, versions)
+    args = sys.argv[1:]
+    if args and args[0] == "--role":
+        role, socket, mode, versions = args[1], args[2], args[3], int(args[4])
+        (publisher if role == "publisher" else reader)(socket, mode, versions)
         return
-    versions = int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[2] == "--versions" else 200
+    build = Path(args[0] if args else "build-gpu").resolve()
+    versions = int(args[2]) if len(args) > 2 and args[1] == "--versions" else 200
+    os.environ.setdefault("WEIGHTBUSD", str(build / "broker" / "weightbusd"))
+    os.environ["WEIGHTBUS_LIBRARY"] = str(build / "libclient" / "libweightbus.so.0")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PYTHON), os.environ.get("PYTHONPATH")]))
+    sys.path[:0] = [str(PYTHON), str(PYTHON / "tests")]
     try:
         import torch
     except ImportError:
@@ -201,9 +188,34 @@ def main():
     if not torch.cuda.is_available():
         print("SKIP: no CUDA device")
         return
-    del torch  # the parent stays free of CUDA
-    ok = all([run_mode(build, mode, versions) for mode in ("legacy", "expandable")])
+    from broker import Broker
+
+    ok = True
+    scenarios = [("register-legacy", lambda b: exchange(b, "register", versions, _env(""))),
+                 ("register-expandable", lambda b: exchange(b, "register", versions, _env("expandable_segments:True"))),
+                 ("copy-r2", lambda b: exchange(b, "copy", versions, _env(""))),
+                 ("dtypes", dtypes),
+                 ("examples", lambda b: examples(b, _env("")))]
+    for name, scenario in scenarios:
+        with tempfile.TemporaryDirectory(prefix="wbtorch-") as tmp:
+            broker = Broker(Path(tmp))
+            try:
+                passed, details = scenario(broker)
+            except Exception as e:  # a scenario's failure is reported, and the others still run
+                passed, details = False, f"{type(e).__name__}: {e}"
+            finally:
+                broker.stop()
+        ok &= passed
+        print(f"RESULT torch-{name} {'PASS' if passed else 'FAIL'} {details}", flush=True)
     sys.exit(0 if ok else 1)
+
+
+def _env(alloc_conf):
+    env = dict(os.environ)
+    env.pop("PYTORCH_CUDA_ALLOC_CONF", None)
+    if alloc_conf:
+        env["PYTORCH_CUDA_ALLOC_CONF"] = alloc_conf
+    return env
 
 
 if __name__ == "__main__":

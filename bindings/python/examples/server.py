@@ -28,6 +28,18 @@ def generate(model: torch.nn.Module, weights: dict, prompt: int, length: int) ->
     return tokens
 
 
+def open_when_created(client: weightbus.Client, name: str, timeout: float) -> weightbus.Topic:
+    """Opens the topic, waiting for the trainer to create it if it has not yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return client.open_topic(name)
+        except weightbus.NotFoundError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--topic", default="policy")
@@ -38,7 +50,7 @@ def main() -> None:
 
     model = build_model().to("meta")  # the structure only: the weights come from weightbus
     with weightbus.connect(args.socket, client_name="server") as client:
-        topic = client.open_topic(args.topic)
+        topic = open_when_created(client, args.topic, timeout=30.0)
         topic.wait(after=0, timeout=30.0)  # the trainer's first version
         for request in range(args.requests):
             time.sleep(args.interval)

@@ -7,10 +7,7 @@ Run with Debian's python3 (python3-pytest, python3-numpy) from the repository ro
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
-import uuid
 from pathlib import Path
 from typing import Iterator
 
@@ -22,47 +19,10 @@ sys.path.insert(0, str(PACKAGE_DIR))
 # Child processes of the tests import the same package.
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_DIR), os.environ.get("PYTHONPATH")]))
 
-WEIGHTBUSD = os.environ.get("WEIGHTBUSD", str(ROOT / "build" / "broker" / "weightbusd"))
+os.environ.setdefault("WEIGHTBUSD", str(ROOT / "build" / "broker" / "weightbusd"))
 os.environ.setdefault("WEIGHTBUS_LIBRARY", str(ROOT / "build" / "libclient" / "libweightbus.so.0"))
 
-
-class Broker:
-    """A weightbusd started with --foreground on a socket of its own."""
-
-    def __init__(self, directory: Path, *args: str) -> None:
-        self.socket = str(directory / "broker.sock")
-        self.name = f"pytest-{uuid.uuid4().hex[:12]}"
-        self.log = directory / "broker.log"
-        with open(self.log, "w") as log:
-            self.process = subprocess.Popen(
-                [WEIGHTBUSD, "--foreground", "--socket", self.socket, "--name", self.name, "--log-level", "warn",
-                 *args], stderr=log)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.socket):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"weightbusd did not start: {self.log.read_text()}")
-            time.sleep(0.01)
-
-    def connect(self, name: str = "pytest"):
-        import weightbus
-
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                return weightbus.connect(self.socket, client_name=name)
-            except weightbus.ConnectError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+from broker import Broker  # noqa: E402  (after the environment it reads)
 
 
 @pytest.fixture

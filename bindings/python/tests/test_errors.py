@@ -94,7 +94,7 @@ def test_expired_and_dirty_versions(client):
 
 
 def test_lease_capacity(tmp_path):
-    from conftest import Broker
+    from broker import Broker
 
     b = Broker(tmp_path, "--leases-per-client", "1")
     try:

@@ -44,8 +44,12 @@ class Client:
     def __enter__(self) -> "Client":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            self.close()
+        except StateError:
+            if exc_type is None:
+                raise  # else the block's own exception says more; the garbage collector closes it later
 
     def __del__(self) -> None:
         if getattr(self, "_handle", None) is not None:

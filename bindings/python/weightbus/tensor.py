@@ -108,11 +108,14 @@ class Tensor:
     @property
     def __cuda_array_interface__(self) -> Dict[str, Any]:
         """The CUDA Array Interface (v3) of a CUDA tensor. For a snapshot this first waits on the host until
-        the GPU work that wrote the version is done, so the consumer needs no stream."""
+        the GPU work that wrote the version is done, so the consumer needs no stream. The data is not flagged
+        read-only even for a snapshot: CUDA mappings have no read-only mode, and PyTorch refuses the flag.
+        Readers must not write it."""
         if not self.is_cuda:
             raise TypeError(f"tensor {self.name!r} is in host memory: use np.asarray")
         interface = self._interface("the CUDA Array Interface")
         self._owner._synchronize()
+        interface["data"] = (self.data_ptr, False)
         interface["stream"] = None
         return interface
 

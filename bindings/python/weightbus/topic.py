@@ -44,8 +44,12 @@ class Topic:
     def __enter__(self) -> "Topic":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            self.close()
+        except StateError:
+            if exc_type is None:
+                raise  # else the block's own exception says more; the garbage collector closes it later
 
     @property
     def handle(self) -> ctypes.c_void_p:

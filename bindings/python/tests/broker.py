@@ -1,0 +1,47 @@
+"""A private weightbusd for tests: the pytest fixtures (conftest.py) and tests/gpu/torch_interop.py use it."""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+
+class Broker:
+    """A weightbusd started with --foreground on a socket of its own."""
+
+    def __init__(self, directory: Path, *args: str) -> None:
+        self.socket = str(directory / "broker.sock")
+        self.name = f"pytest-{uuid.uuid4().hex[:12]}"
+        self.log = directory / "broker.log"
+        with open(self.log, "w") as log:
+            self.process = subprocess.Popen(
+                [os.environ["WEIGHTBUSD"], "--foreground", "--socket", self.socket, "--name", self.name,
+                 "--log-level", "warn", *args], stderr=log)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.socket):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"weightbusd did not start: {self.log.read_text()}")
+            time.sleep(0.01)
+
+    def connect(self, name: str = "pytest"):
+        import weightbus
+
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                return weightbus.connect(self.socket, client_name=name)
+            except weightbus.ConnectError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
