@@ -19,8 +19,10 @@ sys.path.insert(0, str(PACKAGE_DIR))
 # Child processes of the tests import the same package.
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_DIR), os.environ.get("PYTHONPATH")]))
 
-os.environ.setdefault("WEIGHTBUSD", str(ROOT / "build" / "broker" / "weightbusd"))
-os.environ.setdefault("WEIGHTBUS_LIBRARY", str(ROOT / "build" / "libclient" / "libweightbus.so.0"))
+# Absolute, as the examples run in another directory.
+for variable, default in (("WEIGHTBUSD", "build/broker/weightbusd"),
+                          ("WEIGHTBUS_LIBRARY", "build/libclient/libweightbus.so.0")):
+    os.environ[variable] = os.path.abspath(os.environ.get(variable, ROOT / default))
 
 from broker import Broker  # noqa: E402  (after the environment it reads)
 

@@ -11,10 +11,13 @@ import weightbus
 
 
 def publish_later(topic, delay=0.05, count=1):
+    """Publishes from another thread after `delay` s; join the thread before the test ends."""
     def run():
         for _ in range(count):
             topic.publish({})
-    threading.Timer(delay, run).start()
+    timer = threading.Timer(delay, run)
+    timer.start()
+    return timer
 
 
 def test_wait_async_wakes_on_publish(client):
@@ -22,8 +25,10 @@ def test_wait_async_wakes_on_publish(client):
     reader = client.open_topic("model")
 
     async def main():
-        publish_later(topic)
-        return await reader.wait_async(after=0, timeout=5.0)
+        publisher = publish_later(topic)
+        version = await reader.wait_async(after=0, timeout=5.0)
+        publisher.join()
+        return version
 
     assert asyncio.run(main()) == 1
 
@@ -53,10 +58,12 @@ def test_several_coroutines_wait_on_one_topic(client):
     reader = client.open_topic("model")
 
     async def main():
-        publish_later(topic, count=3)
+        publisher = publish_later(topic, count=3)
         first = asyncio.gather(*(reader.wait_async(after=0, timeout=5.0) for _ in range(4)))
         later = reader.wait_async(after=2, timeout=5.0)
-        return await first, await later
+        result = await first, await later
+        publisher.join()
+        return result
 
     woken, last = asyncio.run(main())
     assert all(v >= 1 for v in woken) and last == 3
@@ -73,9 +80,10 @@ def test_the_loop_keeps_running_while_waiting(client):
 
     async def main():
         task = asyncio.ensure_future(ticker())
-        publish_later(topic, delay=0.2)
+        publisher = publish_later(topic, delay=0.2)
         version = await topic.wait_async(after=0, timeout=5.0)
         task.cancel()
+        publisher.join()
         return version
 
     assert asyncio.run(main()) == 1 and len(ticks) >= 5

@@ -18,7 +18,8 @@ def run(script, broker, *args, timeout=120):
 
 def test_trainer_and_server(broker):
     trainer = run("trainer.py", broker, "--steps", "200", "--interval", "0.02")
-    assert "published as version 1" in trainer.stdout.readline()
+    first = trainer.stdout.readline()
+    assert "published as version 1" in first, first + trainer.communicate(timeout=60)[0]
     server = run("server.py", broker, "--requests", "5", "--interval", "0.01")
     server_out, _ = server.communicate(timeout=120)
     trainer_out, _ = trainer.communicate(timeout=120)

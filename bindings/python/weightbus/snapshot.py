@@ -27,7 +27,7 @@ class Snapshot:
         self._handle: Optional[ctypes.c_void_p] = handle
         self._released = False  # by the user; the C handle lives on while tensors do
         self._live_tensors = 0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # release() may come from another thread than a lookup
         version = ctypes.c_uint64()
         lib.wb_snapshot_version(handle, ctypes.byref(version))
         data, size, stamp = ctypes.c_void_p(), ctypes.c_uint32(), ctypes.c_uint64()
@@ -67,10 +67,11 @@ class Snapshot:
 
     def tensor(self, name: str) -> Tensor:
         """The tensor or view `name` as of this version (NotFoundError if the topic has none)."""
-        self._check_open()
         info = new(TensorInfo)
-        lib.wb_snapshot_tensor(self._handle, name.encode(), ctypes.byref(info))
-        return Tensor(self, info, writable=False)
+        with self._lock:
+            self._check_open()
+            lib.wb_snapshot_tensor(self._handle, name.encode(), ctypes.byref(info))
+            return Tensor(self, info, writable=False)
 
     __getitem__ = tensor
 
@@ -88,23 +89,24 @@ class Snapshot:
         """Copies tensors into your own buffers: {name: torch tensor or NumPy array}. CUDA copies run
         on `stream` (None: the legacy default stream) after the version's GPU work; synchronize it before the
         snapshot is released. Host-to-host copies are done when this returns."""
-        self._check_open()
         array = (CopyTarget * len(targets))()
         for target, (name, buffer) in zip(array, targets.items()):
             target.struct_size = ctypes.sizeof(CopyTarget)
             target.name = name.encode()
             target.dst, target.dst_bytes, target.device = _buffer_address(buffer)
-        lib.wb_snapshot_copy_into(self._handle, array, len(targets), stream_pointer(stream))
+        with self._lock:
+            self._check_open()
+            lib.wb_snapshot_copy_into(self._handle, array, len(targets), stream_pointer(stream))
 
     def wait_stream(self, stream: Any = None) -> None:
         """Makes `stream` wait for the GPU work that wrote this version, without blocking the host."""
-        self._check_open()
-        lib.wb_snapshot_wait_stream(self._handle, stream_pointer(stream))
+        self._order_stream(stream_pointer(stream))
 
     def synchronize(self, timeout: Optional[float] = None) -> None:
         """Blocks until the GPU work that wrote this version is done (WaitTimeoutError after `timeout` s)."""
-        self._check_open()
-        lib.wb_snapshot_synchronize(self._handle, timeout_ms(timeout))
+        with self._lock:
+            self._check_open()
+            lib.wb_snapshot_synchronize(self._handle, timeout_ms(timeout))
 
     # What Tensor needs of its owner ---------------------------------------------------------------------------
 
@@ -123,14 +125,17 @@ class Snapshot:
                 self._free()
 
     def _export(self, name: str, out: Any) -> None:
-        self._check_open()
-        lib.wb_snapshot_dlpack(self._handle, name.encode(), out)
+        with self._lock:
+            self._check_open()
+            lib.wb_snapshot_dlpack(self._handle, name.encode(), out)
 
     def _order_stream(self, stream: Optional[int]) -> None:
-        lib.wb_snapshot_wait_stream(self._handle, stream)
+        with self._lock:
+            self._check_open()
+            lib.wb_snapshot_wait_stream(self._handle, stream)
 
     def _synchronize(self) -> None:
-        lib.wb_snapshot_synchronize(self._handle, -1)
+        self.synchronize()
 
 
 def _buffer_address(buffer: Any) -> tuple:

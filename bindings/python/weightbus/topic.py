@@ -69,7 +69,7 @@ class Topic:
                                  "still held (by a with block, or by tensors/arrays taken from them): release "
                                  "or delete them first")
         if self._update is not None:
-            self._update.abort()
+            self._update._abort_if_open()
         try:
             lib.wb_topic_close(self._handle)
         except StateError:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import threading
 from typing import TYPE_CHECKING, Any, Optional
 
 from ._lib import TensorInfo, lib, new
@@ -33,6 +34,7 @@ class Update:
         self.metadata: bytes = b""
         self.stream: Any = None  # a CUDA stream the tensors were written on: published with it (see publish)
         self.published_version: Optional[int] = None
+        self._lock = threading.RLock()  # the C update is one thread's at a time; close() may come from another
         version = ctypes.c_uint64()
         lib.wb_update_version(handle, ctypes.byref(version))
         self.version: int = version.value
@@ -54,9 +56,10 @@ class Update:
 
     def tensor(self, name: str) -> Tensor:
         """Marks tensor `name` as changed by this update and returns it, writable (views: write the parent)."""
-        self._check_open()
         info = new(TensorInfo)
-        lib.wb_update_tensor(self._handle, name.encode(), ctypes.byref(info))
+        with self._lock:
+            self._check_open()
+            lib.wb_update_tensor(self._handle, name.encode(), ctypes.byref(info))
         return Tensor(self, info, writable=True)
 
     __getitem__ = tensor
@@ -65,24 +68,31 @@ class Update:
         """Publishes the update as one version and returns its number. `metadata` (bytes, at most 4096) replaces
         self.metadata. With a `stream` (or self.stream), readers' GPU work is ordered after the work queued on
         it so far, without a host wait."""
-        self._check_open()
         data = bytes(self.metadata if metadata is None else metadata)
         stream = self.stream if stream is None else stream
         version = ctypes.c_uint64()
-        if stream is None:
-            lib.wb_update_publish(self._handle, data, len(data), ctypes.byref(version))
-        else:
-            lib.wb_update_publish_on_stream(self._handle, stream_pointer(stream), data, len(data),
-                                            ctypes.byref(version))
-        self._close()
+        with self._lock:
+            self._check_open()
+            if stream is None:
+                lib.wb_update_publish(self._handle, data, len(data), ctypes.byref(version))
+            else:
+                lib.wb_update_publish_on_stream(self._handle, stream_pointer(stream), data, len(data),
+                                                ctypes.byref(version))
+            self._close()
         self.published_version = version.value
         return version.value
 
     def abort(self) -> None:
         """Drops the update: nothing is published (with R = 1 the tensors handed out become dirty)."""
-        self._check_open()
-        lib.wb_update_abort(self._handle)
-        self._close()
+        with self._lock:
+            self._check_open()
+            lib.wb_update_abort(self._handle)
+            self._close()
+
+    def _abort_if_open(self) -> None:
+        with self._lock:
+            if self._handle is not None:
+                self.abort()
 
     def _close(self) -> None:
         self._handle = None
@@ -101,8 +111,9 @@ class Update:
         pass
 
     def _export(self, name: str, out: Any) -> None:
-        self._check_open()
-        lib.wb_update_dlpack(self._handle, name.encode(), out)
+        with self._lock:
+            self._check_open()
+            lib.wb_update_dlpack(self._handle, name.encode(), out)
 
     def _order_stream(self, stream: Optional[int]) -> None:
         pass  # the publisher's own stream order is the caller's
