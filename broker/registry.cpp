@@ -49,19 +49,38 @@ void write_header(const shm::Segment &seg, const shm::Capacities &caps, const sh
 
 }  // namespace
 
+// A clean exit removes the segment and the host allocations; a crash leaves them for the next broker to adopt.
 Registry::~Registry() {
-  for (int fd : allocation_fds_) {
-    if (fd >= 0) close(fd);
+  if (shm_name_.empty()) return;
+  for (uint32_t a = 0; a < allocation_fds_.size(); ++a) {
+    if (allocation_fds_[a] < 0) continue;
+    close(allocation_fds_[a]);
+    shm_unlink(allocation_shm_name(a).c_str());
   }
-  if (!shm_name_.empty()) bip::shared_memory_object::remove(shm_name_.c_str());
+  bip::shared_memory_object::remove(shm_name_.c_str());
 }
 
-int Registry::create(const std::string &broker_name, const shm::Capacities &caps) {
+std::string Registry::allocation_shm_name(uint32_t allocation) const {
+  return "/" + shm_name_ + ".a" + std::to_string(allocation);
+}
+
+int Registry::open(const std::string &broker_name, const shm::Capacities &caps, bool *adopted) {
   shm_name_ = "weightbus-" + std::to_string(getuid()) + "-" + broker_name;
+  *adopted = false;
+  try {
+    shm_ = bip::shared_memory_object(bip::open_only, shm_name_.c_str(), bip::read_write);
+  } catch (const bip::interprocess_exception &) {
+    return create(caps);  // none left behind
+  }
+  int rc = adopt();
+  if (rc != WB_OK) shm_name_.clear();  // not ours: leave it where it is
+  *adopted = rc == WB_OK;
+  return rc;
+}
+
+int Registry::create(const shm::Capacities &caps) {
   shm::Layout layout = shm::compute_layout(caps);
   try {
-    // The caller made sure no broker of this name runs: a segment left here is a dead broker's.
-    bip::shared_memory_object::remove(shm_name_.c_str());
     shm_ = bip::shared_memory_object(bip::create_only, shm_name_.c_str(), bip::read_write, bip::permissions(0600));
     fchmod(shm_.get_mapping_handle().handle, 0600);  // whatever the umask did
     shm_.truncate(bip::offset_t(layout.segment_size));
@@ -121,12 +140,14 @@ int Registry::create_topic(const std::string &name, uint32_t replicas, uint32_t 
   auto found = topics_by_name_.find(name);
   if (found != topics_by_name_.end()) {
     shm::Topic &t = seg_.topic(found->second);
-    if (t.publisher.load() != 0) {
+    uint32_t publisher = t.publisher.load();
+    if (publisher != 0 && !orphan_hands_over(publisher - 1, pid)) {
       return fail(WB_E_BUSY, "topic '%s' already has a publisher (pid %u)", name.c_str(), t.publisher_pid.load());
     }
     if (t.replicas != replicas) {
       return fail(WB_E_INVAL, "topic '%s' exists with %u replicas, not %u", name.c_str(), t.replicas, replicas);
     }
+    if (publisher != 0) release_publisher(found->second);  // an orphan's, handed over
     t.publisher_pid.store(pid);
     t.publisher.store(client + 1, std::memory_order_release);
     seg_.client(client).topics_published.fetch_add(1);
@@ -265,21 +286,23 @@ int Registry::alloc_tensors(uint32_t topic, const std::vector<NewTensor> &specs,
     replica_bytes += align_up(nbytes);
   }
   uint64_t total = std::max<uint64_t>(replica_bytes * t.replicas, WB_ALIGNMENT);
-  int memfd = memfd_create(("weightbus:" + std::string(t.name)).substr(0, 240).c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (memfd < 0) return fail_errno("memfd_create");
-  // Sealed size: no client can shrink the file under another's mapping (SIGBUS) or grow it.
-  if (ftruncate(memfd, off_t(total)) != 0 || fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
-    rc = fail_errno("sizing a tensor allocation");
-    close(memfd);
-    return rc;
-  }
   shm::Header &h = seg_.header();
   uint32_t a = h.allocation_count.load();
+  std::string name = allocation_shm_name(a);
+  shm_unlink(name.c_str());  // left by a broker whose segment is gone
+  int memfd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (memfd < 0) return fail_errno(("shm_open " + name).c_str());
+  if (fchmod(memfd, 0600) != 0 || ftruncate(memfd, off_t(total)) != 0) {
+    rc = fail_errno("sizing a tensor allocation");
+    close(memfd);
+    shm_unlink(name.c_str());
+    return rc;
+  }
   shm::Allocation &alloc = seg_.allocation(a);
   alloc.topic = topic;
   alloc.size = total;
   alloc.generation = next_generation_++;
-  alloc.kind.store(uint32_t(shm::AllocationKind::kHostMemfd), std::memory_order_release);
+  alloc.kind.store(uint32_t(shm::AllocationKind::kHostShm), std::memory_order_release);
   h.allocation_count.store(a + 1, std::memory_order_release);
   allocation_fds_[a] = memfd;
   for (size_t i = 0; i < specs.size(); ++i) {

@@ -55,8 +55,9 @@ class Registry {
   Registry &operator=(const Registry &) = delete;
   ~Registry();
 
-  // Creates the segment /weightbus-<uid>-<name> (mode 0600), replacing a stale one left by a dead broker.
-  int create(const std::string &broker_name, const shm::Capacities &caps);
+  // Opens the segment /weightbus-<uid>-<name> (mode 0600): adopts the one a dead broker left, when it has this
+  // layout (adopt.cpp; its capacities win over caps), else creates it. *adopted says which.
+  int open(const std::string &broker_name, const shm::Capacities &caps, bool *adopted);
   int segment_fd() const;
   const shm::Segment &seg() const { return seg_; }
   const std::string &shm_name() const { return shm_name_; }
@@ -75,7 +76,8 @@ class Registry {
   // Returns the number of tensors left dirty.
   uint32_t release_publisher(uint32_t topic);
 
-  // Allocates the tensors of `specs` that do not exist yet in one memfd; *fd is -1 when all existed.
+  // Allocates the tensors of `specs` that do not exist yet in one shared-memory object (named after the segment
+  // and the allocation, so that a broker restarted after a crash can open it again); *fd is -1 when all existed.
   int alloc_tensors(uint32_t topic, const std::vector<NewTensor> &specs, uint32_t *allocation, int *fd, uint64_t *size);
   int create_view(uint32_t topic, const NewView &view);
   int allocation_fd(uint32_t allocation, int *fd, uint64_t *size) const;
@@ -98,7 +100,22 @@ class Registry {
   // allocations live on. Returns how many died.
   uint32_t exporter_gone(uint32_t client);
 
+  // Adoption (adopt.cpp): client slots a dead broker left live are orphans. Their leases hold until their
+  // process exits or holds nothing any more; a topic one publishes may be taken over by the same process (it
+  // attached again) or once it exited.
+  bool has_orphans() const { return !orphans_.empty(); }
+  // Frees the slots of orphans that are done; returns the topics whose leases that dropped.
+  std::vector<uint32_t> reap_orphans();
+
  private:
+  int create(const shm::Capacities &caps);
+  int adopt();
+  void adopt_names();
+  void adopt_allocations();
+  void adopt_clients();
+  bool orphan_hands_over(uint32_t slot, uint32_t pid) const;
+  bool orphan_done(uint32_t slot, uint32_t pid) const;
+  std::string allocation_shm_name(uint32_t allocation) const;
   int find_tensor(uint32_t topic, const std::string &name, uint32_t *index) const;
   int check_new_tensors(uint32_t topic, const std::vector<NewTensor> &specs, std::vector<bool> *is_new,
                         uint32_t *count) const;
@@ -115,6 +132,7 @@ class Registry {
   std::vector<int> allocation_fds_;
   uint32_t next_generation_ = 1;
   CudaChunks cuda_chunks_;
+  std::unordered_map<uint32_t, uint32_t> orphans_;  // client slot -> pid
 };
 
 }  // namespace wb::broker

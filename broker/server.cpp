@@ -20,6 +20,8 @@ namespace {
 
 // Messages handled per wake-up of one client, so that one busy client cannot starve the others.
 constexpr int kMessagesPerWake = 64;
+// How often orphaned clients of an adopted segment are checked (process alive, leases held).
+constexpr uint64_t kOrphanCheckMs = 100;
 
 bool someone_listens(const sockaddr_un &addr) {
   int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -69,11 +71,24 @@ int Server::run(int ready_fd) {
     log(LogLevel::kError, "%s", wb_last_error());
     return 1;
   }
-  if (listen_socket() != WB_OK || registry_.create(options_.name, options_.caps) != WB_OK) {
+  bool adopted = false;
+  if (listen_socket() != WB_OK) {
     log(LogLevel::kError, "%s", wb_last_error());
     return 1;
   }
+  if (registry_.open(options_.name, options_.caps, &adopted) != WB_OK) {
+    log(LogLevel::kError, "%s", wb_last_error());
+    close(listen_fd_);
+    unlink(socket_path_.c_str());
+    return 1;
+  }
   uv_loop_init(&loop_);
+  uv_timer_init(&loop_, &orphan_timer_);
+  orphan_timer_.data = this;
+  if (registry_.has_orphans()) {
+    uv_timer_start(&orphan_timer_, [](uv_timer_t *timer) { static_cast<Server *>(timer->data)->reap_orphans(); },
+                   0, kOrphanCheckMs);
+  }
   uv_poll_init(&loop_, &listener_, listen_fd_);
   listener_.data = this;
   uv_poll_start(&listener_, UV_READABLE, [](uv_poll_t *handle, int, int) {
@@ -87,9 +102,9 @@ int Server::run(int ready_fd) {
       static_cast<Server *>(h->data)->shutdown();
     }, signum);
   }
-  const shm::Capacities &caps = options_.caps;
-  log(LogLevel::kInfo, "listening on %s, segment /%s (%llu bytes: %u topics, %u tensors, %u clients)",
-      socket_path_.c_str(), registry_.shm_name().c_str(), (unsigned long long)registry_.seg().header().segment_size,
+  const shm::Capacities &caps = registry_.seg().caps();
+  log(LogLevel::kInfo, "listening on %s, %s segment /%s (%llu bytes: %u topics, %u tensors, %u clients)",
+      socket_path_.c_str(), adopted ? "adopted" : "new", registry_.shm_name().c_str(), (unsigned long long)registry_.seg().header().segment_size,
       caps.max_topics, caps.max_tensors, caps.max_clients);
   if (ready_fd >= 0) {
     (void)!write(ready_fd, "r", 1);
@@ -216,6 +231,14 @@ void Server::drop(Connection *conn, const char *why) {
   owned.release();  // freed by the close callback, once libuv is done with the handle
 }
 
+void Server::reap_orphans() {
+  for (uint32_t topic : registry_.reap_orphans()) {
+    shm::Topic &t = registry_.seg().topic(topic);
+    bump_and_wake(&t.release_seq, &t.release_waiters);
+  }
+  if (!registry_.has_orphans()) uv_timer_stop(&orphan_timer_);
+}
+
 void Server::shutdown() {
   std::vector<Connection *> all;
   for (auto &[conn, owned] : connections_) all.push_back(conn);
@@ -227,6 +250,7 @@ void Server::shutdown() {
   uv_close(reinterpret_cast<uv_handle_t *>(&listener_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t *>(&sigterm_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t *>(&sigint_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t *>(&orphan_timer_), nullptr);
   close(listen_fd_);
   unlink(socket_path_.c_str());
 }

@@ -47,6 +47,7 @@ class Server {
   int listen_socket();
   void accept_clients();
   void shutdown();
+  void reap_orphans();
   void reply(Connection *conn, uint32_t id, int code, uint64_t value = 0, uint64_t size = 0, int fd = -1);
   void refuse(Connection *conn, uint32_t id, int code);  // replies with code and wb_last_error()
   void notify_subscribers(uint32_t topic);
@@ -80,6 +81,7 @@ class Server {
   int listen_fd_ = -1;
   uv_signal_t sigterm_;
   uv_signal_t sigint_;
+  uv_timer_t orphan_timer_;  // while an adopted segment has orphaned clients: reclaims them as they finish
   std::unordered_map<Connection *, std::unique_ptr<Connection>> connections_;
   std::unordered_map<uint32_t, std::vector<std::pair<Connection *, int>>> subscribers_;  // topic -> (conn, fd)
 };

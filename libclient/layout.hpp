@@ -102,7 +102,7 @@ struct Tensor {
 // tensors sit at offsets from that base. kCudaVmm: cuMemCreate memory exported as POSIX fds, one per physical
 // chunk mapped back to back (PyTorch's expandable segments map many); the broker keeps the fds, so the memory
 // outlives its exporter.
-enum class AllocationKind : uint32_t { kFree = 0, kHostMemfd = 1, kCudaIpc = 2, kCudaVmm = 3 };
+enum class AllocationKind : uint32_t { kFree = 0, kHostShm = 1, kCudaIpc = 2, kCudaVmm = 3 };
 
 // kLive is 0 so that host allocations, which never change state, need not set it. kPending: a VMM allocation
 // whose chunks are still arriving. kRevoked: its exporter revoked it. kDead: its legacy-IPC exporter is gone.

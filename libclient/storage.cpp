@@ -1,5 +1,5 @@
-// Where a replica's bytes are in this process: host tensors in a mapped memfd, CUDA tensors in an imported
-// (or, for their exporter, its own) device allocation.
+// Where a replica's bytes are in this process: host tensors in a mapped shared-memory object, CUDA tensors in an
+// imported (or, for their exporter, its own) device allocation.
 #include "client_internal.hpp"
 #include "cuda/hooks.hpp"
 

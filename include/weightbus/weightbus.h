@@ -14,7 +14,7 @@
  *
  *   topic     a named set of tensors with one version sequence, e.g. one model. One publisher at a time.
  *   tensor    name, dtype, shape, strides and where its bytes live. Tensors are allocated by the broker in
- *             shareable memory (memfd), 64-byte aligned, many tensors per allocation, or live on a GPU (see
+ *             shareable memory (POSIX shm), 64-byte aligned, many tensors per allocation, or live on a GPU (see
  *             "CUDA tensors": allocated by the library or registered where they already are).
  *   view      a tensor defined as a strided window on another tensor's bytes; it costs no storage.
  *   replica   each tensor has R copies of its storage (R = 1..WB_MAX_REPLICAS, chosen at topic creation).
@@ -555,7 +555,11 @@ WB_API int wb_list_clients(wb_client *client, wb_client_info *out, uint32_t capa
  * - With R >= 2, wb_update_tensor hands out a replica holding an older version's bytes: write all of it.
  * - With R = 1 a reader that never releases blocks the publisher (begin times out with WB_E_TIMEOUT); a
  *   publisher that keeps updating can make R = 1 acquires wait. Use R >= 2 for readers that hold versions.
- * - Topics live until the broker exits; there is no call to delete one yet.
+ * - Topics live until the broker exits cleanly; there is no call to delete one yet. A broker killed or crashed
+ *   leaves its segment and host allocations in /dev/shm, and the next weightbusd of the same name adopts them
+ *   with every published version. Its clients get WB_E_BROKER_GONE and must attach again (the library does
+ *   not re-attach on its own); what they still hold (leases, mappings) stays valid. CUDA VMM allocations
+ *   (wb_tensor_alloc_cuda, registered VMM memory) do not survive a broker restart: WB_E_STALE.
  * - A process must not use a handle after fork(); attach again in the child.
  * - CUDA: a publisher killed while GPU work it published on a stream is still running leaves that version's
  *   bytes undefined (its context is torn down with the work); readers are not told. Legacy-IPC tensors die

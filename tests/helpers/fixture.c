@@ -1,5 +1,6 @@
 #include "fixture.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -101,30 +102,39 @@ static int probe_socket(const char *path) {
   return rc;
 }
 
+/* A killed broker leaves its segment and its host allocations (<segment>.a<N>) behind, for a restarted broker
+ * to adopt. */
+static void remove_shared_memory(const char *name) {
+  char prefix[160];
+  int len = snprintf(prefix, sizeof(prefix), "weightbus-%u-%s", (unsigned)getuid(), name);
+  DIR *dir = opendir("/dev/shm");
+  struct dirent *entry;
+  while (dir != NULL && (entry = readdir(dir)) != NULL) {
+    const char *rest = entry->d_name + len;
+    if (strncmp(entry->d_name, prefix, (size_t)len) != 0 || (rest[0] != '\0' && strncmp(rest, ".a", 2) != 0)) continue;
+    char path[300];
+    snprintf(path, sizeof(path), "/%s", entry->d_name);
+    shm_unlink(path);
+  }
+  if (dir != NULL) closedir(dir);
+}
+
 static void cleanup_files(fx_broker *b) {
   if (b->dir[0] == '\0') return;
-  char shm[160];
-  snprintf(shm, sizeof(shm), "/weightbus-%u-%s", (unsigned)getuid(), b->name);
-  shm_unlink(shm); /* a killed broker leaves its segment behind */
+  remove_shared_memory(b->name);
   unlink(b->socket_path);
   rmdir(b->dir);
   b->dir[0] = '\0';
 }
 
-int fx_broker_start(fx_broker *b, const fx_broker_opts *opts) {
-  static unsigned counter;
-  memset(b, 0, sizeof(*b));
-  snprintf(b->dir, sizeof(b->dir), "/tmp/wbtest-XXXXXX");
-  if (mkdtemp(b->dir) == NULL) {
-    perror("fixture: mkdtemp");
-    b->dir[0] = '\0';
-    return -1;
-  }
-  snprintf(b->socket_path, sizeof(b->socket_path), "%s/broker.sock", b->dir);
-  snprintf(b->name, sizeof(b->name), "test-%d-%u", (int)getpid(), ++counter);
-
+const char *fx_broker_path(void) {
   const char *exe = getenv("WEIGHTBUSD");
-  if (exe == NULL || exe[0] == '\0') exe = WB_TEST_BROKER;
+  return exe != NULL && exe[0] != '\0' ? exe : WB_TEST_BROKER;
+}
+
+/* Starts weightbusd on b's socket and name and waits until it accepts. */
+static int launch(fx_broker *b, const fx_broker_opts *opts) {
+  const char *exe = fx_broker_path();
   const char *level = getenv("WB_TEST_LOG_LEVEL");
   char caps[6][16];
   const char *argv[32];
@@ -185,6 +195,25 @@ int fx_broker_start(fx_broker *b, const fx_broker_opts *opts) {
     }
     fx_sleep_ms(5);
   }
+}
+
+int fx_broker_start(fx_broker *b, const fx_broker_opts *opts) {
+  static unsigned counter;
+  memset(b, 0, sizeof(*b));
+  snprintf(b->dir, sizeof(b->dir), "/tmp/wbtest-XXXXXX");
+  if (mkdtemp(b->dir) == NULL) {
+    perror("fixture: mkdtemp");
+    b->dir[0] = '\0';
+    return -1;
+  }
+  snprintf(b->socket_path, sizeof(b->socket_path), "%s/broker.sock", b->dir);
+  snprintf(b->name, sizeof(b->name), "test-%d-%u", (int)getpid(), ++counter);
+  return launch(b, opts);
+}
+
+int fx_broker_restart(fx_broker *b) {
+  if (b->pid != 0 || b->dir[0] == '\0') return -1;
+  return launch(b, NULL);
 }
 
 int fx_broker_signal_and_wait(fx_broker *b, int sig, int timeout_ms) {

@@ -94,6 +94,11 @@ int fx_broker_signal_and_wait(fx_broker *b, int sig, int timeout_ms);
 void fx_broker_stop(fx_broker *b);
 /* SIGKILL and reap: the broker dies without cleaning up. */
 void fx_broker_kill9(fx_broker *b);
+/* Starts a new weightbusd with the same name and socket as b's dead one (after fx_broker_kill9), which adopts
+ * the segment it left. 0, or -1 with a reason on stderr (b is then stopped and cleaned up). */
+int fx_broker_restart(fx_broker *b);
+/* The weightbusd binary the fixture runs. */
+const char *fx_broker_path(void);
 
 /* cmocka setup/teardown: a broker per test in *state. The setup takes an fx_broker_opts* as prestate
  * (cmocka_unit_test_prestate_setup_teardown) or NULL for defaults. */

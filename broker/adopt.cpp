@@ -1,0 +1,159 @@
+// Adopting the segment a dead broker left: everything published lives in shared memory, so a new broker
+// validates the segment, rebuilds its own indexes and file descriptors from it, and treats the client slots it
+// finds live as orphans until their processes are done with them.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <fstream>
+
+#include "error.hpp"
+#include "lease.hpp"
+#include "log.hpp"
+#include "registry.hpp"
+
+namespace bip = boost::interprocess;
+
+namespace wb::broker {
+
+namespace {
+
+bool process_alive(uint32_t pid) { return pid != 0 && (kill(pid_t(pid), 0) == 0 || errno == EPERM); }
+
+// A live process whose name says it is a broker: the pid of a dead broker may have been reused by anything.
+bool is_running_broker(uint32_t pid) {
+  if (pid == uint32_t(getpid()) || !process_alive(pid)) return false;
+  std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  return std::getline(comm, name) && name == "weightbusd";
+}
+
+}  // namespace
+
+int Registry::adopt() {
+  std::string path = "/dev/shm/" + shm_name_;
+  bip::offset_t size = 0;
+  try {
+    shm_.get_size(size);
+    region_ = bip::mapped_region(shm_, bip::read_write);
+  } catch (const bip::interprocess_exception &e) {
+    return fail(WB_E_IO, "mapping %s, left by an earlier broker: %s", path.c_str(), e.what());
+  }
+  if (shm::validate_header(region_.get_address(), uint64_t(size)) != WB_OK) {
+    return fail(WB_E_ABI_MISMATCH,
+                "%s was left by a weightbusd of another layout (%s); this one cannot adopt it. Remove it "
+                "(rm %s %s.a*) to start afresh: its topics are lost",
+                path.c_str(), wb_last_error(), path.c_str(), path.c_str());
+  }
+  seg_ = shm::Segment(region_.get_address());
+  shm::Header &h = seg_.header();
+  if (is_running_broker(h.broker_pid)) {
+    return fail(WB_E_BUSY, "weightbusd pid %u still serves %s (on another socket?)", h.broker_pid, path.c_str());
+  }
+  fchmod(shm_.get_mapping_handle().handle, 0600);
+  uint32_t dead_broker = h.broker_pid;
+  h.broker_pid = uint32_t(getpid());
+  tensors_by_name_.resize(seg_.caps().max_topics);
+  allocation_fds_.assign(seg_.caps().max_allocations, -1);
+  adopt_names();
+  adopt_allocations();
+  adopt_clients();
+  log(LogLevel::kInfo, "adopted %s: %u topics, %u tensors, %u allocations, %zu clients left by pid %u's broker",
+      path.c_str(), h.topic_count.load(), h.tensor_count.load(), h.allocation_count.load(), orphans_.size(),
+      dead_broker);
+  return WB_OK;
+}
+
+void Registry::adopt_names() {
+  const shm::Header &h = seg_.header();
+  for (uint32_t t = 0; t < h.topic_count.load(); ++t) {
+    shm::Topic &topic = seg_.topic(t);
+    if (topic.state.load() != uint32_t(shm::TopicState::kLive)) continue;
+    topics_by_name_.emplace(topic.name, t);
+    topic.notify_subscribers.store(0);  // their pipes went with the old broker
+    for (uint32_t i = topic.first_tensor; i != shm::kNone; i = seg_.tensor(i).next.load()) {
+      tensors_by_name_[t].emplace(seg_.tensor(i).name, i);
+    }
+  }
+}
+
+// Host allocations are opened again by name. CUDA VMM allocations lived on in the old broker's fds only: they
+// are dead now (readers get WB_E_STALE). Legacy-IPC handles are in the segment and live while their exporter.
+void Registry::adopt_allocations() {
+  const shm::Header &h = seg_.header();
+  for (uint32_t a = 0; a < h.allocation_count.load(); ++a) {
+    shm::Allocation &alloc = seg_.allocation(a);
+    next_generation_ = std::max(next_generation_, alloc.generation + 1);
+    alloc.importers.store(0);
+    auto kind = shm::AllocationKind(alloc.kind.load());
+    if (kind == shm::AllocationKind::kHostShm) {
+      allocation_fds_[a] = shm_open(allocation_shm_name(a).c_str(), O_RDWR | O_CLOEXEC, 0);
+      struct stat st {};
+      if (allocation_fds_[a] < 0 || fstat(allocation_fds_[a], &st) != 0 || uint64_t(st.st_size) < alloc.size) {
+        log(LogLevel::kError, "allocation %u of topic '%s' (%s) is missing or short: its tensors are lost", a,
+            seg_.topic(alloc.topic).name, allocation_shm_name(a).c_str());
+        if (allocation_fds_[a] >= 0) close(allocation_fds_[a]);
+        allocation_fds_[a] = -1;
+      }
+    } else if (kind == shm::AllocationKind::kCudaVmm ||
+               (kind == shm::AllocationKind::kCudaIpc && !process_alive(alloc.creator_pid))) {
+      alloc.state.store(uint32_t(shm::AllocationState::kDead), std::memory_order_release);
+    }
+  }
+}
+
+void Registry::adopt_clients() {
+  for (uint32_t c = 0; c < seg_.caps().max_clients; ++c) {
+    shm::ClientSlot &slot = seg_.client(c);
+    next_generation_ = std::max(next_generation_, slot.generation + 1);
+    if (slot.state.load() == uint32_t(shm::ClientState::kLive)) orphans_.emplace(c, slot.pid);
+  }
+}
+
+// The process that published through the orphan attached again, or it is gone: the topic may change hands.
+bool Registry::orphan_hands_over(uint32_t slot, uint32_t pid) const {
+  auto found = orphans_.find(slot);
+  return found != orphans_.end() && (found->second == pid || !process_alive(found->second));
+}
+
+// An orphan is done once its process exited, or once it holds no lease, publishes nothing and exported no
+// CUDA memory that still lives: its library saw the broker go and released what it held.
+bool Registry::orphan_done(uint32_t slot, uint32_t pid) const {
+  if (!process_alive(pid)) return true;
+  if (lease::count_held(seg_, slot) > 0 || seg_.client(slot).topics_published.load() > 0) return false;
+  for (uint32_t a = 0; a < seg_.header().allocation_count.load(); ++a) {
+    const shm::Allocation &alloc = seg_.allocation(a);
+    if (alloc.kind.load() == uint32_t(shm::AllocationKind::kCudaIpc) && alloc.exporter_client == slot &&
+        alloc.state.load() == uint32_t(shm::AllocationState::kLive)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::vector<uint32_t> Registry::reap_orphans() {
+  std::vector<uint32_t> topics;
+  for (auto it = orphans_.begin(); it != orphans_.end();) {
+    auto [slot, pid] = *it;
+    if (!orphan_done(slot, pid)) {
+      ++it;
+      continue;
+    }
+    for (uint32_t t = 0; t < seg_.header().topic_count.load(); ++t) {
+      if (is_publisher(t, slot)) release_publisher(t);
+    }
+    exporter_gone(slot);
+    std::vector<uint32_t> leased = remove_client(slot);
+    topics.insert(topics.end(), leased.begin(), leased.end());
+    log(LogLevel::kInfo, "reclaim pid %u (client %u, attached to the previous broker): %zu lease(s)", pid, slot,
+        leased.size());
+    it = orphans_.erase(it);
+  }
+  return topics;
+}
+
+}  // namespace wb::broker
