@@ -3,6 +3,7 @@
 #   bash dev.sh demo   install what is missing (apt), build, start a broker and show versions flowing
 #   bash dev.sh test   install what is missing, build, and run every test (plain, the Rust and Go bindings,
 #                      then ASan/UBSan)
+#   bash dev.sh bench  install what is missing, build (Release) and run bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -11,6 +12,8 @@ BUILD_PACKAGES=(build-essential cmake pkg-config libuv1-dev libflatbuffers-dev f
 # Only the tests need these: spin (the protocol model), Go and Rust (the bindings), and Debian's Python with
 # pytest, NumPy, pip and PyTorch (CPU) for the Python binding.
 TEST_PACKAGES=(spin golang-go python3-pytest python3-numpy python3-pip python3-torch)
+# The benchmarks' comparisons and plots (bash dev.sh bench).
+BENCH_PACKAGES=(python3-numpy python3-matplotlib python3-fastapi python3-uvicorn python3-requests)
 # Rust for bindings/rust: rustup's toolchain when there is one, else Debian's.
 [ -x "${HOME:-}/.cargo/bin/cargo" ] && export PATH=$HOME/.cargo/bin:$PATH
 command -v cargo >/dev/null || TEST_PACKAGES+=(cargo)
@@ -52,8 +55,13 @@ case "${1:-}" in
     build build-asan -DWB_SANITIZE=ON
     ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j "$JOBS"
     ;;
+  bench)
+    install_missing "${BUILD_PACKAGES[@]}" "${BENCH_PACKAGES[@]}"
+    build build-bench -DCMAKE_BUILD_TYPE=Release
+    PYTHON=/usr/bin/python3 exec bash bench/run.sh build-bench
+    ;;
   *)
-    echo "usage: bash dev.sh demo|test" >&2
+    echo "usage: bash dev.sh demo|test|bench" >&2
     exit 2
     ;;
 esac

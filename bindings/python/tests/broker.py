@@ -45,3 +45,8 @@ class Broker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        # A killed broker leaves its segment and host allocations behind (for a restarted one to adopt).
+        prefix = f"weightbus-{os.getuid()}-{self.name}"
+        for leftover in Path("/dev/shm").glob(prefix + "*"):
+            if leftover.name == prefix or leftover.name.startswith(prefix + ".a"):
+                leftover.unlink(missing_ok=True)

@@ -100,3 +100,21 @@ def test_bad_device_names_are_refused(client):
         topic.alloc({"g": ((4,), "f32")}, device="tpu")
     with pytest.raises(ValueError, match="unknown dtype"):
         topic.alloc({"g": ((4,), "complex64")})
+
+
+def test_copy_into_numpy_buffers_and_a_reused_plan(client):
+    topic = make_topic(client)
+    w, b = np.zeros((4, 8), np.float32), np.zeros(8, np.int64)
+    plan = weightbus.CopyPlan({"w": w, "b": b})
+    for step in (1, 2):
+        topic.publish({"w": np.full((4, 8), step, np.float32), "b": np.full(8, step, np.int64)})
+        with client.open_topic("model").snapshot() as s:
+            s.copy_into(plan)
+        assert (w == step).all() and (b == step).all()
+    with client.open_topic("model").snapshot() as s:
+        with pytest.raises(weightbus.InvalidArgumentError, match="WB_E_SIZE"):
+            s.copy_into({"w": np.zeros(3, np.float32)})
+        with pytest.raises(ValueError, match="writable"):
+            s.copy_into({"w": np.asarray(s["w"])})
+        with pytest.raises(weightbus.NotFoundError):
+            s.copy_into({"missing": np.zeros(4, np.float32)})

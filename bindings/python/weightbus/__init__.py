@@ -18,7 +18,7 @@ from .errors import (AbiMismatchError, AlreadyExistsError, BrokerGoneError, Busy
                      LibraryNotFoundError, NoCudaError, NotFoundError, OutOfMemoryError, PermissionDeniedError,
                      ProtocolError, StaleError, StateError, SystemCallError, WaitTimeoutError, WeightbusError)
 from .info import ClientInfo, TensorLayout, TopicInfo
-from .snapshot import Snapshot
+from .snapshot import CopyPlan, Snapshot
 from .tensor import Tensor
 from .topic import Topic
 from .update import Update
@@ -33,7 +33,7 @@ def library_version() -> str:
 
 __all__ = [
     "AbiMismatchError", "AlreadyExistsError", "BrokerGoneError", "BusyError", "CapacityError", "Client",
-    "ClientInfo", "ConnectError", "CudaError", "DirtyError", "ExpiredError", "InvalidArgumentError",
+    "ClientInfo", "ConnectError", "CopyPlan", "CudaError", "DirtyError", "ExpiredError", "InvalidArgumentError",
     "LibraryNotFoundError", "MAX_DIMS", "MAX_REPLICAS", "METADATA_MAX", "NAME_MAX", "NoCudaError",
     "NotFoundError", "OutOfMemoryError", "PermissionDeniedError", "ProtocolError", "Snapshot", "StaleError",
     "StateError", "SystemCallError", "Tensor", "TensorLayout", "Topic", "TopicInfo", "Update", "VERSION_MAX",

@@ -85,18 +85,15 @@ class Snapshot:
     def __contains__(self, name: object) -> bool:
         return name in self.names()
 
-    def copy_into(self, targets: Mapping[str, Any], stream: Any = None) -> None:
-        """Copies tensors into your own buffers: {name: torch tensor or NumPy array}. CUDA copies run
-        on `stream` (None: the legacy default stream) after the version's GPU work; synchronize it before the
-        snapshot is released. Host-to-host copies are done when this returns."""
-        array = (CopyTarget * len(targets))()
-        for target, (name, buffer) in zip(array, targets.items()):
-            target.struct_size = ctypes.sizeof(CopyTarget)
-            target.name = name.encode()
-            target.dst, target.dst_bytes, target.device = _buffer_address(buffer)
+    def copy_into(self, targets: "Mapping[str, Any] | CopyPlan", stream: Any = None) -> None:
+        """Copies tensors into your own buffers: {name: torch tensor or NumPy array}, or a CopyPlan made once for
+        buffers that receive every version. CUDA copies run on `stream` (None: the legacy default stream) after
+        the version's GPU work; synchronize it before the snapshot is released. Host-to-host copies are done
+        when this returns."""
+        plan = targets if isinstance(targets, CopyPlan) else CopyPlan(targets)
         with self._lock:
             self._check_open()
-            lib.wb_snapshot_copy_into(self._handle, array, len(targets), stream_pointer(stream))
+            lib.wb_snapshot_copy_into(self._handle, plan._array, len(plan._array), stream_pointer(stream))
 
     def wait_stream(self, stream: Any = None) -> None:
         """Makes `stream` wait for the GPU work that wrote this version, without blocking the host."""
@@ -136,6 +133,19 @@ class Snapshot:
 
     def _synchronize(self) -> None:
         self.synchronize()
+
+
+class CopyPlan:
+    """Destinations for Snapshot.copy_into, resolved once: {topic tensor name: torch tensor or NumPy array}. It
+    keeps the buffers alive; a server that loads every version into the same buffers makes one and reuses it."""
+
+    def __init__(self, targets: Mapping[str, Any]) -> None:
+        self._buffers = dict(targets)
+        self._array = (CopyTarget * len(self._buffers))()
+        for target, (name, buffer) in zip(self._array, self._buffers.items()):
+            target.struct_size = ctypes.sizeof(CopyTarget)
+            target.name = name.encode()
+            target.dst, target.dst_bytes, target.device = _buffer_address(buffer)
 
 
 def _buffer_address(buffer: Any) -> tuple:

@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""Full-model update on one GPU, four ways, measured in the same run:
+
+  (a) peers   vLLM's IPC engine, reproduced: the trainer calls torch.multiprocessing.reductions.reduce_tensor
+              on every tensor, pickles the update info (names, dtypes, shapes, {GPU UUID: handle}), base64-encodes
+              it and POSTs it with `requests` to the server, whose handler unpickles it, rebuilds every tensor
+              (rebuild_cuda_tensor opens the IPC handles) and copies it into its own weights (load_weights).
+              Timed from the trainer's first reduce_tensor to the POST's response.
+  (b) flip    weightbus, zero-copy: the trainer's weights are registered in place (R = 1); an update is begin +
+              publish on its stream; the server wakes, leases the version and resolves every tensor (its stream
+              ordered after the version). Timed from the trainer's begin to the server having every tensor.
+  (c) copy    weightbus copy-into: as (b), then the server copies every tensor into its own weights with
+              wb_snapshot_copy_into on its stream and synchronizes. Same start, ends when the copies are done.
+  (d) raw     the floor: one cudaMemcpy of the same number of bytes between two buffers in the server.
+
+    python3 bench/model_update.py BUILD_DIR [--set qwen8b|many|all] [--iterations N] [--out CSV]
+
+Shape sets: qwen8b, a Qwen3-8B-like bf16 model (399 tensors, 16.4 GB); many, 1,000 bf16 tensors of 1024 x 1024
+(2.1 GB). Prints CSV rows set,path,iteration,ms and a summary with the ratios; "SKIP: ..." without torch or GPU.
+"""
+import argparse
+import base64
+import json
+import os
+import pickle
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = ROOT / "bindings" / "python"
+
+
+def shapes(name):
+    if name == "many":
+        return {f"layers.{i}.weight": (1024, 1024) for i in range(1000)}
+    hidden, inter, heads, kv_heads, head_dim, vocab = 4096, 12288, 32, 8, 128, 151936
+    out = {"model.embed_tokens.weight": (vocab, hidden)}
+    for i in range(36):
+        p = f"model.layers.{i}."
+        out.update({p + "self_attn.q_proj.weight": (heads * head_dim, hidden),
+                    p + "self_attn.k_proj.weight": (kv_heads * head_dim, hidden),
+                    p + "self_attn.v_proj.weight": (kv_heads * head_dim, hidden),
+                    p + "self_attn.o_proj.weight": (hidden, heads * head_dim),
+                    p + "self_attn.q_norm.weight": (head_dim,), p + "self_attn.k_norm.weight": (head_dim,),
+                    p + "mlp.gate_proj.weight": (inter, hidden), p + "mlp.up_proj.weight": (inter, hidden),
+                    p + "mlp.down_proj.weight": (hidden, inter),
+                    p + "input_layernorm.weight": (hidden,), p + "post_attention_layernorm.weight": (hidden,)})
+    out.update({"model.norm.weight": (hidden,), "lm_head.weight": (vocab, hidden)})
+    return out
+
+
+def allocate(torch, set_name, fill):
+    return {n: torch.full(s, fill, dtype=torch.bfloat16, device="cuda") for n, s in shapes(set_name).items()}
+
+
+# The server, in its own process: commands on stdin, one result line per command on stdout ------------------
+
+def server(socket, set_name):
+    import torch
+    import weightbus
+    from werkzeug.serving import make_server
+    from werkzeug.wrappers import Request, Response
+
+    own = allocate(torch, set_name, 0.0)
+    total = sum(t.numel() * t.element_size() for t in own.values())
+    src, dst = torch.empty(total, dtype=torch.uint8, device="cuda"), torch.empty(total, dtype=torch.uint8, device="cuda")
+    uuid = str(torch.cuda.get_device_properties(0).uuid)
+    stream = torch.cuda.current_stream()
+
+    def load_weights(weights):  # vLLM's load_weights copies each received tensor into the model's parameter
+        for name, tensor in weights:
+            own[name].copy_(tensor)
+
+    @Request.application
+    def update_weights(request):  # vLLM's IPC engine's receive_weights, behind an HTTP endpoint
+        info = pickle.loads(base64.b64decode(json.loads(request.get_data())["update_info"]))
+        weights = []
+        for name, handle in zip(info["names"], info["ipc_handles"]):
+            func, args = handle[uuid]
+            args = list(args)
+            args[6] = torch.cuda.current_device()
+            weights.append((name, func(*args)))
+        load_weights(weights)
+        torch.cuda.synchronize()
+        return Response("ok")
+
+    http = make_server("127.0.0.1", 0, update_weights, threaded=False)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    client = weightbus.connect(socket, client_name="bench-server", timeout=60)
+    topic = client.open_topic("model")
+    plan = weightbus.CopyPlan(own)
+    names = list(own)
+    print(f"ready {http.server_port}", flush=True)
+    seen = 0
+    for command in sys.stdin:
+        command = command.strip()
+        if command in ("flip", "copy"):
+            seen = topic.wait(after=seen, timeout=60)
+            with topic.snapshot(seen, timeout=60) as s:
+                start_ns = int(s.metadata)
+                if command == "flip":
+                    tensors = [s.tensor(n) for n in names]
+                    s.wait_stream(stream)
+                else:
+                    s.copy_into(plan, stream)
+                    stream.synchronize()
+                elapsed = time.monotonic_ns() - start_ns
+                if command == "flip":
+                    stream.synchronize()  # before the release: the server's kernels would read these bytes
+                    del tensors
+            print(f"{elapsed / 1e6:.3f}", flush=True)
+        elif command == "raw":
+            torch.cuda.synchronize()
+            start = time.monotonic_ns()
+            dst.copy_(src)
+            torch.cuda.synchronize()
+            print(f"{(time.monotonic_ns() - start) / 1e6:.3f}", flush=True)
+        elif command == "check":
+            ok = all(bool((t == float(seen)).all()) for t in own.values())
+            print("ok" if ok else "mismatch", flush=True)
+    client.close()
+
+
+# The trainer (this process) ---------------------------------------------------------------------------------
+
+def peers_update(torch, weights, url):
+    import requests
+    from torch.multiprocessing.reductions import reduce_tensor
+
+    uuid = str(torch.cuda.get_device_properties(0).uuid)
+    start = time.monotonic_ns()
+    info = {"names": [], "dtype_names": [], "shapes": [], "ipc_handles": []}
+    for name, t in weights.items():
+        info["names"].append(name)
+        info["dtype_names"].append(str(t.dtype).split(".")[-1])
+        info["shapes"].append(list(t.shape))
+        info["ipc_handles"].append({uuid: reduce_tensor(t)})
+    body = {"update_info": base64.b64encode(pickle.dumps(info)).decode()}
+    response = requests.post(url, json=body, timeout=600)
+    response.raise_for_status()
+    return (time.monotonic_ns() - start) / 1e6
+
+
+def run_set(set_name, iterations, broker, rows):
+    import torch
+    import weightbus
+
+    weights = allocate(torch, set_name, 1.0)
+    client = weightbus.connect(broker.socket, client_name="bench-trainer", timeout=60)
+    topic = client.create_topic("model", replicas=1)
+    topic.register_cuda(weights)  # zero-copy: the trainer's own tensors are the topic's
+    env = dict(os.environ, PYTHONPATH=str(PYTHON))
+    srv = subprocess.Popen([sys.executable, __file__, "--role", "server", broker.socket, set_name], env=env,
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    port = int(srv.stdout.readline().split()[1])
+    url = f"http://127.0.0.1:{port}/update_weights"
+
+    def ask(command):
+        srv.stdin.write(command + "\n")
+        srv.stdin.flush()
+        return srv.stdout.readline().strip()
+
+    def publish(version):
+        """A training step writes the weights in place (R = 1: between begin and publish), then the update is
+        published on the stream; the clock starts once the step's GPU work is done."""
+        with topic.update(timeout=60) as update:
+            for t in weights.values():
+                t.fill_(float(version))
+            torch.cuda.synchronize()
+            update.metadata = str(time.monotonic_ns()).encode()
+            for name in weights:
+                update.tensor(name)
+            update.stream = torch.cuda.current_stream()
+
+    version = 0
+    for path in ("peers", "flip", "copy", "raw"):
+        for i in range(iterations + 1):  # the first is a warm-up, not recorded
+            if path in ("flip", "copy"):
+                version += 1
+                publish(version)
+                ms = float(ask(path))
+            elif path == "peers":
+                torch.cuda.synchronize()
+                ms = peers_update(torch, weights, url)
+            else:
+                ms = float(ask("raw"))
+            if i > 0:
+                rows.append((set_name, path, i, ms))
+                print(f"{set_name},{path},{i},{ms:.3f}", flush=True)
+        if path == "copy" and ask("check") != "ok":
+            raise RuntimeError("the server's weights differ from the trainer's after copy-into")
+    srv.stdin.close()
+    srv.wait(timeout=120)
+    topic.revoke(next(iter(weights)), timeout=60)
+    client.close()
+
+
+def main():
+    args = sys.argv[1:]
+    if args and args[0] == "--role":
+        server(args[2], args[3])
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("build", nargs="?", default="build-gpu")
+    parser.add_argument("--set", default="all", choices=["qwen8b", "many", "all"])
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--out", help="also write the rows to this CSV file")
+    opts = parser.parse_args()
+    build = Path(opts.build).resolve()
+    os.environ.setdefault("WEIGHTBUSD", str(build / "broker" / "weightbusd"))
+    os.environ["WEIGHTBUS_LIBRARY"] = str(build / "libclient" / "libweightbus.so.0")
+    sys.path[:0] = [str(PYTHON), str(PYTHON / "tests")]
+    try:
+        import torch
+        import requests  # noqa: F401
+        import werkzeug  # noqa: F401
+    except ImportError as e:
+        print(f"SKIP: {e}")
+        return
+    if not torch.cuda.is_available():
+        print("SKIP: no CUDA device")
+        return
+    from broker import Broker
+
+    print("set,path,iteration,ms", flush=True)
+    rows = []
+    for set_name in (["qwen8b", "many"] if opts.set == "all" else [opts.set]):
+        with tempfile.TemporaryDirectory(prefix="wbbench-") as tmp:
+            broker = Broker(Path(tmp))
+            try:
+                run_set(set_name, opts.iterations, broker, rows)
+            finally:
+                broker.stop()
+        torch.cuda.empty_cache()
+    if opts.out:
+        with open(opts.out, "w") as f:
+            f.write("set,path,iteration,ms\n" + "".join(f"{s},{p},{i},{ms:.3f}\n" for s, p, i, ms in rows))
+    for set_name in sorted({r[0] for r in rows}):
+        med = {p: statistics.median(ms for s, q, _, ms in rows if s == set_name and q == p)
+               for p in ("peers", "flip", "copy", "raw")}
+        print(f"RESULT model-update-{set_name} peers_ms={med['peers']:.1f} flip_ms={med['flip']:.2f} "
+              f"copy_ms={med['copy']:.2f} raw_ms={med['raw']:.2f} copy_over_raw={med['copy'] / med['raw']:.3f} "
+              f"peers_over_copy={med['peers'] / med['copy']:.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

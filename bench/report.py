@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Reads the CSV files bench/run.sh wrote and prints the summary table with the ratios the targets are stated
+in; draws PNG plots next to them when matplotlib is installed (Debian: python3-matplotlib).
+
+    python3 bench/report.py bench/results
+"""
+import csv
+import statistics
+import sys
+from pathlib import Path
+
+
+def rows(path):
+    return list(csv.DictReader(open(path))) if path.exists() else []
+
+
+def notify_table(out, lines):
+    data = {r["path"]: r for r in rows(out / "notify.csv")}
+    if not data:
+        return
+    floor, wait = float(data["futex"]["p50_us"]), float(data["wait"]["p50_us"])
+    lines.append("notify latency (publish -> wake), us:   p50      p99    p99.9")
+    for path, r in data.items():
+        lines.append(f"  {path:<14} {float(r['p50_us']):>22.1f} {float(r['p99_us']):>8.1f} {float(r['p999_us']):>8.1f}")
+    lines.append(f"  wait p50 / futex floor p50 = {wait / floor:.2f} (target <= 2)")
+    http = [r for p, r in data.items() if p.startswith("http")]
+    if http:
+        lines.append(f"  {http[0]['path']} p50 / wait p50 = {float(http[0]['p50_us']) / wait:.0f}x (target >= 50x)")
+
+
+def attach_table(out, lines):
+    for name, title in (("attach.csv", "attach + resolve, host tensors"), ("attach-gpu.csv", "attach + resolve, CUDA")):
+        data = rows(out / name)
+        if data:
+            lines.append(f"{title}: " + "; ".join(
+                ", ".join(f"{k}={v}" for k, v in r.items()) for r in data))
+
+
+def scale_table(out, lines):
+    data = rows(out / "scale.csv")
+    if data:
+        lines.append("publishes per second: " + "; ".join(
+            f"{r['readers']} readers: {float(r['publishes_per_s']):.0f}/s (each reads {float(r['reads_per_s_per_reader']):.0f}/s, "
+            f"torn {r['torn']})" for r in data))
+
+
+def model_medians(out):
+    data = rows(out / "model-update.csv")
+    medians = {}
+    for r in data:
+        medians.setdefault(r["set"], {}).setdefault(r["path"], []).append(float(r["ms"]))
+    return {s: {p: statistics.median(v) for p, v in paths.items()} for s, paths in medians.items()}
+
+
+def model_table(out, lines):
+    for set_name, m in model_medians(out).items():
+        lines.append(f"full-model update, {set_name} (median ms): peers {m['peers']:.1f}, weightbus flip "
+                     f"{m['flip']:.2f}, copy-into {m['copy']:.2f}, raw D2D {m['raw']:.2f}")
+        lines.append(f"  copy-into / raw = {m['copy'] / m['raw']:.3f} (target <= 1.1); peers / copy-into = "
+                     f"{m['peers'] / m['copy']:.1f}x (target >= 10x); peers / flip = {m['peers'] / m['flip']:.0f}x")
+
+
+def plots(out):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "no plots: matplotlib is not installed here (python3 bench/report.py DIR where it is)"
+    notify = rows(out / "notify.csv")
+    if notify:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        labels = [r["path"] for r in notify]
+        for k, (col, name) in enumerate((("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9"))):
+            ax.bar([i + k * 0.27 for i in range(len(labels))], [float(r[col]) for r in notify], 0.27, label=name)
+        ax.set_xticks([i + 0.27 for i in range(len(labels))], labels)
+        ax.set_yscale("log")
+        ax.set_ylabel("publish -> wake (us)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "notify.png", dpi=120)
+    attach = rows(out / "attach.csv")
+    if attach:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        n = [int(r["tensors"]) for r in attach]
+        ax.loglog(n, [float(r["cold_ms"]) for r in attach], "o-", label="cold (new process)")
+        ax.loglog(n, [float(r["warm_ms"]) for r in attach], "o-", label="warm")
+        ax.set_xlabel("tensors")
+        ax.set_ylabel("attach + resolve every tensor (ms)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "attach.png", dpi=120)
+    model = model_medians(out)
+    if model:
+        fig, axes = plt.subplots(1, len(model), figsize=(5 * len(model), 4), squeeze=False)
+        for ax, (set_name, m) in zip(axes[0], model.items()):
+            paths = ["peers", "flip", "copy", "raw"]
+            ax.bar(paths, [m[p] for p in paths], color=["grey", "tab:green", "tab:blue", "black"])
+            ax.set_yscale("log")
+            ax.set_title(set_name)
+            ax.set_ylabel("update (ms)")
+        fig.tight_layout()
+        fig.savefig(out / "model-update.png", dpi=120)
+    return f"plots: {', '.join(p.name for p in sorted(out.glob('*.png')))}"
+
+
+def main():
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results")
+    lines = []
+    notify_table(out, lines)
+    attach_table(out, lines)
+    scale_table(out, lines)
+    model_table(out, lines)
+    lines.append(plots(out))
+    machine = out / "machine.txt"
+    print("\n== weightbus benchmarks" + (f" ({machine.read_text().strip()})" if machine.exists() else ""))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

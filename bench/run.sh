@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Every benchmark of weightbus, from the repository root:
+#
+#   bash bench/run.sh [BUILD_DIR]        BUILD_DIR defaults to build (a CMake build with tests on)
+#
+# CPU parts run anywhere: notify latency (weightbus wait and notify fd against a raw shared futex and an HTTP
+# POST to a local server), attach cost and registry scale, publishes per second with 1/4/16 readers. GPU parts
+# run where nvidia-smi finds a GPU: full-model update (peers' IPC-over-HTTP path, weightbus flip and copy-into,
+# raw D2D) and attach + resolve of CUDA tensors. CSV files go to bench/results/, PNG plots too when
+# python3-matplotlib is there (else: python3 bench/report.py bench/results on a machine that has it), and a
+# table with the ratios comes last. `bash dev.sh bench` installs what is needed, builds and runs this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=$(realpath "${1:-build}")
+out=bench/results
+mkdir -p "$out"
+export WEIGHTBUSD=$build/broker/weightbusd
+export LD_LIBRARY_PATH=$build/libclient${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+python=${PYTHON:-python3}
+machine="$(nproc) CPUs, $(uname -r)"
+gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1 || true)
+echo "machine: $machine${gpu:+, $gpu}" | tee "$out/machine.txt"
+
+echo "== notify latency"
+"$build/bench/notify-latency" --iterations 10000 | tee "$out/notify.csv"
+"$python" bench/http_notify.py --iterations 2000 | tee -a "$out/notify.csv"
+echo "== attach cost and registry scale (host tensors)"
+"$build/bench/attach-cost" --max 100000 | tee "$out/attach.csv"
+echo "== publishes per second"
+"$build/bench/publish-scale" --seconds 3 | tee "$out/scale.csv"
+
+if [ -n "$gpu" ]; then
+  echo "== attach + resolve of CUDA tensors"
+  echo "tensors,owned_cold_ms,owned_warm_ms,registered_cold_ms,registered_warm_ms" > "$out/attach-gpu.csv"
+  for n in 100 1000 10000; do
+    "$build/tests/gpu/gpu-attach-resolve" --tensors $n | tee /dev/stderr | sed -nE \
+      's/.*tensors=([0-9]+) owned_cold_ms=([0-9.]+) owned_warm_ms=([0-9.]+) registered_cold_ms=([0-9.]+) registered_warm_ms=([0-9.]+).*/\1,\2,\3,\4,\5/p' \
+      >> "$out/attach-gpu.csv"
+  done
+  echo "== full-model update"
+  "$python" bench/model_update.py "$build" --iterations 5 --out "$out/model-update.csv"
+fi
+"$python" bench/report.py "$out"
