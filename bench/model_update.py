@@ -11,7 +11,9 @@
               ordered after the version). Timed from the trainer's begin to the server having every tensor.
   (c) copy    weightbus copy-into: as (b), then the server copies every tensor into its own weights with
               wb_snapshot_copy_into on its stream and synchronizes. Same start, ends when the copies are done.
-  (d) raw     the floor: one cudaMemcpy of the same number of bytes between two buffers in the server.
+  (d) raw     the floor: the same tensors copied device to device in the server by torch._foreach_copy_ (one
+              batched launch for all of them), with no notification, lease or lookup. Also reported: one
+              cudaMemcpy of the same number of bytes between two contiguous buffers (raw-contiguous).
 
     python3 bench/model_update.py BUILD_DIR [--set qwen8b|many|all] [--iterations N] [--out CSV]
 
@@ -67,6 +69,7 @@ def server(socket, set_name):
     from werkzeug.wrappers import Request, Response
 
     own = allocate(torch, set_name, 0.0)
+    sources = list(allocate(torch, set_name, 1.0).values())
     total = sum(t.numel() * t.element_size() for t in own.values())
     src, dst = torch.empty(total, dtype=torch.uint8, device="cuda"), torch.empty(total, dtype=torch.uint8, device="cuda")
     uuid = str(torch.cuda.get_device_properties(0).uuid)
@@ -114,10 +117,13 @@ def server(socket, set_name):
                     stream.synchronize()  # before the release: the server's kernels would read these bytes
                     del tensors
             print(f"{elapsed / 1e6:.3f}", flush=True)
-        elif command == "raw":
+        elif command in ("raw", "raw-contiguous"):
             torch.cuda.synchronize()
             start = time.monotonic_ns()
-            dst.copy_(src)
+            if command == "raw":
+                torch._foreach_copy_(list(own.values()), sources)
+            else:
+                dst.copy_(src)
             torch.cuda.synchronize()
             print(f"{(time.monotonic_ns() - start) / 1e6:.3f}", flush=True)
         elif command == "check":
@@ -166,19 +172,19 @@ def run_set(set_name, iterations, broker, rows):
         return srv.stdout.readline().strip()
 
     def publish(version):
-        """A training step writes the weights in place (R = 1: between begin and publish), then the update is
-        published on the stream; the clock starts once the step's GPU work is done."""
+        """A training step takes the tensors it writes from the update (R = 1: in place, between begin and
+        publish), writes them, and publishes on its stream; the clock starts once the step's GPU work is done."""
         with topic.update(timeout=60) as update:
+            for name in weights:
+                update.tensor(name)
             for t in weights.values():
                 t.fill_(float(version))
             torch.cuda.synchronize()
             update.metadata = str(time.monotonic_ns()).encode()
-            for name in weights:
-                update.tensor(name)
             update.stream = torch.cuda.current_stream()
 
     version = 0
-    for path in ("peers", "flip", "copy", "raw"):
+    for path in ("peers", "flip", "copy", "raw", "raw-contiguous"):
         for i in range(iterations + 1):  # the first is a warm-up, not recorded
             if path in ("flip", "copy"):
                 version += 1
@@ -188,7 +194,7 @@ def run_set(set_name, iterations, broker, rows):
                 torch.cuda.synchronize()
                 ms = peers_update(torch, weights, url)
             else:
-                ms = float(ask("raw"))
+                ms = float(ask(path))
             if i > 0:
                 rows.append((set_name, path, i, ms))
                 print(f"{set_name},{path},{i},{ms:.3f}", flush=True)
@@ -242,9 +248,10 @@ def main():
             f.write("set,path,iteration,ms\n" + "".join(f"{s},{p},{i},{ms:.3f}\n" for s, p, i, ms in rows))
     for set_name in sorted({r[0] for r in rows}):
         med = {p: statistics.median(ms for s, q, _, ms in rows if s == set_name and q == p)
-               for p in ("peers", "flip", "copy", "raw")}
+               for p in ("peers", "flip", "copy", "raw", "raw-contiguous")}
         print(f"RESULT model-update-{set_name} peers_ms={med['peers']:.1f} flip_ms={med['flip']:.2f} "
-              f"copy_ms={med['copy']:.2f} raw_ms={med['raw']:.2f} copy_over_raw={med['copy'] / med['raw']:.3f} "
+              f"copy_ms={med['copy']:.2f} raw_ms={med['raw']:.2f} raw_contiguous_ms={med['raw-contiguous']:.2f} "
+              f"copy_over_raw={med['copy'] / med['raw']:.3f} "
               f"peers_over_copy={med['peers'] / med['copy']:.1f}", flush=True)
 
 

@@ -17,6 +17,17 @@ _DEVICE_HOST, _DEVICE_CUDA = 1, 2
 _DL_CPU, _DL_CUDA = 1, 2
 
 
+_ordinals: Dict[bytes, int] = {}  # GPU UUID -> ordinal in this process (fixed once CUDA is initialised)
+
+
+def _ordinal(uuid: bytes) -> int:
+    if uuid not in _ordinals:
+        ordinal = ctypes.c_int32()
+        lib.wb_cuda_device_ordinal((ctypes.c_uint8 * 16).from_buffer_copy(uuid), ctypes.byref(ordinal))
+        _ordinals[uuid] = ordinal.value
+    return _ordinals[uuid]
+
+
 class Tensor:
     """One tensor or view as of one version.
 
@@ -45,10 +56,8 @@ class Tensor:
         self.device: str = "cpu"
         self._device_id = 0
         if info.device_type == _DEVICE_CUDA:
-            ordinal = ctypes.c_int32()
-            lib.wb_cuda_device_ordinal(ctypes.byref(info.device_uuid), ctypes.byref(ordinal))
-            self._device_id = ordinal.value
-            self.device = f"cuda:{ordinal.value}"
+            self._device_id = _ordinal(bytes(info.device_uuid))
+            self.device = f"cuda:{self._device_id}"
         owner._tensor_born()
 
     def __del__(self) -> None:
