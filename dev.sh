@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 BUILD_PACKAGES=(build-essential cmake pkg-config libuv1-dev libflatbuffers-dev flatbuffers-compiler libboost-dev
-                libcmocka-dev)
+                nlohmann-json3-dev libcmocka-dev)
 # Only the tests need these: spin (the protocol model), Go and Rust (the bindings).
 TEST_PACKAGES=(spin golang-go)
 # Rust for bindings/rust: rustup's toolchain when there is one, else Debian's.
