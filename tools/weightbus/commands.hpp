@@ -21,7 +21,11 @@ extern const Command kLsCommand;
 extern const Command kWatchCommand;
 extern const Command kClientsCommand;
 extern const Command kDemoCommand;
+extern const Command kInfoCommand;
+extern const Command kStatsCommand;
 extern const Command kLoadCommand;
 extern const Command kCheckpointCommand;
+extern const Command kMapCommand;
+extern const Command kDiagnoseCommand;
 
 }  // namespace wbcli

@@ -9,13 +9,15 @@
 namespace wbcli {
 namespace {
 
-const Command *const kCommands[] = {&kLsCommand, &kWatchCommand, &kClientsCommand, &kLoadCommand,
-                                    &kCheckpointCommand, &kDemoCommand};
+const Command *const kCommands[] = {&kLsCommand,   &kInfoCommand,       &kWatchCommand, &kClientsCommand,
+                                    &kStatsCommand, &kLoadCommand,      &kCheckpointCommand, &kMapCommand,
+                                    &kDiagnoseCommand, &kDemoCommand};
 
 const char *kGlobalHelp = R"HELP(usage: weightbus [--socket PATH | --name BROKER] [--json] COMMAND [ARGS...]
 
 Look into a weightbus broker (weightbusd): the topics it holds, the versions being published, the processes
-attached to it; publish safetensors checkpoints and write versions back as safetensors. New here? `weightbus demo`
+attached to it and the leases they hold; publish safetensors checkpoints and write versions back as
+safetensors; map one engine's tensor layout onto another's with zero-copy views. New here? `weightbus demo`
 starts a private broker with a publisher and a reader.
 
 commands:
