@@ -90,6 +90,9 @@ expect_err "the spec has no \"views\" list"
 echo '{"views": [{"parent": "x.{i}", "split": [{"name": "y.{j}", "rows": 1}]}]}' >"$dir/bad.json"
 check "an unbound placeholder" 1 w map --spec "$dir/bad.json" fused
 expect_err "'{j}' does not appear in the parent pattern"
+echo '{"views": [{"parent": "x.{i", "split": [{"name": "y", "rows": 1}]}]}' >"$dir/bad.json"
+check "a stray brace" 1 w map --spec "$dir/bad.json" fused
+expect_err "has a brace that is not a {name} placeholder"
 echo '{"views": [{"parent": "x", "split": [{"name": "y"}]}]}' >"$dir/bad.json"
 check "a part without rows" 1 w map --spec "$dir/bad.json" fused
 expect_err "views[0].split[0] has no \"rows\""

@@ -3,7 +3,8 @@
 #include <fcntl.h>
 
 #include <nlohmann/json.hpp>
-#include <regex>
+#include <algorithm>
+#include <cctype>
 
 #include "file_io.hpp"
 
@@ -35,16 +36,62 @@ std::string string_field(const json &o, const char *key, const std::string &wher
   return o[key].get<std::string>();
 }
 
-// The placeholder names of a pattern, in order: "{layer}" -> "layer".
+// A pattern as literal text and {name} placeholders, in order.
+struct Part {
+  bool placeholder;
+  std::string text;  // the literal, or the placeholder's name
+};
+
+bool is_name_char(char c, bool first) {
+  return std::isalpha(static_cast<unsigned char>(c)) || c == '_' || (!first && std::isdigit(static_cast<unsigned char>(c)));
+}
+
+std::vector<Part> split_pattern(const std::string &pattern, const std::string &where) {
+  std::vector<Part> parts;
+  for (size_t i = 0; i < pattern.size();) {
+    if (pattern[i] == '}') throw std::runtime_error(where + ": '" + pattern + "' has a '}' without its '{'");
+    if (pattern[i] != '{') {
+      const size_t end = std::min(pattern.find('{', i), pattern.find('}', i));
+      parts.push_back({false, pattern.substr(i, end == std::string::npos ? std::string::npos : end - i)});
+      i = end == std::string::npos ? pattern.size() : end;
+      continue;
+    }
+    const size_t close = pattern.find('}', i);
+    const std::string name = close == std::string::npos ? "" : pattern.substr(i + 1, close - i - 1);
+    bool valid = !name.empty();
+    for (size_t k = 0; k < name.size(); ++k) valid = valid && is_name_char(name[k], k == 0);
+    if (!valid) throw std::runtime_error(where + ": '" + pattern + "' has a brace that is not a {name} placeholder");
+    parts.push_back({true, name});
+    i = close + 1;
+  }
+  return parts;
+}
+
 std::vector<std::string> placeholders(const std::string &pattern, const std::string &where) {
   std::vector<std::string> names;
-  static const std::regex ph(R"(\{([A-Za-z_][A-Za-z0-9_]*)\})");
-  for (auto it = std::sregex_iterator(pattern.begin(), pattern.end(), ph); it != std::sregex_iterator(); ++it)
-    names.push_back((*it)[1]);
-  std::string rest = std::regex_replace(pattern, ph, "");
-  if (rest.find('{') != std::string::npos || rest.find('}') != std::string::npos)
-    throw std::runtime_error(where + ": '" + pattern + "' has a brace that is not a {name} placeholder");
+  for (const Part &p : split_pattern(pattern, where))
+    if (p.placeholder) names.push_back(p.text);
   return names;
+}
+
+// Matches name[at..] against parts[k..]; a placeholder takes one or more digits (backtracking over how many).
+bool match(const std::vector<Part> &parts, size_t k, const std::string &name, size_t at,
+           std::map<std::string, std::string> &bound) {
+  if (k == parts.size()) return at == name.size();
+  const Part &p = parts[k];
+  if (!p.placeholder) return name.compare(at, p.text.size(), p.text) == 0 && match(parts, k + 1, name, at + p.text.size(), bound);
+  size_t end = at;
+  while (end < name.size() && std::isdigit(static_cast<unsigned char>(name[end]))) ++end;
+  for (; end > at; --end) {
+    const std::string digits = name.substr(at, end - at);
+    const auto previous = bound.find(p.text);
+    if (previous != bound.end() && previous->second != digits) continue;  // {x} twice must match the same digits
+    const bool fresh = previous == bound.end();
+    bound[p.text] = digits;
+    if (match(parts, k + 1, name, end, bound)) return true;
+    if (fresh) bound.erase(p.text);
+  }
+  return false;
 }
 
 ViewRule parse_rule(const json &v, const std::string &where) {
@@ -92,19 +139,6 @@ Values config_values(const json &doc) {
   return all;
 }
 
-std::string pattern_regex(const std::string &pattern) {
-  static const std::regex ph(R"(\{[A-Za-z_][A-Za-z0-9_]*\})");
-  static const std::regex special(R"([.^$|()\[\]*+?\\])");
-  std::string out;
-  auto last = pattern.cbegin();
-  for (auto it = std::sregex_iterator(pattern.begin(), pattern.end(), ph); it != std::sregex_iterator(); ++it) {
-    out += std::regex_replace(std::string(last, pattern.cbegin() + it->position()), special, R"(\$&)");
-    out += "([0-9]+)";
-    last = pattern.cbegin() + it->position() + it->length();
-  }
-  return out + std::regex_replace(std::string(last, pattern.cend()), special, R"(\$&)");
-}
-
 std::string substitute(std::string pattern, const std::map<std::string, std::string> &bound) {
   for (const auto &[name, digits] : bound) {
     const std::string ph = "{" + name + "}";
@@ -116,7 +150,10 @@ std::string substitute(std::string pattern, const std::map<std::string, std::str
 // The views of one rule on one matching tensor.
 void plan_match(const ViewRule &rule, const TopicTensor &parent, const std::map<std::string, std::string> &bound,
                 Values values, std::vector<PlannedView> &out) {
-  for (const auto &[name, digits] : bound) values[name] = std::stoll(digits);
+  for (const auto &[name, digits] : bound) {
+    if (digits.size() > 18) throw std::runtime_error("'" + parent.name + "': {" + name + "} is " + digits + ", too large");
+    values[name] = std::stoll(digits);
+  }
   if (parent.info.ndim == 0) throw std::runtime_error("'" + parent.name + "' is a scalar: it has no rows to split");
   const int64_t parent_rows = parent.info.shape[0];
   int64_t at = 0;
@@ -187,14 +224,10 @@ std::vector<PlannedView> plan_views(const MappingSpec &spec, const Values &given
   }
   std::vector<PlannedView> views;
   for (const ViewRule &rule : spec.rules) {
-    const std::regex re(pattern_regex(rule.parent));
-    const std::vector<std::string> names = placeholders(rule.parent, rule.parent);
+    const std::vector<Part> parts = split_pattern(rule.parent, rule.parent);
     for (const TopicTensor &t : tensors) {
-      std::smatch m;
-      if (!std::regex_match(t.name, m, re)) continue;
       std::map<std::string, std::string> bound;
-      for (size_t k = 0; k < names.size(); ++k) bound[names[k]] = m[k + 1];
-      plan_match(rule, t, bound, values, views);
+      if (match(parts, 0, t.name, 0, bound)) plan_match(rule, t, bound, values, views);
     }
   }
   if (views.empty())
