@@ -12,6 +12,9 @@ dir=$broker_dir
 source "$here/../helpers/check.sh"
 w() { "$cli" "$@"; }
 library=$(ldd "$cli" | awk '/libweightbus/ {print $3}')
+# In the sanitizer build the library needs the ASan runtime loaded first, which python3 does not do by itself;
+# python's own allocations are not what the leak checker is for.
+asan=$(ldd "$library" | awk '/libasan/ {print $3}')
 
 $fixture model "$dir/model.safetensors" 1
 check "load" 0 w load "$dir/model.safetensors" --topic policy
@@ -29,9 +32,11 @@ expect_out "model.norm.weight"
 
 # A reader holding version 1 while version 2 is published: lag 1, and a hold time that grows.
 python_done=$dir/stop
-/usr/bin/python3 "$here/lease_holder.py" "$library" policy "$dir/ready" "$python_done" &
+LD_PRELOAD=$asan ASAN_OPTIONS=detect_leaks=0 /usr/bin/python3 "$here/lease_holder.py" "$library" policy "$dir/ready" \
+  "$python_done" &
 holder=$!
 for _ in $(seq 200); do [ -e "$dir/ready" ] && break; sleep 0.05; done
+[ -e "$dir/ready" ] && passed=$((passed + 1)) || fail "the lease holder did not take its lease"
 check "load version 2" 0 w load "$dir/model.safetensors" --topic policy
 sleep 0.1
 check "stats --json" 0 w stats --json
