@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 BUILD_PACKAGES=(build-essential cmake pkg-config libuv1-dev libflatbuffers-dev flatbuffers-compiler libboost-dev
-                libcmocka-dev libdlpack-dev)
+                nlohmann-json3-dev libcmocka-dev libdlpack-dev)
 # Only the tests need these: spin (the protocol model), Go and Rust (the bindings), and Debian's Python with
 # pytest, NumPy, pip and PyTorch (CPU) for the Python binding.
 TEST_PACKAGES=(spin golang-go python3-pytest python3-numpy python3-pip python3-torch)

@@ -14,7 +14,8 @@ uint64_t align_up(uint64_t value, uint64_t alignment) { return (value + alignmen
 
 Layout compute_layout(const Capacities &caps) {
   Layout layout{};
-  layout.client_stride = align_up(sizeof(ClientSlot) + uint64_t{caps.leases_per_client} * sizeof(uint64_t), 64);
+  // Each lease slot is a lease word and its acquire time.
+  layout.client_stride = align_up(sizeof(ClientSlot) + uint64_t{caps.leases_per_client} * 2 * sizeof(uint64_t), 64);
   uint64_t at = align_up(sizeof(Header), kTableAlignment);
   layout.topics_offset = at;
   at = align_up(at + uint64_t{caps.max_topics} * sizeof(Topic), kTableAlignment);

@@ -5,7 +5,8 @@
 //   broker     everything structural: header, topic/tensor/allocation entries, client slots, reclaim.
 //   publisher  its topic's live fields (latest, floor, writing_version, futex words, event_*), its version
 //              ring (with the event handles) and the replica_version words of its tensors.
-//   reader     only the lease words of its own client slot, and the release futex word of a topic.
+//   reader     only the lease words (and their acquire times) of its own client slot, and the release futex
+//              word of a topic.
 #pragma once
 
 #include <atomic>
@@ -17,7 +18,7 @@
 namespace wb::shm {
 
 inline constexpr uint64_t kMagic = 0x31474553'53554257ull;  // "WBUSSEG1"
-inline constexpr uint32_t kLayoutVersion = 3;
+inline constexpr uint32_t kLayoutVersion = 4;
 inline constexpr uint32_t kNone = UINT32_MAX;
 inline constexpr uint64_t kNeverWritten = UINT64_MAX;        // a replica that holds no version
 inline constexpr uint64_t kWritingBit = 1ull << 63;         // R = 1: replica being written in place by version
@@ -136,7 +137,8 @@ struct ClientSlot {
   char name[32];
   std::atomic<uint32_t> topics_published;
   uint32_t reserved;
-  // Followed by Capacities::leases_per_client lease words (see lease.hpp).
+  // Followed by Capacities::leases_per_client lease words (see lease.hpp), then as many acquire times
+  // (CLOCK_MONOTONIC ns, written before the lease word it belongs to), for `weightbus stats`' hold times.
 };
 
 inline constexpr uint32_t kRecordGpuEvent = 1;  // VersionRecord::flags: published on a stream
@@ -215,6 +217,9 @@ class Segment {
   }
   std::atomic<uint64_t> *leases(uint32_t client_index) const {
     return reinterpret_cast<std::atomic<uint64_t> *>(&client(client_index) + 1);
+  }
+  std::atomic<uint64_t> *lease_times(uint32_t client_index) const {
+    return leases(client_index) + caps().leases_per_client;
   }
   VersionRecord &record(uint32_t topic_index, uint64_t version) const {
     uint64_t slot = uint64_t{topic_index} * caps().ring_slots + version % caps().ring_slots;

@@ -2,6 +2,7 @@
 #include <cstring>
 
 #include "client_internal.hpp"
+#include "clock.hpp"
 #include "error.hpp"
 #include "lease.hpp"
 
@@ -29,6 +30,57 @@ extern "C" WB_API int wb_list_clients(wb_client *client, wb_client_info *out, ui
       info.name[sizeof(info.name) - 1] = '\0';
     }
     ++found;
+  }
+  *count = found;
+  return WB_OK;
+}
+
+namespace {
+
+// Reads one lease slot: its word and acquire time, consistent (the word unchanged around the time's read).
+bool read_lease(const shm::Segment &seg, uint32_t c, uint32_t i, uint64_t *word, uint64_t *acquired_ns) {
+  *word = seg.leases(c)[i].load(std::memory_order_acquire);
+  if (*word == 0 || lease::topic_of(*word) >= seg.caps().max_topics) return false;
+  *acquired_ns = seg.lease_times(c)[i].load(std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  return seg.leases(c)[i].load(std::memory_order_relaxed) == *word;
+}
+
+int fill_lease(const shm::Segment &seg, uint32_t c, uint64_t word, uint64_t acquired_ns, wb_lease_info &info) {
+  int rc = check_struct_size(info.struct_size, sizeof(wb_lease_info), "wb_lease_info");
+  if (rc != WB_OK) return rc;
+  const shm::Topic &t = seg.topic(lease::topic_of(word));
+  info.client_id = c;
+  info.pid = seg.client(c).pid;
+  memcpy(info.topic, t.name, sizeof(info.topic));
+  info.topic[sizeof(info.topic) - 1] = '\0';
+  info.version = lease::version_of(word);
+  info.latest = t.latest.load(std::memory_order_acquire);
+  const uint64_t now = uint64_t(monotonic_ns());
+  info.held_ns = now > acquired_ns ? now - acquired_ns : 0;
+  return WB_OK;
+}
+
+}  // namespace
+
+extern "C" WB_API int wb_list_leases(wb_client *client, wb_lease_info *out, uint32_t capacity, uint32_t *count) {
+  if (client == nullptr || count == nullptr || (out == nullptr && capacity > 0)) {
+    return fail(WB_E_INVAL, "client, out or count is NULL");
+  }
+  if (broker_gone(client)) return fail(WB_E_BROKER_GONE, "the broker is gone");
+  const shm::Segment &seg = client->seg;
+  uint32_t found = 0;
+  for (uint32_t c = 0; c < seg.caps().max_clients; ++c) {
+    if (seg.client(c).state.load(std::memory_order_acquire) != uint32_t(shm::ClientState::kLive)) continue;
+    for (uint32_t i = 0; i < seg.caps().leases_per_client; ++i) {
+      uint64_t word = 0, acquired_ns = 0;
+      if (!read_lease(seg, c, i, &word, &acquired_ns)) continue;
+      if (found < capacity) {
+        int rc = fill_lease(seg, c, word, acquired_ns, out[found]);
+        if (rc != WB_OK) return rc;
+      }
+      ++found;
+    }
   }
   *count = found;
   return WB_OK;

@@ -38,6 +38,8 @@ int try_lease(wb_topic *topic, uint64_t v, bool explicit_version, wb_snapshot *s
   uint32_t slot;
   int rc = take_lease_slot(client, &slot);
   if (rc != WB_OK) return rc;
+  // The time first: a lister that sees the lease word sees this acquire's time (or a later one of the same word).
+  client->seg.lease_times(client->id)[slot].store(uint64_t(monotonic_ns()), std::memory_order_relaxed);
   client->seg.leases(client->id)[slot].store(lease::pack(topic->index, v), std::memory_order_seq_cst);
   uint64_t floor = t.floor.load(std::memory_order_seq_cst);
   bool dirty = t.dirty_tensors.load(std::memory_order_seq_cst) > 0;

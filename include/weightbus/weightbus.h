@@ -546,6 +546,27 @@ typedef struct wb_client_info {
 /* Lists attached clients like wb_list_topics. Errors: WB_E_INVAL, WB_E_BROKER_GONE. */
 WB_API int wb_list_clients(wb_client *client, wb_client_info *out, uint32_t capacity, uint32_t *count);
 
+/* A lease held by an attached client: who holds which version of which topic, how far behind the topic's latest
+ * version it is and for how long it has been held. */
+typedef struct wb_lease_info {
+  uint32_t struct_size;
+  uint32_t client_id;    /* the holder's slot, as wb_client_info.id */
+  uint32_t pid;          /* the holder's process */
+  uint32_t reserved;
+  char topic[WB_NAME_MAX + 1];
+  uint64_t version;      /* the leased version */
+  uint64_t latest;       /* the topic's latest version when listed: the lag is latest - version */
+  uint64_t held_ns;      /* time since the lease was acquired (CLOCK_MONOTONIC) */
+} wb_lease_info;
+
+#define WB_LEASE_INFO_INIT {sizeof(wb_lease_info), 0, 0, 0, {0}, 0, 0, 0}
+
+/* Lists the leases held now by every attached client, like wb_list_topics: *count receives how many are held
+ * (which may exceed capacity), the first capacity are written. The list is a moment's picture read without
+ * locks: a lease released or acquired while it is read may be missed or included. Each out[i].struct_size
+ * must be set. Errors: WB_E_INVAL (NULL, a bad struct_size), WB_E_BROKER_GONE. */
+WB_API int wb_list_leases(wb_client *client, wb_lease_info *out, uint32_t capacity, uint32_t *count);
+
 /*
  * Caveats
  * -------

@@ -154,6 +154,16 @@ static void structs(void) {
   FIELD(wb_client_info, leases);
   FIELD(wb_client_info, reserved);
   FIELD(wb_client_info, name);
+
+  SIZE(wb_lease_info);
+  FIELD(wb_lease_info, struct_size);
+  FIELD(wb_lease_info, client_id);
+  FIELD(wb_lease_info, pid);
+  FIELD(wb_lease_info, reserved);
+  FIELD(wb_lease_info, topic);
+  FIELD(wb_lease_info, version);
+  FIELD(wb_lease_info, latest);
+  FIELD(wb_lease_info, held_ns);
 }
 
 static void initializers(void) {
@@ -165,6 +175,7 @@ static void initializers(void) {
   const wb_tensor_info tensor_info = WB_TENSOR_INFO_INIT;
   const wb_copy_target copy_target = WB_COPY_TARGET_INIT;
   const wb_client_info client_info = WB_CLIENT_INFO_INIT;
+  const wb_lease_info lease_info = WB_LEASE_INFO_INIT;
   INIT(wb_attach_options, attach, struct_size);
   INIT(wb_attach_options, attach, timeout_ms);
   INIT(wb_topic_options, topic, struct_size);
@@ -176,6 +187,7 @@ static void initializers(void) {
   INIT(wb_copy_target, copy_target, struct_size);
   INIT(wb_copy_target, copy_target, device);
   INIT(wb_client_info, client_info, struct_size);
+  INIT(wb_lease_info, lease_info, struct_size);
 }
 
 int main(void) {

@@ -67,6 +67,7 @@ if [ "${gpus:-0}" -ge 2 ]; then
   run exchange-legacy-gpu1 600 "$x" --path legacy --replicas 2 --publisher-devices 1 --reader-devices unset
   run exchange-vmm-gpu1-as-0 600 "$x" --path vmm --replicas 2 --publisher-devices unset --reader-devices 1,0
 fi
+run load-checkpoint-cuda 120 bash tests/gpu/gpu-load-checkpoint.sh "$build"
 run lifetimes 300 "$bin/gpu-lifetimes"
 run attach-resolve 300 "$bin/gpu-attach-resolve"
 run latency 300 "$bin/gpu-latency"

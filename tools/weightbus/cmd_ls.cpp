@@ -4,14 +4,12 @@
 
 #include "commands.hpp"
 #include "json.hpp"
+#include "topic_tensors.hpp"
 
 namespace wbcli {
 namespace {
 
-struct Tensor {
-  wb_tensor_info info;
-  std::string name;  // copied: info.name points into the registry and dies with the topic handle
-};
+using Tensor = TopicTensor;
 
 struct Topic {
   wb_topic_info info;
@@ -19,25 +17,12 @@ struct Topic {
   std::vector<Tensor> tensors;
 };
 
-std::vector<Tensor> read_tensors(wb_topic *topic, const std::string &name) {
-  uint32_t count = 0;
-  check(wb_topic_tensor_count(topic, &count), "count the tensors of topic '" + name + "'");
-  std::vector<Tensor> tensors;
-  for (uint32_t i = 0; i < count; ++i) {
-    Tensor t{WB_TENSOR_INFO_INIT, {}};
-    check(wb_topic_tensor(topic, i, &t.info), "describe tensor " + std::to_string(i) + " of topic '" + name + "'");
-    t.name = t.info.name ? t.info.name : "";
-    tensors.push_back(std::move(t));
-  }
-  return tensors;
-}
-
 // Tensors are only in the registry's per-topic view, so listing them means opening the topic as a reader.
 Topic load_topic(wb_client *client, const std::string &name) {
   TopicPtr topic = open_topic(client, name);
   Topic t{WB_TOPIC_INFO_INIT, name, {}};
   check(wb_topic_get_info(topic.get(), &t.info), "describe topic '" + name + "'");
-  t.tensors = read_tensors(topic.get(), name);
+  t.tensors = topic_tensors(topic.get(), name);
   return t;
 }
 
@@ -78,27 +63,6 @@ void print_tensors_text(const Topic &topic) {
   print_table(rows, "  ");
 }
 
-std::string int_array(const int64_t *values, uint32_t n) {
-  std::vector<std::string> items;
-  for (uint32_t d = 0; d < n; ++d) items.push_back(std::to_string(values[d]));
-  return json_array(items);
-}
-
-std::string tensor_json(const Tensor &t) {
-  const wb_tensor_info &i = t.info;
-  return JsonObject()
-      .str("name", t.name)
-      .num("index", i.index)
-      .str("dtype", dtype_string(i.dtype))
-      .raw("shape", int_array(i.shape, i.ndim))
-      .raw("strides", int_array(i.strides, i.ndim))
-      .num("bytes", i.nbytes)
-      .boolean("view", i.is_view != 0)
-      .num("version", i.version)
-      .str("device", i.device_type == WB_DEVICE_CUDA ? "cuda" : "host")
-      .text();
-}
-
 std::string topic_json(const Topic &t, bool with_tensors) {
   const wb_topic_info &i = t.info;
   JsonObject o;
@@ -111,7 +75,7 @@ std::string topic_json(const Topic &t, bool with_tensors) {
       .boolean("dirty", i.dirty != 0);
   if (!with_tensors) return o.text();
   std::vector<std::string> tensors;
-  for (const Tensor &tensor : t.tensors) tensors.push_back(tensor_json(tensor));
+  for (const Tensor &tensor : t.tensors) tensors.push_back(tensor_json(tensor).text());
   return o.raw("tensors", json_array(tensors)).text();
 }
 

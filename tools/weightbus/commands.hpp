@@ -12,11 +12,20 @@ struct Command {
   const char *usage;    // "weightbus ls [-l] [TOPIC]"; repeated under usage errors
   const char *help;     // the rest of `weightbus CMD --help`: what it does, options, an example
   int (*run)(const GlobalOptions &, Args &);
+  // The command has its own --version option (checkpoint's version number), so after the command word
+  // --version is its option, and only -V prints the tool's version.
+  bool own_version_option = false;
 };
 
 extern const Command kLsCommand;
 extern const Command kWatchCommand;
 extern const Command kClientsCommand;
 extern const Command kDemoCommand;
+extern const Command kInfoCommand;
+extern const Command kStatsCommand;
+extern const Command kLoadCommand;
+extern const Command kCheckpointCommand;
+extern const Command kMapCommand;
+extern const Command kDiagnoseCommand;
 
 }  // namespace wbcli

@@ -64,17 +64,23 @@ bool Args::flag(std::string_view name, std::string_view alias) {
 }
 
 std::optional<std::string> Args::value(std::string_view name) {
+  const std::vector<std::string> all = values(name);
+  if (all.empty()) return std::nullopt;
+  return all.back();  // the last one given wins, as in most tools
+}
+
+std::vector<std::string> Args::values(std::string_view name) {
   const std::string inline_prefix = std::string(name) + "=";
-  std::optional<std::string> result;  // the last one given wins, as in most tools
+  std::vector<std::string> result;
   for (size_t k = 0; k < options_end();) {
     const std::string &w = words_[k];
     auto at = words_.begin() + static_cast<std::ptrdiff_t>(k);
     if (w.starts_with(inline_prefix)) {
-      result = w.substr(inline_prefix.size());
+      result.push_back(w.substr(inline_prefix.size()));
       words_.erase(at);
     } else if (w == name) {
       if (k + 1 >= options_end()) throw UsageError(std::string(name) + " needs a value");
-      result = words_[k + 1];
+      result.push_back(words_[k + 1]);
       words_.erase(at, at + 2);
     } else {
       ++k;

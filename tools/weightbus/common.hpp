@@ -49,6 +49,8 @@ class Args {
   explicit Args(std::vector<std::string> words) : words_(std::move(words)) {}
   bool flag(std::string_view name, std::string_view alias = {});
   std::optional<std::string> value(std::string_view name);
+  // Every value of an option that may be repeated (--set a=1 --set b=2), in order.
+  std::vector<std::string> values(std::string_view name);
   std::optional<int64_t> integer(std::string_view name, int64_t min, int64_t max);
   // Removes and returns the first word that is not an option (the command word), if any.
   std::optional<std::string> shift();

@@ -9,12 +9,16 @@
 namespace wbcli {
 namespace {
 
-const Command *const kCommands[] = {&kLsCommand, &kWatchCommand, &kClientsCommand, &kDemoCommand};
+const Command *const kCommands[] = {&kLsCommand,   &kInfoCommand,       &kWatchCommand, &kClientsCommand,
+                                    &kStatsCommand, &kLoadCommand,      &kCheckpointCommand, &kMapCommand,
+                                    &kDiagnoseCommand, &kDemoCommand};
 
 const char *kGlobalHelp = R"HELP(usage: weightbus [--socket PATH | --name BROKER] [--json] COMMAND [ARGS...]
 
 Look into a weightbus broker (weightbusd): the topics it holds, the versions being published, the processes
-attached to it. New here? `weightbus demo` starts a private broker with a publisher and a reader.
+attached to it and the leases they hold; publish safetensors checkpoints and write versions back as
+safetensors; map one engine's tensor layout onto another's with zero-copy views. New here? `weightbus demo`
+starts a private broker with a publisher and a reader.
 
 commands:
 %COMMANDS%
@@ -25,12 +29,14 @@ global options (before or after the command):
   --name BROKER   the broker's name in the default socket path (default: $WEIGHTBUS_NAME, else "default")
   --json          machine-readable output
   -h, --help      this text; `weightbus COMMAND --help` describes a command
-  -V, --version   the versions of this tool and of the library it loaded
+  -V, --version   the versions of this tool and of the library it loaded (`checkpoint` has its own
+                  --version V: use -V there)
 
 examples:
   weightbus demo
   weightbus --name job42 ls -l
   weightbus watch policy --count 3
+  weightbus load ./Qwen2-0.5B --topic policy && weightbus checkpoint policy --out ./ckpt
 )HELP";
 
 struct CommandLine {
@@ -50,7 +56,7 @@ std::string global_help() {
   std::string list;
   for (const Command *c : kCommands) {
     const std::string name = c->name;
-    list += "  " + name + std::string(10 - name.size(), ' ') + c->summary + "\n";
+    list += "  " + name + std::string(12 - name.size(), ' ') + c->summary + "\n";  // names are at most 10 bytes
   }
   std::string text = kGlobalHelp;
   const std::string marker = "%COMMANDS%\n";
@@ -66,15 +72,15 @@ CommandLine parse(Args &args) {
   cl.global.name = args.value("--name").value_or("");
   cl.global.json = args.flag("--json");
   cl.help = args.flag("--help", "-h");
-  cl.version = args.flag("--version", "-V");
+  cl.version = args.flag("-V");
   std::optional<std::string> name = args.shift();
   if (name == "help") {
     cl.help = true;
     name = args.shift();
   }
-  if (!name) return cl;
-  cl.command = find_command(*name);
-  if (!cl.command) throw UsageError("unknown command '" + *name + "'");
+  if (name) cl.command = find_command(*name);
+  if (!cl.command || !cl.command->own_version_option) cl.version = args.flag("--version") || cl.version;
+  if (name && !cl.command) throw UsageError("unknown command '" + *name + "'");
   return cl;
 }
 

@@ -305,6 +305,36 @@ impl Default for wb_client_info {
     }
 }
 
+/// `wb_lease_info`: a lease held by an attached client.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct wb_lease_info {
+    pub struct_size: u32,
+    pub client_id: u32,
+    pub pid: u32,
+    pub reserved: u32,
+    pub topic: [c_char; WB_NAME_MAX + 1],
+    pub version: u64,
+    pub latest: u64,
+    pub held_ns: u64,
+}
+
+/// `WB_LEASE_INFO_INIT`
+impl Default for wb_lease_info {
+    fn default() -> Self {
+        wb_lease_info {
+            struct_size: size_of::<Self>() as u32,
+            client_id: 0,
+            pid: 0,
+            reserved: 0,
+            topic: [0; WB_NAME_MAX + 1],
+            version: 0,
+            latest: 0,
+            held_ns: 0,
+        }
+    }
+}
+
 extern "C" {
     pub fn wb_version() -> u32;
     pub fn wb_version_string() -> *const c_char;
@@ -370,4 +400,6 @@ extern "C" {
     pub fn wb_snapshot_tensor_at(snapshot: *mut wb_snapshot, index: u32, out: *mut wb_tensor_info) -> c_int;
 
     pub fn wb_list_clients(client: *mut wb_client, out: *mut wb_client_info, capacity: u32, count: *mut u32) -> c_int;
+
+    pub fn wb_list_leases(client: *mut wb_client, out: *mut wb_lease_info, capacity: u32, count: *mut u32) -> c_int;
 }

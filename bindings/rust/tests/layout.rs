@@ -135,6 +135,7 @@ fn rust_facts() -> Facts {
     );
     layout!(facts, wb_copy_target { struct_size, index, name, dst, dst_bytes, device, reserved });
     layout!(facts, wb_client_info { struct_size, id, pid, topics_published, leases, reserved, name });
+    layout!(facts, wb_lease_info { struct_size, client_id, pid, reserved, topic, version, latest, held_ns });
 
     init!(facts, wb_attach_options { struct_size, timeout_ms });
     init!(facts, wb_topic_options { struct_size, replicas });
@@ -144,6 +145,7 @@ fn rust_facts() -> Facts {
     init!(facts, wb_tensor_info { struct_size });
     init!(facts, wb_copy_target { struct_size, device });
     init!(facts, wb_client_info { struct_size });
+    init!(facts, wb_lease_info { struct_size });
     facts
 }
 

@@ -21,6 +21,7 @@ func Layout() map[string]uintptr {
 	var tensorInfo C.wb_tensor_info
 	var copyTarget C.wb_copy_target
 	var clientInfo C.wb_client_info
+	var leaseInfo C.wb_lease_info
 	return map[string]uintptr{
 		"size wb_attach_options":               unsafe.Sizeof(attach),
 		"offset wb_attach_options.struct_size": unsafe.Offsetof(attach.struct_size),
@@ -95,5 +96,15 @@ func Layout() map[string]uintptr {
 		"offset wb_client_info.leases":           unsafe.Offsetof(clientInfo.leases),
 		"offset wb_client_info.reserved":         unsafe.Offsetof(clientInfo.reserved),
 		"offset wb_client_info.name":             unsafe.Offsetof(clientInfo.name),
+
+		"size wb_lease_info":               unsafe.Sizeof(leaseInfo),
+		"offset wb_lease_info.struct_size": unsafe.Offsetof(leaseInfo.struct_size),
+		"offset wb_lease_info.client_id":   unsafe.Offsetof(leaseInfo.client_id),
+		"offset wb_lease_info.pid":         unsafe.Offsetof(leaseInfo.pid),
+		"offset wb_lease_info.reserved":    unsafe.Offsetof(leaseInfo.reserved),
+		"offset wb_lease_info.topic":       unsafe.Offsetof(leaseInfo.topic),
+		"offset wb_lease_info.version":     unsafe.Offsetof(leaseInfo.version),
+		"offset wb_lease_info.latest":      unsafe.Offsetof(leaseInfo.latest),
+		"offset wb_lease_info.held_ns":     unsafe.Offsetof(leaseInfo.held_ns),
 	}
 }

@@ -1,0 +1,179 @@
+// weightbus load: publish a safetensors checkpoint as a version of a topic.
+#include <fcntl.h>
+
+#include <charconv>
+#include <string>
+#include <vector>
+
+#include "commands.hpp"
+#include "cuda_copy.hpp"
+#include "file_io.hpp"
+#include "journal.hpp"
+#include "json.hpp"
+#include "safetensors.hpp"
+
+namespace wbcli {
+namespace {
+
+constexpr int64_t kBeginTimeoutMs = 10000;  // R = 1: readers' leases must drain first; bound the wait
+
+struct UpdateAborter {
+  void operator()(wb_update *u) const { wb_update_abort(u); }
+};
+using UpdatePtr = std::unique_ptr<wb_update, UpdateAborter>;
+
+// -1: host memory; else the CUDA ordinal.
+int32_t parse_device(const std::string &text) {
+  if (text == "cpu") return -1;
+  if (text == "cuda") return 0;
+  int32_t ordinal = -1;
+  const char *end = text.data() + text.size();
+  if (text.starts_with("cuda:")) {
+    const auto [ptr, ec] = std::from_chars(text.data() + 5, end, ordinal);
+    if (ec == std::errc() && ptr == end && text.size() > 5 && ordinal >= 0) return ordinal;
+  }
+  throw UsageError("--device must be cpu or cuda:N, not '" + text + "'");
+}
+
+// A complete journal next to a file means a checkpoint sync was interrupted: finish it before reading.
+void finish_interrupted_syncs(const st::Checkpoint &cp, bool quiet) {
+  for (const st::Shard &s : cp.shards) {
+    const Replay r = replay_journal(s.path);
+    if (quiet || r == Replay::kNone) continue;
+    err_line("weightbus: " + s.path + (r == Replay::kApplied ? ": finished an interrupted sync from its journal"
+                                                             : ": discarded the incomplete journal of an interrupted "
+                                                               "sync (the file was not touched)"));
+  }
+}
+
+std::string version_metadata(const st::Checkpoint &cp) {
+  const std::string m = cp.shards.front().header.metadata_json.value_or("");
+  if (m.size() > WB_METADATA_MAX)
+    throw std::runtime_error(cp.shards.front().path + ": its __metadata__ is " + std::to_string(m.size()) +
+                             " bytes of JSON, more than the " + std::to_string(WB_METADATA_MAX) +
+                             " bytes a version's metadata holds");
+  return m;
+}
+
+std::vector<wb_tensor_spec> specs_of(const st::Checkpoint &cp) {
+  std::vector<wb_tensor_spec> specs;
+  for (const st::Shard &s : cp.shards) {
+    for (const st::Entry &e : s.header.tensors) {
+      wb_tensor_spec spec = WB_TENSOR_SPEC_INIT;
+      spec.name = e.name.c_str();
+      spec.dtype = e.dtype;
+      spec.ndim = static_cast<uint32_t>(e.shape.size());
+      for (size_t d = 0; d < e.shape.size(); ++d) spec.shape[d] = e.shape[d];
+      specs.push_back(spec);
+    }
+  }
+  if (specs.empty()) throw std::runtime_error(cp.path + ": the checkpoint has no tensors");
+  return specs;
+}
+
+// Reads every tensor's bytes from its file into where the update wants them.
+void fill(wb_update *update, const st::Checkpoint &cp, int32_t device) {
+  std::vector<char> staging;
+  for (const st::Shard &s : cp.shards) {
+    FileDescriptor fd = open_or_throw(s.path, O_RDONLY);
+    for (const st::Entry &e : s.header.tensors) {
+      wb_tensor_info info = WB_TENSOR_INFO_INIT;
+      check(wb_update_tensor(update, e.name.c_str(), &info), "write tensor '" + e.name + "'");
+      const uint64_t n = e.end - e.begin, at = s.header.data_offset() + e.begin;
+      if (device < 0) {
+        read_exact(fd.get(), info.data, n, at, s.path);
+        continue;
+      }
+      staging.resize(n);
+      read_exact(fd.get(), staging.data(), n, at, s.path);
+      copy_host_to_device(device, info.data, staging.data(), n);
+    }
+  }
+}
+
+uint64_t data_bytes(const st::Checkpoint &cp) {
+  uint64_t total = 0;
+  for (const st::Shard &s : cp.shards) total += s.header.data_bytes();
+  return total;
+}
+
+int run_load(const GlobalOptions &g, Args &args) {
+  const std::optional<std::string> topic_name = args.value("--topic");
+  const int32_t device = parse_device(args.value("--device").value_or("cpu"));
+  wb_topic_options opts = WB_TOPIC_OPTIONS_INIT;
+  opts.replicas = static_cast<uint32_t>(args.integer("--replicas", 1, WB_MAX_REPLICAS).value_or(opts.replicas));
+  const std::string path = args.positionals(1, 1, "PATH").front();
+  if (!topic_name) throw UsageError("missing --topic TOPIC");
+
+  const st::Checkpoint cp = st::open_checkpoint(path);  // everything is validated before the broker is touched
+  finish_interrupted_syncs(cp, g.json);
+  std::vector<wb_tensor_spec> specs = specs_of(cp);
+  const std::string metadata = version_metadata(cp);
+
+  ClientPtr client = attach(g, "weightbus load");
+  wb_topic *raw_topic = nullptr;
+  check(wb_topic_create(client.get(), topic_name->c_str(), &opts, &raw_topic), "publish topic '" + *topic_name + "'");
+  TopicPtr topic(raw_topic);
+  const auto count = static_cast<uint32_t>(specs.size());
+  if (device < 0)
+    check(wb_tensor_alloc(topic.get(), specs.data(), count), "allocate the tensors of '" + path + "'");
+  else
+    check(wb_tensor_alloc_cuda(topic.get(), specs.data(), count, device),
+          "allocate the tensors of '" + path + "' on cuda:" + std::to_string(device));
+  wb_update *raw_update = nullptr;
+  check(wb_update_begin(topic.get(), kBeginTimeoutMs, &raw_update), "begin an update of '" + *topic_name + "'");
+  UpdatePtr update(raw_update);
+  fill(update.get(), cp, device);
+  uint64_t version = 0;
+  check(wb_update_publish(update.get(), metadata.data(), static_cast<uint32_t>(metadata.size()), &version),
+        "publish '" + *topic_name + "'");
+  update.release();  // publish freed it
+
+  if (g.json) {
+    std::vector<std::string> files;
+    for (const st::Shard &s : cp.shards) files.push_back(json_quote(s.path));
+    out_line(JsonObject()
+                 .str("topic", *topic_name)
+                 .num("version", version)
+                 .num("tensors", count)
+                 .num("bytes", data_bytes(cp))
+                 .str("device", device < 0 ? "cpu" : "cuda:" + std::to_string(device))
+                 .raw("files", json_array(files))
+                 .text());
+    return 0;
+  }
+  out_line("loaded " + std::to_string(count) + " tensors (" + human_bytes(data_bytes(cp)) + ") from " + path +
+           " into topic '" + *topic_name + "' as version " + std::to_string(version));
+  return 0;
+}
+
+}  // namespace
+
+const Command kLoadCommand = {
+    "load",
+    "publish a safetensors checkpoint as a version of a topic",
+    "weightbus load PATH --topic TOPIC [--device cpu|cuda:N] [--replicas R] [--json]",
+    R"HELP(Publish a safetensors checkpoint as the next version of TOPIC: creates the topic (or takes it over when
+its publisher is gone), allocates its tensors in the order of their bytes in the files, copies them in and
+publishes. The version's metadata is the file's "__metadata__" object as JSON, so that `weightbus checkpoint`
+writes the same header back.
+PATH is a .safetensors file, a sharded checkpoint's index (model.safetensors.index.json), or a folder holding
+either. Every header is validated before anything is published; a file that breaks a rule of the format is
+refused with a message naming the file, the tensor and the rule (header length, JSON, dtype names, shapes,
+data offsets tiling the data from 0 without gaps or overlaps, end - begin = elements x dtype size, file size).
+A sync that `checkpoint` left unfinished next to a file (FILE.wbjournal) is finished first.
+
+options:
+  --topic TOPIC       the topic to publish (required)
+  --device cpu|cuda:N where the tensors live: host shared memory (default), or GPU N (wb_tensor_alloc_cuda)
+  --replicas R        replicas of a new topic, 1..4 (default 2); an existing topic must have the same
+  --json              print {"topic", "version", "tensors", "bytes", "device", "files"}
+
+examples:
+  weightbus load ./Qwen2-0.5B --topic policy
+  weightbus load ckpt/model.safetensors.index.json --topic policy --device cuda:0 --json
+)HELP",
+    run_load,
+};
+
+}  // namespace wbcli

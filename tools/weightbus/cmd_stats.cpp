@@ -1,0 +1,145 @@
+// weightbus stats: how far behind each reader is, how long leases are held, and the bytes of each topic.
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "commands.hpp"
+#include "json.hpp"
+
+namespace wbcli {
+namespace {
+
+struct TopicStats {
+  wb_topic_info info;
+  std::string name;
+  uint32_t leases = 0;
+  uint64_t max_lag = 0;
+  uint64_t longest_hold_ns = 0;
+};
+
+struct Lease {
+  wb_lease_info info;
+  std::string topic;
+  std::string client_name;
+  uint64_t lag() const { return info.latest > info.version ? info.latest - info.version : 0; }
+};
+
+std::vector<wb_lease_info> list_leases(wb_client *client) {
+  for (int attempt = 0; attempt < 5; ++attempt) {  // the list may grow between the two calls
+    uint32_t count = 0;
+    check(wb_list_leases(client, nullptr, 0, &count), "list leases");
+    std::vector<wb_lease_info> leases(count + 8, WB_LEASE_INFO_INIT);
+    const auto capacity = static_cast<uint32_t>(leases.size());
+    check(wb_list_leases(client, leases.data(), capacity, &count), "list leases");
+    if (count <= capacity) return leases.resize(count), leases;
+  }
+  throw std::runtime_error("list leases: the list kept growing while it was read");
+}
+
+std::string duration(uint64_t ns) {
+  char buf[32];
+  if (ns < 1000000000) std::snprintf(buf, sizeof buf, "%.1f ms", double(ns) / 1e6);
+  else std::snprintf(buf, sizeof buf, "%.1f s", double(ns) / 1e9);
+  return buf;
+}
+
+std::string topic_json(const TopicStats &t) {
+  return JsonObject()
+      .str("name", t.name)
+      .num("latest", t.info.latest)
+      .num("replicas", t.info.replicas)
+      .num("bytes", t.info.bytes)
+      .num("version_bytes", t.info.replicas ? t.info.bytes / t.info.replicas : 0)
+      .num("leases", t.leases)
+      .num("max_lag", t.max_lag)
+      .num("longest_hold_ns", t.longest_hold_ns)
+      .text();
+}
+
+std::string lease_json(const Lease &l) {
+  return JsonObject()
+      .num("client_id", l.info.client_id)
+      .num("pid", l.info.pid)
+      .str("client", l.client_name)
+      .str("topic", l.topic)
+      .num("version", l.info.version)
+      .num("latest", l.info.latest)
+      .num("lag", l.lag())
+      .num("held_ns", l.info.held_ns)
+      .text();
+}
+
+void print_text(const std::vector<TopicStats> &topics, const std::vector<Lease> &leases) {
+  std::vector<std::vector<std::string>> rows = {
+      {"TOPIC", "LATEST", "REPLICAS", "BYTES", "PER VERSION", "LEASES", "MAX LAG", "LONGEST HOLD"}};
+  for (const TopicStats &t : topics)
+    rows.push_back({t.name, std::to_string(t.info.latest), std::to_string(t.info.replicas), human_bytes(t.info.bytes),
+                    human_bytes(t.info.replicas ? t.info.bytes / t.info.replicas : 0), std::to_string(t.leases),
+                    t.leases ? std::to_string(t.max_lag) : "-", t.leases ? duration(t.longest_hold_ns) : "-"});
+  print_table(rows);
+  if (leases.empty()) return out_line("\nno leases held");
+  out_line("");
+  std::vector<std::vector<std::string>> lrows = {{"CLIENT", "PID", "NAME", "TOPIC", "VERSION", "LAG", "HELD"}};
+  for (const Lease &l : leases)
+    lrows.push_back({std::to_string(l.info.client_id), std::to_string(l.info.pid), l.client_name, l.topic,
+                     std::to_string(l.info.version), std::to_string(l.lag()), duration(l.info.held_ns)});
+  print_table(lrows);
+}
+
+int run_stats(const GlobalOptions &g, Args &args) {
+  const std::vector<std::string> only = args.positionals(0, 1);
+  const std::string socket = socket_path(g);
+  ClientPtr client = attach(g, "weightbus stats");
+  std::vector<TopicStats> topics;
+  for (const wb_topic_info &info : list_topics(client.get())) {
+    const std::string name = fixed_string(info.name, sizeof info.name);
+    if (only.empty() || only.front() == name) topics.push_back({info, name});
+  }
+  if (!only.empty() && topics.empty()) throw std::runtime_error("no topic '" + only.front() + "' on the broker at " + socket);
+  std::map<uint32_t, std::string> names;
+  for (const wb_client_info &c : list_clients(client.get())) names[c.id] = fixed_string(c.name, sizeof c.name);
+  std::vector<Lease> leases;
+  for (const wb_lease_info &info : list_leases(client.get())) {
+    Lease l{info, fixed_string(info.topic, sizeof info.topic), names[info.client_id]};
+    auto t = std::find_if(topics.begin(), topics.end(), [&](const TopicStats &x) { return x.name == l.topic; });
+    if (t == topics.end()) continue;
+    ++t->leases;
+    t->max_lag = std::max(t->max_lag, l.lag());
+    t->longest_hold_ns = std::max(t->longest_hold_ns, info.held_ns);
+    leases.push_back(std::move(l));
+  }
+  if (!g.json) return print_text(topics, leases), 0;
+  std::vector<std::string> t_items, l_items;
+  for (const TopicStats &t : topics) t_items.push_back(topic_json(t));
+  for (const Lease &l : leases) l_items.push_back(lease_json(l));
+  out_line(JsonObject().str("socket", socket).raw("topics", json_array(t_items)).raw("leases", json_array(l_items)).text());
+  return 0;
+}
+
+}  // namespace
+
+const Command kStatsCommand = {
+    "stats",
+    "reader lag, lease hold times and bytes, per topic and per lease",
+    "weightbus stats [TOPIC] [--json]",
+    R"HELP(Show, for every topic (or just TOPIC): its latest version, replicas, bytes of shared storage (all
+replicas, and one version's worth), how many leases readers hold on it, the largest lag (latest version minus
+a leased version) and the longest time a lease has been held. Then every lease: the client holding it (id,
+pid, name), the topic and version, its lag and how long it has been held. A reader with a growing lag or a
+long hold is the one that keeps an R = 1 publisher waiting or pins old replicas.
+
+options:
+  --json   print {"socket", "topics": [{"name", "latest", "replicas", "bytes", "version_bytes", "leases",
+           "max_lag", "longest_hold_ns"}], "leases": [{"client_id", "pid", "client", "topic", "version",
+           "latest", "lag", "held_ns"}]}
+
+examples:
+  weightbus stats
+  weightbus stats policy --json
+)HELP",
+    run_stats,
+};
+
+}  // namespace wbcli

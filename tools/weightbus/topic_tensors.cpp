@@ -1,0 +1,43 @@
+#include "topic_tensors.hpp"
+
+namespace wbcli {
+
+std::vector<TopicTensor> topic_tensors(wb_topic *topic, const std::string &topic_name) {
+  uint32_t count = 0;
+  check(wb_topic_tensor_count(topic, &count), "count the tensors of topic '" + topic_name + "'");
+  std::vector<TopicTensor> tensors;
+  for (uint32_t i = 0; i < count; ++i) {
+    TopicTensor t{WB_TENSOR_INFO_INIT, {}};
+    check(wb_topic_tensor(topic, i, &t.info), "describe tensor " + std::to_string(i) + " of topic '" + topic_name + "'");
+    t.name = t.info.name ? t.info.name : "";
+    tensors.push_back(std::move(t));
+  }
+  return tensors;
+}
+
+namespace {
+
+std::string int_array(const int64_t *values, uint32_t n) {
+  std::vector<std::string> items;
+  for (uint32_t d = 0; d < n; ++d) items.push_back(std::to_string(values[d]));
+  return json_array(items);
+}
+
+}  // namespace
+
+JsonObject tensor_json(const TopicTensor &t) {
+  const wb_tensor_info &i = t.info;
+  JsonObject o;
+  o.str("name", t.name)
+      .num("index", i.index)
+      .str("dtype", dtype_string(i.dtype))
+      .raw("shape", int_array(i.shape, i.ndim))
+      .raw("strides", int_array(i.strides, i.ndim))
+      .num("bytes", i.nbytes)
+      .boolean("view", i.is_view != 0)
+      .num("version", i.version)
+      .str("device", i.device_type == WB_DEVICE_CUDA ? "cuda" : "host");
+  return o;
+}
+
+}  // namespace wbcli
