@@ -224,6 +224,7 @@ extern "C" WB_API int wb_attach(const wb_attach_options *opts, wb_client **out) 
     return rc;
   }
   client->id = uint32_t(reply.value);
+  client->crash_seam = crash_seam_from_env();
   client->lease_taken.assign(client->seg.caps().leases_per_client, false);
   *out = client.release();
   return WB_OK;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "allocation_cache.hpp"
+#include "crash_point.hpp"
 #include "layout.hpp"
 #include "protocol_generated.h"
 
@@ -28,6 +29,7 @@ struct wb_client {
   uint64_t segment_size = 0;
   wb::shm::Segment seg;
   std::atomic<bool> broker_gone{false};
+  wb::CrashSeam crash_seam;  // tests only (crash_point.hpp)
 
   std::mutex request_mutex;  // one request/reply exchange at a time on the socket
   uint32_t next_request_id = 0;

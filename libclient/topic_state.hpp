@@ -12,7 +12,8 @@ namespace wb::topic_state {
 uint32_t count_dirty(const shm::Segment &seg, const shm::Topic &t);
 
 // Ends an update that will not be published (abort, or the publisher's death): recounts dirty tensors (R = 1),
-// clears writing_version, puts floor back to what readers may acquire, and wakes acquirers and waiters.
+// forgets replicas a publish that died half-way marked with the unpublished version (R >= 2), clears
+// writing_version, puts floor back to what readers may acquire, and wakes acquirers and waiters.
 void end_unpublished_update(const shm::Segment &seg, shm::Topic &t);
 
 }  // namespace wb::topic_state

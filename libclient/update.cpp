@@ -232,6 +232,7 @@ extern "C" WB_API int wb_update_publish(wb_update *update, const void *metadata,
   const shm::Segment &seg = topic->client->seg;
   uint64_t n = update->version;
   for (uint32_t i : update->changed) seg.tensor(i).replica_version[update->replica_of[i]].store(n, std::memory_order_release);
+  crash_point(topic->client->crash_seam, CrashPoint::kPublishAfterReplicas);
   write_record(seg, topic->index, n, metadata, metadata_size, uint32_t(update->changed.size()), update->record_flags);
   if (update->recovered_dirty > 0) t.dirty_tensors.fetch_sub(update->recovered_dirty, std::memory_order_seq_cst);
   t.latest.store(n, std::memory_order_seq_cst);

@@ -98,7 +98,11 @@ static int reader_main(void *arg) {
       snprintf(name, sizeof(name), "t%u", i);
       wb_tensor_info info = WB_TENSOR_INFO_INIT;
       if (wb_snapshot_tensor(s, name, &info) != WB_OK) continue;
-      if (info.version != 0 && fx_check_u32(info.data, ELEMS, info.version, i) >= 0) {
+      int64_t bad = info.version != 0 ? fx_check_u32(info.data, ELEMS, info.version, i) : -1;
+      if (bad >= 0) {
+        fprintf(stderr, "torn: topic %s version %llu tensor %u (written by %llu): element %lld is %u, not %u\n",
+                kTopics[r->topic], (unsigned long long)v, i, (unsigned long long)info.version, (long long)bad,
+                ((const uint32_t *)info.data)[bad], fx_pattern(info.version, i, (uint64_t)bad));
         __atomic_add_fetch(&r->b->torn, 1, __ATOMIC_SEQ_CST);
       }
     }
