@@ -69,6 +69,13 @@ def test_layout_and_listings(client):
     assert info.name == "model" and info.replicas == 3 and info.tensor_count == 3 and info.latest == 0
     assert [t.name for t in client.topics()] == ["model"]
     assert client.id in [c.id for c in client.clients()]
+    assert client.leases() == []
+    topic.publish({})
+    topic.publish({})
+    with client.open_topic("model").snapshot(version=1):
+        [lease] = client.leases()
+        assert (lease.client_id, lease.topic, lease.version, lease.latest) == (client.id, "model", 1, 2)
+        assert lease.held_ns >= 0
 
 
 def test_wait_returns_the_latest_and_times_out(client):

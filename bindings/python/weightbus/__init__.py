@@ -17,7 +17,7 @@ from .errors import (AbiMismatchError, AlreadyExistsError, BrokerGoneError, Busy
                      ConnectError, CudaError, DirtyError, ExpiredError, InvalidArgumentError,
                      LibraryNotFoundError, NoCudaError, NotFoundError, OutOfMemoryError, PermissionDeniedError,
                      ProtocolError, StaleError, StateError, SystemCallError, WaitTimeoutError, WeightbusError)
-from .info import ClientInfo, TensorLayout, TopicInfo
+from .info import ClientInfo, LeaseInfo, TensorLayout, TopicInfo
 from .snapshot import CopyPlan, Snapshot
 from .tensor import Tensor
 from .topic import Topic
@@ -34,7 +34,7 @@ def library_version() -> str:
 __all__ = [
     "AbiMismatchError", "AlreadyExistsError", "BrokerGoneError", "BusyError", "CapacityError", "Client",
     "ClientInfo", "ConnectError", "CopyPlan", "CudaError", "DirtyError", "ExpiredError", "InvalidArgumentError",
-    "LibraryNotFoundError", "MAX_DIMS", "MAX_REPLICAS", "METADATA_MAX", "NAME_MAX", "NoCudaError",
+    "LeaseInfo", "LibraryNotFoundError", "MAX_DIMS", "MAX_REPLICAS", "METADATA_MAX", "NAME_MAX", "NoCudaError",
     "NotFoundError", "OutOfMemoryError", "PermissionDeniedError", "ProtocolError", "Snapshot", "StaleError",
     "StateError", "SystemCallError", "Tensor", "TensorLayout", "Topic", "TopicInfo", "Update", "VERSION_MAX",
     "WaitTimeoutError", "WeightbusError", "connect", "dtype_name", "library_version",

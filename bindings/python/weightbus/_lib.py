@@ -71,6 +71,12 @@ class ClientInfo(ctypes.Structure):
                 ("name", ctypes.c_char * 32)]
 
 
+class LeaseInfo(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("client_id", ctypes.c_uint32), ("pid", ctypes.c_uint32),
+                ("reserved", ctypes.c_uint32), ("topic", ctypes.c_char * (NAME_MAX + 1)),
+                ("version", ctypes.c_uint64), ("latest", ctypes.c_uint64), ("held_ns", ctypes.c_uint64)]
+
+
 # DLPack (dlpack.h): the structs are the same from DLPack 0.6 to 1.x.
 class DLDevice(ctypes.Structure):
     _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
@@ -178,6 +184,7 @@ _CHECKED = {
     "wb_snapshot_synchronize": [_P, _i64],
     "wb_snapshot_copy_into": [_P, ctypes.POINTER(CopyTarget), _u32, _P],
     "wb_list_clients": [_P, ctypes.POINTER(ClientInfo), _u32, _pu32],
+    "wb_list_leases": [_P, ctypes.POINTER(LeaseInfo), _u32, _pu32],
 }
 
 for _name, _argtypes in _CHECKED.items():

@@ -8,7 +8,7 @@ from typing import Any, List, Optional
 from . import _lib
 from ._lib import AttachOptions, TopicOptions, lib, new
 from .errors import StateError
-from .info import ClientInfo, TopicInfo, listing
+from .info import ClientInfo, LeaseInfo, TopicInfo, listing
 from .topic import Topic
 
 
@@ -114,3 +114,7 @@ class Client:
     def clients(self) -> List[ClientInfo]:
         """Every client attached to the broker."""
         return [ClientInfo._from_c(c) for c in listing(lib.wb_list_clients, self.handle, _lib.ClientInfo)]
+
+    def leases(self) -> List[LeaseInfo]:
+        """Every lease held now, by any client: holder, topic, version, lag behind the latest, hold time."""
+        return [LeaseInfo._from_c(lease) for lease in listing(lib.wb_list_leases, self.handle, _lib.LeaseInfo)]

@@ -39,6 +39,21 @@ class ClientInfo:
 
 
 @dataclass(frozen=True)
+class LeaseInfo:
+    """A lease held by an attached client (Client.leases())."""
+    client_id: int
+    pid: int
+    topic: str
+    version: int
+    latest: int     # the topic's latest version when listed: the lag is latest - version
+    held_ns: int    # time since the lease was acquired
+
+    @classmethod
+    def _from_c(cls, info: _lib.LeaseInfo) -> "LeaseInfo":
+        return cls(info.client_id, info.pid, info.topic.decode(), info.version, info.latest, info.held_ns)
+
+
+@dataclass(frozen=True)
 class TensorLayout:
     """A tensor's definition in its topic (no bytes): what Topic.layout() lists."""
     index: int
