@@ -43,6 +43,10 @@ struct Capacities {
   uint32_t ring_slots;  // version records kept per topic
 };
 
+// The largest capacities a broker accepts (weightbusd's flags) and a client believes of a segment header: they
+// keep every table offset far below 2^64, so that compute_layout cannot wrap around.
+inline constexpr Capacities kCapacityLimits{65534, 16u << 20, 1u << 20, 65536, 65536, 4096};
+
 enum class TopicState : uint32_t { kFree = 0, kLive = 1 };
 
 struct Topic {
