@@ -2,7 +2,7 @@
 # The two Quick start commands of README.md, and what CI runs.
 #   bash dev.sh demo   install what is missing (apt), build, start a broker and show versions flowing
 #   bash dev.sh test   install what is missing, build, and run every test (plain, the Rust and Go bindings,
-#                      then ASan/UBSan)
+#                      ASan/UBSan, ThreadSanitizer)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -50,6 +50,9 @@ case "${1:-}" in
     echo "dev.sh: the same tests under AddressSanitizer and UndefinedBehaviorSanitizer"
     build build-asan -DWB_SANITIZE=ON
     ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j "$JOBS"
+    echo "dev.sh: the same tests under ThreadSanitizer (without the model check and the bindings)"
+    build build-tsan -DWB_TSAN=ON
+    TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -j "$JOBS"
     ;;
   *)
     echo "usage: bash dev.sh demo|test" >&2

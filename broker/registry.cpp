@@ -43,8 +43,10 @@ void write_header(const shm::Segment &seg, const shm::Capacities &caps, const sh
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   h.created_ns = uint64_t(ts.tv_sec) * 1000000000 + uint64_t(ts.tv_nsec);
-  std::atomic_thread_fence(std::memory_order_release);
-  h.fingerprint = shm::expected_fingerprint();  // last: a complete header is one with a fingerprint
+  // Last, also for the compiler: a broker that dies while writing the header leaves no fingerprint. Clients
+  // get the segment over the socket afterwards, which orders the rest.
+  std::atomic_signal_fence(std::memory_order_release);
+  h.fingerprint = shm::expected_fingerprint();
 }
 
 }  // namespace
