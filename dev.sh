@@ -2,14 +2,15 @@
 # The two Quick start commands of README.md, and what CI runs.
 #   bash dev.sh demo   install what is missing (apt), build, start a broker and show versions flowing
 #   bash dev.sh test   install what is missing, build, and run every test (plain, the Rust and Go bindings,
-#                      ASan/UBSan, ThreadSanitizer)
+#                      ASan/UBSan, ThreadSanitizer), then each libFuzzer harness for 30 s
 set -euo pipefail
 cd "$(dirname "$0")"
 
 BUILD_PACKAGES=(build-essential cmake pkg-config libuv1-dev libflatbuffers-dev flatbuffers-compiler libboost-dev
                 libcmocka-dev)
-# Only the tests need these: spin (the protocol model), Go and Rust (the bindings).
-TEST_PACKAGES=(spin golang-go)
+# Only the tests need these: spin (the protocol model), Go and Rust (the bindings), clang and its sanitizer
+# runtimes (the libFuzzer harnesses).
+TEST_PACKAGES=(spin golang-go clang libclang-rt-dev)
 # Rust for bindings/rust: rustup's toolchain when there is one, else Debian's.
 [ -x "${HOME:-}/.cargo/bin/cargo" ] && export PATH=$HOME/.cargo/bin:$PATH
 command -v cargo >/dev/null || TEST_PACKAGES+=(cargo)
@@ -53,6 +54,9 @@ case "${1:-}" in
     echo "dev.sh: the same tests under ThreadSanitizer (without the model check and the bindings)"
     build build-tsan -DWB_TSAN=ON
     TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -j "$JOBS"
+    echo "dev.sh: the libFuzzer harnesses (clang), 30 s each"
+    CC=clang CXX=clang++ build build-fuzz -DWB_FUZZ=ON -DWB_BUILD_TESTS=OFF
+    bash tests/fuzz/run.sh build-fuzz 30
     ;;
   *)
     echo "usage: bash dev.sh demo|test" >&2

@@ -37,6 +37,10 @@ void Dispatcher::handle(Client *client, wire::Received &msg) {
     return refuse(client, id, WB_E_PROTOCOL);
   }
   const void *body = m->body();
+  if (body == nullptr) {  // the verifier accepts a union's type without its value
+    fail(WB_E_PROTOCOL, "message of type %d without its body", int(m->body_type()));
+    return refuse(client, id, WB_E_PROTOCOL);
+  }
   switch (m->body_type()) {
     case proto::Body::Attach: return on_attach(client, id, body);
     case proto::Body::CreateTopic: return on_create_topic(client, id, body);
