@@ -7,18 +7,13 @@
 
 #include "dispatcher.hpp"
 #include "error.hpp"
+#include "flat_vectors.hpp"
 #include "log.hpp"
 #include "protocol_generated.h"
 
 namespace wb::broker {
 
 namespace {
-
-std::string text(const flatbuffers::String *s) { return s == nullptr ? std::string() : s->str(); }
-
-std::vector<int64_t> longs(const flatbuffers::Vector<int64_t> *v) {
-  return v == nullptr ? std::vector<int64_t>() : std::vector<int64_t>(v->begin(), v->end());
-}
 
 int check_dims(size_t ndim) {
   if (ndim > WB_MAX_DIMS) return fail(WB_E_SHAPE, "ndim %zu is over the limit of %d", ndim, WB_MAX_DIMS);
@@ -115,7 +110,7 @@ void Dispatcher::on_alloc_tensors(Client *client, uint32_t id, const void *body)
     return refuse(client, id, WB_E_INVAL);
   }
   for (const proto::TensorSpec *spec : *alloc->tensors()) {
-    std::vector<int64_t> shape = longs(spec->shape());
+    std::vector<int64_t> shape = items(spec->shape());
     if (int rc = check_dims(shape.size()); rc != WB_OK) return refuse(client, id, rc);
     specs.push_back(NewTensor{text(spec->name()), spec->dtype(), std::move(shape)});
   }
@@ -132,12 +127,12 @@ void Dispatcher::on_alloc_tensors(Client *client, uint32_t id, const void *body)
 void Dispatcher::on_create_view(Client *client, uint32_t id, const void *body) {
   auto *view = static_cast<const proto::CreateView *>(body);
   int rc = registry_.check_topic(view->topic());
-  std::vector<int64_t> shape = longs(view->shape());
+  std::vector<int64_t> shape = items(view->shape());
   if (rc == WB_OK) rc = check_dims(shape.size());
   if (rc == WB_OK) {
     rc = registry_.create_view(view->topic(), client->slot,
                                NewView{text(view->name()), text(view->parent()), view->dtype(), view->byte_offset(),
-                                       shape, longs(view->strides())});
+                                       shape, items(view->strides())});
   }
   if (rc != WB_OK) return refuse(client, id, rc);
   reply(client, id, WB_OK);

@@ -1,20 +1,12 @@
 // Handlers of the CUDA allocation messages. The broker stores handles, fds and offsets after checking them
 // against the registry; it never calls CUDA.
 #include "error.hpp"
+#include "flat_vectors.hpp"
 #include "log.hpp"
 #include "protocol_generated.h"
 #include "dispatcher.hpp"
 
 namespace wb::broker {
-
-namespace {
-
-template <typename T>
-std::vector<T> items(const flatbuffers::Vector<T> *v) {
-  return v == nullptr ? std::vector<T>() : std::vector<T>(v->begin(), v->end());
-}
-
-}  // namespace
 
 void Dispatcher::on_register_cuda_allocation(Client *client, uint32_t id, const void *body) {
   auto *m = static_cast<const proto::RegisterCudaAllocation *>(body);
@@ -51,7 +43,7 @@ void Dispatcher::on_register_tensors(Client *client, uint32_t id, const void *bo
       fail(WB_E_SHAPE, "ndim %zu is over the limit of %d", shape.size(), WB_MAX_DIMS);
       return refuse(client, id, WB_E_SHAPE);
     }
-    tensors.push_back(NewRegisteredTensor{t->name() ? t->name()->str() : std::string(), t->dtype(), std::move(shape),
+    tensors.push_back(NewRegisteredTensor{text(t->name()), t->dtype(), std::move(shape),
                                           items(t->allocations()), items(t->offsets())});
   }
   int rc = registry_.register_tensors(m->topic(), client->slot, tensors);
