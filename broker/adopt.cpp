@@ -59,6 +59,7 @@ int Registry::adopt() {
   h.broker_pid = uint32_t(getpid());
   tensors_by_name_.resize(seg_.caps().max_topics);
   allocation_fds_.assign(seg_.caps().max_allocations, -1);
+  used_.assign(seg_.caps().max_clients, Quota{});  // orphans' allowances start afresh, as on a reconnect
   adopt_names();
   adopt_allocations();
   adopt_clients();

@@ -1,82 +1,45 @@
 // One handler per control message. Each verifies what it reads (the flatbuffers verifier has already checked
 // the buffer's structure) and answers with exactly one reply, never trusting the client's claims.
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <algorithm>
 
+#include "dispatcher.hpp"
 #include "error.hpp"
+#include "flat_vectors.hpp"
 #include "log.hpp"
 #include "protocol_generated.h"
-#include "server.hpp"
 
 namespace wb::broker {
 
 namespace {
-
-std::string text(const flatbuffers::String *s) { return s == nullptr ? std::string() : s->str(); }
-
-std::vector<int64_t> longs(const flatbuffers::Vector<int64_t> *v) {
-  return v == nullptr ? std::vector<int64_t>() : std::vector<int64_t>(v->begin(), v->end());
-}
 
 int check_dims(size_t ndim) {
   if (ndim > WB_MAX_DIMS) return fail(WB_E_SHAPE, "ndim %zu is over the limit of %d", ndim, WB_MAX_DIMS);
   return WB_OK;
 }
 
-}  // namespace
-
-void Server::handle(Connection *conn, wire::Received &msg) {
-  flatbuffers::Verifier::Options limits;
-  limits.max_depth = 16;
-  limits.max_tables = 4096;
-  flatbuffers::Verifier verifier(msg.data.data(), msg.data.size(), limits);
-  if (!verifier.VerifyBuffer<proto::Message>()) {
-    fail(WB_E_PROTOCOL, "malformed control message (%zu bytes)", msg.data.size());
-    log(LogLevel::kWarn, "pid %u: %s", conn->pid, wb_last_error());
-    reply(conn, 0, WB_E_PROTOCOL);
-    return;
+// A notify descriptor must be a pipe's write end. It is made non-blocking here: a reader that never drains a
+// blocking pipe would otherwise stall the broker's write, and every client with it.
+int check_notify_pipe(const std::vector<int> &fds) {
+  if (fds.size() != 1) return fail(WB_E_PROTOCOL, "Subscribe must carry exactly one descriptor");
+  struct stat st;
+  int flags = fcntl(fds[0], F_GETFL);
+  if (fstat(fds[0], &st) != 0 || !S_ISFIFO(st.st_mode) || flags < 0 || (flags & O_ACCMODE) != O_WRONLY) {
+    return fail(WB_E_INVAL, "Subscribe must carry the write end of a pipe");
   }
-  const proto::Message *m = proto::GetMessage(msg.data.data());
-  uint32_t id = m->id();
-  if (conn->uid_refused) {
-    fail(WB_E_PERM, "uid %u may not use this broker (it runs as uid %u)", conn->uid, unsigned(getuid()));
-    log(LogLevel::kWarn, "pid %u: %s", conn->pid, wb_last_error());
-    refuse(conn, id, WB_E_PERM);
-    drop(conn, "refused: other uid");
-    return;
-  }
-  if (!conn->attached && m->body_type() != proto::Body::Attach) {
-    fail(WB_E_PROTOCOL, "the first message must be Attach");
-    refuse(conn, id, WB_E_PROTOCOL);
-    return;
-  }
-  const void *body = m->body();
-  switch (m->body_type()) {
-    case proto::Body::Attach: return on_attach(conn, id, body);
-    case proto::Body::CreateTopic: return on_create_topic(conn, id, body);
-    case proto::Body::OpenTopic: return on_open_topic(conn, id, body);
-    case proto::Body::CloseTopic: return on_close_topic(conn, id, body);
-    case proto::Body::AllocTensors: return on_alloc_tensors(conn, id, body);
-    case proto::Body::CreateView: return on_create_view(conn, id, body);
-    case proto::Body::GetAllocation: return on_get_allocation(conn, id, body);
-    case proto::Body::Subscribe: return on_subscribe(conn, id, body, msg.fds);
-    case proto::Body::Published: return on_published(conn, body);
-    case proto::Body::RegisterCudaAllocation: return on_register_cuda_allocation(conn, id, body);
-    case proto::Body::AddAllocationChunks: return on_add_allocation_chunks(conn, id, body, msg.fds);
-    case proto::Body::RegisterTensors: return on_register_tensors(conn, id, body);
-    case proto::Body::RevokeAllocation: return on_revoke_allocation(conn, id, body);
-    case proto::Body::ImportAllocation: return on_import_allocation(conn, id, body);
-    case proto::Body::ReleaseAllocation: return on_release_allocation(conn, id, body);
-    default:
-      fail(WB_E_PROTOCOL, "unexpected message type %d", int(m->body_type()));
-      return refuse(conn, id, WB_E_PROTOCOL);
-  }
+  if (fcntl(fds[0], F_SETFL, flags | O_NONBLOCK) != 0) return fail_errno("making a notify pipe non-blocking");
+  return WB_OK;
 }
 
-void Server::on_attach(Connection *conn, uint32_t id, const void *body) {
+}  // namespace
+
+void Dispatcher::on_attach(Client *client, uint32_t id, const void *body) {
   auto *attach = static_cast<const proto::Attach *>(body);
-  if (conn->attached) {
+  if (client->attached) {
     fail(WB_E_PROTOCOL, "this connection is already attached");
-    return refuse(conn, id, WB_E_PROTOCOL);
+    return refuse(client, id, WB_E_PROTOCOL);
   }
   shm::Fingerprint want = shm::expected_fingerprint();
   const auto *fields = attach->fingerprint();
@@ -86,116 +49,118 @@ void Server::on_attach(Connection *conn, uint32_t id, const void *body) {
   if (!same) {
     fail(WB_E_ABI_MISMATCH, "the client speaks layout %u, this broker layout %u (or their struct sizes differ)",
          attach->layout_version(), shm::kLayoutVersion);
-    log(LogLevel::kWarn, "pid %u: %s", conn->pid, wb_last_error());
-    return refuse(conn, id, WB_E_ABI_MISMATCH);
+    log(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
+    return refuse(client, id, WB_E_ABI_MISMATCH);
   }
-  int rc = registry_.add_client(conn->pid, conn->uid, text(attach->name()), &conn->slot);
+  int rc = registry_.add_client(client->pid, client->uid, text(attach->name()), &client->slot);
   if (rc != WB_OK) {
-    log(LogLevel::kWarn, "pid %u: %s", conn->pid, wb_last_error());
-    return refuse(conn, id, rc);
+    log(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
+    return refuse(client, id, rc);
   }
-  conn->attached = true;
-  log(LogLevel::kInfo, "attach pid %u (client %u, '%s')", conn->pid, conn->slot, registry_.seg().client(conn->slot).name);
-  reply(conn, id, WB_OK, conn->slot, registry_.seg().header().segment_size, registry_.segment_fd());
+  client->attached = true;
+  log(LogLevel::kInfo, "attach pid %u (client %u, '%s')", client->pid, client->slot,
+      registry_.seg().client(client->slot).name);
+  reply(client, id, WB_OK, client->slot, registry_.seg().header().segment_size, registry_.segment_fd());
 }
 
-void Server::on_create_topic(Connection *conn, uint32_t id, const void *body) {
+void Dispatcher::on_create_topic(Client *client, uint32_t id, const void *body) {
   auto *create = static_cast<const proto::CreateTopic *>(body);
   uint32_t topic;
   std::string name = text(create->name());
   bool existed = registry_.open_topic(name, &topic) == WB_OK;
-  int rc = registry_.create_topic(name, create->replicas(), conn->slot, conn->pid, &topic);
-  if (rc != WB_OK) return refuse(conn, id, rc);
-  conn->published.insert(topic);
+  int rc = registry_.create_topic(name, create->replicas(), client->slot, client->pid, &topic);
+  if (rc != WB_OK) return refuse(client, id, rc);
+  client->published.insert(topic);
   log(LogLevel::kInfo, "topic '%s' %s by pid %u (%u replicas)", name.c_str(), existed ? "taken over" : "created",
-      conn->pid, create->replicas());
-  reply(conn, id, WB_OK, topic);
+      client->pid, create->replicas());
+  reply(client, id, WB_OK, topic);
 }
 
-void Server::on_open_topic(Connection *conn, uint32_t id, const void *body) {
+void Dispatcher::on_open_topic(Client *client, uint32_t id, const void *body) {
   uint32_t topic;
   int rc = registry_.open_topic(text(static_cast<const proto::OpenTopic *>(body)->name()), &topic);
-  if (rc != WB_OK) return refuse(conn, id, rc);
-  reply(conn, id, WB_OK, topic);
+  if (rc != WB_OK) return refuse(client, id, rc);
+  reply(client, id, WB_OK, topic);
 }
 
-int Server::check_publisher(Connection *conn, uint32_t id, uint32_t topic) {
+int Dispatcher::check_publisher(Client *client, uint32_t id, uint32_t topic) {
   int rc = registry_.check_topic(topic);
-  if (rc == WB_OK && !registry_.is_publisher(topic, conn->slot)) {
+  if (rc == WB_OK && !registry_.is_publisher(topic, client->slot)) {
     rc = fail(WB_E_ROLE, "only the publisher of '%s' may do this", registry_.seg().topic(topic).name);
   }
-  if (rc != WB_OK) refuse(conn, id, rc);
+  if (rc != WB_OK) refuse(client, id, rc);
   return rc;
 }
 
-void Server::on_close_topic(Connection *conn, uint32_t id, const void *body) {
+void Dispatcher::on_close_topic(Client *client, uint32_t id, const void *body) {
   uint32_t topic = static_cast<const proto::CloseTopic *>(body)->topic();
-  if (check_publisher(conn, id, topic) != WB_OK) return;
+  if (check_publisher(client, id, topic) != WB_OK) return;
   registry_.release_publisher(topic);
-  conn->published.erase(topic);
-  log(LogLevel::kInfo, "topic '%s': publisher pid %u closed it", registry_.seg().topic(topic).name, conn->pid);
-  reply(conn, id, WB_OK);
+  client->published.erase(topic);
+  log(LogLevel::kInfo, "topic '%s': publisher pid %u closed it", registry_.seg().topic(topic).name, client->pid);
+  reply(client, id, WB_OK);
 }
 
-void Server::on_alloc_tensors(Connection *conn, uint32_t id, const void *body) {
+void Dispatcher::on_alloc_tensors(Client *client, uint32_t id, const void *body) {
   auto *alloc = static_cast<const proto::AllocTensors *>(body);
-  if (check_publisher(conn, id, alloc->topic()) != WB_OK) return;
+  if (check_publisher(client, id, alloc->topic()) != WB_OK) return;
   std::vector<NewTensor> specs;
   if (alloc->tensors() == nullptr || alloc->tensors()->size() == 0) {
     fail(WB_E_INVAL, "AllocTensors lists no tensors");
-    return refuse(conn, id, WB_E_INVAL);
+    return refuse(client, id, WB_E_INVAL);
   }
   for (const proto::TensorSpec *spec : *alloc->tensors()) {
-    std::vector<int64_t> shape = longs(spec->shape());
-    if (int rc = check_dims(shape.size()); rc != WB_OK) return refuse(conn, id, rc);
+    std::vector<int64_t> shape = items(spec->shape());
+    if (int rc = check_dims(shape.size()); rc != WB_OK) return refuse(client, id, rc);
     specs.push_back(NewTensor{text(spec->name()), spec->dtype(), std::move(shape)});
   }
   uint32_t allocation = 0;
   int fd;
   uint64_t size = 0;
-  int rc = registry_.alloc_tensors(alloc->topic(), specs, &allocation, &fd, &size);
-  if (rc != WB_OK) return refuse(conn, id, rc);
+  int rc = registry_.alloc_tensors(alloc->topic(), client->slot, specs, &allocation, &fd, &size);
+  if (rc != WB_OK) return refuse(client, id, rc);
   log(LogLevel::kDebug, "topic '%s': %zu tensor(s) requested, allocation %u of %llu bytes",
       registry_.seg().topic(alloc->topic()).name, specs.size(), allocation, (unsigned long long)size);
-  reply(conn, id, WB_OK, allocation, size, fd);
+  reply(client, id, WB_OK, allocation, size, fd);
 }
 
-void Server::on_create_view(Connection *conn, uint32_t id, const void *body) {
+void Dispatcher::on_create_view(Client *client, uint32_t id, const void *body) {
   auto *view = static_cast<const proto::CreateView *>(body);
   int rc = registry_.check_topic(view->topic());
-  std::vector<int64_t> shape = longs(view->shape());
+  std::vector<int64_t> shape = items(view->shape());
   if (rc == WB_OK) rc = check_dims(shape.size());
   if (rc == WB_OK) {
-    rc = registry_.create_view(view->topic(), NewView{text(view->name()), text(view->parent()), view->dtype(),
-                                                      view->byte_offset(), shape, longs(view->strides())});
+    rc = registry_.create_view(view->topic(), client->slot,
+                               NewView{text(view->name()), text(view->parent()), view->dtype(), view->byte_offset(),
+                                       shape, items(view->strides())});
   }
-  if (rc != WB_OK) return refuse(conn, id, rc);
-  reply(conn, id, WB_OK);
+  if (rc != WB_OK) return refuse(client, id, rc);
+  reply(client, id, WB_OK);
 }
 
-void Server::on_get_allocation(Connection *conn, uint32_t id, const void *body) {
+void Dispatcher::on_get_allocation(Client *client, uint32_t id, const void *body) {
   int fd;
   uint64_t size;
   int rc = registry_.allocation_fd(static_cast<const proto::GetAllocation *>(body)->allocation(), &fd, &size);
-  if (rc != WB_OK) return refuse(conn, id, rc);
-  reply(conn, id, WB_OK, 0, size, fd);
+  if (rc != WB_OK) return refuse(client, id, rc);
+  reply(client, id, WB_OK, 0, size, fd);
 }
 
-void Server::on_subscribe(Connection *conn, uint32_t id, const void *body, std::vector<int> &fds) {
+void Dispatcher::on_subscribe(Client *client, uint32_t id, const void *body, std::vector<int> &fds) {
   uint32_t topic = static_cast<const proto::Subscribe *>(body)->topic();
   int rc = registry_.check_topic(topic);
-  if (rc == WB_OK && fds.size() != 1) rc = fail(WB_E_PROTOCOL, "Subscribe must carry exactly one descriptor");
-  if (rc != WB_OK) return refuse(conn, id, rc);
-  subscribers_[topic].emplace_back(conn, fds[0]);
+  if (rc == WB_OK) rc = check_notify_pipe(fds);
+  if (rc != WB_OK) return refuse(client, id, rc);
+  subscribers_[topic].emplace_back(client, fds[0]);
   registry_.seg().topic(topic).notify_subscribers.fetch_add(1);
   fds.clear();  // kept
-  reply(conn, id, WB_OK);
+  reply(client, id, WB_OK);
 }
 
-void Server::on_published(Connection *conn, const void *body) {
+void Dispatcher::on_published(Client *client, const void *body) {
   uint32_t topic = static_cast<const proto::Published *>(body)->topic();
-  if (registry_.check_topic(topic) != WB_OK || !registry_.is_publisher(topic, conn->slot)) {
-    log(LogLevel::kWarn, "pid %u: Published for a topic it does not publish", conn->pid);
+  if (registry_.check_topic(topic) != WB_OK || !registry_.is_publisher(topic, client->slot)) {
+    log(LogLevel::kWarn, "pid %u: Published for a topic it does not publish", client->pid);
     return;
   }
   notify_subscribers(topic);

@@ -1,9 +1,11 @@
 #include "options.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <unistd.h>
 
 #include "weightbus/weightbus.h"
 
@@ -32,6 +34,13 @@ const char kUsage[] =
     "  --ring-slots N           version records kept per topic (default 16, at least 2)\n"
     "  --help, --version\n"
     "\n"
+    "per-client limits (one connection; a request over one is refused with WB_E_NOSPC naming the flag):\n"
+    "  --max-topics-per-client N       topics one client may create (default: half of --max-topics)\n"
+    "  --max-tensors-per-client N      tensors and views one client may add (default: half of --max-tensors)\n"
+    "  --max-allocations-per-client N  allocations one client may make (default: half of --max-allocations)\n"
+    "  --max-bytes-per-client N[K|M|G|T]  host shared memory one client may allocate (default: half of the\n"
+    "                                  machine's memory)\n"
+    "\n"
     "example:\n"
     "  weightbusd --foreground --name train0 --max-tensors 200000\n";
 
@@ -51,14 +60,59 @@ struct CountFlag {
   uint32_t max;
 };
 
+constexpr const shm::Capacities &kMax = shm::kCapacityLimits;
+
 const CountFlag kCountFlags[] = {
-    {"--max-topics", &shm::Capacities::max_topics, 1, 65534},
-    {"--max-tensors", &shm::Capacities::max_tensors, 1, 16u << 20},
-    {"--max-allocations", &shm::Capacities::max_allocations, 1, 1u << 20},
-    {"--max-clients", &shm::Capacities::max_clients, 1, 65536},
-    {"--leases-per-client", &shm::Capacities::leases_per_client, 1, 65536},
-    {"--ring-slots", &shm::Capacities::ring_slots, 2, 4096},
+    {"--max-topics", &shm::Capacities::max_topics, 1, kMax.max_topics},
+    {"--max-tensors", &shm::Capacities::max_tensors, 1, kMax.max_tensors},
+    {"--max-allocations", &shm::Capacities::max_allocations, 1, kMax.max_allocations},
+    {"--max-clients", &shm::Capacities::max_clients, 1, kMax.max_clients},
+    {"--leases-per-client", &shm::Capacities::leases_per_client, 1, kMax.leases_per_client},
+    {"--ring-slots", &shm::Capacities::ring_slots, 2, kMax.ring_slots},
 };
+
+struct QuotaFlag {
+  const char *flag;
+  uint32_t Quota::*field;
+  uint32_t max;
+};
+
+const QuotaFlag kQuotaFlags[] = {
+    {"--max-topics-per-client", &Quota::topics, kMax.max_topics},
+    {"--max-tensors-per-client", &Quota::tensors, kMax.max_tensors},
+    {"--max-allocations-per-client", &Quota::allocations, kMax.max_allocations},
+};
+
+// A byte count with an optional binary suffix (K, M, G, T), at least 1.
+bool parse_bytes(const char *text, uint64_t *out) {
+  errno = 0;
+  char *end;
+  unsigned long long value = strtoull(text, &end, 10);
+  if (errno != 0 || end == text || text[0] == '-' || value == 0) return false;
+  const char *suffixes = "KMGT";
+  const char *unit = *end != '\0' ? strchr(suffixes, *end) : nullptr;
+  if (*end != '\0' && (unit == nullptr || end[1] != '\0')) return false;
+  int shift = unit == nullptr ? 0 : 10 * int(unit - suffixes + 1);
+  if (value > (UINT64_MAX >> shift)) return false;
+  *out = uint64_t(value) << shift;
+  return true;
+}
+
+// Per-client limits left at 0 get half of what they limit, at least 1.
+void default_quota(const shm::Capacities &caps, Quota *q) {
+  if (q->topics == 0) q->topics = std::max(1u, caps.max_topics / 2);
+  if (q->tensors == 0) q->tensors = std::max(1u, caps.max_tensors / 2);
+  if (q->allocations == 0) q->allocations = std::max(1u, caps.max_allocations / 2);
+  if (q->bytes == 0) q->bytes = uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGESIZE)) / 2;
+}
+
+template <typename Flag, size_t N>
+const Flag *find_flag(const Flag (&flags)[N], const char *arg) {
+  for (const Flag &f : flags) {
+    if (strcmp(arg, f.flag) == 0) return &f;
+  }
+  return nullptr;
+}
 
 int usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, "weightbusd: ");
@@ -100,11 +154,18 @@ int parse_options(int argc, char **argv, Options *out, bool *exit_now) {
       if (!parse_log_level(value, &out->log_level)) {
         return *exit_now = true, usage_error("--log-level '%s' is not error, warn, info or debug", value);
       }
-    } else {
-      const CountFlag *flag = nullptr;
-      for (const CountFlag &f : kCountFlags) {
-        if (strcmp(arg, f.flag) == 0) flag = &f;
+    } else if (strcmp(arg, "--max-bytes-per-client") == 0) {
+      if (!parse_bytes(value, &out->per_client.bytes)) {
+        return *exit_now = true, usage_error("--max-bytes-per-client %s is not a byte count such as 8G", value);
       }
+    } else if (const QuotaFlag *quota = find_flag(kQuotaFlags, arg); quota != nullptr) {
+      if (!parse_count(value, 1, quota->max, &(out->per_client.*quota->field))) {
+        fprintf(stderr, "weightbusd: %s %s is not a whole number in 1..%u\n", arg, value, quota->max);
+        *exit_now = true;
+        return 2;
+      }
+    } else {
+      const CountFlag *flag = find_flag(kCountFlags, arg);
       if (flag == nullptr) return *exit_now = true, usage_error("unknown option %s", arg);
       if (!parse_count(value, flag->min, flag->max, &(out->caps.*flag->field))) {
         fprintf(stderr, "weightbusd: %s %s is not a whole number in %u..%u\n", arg, value, flag->min, flag->max);
@@ -113,6 +174,7 @@ int parse_options(int argc, char **argv, Options *out, bool *exit_now) {
       }
     }
   }
+  default_quota(out->caps, &out->per_client);
   return 0;
 }
 

@@ -5,6 +5,7 @@
 
 #include "layout.hpp"
 #include "log.hpp"
+#include "quota.hpp"
 
 namespace wb::broker {
 
@@ -14,6 +15,7 @@ struct Options {
   bool foreground = false;
   LogLevel log_level = LogLevel::kInfo;
   shm::Capacities caps{256, 65536, 4096, 128, 64, 16};
+  Quota per_client;  // 0 in a field: half of its table (bytes: half of the machine's memory)
 };
 
 // Parses argv. Returns 0 to run, or an exit status (after printing help, the version, or a usage error).

@@ -43,8 +43,10 @@ void write_header(const shm::Segment &seg, const shm::Capacities &caps, const sh
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   h.created_ns = uint64_t(ts.tv_sec) * 1000000000 + uint64_t(ts.tv_nsec);
-  std::atomic_thread_fence(std::memory_order_release);
-  h.fingerprint = shm::expected_fingerprint();  // last: a complete header is one with a fingerprint
+  // Last, also for the compiler: a broker that dies while writing the header leaves no fingerprint. Clients
+  // get the segment over the socket afterwards, which orders the rest.
+  std::atomic_signal_fence(std::memory_order_release);
+  h.fingerprint = shm::expected_fingerprint();
 }
 
 }  // namespace
@@ -64,8 +66,10 @@ std::string Registry::allocation_shm_name(uint32_t allocation) const {
   return "/" + shm_name_ + ".a" + std::to_string(allocation);
 }
 
-int Registry::open(const std::string &broker_name, const shm::Capacities &caps, bool *adopted) {
+int Registry::open(const std::string &broker_name, const shm::Capacities &caps, const Quota &per_client,
+                   bool *adopted) {
   shm_name_ = "weightbus-" + std::to_string(getuid()) + "-" + broker_name;
+  per_client_ = per_client;
   *adopted = false;
   try {
     shm_ = bip::shared_memory_object(bip::open_only, shm_name_.c_str(), bip::read_write);
@@ -86,16 +90,24 @@ int Registry::create(const shm::Capacities &caps) {
     shm_.truncate(bip::offset_t(layout.segment_size));
     region_ = bip::mapped_region(shm_, bip::read_write);
   } catch (const bip::interprocess_exception &e) {
+    fail(WB_E_IO, "creating shared memory /%s of %llu bytes: %s", shm_name_.c_str(),
+         (unsigned long long)layout.segment_size, e.what());
     shm_name_.clear();
-    return fail(WB_E_IO, "creating shared memory /%s of %llu bytes: %s", shm_name_.c_str(),
-                (unsigned long long)layout.segment_size, e.what());
+    return WB_E_IO;
   }
   seg_ = shm::Segment(region_.get_address());
   write_header(seg_, caps, layout);
   tensors_by_name_.resize(caps.max_topics);
   allocation_fds_.assign(caps.max_allocations, -1);
+  used_.assign(caps.max_clients, Quota{});
   return WB_OK;
 }
+
+int Registry::check_quota(uint32_t client, const Quota &more) const {
+  return broker::check_quota(used_[client], more, per_client_);
+}
+
+void Registry::charge(uint32_t client, const Quota &more) { add_quota(&used_[client], more); }
 
 int Registry::segment_fd() const { return shm_.get_mapping_handle().handle; }
 
@@ -110,6 +122,7 @@ int Registry::add_client(uint32_t pid, uint32_t uid, const std::string &name, ui
     s.topics_published.store(0);
     for (uint32_t i = 0; i < seg_.caps().leases_per_client; ++i) seg_.leases(c)[i].store(0);
     s.state.store(uint32_t(shm::ClientState::kLive), std::memory_order_release);
+    used_[c] = Quota{};
     *slot = c;
     return WB_OK;
   }
@@ -159,6 +172,7 @@ int Registry::create_topic(const std::string &name, uint32_t replicas, uint32_t 
   if (i >= seg_.caps().max_topics) {
     return fail(WB_E_NOSPC, "the topic table is full (%u topics; see weightbusd --max-topics)", seg_.caps().max_topics);
   }
+  if (int rc = check_quota(client, Quota{.topics = 1}); rc != WB_OK) return rc;
   shm::Topic &t = seg_.topic(i);
   copy_name(t.name, name, sizeof(t.name));
   t.replicas = replicas;
@@ -169,6 +183,7 @@ int Registry::create_topic(const std::string &name, uint32_t replicas, uint32_t 
   t.state.store(uint32_t(shm::TopicState::kLive), std::memory_order_release);
   h.topic_count.store(i + 1, std::memory_order_release);
   topics_by_name_.emplace(name, i);
+  charge(client, Quota{.topics = 1});
   seg_.client(client).topics_published.fetch_add(1);
   *index = i;
   return WB_OK;
@@ -268,8 +283,8 @@ void Registry::link_tensor(uint32_t topic, uint32_t index) {
   t.tensor_count.fetch_add(1, std::memory_order_release);
 }
 
-int Registry::alloc_tensors(uint32_t topic, const std::vector<NewTensor> &specs, uint32_t *allocation, int *fd,
-                            uint64_t *size) {
+int Registry::alloc_tensors(uint32_t topic, uint32_t client, const std::vector<NewTensor> &specs,
+                            uint32_t *allocation, int *fd, uint64_t *size) {
   std::vector<bool> is_new;
   uint32_t count;
   int rc = check_new_tensors(topic, specs, &is_new, &count);
@@ -286,6 +301,8 @@ int Registry::alloc_tensors(uint32_t topic, const std::vector<NewTensor> &specs,
     replica_bytes += align_up(nbytes);
   }
   uint64_t total = std::max<uint64_t>(replica_bytes * t.replicas, WB_ALIGNMENT);
+  Quota taken{.tensors = count, .allocations = 1, .bytes = total};
+  if ((rc = check_quota(client, taken)) != WB_OK) return rc;
   shm::Header &h = seg_.header();
   uint32_t a = h.allocation_count.load();
   std::string name = allocation_shm_name(a);
@@ -328,13 +345,14 @@ int Registry::alloc_tensors(uint32_t topic, const std::vector<NewTensor> &specs,
   }
   t.bytes.fetch_add(total);
   t.layout_gen.fetch_add(1, std::memory_order_release);
+  charge(client, taken);
   *allocation = a;
   *fd = memfd;
   *size = total;
   return WB_OK;
 }
 
-int Registry::create_view(uint32_t topic, const NewView &view) {
+int Registry::create_view(uint32_t topic, uint32_t client, const NewView &view) {
   int rc = geometry::check_name(view.name.data(), view.name.size(), "view");
   if (rc == WB_OK) rc = geometry::check_name(view.parent.data(), view.parent.size(), "parent");
   if (rc != WB_OK) return rc;
@@ -377,6 +395,7 @@ int Registry::create_view(uint32_t topic, const NewView &view) {
   if (index >= seg_.caps().max_tensors) {
     return fail(WB_E_NOSPC, "the tensor table is full (%u entries; see weightbusd --max-tensors)", seg_.caps().max_tensors);
   }
+  if ((rc = check_quota(client, Quota{.tensors = 1})) != WB_OK) return rc;
   shm::Tensor &e = seg_.tensor(index);
   copy_name(e.name, view.name, sizeof(e.name));
   e.topic = topic;
@@ -394,6 +413,7 @@ int Registry::create_view(uint32_t topic, const NewView &view) {
   h.tensor_count.store(index + 1, std::memory_order_release);
   link_tensor(topic, index);
   seg_.topic(topic).layout_gen.fetch_add(1, std::memory_order_release);
+  charge(client, Quota{.tensors = 1});
   return WB_OK;
 }
 

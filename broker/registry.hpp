@@ -12,6 +12,7 @@
 
 #include "cuda_chunks.hpp"
 #include "layout.hpp"
+#include "quota.hpp"
 
 namespace wb::broker {
 
@@ -56,8 +57,9 @@ class Registry {
   ~Registry();
 
   // Opens the segment /weightbus-<uid>-<name> (mode 0600): adopts the one a dead broker left, when it has this
-  // layout (adopt.cpp; its capacities win over caps), else creates it. *adopted says which.
-  int open(const std::string &broker_name, const shm::Capacities &caps, bool *adopted);
+  // layout (adopt.cpp; its capacities win over caps), else creates it. *adopted says which. Each client may
+  // create at most per_client of the registry's entries and memory.
+  int open(const std::string &broker_name, const shm::Capacities &caps, const Quota &per_client, bool *adopted);
   int segment_fd() const;
   const shm::Segment &seg() const { return seg_; }
   const std::string &shm_name() const { return shm_name_; }
@@ -78,8 +80,9 @@ class Registry {
 
   // Allocates the tensors of `specs` that do not exist yet in one shared-memory object (named after the segment
   // and the allocation, so that a broker restarted after a crash can open it again); *fd is -1 when all existed.
-  int alloc_tensors(uint32_t topic, const std::vector<NewTensor> &specs, uint32_t *allocation, int *fd, uint64_t *size);
-  int create_view(uint32_t topic, const NewView &view);
+  int alloc_tensors(uint32_t topic, uint32_t client, const std::vector<NewTensor> &specs, uint32_t *allocation,
+                    int *fd, uint64_t *size);
+  int create_view(uint32_t topic, uint32_t client, const NewView &view);
   int allocation_fd(uint32_t allocation, int *fd, uint64_t *size) const;
 
   // CUDA allocations (registry_cuda.cpp). `client` is the requesting client slot throughout.
@@ -122,6 +125,9 @@ class Registry {
   void link_tensor(uint32_t topic, uint32_t index);
   int check_cuda_allocation(uint32_t allocation, shm::Allocation **out) const;
   int check_registered(uint32_t topic, uint32_t client, const NewRegisteredTensor &t) const;
+  // WB_E_NOSPC if client may not create `more`; charge() counts it once created.
+  int check_quota(uint32_t client, const Quota &more) const;
+  void charge(uint32_t client, const Quota &more);
 
   boost::interprocess::shared_memory_object shm_;
   boost::interprocess::mapped_region region_;
@@ -131,6 +137,8 @@ class Registry {
   std::vector<std::unordered_map<std::string, uint32_t>> tensors_by_name_;  // per topic
   std::vector<int> allocation_fds_;
   uint32_t next_generation_ = 1;
+  Quota per_client_;
+  std::vector<Quota> used_;  // per client slot, since it was handed out
   CudaChunks cuda_chunks_;
   std::unordered_map<uint32_t, uint32_t> orphans_;  // client slot -> pid
 };

@@ -73,6 +73,7 @@ int Registry::register_cuda_allocation(const NewCudaAllocation &a, uint32_t clie
     return fail(WB_E_NOSPC, "the allocation table is full (%u; see weightbusd --max-allocations)",
                 seg_.caps().max_allocations);
   }
+  if ((rc = check_quota(client, Quota{.allocations = 1})) != WB_OK) return rc;
   bool vmm = a.kind == uint32_t(shm::AllocationKind::kCudaVmm);
   shm::Allocation &e = seg_.allocation(i);
   e.topic = a.topic;
@@ -89,6 +90,7 @@ int Registry::register_cuda_allocation(const NewCudaAllocation &a, uint32_t clie
   if (!vmm) memcpy(e.ipc_handle, a.ipc_handle.data(), sizeof(e.ipc_handle));
   e.kind.store(a.kind, std::memory_order_release);
   h.allocation_count.store(i + 1, std::memory_order_release);
+  charge(client, Quota{.allocations = 1});
   *index = i;
   return WB_OK;
 }
@@ -188,6 +190,8 @@ int Registry::register_tensors(uint32_t topic, uint32_t client, const std::vecto
     return fail(WB_E_NOSPC, "the tensor table is full (%u entries; see weightbusd --max-tensors)",
                 seg_.caps().max_tensors);
   }
+  Quota taken{.tensors = uint32_t(tensors.size())};
+  if (int rc = check_quota(client, taken); rc != WB_OK) return rc;
   shm::Topic &tp = seg_.topic(topic);
   for (const NewRegisteredTensor &t : tensors) {
     uint32_t index = h.tensor_count.load();
@@ -215,6 +219,7 @@ int Registry::register_tensors(uint32_t topic, uint32_t client, const std::vecto
     tp.bytes.fetch_add(e.nbytes * tp.replicas);
   }
   tp.layout_gen.fetch_add(1, std::memory_order_release);
+  charge(client, taken);
   return WB_OK;
 }
 

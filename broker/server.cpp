@@ -10,9 +10,7 @@
 #include <cstring>
 
 #include "error.hpp"
-#include "futex.hpp"
 #include "log.hpp"
-#include "protocol_generated.h"
 
 namespace wb::broker {
 
@@ -76,7 +74,7 @@ int Server::run(int ready_fd) {
     log(LogLevel::kError, "%s", wb_last_error());
     return 1;
   }
-  if (registry_.open(options_.name, options_.caps, &adopted) != WB_OK) {
+  if (dispatcher_.open_registry(&adopted) != WB_OK) {
     log(LogLevel::kError, "%s", wb_last_error());
     close(listen_fd_);
     unlink(socket_path_.c_str());
@@ -85,7 +83,7 @@ int Server::run(int ready_fd) {
   uv_loop_init(&loop_);
   uv_timer_init(&loop_, &orphan_timer_);
   orphan_timer_.data = this;
-  if (registry_.has_orphans()) {
+  if (adopted) {
     uv_timer_start(&orphan_timer_, [](uv_timer_t *timer) { static_cast<Server *>(timer->data)->reap_orphans(); },
                    0, kOrphanCheckMs);
   }
@@ -102,9 +100,10 @@ int Server::run(int ready_fd) {
       static_cast<Server *>(h->data)->shutdown();
     }, signum);
   }
-  const shm::Capacities &caps = registry_.seg().caps();
+  const shm::Capacities &caps = dispatcher_.registry().seg().caps();
   log(LogLevel::kInfo, "listening on %s, %s segment /%s (%llu bytes: %u topics, %u tensors, %u clients)",
-      socket_path_.c_str(), adopted ? "adopted" : "new", registry_.shm_name().c_str(), (unsigned long long)registry_.seg().header().segment_size,
+      socket_path_.c_str(), adopted ? "adopted" : "new", dispatcher_.registry().shm_name().c_str(),
+      (unsigned long long)dispatcher_.registry().seg().header().segment_size,
       caps.max_topics, caps.max_tensors, caps.max_clients);
   if (ready_fd >= 0) {
     (void)!write(ready_fd, "r", 1);
@@ -123,16 +122,16 @@ void Server::accept_clients() {
       return;
     }
     auto conn = std::make_unique<Connection>();
-    conn->fd = fd;
     ucred cred{};
     socklen_t len = sizeof(cred);
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
       close(fd);
       continue;
     }
-    conn->pid = uint32_t(cred.pid);
-    conn->uid = uint32_t(cred.uid);
-    conn->uid_refused = cred.uid != getuid();  // answered with WB_E_PERM on its first request
+    conn->client.fd = fd;
+    conn->client.pid = uint32_t(cred.pid);
+    conn->client.uid = uint32_t(cred.uid);
+    conn->client.uid_refused = cred.uid != getuid();  // answered with WB_E_PERM on its first request
     uv_poll_init(&loop_, &conn->poll, fd);
     conn->poll.data = conn.get();
     conn->server = this;
@@ -150,48 +149,21 @@ void Server::accept_clients() {
 }
 
 void Server::read_client(Connection *conn) {
-  for (int i = 0; i < kMessagesPerWake; ++i) {
+  Client *client = &conn->client;
+  for (int i = 0; i < kMessagesPerWake && client->hang_up == nullptr; ++i) {
     wire::Received msg;
-    int rc = wire::receive(conn->fd, 0, &msg);
+    int rc = wire::receive(client->fd, 0, &msg);
     if (rc == WB_E_TIMEOUT) return;
-    if (rc != WB_OK) {
-      drop(conn, rc == WB_E_BROKER_GONE ? "closed its socket" : wb_last_error());
-      return;
-    }
-    handle(conn, msg);
-    wire::close_all(msg.fds);
-    if (connections_.find(conn) == connections_.end()) return;  // the handler dropped it
-  }
-}
-
-void Server::reply(Connection *conn, uint32_t id, int code, uint64_t value, uint64_t size, int fd) {
-  flatbuffers::FlatBufferBuilder builder;
-  auto message = code == WB_OK ? 0 : builder.CreateString(wb_last_error());
-  auto body = proto::CreateReply(builder, code, message, value, size);
-  builder.Finish(proto::CreateMessage(builder, id, proto::Body::Reply, body.Union()));
-  int rc = wire::send(conn->fd, builder.GetBufferPointer(), builder.GetSize(), fd >= 0 ? &fd : nullptr, fd >= 0);
-  if (rc != WB_OK) drop(conn, "could not be answered (its socket is full or closed)");
-}
-
-void Server::refuse(Connection *conn, uint32_t id, int code) {
-  log(LogLevel::kDebug, "pid %u: refused with %d: %s", conn->pid, code, wb_last_error());
-  reply(conn, id, code);
-}
-
-void Server::notify_subscribers(uint32_t topic) {
-  auto found = subscribers_.find(topic);
-  if (found == subscribers_.end()) return;
-  auto &subs = found->second;
-  for (auto it = subs.begin(); it != subs.end();) {
-    ssize_t n = write(it->second, "v", 1);
-    if (n < 0 && errno != EAGAIN) {  // the reader closed its end; a full pipe is readable already
-      close(it->second);
-      it = subs.erase(it);
-      registry_.seg().topic(topic).notify_subscribers.fetch_sub(1);
+    if (rc == WB_OK) {
+      dispatcher_.handle(client, msg);
+      wire::close_all(msg.fds);
+    } else if (rc == WB_E_SIZE || rc == WB_E_PROTOCOL) {
+      dispatcher_.refuse_unreadable(client, rc);  // the datagram is consumed: the next one starts clean
     } else {
-      ++it;
+      return drop(conn, rc == WB_E_BROKER_GONE ? "closed its socket" : wb_last_error());
     }
   }
+  if (client->hang_up != nullptr) drop(conn, client->hang_up);
 }
 
 void Server::drop(Connection *conn, const char *why) {
@@ -199,54 +171,22 @@ void Server::drop(Connection *conn, const char *why) {
   if (found == connections_.end()) return;
   std::unique_ptr<Connection> owned = std::move(found->second);
   connections_.erase(found);
-  for (auto &[topic, subs] : subscribers_) {
-    size_t dropped = std::erase_if(subs, [conn](const std::pair<Connection *, int> &sub) {
-      if (sub.first == conn) close(sub.second);
-      return sub.first == conn;
-    });
-    registry_.seg().topic(topic).notify_subscribers.fetch_sub(uint32_t(dropped));
-  }
-  if (conn->attached) {
-    drop_cuda(conn);
-    std::string reclaimed;
-    for (uint32_t topic : conn->published) {
-      uint32_t dirty = registry_.release_publisher(topic);
-      reclaimed += std::string(" publisher of '") + registry_.seg().topic(topic).name + "'" +
-                   (dirty > 0 ? " (left " + std::to_string(dirty) + " tensors dirty)" : "");
-    }
-    std::vector<uint32_t> leased = registry_.remove_client(conn->slot);
-    for (uint32_t topic : leased) {
-      shm::Topic &t = registry_.seg().topic(topic);
-      bump_and_wake(&t.release_seq, &t.release_waiters);
-    }
-    if (!leased.empty() || !conn->published.empty()) {
-      log(LogLevel::kInfo, "reclaim pid %u: %zu lease(s)%s", conn->pid, leased.size(), reclaimed.c_str());
-    }
-    log(LogLevel::kInfo, "detach pid %u (client %u): %s", conn->pid, conn->slot, why);
-  }
+  dispatcher_.client_gone(&conn->client, why);
   uv_poll_stop(&conn->poll);
-  close(conn->fd);
+  close(conn->client.fd);
   uv_close(reinterpret_cast<uv_handle_t *>(&conn->poll),
            [](uv_handle_t *handle) { delete static_cast<Connection *>(handle->data); });
   owned.release();  // freed by the close callback, once libuv is done with the handle
 }
 
 void Server::reap_orphans() {
-  for (uint32_t topic : registry_.reap_orphans()) {
-    shm::Topic &t = registry_.seg().topic(topic);
-    bump_and_wake(&t.release_seq, &t.release_waiters);
-  }
-  if (!registry_.has_orphans()) uv_timer_stop(&orphan_timer_);
+  if (!dispatcher_.reap_orphans()) uv_timer_stop(&orphan_timer_);
 }
 
 void Server::shutdown() {
   std::vector<Connection *> all;
   for (auto &[conn, owned] : connections_) all.push_back(conn);
   for (Connection *conn : all) drop(conn, "broker shutting down");
-  for (auto &[topic, subs] : subscribers_) {
-    for (auto &sub : subs) close(sub.second);
-  }
-  subscribers_.clear();
   uv_close(reinterpret_cast<uv_handle_t *>(&listener_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t *>(&sigterm_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t *>(&sigint_), nullptr);

@@ -39,13 +39,18 @@ int check_name(const char *name, const char *what) {
 int contiguous_bytes(int32_t dtype, uint32_t ndim, const int64_t *shape, uint64_t *nbytes) {
   int rc = check_dims(dtype, ndim, shape);
   if (rc != WB_OK) return rc;
+  // Empty dimensions count as 1 in the bound, so that the strides of an empty tensor fit in int64 too
+  // (a zero extent used to let any other extents through: found by fuzz-broker-messages).
   uint64_t total = wb_dtype_size(dtype);
+  bool empty = false;
   for (uint32_t d = 0; d < ndim; ++d) {
-    if (__builtin_mul_overflow(total, uint64_t(shape[d]), &total) || total > (uint64_t{1} << 56)) {
-      return fail(WB_E_SHAPE, "tensor of this shape is too large (over 2^56 bytes)");
+    empty |= shape[d] == 0;
+    uint64_t extent = shape[d] > 0 ? uint64_t(shape[d]) : 1;
+    if (__builtin_mul_overflow(total, extent, &total) || total > (uint64_t{1} << 56)) {
+      return fail(WB_E_SHAPE, "tensor of this shape is too large (over 2^56 bytes, empty dimensions counted as 1)");
     }
   }
-  *nbytes = total;
+  *nbytes = empty ? 0 : total;
   return WB_OK;
 }
 

@@ -10,6 +10,15 @@ constexpr uint64_t kTableAlignment = 4096;
 
 uint64_t align_up(uint64_t value, uint64_t alignment) { return (value + alignment - 1) / alignment * alignment; }
 
+bool within(uint32_t value, uint32_t min, uint32_t max) { return value >= min && value <= max; }
+
+bool within_limits(const Capacities &caps) {
+  const Capacities &max = kCapacityLimits;
+  return within(caps.max_topics, 1, max.max_topics) && within(caps.max_tensors, 1, max.max_tensors) &&
+         within(caps.max_allocations, 1, max.max_allocations) && within(caps.max_clients, 1, max.max_clients) &&
+         within(caps.leases_per_client, 1, max.leases_per_client) && within(caps.ring_slots, 2, max.ring_slots);
+}
+
 }  // namespace
 
 Layout compute_layout(const Capacities &caps) {
@@ -48,10 +57,7 @@ int validate_header(const void *base, uint64_t mapped_size) {
                 want.tensor_size);
   }
   const Capacities &caps = h.capacities;
-  if (caps.max_topics == 0 || caps.max_tensors == 0 || caps.max_allocations == 0 || caps.max_clients == 0 ||
-      caps.leases_per_client == 0 || caps.ring_slots < 2 || caps.max_topics >= 0xffff) {
-    return fail(WB_E_PROTOCOL, "segment header has invalid capacities");
-  }
+  if (!within_limits(caps)) return fail(WB_E_PROTOCOL, "segment header has invalid capacities");
   Layout layout = compute_layout(caps);
   if (layout.segment_size != h.segment_size || layout.segment_size > mapped_size ||
       layout.topics_offset != h.topics_offset || layout.tensors_offset != h.tensors_offset ||

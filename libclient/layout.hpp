@@ -44,6 +44,10 @@ struct Capacities {
   uint32_t ring_slots;  // version records kept per topic
 };
 
+// The largest capacities a broker accepts (weightbusd's flags) and a client believes of a segment header: they
+// keep every table offset far below 2^64, so that compute_layout cannot wrap around.
+inline constexpr Capacities kCapacityLimits{65534, 16u << 20, 1u << 20, 65536, 65536, 4096};
+
 enum class TopicState : uint32_t { kFree = 0, kLive = 1 };
 
 struct Topic {
@@ -71,10 +75,11 @@ struct Topic {
   // a writer (entered by compare-and-swap) rewrites the set, 0 before the first publish on a stream.
   // event_owner (client slot + 1, with that slot's generation; 0 once retired) is the process owning the
   // events: once its slot is gone, so are they, and readers stop waiting on them.
+  // The fields under it are atomics, like those of the version records' seqlock (see VersionRecord).
   std::atomic<uint32_t> event_epoch;
-  uint32_t event_owner;
-  uint32_t event_owner_generation;
-  uint8_t event_device_uuid[16];  // the GPU the events were created on
+  std::atomic<uint32_t> event_owner;
+  std::atomic<uint32_t> event_owner_generation;
+  std::atomic<uint32_t> event_device_uuid[4];  // the GPU the events were created on (16 bytes)
 };
 
 struct Tensor {
@@ -143,17 +148,20 @@ struct ClientSlot {
 
 inline constexpr uint32_t kRecordGpuEvent = 1;  // VersionRecord::flags: published on a stream
 
+// The fields under the seqlock are atomics too (stored with release and loaded with acquire, the metadata
+// word by word, see atomic_bytes.hpp): a reader copies them while the publisher may be rewriting the slot, and
+// only the version check afterwards tells it whether its copy is whole.
 struct VersionRecord {
   std::atomic<uint64_t> version;  // seqlock: 0 while being written, then the version it holds
-  uint64_t timestamp_ns;
-  uint32_t metadata_size;
-  uint32_t changed_count;
-  uint8_t metadata[WB_METADATA_MAX];
-  uint32_t flags;  // under the seqlock: kRecordGpuEvent when this slot's event orders the version's GPU work
+  std::atomic<uint64_t> timestamp_ns;
+  std::atomic<uint32_t> metadata_size;
+  std::atomic<uint32_t> changed_count;
+  std::atomic<uint64_t> metadata[WB_METADATA_MAX / 8];
+  std::atomic<uint32_t> flags;  // kRecordGpuEvent when this slot's event orders the version's GPU work
   uint32_t reserved;
   // The CUipcEventHandle of this ring slot's event, written under Topic::event_epoch (not the seqlock): one
   // event per slot, recorded again by each version published on a stream into the slot.
-  uint8_t event_handle[64];
+  std::atomic<uint64_t> event_handle[8];
 };
 
 struct Header {
@@ -177,6 +185,7 @@ struct Header {
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "cross-process atomics must be lock-free");
 static_assert(std::atomic<uint32_t>::is_always_lock_free, "cross-process atomics must be lock-free");
+static_assert(WB_METADATA_MAX % sizeof(uint64_t) == 0, "metadata is stored in whole words");
 
 constexpr Fingerprint expected_fingerprint() {
   return Fingerprint{kLayoutVersion,          sizeof(Header),       sizeof(Topic),

@@ -2,6 +2,7 @@
 #include <cstring>
 #include <memory>
 
+#include "atomic_bytes.hpp"
 #include "client_internal.hpp"
 #include "clock.hpp"
 #include "cuda/hooks.hpp"
@@ -16,11 +17,12 @@ namespace {
 bool read_record(const shm::Segment &seg, uint32_t topic, uint64_t version, wb_snapshot *snapshot) {
   const shm::VersionRecord &rec = seg.record(topic, version);
   if (rec.version.load(std::memory_order_acquire) != version) return false;
-  uint32_t size = std::min<uint32_t>(rec.metadata_size, WB_METADATA_MAX);
-  snapshot->timestamp_ns = rec.timestamp_ns;
-  snapshot->metadata.assign(rec.metadata, rec.metadata + size);
-  snapshot->record_flags = rec.flags;
-  std::atomic_thread_fence(std::memory_order_acquire);
+  // Acquire loads: the version's re-check below cannot move before any of them.
+  uint32_t size = std::min<uint32_t>(rec.metadata_size.load(std::memory_order_acquire), WB_METADATA_MAX);
+  snapshot->timestamp_ns = rec.timestamp_ns.load(std::memory_order_acquire);
+  snapshot->metadata.resize(size);
+  load_bytes(snapshot->metadata.data(), rec.metadata, size);
+  snapshot->record_flags = rec.flags.load(std::memory_order_acquire);
   return rec.version.load(std::memory_order_relaxed) == version;
 }
 

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "atomic_bytes.hpp"
 #include "client_internal.hpp"
 #include "clock.hpp"
 #include "error.hpp"
@@ -132,12 +133,12 @@ void write_record(const shm::Segment &seg, uint32_t topic, uint64_t version, con
                   uint32_t changed, uint32_t flags) {
   shm::VersionRecord &rec = seg.record(topic, version);
   rec.version.store(0, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);
-  rec.timestamp_ns = uint64_t(realtime_ns());
-  rec.metadata_size = size;
-  rec.changed_count = changed;
-  rec.flags = flags;
-  if (size > 0) memcpy(rec.metadata, metadata, size);
+  // Release stores: a reader that sees any of them sees the version's reset above, and retries.
+  rec.timestamp_ns.store(uint64_t(realtime_ns()), std::memory_order_release);
+  rec.metadata_size.store(size, std::memory_order_release);
+  rec.changed_count.store(changed, std::memory_order_release);
+  rec.flags.store(flags, std::memory_order_release);
+  store_bytes(rec.metadata, metadata, size);
   rec.version.store(version, std::memory_order_release);
 }
 

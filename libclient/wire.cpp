@@ -63,7 +63,8 @@ int receive(int sock, int64_t timeout_ms, Received *out) {
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
     msg.msg_control = control;
     msg.msg_controllen = sizeof(control);
-    ssize_t got = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    // MSG_TRUNC: the datagram's real length, so that an oversized one is named as such.
+    ssize_t got = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT | MSG_TRUNC);
     if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (got < 0 && errno == ECONNRESET) return fail(WB_E_BROKER_GONE, "the peer reset the control socket");
     if (got < 0) return fail_errno("recvmsg");
@@ -80,9 +81,13 @@ int receive(int sock, int64_t timeout_ms, Received *out) {
       close_all(out->fds);
       return fail(WB_E_BROKER_GONE, "the peer closed the control socket");
     }
-    if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+    if (size_t(got) > kMaxMessage) {
       close_all(out->fds);
-      return fail(WB_E_PROTOCOL, "control message or its descriptors were truncated");
+      return fail(WB_E_SIZE, "control message of %zd bytes is over the limit of %zu", got, kMaxMessage);
+    }
+    if (msg.msg_flags & MSG_CTRUNC) {
+      close_all(out->fds);
+      return fail(WB_E_PROTOCOL, "control message carries more than %d descriptors", kMaxFds);
     }
     out->data.resize(size_t(got));
     return WB_OK;

@@ -19,7 +19,8 @@ struct Received {
 };
 
 // Receives one datagram, waiting at most timeout_ms (< 0: no limit). Returns WB_OK, WB_E_TIMEOUT,
-// WB_E_BROKER_GONE (end of stream), WB_E_PROTOCOL (truncated datagram or descriptors) or WB_E_IO.
+// WB_E_BROKER_GONE (end of stream), WB_E_SIZE (over kMaxMessage; consumed), WB_E_PROTOCOL (over kMaxFds
+// descriptors; consumed) or WB_E_IO.
 int receive(int sock, int64_t timeout_ms, Received *out);
 
 // Closes every descriptor in fds.

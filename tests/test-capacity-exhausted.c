@@ -2,9 +2,10 @@
  * and (where entries are freed) works again once something is freed. */
 #include "fixture.h"
 
-static fx_broker_opts two_topics = {.max_topics = 2};
-static fx_broker_opts three_tensors = {.max_tensors = 3};
-static fx_broker_opts two_allocations = {.max_allocations = 2};
+/* One client fills each table: its per-client limit (half of the table by default) is raised to the table's. */
+static fx_broker_opts two_topics = {.max_topics = 2, .max_topics_per_client = 2};
+static fx_broker_opts three_tensors = {.max_tensors = 3, .max_tensors_per_client = 3};
+static fx_broker_opts two_allocations = {.max_allocations = 2, .max_allocations_per_client = 2};
 static fx_broker_opts two_clients = {.max_clients = 2};
 static fx_broker_opts two_leases = {.leases_per_client = 2};
 

@@ -93,7 +93,8 @@ WB_API const char *wb_version_string(void);
 #define WB_E_DTYPE (-6)          /* unknown dtype, or a view's dtype does not fit its parent */
 #define WB_E_SHAPE (-7)          /* bad ndim, negative extent, or element count overflows */
 #define WB_E_SIZE (-8)           /* a byte range falls outside its storage, or metadata is too large */
-#define WB_E_NOSPC (-9)          /* a capacity of the broker (topics, tensors, clients, leases...) is exhausted */
+#define WB_E_NOSPC (-9)          /* a capacity of the broker (topics, tensors, clients, leases...) or a per-client
+                                    limit (weightbusd --max-*-per-client) is exhausted */
 #define WB_E_ROLE (-10)          /* the call needs the publisher's handle and this is a reader's */
 #define WB_E_BUSY (-11)          /* the topic already has a live publisher */
 #define WB_E_TIMEOUT (-12)       /* the wait ran out; nothing was changed */
@@ -581,6 +582,9 @@ WB_API int wb_list_leases(wb_client *client, wb_lease_info *out, uint32_t capaci
  *   with every published version. Its clients get WB_E_BROKER_GONE and must attach again (the library does
  *   not re-attach on its own); what they still hold (leases, mappings) stays valid. CUDA VMM allocations
  *   (wb_tensor_alloc_cuda, registered VMM memory) do not survive a broker restart: WB_E_STALE.
+ * - The broker limits what one client (one connection) may create: topics, tensors and views, allocations and
+ *   host memory (weightbusd --max-*-per-client, by default half of each table and of the machine's memory).
+ *   What it created stays when it detaches; a new connection starts with a fresh allowance.
  * - A process must not use a handle after fork(); attach again in the child.
  * - CUDA: a publisher killed while GPU work it published on a stream is still running leaves that version's
  *   bytes undefined (its context is torn down with the work); readers are not told. Legacy-IPC tensors die

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "atomic_bytes.hpp"
 #include "client_internal.hpp"
 #include "client_state.hpp"
 #include "clock.hpp"
@@ -39,12 +40,12 @@ bool read_event_set(const shm::Segment &seg, uint32_t topic, uint64_t version, E
       sched_yield();
       continue;
     }
+    // Acquire loads: the epoch's re-check below cannot move before any of them.
     out->epoch = e1;
-    out->owner = t.event_owner;
-    out->owner_generation = t.event_owner_generation;
-    memcpy(out->device_uuid, t.event_device_uuid, sizeof(out->device_uuid));
-    memcpy(out->handle.reserved, seg.record(topic, version).event_handle, sizeof(out->handle.reserved));
-    std::atomic_thread_fence(std::memory_order_acquire);
+    out->owner = t.event_owner.load(std::memory_order_acquire);
+    out->owner_generation = t.event_owner_generation.load(std::memory_order_acquire);
+    load_bytes(out->device_uuid, t.event_device_uuid, sizeof(out->device_uuid));
+    load_bytes(out->handle.reserved, seg.record(topic, version).event_handle, sizeof(out->handle.reserved));
     if (t.event_epoch.load(std::memory_order_relaxed) == e1) return true;
   }
   return false;
@@ -61,8 +62,7 @@ bool owner_alive(const shm::Segment &seg, const EventSet &set) {
 bool enter_writer(shm::Topic &t, uint32_t *epoch) {
   uint32_t e = t.event_epoch.load(std::memory_order_acquire);
   if ((e & 1) || !t.event_epoch.compare_exchange_strong(e, e | 1, std::memory_order_acq_rel)) return false;
-  std::atomic_thread_fence(std::memory_order_release);
-  *epoch = e | 1;
+  *epoch = e | 1;  // the writer's stores are release stores: a reader that sees one sees the odd epoch
   return true;
 }
 
@@ -135,10 +135,14 @@ int Events::create(wb_topic *topic, CUcontext context, Owned *out) {
     std::lock_guard lock(local_mutex);
     for (uint32_t s = 0; s < slots; ++s) local_events[handle_key(handles[s])] = out->events[s];
   }
-  t.event_owner = client_->id + 1;
-  t.event_owner_generation = seg.client(client_->id).generation;
-  uuid_of(ordinal, t.event_device_uuid);
-  for (uint32_t s = 0; s < slots; ++s) memcpy(seg.record(topic->index, s).event_handle, handles[s].reserved, 64);
+  uint8_t uuid[16];
+  uuid_of(ordinal, uuid);
+  t.event_owner.store(client_->id + 1, std::memory_order_release);
+  t.event_owner_generation.store(seg.client(client_->id).generation, std::memory_order_release);
+  store_bytes(t.event_device_uuid, uuid, sizeof(uuid));
+  for (uint32_t s = 0; s < slots; ++s) {
+    store_bytes(seg.record(topic->index, s).event_handle, handles[s].reserved, sizeof(handles[s].reserved));
+  }
   leave_writer(t, epoch);
   return WB_OK;
 }
@@ -182,7 +186,7 @@ void Events::retire(uint32_t topic, Owned &owned) {
   uint32_t generation = client_->seg.client(client_->id).generation;
   auto ours = [&] { return t.event_owner == client_->id + 1 && t.event_owner_generation == generation; };
   if (ours() && enter_writer(t, &epoch)) {
-    if (ours()) t.event_owner = 0;
+    if (ours()) t.event_owner.store(0, std::memory_order_release);
     leave_writer(t, epoch);
   }
   {

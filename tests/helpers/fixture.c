@@ -136,7 +136,7 @@ const char *fx_broker_path(void) {
 static int launch(fx_broker *b, const fx_broker_opts *opts) {
   const char *exe = fx_broker_path();
   const char *level = getenv("WB_TEST_LOG_LEVEL");
-  char caps[6][16];
+  char values[10][24];
   const char *argv[32];
   int n = 0;
   argv[n++] = exe;
@@ -148,15 +148,19 @@ static int launch(fx_broker *b, const fx_broker_opts *opts) {
   argv[n++] = "--log-level";
   argv[n++] = level != NULL ? level : "warn";
   if (opts != NULL) {
-    const char *flags[6] = {"--max-topics",  "--max-tensors",       "--max-allocations",
-                            "--max-clients", "--leases-per-client", "--ring-slots"};
-    const uint32_t values[6] = {opts->max_topics,  opts->max_tensors,       opts->max_allocations,
-                                opts->max_clients, opts->leases_per_client, opts->ring_slots};
-    for (int i = 0; i < 6; ++i) {
-      if (values[i] == 0) continue;
-      snprintf(caps[i], sizeof(caps[i]), "%u", values[i]);
+    const char *flags[10] = {"--max-topics",  "--max-tensors",       "--max-allocations",
+                             "--max-clients", "--leases-per-client", "--ring-slots",
+                             "--max-topics-per-client", "--max-tensors-per-client",
+                             "--max-allocations-per-client", "--max-bytes-per-client"};
+    const uint64_t given[10] = {opts->max_topics,  opts->max_tensors,       opts->max_allocations,
+                                opts->max_clients, opts->leases_per_client, opts->ring_slots,
+                                opts->max_topics_per_client, opts->max_tensors_per_client,
+                                opts->max_allocations_per_client, opts->max_bytes_per_client};
+    for (int i = 0; i < 10; ++i) {
+      if (given[i] == 0) continue;
+      snprintf(values[i], sizeof(values[i]), "%llu", (unsigned long long)given[i]);
       argv[n++] = flags[i];
-      argv[n++] = caps[i];
+      argv[n++] = values[i];
     }
   }
   argv[n] = NULL;

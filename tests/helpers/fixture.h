@@ -67,7 +67,7 @@ void fx_sleep_ms(int64_t ms);
 
 /* ---- broker ------------------------------------------------------------------------------------------- */
 
-/* Capacities passed to weightbusd; 0 leaves the broker's default. */
+/* Capacities and per-client limits passed to weightbusd; 0 leaves the broker's default. */
 typedef struct fx_broker_opts {
   uint32_t max_topics;
   uint32_t max_tensors;
@@ -75,6 +75,10 @@ typedef struct fx_broker_opts {
   uint32_t max_clients;
   uint32_t leases_per_client;
   uint32_t ring_slots;
+  uint32_t max_topics_per_client;
+  uint32_t max_tensors_per_client;
+  uint32_t max_allocations_per_client;
+  uint64_t max_bytes_per_client;
 } fx_broker_opts;
 
 typedef struct fx_broker {

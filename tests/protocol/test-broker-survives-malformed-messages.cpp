@@ -55,6 +55,19 @@ void garbage_datagrams_are_refused_with_protocol_errors(void **state) {
   assert_broker_serves(b);
 }
 
+void a_message_type_without_its_body_is_refused(void **state) {
+  fx_broker *b = broker_of(state);
+  int sock = raw::connect_to(b->socket_path);
+  assert_int_equal(attach_raw(sock), WB_OK);
+  for (proto::Body type : {proto::Body::CreateTopic, proto::Body::Published, proto::Body::RegisterTensors}) {
+    flatbuffers::FlatBufferBuilder builder;  // found by fuzz-broker-messages: it used to crash the broker
+    builder.Finish(proto::CreateMessage(builder, 1, type, 0));
+    assert_int_equal(raw::exchange(sock, builder.GetBufferPointer(), builder.GetSize()), WB_E_PROTOCOL);
+  }
+  close(sock);
+  assert_broker_serves(b);
+}
+
 void requests_before_attach_are_refused(void **state) {
   int sock = raw::connect_to(broker_of(state)->socket_path);
   flatbuffers::FlatBufferBuilder b;
@@ -198,6 +211,7 @@ void hostile_cuda_requests_get_specific_errors(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(garbage_datagrams_are_refused_with_protocol_errors, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(a_message_type_without_its_body_is_refused, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(requests_before_attach_are_refused, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(a_client_of_another_layout_is_refused, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(hostile_fields_get_specific_errors, fx_setup, fx_teardown),

@@ -78,6 +78,24 @@ void inconsistent_capacities_or_offsets_are_refused(void **) {
   assert_int_equal(validate(words, words.size() * 8 - 4096), WB_E_PROTOCOL);  // truncated mapping
 }
 
+void capacities_past_the_brokers_limits_are_refused(void **) {
+  // 2^31 clients of 2^31 leases: the client table's size wraps around 2^64, so offsets computed from these
+  // capacities agree with themselves; only the capacity limits refuse them.
+  auto words = valid_segment();
+  wb::shm::Header &h = header(words);
+  h.capacities.max_clients = 1u << 31;
+  h.capacities.leases_per_client = 1u << 31;
+  wb::shm::Layout layout = wb::shm::compute_layout(h.capacities);
+  h.segment_size = layout.segment_size;
+  h.clients_offset = layout.clients_offset;
+  h.rings_offset = layout.rings_offset;
+  h.client_stride = layout.client_stride;
+  assert_int_equal(wb::shm::validate_header(words.data(), UINT64_MAX), WB_E_PROTOCOL);
+  words = valid_segment();
+  header(words).capacities.ring_slots = wb::shm::kCapacityLimits.ring_slots + 1;
+  assert_int_equal(validate(words, words.size() * 8), WB_E_PROTOCOL);
+}
+
 }  // namespace
 
 int main(void) {
@@ -88,6 +106,7 @@ int main(void) {
       cmocka_unit_test(a_segment_without_fingerprint_is_refused),
       cmocka_unit_test(a_segment_of_another_layout_is_refused),
       cmocka_unit_test(inconsistent_capacities_or_offsets_are_refused),
+      cmocka_unit_test(capacities_past_the_brokers_limits_are_refused),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

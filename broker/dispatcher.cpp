@@ -1,0 +1,139 @@
+#include "dispatcher.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+
+#include "error.hpp"
+#include "futex.hpp"
+#include "log.hpp"
+#include "protocol_generated.h"
+
+namespace wb::broker {
+
+int Dispatcher::open_registry(bool *adopted) {
+  return registry_.open(options_.name, options_.caps, options_.per_client, adopted);
+}
+
+bool Dispatcher::reap_orphans() {
+  for (uint32_t topic : registry_.reap_orphans()) {
+    shm::Topic &t = registry_.seg().topic(topic);
+    bump_and_wake(&t.release_seq, &t.release_waiters);
+  }
+  return registry_.has_orphans();
+}
+
+void Dispatcher::handle(Client *client, wire::Received &msg) {
+  flatbuffers::Verifier::Options limits;
+  limits.max_depth = 16;
+  limits.max_tables = 4096;
+  flatbuffers::Verifier verifier(msg.data.data(), msg.data.size(), limits);
+  if (!verifier.VerifyBuffer<proto::Message>()) {
+    fail(WB_E_PROTOCOL, "malformed control message (%zu bytes)", msg.data.size());
+    return refuse_unreadable(client, WB_E_PROTOCOL);
+  }
+  const proto::Message *m = proto::GetMessage(msg.data.data());
+  uint32_t id = m->id();
+  if (client->uid_refused) {
+    fail(WB_E_PERM, "uid %u may not use this broker (it runs as uid %u)", client->uid, unsigned(getuid()));
+    log(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
+    refuse(client, id, WB_E_PERM);
+    client->hang_up = "refused: other uid";
+    return;
+  }
+  if (!client->attached && m->body_type() != proto::Body::Attach) {
+    fail(WB_E_PROTOCOL, "the first message must be Attach");
+    return refuse(client, id, WB_E_PROTOCOL);
+  }
+  const void *body = m->body();
+  if (body == nullptr) {  // the verifier accepts a union's type without its value
+    fail(WB_E_PROTOCOL, "message of type %d without its body", int(m->body_type()));
+    return refuse(client, id, WB_E_PROTOCOL);
+  }
+  switch (m->body_type()) {
+    case proto::Body::Attach: return on_attach(client, id, body);
+    case proto::Body::CreateTopic: return on_create_topic(client, id, body);
+    case proto::Body::OpenTopic: return on_open_topic(client, id, body);
+    case proto::Body::CloseTopic: return on_close_topic(client, id, body);
+    case proto::Body::AllocTensors: return on_alloc_tensors(client, id, body);
+    case proto::Body::CreateView: return on_create_view(client, id, body);
+    case proto::Body::GetAllocation: return on_get_allocation(client, id, body);
+    case proto::Body::Subscribe: return on_subscribe(client, id, body, msg.fds);
+    case proto::Body::Published: return on_published(client, body);
+    case proto::Body::RegisterCudaAllocation: return on_register_cuda_allocation(client, id, body);
+    case proto::Body::AddAllocationChunks: return on_add_allocation_chunks(client, id, body, msg.fds);
+    case proto::Body::RegisterTensors: return on_register_tensors(client, id, body);
+    case proto::Body::RevokeAllocation: return on_revoke_allocation(client, id, body);
+    case proto::Body::ImportAllocation: return on_import_allocation(client, id, body);
+    case proto::Body::ReleaseAllocation: return on_release_allocation(client, id, body);
+    default:
+      fail(WB_E_PROTOCOL, "unexpected message type %d", int(m->body_type()));
+      return refuse(client, id, WB_E_PROTOCOL);
+  }
+}
+
+void Dispatcher::refuse_unreadable(Client *client, int code) {
+  log(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
+  reply(client, 0, code);  // id 0: the request's own id could not be read
+}
+
+void Dispatcher::reply(Client *client, uint32_t id, int code, uint64_t value, uint64_t size, int fd) {
+  flatbuffers::FlatBufferBuilder builder;
+  auto message = code == WB_OK ? 0 : builder.CreateString(wb_last_error());
+  auto body = proto::CreateReply(builder, code, message, value, size);
+  builder.Finish(proto::CreateMessage(builder, id, proto::Body::Reply, body.Union()));
+  int rc = wire::send(client->fd, builder.GetBufferPointer(), builder.GetSize(), fd >= 0 ? &fd : nullptr, fd >= 0);
+  if (rc != WB_OK) client->hang_up = "could not be answered (its socket is full or closed)";
+}
+
+void Dispatcher::refuse(Client *client, uint32_t id, int code) {
+  log(LogLevel::kDebug, "pid %u: refused with %d: %s", client->pid, code, wb_last_error());
+  reply(client, id, code);
+}
+
+void Dispatcher::notify_subscribers(uint32_t topic) {
+  auto found = subscribers_.find(topic);
+  if (found == subscribers_.end()) return;
+  auto &subs = found->second;
+  for (auto it = subs.begin(); it != subs.end();) {
+    ssize_t n = write(it->second, "v", 1);
+    if (n < 0 && errno != EAGAIN) {  // the reader closed its end; a full pipe is readable already
+      close(it->second);
+      it = subs.erase(it);
+      registry_.seg().topic(topic).notify_subscribers.fetch_sub(1);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Dispatcher::client_gone(Client *client, const char *why) {
+  for (auto &[topic, subs] : subscribers_) {
+    size_t dropped = std::erase_if(subs, [client](const std::pair<Client *, int> &sub) {
+      if (sub.first == client) close(sub.second);
+      return sub.first == client;
+    });
+    registry_.seg().topic(topic).notify_subscribers.fetch_sub(uint32_t(dropped));
+  }
+  if (!client->attached) return;
+  drop_cuda(client);
+  std::string reclaimed;
+  for (uint32_t topic : client->published) {
+    uint32_t dirty = registry_.release_publisher(topic);
+    reclaimed += std::string(" publisher of '") + registry_.seg().topic(topic).name + "'" +
+                 (dirty > 0 ? " (left " + std::to_string(dirty) + " tensors dirty)" : "");
+  }
+  std::vector<uint32_t> leased = registry_.remove_client(client->slot);
+  for (uint32_t topic : leased) {
+    shm::Topic &t = registry_.seg().topic(topic);
+    bump_and_wake(&t.release_seq, &t.release_waiters);
+  }
+  if (!leased.empty() || !client->published.empty()) {
+    log(LogLevel::kInfo, "reclaim pid %u: %zu lease(s)%s", client->pid, leased.size(), reclaimed.c_str());
+  }
+  log(LogLevel::kInfo, "detach pid %u (client %u): %s", client->pid, client->slot, why);
+  client->attached = false;
+}
+
+}  // namespace wb::broker

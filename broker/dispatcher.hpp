@@ -1,0 +1,79 @@
+// The broker's message dispatch, apart from its event loop: checks one received control message of one client,
+// applies it to the registry and answers it on the client's socket. server.cpp feeds it what arrives on the
+// sockets; the fuzz harnesses (tests/fuzz/) feed it bytes directly, on a private segment.
+#pragma once
+
+#include <set>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "options.hpp"
+#include "registry.hpp"
+#include "wire.hpp"
+
+namespace wb::broker {
+
+// One connected client, as the dispatcher sees it.
+struct Client {
+  int fd = -1;
+  uint32_t pid = 0;
+  uint32_t uid = 0;
+  bool uid_refused = false;
+  bool attached = false;
+  uint32_t slot = 0;
+  std::set<uint32_t> published;  // topics this client is the publisher of
+  std::set<uint32_t> imported;   // CUDA allocations this client has open (counted in their importers)
+  const char *hang_up = nullptr;  // set when the connection must be closed: why
+};
+
+class Dispatcher {
+ public:
+  explicit Dispatcher(const Options &options) : options_(options) {}
+  // Opens the segment (adopting one a dead broker left, see Registry::open); before any other call.
+  int open_registry(bool *adopted);
+  // Reclaims orphans of an adopted segment that are done (Registry::reap_orphans) and wakes the publishers
+  // their leases held back. Returns whether orphans remain.
+  bool reap_orphans();
+  const Registry &registry() const { return registry_; }
+
+  // Verifies, checks and applies one message and answers it (Published excepted). Sets client->hang_up when
+  // the client must be disconnected.
+  void handle(Client *client, wire::Received &msg);
+  // A datagram that could not be read whole (wire::receive's WB_E_SIZE or WB_E_PROTOCOL): answered with code.
+  void refuse_unreadable(Client *client, int code);
+  // The client's connection closed: reclaims its leases, publisher roles, CUDA imports and subscriptions.
+  void client_gone(Client *client, const char *why);
+
+ private:
+  void reply(Client *client, uint32_t id, int code, uint64_t value = 0, uint64_t size = 0, int fd = -1);
+  void refuse(Client *client, uint32_t id, int code);  // replies with code and wb_last_error()
+  void notify_subscribers(uint32_t topic);
+
+  void on_attach(Client *client, uint32_t id, const void *body);
+  void on_create_topic(Client *client, uint32_t id, const void *body);
+  void on_open_topic(Client *client, uint32_t id, const void *body);
+  void on_close_topic(Client *client, uint32_t id, const void *body);
+  void on_alloc_tensors(Client *client, uint32_t id, const void *body);
+  void on_create_view(Client *client, uint32_t id, const void *body);
+  void on_get_allocation(Client *client, uint32_t id, const void *body);
+  void on_subscribe(Client *client, uint32_t id, const void *body, std::vector<int> &fds);
+  void on_published(Client *client, const void *body);
+  // CUDA allocations (handlers_cuda.cpp).
+  void on_register_cuda_allocation(Client *client, uint32_t id, const void *body);
+  void on_add_allocation_chunks(Client *client, uint32_t id, const void *body, std::vector<int> &fds);
+  void on_register_tensors(Client *client, uint32_t id, const void *body);
+  void on_revoke_allocation(Client *client, uint32_t id, const void *body);
+  void on_import_allocation(Client *client, uint32_t id, const void *body);
+  void on_release_allocation(Client *client, uint32_t id, const void *body);
+  // The client is gone: uncounts its imports and ends its legacy-IPC exports.
+  void drop_cuda(Client *client);
+  // Publisher-only requests about topic: WB_OK, or refuses and returns the error.
+  int check_publisher(Client *client, uint32_t id, uint32_t topic);
+
+  const Options &options_;
+  Registry registry_;
+  std::unordered_map<uint32_t, std::vector<std::pair<Client *, int>>> subscribers_;  // topic -> (client, fd)
+};
+
+}  // namespace wb::broker

@@ -1,0 +1,193 @@
+// Writes the seed corpus of the fuzz harnesses: sessions that reach every control message the broker handles
+// (accepted and refused), and segment headers. Run by make-corpus.sh; its output is checked in under corpus/.
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "layout.hpp"
+#include "protocol_generated.h"
+#include "session.hpp"
+
+namespace proto = wb::proto;
+namespace shm = wb::shm;
+
+namespace {
+
+// A session being written: one record per message.
+class Session {
+ public:
+  template <typename Body>
+  Session &send(int client, flatbuffers::FlatBufferBuilder &b, flatbuffers::Offset<Body> body, int fds = 0,
+                bool dev_null = false) {
+    b.Finish(proto::CreateMessage(b, ++id_, proto::BodyTraits<Body>::enum_value, body.Union()));
+    wb::fuzz::append_record(&bytes_, client, fds, dev_null, b.GetBufferPointer(), b.GetSize());
+    b.Clear();
+    return *this;
+  }
+  Session &attach(int client) {
+    shm::Fingerprint fp = shm::expected_fingerprint();
+    const uint32_t *f = reinterpret_cast<const uint32_t *>(&fp);
+    std::vector<uint32_t> fields(f, f + sizeof(fp) / sizeof(uint32_t));
+    return send(client, b_, proto::CreateAttachDirect(b_, shm::kLayoutVersion, &fields, 1, "seed"));
+  }
+  Session &create_topic(int client, const char *name, uint32_t replicas) {
+    return send(client, b_, proto::CreateCreateTopicDirect(b_, name, replicas));
+  }
+  flatbuffers::FlatBufferBuilder &builder() { return b_; }
+  const std::vector<uint8_t> &bytes() const { return bytes_; }
+
+ private:
+  flatbuffers::FlatBufferBuilder b_;
+  std::vector<uint8_t> bytes_;
+  uint32_t id_ = 0;
+};
+
+bool write_file(const std::string &path, const void *data, size_t size) {
+  FILE *f = fopen(path.c_str(), "wb");
+  if (f == nullptr) return false;
+  bool ok = fwrite(data, 1, size, f) == size;
+  return fclose(f) == 0 && ok;
+}
+
+flatbuffers::Offset<proto::AllocTensors> alloc_tensors(flatbuffers::FlatBufferBuilder &b, uint32_t topic) {
+  std::vector<int64_t> shape{4, 4};
+  std::vector<flatbuffers::Offset<proto::TensorSpec>> specs{
+      proto::CreateTensorSpecDirect(b, "w", WB_DTYPE_F32, &shape),
+      proto::CreateTensorSpecDirect(b, "b", WB_DTYPE_BF16, &shape)};
+  return proto::CreateAllocTensorsDirect(b, topic, &specs);
+}
+
+Session host_tensors() {
+  Session s;
+  s.attach(0).create_topic(0, "policy", 2);
+  auto &b = s.builder();
+  s.send(0, b, alloc_tensors(b, 0));
+  std::vector<int64_t> shape{2, 4}, strides{4, 1};
+  s.send(0, b, proto::CreateCreateViewDirect(b, 0, "w.top", "w", WB_DTYPE_F32, 0, &shape, &strides));
+  s.send(0, b, proto::CreateGetAllocation(b, 0));
+  s.send(0, b, proto::CreateSubscribe(b, 0), 1);
+  s.send(0, b, proto::CreatePublished(b, 0, 1));
+  s.send(0, b, proto::CreateCloseTopic(b, 0));
+  return s;
+}
+
+Session reader_and_publisher() {
+  Session s;
+  s.attach(0).attach(1).create_topic(0, "policy", 1);
+  auto &b = s.builder();
+  s.send(0, b, alloc_tensors(b, 0));
+  s.send(1, b, proto::CreateOpenTopicDirect(b, "policy"));
+  s.send(1, b, alloc_tensors(b, 0));  // a reader: WB_E_ROLE
+  std::vector<int64_t> shape{4}, strides{1};
+  s.send(1, b, proto::CreateCreateViewDirect(b, 0, "b.row", "b", WB_DTYPE_BF16, 8, &shape, &strides));
+  s.send(1, b, proto::CreateSubscribe(b, 0), 1, true);  // not a pipe: WB_E_INVAL
+  s.send(1, b, proto::CreateCloseTopic(b, 0));           // WB_E_ROLE
+  s.create_topic(1, "policy", 1);                        // WB_E_BUSY
+  return s;
+}
+
+Session legacy_cuda() {
+  Session s;
+  s.attach(0).attach(1).create_topic(0, "gpu", 1);
+  auto &b = s.builder();
+  std::vector<uint8_t> uuid(16, 7), handle(64, 1);
+  s.send(0, b, proto::CreateRegisterCudaAllocationDirect(b, 0, 2, 1 << 20, &uuid, &handle, 0x7f0000000000, 0));
+  std::vector<int64_t> shape{256, 256};
+  std::vector<uint32_t> allocations{0};
+  std::vector<uint64_t> offsets{0};
+  std::vector<flatbuffers::Offset<proto::RegisteredTensor>> tensors{
+      proto::CreateRegisteredTensorDirect(b, "w", WB_DTYPE_F16, &shape, &allocations, &offsets)};
+  s.send(0, b, proto::CreateRegisterTensorsDirect(b, 0, &tensors));
+  s.send(1, b, proto::CreateImportAllocation(b, 0, 0));
+  s.send(1, b, proto::CreateReleaseAllocation(b, 0));
+  s.send(0, b, proto::CreateRevokeAllocation(b, 0));
+  return s;
+}
+
+Session vmm_cuda() {
+  Session s;
+  s.attach(0).attach(1).create_topic(0, "gpu", 2);
+  auto &b = s.builder();
+  std::vector<uint8_t> uuid(16, 9);
+  s.send(0, b, proto::CreateRegisterCudaAllocationDirect(b, 0, 3, 8192, &uuid, nullptr, 0x7f0000000000, 2));
+  std::vector<uint64_t> first{4096}, second{4096};
+  s.send(0, b, proto::CreateAddAllocationChunksDirect(b, 0, 0, &first), 1, true);
+  s.send(0, b, proto::CreateAddAllocationChunksDirect(b, 0, 1, &second), 1, true);
+  std::vector<int64_t> shape{1024};
+  std::vector<uint32_t> allocations{0, 0};
+  std::vector<uint64_t> offsets{0, 4096};
+  std::vector<flatbuffers::Offset<proto::RegisteredTensor>> tensors{
+      proto::CreateRegisteredTensorDirect(b, "w", WB_DTYPE_F32, &shape, &allocations, &offsets)};
+  s.send(0, b, proto::CreateRegisterTensorsDirect(b, 0, &tensors));
+  s.send(1, b, proto::CreateImportAllocation(b, 0, 1));
+  s.send(0, b, proto::CreateRevokeAllocation(b, 0));
+  return s;
+}
+
+Session per_client_limits() {
+  Session s;
+  s.attach(0).create_topic(0, "a", 1).create_topic(0, "b", 1).create_topic(0, "c", 1).create_topic(0, "d", 1);
+  auto &b = s.builder();
+  for (int i = 0; i < 4; ++i) s.send(0, b, alloc_tensors(b, 0));
+  return s;
+}
+
+Session before_attach() {
+  Session s;
+  auto &b = s.builder();
+  s.send(0, b, proto::CreateOpenTopicDirect(b, "policy"));
+  std::vector<uint32_t> wrong{1, 2, 3};
+  s.send(0, b, proto::CreateAttachDirect(b, shm::kLayoutVersion, &wrong, 1, "old"));
+  s.attach(0).attach(0);
+  return s;
+}
+
+// A header as the broker writes it for small capacities; the harness maps the size it claims.
+std::vector<uint8_t> header(const shm::Capacities &caps) {
+  shm::Layout layout = shm::compute_layout(caps);
+  std::vector<uint8_t> bytes(sizeof(shm::Header));
+  auto &h = *reinterpret_cast<shm::Header *>(bytes.data());
+  h.magic = shm::kMagic;
+  h.segment_size = layout.segment_size;
+  h.capacities = caps;
+  h.topics_offset = layout.topics_offset;
+  h.tensors_offset = layout.tensors_offset;
+  h.allocations_offset = layout.allocations_offset;
+  h.clients_offset = layout.clients_offset;
+  h.rings_offset = layout.rings_offset;
+  h.client_stride = layout.client_stride;
+  h.fingerprint = shm::expected_fingerprint();
+  return bytes;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: make-corpus DIR (writes DIR/fuzz-broker-messages/ and DIR/fuzz-segment-header/)\n");
+    return 2;
+  }
+  std::string dir = argv[1];
+  std::string messages = dir + "/fuzz-broker-messages/", headers = dir + "/fuzz-segment-header/";
+  mkdir(messages.c_str(), 0755);
+  mkdir(headers.c_str(), 0755);
+  const std::pair<const char *, Session> sessions[] = {
+      {"host-tensors", host_tensors()},   {"reader-and-publisher", reader_and_publisher()},
+      {"legacy-cuda", legacy_cuda()},     {"vmm-cuda", vmm_cuda()},
+      {"per-client-limits", per_client_limits()}, {"before-attach", before_attach()},
+  };
+  bool ok = true;
+  for (const auto &[name, session] : sessions) {
+    ok &= write_file(messages + name, session.bytes().data(), session.bytes().size());
+  }
+  const std::pair<const char *, shm::Capacities> caps[] = {
+      {"smallest", {1, 1, 1, 1, 1, 2}}, {"small", {4, 32, 8, 4, 4, 4}}, {"uneven", {3, 100, 7, 9, 5, 3}}};
+  for (const auto &[name, c] : caps) {
+    std::vector<uint8_t> h = header(c);
+    ok &= write_file(headers + name, h.data(), h.size());
+  }
+  if (!ok) perror("make-corpus");
+  return ok ? 0 : 1;
+}
