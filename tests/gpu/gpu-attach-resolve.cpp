@@ -119,7 +119,9 @@ int main(int argc, char **argv) {
   skip_without_gpu();
   Model m = make_model(tensors, uint64_t(tensors) * 64 * 1024);
   auto *sh = static_cast<Shared *>(shared_memory(sizeof(Shared)));
-  Broker broker({"--max-allocations", std::to_string(tensors + 16)});  // registered: one allocation each
+  // Registered tensors take one allocation each, all of one client.
+  const std::string table = std::to_string(tensors + 16);
+  Broker broker({"--max-allocations", table, "--max-allocations-per-client", table});
   pid_t pub = spawn([&] { return publisher(broker.socket(), m, sh); });
   if (!await(&sh->published, 1, 120)) die("the publisher did not publish");
   int status = 0;
