@@ -7,6 +7,7 @@ from typing import Any, List, Optional
 
 from . import _lib
 from ._lib import AttachOptions, TopicOptions, lib, new
+from ._closing import ClosesOnExit
 from .errors import StateError
 from .info import ClientInfo, LeaseInfo, TopicInfo, listing
 from .topic import Topic
@@ -27,7 +28,7 @@ def connect(socket_path: Optional[str] = None, *, broker_name: Optional[str] = N
     return Client(handle)
 
 
-class Client:
+class Client(ClosesOnExit):
     """One attachment to a broker. Close it (or use it as a context manager) to detach; a client that is
     garbage-collected detaches too."""
 
@@ -40,16 +41,6 @@ class Client:
 
     def __repr__(self) -> str:
         return f"<weightbus.Client {self.id}{'' if self._handle is not None else ' (closed)'}>"
-
-    def __enter__(self) -> "Client":
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        try:
-            self.close()
-        except StateError:
-            if exc_type is None:
-                raise  # else the block's own exception says more; the garbage collector closes it later
 
     def __del__(self) -> None:
         if getattr(self, "_handle", None) is not None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Iterable, List, Mapping, Optional, Sequen
 from . import _lib
 from ._lib import TensorSpec, ViewSpec, lib, new, timeout_ms
 from .dtypes import dtype_code
+from ._closing import ClosesOnExit
 from .errors import BrokerGoneError, StateError, WaitTimeoutError, error_for
 from .info import TensorLayout, TopicInfo
 from .snapshot import Snapshot
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 TensorDefinition = Any
 
 
-class Topic:
+class Topic(ClosesOnExit):
     """A named set of tensors with one version sequence. Get one from Client.create_topic (publisher) or
     Client.open_topic (reader); close it, or use it as a context manager."""
 
@@ -40,16 +41,6 @@ class Topic:
     def __repr__(self) -> str:
         role = "publisher" if self.is_publisher else "reader"
         return f"<weightbus.Topic {self.name!r} ({role})>"
-
-    def __enter__(self) -> "Topic":
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        try:
-            self.close()
-        except StateError:
-            if exc_type is None:
-                raise  # else the block's own exception says more; the garbage collector closes it later
 
     @property
     def handle(self) -> ctypes.c_void_p:
