@@ -9,7 +9,7 @@ werkzeug's (GPU hosts have that). Each iteration sleeps 50-250 us, takes t0 and 
 the JSON body; the handler takes t1 on entry. The client waits for the response before the next iteration.
 """
 import argparse
-import json
+import importlib.util
 import random
 import socket
 import subprocess
@@ -54,12 +54,8 @@ def free_port():
 
 
 def server_kind():
-    try:
-        import fastapi  # noqa: F401
-        import uvicorn  # noqa: F401
-        return "http-fastapi"
-    except ImportError:
-        return "http-werkzeug"
+    found = all(importlib.util.find_spec(m) is not None for m in ("fastapi", "uvicorn"))
+    return "http-fastapi" if found else "http-werkzeug"
 
 
 def main():

@@ -22,6 +22,7 @@ Shape sets: qwen8b, a Qwen3-8B-like bf16 model (399 tensors, 16.4 GB); many, 1,0
 """
 import argparse
 import base64
+import importlib.util
 import json
 import os
 import pickle
@@ -71,7 +72,8 @@ def server(socket, set_name):
     own = allocate(torch, set_name, 0.0)
     sources = list(allocate(torch, set_name, 1.0).values())
     total = sum(t.numel() * t.element_size() for t in own.values())
-    src, dst = torch.empty(total, dtype=torch.uint8, device="cuda"), torch.empty(total, dtype=torch.uint8, device="cuda")
+    src = torch.empty(total, dtype=torch.uint8, device="cuda")
+    dst = torch.empty(total, dtype=torch.uint8, device="cuda")
     uuid = str(torch.cuda.get_device_properties(0).uuid)
     stream = torch.cuda.current_stream()
 
@@ -107,7 +109,7 @@ def server(socket, set_name):
             with topic.snapshot(seen, timeout=60) as s:
                 start_ns = int(s.metadata)
                 if command == "flip":
-                    tensors = [s.tensor(n) for n in names]
+                    resolved = [s.tensor(n) for n in names]  # what the server's kernels would read
                     s.wait_stream(stream)
                 else:
                     s.copy_into(plan, stream)
@@ -115,7 +117,7 @@ def server(socket, set_name):
                 elapsed = time.monotonic_ns() - start_ns
                 if command == "flip":
                     stream.synchronize()  # before the release: the server's kernels would read these bytes
-                    del tensors
+                    resolved.clear()
             print(f"{elapsed / 1e6:.3f}", flush=True)
         elif command in ("raw", "raw-contiguous"):
             torch.cuda.synchronize()
@@ -221,13 +223,12 @@ def main():
     os.environ.setdefault("WEIGHTBUSD", str(build / "broker" / "weightbusd"))
     os.environ["WEIGHTBUS_LIBRARY"] = str(build / "libclient" / "libweightbus.so.0")
     sys.path[:0] = [str(PYTHON), str(PYTHON / "tests")]
-    try:
-        import torch
-        import requests  # noqa: F401
-        import werkzeug  # noqa: F401
-    except ImportError as e:
-        print(f"SKIP: {e}")
+    missing = [m for m in ("torch", "requests", "werkzeug") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"SKIP: no {', '.join(missing)} for this python3")
         return
+    import torch
+
     if not torch.cuda.is_available():
         print("SKIP: no CUDA device")
         return

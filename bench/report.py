@@ -40,8 +40,8 @@ def scale_table(out, lines):
     data = rows(out / "scale.csv")
     if data:
         lines.append("publishes per second: " + "; ".join(
-            f"{r['readers']} readers: {float(r['publishes_per_s']):.0f}/s (each reads {float(r['reads_per_s_per_reader']):.0f}/s, "
-            f"torn {r['torn']})" for r in data))
+            f"{r['readers']} readers: {float(r['publishes_per_s']):.0f}/s (each reads "
+            f"{float(r['reads_per_s_per_reader']):.0f}/s, torn {r['torn']})" for r in data))
 
 
 def model_medians(out):

@@ -31,7 +31,8 @@ def value(version, index):
 
 def bf16_model(torch, layers=20):
     torch.manual_seed(0)
-    stack = [torch.nn.Linear(2048, 2048) for _ in range(layers)] + [torch.nn.LayerNorm(2048), torch.nn.Linear(2048, 333)]
+    stack = [torch.nn.Linear(2048, 2048) for _ in range(layers)]
+    stack += [torch.nn.LayerNorm(2048), torch.nn.Linear(2048, 333)]
     return torch.nn.Sequential(*stack).to(device="cuda", dtype=torch.bfloat16)
 
 
@@ -124,7 +125,6 @@ def exchange(broker, mode, versions, env):
 
 def dtypes(broker):
     import torch
-    import weightbus
 
     kinds = {"bf16": torch.bfloat16, "f8e4m3": torch.float8_e4m3fn, "f8e5m2": torch.float8_e5m2, "f32": torch.float32}
     source = {name: torch.arange(64, device="cuda", dtype=torch.float32).reshape(8, 8).to(dt)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import ctypes
 import weakref
-from typing import Any, List, Optional
+from typing import List, Optional
 
 from . import _lib
 from ._lib import AttachOptions, TopicOptions, lib, new

@@ -12,7 +12,7 @@ from . import _lib
 from ._lib import TensorSpec, ViewSpec, lib, new, timeout_ms
 from .dtypes import dtype_code
 from ._closing import ClosesOnExit
-from .errors import BrokerGoneError, StateError, WaitTimeoutError, error_for
+from .errors import BrokerGoneError, StateError, error_for
 from .info import TensorLayout, TopicInfo
 from .snapshot import Snapshot
 from .update import Update
