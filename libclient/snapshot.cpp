@@ -75,10 +75,6 @@ int lookup(wb_snapshot *snapshot, uint32_t t, uint32_t position, wb_tensor_info 
   return WB_OK;
 }
 
-}  // namespace
-
-namespace {
-
 void end_lease(wb_snapshot *snapshot) {
   wb_topic *topic = snapshot->topic;
   drop_lease(topic->client, topic, snapshot->lease_slot);
