@@ -4,15 +4,7 @@
 # (written here by hand, as a crash leaves it) is replayed by load and checkpoint, an incomplete or damaged
 # one is discarded without touching the file, one for another file size is refused.
 set -uo pipefail
-cli=$1
-broker=$2
-here=$(dirname "$0")
-fixture="/usr/bin/python3 $here/safetensors_fixture.py"
-source "$here/../helpers/broker.sh"
-start_broker "$broker" "$cli" sync-test || exit 1
-dir=$broker_dir
-source "$here/../helpers/check.sh"
-w() { "$cli" "$@"; }
+source "$(dirname "$0")/cli-test.sh" "$1" "$2" sync-test
 
 $fixture model "$dir/v1.safetensors" 1
 out=$dir/ckpt

@@ -2,15 +2,7 @@
 # weightbus info, stats and watch on a live broker: info of a topic and of one tensor (text and JSON), stats
 # showing a held lease's lag and hold time, watch printing a version as it is published; and their errors.
 set -uo pipefail
-cli=$1
-broker=$2
-here=$(dirname "$0")
-fixture="/usr/bin/python3 $here/safetensors_fixture.py"
-source "$here/../helpers/broker.sh"
-start_broker "$broker" "$cli" info-test || exit 1
-dir=$broker_dir
-source "$here/../helpers/check.sh"
-w() { "$cli" "$@"; }
+source "$(dirname "$0")/cli-test.sh" "$1" "$2" info-test
 library=$(ldd "$cli" | awk '/libweightbus/ {print $3}')
 # In the sanitizer build the library needs the ASan runtime loaded first, which python3 does not do by itself;
 # python's own allocations are not what the leak checker is for.

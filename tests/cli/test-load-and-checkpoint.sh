@@ -3,15 +3,7 @@
 # back); every malformed file is refused with its own message before anything is published; usage and
 # runtime errors of both commands.
 set -uo pipefail
-cli=$1
-broker=$2
-here=$(dirname "$0")
-fixture="/usr/bin/python3 $here/safetensors_fixture.py"
-source "$here/../helpers/broker.sh"
-start_broker "$broker" "$cli" load-test || exit 1
-dir=$broker_dir
-source "$here/../helpers/check.sh"
-w() { "$cli" "$@"; }
+source "$(dirname "$0")/cli-test.sh" "$1" "$2" load-test
 
 $fixture model "$dir/model.safetensors" 1
 

@@ -4,16 +4,8 @@
 # lie inside the parent's at the computed offsets) and see the parent's bytes; diagnose lists the names on one
 # side only; every spec, config and expression error is refused with its message.
 set -uo pipefail
-cli=$1
-broker=$2
-here=$(dirname "$0")
+source "$(dirname "$0")/cli-test.sh" "$1" "$2" map-test
 specs=$here/../../tools/specs
-fixture="/usr/bin/python3 $here/safetensors_fixture.py"
-source "$here/../helpers/broker.sh"
-start_broker "$broker" "$cli" map-test || exit 1
-dir=$broker_dir
-source "$here/../helpers/check.sh"
-w() { "$cli" "$@"; }
 
 # heads 4, kv heads 2, hidden 32 (head_dim 8), intermediate 48: qkv_proj has 64 rows, gate_up_proj 96.
 $fixture fused "$dir/fused.safetensors"
