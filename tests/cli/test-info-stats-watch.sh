@@ -4,9 +4,9 @@
 set -uo pipefail
 source "$(dirname "$0")/cli-test.sh" "$1" "$2" info-test
 library=$(ldd "$cli" | awk '/libweightbus/ {print $3}')
-# In the sanitizer build the library needs the ASan runtime loaded first, which python3 does not do by itself;
-# python's own allocations are not what the leak checker is for.
-asan=$(ldd "$library" | awk '/libasan/ {print $3}')
+# In the sanitizer builds the library needs its sanitizer runtime (ASan or TSan) loaded first, which python3
+# does not do by itself; python's own allocations are not what the leak checker is for.
+sanitizer=$(ldd "$library" | awk '/libasan|libtsan/ {print $3}')
 
 $fixture model "$dir/model.safetensors" 1
 check "load" 0 w load "$dir/model.safetensors" --topic policy
@@ -24,7 +24,7 @@ expect_out "model.norm.weight"
 
 # A reader holding version 1 while version 2 is published: lag 1, and a hold time that grows.
 python_done=$dir/stop
-LD_PRELOAD=$asan ASAN_OPTIONS=detect_leaks=0 /usr/bin/python3 "$here/lease_holder.py" "$library" policy "$dir/ready" \
+LD_PRELOAD=$sanitizer ASAN_OPTIONS=detect_leaks=0 /usr/bin/python3 "$here/lease_holder.py" "$library" policy "$dir/ready" \
   "$python_done" &
 holder=$!
 for _ in $(seq 200); do [ -e "$dir/ready" ] && break; sleep 0.05; done
