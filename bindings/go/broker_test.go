@@ -83,6 +83,11 @@ func (b *testBroker) stop() {
 			<-done
 		}
 	}
-	// A broker killed with SIGKILL leaves its segment behind.
-	os.Remove(fmt.Sprintf("/dev/shm/weightbus-%d-%s", os.Getuid(), b.name))
+	// A broker killed with SIGKILL leaves its segment and host allocations (<segment>.a<N>) behind.
+	segment := fmt.Sprintf("/dev/shm/weightbus-%d-%s", os.Getuid(), b.name)
+	os.Remove(segment)
+	allocations, _ := filepath.Glob(segment + ".a*")
+	for _, allocation := range allocations {
+		os.Remove(allocation)
+	}
 }

@@ -92,7 +92,15 @@ impl Drop for Broker {
             }
         }
         let _ = fs::remove_dir_all(&self.dir);
-        // A broker killed with SIGKILL leaves its segment behind.
-        let _ = fs::remove_file(format!("/dev/shm/weightbus-{}-{}", unsafe { getuid() }, self.name));
+        // A broker killed with SIGKILL leaves its segment and host allocations (<segment>.a<N>) behind.
+        let segment = format!("weightbus-{}-{}", unsafe { getuid() }, self.name);
+        if let Ok(entries) = fs::read_dir("/dev/shm") {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name == segment || name.starts_with(&format!("{segment}.a")) {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
     }
 }
