@@ -143,7 +143,7 @@ int Registry::check_registered(uint32_t topic, uint32_t client, const NewRegiste
   uint64_t nbytes;
   int rc = geometry::check_name(t.name.data(), t.name.size(), "tensor");
   if (rc == WB_OK) rc = geometry::contiguous_bytes(t.dtype, uint32_t(t.shape.size()), t.shape.data(), &nbytes);
-  if (rc != WB_OK) return fail(rc, "tensor '%.255s': %s", t.name.c_str(), std::string(wb_last_error()).c_str());
+  if (rc != WB_OK) return fail(rc, "tensor '%.255s': %s", t.name.c_str(), wb_last_error());
   uint32_t existing;
   if (find_tensor(topic, t.name, &existing) == WB_OK) {
     return fail(WB_E_EXISTS, "topic '%s' already has a tensor '%s'", tp.name, t.name.c_str());

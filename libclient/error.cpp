@@ -12,11 +12,15 @@ thread_local char last_message[512];
 
 namespace wb {
 
+// Formats into a local buffer first: callers may pass wb_last_error() itself as an argument, to wrap the
+// message of the call that failed.
 int fail(int code, const char *fmt, ...) {
+  char message[sizeof(last_message)];
   va_list args;
   va_start(args, fmt);
-  vsnprintf(last_message, sizeof(last_message), fmt, args);
+  vsnprintf(message, sizeof(message), fmt, args);
   va_end(args);
+  memcpy(last_message, message, sizeof(message));
   return code;
 }
 
