@@ -56,11 +56,14 @@ int Registry::adopt() {
   }
   fchmod(shm_.get_mapping_handle().handle, 0600);
   uint32_t dead_broker = h.broker_pid;
-  h.broker_pid = uint32_t(getpid());
   tensors_by_name_.resize(seg_.caps().max_topics);
   allocation_fds_.assign(seg_.caps().max_allocations, -1);
   used_.assign(seg_.caps().max_clients, Quota{});  // orphans' allowances start afresh, as on a reconnect
-  adopt_names();
+  if (adopt_names() != WB_OK) {
+    return fail(WB_E_PROTOCOL, "%s cannot be adopted: %s. Remove it (rm %s %s.a*) to start afresh", path.c_str(),
+                wb_last_error(), path.c_str(), path.c_str());
+  }
+  h.broker_pid = uint32_t(getpid());
   adopt_allocations();
   adopt_clients();
   log(LogLevel::kInfo, "adopted %s: %u topics, %u tensors, %u allocations, %zu clients left by pid %u's broker",
@@ -69,17 +72,29 @@ int Registry::adopt() {
   return WB_OK;
 }
 
-void Registry::adopt_names() {
+// The tables as the dead broker left them, checked before anything is built on them: a segment that fails
+// (a crash cannot produce one, a same-uid process could) is refused rather than followed out of bounds.
+int Registry::adopt_names() {
   const shm::Header &h = seg_.header();
+  const shm::Capacities &caps = seg_.caps();
+  if (h.topic_count.load() > caps.max_topics || h.tensor_count.load() > caps.max_tensors ||
+      h.allocation_count.load() > caps.max_allocations) {
+    return fail(WB_E_PROTOCOL, "its table counts exceed its capacities");
+  }
   for (uint32_t t = 0; t < h.topic_count.load(); ++t) {
     shm::Topic &topic = seg_.topic(t);
     if (topic.state.load() != uint32_t(shm::TopicState::kLive)) continue;
+    topic.name[WB_NAME_MAX] = '\0';
     topics_by_name_.emplace(topic.name, t);
     topic.notify_subscribers.store(0);  // their pipes went with the old broker
-    for (uint32_t i = topic.first_tensor; i != shm::kNone; i = seg_.tensor(i).next.load()) {
+    uint32_t i = topic.first_tensor;
+    for (uint32_t n = 0; n < topic.tensor_count.load(); ++n, i = seg_.tensor(i).next.load()) {
+      if (i >= h.tensor_count.load()) return fail(WB_E_PROTOCOL, "topic '%s' has a broken tensor list", topic.name);
+      seg_.tensor(i).name[WB_NAME_MAX] = '\0';
       tensors_by_name_[t].emplace(seg_.tensor(i).name, i);
     }
   }
+  return WB_OK;
 }
 
 // Host allocations are opened again by name. CUDA VMM allocations lived on in the old broker's fds only: they
@@ -95,8 +110,8 @@ void Registry::adopt_allocations() {
       allocation_fds_[a] = shm_open(allocation_shm_name(a).c_str(), O_RDWR | O_CLOEXEC, 0);
       struct stat st {};
       if (allocation_fds_[a] < 0 || fstat(allocation_fds_[a], &st) != 0 || uint64_t(st.st_size) < alloc.size) {
-        log(LogLevel::kError, "allocation %u of topic '%s' (%s) is missing or short: its tensors are lost", a,
-            seg_.topic(alloc.topic).name, allocation_shm_name(a).c_str());
+        log(LogLevel::kError, "allocation %u (%s) is missing or short: its tensors are lost", a,
+            allocation_shm_name(a).c_str());
         if (allocation_fds_[a] >= 0) close(allocation_fds_[a]);
         allocation_fds_[a] = -1;
       }

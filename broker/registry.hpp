@@ -113,7 +113,7 @@ class Registry {
  private:
   int create(const shm::Capacities &caps);
   int adopt();
-  void adopt_names();
+  int adopt_names();
   void adopt_allocations();
   void adopt_clients();
   bool orphan_hands_over(uint32_t slot, uint32_t pid) const;
