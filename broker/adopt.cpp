@@ -140,15 +140,8 @@ bool Registry::orphan_hands_over(uint32_t slot, uint32_t pid) const {
 // CUDA memory that still lives: its library saw the broker go and released what it held.
 bool Registry::orphan_done(uint32_t slot, uint32_t pid) const {
   if (!process_alive(pid)) return true;
-  if (lease::count_held(seg_, slot) > 0 || seg_.client(slot).topics_published.load() > 0) return false;
-  for (uint32_t a = 0; a < seg_.header().allocation_count.load(); ++a) {
-    const shm::Allocation &alloc = seg_.allocation(a);
-    if (alloc.kind.load() == uint32_t(shm::AllocationKind::kCudaIpc) && alloc.exporter_client == slot &&
-        alloc.state.load() == uint32_t(shm::AllocationState::kLive)) {
-      return false;
-    }
-  }
-  return true;
+  return lease::count_held(seg_, slot) == 0 && seg_.client(slot).topics_published.load() == 0 &&
+         !exports_live_legacy(slot);
 }
 
 std::vector<uint32_t> Registry::reap_orphans() {

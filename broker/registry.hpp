@@ -99,6 +99,8 @@ class Registry {
   int import_chunk(uint32_t allocation, uint32_t chunk, int *fd, uint64_t *offset, uint64_t *size) const;
   void add_importer(uint32_t allocation);
   void drop_importer(uint32_t allocation);  // and wakes an exporter waiting for the count to fall
+  // Whether the client exported legacy-IPC memory that still lives (it dies with the exporting process).
+  bool exports_live_legacy(uint32_t client) const;
   // The client is gone: its legacy-IPC allocations die with it (and its unfinished VMM ones); its complete VMM
   // allocations live on. Returns how many died.
   uint32_t exporter_gone(uint32_t client);

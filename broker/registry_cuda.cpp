@@ -272,6 +272,17 @@ void Registry::drop_importer(uint32_t allocation) {
   futex_wake_all(&importers);
 }
 
+bool Registry::exports_live_legacy(uint32_t client) const {
+  for (uint32_t i = 0; i < seg_.header().allocation_count.load(); ++i) {
+    const shm::Allocation &a = seg_.allocation(i);
+    if (a.kind.load() == uint32_t(shm::AllocationKind::kCudaIpc) && exported_by(seg_, a, client) &&
+        a.state.load() == uint32_t(shm::AllocationState::kLive)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 uint32_t Registry::exporter_gone(uint32_t client) {
   uint32_t died = 0;
   for (uint32_t i = 0; i < seg_.header().allocation_count.load(); ++i) {
