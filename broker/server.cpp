@@ -38,7 +38,7 @@ int prepare_directory(const std::string &path) {
 
 }  // namespace
 
-int Server::listen_socket() {
+int Server::bind_socket() {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (socket_path_.size() >= sizeof(addr.sun_path)) {
@@ -55,7 +55,6 @@ int Server::listen_socket() {
   int bound = bind(listen_fd_, reinterpret_cast<sockaddr *>(&addr), sizeof(addr));
   umask(old_mask);
   if (bound != 0) return fail_errno(("bind " + socket_path_).c_str());
-  if (listen(listen_fd_, 128) != 0) return fail_errno("listen");
   return WB_OK;
 }
 
@@ -70,11 +69,14 @@ int Server::run(int ready_fd) {
     return 1;
   }
   bool adopted = false;
-  if (listen_socket() != WB_OK) {
+  if (bind_socket() != WB_OK) {
     log(LogLevel::kError, "%s", wb_last_error());
     return 1;
   }
-  if (dispatcher_.open_registry(&adopted) != WB_OK) {
+  // Listening only once the segment exists: a client that can connect finds the broker ready.
+  int rc = dispatcher_.open_registry(&adopted);
+  if (rc == WB_OK && listen(listen_fd_, 128) != 0) rc = fail_errno("listen");
+  if (rc != WB_OK) {
     log(LogLevel::kError, "%s", wb_last_error());
     close(listen_fd_);
     unlink(socket_path_.c_str());

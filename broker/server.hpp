@@ -29,7 +29,7 @@ class Server {
   int run(int ready_fd);
 
  private:
-  int listen_socket();
+  int bind_socket();  // claims the socket path; listen() follows once the registry is open
   void accept_clients();
   void read_client(Connection *conn);
   void drop(Connection *conn, const char *why);
