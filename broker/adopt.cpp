@@ -12,7 +12,6 @@
 #include <fstream>
 
 #include "error.hpp"
-#include "lease.hpp"
 #include "log.hpp"
 #include "registry.hpp"
 
@@ -97,8 +96,17 @@ int Registry::adopt_names() {
   return WB_OK;
 }
 
-// Host allocations are opened again by name. CUDA VMM allocations lived on in the old broker's fds only: they
-// are dead now (readers get WB_E_STALE). Legacy-IPC handles are in the segment and live while their exporter.
+// Whether the client slot is live and its process too: its exports may live on.
+bool Registry::exporter_alive(const shm::Allocation &alloc) const {
+  if (alloc.exporter_client >= seg_.caps().max_clients) return false;
+  const shm::ClientSlot &slot = seg_.client(alloc.exporter_client);
+  return slot.state.load() == uint32_t(shm::ClientState::kLive) && slot.generation == alloc.exporter_generation &&
+         process_alive(slot.pid);
+}
+
+// Host allocations are opened again by name. Legacy-IPC handles are in the segment and live while their
+// exporter. A VMM allocation's fds went with the old broker: one whose exporter lives waits (kPending) for it
+// to resume and export its chunks again; the others are dead (readers get WB_E_STALE).
 void Registry::adopt_allocations() {
   const shm::Header &h = seg_.header();
   for (uint32_t a = 0; a < h.allocation_count.load(); ++a) {
@@ -115,8 +123,11 @@ void Registry::adopt_allocations() {
         if (allocation_fds_[a] >= 0) close(allocation_fds_[a]);
         allocation_fds_[a] = -1;
       }
-    } else if (kind == shm::AllocationKind::kCudaVmm ||
-               (kind == shm::AllocationKind::kCudaIpc && !process_alive(alloc.creator_pid))) {
+    } else if (kind == shm::AllocationKind::kCudaVmm) {
+      bool awaited = alloc.state.load() == uint32_t(shm::AllocationState::kLive) && exporter_alive(alloc);
+      alloc.state.store(uint32_t(awaited ? shm::AllocationState::kPending : shm::AllocationState::kDead),
+                        std::memory_order_release);
+    } else if (kind == shm::AllocationKind::kCudaIpc && !process_alive(alloc.creator_pid)) {
       alloc.state.store(uint32_t(shm::AllocationState::kDead), std::memory_order_release);
     }
   }
@@ -136,19 +147,15 @@ bool Registry::orphan_hands_over(uint32_t slot, uint32_t pid) const {
   return found != orphans_.end() && (found->second == pid || !process_alive(found->second));
 }
 
-// An orphan is done once its process exited, or once it holds no lease, publishes nothing and exported no
-// CUDA memory that still lives: its library saw the broker go and released what it held.
-bool Registry::orphan_done(uint32_t slot, uint32_t pid) const {
-  if (!process_alive(pid)) return true;
-  return lease::count_held(seg_, slot) == 0 && seg_.client(slot).topics_published.load() == 0 &&
-         !exports_live_legacy(slot);
-}
+// An orphan is done once its process exited. Until then its library may resume it at its next call, even one
+// that holds nothing now (a reader about to wait, a detach that closes its topics).
+bool Registry::orphan_done(uint32_t pid) const { return !process_alive(pid); }
 
 std::vector<uint32_t> Registry::reap_orphans() {
   std::vector<uint32_t> topics;
   for (auto it = orphans_.begin(); it != orphans_.end();) {
     auto [slot, pid] = *it;
-    if (!orphan_done(slot, pid)) {
+    if (!orphan_done(pid)) {
       ++it;
       continue;
     }
@@ -163,6 +170,18 @@ std::vector<uint32_t> Registry::reap_orphans() {
     it = orphans_.erase(it);
   }
   return topics;
+}
+
+int Registry::resume_client(uint32_t slot, uint32_t generation, uint32_t pid) {
+  auto found = orphans_.find(slot);
+  if (found == orphans_.end() || found->second != pid || seg_.client(slot).generation != generation) {
+    return fail(WB_E_NOT_FOUND,
+                "this broker has no client %u of pid %u to resume (it started afresh, or reclaimed the client): "
+                "attach again",
+                slot, pid);
+  }
+  orphans_.erase(found);
+  return WB_OK;
 }
 
 }  // namespace wb::broker

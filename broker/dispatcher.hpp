@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "options.hpp"
+#include "protocol_generated.h"
 #include "registry.hpp"
 #include "wire.hpp"
 
@@ -51,6 +52,7 @@ class Dispatcher {
   void notify_subscribers(uint32_t topic);
 
   void on_attach(Client *client, uint32_t id, const void *body);
+  void on_resume(Client *client, uint32_t id, const proto::Attach *attach);
   void on_create_topic(Client *client, uint32_t id, const void *body);
   void on_open_topic(Client *client, uint32_t id, const void *body);
   void on_close_topic(Client *client, uint32_t id, const void *body);

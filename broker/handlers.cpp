@@ -52,6 +52,7 @@ void Dispatcher::on_attach(Client *client, uint32_t id, const void *body) {
     log(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
     return refuse(client, id, WB_E_ABI_MISMATCH);
   }
+  if (attach->resume()) return on_resume(client, id, attach);
   int rc = registry_.add_client(client->pid, client->uid, text(attach->name()), &client->slot);
   if (rc != WB_OK) {
     log(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
@@ -61,6 +62,29 @@ void Dispatcher::on_attach(Client *client, uint32_t id, const void *body) {
   log(LogLevel::kInfo, "attach pid %u (client %u, '%s')", client->pid, client->slot,
       registry_.seg().client(client->slot).name);
   reply(client, id, WB_OK, client->slot, registry_.seg().header().segment_size, registry_.segment_fd());
+}
+
+// A client of the dead broker takes its slot back: the segment already holds its leases and roles; this
+// connection learns which topics it publishes and which CUDA allocations it has open.
+void Dispatcher::on_resume(Client *client, uint32_t id, const proto::Attach *attach) {
+  int rc = registry_.resume_client(attach->slot(), attach->generation(), client->pid);
+  if (rc != WB_OK) {
+    log(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
+    return refuse(client, id, rc);
+  }
+  client->slot = attach->slot();
+  client->attached = true;
+  for (uint32_t t = 0; t < registry_.seg().header().topic_count.load(); ++t) {
+    if (registry_.is_publisher(t, client->slot)) client->published.insert(t);
+  }
+  for (uint32_t allocation : items(attach->imported())) {
+    if (registry_.is_cuda_allocation(allocation) && client->imported.insert(allocation).second) {
+      registry_.add_importer(allocation);
+    }
+  }
+  log(LogLevel::kInfo, "resume pid %u (client %u, '%s'): %zu topic(s) published, %zu CUDA import(s)", client->pid,
+      client->slot, registry_.seg().client(client->slot).name, client->published.size(), client->imported.size());
+  reply(client, id, WB_OK, client->slot, registry_.seg().header().segment_size);
 }
 
 void Dispatcher::on_create_topic(Client *client, uint32_t id, const void *body) {

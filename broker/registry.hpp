@@ -97,10 +97,9 @@ class Registry {
   // What an importer needs of one chunk: its fd (-1 for legacy IPC, whose handle is in the segment), offset
   // and size. The fd stays the registry's.
   int import_chunk(uint32_t allocation, uint32_t chunk, int *fd, uint64_t *offset, uint64_t *size) const;
+  bool is_cuda_allocation(uint32_t allocation) const;
   void add_importer(uint32_t allocation);
   void drop_importer(uint32_t allocation);  // and wakes an exporter waiting for the count to fall
-  // Whether the client exported legacy-IPC memory that still lives (it dies with the exporting process).
-  bool exports_live_legacy(uint32_t client) const;
   // The client is gone: its legacy-IPC allocations die with it (and its unfinished VMM ones); its complete VMM
   // allocations live on. Returns how many died.
   uint32_t exporter_gone(uint32_t client);
@@ -111,6 +110,9 @@ class Registry {
   bool has_orphans() const { return !orphans_.empty(); }
   // Frees the slots of orphans that are done; returns the topics whose leases that dropped.
   std::vector<uint32_t> reap_orphans();
+  // The orphan's process attached again asking for its slot back (same pid and slot generation): it is a
+  // live client again, with its leases, topics and exports. WB_E_NOT_FOUND when this broker has no such orphan.
+  int resume_client(uint32_t slot, uint32_t generation, uint32_t pid);
 
  private:
   int create(const shm::Capacities &caps);
@@ -119,7 +121,8 @@ class Registry {
   void adopt_allocations();
   void adopt_clients();
   bool orphan_hands_over(uint32_t slot, uint32_t pid) const;
-  bool orphan_done(uint32_t slot, uint32_t pid) const;
+  bool orphan_done(uint32_t pid) const;
+  bool exporter_alive(const shm::Allocation &alloc) const;
   std::string allocation_shm_name(uint32_t allocation) const;
   int find_tensor(uint32_t topic, const std::string &name, uint32_t *index) const;
   int check_new_tensors(uint32_t topic, const std::vector<NewTensor> &specs, std::vector<bool> *is_new,

@@ -57,7 +57,7 @@ int check_new_allocation(const NewCudaAllocation &a) {
 }  // namespace
 
 int Registry::check_cuda_allocation(uint32_t allocation, shm::Allocation **out) const {
-  if (allocation >= seg_.header().allocation_count.load() || !is_cuda(seg_.allocation(allocation).kind.load())) {
+  if (!is_cuda_allocation(allocation)) {
     return fail(WB_E_NOT_FOUND, "no CUDA allocation with index %u", allocation);
   }
   *out = &seg_.allocation(allocation);
@@ -264,23 +264,16 @@ int Registry::import_chunk(uint32_t allocation, uint32_t chunk, int *fd, uint64_
   return WB_OK;
 }
 
+bool Registry::is_cuda_allocation(uint32_t allocation) const {
+  return allocation < seg_.header().allocation_count.load() && is_cuda(seg_.allocation(allocation).kind.load());
+}
+
 void Registry::add_importer(uint32_t allocation) { seg_.allocation(allocation).importers.fetch_add(1); }
 
 void Registry::drop_importer(uint32_t allocation) {
   std::atomic<uint32_t> &importers = seg_.allocation(allocation).importers;
   importers.fetch_sub(1);
   futex_wake_all(&importers);
-}
-
-bool Registry::exports_live_legacy(uint32_t client) const {
-  for (uint32_t i = 0; i < seg_.header().allocation_count.load(); ++i) {
-    const shm::Allocation &a = seg_.allocation(i);
-    if (a.kind.load() == uint32_t(shm::AllocationKind::kCudaIpc) && exported_by(seg_, a, client) &&
-        a.state.load() == uint32_t(shm::AllocationState::kLive)) {
-      return true;
-    }
-  }
-  return false;
 }
 
 uint32_t Registry::exporter_gone(uint32_t client) {

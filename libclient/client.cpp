@@ -25,29 +25,6 @@ namespace {
 // Sleep slices: a waiter re-checks the broker's socket this often, so its death is noticed promptly.
 constexpr int64_t kSliceNs = 100'000'000;
 
-int connect_socket(const char *path, int *out) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (strlen(path) >= sizeof(addr.sun_path)) {
-    return fail(WB_E_INVAL, "socket path '%s' is longer than %zu bytes", path, sizeof(addr.sun_path) - 1);
-  }
-  strcpy(addr.sun_path, path);
-  int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (sock < 0) return fail_errno("socket");
-  if (connect(sock, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0) {
-    int err = errno;
-    close(sock);
-    if (err == ENOENT || err == ECONNREFUSED) {
-      return fail(WB_E_CONNECT, "no broker listens at %s (start one with `weightbusd`)", path);
-    }
-    if (err == EACCES) return fail(WB_E_PERM, "no permission to connect to %s", path);
-    errno = err;
-    return fail_errno("connect");
-  }
-  *out = sock;
-  return WB_OK;
-}
-
 const char *default_client_name() { return program_invocation_short_name; }
 
 int send_attach(wb_client *client, const char *name, Reply *reply) {
@@ -66,6 +43,7 @@ int map_segment(wb_client *client, int fd) {
   if (base == MAP_FAILED) return fail_errno("mmap of the segment");
   client->segment_base = base;
   client->segment_size = uint64_t(st.st_size);
+  client->segment_fd = dup(fd);  // kept to see whether the segment outlives its broker (resume.cpp)
   int rc = shm::validate_header(base, client->segment_size);
   if (rc != WB_OK) return rc;
   client->seg = shm::Segment(base);
@@ -91,11 +69,35 @@ void destroy(wb_client *client) {
   cuda::close_client(client);
   client->allocations.unmap_all();
   if (client->segment_base != nullptr) munmap(client->segment_base, client->segment_size);
+  if (client->segment_fd >= 0) close(client->segment_fd);
   if (client->sock >= 0) close(client->sock);
   delete client;
 }
 
 }  // namespace
+
+int connect_socket(const char *path, int *out) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (strlen(path) >= sizeof(addr.sun_path)) {
+    return fail(WB_E_INVAL, "socket path '%s' is longer than %zu bytes", path, sizeof(addr.sun_path) - 1);
+  }
+  strcpy(addr.sun_path, path);
+  int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (sock < 0) return fail_errno("socket");
+  if (connect(sock, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0) {
+    int err = errno;
+    close(sock);
+    if (err == ENOENT || err == ECONNREFUSED) {
+      return fail(WB_E_CONNECT, "no broker listens at %s (start one with `weightbusd`)", path);
+    }
+    if (err == EACCES) return fail(WB_E_PERM, "no permission to connect to %s", path);
+    errno = err;
+    return fail_errno("connect");
+  }
+  *out = sock;
+  return WB_OK;
+}
 
 int check_struct_size(uint32_t given, size_t needed, const char *type_name) {
   if (given < needed) {
@@ -105,33 +107,35 @@ int check_struct_size(uint32_t given, size_t needed, const char *type_name) {
   return WB_OK;
 }
 
-static int exchange(wb_client *client, flatbuffers::FlatBufferBuilder &builder, proto::Body type,
-                    flatbuffers::Offset<void> body, const int *fds, int nfds, Reply *reply) {
-  if (client->broker_gone.load()) return fail(WB_E_BROKER_GONE, "the broker is gone");
-  std::lock_guard lock(client->request_mutex);
+int transact(wb_client *client, int sock, flatbuffers::FlatBufferBuilder &builder, proto::Body type,
+             flatbuffers::Offset<void> body, const int *fds, int nfds, Reply *reply) {
   uint32_t id = ++client->next_request_id;
   builder.Finish(proto::CreateMessage(builder, id, type, body));
-  int rc = wire::send(client->sock, builder.GetBufferPointer(), builder.GetSize(), fds, nfds);
-  if (rc == WB_OK && reply != nullptr) {
-    wire::Received got;
-    rc = wire::receive(client->sock, client->timeout_ms, &got);
-    if (rc == WB_OK) {
-      flatbuffers::Verifier verifier(got.data.data(), got.data.size());
-      const proto::Message *msg = proto::GetMessage(got.data.data());
-      const proto::Reply *r = verifier.VerifyBuffer<proto::Message>() ? msg->body_as_Reply() : nullptr;
-      if (r == nullptr || msg->id() != id) {
-        wire::close_all(got.fds);
-        rc = fail(WB_E_PROTOCOL, "the broker sent a malformed or unexpected reply");
-      } else {
-        reply->code = r->code();
-        reply->value = r->value();
-        reply->size = r->size();
-        reply->fds = std::move(got.fds);
-        rc = r->code() == WB_OK ? WB_OK : fail(r->code(), "%s", r->message() ? r->message()->c_str() : "refused");
-      }
-    }
+  int rc = wire::send(sock, builder.GetBufferPointer(), builder.GetSize(), fds, nfds);
+  if (rc != WB_OK || reply == nullptr) return rc;
+  wire::Received got;
+  if ((rc = wire::receive(sock, client->timeout_ms, &got)) != WB_OK) return rc;
+  flatbuffers::Verifier verifier(got.data.data(), got.data.size());
+  const proto::Message *msg = proto::GetMessage(got.data.data());
+  const proto::Reply *r = verifier.VerifyBuffer<proto::Message>() ? msg->body_as_Reply() : nullptr;
+  if (r == nullptr || msg->id() != id) {
+    wire::close_all(got.fds);
+    return fail(WB_E_PROTOCOL, "the broker sent a malformed or unexpected reply");
   }
-  if (rc == WB_E_BROKER_GONE) client->broker_gone.store(true);
+  reply->code = r->code();
+  reply->value = r->value();
+  reply->size = r->size();
+  reply->fds = std::move(got.fds);
+  return r->code() == WB_OK ? WB_OK : fail(r->code(), "%s", r->message() ? r->message()->c_str() : "refused");
+}
+
+static int exchange(wb_client *client, flatbuffers::FlatBufferBuilder &builder, proto::Body type,
+                    flatbuffers::Offset<void> body, const int *fds, int nfds, Reply *reply) {
+  int rc = check_broker(client);
+  if (rc != WB_OK) return rc;
+  std::lock_guard lock(client->request_mutex);
+  rc = transact(client, client->sock, builder, type, body, fds, nfds, reply);
+  if (rc == WB_E_BROKER_GONE) mark_broker_gone(client);
   return rc;
 }
 
@@ -150,16 +154,20 @@ int notify(wb_client *client, flatbuffers::FlatBufferBuilder &builder, proto::Bo
   return exchange(client, builder, type, body, nullptr, 0, nullptr);
 }
 
+void mark_broker_gone(wb_client *client) {
+  if (!client->broker_gone.exchange(true)) client->broker_gone_since_ns.store(monotonic_ns());
+}
+
 bool broker_gone(wb_client *client) {
   if (client->broker_gone.load()) return true;
   pollfd pfd{client->sock, POLLRDHUP, 0};
-  if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR))) client->broker_gone.store(true);
+  if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR))) mark_broker_gone(client);
   return client->broker_gone.load();
 }
 
 int sleep_on(wb_client *client, std::atomic<uint32_t> *word, std::atomic<uint32_t> *waiters, uint32_t expected,
              int64_t remaining_ns) {
-  if (broker_gone(client)) return fail(WB_E_BROKER_GONE, "the broker is gone");
+  if (int rc = check_broker_while_waiting(client); rc != WB_OK) return rc;
   if (remaining_ns == 0) return WB_E_TIMEOUT;
   cuda::sweep(client);  // a reader blocked here still drops revoked CUDA imports, once per slice
   int64_t slice = remaining_ns < 0 ? kSliceNs : std::min(remaining_ns, kSliceNs);
@@ -224,6 +232,8 @@ extern "C" WB_API int wb_attach(const wb_attach_options *opts, wb_client **out) 
     return rc;
   }
   client->id = uint32_t(reply.value);
+  client->generation = client->seg.client(client->id).generation;
+  client->socket_path = path;
   client->crash_seam = crash_seam_from_env();
   client->lease_taken.assign(client->seg.caps().leases_per_client, false);
   *out = client.release();
@@ -232,6 +242,7 @@ extern "C" WB_API int wb_attach(const wb_attach_options *opts, wb_client **out) 
 
 extern "C" WB_API int wb_detach(wb_client *client) {
   if (client == nullptr) return fail(WB_E_INVAL, "client is NULL");
+  check_broker(client);  // a successor broker keeps our slot until we resume: resume, so that it frees it now
   std::set<wb_topic *> topics;
   {
     std::lock_guard lock(client->topics_mutex);

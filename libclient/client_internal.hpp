@@ -27,8 +27,17 @@ struct wb_client {
   uint32_t id = 0;  // our client slot in the segment
   void *segment_base = nullptr;
   uint64_t segment_size = 0;
+  int segment_fd = -1;
   wb::shm::Segment seg;
+  std::string socket_path;
+  uint32_t generation = 0;  // our slot's, as a successor broker checks when we resume it (resume.cpp)
+
+  // The broker closed our socket: since when (CLOCK_MONOTONIC), and whether its successor refused to take
+  // this client back. session counts the connections this client had, so that notify fds know their broker.
   std::atomic<bool> broker_gone{false};
+  std::atomic<int64_t> broker_gone_since_ns{0};
+  std::atomic<bool> resume_refused{false};
+  std::atomic<uint32_t> session{0};
   wb::CrashSeam crash_seam;  // tests only (crash_point.hpp)
 
   std::mutex request_mutex;  // one request/reply exchange at a time on the socket
@@ -65,6 +74,8 @@ struct wb_topic {
   wb_update *update = nullptr;
   bool update_reserved = false;  // a begin is waiting for leases
   int notify_fd = -1;
+  uint32_t notify_session = 0;    // the client's session notify_fd was subscribed in
+  std::vector<int> retired_notify_fds;  // at end of file since their broker died; closed with the topic
 };
 
 struct wb_update {
@@ -111,6 +122,29 @@ int notify(wb_client *client, flatbuffers::FlatBufferBuilder &builder, proto::Bo
 
 // True once the broker closed our socket (checked without blocking).
 bool broker_gone(wb_client *client);
+// Records that the broker is gone (the first time: when).
+void mark_broker_gone(wb_client *client);
+
+// After the broker's death, takes this client's slot back from a successor that adopted the segment
+// (resume.cpp). WB_OK when the broker lives or the client resumed, else WB_E_BROKER_GONE saying why.
+int resume(wb_client *client);
+// The broker lives, or the client resumed with its successor: WB_OK; else WB_E_BROKER_GONE.
+inline int check_broker(wb_client *client) { return broker_gone(client) ? resume(client) : WB_OK; }
+// Whether a waiter should keep waiting for a successor broker: within the client's timeout_ms of the death,
+// unless a successor already refused this client or the segment is gone (a broker that exits cleanly removes
+// it: nothing is left to adopt).
+bool successor_may_come(wb_client *client);
+// For blocking calls, each time round: WB_E_BROKER_GONE once the broker is gone and no successor took this
+// client back or may still come; else WB_OK (the broker lives, the client resumed, or the wait goes on).
+inline int check_broker_while_waiting(wb_client *client) {
+  return broker_gone(client) && resume(client) != WB_OK && !successor_may_come(client) ? WB_E_BROKER_GONE : WB_OK;
+}
+
+// Connects a SOCK_SEQPACKET socket to path. WB_E_CONNECT when nobody listens, WB_E_PERM, WB_E_IO.
+int connect_socket(const char *path, int *out);
+// One request and its reply on sock (the caller holds request_mutex), as request() describes.
+int transact(wb_client *client, int sock, flatbuffers::FlatBufferBuilder &builder, proto::Body type,
+             flatbuffers::Offset<void> body, const int *fds, int nfds, Reply *reply);
 
 // Sleeps on a topic futex word until it moves from expected, the deadline passes or the broker dies, in
 // slices short enough to notice the broker's death within WB_E_BROKER_GONE's promise.

@@ -12,7 +12,7 @@ extern "C" WB_API int wb_list_clients(wb_client *client, wb_client_info *out, ui
   if (client == nullptr || count == nullptr || (out == nullptr && capacity > 0)) {
     return fail(WB_E_INVAL, "client, out or count is NULL");
   }
-  if (broker_gone(client)) return fail(WB_E_BROKER_GONE, "the broker is gone");
+  if (int rc = check_broker(client); rc != WB_OK) return rc;
   const shm::Segment &seg = client->seg;
   uint32_t found = 0;
   for (uint32_t c = 0; c < seg.caps().max_clients; ++c) {
@@ -67,7 +67,7 @@ extern "C" WB_API int wb_list_leases(wb_client *client, wb_lease_info *out, uint
   if (client == nullptr || count == nullptr || (out == nullptr && capacity > 0)) {
     return fail(WB_E_INVAL, "client, out or count is NULL");
   }
-  if (broker_gone(client)) return fail(WB_E_BROKER_GONE, "the broker is gone");
+  if (int rc = check_broker(client); rc != WB_OK) return rc;
   const shm::Segment &seg = client->seg;
   uint32_t found = 0;
   for (uint32_t c = 0; c < seg.caps().max_clients; ++c) {

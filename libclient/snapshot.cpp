@@ -111,7 +111,7 @@ extern "C" WB_API int wb_snapshot_acquire(wb_topic *topic, uint64_t version, int
   snapshot->topic = topic;
   Deadline deadline(timeout_ms);
   for (;;) {
-    if (broker_gone(topic->client)) return fail(WB_E_BROKER_GONE, "the broker is gone");
+    if (int rc = check_broker_while_waiting(topic->client); rc != WB_OK) return rc;
     uint32_t seq = t.version_seq.load(std::memory_order_seq_cst);
     uint64_t latest = t.latest.load(std::memory_order_seq_cst);
     uint64_t v = version != 0 ? version : latest;

@@ -89,13 +89,14 @@ extern "C" WB_API int wb_topic_close(wb_topic *topic) {
   }
   if (update != nullptr) abort_update(update);
   wb_client *client = topic->client;
-  if (topic->publisher && !client->broker_gone.load()) {
+  if (topic->publisher && check_broker(client) == WB_OK) {
     flatbuffers::FlatBufferBuilder builder;
     auto body = proto::CreateCloseTopic(builder, topic->index);
     Reply reply;
     request(client, builder, proto::Body::CloseTopic, body.Union(), &reply);
   }
   if (topic->notify_fd >= 0) close(topic->notify_fd);
+  for (int fd : topic->retired_notify_fds) close(fd);
   {
     std::lock_guard lock(client->topics_mutex);
     client->topics.erase(topic);
@@ -116,7 +117,7 @@ extern "C" WB_API int wb_list_topics(wb_client *client, wb_topic_info *out, uint
   if (client == nullptr || count == nullptr || (out == nullptr && capacity > 0)) {
     return fail(WB_E_INVAL, "client, out or count is NULL");
   }
-  if (broker_gone(client)) return fail(WB_E_BROKER_GONE, "the broker is gone");
+  if (int rc = check_broker(client); rc != WB_OK) return rc;
   const shm::Segment &seg = client->seg;
   uint32_t total = std::min(seg.header().topic_count.load(std::memory_order_acquire), seg.caps().max_topics);
   uint32_t found = 0;

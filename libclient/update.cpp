@@ -170,9 +170,9 @@ extern "C" WB_API int wb_update_begin(wb_topic *topic, int64_t timeout_ms, wb_up
     std::lock_guard lock(topic->handles_mutex);
     topic->update_reserved = false;
   };
-  if (broker_gone(topic->client)) {
+  if (int rc = check_broker(topic->client); rc != WB_OK) {
     release_slot();
-    return fail(WB_E_BROKER_GONE, "the broker is gone");
+    return rc;
   }
   uint64_t latest = t.latest.load(std::memory_order_seq_cst);
   if (latest >= WB_VERSION_MAX) {

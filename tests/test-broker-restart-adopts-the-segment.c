@@ -1,8 +1,8 @@
 /* A broker killed with SIGKILL and started again with the same name adopts the segment it left: topics,
- * tensors and published versions are all there; clients of the dead broker get WB_E_BROKER_GONE and attach
- * again; leases they still hold are honoured until they let go or exit; a topic they published changes hands
- * when the same process attaches again or once it exited; a segment of another layout, or one a live broker
- * serves, is refused with a clear message. */
+ * tensors and published versions are all there for new clients; clients of the dead broker are orphans until
+ * they resume (test-clients-resume-after-broker-restart): leases they hold are honoured until they let go or
+ * exit; a topic they published changes hands when the same process creates it again or once it exited; a
+ * segment of another layout, or one a live broker serves, is refused with a clear message. */
 #include <fcntl.h>
 
 #include "fixture.h"
@@ -41,7 +41,7 @@ static void restarted_broker_keeps_topics_and_versions(void **state) {
 
   fx_broker_kill9(b);
   uint64_t v;
-  FX_EXPECT(wb_topic_wait(o.reader, 3, 1000, &v), WB_E_BROKER_GONE);
+  FX_EXPECT(wb_topic_wait(o.reader, 3, 200, &v), WB_E_TIMEOUT); /* waiting on: a successor may come */
   assert_int_equal(fx_check_u32(info.data, ELEMS, 3, 0), -1); /* a held version stays readable meanwhile */
   assert_int_equal(fx_broker_restart(b), 0);
 

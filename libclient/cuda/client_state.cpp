@@ -39,6 +39,16 @@ void sweep(wb_client *client) {
   if (state != nullptr) state->imports.sweep();
 }
 
+std::vector<uint32_t> imported_allocations(wb_client *client) {
+  ClientState *state = client->cuda.load(std::memory_order_acquire);
+  return state != nullptr ? state->imports.open_allocations() : std::vector<uint32_t>{};
+}
+
+void export_again(wb_client *client) {
+  ClientState *state = client->cuda.load(std::memory_order_acquire);
+  if (state != nullptr) state->exports.export_again();
+}
+
 void close_client(wb_client *client) { delete client->cuda.exchange(nullptr); }
 
 }  // namespace wb::cuda

@@ -118,13 +118,68 @@ Exports::~Exports() {
   for (const Export &e : exports_) free_owned(e.owned);
 }
 
+int export_vmm_chunk(const Driver *d, CUdeviceptr base, int *fd) {
+  CUmemGenericAllocationHandle handle;
+  int rc = check(d->cuMemRetainAllocationHandle(&handle, reinterpret_cast<void *>(base)),
+                 "cuMemRetainAllocationHandle");
+  if (rc != WB_OK) return rc;
+  CUresult r = d->cuMemExportToShareableHandle(fd, handle, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0);
+  d->cuMemRelease(handle);
+  if (r == CUDA_SUCCESS) return WB_OK;
+  check(r, "cuMemExportToShareableHandle");
+  std::string why = wb_last_error();
+  return fail(WB_E_INVAL,
+              "VMM memory at %#llx cannot be exported as a POSIX fd (created without "
+              "CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR in requestedHandleTypes?): %s",
+              (unsigned long long)base, why.c_str());
+}
+
 int Exports::add(NewAllocation &a, const Owned &owned, uint32_t *index) {
   int rc = send_allocation(client_, a, index);
+  std::vector<uint64_t> chunk_sizes;
+  for (const Chunk &c : a.chunks) chunk_sizes.push_back(c.size);
   close_chunks(a);
   if (rc != WB_OK) return rc;
   std::lock_guard lock(mutex_);
-  exports_.push_back(Export{*index, a.topic, a.base, a.size, owned});
+  exports_.push_back(Export{*index, a.topic, a.base, a.size, std::move(chunk_sizes), owned});
   return WB_OK;
+}
+
+void Exports::export_again() {
+  std::vector<Export> exports;
+  {
+    std::lock_guard lock(mutex_);
+    exports = exports_;
+  }
+  for (const Export &e : exports) {
+    const shm::Allocation &a = client_->seg.allocation(e.index);
+    if (e.chunk_sizes.empty() || a.state.load(std::memory_order_acquire) != uint32_t(shm::AllocationState::kPending)) {
+      continue;
+    }
+    uint32_t importers = 0;
+    if (export_again(e) != WB_OK) revoke_allocation(client_, e.index, &importers);
+  }
+}
+
+int Exports::export_again(const Export &e) {
+  const Driver *d = nullptr;
+  int ordinal = 0;
+  CUcontext context = nullptr;
+  ContextGuard guard;
+  int rc = driver(&d);
+  if (rc == WB_OK) rc = ordinal_of(client_->seg.allocation(e.index).device_uuid, &ordinal);
+  if (rc == WB_OK) rc = primary_context(ordinal, &context);
+  if (rc == WB_OK) rc = guard.push(context);
+  NewAllocation again;
+  CUdeviceptr at = e.base;
+  for (size_t i = 0; rc == WB_OK && i < e.chunk_sizes.size(); at += e.chunk_sizes[i++]) {
+    int fd = -1;
+    rc = export_vmm_chunk(d, at, &fd);
+    if (rc == WB_OK) again.chunks.push_back(Chunk{fd, e.chunk_sizes[i]});
+  }
+  if (rc == WB_OK) rc = send_chunks(client_, e.index, again);
+  close_chunks(again);
+  return rc;
 }
 
 bool Exports::find(uint32_t topic, CUdeviceptr begin, uint64_t bytes, uint32_t *index) {

@@ -52,6 +52,11 @@ struct Owned {
 int alloc_owned(int ordinal, uint64_t size, Owned *out, int *fd);
 void free_owned(const Owned &owned);
 
+struct Driver;
+// Exports the VMM chunk mapped at base as a POSIX fd (its GPU's context current). WB_E_INVAL for memory
+// created without that handle type.
+int export_vmm_chunk(const Driver *d, CUdeviceptr base, int *fd);
+
 class Exports {
  public:
   explicit Exports(wb_client *client) : client_(client) {}
@@ -70,14 +75,20 @@ class Exports {
   // Forgets an allocation once revoked and unmapped by every importer, freeing it if this client owns it.
   void forget(uint32_t index);
 
+  // After a broker restart (resume.cpp): sends the successor the chunks of each VMM allocation that waits for
+  // them. One that cannot be exported again is revoked, so that readers get WB_E_STALE rather than wait.
+  void export_again();
+
  private:
   struct Export {
     uint32_t index = 0;
     uint32_t topic = 0;
     CUdeviceptr base = 0;
     uint64_t size = 0;
+    std::vector<uint64_t> chunk_sizes;  // VMM: the chunks mapped back to back from base
     Owned owned;  // handle 0 for registered memory, which stays the caller's
   };
+  int export_again(const Export &e);
 
   wb_client *client_;
   std::mutex mutex_;

@@ -37,7 +37,10 @@ int not_live(uint32_t index, const shm::Allocation &a, uint32_t state) {
                 "does not outlive the process that exported it",
                 index, gpu.c_str(), a.creator_pid);
   }
-  return fail(WB_E_STATE, "CUDA allocation %u is still being registered by pid %u", index, a.creator_pid);
+  return fail(WB_E_STATE,
+              "CUDA allocation %u waits for its exporter (pid %u) to send its chunks (it is registering it, or "
+              "resuming after a broker restart): retry",
+              index, a.creator_pid);
 }
 
 // Whether any snapshot of this client reads the topic: its imports must stay open while one does.
@@ -99,7 +102,9 @@ int Imports::base(uint32_t index, char **out) {
     return fail(WB_E_PROTOCOL, "a CUDA tensor refers to allocation %u, which is not a CUDA allocation", index);
   }
   uint32_t state = a.state.load(std::memory_order_acquire);
-  if (state != uint32_t(shm::AllocationState::kLive)) {
+  bool live = state == uint32_t(shm::AllocationState::kLive);
+  // Pending after a broker restart, until its exporter resumes: mappings made before stay valid.
+  if (!live && state != uint32_t(shm::AllocationState::kPending)) {
     sweep();
     return not_live(index, a, state);
   }
@@ -113,15 +118,16 @@ int Imports::base(uint32_t index, char **out) {
     unmap(found->second);
     release(index);
     imports_.erase(found);
-    open_count_.fetch_sub(1, std::memory_order_relaxed);
+    note_open(index, false);
     found = imports_.end();
   }
   if (found == imports_.end()) {
+    if (!live) return not_live(index, a, state);
     Import imp;
     int rc = open(index, a, &imp);
     if (rc != WB_OK) return rc;
     found = imports_.insert_or_assign(index, std::move(imp)).first;
-    open_count_.fetch_add(1, std::memory_order_relaxed);
+    note_open(index, true);
   }
   *out = reinterpret_cast<char *>(found->second.base);
   return WB_OK;
@@ -232,19 +238,36 @@ void Imports::sweep() {
     std::lock_guard lock(mutex_);
     for (auto it = imports_.begin(); it != imports_.end();) {
       uint32_t state = seg.allocation(it->first).state.load(std::memory_order_acquire);
-      if (state == uint32_t(shm::AllocationState::kLive) || topic_pinned(client_, it->second.topic)) {
+      bool usable = state == uint32_t(shm::AllocationState::kLive) || state == uint32_t(shm::AllocationState::kPending);
+      if (usable || topic_pinned(client_, it->second.topic)) {
         ++it;
         continue;
       }
       closing.emplace_back(it->first, std::move(it->second));
+      note_open(it->first, false);
       it = imports_.erase(it);
-      open_count_.fetch_sub(1, std::memory_order_relaxed);
     }
   }
   for (auto &[index, imp] : closing) {
     unmap(imp);
     release(index);
   }
+}
+
+void Imports::note_open(uint32_t index, bool open) {
+  std::lock_guard lock(open_mutex_);
+  if (open) {
+    open_.insert(index);
+    open_count_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    open_.erase(index);
+    open_count_.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+std::vector<uint32_t> Imports::open_allocations() {
+  std::lock_guard lock(open_mutex_);
+  return {open_.begin(), open_.end()};
 }
 
 }  // namespace wb::cuda

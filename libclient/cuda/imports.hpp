@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <set>
 #include <unordered_map>
 #include <vector>
 
@@ -33,6 +34,10 @@ class Imports {
   // Closes imports of allocations that are no longer live and that no snapshot of this client pins.
   void sweep();
 
+  // The allocations open now. Safe to call while another thread holds the imports (it may be importing,
+  // through a request that resumes the client).
+  std::vector<uint32_t> open_allocations();
+
  private:
   struct Import {
     uint32_t generation = 0;
@@ -48,10 +53,13 @@ class Imports {
   int open_vmm(uint32_t index, const shm::Allocation &a, int ordinal, Import *imp);
   void unmap(const Import &imp);
   void release(uint32_t index);
+  void note_open(uint32_t index, bool open);  // keeps open_ and open_count_ in step with imports_
 
   wb_client *client_;
   std::mutex mutex_;
   std::unordered_map<uint32_t, Import> imports_;
+  std::mutex open_mutex_;  // guards open_, the keys of imports_, on their own (see open_allocations)
+  std::set<uint32_t> open_;
   std::atomic<uint32_t> open_count_{0};  // lets sweep return at once when nothing is imported
 };
 

@@ -141,24 +141,10 @@ int export_region(const Region &region, const std::vector<Span> &chunks, uint32_
   out->base = chunks.front().base;
   out->size = 0;
   for (const Span &chunk : chunks) {
-    CUmemGenericAllocationHandle handle;
-    rc = check(d->cuMemRetainAllocationHandle(&handle, reinterpret_cast<void *>(chunk.base)),
-               "cuMemRetainAllocationHandle");
-    if (rc != WB_OK) {
+    int fd = -1;
+    if ((rc = export_vmm_chunk(d, chunk.base, &fd)) != WB_OK) {
       close_chunks(out);
       return rc;
-    }
-    int fd = -1;
-    CUresult r = d->cuMemExportToShareableHandle(&fd, handle, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0);
-    d->cuMemRelease(handle);
-    if (r != CUDA_SUCCESS) {
-      check(r, "cuMemExportToShareableHandle");
-      std::string why = wb_last_error();
-      close_chunks(out);
-      return fail(WB_E_INVAL,
-                  "VMM memory at %#llx cannot be exported as a POSIX fd (created without "
-                  "CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR in requestedHandleTypes?): %s",
-                  (unsigned long long)chunk.base, why.c_str());
     }
     out->chunks.push_back(Chunk{fd, chunk.size});
     out->size += chunk.size;

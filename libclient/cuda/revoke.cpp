@@ -22,7 +22,7 @@ int wait_unmapped(wb_client *client, const char *name, uint32_t index, const Dea
   for (;;) {
     uint32_t n = importers.load(std::memory_order_seq_cst);
     if (n == 0) return WB_OK;
-    if (broker_gone(client)) return fail(WB_E_BROKER_GONE, "the broker is gone");
+    if (int rc = check_broker(client); rc != WB_OK) return rc;
     int64_t remaining = deadline.remaining_ns();
     if (remaining == 0) {
       return fail(WB_E_TIMEOUT,

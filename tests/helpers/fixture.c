@@ -266,8 +266,14 @@ int fx_teardown(void **state) {
 
 int fx_attach(const fx_broker *b, const char *client_name, wb_client **out) {
   wb_attach_options o = WB_ATTACH_OPTIONS_INIT;
+  return fx_attach_timeout(b, client_name, o.timeout_ms, out);
+}
+
+int fx_attach_timeout(const fx_broker *b, const char *client_name, int64_t timeout_ms, wb_client **out) {
+  wb_attach_options o = WB_ATTACH_OPTIONS_INIT;
   o.socket_path = b->socket_path;
   o.client_name = client_name;
+  o.timeout_ms = timeout_ms;
   return wb_attach(&o, out);
 }
 

@@ -111,6 +111,8 @@ int fx_teardown(void **state);
 
 /* wb_attach to the broker's socket, labelled with client_name (may be NULL). */
 int fx_attach(const fx_broker *b, const char *client_name, wb_client **out);
+/* The same with wb_attach_options.timeout_ms: also how long a client waits for a successor broker. */
+int fx_attach_timeout(const fx_broker *b, const char *client_name, int64_t timeout_ms, wb_client **out);
 
 /* ---- child processes ---------------------------------------------------------------------------------- */
 

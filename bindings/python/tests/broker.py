@@ -15,23 +15,34 @@ class Broker:
         self.socket = str(directory / "broker.sock")
         self.name = f"pytest-{uuid.uuid4().hex[:12]}"
         self.log = directory / "broker.log"
-        with open(self.log, "w") as log:
+        self.args = args
+        self._start()
+
+    def kill_and_restart(self) -> None:
+        """SIGKILL, then a new weightbusd of the same name and socket, which adopts the segment."""
+        self.process.kill()
+        self.process.wait()
+        os.unlink(self.socket)
+        self._start()
+
+    def _start(self) -> None:
+        with open(self.log, "a") as log:
             self.process = subprocess.Popen(
                 [os.environ["WEIGHTBUSD"], "--foreground", "--socket", self.socket, "--name", self.name,
-                 "--log-level", "warn", *args], stderr=log)
+                 "--log-level", "warn", *self.args], stderr=log)
         deadline = time.monotonic() + 10
         while not os.path.exists(self.socket):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"weightbusd did not start: {self.log.read_text()}")
             time.sleep(0.01)
 
-    def connect(self, name: str = "pytest"):
+    def connect(self, name: str = "pytest", timeout: float = 5.0):
         import weightbus
 
         deadline = time.monotonic() + 10
         while True:
             try:
-                return weightbus.connect(self.socket, client_name=name)
+                return weightbus.connect(self.socket, client_name=name, timeout=timeout)
             except weightbus.ConnectError:
                 if time.monotonic() > deadline:
                     raise

@@ -89,7 +89,8 @@ def test_the_loop_keeps_running_while_waiting(client):
     assert asyncio.run(main()) == 1 and len(ticks) >= 5
 
 
-def test_wait_async_raises_broker_gone(broker, client):
+def test_wait_async_raises_broker_gone_when_no_successor_comes(broker):
+    client = broker.connect(timeout=0.3)
     topic = client.create_topic("model")
 
     async def main():
@@ -98,3 +99,23 @@ def test_wait_async_raises_broker_gone(broker, client):
 
     with pytest.raises(weightbus.BrokerGoneError):
         asyncio.run(main())
+
+
+def test_wait_async_goes_on_across_a_broker_restart(broker):
+    publisher, reader = broker.connect("publisher"), broker.connect("reader")
+    topic = publisher.create_topic("model")
+    topic.alloc({"w": ((4,), "f32")})
+    with topic.update():
+        pass
+    watched = reader.open_topic("model")
+
+    async def main():
+        waiting = asyncio.ensure_future(watched.wait_async(after=1, timeout=10.0))
+        await asyncio.sleep(0.1)
+        broker.kill_and_restart()
+        await asyncio.sleep(0.2)
+        with topic.update():  # the publisher resumes with the successor
+            pass
+        return await waiting
+
+    assert asyncio.run(main()) == 2

@@ -108,11 +108,29 @@ def test_lease_capacity(tmp_path):
         b.stop()
 
 
-def test_wait_raises_broker_gone_when_the_broker_dies(broker, client):
+def test_wait_raises_broker_gone_when_the_broker_dies_for_good(broker):
+    client = broker.connect(timeout=0.3)  # also how long a wait waits for a successor
     topic = client.create_topic("model")
     threading.Timer(0.1, lambda: os.kill(broker.process.pid, signal.SIGKILL)).start()
     with pytest.raises(weightbus.BrokerGoneError):
         topic.wait(after=0, timeout=10.0)
+
+
+def test_wait_goes_on_when_the_broker_restarts(broker):
+    publisher, reader = broker.connect("publisher"), broker.connect("reader")
+    topic = publisher.create_topic("model")
+    topic.alloc({"w": ((4,), "f32")})
+    with topic.update():
+        pass
+    watched = reader.open_topic("model")
+
+    def restart_and_publish():
+        broker.kill_and_restart()
+        with topic.update():
+            pass
+
+    threading.Timer(0.1, restart_and_publish).start()
+    assert watched.wait(after=1, timeout=10.0) == 2
 
 
 def test_closed_objects_refuse_calls(broker):

@@ -17,7 +17,9 @@ def connect(socket_path: Optional[str] = None, *, broker_name: Optional[str] = N
             client_name: Optional[str] = None, timeout: float = 5.0) -> "Client":
     """Attaches to a broker. The socket is `socket_path`, else $WEIGHTBUS_SOCKET, else the default path of
     `broker_name` ($WEIGHTBUS_NAME, else "default"). `client_name` labels this process in `weightbus clients`;
-    `timeout` (seconds) bounds each request to the broker. Raises ConnectError when no broker listens."""
+    `timeout` (seconds) bounds each request to the broker, and how long blocking calls wait for a successor
+    when the broker dies (the client resumes with one that adopts the segment; see docs/reliability.md).
+    Raises ConnectError when no broker listens."""
     options = new(AttachOptions)
     options.socket_path = socket_path.encode() if socket_path else None
     options.broker_name = broker_name.encode() if broker_name else None

@@ -12,7 +12,7 @@ from . import _lib
 from ._lib import TensorSpec, ViewSpec, lib, new, timeout_ms
 from .dtypes import dtype_code
 from ._closing import ClosesOnExit
-from .errors import BrokerGoneError, StateError, error_for
+from .errors import BrokerGoneError, StateError, WaitTimeoutError, error_for
 from .info import TensorLayout, TopicInfo
 from .snapshot import Snapshot
 from .update import Update
@@ -178,7 +178,8 @@ class Topic(ClosesOnExit):
 
     def wait(self, after: int = 0, timeout: Optional[float] = None) -> int:
         """Blocks until a version greater than `after` is published and returns the latest. Raises
-        WaitTimeoutError (a TimeoutError) after `timeout` seconds, BrokerGoneError if the broker dies."""
+        WaitTimeoutError (a TimeoutError) after `timeout` seconds, BrokerGoneError if the broker dies and no
+        successor takes this client back within the client's timeout (a restarted broker: the wait goes on)."""
         version = ctypes.c_uint64()
         lib.wb_topic_wait(self.handle, after, timeout_ms(timeout), ctypes.byref(version))
         return version.value
@@ -202,17 +203,35 @@ class Topic(ClosesOnExit):
             remaining = None if deadline is None else max(0.0, deadline - loop.time())
             if remaining == 0.0:
                 raise error_for(-12, f"topic '{self.name}': no version after {after} within {timeout} s")
-            await self._readable(loop, fd, remaining)
+            if not await self._readable(loop, fd, remaining):
+                fd = await self._resubscribe(after, deadline)
 
-    async def _readable(self, loop: asyncio.AbstractEventLoop, fd: int, timeout: Optional[float]) -> None:
+    async def _resubscribe(self, after: int, deadline: Optional[float]) -> int:
+        """The notify fd reached end of file: the broker died. Returns the fd subscribed with its successor once
+        this client resumed with one; raises BrokerGoneError once none may come (as wait() would)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                return self.notify_fd()
+            except BrokerGoneError:
+                try:
+                    self.wait(after, 0)  # raises BrokerGoneError once no successor may come any more
+                except WaitTimeoutError:
+                    pass
+            if deadline is not None and loop.time() >= deadline:
+                raise error_for(-12, f"topic '{self.name}': no version after {after} (the broker restarts)")
+            await asyncio.sleep(0.05)
+
+    async def _readable(self, loop: asyncio.AbstractEventLoop, fd: int, timeout: Optional[float]) -> bool:
+        """Waits for the notify fd (or the timeout); False once it reached end of file."""
         future = loop.create_future()
         if not self._async_waiters:
             loop.add_reader(fd, self._on_notify, fd)
         self._async_waiters.add(future)
         try:
-            await asyncio.wait_for(asyncio.shield(future), timeout)
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
         except asyncio.TimeoutError:
-            pass  # the caller's loop sees the deadline and raises
+            return True  # the caller's loop sees the deadline and raises
         finally:
             self._async_waiters.discard(future)
             if not self._async_waiters:
@@ -229,13 +248,8 @@ class Topic(ClosesOnExit):
         except BlockingIOError:
             pass
         for future in list(self._async_waiters):
-            if future.done():
-                continue
-            if gone:
-                future.set_exception(BrokerGoneError("WB_E_BROKER_GONE: the broker is gone (notify fd closed)",
-                                                     -13))
-            else:
-                future.set_result(None)
+            if not future.done():
+                future.set_result(not gone)
 
     # Bookkeeping of the handles made from this one ------------------------------------------------------------
 

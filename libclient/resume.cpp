@@ -1,0 +1,80 @@
+// Resuming after a broker restart. A successor weightbusd adopts the dead one's segment (broker/adopt.cpp) and
+// keeps this client's slot, with its leases and publisher roles, as an orphan; the library connects to it and
+// takes the slot back, so that every handle stays valid and blocked waits go on. What lived only in the dead
+// broker is rebuilt: the CUDA imports it counted are reported, the VMM memory this client exported is sent
+// again, and notify fds are subscribed again when asked for (wait.cpp).
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "client_internal.hpp"
+#include "clock.hpp"
+#include "cuda/hooks.hpp"
+#include "error.hpp"
+#include "layout.hpp"
+
+namespace wb {
+
+namespace {
+
+int send_resume(wb_client *client, int sock, const std::vector<uint32_t> &imported) {
+  shm::Fingerprint fp = shm::expected_fingerprint();
+  std::vector<uint32_t> fields(reinterpret_cast<uint32_t *>(&fp),
+                               reinterpret_cast<uint32_t *>(&fp) + sizeof(fp) / sizeof(uint32_t));
+  flatbuffers::FlatBufferBuilder builder;
+  auto body = proto::CreateAttachDirect(builder, shm::kLayoutVersion, &fields, uint32_t(getpid()),
+                                        client->seg.client(client->id).name, true, client->id, client->generation,
+                                        &imported);
+  Reply reply;
+  int rc = transact(client, sock, builder, proto::Body::Attach, body.Union(), nullptr, 0, &reply);
+  for (int fd : reply.fds) close(fd);
+  return rc;
+}
+
+// Connects to the successor and takes our slot back; WB_OK once client->sock is the new connection, *done
+// saying whether this call made it (rather than another thread meanwhile).
+int reconnect(wb_client *client, const std::vector<uint32_t> &imported, bool *done) {
+  std::lock_guard lock(client->request_mutex);
+  *done = false;
+  if (!client->broker_gone.load()) return WB_OK;
+  if (client->resume_refused.load()) {
+    return fail(WB_E_BROKER_GONE, "the broker is gone and its successor at %s did not take this client back: "
+                "detach and attach again", client->socket_path.c_str());
+  }
+  int sock = -1;
+  if (connect_socket(client->socket_path.c_str(), &sock) != WB_OK) {
+    return fail(WB_E_BROKER_GONE, "the broker is gone and no successor listens at %s yet",
+                client->socket_path.c_str());
+  }
+  int rc = send_resume(client, sock, imported);
+  if (rc != WB_OK) {
+    close(sock);
+    if (rc != WB_E_BROKER_GONE && rc != WB_E_TIMEOUT) client->resume_refused.store(true);
+    return fail(WB_E_BROKER_GONE, "the broker is gone; its successor at %s refused to resume this client: %s",
+                client->socket_path.c_str(), wb_last_error());
+  }
+  close(client->sock);
+  client->sock = sock;
+  client->session.fetch_add(1);
+  client->broker_gone.store(false);
+  *done = true;
+  return WB_OK;
+}
+
+}  // namespace
+
+int resume(wb_client *client) {
+  if (!client->broker_gone.load()) return WB_OK;
+  bool done = false;
+  int rc = reconnect(client, cuda::imported_allocations(client), &done);
+  if (done) cuda::export_again(client);
+  return rc;
+}
+
+bool successor_may_come(wb_client *client) {
+  struct stat st;
+  if (client->resume_refused.load() || fstat(client->segment_fd, &st) != 0 || st.st_nlink == 0) return false;
+  if (client->timeout_ms < 0) return true;
+  return monotonic_ns() - client->broker_gone_since_ns.load() < client->timeout_ms * 1000000;
+}
+
+}  // namespace wb
