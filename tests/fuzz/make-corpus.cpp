@@ -144,6 +144,18 @@ Session before_attach() {
   return s;
 }
 
+// Resuming a slot this broker never orphaned (refused), then as a plain attach after it.
+Session resume_without_orphan() {
+  Session s;
+  auto &b = s.builder();
+  shm::Fingerprint fp = shm::expected_fingerprint();
+  const uint32_t *f = reinterpret_cast<const uint32_t *>(&fp);
+  std::vector<uint32_t> fields(f, f + sizeof(fp) / sizeof(uint32_t)), imported{0, 7};
+  s.send(0, b, proto::CreateAttachDirect(b, shm::kLayoutVersion, &fields, 1, "resumer", true, 0, 1, &imported));
+  s.attach(0).create_topic(0, "policy", 2);
+  return s;
+}
+
 // A header as the broker writes it for small capacities; the harness maps the size it claims.
 std::vector<uint8_t> header(const shm::Capacities &caps) {
   shm::Layout layout = shm::compute_layout(caps);
@@ -177,6 +189,7 @@ int main(int argc, char **argv) {
       {"host-tensors", host_tensors()},   {"reader-and-publisher", reader_and_publisher()},
       {"legacy-cuda", legacy_cuda()},     {"vmm-cuda", vmm_cuda()},
       {"per-client-limits", per_client_limits()}, {"before-attach", before_attach()},
+      {"resume-without-orphan", resume_without_orphan()},
   };
   bool ok = true;
   for (const auto &[name, session] : sessions) {
