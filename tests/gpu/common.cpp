@@ -113,13 +113,17 @@ Broker::Broker(const std::vector<std::string> &extra_args) {
   std::string name = "gputest-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
   const char *env = getenv("WEIGHTBUSD");
   std::string binary = env != nullptr && env[0] != '\0' ? env : WB_TEST_BROKER;
-  std::vector<std::string> args = {binary, "--foreground", "--socket", socket_, "--name", name, "--log-level", "warn"};
-  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  args_ = {binary, "--foreground", "--socket", socket_, "--name", name, "--log-level", "warn"};
+  args_.insert(args_.end(), extra_args.begin(), extra_args.end());
+  start();
+}
+
+void Broker::start() {
   pid_ = fork();
   if (pid_ == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);  // a test that dies or is killed takes its broker along
     std::vector<char *> argv;
-    for (std::string &a : args) argv.push_back(a.data());
+    for (std::string &a : args_) argv.push_back(a.data());
     argv.push_back(nullptr);
     execv(argv[0], argv.data());
     fprintf(stderr, "cannot run the broker %s: %s (set WEIGHTBUSD)\n", argv[0], strerror(errno));
@@ -127,7 +131,7 @@ Broker::Broker(const std::vector<std::string> &extra_args) {
   }
   for (int i = 0; i < 500 && !connectable(socket_); ++i) {
     int status;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) die("the broker %s exited at start", binary.c_str());
+    if (waitpid(pid_, &status, WNOHANG) == pid_) die("the broker %s exited at start", args_[0].c_str());
     usleep(10000);
   }
   if (!connectable(socket_)) die("the broker did not listen at %s within 5 s", socket_.c_str());
@@ -139,6 +143,12 @@ void Broker::kill_now() {
     waitpid(pid_, nullptr, 0);
     pid_ = -1;
   }
+}
+
+void Broker::kill_and_restart() {
+  kill_now();
+  unlink(socket_.c_str());
+  start();
 }
 
 Broker::~Broker() {

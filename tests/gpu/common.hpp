@@ -60,11 +60,15 @@ class Broker {
   ~Broker();
   const std::string &socket() const { return socket_; }
   void kill_now();
+  // SIGKILL, then a new broker of the same name and socket, which adopts the segment.
+  void kill_and_restart();
 
  private:
+  void start();
   pid_t pid_ = -1;
   std::string dir_;
   std::string socket_;
+  std::vector<std::string> args_;
 };
 
 wb_client *attach(const std::string &socket, const char *name);

@@ -69,6 +69,7 @@ if [ "${gpus:-0}" -ge 2 ]; then
 fi
 run load-checkpoint-cuda 120 bash tests/gpu/gpu-load-checkpoint.sh "$build"
 run lifetimes 300 "$bin/gpu-lifetimes"
+run broker-restart 300 "$bin/gpu-broker-restart"
 run attach-resolve 300 "$bin/gpu-attach-resolve"
 run latency 300 "$bin/gpu-latency"
 run copy-bandwidth 600 "$bin/gpu-copy-bandwidth" --gib 16 --tensors 400
