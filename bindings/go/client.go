@@ -17,7 +17,7 @@ type AttachOptions struct {
 	SocketPath string        // "": $WEIGHTBUS_SOCKET, else the default path of BrokerName
 	BrokerName string        // "": $WEIGHTBUS_NAME, else "default"
 	ClientName string        // the label `weightbus clients` shows (31 bytes kept); "": the program's name
-	Timeout    time.Duration // how long to wait for each answer of the broker; 0: the library's default (5 s)
+	Timeout    time.Duration // how long to wait for each answer of the broker, and for a successor when it dies; 0: 5 s
 }
 
 // Client is one attachment to a broker. Close it after its topics.

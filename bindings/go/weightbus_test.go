@@ -366,7 +366,13 @@ func TestAttachWithoutABrokerIsAConnectError(t *testing.T) {
 }
 
 func TestADeadBrokerEndsWaitsWithBrokerGone(t *testing.T) {
-	broker, client := attachedClient(t)
+	broker := startBroker(t)
+	// The timeout is also how long a wait waits for a successor broker.
+	client, err := Attach(&AttachOptions{SocketPath: broker.socket, ClientName: "go-test", Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	t.Cleanup(func() { client.Close() })
 	topic := createModel(t, client, "model", 2)
 	broker.kill9()
 	started := time.Now()

@@ -31,7 +31,15 @@
  * Options structs begin with struct_size and are initialised with their ..._INIT macro, so that fields added in
  * later versions keep old callers working. Handles are opaque and created/destroyed in pairs. All timeouts are
  * in milliseconds: a negative timeout waits without a limit (but still returns WB_E_BROKER_GONE when the broker
- * dies), 0 polls once. Strides are in elements, as in DLPack.
+ * dies and no successor takes the client back), 0 polls once. Strides are in elements, as in DLPack.
+ *
+ * Broker restarts: a weightbusd started after its predecessor was killed (same name) adopts the segment it
+ * left, with every topic and version. A client of the dead broker resumes with it on its own, at its next
+ * call or from inside a blocked wait: it keeps its id, handles, leases, open update and publisher roles, and
+ * waits go on. Calls that need the broker return WB_E_BROKER_GONE while none is there; blocking calls (waits,
+ * acquire, begin, revoke) wait for a successor for the client's timeout_ms from the death, then return it too.
+ * No successor is awaited once the segment is gone (the broker exited cleanly) or a successor that started
+ * afresh refused the client: attach again then.
  *
  * Thread safety: a wb_client, its topics and snapshots may be used from several threads at once, except that
  * one wb_update must be used by one thread at a time and a handle must not be destroyed while another thread
@@ -163,7 +171,8 @@ typedef struct wb_attach_options {
   const char *broker_name;
   /* A label shown by `weightbus clients` (at most 31 bytes are kept). NULL: the program's name. */
   const char *client_name;
-  /* How long to wait for the broker's answer to each control request. */
+  /* How long to wait for the broker's answer to each control request, and how long blocking calls wait for a
+   * successor after the broker dies (negative: without a limit). */
   int64_t timeout_ms;
 } wb_attach_options;
 
@@ -178,8 +187,9 @@ WB_API int wb_default_socket_path(const char *broker_name, char *buf, size_t buf
 WB_API int wb_attach(const wb_attach_options *opts, wb_client **out);
 
 /* Closes every topic and releases every lease of this client, then disconnects and waits (at most the attach
- * timeout) until the broker has freed the client's slot. Safe after the broker died. Snapshots and updates
- * still open are released/aborted. Errors: WB_E_INVAL (NULL). */
+ * timeout) until the broker has freed the client's slot. Safe after the broker died (it resumes first with a
+ * successor, if one is there, so that the successor frees the slot now). Snapshots and updates still open are
+ * released/aborted. Errors: WB_E_INVAL (NULL). */
 WB_API int wb_detach(wb_client *client);
 
 /* Our slot in the broker's client table (what `weightbus clients` shows). */
@@ -347,13 +357,16 @@ WB_API int wb_topic_latest(wb_topic *topic, uint64_t *version);
 
 /* Blocks until a version greater than after is published, and returns it (the latest, which may skip several).
  * Returns at once if one already is. Restarts after EINTR with the remaining time.
- * Errors: WB_E_INVAL, WB_E_TIMEOUT, WB_E_BROKER_GONE (within about 200 ms of the broker's death). */
+ * Errors: WB_E_INVAL, WB_E_TIMEOUT, WB_E_BROKER_GONE (no successor took the client back within its timeout_ms of
+ * the broker's death, or the broker exited cleanly: within about 200 ms of that). */
 WB_API int wb_topic_wait(wb_topic *topic, uint64_t after, int64_t timeout_ms, uint64_t *version);
 
 /* A file descriptor that becomes readable when a version is published, for poll/epoll/asyncio/libuv loops.
  * Versions published before this call are not signalled: call wb_topic_latest once after getting the fd,
  * then each time it becomes readable (read and discard its bytes first). End of file on it means the broker
- * is gone. The fd belongs to the topic handle: do not close it. Errors: WB_E_INVAL, WB_E_BROKER_GONE, WB_E_IO. */
+ * is gone: call this again, and once the client resumed with a successor it returns a new fd (the old one
+ * stays open, at end of file, until the topic is closed; remove it from your poll set). The fd belongs to the
+ * topic handle: do not close it. Errors: WB_E_INVAL, WB_E_BROKER_GONE, WB_E_IO. */
 WB_API int wb_topic_notify_fd(wb_topic *topic, int *fd);
 
 /* Leases a version: 0 means the latest. While an R = 1 update is being written, acquiring the latest waits up
@@ -579,9 +592,12 @@ WB_API int wb_list_leases(wb_client *client, wb_lease_info *out, uint32_t capaci
  *   publisher that keeps updating can make R = 1 acquires wait. Use R >= 2 for readers that hold versions.
  * - Topics live until the broker exits cleanly; there is no call to delete one yet. A broker killed or crashed
  *   leaves its segment and host allocations in /dev/shm, and the next weightbusd of the same name adopts them
- *   with every published version. Its clients get WB_E_BROKER_GONE and must attach again (the library does
- *   not re-attach on its own); what they still hold (leases, mappings) stays valid. CUDA VMM allocations
- *   (wb_tensor_alloc_cuda, registered VMM memory) do not survive a broker restart: WB_E_STALE.
+ *   with every published version; its clients resume (see Conventions). A client that makes no call keeps its
+ *   slot in the successor until its process exits.
+ * - CUDA VMM memory (wb_tensor_alloc_cuda, registered VMM memory) outlives a broker restart while its exporter
+ *   lives: readers keep the mappings they had; a new mapping waits (WB_E_STATE, "retry") until the exporter
+ *   resumes and exports it again, which its next call does. An exporter that died while no broker ran takes
+ *   its VMM memory with it (WB_E_STALE).
  * - The broker limits what one client (one connection) may create: topics, tensors and views, allocations and
  *   host memory (weightbusd --max-*-per-client, by default half of each table and of the machine's memory).
  *   What it created stays when it detaches; a new connection starts with a fresh allowance.

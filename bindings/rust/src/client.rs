@@ -20,7 +20,8 @@ pub struct AttachOptions {
     pub broker_name: Option<String>,
     /// The label `weightbus clients` shows (31 bytes are kept). `None`: the program's name.
     pub client_name: Option<String>,
-    /// How long to wait for each answer of the broker. `None`: the library's default (5 s).
+    /// How long to wait for each answer of the broker, and how long blocking calls wait for a successor when
+    /// the broker dies (the client resumes with one that adopts its segment). `None`: the library's default (5 s).
     pub timeout: Option<Duration>,
 }
 

@@ -270,7 +270,9 @@ fn attach_without_a_broker_is_a_connect_error() {
 #[test]
 fn a_dead_broker_ends_waits_with_broker_gone() {
     let mut broker = Broker::start();
-    let client = broker.attach();
+    // The timeout is also how long a wait waits for a successor broker.
+    let options = AttachOptions { timeout: Some(Duration::from_millis(300)), ..broker.options("rust-test") };
+    let client = Client::attach(&options).expect("attach to the test broker");
     let topic = create_model(&client, "model", 2);
     broker.kill9();
     let started = Instant::now();
