@@ -1,6 +1,6 @@
 // Copy-into: a snapshot's tensors into the caller's own buffers, as one batch on one stream after the
-// version's GPU work: the stream waits on the version's event, then the copies (the driver picks
-// device-to-device, peer or device-to-host copies from the addresses), spread over a few lanes.
+// version's GPU work: the stream waits on the version's event, then one cuMemcpyAsync per tensor (the driver
+// picks device-to-device, peer or device-to-host copies from the addresses), spread over a few lanes.
 #include "copy.hpp"
 
 #include <algorithm>
@@ -24,29 +24,6 @@ int enqueue_one(const Driver *d, const Copy &c, CUstream stream) {
   return check(
       d->cuMemcpyAsync(reinterpret_cast<CUdeviceptr>(c.dst), reinterpret_cast<CUdeviceptr>(c.src), c.bytes, stream),
       "cuMemcpyAsync");
-}
-
-// The copies of one lane: device-to-device ones in one batch when the driver can (batches are refused on the
-// legacy NULL stream and while a graph is captured), the others one by one.
-int enqueue_lane(const Driver *d, const std::vector<const Copy *> &lane, CUstream stream, bool batch) {
-  std::vector<CUdeviceptr> dsts, srcs;
-  std::vector<size_t> sizes;
-  for (const Copy *c : lane) {
-    if (batch && c->device_to_device) {
-      dsts.push_back(reinterpret_cast<CUdeviceptr>(c->dst));
-      srcs.push_back(reinterpret_cast<CUdeviceptr>(c->src));
-      sizes.push_back(c->bytes);
-    } else if (int rc = enqueue_one(d, *c, stream); rc != WB_OK) {
-      return rc;
-    }
-  }
-  if (sizes.empty()) return WB_OK;
-  CUmemcpyAttributes attributes{};
-  attributes.srcAccessOrder = CU_MEMCPY_SRC_ACCESS_ORDER_STREAM;  // the sources are ready in stream order
-  size_t first_copy = 0;
-  return check(d->cuMemcpyBatchAsync(dsts.data(), srcs.data(), sizes.data(), sizes.size(), &attributes, &first_copy,
-                                     1, stream),
-               "cuMemcpyBatchAsync");
 }
 
 const wb_copy_target &target_at(const wb_copy_target *targets, uint32_t i) {
@@ -81,7 +58,6 @@ int resolve(wb_snapshot *snapshot, uint32_t i, const wb_copy_target &target, Cop
   out->dst = static_cast<char *>(target.dst);
   out->bytes = info.nbytes;
   out->cuda = info.device_type == WB_DEVICE_CUDA || target.device >= 0;
-  out->device_to_device = info.device_type == WB_DEVICE_CUDA && target.device >= 0;
   out->ordinal = target.device;
   if (info.device_type == WB_DEVICE_CUDA) rc = ordinal_of(info.device_uuid, &out->ordinal);
   return rc;
@@ -152,11 +128,13 @@ int CopyLanes::enqueue(CUcontext context, CUstream stream, const std::vector<Cop
   const Driver *d = nullptr;
   int rc = driver(&d);
   if (rc != WB_OK) return rc;
-  std::vector<const Copy *> cuda_copies;
-  for (const Copy &c : copies) {
-    if (c.cuda) cuda_copies.push_back(&c);
+  size_t count = size_t(std::count_if(copies.begin(), copies.end(), [](const Copy &c) { return c.cuda; }));
+  if (count < kMinCopiesToFork) {
+    for (const Copy &c : copies) {
+      if (c.cuda && (rc = enqueue_one(d, c, stream)) != WB_OK) return rc;
+    }
+    return WB_OK;
   }
-  if (cuda_copies.size() < kMinCopiesToFork) return enqueue_lane(d, cuda_copies, stream, false);
   std::lock_guard lock(mutex_);
   Lanes *l = nullptr;
   if ((rc = lanes_of(context, &l)) != WB_OK) return rc;
@@ -166,16 +144,12 @@ int CopyLanes::enqueue(CUcontext context, CUstream stream, const std::vector<Cop
   }
   // Each copy goes to the lane with the fewest bytes so far.
   std::vector<uint64_t> load(l->streams.size(), 0);
-  std::vector<std::vector<const Copy *>> lanes(l->streams.size());
-  for (const Copy *c : cuda_copies) {
+  for (const Copy &c : copies) {
+    if (!c.cuda) continue;
     size_t lane = size_t(std::min_element(load.begin(), load.end()) - load.begin());
-    load[lane] += c->bytes;
-    lanes[lane].push_back(c);
+    load[lane] += c.bytes;
+    if ((rc = enqueue_one(d, c, l->streams[lane])) != WB_OK) break;
   }
-  CUstreamCaptureStatus capture = CU_STREAM_CAPTURE_STATUS_NONE;
-  rc = check(d->cuStreamIsCapturing(stream, &capture), "cuStreamIsCapturing");
-  bool batch = d->cuMemcpyBatchAsync != nullptr && capture == CU_STREAM_CAPTURE_STATUS_NONE;
-  for (size_t i = 0; i < lanes.size() && rc == WB_OK; ++i) rc = enqueue_lane(d, lanes[i], l->streams[i], batch);
   // Joined even after a failed copy, so that the caller's stream never runs ahead of the copies enqueued.
   for (size_t i = 0; i < l->streams.size(); ++i) {
     int joined = check(d->cuEventRecord(l->joins[i], l->streams[i]), "cuEventRecord");

@@ -1,8 +1,6 @@
 // Copy-into runs a batch of copies on helper streams ("lanes") forked from the caller's stream and joined back
 // into it: each device-to-device copy is a kernel with its own ramp-up and tail, and hundreds of them queued
-// one behind the other on one stream leave the GPU idle in between; on a few lanes they overlap. Each lane's
-// device-to-device copies go to the driver as one cuMemcpyBatchAsync where the driver has it, which saves
-// the per-call launch cost of many small tensors.
+// one behind the other on one stream leave the GPU idle in between; on a few lanes they overlap.
 #pragma once
 
 #include <cuda.h>
@@ -17,8 +15,7 @@ struct Copy {
   const char *src = nullptr;
   char *dst = nullptr;
   uint64_t bytes = 0;
-  bool cuda = false;            // a GPU is on either side
-  bool device_to_device = false;  // a GPU on both sides
+  bool cuda = false;  // a GPU is on either side
   int ordinal = -1;   // a GPU of the copy, for a NULL stream in a thread without a context
 };
 

@@ -35,7 +35,6 @@ int resolve(void *lib, Driver *d, std::string *missing) {
   }
   WB_CUDA_FUNCTIONS(WB_CUDA_RESOLVE)
 #undef WB_CUDA_RESOLVE
-  d->cuMemcpyBatchAsync = reinterpret_cast<decltype(d->cuMemcpyBatchAsync)>(dlsym(lib, WB_CUDA_STR(cuMemcpyBatchAsync)));
   return WB_OK;
 }
 

@@ -19,14 +19,12 @@ namespace wb::cuda {
                       X(cuMemExportToShareableHandle) X(cuMemImportFromShareableHandle) X(cuMemRetainAllocationHandle) \
                           X(cuMemsetD8) X(cuMemcpyAsync) X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord)           \
                               X(cuEventQuery) X(cuEventSynchronize) X(cuStreamWaitEvent) X(cuIpcGetEventHandle)        \
-                                  X(cuIpcOpenEventHandle) X(cuStreamCreate) X(cuStreamDestroy) X(cuStreamIsCapturing)
+                                  X(cuIpcOpenEventHandle) X(cuStreamCreate) X(cuStreamDestroy)
 
 struct Driver {
 #define WB_CUDA_POINTER(fn) decltype(&::fn) fn = nullptr;
   WB_CUDA_FUNCTIONS(WB_CUDA_POINTER)
 #undef WB_CUDA_POINTER
-  // Optional (drivers of CUDA 12.8 and later): null on older drivers, which copy one call per tensor.
-  decltype(&::cuMemcpyBatchAsync) cuMemcpyBatchAsync = nullptr;
 };
 
 // The loaded, initialised driver. The first call loads libcuda.so.1 (or $WEIGHTBUS_LIBCUDA) and runs cuInit;
