@@ -14,11 +14,19 @@ static int check(int rc, const char *what) {
   return rc != WB_OK;
 }
 
-static int open_topic(const char *socket, const char *name, wb_topic **out) {
+static wb_client *g_clients[2];
+
+static int open_topic(int k, const char *socket, const char *name, wb_topic **out) {
   wb_attach_options ao = WB_ATTACH_OPTIONS_INIT;
   ao.socket_path = socket;
-  wb_client *c;
-  return check(wb_attach(&ao, &c), socket) || check(wb_topic_open(c, name, out), "wb_topic_open");
+  return check(wb_attach(&ao, &g_clients[k]), socket) || check(wb_topic_open(g_clients[k], name, out), "wb_topic_open");
+}
+
+/* Detaching releases the snapshots and closes the topics too. */
+static int finish(int status) {
+  for (int k = 0; k < 2; ++k)
+    if (g_clients[k] != NULL) wb_detach(g_clients[k]);
+  return status;
 }
 
 static int differ(const char *what, uint64_t a, uint64_t b) {
@@ -53,30 +61,30 @@ int main(int argc, char **argv) {
   wb_topic *a, *b;
   uint64_t want = strtoull(argv[4], NULL, 10), got = 0;
   int64_t timeout = strtoll(argv[5], NULL, 10);
-  if (open_topic(argv[1], argv[3], &a) || open_topic(argv[2], argv[3], &b)) return 1;
-  if (want == 0 && check(wb_topic_latest(a, &want), "wb_topic_latest")) return 1;
+  if (open_topic(0, argv[1], argv[3], &a) || open_topic(1, argv[2], argv[3], &b)) return finish(1);
+  if (want == 0 && check(wb_topic_latest(a, &want), "wb_topic_latest")) return finish(1);
   struct timespec start, now;
   clock_gettime(CLOCK_MONOTONIC, &start);
   for (;;) {
-    if (check(wb_topic_latest(b, &got), "wb_topic_latest") ) return 1;
+    if (check(wb_topic_latest(b, &got), "wb_topic_latest") ) return finish(1);
     clock_gettime(CLOCK_MONOTONIC, &now);
     int64_t waited = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
     if (got >= want || waited > timeout) break;
     wb_topic_wait(b, got, 100, &got);
   }
-  if (differ("B's latest against the version wanted", got, want)) return 1;
+  if (differ("B's latest against the version wanted", got, want)) return finish(1);
   wb_snapshot *sa, *sb;
-  if (check(wb_snapshot_acquire(a, want, 1000, &sa), "leasing in A") || check(wb_snapshot_acquire(b, want, 1000, &sb), "leasing in B")) return 1;
+  if (check(wb_snapshot_acquire(a, want, 1000, &sa), "leasing in A") || check(wb_snapshot_acquire(b, want, 1000, &sb), "leasing in B")) return finish(1);
   const void *ma, *mb;
   uint32_t na, nb, ca, cb;
-  if (check(wb_snapshot_metadata(sa, &ma, &na, NULL), "metadata") || check(wb_snapshot_metadata(sb, &mb, &nb, NULL), "metadata")) return 1;
-  if (differ("metadata size", na, nb) || differ("metadata bytes", memcmp(ma, mb, na) != 0, 0)) return 1;
+  if (check(wb_snapshot_metadata(sa, &ma, &na, NULL), "metadata") || check(wb_snapshot_metadata(sb, &mb, &nb, NULL), "metadata")) return finish(1);
+  if (differ("metadata size", na, nb) || differ("metadata bytes", memcmp(ma, mb, na) != 0, 0)) return finish(1);
   if (check(wb_topic_tensor_count(a, &ca), "count") || check(wb_topic_tensor_count(b, &cb), "count") ||
       differ("tensor count", ca, cb)) {
-    return 1;
+    return finish(1);
   }
   for (uint32_t i = 0; i < ca; ++i)
-    if (compare_tensor(sa, sb, i)) return 1;
+    if (compare_tensor(sa, sb, i)) return finish(1);
   printf("relay-compare: version %llu equal (%u tensors)\n", (unsigned long long)want, ca);
-  return 0;
+  return finish(0);
 }
