@@ -43,6 +43,7 @@ Writer &Writer::raw(const void *p, size_t n) {
 }
 
 void Reader::raw(void *p, size_t n) {
+  if (n == 0) return;  // p may be null then (an empty vector's data), which memcpy does not allow
   if (data_.size() - at_ < n) throw PeerError("malformed message: truncated");
   std::memcpy(p, data_.data() + at_, n);
   at_ += n;
