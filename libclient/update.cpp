@@ -205,6 +205,24 @@ extern "C" WB_API int wb_update_version(const wb_update *update, uint64_t *versi
   return WB_OK;
 }
 
+extern "C" WB_API int wb_update_set_version(wb_update *update, uint64_t version) {
+  if (update == nullptr) return fail(WB_E_INVAL, "update is NULL");
+  const shm::Topic &t = *update->topic->entry;
+  // writing_version and the R = 1 in-place marks carry the number from the first tensor handed out on.
+  if (!update->changed.empty()) {
+    return fail(WB_E_STATE, "topic '%s': the update already handed out %zu tensor(s) as version %llu", t.name,
+                update->changed.size(), (unsigned long long)update->version);
+  }
+  if (version > WB_VERSION_MAX) return fail(WB_E_INVAL, "version %llu is over WB_VERSION_MAX", (unsigned long long)version);
+  uint64_t latest = t.latest.load(std::memory_order_seq_cst);
+  if (version <= latest) {
+    return fail(WB_E_INVAL, "topic '%s': version %llu is not after the latest, %llu", t.name,
+                (unsigned long long)version, (unsigned long long)latest);
+  }
+  update->version = version;
+  return WB_OK;
+}
+
 extern "C" WB_API int wb_update_tensor(wb_update *update, const char *name, wb_tensor_info *out) {
   if (update == nullptr || out == nullptr) return fail(WB_E_INVAL, "update or out is NULL");
   int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");

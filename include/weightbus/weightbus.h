@@ -329,6 +329,13 @@ WB_API int wb_update_begin(wb_topic *topic, int64_t timeout_ms, wb_update **out)
 /* The version this update will publish. Errors: WB_E_INVAL. */
 WB_API int wb_update_version(const wb_update *update, uint64_t *version);
 
+/* Makes the update publish version instead of latest+1, e.g. to publish the version number another broker's
+ * topic has (weightbus relay). Call it before the first wb_update_tensor / wb_update_tensor_at /
+ * wb_update_dlpack. The numbers skipped are never published: acquiring one is WB_E_EXPIRED.
+ * Errors: WB_E_INVAL (NULL, version not after the latest, over WB_VERSION_MAX), WB_E_STATE (a tensor was
+ * already handed out). */
+WB_API int wb_update_set_version(wb_update *update, uint64_t version);
+
 /* Marks a tensor as changed by this update and returns where to write it (out->data; a device pointer for
  * CUDA tensors). With R >= 2 the bytes there are an older version's: write the whole tensor. Views are written
  * through their parent. Errors: WB_E_INVAL, WB_E_NOT_FOUND, WB_E_STATE (a view), WB_E_STALE (revoked), and for

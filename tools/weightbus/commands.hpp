@@ -27,5 +27,6 @@ extern const Command kLoadCommand;
 extern const Command kCheckpointCommand;
 extern const Command kMapCommand;
 extern const Command kDiagnoseCommand;
+extern const Command kRelayCommand;
 
 }  // namespace wbcli
