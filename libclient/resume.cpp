@@ -3,6 +3,7 @@
 // takes the slot back, so that every handle stays valid and blocked waits go on. What lived only in the dead
 // broker is rebuilt: the CUDA imports it counted are reported, the VMM memory this client exported is sent
 // again, and notify fds are subscribed again when asked for (wait.cpp).
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -52,8 +53,10 @@ int reconnect(wb_client *client, const std::vector<uint32_t> &imported, bool *do
     return fail(WB_E_BROKER_GONE, "the broker is gone; its successor at %s refused to resume this client: %s",
                 client->socket_path.c_str(), wb_last_error());
   }
-  close(client->sock);
-  client->sock = sock;
+  // The new connection takes the old one's fd number: threads polling client->sock see it, with no race.
+  rc = dup3(sock, client->sock, O_CLOEXEC) < 0 ? fail_errno("dup3 of the new control socket") : WB_OK;
+  close(sock);
+  if (rc != WB_OK) return fail(WB_E_BROKER_GONE, "the broker is gone; resuming failed: %s", wb_last_error());
   client->session.fetch_add(1);
   client->broker_gone.store(false);
   *done = true;
