@@ -41,11 +41,8 @@ void Dispatcher::on_attach(Client *client, uint32_t id, const void *body) {
     fail(WB_E_PROTOCOL, "this connection is already attached");
     return refuse(client, id, WB_E_PROTOCOL);
   }
-  shm::Fingerprint want = shm::expected_fingerprint();
-  const auto *fields = attach->fingerprint();
-  bool same = attach->layout_version() == shm::kLayoutVersion && fields != nullptr &&
-              fields->size() == sizeof(want) / sizeof(uint32_t) &&
-              std::equal(fields->begin(), fields->end(), reinterpret_cast<const uint32_t *>(&want));
+  bool same =
+      attach->layout_version() == shm::kLayoutVersion && items(attach->fingerprint()) == shm::fingerprint_words();
   if (!same) {
     fail(WB_E_ABI_MISMATCH, "the client speaks layout %u, this broker layout %u (or their struct sizes differ)",
          attach->layout_version(), shm::kLayoutVersion);

@@ -28,9 +28,7 @@ constexpr int64_t kSliceNs = 100'000'000;
 const char *default_client_name() { return program_invocation_short_name; }
 
 int send_attach(wb_client *client, const char *name, Reply *reply) {
-  shm::Fingerprint fp = shm::expected_fingerprint();
-  std::vector<uint32_t> fields(reinterpret_cast<uint32_t *>(&fp),
-                               reinterpret_cast<uint32_t *>(&fp) + sizeof(fp) / sizeof(uint32_t));
+  std::vector<uint32_t> fields = shm::fingerprint_words();
   flatbuffers::FlatBufferBuilder builder;
   auto body = proto::CreateAttachDirect(builder, shm::kLayoutVersion, &fields, uint32_t(getpid()), name);
   return request(client, builder, proto::Body::Attach, body.Union(), reply);

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "weightbus/weightbus.h"
 
@@ -191,6 +192,13 @@ constexpr Fingerprint expected_fingerprint() {
   return Fingerprint{kLayoutVersion,          sizeof(Header),       sizeof(Topic),
                      sizeof(Tensor),          sizeof(Allocation),   sizeof(ClientSlot),
                      sizeof(VersionRecord),   WB_MAX_REPLICAS};
+}
+
+// expected_fingerprint() field by field, as the Attach message carries it.
+inline std::vector<uint32_t> fingerprint_words() {
+  Fingerprint fp = expected_fingerprint();
+  const auto *words = reinterpret_cast<const uint32_t *>(&fp);
+  return std::vector<uint32_t>(words, words + sizeof(fp) / sizeof(uint32_t));
 }
 
 // Byte offsets of each table for the given capacities; the broker lays the segment out with them and

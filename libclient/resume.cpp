@@ -18,9 +18,7 @@ namespace wb {
 namespace {
 
 int send_resume(wb_client *client, int sock, const std::vector<uint32_t> &imported) {
-  shm::Fingerprint fp = shm::expected_fingerprint();
-  std::vector<uint32_t> fields(reinterpret_cast<uint32_t *>(&fp),
-                               reinterpret_cast<uint32_t *>(&fp) + sizeof(fp) / sizeof(uint32_t));
+  std::vector<uint32_t> fields = shm::fingerprint_words();
   flatbuffers::FlatBufferBuilder builder;
   auto body = proto::CreateAttachDirect(builder, shm::kLayoutVersion, &fields, uint32_t(getpid()),
                                         client->seg.client(client->id).name, true, client->id, client->generation,

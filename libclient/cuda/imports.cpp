@@ -43,6 +43,11 @@ int not_live(uint32_t index, const shm::Allocation &a, uint32_t state) {
               index, a.creator_pid);
 }
 
+// Live, or pending after a broker restart until its exporter resumes: mappings made before stay valid.
+bool mapped_stays_valid(uint32_t state) {
+  return state == uint32_t(shm::AllocationState::kLive) || state == uint32_t(shm::AllocationState::kPending);
+}
+
 // Whether any snapshot of this client reads the topic: its imports must stay open while one does.
 bool topic_pinned(wb_client *client, uint32_t topic) {
   std::lock_guard lock(client->topics_mutex);
@@ -103,8 +108,7 @@ int Imports::base(uint32_t index, char **out) {
   }
   uint32_t state = a.state.load(std::memory_order_acquire);
   bool live = state == uint32_t(shm::AllocationState::kLive);
-  // Pending after a broker restart, until its exporter resumes: mappings made before stay valid.
-  if (!live && state != uint32_t(shm::AllocationState::kPending)) {
+  if (!mapped_stays_valid(state)) {
     sweep();
     return not_live(index, a, state);
   }
@@ -238,8 +242,7 @@ void Imports::sweep() {
     std::lock_guard lock(mutex_);
     for (auto it = imports_.begin(); it != imports_.end();) {
       uint32_t state = seg.allocation(it->first).state.load(std::memory_order_acquire);
-      bool usable = state == uint32_t(shm::AllocationState::kLive) || state == uint32_t(shm::AllocationState::kPending);
-      if (usable || topic_pinned(client_, it->second.topic)) {
+      if (mapped_stays_valid(state) || topic_pinned(client_, it->second.topic)) {
         ++it;
         continue;
       }

@@ -27,9 +27,7 @@ class Session {
     return *this;
   }
   Session &attach(int client) {
-    shm::Fingerprint fp = shm::expected_fingerprint();
-    const uint32_t *f = reinterpret_cast<const uint32_t *>(&fp);
-    std::vector<uint32_t> fields(f, f + sizeof(fp) / sizeof(uint32_t));
+    std::vector<uint32_t> fields = shm::fingerprint_words();
     return send(client, b_, proto::CreateAttachDirect(b_, shm::kLayoutVersion, &fields, 1, "seed"));
   }
   Session &create_topic(int client, const char *name, uint32_t replicas) {
@@ -148,9 +146,7 @@ Session before_attach() {
 Session resume_without_orphan() {
   Session s;
   auto &b = s.builder();
-  shm::Fingerprint fp = shm::expected_fingerprint();
-  const uint32_t *f = reinterpret_cast<const uint32_t *>(&fp);
-  std::vector<uint32_t> fields(f, f + sizeof(fp) / sizeof(uint32_t)), imported{0, 7};
+  std::vector<uint32_t> fields = shm::fingerprint_words(), imported{0, 7};
   s.send(0, b, proto::CreateAttachDirect(b, shm::kLayoutVersion, &fields, 1, "resumer", true, 0, 1, &imported));
   s.attach(0).create_topic(0, "policy", 2);
   return s;

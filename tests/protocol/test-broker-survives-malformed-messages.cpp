@@ -14,15 +14,9 @@ namespace proto = wb::proto;
 
 namespace {
 
-std::vector<uint32_t> our_fingerprint() {
-  wb::shm::Fingerprint fp = wb::shm::expected_fingerprint();
-  const uint32_t *f = reinterpret_cast<const uint32_t *>(&fp);
-  return std::vector<uint32_t>(f, f + sizeof(fp) / sizeof(uint32_t));
-}
-
 int attach_raw(int sock) {
   flatbuffers::FlatBufferBuilder b;
-  std::vector<uint32_t> fp = our_fingerprint();
+  std::vector<uint32_t> fp = wb::shm::fingerprint_words();
   int fds = 0;
   int rc = raw::send_body(sock, b, proto::CreateAttachDirect(b, wb::shm::kLayoutVersion, &fp, 1, "raw"), &fds);
   return rc == WB_OK && fds == 1 ? WB_OK : rc;
@@ -77,7 +71,7 @@ void requests_before_attach_are_refused(void **state) {
 
 void a_client_of_another_layout_is_refused(void **state) {
   int sock = raw::connect_to(broker_of(state)->socket_path);
-  std::vector<uint32_t> fp = our_fingerprint();
+  std::vector<uint32_t> fp = wb::shm::fingerprint_words();
   fp[2] += 8;  // a Topic of another size
   flatbuffers::FlatBufferBuilder b;
   assert_int_equal(raw::send_body(sock, b, proto::CreateAttachDirect(b, wb::shm::kLayoutVersion, &fp, 1, "old")),

@@ -14,9 +14,7 @@ namespace proto = wb::proto;
 namespace {
 
 int attach_raw(int sock) {
-  wb::shm::Fingerprint fp = wb::shm::expected_fingerprint();
-  const uint32_t *f = reinterpret_cast<const uint32_t *>(&fp);
-  std::vector<uint32_t> fields(f, f + sizeof(fp) / sizeof(uint32_t));
+  std::vector<uint32_t> fields = wb::shm::fingerprint_words();
   flatbuffers::FlatBufferBuilder b;
   int fds = 0;
   int rc = raw::send_body(sock, b, proto::CreateAttachDirect(b, wb::shm::kLayoutVersion, &fields, 1, "raw"), &fds);
