@@ -38,3 +38,14 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 def client(broker: Broker):
     with broker.connect() as c:
         yield c
+
+
+@pytest.fixture
+def published(broker: Broker):
+    """Topic "model" with version 1 published: (the publisher's topic, a reader's topic), two clients."""
+    with broker.connect("publisher") as publisher, broker.connect("reader") as reader:
+        topic = publisher.create_topic("model")
+        topic.alloc({"w": ((4,), "f32")})
+        with topic.update():
+            pass
+        yield topic, reader.open_topic("model")

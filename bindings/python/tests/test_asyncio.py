@@ -101,13 +101,8 @@ def test_wait_async_raises_broker_gone_when_no_successor_comes(broker):
         asyncio.run(main())
 
 
-def test_wait_async_goes_on_across_a_broker_restart(broker):
-    publisher, reader = broker.connect("publisher"), broker.connect("reader")
-    topic = publisher.create_topic("model")
-    topic.alloc({"w": ((4,), "f32")})
-    with topic.update():
-        pass
-    watched = reader.open_topic("model")
+def test_wait_async_goes_on_across_a_broker_restart(broker, published):
+    topic, watched = published
 
     async def main():
         waiting = asyncio.ensure_future(watched.wait_async(after=1, timeout=10.0))

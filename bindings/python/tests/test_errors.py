@@ -116,13 +116,8 @@ def test_wait_raises_broker_gone_when_the_broker_dies_for_good(broker):
         topic.wait(after=0, timeout=10.0)
 
 
-def test_wait_goes_on_when_the_broker_restarts(broker):
-    publisher, reader = broker.connect("publisher"), broker.connect("reader")
-    topic = publisher.create_topic("model")
-    topic.alloc({"w": ((4,), "f32")})
-    with topic.update():
-        pass
-    watched = reader.open_topic("model")
+def test_wait_goes_on_when_the_broker_restarts(broker, published):
+    topic, watched = published
 
     def restart_and_publish():
         broker.kill_and_restart()
