@@ -153,6 +153,8 @@ void Sink::receive_version(int fd, const Message &m) {
   std::vector<Bucket> buckets = plan_buckets(sizes, bucket_);
   io.buckets = &buckets;
   transport_->receive(io, broadcast, Deadline::after(o_.timeout_ms));
+  Message sent = expect_message(fd, MessageType::kSent, Deadline::after(o_.timeout_ms));
+  if (Reader(sent.payload).u64() != v) throw PeerError("the source finished another version than " + std::to_string(v));
   uint64_t published = 0;
   wb_check(wb_update_publish(update.u, metadata.data(), uint32_t(metadata.size()), &published), "publishing version " + std::to_string(v));
   update.u = nullptr;

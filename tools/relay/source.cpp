@@ -219,6 +219,7 @@ void Source::send_transfer(wb_snapshot *s, uint64_t v, const Transfer &t, const 
   int64_t start = now_ms();
   for (Member *m : to) send_message(m->socket.fd(), MessageType::kVersion, header, peer_deadline());
   transport_->send(io, t.broadcast ? 0 : t.member + 1, peer_deadline());
+  for (Member *m : to) send_message(m->socket.fd(), MessageType::kSent, Writer().u64(v), peer_deadline());
   for (Member *m : to) {
     Message ack = expect_message(m->socket.fd(), MessageType::kAck, peer_deadline());
     Reader r(ack.payload);

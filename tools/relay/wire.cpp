@@ -31,7 +31,7 @@ Frame read_frame(int fd, Deadline deadline) {
 }  // namespace
 
 const char *message_name(MessageType type) {
-  static const char *const names[] = {"hello", "welcome", "refuse", "ready", "group", "joined", "version", "data", "ack"};
+  static const char *const names[] = {"hello", "welcome", "refuse", "ready", "group", "joined", "version", "data", "sent", "ack"};
   uint32_t i = uint32_t(type) - 1;
   return i < sizeof(names) / sizeof(names[0]) ? names[i] : "unknown";
 }

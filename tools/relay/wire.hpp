@@ -9,6 +9,8 @@
 //   sink -> source   kJoined   generation                             | kRefuse  why
 //   source -> sink   kVersion  version, generation, route, bucket size, metadata, tensor names
 //   source -> sink   kData     a bucket's bytes (TCP transport only)
+//   source -> sink   kSent     version: the source's side of the transfer finished. A sink publishes only after
+//                              it: a receive can complete on stale bytes when the source aborted mid-transfer
 //   sink -> source   kAck      the version now published              | kRefuse  why (the sink exits)
 #pragma once
 
@@ -21,7 +23,7 @@
 namespace wbrelay {
 
 inline constexpr uint64_t kMagic = 0x31594c4552425757ull;  // "WWBRELY1"
-inline constexpr uint32_t kProtocol = 1;
+inline constexpr uint32_t kProtocol = 2;
 inline constexpr uint64_t kMaxControlPayload = 64ull << 20;  // a layout of ~100,000 tensors
 
 enum class MessageType : uint32_t {
@@ -33,6 +35,7 @@ enum class MessageType : uint32_t {
   kJoined,
   kVersion,
   kData,
+  kSent,
   kAck,
 };
 
