@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include <cstdlib>
+#include <map>
 #include <mutex>
 
 #include "error.hpp"
@@ -70,12 +71,18 @@ void cu_check(CUresult rc, const char *call) {
 }
 
 void enter_device(int ordinal) {
+  // Retained once per GPU and kept for the process's life: every send and receive enters its device again.
+  static std::mutex mutex;
+  static std::map<int, CUcontext> retained;
   const GpuApi &a = gpu_api();
-  cu_check(a.cuInit(0), "cuInit");
-  CUdevice device = 0;
-  cu_check(a.cuDeviceGet(&device, ordinal), "cuDeviceGet");
-  CUcontext context = nullptr;
-  cu_check(a.cuDevicePrimaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain");
+  std::lock_guard lock(mutex);
+  CUcontext &context = retained[ordinal];
+  if (context == nullptr) {
+    cu_check(a.cuInit(0), "cuInit");
+    CUdevice device = 0;
+    cu_check(a.cuDeviceGet(&device, ordinal), "cuDeviceGet");
+    cu_check(a.cuDevicePrimaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain");
+  }
   cu_check(a.cuCtxSetCurrent(context), "cuCtxSetCurrent");
 }
 
