@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU test and benchmark of weightbus, run on a machine with a GPU, from the repository root:
 #
-#   bash tests/gpu/run.sh [BUILD_DIR]          BUILD_DIR defaults to build-gpu
+#   bash tests/gpu/run.sh [BUILD_DIR [ONLY]]   BUILD_DIR defaults to build-gpu; ONLY, an extended regular
+#                                              expression, runs only the tests whose names match it
 #
 # BUILD_DIR is a build folder made with the usual cmake commands on a build machine and carried here: this
 # script builds nothing (GPU hosts lack cmocka, libuv and flatbuffers) and needs only the binaries in it,
@@ -11,6 +12,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 build=$(realpath "${1:-build-gpu}")
+only=${2:-}
 bin=$build/tests/gpu
 if [ ! -x "$bin/gpu-exchange" ]; then
   echo "run.sh: $bin/gpu-exchange is missing: build with cmake first (see the top of this file)" >&2
@@ -29,6 +31,7 @@ failed=0
 run() {
   local name=$1 limit=$2
   shift 2
+  [[ -z $only || $name =~ $only ]] || return 0
   local log=$logs/$name.log start=$SECONDS status=PASS
   echo "== $name: $*"
   timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1
@@ -76,10 +79,23 @@ run copy-bandwidth 600 "$bin/gpu-copy-bandwidth" --gib 16 --tensors 400
 if [ "${gpus:-0}" -ge 2 ]; then
   run copy-bandwidth-peer 600 "$bin/gpu-copy-bandwidth" --gib 4 --tensors 400 --dst-device 1
 fi
+# The relay needs libnccl.so.2 (NCCL is loaded with dlopen): the system's, else the one PyTorch brings.
+nccl_dir() {
+  ldconfig -p 2>/dev/null | grep -q 'libnccl\.so\.2 ' && return 0
+  local lib
+  lib=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib"))' 2>/dev/null) ||
+    lib=$(find /usr /opt /usr/local -name 'libnccl.so.2' -printf '%h\n' 2>/dev/null | head -n 1)
+  echo "$lib"
+}
+if [ "${gpus:-0}" -ge 2 ] && [ -x "$bin/gpu-relay" ]; then
+  nccl=$(nccl_dir)
+  run relay 900 env ${nccl:+LD_LIBRARY_PATH=$nccl:$LD_LIBRARY_PATH} NCCL_NVLS_ENABLE=0 GPU_RELAY_LOGS="$logs" \
+    WEIGHTBUS_CLI="$build/tools/weightbus/weightbus" "$bin/gpu-relay"
+fi
 if python3 -c 'import torch' >/dev/null 2>&1; then
   run torch-interop 900 python3 tests/gpu/torch_interop.py "$build"
 else
-  rows+=("$(printf '%-34s %-7s %5ss  %s' torch-interop SKIP 0 'no torch for python3')")
+  [[ -z $only || torch-interop =~ $only ]] && rows+=("$(printf '%-34s %-7s %5ss  %s' torch-interop SKIP 0 'no torch for python3')")
 fi
 
 echo
