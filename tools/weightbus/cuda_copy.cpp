@@ -52,8 +52,8 @@ void check(CUresult rc, const char *call) {
   if (rc != 0) throw std::runtime_error(std::string(call) + " failed with CUresult " + std::to_string(rc));
 }
 
-// Makes the GPU's primary context current on this thread (retained once per process; never released: the tool
-// exits soon after).
+// Makes the GPU's primary context current on this thread. Each call retains it again and nothing releases it:
+// the count only keeps the context alive until the tool exits, soon after.
 const Driver &enter(int32_t ordinal) {
   const Driver &d = driver();
   check(d.cuInit(0), "cuInit");
