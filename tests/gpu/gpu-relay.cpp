@@ -146,7 +146,7 @@ uint16_t free_port() {
 class Relay {
  public:
   Relay(const std::string &broker_socket, const char *role, int rank, const char *visible, const Options &o,
-        uint16_t port, const std::string &log) : log_(log) {
+        uint16_t port, const std::string &log_path) : log_(log_path) {
     std::vector<std::string> args = {cli_path(), "--socket", broker_socket, "relay", "--topic", "policy",
                                      "--role", role, "--rank", std::to_string(rank), "--world", "2",
                                      "--rendezvous", "127.0.0.1:" + std::to_string(port),
@@ -162,8 +162,8 @@ class Relay {
     for (std::string &e : env) envp.push_back(e.data());
     argv.push_back(nullptr);
     envp.push_back(nullptr);
-    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) die("cannot open %s: %s", log.c_str(), strerror(errno));
+    int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) die("cannot open %s: %s", log_path.c_str(), strerror(errno));
     fflush(stdout);
     pid_ = fork();
     if (pid_ == 0) {
@@ -176,7 +176,7 @@ class Relay {
     close(fd);
   }
   ~Relay() {
-    if (pid_ > 0) kill(pid_, SIGKILL), waitpid(pid_, nullptr, 0);
+    if (pid_ > 0) kill_now();
   }
   void signal(int signum) const { kill(pid_, signum); }
   // SIGTERM, then its exit status.
