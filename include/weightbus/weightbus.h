@@ -514,12 +514,13 @@ typedef struct wb_copy_target {
 #define WB_COPY_TARGET_INIT {sizeof(wb_copy_target), 0, NULL, NULL, 0, -1, 0}
 
 /* Copies count tensors of the snapshot into the caller's buffers, in one batch on stream: first the stream
- * waits for the version's GPU work (wb_snapshot_wait_stream), then one cuMemcpyAsync per target (from a GPU
- * to any GPU, peers included, or to host memory). A view's nbytes are copied from its first element, strides
- * kept. Host tensors into host memory are copied with memcpy before the call returns and need no CUDA. The
- * copies read the snapshot: synchronize stream before releasing it. Targets are checked before anything is
- * copied. Errors: WB_E_INVAL (NULL, a bad struct_size, device out of range), WB_E_NOT_FOUND, WB_E_SIZE
- * (dst_bytes below the tensor's nbytes), WB_E_STALE, WB_E_NO_CUDA, WB_E_CUDA. */
+ * waits for the version's GPU work (wb_snapshot_wait_stream), then the copies (from a GPU to any GPU, peers
+ * included, or to host memory). Copies below 16 MiB between device memory of the stream's GPU run as one
+ * kernel launch for up to 1,364 of them; the rest as one cuMemcpyAsync each. A view's nbytes are copied from
+ * its first element, strides kept. Host tensors into host memory are copied with memcpy before the call
+ * returns and need no CUDA. The copies read the snapshot: synchronize stream before releasing it. Targets are
+ * checked before anything is copied. Errors: WB_E_INVAL (NULL, a bad struct_size, device out of range),
+ * WB_E_NOT_FOUND, WB_E_SIZE (dst_bytes below the tensor's nbytes), WB_E_STALE, WB_E_NO_CUDA, WB_E_CUDA. */
 WB_API int wb_snapshot_copy_into(wb_snapshot *snapshot, const wb_copy_target *targets, uint32_t count,
                                  void *stream);
 
@@ -615,6 +616,11 @@ WB_API int wb_list_leases(wb_client *client, wb_lease_info *out, uint32_t capaci
  * - CUDA: a revoked tensor cannot be re-pointed at new memory; the topic keeps it as stale.
  * - CUDA: a reader that never calls into the library keeps revoked memory mapped, and wb_tensor_revoke times
  *   out waiting for it.
+ * - CUDA: the first wb_snapshot_copy_into in a CUDA context JIT-compiles its copy kernel (about 90 ms on an
+ *   H100; the driver caches the result on disk for later processes). The kernel's PTX comes from the nvcc the
+ *   library was built with and needs a driver at least as new (CUDA 13 for nvcc 13); with an older driver, or
+ *   a library built without nvcc, every copy is one cuMemcpyAsync, which for many small tensors costs the
+ *   driver's overhead per call (about 6 us each).
  */
 
 #ifdef __cplusplus

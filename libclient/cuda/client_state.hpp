@@ -1,9 +1,11 @@
-// Everything one client holds in CUDA: the allocations it exported, those it imported, its events and copy
-// streams. Created by the client's first CUDA call and destroyed at detach: copy streams and events first
-// (the events' retirement writes to the segment), then imports, then exported memory.
+// Everything one client holds in CUDA: the allocations it exported, those it imported, its events, copy
+// streams and copy kernels. Created by the client's first CUDA call and destroyed at detach: copy kernels,
+// copy streams and events first (the events' retirement writes to the segment), then imports, then exported
+// memory.
 #pragma once
 
 #include "copy.hpp"
+#include "copy_batch.hpp"
 #include "events.hpp"
 #include "exports.hpp"
 #include "imports.hpp"
@@ -18,6 +20,7 @@ struct ClientState {
   Imports imports;
   Events events;
   CopyLanes copy_lanes;
+  CopyKernel copy_kernel;
 };
 
 // The client's CUDA state, created on first use. Loads the driver: WB_E_NO_CUDA without one.

@@ -1,6 +1,7 @@
 // Copy-into: a snapshot's tensors into the caller's own buffers, as one batch on one stream after the
-// version's GPU work: the stream waits on the version's event, then one cuMemcpyAsync per tensor (the driver
-// picks device-to-device, peer or device-to-host copies from the addresses), spread over a few lanes.
+// version's GPU work: the stream waits on the version's event, then the small same-GPU copies run as a few
+// launches of the copy kernel (copy_batch.hpp) and the rest as one cuMemcpyAsync each (the driver picks
+// device-to-device, peer or device-to-host copies from the addresses), spread over a few lanes.
 #include "copy.hpp"
 
 #include <algorithm>
@@ -19,12 +20,6 @@ namespace {
 // Lanes per context, and the smallest batch worth forking for (a fork and a join cost a few microseconds).
 constexpr size_t kLanes = 4;
 constexpr size_t kMinCopiesToFork = 2 * kLanes;
-
-int enqueue_one(const Driver *d, const Copy &c, CUstream stream) {
-  return check(
-      d->cuMemcpyAsync(reinterpret_cast<CUdeviceptr>(c.dst), reinterpret_cast<CUdeviceptr>(c.src), c.bytes, stream),
-      "cuMemcpyAsync");
-}
 
 const wb_copy_target &target_at(const wb_copy_target *targets, uint32_t i) {
   return *reinterpret_cast<const wb_copy_target *>(reinterpret_cast<const char *>(targets) +
@@ -76,10 +71,19 @@ int copy_on_stream(wb_snapshot *snapshot, const std::vector<Copy> &copies, void 
       (rc = wb_snapshot_wait_stream(snapshot, stream)) != WB_OK) {
     return rc;
   }
-  return state->copy_lanes.enqueue(context, static_cast<CUstream>(stream), copies);
+  CopyPlan plan = state->copy_kernel.plan(context, copies);
+  auto s = static_cast<CUstream>(stream);
+  return state->copy_lanes.enqueue(context, s, plan.per_copy,
+                                   [&] { return state->copy_kernel.launch(context, plan, s); });
 }
 
 }  // namespace
+
+int memcpy_async(const Driver *d, const Copy &c, CUstream stream) {
+  return check(
+      d->cuMemcpyAsync(reinterpret_cast<CUdeviceptr>(c.dst), reinterpret_cast<CUdeviceptr>(c.src), c.bytes, stream),
+      "cuMemcpyAsync");
+}
 
 CopyLanes::~CopyLanes() {
   const Driver *d = nullptr;
@@ -124,14 +128,15 @@ int CopyLanes::lanes_of(CUcontext context, Lanes **out) {
   return WB_OK;
 }
 
-int CopyLanes::enqueue(CUcontext context, CUstream stream, const std::vector<Copy> &copies) {
+int CopyLanes::enqueue(CUcontext context, CUstream stream, const std::vector<Copy> &copies,
+                       const std::function<int()> &on_stream) {
   const Driver *d = nullptr;
   int rc = driver(&d);
   if (rc != WB_OK) return rc;
-  size_t count = size_t(std::count_if(copies.begin(), copies.end(), [](const Copy &c) { return c.cuda; }));
-  if (count < kMinCopiesToFork) {
+  if (copies.size() < kMinCopiesToFork) {
+    if ((rc = on_stream()) != WB_OK) return rc;
     for (const Copy &c : copies) {
-      if (c.cuda && (rc = enqueue_one(d, c, stream)) != WB_OK) return rc;
+      if ((rc = memcpy_async(d, c, stream)) != WB_OK) return rc;
     }
     return WB_OK;
   }
@@ -142,15 +147,15 @@ int CopyLanes::enqueue(CUcontext context, CUstream stream, const std::vector<Cop
   for (CUstream s : l->streams) {
     if ((rc = check(d->cuStreamWaitEvent(s, l->fork, 0), "cuStreamWaitEvent")) != WB_OK) return rc;
   }
+  rc = on_stream();
   // Each copy goes to the lane with the fewest bytes so far.
   std::vector<uint64_t> load(l->streams.size(), 0);
-  for (const Copy &c : copies) {
-    if (!c.cuda) continue;
+  for (size_t i = 0; rc == WB_OK && i < copies.size(); ++i) {
     size_t lane = size_t(std::min_element(load.begin(), load.end()) - load.begin());
-    load[lane] += c.bytes;
-    if ((rc = enqueue_one(d, c, l->streams[lane])) != WB_OK) break;
+    load[lane] += copies[i].bytes;
+    rc = memcpy_async(d, copies[i], l->streams[lane]);
   }
-  // Joined even after a failed copy, so that the caller's stream never runs ahead of the copies enqueued.
+  // Joined even after a failure, so that the caller's stream never runs ahead of the copies enqueued.
   for (size_t i = 0; i < l->streams.size(); ++i) {
     int joined = check(d->cuEventRecord(l->joins[i], l->streams[i]), "cuEventRecord");
     if (joined == WB_OK) joined = check(d->cuStreamWaitEvent(stream, l->joins[i], 0), "cuStreamWaitEvent");

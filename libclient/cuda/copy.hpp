@@ -1,23 +1,22 @@
-// Copy-into runs a batch of copies on helper streams ("lanes") forked from the caller's stream and joined back
-// into it: each device-to-device copy is a kernel with its own ramp-up and tail, and hundreds of them queued
-// one behind the other on one stream leave the GPU idle in between; on a few lanes they overlap.
+// Copy-into runs the copies that the copy kernel does not take (copy_batch.hpp: large, peer and host copies) as
+// one cuMemcpyAsync each, on helper streams ("lanes") forked from the caller's stream and joined back into it:
+// each device-to-device copy is a kernel with its own ramp-up and tail, and hundreds of them queued one behind
+// the other on one stream leave the GPU idle in between; on a few lanes they overlap.
 #pragma once
 
 #include <cuda.h>
 
-#include <cstdint>
+#include <functional>
 #include <mutex>
 #include <vector>
 
+#include "copy_plan.hpp"
+#include "driver.hpp"
+
 namespace wb::cuda {
 
-struct Copy {
-  const char *src = nullptr;
-  char *dst = nullptr;
-  uint64_t bytes = 0;
-  bool cuda = false;  // a GPU is on either side
-  int ordinal = -1;   // a GPU of the copy, for a NULL stream in a thread without a context
-};
+// One cuMemcpyAsync of c on stream.
+int memcpy_async(const Driver *d, const Copy &c, CUstream stream);
 
 class CopyLanes {
  public:
@@ -26,9 +25,11 @@ class CopyLanes {
   CopyLanes &operator=(const CopyLanes &) = delete;
   ~CopyLanes();
 
-  // Enqueues the CUDA copies after the work already on stream (of context, which is current); work queued on
-  // stream afterwards runs after them.
-  int enqueue(CUcontext context, CUstream stream, const std::vector<Copy> &copies);
+  // Enqueues copies after the work already on stream (of context, which is current), and calls on_stream to
+  // enqueue more work on stream itself, which runs beside the lanes; work queued on stream afterwards runs
+  // after all of it.
+  int enqueue(CUcontext context, CUstream stream, const std::vector<Copy> &copies,
+              const std::function<int()> &on_stream);
 
  private:
   struct Lanes {

@@ -19,7 +19,9 @@ namespace wb::cuda {
                       X(cuMemExportToShareableHandle) X(cuMemImportFromShareableHandle) X(cuMemRetainAllocationHandle) \
                           X(cuMemsetD8) X(cuMemcpyAsync) X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord)           \
                               X(cuEventQuery) X(cuEventSynchronize) X(cuStreamWaitEvent) X(cuIpcGetEventHandle)        \
-                                  X(cuIpcOpenEventHandle) X(cuStreamCreate) X(cuStreamDestroy)
+                                  X(cuIpcOpenEventHandle) X(cuStreamCreate) X(cuStreamDestroy)                         \
+                                      X(cuDeviceGetAttribute) X(cuPointerGetAttributes) X(cuModuleLoadData)            \
+                                          X(cuModuleUnload) X(cuModuleGetFunction) X(cuLaunchKernel)
 
 struct Driver {
 #define WB_CUDA_POINTER(fn) decltype(&::fn) fn = nullptr;

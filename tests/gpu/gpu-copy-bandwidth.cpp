@@ -7,10 +7,13 @@
 // process copies the whole version into its own buffers on GPU D with one wb_snapshot_copy_into per
 // iteration (which also orders the stream after the version), and as the baseline copies the same span with
 // one cuMemcpyDtoDAsync. D != 0 measures peer copies. Exit status 3 when copy-into stays below 90% of raw.
+// The copies are checked: the first and last element of every tensor, and every element of a few (the odd-sized
+// among them) copied to addresses of every alignment.
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <set>
 
 #include "common.hpp"
 
@@ -75,6 +78,58 @@ double seconds_of(CUstream stream, const std::function<void()> &work) {
   return now_s() - start;
 }
 
+// Copies a few tensors (first, second, last, and 77-element ones: 154 bytes) in one call to dst addresses of
+// every alignment (16, 8, 4, 2 and 1 bytes: each access width of the copy kernel, and its byte tails) and checks
+// every element, and that the 64 bytes on either side of each stay untouched.
+void check_every_element(wb_snapshot *snap, const std::vector<wb_tensor_info> &infos, int device, CUstream stream) {
+  const uint32_t count = uint32_t(infos.size());
+  std::set<uint32_t> picks;
+  for (uint32_t i : {0u, 1u, 7u, 15u, count - 1}) picks.insert(std::min(i, count - 1));
+  constexpr uint64_t kGuard = 64;
+  constexpr uint8_t kUntouched = 0xab;
+  const uint64_t offsets[] = {0, 8, 4, 2, 1};
+  std::vector<uint64_t> at;  // each target's offset in the scratch buffer, after a guard
+  uint64_t bytes = 0;
+  for (uint32_t i : picks) {
+    at.push_back(bytes + kGuard + offsets[at.size() % 5]);
+    bytes = align256(at.back() + infos[i].nbytes + kGuard);
+  }
+  CUdeviceptr scratch;
+  CU(cu.cuMemAlloc(&scratch, bytes));
+  CU(cu.cuMemsetD8(scratch, kUntouched, bytes));
+  std::vector<wb_copy_target> targets;
+  for (uint32_t i : picks) {
+    wb_copy_target t = WB_COPY_TARGET_INIT;
+    t.index = i;
+    t.dst = reinterpret_cast<void *>(scratch + at[targets.size()]);
+    t.dst_bytes = infos[i].nbytes;
+    t.device = device;
+    targets.push_back(t);
+  }
+  WB(wb_snapshot_copy_into(snap, targets.data(), uint32_t(targets.size()), stream));
+  CU(cu.cuStreamSynchronize(stream));
+  std::vector<uint8_t> host(bytes);
+  CU(cu.cuMemcpyDtoH(host.data(), scratch, bytes));
+  CU(cu.cuMemFree(scratch));
+  for (size_t k = 0; k < targets.size(); ++k) {
+    const uint32_t i = targets[k].index;
+    const uint8_t *dst = host.data() + at[k];
+    for (uint64_t e = 0; e < infos[i].nbytes / 2; ++e) {
+      uint16_t v;
+      memcpy(&v, dst + 2 * e, 2);
+      if (v != pattern(1, i)) {
+        die("tensor %u copied to an address %llu bytes past 256-byte alignment: element %llu is %#x", i,
+            (unsigned long long)(at[k] % 256), (unsigned long long)e, v);
+      }
+    }
+    for (uint64_t b = 0; b < kGuard; ++b) {
+      if (dst[-1 - int64_t(b)] != kUntouched || dst[infos[i].nbytes + b] != kUntouched) {
+        die("the copy of tensor %u wrote outside its %llu bytes", i, (unsigned long long)infos[i].nbytes);
+      }
+    }
+  }
+}
+
 int reader(const Options &o, const std::string &socket) {
   init_cuda(nullptr, o.dst_device);
   CUstream stream;
@@ -127,6 +182,7 @@ int reader(const Options &o, const std::string &socket) {
       die("tensor %u copied wrong: %#x %#x", i, ends[0], ends[1]);
     }
   }
+  check_every_element(snap, infos, o.dst_device, stream);
   WB(wb_snapshot_release(snap));
   double copy_s = percentile(t_copy, 50), raw_s = percentile(t_raw, 50);
   double copy_gbs = double(tensor_bytes) / copy_s / 1e9, raw_gbs = double(span) / raw_s / 1e9;
