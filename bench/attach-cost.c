@@ -106,6 +106,7 @@ static long long segment_bytes(const fx_broker *b) {
 static int measure(uint32_t n) {
   fx_broker_opts opts = {0};
   opts.max_tensors = n + 64;
+  opts.max_tensors_per_client = n + 64;  /* the default, half of max_tensors, is below what one publisher adds */
   fx_broker b;
   if (fx_broker_start(&b, &opts) != 0) return -1;
   wb_client *c;
