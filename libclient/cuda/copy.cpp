@@ -71,10 +71,15 @@ int copy_on_stream(wb_snapshot *snapshot, const std::vector<Copy> &copies, void 
       (rc = wb_snapshot_wait_stream(snapshot, stream)) != WB_OK) {
     return rc;
   }
-  CopyPlan plan = state->copy_kernel.plan(context, copies);
+  // The copies the kernel will not take, known before its reachability checks: enough of them fork the lanes.
+  const bool kernel = state->copy_kernel.usable(context);
+  const size_t expected = size_t(std::count_if(copies.begin(), copies.end(), [&](const Copy &c) {
+    return c.cuda && c.bytes > 0 && (!kernel || c.bytes >= kKernelMaxBytes);
+  }));
   auto s = static_cast<CUstream>(stream);
-  return state->copy_lanes.enqueue(context, s, plan.per_copy,
-                                   [&] { return state->copy_kernel.launch(context, plan, s); });
+  return state->copy_lanes.enqueue(context, s, expected, [&](std::vector<Copy> *per_copy) {
+    return state->copy_kernel.run(context, copies, s, per_copy);
+  });
 }
 
 }  // namespace
@@ -128,13 +133,14 @@ int CopyLanes::lanes_of(CUcontext context, Lanes **out) {
   return WB_OK;
 }
 
-int CopyLanes::enqueue(CUcontext context, CUstream stream, const std::vector<Copy> &copies,
-                       const std::function<int()> &on_stream) {
+int CopyLanes::enqueue(CUcontext context, CUstream stream, size_t expected_copies,
+                       const std::function<int(std::vector<Copy> *)> &on_stream) {
   const Driver *d = nullptr;
   int rc = driver(&d);
   if (rc != WB_OK) return rc;
-  if (copies.size() < kMinCopiesToFork) {
-    if ((rc = on_stream()) != WB_OK) return rc;
+  std::vector<Copy> copies;
+  if (expected_copies < kMinCopiesToFork) {
+    if ((rc = on_stream(&copies)) != WB_OK) return rc;
     for (const Copy &c : copies) {
       if ((rc = memcpy_async(d, c, stream)) != WB_OK) return rc;
     }
@@ -147,7 +153,7 @@ int CopyLanes::enqueue(CUcontext context, CUstream stream, const std::vector<Cop
   for (CUstream s : l->streams) {
     if ((rc = check(d->cuStreamWaitEvent(s, l->fork, 0), "cuStreamWaitEvent")) != WB_OK) return rc;
   }
-  rc = on_stream();
+  rc = on_stream(&copies);
   // Each copy goes to the lane with the fewest bytes so far.
   std::vector<uint64_t> load(l->streams.size(), 0);
   for (size_t i = 0; rc == WB_OK && i < copies.size(); ++i) {

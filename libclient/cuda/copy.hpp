@@ -25,11 +25,12 @@ class CopyLanes {
   CopyLanes &operator=(const CopyLanes &) = delete;
   ~CopyLanes();
 
-  // Enqueues copies after the work already on stream (of context, which is current), and calls on_stream to
-  // enqueue more work on stream itself, which runs beside the lanes; work queued on stream afterwards runs
+  // After the work already on stream (of context, which is current): calls on_stream, which enqueues work on
+  // stream itself and leaves copies in its argument, then enqueues those copies, on the lanes (beside
+  // on_stream's work) when about expected_copies or more are expected. Work queued on stream afterwards runs
   // after all of it.
-  int enqueue(CUcontext context, CUstream stream, const std::vector<Copy> &copies,
-              const std::function<int()> &on_stream);
+  int enqueue(CUcontext context, CUstream stream, size_t expected_copies,
+              const std::function<int(std::vector<Copy> *)> &on_stream);
 
  private:
   struct Lanes {

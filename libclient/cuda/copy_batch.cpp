@@ -70,34 +70,40 @@ CopyKernel::Loaded CopyKernel::loaded(CUcontext context) {
   return l;
 }
 
-CopyPlan CopyKernel::plan(CUcontext context, const std::vector<Copy> &copies) {
-  const Loaded l = loaded(context);
-  const Driver *d = nullptr;
-  if (l.function == nullptr || driver(&d) != WB_OK) return plan_copies(copies, [](const Copy &) { return false; });
-  KernelReach reach(d, l.ordinal);
-  return plan_copies(copies, [&](const Copy &c) { return reach(c.src, c.bytes) && reach(c.dst, c.bytes); });
-}
+bool CopyKernel::usable(CUcontext context) { return loaded(context).function != nullptr; }
 
-int CopyKernel::launch(CUcontext context, const CopyPlan &plan, CUstream stream) {
-  if (plan.launches.empty()) return WB_OK;
+int CopyKernel::launch(CUcontext context, CUfunction function, const KernelLaunch &k, CUstream stream) {
   const Driver *d = nullptr;
   int rc = driver(&d);
   if (rc != WB_OK) return rc;
-  const CUfunction function = loaded(context).function;
-  size_t i = 0;
-  for (; function != nullptr && i < plan.launches.size(); ++i) {
-    const KernelLaunch &k = plan.launches[i];
-    void *args[] = {const_cast<wb_copy_params *>(&k.params)};
-    if (d->cuLaunchKernel(function, k.blocks, 1, 1, WB_COPY_THREADS, 1, 1, 0, stream, args, nullptr) != CUDA_SUCCESS) {
-      std::lock_guard lock(mutex_);
-      for (Loaded &l : loaded_) {
-        if (l.context == context) l.function = nullptr;
-      }
-      break;
-    }
+  void *args[] = {const_cast<wb_copy_params *>(&k.params)};
+  if (d->cuLaunchKernel(function, k.blocks, 1, 1, WB_COPY_THREADS, 1, 1, 0, stream, args, nullptr) == CUDA_SUCCESS) {
+    return WB_OK;
   }
-  for (; rc == WB_OK && i < plan.launches.size(); ++i) rc = copy_each(d, plan.launches[i].params, stream);
-  return rc;
+  std::lock_guard lock(mutex_);
+  for (Loaded &l : loaded_) {
+    if (l.context == context) l.function = nullptr;
+  }
+  return copy_each(d, k.params, stream);
+}
+
+int CopyKernel::run(CUcontext context, const std::vector<Copy> &copies, CUstream stream, std::vector<Copy> *per_copy) {
+  const Loaded l = loaded(context);
+  const Driver *d = nullptr;
+  if (l.function == nullptr || driver(&d) != WB_OK) {
+    return plan_copies(copies, [](const Copy &) { return false; }, nullptr, per_copy);
+  }
+  KernelReach reach(d, l.ordinal);
+  CUfunction function = l.function;  // a refused launch turns the rest of this batch into copies too
+  return plan_copies(
+      copies, [&](const Copy &c) { return reach(c.src, c.bytes) && reach(c.dst, c.bytes); },
+      [&](const KernelLaunch &k) {
+        if (function == nullptr) return copy_each(d, k.params, stream);
+        int rc = launch(context, function, k, stream);
+        if (!usable(context)) function = nullptr;
+        return rc;
+      },
+      per_copy);
 }
 
 }  // namespace wb::cuda

@@ -22,14 +22,14 @@ class CopyKernel {
   CopyKernel &operator=(const CopyKernel &) = delete;
   ~CopyKernel();
 
-  // Plans copies for context (current): see plan_copies. Where the kernel cannot run in context (no PTX built
-  // in, a driver before CUDA 12.1, a GPU older than the PTX, a failed JIT compilation), for good, every copy
-  // is left per copy.
-  CopyPlan plan(CUcontext context, const std::vector<Copy> &copies);
+  // Whether the kernel runs in context: not where the library has no PTX built in, the driver predates CUDA
+  // 12.1, the GPU is older than the PTX, or the JIT compilation or a launch failed (then for good).
+  bool usable(CUcontext context);
 
-  // Enqueues the plan's launches on stream, of context (current). A launch the driver refuses runs as one
+  // Launches copies of context (current) on stream as plan_copies plans them, and leaves the rest in
+  // *per_copy; where the kernel is not usable, every GPU copy. A launch the driver refuses runs as one
   // cuMemcpyAsync per copy instead, and the kernel is not used in context again.
-  int launch(CUcontext context, const CopyPlan &plan, CUstream stream);
+  int run(CUcontext context, const std::vector<Copy> &copies, CUstream stream, std::vector<Copy> *per_copy);
 
  private:
   struct Loaded {
@@ -39,6 +39,9 @@ class CopyKernel {
     int ordinal = -1;               // the context's GPU
   };
   Loaded loaded(CUcontext context);
+  // One launch on stream; when the driver refuses it, its copies one cuMemcpyAsync each, and the kernel is
+  // marked unusable in context.
+  int launch(CUcontext context, CUfunction function, const KernelLaunch &k, CUstream stream);
 
   std::mutex mutex_;
   std::vector<Loaded> loaded_;

@@ -1,7 +1,9 @@
 // The copy kernel's plan (libclient/cuda/copy_plan.cpp), without a GPU: which copies the kernel takes (small
 // ones it can reach; host, empty, large and unreachable ones not, the reachability asked of candidates only),
-// the chunks that spread each copy over blocks, and launches split where the descriptors outgrow the
-// parameter space, every copy kept in order.
+// the chunks that spread each copy over blocks, launches that grow from kFirstLaunchCopies to the parameter
+// space's limit and are handed over as soon as they are full, every copy kept in order, and a launch's error
+// ending the plan.
+#include <functional>
 #include <set>
 #include <vector>
 
@@ -17,11 +19,36 @@ extern "C" {
 }
 
 using wb::cuda::Copy;
-using wb::cuda::CopyPlan;
+using wb::cuda::kFirstLaunchCopies;
 using wb::cuda::kKernelMaxBytes;
-using wb::cuda::plan_copies;
+using wb::cuda::KernelLaunch;
 
 namespace {
+
+struct CopyPlan {
+  std::vector<KernelLaunch> launches;  // as handed to launch(), in order
+  std::vector<Copy> per_copy;
+  std::vector<size_t> reach_asked_before_launch;  // how many reachability checks preceded each launch
+};
+
+CopyPlan plan_copies(const std::vector<Copy> &copies, const std::function<bool(const Copy &)> &reaches) {
+  CopyPlan plan;
+  size_t asked = 0;
+  int rc = wb::cuda::plan_copies(
+      copies,
+      [&](const Copy &c) {
+        ++asked;
+        return reaches(c);
+      },
+      [&](const KernelLaunch &l) {
+        plan.launches.push_back(l);
+        plan.reach_asked_before_launch.push_back(asked);
+        return 0;
+      },
+      &plan.per_copy);
+  assert_int_equal(rc, 0);
+  return plan;
+}
 
 // A GPU copy of bytes whose src and dst encode i, so that each descriptor names the copy it came from.
 Copy gpu_copy(uint64_t i, uint64_t bytes) {
@@ -38,7 +65,7 @@ uint32_t chunks(uint64_t bytes) { return uint32_t((bytes + WB_COPY_CHUNK_BYTES -
 // Every launch: 1..WB_COPY_MAX_COPIES copies, each starting where the chunks of those before it end, and a
 // block per chunk.
 void check_launches(const CopyPlan &plan) {
-  for (const wb::cuda::KernelLaunch &l : plan.launches) {
+  for (const KernelLaunch &l : plan.launches) {
     assert_in_range(l.params.count, 1, WB_COPY_MAX_COPIES);
     uint32_t next = 0;
     for (uint32_t i = 0; i < l.params.count; ++i) {
@@ -97,24 +124,49 @@ void copies_are_cut_into_chunks(void **) {
   assert_int_equal(plan.launches[0].blocks, 261);
 }
 
-void launches_split_where_the_parameters_are_full(void **) {
-  const uint32_t n = 2 * WB_COPY_MAX_COPIES + 272;
+void launches_grow_to_the_parameters_limit_and_leave_at_once(void **) {
+  const std::vector<uint32_t> sizes = {kFirstLaunchCopies,     2 * kFirstLaunchCopies, 4 * kFirstLaunchCopies,
+                                       8 * kFirstLaunchCopies, WB_COPY_MAX_COPIES,     WB_COPY_MAX_COPIES, 272};
+  uint32_t n = 0;
+  for (uint32_t size : sizes) n += size;
   std::vector<Copy> copies;
   for (uint64_t i = 0; i < n; ++i) copies.push_back(gpu_copy(i, 1 + i % 3 * WB_COPY_CHUNK_BYTES));
   CopyPlan plan = plan_copies(copies, [](const Copy &) { return true; });
   check_launches(plan);
-  assert_int_equal(plan.launches.size(), 3);
-  assert_int_equal(plan.launches[0].params.count, WB_COPY_MAX_COPIES);
-  assert_int_equal(plan.launches[1].params.count, WB_COPY_MAX_COPIES);
-  assert_int_equal(plan.launches[2].params.count, 272);
+  assert_int_equal(plan.launches.size(), sizes.size());
+  size_t before = 0;
+  for (size_t k = 0; k < sizes.size(); ++k) {
+    assert_int_equal(plan.launches[k].params.count, sizes[k]);
+    // Handed over once its last copy was checked, before the next copy is.
+    before += sizes[k];
+    assert_int_equal(plan.reach_asked_before_launch[k], before);
+  }
   uint64_t i = 0;  // every copy once, in order, across the launches
-  for (const wb::cuda::KernelLaunch &l : plan.launches) {
+  for (const KernelLaunch &l : plan.launches) {
     for (uint32_t k = 0; k < l.params.count; ++k, ++i) {
       assert_int_equal(l.params.copies[k].src, reinterpret_cast<uintptr_t>(copies[i].src));
     }
   }
   assert_int_equal(i, n);
   assert_true(plan.per_copy.empty());
+}
+
+void a_launch_error_ends_the_plan(void **) {
+  std::vector<Copy> copies;
+  for (uint64_t i = 0; i < 3 * kFirstLaunchCopies; ++i) copies.push_back(gpu_copy(i, 10));
+  copies.push_back(gpu_copy(copies.size(), kKernelMaxBytes));
+  int launches = 0;
+  std::vector<Copy> per_copy;
+  int rc = wb::cuda::plan_copies(
+      copies, [](const Copy &) { return true; },
+      [&](const KernelLaunch &) {
+        ++launches;
+        return 7;
+      },
+      &per_copy);
+  assert_int_equal(rc, 7);
+  assert_int_equal(launches, 1);
+  assert_true(per_copy.empty());
 }
 
 void without_the_kernel_every_gpu_copy_stays_per_copy(void **) {
@@ -131,7 +183,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(only_small_reachable_gpu_copies_go_to_the_kernel),
       cmocka_unit_test(copies_are_cut_into_chunks),
-      cmocka_unit_test(launches_split_where_the_parameters_are_full),
+      cmocka_unit_test(launches_grow_to_the_parameters_limit_and_leave_at_once),
+      cmocka_unit_test(a_launch_error_ends_the_plan),
       cmocka_unit_test(without_the_kernel_every_gpu_copy_stays_per_copy),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
