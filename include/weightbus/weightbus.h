@@ -515,12 +515,13 @@ typedef struct wb_copy_target {
 
 /* Copies count tensors of the snapshot into the caller's buffers, in one batch on stream: first the stream
  * waits for the version's GPU work (wb_snapshot_wait_stream), then the copies (from a GPU to any GPU, peers
- * included, or to host memory). Copies below 16 MiB between device memory of the stream's GPU run as one
- * kernel launch for up to 1,364 of them; the rest as one cuMemcpyAsync each. A view's nbytes are copied from
- * its first element, strides kept. Host tensors into host memory are copied with memcpy before the call
- * returns and need no CUDA. The copies read the snapshot: synchronize stream before releasing it. Targets are
- * checked before anything is copied. Errors: WB_E_INVAL (NULL, a bad struct_size, device out of range),
- * WB_E_NOT_FOUND, WB_E_SIZE (dst_bytes below the tensor's nbytes), WB_E_STALE, WB_E_NO_CUDA, WB_E_CUDA. */
+ * included, or to host memory). Copies below 16 MiB between device memory of the stream's GPU run in a few
+ * launches of a copy kernel (the first after 128 copies, so that the GPU starts early; up to 1,364 copies a
+ * launch); the rest as one cuMemcpyAsync each. A view's nbytes are copied from its first element, strides
+ * kept. Host tensors into host memory are copied with memcpy before the call returns and need no CUDA. The
+ * copies read the snapshot: synchronize stream before releasing it. Targets are checked before anything is
+ * copied. Errors: WB_E_INVAL (NULL, a bad struct_size, device out of range), WB_E_NOT_FOUND, WB_E_SIZE
+ * (dst_bytes below the tensor's nbytes), WB_E_STALE, WB_E_NO_CUDA, WB_E_CUDA. */
 WB_API int wb_snapshot_copy_into(wb_snapshot *snapshot, const wb_copy_target *targets, uint32_t count,
                                  void *stream);
 
