@@ -94,14 +94,11 @@ int CopyKernel::run(CUcontext context, const std::vector<Copy> &copies, CUstream
     return plan_copies(copies, [](const Copy &) { return false; }, nullptr, per_copy);
   }
   KernelReach reach(d, l.ordinal);
-  CUfunction function = l.function;  // a refused launch turns the rest of this batch into copies too
   return plan_copies(
       copies, [&](const Copy &c) { return reach(c.src, c.bytes) && reach(c.dst, c.bytes); },
       [&](const KernelLaunch &k) {
-        if (function == nullptr) return copy_each(d, k.params, stream);
-        int rc = launch(context, function, k, stream);
-        if (!usable(context)) function = nullptr;
-        return rc;
+        // After a refused launch the kernel is unusable: the rest of this batch runs as copies too.
+        return usable(context) ? launch(context, l.function, k, stream) : copy_each(d, k.params, stream);
       },
       per_copy);
 }
