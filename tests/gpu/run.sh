@@ -77,9 +77,10 @@ run attach-resolve 300 "$bin/gpu-attach-resolve"
 run latency 300 "$bin/gpu-latency"
 run copy-bandwidth 600 "$bin/gpu-copy-bandwidth" --gib 16 --tensors 400
 # Small tensors: the copy kernel (a few launches for every copy below 16 MiB) instead of a cuMemcpyAsync each.
-# The host's per-target checks (~0.35 ms) precede a 1.4 ms copy, so 70% of one contiguous copy is the mark; one
-# cuMemcpyAsync per tensor reached about 20% (issue 7 compares with torch._foreach_copy_: bench/).
-run copy-bandwidth-1000 600 "$bin/gpu-copy-bandwidth" --gib 2 --tensors 1000 --target-pct 70
+# The host's per-target checks (~0.35 ms) precede a 1.4 ms copy: it reaches 73-79% of one contiguous copy, and
+# one cuMemcpyAsync per tensor about 20%, so 60% tells the two apart with room for run-to-run spread (issue 7
+# compares with torch._foreach_copy_: bench/).
+run copy-bandwidth-1000 600 "$bin/gpu-copy-bandwidth" --gib 2 --tensors 1000 --target-pct 60
 if [ "${gpus:-0}" -ge 2 ]; then
   run copy-bandwidth-peer 600 "$bin/gpu-copy-bandwidth" --gib 4 --tensors 400 --dst-device 1
 fi
