@@ -94,6 +94,31 @@ CUcontext init_cuda(const char *visible_devices, int ordinal) {
   return ctx;
 }
 
+CUdeviceptr map_vmm_chunks(uint64_t bytes, uint64_t granularities, uint64_t *chunk, uint64_t *total) {
+  CUmemAllocationProp prop{};
+  prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+  prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  prop.location.id = 0;
+  prop.requestedHandleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
+  size_t granularity;
+  CU(cu.cuMemGetAllocationGranularity(&granularity, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM));
+  *chunk = granularity * granularities;
+  *total = (bytes + *chunk - 1) / *chunk * *chunk;
+  CUdeviceptr base;
+  CU(cu.cuMemAddressReserve(&base, *total, 0, 0, 0));
+  for (uint64_t off = 0; off < *total; off += *chunk) {
+    CUmemGenericAllocationHandle h;
+    CU(cu.cuMemCreate(&h, *chunk, &prop, 0));
+    CU(cu.cuMemMap(base + off, *chunk, 0, h, 0));
+    CU(cu.cuMemRelease(h));
+  }
+  CUmemAccessDesc access{};
+  access.location = prop.location;
+  access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+  CU(cu.cuMemSetAccess(base, *total, &access, 1));
+  return base;
+}
+
 static bool connectable(const std::string &path) {
   int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   sockaddr_un addr{};

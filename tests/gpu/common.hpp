@@ -52,6 +52,11 @@ void skip_without_gpu();
 // of device `ordinal` current. Returns that context.
 CUcontext init_cuda(const char *visible_devices, int ordinal = 0);
 
+// Reserves one address range of back-to-back VMM chunks on this process's GPU 0, each chunk its own
+// cuMemCreate exportable as a POSIX fd and `granularities` times the minimum granularity, mapped read-write:
+// at least `bytes` in whole chunks. Returns the range's base; *chunk and *total get the chunk and range sizes.
+CUdeviceptr map_vmm_chunks(uint64_t bytes, uint64_t granularities, uint64_t *chunk, uint64_t *total);
+
 // A private broker for one test: its own socket in a temporary directory. The binary is $WEIGHTBUSD, else
 // the one of the build tree the test was built in.
 class Broker {

@@ -39,25 +39,8 @@ wb_tensor_spec spec(const char *name, uint64_t bytes) {
 
 // 8 MiB of back-to-back VMM chunks, exportable as POSIX fds, holding two tensors (R = 1).
 std::vector<void *> own_vmm_memory() {
-  CUmemAllocationProp prop{};
-  prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
-  prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
-  prop.requestedHandleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
-  size_t granularity;
-  CU(cu.cuMemGetAllocationGranularity(&granularity, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM));
-  uint64_t total = 8 * kMiB, chunk = granularity;
-  CUdeviceptr base;
-  CU(cu.cuMemAddressReserve(&base, total, 0, 0, 0));
-  for (uint64_t off = 0; off < total; off += chunk) {
-    CUmemGenericAllocationHandle h;
-    CU(cu.cuMemCreate(&h, chunk, &prop, 0));
-    CU(cu.cuMemMap(base + off, chunk, 0, h, 0));
-    CU(cu.cuMemRelease(h));
-  }
-  CUmemAccessDesc access{};
-  access.location = prop.location;
-  access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
-  CU(cu.cuMemSetAccess(base, total, &access, 1));
+  uint64_t chunk, total;
+  CUdeviceptr base = map_vmm_chunks(8 * kMiB, 1, &chunk, &total);
   return {reinterpret_cast<void *>(base), reinterpret_cast<void *>(base + 3 * kMiB)};
 }
 

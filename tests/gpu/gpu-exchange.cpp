@@ -108,27 +108,8 @@ std::vector<void *> vmm_storage(const Model &m, uint32_t replicas) {
   uint32_t count = uint32_t(m.specs.size());
   uint64_t replica_bytes = 0;
   for (uint64_t e : m.elements) replica_bytes += align256(e * 2);
-  CUmemAllocationProp prop{};
-  prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
-  prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
-  prop.location.id = 0;
-  prop.requestedHandleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
-  size_t granularity;
-  CU(cu.cuMemGetAllocationGranularity(&granularity, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM));
-  uint64_t chunk = granularity * 4;
-  uint64_t total = (replica_bytes * replicas + chunk - 1) / chunk * chunk;
-  CUdeviceptr base;
-  CU(cu.cuMemAddressReserve(&base, total, 0, 0, 0));
-  for (uint64_t off = 0; off < total; off += chunk) {
-    CUmemGenericAllocationHandle h;
-    CU(cu.cuMemCreate(&h, chunk, &prop, 0));
-    CU(cu.cuMemMap(base + off, chunk, 0, h, 0));
-    CU(cu.cuMemRelease(h));
-  }
-  CUmemAccessDesc access{};
-  access.location = prop.location;
-  access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
-  CU(cu.cuMemSetAccess(base, total, &access, 1));
+  uint64_t chunk, total;
+  CUdeviceptr base = map_vmm_chunks(replica_bytes * replicas, 4, &chunk, &total);
   printf("vmm-registered: %llu chunks of %llu bytes\n", (unsigned long long)(total / chunk), (unsigned long long)chunk);
   std::vector<void *> pointers(size_t(count) * replicas);
   for (uint32_t r = 0; r < replicas; ++r) {
