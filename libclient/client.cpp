@@ -15,6 +15,7 @@
 #include "clock.hpp"
 #include "cuda/hooks.hpp"
 #include "error.hpp"
+#include "process_id.hpp"
 #include "futex.hpp"
 #include "wire.hpp"
 
@@ -30,7 +31,7 @@ const char *default_client_name() { return program_invocation_short_name; }
 int send_attach(wb_client *client, const char *name, Reply *reply) {
   std::vector<uint32_t> fields = shm::fingerprint_words();
   flatbuffers::FlatBufferBuilder builder;
-  auto body = proto::CreateAttachDirect(builder, shm::kLayoutVersion, &fields, uint32_t(getpid()), name);
+  auto body = proto::CreateAttachDirect(builder, shm::kLayoutVersion, &fields, process_id(), name);
   return request(client, builder, proto::Body::Attach, body.Union(), reply);
 }
 

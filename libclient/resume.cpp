@@ -11,6 +11,7 @@
 #include "clock.hpp"
 #include "cuda/hooks.hpp"
 #include "error.hpp"
+#include "process_id.hpp"
 #include "layout.hpp"
 
 namespace wb {
@@ -20,7 +21,7 @@ namespace {
 int send_resume(wb_client *client, int sock, const std::vector<uint32_t> &imported) {
   std::vector<uint32_t> fields = shm::fingerprint_words();
   flatbuffers::FlatBufferBuilder builder;
-  auto body = proto::CreateAttachDirect(builder, shm::kLayoutVersion, &fields, uint32_t(getpid()),
+  auto body = proto::CreateAttachDirect(builder, shm::kLayoutVersion, &fields, process_id(),
                                         client->seg.client(client->id).name, true, client->id, client->generation,
                                         &imported);
   Reply reply;

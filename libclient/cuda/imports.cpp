@@ -1,7 +1,5 @@
 #include "imports.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -10,6 +8,7 @@
 #include "device.hpp"
 #include "driver.hpp"
 #include "error.hpp"
+#include "process_id.hpp"
 #include "wire.hpp"
 
 namespace wb::cuda {
@@ -19,10 +18,10 @@ namespace {
 // True when this process exported the allocation through a client that is still attached: its pointer is
 // valid here as it is.
 bool exported_here(const shm::Segment &seg, const shm::Allocation &a) {
-  if (a.creator_pid != uint32_t(getpid()) || a.exporter_client >= seg.caps().max_clients) return false;
+  if (a.creator_pid != process_id() || a.exporter_client >= seg.caps().max_clients) return false;
   const shm::ClientSlot &slot = seg.client(a.exporter_client);
   return slot.state.load(std::memory_order_acquire) == uint32_t(shm::ClientState::kLive) &&
-         slot.generation == a.exporter_generation && slot.pid == uint32_t(getpid());
+         slot.generation == a.exporter_generation && slot.pid == process_id();
 }
 
 int not_live(uint32_t index, const shm::Allocation &a, uint32_t state) {
