@@ -69,6 +69,9 @@ struct wb_topic {
   std::vector<uint32_t> order;  // position -> tensor table index
   std::unordered_map<std::string, uint32_t> by_name;  // name -> position
 
+  std::mutex batch_mutex;                // guards batch_positions
+  std::vector<uint32_t> batch_positions;  // key index -> position, as the last find_tensors found them
+
   std::mutex handles_mutex;  // guards the fields below
   std::set<wb_snapshot *> snapshots;
   wb_update *update = nullptr;
@@ -162,6 +165,22 @@ void refresh_layout(wb_topic *topic);
 // via *position. WB_E_NOT_FOUND if absent.
 int find_tensor(wb_topic *topic, const char *name, uint32_t *t, uint32_t *position);
 int tensor_at(wb_topic *topic, uint32_t position, uint32_t *t);
+
+// A tensor as a caller names it: by name, or by position when name is NULL.
+struct TensorKey {
+  const char *name = nullptr;
+  uint32_t position = 0;
+};
+
+// find_tensor / tensor_at for many keys at once (wb_snapshot_copy_into's targets), under one take of the layout
+// lock. A server names the same tensors every version, so a name is first compared with the tensor at the
+// position that the topic's previous batch found for the same key index, and hashed only when that differs.
+// Fills (*t)[i] and (*positions)[i] for keys[i]; on an error, *failed is the index of the key.
+int find_tensors(wb_topic *topic, const std::vector<TensorKey> &keys, std::vector<uint32_t> *t,
+                 std::vector<uint32_t> *positions, uint32_t *failed);
+
+// wb_snapshot_tensor of the tensor found at table index t, position `position` (snapshot.cpp).
+int lookup_tensor(wb_snapshot *snapshot, uint32_t t, uint32_t position, wb_tensor_info *out);
 
 // Replica holding tensor (root) t's bytes as of version: the one with the newest write not after it.
 uint32_t replica_for_version(const shm::Tensor &root, uint64_t version);

@@ -59,7 +59,16 @@ int try_lease(wb_topic *topic, uint64_t v, bool explicit_version, wb_snapshot *s
   return WB_E_BUSY;  // the latest moved on, or an R = 1 update is writing it: wait for the next publish
 }
 
-int lookup(wb_snapshot *snapshot, uint32_t t, uint32_t position, wb_tensor_info *out) {
+void end_lease(wb_snapshot *snapshot) {
+  wb_topic *topic = snapshot->topic;
+  drop_lease(topic->client, topic, snapshot->lease_slot);
+  std::lock_guard lock(topic->handles_mutex);
+  topic->snapshots.erase(snapshot);
+}
+
+}  // namespace
+
+int lookup_tensor(wb_snapshot *snapshot, uint32_t t, uint32_t position, wb_tensor_info *out) {
   wb_topic *topic = snapshot->topic;
   const shm::Segment &seg = topic->client->seg;
   const shm::Tensor &e = seg.tensor(t);
@@ -74,15 +83,6 @@ int lookup(wb_snapshot *snapshot, uint32_t t, uint32_t position, wb_tensor_info 
   out->data = base + root.replica_offset[replica] + e.view_offset;
   return WB_OK;
 }
-
-void end_lease(wb_snapshot *snapshot) {
-  wb_topic *topic = snapshot->topic;
-  drop_lease(topic->client, topic, snapshot->lease_slot);
-  std::lock_guard lock(topic->handles_mutex);
-  topic->snapshots.erase(snapshot);
-}
-
-}  // namespace
 
 void unref_snapshot(wb_snapshot *snapshot) {
   if (snapshot->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
@@ -165,7 +165,7 @@ extern "C" WB_API int wb_snapshot_tensor(wb_snapshot *snapshot, const char *name
   int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");
   uint32_t t, position;
   if (rc != WB_OK || (rc = find_tensor(snapshot->topic, name, &t, &position)) != WB_OK) return rc;
-  return lookup(snapshot, t, position, out);
+  return lookup_tensor(snapshot, t, position, out);
 }
 
 extern "C" WB_API int wb_snapshot_tensor_at(wb_snapshot *snapshot, uint32_t index, wb_tensor_info *out) {
@@ -173,5 +173,5 @@ extern "C" WB_API int wb_snapshot_tensor_at(wb_snapshot *snapshot, uint32_t inde
   int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");
   uint32_t t;
   if (rc != WB_OK || (rc = tensor_at(snapshot->topic, index, &t)) != WB_OK) return rc;
-  return lookup(snapshot, t, index, out);
+  return lookup_tensor(snapshot, t, index, out);
 }

@@ -126,6 +126,43 @@ int tensor_at(wb_topic *topic, uint32_t position, uint32_t *t) {
   return WB_OK;
 }
 
+int find_tensors(wb_topic *topic, const std::vector<TensorKey> &keys, std::vector<uint32_t> *t,
+                 std::vector<uint32_t> *positions, uint32_t *failed) {
+  const shm::Segment &seg = topic->client->seg;
+  t->resize(keys.size());
+  positions->resize(keys.size());
+  refresh_layout(topic);
+  std::lock_guard batch(topic->batch_mutex);
+  std::vector<uint32_t> &guesses = topic->batch_positions;
+  guesses.resize(keys.size(), UINT32_MAX);
+  std::shared_lock lock(topic->layout_mutex);
+  const uint32_t count = uint32_t(topic->order.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const TensorKey &key = keys[i];
+    uint32_t position = key.name == nullptr ? key.position : guesses[i];
+    if (key.name != nullptr && (position >= count || strcmp(seg.tensor(topic->order[position]).name, key.name) != 0)) {
+      int rc = geometry::check_name(key.name, "tensor");
+      auto found = rc == WB_OK ? topic->by_name.find(key.name) : topic->by_name.end();
+      if (rc == WB_OK && found == topic->by_name.end()) {
+        rc = fail(WB_E_NOT_FOUND, "topic '%s' has no tensor '%s'", topic->entry->name, key.name);
+      }
+      if (rc != WB_OK) {
+        *failed = uint32_t(i);
+        return rc;
+      }
+      position = found->second;
+    }
+    if (position >= count) {
+      *failed = uint32_t(i);
+      return fail(WB_E_NOT_FOUND, "topic '%s' has no tensor at index %u", topic->entry->name, position);
+    }
+    guesses[i] = position;
+    (*positions)[i] = position;
+    (*t)[i] = topic->order[position];
+  }
+  return WB_OK;
+}
+
 }  // namespace wb
 
 using namespace wb;

@@ -520,8 +520,10 @@ typedef struct wb_copy_target {
  * launch); the rest as one cuMemcpyAsync each. A view's nbytes are copied from its first element, strides
  * kept. Host tensors into host memory are copied with memcpy before the call returns and need no CUDA. The
  * copies read the snapshot: synchronize stream before releasing it. Targets are checked before anything is
- * copied. Errors: WB_E_INVAL (NULL, a bad struct_size, device out of range), WB_E_NOT_FOUND, WB_E_SIZE
- * (dst_bytes below the tensor's nbytes), WB_E_STALE, WB_E_NO_CUDA, WB_E_CUDA. */
+ * copied. Passing the same names every version is cheap: each is first compared with the tensor that the
+ * topic's previous copy-into found for the target at the same index. Errors: WB_E_INVAL (NULL, a bad
+ * struct_size, device out of range), WB_E_NAME_TOO_LONG, WB_E_NOT_FOUND, WB_E_SIZE (dst_bytes below the
+ * tensor's nbytes), WB_E_STALE, WB_E_NO_CUDA, WB_E_CUDA; the message names the target (targets[i]). */
 WB_API int wb_snapshot_copy_into(wb_snapshot *snapshot, const wb_copy_target *targets, uint32_t count,
                                  void *stream);
 

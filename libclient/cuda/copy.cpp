@@ -26,24 +26,41 @@ const wb_copy_target &target_at(const wb_copy_target *targets, uint32_t i) {
                                                    size_t(i) * targets[0].struct_size);
 }
 
-int check_device(uint32_t i, int32_t device) {
+// What resolving a batch asks of the devices, asked once: the GPU count, and the ordinal of the last GPU seen.
+struct Devices {
+  int count = -1;
+  uint8_t uuid[16] = {};
+  int ordinal = -1;
+};
+
+int check_device(uint32_t i, int32_t device, Devices *devices) {
   if (device < -1) {
     return fail(WB_E_INVAL, "targets[%u].device is %d: a CUDA ordinal, or -1 for host memory", i, device);
   }
   if (device == -1) return WB_OK;
-  int count = 0;
-  int rc = device_count(&count);
-  if (rc == WB_OK && device >= count) {
-    rc = fail(WB_E_INVAL, "targets[%u].device is %d, but this process sees %d GPU(s)", i, device, count);
+  int rc = devices->count < 0 ? device_count(&devices->count) : WB_OK;
+  if (rc == WB_OK && device >= devices->count) {
+    rc = fail(WB_E_INVAL, "targets[%u].device is %d, but this process sees %d GPU(s)", i, device, devices->count);
   }
   return rc;
 }
 
-int resolve(wb_snapshot *snapshot, uint32_t i, const wb_copy_target &target, Copy *out) {
+int ordinal_of_tensor(const wb_tensor_info &info, Devices *devices, int *ordinal) {
+  if (devices->ordinal < 0 || memcmp(devices->uuid, info.device_uuid, sizeof(devices->uuid)) != 0) {
+    int rc = ordinal_of(info.device_uuid, &devices->ordinal);
+    if (rc != WB_OK) return rc;
+    memcpy(devices->uuid, info.device_uuid, sizeof(devices->uuid));
+  }
+  *ordinal = devices->ordinal;
+  return WB_OK;
+}
+
+int resolve(wb_snapshot *snapshot, uint32_t i, const wb_copy_target &target, uint32_t t, uint32_t position,
+            Devices *devices, Copy *out) {
   wb_tensor_info info = WB_TENSOR_INFO_INIT;
-  int rc = target.name != nullptr ? wb_snapshot_tensor(snapshot, target.name, &info)
-                                  : wb_snapshot_tensor_at(snapshot, target.index, &info);
-  if (rc != WB_OK || (rc = check_device(i, target.device)) != WB_OK) return rc;
+  int rc = lookup_tensor(snapshot, t, position, &info);
+  if (rc != WB_OK) return fail(rc, "targets[%u]: %s", i, wb_last_error());
+  if ((rc = check_device(i, target.device, devices)) != WB_OK) return rc;
   if (target.dst == nullptr) return fail(WB_E_INVAL, "targets[%u] ('%s'): dst is NULL", i, info.name);
   if (target.dst_bytes < info.nbytes) {
     return fail(WB_E_SIZE, "targets[%u]: tensor '%s' has %llu bytes, but dst_bytes is %llu", i, info.name,
@@ -54,7 +71,28 @@ int resolve(wb_snapshot *snapshot, uint32_t i, const wb_copy_target &target, Cop
   out->bytes = info.nbytes;
   out->cuda = info.device_type == WB_DEVICE_CUDA || target.device >= 0;
   out->ordinal = target.device;
-  if (info.device_type == WB_DEVICE_CUDA) rc = ordinal_of(info.device_uuid, &out->ordinal);
+  if (info.device_type == WB_DEVICE_CUDA && (rc = ordinal_of_tensor(info, devices, &out->ordinal)) != WB_OK) {
+    return fail(rc, "targets[%u] ('%s'): %s", i, info.name, wb_last_error());
+  }
+  return WB_OK;
+}
+
+// Every target's copy, checked before anything is copied.
+int resolve_all(wb_snapshot *snapshot, const wb_copy_target *targets, uint32_t count, std::vector<Copy> *copies) {
+  std::vector<TensorKey> keys(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    keys[i].name = target_at(targets, i).name;
+    keys[i].position = target_at(targets, i).index;
+  }
+  std::vector<uint32_t> tensors, positions;
+  uint32_t failed = 0;
+  int rc = find_tensors(snapshot->topic, keys, &tensors, &positions, &failed);
+  if (rc != WB_OK) return fail(rc, "targets[%u]: %s", failed, wb_last_error());
+  Devices devices;
+  copies->resize(count);
+  for (uint32_t i = 0; rc == WB_OK && i < count; ++i) {
+    rc = resolve(snapshot, i, target_at(targets, i), tensors[i], positions[i], &devices, &(*copies)[i]);
+  }
   return rc;
 }
 
@@ -181,12 +219,12 @@ extern "C" WB_API int wb_snapshot_copy_into(wb_snapshot *snapshot, const wb_copy
   }
   int rc = check_struct_size(targets[0].struct_size, sizeof(wb_copy_target), "wb_copy_target");
   if (rc != WB_OK) return rc;
-  std::vector<cuda::Copy> copies(count);
+  std::vector<cuda::Copy> copies;
+  if ((rc = cuda::resolve_all(snapshot, targets, count, &copies)) != WB_OK) return rc;
   bool any_cuda = false, any_host = false;
-  for (uint32_t i = 0; i < count; ++i) {
-    if ((rc = cuda::resolve(snapshot, i, cuda::target_at(targets, i), &copies[i])) != WB_OK) return rc;
-    any_cuda |= copies[i].cuda;
-    any_host |= !copies[i].cuda;
+  for (const cuda::Copy &c : copies) {
+    any_cuda |= c.cuda;
+    any_host |= !c.cuda;
   }
   // Host bytes written by GPU work (a version published on a stream) are read once that work is done.
   if (any_host && (snapshot->record_flags & shm::kRecordGpuEvent) &&
