@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Full-model update on one GPU, four ways, measured in the same run:
 
-  (a) peers   vLLM's IPC engine, reproduced: the trainer calls torch.multiprocessing.reductions.reduce_tensor
-              on every tensor, pickles the update info (names, dtypes, shapes, {GPU UUID: handle}), base64-encodes
-              it and POSTs it with `requests` to the server, whose handler unpickles it, rebuilds every tensor
-              (rebuild_cuda_tensor opens the IPC handles) and copies it into its own weights (load_weights).
+  (a) peers   vLLM's IPC engine in its HTTP mode, reproduced: the trainer calls
+              torch.multiprocessing.reductions.reduce_tensor on every tensor, pickles the {GPU UUID: handle} list,
+              base64-encodes it and POSTs it beside the names, dtypes and shapes as JSON with `requests`; the
+              server's handler unpickles it, rebuilds every tensor (rebuild_cuda_tensor opens the IPC handles,
+              its device index replaced by the current one) and copies it into its own weights (load_weights).
               Timed from the trainer's first reduce_tensor to the POST's response.
   (b) flip    weightbus, zero-copy: the trainer's weights are registered in place (R = 1); an update is begin +
               publish on its stream; the server wakes, leases the version and resolves every tensor (its stream
@@ -74,7 +75,6 @@ def server(socket, set_name):
     total = sum(t.numel() * t.element_size() for t in own.values())
     src = torch.empty(total, dtype=torch.uint8, device="cuda")
     dst = torch.empty(total, dtype=torch.uint8, device="cuda")
-    uuid = str(torch.cuda.get_device_properties(0).uuid)
     stream = torch.cuda.current_stream()
 
     def load_weights(weights):  # vLLM's load_weights copies each received tensor into the model's parameter
@@ -83,12 +83,16 @@ def server(socket, set_name):
 
     @Request.application
     def update_weights(request):  # vLLM's IPC engine's receive_weights, behind an HTTP endpoint
-        info = pickle.loads(base64.b64decode(json.loads(request.get_data())["update_info"]))
+        info = json.loads(request.get_data())["update_info"]
+        ipc_handles = pickle.loads(base64.b64decode(info["ipc_handles_pickled"]))
         weights = []
-        for name, handle in zip(info["names"], info["ipc_handles"]):
-            func, args = handle[uuid]
+        for name, _dtype_name, _shape, handle in zip(info["names"], info["dtype_names"], info["shapes"],
+                                                     ipc_handles):
+            device_index = torch.cuda.current_device()
+            physical_gpu_id = str(torch.cuda.get_device_properties(device_index).uuid)
+            func, args = handle[physical_gpu_id]
             args = list(args)
-            args[6] = torch.cuda.current_device()
+            args[6] = device_index
             weights.append((name, func(*args)))
         load_weights(weights)
         torch.cuda.synchronize()
@@ -140,15 +144,17 @@ def peers_update(torch, weights, url):
     import requests
     from torch.multiprocessing.reductions import reduce_tensor
 
-    uuid = str(torch.cuda.get_device_properties(0).uuid)
     start = time.monotonic_ns()
-    info = {"names": [], "dtype_names": [], "shapes": [], "ipc_handles": []}
-    for name, t in weights.items():
-        info["names"].append(name)
-        info["dtype_names"].append(str(t.dtype).split(".")[-1])
-        info["shapes"].append(list(t.shape))
-        info["ipc_handles"].append({uuid: reduce_tensor(t)})
-    body = {"update_info": base64.b64encode(pickle.dumps(info)).decode()}
+    gpu_uuid = str(torch.cuda.get_device_properties(torch.cuda.current_device()).uuid)
+    names, dtype_names, tensor_shapes, ipc_handles = [], [], [], []
+    for name, tensor in weights.items():
+        names.append(name)
+        dtype_names.append(str(tensor.dtype).split(".")[-1])
+        tensor_shapes.append(list(tensor.shape))
+        ipc_handles.append({gpu_uuid: reduce_tensor(tensor.detach().contiguous())})
+    pickled_handles = base64.b64encode(pickle.dumps(ipc_handles)).decode("utf-8")
+    body = {"update_info": {"names": names, "dtype_names": dtype_names, "shapes": tensor_shapes,
+                            "ipc_handles_pickled": pickled_handles}}
     response = requests.post(url, json=body, timeout=600)
     response.raise_for_status()
     return (time.monotonic_ns() - start) / 1e6
