@@ -1,11 +1,16 @@
 /* wb_snapshot_copy_into finds its targets' tensors by name quickly when a server passes the same names every
  * version (it first tries where the last call found them); these tests change the names, their order and the
  * topic's layout between calls, and check that every copy still comes from the tensor its target names now,
- * and that a target naming nothing copies nothing. Host tensors: no GPU needed. */
+ * that a target naming nothing copies nothing, and that threads copying in different orders do not mix up.
+ * Host tensors: no GPU needed. */
+#include <pthread.h>
+
 #include "fixture.h"
 
 #define TENSORS 4
 #define ELEMS 64
+#define THREADS 4
+#define CALLS 500
 
 typedef struct copy_into {
   wb_client *pc, *rc;
@@ -128,6 +133,54 @@ static void a_target_naming_nothing_copies_nothing(void **state) {
   teardown_topic(&t);
 }
 
+typedef struct copier {
+  wb_snapshot *snapshot;
+  uint64_t version;
+  uint32_t rotation;  /* target i names tensor (i + rotation) % TENSORS: each thread its own order */
+  int failures;
+} copier;
+
+static void *copy_repeatedly(void *arg) {
+  copier *c = arg;
+  uint32_t dst[TENSORS][ELEMS];
+  wb_copy_target targets[TENSORS];
+  for (uint32_t i = 0; i < TENSORS; ++i) {
+    wb_copy_target target = WB_COPY_TARGET_INIT;
+    target.name = names[(i + c->rotation) % TENSORS];
+    target.dst = dst[i];
+    target.dst_bytes = sizeof(dst[i]);
+    targets[i] = target;
+  }
+  for (int call = 0; call < CALLS; ++call) {
+    memset(dst, 0, sizeof(dst));
+    if (wb_snapshot_copy_into(c->snapshot, targets, TENSORS, NULL) != WB_OK) {
+      c->failures++;
+      continue;
+    }
+    for (uint32_t i = 0; i < TENSORS; ++i) {
+      if (fx_check_u32(dst[i], ELEMS, c->version, (i + c->rotation) % TENSORS) >= 0) c->failures++;
+    }
+  }
+  return NULL;
+}
+
+/* The topic remembers where its last copy-into found each target: threads in other orders race on that. */
+static void threads_copying_in_different_orders_each_get_their_own_tensors(void **state) {
+  copy_into t;
+  setup_topic(*state, &t);
+  pthread_t threads[THREADS];
+  copier copiers[THREADS];
+  for (uint32_t i = 0; i < THREADS; ++i) {
+    copiers[i] = (copier){t.snapshot, t.version, i, 0};
+    assert_int_equal(pthread_create(&threads[i], NULL, copy_repeatedly, &copiers[i]), 0);
+  }
+  for (uint32_t i = 0; i < THREADS; ++i) {
+    pthread_join(threads[i], NULL);
+    assert_int_equal(copiers[i].failures, 0);
+  }
+  teardown_topic(&t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(targets_by_name_and_by_index_are_copied_on_every_call, fx_setup, fx_teardown),
@@ -135,6 +188,8 @@ int main(void) {
                                       fx_teardown),
       cmocka_unit_test_setup_teardown(targets_are_found_after_the_layout_changes, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(a_target_naming_nothing_copies_nothing, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(threads_copying_in_different_orders_each_get_their_own_tensors, fx_setup,
+                                      fx_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
