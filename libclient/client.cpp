@@ -15,8 +15,8 @@
 #include "clock.hpp"
 #include "cuda/hooks.hpp"
 #include "error.hpp"
-#include "process_id.hpp"
 #include "futex.hpp"
+#include "process_id.hpp"
 #include "wire.hpp"
 
 namespace wb {

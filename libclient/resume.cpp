@@ -11,8 +11,8 @@
 #include "clock.hpp"
 #include "cuda/hooks.hpp"
 #include "error.hpp"
-#include "process_id.hpp"
 #include "layout.hpp"
+#include "process_id.hpp"
 
 namespace wb {
 

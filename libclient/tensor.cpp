@@ -102,23 +102,21 @@ void refresh_layout(wb_topic *topic) {
   topic->layout_gen.store(gen, std::memory_order_release);
 }
 
-int find_tensor(wb_topic *topic, const char *name, uint32_t *t, uint32_t *position) {
+namespace {
+
+// The lookups of the layout, with layout_mutex held (shared): a name's position, a position's tensor.
+int position_of(const wb_topic *topic, const char *name, uint32_t *position) {
   int rc = geometry::check_name(name, "tensor");
   if (rc != WB_OK) return rc;
-  refresh_layout(topic);
-  std::shared_lock lock(topic->layout_mutex);
   auto found = topic->by_name.find(name);
   if (found == topic->by_name.end()) {
     return fail(WB_E_NOT_FOUND, "topic '%s' has no tensor '%s'", topic->entry->name, name);
   }
   *position = found->second;
-  *t = topic->order[found->second];
   return WB_OK;
 }
 
-int tensor_at(wb_topic *topic, uint32_t position, uint32_t *t) {
-  refresh_layout(topic);
-  std::shared_lock lock(topic->layout_mutex);
+int tensor_at_position(const wb_topic *topic, uint32_t position, uint32_t *t) {
   if (position >= topic->order.size()) {
     return fail(WB_E_NOT_FOUND, "topic '%s' has no tensor at index %u", topic->entry->name, position);
   }
@@ -126,9 +124,28 @@ int tensor_at(wb_topic *topic, uint32_t position, uint32_t *t) {
   return WB_OK;
 }
 
+bool holds(const wb_topic *topic, uint32_t position, const char *name) {
+  return position < topic->order.size() &&
+         strcmp(topic->client->seg.tensor(topic->order[position]).name, name) == 0;
+}
+
+}  // namespace
+
+int find_tensor(wb_topic *topic, const char *name, uint32_t *t, uint32_t *position) {
+  refresh_layout(topic);
+  std::shared_lock lock(topic->layout_mutex);
+  int rc = position_of(topic, name, position);
+  return rc == WB_OK ? tensor_at_position(topic, *position, t) : rc;
+}
+
+int tensor_at(wb_topic *topic, uint32_t position, uint32_t *t) {
+  refresh_layout(topic);
+  std::shared_lock lock(topic->layout_mutex);
+  return tensor_at_position(topic, position, t);
+}
+
 int find_tensors(wb_topic *topic, const std::vector<TensorKey> &keys, std::vector<uint32_t> *t,
                  std::vector<uint32_t> *positions, uint32_t *failed) {
-  const shm::Segment &seg = topic->client->seg;
   t->resize(keys.size());
   positions->resize(keys.size());
   refresh_layout(topic);
@@ -136,29 +153,17 @@ int find_tensors(wb_topic *topic, const std::vector<TensorKey> &keys, std::vecto
   std::vector<uint32_t> &guesses = topic->batch_positions;
   guesses.resize(keys.size(), UINT32_MAX);
   std::shared_lock lock(topic->layout_mutex);
-  const uint32_t count = uint32_t(topic->order.size());
   for (size_t i = 0; i < keys.size(); ++i) {
     const TensorKey &key = keys[i];
     uint32_t position = key.name == nullptr ? key.position : guesses[i];
-    if (key.name != nullptr && (position >= count || strcmp(seg.tensor(topic->order[position]).name, key.name) != 0)) {
-      int rc = geometry::check_name(key.name, "tensor");
-      auto found = rc == WB_OK ? topic->by_name.find(key.name) : topic->by_name.end();
-      if (rc == WB_OK && found == topic->by_name.end()) {
-        rc = fail(WB_E_NOT_FOUND, "topic '%s' has no tensor '%s'", topic->entry->name, key.name);
-      }
-      if (rc != WB_OK) {
-        *failed = uint32_t(i);
-        return rc;
-      }
-      position = found->second;
-    }
-    if (position >= count) {
+    const bool known = key.name == nullptr || holds(topic, position, key.name);
+    int rc = known ? WB_OK : position_of(topic, key.name, &position);
+    if (rc == WB_OK) rc = tensor_at_position(topic, position, &(*t)[i]);
+    if (rc != WB_OK) {
       *failed = uint32_t(i);
-      return fail(WB_E_NOT_FOUND, "topic '%s' has no tensor at index %u", topic->entry->name, position);
+      return rc;
     }
-    guesses[i] = position;
-    (*positions)[i] = position;
-    (*t)[i] = topic->order[position];
+    guesses[i] = (*positions)[i] = position;
   }
   return WB_OK;
 }
