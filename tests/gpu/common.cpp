@@ -284,6 +284,11 @@ void result(const char *test, const char *fmt, ...) {
   fflush(stdout);
 }
 
+void Checks::operator()(const char *what, int status) {
+  printf("%-*s %s\n", width_, what, status == 0 ? "ok" : "FAILED");
+  failures_ += status != 0;
+}
+
 Model make_model(uint32_t tensors, uint64_t total_bytes) {
   Model m;
   // Sizes 1x, 2x, 3x, 4x a unit, and an odd small tensor every 8th, so that offsets are not all aligned alike.

@@ -97,6 +97,20 @@ double percentile(std::vector<double> values, double p);
 // One line that tests/gpu/run.sh collects into its table: "RESULT <test> key=value ...".
 void result(const char *test, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+// The named checks of a test program, each judged by a child's exit status: prints the name (padded to width)
+// and "ok" or "FAILED", and counts the failures for the RESULT line.
+class Checks {
+ public:
+  explicit Checks(int width) : width_(width) {}
+  void operator()(const char *what, int status);
+  int failures() const { return failures_; }
+  const char *verdict() const { return failures_ == 0 ? "PASS" : "FAIL"; }
+
+ private:
+  int width_;
+  int failures_ = 0;
+};
+
 // A bf16 model: tensor i has elements[i] elements; sizes vary so that packing and offsets are exercised.
 struct Model {
   std::vector<std::string> names;

@@ -159,11 +159,7 @@ int main() {
   auto *sh = static_cast<Shared *>(shared_memory(sizeof(Shared)));
   Broker broker;
   const std::string &socket = broker.socket();
-  int failures = 0;
-  auto check = [&failures](const char *what, int status) {
-    printf("%-58s %s\n", what, status == 0 ? "ok" : "FAILED");
-    failures += status != 0;
-  };
+  Checks check(58);
   pid_t pub = spawn([&] { return publisher(socket, sh); });
   if (!await(&sh->published, 1, 60)) die("the publisher did not publish");
   pid_t first = spawn([&] { return first_reader(socket, sh); });
@@ -179,6 +175,6 @@ int main() {
   check("the first reader read 1, 1 again and 2 across the restart", wait_child(first, 60));
   kill(pub, SIGKILL);
   wait_child(pub, 10);
-  result("broker-restart", "%s checks_failed=%d", failures == 0 ? "PASS" : "FAIL", failures);
-  return failures == 0 ? 0 : 1;
+  result("broker-restart", "%s checks_failed=%d", check.verdict(), check.failures());
+  return check.failures() == 0 ? 0 : 1;
 }

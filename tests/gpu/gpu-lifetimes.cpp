@@ -261,11 +261,7 @@ int main() {
   auto *sh = static_cast<Shared *>(shared_memory(sizeof(Shared)));
   Broker broker;
   const std::string &socket = broker.socket();
-  int failures = 0;
-  auto check = [&failures](const char *what, int status) {
-    printf("%-44s %s\n", what, status == 0 ? "ok" : "FAILED");
-    failures += status != 0;
-  };
+  Checks check(44);
 
   check("refusals", wait_child(spawn([&] { return refusals(socket); }), 60));
 
@@ -290,7 +286,7 @@ int main() {
   check("VMM exporter killed: a later reader reads",
         wait_child(spawn([&] { return vmm_late_reader(socket, sh); }), 60));
 
-  result("lifetimes", "%s checks_failed=%d revoke_after_release_ms=%.1f", failures == 0 ? "PASS" : "FAIL", failures,
+  result("lifetimes", "%s checks_failed=%d revoke_after_release_ms=%.1f", check.verdict(), check.failures(),
          double(revoke_us) / 1000.0);
-  return failures == 0 ? 0 : 1;
+  return check.failures() == 0 ? 0 : 1;
 }
