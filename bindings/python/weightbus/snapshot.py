@@ -5,6 +5,7 @@ import ctypes
 import threading
 from typing import TYPE_CHECKING, Any, Iterator, List, Mapping, Optional
 
+from . import _dlpack
 from ._lib import CopyTarget, TensorInfo, lib, new, timeout_ms
 from ._streams import stream_pointer
 from .errors import StateError
@@ -121,10 +122,11 @@ class Snapshot:
             if self._released and self._live_tensors == 0:
                 self._free()
 
-    def _export(self, name: str, out: Any) -> None:
+    def _export(self, name: str, versioned: bool) -> Any:
+        export = lib.wb_snapshot_dlpack_versioned if versioned else lib.wb_snapshot_dlpack
         with self._lock:
             self._check_open()
-            lib.wb_snapshot_dlpack(self._handle, name.encode(), out)
+            return _dlpack.export(export, self._handle, name, versioned)
 
     def _order_stream(self, stream: Optional[int]) -> None:
         with self._lock:

@@ -5,6 +5,7 @@ import ctypes
 import threading
 from typing import TYPE_CHECKING, Any, Optional
 
+from . import _dlpack
 from ._lib import TensorInfo, lib, new
 from ._streams import stream_pointer
 from .errors import StateError
@@ -110,10 +111,11 @@ class Update:
     def _tensor_died(self) -> None:
         pass
 
-    def _export(self, name: str, out: Any) -> None:
+    def _export(self, name: str, versioned: bool) -> Any:
+        export = lib.wb_update_dlpack_versioned if versioned else lib.wb_update_dlpack
         with self._lock:
             self._check_open()
-            lib.wb_update_dlpack(self._handle, name.encode(), out)
+            return _dlpack.export(export, self._handle, name, versioned)
 
     def _order_stream(self, stream: Optional[int]) -> None:
         pass  # the publisher's own stream order is the caller's
