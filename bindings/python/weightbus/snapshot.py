@@ -6,7 +6,8 @@ import threading
 from typing import TYPE_CHECKING, Any, Iterator, List, Mapping, Optional
 
 from . import _dlpack
-from ._lib import CopyTarget, TensorInfo, lib, new, timeout_ms
+from ._interruptible import call_in_slices
+from ._lib import CopyTarget, TensorInfo, lib, new
 from ._streams import stream_pointer
 from .errors import StateError
 from .tensor import Tensor
@@ -101,10 +102,12 @@ class Snapshot:
         self._order_stream(stream_pointer(stream))
 
     def synchronize(self, timeout: Optional[float] = None) -> None:
-        """Blocks until the GPU work that wrote this version is done (WaitTimeoutError after `timeout` s)."""
+        """Blocks until the GPU work that wrote this version is done (WaitTimeoutError after `timeout` s, None:
+        no limit). Ctrl-C interrupts it (KeyboardInterrupt)."""
         with self._lock:
             self._check_open()
-            lib.wb_snapshot_synchronize(self._handle, timeout_ms(timeout))
+            handle = self._handle
+            call_in_slices(lambda ms: lib.wb_snapshot_synchronize(handle, ms), timeout)
 
     # What Tensor needs of its owner ---------------------------------------------------------------------------
 

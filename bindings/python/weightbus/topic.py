@@ -12,6 +12,7 @@ from . import _lib
 from ._lib import TensorSpec, ViewSpec, lib, new, timeout_ms
 from .dtypes import dtype_code
 from ._closing import ClosesOnExit
+from ._interruptible import call_in_slices
 from .errors import BrokerGoneError, StateError, WaitTimeoutError, error_for
 from .info import TensorLayout, TopicInfo
 from .snapshot import Snapshot
@@ -136,8 +137,10 @@ class Topic(ClosesOnExit):
         lib.wb_tensor_view(self.handle, ctypes.byref(spec))
 
     def revoke(self, name: str, timeout: Optional[float] = None) -> None:
-        """Publisher: revokes the CUDA allocation holding `name` (see wb_tensor_revoke)."""
-        lib.wb_tensor_revoke(self.handle, name.encode(), timeout_ms(timeout))
+        """Publisher: revokes the CUDA allocation holding `name` (see wb_tensor_revoke) and waits at most
+        `timeout` seconds (None: no limit) until no other process maps it (WaitTimeoutError; it stays revoked)."""
+        topic = self.handle
+        call_in_slices(lambda ms: lib.wb_tensor_revoke(topic, name.encode(), ms), timeout)
 
     # Versions -------------------------------------------------------------------------------------------------
 
@@ -150,9 +153,15 @@ class Topic(ClosesOnExit):
 
     def update(self, timeout: Optional[float] = None) -> Update:
         """Publisher: begins version latest+1 (see Update). Waits at most `timeout` seconds (None: no limit)
-        for readers that block it, then raises WaitTimeoutError."""
-        handle = ctypes.c_void_p()
-        lib.wb_update_begin(self.handle, timeout_ms(timeout), ctypes.byref(handle))
+        for readers that block it, then raises WaitTimeoutError. Ctrl-C interrupts the wait (KeyboardInterrupt),
+        leaving no update open."""
+        topic, handle = self.handle, ctypes.c_void_p()
+        try:
+            call_in_slices(lambda ms: lib.wb_update_begin(topic, ms, ctypes.byref(handle)), timeout)
+        except BaseException:
+            if handle.value is not None:  # begun, then interrupted before Python saw it
+                lib.wb_update_abort(handle)
+            raise
         self._update = Update(self, handle)
         return self._update
 
@@ -169,9 +178,16 @@ class Topic(ClosesOnExit):
 
     def snapshot(self, version: int = 0, timeout: Optional[float] = None) -> Snapshot:
         """Leases `version` (0: the latest). Raises NotFoundError before the first publish, ExpiredError for a
-        version no longer kept, DirtyError while an R = 1 topic is half-written."""
-        handle = ctypes.c_void_p()
-        lib.wb_snapshot_acquire(self.handle, version, timeout_ms(timeout), ctypes.byref(handle))
+        version no longer kept, DirtyError while an R = 1 topic is half-written. While an R = 1 update is being
+        written, leasing the latest waits at most `timeout` seconds (None: no limit) for its publish
+        (WaitTimeoutError); Ctrl-C interrupts that wait (KeyboardInterrupt), leaving no lease."""
+        topic, handle = self.handle, ctypes.c_void_p()
+        try:
+            call_in_slices(lambda ms: lib.wb_snapshot_acquire(topic, version, ms, ctypes.byref(handle)), timeout)
+        except BaseException:
+            if handle.value is not None:  # leased, then interrupted before Python saw it
+                lib.wb_snapshot_release(handle)
+            raise
         with self._lock:
             self._live_snapshots += 1
         return Snapshot(self, handle)
@@ -179,9 +195,10 @@ class Topic(ClosesOnExit):
     def wait(self, after: int = 0, timeout: Optional[float] = None) -> int:
         """Blocks until a version greater than `after` is published and returns the latest. Raises
         WaitTimeoutError (a TimeoutError) after `timeout` seconds, BrokerGoneError if the broker dies and no
-        successor takes this client back within the client's timeout (a restarted broker: the wait goes on)."""
-        version = ctypes.c_uint64()
-        lib.wb_topic_wait(self.handle, after, timeout_ms(timeout), ctypes.byref(version))
+        successor takes this client back within the client's timeout (a restarted broker: the wait goes on).
+        Ctrl-C interrupts it (KeyboardInterrupt)."""
+        topic, version = self.handle, ctypes.c_uint64()
+        call_in_slices(lambda ms: lib.wb_topic_wait(topic, after, ms, ctypes.byref(version)), timeout)
         return version.value
 
     def notify_fd(self) -> int:
