@@ -134,7 +134,7 @@ def dtypes(broker):
               for name, dt in kinds.items()}
     with broker.connect("dtypes") as client:
         topic = client.create_topic("dtypes")
-        topic.alloc(source, device="cuda:0")
+        topic.alloc({name: (t.shape, t.dtype) for name, t in source.items()}, device="cuda:0")
         with topic.update() as u:
             for name, t in source.items():
                 torch.from_dlpack(u[name]).copy_(t)

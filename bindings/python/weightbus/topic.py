@@ -21,7 +21,7 @@ from .update import Update
 if TYPE_CHECKING:
     from .client import Client
 
-# A tensor to create: (shape, dtype), or any object with .shape and .dtype (a NumPy array, a torch tensor).
+# A tensor to create: (shape, dtype), or an object with .shape and .dtype (for register_cuda: a torch tensor).
 TensorDefinition = Any
 
 
@@ -93,10 +93,13 @@ class Topic(ClosesOnExit):
 
     def alloc(self, tensors: Mapping[str, TensorDefinition], device: Any = None) -> None:
         """Publisher: creates tensors in storage the broker shares, zero-filled, R replicas each:
-        {name: (shape, dtype)} or {name: array-like with .shape and .dtype}. `device` None or "cpu": shared host
-        memory; "cuda:N" or N: GPU N (VMM memory that outlives this process). All or nothing; a name that exists
-        with the same definition keeps its storage."""
-        specs = _specs([(name, *_shape_and_dtype(d)) for name, d in tensors.items()])
+        {name: (shape, dtype)}, or {name: a description with .shape and .dtype that holds no values (a
+        TensorLayout of Topic.layout(), jax.ShapeDtypeStruct)}. An array (NumPy, PyTorch...) is refused with
+        InvalidArgumentError: its values would be ignored; give (a.shape, a.dtype) and publish the values
+        (publish({name: a})): nothing is readable before the first publish anyway. `device` None or "cpu":
+        shared host memory; "cuda:N" or N: GPU N (VMM memory that outlives this process). All or nothing; a name
+        that exists with the same definition keeps its storage."""
+        specs = _specs([(name, *_shape_and_dtype(_without_values(name, d))) for name, d in tensors.items()])
         ordinal = _cuda_ordinal(device)
         if ordinal is None:
             lib.wb_tensor_alloc(self.handle, specs, len(specs))
@@ -166,7 +169,12 @@ class Topic(ClosesOnExit):
         return self._update
 
     def publish(self, arrays: Mapping[str, Any], metadata: bytes = b"", timeout: Optional[float] = None) -> int:
-        """Publisher, host tensors: copies {name: NumPy array} into a new version and publishes it."""
+        """Publisher, host tensors: one update (see update(), whose `timeout` this is) that copies each
+        {name: array} into tensor `name` with numpy.copyto(casting="no") — the array's dtype must be the tensor's
+        and its shape the tensor's or one that broadcasts to it — then publishes the version with `metadata`
+        and returns its number. Tensors not named keep their bytes, R >= 2 included. If a copy fails (TypeError,
+        ValueError, NotFoundError, or TypeError for a CUDA tensor), the update is aborted: nothing is published,
+        and with R = 1 the tensors handed out before the failure leave the topic dirty (see Update.abort)."""
         import numpy
 
         with self.update(timeout) as u:
@@ -280,6 +288,19 @@ class Topic(ClosesOnExit):
 
     def _client_closing(self) -> Tuple[int, Optional[Update]]:
         return self._live_snapshots, self._update
+
+
+# What arrays (NumPy, PyTorch, CuPy, JAX, weightbus.Tensor) have and descriptions of a shape and dtype lack.
+_VALUE_PROTOCOLS = ("__array__", "__array_interface__", "__cuda_array_interface__", "__dlpack__")
+
+
+def _without_values(name: str, definition: TensorDefinition) -> TensorDefinition:
+    """alloc's definition, refused if it is an array: alloc would drop its values, which users expect to see."""
+    if any(hasattr(definition, protocol) for protocol in _VALUE_PROTOCOLS):
+        raise error_for(-1, f"tensor {name!r}: alloc takes a shape and a dtype, not the values of a "
+                        f"{type(definition).__name__} (they would be ignored): give (array.shape, array.dtype), "
+                        f"then publish the values, e.g. topic.publish({{{name!r}: array}})")
+    return definition
 
 
 def _shape_and_dtype(definition: TensorDefinition) -> Tuple[Tuple[int, ...], Any]:

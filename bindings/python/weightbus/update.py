@@ -27,6 +27,11 @@ class Update:
 
     With R >= 2, a tensor handed out holds an older version's bytes: write all of it. Tensors of the update are
     valid until it is published or aborted.
+
+    Attributes: `version`, the number this update publishes (the topic's latest + 1 when it began, fixed from
+    the start: name it in logs or in a message to readers before publishing); `published_version`, None until
+    the update is published, then that same number, and None for good after an abort (after a `with` block, it
+    tells whether the block published); `metadata` and `stream`, what publish() uses when given none.
     """
 
     def __init__(self, topic: "Topic", handle: ctypes.c_void_p) -> None:
