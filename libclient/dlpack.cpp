@@ -1,9 +1,11 @@
-// DLPack exports: a tensor of a snapshot or an update as a DLManagedTensor that other libraries wrap without
-// copying. A snapshot's export holds a reference to the snapshot, so its lease outlives wb_snapshot_release.
-#include <dlpack/dlpack.h>
+// DLPack exports: a tensor of a snapshot or an update as a DLManagedTensor, or as DLPack 1.x's
+// DLManagedTensorVersioned, that other libraries wrap without copying. A snapshot's export holds a reference to
+// the snapshot, so its lease outlives wb_snapshot_release.
+#include <weightbus/dlpack_versioned.h>
 
 #include <cstring>
 #include <memory>
+#include <type_traits>
 
 #include "client_internal.hpp"
 #include "error.hpp"
@@ -16,18 +18,23 @@ namespace {
 constexpr uint8_t kDLBoolCode = 6;
 constexpr uint8_t kDLFloat8E4M3fnCode = 10;
 constexpr uint8_t kDLFloat8E5M2Code = 12;
+// What versioned exports say they are: 1.1, whose type codes dl_dtype uses.
+constexpr DLPackVersion kVersion = {1, 1};
 
-// What one export owns: the struct handed out, the arrays it points at, and the snapshot it pins (if any).
+// What one export owns: the struct handed out (Managed: DLManagedTensor or DLManagedTensorVersioned), the
+// arrays it points at, and the snapshot it pins (if any).
+template <class Managed>
 struct Export {
-  DLManagedTensor managed{};
+  Managed managed{};
   int64_t shape[WB_MAX_DIMS] = {};
   int64_t strides[WB_MAX_DIMS] = {};
   wb_snapshot *snapshot = nullptr;
 };
 
-void delete_export(DLManagedTensor *managed) {
+template <class Managed>
+void delete_export(Managed *managed) {
   if (managed == nullptr) return;
-  auto *owner = static_cast<Export *>(managed->manager_ctx);
+  auto *owner = static_cast<Export<Managed> *>(managed->manager_ctx);
   if (owner->snapshot != nullptr) unref_snapshot(owner->snapshot);
   delete owner;
 }
@@ -58,8 +65,9 @@ int dl_device(const wb_tensor_info &info, DLDevice *device) {
 }
 
 // Builds the export of a looked-up tensor. Takes no reference: the caller adds the snapshot's on success.
-int make_export(const wb_tensor_info &info, wb_snapshot *snapshot, DLManagedTensor **out) {
-  std::unique_ptr<Export> owner(new (std::nothrow) Export);
+template <class Managed>
+int make_export(const wb_tensor_info &info, wb_snapshot *snapshot, Managed **out) {
+  std::unique_ptr<Export<Managed>> owner(new (std::nothrow) Export<Managed>);
   if (!owner) return fail(WB_E_NOMEM, "out of memory");
   DLTensor &t = owner->managed.dl_tensor;
   int rc = dl_device(info, &t.device);
@@ -72,20 +80,20 @@ int make_export(const wb_tensor_info &info, wb_snapshot *snapshot, DLManagedTens
   t.shape = owner->shape;
   t.strides = owner->strides;
   t.byte_offset = 0;
+  if constexpr (std::is_same_v<Managed, DLManagedTensorVersioned>) {
+    owner->managed.version = kVersion;
+    // Readers must not write a version's bytes (host mappings are PROT_READ); an update's are for writing.
+    owner->managed.flags = snapshot != nullptr ? DLPACK_FLAG_BITMASK_READ_ONLY : 0;
+  }
   owner->snapshot = snapshot;
   owner->managed.manager_ctx = owner.get();
-  owner->managed.deleter = delete_export;
+  owner->managed.deleter = delete_export<Managed>;
   *out = &owner.release()->managed;
   return WB_OK;
 }
 
-}  // namespace
-
-}  // namespace wb
-
-using namespace wb;
-
-extern "C" WB_API int wb_snapshot_dlpack(wb_snapshot *snapshot, const char *name, DLManagedTensor **out) {
+template <class Managed>
+int export_snapshot_tensor(wb_snapshot *snapshot, const char *name, Managed **out) {
   if (snapshot == nullptr || out == nullptr) return fail(WB_E_INVAL, "snapshot or out is NULL");
   *out = nullptr;
   wb_tensor_info info = WB_TENSOR_INFO_INIT;
@@ -95,11 +103,36 @@ extern "C" WB_API int wb_snapshot_dlpack(wb_snapshot *snapshot, const char *name
   return WB_OK;
 }
 
-extern "C" WB_API int wb_update_dlpack(wb_update *update, const char *name, DLManagedTensor **out) {
+template <class Managed>
+int export_update_tensor(wb_update *update, const char *name, Managed **out) {
   if (update == nullptr || out == nullptr) return fail(WB_E_INVAL, "update or out is NULL");
   *out = nullptr;
   wb_tensor_info info = WB_TENSOR_INFO_INIT;
   int rc = wb_update_tensor(update, name, &info);
   if (rc != WB_OK) return rc;
   return make_export(info, nullptr, out);
+}
+
+}  // namespace
+
+}  // namespace wb
+
+using namespace wb;
+
+extern "C" WB_API int wb_snapshot_dlpack(wb_snapshot *snapshot, const char *name, DLManagedTensor **out) {
+  return export_snapshot_tensor(snapshot, name, out);
+}
+
+extern "C" WB_API int wb_update_dlpack(wb_update *update, const char *name, DLManagedTensor **out) {
+  return export_update_tensor(update, name, out);
+}
+
+extern "C" WB_API int wb_snapshot_dlpack_versioned(wb_snapshot *snapshot, const char *name,
+                                                   DLManagedTensorVersioned **out) {
+  return export_snapshot_tensor(snapshot, name, out);
+}
+
+extern "C" WB_API int wb_update_dlpack_versioned(wb_update *update, const char *name,
+                                                 DLManagedTensorVersioned **out) {
+  return export_update_tensor(update, name, out);
 }

@@ -395,9 +395,12 @@ WB_API int wb_snapshot_metadata(const wb_snapshot *snapshot, const void **data, 
                                 uint64_t *timestamp_ns);
 
 /* Looks a tensor or view up by name; out->data points at its bytes as of the snapshot's version (a device
- * pointer for CUDA tensors: see "CUDA tensors"). Errors: WB_E_INVAL, WB_E_NAME_TOO_LONG, WB_E_NOT_FOUND (also:
- * the tensor's GPU is not visible in this process), WB_E_STALE (its CUDA allocation was revoked, or its
- * legacy-IPC exporter died), WB_E_NO_CUDA, WB_E_CUDA. */
+ * pointer for CUDA tensors: see "CUDA tensors"). Those bytes are read-only memory: host tensors are mapped
+ * PROT_READ, so a write through out->data kills the process with SIGSEGV; CUDA mappings are writable (legacy IPC
+ * has no read-only mode) and a write there changes the version under every reader: readers must not write.
+ * Errors: WB_E_INVAL, WB_E_NAME_TOO_LONG, WB_E_NOT_FOUND (also: the tensor's GPU is not visible in this
+ * process), WB_E_STALE (its CUDA allocation was revoked, or its legacy-IPC exporter died), WB_E_NO_CUDA,
+ * WB_E_CUDA. */
 WB_API int wb_snapshot_tensor(wb_snapshot *snapshot, const char *name, wb_tensor_info *out);
 
 /* The same by index. Errors: WB_E_INVAL, WB_E_NOT_FOUND (index out of range), and those of wb_snapshot_tensor. */
@@ -531,13 +534,21 @@ WB_API int wb_snapshot_copy_into(wb_snapshot *snapshot, const wb_copy_target *ta
 /* DLPack                                                                                                      */
 /* ---------------------------------------------------------------------------------------------------------- */
 
-/* Tensors leave the library as DLPack DLManagedTensor structs (dlpack.h, any version from 0.6: the struct is
- * the same), so that NumPy, PyTorch, CuPy, JAX and others wrap them without copying. dtypes map to DLPack's
- * codes of DLPack 1.1: bool -> kDLBool (6), bf16 -> kDLBfloat (4), f8e4m3 -> kDLFloat8_e4m3fn (10),
- * f8e5m2 -> kDLFloat8_e5m2 (12), the others to kDLInt/kDLUInt/kDLFloat. Host tensors have device kDLCPU,
- * CUDA tensors kDLCUDA with the GPU's ordinal in this process. Shape and strides (in elements) are the
- * tensor's; byte_offset is 0. The consumer calls the tensor's deleter exactly once, from any thread. */
+/* Tensors leave the library as DLPack structs, so that NumPy, PyTorch, CuPy, JAX and others wrap them without
+ * copying: DLManagedTensor (dlpack.h, any version from 0.6: the struct is the same) or DLPack 1.x's
+ * DLManagedTensorVersioned, which adds a version and flags (<weightbus/dlpack_versioned.h> declares it where
+ * the installed dlpack.h is older than 1.0). dtypes map to DLPack's codes of DLPack 1.1: bool -> kDLBool (6),
+ * bf16 -> kDLBfloat (4), f8e4m3 -> kDLFloat8_e4m3fn (10), f8e5m2 -> kDLFloat8_e5m2 (12), the others to
+ * kDLInt/kDLUInt/kDLFloat. Host tensors have device kDLCPU, CUDA tensors kDLCUDA with the GPU's ordinal in this
+ * process. Shape and strides (in elements) are the tensor's; byte_offset is 0. The consumer calls the tensor's
+ * deleter exactly once, from any thread.
+ *
+ * A snapshot's bytes are read-only (see wb_snapshot_tensor). Versioned exports of a snapshot say so with
+ * DLPACK_FLAG_BITMASK_READ_ONLY, which a consumer may honour by refusing writes (NumPy 2.1 and later make such
+ * arrays read-only); the legacy DLManagedTensor has no way to say it. Versioned exports of an update have no
+ * flag set. Versioned exports have version {1, 1}. */
 struct DLManagedTensor;
+struct DLManagedTensorVersioned;
 
 /* Exports tensor or view name of the snapshot. The export holds the snapshot's lease: the version stays
  * leased until both wb_snapshot_release and every export's deleter have been called, in any order, and until
@@ -547,10 +558,19 @@ struct DLManagedTensor;
  * wb_detach runs). Errors: WB_E_INVAL (NULL), WB_E_NOMEM, and those of wb_snapshot_tensor. */
 WB_API int wb_snapshot_dlpack(wb_snapshot *snapshot, const char *name, struct DLManagedTensor **out);
 
+/* wb_snapshot_dlpack as a DLPack 1.x versioned struct, flagged DLPACK_FLAG_BITMASK_READ_ONLY; the same lease
+ * rules. Errors: WB_E_INVAL (NULL), WB_E_NOMEM, and those of wb_snapshot_tensor. */
+WB_API int wb_snapshot_dlpack_versioned(wb_snapshot *snapshot, const char *name,
+                                        struct DLManagedTensorVersioned **out);
+
 /* Publisher: exports tensor name of the update for writing, marking it changed as wb_update_tensor does. Its
  * data is valid until the update is published or aborted; the deleter only frees the struct.
  * Errors: WB_E_INVAL (NULL), WB_E_NOMEM, and those of wb_update_tensor. */
 WB_API int wb_update_dlpack(wb_update *update, const char *name, struct DLManagedTensor **out);
+
+/* wb_update_dlpack as a DLPack 1.x versioned struct, with no flag set (the data is for writing).
+ * Errors: WB_E_INVAL (NULL), WB_E_NOMEM, and those of wb_update_tensor. */
+WB_API int wb_update_dlpack_versioned(wb_update *update, const char *name, struct DLManagedTensorVersioned **out);
 
 /* ---------------------------------------------------------------------------------------------------------- */
 /* Clients                                                                                                     */

@@ -1,4 +1,5 @@
-// Compiles the C header and the C++ wrapper as strict C++17: the build of this file is the test.
+// Compiles the C headers and the C++ wrapper as strict C++17: the build of this file is the test.
+#include <weightbus/dlpack_versioned.h>
 #include <weightbus/weightbus.hpp>
 
 int header_cxx_wrapper_compiles();

@@ -8,6 +8,9 @@
       a host wait; the reader reads each version zero-copy with torch.from_dlpack on its own stream.
   dtypes   bf16, fp8 (e4m3fn, e5m2) and f32 CUDA tensors through DLPack (and the CUDA Array Interface for f32):
       same bytes, same address, right dtype.
+  read-only  a snapshot's CUDA tensor through each DLPack consumer present (torch, and CuPy and JAX when
+      installed): which capsule each asks for (versioned, flagged read-only, when it passes max_version >= 1),
+      same bytes at the same address; and an update's versioned capsule is not flagged.
   examples trainer.py and server.py on the GPU.
 
     python3 tests/gpu/torch_interop.py BUILD_DIR [--versions N]
@@ -131,7 +134,7 @@ def dtypes(broker):
               for name, dt in kinds.items()}
     with broker.connect("dtypes") as client:
         topic = client.create_topic("dtypes")
-        topic.alloc(source, device="cuda:0")
+        topic.alloc({name: (t.shape, t.dtype) for name, t in source.items()}, device="cuda:0")
         with topic.update() as u:
             for name, t in source.items():
                 torch.from_dlpack(u[name]).copy_(t)
@@ -152,6 +155,71 @@ def dtypes(broker):
             torch.cuda.synchronize()
             del t, via_cai  # they hold the snapshot: the client closes only once they are gone
     return True, "bf16 f8e4m3 f8e5m2 f32 zero-copy"
+
+
+def read_only(broker):
+    import ctypes
+
+    import torch
+    import weightbus
+    from weightbus._lib import DLManagedTensorVersioned
+
+    get_pointer = ctypes.pythonapi["PyCapsule_GetPointer"]
+    get_pointer.argtypes, get_pointer.restype = [ctypes.py_object, ctypes.c_char_p], ctypes.c_void_p
+
+    def flags(capsule):  # (major, minor, flags) of a versioned capsule, read while the caller holds it
+        managed = ctypes.cast(get_pointer(capsule, b"dltensor_versioned"), ctypes.POINTER(DLManagedTensorVersioned))
+        return managed.contents.version.major, managed.contents.version.minor, managed.contents.flags
+
+    asked = []  # the max_version each consumer passes to __dlpack__
+    dlpack = weightbus.Tensor.__dlpack__
+
+    def spy(self, **kwargs):
+        asked.append(kwargs.get("max_version"))
+        return dlpack(self, **kwargs)
+
+    consumers = {"torch": lambda t: torch.from_dlpack(t)}
+    try:
+        import cupy
+        consumers["cupy"] = lambda t: torch.as_tensor(cupy.from_dlpack(t), device="cuda")
+    except ImportError:
+        pass
+    try:
+        import jax.dlpack
+        if any(d.platform == "gpu" for d in jax.devices()):
+            consumers["jax"] = lambda t: torch.from_dlpack(jax.dlpack.from_dlpack(t))
+    except ImportError:
+        pass
+    source = torch.arange(8, device="cuda", dtype=torch.float32)
+    details = []
+    weightbus.Tensor.__dlpack__ = spy
+    try:
+        with broker.connect("read-only") as client:
+            topic = client.create_topic("read-only")
+            topic.alloc({"w": ((8,), torch.float32)}, device="cuda:0")
+            with topic.update() as u:
+                torch.from_dlpack(u["w"]).copy_(source)
+                u.stream = torch.cuda.current_stream()
+                capsule = u["w"].__dlpack__(max_version=(1, 0))
+                assert flags(capsule) == (1, 1, 0), "an update's capsule is flagged"
+            with client.open_topic("read-only").snapshot() as s:
+                capsule = s["w"].__dlpack__(max_version=(1, 0))
+                assert flags(capsule) == (1, 1, 1), "a snapshot's capsule is not flagged read-only"
+                del capsule
+                for name, consume in consumers.items():
+                    del asked[:]
+                    through = consume(s["w"])
+                    assert torch.equal(through, source), name
+                    if name != "jax":  # JAX may copy into memory of its own
+                        assert through.data_ptr() == s["w"].data_ptr, name
+                    kind = "versioned" if asked and asked[-1] is not None and asked[-1][0] >= 1 else "legacy"
+                    version = getattr(sys.modules[name], "__version__", "?")
+                    details.append(f"{name} {version} asked max_version={asked[-1] if asked else None}: {kind}")
+                    torch.cuda.synchronize()
+                    del through
+    finally:
+        weightbus.Tensor.__dlpack__ = dlpack
+    return True, "; ".join(details)
 
 
 def examples(broker, env):
@@ -195,6 +263,7 @@ def main():
                  ("register-expandable", lambda b: exchange(b, "register", versions, _env("expandable_segments:True"))),
                  ("copy-r2", lambda b: exchange(b, "copy", versions, _env(""))),
                  ("dtypes", dtypes),
+                 ("read-only", read_only),
                  ("examples", lambda b: examples(b, _env("")))]
     for name, scenario in scenarios:
         with tempfile.TemporaryDirectory(prefix="wbtorch-") as tmp:

@@ -76,7 +76,7 @@ class WeightbusWeightTransferEngine:
         topic = _publisher_topic(client, trainer_args["topic"])
         tensors = dict(iterator)
         if not topic.layout():
-            topic.alloc({name: t for name, t in tensors.items()},
+            topic.alloc({name: (tuple(t.shape), t.dtype) for name, t in tensors.items()},
                         device=next(iter(tensors.values())).device if tensors else None)
         with topic.update(timeout=30.0) as update:
             for name, tensor in tensors.items():

@@ -7,7 +7,7 @@ import weightbus
 
 def make_topic(client, replicas=2):
     topic = client.create_topic("model", replicas=replicas)
-    topic.alloc({"w": ((4, 8), "f32"), "b": ((8,), "i64"), "h": np.zeros((3,), np.float16)})
+    topic.alloc({"w": ((4, 8), "f32"), "b": ((8,), "i64"), "h": ((3,), np.float16)})
     return topic
 
 
@@ -125,3 +125,51 @@ def test_copy_into_numpy_buffers_and_a_reused_plan(client):
             s.copy_into({"w": np.asarray(s["w"])})
         with pytest.raises(weightbus.NotFoundError):
             s.copy_into({"missing": np.zeros(4, np.float32)})
+
+
+def test_alloc_refuses_arrays_whose_values_it_would_ignore(client):
+    topic = client.create_topic("model")
+    with pytest.raises(weightbus.InvalidArgumentError) as e:
+        topic.alloc({"w": ((4,), "f32"), "b": np.full(4, 7, np.float32)})
+    assert e.value.code_name == "WB_E_INVAL"
+    assert str(e.value).startswith("WB_E_INVAL: tensor 'b': alloc takes a shape and a dtype, not the values of a "
+                                   "ndarray")
+    assert "topic.publish({'b': array})" in str(e.value)
+    assert topic.layout() == []  # all or nothing: "w" was not made either
+    other = client.create_topic("other")
+    other.alloc({"b": ((4,), np.float32)})
+    topic.alloc({t.name: t for t in other.layout()})  # descriptions without values are taken
+    assert [(t.name, t.dtype, t.shape) for t in topic.layout()] == [("b", "f32", (4,))]
+    topic.publish({"b": np.full(4, 7, np.float32)})  # what the message tells the user to do
+    with client.open_topic("model").snapshot() as s:
+        assert list(np.asarray(s["b"])) == [7, 7, 7, 7]
+
+
+def test_update_names_its_version_from_the_start_and_published_version_once_published(client):
+    topic = make_topic(client)
+    u = topic.update()
+    assert u.version == 1 and u.published_version is None
+    assert u.publish() == 1 == u.published_version == u.version
+    with topic.update() as u:
+        assert u.version == 2 and u.published_version is None
+    assert u.published_version == 2
+    with pytest.raises(RuntimeError):
+        with topic.update() as u:
+            raise RuntimeError("training step failed")
+    assert u.version == 3 and u.published_version is None and topic.latest == 2  # aborted
+
+
+def test_publish_copies_the_arrays_named_and_keeps_the_other_tensors(client):
+    topic = make_topic(client)
+    assert topic.publish({"w": np.full((4, 8), 1, np.float32), "b": np.arange(8)}, metadata=b"one") == 1
+    assert topic.publish({"w": np.float32(2)}) == 2  # a shape that broadcasts to the tensor's
+    with client.open_topic("model").snapshot() as s:
+        assert (np.asarray(s["w"]) == 2).all() and list(np.asarray(s["b"])) == list(range(8))
+        assert s["b"].version == 1 and s.metadata == b""
+    with pytest.raises(TypeError, match="Cannot cast"):
+        topic.publish({"w": np.zeros((4, 8), np.float64)})  # the dtype must be the tensor's
+    with pytest.raises(ValueError, match="broadcast"):
+        topic.publish({"b": np.zeros(3, np.int64)})
+    with pytest.raises(weightbus.NotFoundError):
+        topic.publish({"missing": np.zeros(3)})
+    assert topic.latest == 2 and not topic.info().dirty  # each failure aborted its update

@@ -1,17 +1,17 @@
-"""DLPack capsules around the DLManagedTensor structs that libweightbus exports.
+"""DLPack capsules around the structs that libweightbus exports: DLManagedTensor in a "dltensor" capsule, DLPack
+1.x's DLManagedTensorVersioned in a "dltensor_versioned" one.
 
 A consumer (torch.from_dlpack, np.from_dlpack, cupy.from_dlpack) takes the capsule, renames it to
-"used_dltensor" and calls the struct's deleter when its array dies. A capsule nobody consumed calls the deleter
-itself when it is collected: that is what the destructor below does.
+"used_dltensor" (or "used_dltensor_versioned") and calls the struct's deleter when its array dies. A capsule
+nobody consumed calls the deleter itself when it is collected: that is what the destructors below do.
 """
 from __future__ import annotations
 
 import ctypes
-from typing import Any
+from typing import Any, Callable, Dict
 
-from ._lib import DLManagedTensor
+from ._lib import DLManagedTensor, DLManagedTensorVersioned
 
-_NAME = b"dltensor"
 _CapsuleDestructor = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
 # Private function objects (indexing makes new ones): attribute access on ctypes.pythonapi returns shared
@@ -26,18 +26,36 @@ _get_pointer = ctypes.pythonapi["PyCapsule_GetPointer"]
 _get_pointer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
 _get_pointer.restype = ctypes.c_void_p
 
-
-def _destroy_unconsumed(capsule: int) -> None:
-    if not _is_valid(capsule, _NAME):  # renamed to "used_dltensor": the consumer owns the struct now
-        return
-    managed = ctypes.cast(_get_pointer(capsule, _NAME), ctypes.POINTER(DLManagedTensor))
-    managed.contents.deleter(ctypes.cast(managed, ctypes.c_void_p))
+# Capsule name -> the struct it holds. The names live as long as the module: capsules point at them.
+_STRUCTS: Dict[bytes, type] = {b"dltensor": DLManagedTensor, b"dltensor_versioned": DLManagedTensorVersioned}
 
 
-# Kept for the life of the module: capsules point at it.
-_destructor = _CapsuleDestructor(_destroy_unconsumed)
+def _destructor(name: bytes) -> Any:
+    struct = _STRUCTS[name]
+
+    def destroy_unconsumed(capsule: int) -> None:
+        if not _is_valid(capsule, name):  # renamed "used_...": the consumer owns the struct now
+            return
+        managed = ctypes.cast(_get_pointer(capsule, name), ctypes.POINTER(struct))
+        managed.contents.deleter(ctypes.cast(managed, ctypes.c_void_p))
+
+    return _CapsuleDestructor(destroy_unconsumed)
 
 
-def capsule(managed: "ctypes._Pointer[DLManagedTensor]") -> Any:
-    """Wraps an exported DLManagedTensor into a "dltensor" PyCapsule that owns it."""
-    return _new(ctypes.cast(managed, ctypes.c_void_p), _NAME, _destructor)
+# Kept for the life of the module: capsules point at them.
+_destructors = {name: _destructor(name) for name in _STRUCTS}
+
+
+def export(function: Callable, handle: Any, name: str, versioned: bool) -> Any:
+    """Calls a C export (wb_snapshot_dlpack[_versioned], wb_update_dlpack[_versioned]) for tensor `name` and
+    returns the capsule that owns what it exported."""
+    capsule_name = b"dltensor_versioned" if versioned else b"dltensor"
+    managed = ctypes.POINTER(_STRUCTS[capsule_name])()
+    try:
+        function(handle, name.encode(), ctypes.byref(managed))
+        address = ctypes.cast(managed, ctypes.c_void_p)
+    except BaseException:  # e.g. a KeyboardInterrupt raised once the export was made: nothing owns it yet
+        if managed:
+            managed.contents.deleter(ctypes.cast(managed, ctypes.c_void_p))
+        raise
+    return _new(address, capsule_name, _destructors[capsule_name])  # from here on, the capsule owns it

@@ -77,7 +77,8 @@ class LeaseInfo(ctypes.Structure):
                 ("version", ctypes.c_uint64), ("latest", ctypes.c_uint64), ("held_ns", ctypes.c_uint64)]
 
 
-# DLPack (dlpack.h): the structs are the same from DLPack 0.6 to 1.x.
+# DLPack (dlpack.h): DLManagedTensor is the same from DLPack 0.6 to 1.x; DLManagedTensorVersioned is DLPack 1.x's
+# (include/weightbus/dlpack_versioned.h), with the layout DLPack publishes as its ABI (tests/test_dlpack.py).
 class DLDevice(ctypes.Structure):
     _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
 
@@ -97,6 +98,15 @@ DLDeleter = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
 class DLManagedTensor(ctypes.Structure):
     _fields_ = [("dl_tensor", DLTensor), ("manager_ctx", ctypes.c_void_p), ("deleter", DLDeleter)]
+
+
+class DLPackVersion(ctypes.Structure):
+    _fields_ = [("major", ctypes.c_uint32), ("minor", ctypes.c_uint32)]
+
+
+class DLManagedTensorVersioned(ctypes.Structure):
+    _fields_ = [("version", DLPackVersion), ("manager_ctx", ctypes.c_void_p), ("deleter", DLDeleter),
+                ("flags", ctypes.c_uint64), ("dl_tensor", DLTensor)]
 
 
 def new(struct: type) -> Any:
@@ -173,6 +183,8 @@ _CHECKED = {
     "wb_snapshot_tensor_at": [_P, _u32, ctypes.POINTER(TensorInfo)],
     "wb_snapshot_dlpack": [_P, _char, ctypes.POINTER(ctypes.POINTER(DLManagedTensor))],
     "wb_update_dlpack": [_P, _char, ctypes.POINTER(ctypes.POINTER(DLManagedTensor))],
+    "wb_snapshot_dlpack_versioned": [_P, _char, ctypes.POINTER(ctypes.POINTER(DLManagedTensorVersioned))],
+    "wb_update_dlpack_versioned": [_P, _char, ctypes.POINTER(ctypes.POINTER(DLManagedTensorVersioned))],
     "wb_cuda_init": [],
     "wb_cuda_device_uuid": [_i32, ctypes.POINTER(ctypes.c_uint8 * 16)],
     "wb_cuda_device_ordinal": [ctypes.POINTER(ctypes.c_uint8 * 16), _pi32],

@@ -5,7 +5,9 @@ import ctypes
 import threading
 from typing import TYPE_CHECKING, Any, Iterator, List, Mapping, Optional
 
-from ._lib import CopyTarget, TensorInfo, lib, new, timeout_ms
+from . import _dlpack
+from ._interruptible import call_in_slices
+from ._lib import CopyTarget, TensorInfo, lib, new
 from ._streams import stream_pointer
 from .errors import StateError
 from .tensor import Tensor
@@ -100,10 +102,12 @@ class Snapshot:
         self._order_stream(stream_pointer(stream))
 
     def synchronize(self, timeout: Optional[float] = None) -> None:
-        """Blocks until the GPU work that wrote this version is done (WaitTimeoutError after `timeout` s)."""
+        """Blocks until the GPU work that wrote this version is done (WaitTimeoutError after `timeout` s, None:
+        no limit). Ctrl-C interrupts it (KeyboardInterrupt)."""
         with self._lock:
             self._check_open()
-            lib.wb_snapshot_synchronize(self._handle, timeout_ms(timeout))
+            handle = self._handle
+            call_in_slices(lambda ms: lib.wb_snapshot_synchronize(handle, ms), timeout)
 
     # What Tensor needs of its owner ---------------------------------------------------------------------------
 
@@ -121,10 +125,11 @@ class Snapshot:
             if self._released and self._live_tensors == 0:
                 self._free()
 
-    def _export(self, name: str, out: Any) -> None:
+    def _export(self, name: str, versioned: bool) -> Any:
+        export = lib.wb_snapshot_dlpack_versioned if versioned else lib.wb_snapshot_dlpack
         with self._lock:
             self._check_open()
-            lib.wb_snapshot_dlpack(self._handle, name.encode(), out)
+            return _dlpack.export(export, self._handle, name, versioned)
 
     def _order_stream(self, stream: Optional[int]) -> None:
         with self._lock:

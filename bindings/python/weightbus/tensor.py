@@ -5,8 +5,7 @@ from __future__ import annotations
 import ctypes
 from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, Union
 
-from . import _dlpack
-from ._lib import DLManagedTensor, TensorInfo, lib
+from ._lib import TensorInfo, lib
 from .dtypes import itemsize, name_of_code, numpy_typestr
 
 if TYPE_CHECKING:
@@ -34,6 +33,9 @@ class Tensor:
     A tensor taken from a snapshot keeps that snapshot's version leased for as long as the Tensor (or an array
     made from it with np.asarray) is alive, even after the snapshot's `with` block: its bytes never change
     under you. Tensors exported with DLPack (torch.from_dlpack) hold their own lease in the C library.
+    Its bytes are read-only: NumPy arrays of it refuse writes (ValueError), but PyTorch and CuPy have no
+    read-only arrays, and a write through them kills the process (host memory is mapped read-only: SIGSEGV) or
+    changes the version under every reader (CUDA). See the README for each consumer.
     A tensor of an update is writable until the update is published or aborted.
 
     Attributes: name, dtype (weightbus's name, e.g. "bf16"), shape, strides (in elements), nbytes, data_ptr,
@@ -80,19 +82,28 @@ class Tensor:
 
     def __dlpack__(self, *, stream: Optional[int] = None, max_version: Optional[Tuple[int, int]] = None,
                    dl_device: Optional[Tuple[int, int]] = None, copy: Optional[bool] = None) -> Any:
-        """A DLPack capsule of the tensor (no copy). For a CUDA tensor of a snapshot, `stream` (the consumer's
-        stream as an int; None or 1: the legacy default stream, 2: per-thread default, -1: no ordering) is
-        first made to wait for the GPU work that wrote the version."""
-        del max_version  # the legacy capsule is understood by every consumer
+        """A DLPack capsule of the tensor, without a copy (the Python array API standard's protocol).
+
+        max_version: the newest DLPack version the consumer understands. With a major of 1 or more the capsule is
+        "dltensor_versioned" (DLPack 1.x), flagged read-only for a tensor of a snapshot; otherwise (None: a
+        consumer older than DLPack 1.0) it is the legacy "dltensor", which cannot say so. NumPy 2.1 and later
+        honour the flag, PyTorch and CuPy ignore it: the README has a table.
+        stream: for a CUDA tensor of a snapshot, the consumer's stream as an int (None or 1: the legacy default
+        stream, 2: per-thread default, -1: no ordering) is first made to wait for the GPU work that wrote the
+        version.
+        dl_device: must be None or the tensor's own device (weightbus does not move tensors).
+        copy: True raises BufferError: weightbus never copies (copy from the array you get, or into your own
+        buffers with Snapshot.copy_into). False and None share the tensor's bytes."""
         if copy:
-            raise BufferError("weightbus exports tensors without copying; copy=True is not supported")
+            raise BufferError(f"tensor {self.name!r}: weightbus exports tensors without copying, so copy=True is "
+                              "refused; make the copy from the array you get (np.array(t), "
+                              "torch.from_dlpack(t).clone()) or use Snapshot.copy_into")
         if dl_device is not None and tuple(dl_device) != self.__dlpack_device__():
             raise BufferError(f"tensor {self.name!r} is on {self.device}, not on DLPack device {dl_device}")
         if self.is_cuda and stream != -1:
             self._owner._order_stream(stream)
-        managed = ctypes.POINTER(DLManagedTensor)()
-        self._owner._export(self.name, ctypes.byref(managed))
-        return _dlpack.capsule(managed)
+        versioned = max_version is not None and max_version[0] >= 1
+        return self._owner._export(self.name, versioned)
 
     # Array interfaces -----------------------------------------------------------------------------------------
 

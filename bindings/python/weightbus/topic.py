@@ -12,6 +12,7 @@ from . import _lib
 from ._lib import TensorSpec, ViewSpec, lib, new, timeout_ms
 from .dtypes import dtype_code
 from ._closing import ClosesOnExit
+from ._interruptible import call_in_slices
 from .errors import BrokerGoneError, StateError, WaitTimeoutError, error_for
 from .info import TensorLayout, TopicInfo
 from .snapshot import Snapshot
@@ -20,7 +21,7 @@ from .update import Update
 if TYPE_CHECKING:
     from .client import Client
 
-# A tensor to create: (shape, dtype), or any object with .shape and .dtype (a NumPy array, a torch tensor).
+# A tensor to create: (shape, dtype), or an object with .shape and .dtype (for register_cuda: a torch tensor).
 TensorDefinition = Any
 
 
@@ -92,10 +93,13 @@ class Topic(ClosesOnExit):
 
     def alloc(self, tensors: Mapping[str, TensorDefinition], device: Any = None) -> None:
         """Publisher: creates tensors in storage the broker shares, zero-filled, R replicas each:
-        {name: (shape, dtype)} or {name: array-like with .shape and .dtype}. `device` None or "cpu": shared host
-        memory; "cuda:N" or N: GPU N (VMM memory that outlives this process). All or nothing; a name that exists
-        with the same definition keeps its storage."""
-        specs = _specs([(name, *_shape_and_dtype(d)) for name, d in tensors.items()])
+        {name: (shape, dtype)}, or {name: a description with .shape and .dtype that holds no values (a
+        TensorLayout of Topic.layout(), jax.ShapeDtypeStruct)}. An array (NumPy, PyTorch...) is refused with
+        InvalidArgumentError: its values would be ignored; give (a.shape, a.dtype) and publish the values
+        (publish({name: a})): nothing is readable before the first publish anyway. `device` None or "cpu":
+        shared host memory; "cuda:N" or N: GPU N (VMM memory that outlives this process). All or nothing; a name
+        that exists with the same definition keeps its storage."""
+        specs = _specs([(name, *_shape_and_dtype(_without_values(name, d))) for name, d in tensors.items()])
         ordinal = _cuda_ordinal(device)
         if ordinal is None:
             lib.wb_tensor_alloc(self.handle, specs, len(specs))
@@ -136,8 +140,10 @@ class Topic(ClosesOnExit):
         lib.wb_tensor_view(self.handle, ctypes.byref(spec))
 
     def revoke(self, name: str, timeout: Optional[float] = None) -> None:
-        """Publisher: revokes the CUDA allocation holding `name` (see wb_tensor_revoke)."""
-        lib.wb_tensor_revoke(self.handle, name.encode(), timeout_ms(timeout))
+        """Publisher: revokes the CUDA allocation holding `name` (see wb_tensor_revoke) and waits at most
+        `timeout` seconds (None: no limit) until no other process maps it (WaitTimeoutError; it stays revoked)."""
+        topic = self.handle
+        call_in_slices(lambda ms: lib.wb_tensor_revoke(topic, name.encode(), ms), timeout)
 
     # Versions -------------------------------------------------------------------------------------------------
 
@@ -150,14 +156,25 @@ class Topic(ClosesOnExit):
 
     def update(self, timeout: Optional[float] = None) -> Update:
         """Publisher: begins version latest+1 (see Update). Waits at most `timeout` seconds (None: no limit)
-        for readers that block it, then raises WaitTimeoutError."""
-        handle = ctypes.c_void_p()
-        lib.wb_update_begin(self.handle, timeout_ms(timeout), ctypes.byref(handle))
+        for readers that block it, then raises WaitTimeoutError. Ctrl-C interrupts the wait (KeyboardInterrupt),
+        leaving no update open."""
+        topic, handle = self.handle, ctypes.c_void_p()
+        try:
+            call_in_slices(lambda ms: lib.wb_update_begin(topic, ms, ctypes.byref(handle)), timeout)
+        except BaseException:
+            if handle.value is not None:  # begun, then interrupted before Python saw it
+                lib.wb_update_abort(handle)
+            raise
         self._update = Update(self, handle)
         return self._update
 
     def publish(self, arrays: Mapping[str, Any], metadata: bytes = b"", timeout: Optional[float] = None) -> int:
-        """Publisher, host tensors: copies {name: NumPy array} into a new version and publishes it."""
+        """Publisher, host tensors: one update (see update(), whose `timeout` this is) that copies each
+        {name: array} into tensor `name` with numpy.copyto(casting="no") — the array's dtype must be the tensor's
+        and its shape the tensor's or one that broadcasts to it — then publishes the version with `metadata`
+        and returns its number. Tensors not named keep their bytes, R >= 2 included. If a copy fails (TypeError,
+        ValueError, NotFoundError, or TypeError for a CUDA tensor), the update is aborted: nothing is published,
+        and with R = 1 the tensors handed out before the failure leave the topic dirty (see Update.abort)."""
         import numpy
 
         with self.update(timeout) as u:
@@ -169,9 +186,16 @@ class Topic(ClosesOnExit):
 
     def snapshot(self, version: int = 0, timeout: Optional[float] = None) -> Snapshot:
         """Leases `version` (0: the latest). Raises NotFoundError before the first publish, ExpiredError for a
-        version no longer kept, DirtyError while an R = 1 topic is half-written."""
-        handle = ctypes.c_void_p()
-        lib.wb_snapshot_acquire(self.handle, version, timeout_ms(timeout), ctypes.byref(handle))
+        version no longer kept, DirtyError while an R = 1 topic is half-written. While an R = 1 update is being
+        written, leasing the latest waits at most `timeout` seconds (None: no limit) for its publish
+        (WaitTimeoutError); Ctrl-C interrupts that wait (KeyboardInterrupt), leaving no lease."""
+        topic, handle = self.handle, ctypes.c_void_p()
+        try:
+            call_in_slices(lambda ms: lib.wb_snapshot_acquire(topic, version, ms, ctypes.byref(handle)), timeout)
+        except BaseException:
+            if handle.value is not None:  # leased, then interrupted before Python saw it
+                lib.wb_snapshot_release(handle)
+            raise
         with self._lock:
             self._live_snapshots += 1
         return Snapshot(self, handle)
@@ -179,9 +203,10 @@ class Topic(ClosesOnExit):
     def wait(self, after: int = 0, timeout: Optional[float] = None) -> int:
         """Blocks until a version greater than `after` is published and returns the latest. Raises
         WaitTimeoutError (a TimeoutError) after `timeout` seconds, BrokerGoneError if the broker dies and no
-        successor takes this client back within the client's timeout (a restarted broker: the wait goes on)."""
-        version = ctypes.c_uint64()
-        lib.wb_topic_wait(self.handle, after, timeout_ms(timeout), ctypes.byref(version))
+        successor takes this client back within the client's timeout (a restarted broker: the wait goes on).
+        Ctrl-C interrupts it (KeyboardInterrupt)."""
+        topic, version = self.handle, ctypes.c_uint64()
+        call_in_slices(lambda ms: lib.wb_topic_wait(topic, after, ms, ctypes.byref(version)), timeout)
         return version.value
 
     def notify_fd(self) -> int:
@@ -263,6 +288,19 @@ class Topic(ClosesOnExit):
 
     def _client_closing(self) -> Tuple[int, Optional[Update]]:
         return self._live_snapshots, self._update
+
+
+# What arrays (NumPy, PyTorch, CuPy, JAX, weightbus.Tensor) have and descriptions of a shape and dtype lack.
+_VALUE_PROTOCOLS = ("__array__", "__array_interface__", "__cuda_array_interface__", "__dlpack__")
+
+
+def _without_values(name: str, definition: TensorDefinition) -> TensorDefinition:
+    """alloc's definition, refused if it is an array: alloc would drop its values, which users expect to see."""
+    if any(hasattr(definition, protocol) for protocol in _VALUE_PROTOCOLS):
+        raise error_for(-1, f"tensor {name!r}: alloc takes a shape and a dtype, not the values of a "
+                        f"{type(definition).__name__} (they would be ignored): give (array.shape, array.dtype), "
+                        f"then publish the values, e.g. topic.publish({{{name!r}: array}})")
+    return definition
 
 
 def _shape_and_dtype(definition: TensorDefinition) -> Tuple[Tuple[int, ...], Any]:

@@ -61,9 +61,9 @@ class ModulePublisher:
             self._register()
 
     def _allocate(self) -> None:
-        by_device: Dict[Optional[int], Dict[str, torch.Tensor]] = {}
+        by_device: Dict[Optional[int], Dict[str, Tuple[Tuple[int, ...], torch.dtype]]] = {}
         for name, t in self.tensors.items():
-            by_device.setdefault(t.device.index if t.is_cuda else None, {})[name] = t
+            by_device.setdefault(t.device.index if t.is_cuda else None, {})[name] = (tuple(t.shape), t.dtype)
         for device, tensors in by_device.items():
             self.topic.alloc(tensors, device=device)
 

@@ -5,6 +5,7 @@ import ctypes
 import threading
 from typing import TYPE_CHECKING, Any, Optional
 
+from . import _dlpack
 from ._lib import TensorInfo, lib, new
 from ._streams import stream_pointer
 from .errors import StateError
@@ -26,6 +27,11 @@ class Update:
 
     With R >= 2, a tensor handed out holds an older version's bytes: write all of it. Tensors of the update are
     valid until it is published or aborted.
+
+    Attributes: `version`, the number this update publishes (the topic's latest + 1 when it began, fixed from
+    the start: name it in logs or in a message to readers before publishing); `published_version`, None until
+    the update is published, then that same number, and None for good after an abort (after a `with` block, it
+    tells whether the block published); `metadata` and `stream`, what publish() uses when given none.
     """
 
     def __init__(self, topic: "Topic", handle: ctypes.c_void_p) -> None:
@@ -110,10 +116,11 @@ class Update:
     def _tensor_died(self) -> None:
         pass
 
-    def _export(self, name: str, out: Any) -> None:
+    def _export(self, name: str, versioned: bool) -> Any:
+        export = lib.wb_update_dlpack_versioned if versioned else lib.wb_update_dlpack
         with self._lock:
             self._check_open()
-            lib.wb_update_dlpack(self._handle, name.encode(), out)
+            return _dlpack.export(export, self._handle, name, versioned)
 
     def _order_stream(self, stream: Optional[int]) -> None:
         pass  # the publisher's own stream order is the caller's
