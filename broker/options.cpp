@@ -24,7 +24,7 @@ const char kUsage[] =
     "  --socket PATH            control socket (default: $WEIGHTBUS_SOCKET, else\n"
     "                           $XDG_RUNTIME_DIR/weightbus/NAME.sock, else /tmp/weightbus-<uid>/NAME.sock)\n"
     "  --foreground             stay in the foreground and log to stderr (default: daemonize and log to\n"
-    "                           NAME.log beside the socket)\n"
+    "                           the socket's path + .log, e.g. /tmp/weightbus-<uid>/NAME.sock.log)\n"
     "  --log-level LEVEL        error, warn, info (default) or debug\n"
     "  --max-topics N           topics in the registry (default 256)\n"
     "  --max-tensors N          tensors and views (default 65536)\n"
@@ -41,8 +41,15 @@ const char kUsage[] =
     "  --max-bytes-per-client N[K|M|G|T]  host shared memory one client may allocate (default: half of the\n"
     "                                  machine's memory)\n"
     "\n"
-    "example:\n"
-    "  weightbusd --foreground --name train0 --max-tensors 200000\n";
+    "stopping:\n"
+    "  SIGTERM or SIGINT (`weightbus stop [--name NAME | --socket PATH]` sends SIGTERM and waits) stops the\n"
+    "  broker cleanly: it drops its clients and removes its socket and its segment, with every topic in it.\n"
+    "  SIGKILL or a crash leaves the segment in /dev/shm: a broker started again with the same name adopts it,\n"
+    "  with every topic and published version, and the clients resume with it.\n"
+    "\n"
+    "examples:\n"
+    "  weightbusd --foreground --name train0 --max-tensors 200000\n"
+    "  weightbusd --name job7 && weightbus --name job7 ls && weightbus --name job7 stop\n";
 
 bool parse_count(const char *text, uint32_t min, uint32_t max, uint32_t *out) {
   errno = 0;

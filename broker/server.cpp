@@ -11,6 +11,7 @@
 
 #include "error.hpp"
 #include "log.hpp"
+#include "socket_dir.hpp"
 
 namespace wb::broker {
 
@@ -27,13 +28,6 @@ bool someone_listens(const sockaddr_un &addr) {
   bool listening = connect(probe, reinterpret_cast<const sockaddr *>(&addr), sizeof(addr)) == 0;
   close(probe);
   return listening;
-}
-
-// Creates the socket's directory (0700) when it is one of ours; an explicit --socket directory is the user's.
-int prepare_directory(const std::string &path) {
-  std::string dir = path.substr(0, path.rfind('/'));
-  if (dir.empty() || mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) return WB_OK;
-  return fail_errno(("creating " + dir).c_str());
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
  * across the restart stay valid and are released through the successor; an update open across it publishes;
  * the client keeps its id; a notify fd reaches end of file and wb_topic_notify_fd gives a new one that
  * signals; a successor that started afresh refuses them, and they then get WB_E_BROKER_GONE saying why. */
+#include <glob.h>
 #include <poll.h>
 #include <pthread.h>
 
@@ -171,9 +172,15 @@ static void fresh_successor_refuses_to_resume(void **state) {
   pair p;
   open_pair(b, 2, &p);
   fx_broker_kill9(b);
-  char shm[160];
-  snprintf(shm, sizeof(shm), "/dev/shm/weightbus-%u-%s", (unsigned)getuid(), b->name);
-  assert_int_equal(unlink(shm), 0); /* the successor creates a new segment: nothing to resume */
+  /* The dead broker's shared memory is gone (its segment and its host allocations, segment.a<N>): the successor
+   * creates a new segment, with nothing to resume. */
+  char pattern[160];
+  snprintf(pattern, sizeof(pattern), "/dev/shm/weightbus-%u-%s{,.a*}", (unsigned)getuid(), b->name);
+  glob_t shm;
+  assert_int_equal(glob(pattern, GLOB_BRACE, NULL, &shm), 0);
+  assert_int_equal(shm.gl_pathc, 2); /* the segment and the publisher's allocation */
+  for (size_t i = 0; i < shm.gl_pathc; ++i) assert_int_equal(unlink(shm.gl_pathv[i]), 0);
+  globfree(&shm);
   assert_int_equal(fx_broker_restart(b), 0);
   uint64_t v;
   FX_EXPECT(wb_topic_wait(p.reader, 1, 5000, &v), WB_E_BROKER_GONE);

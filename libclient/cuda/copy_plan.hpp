@@ -7,16 +7,9 @@
 #include <vector>
 
 #include "copy_kernel_params.h"
+#include "hooks.hpp"  // Copy
 
 namespace wb::cuda {
-
-struct Copy {
-  const char *src = nullptr;
-  char *dst = nullptr;
-  uint64_t bytes = 0;
-  bool cuda = false;  // a GPU is on either side
-  int ordinal = -1;   // a GPU of the copy, for a NULL stream in a thread without a context
-};
 
 // Copies of this size and up keep one cuMemcpyAsync each, on the lanes. From here a copy's GPU time (16 MiB
 // read and written: ~10 us at 3 TB/s) exceeds the host's cost of launching it (~6.5 us measured under gVisor),

@@ -8,16 +8,12 @@
 #include <cstdint>
 #include <string>
 
-namespace wb::cuda {
+#include "hooks.hpp"  // device_count and ordinal_of, which copy-into's checks of its targets call too
 
-// GPUs visible in this process. WB_OK, WB_E_NO_CUDA or WB_E_CUDA.
-int device_count(int *count);
+namespace wb::cuda {
 
 // UUID of ordinal: WB_E_INVAL if out of range.
 int uuid_of(int ordinal, uint8_t uuid[16]);
-
-// Ordinal of the GPU with this UUID: WB_E_NOT_FOUND, naming the GPU, if it is not visible here.
-int ordinal_of(const uint8_t uuid[16], int *ordinal);
 
 // The primary context of ordinal, retained on first use and kept for the process's lifetime.
 int primary_context(int ordinal, CUcontext *context);

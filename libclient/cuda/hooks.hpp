@@ -1,11 +1,13 @@
-// The core library's calls into its CUDA part. None of them loads libcuda: a client that never used CUDA
-// returns at once.
+// The core library's calls into its CUDA part: cuda/*.cpp where cuda.h was found, else cuda/unavailable.cpp
+// (WB_E_NO_CUDA, or nothing to do). From import_base to close_client none loads libcuda for a client that never
+// used CUDA: it returns at once. Copy-into calls the rest only for targets or tensors on a GPU.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 struct wb_client;
+struct wb_snapshot;
 
 namespace wb::cuda {
 
@@ -25,5 +27,25 @@ void export_again(wb_client *client);
 
 // At detach: closes every import, retires and destroys this client's events, frees the memory it allocated.
 void close_client(wb_client *client);
+
+// GPUs visible in this process. WB_OK, WB_E_NO_CUDA or WB_E_CUDA.
+int device_count(int *count);
+
+// Ordinal of the GPU with this UUID: WB_E_NOT_FOUND, naming the GPU, if it is not visible here.
+int ordinal_of(const uint8_t uuid[16], int *ordinal);
+
+// One copy of a copy-into (copy_into.cpp), checked: the host-to-host ones are memcpy, the others go to
+// copy_on_stream.
+struct Copy {
+  const char *src = nullptr;
+  char *dst = nullptr;
+  uint64_t bytes = 0;
+  bool cuda = false;  // a GPU is on either side
+  int ordinal = -1;   // a GPU of the copy, for a NULL stream in a thread without a context
+};
+
+// Enqueues the copies with a GPU on either side on stream, after the snapshot's GPU work (cuda/copy.cpp);
+// host-to-host copies in `copies` are done already and skipped.
+int copy_on_stream(wb_snapshot *snapshot, const std::vector<Copy> &copies, void *stream);
 
 }  // namespace wb::cuda

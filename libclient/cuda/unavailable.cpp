@@ -1,5 +1,6 @@
 // The CUDA entry points of a library built without CUDA's headers (cuda.h): each says so with WB_E_NO_CUDA,
-// and the core's hooks have nothing to do. Built instead of the rest of cuda/ (see libclient/CMakeLists.txt).
+// and the core's hooks have nothing to do or say the same (copy-into's host copies need none of them). Built
+// instead of the rest of cuda/ (see libclient/CMakeLists.txt).
 #include "error.hpp"
 #include "hooks.hpp"
 #include "weightbus/weightbus.h"
@@ -20,6 +21,9 @@ void sweep(wb_client *) {}
 std::vector<uint32_t> imported_allocations(wb_client *) { return {}; }
 void export_again(wb_client *) {}
 void close_client(wb_client *) {}
+int device_count(int *) { return unavailable(); }
+int ordinal_of(const uint8_t[16], int *) { return unavailable(); }
+int copy_on_stream(wb_snapshot *, const std::vector<Copy> &, void *) { return unavailable(); }
 
 }  // namespace wb::cuda
 
@@ -38,6 +42,3 @@ extern "C" WB_API int wb_update_publish_on_stream(wb_update *, void *, const voi
 }
 extern "C" WB_API int wb_snapshot_wait_stream(wb_snapshot *, void *) { return unavailable(); }
 extern "C" WB_API int wb_snapshot_synchronize(wb_snapshot *, int64_t) { return unavailable(); }
-extern "C" WB_API int wb_snapshot_copy_into(wb_snapshot *, const wb_copy_target *, uint32_t, void *) {
-  return unavailable();
-}

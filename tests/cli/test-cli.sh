@@ -26,6 +26,11 @@ json_ok() { /usr/bin/python3 -c 'import json,sys; [json.loads(l) for l in sys.st
 
 sock=$WEIGHTBUS_SOCKET
 check "demo" 0 "$cli" demo --versions 3 --interval-ms 10 --weightbusd "$broker"
+# The publisher's line for a version comes before the reader's line for it, however fast the reader wakes.
+check "a fast demo" 0 "$cli" demo --versions 200 --interval-ms 0 --weightbusd "$broker"
+awk '$1 == "publisher:" && $3 == "version" { said[$4] = 1 }
+     $1 == "reader:" && $2 == "version" && !($3 in said) { print "FAIL: the reader spoke first: " $0; bad = 1 }
+     END { exit bad }' "$dir/out" || failures=$((failures + 1))
 
 check "ls on an empty broker" 0 "$cli" --socket "$sock" ls
 check "ls --json" 0 "$cli" --socket "$sock" ls --json

@@ -263,6 +263,6 @@ int main(int argc, char **argv) {
   s.seed = first_seed;
   print_summary(&s, rounds, fx_now_ms() - start);
   wb_detach(s.verifier);
-  fx_broker_stop(&s.broker);
+  if (fx_broker_stop(&s.broker) != 0) s.failures++;
   return s.failures == 0 ? 0 : 1;
 }

@@ -102,29 +102,39 @@ static int probe_socket(const char *path) {
   return rc;
 }
 
-/* A killed broker leaves its segment and its host allocations (<segment>.a<N>) behind, for a restarted broker
- * to adopt. */
-static void remove_shared_memory(const char *name) {
+/* The shared-memory objects of broker `name` still in /dev/shm: its segment and its host allocations
+ * (<segment>.a<N>). A killed broker leaves them for a restarted broker to adopt; one that stopped cleanly has
+ * removed them. Removes them and returns how many there were; leaked != 0 names each on stderr as a leak. */
+static int remove_shared_memory(const char *name, int leaked) {
   char prefix[160];
   int len = snprintf(prefix, sizeof(prefix), "weightbus-%u-%s", (unsigned)getuid(), name);
+  int found = 0;
   DIR *dir = opendir("/dev/shm");
   struct dirent *entry;
   while (dir != NULL && (entry = readdir(dir)) != NULL) {
     const char *rest = entry->d_name + len;
     if (strncmp(entry->d_name, prefix, (size_t)len) != 0 || (rest[0] != '\0' && strncmp(rest, ".a", 2) != 0)) continue;
+    if (leaked) {
+      fprintf(stderr, "fixture: %s: broker %s stopped cleanly but left /dev/shm/%s behind\n",
+              program_invocation_short_name, name, entry->d_name);
+    }
     char path[300];
     snprintf(path, sizeof(path), "/%s", entry->d_name);
     shm_unlink(path);
+    ++found;
   }
   if (dir != NULL) closedir(dir);
+  return found;
 }
 
-static void cleanup_files(fx_broker *b) {
-  if (b->dir[0] == '\0') return;
-  remove_shared_memory(b->name);
+/* Removes what the broker leaves behind; returns how many shared-memory objects remained (see above). */
+static int cleanup_files(fx_broker *b, int leaked) {
+  if (b->dir[0] == '\0') return 0;
+  int found = remove_shared_memory(b->name, leaked);
   unlink(b->socket_path);
   rmdir(b->dir);
   b->dir[0] = '\0';
+  return found;
 }
 
 const char *fx_broker_path(void) {
@@ -170,7 +180,7 @@ static int launch(fx_broker *b, const fx_broker_opts *opts) {
   pid_t pid = fork();
   if (pid < 0) {
     perror("fixture: fork");
-    cleanup_files(b);
+    cleanup_files(b, 0);
     return -1;
   }
   if (pid == 0) {
@@ -187,14 +197,14 @@ static int launch(fx_broker *b, const fx_broker_opts *opts) {
     if (waitpid(pid, &status, WNOHANG) == pid) {
       fprintf(stderr, "fixture: %s exited before accepting (status 0x%x)\n", exe, (unsigned)status);
       b->pid = 0;
-      cleanup_files(b);
+      cleanup_files(b, 0);
       return -1;
     }
     if (probe_socket(b->socket_path) == 0) return 0;
     if (fx_now_ms() >= deadline) {
       fprintf(stderr, "fixture: %s did not accept on %s within 10 s\n", exe, b->socket_path);
       fx_broker_kill9(b);
-      cleanup_files(b);
+      cleanup_files(b, 0);
       return -1;
     }
     fx_sleep_ms(5);
@@ -234,12 +244,14 @@ void fx_broker_kill9(fx_broker *b) {
   if (wait_bounded(b->pid, 5000, &b->exit_status)) b->pid = 0;
 }
 
-void fx_broker_stop(fx_broker *b) {
+int fx_broker_stop(fx_broker *b) {
   if (b->pid != 0 && fx_broker_signal_and_wait(b, SIGTERM, 5000) != 0) {
     fprintf(stderr, "fixture: broker %d ignored SIGTERM for 5 s: killed\n", (int)b->pid);
     fx_broker_kill9(b);
   }
-  cleanup_files(b);
+  /* Its last exit was a clean stop (SIGTERM or SIGINT, here or by the test): nothing of it may remain. */
+  int clean = b->pid == 0 && WIFEXITED(b->exit_status) && WEXITSTATUS(b->exit_status) == 0;
+  return cleanup_files(b, clean) > 0 && clean ? -1 : 0;
 }
 
 int fx_setup(void **state) {
@@ -256,12 +268,13 @@ int fx_setup(void **state) {
 
 int fx_teardown(void **state) {
   fx_broker *b = *state;
+  int rc = 0;
   if (b != NULL) {
-    fx_broker_stop(b);
+    rc = fx_broker_stop(b);
     free(b);
   }
   *state = NULL;
-  return 0;
+  return rc;
 }
 
 int fx_attach(const fx_broker *b, const char *client_name, wb_client **out) {

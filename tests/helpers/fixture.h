@@ -94,8 +94,10 @@ typedef struct fx_broker {
 int fx_broker_start(fx_broker *b, const fx_broker_opts *opts);
 /* Sends sig, then waits at most timeout_ms for the exit. Returns 0 when it exited in time. */
 int fx_broker_signal_and_wait(fx_broker *b, int sig, int timeout_ms);
-/* SIGTERM with a 5 s bound (then SIGKILL), and removes the socket, temp dir and shm segment. Idempotent. */
-void fx_broker_stop(fx_broker *b);
+/* SIGTERM with a 5 s bound (then SIGKILL), and removes the socket, temp dir and shm segment. Idempotent.
+ * Returns -1, naming each object on stderr, when a broker whose last exit was a clean stop left shared memory
+ * behind (a leak); 0 otherwise (a broker killed with SIGKILL leaves it by design, removed here quietly). */
+int fx_broker_stop(fx_broker *b);
 /* SIGKILL and reap: the broker dies without cleaning up. */
 void fx_broker_kill9(fx_broker *b);
 /* Starts a new weightbusd with the same name and socket as b's dead one (after fx_broker_kill9), which adopts
@@ -105,7 +107,8 @@ int fx_broker_restart(fx_broker *b);
 const char *fx_broker_path(void);
 
 /* cmocka setup/teardown: a broker per test in *state. The setup takes an fx_broker_opts* as prestate
- * (cmocka_unit_test_prestate_setup_teardown) or NULL for defaults. */
+ * (cmocka_unit_test_prestate_setup_teardown) or NULL for defaults. The teardown fails the test when the
+ * broker leaked shared memory (fx_broker_stop). */
 int fx_setup(void **state);
 int fx_teardown(void **state);
 

@@ -1,18 +1,38 @@
 # Sourced by the relay's shell tests with their arguments (CLI WEIGHTBUSD BINDIR): brokers of different names
 # standing in for nodes, relay processes, a free loopback port, and the counted assertions of
-# helpers/check.sh. Everything started is killed and every temp dir removed at exit.
+# helpers/check.sh. At exit the brokers are stopped cleanly (the test fails if one leaves shared memory
+# behind), everything else started is killed, and every temp dir is removed.
 cli=$1
 weightbusd=$2
 bin=$3
 dir=$(mktemp -d)
-pids=()
+pids=()          # every process started, brokers first
+broker_pids=()   # the brokers' pids and names
+broker_names=()
 source "$(dirname "${BASH_SOURCE[0]}")/../helpers/check.sh"
-trap 'for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$dir"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/../helpers/shm.sh"
+
+stop_all() {
+  local p i leaked=0
+  for p in "${pids[@]}"; do
+    if [[ " ${broker_pids[*]} " == *" $p "* ]]; then kill -TERM "$p"; else kill -9 "$p"; fi 2>/dev/null
+  done
+  for i in "${!broker_pids[@]}"; do
+    wait "${broker_pids[$i]}" 2>/dev/null
+    shm_clean "${broker_names[$i]}" $? || leaked=1
+  done
+  wait 2>/dev/null
+  rm -rf "$dir"
+  [ $leaked -eq 0 ] || exit 1
+}
+trap stop_all EXIT
 
 # start_node NAME: a broker named NAME-$$ at $dir/NAME.sock
 start_node() {
   "$weightbusd" --foreground --socket "$dir/$1.sock" --name "$1-$$" --log-level warn 2>"$dir/$1.log" &
   pids+=($!)
+  broker_pids+=($!)
+  broker_names+=("$1-$$")
   for _ in $(seq 200); do "$cli" --socket "$dir/$1.sock" ls >/dev/null 2>&1 && return 0; sleep 0.05; done
   fail "broker $1 does not answer"
   return 1

@@ -5,6 +5,7 @@
 // vanishes before kSent, is not, and version 3 with a kSent naming another version is not either.
 //
 //   test-relay-sink-publishes-only-finished-versions CLI WEIGHTBUSD
+#include <glob.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -38,6 +39,23 @@ pid_t start(std::vector<std::string> args) {
     _exit(127);
   }
   return pid;
+}
+
+// Removes the shared-memory objects of broker `name` still in /dev/shm (its segment, its host allocations
+// .a<N>) and returns them, each named on stderr.
+std::vector<std::string> remove_shm_left(const std::string &name) {
+  const std::string segment = "/dev/shm/weightbus-" + std::to_string(getuid()) + "-" + name;
+  std::vector<std::string> left;
+  glob_t found{};
+  if (glob((segment + "{,.a*}").c_str(), GLOB_BRACE, nullptr, &found) == 0) {
+    left.assign(found.gl_pathv, found.gl_pathv + found.gl_pathc);
+  }
+  globfree(&found);
+  for (const std::string &path : left) {
+    std::fprintf(stderr, "broker %s left %s behind\n", name.c_str(), path.c_str());
+    unlink(path.c_str());
+  }
+  return left;
 }
 
 wb_topic *sink_topic(wb_client *client) {
@@ -143,7 +161,10 @@ void run(char **argv) {
   kill(sink, SIGKILL);
   kill(broker, SIGTERM);
   waitpid(sink, nullptr, 0);
-  waitpid(broker, nullptr, 0);
+  int status = 0;
+  waitpid(broker, &status, 0);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  CHECK(remove_shm_left(name).empty());  // a broker stopped cleanly removes its segment and allocations
   rmdir(dir);
 }
 

@@ -272,7 +272,7 @@ int run_demo(const GlobalOptions &g, Args &args) {
   say("demo", "success: " + std::to_string(c.versions) + " versions published and read back intact.");
   out_line(
       "Next: start a broker with `weightbusd`, then try `weightbus ls -l`, `weightbus watch TOPIC` and "
-      "`weightbus clients` while your programs publish.");
+      "`weightbus clients` while your programs publish; `weightbus stop` stops it.");
   return 0;
 }
 

@@ -28,5 +28,6 @@ extern const Command kCheckpointCommand;
 extern const Command kMapCommand;
 extern const Command kDiagnoseCommand;
 extern const Command kRelayCommand;
+extern const Command kStopCommand;
 
 }  // namespace wbcli

@@ -133,8 +133,7 @@ std::vector<std::string> Args::positionals(size_t min, size_t max, std::string_v
 std::string socket_path(const GlobalOptions &g) {
   if (!g.socket.empty()) return g.socket;
   char buf[4096];
-  if (wb_default_socket_path(g.name.empty() ? nullptr : g.name.c_str(), buf, sizeof buf) != WB_OK)
-    return "(the default socket path)";
+  check(wb_default_socket_path(g.name.empty() ? nullptr : g.name.c_str(), buf, sizeof buf), "find the broker's socket");
   return buf;
 }
 

@@ -77,7 +77,7 @@ using ClientPtr = std::unique_ptr<wb_client, ClientCloser>;
 using TopicPtr = std::unique_ptr<wb_topic, TopicCloser>;
 using SnapshotPtr = std::unique_ptr<wb_snapshot, SnapshotReleaser>;
 
-// The socket path the library will use for these options, for messages.
+// The socket path the library will use for these options. Throws WbError for a name that makes no path.
 std::string socket_path(const GlobalOptions &g);
 // Attaches with the global options; client_name is what `weightbus clients` shows for us.
 ClientPtr attach(const GlobalOptions &g, const char *client_name);

@@ -95,10 +95,16 @@ void publish_step(wb_topic *topic, int64_t step) {
   }
   const std::string metadata = "{\"step\": " + std::to_string(step) + "}";
   uint64_t version = 0;
+  check(wb_update_version(update.get(), &version), what + ": its version number");
+  // Said before publishing: the reader wakes the moment the version is published, and its line must follow this.
+  say("publisher", "publishing version " + std::to_string(version) + "  metadata " + metadata);
+  uint64_t published = 0;
   // publish frees the update even when it fails, so the guard lets go first.
-  check(wb_update_publish(update.release(), metadata.data(), static_cast<uint32_t>(metadata.size()), &version),
+  check(wb_update_publish(update.release(), metadata.data(), static_cast<uint32_t>(metadata.size()), &published),
         what + ": publish");
-  say("publisher", "published version " + std::to_string(version) + "  metadata " + metadata);
+  if (published != version)
+    throw std::runtime_error(what + ": published version " + std::to_string(published) + ", not " +
+                             std::to_string(version));
 }
 
 // ----------------------------------------------------------------------------------------------- reader

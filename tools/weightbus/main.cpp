@@ -11,7 +11,7 @@ namespace {
 
 const Command *const kCommands[] = {&kLsCommand,   &kInfoCommand,       &kWatchCommand, &kClientsCommand,
                                     &kStatsCommand, &kLoadCommand,      &kCheckpointCommand, &kMapCommand,
-                                    &kDiagnoseCommand, &kRelayCommand, &kDemoCommand};
+                                    &kDiagnoseCommand, &kRelayCommand, &kStopCommand, &kDemoCommand};
 
 const char *kGlobalHelp = R"HELP(usage: weightbus [--socket PATH | --name BROKER] [--json] COMMAND [ARGS...]
 

@@ -49,6 +49,9 @@ class Broker:
                 time.sleep(0.01)
 
     def stop(self) -> None:
+        """SIGTERM (SIGKILL after 5 s), then removes what the broker left in /dev/shm. A killed broker leaves its
+        segment and host allocations behind (for a restarted one to adopt); one that stopped cleanly must not:
+        then this raises, naming what it left."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -56,8 +59,10 @@ class Broker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        # A killed broker leaves its segment and host allocations behind (for a restarted one to adopt).
         prefix = f"weightbus-{os.getuid()}-{self.name}"
-        for leftover in Path("/dev/shm").glob(prefix + "*"):
-            if leftover.name == prefix or leftover.name.startswith(prefix + ".a"):
-                leftover.unlink(missing_ok=True)
+        leftovers = [p for p in Path("/dev/shm").glob(prefix + "*")
+                     if p.name == prefix or p.name.startswith(prefix + ".a")]
+        for leftover in leftovers:
+            leftover.unlink(missing_ok=True)
+        if self.process.returncode == 0 and leftovers:
+            raise AssertionError(f"broker {self.name} stopped cleanly but left {[str(p) for p in leftovers]}")

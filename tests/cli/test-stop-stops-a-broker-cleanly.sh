@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# `weightbus stop` finds the broker listening on a socket by its peer credentials, sends it SIGTERM and returns
+# once it has exited: the socket and the segment are gone. It refuses clearly when nobody listens, says so
+# when the broker outlives the timeout, and takes --json like every command.
+set -uo pipefail
+cli=$1
+weightbusd=$2
+dir=$(mktemp -d)
+source "$(dirname "$0")/../helpers/check.sh"
+source "$(dirname "$0")/../helpers/shm.sh"
+unset WEIGHTBUS_SOCKET WEIGHTBUS_NAME
+export XDG_RUNTIME_DIR=$dir/run
+mkdir -m 700 "$XDG_RUNTIME_DIR"
+sock=$dir/fg.sock
+fg=fg-$$
+daemon=daemon-$$
+broker=
+# After a failure half-way: whatever still runs is stopped, and what it leaves removed.
+clean_up() {
+  "$cli" --name "$daemon" stop >/dev/null 2>&1
+  kill -9 $broker 2>/dev/null
+  wait
+  shm_clean "$fg" 1
+  shm_clean "$daemon" 1
+  rm -rf "$dir"
+}
+trap clean_up EXIT
+
+check "nobody listens" 1 "$cli" --socket "$dir/none.sock" stop
+expect_err "weightbus: stop: no broker listens at $dir/none.sock (connect): No such file or directory"
+check "nobody listens, --json" 1 "$cli" --socket "$dir/none.sock" stop --json
+expect_err "no broker listens at $dir/none.sock"
+check "a stray argument" 2 "$cli" stop now
+check "a bad timeout" 2 "$cli" stop --timeout-ms 0
+expect_err "--timeout-ms must be between 1 and 86400000"
+
+# A broker of ours in the foreground: the pid stop names is its pid, and its exit is a clean one.
+start_fg() {
+  "$weightbusd" --foreground --socket "$sock" --name "$fg" --log-level warn 2>>"$dir/fg.log" &
+  broker=$!
+  for _ in $(seq 200); do "$cli" --socket "$sock" ls >/dev/null 2>&1 && return 0; sleep 0.05; done
+  fail "the broker does not answer"
+}
+start_fg
+check "stop --json" 0 "$cli" --socket "$sock" stop --json
+expect_json "the broker's pid and socket" "d['pid'] == $broker and d['socket'] == '$sock' and d['stopped'] is True"
+wait "$broker"  # at once: stop returned once the broker had exited
+check "it exited cleanly" 0 shm_clean "$fg" $?
+[ -e "$sock" ] && fail "the socket is still there" || passed=$((passed + 1))
+
+# A broker that cannot act on SIGTERM yet (stopped): stop says so after the timeout, and the broker still runs.
+start_fg
+kill -STOP "$broker"
+check "a broker that does not exit in time" 1 "$cli" --socket "$sock" stop --timeout-ms 300
+expect_err "stop: the broker at $sock (pid $broker) did not exit within 300 ms of SIGTERM; it still runs"
+kill -CONT "$broker"  # it acts on the SIGTERM it was sent
+wait "$broker"
+check "then it exits cleanly" 0 shm_clean "$fg" $?
+
+# A daemonized broker, found by --name in the default path.
+check "a daemonized broker" 0 "$weightbusd" --name "$daemon"
+check "stop --name" 0 "$cli" --name "$daemon" stop
+expect_out "stopped the broker at $XDG_RUNTIME_DIR/weightbus/$daemon.sock (pid "
+check "no segment left" 0 shm_clean "$daemon" 0
+check "stopped already" 1 "$cli" --name "$daemon" stop
+expect_err "no broker listens at $XDG_RUNTIME_DIR/weightbus/$daemon.sock"
+finish
