@@ -36,10 +36,12 @@
  * Broker restarts: a weightbusd started after its predecessor was killed (same name) adopts the segment it
  * left, with every topic and version. A client of the dead broker resumes with it on its own, at its next
  * call or from inside a blocked wait: it keeps its id, handles, leases, open update and publisher roles, and
- * waits go on. Calls that need the broker return WB_E_BROKER_GONE while none is there; blocking calls (waits,
- * acquire, begin, revoke) wait for a successor for the client's timeout_ms from the death, then return it too.
- * No successor is awaited once the segment is gone (the broker exited cleanly) or a successor that started
- * afresh refused the client: attach again then.
+ * waits go on. Calls that need the broker return WB_E_BROKER_GONE while none is there. Blocking calls go on
+ * through the outage: waits and acquire need only shared memory and keep waiting, begin and revoke wait for a
+ * successor to take the client back (within their own timeout_ms: WB_E_TIMEOUT). All of them return
+ * WB_E_BROKER_GONE once no successor may come: none took the client back within the client's timeout_ms from
+ * the death, the segment is gone (the broker exited cleanly) or a successor that started afresh refused the
+ * client. Attach again then.
  *
  * Thread safety: a wb_client, its topics and snapshots may be used from several threads at once, except that
  * one wb_update must be used by one thread at a time and a handle must not be destroyed while another thread
@@ -321,9 +323,10 @@ WB_API int wb_topic_tensor(wb_topic *topic, uint32_t index, wb_tensor_info *out)
 
 /* Starts writing version latest+1. With R = 1 this waits until no reader holds a lease, and new acquires wait
  * until the publish. With R >= 2 it waits only while readers pin more old versions than spare replicas exist
- * (R - 2 distinct versions older than the latest). One update at a time per topic.
- * Errors: WB_E_INVAL, WB_E_ROLE, WB_E_STATE (an update is open), WB_E_TIMEOUT (leases still block it; nothing
- * changed), WB_E_BROKER_GONE. */
+ * (R - 2 distinct versions older than the latest). One update at a time per topic. When the broker is gone it
+ * first waits for a successor to take the client back (see "Broker restarts"), within the same timeout_ms.
+ * Errors: WB_E_INVAL, WB_E_ROLE, WB_E_STATE (an update is open), WB_E_TIMEOUT (leases still block it, or no
+ * successor broker came yet; nothing changed), WB_E_BROKER_GONE (no successor may come). */
 WB_API int wb_update_begin(wb_topic *topic, int64_t timeout_ms, wb_update **out);
 
 /* The version this update will publish. Errors: WB_E_INVAL. */
@@ -479,9 +482,10 @@ WB_API int wb_tensor_register_cuda(wb_topic *topic, const wb_tensor_spec *specs,
  * (acquire, lookup, copy, wait) while they hold no snapshot of it. Returns once no other process maps them,
  * which is when registered memory may be freed; allocations of wb_tensor_alloc_cuda are freed then. Revoked
  * tensors stay stale: register the new memory under new names or in a new topic.
+ * When the broker is gone it waits for a successor to take the client back (see "Broker restarts").
  * Errors: WB_E_INVAL (NULL, a host tensor), WB_E_NOT_FOUND, WB_E_ROLE, WB_E_TIMEOUT (importers still map it
- * after timeout_ms: it stays revoked; call again to wait for them), WB_E_NO_CUDA, WB_E_CUDA,
- * WB_E_BROKER_GONE. */
+ * after timeout_ms: it stays revoked; call again to wait for them; or no successor broker came within it),
+ * WB_E_NO_CUDA, WB_E_CUDA, WB_E_BROKER_GONE (no successor may come). */
 WB_API int wb_tensor_revoke(wb_topic *topic, const char *name, int64_t timeout_ms);
 
 /* wb_update_publish for a version whose bytes were written by GPU work on stream: records the topic's
