@@ -14,6 +14,7 @@
 #include "clock.hpp"
 #include "crash_point.hpp"
 #include "layout.hpp"
+#include "notify_set.hpp"
 #include "protocol_generated.h"
 
 struct wb_topic;
@@ -77,9 +78,8 @@ struct wb_topic {
   std::set<wb_snapshot *> snapshots;
   wb_update *update = nullptr;
   bool update_reserved = false;  // a begin is waiting for leases
-  int notify_fd = -1;
-  uint32_t notify_session = 0;    // the client's session notify_fd was subscribed in
-  std::vector<int> retired_notify_fds;  // at end of file since their broker died; closed with the topic
+
+  wb::NotifySet notify;  // behind wb_topic_notify_fd (notify.cpp)
 };
 
 struct wb_update {
