@@ -5,7 +5,7 @@
  *
  *   wait    the reader blocks in wb_topic_wait; the publisher calls wb_update_publish (of an update of no
  *           tensor, begun before t0: begin precedes the writes of a real update, the publish ends them)
- *   fd      the reader blocks in poll() on wb_topic_notify_fd, then reads wb_topic_latest
+ *   fd      the reader blocks in poll() on wb_topic_notify_fd, then calls wb_topic_notify_ack
  *   futex   the reader blocks in FUTEX_WAIT on a shared word; the "publisher" bumps it and FUTEX_WAKEs
  *
  * Each iteration the publisher sleeps 50-250 us (so the reader is asleep, as a server between updates is),
@@ -69,14 +69,10 @@ static int weightbus_reader(job *j) {
     if (fd < 0) {
       CHILD_OK(wb_topic_wait(t, seen, 10000, &seen));
     } else {
-      for (;;) {
-        CHILD_OK(wb_topic_latest(t, &seen));
-        if (seen > i) break;
+      while (seen <= i) {
         struct pollfd p = {fd, POLLIN, 0};
         CHILD_CHECK(poll(&p, 1, 10000) == 1);
-        char drain[256];
-        while (read(fd, drain, sizeof(drain)) > 0) {
-        }
+        CHILD_OK(wb_topic_notify_ack(t, &seen));
       }
     }
     record(j->sh, i);

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
-#include <fstream>
 
 #include "error.hpp"
 #include "log.hpp"
@@ -22,14 +21,6 @@ namespace wb::broker {
 namespace {
 
 bool process_alive(uint32_t pid) { return pid != 0 && (kill(pid_t(pid), 0) == 0 || errno == EPERM); }
-
-// A live process whose name says it is a broker: the pid of a dead broker may have been reused by anything.
-bool is_running_broker(uint32_t pid) {
-  if (pid == uint32_t(getpid()) || !process_alive(pid)) return false;
-  std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
-  std::string name;
-  return std::getline(comm, name) && name == "weightbusd";
-}
 
 }  // namespace
 
@@ -50,7 +41,8 @@ int Registry::adopt() {
   }
   seg_ = shm::Segment(region_.get_address());
   shm::Header &h = seg_.header();
-  if (is_running_broker(h.broker_pid)) {
+  if (int rc = lock_segment(); rc != WB_OK) {
+    if (rc != WB_E_BUSY) return rc;
     return fail(WB_E_BUSY, "weightbusd pid %u still serves %s (on another socket?)", h.broker_pid, path.c_str());
   }
   fchmod(shm_.get_mapping_handle().handle, 0600);

@@ -1,6 +1,7 @@
 #include "registry.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -52,14 +53,37 @@ void write_header(const shm::Segment &seg, const shm::Capacities &caps, const sh
 }  // namespace
 
 // A clean exit removes the segment and the host allocations; a crash leaves them for the next broker to adopt.
+// The lock goes last, so that no successor adopts a segment being removed.
 Registry::~Registry() {
-  if (shm_name_.empty()) return;
+  if (!shm_name_.empty()) remove_segment();
+  if (lock_fd_ >= 0) close(lock_fd_);
+}
+
+void Registry::remove_segment() {
   for (uint32_t a = 0; a < allocation_fds_.size(); ++a) {
     if (allocation_fds_[a] < 0) continue;
     close(allocation_fds_[a]);
     shm_unlink(allocation_shm_name(a).c_str());
   }
   bip::shared_memory_object::remove(shm_name_.c_str());
+}
+
+// A broker's claim on its segment, held for its lifetime: an exclusive flock on a descriptor of its own, which a
+// dead process (a zombie too) no longer has, whatever its pid has become. The descriptor is not the one the
+// broker maps and sends to clients: a flock belongs to the open file, and clients keep their copy of that one
+// after the broker's death. WB_E_BUSY (without a message) while another broker holds the lock.
+int Registry::lock_segment() {
+  int fd = shm_open(("/" + shm_name_).c_str(), O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0) return fail_errno(("opening /dev/shm/" + shm_name_ + " to lock it").c_str());
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    close(fd);
+    if (err == EWOULDBLOCK) return WB_E_BUSY;
+    errno = err;
+    return fail_errno(("locking /dev/shm/" + shm_name_).c_str());
+  }
+  lock_fd_ = fd;
+  return WB_OK;
 }
 
 std::string Registry::allocation_shm_name(uint32_t allocation) const {
@@ -94,6 +118,11 @@ int Registry::create(const shm::Capacities &caps) {
          (unsigned long long)layout.segment_size, e.what());
     shm_name_.clear();
     return WB_E_IO;
+  }
+  if (int rc = lock_segment(); rc != WB_OK) {
+    if (rc == WB_E_BUSY) fail(WB_E_BUSY, "another weightbusd opened /dev/shm/%s as this one created it", shm_name_.c_str());
+    shm_name_.clear();
+    return rc;
   }
   seg_ = shm::Segment(region_.get_address());
   write_header(seg_, caps, layout);

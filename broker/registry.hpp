@@ -57,8 +57,9 @@ class Registry {
   ~Registry();
 
   // Opens the segment /weightbus-<uid>-<name> (mode 0600): adopts the one a dead broker left, when it has this
-  // layout (adopt.cpp; its capacities win over caps), else creates it. *adopted says which. Each client may
-  // create at most per_client of the registry's entries and memory.
+  // layout (adopt.cpp; its capacities win over caps), else creates it. *adopted says which. Either way it locks
+  // the segment for the broker's lifetime: one that another live broker holds is refused (WB_E_BUSY). Each
+  // client may create at most per_client of the registry's entries and memory.
   int open(const std::string &broker_name, const shm::Capacities &caps, const Quota &per_client, bool *adopted);
   int segment_fd() const;
   const shm::Segment &seg() const { return seg_; }
@@ -116,6 +117,8 @@ class Registry {
 
  private:
   int create(const shm::Capacities &caps);
+  int lock_segment();
+  void remove_segment();
   int adopt();
   int adopt_names();
   void adopt_allocations();
@@ -137,6 +140,7 @@ class Registry {
   boost::interprocess::shared_memory_object shm_;
   boost::interprocess::mapped_region region_;
   std::string shm_name_;
+  int lock_fd_ = -1;  // flocked for the broker's lifetime (lock_segment)
   shm::Segment seg_;
   std::unordered_map<std::string, uint32_t> topics_by_name_;
   std::vector<std::unordered_map<std::string, uint32_t>> tensors_by_name_;  // per topic

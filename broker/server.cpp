@@ -30,25 +30,44 @@ bool someone_listens(const sockaddr_un &addr) {
   return listening;
 }
 
+int set_path(sockaddr_un *addr, const std::string &path) {
+  addr->sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr->sun_path)) {
+    return fail(WB_E_INVAL, "socket path %s is longer than %zu bytes", path.c_str(), sizeof(addr->sun_path) - 1);
+  }
+  strcpy(addr->sun_path, path.c_str());
+  return WB_OK;
+}
+
 }  // namespace
 
+// The socket listens under a temporary name in the socket's directory first; publish_socket() renames it over
+// the socket path once the registry is open. So the path names a socket that accepts and is served from the
+// moment it appears (clients waiting for a successor wake when it does), and replaces a dead broker's socket
+// in one step.
 int Server::bind_socket() {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (socket_path_.size() >= sizeof(addr.sun_path)) {
-    return fail(WB_E_INVAL, "socket path %s is longer than %zu bytes", socket_path_.c_str(), sizeof(addr.sun_path) - 1);
-  }
-  strcpy(addr.sun_path, socket_path_.c_str());
-  int rc = prepare_directory(socket_path_);
-  if (rc != WB_OK) return rc;
+  sockaddr_un addr{}, temporary{};
+  int rc = set_path(&addr, socket_path_);
+  if (rc != WB_OK || (rc = prepare_directory(socket_path_)) != WB_OK) return rc;
   if (someone_listens(addr)) return fail(WB_E_BUSY, "a broker already listens at %s", socket_path_.c_str());
-  unlink(socket_path_.c_str());  // a dead broker's socket
+  bound_path_ = socket_directory(socket_path_) + "/.weightbusd-" + std::to_string(getpid());
+  if ((rc = set_path(&temporary, bound_path_)) != WB_OK) return rc;
+  unlink(bound_path_.c_str());  // left by a broker of the same pid killed while it started
   listen_fd_ = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (listen_fd_ < 0) return fail_errno("socket");
   mode_t old_mask = umask(0177);  // the socket is created 0600
-  int bound = bind(listen_fd_, reinterpret_cast<sockaddr *>(&addr), sizeof(addr));
+  int bound = bind(listen_fd_, reinterpret_cast<sockaddr *>(&temporary), sizeof(temporary));
   umask(old_mask);
-  if (bound != 0) return fail_errno(("bind " + socket_path_).c_str());
+  if (bound != 0) return fail_errno(("bind " + bound_path_).c_str());
+  if (listen(listen_fd_, 128) != 0) return fail_errno("listen");
+  return WB_OK;
+}
+
+int Server::publish_socket() {
+  if (rename(bound_path_.c_str(), socket_path_.c_str()) != 0) {
+    return fail_errno(("renaming " + bound_path_ + " to " + socket_path_).c_str());
+  }
+  bound_path_ = socket_path_;
   return WB_OK;
 }
 
@@ -63,17 +82,13 @@ int Server::run(int ready_fd) {
     return 1;
   }
   bool adopted = false;
-  if (bind_socket() != WB_OK) {
-    log(LogLevel::kError, "%s", wb_last_error());
-    return 1;
-  }
-  // Listening only once the segment exists: a client that can connect finds the broker ready.
-  int rc = dispatcher_.open_registry(&adopted);
-  if (rc == WB_OK && listen(listen_fd_, 128) != 0) rc = fail_errno("listen");
+  int rc = bind_socket();
+  if (rc == WB_OK) rc = dispatcher_.open_registry(&adopted);
+  if (rc == WB_OK) rc = publish_socket();
   if (rc != WB_OK) {
     log(LogLevel::kError, "%s", wb_last_error());
-    close(listen_fd_);
-    unlink(socket_path_.c_str());
+    if (listen_fd_ >= 0) close(listen_fd_);
+    if (!bound_path_.empty() && bound_path_ != socket_path_) unlink(bound_path_.c_str());
     return 1;
   }
   uv_loop_init(&loop_);

@@ -29,7 +29,8 @@ class Server {
   int run(int ready_fd);
 
  private:
-  int bind_socket();  // claims the socket path; listen() follows once the registry is open
+  int bind_socket();     // listens at a temporary name beside the socket path (bound_path_)
+  int publish_socket();  // renames it to the socket path, once the registry is open
   void accept_clients();
   void read_client(Connection *conn);
   void drop(Connection *conn, const char *why);
@@ -39,6 +40,7 @@ class Server {
   const Options &options_;
   Dispatcher dispatcher_;
   std::string socket_path_;
+  std::string bound_path_;  // where the listening socket is: a temporary name until publish_socket()
   uv_loop_t loop_;
   uv_poll_t listener_;
   int listen_fd_ = -1;

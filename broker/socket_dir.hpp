@@ -10,4 +10,7 @@ namespace wb::broker {
 // directory, is left as it is. WB_OK, or WB_E_IO naming the directory.
 int prepare_directory(const std::string &socket_path);
 
+// The directory of socket_path: "." for a path without one.
+std::string socket_directory(const std::string &socket_path);
+
 }  // namespace wb::broker

@@ -11,8 +11,10 @@
 #include <vector>
 
 #include "allocation_cache.hpp"
+#include "clock.hpp"
 #include "crash_point.hpp"
 #include "layout.hpp"
+#include "notify_set.hpp"
 #include "protocol_generated.h"
 
 struct wb_topic;
@@ -76,9 +78,8 @@ struct wb_topic {
   std::set<wb_snapshot *> snapshots;
   wb_update *update = nullptr;
   bool update_reserved = false;  // a begin is waiting for leases
-  int notify_fd = -1;
-  uint32_t notify_session = 0;    // the client's session notify_fd was subscribed in
-  std::vector<int> retired_notify_fds;  // at end of file since their broker died; closed with the topic
+
+  wb::NotifySet notify;  // behind wb_topic_notify_fd (notify.cpp)
 };
 
 struct wb_update {
@@ -137,11 +138,19 @@ inline int check_broker(wb_client *client) { return broker_gone(client) ? resume
 // unless a successor already refused this client or the segment is gone (a broker that exits cleanly removes
 // it: nothing is left to adopt).
 bool successor_may_come(wb_client *client);
-// For blocking calls, each time round: WB_E_BROKER_GONE once the broker is gone and no successor took this
-// client back or may still come; else WB_OK (the broker lives, the client resumed, or the wait goes on).
-inline int check_broker_while_waiting(wb_client *client) {
-  return broker_gone(client) && resume(client) != WB_OK && !successor_may_come(client) ? WB_E_BROKER_GONE : WB_OK;
-}
+// When the wait for a successor ends (CLOCK_MONOTONIC ns): timeout_ms after the death; -1 for no limit.
+int64_t successor_deadline_ns(const wb_client *client);
+// WB_E_BROKER_GONE saying why no successor may come; called right after resume() failed (a refusal keeps the
+// message resume() gave).
+int no_successor(wb_client *client);
+// For calls that wait on shared memory, each time round: WB_E_BROKER_GONE once the broker is gone and no
+// successor took this client back or may still come; else WB_OK (the broker lives, the client resumed, or the
+// wait goes on without one).
+int check_broker_while_waiting(wb_client *client);
+// For blocking calls that need the broker (begin, revoke): WB_OK once it lives or the client resumed with a
+// successor; WB_E_BROKER_GONE once none may come; WB_E_TIMEOUT when the deadline passes first. Sleeps between
+// attempts until the successor's socket appears (outage_watch.hpp), at most a short slice.
+int await_broker(wb_client *client, const Deadline &deadline);
 
 // Connects a SOCK_SEQPACKET socket to path. WB_E_CONNECT when nobody listens, WB_E_PERM, WB_E_IO.
 int connect_socket(const char *path, int *out);

@@ -2,16 +2,20 @@
 // keeps this client's slot, with its leases and publisher roles, as an orphan; the library connects to it and
 // takes the slot back, so that every handle stays valid and blocked waits go on. What lived only in the dead
 // broker is rebuilt: the CUDA imports it counted are reported, the VMM memory this client exported is sent
-// again, and notify fds are subscribed again when asked for (wait.cpp).
+// again, and notify fds follow on their own (notify.cpp). Blocking calls that need a broker wait for the
+// successor here (await_broker).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include "client_internal.hpp"
 #include "clock.hpp"
 #include "cuda/hooks.hpp"
 #include "error.hpp"
 #include "layout.hpp"
+#include "outage_watch.hpp"
 #include "process_id.hpp"
 
 namespace wb {
@@ -72,11 +76,67 @@ int resume(wb_client *client) {
   return rc;
 }
 
-bool successor_may_come(wb_client *client) {
+namespace {
+
+// The longest sleep between two attempts to resume in await_broker. With an outage watch a successor ends the
+// sleep at once, and this bounds how late the end of the wait for one is noticed; without a watch (no inotify
+// instance to be had) it bounds how late a successor is noticed.
+constexpr int64_t kRetrySliceNs = 50'000'000;
+
+// A broker that exits cleanly removes the segment: nothing is left for a successor to adopt.
+bool segment_removed(const wb_client *client) {
   struct stat st;
-  if (client->resume_refused.load() || fstat(client->segment_fd, &st) != 0 || st.st_nlink == 0) return false;
-  if (client->timeout_ms < 0) return true;
-  return monotonic_ns() - client->broker_gone_since_ns.load() < client->timeout_ms * 1000000;
+  return fstat(client->segment_fd, &st) != 0 || st.st_nlink == 0;
+}
+
+}  // namespace
+
+int64_t successor_deadline_ns(const wb_client *client) {
+  if (client->timeout_ms < 0) return -1;
+  return client->broker_gone_since_ns.load() + client->timeout_ms * 1000000;
+}
+
+bool successor_may_come(wb_client *client) {
+  if (client->resume_refused.load() || segment_removed(client)) return false;
+  int64_t deadline = successor_deadline_ns(client);
+  return deadline < 0 || monotonic_ns() < deadline;
+}
+
+int no_successor(wb_client *client) {
+  if (client->resume_refused.load()) return WB_E_BROKER_GONE;
+  if (segment_removed(client)) {
+    return fail(WB_E_BROKER_GONE, "the broker at %s exited and removed its segment: no successor will take this "
+                "client back; attach again", client->socket_path.c_str());
+  }
+  return fail(WB_E_BROKER_GONE, "the broker at %s died and no successor took this client back within its "
+              "timeout_ms (%lld ms): attach again", client->socket_path.c_str(), (long long)client->timeout_ms);
+}
+
+int check_broker_while_waiting(wb_client *client) {
+  if (!broker_gone(client) || resume(client) == WB_OK || successor_may_come(client)) return WB_OK;
+  return no_successor(client);
+}
+
+int await_broker(wb_client *client, const Deadline &deadline) {
+  OutageWatch watch;
+  bool watching = false;
+  while (broker_gone(client) && resume(client) != WB_OK) {
+    if (!successor_may_come(client)) return no_successor(client);
+    int64_t remaining = deadline.remaining_ns();
+    if (remaining == 0) {
+      return fail(WB_E_TIMEOUT, "the broker at %s is gone and no successor took this client back within the "
+                  "call's timeout", client->socket_path.c_str());
+    }
+    // The watch starts after a first attempt (a successor is often there already), and another attempt follows
+    // at once: a successor may have appeared before the watch began.
+    if (!watching) {
+      watching = true;
+      watch.start(client->socket_path, client->segment_fd);
+      continue;
+    }
+    watch.sleep(remaining < 0 ? kRetrySliceNs : std::min(remaining, kRetrySliceNs));
+  }
+  return WB_OK;
 }
 
 }  // namespace wb

@@ -1,6 +1,4 @@
 // Creating, opening, closing and describing topics.
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -95,8 +93,6 @@ extern "C" WB_API int wb_topic_close(wb_topic *topic) {
     Reply reply;
     request(client, builder, proto::Body::CloseTopic, body.Union(), &reply);
   }
-  if (topic->notify_fd >= 0) close(topic->notify_fd);
-  for (int fd : topic->retired_notify_fds) close(fd);
   {
     std::lock_guard lock(client->topics_mutex);
     client->topics.erase(topic);

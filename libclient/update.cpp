@@ -31,9 +31,9 @@ bool leases_block(const std::vector<uint64_t> &leased, uint64_t latest, uint32_t
 
 // Waits until leases let version latest+1 be written. On success *pinned holds the leased versions older than
 // the latest (which the update must not overwrite).
-int wait_for_leases(wb_topic *topic, uint64_t latest, int64_t timeout_ms, std::vector<uint64_t> *pinned) {
+int wait_for_leases(wb_topic *topic, uint64_t latest, const Deadline &deadline, int64_t timeout_ms,
+                    std::vector<uint64_t> *pinned) {
   shm::Topic &t = *topic->entry;
-  Deadline deadline(timeout_ms);
   for (;;) {
     uint32_t seq = t.release_seq.load(std::memory_order_seq_cst);
     std::vector<uint64_t> leased = lease::leased_versions(topic->client->seg, topic->index);
@@ -170,9 +170,10 @@ extern "C" WB_API int wb_update_begin(wb_topic *topic, int64_t timeout_ms, wb_up
     std::lock_guard lock(topic->handles_mutex);
     topic->update_reserved = false;
   };
-  if (int rc = check_broker(topic->client); rc != WB_OK) {
+  Deadline deadline(timeout_ms);  // for a successor broker, if the broker is gone, and then for leases
+  if (int rc = await_broker(topic->client, deadline); rc != WB_OK) {
     release_slot();
-    return rc;
+    return rc == WB_E_TIMEOUT ? fail(rc, "topic '%s': %s", t.name, wb_last_error()) : rc;
   }
   uint64_t latest = t.latest.load(std::memory_order_seq_cst);
   if (latest >= WB_VERSION_MAX) {
@@ -181,7 +182,7 @@ extern "C" WB_API int wb_update_begin(wb_topic *topic, int64_t timeout_ms, wb_up
   }
   t.floor.store(t.replicas == 1 ? latest + 1 : latest, std::memory_order_seq_cst);
   auto *update = new (std::nothrow) wb_update;
-  int rc = update == nullptr ? fail(WB_E_NOMEM, "out of memory") : wait_for_leases(topic, latest, timeout_ms, &update->pinned);
+  int rc = update == nullptr ? fail(WB_E_NOMEM, "out of memory") : wait_for_leases(topic, latest, deadline, timeout_ms, &update->pinned);
   if (rc != WB_OK) {
     delete update;
     topic_state::end_unpublished_update(topic->client->seg, t);

@@ -1,7 +1,5 @@
-// Learning about new versions: latest, a blocking wait on the topic's futex, and a pollable notify fd.
-#include <fcntl.h>
-#include <unistd.h>
-
+// Learning about new versions: latest, and a blocking wait on the topic's futex (the pollable notify fd is in
+// notify.cpp).
 #include "client_internal.hpp"
 #include "clock.hpp"
 #include "error.hpp"
@@ -35,34 +33,4 @@ extern "C" WB_API int wb_topic_wait(wb_topic *topic, uint64_t after, int64_t tim
     }
     if (rc != WB_OK) return rc;
   }
-}
-
-extern "C" WB_API int wb_topic_notify_fd(wb_topic *topic, int *fd) {
-  if (topic == nullptr || fd == nullptr) return fail(WB_E_INVAL, "topic or fd is NULL");
-  std::lock_guard lock(topic->handles_mutex);
-  wb_client *client = topic->client;
-  if (int rc = check_broker(client); rc != WB_OK) return rc;
-  if (topic->notify_fd >= 0 && topic->notify_session == client->session.load()) {
-    *fd = topic->notify_fd;
-    return WB_OK;
-  }
-  if (topic->notify_fd >= 0) {  // subscribed with a broker that died; the client resumed with its successor
-    topic->retired_notify_fds.push_back(topic->notify_fd);
-    topic->notify_fd = -1;
-  }
-  int ends[2];
-  if (pipe2(ends, O_CLOEXEC | O_NONBLOCK) != 0) return fail_errno("pipe2");
-  flatbuffers::FlatBufferBuilder builder;
-  auto body = proto::CreateSubscribe(builder, topic->index);
-  Reply reply;
-  int rc = request(client, builder, proto::Body::Subscribe, body.Union(), &reply, &ends[1], 1);
-  close(ends[1]);  // the broker holds the write end now: its death turns into end of file here
-  if (rc != WB_OK) {
-    close(ends[0]);
-    return rc;
-  }
-  topic->notify_fd = ends[0];
-  topic->notify_session = client->session.load();
-  *fd = ends[0];
-  return WB_OK;
 }

@@ -2,7 +2,8 @@
  * tensors and published versions are all there for new clients; clients of the dead broker are orphans until
  * they resume (test-clients-resume-after-broker-restart): leases they hold are honoured until they let go or
  * exit; a topic they published changes hands when the same process creates it again or once it exited; a
- * segment of another layout, or one a live broker serves, is refused with a clear message. */
+ * segment of another layout, or one a live broker serves, is refused with a clear message, and so is a socket
+ * path where a broker listens. */
 #include <fcntl.h>
 
 #include "fixture.h"
@@ -148,18 +149,23 @@ static void orphans_of_dead_processes_are_reclaimed(void **state) {
   fx_shared_free(ready, 2 * sizeof(uint32_t));
 }
 
-/* Runs weightbusd with b's name on another socket and returns its exit status; its stderr goes to log. */
-static int run_second_broker(fx_broker *b, const char *log) {
-  char socket_path[160];
-  snprintf(socket_path, sizeof(socket_path), "%s/second.sock", b->dir);
+/* Runs weightbusd with this socket and name and returns its exit status; its stderr goes to log. */
+static int run_broker(const char *socket_path, const char *name, const char *log) {
   pid_t pid = fork();
   if (pid == 0) {
     int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     dup2(fd, STDERR_FILENO);
-    execl(fx_broker_path(), fx_broker_path(), "--foreground", "--socket", socket_path, "--name", b->name, NULL);
+    execl(fx_broker_path(), fx_broker_path(), "--foreground", "--socket", socket_path, "--name", name, NULL);
     _exit(127);
   }
   return fx_wait_child(pid, 10000);
+}
+
+/* The same with b's name on another socket. */
+static int run_second_broker(fx_broker *b, const char *log) {
+  char socket_path[160];
+  snprintf(socket_path, sizeof(socket_path), "%s/second.sock", b->dir);
+  return run_broker(socket_path, b->name, log);
 }
 
 static int log_contains(const char *log, const char *text) {
@@ -191,6 +197,27 @@ static void other_layout_and_live_broker_are_refused(void **state) {
   assert_true(log_contains(log, "another layout"));
   assert_true(log_contains(log, "rm /dev/shm/weightbus-"));
   assert_int_equal(access(shm, F_OK), 0); /* left where it was */
+  unlink(log);
+}
+
+/* Another name on b's socket: refused while b listens, and b's socket and clients are left as they were. */
+static void second_broker_on_a_live_socket_is_refused(void **state) {
+  fx_broker *b = *state;
+  wb_client *c;
+  wb_topic *t;
+  FX_OK(fx_attach(b, "before", &c));
+  FX_OK(fx_create_topic(c, "model", 2, 1, 16, &t));
+  char log[160], name[96];
+  snprintf(log, sizeof(log), "%s/second.log", b->dir);
+  snprintf(name, sizeof(name), "%s-other", b->name);
+  assert_int_equal(run_broker(b->socket_path, name, log), 1);
+  assert_true(log_contains(log, "a broker already listens at"));
+  FX_OK(fx_publish(t, 1, 16, NULL)); /* the first broker still serves its client... */
+  wb_client *late;
+  FX_OK(fx_attach(b, "after", &late)); /* ...and new ones at the same path */
+  FX_OK(wb_detach(late));
+  FX_OK(wb_detach(c));
+  unlink(log);
 }
 
 int main(void) {
@@ -199,6 +226,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(orphaned_lease_holds_until_released, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(orphans_of_dead_processes_are_reclaimed, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(other_layout_and_live_broker_are_refused, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(second_broker_on_a_live_socket_is_refused, fx_setup, fx_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

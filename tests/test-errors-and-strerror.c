@@ -125,6 +125,7 @@ static void null_handles_are_inval(void **state) {
   FX_EXPECT(wb_topic_latest(NULL, &u64), WB_E_INVAL);
   FX_EXPECT(wb_topic_wait(NULL, 0, 0, &u64), WB_E_INVAL);
   FX_EXPECT(wb_topic_notify_fd(NULL, &fd), WB_E_INVAL);
+  FX_EXPECT(wb_topic_notify_ack(NULL, &u64), WB_E_INVAL);
   FX_EXPECT(wb_snapshot_acquire(NULL, 0, 0, &s), WB_E_INVAL);
   FX_EXPECT(wb_snapshot_release(NULL), WB_E_INVAL);
   FX_EXPECT(wb_snapshot_version(NULL, &u64), WB_E_INVAL);
@@ -176,6 +177,7 @@ static void null_out_parameters_are_inval(void **state) {
   FX_EXPECT(wb_topic_latest(rt, NULL), WB_E_INVAL);
   FX_EXPECT(wb_topic_wait(rt, 0, 0, NULL), WB_E_INVAL);
   FX_EXPECT(wb_topic_notify_fd(rt, NULL), WB_E_INVAL);
+  FX_EXPECT(wb_topic_notify_ack(rt, NULL), WB_E_INVAL);
   FX_EXPECT(wb_snapshot_acquire(rt, 0, 0, NULL), WB_E_INVAL);
   FX_EXPECT(wb_snapshot_version(s, NULL), WB_E_INVAL);
   FX_EXPECT(wb_snapshot_tensor(s, NULL, &info), WB_E_INVAL);

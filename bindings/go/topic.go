@@ -168,14 +168,24 @@ func (t *Topic) Wait(ctx context.Context, after uint64) (uint64, error) {
 	return uint64(version), err
 }
 
-// NotifyFD is a descriptor that becomes readable when a version is published, for poll/epoll loops. Versions
-// published before the first call are not signalled: call Latest after getting it, and each time it is readable
-// (after reading and discarding its bytes). End of file means the broker is gone. The topic owns it: do not
-// close it.
+// NotifyFD is a descriptor for poll/epoll loops that becomes readable when there is something to do for the
+// topic: a publish, or a broker restart to follow. It is one descriptor for the topic's lifetime, broker
+// restarts included, and an epoll instance: do not read it, call NotifyAck each time it is readable. Versions
+// published before the first call are not signalled: call Latest once after getting it. The topic owns it: do
+// not close it.
 func (t *Topic) NotifyFD() (int, error) {
 	var fd C.int
 	err := call(func() C.int { return C.wb_topic_notify_fd(t.t, &fd) })
 	return int(fd), err
+}
+
+// NotifyAck is called each time the NotifyFD descriptor is readable: it consumes the wake-up, follows the
+// broker across restarts and returns the latest version, which need not be newer than the last one seen.
+// ErrBrokerGone once no successor may take this client back; ErrState before NotifyFD.
+func (t *Topic) NotifyAck() (uint64, error) {
+	var latest C.uint64_t
+	err := call(func() C.int { return C.wb_topic_notify_ack(t.t, &latest) })
+	return uint64(latest), err
 }
 
 // Acquire leases version (0: the latest) until the snapshot is closed, waiting while an R = 1 update is being

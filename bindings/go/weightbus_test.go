@@ -146,27 +146,51 @@ func TestWaitReturnsTheNextVersionAndHonoursTheContext(t *testing.T) {
 	}
 }
 
+// readable reports whether fd becomes readable within timeout.
+func readable(t *testing.T, fd int, timeout time.Duration) bool {
+	t.Helper()
+	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(ep)
+	if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, fd, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)}); err != nil {
+		t.Fatal(err)
+	}
+	events := make([]syscall.EpollEvent, 1)
+	for {
+		n, err := syscall.EpollWait(ep, events, int(timeout.Milliseconds()))
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	}
+}
+
 func TestNotifyFDBecomesReadableOnPublish(t *testing.T) {
 	_, client := attachedClient(t)
 	topic := createModel(t, client, "model", 2)
 	reader := must(client.OpenTopic("model"))(t)
 	defer reader.Close()
+	if _, err := reader.NotifyAck(); !errors.Is(err, ErrState) {
+		t.Fatalf("NotifyAck before NotifyFD: %v", err)
+	}
 	fd := must(reader.NotifyFD())(t)
-	buf := make([]byte, 64)
-	if _, err := syscall.Read(fd, buf); err != syscall.EAGAIN {
-		t.Fatalf("readable before a publish: %v", err)
+	if readable(t, fd, 50*time.Millisecond) {
+		t.Fatal("readable before a publish")
 	}
 	publish(t, topic, 1)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		n, err := syscall.Read(fd, buf)
-		if n > 0 {
-			break
-		}
-		if err != syscall.EAGAIN || time.Now().After(deadline) {
-			t.Fatalf("no notification: %d bytes, %v", n, err)
-		}
-		time.Sleep(time.Millisecond)
+	if !readable(t, fd, 5*time.Second) {
+		t.Fatal("no notification within 5 s")
+	}
+	if v := must(reader.NotifyAck())(t); v != 1 {
+		t.Fatalf("NotifyAck returned %d", v)
+	}
+	if readable(t, fd, 0) {
+		t.Fatal("still readable after NotifyAck")
 	}
 }
 

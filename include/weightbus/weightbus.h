@@ -36,10 +36,12 @@
  * Broker restarts: a weightbusd started after its predecessor was killed (same name) adopts the segment it
  * left, with every topic and version. A client of the dead broker resumes with it on its own, at its next
  * call or from inside a blocked wait: it keeps its id, handles, leases, open update and publisher roles, and
- * waits go on. Calls that need the broker return WB_E_BROKER_GONE while none is there; blocking calls (waits,
- * acquire, begin, revoke) wait for a successor for the client's timeout_ms from the death, then return it too.
- * No successor is awaited once the segment is gone (the broker exited cleanly) or a successor that started
- * afresh refused the client: attach again then.
+ * waits go on. Calls that need the broker return WB_E_BROKER_GONE while none is there. Blocking calls go on
+ * through the outage: waits and acquire need only shared memory and keep waiting, begin and revoke wait for a
+ * successor to take the client back (within their own timeout_ms: WB_E_TIMEOUT), and a notify fd becomes
+ * readable when one does (wb_topic_notify_ack). All of them return WB_E_BROKER_GONE once no successor may come:
+ * none took the client back within the client's timeout_ms from the death, the segment is gone (the broker
+ * exited cleanly) or a successor that started afresh refused the client. Attach again then.
  *
  * Thread safety: a wb_client, its topics and snapshots may be used from several threads at once, except that
  * one wb_update must be used by one thread at a time and a handle must not be destroyed while another thread
@@ -321,9 +323,10 @@ WB_API int wb_topic_tensor(wb_topic *topic, uint32_t index, wb_tensor_info *out)
 
 /* Starts writing version latest+1. With R = 1 this waits until no reader holds a lease, and new acquires wait
  * until the publish. With R >= 2 it waits only while readers pin more old versions than spare replicas exist
- * (R - 2 distinct versions older than the latest). One update at a time per topic.
- * Errors: WB_E_INVAL, WB_E_ROLE, WB_E_STATE (an update is open), WB_E_TIMEOUT (leases still block it; nothing
- * changed), WB_E_BROKER_GONE. */
+ * (R - 2 distinct versions older than the latest). One update at a time per topic. When the broker is gone it
+ * first waits for a successor to take the client back (see "Broker restarts"), within the same timeout_ms.
+ * Errors: WB_E_INVAL, WB_E_ROLE, WB_E_STATE (an update is open), WB_E_TIMEOUT (leases still block it, or no
+ * successor broker came yet; nothing changed), WB_E_BROKER_GONE (no successor may come). */
 WB_API int wb_update_begin(wb_topic *topic, int64_t timeout_ms, wb_update **out);
 
 /* The version this update will publish. Errors: WB_E_INVAL. */
@@ -368,13 +371,38 @@ WB_API int wb_topic_latest(wb_topic *topic, uint64_t *version);
  * the broker's death, or the broker exited cleanly: within about 200 ms of that). */
 WB_API int wb_topic_wait(wb_topic *topic, uint64_t after, int64_t timeout_ms, uint64_t *version);
 
-/* A file descriptor that becomes readable when a version is published, for poll/epoll/asyncio/libuv loops.
- * Versions published before this call are not signalled: call wb_topic_latest once after getting the fd,
- * then each time it becomes readable (read and discard its bytes first). End of file on it means the broker
- * is gone: call this again, and once the client resumed with a successor it returns a new fd (the old one
- * stays open, at end of file, until the topic is closed; remove it from your poll set). The fd belongs to the
- * topic handle: do not close it. Errors: WB_E_INVAL, WB_E_BROKER_GONE, WB_E_IO. */
+/* A file descriptor for event loops (poll, epoll, select, asyncio, libuv) that becomes readable when there is
+ * something to do for the topic: a version was published, the broker died, a successor broker appeared, or
+ * the wait for one ended. It is one descriptor for the topic handle's whole life, broker restarts included:
+ * register it once. It belongs to the handle (do not close it). It is an epoll instance, not a pipe: do not
+ * read() it (that fails with EINVAL); call wb_topic_notify_ack each time it is readable. The loop:
+ *
+ *   int fd;
+ *   uint64_t seen, latest;
+ *   wb_topic_notify_fd(topic, &fd);   subscribe first,
+ *   wb_topic_latest(topic, &seen);    then read the latest version: no publish falls in between
+ *   for (;;) {
+ *     poll(fd, POLLIN), or your loop's readable callback;
+ *     if (wb_topic_notify_ack(topic, &latest) != WB_OK) break;   WB_E_BROKER_GONE: attach again
+ *     if (latest > seen) { seen = latest; acquire and read version seen }
+ *   }
+ *
+ * A wake-up need not bring a new version (a broker restart, a publish already seen): compare. While no broker
+ * runs, the fd stays quiet until a successor's socket appears, the wait for one ends or the broker's segment is
+ * removed. docs/examples/notify-loop.c is this loop as a program. Later calls return the same fd.
+ * Errors: WB_E_INVAL, WB_E_BROKER_GONE (the broker is gone and no successor may take the client back),
+ * WB_E_TIMEOUT (the broker did not answer the subscription), WB_E_IO. */
 WB_API int wb_topic_notify_fd(wb_topic *topic, int *fd);
+
+/* Call it each time the notify fd is readable: it consumes what made the fd readable, follows the broker
+ * (after its death: resumes with a successor once one listens and subscribes with it; until then the fd waits
+ * for the successor's socket and for the end of the wait for one), and returns the topic's latest version in
+ * *latest, also while no broker runs and a successor may still come. It blocks only for an exchange with a
+ * broker (at most the client's timeout_ms). Errors: WB_E_INVAL, WB_E_STATE (no notify fd yet: call
+ * wb_topic_notify_fd first), WB_E_BROKER_GONE (no successor took the client back within its timeout_ms of the
+ * broker's death, the broker exited cleanly, or a successor refused the client), WB_E_TIMEOUT (the broker did
+ * not answer), WB_E_IO. */
+WB_API int wb_topic_notify_ack(wb_topic *topic, uint64_t *latest);
 
 /* Leases a version: 0 means the latest. While an R = 1 update is being written, acquiring the latest waits up
  * to timeout_ms for its publish. Errors: WB_E_INVAL, WB_E_NOT_FOUND (nothing published yet, or a version not
@@ -482,9 +510,10 @@ WB_API int wb_tensor_register_cuda(wb_topic *topic, const wb_tensor_spec *specs,
  * (acquire, lookup, copy, wait) while they hold no snapshot of it. Returns once no other process maps them,
  * which is when registered memory may be freed; allocations of wb_tensor_alloc_cuda are freed then. Revoked
  * tensors stay stale: register the new memory under new names or in a new topic.
+ * When the broker is gone it waits for a successor to take the client back (see "Broker restarts").
  * Errors: WB_E_INVAL (NULL, a host tensor), WB_E_NOT_FOUND, WB_E_ROLE, WB_E_TIMEOUT (importers still map it
- * after timeout_ms: it stays revoked; call again to wait for them), WB_E_NO_CUDA, WB_E_CUDA,
- * WB_E_BROKER_GONE. */
+ * after timeout_ms: it stays revoked; call again to wait for them; or no successor broker came within it),
+ * WB_E_NO_CUDA, WB_E_CUDA, WB_E_BROKER_GONE (no successor may come). */
 WB_API int wb_tensor_revoke(wb_topic *topic, const char *name, int64_t timeout_ms);
 
 /* wb_update_publish for a version whose bytes were written by GPU work on stream: records the topic's

@@ -144,6 +144,12 @@ class Topic : public Owned<wb_topic, wb_topic_close> {
     check(wb_topic_notify_fd(get(), &fd));
     return fd;
   }
+  // Each time notify_fd() is readable: the latest version (wb_topic_notify_ack).
+  uint64_t notify_ack() const {
+    uint64_t v;
+    check(wb_topic_notify_ack(get(), &v));
+    return v;
+  }
   Snapshot acquire(uint64_t version = 0, int64_t timeout_ms = 5000) const {
     wb_snapshot *snapshot;
     check(wb_snapshot_acquire(get(), version, timeout_ms, &snapshot));

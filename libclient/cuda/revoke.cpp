@@ -22,7 +22,7 @@ int wait_unmapped(wb_client *client, const char *name, uint32_t index, const Dea
   for (;;) {
     uint32_t n = importers.load(std::memory_order_seq_cst);
     if (n == 0) return WB_OK;
-    if (int rc = check_broker(client); rc != WB_OK) return rc;
+    if (int rc = await_broker(client, deadline); rc != WB_OK) return rc;  // only a broker lowers the count
     int64_t remaining = deadline.remaining_ns();
     if (remaining == 0) {
       return fail(WB_E_TIMEOUT,
@@ -53,11 +53,12 @@ extern "C" WB_API int wb_tensor_revoke(wb_topic *topic, const char *name, int64_
     return fail(WB_E_INVAL, "'%s' is a host tensor: its memory belongs to the broker and needs no revocation", name);
   }
   std::set<uint32_t> allocations(root.replica_allocation, root.replica_allocation + topic->entry->replicas);
+  Deadline deadline(timeout_ms);
+  if ((rc = await_broker(topic->client, deadline)) != WB_OK) return rc;
   for (uint32_t index : allocations) {
     uint32_t importers = 0;
     if ((rc = cuda::revoke_allocation(topic->client, index, &importers)) != WB_OK) return rc;
   }
-  Deadline deadline(timeout_ms);
   for (uint32_t index : allocations) {
     if ((rc = cuda::wait_unmapped(topic->client, name, index, deadline, timeout_ms)) != WB_OK) return rc;
     state->exports.forget(index);

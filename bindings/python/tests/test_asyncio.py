@@ -1,9 +1,12 @@
 """await topic.wait_async(): wakes on a publish from another thread or process, times out, serves several
-coroutines at once, and reports the broker's death."""
+coroutines at once, sleeps through a broker restart and reports the broker's death; the notify fd and
+notify_ack() it is built on."""
 import asyncio
 import os
+import select
 import signal
 import threading
+import time
 
 import pytest
 
@@ -114,3 +117,47 @@ def test_wait_async_goes_on_across_a_broker_restart(broker, published):
         return await waiting
 
     assert asyncio.run(main()) == 2
+
+
+def test_wait_async_sleeps_while_the_broker_is_down(broker, published):
+    topic, watched = published
+    acks = []
+    ack = watched.notify_ack
+    watched.notify_ack = lambda: acks.append(time.monotonic()) or ack()
+
+    async def main():
+        waiting = asyncio.ensure_future(watched.wait_async(after=1, timeout=10.0))
+        await asyncio.sleep(0.1)
+        broker.process.kill()
+        broker.process.wait()
+        outage_began = time.monotonic()
+        await asyncio.sleep(1.0)
+        woken = len([t for t in acks if t >= outage_began])
+        broker.kill_and_restart()  # the dead one stays dead: this starts its successor
+        with topic.update():
+            pass
+        return await waiting, woken
+
+    version, woken = asyncio.run(main())
+    assert version == 2
+    assert woken <= 10, f"{woken} wake-ups in a 1 s outage"
+
+
+def test_notify_fd_is_one_fd_acknowledged_with_notify_ack(broker, published):
+    topic, watched = published
+    fd = watched.notify_fd()
+    assert watched.notify_fd() == fd
+    assert select.select([fd], [], [], 0.05)[0] == []
+    with topic.update():
+        pass
+    assert select.select([fd], [], [], 5.0)[0] == [fd]
+    assert watched.notify_ack() == 2
+    assert select.select([fd], [], [], 0)[0] == []
+    broker.kill_and_restart()
+    with topic.update():
+        pass
+    deadline = time.monotonic() + 5.0
+    latest = 2
+    while latest < 3 and select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+        latest = watched.notify_ack()
+    assert latest == 3 and watched.notify_fd() == fd

@@ -175,6 +175,7 @@ _CHECKED = {
     "wb_topic_latest": [_P, _pu64],
     "wb_topic_wait": [_P, _u64, _i64, _pu64],
     "wb_topic_notify_fd": [_P, ctypes.POINTER(ctypes.c_int)],
+    "wb_topic_notify_ack": [_P, _pu64],
     "wb_snapshot_acquire": [_P, _u64, _i64, _pp],
     "wb_snapshot_release": [_P],
     "wb_snapshot_version": [_P, _pu64],

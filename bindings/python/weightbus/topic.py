@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import gc
-import os
 import threading
 from typing import TYPE_CHECKING, Any, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
@@ -13,7 +12,7 @@ from ._lib import TensorSpec, ViewSpec, lib, new, timeout_ms
 from .dtypes import dtype_code
 from ._closing import ClosesOnExit
 from ._interruptible import call_in_slices
-from .errors import BrokerGoneError, StateError, WaitTimeoutError, error_for
+from .errors import StateError, WeightbusError, error_for
 from .info import TensorLayout, TopicInfo
 from .snapshot import Snapshot
 from .update import Update
@@ -210,71 +209,64 @@ class Topic(ClosesOnExit):
         return version.value
 
     def notify_fd(self) -> int:
-        """A file descriptor that becomes readable on each publish (see wb_topic_notify_fd); owned by the topic."""
+        """A file descriptor for event loops that becomes readable when there is something to do for this topic
+        (see wb_topic_notify_fd): one fd for the topic's lifetime, broker restarts included, owned by the topic.
+        It is an epoll instance: do not read it, call notify_ack() each time it is readable."""
         fd = ctypes.c_int()
         lib.wb_topic_notify_fd(self.handle, ctypes.byref(fd))
         return fd.value
 
+    def notify_ack(self) -> int:
+        """Call it each time notify_fd() is readable: consumes the wake-up, follows the broker across restarts,
+        and returns the latest version (which need not be newer than the last one seen). Raises BrokerGoneError
+        once no successor may take this client back."""
+        version = ctypes.c_uint64()
+        lib.wb_topic_notify_ack(self.handle, ctypes.byref(version))
+        return version.value
+
     async def wait_async(self, after: int = 0, timeout: Optional[float] = None) -> int:
         """wait() for asyncio: suspends the coroutine, not the thread, until a version greater than `after` is
-        published (through the notify fd and loop.add_reader)."""
+        published (loop.add_reader on the notify fd, which stays quiet while the broker restarts). Raises
+        WaitTimeoutError after `timeout` seconds, BrokerGoneError as wait() does."""
         fd = self.notify_fd()  # subscribe before reading latest, so that no publish falls in between
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout_ms(timeout) / 1000
-        while True:
-            latest = self.latest
-            if latest > after:
-                return latest
+        latest = self.latest
+        while latest <= after:
             remaining = None if deadline is None else max(0.0, deadline - loop.time())
             if remaining == 0.0:
                 raise error_for(-12, f"topic '{self.name}': no version after {after} within {timeout} s")
-            if not await self._readable(loop, fd, remaining):
-                fd = await self._resubscribe(after, deadline)
+            latest = await self._notified(loop, fd, remaining, latest)
+        return latest
 
-    async def _resubscribe(self, after: int, deadline: Optional[float]) -> int:
-        """The notify fd reached end of file: the broker died. Returns the fd subscribed with its successor once
-        this client resumed with one; raises BrokerGoneError once none may come (as wait() would)."""
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                return self.notify_fd()
-            except BrokerGoneError:
-                try:
-                    self.wait(after, 0)  # raises BrokerGoneError once no successor may come any more
-                except WaitTimeoutError:
-                    pass
-            if deadline is not None and loop.time() >= deadline:
-                raise error_for(-12, f"topic '{self.name}': no version after {after} (the broker restarts)")
-            await asyncio.sleep(0.05)
-
-    async def _readable(self, loop: asyncio.AbstractEventLoop, fd: int, timeout: Optional[float]) -> bool:
-        """Waits for the notify fd (or the timeout); False once it reached end of file."""
+    async def _notified(self, loop: asyncio.AbstractEventLoop, fd: int, timeout: Optional[float], latest: int) -> int:
+        """The latest version once the notify fd was readable and acknowledged; `latest` again at the timeout."""
         future = loop.create_future()
         if not self._async_waiters:
-            loop.add_reader(fd, self._on_notify, fd)
+            loop.add_reader(fd, self._on_notify)
         self._async_waiters.add(future)
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except asyncio.TimeoutError:
-            return True  # the caller's loop sees the deadline and raises
+            return latest  # the caller's loop sees the deadline and raises
         finally:
             self._async_waiters.discard(future)
             if not self._async_waiters:
                 loop.remove_reader(fd)
 
-    def _on_notify(self, fd: int) -> None:
-        gone = False
+    def _on_notify(self) -> None:
+        """The notify fd is readable: one acknowledgement answers every coroutine waiting on it."""
         try:
-            while True:
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    gone = True
-                    break
-        except BlockingIOError:
-            pass
+            latest, error = self.notify_ack(), None
+        except WeightbusError as e:
+            latest, error = 0, e
         for future in list(self._async_waiters):
-            if not future.done():
-                future.set_result(not gone)
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(latest)
+            else:
+                future.set_exception(error)
 
     # Bookkeeping of the handles made from this one ------------------------------------------------------------
 

@@ -381,6 +381,7 @@ extern "C" {
     pub fn wb_topic_latest(topic: *mut wb_topic, version: *mut u64) -> c_int;
     pub fn wb_topic_wait(topic: *mut wb_topic, after: u64, timeout_ms: i64, version: *mut u64) -> c_int;
     pub fn wb_topic_notify_fd(topic: *mut wb_topic, fd: *mut c_int) -> c_int;
+    pub fn wb_topic_notify_ack(topic: *mut wb_topic, latest: *mut u64) -> c_int;
 
     pub fn wb_snapshot_acquire(
         topic: *mut wb_topic,

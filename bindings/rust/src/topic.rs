@@ -171,14 +171,25 @@ impl Topic {
         Ok(version)
     }
 
-    /// A descriptor that becomes readable when a version is published, for poll/epoll loops. Versions published
-    /// before the first call are not signalled: call [`Topic::latest`] after getting it, and each time it is
-    /// readable (after reading and discarding its bytes). End of file means the broker is gone.
+    /// A descriptor for poll/epoll loops (mio, tokio's `AsyncFd`) that becomes readable when there is something
+    /// to do for the topic: a publish, or a broker restart to follow. It is one descriptor for the topic's
+    /// lifetime, broker restarts included, and an epoll instance: do not read it, call [`Topic::notify_ack`]
+    /// each time it is readable. Versions published before the first call are not signalled: call
+    /// [`Topic::latest`] once after getting it.
     pub fn notify_fd(&self) -> Result<BorrowedFd<'_>> {
         let mut fd = -1;
         check(unsafe { ffi::wb_topic_notify_fd(self.as_ptr(), &mut fd) })?;
         // SAFETY: the topic handle owns the descriptor and closes it after the borrow of self ends.
         Ok(unsafe { BorrowedFd::borrow_raw(fd) })
+    }
+
+    /// Call it each time the notify fd is readable: consumes the wake-up, follows the broker across restarts
+    /// and returns the latest version, which need not be newer than the last one seen. `Error::BrokerGone`
+    /// once no successor may take this client back; `Error::State` before [`Topic::notify_fd`].
+    pub fn notify_ack(&self) -> Result<u64> {
+        let mut latest = 0;
+        check(unsafe { ffi::wb_topic_notify_ack(self.as_ptr(), &mut latest) })?;
+        Ok(latest)
     }
 
     /// Leases `version` (0: the latest) until the snapshot drops. Waits at most `timeout` (`None`: no limit)
