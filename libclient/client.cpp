@@ -199,7 +199,7 @@ void drop_lease(wb_client *client, wb_topic *topic, uint32_t slot) {
 
 using namespace wb;
 
-extern "C" WB_API int wb_attach(const wb_attach_options *opts, wb_client **out) {
+extern "C" WB_API int wb_attach(const wb_attach_options *opts, wb_client **out) try {
   wb_attach_options defaults = WB_ATTACH_OPTIONS_INIT;
   if (out == nullptr) return fail(WB_E_INVAL, "out is NULL");
   *out = nullptr;
@@ -237,9 +237,11 @@ extern "C" WB_API int wb_attach(const wb_attach_options *opts, wb_client **out) 
   client->lease_taken.assign(client->seg.caps().leases_per_client, false);
   *out = client.release();
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_detach(wb_client *client) {
+extern "C" WB_API int wb_detach(wb_client *client) try {
   if (client == nullptr) return fail(WB_E_INVAL, "client is NULL");
   check_broker(client);  // a successor broker keeps our slot until we resume: resume, so that it frees it now
   std::set<wb_topic *> topics;
@@ -262,10 +264,14 @@ extern "C" WB_API int wb_detach(wb_client *client) {
   await_reclaim(client);
   destroy(client);
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_client_id(const wb_client *client, uint32_t *id) {
+extern "C" WB_API int wb_client_id(const wb_client *client, uint32_t *id) try {
   if (client == nullptr || id == nullptr) return fail(WB_E_INVAL, "client or id is NULL");
   *id = client->id;
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }

@@ -85,7 +85,7 @@ int make_export(const wb_tensor_info &info, wb_snapshot *snapshot, DLManagedTens
 
 using namespace wb;
 
-extern "C" WB_API int wb_snapshot_dlpack(wb_snapshot *snapshot, const char *name, DLManagedTensor **out) {
+extern "C" WB_API int wb_snapshot_dlpack(wb_snapshot *snapshot, const char *name, DLManagedTensor **out) try {
   if (snapshot == nullptr || out == nullptr) return fail(WB_E_INVAL, "snapshot or out is NULL");
   *out = nullptr;
   wb_tensor_info info = WB_TENSOR_INFO_INIT;
@@ -93,13 +93,17 @@ extern "C" WB_API int wb_snapshot_dlpack(wb_snapshot *snapshot, const char *name
   if (rc != WB_OK || (rc = make_export(info, snapshot, out)) != WB_OK) return rc;
   snapshot->refs.fetch_add(1, std::memory_order_relaxed);
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_update_dlpack(wb_update *update, const char *name, DLManagedTensor **out) {
+extern "C" WB_API int wb_update_dlpack(wb_update *update, const char *name, DLManagedTensor **out) try {
   if (update == nullptr || out == nullptr) return fail(WB_E_INVAL, "update or out is NULL");
   *out = nullptr;
   wb_tensor_info info = WB_TENSOR_INFO_INIT;
   int rc = wb_update_tensor(update, name, &info);
   if (rc != WB_OK) return rc;
   return make_export(info, nullptr, out);
+} catch (...) {
+  return wb::abi_error(__func__);
 }

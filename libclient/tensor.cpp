@@ -172,7 +172,7 @@ int find_tensors(wb_topic *topic, const std::vector<TensorKey> &keys, std::vecto
 
 using namespace wb;
 
-extern "C" WB_API int wb_tensor_alloc(wb_topic *topic, const wb_tensor_spec *specs, uint32_t count) {
+extern "C" WB_API int wb_tensor_alloc(wb_topic *topic, const wb_tensor_spec *specs, uint32_t count) try {
   if (topic == nullptr || specs == nullptr || count == 0) return fail(WB_E_INVAL, "topic or specs is NULL, or count is 0");
   int rc = check_struct_size(specs[0].struct_size, sizeof(wb_tensor_spec), "wb_tensor_spec");
   if (rc != WB_OK) return rc;
@@ -185,9 +185,11 @@ extern "C" WB_API int wb_tensor_alloc(wb_topic *topic, const wb_tensor_spec *spe
     if (rc != WB_OK) return rc;
   }
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_tensor_view(wb_topic *topic, const wb_view_spec *spec) {
+extern "C" WB_API int wb_tensor_view(wb_topic *topic, const wb_view_spec *spec) try {
   if (topic == nullptr || spec == nullptr) return fail(WB_E_INVAL, "topic or spec is NULL");
   int rc = check_struct_size(spec->struct_size, sizeof(wb_view_spec), "wb_view_spec");
   if (rc != WB_OK || (rc = geometry::check_name(spec->name, "view")) != WB_OK ||
@@ -205,19 +207,25 @@ extern "C" WB_API int wb_tensor_view(wb_topic *topic, const wb_view_spec *spec) 
                                             spec->byte_offset, &shape, &strides);
   Reply reply;
   return request(topic->client, builder, proto::Body::CreateView, body.Union(), &reply);
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_topic_tensor_count(wb_topic *topic, uint32_t *count) {
+extern "C" WB_API int wb_topic_tensor_count(wb_topic *topic, uint32_t *count) try {
   if (topic == nullptr || count == nullptr) return fail(WB_E_INVAL, "topic or count is NULL");
   *count = topic->entry->tensor_count.load(std::memory_order_acquire);
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_topic_tensor(wb_topic *topic, uint32_t index, wb_tensor_info *out) {
+extern "C" WB_API int wb_topic_tensor(wb_topic *topic, uint32_t index, wb_tensor_info *out) try {
   if (topic == nullptr || out == nullptr) return fail(WB_E_INVAL, "topic or out is NULL");
   int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");
   uint32_t t = 0;  // set by tensor_at; GCC -O2 cannot tell
   if (rc != WB_OK || (rc = tensor_at(topic, index, &t)) != WB_OK) return rc;
   describe_tensor(topic->client->seg, t, index, out);
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }

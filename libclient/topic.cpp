@@ -47,7 +47,7 @@ void fill_topic_info(const shm::Topic &t, wb_topic_info *out) {
 using namespace wb;
 
 extern "C" WB_API int wb_topic_create(wb_client *client, const char *name, const wb_topic_options *opts,
-                                      wb_topic **out) {
+                                      wb_topic **out) try {
   wb_topic_options defaults = WB_TOPIC_OPTIONS_INIT;
   if (client == nullptr || out == nullptr) return fail(WB_E_INVAL, "client or out is NULL");
   *out = nullptr;
@@ -62,9 +62,11 @@ extern "C" WB_API int wb_topic_create(wb_client *client, const char *name, const
   Reply reply;
   if ((rc = request(client, builder, proto::Body::CreateTopic, body.Union(), &reply)) != WB_OK) return rc;
   return make_topic(client, reply.value, true, out);
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_topic_open(wb_client *client, const char *name, wb_topic **out) {
+extern "C" WB_API int wb_topic_open(wb_client *client, const char *name, wb_topic **out) try {
   if (client == nullptr || out == nullptr) return fail(WB_E_INVAL, "client or out is NULL");
   *out = nullptr;
   int rc = geometry::check_name(name, "topic");
@@ -74,9 +76,11 @@ extern "C" WB_API int wb_topic_open(wb_client *client, const char *name, wb_topi
   Reply reply;
   if ((rc = request(client, builder, proto::Body::OpenTopic, body.Union(), &reply)) != WB_OK) return rc;
   return make_topic(client, reply.value, false, out);
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_topic_close(wb_topic *topic) {
+extern "C" WB_API int wb_topic_close(wb_topic *topic) try {
   if (topic == nullptr) return fail(WB_E_INVAL, "topic is NULL");
   wb_update *update;
   {
@@ -103,17 +107,21 @@ extern "C" WB_API int wb_topic_close(wb_topic *topic) {
   }
   delete topic;
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_topic_get_info(wb_topic *topic, wb_topic_info *out) {
+extern "C" WB_API int wb_topic_get_info(wb_topic *topic, wb_topic_info *out) try {
   if (topic == nullptr || out == nullptr) return fail(WB_E_INVAL, "topic or out is NULL");
   int rc = check_struct_size(out->struct_size, sizeof(wb_topic_info), "wb_topic_info");
   if (rc != WB_OK) return rc;
   fill_topic_info(*topic->entry, out);
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_list_topics(wb_client *client, wb_topic_info *out, uint32_t capacity, uint32_t *count) {
+extern "C" WB_API int wb_list_topics(wb_client *client, wb_topic_info *out, uint32_t capacity, uint32_t *count) try {
   if (client == nullptr || count == nullptr || (out == nullptr && capacity > 0)) {
     return fail(WB_E_INVAL, "client, out or count is NULL");
   }
@@ -133,4 +141,6 @@ extern "C" WB_API int wb_list_topics(wb_client *client, wb_topic_info *out, uint
   }
   *count = found;
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }

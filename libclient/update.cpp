@@ -154,7 +154,7 @@ void abort_update(wb_update *update) {
 
 using namespace wb;
 
-extern "C" WB_API int wb_update_begin(wb_topic *topic, int64_t timeout_ms, wb_update **out) {
+extern "C" WB_API int wb_update_begin(wb_topic *topic, int64_t timeout_ms, wb_update **out) try {
   if (topic == nullptr || out == nullptr) return fail(WB_E_INVAL, "topic or out is NULL");
   *out = nullptr;
   if (!topic->publisher) return fail(WB_E_ROLE, "only the publisher of '%s' may begin an update", topic->entry->name);
@@ -197,15 +197,19 @@ extern "C" WB_API int wb_update_begin(wb_topic *topic, int64_t timeout_ms, wb_up
   }
   *out = update;
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_update_version(const wb_update *update, uint64_t *version) {
+extern "C" WB_API int wb_update_version(const wb_update *update, uint64_t *version) try {
   if (update == nullptr || version == nullptr) return fail(WB_E_INVAL, "update or version is NULL");
   *version = update->version;
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_update_set_version(wb_update *update, uint64_t version) {
+extern "C" WB_API int wb_update_set_version(wb_update *update, uint64_t version) try {
   if (update == nullptr) return fail(WB_E_INVAL, "update is NULL");
   const shm::Topic &t = *update->topic->entry;
   // writing_version and the R = 1 in-place marks carry the number from the first tensor handed out on.
@@ -221,26 +225,32 @@ extern "C" WB_API int wb_update_set_version(wb_update *update, uint64_t version)
   }
   update->version = version;
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_update_tensor(wb_update *update, const char *name, wb_tensor_info *out) {
+extern "C" WB_API int wb_update_tensor(wb_update *update, const char *name, wb_tensor_info *out) try {
   if (update == nullptr || out == nullptr) return fail(WB_E_INVAL, "update or out is NULL");
   int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");
   uint32_t t, position;
   if (rc != WB_OK || (rc = find_tensor(update->topic, name, &t, &position)) != WB_OK) return rc;
   return write_pointer(update, t, position, out);
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_update_tensor_at(wb_update *update, uint32_t index, wb_tensor_info *out) {
+extern "C" WB_API int wb_update_tensor_at(wb_update *update, uint32_t index, wb_tensor_info *out) try {
   if (update == nullptr || out == nullptr) return fail(WB_E_INVAL, "update or out is NULL");
   int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");
   uint32_t t;
   if (rc != WB_OK || (rc = tensor_at(update->topic, index, &t)) != WB_OK) return rc;
   return write_pointer(update, t, index, out);
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
 extern "C" WB_API int wb_update_publish(wb_update *update, const void *metadata, uint32_t metadata_size,
-                                        uint64_t *version) {
+                                        uint64_t *version) try {
   if (update == nullptr) return fail(WB_E_INVAL, "update is NULL");
   if (metadata == nullptr && metadata_size > 0) return fail(WB_E_INVAL, "metadata is NULL but its size is %u", metadata_size);
   if (metadata_size > WB_METADATA_MAX) {
@@ -265,10 +275,14 @@ extern "C" WB_API int wb_update_publish(wb_update *update, const void *metadata,
   auto body = proto::CreatePublished(builder, topic->index, n);
   notify(topic->client, builder, proto::Body::Published, body.Union());
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_update_abort(wb_update *update) {
+extern "C" WB_API int wb_update_abort(wb_update *update) try {
   if (update == nullptr) return fail(WB_E_INVAL, "update is NULL");
   abort_update(update);
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }

@@ -95,7 +95,7 @@ int alloc_cuda(wb_topic *topic, const wb_tensor_spec *specs, uint32_t count, int
 using namespace wb;
 
 extern "C" WB_API int wb_tensor_alloc_cuda(wb_topic *topic, const wb_tensor_spec *specs, uint32_t count,
-                                           int32_t device) {
+                                           int32_t device) try {
   if (topic == nullptr || specs == nullptr || count == 0) {
     return fail(WB_E_INVAL, "topic or specs is NULL, or count is 0");
   }
@@ -106,4 +106,6 @@ extern "C" WB_API int wb_tensor_alloc_cuda(wb_topic *topic, const wb_tensor_spec
     if ((rc = check_spec(spec_at(specs, i))) != WB_OK) return rc;
   }
   return cuda::alloc_cuda(topic, specs, count, device);
+} catch (...) {
+  return wb::abi_error(__func__);
 }

@@ -154,20 +154,26 @@ int stream_context(void *stream, int fallback_ordinal, CUcontext *context) {
 
 using namespace wb;
 
-extern "C" WB_API int wb_cuda_init(void) {
+extern "C" WB_API int wb_cuda_init(void) try {
   int count = 0;
   return cuda::device_count(&count);
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_cuda_device_uuid(int32_t ordinal, uint8_t uuid[16]) {
+extern "C" WB_API int wb_cuda_device_uuid(int32_t ordinal, uint8_t uuid[16]) try {
   if (uuid == nullptr) return fail(WB_E_INVAL, "uuid is NULL");
   return cuda::uuid_of(ordinal, uuid);
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_cuda_device_ordinal(const uint8_t uuid[16], int32_t *ordinal) {
+extern "C" WB_API int wb_cuda_device_ordinal(const uint8_t uuid[16], int32_t *ordinal) try {
   if (uuid == nullptr || ordinal == nullptr) return fail(WB_E_INVAL, "uuid or ordinal is NULL");
   int found = 0;
   int rc = cuda::ordinal_of(uuid, &found);
   if (rc == WB_OK) *ordinal = found;
   return rc;
+} catch (...) {
+  return wb::abi_error(__func__);
 }

@@ -250,7 +250,7 @@ using namespace wb;
 using namespace wb::cuda;
 
 extern "C" WB_API int wb_update_publish_on_stream(wb_update *update, void *stream, const void *metadata,
-                                                  uint32_t metadata_size, uint64_t *version) {
+                                                  uint32_t metadata_size, uint64_t *version) try {
   if (update == nullptr) return fail(WB_E_INVAL, "update is NULL");
   if (metadata == nullptr && metadata_size > 0) {
     return fail(WB_E_INVAL, "metadata is NULL but its size is %u", metadata_size);
@@ -264,9 +264,11 @@ extern "C" WB_API int wb_update_publish_on_stream(wb_update *update, void *strea
   if (rc != WB_OK) return rc;
   update->record_flags |= shm::kRecordGpuEvent;
   return wb_update_publish(update, metadata, metadata_size, version);
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_snapshot_wait_stream(wb_snapshot *snapshot, void *stream) {
+extern "C" WB_API int wb_snapshot_wait_stream(wb_snapshot *snapshot, void *stream) try {
   if (snapshot == nullptr) return fail(WB_E_INVAL, "snapshot is NULL");
   ClientState *state = nullptr;
   CUevent event = nullptr;
@@ -279,9 +281,11 @@ extern "C" WB_API int wb_snapshot_wait_stream(wb_snapshot *snapshot, void *strea
   ContextGuard guard;
   if ((rc = driver(&d)) != WB_OK || (rc = guard.push(context)) != WB_OK) return rc;
   return check(d->cuStreamWaitEvent(static_cast<CUstream>(stream), event, 0), "cuStreamWaitEvent");
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_snapshot_synchronize(wb_snapshot *snapshot, int64_t timeout_ms) {
+extern "C" WB_API int wb_snapshot_synchronize(wb_snapshot *snapshot, int64_t timeout_ms) try {
   if (snapshot == nullptr) return fail(WB_E_INVAL, "snapshot is NULL");
   ClientState *state = nullptr;
   CUevent event = nullptr;
@@ -304,4 +308,6 @@ extern "C" WB_API int wb_snapshot_synchronize(wb_snapshot *snapshot, int64_t tim
     timespec pause{0, long(pause_ns)};
     nanosleep(&pause, nullptr);
   }
+} catch (...) {
+  return wb::abi_error(__func__);
 }
