@@ -25,7 +25,8 @@ struct Export {
   wb_snapshot *snapshot = nullptr;
 };
 
-void delete_export(DLManagedTensor *managed) {
+// Allocates nothing, and so cannot throw: a deleter has no way to report a failure.
+void delete_export(DLManagedTensor *managed) noexcept {
   if (managed == nullptr) return;
   auto *owner = static_cast<Export *>(managed->manager_ctx);
   if (owner->snapshot != nullptr) unref_snapshot(owner->snapshot);
@@ -57,10 +58,10 @@ int dl_device(const wb_tensor_info &info, DLDevice *device) {
   return WB_OK;
 }
 
-// Builds the export of a looked-up tensor. Takes no reference: the caller adds the snapshot's on success.
-int make_export(const wb_tensor_info &info, wb_snapshot *snapshot, DLManagedTensor **out) {
-  std::unique_ptr<Export> owner(new (std::nothrow) Export);
-  if (!owner) return fail(WB_E_NOMEM, "out of memory");
+// Fills the export of a looked-up tensor, made before the lookup (an update's marks the tensor changed: it
+// must not fail after). Takes no reference: the caller adds the snapshot's on success.
+int make_export(const wb_tensor_info &info, wb_snapshot *snapshot, std::unique_ptr<Export> owner,
+                DLManagedTensor **out) {
   DLTensor &t = owner->managed.dl_tensor;
   int rc = dl_device(info, &t.device);
   if (rc != WB_OK) return rc;
@@ -88,9 +89,10 @@ using namespace wb;
 extern "C" WB_API int wb_snapshot_dlpack(wb_snapshot *snapshot, const char *name, DLManagedTensor **out) try {
   if (snapshot == nullptr || out == nullptr) return fail(WB_E_INVAL, "snapshot or out is NULL");
   *out = nullptr;
+  auto owner = std::make_unique<Export>();
   wb_tensor_info info = WB_TENSOR_INFO_INIT;
   int rc = wb_snapshot_tensor(snapshot, name, &info);
-  if (rc != WB_OK || (rc = make_export(info, snapshot, out)) != WB_OK) return rc;
+  if (rc != WB_OK || (rc = make_export(info, snapshot, std::move(owner), out)) != WB_OK) return rc;
   snapshot->refs.fetch_add(1, std::memory_order_relaxed);
   return WB_OK;
 } catch (...) {
@@ -100,10 +102,11 @@ extern "C" WB_API int wb_snapshot_dlpack(wb_snapshot *snapshot, const char *name
 extern "C" WB_API int wb_update_dlpack(wb_update *update, const char *name, DLManagedTensor **out) try {
   if (update == nullptr || out == nullptr) return fail(WB_E_INVAL, "update or out is NULL");
   *out = nullptr;
+  auto owner = std::make_unique<Export>();
   wb_tensor_info info = WB_TENSOR_INFO_INIT;
   int rc = wb_update_tensor(update, name, &info);
   if (rc != WB_OK) return rc;
-  return make_export(info, nullptr, out);
+  return make_export(info, nullptr, std::move(owner), out);
 } catch (...) {
   return wb::abi_error(__func__);
 }

@@ -100,14 +100,17 @@ void orphan_snapshot(wb_snapshot *snapshot) {
 
 using namespace wb;
 
-extern "C" WB_API int wb_snapshot_acquire(wb_topic *topic, uint64_t version, int64_t timeout_ms, wb_snapshot **out) try {
+extern "C" WB_API int wb_snapshot_acquire(wb_topic *topic, uint64_t version, int64_t timeout_ms,
+                                          wb_snapshot **out) try {
   if (topic == nullptr || out == nullptr) return fail(WB_E_INVAL, "topic or out is NULL");
   *out = nullptr;
   if (version > WB_VERSION_MAX) return fail(WB_E_INVAL, "version %llu is over WB_VERSION_MAX", (unsigned long long)version);
   shm::Topic &t = *topic->entry;
   cuda::sweep(topic->client);  // drop revoked CUDA imports first, so that their exporters stop waiting
-  std::unique_ptr<wb_snapshot> snapshot(new (std::nothrow) wb_snapshot);
-  if (!snapshot) return fail(WB_E_NOMEM, "out of memory");
+  // Everything the snapshot needs is made first: once a lease word is taken, nothing may fail for want of memory.
+  auto snapshot = std::make_unique<wb_snapshot>();
+  snapshot->metadata.reserve(WB_METADATA_MAX);
+  auto node = set_node(snapshot.get());
   snapshot->topic = topic;
   Deadline deadline(timeout_ms);
   for (;;) {
@@ -132,7 +135,7 @@ extern "C" WB_API int wb_snapshot_acquire(wb_topic *topic, uint64_t version, int
   }
   {
     std::lock_guard lock(topic->handles_mutex);
-    topic->snapshots.insert(snapshot.get());
+    topic->snapshots.insert(std::move(node));
   }
   *out = snapshot.release();
   return WB_OK;

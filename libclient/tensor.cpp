@@ -26,9 +26,8 @@ int alloc_batch(wb_topic *topic, const wb_tensor_spec *specs, uint32_t first, ui
   int rc = request(topic->client, builder, proto::Body::AllocTensors, body.Union(), &reply);
   if (rc != WB_OK) return rc;
   if (reply.fds.empty()) return WB_OK;  // every name already existed with this definition
-  rc = topic->client->allocations.adopt(uint32_t(reply.value), reply.fds[0], reply.size);
-  for (size_t i = 1; i < reply.fds.size(); ++i) close(reply.fds[i]);
-  return rc;
+  // Running out of memory here leaves the tensors made: the retry finds them, and maps them on first use.
+  return topic->client->allocations.adopt(uint32_t(reply.value), reply.fds[0], reply.size);
 }
 
 }  // namespace
@@ -92,13 +91,16 @@ void refresh_layout(wb_topic *topic) {
   if (gen == topic->layout_gen.load(std::memory_order_relaxed)) return;
   uint32_t count = topic->entry->tensor_count.load(std::memory_order_acquire);
   uint32_t t = count > 0 ? topic->entry->first_tensor : shm::kNone;
-  topic->order.clear();
-  topic->by_name.clear();
+  // Built aside and swapped in: running out of memory half-way leaves the previous layout whole.
+  std::vector<uint32_t> order;
+  std::unordered_map<std::string, uint32_t> by_name;
   for (uint32_t i = 0; i < count && t < seg.caps().max_tensors; ++i) {
-    topic->by_name.emplace(seg.tensor(t).name, uint32_t(topic->order.size()));
-    topic->order.push_back(t);
+    by_name.emplace(seg.tensor(t).name, uint32_t(order.size()));
+    order.push_back(t);
     t = seg.tensor(t).next.load(std::memory_order_acquire);
   }
+  topic->order.swap(order);
+  topic->by_name.swap(by_name);
   topic->layout_gen.store(gen, std::memory_order_release);
 }
 

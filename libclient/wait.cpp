@@ -5,6 +5,7 @@
 #include "client_internal.hpp"
 #include "clock.hpp"
 #include "error.hpp"
+#include "scope_exit.hpp"
 
 using namespace wb;
 
@@ -54,17 +55,20 @@ extern "C" WB_API int wb_topic_notify_fd(wb_topic *topic, int *fd) try {
     topic->retired_notify_fds.push_back(topic->notify_fd);
     topic->notify_fd = -1;
   }
-  int ends[2];
-  if (pipe2(ends, O_CLOEXEC | O_NONBLOCK) != 0) return fail_errno("pipe2");
   flatbuffers::FlatBufferBuilder builder;
   auto body = proto::CreateSubscribe(builder, topic->index);
   Reply reply;
-  int rc = request(client, builder, proto::Body::Subscribe, body.Union(), &reply, &ends[1], 1);
-  close(ends[1]);  // the broker holds the write end now: its death turns into end of file here
-  if (rc != WB_OK) {
-    close(ends[0]);
-    return rc;
+  int ends[2];
+  if (pipe2(ends, O_CLOEXEC | O_NONBLOCK) != 0) return fail_errno("pipe2");
+  ScopeExit close_read_end([&ends] { close(ends[0]); });
+  int rc;
+  {
+    // The broker holds the write end once subscribed: its death turns into end of file here.
+    ScopeExit close_write_end([&ends] { close(ends[1]); });
+    rc = request(client, builder, proto::Body::Subscribe, body.Union(), &reply, &ends[1], 1);
   }
+  if (rc != WB_OK) return rc;
+  close_read_end.release();
   topic->notify_fd = ends[0];
   topic->notify_session = client->session.load();
   *fd = ends[0];
