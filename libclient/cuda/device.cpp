@@ -33,6 +33,7 @@ Devices &devices() {
 
 int list_devices(const Driver *d, Devices &all) {
   if (all.listed) return WB_OK;
+  all.list.clear();  // what an attempt that ran out of memory left
   int count = 0;
   int rc = check(d->cuDeviceGetCount(&count), "cuDeviceGetCount");
   for (int i = 0; rc == WB_OK && i < count; ++i) {
