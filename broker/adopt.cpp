@@ -143,8 +143,7 @@ bool Registry::orphan_hands_over(uint32_t slot, uint32_t pid) const {
 // that holds nothing now (a reader about to wait, a detach that closes its topics).
 bool Registry::orphan_done(uint32_t pid) const { return !process_alive(pid); }
 
-std::vector<uint32_t> Registry::reap_orphans() {
-  std::vector<uint32_t> topics;
+void Registry::reap_orphans() {
   for (auto it = orphans_.begin(); it != orphans_.end();) {
     auto [slot, pid] = *it;
     if (!orphan_done(pid)) {
@@ -155,13 +154,11 @@ std::vector<uint32_t> Registry::reap_orphans() {
       if (is_publisher(t, slot)) release_publisher(t);
     }
     exporter_gone(slot);
-    std::vector<uint32_t> leased = remove_client(slot);
-    topics.insert(topics.end(), leased.begin(), leased.end());
-    log(LogLevel::kInfo, "reclaim pid %u (client %u, attached to the previous broker): %zu lease(s)", pid, slot,
-        leased.size());
+    uint32_t leases = remove_client(slot);
+    log(LogLevel::kInfo, "reclaim pid %u (client %u, attached to the previous broker): %u lease(s)", pid, slot,
+        leases);
     it = orphans_.erase(it);
   }
-  return topics;
 }
 
 int Registry::resume_client(uint32_t slot, uint32_t generation, uint32_t pid) {

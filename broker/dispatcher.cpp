@@ -3,10 +3,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <string>
+#include <cstdio>
+#include <new>
 
 #include "error.hpp"
-#include "futex.hpp"
 #include "log.hpp"
 #include "protocol_generated.h"
 
@@ -16,11 +16,13 @@ int Dispatcher::open_registry(bool *adopted) {
   return registry_.open(options_.name, options_.caps, options_.per_client, adopted);
 }
 
+uint8_t *ReplyArena::allocate(size_t size) {
+  if (size > kSize) throw std::bad_alloc();
+  return bytes_;
+}
+
 bool Dispatcher::reap_orphans() {
-  for (uint32_t topic : registry_.reap_orphans()) {
-    shm::Topic &t = registry_.seg().topic(topic);
-    bump_and_wake(&t.release_seq, &t.release_waiters);
-  }
+  registry_.reap_orphans();
   return registry_.has_orphans();
 }
 
@@ -34,6 +36,19 @@ void Dispatcher::handle(Client *client, wire::Received &msg) {
     return refuse_unreadable(client, WB_E_PROTOCOL);
   }
   const proto::Message *m = proto::GetMessage(msg.data.data());
+  answered_ = false;
+  try {
+    dispatch(client, m, msg.fds);
+  } catch (...) {
+    char what[64];
+    snprintf(what, sizeof(what), "weightbusd, handling %s", proto::EnumNameBody(m->body_type()));
+    int rc = abi_error(what);
+    log(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
+    if (!answered_ && m->body_type() != proto::Body::Published) reply(client, m->id(), rc);
+  }
+}
+
+void Dispatcher::dispatch(Client *client, const proto::Message *m, std::vector<int> &fds) {
   uint32_t id = m->id();
   if (client->uid_refused) {
     fail(WB_E_PERM, "uid %u may not use this broker (it runs as uid %u)", client->uid, unsigned(getuid()));
@@ -59,10 +74,10 @@ void Dispatcher::handle(Client *client, wire::Received &msg) {
     case proto::Body::AllocTensors: return on_alloc_tensors(client, id, body);
     case proto::Body::CreateView: return on_create_view(client, id, body);
     case proto::Body::GetAllocation: return on_get_allocation(client, id, body);
-    case proto::Body::Subscribe: return on_subscribe(client, id, body, msg.fds);
+    case proto::Body::Subscribe: return on_subscribe(client, id, body, fds);
     case proto::Body::Published: return on_published(client, body);
     case proto::Body::RegisterCudaAllocation: return on_register_cuda_allocation(client, id, body);
-    case proto::Body::AddAllocationChunks: return on_add_allocation_chunks(client, id, body, msg.fds);
+    case proto::Body::AddAllocationChunks: return on_add_allocation_chunks(client, id, body, fds);
     case proto::Body::RegisterTensors: return on_register_tensors(client, id, body);
     case proto::Body::RevokeAllocation: return on_revoke_allocation(client, id, body);
     case proto::Body::ImportAllocation: return on_import_allocation(client, id, body);
@@ -79,12 +94,13 @@ void Dispatcher::refuse_unreadable(Client *client, int code) {
 }
 
 void Dispatcher::reply(Client *client, uint32_t id, int code, uint64_t value, uint64_t size, int fd) {
-  flatbuffers::FlatBufferBuilder builder;
+  flatbuffers::FlatBufferBuilder builder(ReplyArena::kSize, &reply_arena_);
   auto message = code == WB_OK ? 0 : builder.CreateString(wb_last_error());
   auto body = proto::CreateReply(builder, code, message, value, size);
   builder.Finish(proto::CreateMessage(builder, id, proto::Body::Reply, body.Union()));
   int rc = wire::send(client->fd, builder.GetBufferPointer(), builder.GetSize(), fd >= 0 ? &fd : nullptr, fd >= 0);
   if (rc != WB_OK) client->hang_up = "could not be answered (its socket is full or closed)";
+  answered_ = true;
 }
 
 void Dispatcher::refuse(Client *client, uint32_t id, int code) {
@@ -118,20 +134,14 @@ void Dispatcher::client_gone(Client *client, const char *why) {
   }
   if (!client->attached) return;
   drop_cuda(client);
-  std::string reclaimed;
-  for (uint32_t topic : client->published) {
+  for (uint32_t topic = 0; topic < registry_.seg().header().topic_count.load(); ++topic) {
+    if (!registry_.is_publisher(topic, client->slot)) continue;
     uint32_t dirty = registry_.release_publisher(topic);
-    reclaimed += std::string(" publisher of '") + registry_.seg().topic(topic).name + "'" +
-                 (dirty > 0 ? " (left " + std::to_string(dirty) + " tensors dirty)" : "");
+    log(LogLevel::kInfo, "reclaim pid %u: publisher of '%s' (left %u tensors dirty)", client->pid,
+        registry_.seg().topic(topic).name, dirty);
   }
-  std::vector<uint32_t> leased = registry_.remove_client(client->slot);
-  for (uint32_t topic : leased) {
-    shm::Topic &t = registry_.seg().topic(topic);
-    bump_and_wake(&t.release_seq, &t.release_waiters);
-  }
-  if (!leased.empty() || !client->published.empty()) {
-    log(LogLevel::kInfo, "reclaim pid %u: %zu lease(s)%s", client->pid, leased.size(), reclaimed.c_str());
-  }
+  uint32_t leases = registry_.remove_client(client->slot);
+  if (leases > 0) log(LogLevel::kInfo, "reclaim pid %u: %u lease(s)", client->pid, leases);
   log(LogLevel::kInfo, "detach pid %u (client %u): %s", client->pid, client->slot, why);
   client->attached = false;
 }

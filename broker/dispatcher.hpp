@@ -15,7 +15,7 @@
 
 namespace wb::broker {
 
-// One connected client, as the dispatcher sees it.
+// One connected client, as the dispatcher sees it. The topics it publishes are the registry's to know.
 struct Client {
   int fd = -1;
   uint32_t pid = 0;
@@ -23,9 +23,21 @@ struct Client {
   bool uid_refused = false;
   bool attached = false;
   uint32_t slot = 0;
-  std::set<uint32_t> published;  // topics this client is the publisher of
   std::set<uint32_t> imported;   // CUDA allocations this client has open (counted in their importers)
   const char *hang_up = nullptr;  // set when the connection must be closed: why
+};
+
+// Memory for building one reply at a time, owned by the dispatcher: a reply is a few hundred bytes (its
+// message at most wb_last_error's 512), so answering never allocates, and a request that the registry applied
+// or that ran out of memory is always answered.
+class ReplyArena : public flatbuffers::Allocator {
+ public:
+  static constexpr size_t kSize = 1024;
+  uint8_t *allocate(size_t size) override;
+  void deallocate(uint8_t *, size_t) override {}
+
+ private:
+  alignas(16) uint8_t bytes_[kSize];
 };
 
 class Dispatcher {
@@ -39,14 +51,17 @@ class Dispatcher {
   const Registry &registry() const { return registry_; }
 
   // Verifies, checks and applies one message and answers it (Published excepted). Sets client->hang_up when
-  // the client must be disconnected.
+  // the client must be disconnected. Running out of memory is answered with WB_E_NOMEM, the registry unchanged:
+  // each operation allocates before it changes anything.
   void handle(Client *client, wire::Received &msg);
   // A datagram that could not be read whole (wire::receive's WB_E_SIZE or WB_E_PROTOCOL): answered with code.
   void refuse_unreadable(Client *client, int code);
   // The client's connection closed: reclaims its leases, publisher roles, CUDA imports and subscriptions.
+  // Allocates nothing: a client that left is reclaimed however short memory is.
   void client_gone(Client *client, const char *why);
 
  private:
+  void dispatch(Client *client, const proto::Message *m, std::vector<int> &fds);
   void reply(Client *client, uint32_t id, int code, uint64_t value = 0, uint64_t size = 0, int fd = -1);
   void refuse(Client *client, uint32_t id, int code);  // replies with code and wb_last_error()
   void notify_subscribers(uint32_t topic);
@@ -74,6 +89,8 @@ class Dispatcher {
   int check_publisher(Client *client, uint32_t id, uint32_t topic);
 
   const Options &options_;
+  ReplyArena reply_arena_;
+  bool answered_ = false;  // whether the message being handled got its reply
   Registry registry_;
   std::unordered_map<uint32_t, std::vector<std::pair<Client *, int>>> subscribers_;  // topic -> (client, fd)
 };

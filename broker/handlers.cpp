@@ -64,6 +64,10 @@ void Dispatcher::on_attach(Client *client, uint32_t id, const void *body) {
 // A client of the dead broker takes its slot back: the segment already holds its leases and roles; this
 // connection learns which topics it publishes and which CUDA allocations it has open.
 void Dispatcher::on_resume(Client *client, uint32_t id, const proto::Attach *attach) {
+  std::set<uint32_t> imported;  // made first: from resume_client on, nothing may fail
+  for (uint32_t allocation : items(attach->imported())) {
+    if (registry_.is_cuda_allocation(allocation)) imported.insert(allocation);
+  }
   int rc = registry_.resume_client(attach->slot(), attach->generation(), client->pid);
   if (rc != WB_OK) {
     log(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
@@ -71,16 +75,11 @@ void Dispatcher::on_resume(Client *client, uint32_t id, const proto::Attach *att
   }
   client->slot = attach->slot();
   client->attached = true;
-  for (uint32_t t = 0; t < registry_.seg().header().topic_count.load(); ++t) {
-    if (registry_.is_publisher(t, client->slot)) client->published.insert(t);
-  }
-  for (uint32_t allocation : items(attach->imported())) {
-    if (registry_.is_cuda_allocation(allocation) && client->imported.insert(allocation).second) {
-      registry_.add_importer(allocation);
-    }
-  }
-  log(LogLevel::kInfo, "resume pid %u (client %u, '%s'): %zu topic(s) published, %zu CUDA import(s)", client->pid,
-      client->slot, registry_.seg().client(client->slot).name, client->published.size(), client->imported.size());
+  client->imported.swap(imported);
+  for (uint32_t allocation : client->imported) registry_.add_importer(allocation);
+  log(LogLevel::kInfo, "resume pid %u (client %u, '%s'): %u topic(s) published, %zu CUDA import(s)", client->pid,
+      client->slot, registry_.seg().client(client->slot).name,
+      registry_.seg().client(client->slot).topics_published.load(), client->imported.size());
   reply(client, id, WB_OK, client->slot, registry_.seg().header().segment_size);
 }
 
@@ -91,7 +90,6 @@ void Dispatcher::on_create_topic(Client *client, uint32_t id, const void *body) 
   bool existed = registry_.open_topic(name, &topic) == WB_OK;
   int rc = registry_.create_topic(name, create->replicas(), client->slot, client->pid, &topic);
   if (rc != WB_OK) return refuse(client, id, rc);
-  client->published.insert(topic);
   log(LogLevel::kInfo, "topic '%s' %s by pid %u (%u replicas)", name.c_str(), existed ? "taken over" : "created",
       client->pid, create->replicas());
   reply(client, id, WB_OK, topic);
@@ -117,7 +115,6 @@ void Dispatcher::on_close_topic(Client *client, uint32_t id, const void *body) {
   uint32_t topic = static_cast<const proto::CloseTopic *>(body)->topic();
   if (check_publisher(client, id, topic) != WB_OK) return;
   registry_.release_publisher(topic);
-  client->published.erase(topic);
   log(LogLevel::kInfo, "topic '%s': publisher pid %u closed it", registry_.seg().topic(topic).name, client->pid);
   reply(client, id, WB_OK);
 }

@@ -10,9 +10,11 @@
 #include <ctime>
 
 #include "error.hpp"
+#include "futex.hpp"
 #include "geometry.hpp"
 #include "lease.hpp"
 #include "log.hpp"
+#include "scope_exit.hpp"
 #include "topic_state.hpp"
 
 namespace bip = boost::interprocess;
@@ -159,17 +161,20 @@ int Registry::add_client(uint32_t pid, uint32_t uid, const std::string &name, ui
               seg_.caps().max_clients);
 }
 
-std::vector<uint32_t> Registry::remove_client(uint32_t slot) {
-  std::vector<uint32_t> topics;
+uint32_t Registry::remove_client(uint32_t slot) {
+  uint32_t held = 0;
   std::atomic<uint64_t> *words = seg_.leases(slot);
   for (uint32_t i = 0; i < seg_.caps().leases_per_client; ++i) {
     uint64_t word = words[i].exchange(0, std::memory_order_seq_cst);
-    if (word != 0 && lease::topic_of(word) < seg_.caps().max_topics) topics.push_back(lease::topic_of(word));
+    if (word == 0 || lease::topic_of(word) >= seg_.caps().max_topics) continue;
+    shm::Topic &t = seg_.topic(lease::topic_of(word));
+    bump_and_wake(&t.release_seq, &t.release_waiters);
+    ++held;
   }
   shm::ClientSlot &s = seg_.client(slot);
   s.topics_published.store(0);
   s.state.store(uint32_t(shm::ClientState::kFree), std::memory_order_release);
-  return topics;
+  return held;
 }
 
 int Registry::create_topic(const std::string &name, uint32_t replicas, uint32_t client, uint32_t pid,
@@ -202,6 +207,7 @@ int Registry::create_topic(const std::string &name, uint32_t replicas, uint32_t 
     return fail(WB_E_NOSPC, "the topic table is full (%u topics; see weightbusd --max-topics)", seg_.caps().max_topics);
   }
   if (int rc = check_quota(client, Quota{.topics = 1}); rc != WB_OK) return rc;
+  topics_by_name_.emplace(name, i);  // first: nothing below may fail for want of memory
   shm::Topic &t = seg_.topic(i);
   copy_name(t.name, name, sizeof(t.name));
   t.replicas = replicas;
@@ -211,7 +217,6 @@ int Registry::create_topic(const std::string &name, uint32_t replicas, uint32_t 
   t.publisher.store(client + 1);
   t.state.store(uint32_t(shm::TopicState::kLive), std::memory_order_release);
   h.topic_count.store(i + 1, std::memory_order_release);
-  topics_by_name_.emplace(name, i);
   charge(client, Quota{.topics = 1});
   seg_.client(client).topics_published.fetch_add(1);
   *index = i;
@@ -308,8 +313,11 @@ void Registry::link_tensor(uint32_t topic, uint32_t index) {
     seg_.tensor(t.last_tensor).next.store(index, std::memory_order_release);
   }
   t.last_tensor = index;
-  tensors_by_name_[topic].emplace(e.name, index);
   t.tensor_count.fetch_add(1, std::memory_order_release);
+}
+
+void Registry::unindex_from(uint32_t topic, uint32_t first) {
+  std::erase_if(tensors_by_name_[topic], [first](const auto &entry) { return entry.second >= first; });
 }
 
 int Registry::alloc_tensors(uint32_t topic, uint32_t client, const std::vector<NewTensor> &specs,
@@ -338,12 +346,18 @@ int Registry::alloc_tensors(uint32_t topic, uint32_t client, const std::vector<N
   shm_unlink(name.c_str());  // left by a broker whose segment is gone
   int memfd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (memfd < 0) return fail_errno(("shm_open " + name).c_str());
-  if (fchmod(memfd, 0600) != 0 || ftruncate(memfd, off_t(total)) != 0) {
-    rc = fail_errno("sizing a tensor allocation");
+  // Undone on every way out until the segment changes, running out of memory included.
+  uint32_t first = h.tensor_count.load();
+  ScopeExit undo([&] {
+    unindex_from(topic, first);
     close(memfd);
     shm_unlink(name.c_str());
-    return rc;
+  });
+  if (fchmod(memfd, 0600) != 0 || ftruncate(memfd, off_t(total)) != 0) return fail_errno("sizing a tensor allocation");
+  for (size_t i = 0, k = 0; i < specs.size(); ++i) {
+    if (is_new[i]) tensors_by_name_[topic].emplace(specs[i].name, first + uint32_t(k++));
   }
+  undo.release();
   shm::Allocation &alloc = seg_.allocation(a);
   alloc.topic = topic;
   alloc.size = total;
@@ -425,6 +439,7 @@ int Registry::create_view(uint32_t topic, uint32_t client, const NewView &view) 
     return fail(WB_E_NOSPC, "the tensor table is full (%u entries; see weightbusd --max-tensors)", seg_.caps().max_tensors);
   }
   if ((rc = check_quota(client, Quota{.tensors = 1})) != WB_OK) return rc;
+  tensors_by_name_[topic].emplace(view.name, index);  // first: nothing below may fail for want of memory
   shm::Tensor &e = seg_.tensor(index);
   copy_name(e.name, view.name, sizeof(e.name));
   e.topic = topic;

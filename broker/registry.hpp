@@ -66,8 +66,9 @@ class Registry {
   const std::string &shm_name() const { return shm_name_; }
 
   int add_client(uint32_t pid, uint32_t uid, const std::string &name, uint32_t *slot);
-  // Clears the client's leases and frees its slot; returns the topics whose leases it held.
-  std::vector<uint32_t> remove_client(uint32_t slot);
+  // Clears the client's leases, waking the publishers they held back, and frees its slot; returns how many
+  // leases it held.
+  uint32_t remove_client(uint32_t slot);
 
   // Creates a topic with `client` as publisher, or hands an orphaned one over to it.
   int create_topic(const std::string &name, uint32_t replicas, uint32_t client, uint32_t pid, uint32_t *index);
@@ -109,8 +110,8 @@ class Registry {
   // process exits or holds nothing any more; a topic one publishes may be taken over by the same process (it
   // attached again) or once it exited.
   bool has_orphans() const { return !orphans_.empty(); }
-  // Frees the slots of orphans that are done; returns the topics whose leases that dropped.
-  std::vector<uint32_t> reap_orphans();
+  // Frees the slots of orphans that are done (remove_client).
+  void reap_orphans();
   // The orphan's process attached again asking for its slot back (same pid and slot generation): it is a
   // live client again, with its leases, topics and exports. WB_E_NOT_FOUND when this broker has no such orphan.
   int resume_client(uint32_t slot, uint32_t generation, uint32_t pid);
@@ -130,7 +131,11 @@ class Registry {
   int find_tensor(uint32_t topic, const std::string &name, uint32_t *index) const;
   int check_new_tensors(uint32_t topic, const std::vector<NewTensor> &specs, std::vector<bool> *is_new,
                         uint32_t *count) const;
+  // Appends tensor index to the topic's list. Its name is entered in tensors_by_name_ before the segment
+  // changes (entering it may fail for want of memory, nothing after may); unindex_from withdraws the names of
+  // tensors from index `first` on, which a failed request entered.
   void link_tensor(uint32_t topic, uint32_t index);
+  void unindex_from(uint32_t topic, uint32_t first);
   int check_cuda_allocation(uint32_t allocation, shm::Allocation **out) const;
   int check_registered(uint32_t topic, uint32_t client, const NewRegisteredTensor &t) const;
   // WB_E_NOSPC if client may not create `more`; charge() counts it once created.

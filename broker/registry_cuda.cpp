@@ -9,6 +9,7 @@
 #include "futex.hpp"
 #include "geometry.hpp"
 #include "registry.hpp"
+#include "scope_exit.hpp"
 #include "wire.hpp"
 
 namespace wb::broker {
@@ -129,6 +130,7 @@ int Registry::add_allocation_chunks(uint32_t allocation, uint32_t client, uint32
     return fail(WB_E_SIZE, "allocation %u: its chunks cover %llu of its %llu bytes", allocation,
                 (unsigned long long)end, (unsigned long long)a->size);
   }
+  have.reserve(have.size() + sizes.size());  // a chunk taken below must not be left in fds as well
   for (size_t i = 0; i < sizes.size(); ++i) {
     have.emplace_back(fds[i], offset, sizes[i]);
     offset += sizes[i];
@@ -192,6 +194,10 @@ int Registry::register_tensors(uint32_t topic, uint32_t client, const std::vecto
   }
   Quota taken{.tensors = uint32_t(tensors.size())};
   if (int rc = check_quota(client, taken); rc != WB_OK) return rc;
+  uint32_t first = h.tensor_count.load();
+  ScopeExit unindex([&] { unindex_from(topic, first); });
+  for (size_t k = 0; k < tensors.size(); ++k) tensors_by_name_[topic].emplace(tensors[k].name, first + uint32_t(k));
+  unindex.release();  // nothing below may fail for want of memory
   shm::Topic &tp = seg_.topic(topic);
   for (const NewRegisteredTensor &t : tensors) {
     uint32_t index = h.tensor_count.load();

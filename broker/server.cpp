@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <new>
 
 #include "error.hpp"
 #include "log.hpp"
@@ -91,6 +92,7 @@ int Server::run(int ready_fd) {
     if (!bound_path_.empty() && bound_path_ != socket_path_) unlink(bound_path_.c_str());
     return 1;
   }
+  inbox_.reserve();
   uv_loop_init(&loop_);
   uv_timer_init(&loop_, &orphan_timer_);
   orphan_timer_.data = this;
@@ -125,6 +127,17 @@ int Server::run(int ready_fd) {
   return 0;
 }
 
+Connection *Server::add_connection() {
+  try {
+    auto conn = std::make_unique<Connection>();
+    Connection *raw = conn.get();
+    connections_.emplace(raw, std::move(conn));
+    return raw;
+  } catch (const std::bad_alloc &) {
+    return nullptr;
+  }
+}
+
 void Server::accept_clients() {
   for (;;) {
     int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -132,10 +145,15 @@ void Server::accept_clients() {
       if (errno != EAGAIN && errno != EINTR) log(LogLevel::kWarn, "accept: %s", strerror(errno));
       return;
     }
-    auto conn = std::make_unique<Connection>();
     ucred cred{};
     socklen_t len = sizeof(cred);
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+      close(fd);
+      continue;
+    }
+    Connection *conn = add_connection();
+    if (conn == nullptr) {
+      log(LogLevel::kWarn, "pid %u: connection closed: the broker is out of memory", unsigned(cred.pid));
       close(fd);
       continue;
     }
@@ -144,11 +162,9 @@ void Server::accept_clients() {
     conn->client.uid = uint32_t(cred.uid);
     conn->client.uid_refused = cred.uid != getuid();  // answered with WB_E_PERM on its first request
     uv_poll_init(&loop_, &conn->poll, fd);
-    conn->poll.data = conn.get();
+    conn->poll.data = conn;
     conn->server = this;
-    Connection *raw = conn.get();
-    connections_.emplace(raw, std::move(conn));
-    uv_poll_start(&raw->poll, UV_READABLE | UV_DISCONNECT, [](uv_poll_t *handle, int status, int) {
+    uv_poll_start(&conn->poll, UV_READABLE | UV_DISCONNECT, [](uv_poll_t *handle, int status, int) {
       Connection *c = static_cast<Connection *>(handle->data);
       if (status < 0) {
         c->server->drop(c, uv_strerror(status));
@@ -162,12 +178,11 @@ void Server::accept_clients() {
 void Server::read_client(Connection *conn) {
   Client *client = &conn->client;
   for (int i = 0; i < kMessagesPerWake && client->hang_up == nullptr; ++i) {
-    wire::Received msg;
-    int rc = wire::receive(client->fd, 0, &msg);
+    int rc = wire::receive(client->fd, 0, &inbox_);
     if (rc == WB_E_TIMEOUT) return;
     if (rc == WB_OK) {
-      dispatcher_.handle(client, msg);
-      wire::close_all(msg.fds);
+      dispatcher_.handle(client, inbox_);
+      wire::close_all(inbox_.fds);
     } else if (rc == WB_E_SIZE || rc == WB_E_PROTOCOL) {
       dispatcher_.refuse_unreadable(client, rc);  // the datagram is consumed: the next one starts clean
     } else {
@@ -195,9 +210,7 @@ void Server::reap_orphans() {
 }
 
 void Server::shutdown() {
-  std::vector<Connection *> all;
-  for (auto &[conn, owned] : connections_) all.push_back(conn);
-  for (Connection *conn : all) drop(conn, "broker shutting down");
+  while (!connections_.empty()) drop(connections_.begin()->first, "broker shutting down");
   uv_close(reinterpret_cast<uv_handle_t *>(&listener_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t *>(&sigterm_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t *>(&sigint_), nullptr);

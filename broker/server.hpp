@@ -31,6 +31,8 @@ class Server {
  private:
   int bind_socket();     // listens at a temporary name beside the socket path (bound_path_)
   int publish_socket();  // renames it to the socket path, once the registry is open
+  // A new connection's record (in connections_), or nullptr when there is no memory for one.
+  Connection *add_connection();
   void accept_clients();
   void read_client(Connection *conn);
   void drop(Connection *conn, const char *why);
@@ -48,6 +50,7 @@ class Server {
   uv_signal_t sigint_;
   uv_timer_t orphan_timer_;  // while an adopted segment has orphaned clients: reclaims them as they finish
   std::unordered_map<Connection *, std::unique_ptr<Connection>> connections_;
+  wire::Received inbox_;  // every message is received here, made at start: handling one allocates no buffer
 };
 
 }  // namespace wb::broker

@@ -1,7 +1,6 @@
 #include "allocation_cache.hpp"
 
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include "client_internal.hpp"
 #include "error.hpp"
@@ -12,47 +11,43 @@ AllocationCache::~AllocationCache() { unmap_all(); }
 
 void AllocationCache::unmap_all() {
   std::lock_guard lock(mutex_);
-  for (auto &[key, mapping] : mappings_) munmap(mapping.base, mapping.size);
+  for (auto &[key, mapping] : mappings_) {
+    if (mapping.base != nullptr) munmap(mapping.base, mapping.size);
+  }
   mappings_.clear();
 }
 
+char *AllocationCache::cached(uint32_t index, bool writable) const {
+  auto found = mappings_.find(uint64_t{index} << 1 | writable);
+  return found != mappings_.end() ? found->second.base : nullptr;
+}
+
 int AllocationCache::map_fd(uint32_t index, int fd, uint64_t size, bool writable, char **base) {
+  // The entry first: once the memory is mapped, recording it cannot fail.
+  Mapping &entry = mappings_[uint64_t{index} << 1 | writable];
   int prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
   void *addr = mmap(nullptr, size, prot, MAP_SHARED, fd, 0);
-  close(fd);
   if (addr == MAP_FAILED) return fail_errno("mmap of a tensor allocation");
-  mappings_[uint64_t{index} << 1 | writable] = Mapping{static_cast<char *>(addr), size};
-  *base = static_cast<char *>(addr);
+  entry = Mapping{static_cast<char *>(addr), size};
+  *base = entry.base;
   return WB_OK;
 }
 
 int AllocationCache::adopt(uint32_t index, int fd, uint64_t size) {
   std::lock_guard lock(mutex_);
-  auto found = mappings_.find(uint64_t{index} << 1 | 1);
-  if (found != mappings_.end()) {
-    close(fd);
-    return WB_OK;
-  }
-  char *base;
-  return map_fd(index, fd, size, true, &base);
+  char *base = cached(index, true);
+  return base != nullptr ? WB_OK : map_fd(index, fd, size, true, &base);
 }
 
 int AllocationCache::map(uint32_t index, bool writable, char **base) {
   std::lock_guard lock(mutex_);
-  auto found = mappings_.find(uint64_t{index} << 1 | writable);
-  if (found != mappings_.end()) {
-    *base = found->second.base;
-    return WB_OK;
-  }
+  if ((*base = cached(index, writable)) != nullptr) return WB_OK;
   flatbuffers::FlatBufferBuilder builder;
   auto body = proto::CreateGetAllocation(builder, index);
   Reply reply;
   int rc = request(client_, builder, proto::Body::GetAllocation, body.Union(), &reply);
   if (rc != WB_OK) return rc;
-  if (reply.fds.size() != 1) {
-    for (int fd : reply.fds) close(fd);
-    return fail(WB_E_PROTOCOL, "the broker answered GetAllocation without a descriptor");
-  }
+  if (reply.fds.size() != 1) return fail(WB_E_PROTOCOL, "the broker answered GetAllocation without a descriptor");
   return map_fd(index, reply.fds[0], reply.size, writable, base);
 }
 

@@ -20,16 +20,18 @@ class AllocationCache {
   // the descriptor on first use. WB_OK, or the request's error.
   int map(uint32_t index, bool writable, char **base);
 
-  // Maps a descriptor the broker just handed over (closing it) and caches it writable.
+  // Maps a descriptor the broker just handed over (the caller closes it) and caches it writable.
   int adopt(uint32_t index, int fd, uint64_t size);
 
   void unmap_all();
 
  private:
   struct Mapping {
-    char *base = nullptr;
+    char *base = nullptr;  // nullptr: an attempt to map it failed (it is mapped on the next)
     uint64_t size = 0;
   };
+  // The cached base of the allocation, or nullptr.
+  char *cached(uint32_t index, bool writable) const;
   int map_fd(uint32_t index, int fd, uint64_t size, bool writable, char **base);
 
   wb_client *client_;

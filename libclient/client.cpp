@@ -32,7 +32,9 @@ int send_attach(wb_client *client, const char *name, Reply *reply) {
   std::vector<uint32_t> fields = shm::fingerprint_words();
   flatbuffers::FlatBufferBuilder builder;
   auto body = proto::CreateAttachDirect(builder, shm::kLayoutVersion, &fields, process_id(), name);
-  return request(client, builder, proto::Body::Attach, body.Union(), reply);
+  // Not through request(): a client that is not attached yet has no slot to resume if the broker dies now.
+  std::lock_guard lock(client->request_mutex);
+  return transact(client, client->sock, builder, proto::Body::Attach, body.Union(), nullptr, 0, reply);
 }
 
 int map_segment(wb_client *client, int fd) {
@@ -71,6 +73,37 @@ void destroy(wb_client *client) {
   if (client->segment_fd >= 0) close(client->segment_fd);
   if (client->sock >= 0) close(client->sock);
   delete client;
+}
+
+// A client being attached: destroyed on every way out until attach hands it over. Closing its socket frees
+// the slot the broker may have given it.
+struct Destroy {
+  void operator()(wb_client *client) const { destroy(client); }
+};
+using Attaching = std::unique_ptr<wb_client, Destroy>;
+
+// The first topic of the client's set, or nullptr.
+wb_topic *any_topic(wb_client *client) {
+  std::lock_guard lock(client->topics_mutex);
+  return client->topics.empty() ? nullptr : *client->topics.begin();
+}
+
+// The first snapshot of the topic, or nullptr.
+wb_snapshot *any_snapshot(wb_topic *topic) {
+  std::lock_guard lock(topic->handles_mutex);
+  return topic->snapshots.empty() ? nullptr : *topic->snapshots.begin();
+}
+
+// Aborts the topic's update, drops its snapshots' leases and frees it, allocating nothing.
+void forget_topic(wb_topic *topic) {
+  wb_update *update;
+  {
+    std::lock_guard lock(topic->handles_mutex);
+    update = topic->update;
+  }
+  if (update != nullptr) abort_update(update);
+  while (wb_snapshot *snapshot = any_snapshot(topic)) orphan_snapshot(snapshot);  // each leaves the set
+  release_topic(topic);
 }
 
 }  // namespace
@@ -112,7 +145,7 @@ int transact(wb_client *client, int sock, flatbuffers::FlatBufferBuilder &builde
   builder.Finish(proto::CreateMessage(builder, id, type, body));
   int rc = wire::send(sock, builder.GetBufferPointer(), builder.GetSize(), fds, nfds);
   if (rc != WB_OK || reply == nullptr) return rc;
-  wire::Received got;
+  wire::Received &got = reply->message;  // made with the reply: nothing below allocates
   if ((rc = wire::receive(sock, client->timeout_ms, &got)) != WB_OK) return rc;
   flatbuffers::Verifier verifier(got.data.data(), got.data.size());
   const proto::Message *msg = proto::GetMessage(got.data.data());
@@ -124,7 +157,7 @@ int transact(wb_client *client, int sock, flatbuffers::FlatBufferBuilder &builde
   reply->code = r->code();
   reply->value = r->value();
   reply->size = r->size();
-  reply->fds = std::move(got.fds);
+  reply->fds.swap(got.fds);
   return r->code() == WB_OK ? WB_OK : fail(r->code(), "%s", r->message() ? r->message()->c_str() : "refused");
 }
 
@@ -199,7 +232,7 @@ void drop_lease(wb_client *client, wb_topic *topic, uint32_t slot) {
 
 using namespace wb;
 
-extern "C" WB_API int wb_attach(const wb_attach_options *opts, wb_client **out) {
+extern "C" WB_API int wb_attach(const wb_attach_options *opts, wb_client **out) try {
   wb_attach_options defaults = WB_ATTACH_OPTIONS_INIT;
   if (out == nullptr) return fail(WB_E_INVAL, "out is NULL");
   *out = nullptr;
@@ -214,58 +247,46 @@ extern "C" WB_API int wb_attach(const wb_attach_options *opts, wb_client **out) 
   } else if ((rc = wb_default_socket_path(opts->broker_name, path, sizeof(path))) != WB_OK) {
     return rc;
   }
-  std::unique_ptr<wb_client> client(new (std::nothrow) wb_client);
-  if (!client) return fail(WB_E_NOMEM, "out of memory");
+  Attaching client(new wb_client);
   client->timeout_ms = opts->timeout_ms;
+  client->socket_path = path;
   if ((rc = connect_socket(path, &client->sock)) != WB_OK) return rc;
   Reply reply;
   rc = send_attach(client.get(), opts->client_name ? opts->client_name : default_client_name(), &reply);
   if (rc == WB_OK && reply.fds.size() != 1) rc = fail(WB_E_PROTOCOL, "the broker attached without a segment");
   if (rc == WB_OK) rc = map_segment(client.get(), reply.fds[0]);
-  for (int fd : reply.fds) close(fd);
   if (rc == WB_OK && reply.value >= client->seg.caps().max_clients) {
     rc = fail(WB_E_PROTOCOL, "the broker gave client slot %llu", (unsigned long long)reply.value);
   }
-  if (rc != WB_OK) {
-    destroy(client.release());
-    return rc;
-  }
+  if (rc != WB_OK) return rc;
   client->id = uint32_t(reply.value);
   client->generation = client->seg.client(client->id).generation;
-  client->socket_path = path;
   client->crash_seam = crash_seam_from_env();
   client->lease_taken.assign(client->seg.caps().leases_per_client, false);
   *out = client.release();
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_detach(wb_client *client) {
+extern "C" WB_API int wb_detach(wb_client *client) try {
   if (client == nullptr) return fail(WB_E_INVAL, "client is NULL");
   check_broker(client);  // a successor broker keeps our slot until we resume: resume, so that it frees it now
-  std::set<wb_topic *> topics;
-  {
-    std::lock_guard lock(client->topics_mutex);
-    topics = client->topics;
-  }
-  for (wb_topic *topic : topics) {
-    std::set<wb_snapshot *> snapshots;
-    wb_update *update;
-    {
-      std::lock_guard lock(topic->handles_mutex);
-      snapshots = topic->snapshots;
-      update = topic->update;
-    }
-    if (update != nullptr) abort_update(update);
-    for (wb_snapshot *snapshot : snapshots) orphan_snapshot(snapshot);
-    wb_topic_close(topic);
-  }
+  // Nothing below allocates, so that detach cannot stop half-way. The topics are closed here without asking
+  // the broker: it releases this client's publisher roles when the connection closes, which await_reclaim
+  // waits for.
+  while (wb_topic *topic = any_topic(client)) forget_topic(topic);  // each leaves the set
   await_reclaim(client);
   destroy(client);
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_client_id(const wb_client *client, uint32_t *id) {
+extern "C" WB_API int wb_client_id(const wb_client *client, uint32_t *id) try {
   if (client == nullptr || id == nullptr) return fail(WB_E_INVAL, "client or id is NULL");
   *id = client->id;
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }

@@ -16,6 +16,7 @@
 #include "layout.hpp"
 #include "notify_set.hpp"
 #include "protocol_generated.h"
+#include "wire.hpp"
 
 struct wb_topic;
 
@@ -107,13 +108,30 @@ struct wb_snapshot {
 
 namespace wb {
 
-// A reply from the broker; fds it carried are owned by the caller.
+// A reply from the broker. Its buffer is made with it, before the request goes out: once the broker has acted
+// on a request, receiving the answer allocates nothing. The descriptors it carried are closed with it.
 struct Reply {
+  Reply() { message.reserve(); }
+  Reply(const Reply &) = delete;
+  Reply &operator=(const Reply &) = delete;
+  ~Reply() {
+    wire::close_all(fds);
+    wire::close_all(message.fds);
+  }
   int code = 0;
   uint64_t value = 0;
   uint64_t size = 0;
   std::vector<int> fds;
+  wire::Received message;  // the datagram as received
 };
+
+// A node of a std::set holding value, made ahead: inserting it later cannot fail. For the handles the library
+// records once the broker or the segment has acted for them.
+template <typename T>
+typename std::set<T>::node_type set_node(T value) {
+  std::set<T> one{value};
+  return one.extract(one.begin());
+}
 
 // Sends a request whose body the caller built in builder, waits for its reply (client->timeout_ms), and
 // turns a non-OK reply into fail(code, broker's message). fds travel with the request.
@@ -213,6 +231,11 @@ void drop_lease(wb_client *client, wb_topic *topic, uint32_t slot);
 
 // Internal form of wb_update_abort, used by detach.
 void abort_update(wb_update *update);
+
+// Frees a topic handle and what only this process holds of it (its notify fds, its place in the client's
+// set); allocates nothing, so that wb_detach cannot stop half-way. The caller aborted its update and let go
+// of its snapshots.
+void release_topic(wb_topic *topic);
 
 // Drops one reference to a snapshot (its handle's or a DLPack export's); the last one releases it.
 void unref_snapshot(wb_snapshot *snapshot);

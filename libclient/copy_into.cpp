@@ -99,7 +99,7 @@ int resolve_all(wb_snapshot *snapshot, const wb_copy_target *targets, uint32_t c
 using namespace wb;
 
 extern "C" WB_API int wb_snapshot_copy_into(wb_snapshot *snapshot, const wb_copy_target *targets, uint32_t count,
-                                            void *stream) {
+                                            void *stream) try {
   if (snapshot == nullptr || targets == nullptr || count == 0) {
     return fail(WB_E_INVAL, "snapshot or targets is NULL, or count is 0");
   }
@@ -121,4 +121,6 @@ extern "C" WB_API int wb_snapshot_copy_into(wb_snapshot *snapshot, const wb_copy
     if (!c.cuda) memcpy(c.dst, c.src, c.bytes);
   }
   return any_cuda ? cuda::copy_on_stream(snapshot, copies, stream) : WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }

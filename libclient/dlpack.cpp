@@ -31,8 +31,9 @@ struct Export {
   wb_snapshot *snapshot = nullptr;
 };
 
+// Allocates nothing, and so cannot throw: a deleter has no way to report a failure.
 template <class Managed>
-void delete_export(Managed *managed) {
+void delete_export(Managed *managed) noexcept {
   if (managed == nullptr) return;
   auto *owner = static_cast<Export<Managed> *>(managed->manager_ctx);
   if (owner->snapshot != nullptr) unref_snapshot(owner->snapshot);
@@ -64,11 +65,11 @@ int dl_device(const wb_tensor_info &info, DLDevice *device) {
   return WB_OK;
 }
 
-// Builds the export of a looked-up tensor. Takes no reference: the caller adds the snapshot's on success.
+// Fills the export of a looked-up tensor, made before the lookup (an update's marks the tensor changed: it
+// must not fail after). Takes no reference: the caller adds the snapshot's on success.
 template <class Managed>
-int make_export(const wb_tensor_info &info, wb_snapshot *snapshot, Managed **out) {
-  std::unique_ptr<Export<Managed>> owner(new (std::nothrow) Export<Managed>);
-  if (!owner) return fail(WB_E_NOMEM, "out of memory");
+int make_export(const wb_tensor_info &info, wb_snapshot *snapshot, std::unique_ptr<Export<Managed>> owner,
+                Managed **out) {
   DLTensor &t = owner->managed.dl_tensor;
   int rc = dl_device(info, &t.device);
   if (rc != WB_OK) return rc;
@@ -96,9 +97,10 @@ template <class Managed>
 int export_snapshot_tensor(wb_snapshot *snapshot, const char *name, Managed **out) {
   if (snapshot == nullptr || out == nullptr) return fail(WB_E_INVAL, "snapshot or out is NULL");
   *out = nullptr;
+  auto owner = std::make_unique<Export<Managed>>();
   wb_tensor_info info = WB_TENSOR_INFO_INIT;
   int rc = wb_snapshot_tensor(snapshot, name, &info);
-  if (rc != WB_OK || (rc = make_export(info, snapshot, out)) != WB_OK) return rc;
+  if (rc != WB_OK || (rc = make_export(info, snapshot, std::move(owner), out)) != WB_OK) return rc;
   snapshot->refs.fetch_add(1, std::memory_order_relaxed);
   return WB_OK;
 }
@@ -107,10 +109,11 @@ template <class Managed>
 int export_update_tensor(wb_update *update, const char *name, Managed **out) {
   if (update == nullptr || out == nullptr) return fail(WB_E_INVAL, "update or out is NULL");
   *out = nullptr;
+  auto owner = std::make_unique<Export<Managed>>();
   wb_tensor_info info = WB_TENSOR_INFO_INIT;
   int rc = wb_update_tensor(update, name, &info);
   if (rc != WB_OK) return rc;
-  return make_export(info, nullptr, out);
+  return make_export(info, nullptr, std::move(owner), out);
 }
 
 }  // namespace
@@ -119,20 +122,28 @@ int export_update_tensor(wb_update *update, const char *name, Managed **out) {
 
 using namespace wb;
 
-extern "C" WB_API int wb_snapshot_dlpack(wb_snapshot *snapshot, const char *name, DLManagedTensor **out) {
+extern "C" WB_API int wb_snapshot_dlpack(wb_snapshot *snapshot, const char *name, DLManagedTensor **out) try {
   return export_snapshot_tensor(snapshot, name, out);
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_update_dlpack(wb_update *update, const char *name, DLManagedTensor **out) {
+extern "C" WB_API int wb_update_dlpack(wb_update *update, const char *name, DLManagedTensor **out) try {
   return export_update_tensor(update, name, out);
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
 extern "C" WB_API int wb_snapshot_dlpack_versioned(wb_snapshot *snapshot, const char *name,
-                                                   DLManagedTensorVersioned **out) {
+                                                   DLManagedTensorVersioned **out) try {
   return export_snapshot_tensor(snapshot, name, out);
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
 extern "C" WB_API int wb_update_dlpack_versioned(wb_update *update, const char *name,
-                                                 DLManagedTensorVersioned **out) {
+                                                 DLManagedTensorVersioned **out) try {
   return export_update_tensor(update, name, out);
+} catch (...) {
+  return wb::abi_error(__func__);
 }

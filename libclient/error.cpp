@@ -1,8 +1,12 @@
 #include "error.hpp"
 
+#include <cxxabi.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <exception>
+#include <new>
 
 #include "weightbus/weightbus.h"
 
@@ -30,6 +34,20 @@ int fail_errno(const char *what) {
 }
 
 void clear_error() { last_message[0] = '\0'; }
+
+int abi_error(const char *function) {
+  try {
+    throw;
+  } catch (abi::__forced_unwind &) {
+    throw;
+  } catch (const std::bad_alloc &) {
+    return fail(WB_E_NOMEM, "%s: out of memory", function);
+  } catch (const std::exception &e) {
+    return fail(WB_E_IO, "%s: %s", function, e.what());
+  } catch (...) {
+    return fail(WB_E_IO, "%s: unknown exception", function);
+  }
+}
 
 }  // namespace wb
 

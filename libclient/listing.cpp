@@ -8,7 +8,7 @@
 
 using namespace wb;
 
-extern "C" WB_API int wb_list_clients(wb_client *client, wb_client_info *out, uint32_t capacity, uint32_t *count) {
+extern "C" WB_API int wb_list_clients(wb_client *client, wb_client_info *out, uint32_t capacity, uint32_t *count) try {
   if (client == nullptr || count == nullptr || (out == nullptr && capacity > 0)) {
     return fail(WB_E_INVAL, "client, out or count is NULL");
   }
@@ -33,6 +33,8 @@ extern "C" WB_API int wb_list_clients(wb_client *client, wb_client_info *out, ui
   }
   *count = found;
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
 namespace {
@@ -63,7 +65,7 @@ int fill_lease(const shm::Segment &seg, uint32_t c, uint64_t word, uint64_t acqu
 
 }  // namespace
 
-extern "C" WB_API int wb_list_leases(wb_client *client, wb_lease_info *out, uint32_t capacity, uint32_t *count) {
+extern "C" WB_API int wb_list_leases(wb_client *client, wb_lease_info *out, uint32_t capacity, uint32_t *count) try {
   if (client == nullptr || count == nullptr || (out == nullptr && capacity > 0)) {
     return fail(WB_E_INVAL, "client, out or count is NULL");
   }
@@ -84,4 +86,6 @@ extern "C" WB_API int wb_list_leases(wb_client *client, wb_lease_info *out, uint
   }
   *count = found;
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }

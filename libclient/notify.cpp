@@ -11,6 +11,7 @@
 #include "client_internal.hpp"
 #include "clock.hpp"
 #include "error.hpp"
+#include "scope_exit.hpp"
 
 namespace wb {
 
@@ -114,22 +115,26 @@ int await_successor(wb_topic *topic, bool *waiting) {
   return arm_timer(set, end);
 }
 
-// A new pipe for the client's current broker, replacing the set's old one.
+// A new pipe for the client's current broker, replacing the set's old one. The request is built before the
+// pipe is made, and each end closed on every way out, so that running out of memory leaks no descriptor.
 int subscribe(wb_topic *topic) {
   NotifySet &set = topic->notify;
   wb_client *client = topic->client;
-  int ends[2];
-  if (pipe2(ends, O_CLOEXEC | O_NONBLOCK) != 0) return fail_errno("pipe2");
   flatbuffers::FlatBufferBuilder builder;
   auto body = proto::CreateSubscribe(builder, topic->index);
   Reply reply;
-  int rc = request(client, builder, proto::Body::Subscribe, body.Union(), &reply, &ends[1], 1);
-  close(ends[1]);  // the broker holds the write end now: its death turns into end of file here
-  if (rc == WB_OK && !add_member(set, ends[0])) rc = fail_errno("epoll_ctl adding the notify pipe");
-  if (rc != WB_OK) {
-    close(ends[0]);
-    return rc;
+  int ends[2];
+  if (pipe2(ends, O_CLOEXEC | O_NONBLOCK) != 0) return fail_errno("pipe2");
+  ScopeExit close_read_end([&ends] { close(ends[0]); });
+  int rc;
+  {
+    // The broker holds the write end once subscribed: its death turns into end of file here.
+    ScopeExit close_write_end([&ends] { close(ends[1]); });
+    rc = request(client, builder, proto::Body::Subscribe, body.Union(), &reply, &ends[1], 1);
   }
+  if (rc == WB_OK && !add_member(set, ends[0])) rc = fail_errno("epoll_ctl adding the notify pipe");
+  if (rc != WB_OK) return rc;
+  close_read_end.release();
   drop_pipe(set);
   set.pipe = ends[0];
   set.session = client->session.load();  // after the request, which may have resumed the client
@@ -160,23 +165,24 @@ int refresh(wb_topic *topic) {
 
 using namespace wb;
 
-extern "C" WB_API int wb_topic_notify_fd(wb_topic *topic, int *fd) {
+extern "C" WB_API int wb_topic_notify_fd(wb_topic *topic, int *fd) try {
   if (topic == nullptr || fd == nullptr) return fail(WB_E_INVAL, "topic or fd is NULL");
   NotifySet &set = topic->notify;
   std::lock_guard lock(set.mutex);
   if (set.epoll < 0) {
+    ScopeExit reset([&set] { set.reset(); });  // on every way out, running out of memory included
     int rc = create_set(set);
     if (rc == WB_OK) rc = refresh(topic);
-    if (rc != WB_OK) {
-      set.reset();
-      return rc;
-    }
+    if (rc != WB_OK) return rc;
+    reset.release();
   }
   *fd = set.epoll;
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_topic_notify_ack(wb_topic *topic, uint64_t *latest) {
+extern "C" WB_API int wb_topic_notify_ack(wb_topic *topic, uint64_t *latest) try {
   if (topic == nullptr || latest == nullptr) return fail(WB_E_INVAL, "topic or latest is NULL");
   NotifySet &set = topic->notify;
   std::lock_guard lock(set.mutex);
@@ -190,4 +196,6 @@ extern "C" WB_API int wb_topic_notify_ack(wb_topic *topic, uint64_t *latest) {
   if (int rc = refresh(topic); rc != WB_OK) return rc;
   *latest = topic->entry->latest.load(std::memory_order_acquire);
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }

@@ -12,7 +12,7 @@ namespace {
 
 std::atomic<uint32_t> remembered{0};
 
-void forget_in_child() { remembered.store(0, std::memory_order_relaxed); }
+void forget_in_child() noexcept { remembered.store(0, std::memory_order_relaxed); }
 
 }  // namespace
 

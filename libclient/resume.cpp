@@ -17,6 +17,7 @@
 #include "layout.hpp"
 #include "outage_watch.hpp"
 #include "process_id.hpp"
+#include "scope_exit.hpp"
 
 namespace wb {
 
@@ -29,9 +30,7 @@ int send_resume(wb_client *client, int sock, const std::vector<uint32_t> &import
                                         client->seg.client(client->id).name, true, client->id, client->generation,
                                         &imported);
   Reply reply;
-  int rc = transact(client, sock, builder, proto::Body::Attach, body.Union(), nullptr, 0, &reply);
-  for (int fd : reply.fds) close(fd);
-  return rc;
+  return transact(client, sock, builder, proto::Body::Attach, body.Union(), nullptr, 0, &reply);
 }
 
 // Connects to the successor and takes our slot back; WB_OK once client->sock is the new connection, *done
@@ -49,16 +48,15 @@ int reconnect(wb_client *client, const std::vector<uint32_t> &imported, bool *do
     return fail(WB_E_BROKER_GONE, "the broker is gone and no successor listens at %s yet",
                 client->socket_path.c_str());
   }
+  ScopeExit close_sock([sock] { close(sock); });  // also when resuming runs out of memory
   int rc = send_resume(client, sock, imported);
   if (rc != WB_OK) {
-    close(sock);
-    if (rc != WB_E_BROKER_GONE && rc != WB_E_TIMEOUT) client->resume_refused.store(true);
+    if (rc != WB_E_BROKER_GONE && rc != WB_E_TIMEOUT && rc != WB_E_NOMEM) client->resume_refused.store(true);
     return fail(WB_E_BROKER_GONE, "the broker is gone; its successor at %s refused to resume this client: %s",
                 client->socket_path.c_str(), wb_last_error());
   }
   // The new connection takes the old one's fd number: threads polling client->sock see it, with no race.
   rc = dup3(sock, client->sock, O_CLOEXEC) < 0 ? fail_errno("dup3 of the new control socket") : WB_OK;
-  close(sock);
   if (rc != WB_OK) return fail(WB_E_BROKER_GONE, "the broker is gone; resuming failed: %s", wb_last_error());
   client->session.fetch_add(1);
   client->broker_gone.store(false);

@@ -100,14 +100,17 @@ void orphan_snapshot(wb_snapshot *snapshot) {
 
 using namespace wb;
 
-extern "C" WB_API int wb_snapshot_acquire(wb_topic *topic, uint64_t version, int64_t timeout_ms, wb_snapshot **out) {
+extern "C" WB_API int wb_snapshot_acquire(wb_topic *topic, uint64_t version, int64_t timeout_ms,
+                                          wb_snapshot **out) try {
   if (topic == nullptr || out == nullptr) return fail(WB_E_INVAL, "topic or out is NULL");
   *out = nullptr;
   if (version > WB_VERSION_MAX) return fail(WB_E_INVAL, "version %llu is over WB_VERSION_MAX", (unsigned long long)version);
   shm::Topic &t = *topic->entry;
   cuda::sweep(topic->client);  // drop revoked CUDA imports first, so that their exporters stop waiting
-  std::unique_ptr<wb_snapshot> snapshot(new (std::nothrow) wb_snapshot);
-  if (!snapshot) return fail(WB_E_NOMEM, "out of memory");
+  // Everything the snapshot needs is made first: once a lease word is taken, nothing may fail for want of memory.
+  auto snapshot = std::make_unique<wb_snapshot>();
+  snapshot->metadata.reserve(WB_METADATA_MAX);
+  auto node = set_node(snapshot.get());
   snapshot->topic = topic;
   Deadline deadline(timeout_ms);
   for (;;) {
@@ -132,46 +135,58 @@ extern "C" WB_API int wb_snapshot_acquire(wb_topic *topic, uint64_t version, int
   }
   {
     std::lock_guard lock(topic->handles_mutex);
-    topic->snapshots.insert(snapshot.get());
+    topic->snapshots.insert(std::move(node));
   }
   *out = snapshot.release();
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_snapshot_release(wb_snapshot *snapshot) {
+extern "C" WB_API int wb_snapshot_release(wb_snapshot *snapshot) try {
   if (snapshot == nullptr) return fail(WB_E_INVAL, "snapshot is NULL");
   snapshot->handle_released.store(true);
   unref_snapshot(snapshot);
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_snapshot_version(const wb_snapshot *snapshot, uint64_t *version) {
+extern "C" WB_API int wb_snapshot_version(const wb_snapshot *snapshot, uint64_t *version) try {
   if (snapshot == nullptr || version == nullptr) return fail(WB_E_INVAL, "snapshot or version is NULL");
   *version = snapshot->version;
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
 extern "C" WB_API int wb_snapshot_metadata(const wb_snapshot *snapshot, const void **data, uint32_t *size,
-                                           uint64_t *timestamp_ns) {
+                                           uint64_t *timestamp_ns) try {
   if (snapshot == nullptr || data == nullptr || size == nullptr) return fail(WB_E_INVAL, "snapshot, data or size is NULL");
   *data = snapshot->metadata.data();
   *size = uint32_t(snapshot->metadata.size());
   if (timestamp_ns != nullptr) *timestamp_ns = snapshot->timestamp_ns;
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_snapshot_tensor(wb_snapshot *snapshot, const char *name, wb_tensor_info *out) {
+extern "C" WB_API int wb_snapshot_tensor(wb_snapshot *snapshot, const char *name, wb_tensor_info *out) try {
   if (snapshot == nullptr || out == nullptr) return fail(WB_E_INVAL, "snapshot or out is NULL");
   int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");
   uint32_t t, position;
   if (rc != WB_OK || (rc = find_tensor(snapshot->topic, name, &t, &position)) != WB_OK) return rc;
   return lookup_tensor(snapshot, t, position, out);
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_snapshot_tensor_at(wb_snapshot *snapshot, uint32_t index, wb_tensor_info *out) {
+extern "C" WB_API int wb_snapshot_tensor_at(wb_snapshot *snapshot, uint32_t index, wb_tensor_info *out) try {
   if (snapshot == nullptr || out == nullptr) return fail(WB_E_INVAL, "snapshot or out is NULL");
   int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");
   uint32_t t;
   if (rc != WB_OK || (rc = tensor_at(snapshot->topic, index, &t)) != WB_OK) return rc;
   return lookup_tensor(snapshot, t, index, out);
+} catch (...) {
+  return wb::abi_error(__func__);
 }

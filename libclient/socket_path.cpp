@@ -7,7 +7,7 @@
 #include "geometry.hpp"
 #include "weightbus/weightbus.h"
 
-extern "C" WB_API int wb_default_socket_path(const char *broker_name, char *buf, size_t buf_size) {
+extern "C" WB_API int wb_default_socket_path(const char *broker_name, char *buf, size_t buf_size) try {
   if (buf == nullptr || buf_size == 0) return wb::fail(WB_E_INVAL, "buffer is NULL or empty");
   const char *explicit_path = getenv("WEIGHTBUS_SOCKET");
   if (broker_name == nullptr) broker_name = getenv("WEIGHTBUS_NAME");
@@ -25,4 +25,6 @@ extern "C" WB_API int wb_default_socket_path(const char *broker_name, char *buf,
   }
   if (n < 0 || size_t(n) >= buf_size) return wb::fail(WB_E_SIZE, "socket path does not fit in %zu bytes", buf_size);
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }

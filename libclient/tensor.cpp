@@ -26,9 +26,8 @@ int alloc_batch(wb_topic *topic, const wb_tensor_spec *specs, uint32_t first, ui
   int rc = request(topic->client, builder, proto::Body::AllocTensors, body.Union(), &reply);
   if (rc != WB_OK) return rc;
   if (reply.fds.empty()) return WB_OK;  // every name already existed with this definition
-  rc = topic->client->allocations.adopt(uint32_t(reply.value), reply.fds[0], reply.size);
-  for (size_t i = 1; i < reply.fds.size(); ++i) close(reply.fds[i]);
-  return rc;
+  // Running out of memory here leaves the tensors made: the retry finds them, and maps them on first use.
+  return topic->client->allocations.adopt(uint32_t(reply.value), reply.fds[0], reply.size);
 }
 
 }  // namespace
@@ -92,13 +91,16 @@ void refresh_layout(wb_topic *topic) {
   if (gen == topic->layout_gen.load(std::memory_order_relaxed)) return;
   uint32_t count = topic->entry->tensor_count.load(std::memory_order_acquire);
   uint32_t t = count > 0 ? topic->entry->first_tensor : shm::kNone;
-  topic->order.clear();
-  topic->by_name.clear();
+  // Built aside and swapped in: running out of memory half-way leaves the previous layout whole.
+  std::vector<uint32_t> order;
+  std::unordered_map<std::string, uint32_t> by_name;
   for (uint32_t i = 0; i < count && t < seg.caps().max_tensors; ++i) {
-    topic->by_name.emplace(seg.tensor(t).name, uint32_t(topic->order.size()));
-    topic->order.push_back(t);
+    by_name.emplace(seg.tensor(t).name, uint32_t(order.size()));
+    order.push_back(t);
     t = seg.tensor(t).next.load(std::memory_order_acquire);
   }
+  topic->order.swap(order);
+  topic->by_name.swap(by_name);
   topic->layout_gen.store(gen, std::memory_order_release);
 }
 
@@ -172,7 +174,7 @@ int find_tensors(wb_topic *topic, const std::vector<TensorKey> &keys, std::vecto
 
 using namespace wb;
 
-extern "C" WB_API int wb_tensor_alloc(wb_topic *topic, const wb_tensor_spec *specs, uint32_t count) {
+extern "C" WB_API int wb_tensor_alloc(wb_topic *topic, const wb_tensor_spec *specs, uint32_t count) try {
   if (topic == nullptr || specs == nullptr || count == 0) return fail(WB_E_INVAL, "topic or specs is NULL, or count is 0");
   int rc = check_struct_size(specs[0].struct_size, sizeof(wb_tensor_spec), "wb_tensor_spec");
   if (rc != WB_OK) return rc;
@@ -185,9 +187,11 @@ extern "C" WB_API int wb_tensor_alloc(wb_topic *topic, const wb_tensor_spec *spe
     if (rc != WB_OK) return rc;
   }
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_tensor_view(wb_topic *topic, const wb_view_spec *spec) {
+extern "C" WB_API int wb_tensor_view(wb_topic *topic, const wb_view_spec *spec) try {
   if (topic == nullptr || spec == nullptr) return fail(WB_E_INVAL, "topic or spec is NULL");
   int rc = check_struct_size(spec->struct_size, sizeof(wb_view_spec), "wb_view_spec");
   if (rc != WB_OK || (rc = geometry::check_name(spec->name, "view")) != WB_OK ||
@@ -205,19 +209,25 @@ extern "C" WB_API int wb_tensor_view(wb_topic *topic, const wb_view_spec *spec) 
                                             spec->byte_offset, &shape, &strides);
   Reply reply;
   return request(topic->client, builder, proto::Body::CreateView, body.Union(), &reply);
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_topic_tensor_count(wb_topic *topic, uint32_t *count) {
+extern "C" WB_API int wb_topic_tensor_count(wb_topic *topic, uint32_t *count) try {
   if (topic == nullptr || count == nullptr) return fail(WB_E_INVAL, "topic or count is NULL");
   *count = topic->entry->tensor_count.load(std::memory_order_acquire);
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_topic_tensor(wb_topic *topic, uint32_t index, wb_tensor_info *out) {
+extern "C" WB_API int wb_topic_tensor(wb_topic *topic, uint32_t index, wb_tensor_info *out) try {
   if (topic == nullptr || out == nullptr) return fail(WB_E_INVAL, "topic or out is NULL");
   int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");
   uint32_t t = 0;  // set by tensor_at; GCC -O2 cannot tell
   if (rc != WB_OK || (rc = tensor_at(topic, index, &t)) != WB_OK) return rc;
   describe_tensor(topic->client->seg, t, index, out);
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }

@@ -11,20 +11,36 @@ namespace wb {
 
 namespace {
 
-int make_topic(wb_client *client, uint64_t index, bool publisher, wb_topic **out) {
+// A topic handle made before the broker is asked for the topic: the handle and its node in the client's set,
+// so that recording it once the broker has answered cannot fail.
+struct NewTopic {
+  std::unique_ptr<wb_topic> topic = std::make_unique<wb_topic>();
+  std::set<wb_topic *>::node_type node = set_node(topic.get());
+};
+
+int add_topic(wb_client *client, uint64_t index, bool publisher, NewTopic &made, wb_topic **out) {
   if (index >= client->seg.caps().max_topics) {
     return fail(WB_E_PROTOCOL, "the broker gave topic index %llu", (unsigned long long)index);
   }
-  auto *topic = new (std::nothrow) wb_topic;
-  if (topic == nullptr) return fail(WB_E_NOMEM, "out of memory");
+  wb_topic *topic = made.topic.get();
   topic->client = client;
   topic->index = uint32_t(index);
   topic->publisher = publisher;
   topic->entry = &client->seg.topic(topic->index);
   std::lock_guard lock(client->topics_mutex);
-  client->topics.insert(topic);
-  *out = topic;
+  client->topics.insert(std::move(made.node));
+  *out = made.topic.release();
   return WB_OK;
+}
+
+// A publisher's close: aborts its open update, then tells the broker. The request is made first, so that
+// running out of memory leaves the topic and its update as they were.
+void close_as_publisher(wb_topic *topic, wb_update *update) {
+  flatbuffers::FlatBufferBuilder builder;
+  auto body = proto::CreateCloseTopic(builder, topic->index);
+  Reply reply;
+  if (update != nullptr) abort_update(update);
+  request(topic->client, builder, proto::Body::CloseTopic, body.Union(), &reply);
 }
 
 void fill_topic_info(const shm::Topic &t, wb_topic_info *out) {
@@ -40,12 +56,20 @@ void fill_topic_info(const shm::Topic &t, wb_topic_info *out) {
 
 }  // namespace
 
+void release_topic(wb_topic *topic) {
+  {
+    std::lock_guard lock(topic->client->topics_mutex);
+    topic->client->topics.erase(topic);
+  }
+  delete topic;
+}
+
 }  // namespace wb
 
 using namespace wb;
 
 extern "C" WB_API int wb_topic_create(wb_client *client, const char *name, const wb_topic_options *opts,
-                                      wb_topic **out) {
+                                      wb_topic **out) try {
   wb_topic_options defaults = WB_TOPIC_OPTIONS_INIT;
   if (client == nullptr || out == nullptr) return fail(WB_E_INVAL, "client or out is NULL");
   *out = nullptr;
@@ -55,26 +79,32 @@ extern "C" WB_API int wb_topic_create(wb_client *client, const char *name, const
   if (opts->replicas < 1 || opts->replicas > WB_MAX_REPLICAS) {
     return fail(WB_E_INVAL, "replicas is %u, must be 1..%d", opts->replicas, WB_MAX_REPLICAS);
   }
+  NewTopic made;
   flatbuffers::FlatBufferBuilder builder;
   auto body = proto::CreateCreateTopicDirect(builder, name, opts->replicas);
   Reply reply;
   if ((rc = request(client, builder, proto::Body::CreateTopic, body.Union(), &reply)) != WB_OK) return rc;
-  return make_topic(client, reply.value, true, out);
+  return add_topic(client, reply.value, true, made, out);
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_topic_open(wb_client *client, const char *name, wb_topic **out) {
+extern "C" WB_API int wb_topic_open(wb_client *client, const char *name, wb_topic **out) try {
   if (client == nullptr || out == nullptr) return fail(WB_E_INVAL, "client or out is NULL");
   *out = nullptr;
   int rc = geometry::check_name(name, "topic");
   if (rc != WB_OK) return rc;
+  NewTopic made;
   flatbuffers::FlatBufferBuilder builder;
   auto body = proto::CreateOpenTopicDirect(builder, name);
   Reply reply;
   if ((rc = request(client, builder, proto::Body::OpenTopic, body.Union(), &reply)) != WB_OK) return rc;
-  return make_topic(client, reply.value, false, out);
+  return add_topic(client, reply.value, false, made, out);
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_topic_close(wb_topic *topic) {
+extern "C" WB_API int wb_topic_close(wb_topic *topic) try {
   if (topic == nullptr) return fail(WB_E_INVAL, "topic is NULL");
   wb_update *update;
   {
@@ -85,31 +115,28 @@ extern "C" WB_API int wb_topic_close(wb_topic *topic) {
     }
     update = topic->update;
   }
-  if (update != nullptr) abort_update(update);
-  wb_client *client = topic->client;
-  if (topic->publisher && check_broker(client) == WB_OK) {
-    flatbuffers::FlatBufferBuilder builder;
-    auto body = proto::CreateCloseTopic(builder, topic->index);
-    Reply reply;
-    request(client, builder, proto::Body::CloseTopic, body.Union(), &reply);
+  if (topic->publisher && check_broker(topic->client) == WB_OK) {
+    close_as_publisher(topic, update);
+  } else if (update != nullptr) {
+    abort_update(update);
   }
-  {
-    std::lock_guard lock(client->topics_mutex);
-    client->topics.erase(topic);
-  }
-  delete topic;
+  release_topic(topic);
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_topic_get_info(wb_topic *topic, wb_topic_info *out) {
+extern "C" WB_API int wb_topic_get_info(wb_topic *topic, wb_topic_info *out) try {
   if (topic == nullptr || out == nullptr) return fail(WB_E_INVAL, "topic or out is NULL");
   int rc = check_struct_size(out->struct_size, sizeof(wb_topic_info), "wb_topic_info");
   if (rc != WB_OK) return rc;
   fill_topic_info(*topic->entry, out);
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_list_topics(wb_client *client, wb_topic_info *out, uint32_t capacity, uint32_t *count) {
+extern "C" WB_API int wb_list_topics(wb_client *client, wb_topic_info *out, uint32_t capacity, uint32_t *count) try {
   if (client == nullptr || count == nullptr || (out == nullptr && capacity > 0)) {
     return fail(WB_E_INVAL, "client, out or count is NULL");
   }
@@ -129,4 +156,6 @@ extern "C" WB_API int wb_list_topics(wb_client *client, wb_topic_info *out, uint
   }
   *count = found;
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }

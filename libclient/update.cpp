@@ -10,6 +10,7 @@
 // Publish stores replica_version for the changed tensors only (O(k)), then the version record, then latest.
 #include <algorithm>
 #include <cstring>
+#include <memory>
 
 #include "atomic_bytes.hpp"
 #include "client_internal.hpp"
@@ -17,6 +18,7 @@
 #include "error.hpp"
 #include "futex.hpp"
 #include "lease.hpp"
+#include "scope_exit.hpp"
 #include "topic_state.hpp"
 
 namespace wb {
@@ -119,10 +121,13 @@ int write_pointer(wb_update *update, uint32_t t, uint32_t position, wb_tensor_in
   int rc = replica_base(topic->client, e, replica, true, &base);
   if (rc != WB_OK) return rc;
   if (first) {
-    topic->entry->writing_version.store(update->version, std::memory_order_seq_cst);
-    if (topic->entry->replicas == 1) mark_in_place(update, e);
+    // Recorded before it is marked, in an order that running out of memory cannot split: a tensor marked as
+    // written must be published.
+    update->changed.reserve(update->changed.size() + 1);
     update->replica_of.emplace(t, replica);
     update->changed.push_back(t);
+    topic->entry->writing_version.store(update->version, std::memory_order_seq_cst);
+    if (topic->entry->replicas == 1) mark_in_place(update, e);
   }
   describe_tensor(seg, t, position, out);
   out->data = base + e.replica_offset[replica];
@@ -154,11 +159,12 @@ void abort_update(wb_update *update) {
 
 using namespace wb;
 
-extern "C" WB_API int wb_update_begin(wb_topic *topic, int64_t timeout_ms, wb_update **out) {
+extern "C" WB_API int wb_update_begin(wb_topic *topic, int64_t timeout_ms, wb_update **out) try {
   if (topic == nullptr || out == nullptr) return fail(WB_E_INVAL, "topic or out is NULL");
   *out = nullptr;
   if (!topic->publisher) return fail(WB_E_ROLE, "only the publisher of '%s' may begin an update", topic->entry->name);
   shm::Topic &t = *topic->entry;
+  auto update = std::make_unique<wb_update>();
   {
     std::lock_guard lock(topic->handles_mutex);
     if (topic->update != nullptr || topic->update_reserved) {
@@ -166,47 +172,41 @@ extern "C" WB_API int wb_update_begin(wb_topic *topic, int64_t timeout_ms, wb_up
     }
     topic->update_reserved = true;  // while we wait for leases
   }
-  auto release_slot = [topic] {
+  // Each step is undone on every way out (running out of memory included) until the update is open.
+  ScopeExit release_slot([topic] {
     std::lock_guard lock(topic->handles_mutex);
     topic->update_reserved = false;
-  };
+  });
   Deadline deadline(timeout_ms);  // for a successor broker, if the broker is gone, and then for leases
   if (int rc = await_broker(topic->client, deadline); rc != WB_OK) {
-    release_slot();
     return rc == WB_E_TIMEOUT ? fail(rc, "topic '%s': %s", t.name, wb_last_error()) : rc;
   }
   uint64_t latest = t.latest.load(std::memory_order_seq_cst);
-  if (latest >= WB_VERSION_MAX) {
-    release_slot();
-    return fail(WB_E_NOSPC, "topic '%s' reached the last version number", t.name);
-  }
+  if (latest >= WB_VERSION_MAX) return fail(WB_E_NOSPC, "topic '%s' reached the last version number", t.name);
   t.floor.store(t.replicas == 1 ? latest + 1 : latest, std::memory_order_seq_cst);
-  auto *update = new (std::nothrow) wb_update;
-  int rc = update == nullptr ? fail(WB_E_NOMEM, "out of memory") : wait_for_leases(topic, latest, deadline, timeout_ms, &update->pinned);
-  if (rc != WB_OK) {
-    delete update;
-    topic_state::end_unpublished_update(topic->client->seg, t);
-    release_slot();
-    return rc;
-  }
+  ScopeExit lower_floor([topic, &t] { topic_state::end_unpublished_update(topic->client->seg, t); });
+  if (int rc = wait_for_leases(topic, latest, deadline, timeout_ms, &update->pinned); rc != WB_OK) return rc;
+  lower_floor.release();
   update->topic = topic;
   update->version = latest + 1;
-  {
-    std::lock_guard lock(topic->handles_mutex);
-    topic->update_reserved = false;
-    topic->update = update;
-  }
-  *out = update;
+  release_slot.release();
+  std::lock_guard lock(topic->handles_mutex);
+  topic->update_reserved = false;
+  topic->update = *out = update.release();
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_update_version(const wb_update *update, uint64_t *version) {
+extern "C" WB_API int wb_update_version(const wb_update *update, uint64_t *version) try {
   if (update == nullptr || version == nullptr) return fail(WB_E_INVAL, "update or version is NULL");
   *version = update->version;
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_update_set_version(wb_update *update, uint64_t version) {
+extern "C" WB_API int wb_update_set_version(wb_update *update, uint64_t version) try {
   if (update == nullptr) return fail(WB_E_INVAL, "update is NULL");
   const shm::Topic &t = *update->topic->entry;
   // writing_version and the R = 1 in-place marks carry the number from the first tensor handed out on.
@@ -222,26 +222,32 @@ extern "C" WB_API int wb_update_set_version(wb_update *update, uint64_t version)
   }
   update->version = version;
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_update_tensor(wb_update *update, const char *name, wb_tensor_info *out) {
+extern "C" WB_API int wb_update_tensor(wb_update *update, const char *name, wb_tensor_info *out) try {
   if (update == nullptr || out == nullptr) return fail(WB_E_INVAL, "update or out is NULL");
   int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");
   uint32_t t, position;
   if (rc != WB_OK || (rc = find_tensor(update->topic, name, &t, &position)) != WB_OK) return rc;
   return write_pointer(update, t, position, out);
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_update_tensor_at(wb_update *update, uint32_t index, wb_tensor_info *out) {
+extern "C" WB_API int wb_update_tensor_at(wb_update *update, uint32_t index, wb_tensor_info *out) try {
   if (update == nullptr || out == nullptr) return fail(WB_E_INVAL, "update or out is NULL");
   int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");
   uint32_t t;
   if (rc != WB_OK || (rc = tensor_at(update->topic, index, &t)) != WB_OK) return rc;
   return write_pointer(update, t, index, out);
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
 extern "C" WB_API int wb_update_publish(wb_update *update, const void *metadata, uint32_t metadata_size,
-                                        uint64_t *version) {
+                                        uint64_t *version) try {
   if (update == nullptr) return fail(WB_E_INVAL, "update is NULL");
   if (metadata == nullptr && metadata_size > 0) return fail(WB_E_INVAL, "metadata is NULL but its size is %u", metadata_size);
   if (metadata_size > WB_METADATA_MAX) {
@@ -251,6 +257,9 @@ extern "C" WB_API int wb_update_publish(wb_update *update, const void *metadata,
   shm::Topic &t = *topic->entry;
   const shm::Segment &seg = topic->client->seg;
   uint64_t n = update->version;
+  // The broker's notice for the notify-fd subscribers is made first: once the version is out, nothing may fail.
+  flatbuffers::FlatBufferBuilder builder;
+  auto body = proto::CreatePublished(builder, topic->index, n);
   for (uint32_t i : update->changed) seg.tensor(i).replica_version[update->replica_of[i]].store(n, std::memory_order_release);
   crash_point(topic->client->crash_seam, CrashPoint::kPublishAfterReplicas);
   write_record(seg, topic->index, n, metadata, metadata_size, uint32_t(update->changed.size()), update->record_flags);
@@ -262,14 +271,18 @@ extern "C" WB_API int wb_update_publish(wb_update *update, const void *metadata,
   if (version != nullptr) *version = n;
   // The notify-fd subscribers are woken by the broker; the version is already visible to everyone else.
   if (t.notify_subscribers.load(std::memory_order_seq_cst) == 0) return WB_OK;
-  flatbuffers::FlatBufferBuilder builder;
-  auto body = proto::CreatePublished(builder, topic->index, n);
-  notify(topic->client, builder, proto::Body::Published, body.Union());
+  // Only resuming with a successor broker may run out of memory here: the version is out and the call
+  // succeeds. The subscribers' pipes ended with the dead broker: they subscribe again and find it.
+  catching(__func__, [&] { return notify(topic->client, builder, proto::Body::Published, body.Union()); });
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_update_abort(wb_update *update) {
+extern "C" WB_API int wb_update_abort(wb_update *update) try {
   if (update == nullptr) return fail(WB_E_INVAL, "update is NULL");
   abort_update(update);
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }

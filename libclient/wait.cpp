@@ -3,19 +3,22 @@
 #include "client_internal.hpp"
 #include "clock.hpp"
 #include "error.hpp"
+#include "scope_exit.hpp"
 
 using namespace wb;
 
-extern "C" WB_API int wb_topic_latest(wb_topic *topic, uint64_t *version) {
+extern "C" WB_API int wb_topic_latest(wb_topic *topic, uint64_t *version) try {
   if (topic == nullptr || version == nullptr) return fail(WB_E_INVAL, "topic or version is NULL");
   // The version is in shared memory: while a successor broker may still take this client back, it is known.
   wb_client *client = topic->client;
   if (client->broker_gone.load() && check_broker_while_waiting(client) != WB_OK) return WB_E_BROKER_GONE;
   *version = topic->entry->latest.load(std::memory_order_acquire);
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_topic_wait(wb_topic *topic, uint64_t after, int64_t timeout_ms, uint64_t *version) {
+extern "C" WB_API int wb_topic_wait(wb_topic *topic, uint64_t after, int64_t timeout_ms, uint64_t *version) try {
   if (topic == nullptr || version == nullptr) return fail(WB_E_INVAL, "topic or version is NULL");
   shm::Topic &t = *topic->entry;
   Deadline deadline(timeout_ms);
@@ -33,4 +36,6 @@ extern "C" WB_API int wb_topic_wait(wb_topic *topic, uint64_t after, int64_t tim
     }
     if (rc != WB_OK) return rc;
   }
+} catch (...) {
+  return wb::abi_error(__func__);
 }

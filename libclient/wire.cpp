@@ -46,9 +46,14 @@ void close_all(std::vector<int> &fds) {
   fds.clear();
 }
 
+void Received::reserve() {
+  data.resize(kMaxMessage);
+  fds.reserve(kMaxFds);
+}
+
 int receive(int sock, int64_t timeout_ms, Received *out) {
   Deadline deadline(timeout_ms);
-  out->data.resize(kMaxMessage);
+  out->reserve();
   out->fds.clear();
   for (;;) {
     pollfd pfd{sock, POLLIN, 0};

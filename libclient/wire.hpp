@@ -16,6 +16,9 @@ int send(int sock, const uint8_t *data, size_t size, const int *fds = nullptr, i
 struct Received {
   std::vector<uint8_t> data;
   std::vector<int> fds;  // owned by the receiver: close what is not kept
+  // Makes room for the largest datagram, so that receive() allocates nothing: a client that must not fail
+  // once the broker acted on its request prepares before sending it.
+  void reserve();
 };
 
 // Receives one datagram, waiting at most timeout_ms (< 0: no limit). Returns WB_OK, WB_E_TIMEOUT,

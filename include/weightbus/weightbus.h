@@ -33,6 +33,13 @@
  * in milliseconds: a negative timeout waits without a limit (but still returns WB_E_BROKER_GONE when the broker
  * dies and no successor takes the client back), 0 polls once. Strides are in elements, as in DLPack.
  *
+ * No exception or signal (SIGPIPE included) leaves the library. Running out of memory inside any call returns
+ * WB_E_NOMEM with a message naming the call ("wb_topic_create: out of memory"); the call allocates what it
+ * needs before it acts, or undoes what it did, so that handles and broker stay consistent and calling again
+ * works (the calls' lists of errors below do not repeat WB_E_NOMEM). A broker that runs out of memory answers
+ * the request WB_E_NOMEM, having changed nothing, and keeps serving. The deleters of DLPack exports allocate
+ * nothing and cannot fail.
+ *
  * Broker restarts: a weightbusd started after its predecessor was killed (same name) adopts the segment it
  * left, with every topic and version. A client of the dead broker resumes with it on its own, at its next
  * call or from inside a blocked wait: it keeps its id, handles, leases, open update and publisher roles, and
@@ -96,7 +103,7 @@ WB_API const char *wb_version_string(void);
 
 #define WB_OK 0
 #define WB_E_INVAL (-1)          /* an argument is NULL, out of range or malformed */
-#define WB_E_NOMEM (-2)          /* this process ran out of memory */
+#define WB_E_NOMEM (-2)          /* this process, or the broker, ran out of memory */
 #define WB_E_NOT_FOUND (-3)      /* no topic/tensor of that name, or the version is not published */
 #define WB_E_EXISTS (-4)         /* a tensor of that name exists with another dtype or shape */
 #define WB_E_NAME_TOO_LONG (-5)  /* a name is longer than WB_NAME_MAX bytes (or empty) */
@@ -191,7 +198,8 @@ WB_API int wb_attach(const wb_attach_options *opts, wb_client **out);
 /* Closes every topic and releases every lease of this client, then disconnects and waits (at most the attach
  * timeout) until the broker has freed the client's slot. Safe after the broker died (it resumes first with a
  * successor, if one is there, so that the successor frees the slot now). Snapshots and updates still open are
- * released/aborted. Errors: WB_E_INVAL (NULL). */
+ * released/aborted. Errors: WB_E_INVAL (NULL), WB_E_NOMEM (resuming with a successor ran out of memory:
+ * nothing was done; call it again). */
 WB_API int wb_detach(wb_client *client);
 
 /* Our slot in the broker's client table (what `weightbus clients` shows). */
@@ -219,7 +227,8 @@ WB_API int wb_topic_create(wb_client *client, const char *name, const wb_topic_o
 WB_API int wb_topic_open(wb_client *client, const char *name, wb_topic **out);
 
 /* Closes the handle. A publisher's close leaves the topic with its tensors and versions for readers and for a
- * later publisher; an update still open is aborted. Errors: WB_E_INVAL, WB_E_STATE (snapshots still held). */
+ * later publisher; an update still open is aborted. Errors: WB_E_INVAL, WB_E_STATE (snapshots still held),
+ * WB_E_NOMEM (the handle stays open; an update may have been aborted). */
 WB_API int wb_topic_close(wb_topic *topic);
 
 typedef struct wb_topic_info {

@@ -1,6 +1,7 @@
 // weightbus-owned CUDA tensors: one VMM allocation per call, the tensors packed WB_CUDA_ALIGNMENT apart, R
 // replicas back to back, exported as a POSIX fd that the broker keeps.
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "client_internal.hpp"
@@ -67,8 +68,9 @@ int alloc_cuda(wb_topic *topic, const wb_tensor_spec *specs, uint32_t count, int
   a.size = a.chunks[0].size = owned.size;
   a.base = owned.base;
   uuid_of(device, a.device_uuid);
+  // Failures from here on, running out of memory included, give the memory back.
   uint32_t index = 0;
-  if ((rc = state->exports.add(a, owned, &index)) != WB_OK) {
+  if ((rc = catching("wb_tensor_alloc_cuda", [&] { return state->exports.add(a, owned, &index); })) != WB_OK) {
     free_owned(owned);
     return rc;
   }
@@ -78,12 +80,13 @@ int alloc_cuda(wb_topic *topic, const wb_tensor_spec *specs, uint32_t count, int
       p.offset[r] = r * replica_bytes + p.offset[0];
     }
   }
-  if ((rc = register_tensors(topic, specs, placements)) != WB_OK) {
-    std::string message = wb_last_error();
+  if ((rc = catching("wb_tensor_alloc_cuda", [&] { return register_tensors(topic, specs, placements); })) != WB_OK) {
+    char message[512];  // not a std::string: the failure may be running out of memory
+    snprintf(message, sizeof(message), "%s", wb_last_error());
     uint32_t importers = 0;
     revoke_allocation(topic->client, index, &importers);  // nobody imported it: no tensor referred to it
     state->exports.forget(index);
-    return fail(rc, "%s", message.c_str());
+    return fail(rc, "%s", message);
   }
   return WB_OK;
 }
@@ -95,7 +98,7 @@ int alloc_cuda(wb_topic *topic, const wb_tensor_spec *specs, uint32_t count, int
 using namespace wb;
 
 extern "C" WB_API int wb_tensor_alloc_cuda(wb_topic *topic, const wb_tensor_spec *specs, uint32_t count,
-                                           int32_t device) {
+                                           int32_t device) try {
   if (topic == nullptr || specs == nullptr || count == 0) {
     return fail(WB_E_INVAL, "topic or specs is NULL, or count is 0");
   }
@@ -106,4 +109,6 @@ extern "C" WB_API int wb_tensor_alloc_cuda(wb_topic *topic, const wb_tensor_spec
     if ((rc = check_spec(spec_at(specs, i))) != WB_OK) return rc;
   }
   return cuda::alloc_cuda(topic, specs, count, device);
+} catch (...) {
+  return wb::abi_error(__func__);
 }

@@ -73,8 +73,12 @@ int CopyLanes::lanes_of(CUcontext context, Lanes **out) {
   }
   const Driver *d = nullptr;
   int rc = driver(&d);
+  // Room first: the streams and events created below are recorded without allocating.
+  lanes_.reserve(lanes_.size() + 1);
   Lanes l;
   l.context = context;
+  l.streams.reserve(kLanes);
+  l.joins.reserve(kLanes);
   if (rc == WB_OK) rc = check(d->cuEventCreate(&l.fork, CU_EVENT_DISABLE_TIMING), "cuEventCreate");
   for (size_t i = 0; rc == WB_OK && i < kLanes; ++i) {
     CUstream s = nullptr;

@@ -60,6 +60,7 @@ CopyKernel::Loaded CopyKernel::loaded(CUcontext context) {
     if (l.context == context) return l;
   }
   // The first use in context JIT-compiles the PTX (the driver caches the result on disk for later processes).
+  loaded_.reserve(loaded_.size() + 1);  // a module loaded below is recorded without allocating
   Loaded l;
   l.context = context;
   const Driver *d = nullptr;

@@ -33,6 +33,7 @@ Devices &devices() {
 
 int list_devices(const Driver *d, Devices &all) {
   if (all.listed) return WB_OK;
+  all.list.clear();  // what an attempt that ran out of memory left
   int count = 0;
   int rc = check(d->cuDeviceGetCount(&count), "cuDeviceGetCount");
   for (int i = 0; rc == WB_OK && i < count; ++i) {
@@ -154,20 +155,26 @@ int stream_context(void *stream, int fallback_ordinal, CUcontext *context) {
 
 using namespace wb;
 
-extern "C" WB_API int wb_cuda_init(void) {
+extern "C" WB_API int wb_cuda_init(void) try {
   int count = 0;
   return cuda::device_count(&count);
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_cuda_device_uuid(int32_t ordinal, uint8_t uuid[16]) {
+extern "C" WB_API int wb_cuda_device_uuid(int32_t ordinal, uint8_t uuid[16]) try {
   if (uuid == nullptr) return fail(WB_E_INVAL, "uuid is NULL");
   return cuda::uuid_of(ordinal, uuid);
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_cuda_device_ordinal(const uint8_t uuid[16], int32_t *ordinal) {
+extern "C" WB_API int wb_cuda_device_ordinal(const uint8_t uuid[16], int32_t *ordinal) try {
   if (uuid == nullptr || ordinal == nullptr) return fail(WB_E_INVAL, "uuid or ordinal is NULL");
   int found = 0;
   int rc = cuda::ordinal_of(uuid, &found);
   if (rc == WB_OK) *ordinal = found;
   return rc;
+} catch (...) {
+  return wb::abi_error(__func__);
 }

@@ -14,6 +14,7 @@
 #include "device.hpp"
 #include "driver.hpp"
 #include "error.hpp"
+#include "scope_exit.hpp"
 
 namespace wb::cuda {
 
@@ -95,7 +96,7 @@ int fallback_ordinal(wb_update *update, int *ordinal) {
 LocalEvent::~LocalEvent() {
   const Driver *d = nullptr;
   ContextGuard guard;
-  if (driver(&d) == WB_OK && guard.push(context) == WB_OK) d->cuEventDestroy(event);
+  if (event != nullptr && driver(&d) == WB_OK && guard.push(context) == WB_OK) d->cuEventDestroy(event);
 }
 
 Events::~Events() {
@@ -113,14 +114,20 @@ int Events::create(wb_topic *topic, CUcontext context, Owned *out) {
   if (rc != WB_OK) return rc;
   const shm::Segment &seg = client_->seg;
   uint32_t slots = seg.caps().ring_slots;
+  // Everything that allocates comes before the seqlock is entered: a writer must leave it.
   std::vector<CUipcEventHandle> handles(slots);
   out->context = context;
+  out->events.reserve(slots);
   for (uint32_t s = 0; s < slots && rc == WB_OK; ++s) {
-    CUevent event = nullptr;
-    rc = check(d->cuEventCreate(&event, CU_EVENT_INTERPROCESS | CU_EVENT_DISABLE_TIMING), "cuEventCreate");
+    auto local = std::make_shared<LocalEvent>(nullptr, context);  // owns the event from its creation on
+    rc = check(d->cuEventCreate(&local->event, CU_EVENT_INTERPROCESS | CU_EVENT_DISABLE_TIMING), "cuEventCreate");
     if (rc != WB_OK) break;
-    out->events.push_back(std::make_shared<LocalEvent>(event, context));
-    rc = check(d->cuIpcGetEventHandle(&handles[s], event), "cuIpcGetEventHandle");
+    out->events.push_back(local);
+    rc = check(d->cuIpcGetEventHandle(&handles[s], local->event), "cuIpcGetEventHandle");
+  }
+  if (rc == WB_OK) {
+    std::lock_guard lock(local_mutex);
+    for (uint32_t s = 0; s < slots; ++s) local_events[handle_key(handles[s])] = out->events[s];
   }
   shm::Topic &t = *topic->entry;
   uint32_t epoch = 0;
@@ -128,12 +135,8 @@ int Events::create(wb_topic *topic, CUcontext context, Owned *out) {
     rc = fail(WB_E_STATE, "topic '%s': another process is replacing its GPU events", t.name);
   }
   if (rc != WB_OK) {
-    out->events.clear();
+    out->events.clear();  // their entries in local_events expire with them
     return rc;
-  }
-  {
-    std::lock_guard lock(local_mutex);
-    for (uint32_t s = 0; s < slots; ++s) local_events[handle_key(handles[s])] = out->events[s];
   }
   uint8_t uuid[16];
   uuid_of(ordinal, uuid);
@@ -159,9 +162,11 @@ int Events::record(wb_update *update, void *stream) {
   std::lock_guard lock(mutex_);
   auto found = owned_.find(topic->index);
   if (found == owned_.end()) {
-    Owned owned;
-    if ((rc = create(topic, context, &owned)) != WB_OK) return rc;
-    found = owned_.emplace(topic->index, std::move(owned)).first;
+    // The entry first: once the events are in the segment, keeping them cannot fail.
+    found = owned_.try_emplace(topic->index).first;
+    ScopeExit forget([this, found] { owned_.erase(found); });
+    if ((rc = create(topic, context, &found->second)) != WB_OK) return rc;
+    forget.release();
   }
   if (found->second.context != context) {
     return fail(WB_E_INVAL,
@@ -230,9 +235,9 @@ int Events::event_for(wb_snapshot *snapshot, void *stream, CUevent *event, CUcon
   Opened &opened = opened_[{topic->index, *context}];
   if (opened.epoch != set.epoch) {
     close(opened);
+    opened.events.assign(seg.caps().ring_slots, nullptr);  // first: running out of memory keeps the old epoch
     opened.epoch = set.epoch;
     opened.context = *context;
-    opened.events.assign(seg.caps().ring_slots, nullptr);
   }
   CUevent &slot = opened.events[snapshot->version % opened.events.size()];
   if (slot == nullptr) {
@@ -250,7 +255,7 @@ using namespace wb;
 using namespace wb::cuda;
 
 extern "C" WB_API int wb_update_publish_on_stream(wb_update *update, void *stream, const void *metadata,
-                                                  uint32_t metadata_size, uint64_t *version) {
+                                                  uint32_t metadata_size, uint64_t *version) try {
   if (update == nullptr) return fail(WB_E_INVAL, "update is NULL");
   if (metadata == nullptr && metadata_size > 0) {
     return fail(WB_E_INVAL, "metadata is NULL but its size is %u", metadata_size);
@@ -264,9 +269,11 @@ extern "C" WB_API int wb_update_publish_on_stream(wb_update *update, void *strea
   if (rc != WB_OK) return rc;
   update->record_flags |= shm::kRecordGpuEvent;
   return wb_update_publish(update, metadata, metadata_size, version);
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_snapshot_wait_stream(wb_snapshot *snapshot, void *stream) {
+extern "C" WB_API int wb_snapshot_wait_stream(wb_snapshot *snapshot, void *stream) try {
   if (snapshot == nullptr) return fail(WB_E_INVAL, "snapshot is NULL");
   ClientState *state = nullptr;
   CUevent event = nullptr;
@@ -279,9 +286,11 @@ extern "C" WB_API int wb_snapshot_wait_stream(wb_snapshot *snapshot, void *strea
   ContextGuard guard;
   if ((rc = driver(&d)) != WB_OK || (rc = guard.push(context)) != WB_OK) return rc;
   return check(d->cuStreamWaitEvent(static_cast<CUstream>(stream), event, 0), "cuStreamWaitEvent");
+} catch (...) {
+  return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_snapshot_synchronize(wb_snapshot *snapshot, int64_t timeout_ms) {
+extern "C" WB_API int wb_snapshot_synchronize(wb_snapshot *snapshot, int64_t timeout_ms) try {
   if (snapshot == nullptr) return fail(WB_E_INVAL, "snapshot is NULL");
   ClientState *state = nullptr;
   CUevent event = nullptr;
@@ -304,4 +313,6 @@ extern "C" WB_API int wb_snapshot_synchronize(wb_snapshot *snapshot, int64_t tim
     timespec pause{0, long(pause_ns)};
     nanosleep(&pause, nullptr);
   }
+} catch (...) {
+  return wb::abi_error(__func__);
 }

@@ -3,12 +3,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "client_internal.hpp"
 #include "device.hpp"
 #include "driver.hpp"
 #include "error.hpp"
+#include "scope_exit.hpp"
 #include "wire.hpp"
 
 namespace wb::cuda {
@@ -54,12 +56,13 @@ int send_allocation(wb_client *client, const NewAllocation &a, uint32_t *index) 
   int rc = request(client, builder, proto::Body::RegisterCudaAllocation, body.Union(), &reply);
   if (rc != WB_OK) return rc;
   *index = uint32_t(reply.value);
-  rc = send_chunks(client, *index, a);
+  rc = catching("sending a CUDA allocation's chunks", [&] { return send_chunks(client, *index, a); });
   if (rc != WB_OK) {
     uint32_t importers = 0;
-    std::string message = wb_last_error();
+    char message[512];  // not a std::string: the failure may be running out of memory
+    snprintf(message, sizeof(message), "%s", wb_last_error());
     revoke_allocation(client, *index, &importers);  // the broker drops the chunks it got
-    return fail(rc, "%s", message.c_str());
+    return fail(rc, "%s", message);
   }
   return WB_OK;
 }
@@ -127,21 +130,29 @@ int export_vmm_chunk(const Driver *d, CUdeviceptr base, int *fd) {
   d->cuMemRelease(handle);
   if (r == CUDA_SUCCESS) return WB_OK;
   check(r, "cuMemExportToShareableHandle");
-  std::string why = wb_last_error();
+  char why[512];  // not a std::string: the caller holds chunk fds that an exception would leak
+  snprintf(why, sizeof(why), "%s", wb_last_error());
   return fail(WB_E_INVAL,
               "VMM memory at %#llx cannot be exported as a POSIX fd (created without "
               "CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR in requestedHandleTypes?): %s",
-              (unsigned long long)base, why.c_str());
+              (unsigned long long)base, why);
 }
 
 int Exports::add(NewAllocation &a, const Owned &owned, uint32_t *index) {
+  ScopeExit close_fds([&a] { close_chunks(a); });
+  // The record is made first: once the broker has the allocation, remembering it cannot fail.
+  std::list<Export> made(1);
+  Export &e = made.front();
+  for (const Chunk &c : a.chunks) e.chunk_sizes.push_back(c.size);
   int rc = send_allocation(client_, a, index);
-  std::vector<uint64_t> chunk_sizes;
-  for (const Chunk &c : a.chunks) chunk_sizes.push_back(c.size);
-  close_chunks(a);
   if (rc != WB_OK) return rc;
+  e.index = *index;
+  e.topic = a.topic;
+  e.base = a.base;
+  e.size = a.size;
+  e.owned = owned;
   std::lock_guard lock(mutex_);
-  exports_.push_back(Export{*index, a.topic, a.base, a.size, std::move(chunk_sizes), owned});
+  exports_.splice(exports_.end(), made);
   return WB_OK;
 }
 
@@ -149,7 +160,7 @@ void Exports::export_again() {
   std::vector<Export> exports;
   {
     std::lock_guard lock(mutex_);
-    exports = exports_;
+    exports.assign(exports_.begin(), exports_.end());
   }
   for (const Export &e : exports) {
     const shm::Allocation &a = client_->seg.allocation(e.index);

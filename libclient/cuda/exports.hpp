@@ -7,6 +7,7 @@
 #include <cuda.h>
 
 #include <cstdint>
+#include <list>
 #include <mutex>
 #include <vector>
 
@@ -92,7 +93,7 @@ class Exports {
 
   wb_client *client_;
   std::mutex mutex_;
-  std::vector<Export> exports_;
+  std::list<Export> exports_;  // a list: add() makes its node before the broker hears of the allocation
 };
 
 // Registers tensors placed in registered allocations (RegisterTensors messages, in batches).

@@ -1,6 +1,7 @@
 #include "imports.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -9,6 +10,7 @@
 #include "driver.hpp"
 #include "error.hpp"
 #include "process_id.hpp"
+#include "scope_exit.hpp"
 #include "wire.hpp"
 
 namespace wb::cuda {
@@ -126,11 +128,14 @@ int Imports::base(uint32_t index, char **out) {
   }
   if (found == imports_.end()) {
     if (!live) return not_live(index, a, state);
-    Import imp;
-    int rc = open(index, a, &imp);
-    if (rc != WB_OK) return rc;
-    found = imports_.insert_or_assign(index, std::move(imp)).first;
+    // Its entries first, withdrawn unless the import opens: once the broker counts it, keeping it cannot fail.
+    found = imports_.try_emplace(index).first;
+    ScopeExit forget([this, found] { imports_.erase(found); });
     note_open(index, true);
+    ScopeExit unnote([this, index] { note_open(index, false); });
+    if (int rc = open(index, a, &found->second); rc != WB_OK) return rc;
+    unnote.release();
+    forget.release();
   }
   *out = reinterpret_cast<char *>(found->second.base);
   return WB_OK;
@@ -175,9 +180,15 @@ int Imports::open_vmm(uint32_t index, const shm::Allocation &a, int ordinal, Imp
   }
   uint64_t mapped = 0;
   bool counted = false;  // the broker counts us among the importers from our first chunk on
+  // What follows runs out of memory as an error code, so that the cleanup below undoes the import so far.
+  rc = catching("importing a CUDA allocation", [&] {
+    imp->chunks.reserve(a.chunk_count);
+    return WB_OK;
+  });
   for (uint32_t c = 0; rc == WB_OK && c < a.chunk_count; ++c) {
     Reply reply;
-    if ((rc = import_chunk(client_, index, c, &reply)) != WB_OK) break;
+    rc = catching("importing a CUDA allocation", [&] { return import_chunk(client_, index, c, &reply); });
+    if (rc != WB_OK) break;
     counted = true;
     if (reply.fds.size() != 1 || reply.value != mapped || reply.size == 0 || reply.size > a.size - mapped) {
       wire::close_all(reply.fds);
@@ -200,7 +211,9 @@ int Imports::open_vmm(uint32_t index, const shm::Allocation &a, int ordinal, Imp
     rc = fail(WB_E_PROTOCOL, "allocation %u: its chunks cover %llu of its %llu bytes", index,
               (unsigned long long)mapped, (unsigned long long)a.size);
   }
-  if (rc == WB_OK) rc = set_access(d, imp->base, a.size, ordinal);
+  if (rc == WB_OK) {
+    rc = catching("importing a CUDA allocation", [&] { return set_access(d, imp->base, a.size, ordinal); });
+  }
   if (rc != WB_OK) {
     unmap(*imp);
     if (counted) release(index);
@@ -224,13 +237,18 @@ void Imports::unmap(const Import &imp) {
   d->cuMemAddressFree(imp.base, imp.size);
 }
 
+// Cannot throw, as it undoes failures: running out of memory leaves the broker counting this client until it
+// detaches.
 void Imports::release(uint32_t index) {
-  std::string message = wb_last_error();  // a failed open reports its own error, not the release's
-  flatbuffers::FlatBufferBuilder builder;
-  auto body = proto::CreateReleaseAllocation(builder, index);
-  Reply reply;
-  request(client_, builder, proto::Body::ReleaseAllocation, body.Union(), &reply);
-  fail(WB_OK, "%s", message.c_str());
+  char message[512];  // a failed open reports its own error, not the release's
+  snprintf(message, sizeof(message), "%s", wb_last_error());
+  catching("releasing a CUDA import", [&] {
+    flatbuffers::FlatBufferBuilder builder;
+    auto body = proto::CreateReleaseAllocation(builder, index);
+    Reply reply;
+    return request(client_, builder, proto::Body::ReleaseAllocation, body.Union(), &reply);
+  });
+  fail(WB_OK, "%s", message);
 }
 
 void Imports::sweep() {
@@ -239,6 +257,7 @@ void Imports::sweep() {
   std::vector<std::pair<uint32_t, Import>> closing;
   {
     std::lock_guard lock(mutex_);
+    closing.reserve(imports_.size());  // an import taken out below must reach its release
     for (auto it = imports_.begin(); it != imports_.end();) {
       uint32_t state = seg.allocation(it->first).state.load(std::memory_order_acquire);
       if (mapped_stays_valid(state) || topic_pinned(client_, it->second.topic)) {

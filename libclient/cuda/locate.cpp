@@ -140,6 +140,7 @@ int export_region(const Region &region, const std::vector<Span> &chunks, uint32_
   }
   out->base = chunks.front().base;
   out->size = 0;
+  out->chunks.reserve(chunks.size());  // an exported chunk's fd is recorded without allocating
   for (const Span &chunk : chunks) {
     int fd = -1;
     if ((rc = export_vmm_chunk(d, chunk.base, &fd)) != WB_OK) {

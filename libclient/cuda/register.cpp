@@ -108,7 +108,7 @@ int register_cuda(wb_topic *topic, const wb_tensor_spec *specs, void *const *poi
 using namespace wb;
 
 extern "C" WB_API int wb_tensor_register_cuda(wb_topic *topic, const wb_tensor_spec *specs, void *const *pointers,
-                                              uint32_t count) {
+                                              uint32_t count) try {
   if (topic == nullptr || specs == nullptr || pointers == nullptr || count == 0) {
     return fail(WB_E_INVAL, "topic, specs or pointers is NULL, or count is 0");
   }
@@ -124,4 +124,6 @@ extern "C" WB_API int wb_tensor_register_cuda(wb_topic *topic, const wb_tensor_s
     }
   }
   return cuda::register_cuda(topic, specs, pointers, count);
+} catch (...) {
+  return wb::abi_error(__func__);
 }

@@ -40,7 +40,7 @@ int wait_unmapped(wb_client *client, const char *name, uint32_t index, const Dea
 
 using namespace wb;
 
-extern "C" WB_API int wb_tensor_revoke(wb_topic *topic, const char *name, int64_t timeout_ms) {
+extern "C" WB_API int wb_tensor_revoke(wb_topic *topic, const char *name, int64_t timeout_ms) try {
   if (topic == nullptr) return fail(WB_E_INVAL, "topic is NULL");
   if (!topic->publisher) return fail(WB_E_ROLE, "only the publisher of '%s' may revoke tensors", topic->entry->name);
   cuda::ClientState *state = nullptr;
@@ -64,4 +64,6 @@ extern "C" WB_API int wb_tensor_revoke(wb_topic *topic, const char *name, int64_
     state->exports.forget(index);
   }
   return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
 }
