@@ -96,6 +96,12 @@ class Client(ClosesOnExit):
         lib.wb_topic_open(self.handle, c_string(name), ctypes.byref(handle))
         return self._track(Topic(self, handle, name, publisher=False))
 
+    def remove_topic(self, name: str) -> None:
+        """Removes topic `name`, which must be unused: BusyError while a publisher holds it or readers hold
+        snapshots of it, NotFoundError if there is none. Its shared memory is freed once no process maps it;
+        handles of it still open raise NotFoundError from then on (see wb_topic_remove)."""
+        lib.wb_topic_remove(self.handle, c_string(name))
+
     def _track(self, topic: Topic) -> Topic:
         self._topics.add(topic)
         return topic
