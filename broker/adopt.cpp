@@ -74,6 +74,8 @@ int Registry::adopt_names() {
   }
   for (uint32_t t = 0; t < h.topic_count.load(); ++t) {
     shm::Topic &topic = seg_.topic(t);
+    // A removal the dead broker did not finish did not happen: it frees nothing before it leaves kRemoving.
+    if (topic.state.load() == uint32_t(shm::TopicState::kRemoving)) topic.state.store(uint32_t(shm::TopicState::kLive));
     if (topic.state.load() != uint32_t(shm::TopicState::kLive)) continue;
     topic.name[WB_NAME_MAX] = '\0';
     topics_by_name_.emplace(topic.name, t);

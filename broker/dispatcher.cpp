@@ -71,6 +71,7 @@ void Dispatcher::dispatch(Client *client, const proto::Message *m, std::vector<i
     case proto::Body::CreateTopic: return on_create_topic(client, id, body);
     case proto::Body::OpenTopic: return on_open_topic(client, id, body);
     case proto::Body::CloseTopic: return on_close_topic(client, id, body);
+    case proto::Body::RemoveTopic: return on_remove_topic(client, id, body);
     case proto::Body::AllocTensors: return on_alloc_tensors(client, id, body);
     case proto::Body::CreateView: return on_create_view(client, id, body);
     case proto::Body::GetAllocation: return on_get_allocation(client, id, body);
@@ -122,6 +123,15 @@ void Dispatcher::notify_subscribers(uint32_t topic) {
       ++it;
     }
   }
+}
+
+void Dispatcher::drop_subscribers(uint32_t topic) {
+  notify_subscribers(topic);
+  auto found = subscribers_.find(topic);
+  if (found == subscribers_.end()) return;
+  for (const auto &sub : found->second) close(sub.second);
+  subscribers_.erase(found);
+  registry_.seg().topic(topic).notify_subscribers.store(0);
 }
 
 void Dispatcher::client_gone(Client *client, const char *why) {

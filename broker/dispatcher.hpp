@@ -65,12 +65,15 @@ class Dispatcher {
   void reply(Client *client, uint32_t id, int code, uint64_t value = 0, uint64_t size = 0, int fd = -1);
   void refuse(Client *client, uint32_t id, int code);  // replies with code and wb_last_error()
   void notify_subscribers(uint32_t topic);
+  // The topic was removed: its subscribers' pipes are written to (they wake and find it gone) and closed.
+  void drop_subscribers(uint32_t topic);
 
   void on_attach(Client *client, uint32_t id, const void *body);
   void on_resume(Client *client, uint32_t id, const proto::Attach *attach);
   void on_create_topic(Client *client, uint32_t id, const void *body);
   void on_open_topic(Client *client, uint32_t id, const void *body);
   void on_close_topic(Client *client, uint32_t id, const void *body);
+  void on_remove_topic(Client *client, uint32_t id, const void *body);
   void on_alloc_tensors(Client *client, uint32_t id, const void *body);
   void on_create_view(Client *client, uint32_t id, const void *body);
   void on_get_allocation(Client *client, uint32_t id, const void *body);

@@ -102,6 +102,16 @@ void Dispatcher::on_open_topic(Client *client, uint32_t id, const void *body) {
   reply(client, id, WB_OK, topic);
 }
 
+void Dispatcher::on_remove_topic(Client *client, uint32_t id, const void *body) {
+  std::string name = text(static_cast<const proto::RemoveTopic *>(body)->name());
+  uint32_t topic;
+  int rc = registry_.remove_topic(name, &topic);
+  if (rc != WB_OK) return refuse(client, id, rc);
+  drop_subscribers(topic);
+  log(LogLevel::kInfo, "topic '%s' removed by pid %u", name.c_str(), client->pid);
+  reply(client, id, WB_OK);
+}
+
 int Dispatcher::check_publisher(Client *client, uint32_t id, uint32_t topic) {
   int rc = registry_.check_topic(topic);
   if (rc == WB_OK && !registry_.is_publisher(topic, client->slot)) {

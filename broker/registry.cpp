@@ -232,6 +232,55 @@ int Registry::open_topic(const std::string &name, uint32_t *index) const {
   return WB_OK;
 }
 
+int Registry::remove_topic(const std::string &name, uint32_t *index) {
+  int rc = open_topic(name, index);
+  if (rc != WB_OK) return rc;
+  shm::Topic &t = seg_.topic(*index);
+  if (t.publisher.load() != 0) {
+    return fail(WB_E_BUSY, "topic '%s' has a publisher (pid %u): it must close the topic before it can be removed",
+                name.c_str(), t.publisher_pid.load());
+  }
+  // Made before anything changes: from the first store of the state on, nothing may fail for want of memory.
+  const std::vector<std::pair<uint32_t, std::string>> host = host_allocations_of(*index);
+  // Dekker's algorithm with try_lease (libclient/snapshot.cpp), as lease.hpp describes it for the floor: a reader
+  // stores its lease word, then loads the state; this stores the state, then counts the lease words. Either the
+  // reader sees kRemoving and backs off, or this sees its lease.
+  t.state.store(uint32_t(shm::TopicState::kRemoving), std::memory_order_seq_cst);
+  if (uint32_t held = lease::count_on_topic(seg_, *index); held > 0) {
+    t.state.store(uint32_t(shm::TopicState::kLive), std::memory_order_seq_cst);
+    return fail(WB_E_BUSY, "topic '%s': readers hold %u lease(s) on its versions; they must release them before it "
+                "can be removed", name.c_str(), held);
+  }
+  free_host_allocations(host);
+  revoke_cuda_allocations(*index);
+  tensors_by_name_[*index].clear();
+  topics_by_name_.erase(name);
+  t.state.store(uint32_t(shm::TopicState::kRemoved), std::memory_order_seq_cst);
+  bump_and_wake(&t.version_seq, &t.version_waiters);  // blocked waits and acquires see it gone
+  return WB_OK;
+}
+
+std::vector<std::pair<uint32_t, std::string>> Registry::host_allocations_of(uint32_t topic) const {
+  std::vector<std::pair<uint32_t, std::string>> host;
+  for (uint32_t a = 0; a < seg_.header().allocation_count.load(); ++a) {
+    const shm::Allocation &alloc = seg_.allocation(a);
+    if (alloc.topic == topic && alloc.kind.load() == uint32_t(shm::AllocationKind::kHostShm)) {
+      host.emplace_back(a, allocation_shm_name(a));
+    }
+  }
+  return host;
+}
+
+// Processes that mapped them keep their mappings; the memory is freed when the last one unmaps.
+void Registry::free_host_allocations(const std::vector<std::pair<uint32_t, std::string>> &host) {
+  for (const auto &[a, name] : host) {
+    if (allocation_fds_[a] >= 0) close(allocation_fds_[a]);
+    allocation_fds_[a] = -1;
+    shm_unlink(name.c_str());
+    seg_.allocation(a).kind.store(uint32_t(shm::AllocationKind::kFree), std::memory_order_release);
+  }
+}
+
 int Registry::check_topic(uint32_t index) const {
   if (index >= seg_.header().topic_count.load() ||
       seg_.topic(index).state.load() != uint32_t(shm::TopicState::kLive)) {

@@ -73,6 +73,9 @@ class Registry {
   // Creates a topic with `client` as publisher, or hands an orphaned one over to it.
   int create_topic(const std::string &name, uint32_t replicas, uint32_t client, uint32_t pid, uint32_t *index);
   int open_topic(const std::string &name, uint32_t *index) const;
+  // Removes a topic that no publisher holds (else WB_E_BUSY) and no lease pins (WB_E_BUSY): unlinks its host
+  // allocations, revokes its CUDA ones and retires its entry (*index), which is never handed out again.
+  int remove_topic(const std::string &name, uint32_t *index);
   // The topic must be live: WB_E_NOT_FOUND otherwise.
   int check_topic(uint32_t index) const;
   bool is_publisher(uint32_t topic, uint32_t client) const;
@@ -137,6 +140,10 @@ class Registry {
   void link_tensor(uint32_t topic, uint32_t index);
   void unindex_from(uint32_t topic, uint32_t first);
   int check_cuda_allocation(uint32_t allocation, shm::Allocation **out) const;
+  // A removed topic's allocations (remove_topic): host ones closed, unlinked and marked free, CUDA ones revoked.
+  std::vector<std::pair<uint32_t, std::string>> host_allocations_of(uint32_t topic) const;
+  void free_host_allocations(const std::vector<std::pair<uint32_t, std::string>> &host);
+  void revoke_cuda_allocations(uint32_t topic);
   int check_registered(uint32_t topic, uint32_t client, const NewRegisteredTensor &t) const;
   // WB_E_NOSPC if client may not create `more`; charge() counts it once created.
   int check_quota(uint32_t client, const Quota &more) const;

@@ -246,6 +246,18 @@ int Registry::revoke_allocation(uint32_t allocation, uint32_t client, uint32_t *
   return WB_OK;
 }
 
+void Registry::revoke_cuda_allocations(uint32_t topic) {
+  for (uint32_t a = 0; a < seg_.header().allocation_count.load(); ++a) {
+    shm::Allocation &alloc = seg_.allocation(a);
+    if (alloc.topic != topic || !is_cuda(alloc.kind.load())) continue;
+    uint32_t state = alloc.state.load();
+    if (state == uint32_t(shm::AllocationState::kLive) || state == uint32_t(shm::AllocationState::kPending)) {
+      alloc.state.store(uint32_t(shm::AllocationState::kRevoked), std::memory_order_release);
+    }
+    cuda_chunks_.erase(a);
+  }
+}
+
 int Registry::import_chunk(uint32_t allocation, uint32_t chunk, int *fd, uint64_t *offset, uint64_t *size) const {
   shm::Allocation *a = nullptr;
   int rc = check_cuda_allocation(allocation, &a);

@@ -229,6 +229,10 @@ int check_struct_size(uint32_t given, size_t needed, const char *type_name);
 int take_lease_slot(wb_client *client, uint32_t *slot);
 void drop_lease(wb_client *client, wb_topic *topic, uint32_t slot);
 
+// WB_E_NOT_FOUND once the topic was removed (wb_topic_remove), or while a removal checks it (then it may stay):
+// a handle of a removed topic can only be closed.
+int check_topic_live(const wb_topic *topic);
+
 // Internal form of wb_update_abort, used by detach.
 void abort_update(wb_update *update);
 

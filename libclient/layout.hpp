@@ -19,7 +19,7 @@
 namespace wb::shm {
 
 inline constexpr uint64_t kMagic = 0x31474553'53554257ull;  // "WBUSSEG1"
-inline constexpr uint32_t kLayoutVersion = 4;
+inline constexpr uint32_t kLayoutVersion = 5;
 inline constexpr uint32_t kNone = UINT32_MAX;
 inline constexpr uint64_t kNeverWritten = UINT64_MAX;        // a replica that holds no version
 inline constexpr uint64_t kWritingBit = 1ull << 63;         // R = 1: replica being written in place by version
@@ -49,7 +49,11 @@ struct Capacities {
 // keep every table offset far below 2^64, so that compute_layout cannot wrap around.
 inline constexpr Capacities kCapacityLimits{65534, 16u << 20, 1u << 20, 65536, 65536, 4096};
 
-enum class TopicState : uint32_t { kFree = 0, kLive = 1 };
+// kRemoving: the broker is checking that no lease pins the topic before it removes it (Registry::remove_topic);
+// it goes back to kLive if one does. kRemoved: gone for good. A removed topic's entry, and the entries of its
+// tensors and allocations, are never handed out again, so that a handle a process still holds reads a dead
+// entry and never another topic's (each removal uses up its entries until the segment is made afresh).
+enum class TopicState : uint32_t { kFree = 0, kLive = 1, kRemoving = 2, kRemoved = 3 };
 
 struct Topic {
   char name[WB_NAME_MAX + 1];

@@ -20,6 +20,20 @@ std::vector<uint64_t> leased_versions(const shm::Segment &seg, uint32_t topic) {
   return versions;
 }
 
+uint32_t count_on_topic(const shm::Segment &seg, uint32_t topic) {
+  uint32_t held = 0;
+  const shm::Capacities &caps = seg.caps();
+  for (uint32_t c = 0; c < caps.max_clients; ++c) {
+    if (seg.client(c).state.load(std::memory_order_seq_cst) != uint32_t(shm::ClientState::kLive)) continue;
+    std::atomic<uint64_t> *words = seg.leases(c);
+    for (uint32_t i = 0; i < caps.leases_per_client; ++i) {
+      uint64_t word = words[i].load(std::memory_order_seq_cst);
+      held += word != 0 && topic_of(word) == topic;
+    }
+  }
+  return held;
+}
+
 uint32_t count_held(const shm::Segment &seg, uint32_t client) {
   uint32_t held = 0;
   std::atomic<uint64_t> *words = seg.leases(client);

@@ -21,6 +21,9 @@ inline uint64_t version_of(uint64_t word) { return word & WB_VERSION_MAX; }
 // The distinct versions leased on topic by every live client, in ascending order.
 std::vector<uint64_t> leased_versions(const shm::Segment &seg, uint32_t topic);
 
+// Number of lease words on topic that live clients hold. Allocates nothing.
+uint32_t count_on_topic(const shm::Segment &seg, uint32_t topic);
+
 // Number of lease words a client holds.
 uint32_t count_held(const shm::Segment &seg, uint32_t client);
 

@@ -193,6 +193,7 @@ extern "C" WB_API int wb_topic_notify_ack(wb_topic *topic, uint64_t *latest) try
   drain_pipe(set);
   set.watch.drain();
   drain_timer(set);
+  if (int rc = check_topic_live(topic); rc != WB_OK) return rc;
   if (int rc = refresh(topic); rc != WB_OK) return rc;
   *latest = topic->entry->latest.load(std::memory_order_acquire);
   return WB_OK;

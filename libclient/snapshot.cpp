@@ -43,6 +43,11 @@ int try_lease(wb_topic *topic, uint64_t v, bool explicit_version, wb_snapshot *s
   // The time first: a lister that sees the lease word sees this acquire's time (or a later one of the same word).
   client->seg.lease_times(client->id)[slot].store(uint64_t(monotonic_ns()), std::memory_order_relaxed);
   client->seg.leases(client->id)[slot].store(lease::pack(topic->index, v), std::memory_order_seq_cst);
+  // The state after the lease word: the other half of Registry::remove_topic's Dekker handshake.
+  if (int rc = check_topic_live(topic); rc != WB_OK) {
+    drop_lease(client, topic, slot);
+    return rc;
+  }
   uint64_t floor = t.floor.load(std::memory_order_seq_cst);
   bool dirty = t.dirty_tensors.load(std::memory_order_seq_cst) > 0;
   if (v >= floor && !dirty && read_record(client->seg, topic->index, v, snapshot)) {
@@ -116,6 +121,7 @@ extern "C" WB_API int wb_snapshot_acquire(wb_topic *topic, uint64_t version, int
   for (;;) {
     if (int rc = check_broker_while_waiting(topic->client); rc != WB_OK) return rc;
     uint32_t seq = t.version_seq.load(std::memory_order_seq_cst);
+    if (int rc = check_topic_live(topic); rc != WB_OK) return rc;
     uint64_t latest = t.latest.load(std::memory_order_seq_cst);
     uint64_t v = version != 0 ? version : latest;
     if (latest == 0) return fail(WB_E_NOT_FOUND, "topic '%s' has no published version yet", t.name);

@@ -215,6 +215,7 @@ extern "C" WB_API int wb_tensor_view(wb_topic *topic, const wb_view_spec *spec) 
 
 extern "C" WB_API int wb_topic_tensor_count(wb_topic *topic, uint32_t *count) try {
   if (topic == nullptr || count == nullptr) return fail(WB_E_INVAL, "topic or count is NULL");
+  if (int rc = check_topic_live(topic); rc != WB_OK) return rc;
   *count = topic->entry->tensor_count.load(std::memory_order_acquire);
   return WB_OK;
 } catch (...) {
@@ -225,7 +226,7 @@ extern "C" WB_API int wb_topic_tensor(wb_topic *topic, uint32_t index, wb_tensor
   if (topic == nullptr || out == nullptr) return fail(WB_E_INVAL, "topic or out is NULL");
   int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");
   uint32_t t = 0;  // set by tensor_at; GCC -O2 cannot tell
-  if (rc != WB_OK || (rc = tensor_at(topic, index, &t)) != WB_OK) return rc;
+  if (rc != WB_OK || (rc = check_topic_live(topic)) != WB_OK || (rc = tensor_at(topic, index, &t)) != WB_OK) return rc;
   describe_tensor(topic->client->seg, t, index, out);
   return WB_OK;
 } catch (...) {

@@ -56,6 +56,11 @@ void fill_topic_info(const shm::Topic &t, wb_topic_info *out) {
 
 }  // namespace
 
+int check_topic_live(const wb_topic *topic) {
+  if (topic->entry->state.load(std::memory_order_seq_cst) == uint32_t(shm::TopicState::kLive)) return WB_OK;
+  return fail(WB_E_NOT_FOUND, "topic '%s' was removed (wb_topic_remove): close this handle", topic->entry->name);
+}
+
 void release_topic(wb_topic *topic) {
   {
     std::lock_guard lock(topic->client->topics_mutex);
@@ -104,6 +109,18 @@ extern "C" WB_API int wb_topic_open(wb_client *client, const char *name, wb_topi
   return wb::abi_error(__func__);
 }
 
+extern "C" WB_API int wb_topic_remove(wb_client *client, const char *name) try {
+  if (client == nullptr) return fail(WB_E_INVAL, "client is NULL");
+  int rc = geometry::check_name(name, "topic");
+  if (rc != WB_OK) return rc;
+  flatbuffers::FlatBufferBuilder builder;
+  auto body = proto::CreateRemoveTopicDirect(builder, name);
+  Reply reply;
+  return request(client, builder, proto::Body::RemoveTopic, body.Union(), &reply);
+} catch (...) {
+  return wb::abi_error(__func__);
+}
+
 extern "C" WB_API int wb_topic_close(wb_topic *topic) try {
   if (topic == nullptr) return fail(WB_E_INVAL, "topic is NULL");
   wb_update *update;
@@ -129,7 +146,7 @@ extern "C" WB_API int wb_topic_close(wb_topic *topic) try {
 extern "C" WB_API int wb_topic_get_info(wb_topic *topic, wb_topic_info *out) try {
   if (topic == nullptr || out == nullptr) return fail(WB_E_INVAL, "topic or out is NULL");
   int rc = check_struct_size(out->struct_size, sizeof(wb_topic_info), "wb_topic_info");
-  if (rc != WB_OK) return rc;
+  if (rc != WB_OK || (rc = check_topic_live(topic)) != WB_OK) return rc;
   fill_topic_info(*topic->entry, out);
   return WB_OK;
 } catch (...) {

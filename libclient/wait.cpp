@@ -12,6 +12,7 @@ extern "C" WB_API int wb_topic_latest(wb_topic *topic, uint64_t *version) try {
   // The version is in shared memory: while a successor broker may still take this client back, it is known.
   wb_client *client = topic->client;
   if (client->broker_gone.load() && check_broker_while_waiting(client) != WB_OK) return WB_E_BROKER_GONE;
+  if (int rc = check_topic_live(topic); rc != WB_OK) return rc;
   *version = topic->entry->latest.load(std::memory_order_acquire);
   return WB_OK;
 } catch (...) {
@@ -24,6 +25,7 @@ extern "C" WB_API int wb_topic_wait(wb_topic *topic, uint64_t after, int64_t tim
   Deadline deadline(timeout_ms);
   for (;;) {
     uint32_t seq = t.version_seq.load(std::memory_order_seq_cst);
+    if (int rc = check_topic_live(topic); rc != WB_OK) return rc;
     uint64_t latest = t.latest.load(std::memory_order_seq_cst);
     if (latest > after) {
       *version = latest;

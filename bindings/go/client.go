@@ -106,6 +106,17 @@ func (c *Client) OpenTopic(name string) (*Topic, error) {
 	return topic, nil
 }
 
+// RemoveTopic removes an unused topic (wb_topic_remove): ErrBusy while a publisher holds it or readers hold
+// snapshots of it, ErrNotFound if there is none. Topics of it still open get ErrNotFound from then on.
+func (c *Client) RemoveTopic(name string) error {
+	cname, err := cString(name)
+	if err != nil {
+		return err
+	}
+	defer C.free(unsafe.Pointer(cname))
+	return call(func() C.int { return C.wb_topic_remove(c.c, cname) })
+}
+
 // TopicInfo is a topic's state (wb_topic_info).
 type TopicInfo struct {
 	Name         string

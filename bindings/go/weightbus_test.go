@@ -420,3 +420,36 @@ func TestVersionAndDTypesMatchTheLibrary(t *testing.T) {
 		t.Fatalf("default socket path %q", path)
 	}
 }
+
+func TestRemoveTopicRemovesAnUnusedTopicAndRefusesAUsedOne(t *testing.T) {
+	_, client := attachedClient(t)
+	for _, c := range []struct {
+		name string
+		want Code
+	}{{"absent", ErrNotFound}, {"", ErrNameTooLong}, {"model\x00", ErrInval}} {
+		if err := client.RemoveTopic(c.name); !errors.Is(err, c.want) {
+			t.Errorf("RemoveTopic(%q): %v, want %v", c.name, err, c.want)
+		}
+	}
+	topic := createModel(t, client, "model", 2)
+	publish(t, topic, 1)
+	if err := client.RemoveTopic("model"); !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "publisher") {
+		t.Fatalf("RemoveTopic with a publisher: %v", err)
+	}
+	must(0, topic.Close())(t)
+	reader := must(client.OpenTopic("model"))(t)
+	defer reader.Close()
+	snapshot := must(reader.Acquire(context.Background(), 0))(t)
+	if err := client.RemoveTopic("model"); !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "lease") {
+		t.Fatalf("RemoveTopic with a lease: %v", err)
+	}
+	must(0, snapshot.Close())(t)
+	must(0, client.RemoveTopic("model"))(t)
+	if _, err := reader.Latest(); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "was removed") {
+		t.Fatalf("Latest of a removed topic: %v", err)
+	}
+	if topics := must(client.Topics())(t); len(topics) != 0 {
+		t.Fatalf("topics after removal: %v", topics)
+	}
+	createModel(t, client, "model", 1) // the name is free again
+}

@@ -231,6 +231,21 @@ WB_API int wb_topic_open(wb_client *client, const char *name, wb_topic **out);
  * WB_E_NOMEM (the handle stays open; an update may have been aborted). */
 WB_API int wb_topic_close(wb_topic *topic);
 
+/* Removes a topic: its name is free for a new topic, its tensors and versions are gone, and its host memory is
+ * freed once no process maps it any more (processes that mapped it keep their mappings). Removal needs the
+ * topic unused: no publisher (its publisher closed it or died) and no lease on any of its versions.
+ * Handles of the topic that processes still hold (wb_topic_open) stay safe to use: from then on their calls
+ * return WB_E_NOT_FOUND ("was removed"); wb_topic_close frees them. A blocked wb_topic_wait or
+ * wb_snapshot_acquire returns WB_E_NOT_FOUND, and the topic's notify fd becomes readable. A wb_snapshot_acquire
+ * racing with a removal that ends refused may return WB_E_NOT_FOUND although the topic stays.
+ * What this version does: the removed topic's entries in the broker's tables (topic, tensors, allocations) are
+ * not reused until the broker starts afresh, so each removal uses up what the topic used of --max-topics,
+ * --max-tensors and --max-allocations (and of the remover's quota, which is not given back).
+ * Errors: WB_E_INVAL (NULL, or the name holds a NUL), WB_E_NAME_TOO_LONG, WB_E_NOT_FOUND (no such topic),
+ * WB_E_BUSY (a publisher holds it, or readers hold leases on its versions: the message says which),
+ * WB_E_NOMEM, WB_E_BROKER_GONE, WB_E_TIMEOUT. */
+WB_API int wb_topic_remove(wb_client *client, const char *name);
+
 typedef struct wb_topic_info {
   uint32_t struct_size;
   uint32_t replicas;

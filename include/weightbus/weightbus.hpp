@@ -23,6 +23,8 @@ namespace weightbus {
 class Error : public std::runtime_error {
  public:
   explicit Error(int code) : std::runtime_error(std::string(wb_strerror(code)) + ": " + wb_last_error()), code_(code) {}
+  Error(int code, const std::string &message)
+      : std::runtime_error(std::string(wb_strerror(code)) + ": " + message), code_(code) {}
   int code() const noexcept { return code_; }
 
  private:
@@ -31,6 +33,15 @@ class Error : public std::runtime_error {
 
 inline void check(int rc) {
   if (rc != WB_OK) throw Error(rc);
+}
+
+// A std::string may hold a NUL, where the C string it becomes would end ("a\0b" would name "a"): refused with
+// WB_E_INVAL, as the C API refuses what it cannot read whole.
+inline const char *c_name(const std::string &name) {
+  if (name.find('\0') != std::string::npos) {
+    throw Error(WB_E_INVAL, "name '" + name.substr(0, name.find('\0')) + "\\0...' holds a NUL byte");
+  }
+  return name.c_str();
 }
 
 // Owns a handle; Close is the C function that destroys it.
@@ -85,7 +96,7 @@ class Snapshot : public Owned<wb_snapshot, wb_snapshot_release> {
   }
   wb_tensor_info tensor(const std::string &name) const {
     wb_tensor_info info = tensor_info();
-    check(wb_snapshot_tensor(get(), name.c_str(), &info));
+    check(wb_snapshot_tensor(get(), c_name(name), &info));
     return info;
   }
   wb_tensor_info tensor(uint32_t index) const {
@@ -106,7 +117,7 @@ class Update : public Owned<wb_update, wb_update_abort> {
   }
   wb_tensor_info tensor(const std::string &name) {
     wb_tensor_info info = tensor_info();
-    check(wb_update_tensor(get(), name.c_str(), &info));
+    check(wb_update_tensor(get(), c_name(name), &info));
     return info;
   }
   uint64_t publish(const std::string &metadata = std::string()) {
@@ -164,14 +175,16 @@ class Client : public Owned<wb_client, wb_detach> {
     wb_topic_options options = WB_TOPIC_OPTIONS_INIT;
     options.replicas = replicas;
     wb_topic *topic;
-    check(wb_topic_create(get(), name.c_str(), &options, &topic));
+    check(wb_topic_create(get(), c_name(name), &options, &topic));
     return Topic(topic);
   }
   Topic open(const std::string &name) {
     wb_topic *topic;
-    check(wb_topic_open(get(), name.c_str(), &topic));
+    check(wb_topic_open(get(), c_name(name), &topic));
     return Topic(topic);
   }
+  // Removes a topic no publisher holds and no lease pins (wb_topic_remove).
+  void remove(const std::string &name) { check(wb_topic_remove(get(), c_name(name))); }
 
  private:
   static wb_client *attach(const wb_attach_options *options) {

@@ -174,6 +174,10 @@ def malformed(d):
          data=f32 + b"\0" * 4)
     case("truncated-data", "the file has 8 bytes after the header, but its tensors cover 16", entry(), data=f32[:8])
     case("unknown-key", "tensor 'w': unknown key 'offsets'", entry(offsets=[0, 16]))
+    nul = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
+    case("nul-in-name", 'the tensor name "a\\u0000b" holds a NUL byte', json.dumps({"a\0b": nul}), data=f32[:8])
+    case("names-equal-before-nul", 'the tensor name "a\\u0000b" holds a NUL byte',
+         json.dumps({"a": nul, "a\0b": dict(nul, data_offsets=[8, 16])}))
     case("empty-name", "a tensor has an empty name", json.dumps({"": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}}),
          data=b"")
     case("name-too-long", "name of 300 bytes, at most 255",

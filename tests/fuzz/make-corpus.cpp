@@ -68,6 +68,8 @@ Session host_tensors() {
   s.send(0, b, proto::CreateSubscribe(b, 0), 1);
   s.send(0, b, proto::CreatePublished(b, 0, 1));
   s.send(0, b, proto::CreateCloseTopic(b, 0));
+  s.send(0, b, proto::CreateRemoveTopicDirect(b, "policy"));
+  s.send(0, b, proto::CreateRemoveTopicDirect(b, "policy"));  // WB_E_NOT_FOUND
   return s;
 }
 
@@ -83,6 +85,7 @@ Session reader_and_publisher() {
   s.send(1, b, proto::CreateSubscribe(b, 0), 1, true);  // not a pipe: WB_E_INVAL
   s.send(1, b, proto::CreateCloseTopic(b, 0));           // WB_E_ROLE
   s.create_topic(1, "policy", 1);                        // WB_E_BUSY
+  s.send(1, b, proto::CreateRemoveTopicDirect(b, "policy"));  // a publisher holds it: WB_E_BUSY
   return s;
 }
 

@@ -1,6 +1,7 @@
-# Sourced by the shell tests: start_broker WEIGHTBUSD CLI NAME starts a private broker in a fresh temp dir
-# ($broker_dir), exports WEIGHTBUS_SOCKET, stops it and removes the dir on exit (failing the test if the broker
-# left shared memory behind), and returns once the broker answers the CLI (non-zero if it never does).
+# Sourced by the shell tests: start_broker WEIGHTBUSD CLI NAME [OPTIONS...] starts a private broker (with those
+# weightbusd options) in a fresh temp dir ($broker_dir), exports WEIGHTBUS_SOCKET, stops it and removes the dir
+# on exit (failing the test if the broker left shared memory behind), and returns once the broker answers the
+# CLI (non-zero if it never does).
 source "$(dirname "${BASH_SOURCE[0]}")/shm.sh"
 
 stop_broker() {
@@ -16,7 +17,7 @@ start_broker() {
   broker_name=$3-$$
   broker_dir=$(mktemp -d)
   export WEIGHTBUS_SOCKET=$broker_dir/broker.sock
-  "$weightbusd" --foreground --socket "$WEIGHTBUS_SOCKET" --name "$broker_name" --log-level warn \
+  "$weightbusd" --foreground --socket "$WEIGHTBUS_SOCKET" --name "$broker_name" --log-level warn "${@:4}" \
     2>"$broker_dir/broker.log" &
   broker_pid=$!
   trap stop_broker EXIT

@@ -113,6 +113,8 @@ std::vector<Step> session() {
   steps.push_back(step("RevokeAllocation", 0, b, proto::CreateRevokeAllocation(b, 1)));
   steps.push_back(step("CloseTopic", 0, b, proto::CreateCloseTopic(b, 0)));
   steps.push_back(create_topic(1, "policy", 2));  // a takeover
+  steps.push_back(step("CloseTopic", 1, b, proto::CreateCloseTopic(b, 0)));
+  steps.push_back(step("RemoveTopic", 0, b, proto::CreateRemoveTopicDirect(b, "policy")));
   return steps;
 }
 
@@ -213,8 +215,8 @@ void expect_ok(Broker &b, const Step &s, const char *when) {
 }
 
 // The registry's tables agree with each other: every live topic is found by its name; its tensor list is
-// within the table, ends where the topic says, holds distinct names, and every tensor belongs to one topic;
-// every publisher is a live client.
+// within the table, ends where the topic says, holds distinct names, and every tensor belongs to one topic
+// (a removed topic's tensors stay in the table, never reused); every publisher is a live client.
 void check_consistent(const broker::Registry &r) {
   const shm::Segment &seg = r.seg();
   const shm::Header &h = seg.header();
@@ -243,7 +245,11 @@ void check_consistent(const broker::Registry &r) {
     uint32_t publisher = topic.publisher.load();
     if (publisher != 0) assert_int_equal(seg.client(publisher - 1).state.load(), uint32_t(shm::ClientState::kLive));
   }
-  for (uint32_t i = 0; i < tensors; ++i) assert_true(owned[i]);
+  for (uint32_t i = 0; i < tensors; ++i) {
+    const uint32_t topic = seg.tensor(i).topic;
+    assert_true(owned[i] || (topic < h.topic_count.load() &&
+                             seg.topic(topic).state.load() == uint32_t(shm::TopicState::kRemoved)));
+  }
 }
 
 std::vector<uint8_t> segment_bytes(const broker::Registry &r) {

@@ -250,6 +250,7 @@ int close_scratch(Session &s) {  // aborts its open update
   if (rc == WB_OK) s.scratch_topic = nullptr;
   return rc;
 }
+int remove_scratch(Session &s) { return wb_topic_remove(s.pub, s.scratch); }  // closed: unused
 int abort_update(Session &s) {
   int rc = wb_update_abort(s.update);
   if (rc == WB_OK) s.update = nullptr;
@@ -317,6 +318,7 @@ const Step kSteps[] = {
     {"wb_topic_create", create_scratch},
     {"wb_update_begin", begin_scratch},
     {"wb_topic_close", close_scratch},
+    {"wb_topic_remove", remove_scratch},
     {"wb_update_begin", begin},
     {"wb_update_abort", abort_update},
     {"wb_update_begin", begin},

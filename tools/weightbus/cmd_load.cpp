@@ -22,6 +22,32 @@ struct UpdateAborter {
 };
 using UpdatePtr = std::unique_ptr<wb_update, UpdateAborter>;
 
+// A load that fails leaves nothing behind: the topic it created is removed again, once its handle is closed
+// (declare this before the TopicPtr). A topic that existed before keeps what it had.
+class RemoveUnlessPublished {
+ public:
+  RemoveUnlessPublished(wb_client *client, std::string name, bool created)
+      : client_(client), name_(std::move(name)), armed_(created) {}
+  RemoveUnlessPublished(const RemoveUnlessPublished &) = delete;
+  RemoveUnlessPublished &operator=(const RemoveUnlessPublished &) = delete;
+  ~RemoveUnlessPublished() {
+    if (armed_) wb_topic_remove(client_, name_.c_str());  // the error being reported is already copied
+  }
+  void published() { armed_ = false; }
+
+ private:
+  wb_client *client_;
+  std::string name_;
+  bool armed_;
+};
+
+bool topic_exists(wb_client *client, const std::string &name) {
+  wb_topic *topic = nullptr;
+  if (wb_topic_open(client, name.c_str(), &topic) != WB_OK) return false;
+  wb_topic_close(topic);
+  return true;
+}
+
 // -1: host memory; else the CUDA ordinal.
 int32_t parse_device(const std::string &text) {
   if (text == "cpu") return -1;
@@ -111,8 +137,10 @@ int run_load(const GlobalOptions &g, Args &args) {
   const std::string metadata = version_metadata(cp);
 
   ClientPtr client = attach(g, "weightbus load");
+  const bool existed = topic_exists(client.get(), *topic_name);
   wb_topic *raw_topic = nullptr;
   check(wb_topic_create(client.get(), topic_name->c_str(), &opts, &raw_topic), "publish topic '" + *topic_name + "'");
+  RemoveUnlessPublished cleanup(client.get(), *topic_name, !existed);
   TopicPtr topic(raw_topic);
   const auto count = static_cast<uint32_t>(specs.size());
   if (device < 0)
@@ -128,6 +156,7 @@ int run_load(const GlobalOptions &g, Args &args) {
   check(wb_update_publish(update.get(), metadata.data(), static_cast<uint32_t>(metadata.size()), &version),
         "publish '" + *topic_name + "'");
   update.release();  // publish freed it
+  cleanup.published();
 
   if (g.json) {
     std::vector<std::string> files;
@@ -161,7 +190,8 @@ PATH is a .safetensors file, a sharded checkpoint's index (model.safetensors.ind
 either. Every header is validated before anything is published; a file that breaks a rule of the format is
 refused with a message naming the file, the tensor and the rule (header length, JSON, dtype names, shapes,
 data offsets tiling the data from 0 without gaps or overlaps, end - begin = elements x dtype size, file size).
-A sync that `checkpoint` left unfinished next to a file (FILE.wbjournal) is finished first.
+A sync that `checkpoint` left unfinished next to a file (FILE.wbjournal) is finished first. A load that
+fails after creating TOPIC removes it again (see `weightbus rm`); an existing topic keeps what it had.
 
 options:
   --topic TOPIC       the topic to publish (required)

@@ -29,5 +29,6 @@ extern const Command kMapCommand;
 extern const Command kDiagnoseCommand;
 extern const Command kRelayCommand;
 extern const Command kStopCommand;
+extern const Command kRmCommand;
 
 }  // namespace wbcli

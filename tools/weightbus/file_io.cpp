@@ -15,6 +15,20 @@ namespace {
   throw std::runtime_error(what + " " + path + ": " + std::strerror(errno));
 }
 
+const char *file_type(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+[[noreturn]] void refuse_type(const std::string &path, mode_t mode) {
+  throw std::runtime_error(path + " is " + file_type(mode) + ", not a regular file: weightbus reads and writes "
+                                  "checkpoints only in regular files");
+}
+
 std::string parent_of(const std::string &path) {
   const size_t slash = path.rfind('/');
   if (slash == std::string::npos) return ".";
@@ -36,16 +50,23 @@ FileDescriptor::~FileDescriptor() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+// O_NONBLOCK makes opening a FIFO return at once instead of waiting forever for its other end; the type check
+// then refuses it, and every other file that is not regular (a device such as /dev/zero has no end). Symbolic
+// links are followed: a Hugging Face cache's snapshot folder is made of links to its blobs.
 FileDescriptor open_or_throw(const std::string &path, int flags, unsigned mode) {
-  const int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
-  if (fd < 0) fail("open", path);
-  return FileDescriptor(fd);
+  FileDescriptor fd(::open(path.c_str(), flags | O_CLOEXEC | O_NONBLOCK, mode));
+  struct stat st {};
+  if (fd.get() < 0 && errno == ENXIO && ::stat(path.c_str(), &st) == 0) refuse_type(path, st.st_mode);
+  if (fd.get() < 0) fail("open", path);
+  if (fstat(fd.get(), &st) != 0) fail("stat", path);
+  if (!S_ISREG(st.st_mode)) refuse_type(path, st.st_mode);
+  if (fcntl(fd.get(), F_SETFL, fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK) != 0) fail("fcntl", path);
+  return fd;
 }
 
 uint64_t file_size(int fd, const std::string &path) {
   struct stat st {};
   if (fstat(fd, &st) != 0) fail("stat", path);
-  if (!S_ISREG(st.st_mode)) throw std::runtime_error(path + " is not a regular file");
   return uint64_t(st.st_size);
 }
 
@@ -80,7 +101,8 @@ void sync_or_throw(int fd, const std::string &path) {
 
 void sync_parent_dir(const std::string &path) {
   const std::string dir = parent_of(path);
-  FileDescriptor fd = open_or_throw(dir, O_RDONLY | O_DIRECTORY);
+  FileDescriptor fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() < 0) fail("open", dir);
   sync_or_throw(fd.get(), dir);
 }
 

@@ -22,6 +22,7 @@ class FileDescriptor {
   int fd_;
 };
 
+// Opens a regular file; anything else (a FIFO, a device, a socket, a directory) is refused without blocking.
 FileDescriptor open_or_throw(const std::string &path, int flags, unsigned mode = 0644);
 uint64_t file_size(int fd, const std::string &path);
 // Reads exactly n bytes at offset; a file shorter than that is an error.

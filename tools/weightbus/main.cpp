@@ -10,7 +10,7 @@ namespace wbcli {
 namespace {
 
 const Command *const kCommands[] = {&kLsCommand,   &kInfoCommand,       &kWatchCommand, &kClientsCommand,
-                                    &kStatsCommand, &kLoadCommand,      &kCheckpointCommand, &kMapCommand,
+                                    &kStatsCommand, &kLoadCommand,      &kCheckpointCommand, &kRmCommand, &kMapCommand,
                                     &kDiagnoseCommand, &kRelayCommand, &kStopCommand, &kDemoCommand};
 
 const char *kGlobalHelp = R"HELP(usage: weightbus [--socket PATH | --name BROKER] [--json] COMMAND [ARGS...]

@@ -115,10 +115,18 @@ void check_size(const std::string &path, const Entry &e, const std::string &dtyp
   }
 }
 
+// A name with a NUL byte would be cut short at it by every C string it passes through, and load as another
+// tensor; it is quoted as JSON so that the message shows where the NUL is.
+void refuse_nul(const std::string &path, const std::string &what, const std::string &name) {
+  if (name.find('\0') != std::string::npos)
+    refuse(path, what + " " + ordered_json(name).dump() + " holds a NUL byte (\\u0000), which names cannot carry");
+}
+
 Entry parse_entry(const std::string &name, const ordered_json &value, const std::string &path) {
   Entry e;
   e.name = name;
   if (name.empty()) refuse(path, "a tensor has an empty name");
+  refuse_nul(path, "the tensor name", name);
   if (name.size() > WB_NAME_MAX)
     refuse_tensor(path, name.substr(0, 40) + "...", "name of " + std::to_string(name.size()) +
                                                         " bytes, at most " + std::to_string(WB_NAME_MAX));
@@ -190,6 +198,8 @@ std::map<std::string, std::vector<std::string>> read_index(const std::string &pa
   for (const auto &[name, file] : doc["weight_map"].items()) {
     if (!file.is_string()) refuse(path, "weight_map: tensor '" + name + "' maps to " + file.dump() + ", not a file name");
     const std::string f = file.get<std::string>();
+    refuse_nul(path, "weight_map: the tensor name", name);
+    refuse_nul(path, "weight_map: the file name", f);
     if (f.empty() || f.find('/') != std::string::npos || f == "." || f == "..")
       refuse(path, "weight_map: tensor '" + name + "' maps to '" + f + "', which is not a file name in the index's folder");
     shards[f].push_back(name);

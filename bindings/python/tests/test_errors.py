@@ -146,3 +146,59 @@ def test_missing_library_is_reported_clearly():
     assert result.returncode != 0
     assert "LibraryNotFoundError" in result.stderr and "/nonexistent/libweightbus.so.0" in result.stderr
     assert "WEIGHTBUS_LIBRARY" in result.stderr
+
+
+def test_names_with_a_nul_are_refused_before_reaching_the_library(broker, client):
+    """ctypes would pass "a\\0b" as "a": every name and path is refused as WB_E_INVAL instead."""
+    nul = "w\0x"
+    with pytest.raises(weightbus.InvalidArgumentError, match="WB_E_INVAL: name 'w\\\\x00x' holds a NUL"):
+        client.create_topic(nul)
+    with pytest.raises(weightbus.InvalidArgumentError, match="holds a NUL"):
+        client.open_topic(nul)
+    with pytest.raises(weightbus.InvalidArgumentError, match="socket_path .* holds a NUL"):
+        weightbus.connect(broker.socket + "\0x")
+    topic = client.create_topic("model", replicas=1)
+    with pytest.raises(weightbus.InvalidArgumentError, match="holds a NUL"):
+        topic.alloc({nul: ((4,), "f32")})
+    topic.alloc({"w": ((4,), "f32")})
+    with pytest.raises(weightbus.InvalidArgumentError, match="holds a NUL"):
+        topic.view("v\0", "w", "f32", (2,))
+    with pytest.raises(weightbus.InvalidArgumentError, match="holds a NUL"):
+        topic.view("v", nul, "f32", (2,))
+    with topic.update() as u:
+        with pytest.raises(weightbus.InvalidArgumentError, match="holds a NUL"):
+            u.tensor(nul)
+    with topic.snapshot() as s:
+        with pytest.raises(weightbus.InvalidArgumentError, match="holds a NUL"):
+            s.tensor(nul)
+        with pytest.raises(weightbus.InvalidArgumentError, match="holds a NUL"):
+            s.copy_into({nul: np.zeros(4, np.float32)})
+    assert [t.name for t in client.topics()] == ["model"]
+
+
+def test_remove_topic_removes_an_unused_topic_and_refuses_a_used_one(broker, client):
+    with pytest.raises(weightbus.NotFoundError, match="WB_E_NOT_FOUND: .*'absent'"):
+        client.remove_topic("absent")
+    with pytest.raises(weightbus.InvalidArgumentError, match="WB_E_NAME_TOO_LONG"):
+        client.remove_topic("")
+    with pytest.raises(weightbus.InvalidArgumentError, match="holds a NUL"):
+        client.remove_topic("model\0")
+    topic = client.create_topic("model", replicas=2)
+    topic.alloc({"w": ((4,), "f32")})
+    topic.publish({"w": np.ones(4, np.float32)})
+    with pytest.raises(weightbus.BusyError, match="has a publisher"):
+        client.remove_topic("model")
+    topic.close()
+    with broker.connect("reader") as other:
+        reader = other.open_topic("model")
+        held = reader.snapshot()
+        with pytest.raises(weightbus.BusyError, match="lease"):
+            client.remove_topic("model")
+        held.release()
+        client.remove_topic("model")
+        with pytest.raises(weightbus.NotFoundError, match="was removed"):
+            reader.latest()
+        reader.close()
+    assert client.topics() == []
+    client.create_topic("model", replicas=1).close()  # the name is free again
+    assert [t.name for t in client.topics()] == ["model"]

@@ -11,6 +11,7 @@ import ctypes
 from typing import Any, Callable, Dict
 
 from ._lib import DLManagedTensor, DLManagedTensorVersioned
+from .errors import c_string
 
 _CapsuleDestructor = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
@@ -52,7 +53,7 @@ def export(function: Callable, handle: Any, name: str, versioned: bool) -> Any:
     capsule_name = b"dltensor_versioned" if versioned else b"dltensor"
     managed = ctypes.POINTER(_STRUCTS[capsule_name])()
     try:
-        function(handle, name.encode(), ctypes.byref(managed))
+        function(handle, c_string(name), ctypes.byref(managed))
         address = ctypes.cast(managed, ctypes.c_void_p)
     except BaseException:  # e.g. a KeyboardInterrupt raised once the export was made: nothing owns it yet
         if managed:

@@ -161,6 +161,7 @@ _CHECKED = {
     "wb_topic_create": [_P, _char, ctypes.POINTER(TopicOptions), _pp],
     "wb_topic_open": [_P, _char, _pp],
     "wb_topic_close": [_P],
+    "wb_topic_remove": [_P, _char],
     "wb_topic_get_info": [_P, ctypes.POINTER(TopicInfo)],
     "wb_list_topics": [_P, ctypes.POINTER(TopicInfo), _u32, _pu32],
     "wb_tensor_alloc": [_P, ctypes.POINTER(TensorSpec), _u32],

@@ -8,7 +8,7 @@ from typing import List, Optional
 from . import _lib
 from ._lib import AttachOptions, TopicOptions, lib, new
 from ._closing import ClosesOnExit
-from .errors import StateError
+from .errors import StateError, c_string
 from .info import ClientInfo, LeaseInfo, TopicInfo, listing
 from .topic import Topic
 
@@ -21,9 +21,9 @@ def connect(socket_path: Optional[str] = None, *, broker_name: Optional[str] = N
     when the broker dies (the client resumes with one that adopts the segment; see docs/reliability.md).
     Raises ConnectError when no broker listens."""
     options = new(AttachOptions)
-    options.socket_path = socket_path.encode() if socket_path else None
-    options.broker_name = broker_name.encode() if broker_name else None
-    options.client_name = client_name.encode() if client_name else None
+    options.socket_path = c_string(socket_path, "socket_path") if socket_path else None
+    options.broker_name = c_string(broker_name, "broker_name") if broker_name else None
+    options.client_name = c_string(client_name, "client_name") if client_name else None
     options.timeout_ms = _lib.timeout_ms(timeout)
     handle = ctypes.c_void_p()
     lib.wb_attach(ctypes.byref(options), ctypes.byref(handle))
@@ -87,14 +87,20 @@ class Client(ClosesOnExit):
         options = new(TopicOptions)
         options.replicas = replicas
         handle = ctypes.c_void_p()
-        lib.wb_topic_create(self.handle, name.encode(), ctypes.byref(options), ctypes.byref(handle))
+        lib.wb_topic_create(self.handle, c_string(name), ctypes.byref(options), ctypes.byref(handle))
         return self._track(Topic(self, handle, name, publisher=True))
 
     def open_topic(self, name: str) -> Topic:
         """Opens topic `name` as a reader (NotFoundError if no publisher created it)."""
         handle = ctypes.c_void_p()
-        lib.wb_topic_open(self.handle, name.encode(), ctypes.byref(handle))
+        lib.wb_topic_open(self.handle, c_string(name), ctypes.byref(handle))
         return self._track(Topic(self, handle, name, publisher=False))
+
+    def remove_topic(self, name: str) -> None:
+        """Removes topic `name`, which must be unused: BusyError while a publisher holds it or readers hold
+        snapshots of it, NotFoundError if there is none. Its shared memory is freed once no process maps it;
+        handles of it still open raise NotFoundError from then on (see wb_topic_remove)."""
+        lib.wb_topic_remove(self.handle, c_string(name))
 
     def _track(self, topic: Topic) -> Topic:
         self._topics.add(topic)

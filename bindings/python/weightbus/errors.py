@@ -123,3 +123,11 @@ def error_for(code: int, message: str) -> WeightbusError:
     """The exception for a WB_E_* code, its text being "WB_E_NAME: the library's message"."""
     name = _NAMES.get(code, f"WB_E_{-code}")
     return _CLASSES.get(code, WeightbusError)(f"{name}: {message}", code)
+
+
+def c_string(text: str, what: str = "name") -> bytes:
+    """`text` as the NUL-terminated UTF-8 the C library takes. A NUL inside would end the string there (ctypes
+    passes the bytes as they are), so that "a\\0b" would name "a": it is refused instead, as WB_E_INVAL."""
+    if "\0" in text:
+        raise error_for(-1, f"{what} {text!r} holds a NUL character, which names and paths cannot carry")
+    return text.encode()

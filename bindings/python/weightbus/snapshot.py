@@ -9,7 +9,7 @@ from . import _dlpack
 from ._interruptible import call_in_slices
 from ._lib import CopyTarget, TensorInfo, lib, new
 from ._streams import stream_pointer
-from .errors import StateError
+from .errors import StateError, c_string
 from .tensor import Tensor
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class Snapshot:
         info = new(TensorInfo)
         with self._lock:
             self._check_open()
-            lib.wb_snapshot_tensor(self._handle, name.encode(), ctypes.byref(info))
+            lib.wb_snapshot_tensor(self._handle, c_string(name), ctypes.byref(info))
             return Tensor(self, info, writable=False)
 
     __getitem__ = tensor
@@ -149,7 +149,7 @@ class CopyPlan:
         self._array = (CopyTarget * len(self._buffers))()
         for target, (name, buffer) in zip(self._array, self._buffers.items()):
             target.struct_size = ctypes.sizeof(CopyTarget)
-            target.name = name.encode()
+            target.name = c_string(name)
             target.dst, target.dst_bytes, target.device = _buffer_address(buffer)
 
 

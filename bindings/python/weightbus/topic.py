@@ -12,7 +12,7 @@ from ._lib import TensorSpec, ViewSpec, lib, new, timeout_ms
 from .dtypes import dtype_code
 from ._closing import ClosesOnExit
 from ._interruptible import call_in_slices
-from .errors import StateError, WeightbusError, error_for
+from .errors import StateError, WeightbusError, c_string, error_for
 from .info import TensorLayout, TopicInfo
 from .snapshot import Snapshot
 from .update import Update
@@ -131,7 +131,7 @@ class Topic(ClosesOnExit):
         if len(shape) > _lib.MAX_DIMS:
             raise error_for(-7, f"view {name!r} has {len(shape)} dimensions, more than {_lib.MAX_DIMS}")
         spec = new(ViewSpec)
-        spec.name, spec.parent, spec.dtype = name.encode(), parent.encode(), dtype_code(dtype)
+        spec.name, spec.parent, spec.dtype = c_string(name), c_string(parent), dtype_code(dtype)
         spec.byte_offset, spec.ndim = offset, len(shape)
         strides = _contiguous_strides(shape) if strides is None else strides
         for d, (extent, stride) in enumerate(zip(shape, strides)):
@@ -141,8 +141,8 @@ class Topic(ClosesOnExit):
     def revoke(self, name: str, timeout: Optional[float] = None) -> None:
         """Publisher: revokes the CUDA allocation holding `name` (see wb_tensor_revoke) and waits at most
         `timeout` seconds (None: no limit) until no other process maps it (WaitTimeoutError; it stays revoked)."""
-        topic = self.handle
-        call_in_slices(lambda ms: lib.wb_tensor_revoke(topic, name.encode(), ms), timeout)
+        topic, c_name = self.handle, c_string(name)
+        call_in_slices(lambda ms: lib.wb_tensor_revoke(topic, c_name, ms), timeout)
 
     # Versions -------------------------------------------------------------------------------------------------
 
@@ -307,7 +307,7 @@ def _specs(definitions: Iterable[Tuple[str, Tuple[int, ...], Any]]) -> Any:
     specs = (TensorSpec * len(definitions))()
     for spec, (name, shape, dtype) in zip(specs, definitions):
         spec.struct_size = ctypes.sizeof(TensorSpec)
-        spec.name, spec.dtype, spec.ndim = name.encode(), dtype_code(dtype), len(shape)
+        spec.name, spec.dtype, spec.ndim = c_string(name), dtype_code(dtype), len(shape)
         for d, extent in enumerate(shape[: _lib.MAX_DIMS]):  # the library refuses ndim > MAX_DIMS itself
             spec.shape[d] = extent
     return specs

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from . import _dlpack
 from ._lib import TensorInfo, lib, new
 from ._streams import stream_pointer
-from .errors import StateError
+from .errors import StateError, c_string
 from .tensor import Tensor
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class Update:
         info = new(TensorInfo)
         with self._lock:
             self._check_open()
-            lib.wb_update_tensor(self._handle, name.encode(), ctypes.byref(info))
+            lib.wb_update_tensor(self._handle, c_string(name), ctypes.byref(info))
         return Tensor(self, info, writable=True)
 
     __getitem__ = tensor

@@ -109,6 +109,13 @@ impl Client {
         Ok(Topic::new(topic, self.handle.clone()))
     }
 
+    /// Removes an unused topic (`wb_topic_remove`): `Error::Busy` while a publisher holds it or readers hold
+    /// snapshots of it, `Error::NotFound` if there is none. Handles of it still open get `Error::NotFound`.
+    pub fn remove_topic(&self, name: &str) -> Result<()> {
+        let name = c_string(name.as_bytes())?;
+        check(unsafe { ffi::wb_topic_remove(self.handle.as_ptr(), name.as_ptr()) })
+    }
+
     /// Every topic of the broker.
     pub fn topics(&self) -> Result<Vec<TopicInfo>> {
         let raw =

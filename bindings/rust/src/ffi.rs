@@ -358,6 +358,7 @@ extern "C" {
     ) -> c_int;
     pub fn wb_topic_open(client: *mut wb_client, name: *const c_char, out: *mut *mut wb_topic) -> c_int;
     pub fn wb_topic_close(topic: *mut wb_topic) -> c_int;
+    pub fn wb_topic_remove(client: *mut wb_client, name: *const c_char) -> c_int;
     pub fn wb_topic_get_info(topic: *mut wb_topic, out: *mut wb_topic_info) -> c_int;
     pub fn wb_list_topics(client: *mut wb_client, out: *mut wb_topic_info, capacity: u32, count: *mut u32) -> c_int;
 

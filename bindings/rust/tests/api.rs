@@ -301,3 +301,25 @@ fn version_and_dtypes_match_the_library() {
     let path = weightbus::default_socket_path(Some("job7")).unwrap();
     assert!(path.ends_with("job7.sock") || std::env::var_os("WEIGHTBUS_SOCKET").is_some(), "{}", path.display());
 }
+
+#[test]
+fn remove_topic_removes_an_unused_topic_and_refuses_a_used_one() {
+    let broker = Broker::start();
+    let client = broker.attach();
+    assert!(matches!(client.remove_topic("absent"), Err(Error::NotFound(_))));
+    assert!(matches!(client.remove_topic(""), Err(Error::NameTooLong(_))));
+    assert!(matches!(client.remove_topic("model\0"), Err(Error::Inval(_))));
+    let topic = create_model(&client, "model", 2);
+    publish(&topic, 1.0);
+    assert!(matches!(client.remove_topic("model"), Err(Error::Busy(m)) if m.contains("publisher")));
+    drop(topic);
+    let reader = client.open_topic("model").unwrap();
+    let snapshot = reader.acquire(0, SECOND).unwrap();
+    assert!(matches!(client.remove_topic("model"), Err(Error::Busy(m)) if m.contains("lease")));
+    drop(snapshot);
+    client.remove_topic("model").expect("remove_topic");
+    assert!(matches!(reader.latest(), Err(Error::NotFound(m)) if m.contains("was removed")));
+    drop(reader);
+    assert!(client.topics().unwrap().is_empty());
+    create_model(&client, "model", 1); // the name is free again
+}
