@@ -8,28 +8,29 @@
 
 namespace wb::broker {
 
-void Descriptors::start(uint64_t limit, uint64_t open_now) {
+void Descriptors::start(uint64_t limit, uint64_t open_now, uint64_t clients) {
   started_ = true;
   limit_ = limit;
   held_ = open_now;
+  clients_ = clients;
 }
 
-bool Descriptors::fits(uint64_t n) const {
-  return !started_ || (limit_ >= kReserve && held_ + n <= limit_ - kReserve);
+int Descriptors::check(uint64_t n, const char *what) const {
+  uint64_t room_for_connections = clients_ > connections_ ? clients_ - connections_ : 0;
+  if (!started_ || held_ + room_for_connections + n + kReserve <= limit_) return WB_OK;
+  return fail(WB_E_NOSPC, "the broker's descriptors (RLIMIT_NOFILE %llu) are all in use: it holds %llu and keeps "
+              "%llu in reserve and room for %llu more client connections (--max-clients), so %s is refused "
+              "(close notify fds, topics or clients, or start weightbusd with a higher `ulimit -n`)",
+              (unsigned long long)limit_, (unsigned long long)held_, (unsigned long long)kReserve,
+              (unsigned long long)room_for_connections, what);
 }
 
-int Descriptors::take(uint64_t n, const char *what) {
-  if (!fits(n)) {
-    return fail(WB_E_NOSPC, "the broker's descriptors (RLIMIT_NOFILE %llu) are all in use: it holds %llu and keeps "
-                "%llu in reserve, so %s is refused (close topics or clients, or start weightbusd with a higher "
-                "`ulimit -n`)", (unsigned long long)limit_, (unsigned long long)held_,
-                (unsigned long long)kReserve, what);
-  }
-  held_ += n;
-  return WB_OK;
+int Descriptors::check_connection() const {
+  if (!started_ || held_ + 1 + kReserve <= limit_) return WB_OK;
+  return fail(WB_E_NOSPC, "the broker's descriptors (RLIMIT_NOFILE %llu) are all in use: it holds %llu and keeps "
+              "%llu in reserve, so this connection is refused (try again later, or start weightbusd with a higher "
+              "`ulimit -n`)", (unsigned long long)limit_, (unsigned long long)held_, (unsigned long long)kReserve);
 }
-
-void Descriptors::give_back(uint64_t n) { held_ = n > held_ ? 0 : held_ - n; }
 
 uint64_t raise_descriptor_limit() {
   rlimit limit{};

@@ -16,20 +16,29 @@ class Descriptors {
   static constexpr uint64_t kReserve = 16;
 
   // Starts the budget: limit is RLIMIT_NOFILE's soft limit, open_now what the process has open (counted from
-  // then on with take and give_back). Before start every take succeeds (the fuzzers have no budget).
-  void start(uint64_t limit, uint64_t open_now);
-  // WB_OK and counts n more held, or WB_E_NOSPC naming the limit; `what` is what they are for ("a notify pipe").
-  int take(uint64_t n, const char *what);
-  // Whether n more fit, without counting them.
-  bool fits(uint64_t n) const;
-  void give_back(uint64_t n);
-  uint64_t held() const { return held_; }
+  // then on with hold and release), clients the connections kept room for (--max-clients): what a client keeps
+  // (notify pipes, allocations, chunks) may not take the room of another client's connection, so that a client
+  // can attach however many descriptors the others hold. Before start every check succeeds (the fuzzers and
+  // in-process tests have no budget).
+  void start(uint64_t limit, uint64_t open_now, uint64_t clients);
+  // WB_OK if n more descriptors may be kept for a client, else WB_E_NOSPC naming the limit; `what` is what
+  // they are for ("keeping a notify pipe").
+  int check(uint64_t n, const char *what) const;
+  // WB_OK if one more connection may be kept, else WB_E_NOSPC naming the limit.
+  int check_connection() const;
+  // Counts n more kept (after check), or n fewer.
+  void hold(uint64_t n) { held_ += n; }
+  void release(uint64_t n) { held_ = n > held_ ? 0 : held_ - n; }
+  void hold_connection() { ++held_, ++connections_; }
+  void release_connection() { release(1), connections_ = connections_ == 0 ? 0 : connections_ - 1; }
   uint64_t limit() const { return limit_; }
 
  private:
   bool started_ = false;
   uint64_t limit_ = 0;
-  uint64_t held_ = 0;
+  uint64_t held_ = 0;         // all the process has open but the reserve: its own, connections, the rest
+  uint64_t connections_ = 0;  // of held_
+  uint64_t clients_ = 0;
 };
 
 // Raises the soft RLIMIT_NOFILE to the hard one and returns the soft limit in force: the broker keeps a

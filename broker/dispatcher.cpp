@@ -1,5 +1,6 @@
 #include "dispatcher.hpp"
 
+#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -89,8 +90,14 @@ void Dispatcher::dispatch(Client *client, const proto::Message *m, std::vector<i
 }
 
 void Dispatcher::refuse_unreadable(Client *client, int code) {
-  log(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
+  WB_LOG_LIMITED(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
   reply(client, 0, code);  // id 0: the request's own id could not be read
+}
+
+void Dispatcher::refuse_connection(int fd, int code) {
+  Client unserved;
+  unserved.fd = fd;
+  reply(&unserved, 0, code);
 }
 
 void Dispatcher::reply(Client *client, uint32_t id, int code, uint64_t value, uint64_t size, int fd) {
@@ -115,22 +122,56 @@ void Dispatcher::notify_subscribers(uint32_t topic) {
   for (auto it = subs.begin(); it != subs.end();) {
     ssize_t n = write(it->second, "v", 1);
     if (n < 0 && errno != EAGAIN) {  // the reader closed its end; a full pipe is readable already
-      close(it->second);
+      unsubscribe(it->first, topic, it->second);
       it = subs.erase(it);
-      registry_.seg().topic(topic).notify_subscribers.fetch_sub(1);
     } else {
       ++it;
     }
   }
 }
 
+void Dispatcher::unsubscribe(Client *client, uint32_t topic, int fd) {
+  close(fd);
+  --client->subscriptions;
+  registry_.descriptors().release(1);
+  registry_.seg().topic(topic).notify_subscribers.fetch_sub(1);
+}
+
+int Dispatcher::check_subscription_room(const Client &client) const {
+  int rc = check_quota(Quota{.subscriptions = client.subscriptions}, Quota{.subscriptions = 1}, options_.per_client);
+  if (rc == WB_OK) rc = registry_.descriptors().check(1, "keeping a notify pipe");
+  return rc;
+}
+
+int Dispatcher::make_room_for_subscription(Client *client) {
+  if (check_subscription_room(*client) == WB_OK) return WB_OK;
+  prune_subscriptions(client);
+  return check_subscription_room(*client);
+}
+
+// A pipe whose read end is closed polls POLLERR on its write end: the reader closed its notify fd (or its topic
+// handle), which it does not tell the broker.
+void Dispatcher::prune_subscriptions(Client *client) {
+  for (auto &[topic, subs] : subscribers_) {
+    for (auto it = subs.begin(); it != subs.end();) {
+      pollfd pfd{it->second, 0, 0};
+      if (it->first == client && poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR)) {
+        unsubscribe(client, topic, it->second);
+        it = subs.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+}
+
 void Dispatcher::client_gone(Client *client, const char *why) {
   for (auto &[topic, subs] : subscribers_) {
-    size_t dropped = std::erase_if(subs, [client](const std::pair<Client *, int> &sub) {
-      if (sub.first == client) close(sub.second);
+    uint32_t t = topic;
+    std::erase_if(subs, [this, client, t](const std::pair<Client *, int> &sub) {
+      if (sub.first == client) unsubscribe(client, t, sub.second);
       return sub.first == client;
     });
-    registry_.seg().topic(topic).notify_subscribers.fetch_sub(uint32_t(dropped));
   }
   if (!client->attached) return;
   drop_cuda(client);

@@ -168,8 +168,11 @@ void Dispatcher::on_subscribe(Client *client, uint32_t id, const void *body, std
   uint32_t topic = static_cast<const proto::Subscribe *>(body)->topic();
   int rc = registry_.check_topic(topic);
   if (rc == WB_OK) rc = check_notify_pipe(fds);
+  if (rc == WB_OK) rc = make_room_for_subscription(client);
   if (rc != WB_OK) return refuse(client, id, rc);
-  subscribers_[topic].emplace_back(client, fds[0]);
+  subscribers_[topic].emplace_back(client, fds[0]);  // may run out of memory: nothing is counted before
+  ++client->subscriptions;
+  registry_.descriptors().hold(1);
   registry_.seg().topic(topic).notify_subscribers.fetch_add(1);
   fds.clear();  // kept
   reply(client, id, WB_OK);

@@ -342,6 +342,7 @@ int Registry::alloc_tensors(uint32_t topic, uint32_t client, const std::vector<N
   if ((rc = check_quota(client, taken)) != WB_OK) return rc;
   shm::Header &h = seg_.header();
   uint32_t a = h.allocation_count.load();
+  if ((rc = descriptors_.check(1, "a new host allocation")) != WB_OK) return rc;
   std::string name = allocation_shm_name(a);
   shm_unlink(name.c_str());  // left by a broker whose segment is gone
   int memfd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -365,6 +366,7 @@ int Registry::alloc_tensors(uint32_t topic, uint32_t client, const std::vector<N
   alloc.kind.store(uint32_t(shm::AllocationKind::kHostShm), std::memory_order_release);
   h.allocation_count.store(a + 1, std::memory_order_release);
   allocation_fds_[a] = memfd;
+  descriptors_.hold(1);
   for (size_t i = 0; i < specs.size(); ++i) {
     if (!is_new[i]) continue;
     uint32_t index = h.tensor_count.load();

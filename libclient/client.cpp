@@ -150,7 +150,10 @@ int transact(wb_client *client, int sock, flatbuffers::FlatBufferBuilder &builde
   flatbuffers::Verifier verifier(got.data.data(), got.data.size());
   const proto::Message *msg = proto::GetMessage(got.data.data());
   const proto::Reply *r = verifier.VerifyBuffer<proto::Message>() ? msg->body_as_Reply() : nullptr;
-  if (r == nullptr || msg->id() != id) {
+  // A reply to id 0 is the broker refusing what it could not take as a request (a message it could not read,
+  // or this connection, when it is out of descriptors): its error is this call's.
+  bool refused = r != nullptr && msg->id() == 0 && r->code() != WB_OK;
+  if (r == nullptr || (msg->id() != id && !refused)) {
     wire::close_all(got.fds);
     return fail(WB_E_PROTOCOL, "the broker sent a malformed or unexpected reply");
   }
