@@ -44,7 +44,7 @@ void Dispatcher::handle(Client *client, wire::Received &msg) {
     char what[64];
     snprintf(what, sizeof(what), "weightbusd, handling %s", proto::EnumNameBody(m->body_type()));
     int rc = abi_error(what);
-    log(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
+    WB_LOG_LIMITED(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
     if (!answered_ && m->body_type() != proto::Body::Published) reply(client, m->id(), rc);
   }
 }
@@ -53,7 +53,7 @@ void Dispatcher::dispatch(Client *client, const proto::Message *m, std::vector<i
   uint32_t id = m->id();
   if (client->uid_refused) {
     fail(WB_E_PERM, "uid %u may not use this broker (it runs as uid %u)", client->uid, unsigned(getuid()));
-    log(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
+    WB_LOG_LIMITED(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
     refuse(client, id, WB_E_PERM);
     client->hang_up = "refused: other uid";
     return;
@@ -111,7 +111,7 @@ void Dispatcher::reply(Client *client, uint32_t id, int code, uint64_t value, ui
 }
 
 void Dispatcher::refuse(Client *client, uint32_t id, int code) {
-  log(LogLevel::kDebug, "pid %u: refused with %d: %s", client->pid, code, wb_last_error());
+  WB_LOG_LIMITED(LogLevel::kDebug, "pid %u: refused with %d: %s", client->pid, code, wb_last_error());
   reply(client, id, code);
 }
 
@@ -183,7 +183,7 @@ void Dispatcher::client_gone(Client *client, const char *why) {
   }
   uint32_t leases = registry_.remove_client(client->slot);
   if (leases > 0) log(LogLevel::kInfo, "reclaim pid %u: %u lease(s)", client->pid, leases);
-  log(LogLevel::kInfo, "detach pid %u (client %u): %s", client->pid, client->slot, why);
+  WB_LOG_LIMITED(LogLevel::kInfo, "detach pid %u (client %u): %s", client->pid, client->slot, why);
   client->attached = false;
 }
 

@@ -54,9 +54,9 @@ class Server {
   int listen_fd_ = -1;
   uv_signal_t sigterm_;
   uv_signal_t sigint_;
-  uv_timer_t orphan_timer_;
+  uv_timer_t orphan_timer_;  // while an adopted segment has orphaned clients: reclaims them as they finish
   uv_timer_t accept_timer_;  // restarts accepting after a backoff (accept_without_descriptors)
-  int spare_fd_ = -1;        // /dev/null, closed to make room to refuse a connection when the process has none  // while an adopted segment has orphaned clients: reclaims them as they finish
+  int spare_fd_ = -1;        // /dev/null, closed to make room to refuse a connection when the process has none
   std::unordered_map<Connection *, std::unique_ptr<Connection>> connections_;
   wire::Received inbox_;  // every message is received here, made at start: handling one allocates no buffer
 };
