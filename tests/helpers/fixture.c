@@ -146,14 +146,14 @@ const char *fx_broker_path(void) {
 /* In the broker's child before exec: its descriptor limit and log, as opts asks. */
 static void prepare_broker_process(const fx_broker_opts *opts) {
   if (opts == NULL) return;
-  if (opts->nofile != 0) {
-    struct rlimit limit = {opts->nofile, opts->nofile};
-    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) perror("fixture: setrlimit RLIMIT_NOFILE");
-  }
-  if (opts->log_path != NULL) {
+  if (opts->log_path != NULL) { /* first: the test may have more descriptors open than nofile allows */
     int fd = open(opts->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) perror("fixture: opening the broker's log");
     if (fd >= 0) close(fd);
+  }
+  if (opts->nofile != 0) {
+    struct rlimit limit = {opts->nofile, opts->nofile};
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) perror("fixture: setrlimit RLIMIT_NOFILE");
   }
 }
 
