@@ -196,6 +196,11 @@ void Server::accept_clients() {
 void Server::refuse_connection(int fd, uint32_t pid) {
   WB_LOG_LIMITED(LogLevel::kWarn, "pid %u: connection refused: %s", unsigned(pid), wb_last_error());
   dispatcher_.refuse_connection(fd, WB_E_NOSPC);
+  // Closing a socket with unread requests resets it, and the client's receive would report the reset before
+  // the refusal: its first requests are read and dropped (a few at most: the refusal is for one who waits).
+  char byte;
+  for (int i = 0; i < kMessagesPerWake && recv(fd, &byte, 1, MSG_DONTWAIT) >= 0; ++i) {
+  }
   close(fd);
 }
 
