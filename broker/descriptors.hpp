@@ -29,8 +29,14 @@ class Descriptors {
   // Counts n more kept (after check), or n fewer.
   void hold(uint64_t n) { held_ += n; }
   void release(uint64_t n) { held_ = n > held_ ? 0 : held_ - n; }
-  void hold_connection() { ++held_, ++connections_; }
-  void release_connection() { release(1), connections_ = connections_ == 0 ? 0 : connections_ - 1; }
+  void hold_connection() {
+    ++held_;
+    ++connections_;
+  }
+  void release_connection() {
+    release(1);
+    if (connections_ > 0) --connections_;
+  }
   uint64_t limit() const { return limit_; }
 
  private:
