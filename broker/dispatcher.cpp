@@ -1,5 +1,6 @@
 #include "dispatcher.hpp"
 
+#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -43,7 +44,7 @@ void Dispatcher::handle(Client *client, wire::Received &msg) {
     char what[64];
     snprintf(what, sizeof(what), "weightbusd, handling %s", proto::EnumNameBody(m->body_type()));
     int rc = abi_error(what);
-    log(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
+    WB_LOG_LIMITED(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
     if (!answered_ && m->body_type() != proto::Body::Published) reply(client, m->id(), rc);
   }
 }
@@ -52,7 +53,7 @@ void Dispatcher::dispatch(Client *client, const proto::Message *m, std::vector<i
   uint32_t id = m->id();
   if (client->uid_refused) {
     fail(WB_E_PERM, "uid %u may not use this broker (it runs as uid %u)", client->uid, unsigned(getuid()));
-    log(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
+    WB_LOG_LIMITED(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
     refuse(client, id, WB_E_PERM);
     client->hang_up = "refused: other uid";
     return;
@@ -90,8 +91,14 @@ void Dispatcher::dispatch(Client *client, const proto::Message *m, std::vector<i
 }
 
 void Dispatcher::refuse_unreadable(Client *client, int code) {
-  log(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
+  WB_LOG_LIMITED(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
   reply(client, 0, code);  // id 0: the request's own id could not be read
+}
+
+void Dispatcher::refuse_connection(int fd, int code) {
+  Client unserved;
+  unserved.fd = fd;
+  reply(&unserved, 0, code);
 }
 
 void Dispatcher::reply(Client *client, uint32_t id, int code, uint64_t value, uint64_t size, int fd) {
@@ -105,7 +112,7 @@ void Dispatcher::reply(Client *client, uint32_t id, int code, uint64_t value, ui
 }
 
 void Dispatcher::refuse(Client *client, uint32_t id, int code) {
-  log(LogLevel::kDebug, "pid %u: refused with %d: %s", client->pid, code, wb_last_error());
+  WB_LOG_LIMITED(LogLevel::kDebug, "pid %u: refused with %d: %s", client->pid, code, wb_last_error());
   reply(client, id, code);
 }
 
@@ -116,9 +123,8 @@ void Dispatcher::notify_subscribers(uint32_t topic) {
   for (auto it = subs.begin(); it != subs.end();) {
     ssize_t n = write(it->second, "v", 1);
     if (n < 0 && errno != EAGAIN) {  // the reader closed its end; a full pipe is readable already
-      close(it->second);
+      unsubscribe(it->first, topic, it->second);
       it = subs.erase(it);
-      registry_.seg().topic(topic).notify_subscribers.fetch_sub(1);
     } else {
       ++it;
     }
@@ -129,18 +135,52 @@ void Dispatcher::drop_subscribers(uint32_t topic) {
   notify_subscribers(topic);
   auto found = subscribers_.find(topic);
   if (found == subscribers_.end()) return;
-  for (const auto &sub : found->second) close(sub.second);
+  for (const auto &sub : found->second) unsubscribe(sub.first, topic, sub.second);
   subscribers_.erase(found);
-  registry_.seg().topic(topic).notify_subscribers.store(0);
+}
+
+void Dispatcher::unsubscribe(Client *client, uint32_t topic, int fd) {
+  close(fd);
+  --client->subscriptions;
+  registry_.descriptors().release(1);
+  registry_.seg().topic(topic).notify_subscribers.fetch_sub(1);
+}
+
+int Dispatcher::check_subscription_room(const Client &client) const {
+  int rc = check_quota(Quota{.subscriptions = client.subscriptions}, Quota{.subscriptions = 1}, options_.per_client);
+  if (rc == WB_OK) rc = registry_.descriptors().check(1, "keeping a notify pipe");
+  return rc;
+}
+
+int Dispatcher::make_room_for_subscription(Client *client) {
+  if (check_subscription_room(*client) == WB_OK) return WB_OK;
+  prune_subscriptions(client);
+  return check_subscription_room(*client);
+}
+
+// A pipe whose read end is closed polls POLLERR on its write end: the reader closed its notify fd (or its topic
+// handle), which it does not tell the broker.
+void Dispatcher::prune_subscriptions(Client *client) {
+  for (auto &[topic, subs] : subscribers_) {
+    for (auto it = subs.begin(); it != subs.end();) {
+      pollfd pfd{it->second, 0, 0};
+      if (it->first == client && poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR)) {
+        unsubscribe(client, topic, it->second);
+        it = subs.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
 }
 
 void Dispatcher::client_gone(Client *client, const char *why) {
   for (auto &[topic, subs] : subscribers_) {
-    size_t dropped = std::erase_if(subs, [client](const std::pair<Client *, int> &sub) {
-      if (sub.first == client) close(sub.second);
+    uint32_t t = topic;
+    std::erase_if(subs, [this, client, t](const std::pair<Client *, int> &sub) {
+      if (sub.first == client) unsubscribe(client, t, sub.second);
       return sub.first == client;
     });
-    registry_.seg().topic(topic).notify_subscribers.fetch_sub(uint32_t(dropped));
   }
   if (!client->attached) return;
   drop_cuda(client);
@@ -152,7 +192,7 @@ void Dispatcher::client_gone(Client *client, const char *why) {
   }
   uint32_t leases = registry_.remove_client(client->slot);
   if (leases > 0) log(LogLevel::kInfo, "reclaim pid %u: %u lease(s)", client->pid, leases);
-  log(LogLevel::kInfo, "detach pid %u (client %u): %s", client->pid, client->slot, why);
+  WB_LOG_LIMITED(LogLevel::kInfo, "detach pid %u (client %u): %s", client->pid, client->slot, why);
   client->attached = false;
 }
 

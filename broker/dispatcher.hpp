@@ -24,6 +24,7 @@ struct Client {
   bool attached = false;
   uint32_t slot = 0;
   std::set<uint32_t> imported;   // CUDA allocations this client has open (counted in their importers)
+  uint32_t subscriptions = 0;     // notify pipes the dispatcher keeps for it (--max-subscriptions-per-client)
   const char *hang_up = nullptr;  // set when the connection must be closed: why
 };
 
@@ -49,6 +50,7 @@ class Dispatcher {
   // their leases held back. Returns whether orphans remain.
   bool reap_orphans();
   const Registry &registry() const { return registry_; }
+  Descriptors &descriptors() { return registry_.descriptors(); }
 
   // Verifies, checks and applies one message and answers it (Published excepted). Sets client->hang_up when
   // the client must be disconnected. Running out of memory is answered with WB_E_NOMEM, the registry unchanged:
@@ -56,6 +58,9 @@ class Dispatcher {
   void handle(Client *client, wire::Received &msg);
   // A datagram that could not be read whole (wire::receive's WB_E_SIZE or WB_E_PROTOCOL): answered with code.
   void refuse_unreadable(Client *client, int code);
+  // A connection the broker will not serve (fd: its socket, closed by the caller): answered with code and
+  // wb_last_error() as a reply to request id 0, which the library returns from the call it was making.
+  void refuse_connection(int fd, int code);
   // The client's connection closed: reclaims its leases, publisher roles, CUDA imports and subscriptions.
   // Allocates nothing: a client that left is reclaimed however short memory is.
   void client_gone(Client *client, const char *why);
@@ -67,6 +72,12 @@ class Dispatcher {
   void notify_subscribers(uint32_t topic);
   // The topic was removed: its subscribers' pipes are written to (they wake and find it gone) and closed.
   void drop_subscribers(uint32_t topic);
+  // Room for one more subscription of client: its limit and a descriptor. Drops the client's subscriptions whose
+  // reader is gone first when there is none, so that closing a notify fd frees its place.
+  int make_room_for_subscription(Client *client);
+  int check_subscription_room(const Client &client) const;
+  void prune_subscriptions(Client *client);
+  void unsubscribe(Client *client, uint32_t topic, int fd);  // closes fd and uncounts it
 
   void on_attach(Client *client, uint32_t id, const void *body);
   void on_resume(Client *client, uint32_t id, const proto::Attach *attach);

@@ -46,17 +46,17 @@ void Dispatcher::on_attach(Client *client, uint32_t id, const void *body) {
   if (!same) {
     fail(WB_E_ABI_MISMATCH, "the client speaks layout %u, this broker layout %u (or their struct sizes differ)",
          attach->layout_version(), shm::kLayoutVersion);
-    log(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
+    WB_LOG_LIMITED(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
     return refuse(client, id, WB_E_ABI_MISMATCH);
   }
   if (attach->resume()) return on_resume(client, id, attach);
   int rc = registry_.add_client(client->pid, client->uid, text(attach->name()), &client->slot);
   if (rc != WB_OK) {
-    log(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
+    WB_LOG_LIMITED(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
     return refuse(client, id, rc);
   }
   client->attached = true;
-  log(LogLevel::kInfo, "attach pid %u (client %u, '%s')", client->pid, client->slot,
+  WB_LOG_LIMITED(LogLevel::kInfo, "attach pid %u (client %u, '%s')", client->pid, client->slot,
       registry_.seg().client(client->slot).name);
   reply(client, id, WB_OK, client->slot, registry_.seg().header().segment_size, registry_.segment_fd());
 }
@@ -70,7 +70,7 @@ void Dispatcher::on_resume(Client *client, uint32_t id, const proto::Attach *att
   }
   int rc = registry_.resume_client(attach->slot(), attach->generation(), client->pid);
   if (rc != WB_OK) {
-    log(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
+    WB_LOG_LIMITED(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
     return refuse(client, id, rc);
   }
   client->slot = attach->slot();
@@ -178,8 +178,11 @@ void Dispatcher::on_subscribe(Client *client, uint32_t id, const void *body, std
   uint32_t topic = static_cast<const proto::Subscribe *>(body)->topic();
   int rc = registry_.check_topic(topic);
   if (rc == WB_OK) rc = check_notify_pipe(fds);
+  if (rc == WB_OK) rc = make_room_for_subscription(client);
   if (rc != WB_OK) return refuse(client, id, rc);
-  subscribers_[topic].emplace_back(client, fds[0]);
+  subscribers_[topic].emplace_back(client, fds[0]);  // may run out of memory: nothing is counted before
+  ++client->subscriptions;
+  registry_.descriptors().hold(1);
   registry_.seg().topic(topic).notify_subscribers.fetch_add(1);
   fds.clear();  // kept
   reply(client, id, WB_OK);
@@ -188,7 +191,7 @@ void Dispatcher::on_subscribe(Client *client, uint32_t id, const void *body, std
 void Dispatcher::on_published(Client *client, const void *body) {
   uint32_t topic = static_cast<const proto::Published *>(body)->topic();
   if (registry_.check_topic(topic) != WB_OK || !registry_.is_publisher(topic, client->slot)) {
-    log(LogLevel::kWarn, "pid %u: Published for a topic it does not publish", client->pid);
+    WB_LOG_LIMITED(LogLevel::kWarn, "pid %u: Published for a topic it does not publish", client->pid);
     return;
   }
   notify_subscribers(topic);

@@ -1,6 +1,5 @@
 // weightbusd: parses flags, daemonizes unless --foreground, and runs the server.
 #include <fcntl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,21 +9,13 @@
 #include <cstring>
 #include <string>
 
+#include "descriptors.hpp"
 #include "log.hpp"
 #include "options.hpp"
 #include "server.hpp"
 #include "socket_dir.hpp"
 
 namespace {
-
-// The broker keeps a descriptor per allocation, notify pipe and CUDA chunk: the usual soft limit of 1024 is
-// below the default --max-allocations, so it takes the hard limit.
-void raise_descriptor_limit() {
-  rlimit limit;
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == limit.rlim_max) return;
-  limit.rlim_cur = limit.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &limit);
-}
 
 // A daemonized broker's log: its socket's path + ".log", opened before forking so that a failure is reported
 // on the terminal. The socket's directory is created first, as the server would, so that the first broker on
@@ -83,7 +74,7 @@ int main(int argc, char **argv) {
   int status = wb::broker::parse_options(argc, argv, &options, &exit_now);
   if (exit_now) return status;
   wb::broker::set_log_level(options.log_level);
-  raise_descriptor_limit();
+  wb::broker::raise_descriptor_limit();
   signal(SIGPIPE, SIG_IGN);  // a reader that closed its notify pipe must not kill the broker
   int ready_fd = -1;
   if (!options.foreground && daemonize(options, &ready_fd) != 0) return 1;

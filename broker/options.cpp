@@ -40,6 +40,13 @@ const char kUsage[] =
     "  --max-allocations-per-client N  allocations one client may make (default: half of --max-allocations)\n"
     "  --max-bytes-per-client N[K|M|G|T]  host shared memory one client may allocate (default: half of the\n"
     "                                  machine's memory)\n"
+    "  --max-subscriptions-per-client N  notify fds (wb_topic_notify_fd) one client may hold at once\n"
+    "                                  (default: 4 x --max-topics)\n"
+    "  --max-chunks-per-client N       CUDA VMM chunks one client may export (default 65536)\n"
+    "\n"
+    "descriptors: the broker raises its soft RLIMIT_NOFILE (`ulimit -n`) to the hard limit and keeps 16 of\n"
+    "them free, so that it can always accept, answer and close, and room for --max-clients connections; a\n"
+    "connection or request that would need one of those is refused with WB_E_NOSPC naming RLIMIT_NOFILE.\n"
     "\n"
     "stopping:\n"
     "  SIGTERM or SIGINT (`weightbus stop [--name NAME | --socket PATH]` sends SIGTERM and waits) stops the\n"
@@ -68,6 +75,16 @@ struct CountFlag {
 };
 
 constexpr const shm::Capacities &kMax = shm::kCapacityLimits;
+// Each subscription and CUDA chunk is a descriptor in the broker: the limits are below what a process may open
+// (fs.nr_open, 1048576 by default), and the broker's descriptor budget refuses them earlier still.
+constexpr uint32_t kMaxSubscriptionsPerClient = 1u << 20;
+constexpr uint32_t kMaxChunksPerClient = 1u << 20;
+// A client's notify subscriptions by default: one notify fd per topic per client handle, for four handles of
+// every topic, far more than a reader uses, far fewer than one descriptor-hungry loop would open.
+constexpr uint32_t kSubscriptionsPerTopic = 4;
+// CUDA VMM chunks one client may register by default: 64 Ki chunks of at least 2 MiB (the VMM granularity)
+// are 128 GiB or more, more than one GPU holds.
+constexpr uint32_t kDefaultChunksPerClient = 65536;
 
 const CountFlag kCountFlags[] = {
     {"--max-topics", &shm::Capacities::max_topics, 1, kMax.max_topics},
@@ -88,6 +105,8 @@ const QuotaFlag kQuotaFlags[] = {
     {"--max-topics-per-client", &Quota::topics, kMax.max_topics},
     {"--max-tensors-per-client", &Quota::tensors, kMax.max_tensors},
     {"--max-allocations-per-client", &Quota::allocations, kMax.max_allocations},
+    {"--max-subscriptions-per-client", &Quota::subscriptions, kMaxSubscriptionsPerClient},
+    {"--max-chunks-per-client", &Quota::chunks, kMaxChunksPerClient},
 };
 
 // A byte count with an optional binary suffix (K, M, G, T), at least 1.
@@ -105,12 +124,14 @@ bool parse_bytes(const char *text, uint64_t *out) {
   return true;
 }
 
-// Per-client limits left at 0 get half of what they limit, at least 1.
+// Per-client limits of table entries left at 0 get half of what they limit, at least 1.
 void default_quota(const shm::Capacities &caps, Quota *q) {
   if (q->topics == 0) q->topics = std::max(1u, caps.max_topics / 2);
   if (q->tensors == 0) q->tensors = std::max(1u, caps.max_tensors / 2);
   if (q->allocations == 0) q->allocations = std::max(1u, caps.max_allocations / 2);
   if (q->bytes == 0) q->bytes = uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGESIZE)) / 2;
+  if (q->subscriptions == 0) q->subscriptions = kSubscriptionsPerTopic * caps.max_topics;
+  if (q->chunks == 0) q->chunks = kDefaultChunksPerClient;
 }
 
 template <typename Flag, size_t N>

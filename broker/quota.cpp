@@ -23,6 +23,11 @@ int check_quota(const Quota &used, const Quota &more, const Quota &limit) {
     rc = check("allocations", "--max-allocations-per-client", used.allocations, more.allocations, limit.allocations);
   }
   if (rc == WB_OK) rc = check("bytes of host memory", "--max-bytes-per-client", used.bytes, more.bytes, limit.bytes);
+  if (rc == WB_OK) {
+    rc = check("notify subscriptions", "--max-subscriptions-per-client", used.subscriptions, more.subscriptions,
+               limit.subscriptions);
+  }
+  if (rc == WB_OK) rc = check("CUDA chunks", "--max-chunks-per-client", used.chunks, more.chunks, limit.chunks);
   return rc;
 }
 
@@ -31,6 +36,8 @@ void add_quota(Quota *used, const Quota &more) {
   used->tensors += more.tensors;
   used->allocations += more.allocations;
   used->bytes += more.bytes;
+  used->subscriptions += more.subscriptions;
+  used->chunks += more.chunks;
 }
 
 }  // namespace wb::broker

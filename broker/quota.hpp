@@ -11,6 +11,8 @@ struct Quota {
   uint32_t tensors = 0;  // tensors and views
   uint32_t allocations = 0;
   uint64_t bytes = 0;  // host shared memory (CUDA memory is its exporter's own)
+  uint32_t subscriptions = 0;  // notify pipes held at once (each is a descriptor in the broker)
+  uint32_t chunks = 0;         // CUDA VMM chunks registered (each is a descriptor in the broker)
 };
 
 // WB_OK if used + more stays within limit, else WB_E_NOSPC naming the limit and its flag.

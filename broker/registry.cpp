@@ -274,7 +274,10 @@ std::vector<std::pair<uint32_t, std::string>> Registry::host_allocations_of(uint
 // Processes that mapped them keep their mappings; the memory is freed when the last one unmaps.
 void Registry::free_host_allocations(const std::vector<std::pair<uint32_t, std::string>> &host) {
   for (const auto &[a, name] : host) {
-    if (allocation_fds_[a] >= 0) close(allocation_fds_[a]);
+    if (allocation_fds_[a] >= 0) {
+      close(allocation_fds_[a]);
+      descriptors_.release(1);
+    }
     allocation_fds_[a] = -1;
     shm_unlink(name.c_str());
     seg_.allocation(a).kind.store(uint32_t(shm::AllocationKind::kFree), std::memory_order_release);
@@ -391,6 +394,7 @@ int Registry::alloc_tensors(uint32_t topic, uint32_t client, const std::vector<N
   if ((rc = check_quota(client, taken)) != WB_OK) return rc;
   shm::Header &h = seg_.header();
   uint32_t a = h.allocation_count.load();
+  if ((rc = descriptors_.check(1, "a new host allocation")) != WB_OK) return rc;
   std::string name = allocation_shm_name(a);
   shm_unlink(name.c_str());  // left by a broker whose segment is gone
   int memfd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -414,6 +418,7 @@ int Registry::alloc_tensors(uint32_t topic, uint32_t client, const std::vector<N
   alloc.kind.store(uint32_t(shm::AllocationKind::kHostShm), std::memory_order_release);
   h.allocation_count.store(a + 1, std::memory_order_release);
   allocation_fds_[a] = memfd;
+  descriptors_.hold(1);
   for (size_t i = 0; i < specs.size(); ++i) {
     if (!is_new[i]) continue;
     uint32_t index = h.tensor_count.load();

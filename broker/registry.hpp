@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cuda_chunks.hpp"
+#include "descriptors.hpp"
 #include "layout.hpp"
 #include "quota.hpp"
 
@@ -64,6 +65,10 @@ class Registry {
   int segment_fd() const;
   const shm::Segment &seg() const { return seg_; }
   const std::string &shm_name() const { return shm_name_; }
+  // The broker's descriptor budget. The registry counts in it the descriptors it keeps (host allocations, CUDA
+  // chunks) and refuses one beyond it; the server and dispatcher count theirs (connections, notify pipes).
+  Descriptors &descriptors() { return descriptors_; }
+  const Descriptors &descriptors() const { return descriptors_; }
 
   int add_client(uint32_t pid, uint32_t uid, const std::string &name, uint32_t *slot);
   // Clears the client's leases, waking the publishers they held back, and frees its slot; returns how many
@@ -144,6 +149,7 @@ class Registry {
   std::vector<std::pair<uint32_t, std::string>> host_allocations_of(uint32_t topic) const;
   void free_host_allocations(const std::vector<std::pair<uint32_t, std::string>> &host);
   void revoke_cuda_allocations(uint32_t topic);
+  void drop_chunks(uint32_t allocation);  // closes the chunk fds the broker keeps of allocation
   int check_registered(uint32_t topic, uint32_t client, const NewRegisteredTensor &t) const;
   // WB_E_NOSPC if client may not create `more`; charge() counts it once created.
   int check_quota(uint32_t client, const Quota &more) const;
@@ -161,6 +167,7 @@ class Registry {
   Quota per_client_;
   std::vector<Quota> used_;  // per client slot, since it was handed out
   CudaChunks cuda_chunks_;
+  Descriptors descriptors_;
   std::unordered_map<uint32_t, uint32_t> orphans_;  // client slot -> pid
 };
 

@@ -74,7 +74,8 @@ int Registry::register_cuda_allocation(const NewCudaAllocation &a, uint32_t clie
     return fail(WB_E_NOSPC, "the allocation table is full (%u; see weightbusd --max-allocations)",
                 seg_.caps().max_allocations);
   }
-  if ((rc = check_quota(client, Quota{.allocations = 1})) != WB_OK) return rc;
+  Quota taken{.allocations = 1, .chunks = a.chunk_count};
+  if ((rc = check_quota(client, taken)) != WB_OK) return rc;
   bool vmm = a.kind == uint32_t(shm::AllocationKind::kCudaVmm);
   shm::Allocation &e = seg_.allocation(i);
   e.topic = a.topic;
@@ -91,7 +92,7 @@ int Registry::register_cuda_allocation(const NewCudaAllocation &a, uint32_t clie
   if (!vmm) memcpy(e.ipc_handle, a.ipc_handle.data(), sizeof(e.ipc_handle));
   e.kind.store(a.kind, std::memory_order_release);
   h.allocation_count.store(i + 1, std::memory_order_release);
-  charge(client, Quota{.allocations = 1});
+  charge(client, taken);
   *index = i;
   return WB_OK;
 }
@@ -130,11 +131,13 @@ int Registry::add_allocation_chunks(uint32_t allocation, uint32_t client, uint32
     return fail(WB_E_SIZE, "allocation %u: its chunks cover %llu of its %llu bytes", allocation,
                 (unsigned long long)end, (unsigned long long)a->size);
   }
+  if ((rc = descriptors_.check(sizes.size(), "keeping a CUDA chunk's fd")) != WB_OK) return rc;
   have.reserve(have.size() + sizes.size());  // a chunk taken below must not be left in fds as well
   for (size_t i = 0; i < sizes.size(); ++i) {
     have.emplace_back(fds[i], offset, sizes[i]);
     offset += sizes[i];
   }
+  descriptors_.hold(sizes.size());
   fds.clear();  // kept
   if (complete) a->state.store(uint32_t(shm::AllocationState::kLive), std::memory_order_release);
   return WB_OK;
@@ -240,7 +243,7 @@ int Registry::revoke_allocation(uint32_t allocation, uint32_t client, uint32_t *
   uint32_t state = a->state.load();
   if (state == uint32_t(shm::AllocationState::kLive) || state == uint32_t(shm::AllocationState::kPending)) {
     a->state.store(uint32_t(shm::AllocationState::kRevoked), std::memory_order_release);
-    cuda_chunks_.erase(allocation);  // importers hold their own mappings; no new ones
+    drop_chunks(allocation);  // importers hold their own mappings; no new ones
   }
   *importers = a->importers.load();
   return WB_OK;
@@ -254,7 +257,7 @@ void Registry::revoke_cuda_allocations(uint32_t topic) {
     if (state == uint32_t(shm::AllocationState::kLive) || state == uint32_t(shm::AllocationState::kPending)) {
       alloc.state.store(uint32_t(shm::AllocationState::kRevoked), std::memory_order_release);
     }
-    cuda_chunks_.erase(a);
+    drop_chunks(a);
   }
 }
 
@@ -282,6 +285,13 @@ int Registry::import_chunk(uint32_t allocation, uint32_t chunk, int *fd, uint64_
   return WB_OK;
 }
 
+void Registry::drop_chunks(uint32_t allocation) {
+  auto found = cuda_chunks_.find(allocation);
+  if (found == cuda_chunks_.end()) return;
+  descriptors_.release(found->second.size());
+  cuda_chunks_.erase(found);
+}
+
 bool Registry::is_cuda_allocation(uint32_t allocation) const {
   return allocation < seg_.header().allocation_count.load() && is_cuda(seg_.allocation(allocation).kind.load());
 }
@@ -305,7 +315,7 @@ uint32_t Registry::exporter_gone(uint32_t client) {
         a.kind.load() == uint32_t(shm::AllocationKind::kCudaIpc) && state == uint32_t(shm::AllocationState::kLive);
     if (!pending && !legacy_live) continue;
     a.state.store(uint32_t(shm::AllocationState::kDead), std::memory_order_release);
-    cuda_chunks_.erase(i);
+    drop_chunks(i);
     ++died;
   }
   return died;

@@ -1,5 +1,6 @@
 #include "server.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -10,6 +11,7 @@
 #include <cstring>
 #include <new>
 
+#include "descriptors.hpp"
 #include "error.hpp"
 #include "log.hpp"
 #include "socket_dir.hpp"
@@ -22,6 +24,8 @@ namespace {
 constexpr int kMessagesPerWake = 64;
 // How often orphaned clients of an adopted segment are checked (process alive, leases held).
 constexpr uint64_t kOrphanCheckMs = 100;
+// How long the broker stops accepting when the process (or the system) has no descriptor for a connection.
+constexpr uint64_t kAcceptBackoffMs = 100;
 
 bool someone_listens(const sockaddr_un &addr) {
   int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -100,11 +104,11 @@ int Server::run(int ready_fd) {
     uv_timer_start(&orphan_timer_, [](uv_timer_t *timer) { static_cast<Server *>(timer->data)->reap_orphans(); },
                    0, kOrphanCheckMs);
   }
+  uv_timer_init(&loop_, &accept_timer_);
+  accept_timer_.data = this;
   uv_poll_init(&loop_, &listener_, listen_fd_);
   listener_.data = this;
-  uv_poll_start(&listener_, UV_READABLE, [](uv_poll_t *handle, int, int) {
-    static_cast<Server *>(handle->data)->accept_clients();
-  });
+  start_accepting();
   for (auto [handle, signum] : {std::pair{&sigterm_, SIGTERM}, std::pair{&sigint_, SIGINT}}) {
     uv_signal_init(&loop_, handle);
     handle->data = this;
@@ -122,9 +126,17 @@ int Server::run(int ready_fd) {
     (void)!write(ready_fd, "r", 1);
     close(ready_fd);
   }
+  spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  dispatcher_.descriptors().start(raise_descriptor_limit(), count_open_descriptors(), caps.max_clients);
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
   return 0;
+}
+
+void Server::start_accepting() {
+  uv_poll_start(&listener_, UV_READABLE, [](uv_poll_t *handle, int, int) {
+    static_cast<Server *>(handle->data)->accept_clients();
+  });
 }
 
 Connection *Server::add_connection() {
@@ -141,8 +153,9 @@ Connection *Server::add_connection() {
 void Server::accept_clients() {
   for (;;) {
     int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE)) return accept_without_descriptors(errno);
     if (fd < 0) {
-      if (errno != EAGAIN && errno != EINTR) log(LogLevel::kWarn, "accept: %s", strerror(errno));
+      if (errno != EAGAIN && errno != EINTR) WB_LOG_LIMITED(LogLevel::kWarn, "accept: %s", strerror(errno));
       return;
     }
     ucred cred{};
@@ -151,12 +164,17 @@ void Server::accept_clients() {
       close(fd);
       continue;
     }
+    if (dispatcher_.descriptors().check_connection() != WB_OK) {
+      refuse_connection(fd, cred.pid);
+      continue;
+    }
     Connection *conn = add_connection();
     if (conn == nullptr) {
-      log(LogLevel::kWarn, "pid %u: connection closed: the broker is out of memory", unsigned(cred.pid));
+      WB_LOG_LIMITED(LogLevel::kWarn, "pid %u: connection closed: the broker is out of memory", unsigned(cred.pid));
       close(fd);
       continue;
     }
+    dispatcher_.descriptors().hold_connection();
     conn->client.fd = fd;
     conn->client.pid = uint32_t(cred.pid);
     conn->client.uid = uint32_t(cred.uid);
@@ -173,6 +191,39 @@ void Server::accept_clients() {
       c->server->read_client(c);
     });
   }
+}
+
+void Server::refuse_connection(int fd, uint32_t pid) {
+  WB_LOG_LIMITED(LogLevel::kWarn, "pid %u: connection refused: %s", unsigned(pid), wb_last_error());
+  dispatcher_.refuse_connection(fd, WB_E_NOSPC);
+  // Closing a socket with unread requests resets it, and the client's receive would report the reset before
+  // the refusal: its first requests are read and dropped (a few at most: the refusal is for one who waits).
+  char byte;
+  for (int i = 0; i < kMessagesPerWake && recv(fd, &byte, 1, MSG_DONTWAIT) >= 0; ++i) {
+  }
+  close(fd);
+}
+
+// The classic way out of EMFILE (libev, libuv's uv__emfile_trick): give up the spare descriptor, accept the
+// connection into it, refuse and close it, take the spare back. The listening socket stays readable while a
+// connection waits, so without this the loop would wake at once, again and again.
+void Server::accept_without_descriptors(int err) {
+  WB_LOG_LIMITED(LogLevel::kWarn, "accept: %s: refusing new connections", strerror(err));
+  if (spare_fd_ >= 0 && err == EMFILE) {
+    close(spare_fd_);
+    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd >= 0) {
+      fail(WB_E_NOSPC, "the broker has no descriptor left for a connection (RLIMIT_NOFILE %llu): try again later",
+           (unsigned long long)dispatcher_.descriptors().limit());
+      refuse_connection(fd, 0);
+    }
+    spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && spare_fd_ >= 0) return;
+  }
+  uv_poll_stop(&listener_);
+  uv_timer_start(&accept_timer_, [](uv_timer_t *timer) {
+    static_cast<Server *>(timer->data)->start_accepting();
+  }, kAcceptBackoffMs, 0);
 }
 
 void Server::read_client(Connection *conn) {
@@ -197,6 +248,7 @@ void Server::drop(Connection *conn, const char *why) {
   if (found == connections_.end()) return;
   std::unique_ptr<Connection> owned = std::move(found->second);
   connections_.erase(found);
+  dispatcher_.descriptors().release_connection();
   dispatcher_.client_gone(&conn->client, why);
   uv_poll_stop(&conn->poll);
   close(conn->client.fd);
@@ -215,7 +267,9 @@ void Server::shutdown() {
   uv_close(reinterpret_cast<uv_handle_t *>(&sigterm_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t *>(&sigint_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t *>(&orphan_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t *>(&accept_timer_), nullptr);
   close(listen_fd_);
+  if (spare_fd_ >= 0) close(spare_fd_);
   unlink(socket_path_.c_str());
 }
 

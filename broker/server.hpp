@@ -33,7 +33,13 @@ class Server {
   int publish_socket();  // renames it to the socket path, once the registry is open
   // A new connection's record (in connections_), or nullptr when there is no memory for one.
   Connection *add_connection();
+  void start_accepting();
   void accept_clients();
+  // accept4 failed with EMFILE or ENFILE: refuses the waiting connection with the spare descriptor, else stops
+  // accepting for kAcceptBackoffMs, so that a listening socket that stays readable is not polled in a spin.
+  void accept_without_descriptors(int err);
+  // Answers a connection the broker will not serve with WB_E_NOSPC (wb_last_error() says why) and closes it.
+  void refuse_connection(int fd, uint32_t pid);
   void read_client(Connection *conn);
   void drop(Connection *conn, const char *why);
   void shutdown();
@@ -49,6 +55,8 @@ class Server {
   uv_signal_t sigterm_;
   uv_signal_t sigint_;
   uv_timer_t orphan_timer_;  // while an adopted segment has orphaned clients: reclaims them as they finish
+  uv_timer_t accept_timer_;  // restarts accepting after a backoff (accept_without_descriptors)
+  int spare_fd_ = -1;        // /dev/null, closed to make room to refuse a connection when the process has none
   std::unordered_map<Connection *, std::unique_ptr<Connection>> connections_;
   wire::Received inbox_;  // every message is received here, made at start: handling one allocates no buffer
 };

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 
@@ -139,18 +140,46 @@ int check_struct_size(uint32_t given, size_t needed, const char *type_name) {
   return WB_OK;
 }
 
+namespace {
+
+const proto::Reply *parse_reply(const wire::Received &got) {
+  flatbuffers::Verifier verifier(got.data.data(), got.data.size());
+  return verifier.VerifyBuffer<proto::Message>() ? proto::GetMessage(got.data.data())->body_as_Reply() : nullptr;
+}
+
+// A broker that refuses a connection (out of descriptors) answers request id 0 and closes it, maybe before it
+// read the request: the send then finds the socket closed, or the receive its reset, while the refusal is still
+// queued. Returns the refusal's error, else WB_E_BROKER_GONE as the send or receive said.
+int queued_refusal(int sock, wire::Received *got) {
+  char why[512];
+  snprintf(why, sizeof(why), "%s", wb_last_error());
+  if (wire::receive(sock, 0, got) == WB_OK) {
+    wire::close_all(got->fds);
+    const proto::Reply *r = parse_reply(*got);
+    if (r != nullptr && proto::GetMessage(got->data.data())->id() == 0 && r->code() != WB_OK) {
+      return fail(r->code(), "%s", r->message() ? r->message()->c_str() : "refused");
+    }
+  }
+  return fail(WB_E_BROKER_GONE, "%s", why);
+}
+
+}  // namespace
+
 int transact(wb_client *client, int sock, flatbuffers::FlatBufferBuilder &builder, proto::Body type,
              flatbuffers::Offset<void> body, const int *fds, int nfds, Reply *reply) {
   uint32_t id = ++client->next_request_id;
   builder.Finish(proto::CreateMessage(builder, id, type, body));
   int rc = wire::send(sock, builder.GetBufferPointer(), builder.GetSize(), fds, nfds);
+  if (rc == WB_OK && reply != nullptr) rc = wire::receive(sock, client->timeout_ms, &reply->message);
+  if (rc == WB_E_BROKER_GONE && reply != nullptr) return queued_refusal(sock, &reply->message);
   if (rc != WB_OK || reply == nullptr) return rc;
   wire::Received &got = reply->message;  // made with the reply: nothing below allocates
-  if ((rc = wire::receive(sock, client->timeout_ms, &got)) != WB_OK) return rc;
-  flatbuffers::Verifier verifier(got.data.data(), got.data.size());
+  const proto::Reply *r = parse_reply(got);
   const proto::Message *msg = proto::GetMessage(got.data.data());
-  const proto::Reply *r = verifier.VerifyBuffer<proto::Message>() ? msg->body_as_Reply() : nullptr;
-  if (r == nullptr || msg->id() != id) {
+  // A reply to id 0 is the broker refusing what it could not take as a request (a message it could not read,
+  // or this connection, when it is out of descriptors): its error is this call's.
+  bool refused = r != nullptr && msg->id() == 0 && r->code() != WB_OK;
+  if (r == nullptr || (msg->id() != id && !refused)) {
     wire::close_all(got.fds);
     return fail(WB_E_PROTOCOL, "the broker sent a malformed or unexpected reply");
   }

@@ -192,7 +192,8 @@ WB_API int wb_default_socket_path(const char *broker_name, char *buf, size_t buf
 
 /* Connects to the broker, checks that it speaks this library's layout and maps its segment.
  * opts may be NULL for defaults. Errors: WB_E_INVAL, WB_E_CONNECT (nobody listens), WB_E_PERM (uid refused),
- * WB_E_ABI_MISMATCH, WB_E_NOSPC (client table full), WB_E_TIMEOUT, WB_E_IO, WB_E_NOMEM. */
+ * WB_E_ABI_MISMATCH, WB_E_NOSPC (client table full, or the broker has no descriptor to spare for the
+ * connection: the message names RLIMIT_NOFILE), WB_E_TIMEOUT, WB_E_IO, WB_E_NOMEM. */
 WB_API int wb_attach(const wb_attach_options *opts, wb_client **out);
 
 /* Closes every topic and releases every lease of this client, then disconnects and waits (at most the attach
@@ -415,7 +416,9 @@ WB_API int wb_topic_wait(wb_topic *topic, uint64_t after, int64_t timeout_ms, ui
  * runs, the fd stays quiet until a successor's socket appears, the wait for one ends or the broker's segment is
  * removed. docs/examples/notify-loop.c is this loop as a program. Later calls return the same fd.
  * Errors: WB_E_INVAL, WB_E_BROKER_GONE (the broker is gone and no successor may take the client back),
- * WB_E_TIMEOUT (the broker did not answer the subscription), WB_E_IO. */
+ * WB_E_TIMEOUT (the broker did not answer the subscription), WB_E_NOSPC (this client holds
+ * weightbusd --max-subscriptions-per-client notify fds, or the broker has no descriptor to spare: the message
+ * names the flag or RLIMIT_NOFILE; closing notify fds or topic handles frees places), WB_E_IO. */
 WB_API int wb_topic_notify_fd(wb_topic *topic, int *fd);
 
 /* Call it each time the notify fd is readable: it consumes what made the fd readable, follows the broker

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -142,11 +143,25 @@ const char *fx_broker_path(void) {
   return exe != NULL && exe[0] != '\0' ? exe : WB_TEST_BROKER;
 }
 
+/* In the broker's child before exec: its descriptor limit and log, as opts asks. */
+static void prepare_broker_process(const fx_broker_opts *opts) {
+  if (opts == NULL) return;
+  if (opts->log_path != NULL) { /* first: the test may have more descriptors open than nofile allows */
+    int fd = open(opts->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) perror("fixture: opening the broker's log");
+    if (fd >= 0) close(fd);
+  }
+  if (opts->nofile != 0) {
+    struct rlimit limit = {opts->nofile, opts->nofile};
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) perror("fixture: setrlimit RLIMIT_NOFILE");
+  }
+}
+
 /* Starts weightbusd on b's socket and name and waits until it accepts. */
 static int launch(fx_broker *b, const fx_broker_opts *opts) {
   const char *exe = fx_broker_path();
   const char *level = getenv("WB_TEST_LOG_LEVEL");
-  char values[10][24];
+  char values[11][24];
   const char *argv[32];
   int n = 0;
   argv[n++] = exe;
@@ -158,15 +173,17 @@ static int launch(fx_broker *b, const fx_broker_opts *opts) {
   argv[n++] = "--log-level";
   argv[n++] = level != NULL ? level : "warn";
   if (opts != NULL) {
-    const char *flags[10] = {"--max-topics",  "--max-tensors",       "--max-allocations",
+    const char *flags[11] = {"--max-topics",  "--max-tensors",       "--max-allocations",
                              "--max-clients", "--leases-per-client", "--ring-slots",
                              "--max-topics-per-client", "--max-tensors-per-client",
-                             "--max-allocations-per-client", "--max-bytes-per-client"};
-    const uint64_t given[10] = {opts->max_topics,  opts->max_tensors,       opts->max_allocations,
+                             "--max-allocations-per-client", "--max-bytes-per-client",
+                             "--max-subscriptions-per-client"};
+    const uint64_t given[11] = {opts->max_topics,  opts->max_tensors,       opts->max_allocations,
                                 opts->max_clients, opts->leases_per_client, opts->ring_slots,
                                 opts->max_topics_per_client, opts->max_tensors_per_client,
-                                opts->max_allocations_per_client, opts->max_bytes_per_client};
-    for (int i = 0; i < 10; ++i) {
+                                opts->max_allocations_per_client, opts->max_bytes_per_client,
+                                opts->max_subscriptions_per_client};
+    for (int i = 0; i < 11; ++i) {
       if (given[i] == 0) continue;
       snprintf(values[i], sizeof(values[i]), "%llu", (unsigned long long)given[i]);
       argv[n++] = flags[i];
@@ -185,6 +202,7 @@ static int launch(fx_broker *b, const fx_broker_opts *opts) {
   }
   if (pid == 0) {
     die_with_parent(parent);
+    prepare_broker_process(opts);
     execv(exe, (char *const *)argv);
     fprintf(stderr, "fixture: cannot run %s: %s\n", exe, strerror(errno));
     _exit(127);

@@ -67,7 +67,7 @@ void fx_sleep_ms(int64_t ms);
 
 /* ---- broker ------------------------------------------------------------------------------------------- */
 
-/* Capacities and per-client limits passed to weightbusd; 0 leaves the broker's default. */
+/* Capacities and per-client limits passed to weightbusd, and how it runs; 0 (NULL) leaves the default. */
 typedef struct fx_broker_opts {
   uint32_t max_topics;
   uint32_t max_tensors;
@@ -79,6 +79,9 @@ typedef struct fx_broker_opts {
   uint32_t max_tensors_per_client;
   uint32_t max_allocations_per_client;
   uint64_t max_bytes_per_client;
+  uint32_t max_subscriptions_per_client;
+  uint32_t nofile;      /* RLIMIT_NOFILE (soft and hard) of the broker's process */
+  const char *log_path; /* the broker's stderr (its log) goes to this file, appended */
 } fx_broker_opts;
 
 typedef struct fx_broker {

@@ -122,7 +122,7 @@ broker::Options options(const char *name) {
   broker::Options o;
   o.name = name;
   o.caps = shm::Capacities{4, 32, 8, 4, 4, 4};
-  o.per_client = broker::Quota{4, 16, 8, 1 << 20};
+  o.per_client = broker::Quota{4, 16, 8, 1 << 20, 4, 64};
   return o;
 }
 
