@@ -3,7 +3,8 @@
  * it refuses to start (exit 1) naming the object, its owner and mode, and what to do, and leaves it in place.
  * Planted: garbage of mode 0666, a real segment copied by uid 65534 (as it would copy one of its own brokers':
  * the layout is the same), our own segment opened to others, an allocation of another uid, a symbolic link.
- * At a fresh start, a stale allocation of another uid in the way is not reused. */
+ * At a fresh start, a stale allocation of another uid in the way is not reused: removed by a root broker,
+ * refused (WB_E_PERM naming it) by another. */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -173,8 +174,7 @@ static void a_symbolic_link_is_refused(void **state) {
 }
 
 /* No segment to adopt, but allocation 0's name is taken by another uid's object: the broker never maps it; as
- * root it removes it and makes its own (as another uid it could not: creating the allocation fails WB_E_PERM
- * naming it, see docs/security.md). */
+ * root it removes it and makes its own. */
 static void a_stale_allocation_of_another_uid_is_not_reused(void **state) {
   (void)state;
   if (!sec_can_be_nobody()) skip();
@@ -205,6 +205,54 @@ static void a_stale_allocation_of_another_uid_is_not_reused(void **state) {
   assert_int_equal(rmdir(dir), 0);
 }
 
+typedef struct nobody_publisher {
+  char socket_path[128];
+  char object[256];
+} nobody_publisher;
+
+/* As uid 65534, the client of a broker of 65534: creating a topic's tensors needs allocation 0. */
+static int create_as_nobody(void *arg) {
+  nobody_publisher *job = arg;
+  CHILD_CHECK(sec_become_nobody() == 0);
+  fx_broker b = {0};
+  snprintf(b.socket_path, sizeof(b.socket_path), "%s", job->socket_path);
+  wb_client *c = NULL;
+  for (int i = 0; i < 500 && fx_attach(&b, "publisher", &c) != WB_OK; ++i) fx_sleep_ms(10);
+  CHILD_CHECK(c != NULL);
+  wb_topic *t;
+  CHILD_EXPECT(fx_create_topic(c, "policy", 1, 1, 16, &t), WB_E_PERM);
+  CHILD_CHECK(strstr(wb_last_error(), job->object) != NULL);
+  CHILD_CHECK(strstr(wb_last_error(), "remove it as its owner or root, or start weightbusd with another --name"));
+  CHILD_OK(wb_detach(c));
+  return 0;
+}
+
+/* The same for a broker that is not root, which cannot remove root's object in its way: the tensors' creation
+ * is refused with WB_E_PERM naming it, and the broker goes on. */
+static void a_stale_allocation_a_broker_cannot_remove_refuses_the_tensors(void **state) {
+  (void)state;
+  if (!sec_can_be_nobody()) skip();
+  char name[64], dir[64];
+  nobody_publisher *job = fx_shared_alloc(sizeof(nobody_publisher));
+  unique_name(name, sizeof(name));
+  sec_shm_path(job->object, SEC_NOBODY, name, ".a0");
+  plant(job->object, 0666, "planted", 7);
+  assert_int_equal(sec_temp_dir(dir), 0);
+  assert_int_equal(chown(dir, SEC_NOBODY, SEC_NOBODY), 0);
+  snprintf(job->socket_path, sizeof(job->socket_path), "%s/broker.sock", dir);
+  pid_t broker = sec_start_broker(job->socket_path, name, 1);
+  pid_t child = fx_spawn(create_as_nobody, job);
+  assert_int_equal(fx_wait_child(child, 20000), 0);
+  struct stat st;
+  assert_int_equal(stat(job->object, &st), 0);
+  assert_int_equal(st.st_uid, 0); /* root's object, left alone */
+  kill(broker, SIGTERM);
+  assert_int_equal(fx_wait_child(broker, 10000), 0);
+  sec_remove_shm(SEC_NOBODY, name);
+  assert_int_equal(rmdir(dir), 0);
+  fx_shared_free(job, sizeof(nobody_publisher));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(garbage_is_refused),
@@ -213,6 +261,7 @@ int main(void) {
       cmocka_unit_test(an_allocation_not_ours_or_not_0600_is_refused),
       cmocka_unit_test(a_symbolic_link_is_refused),
       cmocka_unit_test(a_stale_allocation_of_another_uid_is_not_reused),
+      cmocka_unit_test(a_stale_allocation_a_broker_cannot_remove_refuses_the_tensors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
