@@ -129,9 +129,9 @@ void Registry::close_allocations() {
   }
 }
 
-// Legacy-IPC handles are in the segment and live while their
-// exporter. A VMM allocation's fds went with the old broker: one whose exporter lives waits (kPending) for it
-// to resume and export its chunks again; the others are dead (readers get WB_E_STALE).
+// Legacy-IPC handles are in the segment and live while their exporter. A VMM allocation's fds went with the old
+// broker: one whose exporter lives waits (kPending) for it to resume and export its chunks again; the others are
+// dead (readers get WB_E_STALE).
 void Registry::adopt_allocations() {
   const shm::Header &h = seg_.header();
   for (uint32_t a = 0; a < h.allocation_count.load(); ++a) {

@@ -25,7 +25,7 @@ const char kUsage[] =
     "                           $XDG_RUNTIME_DIR/weightbus/NAME.sock, else /tmp/weightbus-<uid>/NAME.sock).\n"
     "                           Its directory is made 0700 if missing; weightbusd refuses to start when it is\n"
     "                           not a real directory of its uid that group and others cannot write (so not\n"
-    "                           /tmp itself), or when /dev/shm holds objects of its name it does not own\n"
+    "                           /tmp itself), or when /dev/shm holds objects of its name it does not own.\n"
     "  --foreground             stay in the foreground and log to stderr (default: daemonize and log to\n"
     "                           the socket's path + .log, e.g. /tmp/weightbus-<uid>/NAME.sock.log)\n"
     "  --log-level LEVEL        error, warn, info (default) or debug\n"

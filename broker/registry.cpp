@@ -14,8 +14,8 @@
 #include "futex.hpp"
 #include "geometry.hpp"
 #include "lease.hpp"
-#include "private_path.hpp"
 #include "log.hpp"
+#include "private_path.hpp"
 #include "scope_exit.hpp"
 #include "topic_state.hpp"
 

@@ -12,8 +12,8 @@
 
 #include "error.hpp"
 #include "log.hpp"
-#include "socket_dir.hpp"
 #include "private_path.hpp"
+#include "socket_dir.hpp"
 
 namespace wb::broker {
 

@@ -39,7 +39,8 @@ int send_attach(wb_client *client, const char *name, Reply *reply) {
 }
 
 int map_segment(wb_client *client, int fd) {
-  int rc = private_path::check_object("the segment the broker sent", fd, geteuid(), private_path::kReceivedObjectAdvice);
+  int rc =
+      private_path::check_object("the segment the broker sent", fd, geteuid(), private_path::kReceivedObjectAdvice);
   if (rc != WB_OK) return rc;
   struct stat st;
   if (fstat(fd, &st) != 0) return fail_errno("fstat of the segment");
