@@ -98,8 +98,11 @@ static void a_real_broker_of_another_uid_is_refused_wherever_its_socket_is(void 
   FX_EXPECT(wb_attach(&o, &c), WB_E_PERM);
   sec_expect_text(wb_last_error(), our_sock, "runs as uid 65534, not as uid 0", NULL);
 
+  /* Its socket appears a moment before it handles SIGTERM: it exits cleanly, or dies of the signal (its segment
+   * is then removed here). */
   kill(broker, SIGTERM);
-  assert_int_equal(fx_wait_child(broker, 10000), 0);
+  int status = fx_wait_child(broker, 10000);
+  if (status != 0 && status != 128 + SIGTERM) fail_msg("the broker of uid 65534 exited with %d", status);
   sec_remove_shm(SEC_NOBODY, name);
   unlink(our_sock);
   assert_int_equal(rmdir(theirs), 0);
