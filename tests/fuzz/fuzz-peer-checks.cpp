@@ -17,6 +17,7 @@
 #include "error.hpp"
 #include "peer_checks_input.hpp"
 #include "private_path.hpp"
+#include "weightbus/weightbus.h"
 
 namespace pp = wb::private_path;
 
