@@ -45,7 +45,6 @@ int Registry::adopt() {
     if (rc != WB_E_BUSY) return rc;
     return fail(WB_E_BUSY, "weightbusd pid %u still serves %s (on another socket?)", h.broker_pid, path.c_str());
   }
-  fchmod(shm_.get_mapping_handle().handle, 0600);
   uint32_t dead_broker = h.broker_pid;
   tensors_by_name_.resize(seg_.caps().max_topics);
   allocation_fds_.assign(seg_.caps().max_allocations, -1);
@@ -54,6 +53,7 @@ int Registry::adopt() {
     return fail(WB_E_PROTOCOL, "%s cannot be adopted: %s. Remove it (rm %s %s.a*) to start afresh", path.c_str(),
                 wb_last_error(), path.c_str(), path.c_str());
   }
+  if (int rc = open_allocations(); rc != WB_OK) return rc;
   h.broker_pid = uint32_t(getpid());
   adopt_allocations();
   adopt_clients();
@@ -98,9 +98,42 @@ bool Registry::exporter_alive(const shm::Allocation &alloc) const {
          process_alive(slot.pid);
 }
 
-// Host allocations are opened again by name. Legacy-IPC handles are in the segment and live while their
-// exporter. A VMM allocation's fds went with the old broker: one whose exporter lives waits (kPending) for it
-// to resume and export its chunks again; the others are dead (readers get WB_E_STALE).
+// Host allocations are opened again by name, and checked as the segment was: one that is not ours, or not 0600,
+// refuses the adoption (its tensors would be another uid's bytes). A missing or short one loses its tensors.
+int Registry::open_allocations() {
+  const shm::Header &h = seg_.header();
+  for (uint32_t a = 0; a < h.allocation_count.load(); ++a) {
+    const shm::Allocation &alloc = seg_.allocation(a);
+    if (shm::AllocationKind(alloc.kind.load()) != shm::AllocationKind::kHostShm) continue;
+    std::string name = allocation_shm_name(a);
+    int fd = shm_open(name.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0);
+    int rc = fd >= 0 ? check_object(name, fd) : errno == ENOENT ? WB_OK : check_unopened(name, errno);
+    if (rc != WB_OK) {
+      if (fd >= 0) close(fd);
+      close_allocations();
+      return rc;
+    }
+    struct stat st {};
+    if (fd >= 0 && (fstat(fd, &st) != 0 || uint64_t(st.st_size) < alloc.size)) {
+      close(fd);
+      fd = -1;
+    }
+    if (fd < 0) log(LogLevel::kError, "allocation %u (%s) is missing or short: its tensors are lost", a, name.c_str());
+    allocation_fds_[a] = fd;
+  }
+  return WB_OK;
+}
+
+void Registry::close_allocations() {
+  for (int &fd : allocation_fds_) {
+    if (fd >= 0) close(fd);
+    fd = -1;
+  }
+}
+
+// Legacy-IPC handles are in the segment and live while their exporter. A VMM allocation's fds went with the old
+// broker: one whose exporter lives waits (kPending) for it to resume and export its chunks again; the others are
+// dead (readers get WB_E_STALE).
 void Registry::adopt_allocations() {
   const shm::Header &h = seg_.header();
   for (uint32_t a = 0; a < h.allocation_count.load(); ++a) {
@@ -108,16 +141,7 @@ void Registry::adopt_allocations() {
     next_generation_ = std::max(next_generation_, alloc.generation + 1);
     alloc.importers.store(0);
     auto kind = shm::AllocationKind(alloc.kind.load());
-    if (kind == shm::AllocationKind::kHostShm) {
-      allocation_fds_[a] = shm_open(allocation_shm_name(a).c_str(), O_RDWR | O_CLOEXEC, 0);
-      struct stat st {};
-      if (allocation_fds_[a] < 0 || fstat(allocation_fds_[a], &st) != 0 || uint64_t(st.st_size) < alloc.size) {
-        log(LogLevel::kError, "allocation %u (%s) is missing or short: its tensors are lost", a,
-            allocation_shm_name(a).c_str());
-        if (allocation_fds_[a] >= 0) close(allocation_fds_[a]);
-        allocation_fds_[a] = -1;
-      }
-    } else if (kind == shm::AllocationKind::kCudaVmm) {
+    if (kind == shm::AllocationKind::kCudaVmm) {
       bool awaited = alloc.state.load() == uint32_t(shm::AllocationState::kLive) && exporter_alive(alloc);
       alloc.state.store(uint32_t(awaited ? shm::AllocationState::kPending : shm::AllocationState::kDead),
                         std::memory_order_release);

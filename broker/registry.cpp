@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <ctime>
 
@@ -14,6 +15,7 @@
 #include "geometry.hpp"
 #include "lease.hpp"
 #include "log.hpp"
+#include "private_path.hpp"
 #include "scope_exit.hpp"
 #include "topic_state.hpp"
 
@@ -75,7 +77,7 @@ void Registry::remove_segment() {
 // broker maps and sends to clients: a flock belongs to the open file, and clients keep their copy of that one
 // after the broker's death. WB_E_BUSY (without a message) while another broker holds the lock.
 int Registry::lock_segment() {
-  int fd = shm_open(("/" + shm_name_).c_str(), O_RDONLY | O_CLOEXEC, 0);
+  int fd = shm_open(("/" + shm_name_).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
   if (fd < 0) return fail_errno(("opening /dev/shm/" + shm_name_ + " to lock it").c_str());
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
@@ -86,6 +88,29 @@ int Registry::lock_segment() {
   }
   lock_fd_ = fd;
   return WB_OK;
+}
+
+// What another uid may have left under our name is never adopted: only objects of ours, mode 0600 (ours are
+// made so), regular files. The opens use O_NOFOLLOW (glibc's shm_open adds it too, and to boost's opens of the
+// segment), so a planted symbolic link is refused by the open rather than followed.
+std::string Registry::object_advice() const {
+  return "remove /dev/shm/" + shm_name_ + " and /dev/shm/" + shm_name_ +
+         ".a* (their owner or root can; the topics they hold are lost), or start weightbusd with another --name";
+}
+
+int Registry::check_object(const std::string &object, int fd) const {
+  return private_path::check_object(("/dev/shm" + object).c_str(), fd, geteuid(), object_advice().c_str());
+}
+
+// An object left under our name that open refused with open_errno: not ours (or not 0600), as lstat says.
+int Registry::check_unopened(const std::string &object, int open_errno) const {
+  std::string path = "/dev/shm" + object;
+  struct stat st;
+  int rc = lstat(path.c_str(), &st) == 0 ? private_path::check_object(path.c_str(), st, geteuid(),
+                                                                     object_advice().c_str())
+                                         : WB_OK;
+  if (rc != WB_OK) return rc;
+  return fail(WB_E_IO, "opening %s, left by an earlier broker: %s", path.c_str(), strerror(open_errno));
 }
 
 std::string Registry::allocation_shm_name(uint32_t allocation) const {
@@ -99,10 +124,14 @@ int Registry::open(const std::string &broker_name, const shm::Capacities &caps, 
   *adopted = false;
   try {
     shm_ = bip::shared_memory_object(bip::open_only, shm_name_.c_str(), bip::read_write);
-  } catch (const bip::interprocess_exception &) {
-    return create(caps);  // none left behind
+  } catch (const bip::interprocess_exception &e) {
+    if (e.get_native_error() == ENOENT) return create(caps);  // none left behind
+    int rc = check_unopened("/" + shm_name_, e.get_native_error());
+    shm_name_.clear();  // not ours: leave it where it is
+    return rc;
   }
-  int rc = adopt();
+  int rc = check_object("/" + shm_name_, shm_.get_mapping_handle().handle);
+  if (rc == WB_OK) rc = adopt();
   if (rc != WB_OK) shm_name_.clear();  // not ours: leave it where it is
   *adopted = rc == WB_OK;
   return rc;
@@ -396,8 +425,12 @@ int Registry::alloc_tensors(uint32_t topic, uint32_t client, const std::vector<N
   uint32_t a = h.allocation_count.load();
   if ((rc = descriptors_.check(1, "a new host allocation")) != WB_OK) return rc;
   std::string name = allocation_shm_name(a);
-  shm_unlink(name.c_str());  // left by a broker whose segment is gone
-  int memfd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  shm_unlink(name.c_str());  // left by a broker whose segment is gone (another uid's only root may remove)
+  int memfd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (memfd < 0 && errno == EEXIST) {
+    return fail(WB_E_PERM, "/dev/shm%s, left by another uid, is in the way of this broker's allocation %u: remove it "
+                "as its owner or root, or start weightbusd with another --name", name.c_str(), a);
+  }
   if (memfd < 0) return fail_errno(("shm_open " + name).c_str());
   // Undone on every way out until the segment changes, running out of memory included.
   uint32_t first = h.tensor_count.load();

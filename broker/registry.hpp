@@ -130,12 +130,21 @@ class Registry {
   void remove_segment();
   int adopt();
   int adopt_names();
+  // Opens the adopted segment's host allocations into allocation_fds_, each checked as the segment is; a
+  // refusal (WB_E_PERM naming it) closes them again and refuses the adoption.
+  int open_allocations();
+  void close_allocations();
   void adopt_allocations();
   void adopt_clients();
   bool orphan_hands_over(uint32_t slot, uint32_t pid) const;
   bool orphan_done(uint32_t pid) const;
   bool exporter_alive(const shm::Allocation &alloc) const;
   std::string allocation_shm_name(uint32_t allocation) const;
+  // WB_E_PERM naming the object (a name under /dev/shm, "/weightbus-...") unless it is a regular file of ours
+  // with mode 0600, ending with object_advice(); check_unopened for one that open refused.
+  std::string object_advice() const;
+  int check_object(const std::string &object, int fd) const;
+  int check_unopened(const std::string &object, int open_errno) const;
   int find_tensor(uint32_t topic, const std::string &name, uint32_t *index) const;
   int check_new_tensors(uint32_t topic, const std::vector<NewTensor> &specs, std::vector<bool> *is_new,
                         uint32_t *count) const;

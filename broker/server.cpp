@@ -14,6 +14,7 @@
 #include "descriptors.hpp"
 #include "error.hpp"
 #include "log.hpp"
+#include "private_path.hpp"
 #include "socket_dir.hpp"
 
 namespace wb::broker {
@@ -55,7 +56,7 @@ int Server::bind_socket() {
   int rc = set_path(&addr, socket_path_);
   if (rc != WB_OK || (rc = prepare_directory(socket_path_)) != WB_OK) return rc;
   if (someone_listens(addr)) return fail(WB_E_BUSY, "a broker already listens at %s", socket_path_.c_str());
-  bound_path_ = socket_directory(socket_path_) + "/.weightbusd-" + std::to_string(getpid());
+  bound_path_ = private_path::socket_directory(socket_path_) + "/.weightbusd-" + std::to_string(getpid());
   if ((rc = set_path(&temporary, bound_path_)) != WB_OK) return rc;
   unlink(bound_path_.c_str());  // left by a broker of the same pid killed while it started
   listen_fd_ = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

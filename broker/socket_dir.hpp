@@ -6,11 +6,9 @@
 
 namespace wb::broker {
 
-// Creates the socket's directory (0700) when it is missing; an existing one, such as an explicit --socket
-// directory, is left as it is. WB_OK, or WB_E_IO naming the directory.
+// Creates the socket's directory (0700) when it is missing, then checks it, made now or found (an explicit
+// --socket directory too), with private_path::check_directory: a real directory of the broker's uid that group
+// and others cannot write. WB_OK, WB_E_PERM naming the directory, its owner and mode, or WB_E_IO.
 int prepare_directory(const std::string &socket_path);
-
-// The directory of socket_path: "." for a path without one.
-std::string socket_directory(const std::string &socket_path);
 
 }  // namespace wb::broker

@@ -1,9 +1,13 @@
 #include "allocation_cache.hpp"
 
 #include <sys/mman.h>
+#include <unistd.h>
+
+#include <string>
 
 #include "client_internal.hpp"
 #include "error.hpp"
+#include "private_path.hpp"
 
 namespace wb {
 
@@ -23,7 +27,10 @@ char *AllocationCache::cached(uint32_t index, bool writable) const {
 }
 
 int AllocationCache::map_fd(uint32_t index, int fd, uint64_t size, bool writable, char **base) {
-  // The entry first: once the memory is mapped, recording it cannot fail.
+  std::string what = "allocation " + std::to_string(index) + " the broker sent";
+  int rc = private_path::check_object(what.c_str(), fd, geteuid(), private_path::kReceivedObjectAdvice);
+  if (rc != WB_OK) return rc;
+  // The entry before the mapping: once the memory is mapped, recording it cannot fail.
   Mapping &entry = mappings_[uint64_t{index} << 1 | writable];
   int prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
   void *addr = mmap(nullptr, size, prot, MAP_SHARED, fd, 0);

@@ -17,6 +17,7 @@
 #include "cuda/hooks.hpp"
 #include "error.hpp"
 #include "futex.hpp"
+#include "private_path.hpp"
 #include "process_id.hpp"
 #include "wire.hpp"
 
@@ -39,6 +40,9 @@ int send_attach(wb_client *client, const char *name, Reply *reply) {
 }
 
 int map_segment(wb_client *client, int fd) {
+  int rc =
+      private_path::check_object("the segment the broker sent", fd, geteuid(), private_path::kReceivedObjectAdvice);
+  if (rc != WB_OK) return rc;
   struct stat st;
   if (fstat(fd, &st) != 0) return fail_errno("fstat of the segment");
   void *base = mmap(nullptr, size_t(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -46,7 +50,7 @@ int map_segment(wb_client *client, int fd) {
   client->segment_base = base;
   client->segment_size = uint64_t(st.st_size);
   client->segment_fd = dup(fd);  // kept to see whether the segment outlives its broker (resume.cpp)
-  int rc = shm::validate_header(base, client->segment_size);
+  rc = shm::validate_header(base, client->segment_size);
   if (rc != WB_OK) return rc;
   client->seg = shm::Segment(base);
   return WB_OK;
@@ -109,7 +113,14 @@ void forget_topic(wb_topic *topic) {
 
 }  // namespace
 
+// Only a broker of our own uid is talked to: the socket's directory must be private to us (a missing one is left
+// to connect() to report) and the listening process must run as us, checked before anything is sent. A broker
+// of root is refused too (a root client accepts only root): a broker of another uid must not see our requests,
+// nor hand us a segment and metadata of its choosing.
 int connect_socket(const char *path, int *out) {
+  unsigned uid = geteuid();
+  int rc = private_path::check_socket_directory(path, uid);
+  if (rc != WB_OK && rc != WB_E_NOT_FOUND) return rc;
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (strlen(path) >= sizeof(addr.sun_path)) {
@@ -127,6 +138,10 @@ int connect_socket(const char *path, int *out) {
     if (err == EACCES) return fail(WB_E_PERM, "no permission to connect to %s", path);
     errno = err;
     return fail_errno("connect");
+  }
+  if ((rc = private_path::check_peer(path, sock, uid)) != WB_OK) {
+    close(sock);
+    return rc;
   }
   *out = sock;
   return WB_OK;

@@ -44,12 +44,15 @@ int reconnect(wb_client *client, const std::vector<uint32_t> &imported, bool *do
                 "detach and attach again", client->socket_path.c_str());
   }
   int sock = -1;
-  if (connect_socket(client->socket_path.c_str(), &sock) != WB_OK) {
+  int rc = connect_socket(client->socket_path.c_str(), &sock);
+  // What listens there, or the way to it, is not ours (WB_E_PERM): not a successor. One may still come.
+  if (rc == WB_E_PERM) return fail(WB_E_BROKER_GONE, "the broker is gone, and no successor yet: %s", wb_last_error());
+  if (rc != WB_OK) {
     return fail(WB_E_BROKER_GONE, "the broker is gone and no successor listens at %s yet",
                 client->socket_path.c_str());
   }
   ScopeExit close_sock([sock] { close(sock); });  // also when resuming runs out of memory
-  int rc = send_resume(client, sock, imported);
+  rc = send_resume(client, sock, imported);
   if (rc != WB_OK) {
     if (rc != WB_E_BROKER_GONE && rc != WB_E_TIMEOUT && rc != WB_E_NOMEM) client->resume_refused.store(true);
     return fail(WB_E_BROKER_GONE, "the broker is gone; its successor at %s refused to resume this client: %s",

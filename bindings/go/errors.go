@@ -28,7 +28,7 @@ const (
 	ErrDirty       Code = -15 // an R = 1 topic was left half-written by a publisher that died
 	ErrExpired     Code = -16 // the version is older than what the topic still keeps
 	ErrState       Code = -17 // the call does not fit the object's state (e.g. layout sealed, update open)
-	ErrPerm        Code = -18 // refused by the broker's credential check
+	ErrPerm        Code = -18 // refused by a credential check: the broker's, or the library's of the broker
 	ErrProtocol    Code = -19 // a malformed message from the peer
 	ErrIO          Code = -20 // a system call failed
 	ErrNoCUDA      Code = -21 // CUDA is needed and absent

@@ -50,6 +50,14 @@
  * none took the client back within the client's timeout_ms from the death, the segment is gone (the broker
  * exited cleanly) or a successor that started afresh refused the client. Attach again then.
  *
+ * Trust: the library talks only to a broker of its own uid, and maps only what that broker made. Before it
+ * connects (attach, and resuming with a successor), the socket's directory must be a real directory of this
+ * uid that group and others cannot write; once connected, the listening process must run as this uid
+ * (SO_PEERCRED: a root client accepts only a root broker), or nothing is sent. Each shared-memory object the
+ * broker hands over must be a regular file of this uid with mode 0600 (fstat) before it is mapped: the segment
+ * on attach, and a tensor's host allocation when a call first reads or writes that tensor, which otherwise
+ * returns WB_E_PERM naming the object. See docs/security.md.
+ *
  * Thread safety: a wb_client, its topics and snapshots may be used from several threads at once, except that
  * one wb_update must be used by one thread at a time and a handle must not be destroyed while another thread
  * uses it.
@@ -120,7 +128,8 @@ WB_API const char *wb_version_string(void);
 #define WB_E_DIRTY (-15)         /* R = 1 topic left half-written by a publisher that died; wait for a new version */
 #define WB_E_EXPIRED (-16)       /* the version is older than what the topic still keeps */
 #define WB_E_STATE (-17)         /* the call does not fit the object's state (e.g. layout sealed, update open) */
-#define WB_E_PERM (-18)          /* refused by the broker's credential check */
+#define WB_E_PERM (-18)          /* refused by a credential check: the broker's of this uid, or this library's of
+                                    the broker's socket directory, uid or shared memory (see Trust above) */
 #define WB_E_PROTOCOL (-19)      /* a malformed message from the peer */
 #define WB_E_IO (-20)            /* a system call failed; wb_last_error() has errno's text */
 #define WB_E_NO_CUDA (-21)       /* CUDA is needed and absent */
@@ -191,9 +200,12 @@ typedef struct wb_attach_options {
 WB_API int wb_default_socket_path(const char *broker_name, char *buf, size_t buf_size);
 
 /* Connects to the broker, checks that it speaks this library's layout and maps its segment.
- * opts may be NULL for defaults. Errors: WB_E_INVAL, WB_E_CONNECT (nobody listens), WB_E_PERM (uid refused),
- * WB_E_ABI_MISMATCH, WB_E_NOSPC (client table full, or the broker has no descriptor to spare for the
- * connection: the message names RLIMIT_NOFILE), WB_E_TIMEOUT, WB_E_IO, WB_E_NOMEM. */
+ * opts may be NULL for defaults. Errors: WB_E_INVAL, WB_E_CONNECT (nobody listens), WB_E_PERM (the broker
+ * refused this uid; or this library refused the broker: the socket's directory is another uid's, writable by
+ * group or others, or a symbolic link; the listening process runs as another uid; the segment is not this
+ * uid's with mode 0600 — the message names the path, uid or mode), WB_E_ABI_MISMATCH, WB_E_NOSPC (client table
+ * full, or the broker has no descriptor to spare for the connection: the message names RLIMIT_NOFILE),
+ * WB_E_TIMEOUT, WB_E_IO, WB_E_NOMEM. */
 WB_API int wb_attach(const wb_attach_options *opts, wb_client **out);
 
 /* Closes every topic and releases every lease of this client, then disconnects and waits (at most the attach

@@ -64,4 +64,22 @@ expect_out "stopped the broker at $XDG_RUNTIME_DIR/weightbus/$daemon.sock (pid "
 check "no segment left" 0 shm_clean "$daemon" 0
 check "stopped already" 1 "$cli" --name "$daemon" stop
 expect_err "no broker listens at $XDG_RUNTIME_DIR/weightbus/$daemon.sock"
+
+# A broker of another uid (as root, the tests act as 65534) is not ours to stop: nothing is signalled.
+if [ "$(id -u)" = 0 ] && [ -x /usr/bin/setpriv ]; then
+  theirs=$dir/theirs
+  chmod 711 "$dir"  # for 65534 to reach its directory in ours
+  mkdir -m 700 "$theirs" && chown 65534:65534 "$theirs"
+  /usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups \
+    "$weightbusd" --foreground --socket "$theirs/b.sock" --name "$fg" --log-level warn 2>>"$dir/theirs.log" &
+  broker=$!
+  for _ in $(seq 200); do [ -S "$theirs/b.sock" ] && break; sleep 0.05; done
+  check "a broker of another uid" 1 "$cli" --socket "$theirs/b.sock" stop
+  expect_err "runs as uid 65534, not as uid 0: it is not your broker; nothing was signalled"
+  kill -0 "$broker" && passed=$((passed + 1)) || fail "the broker of uid 65534 was signalled"
+  kill "$broker"
+  wait "$broker"
+else
+  echo "skipped: a broker of another uid (needs root and setpriv)"
+fi
 finish

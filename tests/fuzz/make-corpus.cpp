@@ -3,10 +3,12 @@
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "layout.hpp"
+#include "peer_checks_input.hpp"
 #include "protocol_generated.h"
 #include "session.hpp"
 
@@ -173,17 +175,28 @@ std::vector<uint8_t> header(const shm::Capacities &caps) {
   return bytes;
 }
 
+// What a client or broker is handed, each case accepted or refused; the harness varies the fields.
+std::vector<uint8_t> peer_checks(PeerChecksInput in, const char *name) {
+  std::vector<uint8_t> bytes(sizeof(in));
+  memcpy(bytes.data(), &in, sizeof(in));
+  bytes.insert(bytes.end(), name, name + strlen(name));
+  return bytes;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
   if (argc != 2) {
-    fprintf(stderr, "usage: make-corpus DIR (writes DIR/fuzz-broker-messages/ and DIR/fuzz-segment-header/)\n");
+    fprintf(stderr, "usage: make-corpus DIR (writes DIR/fuzz-broker-messages/, DIR/fuzz-segment-header/ and "
+            "DIR/fuzz-peer-checks/)\n");
     return 2;
   }
   std::string dir = argv[1];
   std::string messages = dir + "/fuzz-broker-messages/", headers = dir + "/fuzz-segment-header/";
   mkdir(messages.c_str(), 0755);
   mkdir(headers.c_str(), 0755);
+  std::string peers = dir + "/fuzz-peer-checks/";
+  mkdir(peers.c_str(), 0755);
   const std::pair<const char *, Session> sessions[] = {
       {"host-tensors", host_tensors()},   {"reader-and-publisher", reader_and_publisher()},
       {"legacy-cuda", legacy_cuda()},     {"vmm-cuda", vmm_cuda()},
@@ -200,6 +213,16 @@ int main(int argc, char **argv) {
     std::vector<uint8_t> h = header(c);
     ok &= write_file(headers + name, h.data(), h.size());
   }
+  const std::pair<const char *, std::vector<uint8_t>> checks[] = {
+      {"all-ours", peer_checks({S_IFDIR | 0700, 1000, 1000, 1000, 42, 0600, 0}, "/run/user/1000/weightbus")},
+      {"open-directory", peer_checks({S_IFDIR | 0777, 1000, 1000, 1000, 42, 0600, 0}, "/tmp/weightbus-1000")},
+      {"sticky-tmp", peer_checks({S_IFDIR | 01777, 0, 1000, 1000, 42, 0600, 0}, "/tmp")},
+      {"foreign-link", peer_checks({S_IFLNK | 0777, 65534, 1000, 65534, 7, 0666, 0}, "/tmp/weightbus-1000")},
+      {"segment-0600", peer_checks({S_IFREG | 0600, 1000, 1000, 1000, 42, 0600, 0}, "the segment the broker sent")},
+      {"allocation-0666", peer_checks({S_IFREG | 0666, 65534, 0, 0, 1, 0644, 0}, "allocation 3 the broker sent")},
+      {"fifo", peer_checks({S_IFIFO | 0600, 0, 0, 65534, 1, 04600, 0}, "/dev/shm/weightbus-0-x.a0")},
+  };
+  for (const auto &[name, bytes] : checks) ok &= write_file(peers + name, bytes.data(), bytes.size());
   if (!ok) perror("make-corpus");
   return ok ? 0 : 1;
 }

@@ -13,7 +13,7 @@ seconds=${2:-30}
 mkdir -p "$build/fuzz-artifacts"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-for harness in fuzz-broker-messages fuzz-segment-header; do
+for harness in fuzz-broker-messages fuzz-segment-header fuzz-peer-checks; do
   mkdir -p "$scratch/$harness"
   log="$scratch/$harness.log"
   echo "fuzz: $harness for ${seconds} s"

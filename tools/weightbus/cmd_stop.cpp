@@ -36,7 +36,8 @@ struct Fd {
 
 [[noreturn]] void fail_errno(const std::string &what) { throw std::runtime_error(what + ": " + std::strerror(errno)); }
 
-// The pid of the process listening at path, as the kernel recorded it when that process called listen().
+// The pid of the process listening at path, as the kernel recorded it when that process called listen(). Only
+// a process of our own uid is a broker of ours (docs/security.md): another uid's is never signalled.
 pid_t listener_pid(const std::string &path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -51,6 +52,10 @@ pid_t listener_pid(const std::string &path) {
   ucred cred{};
   socklen_t len = sizeof(cred);
   if (getsockopt(s.fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) fail_errno("stop: SO_PEERCRED of " + path);
+  if (cred.uid != geteuid())
+    throw std::runtime_error("stop: the process listening at " + path + " (pid " + std::to_string(cred.pid) +
+                             ") runs as uid " + std::to_string(cred.uid) + ", not as uid " +
+                             std::to_string(geteuid()) + ": it is not your broker; nothing was signalled");
   return cred.pid;
 }
 

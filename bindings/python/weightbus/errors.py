@@ -46,7 +46,8 @@ class OutOfMemoryError(WeightbusError, MemoryError):
 
 
 class PermissionDeniedError(WeightbusError, PermissionError):
-    """WB_E_ROLE (a reader's handle used to publish) or WB_E_PERM (refused by the broker's credential check)."""
+    """WB_E_ROLE (a reader's handle used to publish) or WB_E_PERM (refused by a credential check: the broker's
+    of this uid, or the library's of the broker, its socket directory or the shared memory it sends)."""
 
 
 class BusyError(WeightbusError):

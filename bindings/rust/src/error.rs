@@ -94,7 +94,8 @@ errors! {
     Expired = ffi::WB_E_EXPIRED,
     /// `WB_E_STATE`: the call does not fit the object's state (e.g. layout sealed, update open).
     State = ffi::WB_E_STATE,
-    /// `WB_E_PERM`: refused by the broker's credential check.
+    /// `WB_E_PERM`: refused by a credential check: the broker's of this uid, or the library's of the broker
+    /// (its socket directory, uid, or the shared memory it sends).
     Perm = ffi::WB_E_PERM,
     /// `WB_E_PROTOCOL`: a malformed message from the peer.
     Protocol = ffi::WB_E_PROTOCOL,

@@ -4,6 +4,7 @@
 
 use std::env;
 use std::fs;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::process::{self, Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,7 +33,8 @@ impl Broker {
             env::var_os("WEIGHTBUSD").expect("set WEIGHTBUSD to the weightbusd binary (tests/bindings/run.sh does)");
         let name = format!("rust-{}-{}", process::id(), STARTED.fetch_add(1, Ordering::SeqCst));
         let dir = env::temp_dir().join(format!("wbtest-{name}"));
-        fs::create_dir_all(&dir).expect("create the broker's directory");
+        // 0700 whatever the umask: the broker and the library refuse a socket directory others can write.
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).expect("create the broker's directory");
         let socket = dir.join("broker.sock");
         let child = Command::new(exe)
             .arg("--foreground")
