@@ -54,7 +54,7 @@ expect_err "cannot resolve 'no-such-host.invalid'"
 
 "$bin/relay-publisher" "$dir/a.sock" policy 1 1 0 || fail "the first version"
 relay a source --topic policy --rendezvous 127.0.0.1:$port --world 3 --transport tcp --timeout 1000 --role source --rank 0
-wait_log "$dir/source.err" "listening at" 10
+wait_log "$dir/source.err" "listening at" 60
 check "port taken" 3 "$cli" --socket "$dir/a.sock" relay --topic policy --rendezvous 127.0.0.1:$port --world 3 --transport tcp --role source --rank 0
 expect_err "cannot listen on 127.0.0.1:$port"
 check "sink of another world" 3 r "${ok[@]}" --role sink --rank 1
@@ -64,7 +64,7 @@ expect_err "the sink asks for topic 'other', the source relays 'policy'"
 check "sink of another transport" 3 r --topic policy --rendezvous 127.0.0.1:$port --world 3 --transport nccl --timeout 1000 --role sink --rank 1
 expect_err "the sink uses --transport nccl, the source tcp"
 relay b sink --topic policy --rendezvous 127.0.0.1:$port --world 3 --transport tcp --timeout 1000 --role sink --rank 1
-wait_log "$dir/sink.err" "joined the source" 10
+wait_log "$dir/sink.err" "joined the source" 60
 check "rank taken" 3 "$cli" --socket "$dir/b.sock" relay --topic policy --rendezvous 127.0.0.1:$port --world 3 --transport tcp --timeout 1000 --role sink --rank 1
 expect_err "rank 1 is already connected"
 

@@ -12,12 +12,12 @@ rv=(--topic policy --rendezvous 127.0.0.1:$port --world 3 --transport tcp --time
 "$bin/relay-publisher" "$dir/a.sock" policy 1 1 0 || fail "the first version"
 relay a source "${rv[@]}" --role source --rank 0 --bucket 4K
 relay b sink-b "${rv[@]}" --role sink --rank 1
-wait_log "$dir/source.out" "relayed version 1 " 10
+wait_log "$dir/source.out" "relayed version 1 " 60
 same a b 1
 "$bin/relay-publisher" "$dir/a.sock" policy 2 40 20 || fail "versions 2..40"
 same a b 40
 relay c sink-c "${rv[@]}" --role sink --rank 2
-wait_log "$dir/source.err" "rank 2 joined, holding version 0" 10
+wait_log "$dir/source.err" "rank 2 joined, holding version 0" 60
 "$bin/relay-publisher" "$dir/a.sock" policy 41 100 10 || fail "versions 41..100"
 same a b 100
 same a c 100
