@@ -280,11 +280,13 @@ int Registry::remove_topic(const std::string &name, uint32_t *index) {
     return fail(WB_E_BUSY, "topic '%s': readers hold %u lease(s) on its versions; they must release them before it "
                 "can be removed", name.c_str(), held);
   }
+  // Removed before anything is freed: a broker killed from here on leaves its successor a removed topic (whose
+  // leftover allocations it frees like any other's when it stops), never a live one missing its memory.
+  t.state.store(uint32_t(shm::TopicState::kRemoved), std::memory_order_seq_cst);
   free_host_allocations(host);
   revoke_cuda_allocations(*index);
   tensors_by_name_[*index].clear();
   topics_by_name_.erase(name);
-  t.state.store(uint32_t(shm::TopicState::kRemoved), std::memory_order_seq_cst);
   bump_and_wake(&t.version_seq, &t.version_waiters);  // blocked waits and acquires see it gone
   return WB_OK;
 }
