@@ -7,6 +7,9 @@
 //    further call), revoke completes: the blocked reader dropped its mapping by itself.
 // 3. Exporter death: a killed legacy-IPC exporter's tensors turn WB_E_STALE for readers; a killed
 //    wb_tensor_alloc_cuda exporter's tensors stay readable, even by a reader that starts after its death.
+// 4. Removal of a topic of CUDA memory (wb_topic_remove): refused (WB_E_BUSY) while its publisher holds it and
+//    while a reader's lease pins its version; once both let go it succeeds, the broker drops the VMM chunks it
+//    kept, the reader's old handle finds nothing (WB_E_NOT_FOUND), and a topic of the same name is made anew.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,6 +33,8 @@ struct Shared {
   uint64_t legacy_read;
   uint64_t legacy_stale;
   uint64_t vmm_intact;
+  uint64_t removal_closed;
+  uint64_t removal_done;
 };
 
 constexpr uint64_t kMiB = 1 << 20;
@@ -254,6 +259,74 @@ int vmm_late_reader(const std::string &socket, Shared *sh) {
   return 0;
 }
 
+// Publishes a VMM tensor, then lets go of the topic once the reader holds the version.
+int removal_publisher(const std::string &socket, Shared *sh) {
+  init_cuda(nullptr);
+  CUstream stream;
+  CU(cu.cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
+  wb_client *client = attach(socket, "removal-publisher");
+  wb_topic_options opts = WB_TOPIC_OPTIONS_INIT;
+  opts.replicas = 1;
+  wb_topic *topic;
+  WB(wb_topic_create(client, "removal", &opts, &topic));
+  wb_tensor_spec s = spec("w0", 2 * kMiB);
+  WB(wb_tensor_alloc_cuda(topic, &s, 1, 0));
+  wb_update *update;
+  WB(wb_update_begin(topic, 5000, &update));
+  wb_tensor_info info = WB_TENSOR_INFO_INIT;
+  WB(wb_update_tensor_at(update, 0, &info));
+  CU(cu.cuMemsetD16Async(reinterpret_cast<CUdeviceptr>(info.data), pattern(1, 0), info.nbytes / 2, stream));
+  WB(wb_update_publish_on_stream(update, stream, nullptr, 0, nullptr));
+  CU(cu.cuStreamSynchronize(stream));
+  __atomic_store_n(&sh->published, 1, __ATOMIC_RELEASE);
+  if (!await(&sh->holding, 1, 60)) die("the reader did not lease");
+  WB_EXPECT(wb_topic_remove(client, "removal"), WB_E_BUSY);  // we publish it
+  expect_message("removal under its publisher", "publisher");
+  WB(wb_topic_close(topic));
+  __atomic_store_n(&sh->removal_closed, 1, __ATOMIC_RELEASE);
+  if (!await(&sh->removal_done, 1, 60)) die("the reader did not remove the topic");
+  WB(wb_detach(client));
+  return 0;
+}
+
+int removal_reader(const std::string &socket, Shared *sh) {
+  init_cuda(nullptr);
+  if (!await(&sh->published, 1, 60)) die("nothing published");
+  wb_client *client = attach(socket, "removal-reader");
+  wb_topic *topic = open_topic(client, "removal", 10000);
+  wb_snapshot *snap;
+  WB(wb_snapshot_acquire(topic, 1, 5000, &snap));
+  WB(read_tensor(snap, "w0", 0, 1));
+  __atomic_store_n(&sh->holding, 1, __ATOMIC_RELEASE);
+  if (!await(&sh->removal_closed, 1, 60)) die("the publisher did not close the topic");
+  WB_EXPECT(wb_topic_remove(client, "removal"), WB_E_BUSY);  // our lease pins version 1
+  WB(wb_snapshot_release(snap));
+  WB(wb_topic_remove(client, "removal"));
+  WB_EXPECT(wb_snapshot_acquire(topic, 0, 1000, &snap), WB_E_NOT_FOUND);
+  WB_EXPECT(wb_topic_remove(client, "removal"), WB_E_NOT_FOUND);
+  __atomic_store_n(&sh->removal_done, 1, __ATOMIC_RELEASE);
+  // The name is free again, and the new topic's CUDA memory works.
+  wb_topic_options opts = WB_TOPIC_OPTIONS_INIT;
+  opts.replicas = 1;
+  wb_topic *again;
+  WB(wb_topic_create(client, "removal", &opts, &again));
+  wb_tensor_spec s = spec("w0", kMiB);
+  WB(wb_tensor_alloc_cuda(again, &s, 1, 0));
+  wb_update *update;
+  WB(wb_update_begin(again, 5000, &update));
+  wb_tensor_info info = WB_TENSOR_INFO_INIT;
+  WB(wb_update_tensor_at(update, 0, &info));
+  CUstream stream;
+  CU(cu.cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
+  CU(cu.cuMemsetD16Async(reinterpret_cast<CUdeviceptr>(info.data), pattern(2, 0), info.nbytes / 2, stream));
+  WB(wb_update_publish_on_stream(update, stream, nullptr, 0, nullptr));
+  WB(wb_snapshot_acquire(again, 0, 5000, &snap));
+  WB(read_tensor(snap, "w0", 0, 2));
+  WB(wb_snapshot_release(snap));
+  WB(wb_detach(client));
+  return 0;
+}
+
 }  // namespace
 
 int main() {
@@ -285,6 +358,12 @@ int main() {
   wait_child(doomed, 10);
   check("VMM exporter killed: a later reader reads",
         wait_child(spawn([&] { return vmm_late_reader(socket, sh); }), 60));
+
+  memset(sh, 0, sizeof(*sh));
+  pub = spawn([&] { return removal_publisher(socket, sh); });
+  rd = spawn([&] { return removal_reader(socket, sh); });
+  check("removal: reader", wait_child(rd, 60));
+  check("removal: publisher", wait_child(pub, 60));
 
   result("lifetimes", "%s checks_failed=%d revoke_after_release_ms=%.1f", check.verdict(), check.failures(),
          double(revoke_us) / 1000.0);
