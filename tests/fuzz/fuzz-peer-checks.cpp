@@ -1,5 +1,5 @@
 // libFuzzer harness: the checks a client runs on what comes from the broker's side before it trusts it, and
-// the broker on what it finds (libclient/private_path.cpp): the socket directory's lstat, the listener's
+// the broker on what it finds (core/private_path.cpp): the socket directory's lstat, the listener's
 // SO_PEERCRED, and the fstat of each shared-memory descriptor it would map, with any field values, plus a real
 // object of ours whose mode the input sets, checked through fstat. Beyond what ASan and UBSan catch: each
 // verdict must be the rule's (stated here again, independently), and a refusal must be WB_E_PERM with a

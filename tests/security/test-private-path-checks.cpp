@@ -1,4 +1,4 @@
-// The checks of what another uid may control (libclient/private_path.cpp), decided from stat and SO_PEERCRED
+// The checks of what another uid may control (core/private_path.cpp), decided from stat and SO_PEERCRED
 // results alone: each row a case, accepted or refused with WB_E_PERM and a message naming what was wrong.
 #include <sys/stat.h>
 #include <unistd.h>
