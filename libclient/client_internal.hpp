@@ -209,9 +209,6 @@ int find_tensors(wb_topic *topic, const std::vector<TensorKey> &keys, std::vecto
 // wb_snapshot_tensor of the tensor found at table index t, position `position` (snapshot.cpp).
 int lookup_tensor(wb_snapshot *snapshot, uint32_t t, uint32_t position, wb_tensor_info *out);
 
-// Replica holding tensor (root) t's bytes as of version: the one with the newest write not after it.
-uint32_t replica_for_version(const shm::Tensor &root, uint64_t version);
-
 // Base address in this process of the allocation holding replica `replica` of root tensor `root`: a host
 // mapping (writable or read-only) or a CUDA device address, mapped or imported on first use (storage.cpp).
 // WB_E_STALE for a revoked CUDA allocation, WB_E_NO_CUDA without a driver.

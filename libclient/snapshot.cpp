@@ -8,6 +8,7 @@
 #include "cuda/hooks.hpp"
 #include "error.hpp"
 #include "lease.hpp"
+#include "replica.hpp"
 
 namespace wb {
 

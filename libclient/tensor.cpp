@@ -68,21 +68,6 @@ void describe_tensor(const shm::Segment &seg, uint32_t t, uint32_t position, wb_
   info->version = newest;
 }
 
-uint32_t replica_for_version(const shm::Tensor &root, uint64_t version) {
-  uint32_t best = 0;
-  uint64_t best_version = 0;
-  for (uint32_t r = 0; r < WB_MAX_REPLICAS; ++r) {
-    uint64_t word = root.replica_version[r].load(std::memory_order_acquire);
-    if (word == shm::kNeverWritten) continue;
-    uint64_t v = word & ~shm::kWritingBit;
-    if (v <= version && v >= best_version) {
-      best = r;
-      best_version = v;
-    }
-  }
-  return best;
-}
-
 void refresh_layout(wb_topic *topic) {
   const shm::Segment &seg = topic->client->seg;
   uint32_t gen = topic->entry->layout_gen.load(std::memory_order_acquire);

@@ -18,18 +18,13 @@
 #include "error.hpp"
 #include "futex.hpp"
 #include "lease.hpp"
+#include "replica.hpp"
 #include "scope_exit.hpp"
 #include "topic_state.hpp"
 
 namespace wb {
 
 namespace {
-
-bool leases_block(const std::vector<uint64_t> &leased, uint64_t latest, uint32_t replicas) {
-  if (replicas == 1) return !leased.empty();
-  auto older = std::count_if(leased.begin(), leased.end(), [latest](uint64_t v) { return v < latest; });
-  return older > int64_t(replicas) - 2;
-}
 
 // Waits until leases let version latest+1 be written. On success *pinned holds the leased versions older than
 // the latest (which the update must not overwrite).

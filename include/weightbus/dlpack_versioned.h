@@ -5,7 +5,7 @@
  *
  * It includes <dlpack/dlpack.h>. A dlpack.h of 1.0 or later (it defines DLPACK_MAJOR_VERSION) declares all of
  * this itself, and then this file adds nothing. Otherwise it declares the same names with the layout DLPack 1.x
- * publishes as its ABI, which tests/test-dlpack-versioned-exports-flag-snapshots-read-only.c checks field by
+ * publishes as its ABI, which tests/api/test-dlpack-versioned-exports-flag-snapshots-read-only.c checks field by
  * field. As in DLPack's header, the struct has no typedef: write `struct DLManagedTensorVersioned` in C.
  */
 #ifndef WEIGHTBUS_DLPACK_VERSIONED_H
