@@ -109,33 +109,76 @@ WB_API const char *wb_version_string(void);
 /* Errors                                                                                                      */
 /* ---------------------------------------------------------------------------------------------------------- */
 
-#define WB_OK 0
-#define WB_E_INVAL (-1)          /* an argument is NULL, out of range or malformed */
-#define WB_E_NOMEM (-2)          /* this process, or the broker, ran out of memory */
-#define WB_E_NOT_FOUND (-3)      /* no topic/tensor of that name, or the version is not published */
-#define WB_E_EXISTS (-4)         /* a tensor of that name exists with another dtype or shape */
-#define WB_E_NAME_TOO_LONG (-5)  /* a name is longer than WB_NAME_MAX bytes (or empty) */
-#define WB_E_DTYPE (-6)          /* unknown dtype, or a view's dtype does not fit its parent */
-#define WB_E_SHAPE (-7)          /* bad ndim, negative extent, or element count overflows */
-#define WB_E_SIZE (-8)           /* a byte range falls outside its storage, or metadata is too large */
-#define WB_E_NOSPC (-9)          /* a capacity of the broker (topics, tensors, clients, leases...) or a per-client
-                                    limit (weightbusd --max-*-per-client) is exhausted */
-#define WB_E_ROLE (-10)          /* the call needs the publisher's handle and this is a reader's */
-#define WB_E_BUSY (-11)          /* the topic already has a live publisher */
-#define WB_E_TIMEOUT (-12)       /* the wait ran out; nothing was changed */
-#define WB_E_BROKER_GONE (-13)   /* the broker died or closed the connection */
-#define WB_E_ABI_MISMATCH (-14)  /* the segment or broker speaks another layout/protocol version */
-#define WB_E_DIRTY (-15)         /* R = 1 topic left half-written by a publisher that died; wait for a new version */
-#define WB_E_EXPIRED (-16)       /* the version is older than what the topic still keeps */
-#define WB_E_STATE (-17)         /* the call does not fit the object's state (e.g. layout sealed, update open) */
-#define WB_E_PERM (-18)          /* refused by a credential check: the broker's of this uid, or this library's of
-                                    the broker's socket directory, uid or shared memory (see Trust above) */
-#define WB_E_PROTOCOL (-19)      /* a malformed message from the peer */
-#define WB_E_IO (-20)            /* a system call failed; wb_last_error() has errno's text */
-#define WB_E_NO_CUDA (-21)       /* CUDA is needed and absent */
-#define WB_E_STALE (-22)         /* the tensor or allocation was revoked by its exporter */
-#define WB_E_CONNECT (-23)       /* no broker listens at the socket path */
-#define WB_E_CUDA (-24)          /* a CUDA driver call failed; wb_last_error() names the call and its CUresult */
+/* Every code, once: XX(name, value, text) for each, in the shape of libuv's UV_ERRNO_MAP. The header's enum and
+ * wb_strerror ("name: text") are generated from it, and the bindings' tables are checked against it
+ * (tests/bindings/layout-dump). The comment above each entry is what the code means in the calls' lists of
+ * errors below. Codes are never renumbered; new ones take the next negative value. */
+#define WB_ERROR_MAP(XX)                                                                                        \
+  /* success */                                                                                                 \
+  XX(WB_OK, 0, "success")                                                                                       \
+  /* an argument is NULL, out of range or malformed */                                                          \
+  XX(WB_E_INVAL, -1, "invalid argument")                                                                        \
+  /* this process, or the broker, ran out of memory */                                                          \
+  XX(WB_E_NOMEM, -2, "out of memory")                                                                           \
+  /* no topic/tensor of that name, or the version is not published */                                           \
+  XX(WB_E_NOT_FOUND, -3, "no such topic, tensor or version")                                                    \
+  /* a tensor of that name exists with another dtype or shape */                                                \
+  XX(WB_E_EXISTS, -4, "exists with another definition")                                                         \
+  /* a name is longer than WB_NAME_MAX bytes (or empty) */                                                      \
+  XX(WB_E_NAME_TOO_LONG, -5, "name empty or longer than 255 bytes")                                             \
+  /* unknown dtype, or a view's dtype does not fit its parent */                                                \
+  XX(WB_E_DTYPE, -6, "unknown or unfitting dtype")                                                              \
+  /* bad ndim, negative extent, or element count overflows */                                                   \
+  XX(WB_E_SHAPE, -7, "invalid shape")                                                                           \
+  /* a byte range falls outside its storage, or metadata is too large */                                        \
+  XX(WB_E_SIZE, -8, "size or byte range out of bounds")                                                         \
+  /* a capacity of the broker (topics, tensors, clients, leases...) or a per-client limit                       \
+     (weightbusd --max-*-per-client) is exhausted */                                                            \
+  XX(WB_E_NOSPC, -9, "broker capacity exhausted")                                                               \
+  /* the call needs the publisher's handle and this is a reader's */                                            \
+  XX(WB_E_ROLE, -10, "only the topic's publisher may do this")                                                  \
+  /* the topic already has a live publisher */                                                                  \
+  XX(WB_E_BUSY, -11, "the topic has a live publisher")                                                          \
+  /* the wait ran out; nothing was changed */                                                                   \
+  XX(WB_E_TIMEOUT, -12, "the wait timed out")                                                                   \
+  /* the broker died or closed the connection */                                                                \
+  XX(WB_E_BROKER_GONE, -13, "the broker is gone")                                                               \
+  /* the segment or broker speaks another layout/protocol version */                                            \
+  XX(WB_E_ABI_MISMATCH, -14, "layout or protocol version differs")                                              \
+  /* R = 1 topic left half-written by a publisher that died; wait for a new version */                          \
+  XX(WB_E_DIRTY, -15, "tensors were left half-written by a publisher that died or aborted")                     \
+  /* the version is older than what the topic still keeps */                                                    \
+  XX(WB_E_EXPIRED, -16, "the version is no longer kept")                                                        \
+  /* the call does not fit the object's state (e.g. layout sealed, update open) */                              \
+  XX(WB_E_STATE, -17, "not allowed in the current state")                                                       \
+  /* refused by a credential check: the broker's of this uid, or this library's of the broker's socket          \
+     directory, uid or shared memory (see Trust above) */                                                       \
+  XX(WB_E_PERM, -18, "permission denied")                                                                       \
+  /* a malformed message from the peer */                                                                       \
+  XX(WB_E_PROTOCOL, -19, "malformed message")                                                                   \
+  /* a system call failed; wb_last_error() has errno's text */                                                  \
+  XX(WB_E_IO, -20, "system call failed")                                                                        \
+  /* CUDA is needed and absent */                                                                               \
+  XX(WB_E_NO_CUDA, -21, "CUDA is not available")                                                                \
+  /* the tensor or allocation was revoked by its exporter */                                                    \
+  XX(WB_E_STALE, -22, "revoked by its exporter")                                                                \
+  /* no broker listens at the socket path */                                                                    \
+  XX(WB_E_CONNECT, -23, "no broker at the socket path")                                                         \
+  /* a CUDA driver call failed; wb_last_error() names the call and its CUresult */                              \
+  XX(WB_E_CUDA, -24, "a CUDA driver call failed")
+
+/* The codes as constants of type int, made from the list: WB_OK, WB_E_INVAL, ... In C, enumeration constants
+ * (which are ints); in C++, where an enum's constants have a type of their own (a lambda returning WB_OK in
+ * one place and an int in another would not compile), const ints. They are not macros: #ifdef cannot test
+ * for one (compare WB_VERSION instead). */
+#ifdef __cplusplus
+#define WB_ERROR_CONSTANT_(name, value, text) static const int name = value;
+WB_ERROR_MAP(WB_ERROR_CONSTANT_)
+#else
+#define WB_ERROR_CONSTANT_(name, value, text) name = value,
+enum { WB_ERROR_MAP(WB_ERROR_CONSTANT_) };
+#endif
+#undef WB_ERROR_CONSTANT_
 
 /* A constant string naming the code, e.g. "WB_E_TIMEOUT: the wait timed out". Never NULL. */
 WB_API const char *wb_strerror(int code);
