@@ -33,25 +33,10 @@ void copy_name(char *dst, const std::string &name, size_t capacity) {
   dst[n] = '\0';
 }
 
-void write_header(const shm::Segment &seg, const shm::Capacities &caps, const shm::Layout &layout) {
-  shm::Header &h = seg.header();
-  h.magic = shm::kMagic;
-  h.segment_size = layout.segment_size;
-  h.capacities = caps;
-  h.broker_pid = uint32_t(getpid());
-  h.topics_offset = layout.topics_offset;
-  h.tensors_offset = layout.tensors_offset;
-  h.allocations_offset = layout.allocations_offset;
-  h.clients_offset = layout.clients_offset;
-  h.rings_offset = layout.rings_offset;
-  h.client_stride = layout.client_stride;
+uint64_t realtime_ns() {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  h.created_ns = uint64_t(ts.tv_sec) * 1000000000 + uint64_t(ts.tv_nsec);
-  // Last, also for the compiler: a broker that dies while writing the header leaves no fingerprint. Clients
-  // get the segment over the socket afterwards, which orders the rest.
-  std::atomic_signal_fence(std::memory_order_release);
-  h.fingerprint = shm::expected_fingerprint();
+  return uint64_t(ts.tv_sec) * 1000000000 + uint64_t(ts.tv_nsec);
 }
 
 }  // namespace
@@ -156,7 +141,7 @@ int Registry::create(const shm::Capacities &caps) {
     return rc;
   }
   seg_ = shm::Segment(region_.get_address());
-  write_header(seg_, caps, layout);
+  shm::write_header(seg_.header(), caps, uint32_t(getpid()), realtime_ns());
   tensors_by_name_.resize(caps.max_topics);
   allocation_fds_.assign(caps.max_allocations, -1);
   used_.assign(caps.max_clients, Quota{});
@@ -399,6 +384,40 @@ void Registry::link_tensor(uint32_t topic, uint32_t index) {
   t.tensor_count.fetch_add(1, std::memory_order_release);
 }
 
+uint32_t Registry::append_tensor(uint32_t topic, const std::string &name, int32_t dtype,
+                                 const std::vector<int64_t> &shape, const std::vector<int64_t> &strides,
+                                 const TensorPlacement &placement) {
+  shm::Header &h = seg_.header();
+  uint32_t slot = h.tensor_count.load();
+  shm::Tensor &e = seg_.tensor(slot);
+  copy_name(e.name, name, sizeof(e.name));
+  e.topic = topic;
+  e.dtype = dtype;
+  e.ndim = uint32_t(shape.size());
+  std::copy(shape.begin(), shape.end(), e.shape);
+  if (strides.empty()) {
+    geometry::contiguous_strides(e.ndim, e.shape, e.strides);
+    geometry::contiguous_bytes(e.dtype, e.ndim, e.shape, &e.nbytes);
+  } else {
+    std::copy(strides.begin(), strides.end(), e.strides);
+    geometry::strided_span(e.dtype, e.ndim, e.shape, e.strides, &e.nbytes);
+  }
+  e.is_view = placement.is_view ? 1 : 0;
+  e.root = placement.root == shm::kNone ? slot : placement.root;
+  e.view_offset = placement.view_offset;
+  e.allocation = placement.allocation;
+  e.device_type = placement.device_type;
+  for (uint32_t r = 0; r < WB_MAX_REPLICAS; ++r) {
+    e.replica_offset[r] = placement.replica_offset[r];
+    e.replica_allocation[r] = placement.replica_allocation[r];
+    // A tensor's replica 0 holds the zeros of "version 0"; a view's versions are its root's.
+    e.replica_version[r].store(r == 0 && !placement.is_view ? 0 : shm::kNeverWritten);
+  }
+  h.tensor_count.store(slot + 1, std::memory_order_release);
+  link_tensor(topic, slot);
+  return slot;
+}
+
 void Registry::unindex_from(uint32_t topic, uint32_t first) {
   std::erase_if(tensors_by_name_[topic], [first](const auto &entry) { return entry.second >= first; });
 }
@@ -456,24 +475,9 @@ int Registry::alloc_tensors(uint32_t topic, uint32_t client, const std::vector<N
   descriptors_.hold(1);
   for (size_t i = 0; i < specs.size(); ++i) {
     if (!is_new[i]) continue;
-    uint32_t index = h.tensor_count.load();
-    shm::Tensor &e = seg_.tensor(index);
-    copy_name(e.name, specs[i].name, sizeof(e.name));
-    e.topic = topic;
-    e.dtype = specs[i].dtype;
-    e.ndim = uint32_t(specs[i].shape.size());
-    std::copy(specs[i].shape.begin(), specs[i].shape.end(), e.shape);
-    geometry::contiguous_strides(e.ndim, e.shape, e.strides);
-    geometry::contiguous_bytes(e.dtype, e.ndim, e.shape, &e.nbytes);
-    e.root = index;
-    e.allocation = a;
-    e.device_type = WB_DEVICE_HOST;
-    for (uint32_t r = 0; r < WB_MAX_REPLICAS; ++r) {
-      e.replica_offset[r] = r * replica_bytes + offsets[i];
-      e.replica_version[r].store(r == 0 ? 0 : shm::kNeverWritten);  // replica 0 holds the zeros of "version 0"
-    }
-    h.tensor_count.store(index + 1, std::memory_order_release);
-    link_tensor(topic, index);
+    TensorPlacement placement{.allocation = a};
+    for (uint32_t r = 0; r < WB_MAX_REPLICAS; ++r) placement.replica_offset[r] = r * replica_bytes + offsets[i];
+    append_tensor(topic, specs[i].name, specs[i].dtype, specs[i].shape, {}, placement);
   }
   t.bytes.fetch_add(total);
   t.layout_gen.fetch_add(1, std::memory_order_release);
@@ -529,22 +533,12 @@ int Registry::create_view(uint32_t topic, uint32_t client, const NewView &view) 
   }
   if ((rc = check_quota(client, Quota{.tensors = 1})) != WB_OK) return rc;
   tensors_by_name_[topic].emplace(view.name, index);  // first: nothing below may fail for want of memory
-  shm::Tensor &e = seg_.tensor(index);
-  copy_name(e.name, view.name, sizeof(e.name));
-  e.topic = topic;
-  e.dtype = view.dtype;
-  e.ndim = uint32_t(view.shape.size());
-  std::copy(view.shape.begin(), view.shape.end(), e.shape);
-  std::copy(view.strides.begin(), view.strides.end(), e.strides);
-  e.nbytes = span;
-  e.is_view = 1;
-  e.root = parent.root;
-  e.view_offset = parent.view_offset + view.byte_offset;
-  e.allocation = parent.allocation;
-  e.device_type = parent.device_type;
-  for (uint32_t r = 0; r < WB_MAX_REPLICAS; ++r) e.replica_version[r].store(shm::kNeverWritten);
-  h.tensor_count.store(index + 1, std::memory_order_release);
-  link_tensor(topic, index);
+  append_tensor(topic, view.name, view.dtype, view.shape, view.strides,
+                TensorPlacement{.is_view = true,
+                                .root = parent.root,
+                                .view_offset = parent.view_offset + view.byte_offset,
+                                .allocation = parent.allocation,
+                                .device_type = parent.device_type});
   seg_.topic(topic).layout_gen.fetch_add(1, std::memory_order_release);
   charge(client, Quota{.tensors = 1});
   return WB_OK;

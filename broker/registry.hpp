@@ -153,6 +153,22 @@ class Registry {
   // tensors from index `first` on, which a failed request entered.
   void link_tensor(uint32_t topic, uint32_t index);
   void unindex_from(uint32_t topic, uint32_t first);
+  // Where a new tensor entry's bytes are: what differs between a host tensor, a view and a CUDA tensor.
+  struct TensorPlacement {
+    bool is_view = false;
+    uint32_t root = shm::kNone;  // a view's root; kNone: the entry is its own root
+    uint64_t view_offset = 0;    // a view's bytes from its root's start
+    uint32_t allocation = 0;
+    int32_t device_type = WB_DEVICE_HOST;
+    uint64_t replica_offset[WB_MAX_REPLICAS] = {};
+    uint32_t replica_allocation[WB_MAX_REPLICAS] = {};  // CUDA tensors only
+  };
+  // The one writer of a tensor entry: fills the next entry of the table (name, dtype, shape, strides —
+  // contiguous when `strides` is empty —, byte count, placement), counts it in the header and links it into
+  // the topic's list (link_tensor). Returns its slot. The caller has checked the request, and entered the name
+  // in tensors_by_name_: nothing here fails.
+  uint32_t append_tensor(uint32_t topic, const std::string &name, int32_t dtype, const std::vector<int64_t> &shape,
+                         const std::vector<int64_t> &strides, const TensorPlacement &placement);
   int check_cuda_allocation(uint32_t allocation, shm::Allocation **out) const;
   // A removed topic's allocations (remove_topic): host ones closed, unlinked and marked free, CUDA ones revoked.
   std::vector<std::pair<uint32_t, std::string>> host_allocations_of(uint32_t topic) const;

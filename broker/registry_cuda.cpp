@@ -203,29 +203,14 @@ int Registry::register_tensors(uint32_t topic, uint32_t client, const std::vecto
   unindex.release();  // nothing below may fail for want of memory
   shm::Topic &tp = seg_.topic(topic);
   for (const NewRegisteredTensor &t : tensors) {
-    uint32_t index = h.tensor_count.load();
-    shm::Tensor &e = seg_.tensor(index);
-    size_t n = std::min(t.name.size(), sizeof(e.name) - 1);
-    memcpy(e.name, t.name.data(), n);
-    e.name[n] = '\0';
-    e.topic = topic;
-    e.dtype = t.dtype;
-    e.ndim = uint32_t(t.shape.size());
-    std::copy(t.shape.begin(), t.shape.end(), e.shape);
-    geometry::contiguous_strides(e.ndim, e.shape, e.strides);
-    geometry::contiguous_bytes(e.dtype, e.ndim, e.shape, &e.nbytes);
-    e.root = index;
-    e.allocation = t.allocations[0];
-    e.device_type = WB_DEVICE_CUDA;
+    TensorPlacement placement{.allocation = t.allocations[0], .device_type = WB_DEVICE_CUDA};
     for (uint32_t r = 0; r < WB_MAX_REPLICAS; ++r) {
       bool used = r < tp.replicas;
-      e.replica_allocation[r] = used ? t.allocations[r] : t.allocations[0];
-      e.replica_offset[r] = used ? t.offsets[r] : 0;
-      e.replica_version[r].store(r == 0 ? 0 : shm::kNeverWritten);  // replica 0's bytes are "version 0"
+      placement.replica_allocation[r] = used ? t.allocations[r] : t.allocations[0];
+      placement.replica_offset[r] = used ? t.offsets[r] : 0;
     }
-    h.tensor_count.store(index + 1, std::memory_order_release);
-    link_tensor(topic, index);
-    tp.bytes.fetch_add(e.nbytes * tp.replicas);
+    uint32_t slot = append_tensor(topic, t.name, t.dtype, t.shape, {}, placement);
+    tp.bytes.fetch_add(seg_.tensor(slot).nbytes * tp.replicas);
   }
   tp.layout_gen.fetch_add(1, std::memory_order_release);
   charge(client, taken);

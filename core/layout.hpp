@@ -256,6 +256,11 @@ class Segment {
   char *base_ = nullptr;
 };
 
+// Writes the header of a segment of these capacities (its tables laid out by compute_layout), the fingerprint
+// last: the one writer of a header, for the broker that creates a segment and for the tests and the fuzz
+// corpus that build one. The counts are left as they are (zero in a new segment).
+void write_header(Header &h, const Capacities &caps, uint32_t broker_pid, uint64_t created_ns);
+
 // Checks magic, fingerprint, capacities and offsets of a mapped segment of mapped_size bytes.
 // Returns WB_OK, WB_E_ABI_MISMATCH or WB_E_PROTOCOL, with wb_last_error set.
 int validate_header(const void *base, uint64_t mapped_size);
