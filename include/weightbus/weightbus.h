@@ -448,7 +448,7 @@ WB_API int wb_topic_latest(wb_topic *topic, uint64_t *version);
 /* Blocks until a version greater than after is published, and returns it (the latest, which may skip several).
  * Returns at once if one already is. Restarts after EINTR with the remaining time.
  * Errors: WB_E_INVAL, WB_E_TIMEOUT, WB_E_BROKER_GONE (no successor took the client back within its timeout_ms of
- * the broker's death, or the broker exited cleanly: within about 200 ms of that). */
+ * the broker's death, or the broker exited cleanly: this version notices within about 200 ms). */
 WB_API int wb_topic_wait(wb_topic *topic, uint64_t after, int64_t timeout_ms, uint64_t *version);
 
 /* A file descriptor for event loops (poll, epoll, select, asyncio, libuv) that becomes readable when there is
@@ -627,17 +627,19 @@ typedef struct wb_copy_target {
 
 #define WB_COPY_TARGET_INIT {sizeof(wb_copy_target), 0, NULL, NULL, 0, -1, 0}
 
-/* Copies count tensors of the snapshot into the caller's buffers, in one batch on stream: first the stream
- * waits for the version's GPU work (wb_snapshot_wait_stream), then the copies (from a GPU to any GPU, peers
- * included, or to host memory). Copies below 16 MiB between device memory of the stream's GPU run in a few
- * launches of a copy kernel (the first after 128 copies, so that the GPU starts early; up to 1,364 copies a
- * launch); the rest as one cuMemcpyAsync each. A view's nbytes are copied from its first element, strides
- * kept. Host tensors into host memory are copied with memcpy before the call returns and need no CUDA. The
- * copies read the snapshot: synchronize stream before releasing it. Targets are checked before anything is
- * copied. Passing the same names every version is cheap: each is first compared with the tensor that the
- * topic's previous copy-into found for the target at the same index. Errors: WB_E_INVAL (NULL, a bad
+/* Copies count tensors of the snapshot into the caller's buffers, in one batch on stream, ordered after the GPU
+ * work that wrote the version (as wb_snapshot_wait_stream orders it): from a GPU to any GPU, peers included, or
+ * to host memory. A view's nbytes are copied from its first element, strides kept. Host tensors into host
+ * memory are copied before the call returns and need no CUDA. The copies read the snapshot: synchronize stream
+ * before releasing it. Targets are checked before anything is copied. Errors: WB_E_INVAL (NULL, a bad
  * struct_size, device out of range), WB_E_NAME_TOO_LONG, WB_E_NOT_FOUND, WB_E_SIZE (dst_bytes below the
- * tensor's nbytes), WB_E_STALE, WB_E_NO_CUDA, WB_E_CUDA; the message names the target (targets[i]). */
+ * tensor's nbytes), WB_E_STALE, WB_E_NO_CUDA, WB_E_CUDA; the message names the target (targets[i]).
+ * This version (how, not a promise: the numbers may change): the stream first waits for the version's GPU work
+ * (wb_snapshot_wait_stream); copies below 16 MiB between device memory of the stream's GPU run in a few
+ * launches of a copy kernel (the first after 128 copies, so that the GPU starts early; up to 1,364 copies a
+ * launch), the rest as one cuMemcpyAsync each; host tensors into host memory with memcpy. Passing the same
+ * names every version is cheap: each is first compared with the tensor that the topic's previous copy-into
+ * found for the target at the same index. */
 WB_API int wb_snapshot_copy_into(wb_snapshot *snapshot, const wb_copy_target *targets, uint32_t count,
                                  void *stream);
 
@@ -750,11 +752,11 @@ WB_API int wb_list_leases(wb_client *client, wb_lease_info *out, uint32_t capaci
  * - CUDA: a revoked tensor cannot be re-pointed at new memory; the topic keeps it as stale.
  * - CUDA: a reader that never calls into the library keeps revoked memory mapped, and wb_tensor_revoke times
  *   out waiting for it.
- * - CUDA: the first wb_snapshot_copy_into in a CUDA context JIT-compiles its copy kernel (about 90 ms on an
- *   H100; the driver caches the result on disk for later processes). The kernel's PTX comes from the nvcc the
- *   library was built with and needs a driver at least as new (CUDA 13 for nvcc 13); with an older driver, or
- *   a library built without nvcc, every copy is one cuMemcpyAsync, which for many small tensors costs the
- *   driver's overhead per call (about 6 us each).
+ * - CUDA, this version: the first wb_snapshot_copy_into in a CUDA context JIT-compiles its copy kernel (about
+ *   90 ms on an H100; the driver caches the result on disk for later processes). The kernel's PTX comes from
+ *   the nvcc the library was built with and needs a driver at least as new (CUDA 13 for nvcc 13); with an older
+ *   driver, or a library built without nvcc, every copy is one cuMemcpyAsync, which for many small tensors
+ *   costs the driver's overhead per call (about 6 us each).
  */
 
 #ifdef __cplusplus
