@@ -109,8 +109,8 @@ WB_API const char *wb_version_string(void);
 /* Errors                                                                                                      */
 /* ---------------------------------------------------------------------------------------------------------- */
 
-/* Every code, once: XX(name, value, text) for each, in the shape of libuv's UV_ERRNO_MAP. The header's enum and
- * wb_strerror ("name: text") are generated from it, and the bindings' tables are checked against it
+/* Every code, once: XX(name, value, text) for each, in the shape of libuv's UV_ERRNO_MAP. The constants below
+ * and wb_strerror ("name: text") are generated from it, and the bindings' tables are checked against it
  * (tests/bindings/layout-dump). The comment above each entry is what the code means in the calls' lists of
  * errors below. Codes are never renumbered; new ones take the next negative value. */
 #define WB_ERROR_MAP(XX)                                                                                        \
