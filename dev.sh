@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The two Quick start commands of README.md, and what CI runs.
 #   bash dev.sh demo   install what the demo needs (apt), build the broker and the CLI, show versions flowing
-#   bash dev.sh test   install what is missing, build, and run every test (plain, without CUDA's headers, the
-#                      Rust and Go bindings, ASan/UBSan, ThreadSanitizer), then each libFuzzer harness for 30 s
+#   bash dev.sh test   install what is missing, build with warnings as errors, and run every test (plain,
+#                      without CUDA's headers, the Rust and Go bindings, ASan/UBSan, ThreadSanitizer), then each
+#                      libFuzzer harness for 30 s
 #   bash dev.sh bench  install what is missing, build (Release) and run bench/run.sh
 # Each step prints a "dev.sh:" line, and apt, cmake and the build print their progress as plain lines that read
 # well in a CI log.
@@ -41,12 +42,15 @@ install_missing() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q -o Dpkg::Progress-Fancy=0 "${missing[@]}"
 }
 
+# Extra cmake arguments of every build configured: dev.sh test (CI) adds warnings as errors.
+CONFIGURE_ARGS=()
+
 # configure DIR [cmake args...]: cmake's output, whose summary says what this build has ("CUDA tensors: on").
 configure() {
   local dir=$1
   shift
   step "configuring $dir"
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@"
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${CONFIGURE_ARGS[@]}" "$@"
 }
 
 # build DIR [cmake args...]: configures and builds everything.
@@ -70,6 +74,8 @@ case "${1:-}" in
     ;;
   test)
     install_missing "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+    # CI's builds, every one of them: a new warning fails CI, never a user's build (WB_WERROR is off there).
+    CONFIGURE_ARGS=(-DWB_WERROR=ON)
     build build -DWB_BUILD_TESTS=ON
     step "the test suite (build)"
     ctest --test-dir build --output-on-failure -j "$JOBS"

@@ -1,5 +1,5 @@
 // Adopting the segment a dead broker left: everything published lives in shared memory, so a new broker
-// validates the segment, rebuilds its own indexes and file descriptors from it, and treats the client slots it
+// validates the segment, rebuilds its own name tables and file descriptors from it, and treats the client slots it
 // finds live as orphans until their processes are done with them.
 #include <fcntl.h>
 #include <sys/mman.h>

@@ -25,7 +25,7 @@ struct CudaChunk {
   uint64_t size;
 };
 
-// allocation index -> its chunks so far, in address order
+// allocation slot -> its chunks so far, in address order
 using CudaChunks = std::unordered_map<uint32_t, std::vector<CudaChunk>>;
 
 }  // namespace wb::broker

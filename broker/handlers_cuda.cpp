@@ -13,13 +13,13 @@ void Dispatcher::on_register_cuda_allocation(Client *client, uint32_t id, const 
   if (check_publisher(client, id, m->topic()) != WB_OK) return;
   NewCudaAllocation a{m->topic(), m->kind(),       m->size(), items(m->device_uuid()), items(m->ipc_handle()),
                       m->base(),  m->chunk_count()};
-  uint32_t index = 0;
-  int rc = registry_.register_cuda_allocation(a, client->slot, client->pid, &index);
+  uint32_t slot = 0;
+  int rc = registry_.register_cuda_allocation(a, client->slot, client->pid, &slot);
   if (rc != WB_OK) return refuse(client, id, rc);
   log(LogLevel::kDebug, "topic '%s': pid %u exported CUDA allocation %u (%s, %llu bytes)",
-      registry_.seg().topic(m->topic()).name, client->pid, index, a.chunk_count > 0 ? "VMM" : "legacy IPC",
+      registry_.seg().topic(m->topic()).name, client->pid, slot, a.chunk_count > 0 ? "VMM" : "legacy IPC",
       (unsigned long long)a.size);
-  reply(client, id, WB_OK, index, a.size);
+  reply(client, id, WB_OK, slot, a.size);
 }
 
 void Dispatcher::on_add_allocation_chunks(Client *client, uint32_t id, const void *body, std::vector<int> &fds) {

@@ -33,25 +33,10 @@ void copy_name(char *dst, const std::string &name, size_t capacity) {
   dst[n] = '\0';
 }
 
-void write_header(const shm::Segment &seg, const shm::Capacities &caps, const shm::Layout &layout) {
-  shm::Header &h = seg.header();
-  h.magic = shm::kMagic;
-  h.segment_size = layout.segment_size;
-  h.capacities = caps;
-  h.broker_pid = uint32_t(getpid());
-  h.topics_offset = layout.topics_offset;
-  h.tensors_offset = layout.tensors_offset;
-  h.allocations_offset = layout.allocations_offset;
-  h.clients_offset = layout.clients_offset;
-  h.rings_offset = layout.rings_offset;
-  h.client_stride = layout.client_stride;
+uint64_t realtime_ns() {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  h.created_ns = uint64_t(ts.tv_sec) * 1000000000 + uint64_t(ts.tv_nsec);
-  // Last, also for the compiler: a broker that dies while writing the header leaves no fingerprint. Clients
-  // get the segment over the socket afterwards, which orders the rest.
-  std::atomic_signal_fence(std::memory_order_release);
-  h.fingerprint = shm::expected_fingerprint();
+  return uint64_t(ts.tv_sec) * 1000000000 + uint64_t(ts.tv_nsec);
 }
 
 }  // namespace
@@ -156,7 +141,7 @@ int Registry::create(const shm::Capacities &caps) {
     return rc;
   }
   seg_ = shm::Segment(region_.get_address());
-  write_header(seg_, caps, layout);
+  shm::write_header(seg_.header(), caps, uint32_t(getpid()), realtime_ns());
   tensors_by_name_.resize(caps.max_topics);
   allocation_fds_.assign(caps.max_allocations, -1);
   used_.assign(caps.max_clients, Quota{});
@@ -207,7 +192,7 @@ uint32_t Registry::remove_client(uint32_t slot) {
 }
 
 int Registry::create_topic(const std::string &name, uint32_t replicas, uint32_t client, uint32_t pid,
-                           uint32_t *index) {
+                           uint32_t *slot) {
   int rc = geometry::check_name(name.data(), name.size(), "topic");
   if (rc != WB_OK) return rc;
   if (replicas < 1 || replicas > WB_MAX_REPLICAS) {
@@ -227,7 +212,7 @@ int Registry::create_topic(const std::string &name, uint32_t replicas, uint32_t 
     t.publisher_pid.store(pid);
     t.publisher.store(client + 1, std::memory_order_release);
     seg_.client(client).topics_published.fetch_add(1);
-    *index = found->second;
+    *slot = found->second;
     return WB_OK;
   }
   shm::Header &h = seg_.header();
@@ -248,34 +233,34 @@ int Registry::create_topic(const std::string &name, uint32_t replicas, uint32_t 
   h.topic_count.store(i + 1, std::memory_order_release);
   charge(client, Quota{.topics = 1});
   seg_.client(client).topics_published.fetch_add(1);
-  *index = i;
+  *slot = i;
   return WB_OK;
 }
 
-int Registry::open_topic(const std::string &name, uint32_t *index) const {
+int Registry::open_topic(const std::string &name, uint32_t *slot) const {
   int rc = geometry::check_name(name.data(), name.size(), "topic");
   if (rc != WB_OK) return rc;
   auto found = topics_by_name_.find(name);
   if (found == topics_by_name_.end()) return fail(WB_E_NOT_FOUND, "no topic named '%s'", name.c_str());
-  *index = found->second;
+  *slot = found->second;
   return WB_OK;
 }
 
-int Registry::remove_topic(const std::string &name, uint32_t *index) {
-  int rc = open_topic(name, index);
+int Registry::remove_topic(const std::string &name, uint32_t *slot) {
+  int rc = open_topic(name, slot);
   if (rc != WB_OK) return rc;
-  shm::Topic &t = seg_.topic(*index);
+  shm::Topic &t = seg_.topic(*slot);
   if (t.publisher.load() != 0) {
     return fail(WB_E_BUSY, "topic '%s' has a publisher (pid %u): it must close the topic before it can be removed",
                 name.c_str(), t.publisher_pid.load());
   }
   // Made before anything changes: from the first store of the state on, nothing may fail for want of memory.
-  const std::vector<std::pair<uint32_t, std::string>> host = host_allocations_of(*index);
+  const std::vector<std::pair<uint32_t, std::string>> host = host_allocations_of(*slot);
   // Dekker's algorithm with try_lease (libclient/snapshot.cpp), as lease.hpp describes it for the floor: a reader
   // stores its lease word, then loads the state; this stores the state, then counts the lease words. Either the
   // reader sees kRemoving and backs off, or this sees its lease.
   t.state.store(uint32_t(shm::TopicState::kRemoving), std::memory_order_seq_cst);
-  if (uint32_t held = lease::count_on_topic(seg_, *index); held > 0) {
+  if (uint32_t held = lease::count_on_topic(seg_, *slot); held > 0) {
     t.state.store(uint32_t(shm::TopicState::kLive), std::memory_order_seq_cst);
     return fail(WB_E_BUSY, "topic '%s': readers hold %u lease(s) on its versions; they must release them before it "
                 "can be removed", name.c_str(), held);
@@ -284,8 +269,8 @@ int Registry::remove_topic(const std::string &name, uint32_t *index) {
   // leftover allocations it frees like any other's when it stops), never a live one missing its memory.
   t.state.store(uint32_t(shm::TopicState::kRemoved), std::memory_order_seq_cst);
   free_host_allocations(host);
-  revoke_cuda_allocations(*index);
-  tensors_by_name_[*index].clear();
+  revoke_cuda_allocations(*slot);
+  tensors_by_name_[*slot].clear();
   topics_by_name_.erase(name);
   bump_and_wake(&t.version_seq, &t.version_waiters);  // blocked waits and acquires see it gone
   return WB_OK;
@@ -315,10 +300,10 @@ void Registry::free_host_allocations(const std::vector<std::pair<uint32_t, std::
   }
 }
 
-int Registry::check_topic(uint32_t index) const {
-  if (index >= seg_.header().topic_count.load() ||
-      seg_.topic(index).state.load() != uint32_t(shm::TopicState::kLive)) {
-    return fail(WB_E_NOT_FOUND, "no topic with index %u", index);
+int Registry::check_topic(uint32_t slot) const {
+  if (slot >= seg_.header().topic_count.load() ||
+      seg_.topic(slot).state.load() != uint32_t(shm::TopicState::kLive)) {
+    return fail(WB_E_NOT_FOUND, "no topic with index %u", slot);
   }
   return WB_OK;
 }
@@ -338,11 +323,11 @@ uint32_t Registry::release_publisher(uint32_t topic) {
   return t.dirty_tensors.load();
 }
 
-int Registry::find_tensor(uint32_t topic, const std::string &name, uint32_t *index) const {
+int Registry::find_tensor(uint32_t topic, const std::string &name, uint32_t *slot) const {
   const auto &names = tensors_by_name_[topic];
   auto found = names.find(name);
   if (found == names.end()) return WB_E_NOT_FOUND;
-  *index = found->second;
+  *slot = found->second;
   return WB_OK;
 }
 
@@ -386,20 +371,54 @@ int Registry::check_new_tensors(uint32_t topic, const std::vector<NewTensor> &sp
   return WB_OK;
 }
 
-void Registry::link_tensor(uint32_t topic, uint32_t index) {
+void Registry::link_tensor(uint32_t topic, uint32_t slot) {
   shm::Topic &t = seg_.topic(topic);
-  shm::Tensor &e = seg_.tensor(index);
+  shm::Tensor &e = seg_.tensor(slot);
   e.next.store(shm::kNone, std::memory_order_relaxed);
   if (t.last_tensor == shm::kNone) {
-    t.first_tensor = index;
+    t.first_tensor = slot;
   } else {
-    seg_.tensor(t.last_tensor).next.store(index, std::memory_order_release);
+    seg_.tensor(t.last_tensor).next.store(slot, std::memory_order_release);
   }
-  t.last_tensor = index;
+  t.last_tensor = slot;
   t.tensor_count.fetch_add(1, std::memory_order_release);
 }
 
-void Registry::unindex_from(uint32_t topic, uint32_t first) {
+uint32_t Registry::append_tensor(uint32_t topic, const std::string &name, int32_t dtype,
+                                 const std::vector<int64_t> &shape, const std::vector<int64_t> &strides,
+                                 const TensorPlacement &placement) {
+  shm::Header &h = seg_.header();
+  uint32_t slot = h.tensor_count.load();
+  shm::Tensor &e = seg_.tensor(slot);
+  copy_name(e.name, name, sizeof(e.name));
+  e.topic = topic;
+  e.dtype = dtype;
+  e.ndim = uint32_t(shape.size());
+  std::copy(shape.begin(), shape.end(), e.shape);
+  if (strides.empty()) {
+    geometry::contiguous_strides(e.ndim, e.shape, e.strides);
+    geometry::contiguous_bytes(e.dtype, e.ndim, e.shape, &e.nbytes);
+  } else {
+    std::copy(strides.begin(), strides.end(), e.strides);
+    geometry::strided_span(e.dtype, e.ndim, e.shape, e.strides, &e.nbytes);
+  }
+  e.is_view = placement.is_view ? 1 : 0;
+  e.root = placement.root == shm::kNone ? slot : placement.root;
+  e.view_offset = placement.view_offset;
+  e.allocation = placement.allocation;
+  e.device_type = placement.device_type;
+  for (uint32_t r = 0; r < WB_MAX_REPLICAS; ++r) {
+    e.replica_offset[r] = placement.replica_offset[r];
+    e.replica_allocation[r] = placement.replica_allocation[r];
+    // A tensor's replica 0 holds the zeros of "version 0"; a view's versions are its root's.
+    e.replica_version[r].store(r == 0 && !placement.is_view ? 0 : shm::kNeverWritten);
+  }
+  h.tensor_count.store(slot + 1, std::memory_order_release);
+  link_tensor(topic, slot);
+  return slot;
+}
+
+void Registry::forget_names_from(uint32_t topic, uint32_t first) {
   std::erase_if(tensors_by_name_[topic], [first](const auto &entry) { return entry.second >= first; });
 }
 
@@ -437,7 +456,7 @@ int Registry::alloc_tensors(uint32_t topic, uint32_t client, const std::vector<N
   // Undone on every way out until the segment changes, running out of memory included.
   uint32_t first = h.tensor_count.load();
   ScopeExit undo([&] {
-    unindex_from(topic, first);
+    forget_names_from(topic, first);
     close(memfd);
     shm_unlink(name.c_str());
   });
@@ -456,24 +475,9 @@ int Registry::alloc_tensors(uint32_t topic, uint32_t client, const std::vector<N
   descriptors_.hold(1);
   for (size_t i = 0; i < specs.size(); ++i) {
     if (!is_new[i]) continue;
-    uint32_t index = h.tensor_count.load();
-    shm::Tensor &e = seg_.tensor(index);
-    copy_name(e.name, specs[i].name, sizeof(e.name));
-    e.topic = topic;
-    e.dtype = specs[i].dtype;
-    e.ndim = uint32_t(specs[i].shape.size());
-    std::copy(specs[i].shape.begin(), specs[i].shape.end(), e.shape);
-    geometry::contiguous_strides(e.ndim, e.shape, e.strides);
-    geometry::contiguous_bytes(e.dtype, e.ndim, e.shape, &e.nbytes);
-    e.root = index;
-    e.allocation = a;
-    e.device_type = WB_DEVICE_HOST;
-    for (uint32_t r = 0; r < WB_MAX_REPLICAS; ++r) {
-      e.replica_offset[r] = r * replica_bytes + offsets[i];
-      e.replica_version[r].store(r == 0 ? 0 : shm::kNeverWritten);  // replica 0 holds the zeros of "version 0"
-    }
-    h.tensor_count.store(index + 1, std::memory_order_release);
-    link_tensor(topic, index);
+    TensorPlacement placement{.allocation = a};
+    for (uint32_t r = 0; r < WB_MAX_REPLICAS; ++r) placement.replica_offset[r] = r * replica_bytes + offsets[i];
+    append_tensor(topic, specs[i].name, specs[i].dtype, specs[i].shape, {}, placement);
   }
   t.bytes.fetch_add(total);
   t.layout_gen.fetch_add(1, std::memory_order_release);
@@ -495,12 +499,12 @@ int Registry::create_view(uint32_t topic, uint32_t client, const NewView &view) 
   uint64_t span;
   rc = geometry::strided_span(view.dtype, uint32_t(view.shape.size()), view.shape.data(), view.strides.data(), &span);
   if (rc != WB_OK) return fail(rc, "view '%s': %s", view.name.c_str(), wb_last_error());
-  uint32_t parent_index;
-  if (find_tensor(topic, view.parent, &parent_index) != WB_OK) {
+  uint32_t parent_slot;
+  if (find_tensor(topic, view.parent, &parent_slot) != WB_OK) {
     return fail(WB_E_NOT_FOUND, "view '%s': topic '%s' has no tensor '%s'", view.name.c_str(), seg_.topic(topic).name,
                 view.parent.c_str());
   }
-  const shm::Tensor &parent = seg_.tensor(parent_index);
+  const shm::Tensor &parent = seg_.tensor(parent_slot);
   uint32_t elem = wb_dtype_size(view.dtype);
   if (view.byte_offset % elem != 0) {
     return fail(WB_E_DTYPE, "view '%s': byte offset %llu is not a multiple of %s's %u bytes", view.name.c_str(),
@@ -523,28 +527,18 @@ int Registry::create_view(uint32_t topic, uint32_t client, const NewView &view) 
                 seg_.topic(topic).name);
   }
   shm::Header &h = seg_.header();
-  uint32_t index = h.tensor_count.load();
-  if (index >= seg_.caps().max_tensors) {
+  uint32_t slot = h.tensor_count.load();
+  if (slot >= seg_.caps().max_tensors) {
     return fail(WB_E_NOSPC, "the tensor table is full (%u entries; see weightbusd --max-tensors)", seg_.caps().max_tensors);
   }
   if ((rc = check_quota(client, Quota{.tensors = 1})) != WB_OK) return rc;
-  tensors_by_name_[topic].emplace(view.name, index);  // first: nothing below may fail for want of memory
-  shm::Tensor &e = seg_.tensor(index);
-  copy_name(e.name, view.name, sizeof(e.name));
-  e.topic = topic;
-  e.dtype = view.dtype;
-  e.ndim = uint32_t(view.shape.size());
-  std::copy(view.shape.begin(), view.shape.end(), e.shape);
-  std::copy(view.strides.begin(), view.strides.end(), e.strides);
-  e.nbytes = span;
-  e.is_view = 1;
-  e.root = parent.root;
-  e.view_offset = parent.view_offset + view.byte_offset;
-  e.allocation = parent.allocation;
-  e.device_type = parent.device_type;
-  for (uint32_t r = 0; r < WB_MAX_REPLICAS; ++r) e.replica_version[r].store(shm::kNeverWritten);
-  h.tensor_count.store(index + 1, std::memory_order_release);
-  link_tensor(topic, index);
+  tensors_by_name_[topic].emplace(view.name, slot);  // first: nothing below may fail for want of memory
+  append_tensor(topic, view.name, view.dtype, view.shape, view.strides,
+                TensorPlacement{.is_view = true,
+                                .root = parent.root,
+                                .view_offset = parent.view_offset + view.byte_offset,
+                                .allocation = parent.allocation,
+                                .device_type = parent.device_type});
   seg_.topic(topic).layout_gen.fetch_add(1, std::memory_order_release);
   charge(client, Quota{.tensors = 1});
   return WB_OK;

@@ -76,13 +76,13 @@ class Registry {
   uint32_t remove_client(uint32_t slot);
 
   // Creates a topic with `client` as publisher, or hands an orphaned one over to it.
-  int create_topic(const std::string &name, uint32_t replicas, uint32_t client, uint32_t pid, uint32_t *index);
-  int open_topic(const std::string &name, uint32_t *index) const;
+  int create_topic(const std::string &name, uint32_t replicas, uint32_t client, uint32_t pid, uint32_t *slot);
+  int open_topic(const std::string &name, uint32_t *slot) const;
   // Removes a topic that no publisher holds (else WB_E_BUSY) and no lease pins (WB_E_BUSY): unlinks its host
-  // allocations, revokes its CUDA ones and retires its entry (*index), which is never handed out again.
-  int remove_topic(const std::string &name, uint32_t *index);
+  // allocations, revokes its CUDA ones and retires its entry (*slot), which is never handed out again.
+  int remove_topic(const std::string &name, uint32_t *slot);
   // The topic must be live: WB_E_NOT_FOUND otherwise.
-  int check_topic(uint32_t index) const;
+  int check_topic(uint32_t slot) const;
   bool is_publisher(uint32_t topic, uint32_t client) const;
   // The publisher left (closed or died): ends an unpublished update and frees the topic for a new publisher.
   // Returns the number of tensors left dirty.
@@ -97,7 +97,7 @@ class Registry {
 
   // CUDA allocations (registry_cuda.cpp). `client` is the requesting client slot throughout.
   // A new CUDA allocation exported by client; VMM ones stay pending until all their chunks arrived.
-  int register_cuda_allocation(const NewCudaAllocation &a, uint32_t client, uint32_t pid, uint32_t *index);
+  int register_cuda_allocation(const NewCudaAllocation &a, uint32_t client, uint32_t pid, uint32_t *slot);
   // Takes the chunk fds it keeps out of fds (the rest stay the caller's to close).
   int add_allocation_chunks(uint32_t allocation, uint32_t client, uint32_t first, const std::vector<uint64_t> &sizes,
                             std::vector<int> &fds);
@@ -145,14 +145,30 @@ class Registry {
   std::string object_advice() const;
   int check_object(const std::string &object, int fd) const;
   int check_unopened(const std::string &object, int open_errno) const;
-  int find_tensor(uint32_t topic, const std::string &name, uint32_t *index) const;
+  int find_tensor(uint32_t topic, const std::string &name, uint32_t *slot) const;
   int check_new_tensors(uint32_t topic, const std::vector<NewTensor> &specs, std::vector<bool> *is_new,
                         uint32_t *count) const;
-  // Appends tensor index to the topic's list. Its name is entered in tensors_by_name_ before the segment
-  // changes (entering it may fail for want of memory, nothing after may); unindex_from withdraws the names of
-  // tensors from index `first` on, which a failed request entered.
-  void link_tensor(uint32_t topic, uint32_t index);
-  void unindex_from(uint32_t topic, uint32_t first);
+  // Appends the tensor in `slot` to the topic's list. Its name is entered in tensors_by_name_ before the
+  // segment changes (entering it may fail for want of memory, nothing after may); forget_names_from withdraws
+  // the names of tensors from slot `first` on, which a failed request entered.
+  void link_tensor(uint32_t topic, uint32_t slot);
+  void forget_names_from(uint32_t topic, uint32_t first);
+  // Where a new tensor entry's bytes are: what differs between a host tensor, a view and a CUDA tensor.
+  struct TensorPlacement {
+    bool is_view = false;
+    uint32_t root = shm::kNone;  // a view's root; kNone: the entry is its own root
+    uint64_t view_offset = 0;    // a view's bytes from its root's start
+    uint32_t allocation = 0;
+    int32_t device_type = WB_DEVICE_HOST;
+    uint64_t replica_offset[WB_MAX_REPLICAS] = {};
+    uint32_t replica_allocation[WB_MAX_REPLICAS] = {};  // CUDA tensors only
+  };
+  // The one writer of a tensor entry: fills the next entry of the table (name, dtype, shape, strides —
+  // contiguous when `strides` is empty —, byte count, placement), counts it in the header and links it into
+  // the topic's list (link_tensor). Returns its slot. The caller has checked the request, and entered the name
+  // in tensors_by_name_: nothing here fails.
+  uint32_t append_tensor(uint32_t topic, const std::string &name, int32_t dtype, const std::vector<int64_t> &shape,
+                         const std::vector<int64_t> &strides, const TensorPlacement &placement);
   int check_cuda_allocation(uint32_t allocation, shm::Allocation **out) const;
   // A removed topic's allocations (remove_topic): host ones closed, unlinked and marked free, CUDA ones revoked.
   std::vector<std::pair<uint32_t, std::string>> host_allocations_of(uint32_t topic) const;

@@ -27,14 +27,14 @@ bool exported_by(const shm::Segment &seg, const shm::Allocation &a, uint32_t cli
   return a.exporter_client == client && a.exporter_generation == seg.client(client).generation;
 }
 
-int not_live(uint32_t index, uint32_t state) {
+int not_live(uint32_t allocation, uint32_t state) {
   if (state == uint32_t(shm::AllocationState::kPending)) {
-    return fail(WB_E_STATE, "CUDA allocation %u is still waiting for its chunks", index);
+    return fail(WB_E_STATE, "CUDA allocation %u is still waiting for its chunks", allocation);
   }
   if (state == uint32_t(shm::AllocationState::kRevoked)) {
-    return fail(WB_E_STALE, "CUDA allocation %u was revoked", index);
+    return fail(WB_E_STALE, "CUDA allocation %u was revoked", allocation);
   }
-  return fail(WB_E_STALE, "CUDA allocation %u died with its exporter", index);
+  return fail(WB_E_STALE, "CUDA allocation %u died with its exporter", allocation);
 }
 
 int check_new_allocation(const NewCudaAllocation &a) {
@@ -65,7 +65,7 @@ int Registry::check_cuda_allocation(uint32_t allocation, shm::Allocation **out) 
   return WB_OK;
 }
 
-int Registry::register_cuda_allocation(const NewCudaAllocation &a, uint32_t client, uint32_t pid, uint32_t *index) {
+int Registry::register_cuda_allocation(const NewCudaAllocation &a, uint32_t client, uint32_t pid, uint32_t *slot) {
   int rc = check_new_allocation(a);
   if (rc != WB_OK) return rc;
   shm::Header &h = seg_.header();
@@ -93,7 +93,7 @@ int Registry::register_cuda_allocation(const NewCudaAllocation &a, uint32_t clie
   e.kind.store(a.kind, std::memory_order_release);
   h.allocation_count.store(i + 1, std::memory_order_release);
   charge(client, taken);
-  *index = i;
+  *slot = i;
   return WB_OK;
 }
 
@@ -198,34 +198,19 @@ int Registry::register_tensors(uint32_t topic, uint32_t client, const std::vecto
   Quota taken{.tensors = uint32_t(tensors.size())};
   if (int rc = check_quota(client, taken); rc != WB_OK) return rc;
   uint32_t first = h.tensor_count.load();
-  ScopeExit unindex([&] { unindex_from(topic, first); });
+  ScopeExit forget_names([&] { forget_names_from(topic, first); });
   for (size_t k = 0; k < tensors.size(); ++k) tensors_by_name_[topic].emplace(tensors[k].name, first + uint32_t(k));
-  unindex.release();  // nothing below may fail for want of memory
+  forget_names.release();  // nothing below may fail for want of memory
   shm::Topic &tp = seg_.topic(topic);
   for (const NewRegisteredTensor &t : tensors) {
-    uint32_t index = h.tensor_count.load();
-    shm::Tensor &e = seg_.tensor(index);
-    size_t n = std::min(t.name.size(), sizeof(e.name) - 1);
-    memcpy(e.name, t.name.data(), n);
-    e.name[n] = '\0';
-    e.topic = topic;
-    e.dtype = t.dtype;
-    e.ndim = uint32_t(t.shape.size());
-    std::copy(t.shape.begin(), t.shape.end(), e.shape);
-    geometry::contiguous_strides(e.ndim, e.shape, e.strides);
-    geometry::contiguous_bytes(e.dtype, e.ndim, e.shape, &e.nbytes);
-    e.root = index;
-    e.allocation = t.allocations[0];
-    e.device_type = WB_DEVICE_CUDA;
+    TensorPlacement placement{.allocation = t.allocations[0], .device_type = WB_DEVICE_CUDA};
     for (uint32_t r = 0; r < WB_MAX_REPLICAS; ++r) {
       bool used = r < tp.replicas;
-      e.replica_allocation[r] = used ? t.allocations[r] : t.allocations[0];
-      e.replica_offset[r] = used ? t.offsets[r] : 0;
-      e.replica_version[r].store(r == 0 ? 0 : shm::kNeverWritten);  // replica 0's bytes are "version 0"
+      placement.replica_allocation[r] = used ? t.allocations[r] : t.allocations[0];
+      placement.replica_offset[r] = used ? t.offsets[r] : 0;
     }
-    h.tensor_count.store(index + 1, std::memory_order_release);
-    link_tensor(topic, index);
-    tp.bytes.fetch_add(e.nbytes * tp.replicas);
+    uint32_t slot = append_tensor(topic, t.name, t.dtype, t.shape, {}, placement);
+    tp.bytes.fetch_add(seg_.tensor(slot).nbytes * tp.replicas);
   }
   tp.layout_gen.fetch_add(1, std::memory_order_release);
   charge(client, taken);

@@ -16,6 +16,7 @@
 #include "log.hpp"
 #include "private_path.hpp"
 #include "socket_dir.hpp"
+#include "socket_path.hpp"
 
 namespace wb::broker {
 
@@ -36,15 +37,6 @@ bool someone_listens(const sockaddr_un &addr) {
   return listening;
 }
 
-int set_path(sockaddr_un *addr, const std::string &path) {
-  addr->sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr->sun_path)) {
-    return fail(WB_E_INVAL, "socket path %s is longer than %zu bytes", path.c_str(), sizeof(addr->sun_path) - 1);
-  }
-  strcpy(addr->sun_path, path.c_str());
-  return WB_OK;
-}
-
 }  // namespace
 
 // The socket listens under a temporary name in the socket's directory first; publish_socket() renames it over
@@ -52,12 +44,12 @@ int set_path(sockaddr_un *addr, const std::string &path) {
 // moment it appears (clients waiting for a successor wake when it does), and replaces a dead broker's socket
 // in one step.
 int Server::bind_socket() {
-  sockaddr_un addr{}, temporary{};
-  int rc = set_path(&addr, socket_path_);
+  sockaddr_un addr, temporary;
+  int rc = socket_address(socket_path_.c_str(), &addr);
   if (rc != WB_OK || (rc = prepare_directory(socket_path_)) != WB_OK) return rc;
   if (someone_listens(addr)) return fail(WB_E_BUSY, "a broker already listens at %s", socket_path_.c_str());
   bound_path_ = private_path::socket_directory(socket_path_) + "/.weightbusd-" + std::to_string(getpid());
-  if ((rc = set_path(&temporary, bound_path_)) != WB_OK) return rc;
+  if ((rc = socket_address(bound_path_.c_str(), &temporary)) != WB_OK) return rc;
   unlink(bound_path_.c_str());  // left by a broker of the same pid killed while it started
   listen_fd_ = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (listen_fd_ < 0) return fail_errno("socket");

@@ -40,6 +40,25 @@ Layout compute_layout(const Capacities &caps) {
   return layout;
 }
 
+void write_header(Header &h, const Capacities &caps, uint32_t broker_pid, uint64_t created_ns) {
+  Layout layout = compute_layout(caps);
+  h.magic = kMagic;
+  h.segment_size = layout.segment_size;
+  h.capacities = caps;
+  h.broker_pid = broker_pid;
+  h.topics_offset = layout.topics_offset;
+  h.tensors_offset = layout.tensors_offset;
+  h.allocations_offset = layout.allocations_offset;
+  h.clients_offset = layout.clients_offset;
+  h.rings_offset = layout.rings_offset;
+  h.client_stride = layout.client_stride;
+  h.created_ns = created_ns;
+  // Last, also for the compiler: a broker that dies while writing the header leaves no fingerprint. Clients
+  // get the segment over the socket afterwards, which orders the rest.
+  std::atomic_signal_fence(std::memory_order_release);
+  h.fingerprint = expected_fingerprint();
+}
+
 int validate_header(const void *base, uint64_t mapped_size) {
   if (mapped_size < sizeof(Header)) {
     return fail(WB_E_ABI_MISMATCH, "segment of %llu bytes is smaller than a header",

@@ -219,7 +219,7 @@ struct Layout {
 
 Layout compute_layout(const Capacities &caps);
 
-// Typed access into a mapped segment. Cheap to copy; indices are checked by the callers that take them from
+// Typed access into a mapped segment. Cheap to copy; slots are checked by the callers that take them from
 // untrusted input.
 class Segment {
  public:
@@ -236,25 +236,30 @@ class Segment {
   ClientSlot &client(uint32_t i) const {
     return at<ClientSlot>(header().clients_offset, i, header().client_stride);
   }
-  std::atomic<uint64_t> *leases(uint32_t client_index) const {
-    return reinterpret_cast<std::atomic<uint64_t> *>(&client(client_index) + 1);
+  std::atomic<uint64_t> *leases(uint32_t client_slot) const {
+    return reinterpret_cast<std::atomic<uint64_t> *>(&client(client_slot) + 1);
   }
-  std::atomic<uint64_t> *lease_times(uint32_t client_index) const {
-    return leases(client_index) + caps().leases_per_client;
+  std::atomic<uint64_t> *lease_times(uint32_t client_slot) const {
+    return leases(client_slot) + caps().leases_per_client;
   }
-  VersionRecord &record(uint32_t topic_index, uint64_t version) const {
-    uint64_t slot = uint64_t{topic_index} * caps().ring_slots + version % caps().ring_slots;
-    return at<VersionRecord>(header().rings_offset, 0, 0, slot * sizeof(VersionRecord));
+  VersionRecord &record(uint32_t topic_slot, uint64_t version) const {
+    uint64_t ring_slot = uint64_t{topic_slot} * caps().ring_slots + version % caps().ring_slots;
+    return at<VersionRecord>(header().rings_offset, 0, 0, ring_slot * sizeof(VersionRecord));
   }
   char *base() const { return base_; }
 
  private:
   template <typename T>
-  T &at(uint64_t table, uint64_t index, uint64_t stride, uint64_t extra = 0) const {
-    return *reinterpret_cast<T *>(base_ + table + index * stride + extra);
+  T &at(uint64_t table, uint64_t slot, uint64_t stride, uint64_t extra = 0) const {
+    return *reinterpret_cast<T *>(base_ + table + slot * stride + extra);
   }
   char *base_ = nullptr;
 };
+
+// Writes the header of a segment of these capacities (its tables laid out by compute_layout), the fingerprint
+// last: the one writer of a header, for the broker that creates a segment and for the tests and the fuzz
+// corpus that build one. The counts are left as they are (zero in a new segment).
+void write_header(Header &h, const Capacities &caps, uint32_t broker_pid, uint64_t created_ns);
 
 // Checks magic, fingerprint, capacities and offsets of a mapped segment of mapped_size bytes.
 // Returns WB_OK, WB_E_ABI_MISMATCH or WB_E_PROTOCOL, with wb_last_error set.

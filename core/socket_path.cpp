@@ -1,11 +1,30 @@
+#include "socket_path.hpp"
+
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "error.hpp"
 #include "geometry.hpp"
 #include "weightbus/weightbus.h"
+
+namespace wb {
+
+int socket_address(const char *path, sockaddr_un *addr) {
+  *addr = sockaddr_un{};
+  addr->sun_family = AF_UNIX;
+  size_t length = strlen(path);
+  if (length >= sizeof(addr->sun_path)) {
+    return fail(WB_E_INVAL, "socket path '%s' is longer than %zu bytes", path, sizeof(addr->sun_path) - 1);
+  }
+  memcpy(addr->sun_path, path, length + 1);
+  return WB_OK;
+}
+
+}  // namespace wb
 
 extern "C" WB_API int wb_default_socket_path(const char *broker_name, char *buf, size_t buf_size) try {
   if (buf == nullptr || buf_size == 0) return wb::fail(WB_E_INVAL, "buffer is NULL or empty");

@@ -19,6 +19,7 @@
 #include "futex.hpp"
 #include "private_path.hpp"
 #include "process_id.hpp"
+#include "socket_path.hpp"
 #include "wire.hpp"
 
 namespace wb {
@@ -121,12 +122,8 @@ int connect_socket(const char *path, int *out) {
   unsigned uid = geteuid();
   int rc = private_path::check_socket_directory(path, uid);
   if (rc != WB_OK && rc != WB_E_NOT_FOUND) return rc;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (strlen(path) >= sizeof(addr.sun_path)) {
-    return fail(WB_E_INVAL, "socket path '%s' is longer than %zu bytes", path, sizeof(addr.sun_path) - 1);
-  }
-  strcpy(addr.sun_path, path);
+  sockaddr_un addr;
+  if ((rc = socket_address(path, &addr)) != WB_OK) return rc;
   int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (sock < 0) return fail_errno("socket");
   if (connect(sock, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0) {

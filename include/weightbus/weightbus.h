@@ -109,33 +109,76 @@ WB_API const char *wb_version_string(void);
 /* Errors                                                                                                      */
 /* ---------------------------------------------------------------------------------------------------------- */
 
-#define WB_OK 0
-#define WB_E_INVAL (-1)          /* an argument is NULL, out of range or malformed */
-#define WB_E_NOMEM (-2)          /* this process, or the broker, ran out of memory */
-#define WB_E_NOT_FOUND (-3)      /* no topic/tensor of that name, or the version is not published */
-#define WB_E_EXISTS (-4)         /* a tensor of that name exists with another dtype or shape */
-#define WB_E_NAME_TOO_LONG (-5)  /* a name is longer than WB_NAME_MAX bytes (or empty) */
-#define WB_E_DTYPE (-6)          /* unknown dtype, or a view's dtype does not fit its parent */
-#define WB_E_SHAPE (-7)          /* bad ndim, negative extent, or element count overflows */
-#define WB_E_SIZE (-8)           /* a byte range falls outside its storage, or metadata is too large */
-#define WB_E_NOSPC (-9)          /* a capacity of the broker (topics, tensors, clients, leases...) or a per-client
-                                    limit (weightbusd --max-*-per-client) is exhausted */
-#define WB_E_ROLE (-10)          /* the call needs the publisher's handle and this is a reader's */
-#define WB_E_BUSY (-11)          /* the topic already has a live publisher */
-#define WB_E_TIMEOUT (-12)       /* the wait ran out; nothing was changed */
-#define WB_E_BROKER_GONE (-13)   /* the broker died or closed the connection */
-#define WB_E_ABI_MISMATCH (-14)  /* the segment or broker speaks another layout/protocol version */
-#define WB_E_DIRTY (-15)         /* R = 1 topic left half-written by a publisher that died; wait for a new version */
-#define WB_E_EXPIRED (-16)       /* the version is older than what the topic still keeps */
-#define WB_E_STATE (-17)         /* the call does not fit the object's state (e.g. layout sealed, update open) */
-#define WB_E_PERM (-18)          /* refused by a credential check: the broker's of this uid, or this library's of
-                                    the broker's socket directory, uid or shared memory (see Trust above) */
-#define WB_E_PROTOCOL (-19)      /* a malformed message from the peer */
-#define WB_E_IO (-20)            /* a system call failed; wb_last_error() has errno's text */
-#define WB_E_NO_CUDA (-21)       /* CUDA is needed and absent */
-#define WB_E_STALE (-22)         /* the tensor or allocation was revoked by its exporter */
-#define WB_E_CONNECT (-23)       /* no broker listens at the socket path */
-#define WB_E_CUDA (-24)          /* a CUDA driver call failed; wb_last_error() names the call and its CUresult */
+/* Every code, once: XX(name, value, text) for each, in the shape of libuv's UV_ERRNO_MAP. The constants below
+ * and wb_strerror ("name: text") are generated from it, and the bindings' tables are checked against it
+ * (tests/bindings/layout-dump). The comment above each entry is what the code means in the calls' lists of
+ * errors below. Codes are never renumbered; new ones take the next negative value. */
+#define WB_ERROR_MAP(XX)                                                                                        \
+  /* success */                                                                                                 \
+  XX(WB_OK, 0, "success")                                                                                       \
+  /* an argument is NULL, out of range or malformed */                                                          \
+  XX(WB_E_INVAL, -1, "invalid argument")                                                                        \
+  /* this process, or the broker, ran out of memory */                                                          \
+  XX(WB_E_NOMEM, -2, "out of memory")                                                                           \
+  /* no topic/tensor of that name, or the version is not published */                                           \
+  XX(WB_E_NOT_FOUND, -3, "no such topic, tensor or version")                                                    \
+  /* a tensor of that name exists with another dtype or shape */                                                \
+  XX(WB_E_EXISTS, -4, "exists with another definition")                                                         \
+  /* a name is longer than WB_NAME_MAX bytes (or empty) */                                                      \
+  XX(WB_E_NAME_TOO_LONG, -5, "name empty or longer than 255 bytes")                                             \
+  /* unknown dtype, or a view's dtype does not fit its parent */                                                \
+  XX(WB_E_DTYPE, -6, "unknown or unfitting dtype")                                                              \
+  /* bad ndim, negative extent, or element count overflows */                                                   \
+  XX(WB_E_SHAPE, -7, "invalid shape")                                                                           \
+  /* a byte range falls outside its storage, or metadata is too large */                                        \
+  XX(WB_E_SIZE, -8, "size or byte range out of bounds")                                                         \
+  /* a capacity of the broker (topics, tensors, clients, leases...) or a per-client limit                       \
+     (weightbusd --max-*-per-client) is exhausted */                                                            \
+  XX(WB_E_NOSPC, -9, "broker capacity exhausted")                                                               \
+  /* the call needs the publisher's handle and this is a reader's */                                            \
+  XX(WB_E_ROLE, -10, "only the topic's publisher may do this")                                                  \
+  /* the topic already has a live publisher */                                                                  \
+  XX(WB_E_BUSY, -11, "the topic has a live publisher")                                                          \
+  /* the wait ran out; nothing was changed */                                                                   \
+  XX(WB_E_TIMEOUT, -12, "the wait timed out")                                                                   \
+  /* the broker died or closed the connection */                                                                \
+  XX(WB_E_BROKER_GONE, -13, "the broker is gone")                                                               \
+  /* the segment or broker speaks another layout/protocol version */                                            \
+  XX(WB_E_ABI_MISMATCH, -14, "layout or protocol version differs")                                              \
+  /* R = 1 topic left half-written by a publisher that died; wait for a new version */                          \
+  XX(WB_E_DIRTY, -15, "tensors were left half-written by a publisher that died or aborted")                     \
+  /* the version is older than what the topic still keeps */                                                    \
+  XX(WB_E_EXPIRED, -16, "the version is no longer kept")                                                        \
+  /* the call does not fit the object's state (e.g. layout sealed, update open) */                              \
+  XX(WB_E_STATE, -17, "not allowed in the current state")                                                       \
+  /* refused by a credential check: the broker's of this uid, or this library's of the broker's socket          \
+     directory, uid or shared memory (see Trust above) */                                                       \
+  XX(WB_E_PERM, -18, "permission denied")                                                                       \
+  /* a malformed message from the peer */                                                                       \
+  XX(WB_E_PROTOCOL, -19, "malformed message")                                                                   \
+  /* a system call failed; wb_last_error() has errno's text */                                                  \
+  XX(WB_E_IO, -20, "system call failed")                                                                        \
+  /* CUDA is needed and absent */                                                                               \
+  XX(WB_E_NO_CUDA, -21, "CUDA is not available")                                                                \
+  /* the tensor or allocation was revoked by its exporter */                                                    \
+  XX(WB_E_STALE, -22, "revoked by its exporter")                                                                \
+  /* no broker listens at the socket path */                                                                    \
+  XX(WB_E_CONNECT, -23, "no broker at the socket path")                                                         \
+  /* a CUDA driver call failed; wb_last_error() names the call and its CUresult */                              \
+  XX(WB_E_CUDA, -24, "a CUDA driver call failed")
+
+/* The codes as constants of type int, made from the list: WB_OK, WB_E_INVAL, ... In C, enumeration constants
+ * (which are ints); in C++, where an enum's constants have a type of their own (a lambda returning WB_OK in
+ * one place and an int in another would not compile), const ints. They are not macros: #ifdef cannot test
+ * for one (compare WB_VERSION instead). */
+#ifdef __cplusplus
+#define WB_ERROR_CONSTANT_(name, value, text) static const int name = value;
+WB_ERROR_MAP(WB_ERROR_CONSTANT_)
+#else
+#define WB_ERROR_CONSTANT_(name, value, text) name = value,
+enum { WB_ERROR_MAP(WB_ERROR_CONSTANT_) };
+#endif
+#undef WB_ERROR_CONSTANT_
 
 /* A constant string naming the code, e.g. "WB_E_TIMEOUT: the wait timed out". Never NULL. */
 WB_API const char *wb_strerror(int code);
@@ -405,7 +448,7 @@ WB_API int wb_topic_latest(wb_topic *topic, uint64_t *version);
 /* Blocks until a version greater than after is published, and returns it (the latest, which may skip several).
  * Returns at once if one already is. Restarts after EINTR with the remaining time.
  * Errors: WB_E_INVAL, WB_E_TIMEOUT, WB_E_BROKER_GONE (no successor took the client back within its timeout_ms of
- * the broker's death, or the broker exited cleanly: within about 200 ms of that). */
+ * the broker's death, or the broker exited cleanly: this version notices within about 200 ms). */
 WB_API int wb_topic_wait(wb_topic *topic, uint64_t after, int64_t timeout_ms, uint64_t *version);
 
 /* A file descriptor for event loops (poll, epoll, select, asyncio, libuv) that becomes readable when there is
@@ -584,17 +627,19 @@ typedef struct wb_copy_target {
 
 #define WB_COPY_TARGET_INIT {sizeof(wb_copy_target), 0, NULL, NULL, 0, -1, 0}
 
-/* Copies count tensors of the snapshot into the caller's buffers, in one batch on stream: first the stream
- * waits for the version's GPU work (wb_snapshot_wait_stream), then the copies (from a GPU to any GPU, peers
- * included, or to host memory). Copies below 16 MiB between device memory of the stream's GPU run in a few
- * launches of a copy kernel (the first after 128 copies, so that the GPU starts early; up to 1,364 copies a
- * launch); the rest as one cuMemcpyAsync each. A view's nbytes are copied from its first element, strides
- * kept. Host tensors into host memory are copied with memcpy before the call returns and need no CUDA. The
- * copies read the snapshot: synchronize stream before releasing it. Targets are checked before anything is
- * copied. Passing the same names every version is cheap: each is first compared with the tensor that the
- * topic's previous copy-into found for the target at the same index. Errors: WB_E_INVAL (NULL, a bad
+/* Copies count tensors of the snapshot into the caller's buffers, in one batch on stream, ordered after the GPU
+ * work that wrote the version (as wb_snapshot_wait_stream orders it): from a GPU to any GPU, peers included, or
+ * to host memory. A view's nbytes are copied from its first element, strides kept. Host tensors into host
+ * memory are copied before the call returns and need no CUDA. The copies read the snapshot: synchronize stream
+ * before releasing it. Targets are checked before anything is copied. Errors: WB_E_INVAL (NULL, a bad
  * struct_size, device out of range), WB_E_NAME_TOO_LONG, WB_E_NOT_FOUND, WB_E_SIZE (dst_bytes below the
- * tensor's nbytes), WB_E_STALE, WB_E_NO_CUDA, WB_E_CUDA; the message names the target (targets[i]). */
+ * tensor's nbytes), WB_E_STALE, WB_E_NO_CUDA, WB_E_CUDA; the message names the target (targets[i]).
+ * This version (how, not a promise: the numbers may change): the stream first waits for the version's GPU work
+ * (wb_snapshot_wait_stream); copies below 16 MiB between device memory of the stream's GPU run in a few
+ * launches of a copy kernel (the first after 128 copies, so that the GPU starts early; up to 1,364 copies a
+ * launch), the rest as one cuMemcpyAsync each; host tensors into host memory with memcpy. Passing the same
+ * names every version is cheap: each is first compared with the tensor that the topic's previous copy-into
+ * found for the target at the same index. */
 WB_API int wb_snapshot_copy_into(wb_snapshot *snapshot, const wb_copy_target *targets, uint32_t count,
                                  void *stream);
 
@@ -707,11 +752,11 @@ WB_API int wb_list_leases(wb_client *client, wb_lease_info *out, uint32_t capaci
  * - CUDA: a revoked tensor cannot be re-pointed at new memory; the topic keeps it as stale.
  * - CUDA: a reader that never calls into the library keeps revoked memory mapped, and wb_tensor_revoke times
  *   out waiting for it.
- * - CUDA: the first wb_snapshot_copy_into in a CUDA context JIT-compiles its copy kernel (about 90 ms on an
- *   H100; the driver caches the result on disk for later processes). The kernel's PTX comes from the nvcc the
- *   library was built with and needs a driver at least as new (CUDA 13 for nvcc 13); with an older driver, or
- *   a library built without nvcc, every copy is one cuMemcpyAsync, which for many small tensors costs the
- *   driver's overhead per call (about 6 us each).
+ * - CUDA, this version: the first wb_snapshot_copy_into in a CUDA context JIT-compiles its copy kernel (about
+ *   90 ms on an H100; the driver caches the result on disk for later processes). The kernel's PTX comes from
+ *   the nvcc the library was built with and needs a driver at least as new (CUDA 13 for nvcc 13); with an older
+ *   driver, or a library built without nvcc, every copy is one cuMemcpyAsync, which for many small tensors
+ *   costs the driver's overhead per call (about 6 us each).
  */
 
 #ifdef __cplusplus

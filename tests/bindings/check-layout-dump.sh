@@ -19,6 +19,9 @@ for name in $(awk '$2 !~ /_INIT$/ {print $2}' <<<"$macros"); do expect "const $n
 
 for name in $(grep -oE '\bWB_[A-Z0-9_]+ = ' "$header" | awk '{print $1}'); do expect "const $name"; done
 
+# The error codes: the entries XX(NAME, VALUE, "text") of WB_ERROR_MAP.
+for name in $(grep -oE '\bXX\(WB_[A-Z0-9_]+,' "$header" | sed 's/^XX(//; s/,$//'); do expect "const $name"; done
+
 # "type" for each struct, "type field" for each of its fields (comment lines inside a struct skipped).
 fields=$(awk '
   /^typedef struct wb_[a-z_]+ \{/ { type = $3; print type; next }

@@ -2,7 +2,7 @@
  * layout-dump — what the C compiler sees in <weightbus/weightbus.h>, one fact per line, for the Rust and Go
  * bindings' tests to compare with their own declarations:
  *
- *   const NAME VALUE          every #define and enum constant
+ *   const NAME VALUE          every #define and enum constant, and every code of WB_ERROR_MAP
  *   size TYPE BYTES           sizeof every struct
  *   offset TYPE.FIELD BYTES   offsetof every field
  *   init TYPE.FIELD VALUE     the non-zero fields of every ..._INIT macro
@@ -34,31 +34,10 @@ static void constants(void) {
   CONST(WB_VERSION_MAX);
   CONST(WB_CUDA_ALIGNMENT);
 
-  CONST(WB_OK);
-  CONST(WB_E_INVAL);
-  CONST(WB_E_NOMEM);
-  CONST(WB_E_NOT_FOUND);
-  CONST(WB_E_EXISTS);
-  CONST(WB_E_NAME_TOO_LONG);
-  CONST(WB_E_DTYPE);
-  CONST(WB_E_SHAPE);
-  CONST(WB_E_SIZE);
-  CONST(WB_E_NOSPC);
-  CONST(WB_E_ROLE);
-  CONST(WB_E_BUSY);
-  CONST(WB_E_TIMEOUT);
-  CONST(WB_E_BROKER_GONE);
-  CONST(WB_E_ABI_MISMATCH);
-  CONST(WB_E_DIRTY);
-  CONST(WB_E_EXPIRED);
-  CONST(WB_E_STATE);
-  CONST(WB_E_PERM);
-  CONST(WB_E_PROTOCOL);
-  CONST(WB_E_IO);
-  CONST(WB_E_NO_CUDA);
-  CONST(WB_E_STALE);
-  CONST(WB_E_CONNECT);
-  CONST(WB_E_CUDA);
+  /* The codes, from the header's one list of them. */
+#define ERROR_CONST(name, value, text) CONST(name);
+  WB_ERROR_MAP(ERROR_CONST)
+#undef ERROR_CONST
 
   CONST(WB_DTYPE_BOOL);
   CONST(WB_DTYPE_U8);

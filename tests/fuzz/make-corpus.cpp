@@ -159,19 +159,8 @@ Session resume_without_orphan() {
 
 // A header as the broker writes it for small capacities; the harness maps the size it claims.
 std::vector<uint8_t> header(const shm::Capacities &caps) {
-  shm::Layout layout = shm::compute_layout(caps);
   std::vector<uint8_t> bytes(sizeof(shm::Header));
-  auto &h = *reinterpret_cast<shm::Header *>(bytes.data());
-  h.magic = shm::kMagic;
-  h.segment_size = layout.segment_size;
-  h.capacities = caps;
-  h.topics_offset = layout.topics_offset;
-  h.tensors_offset = layout.tensors_offset;
-  h.allocations_offset = layout.allocations_offset;
-  h.clients_offset = layout.clients_offset;
-  h.rings_offset = layout.rings_offset;
-  h.client_stride = layout.client_stride;
-  h.fingerprint = shm::expected_fingerprint();
+  shm::write_header(*reinterpret_cast<shm::Header *>(bytes.data()), caps, 0, 0);
   return bytes;
 }
 

@@ -12,19 +12,8 @@ namespace {
 constexpr wb::shm::Capacities kCaps{4, 16, 4, 4, 4, 4};
 
 std::vector<uint64_t> valid_segment() {
-  wb::shm::Layout layout = wb::shm::compute_layout(kCaps);
-  std::vector<uint64_t> words(layout.segment_size / sizeof(uint64_t));
-  auto &h = *reinterpret_cast<wb::shm::Header *>(words.data());
-  h.magic = wb::shm::kMagic;
-  h.segment_size = layout.segment_size;
-  h.capacities = kCaps;
-  h.topics_offset = layout.topics_offset;
-  h.tensors_offset = layout.tensors_offset;
-  h.allocations_offset = layout.allocations_offset;
-  h.clients_offset = layout.clients_offset;
-  h.rings_offset = layout.rings_offset;
-  h.client_stride = layout.client_stride;
-  h.fingerprint = wb::shm::expected_fingerprint();
+  std::vector<uint64_t> words(wb::shm::compute_layout(kCaps).segment_size / sizeof(uint64_t));
+  wb::shm::write_header(*reinterpret_cast<wb::shm::Header *>(words.data()), kCaps, 0, 0);
   return words;
 }
 
@@ -82,14 +71,10 @@ void capacities_past_the_brokers_limits_are_refused(void **) {
   // 2^31 clients of 2^31 leases: the client table's size wraps around 2^64, so offsets computed from these
   // capacities agree with themselves; only the capacity limits refuse them.
   auto words = valid_segment();
-  wb::shm::Header &h = header(words);
-  h.capacities.max_clients = 1u << 31;
-  h.capacities.leases_per_client = 1u << 31;
-  wb::shm::Layout layout = wb::shm::compute_layout(h.capacities);
-  h.segment_size = layout.segment_size;
-  h.clients_offset = layout.clients_offset;
-  h.rings_offset = layout.rings_offset;
-  h.client_stride = layout.client_stride;
+  wb::shm::Capacities caps = kCaps;
+  caps.max_clients = 1u << 31;
+  caps.leases_per_client = 1u << 31;
+  wb::shm::write_header(header(words), caps, 0, 0);
   assert_int_equal(wb::shm::validate_header(words.data(), UINT64_MAX), WB_E_PROTOCOL);
   words = valid_segment();
   header(words).capacities.ring_slots = wb::shm::kCapacityLimits.ring_slots + 1;

@@ -163,3 +163,20 @@ fn ffi_declarations_match_the_c_header() {
     problems.extend(rust.keys().filter(|k| !c.contains_key(*k)).map(|k| format!("{k}: not in the C header")));
     assert!(problems.is_empty(), "weightbus::ffi drifted from weightbus.h:\n{}", problems.join("\n"));
 }
+
+#[test]
+fn every_error_code_of_the_c_header_has_its_variant() {
+    for (key, value) in c_facts() {
+        let name = match key.strip_prefix("const WB_E_") {
+            Some(name) => name,
+            None => continue,
+        };
+        let code: std::os::raw::c_int = value.parse().expect("an integer code");
+        let error = weightbus::Error::from_code(code, String::new());
+        assert!(
+            !matches!(error, weightbus::Error::Unknown(..)),
+            "WB_E_{name} ({code}) has no weightbus::Error variant"
+        );
+        assert_eq!(error.code(), code, "WB_E_{name}");
+    }
+}
