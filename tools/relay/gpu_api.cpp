@@ -6,7 +6,7 @@
 #include <map>
 #include <mutex>
 
-#include "error.hpp"
+#include "failures.hpp"
 
 namespace wbrelay {
 

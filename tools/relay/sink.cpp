@@ -10,10 +10,10 @@
 #include <memory>
 
 #include "bucket_plan.hpp"
-#include "error.hpp"
-#include "layout.hpp"
+#include "failures.hpp"
+#include "messages.hpp"
 #include "relay.hpp"
-#include "wire.hpp"
+#include "topic_layout.hpp"
 
 namespace wbrelay {
 

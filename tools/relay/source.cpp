@@ -11,10 +11,10 @@
 #include <unistd.h>
 
 #include "bookkeeping.hpp"
-#include "error.hpp"
-#include "layout.hpp"
+#include "failures.hpp"
+#include "messages.hpp"
 #include "relay.hpp"
-#include "wire.hpp"
+#include "topic_layout.hpp"
 
 namespace wbrelay {
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "wire.hpp"
+#include "messages.hpp"
 
 namespace wbrelay {
 

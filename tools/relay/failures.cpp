@@ -1,4 +1,4 @@
-#include "error.hpp"
+#include "failures.hpp"
 
 #include <weightbus/weightbus.h>
 

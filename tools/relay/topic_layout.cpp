@@ -1,9 +1,9 @@
-#include "layout.hpp"
+#include "topic_layout.hpp"
 
 #include <algorithm>
 #include <cstring>
 
-#include "error.hpp"
+#include "failures.hpp"
 
 namespace wbrelay {
 
