@@ -234,11 +234,13 @@ class Topic : public Owned<wb_topic, wb_topic_close> {
     check(wb_topic_latest(get(), &v));
     return v;
   }
+  // The topic's registry entry: name, replicas, latest version, tensor count, publisher (wb_topic_get_info).
   wb_topic_info info() const {
     wb_topic_info info = WB_TOPIC_INFO_INIT;
     check(wb_topic_get_info(get(), &info));
     return info;
   }
+  // Tensors and views, the range of tensor(index) (wb_topic_tensor_count).
   uint32_t tensor_count() const {
     uint32_t count;
     check(wb_topic_tensor_count(get(), &count));
@@ -281,6 +283,7 @@ class Client : public Owned<wb_client, wb_detach> {
     options.replicas = replicas;
     return create(name, options);
   }
+  // With every option of wb_topic_create.
   Topic create(const std::string &name, const wb_topic_options &options) {
     wb_topic *topic;
     check(wb_topic_create(get(), c_name(name), &options, &topic));
@@ -299,6 +302,7 @@ class Client : public Owned<wb_client, wb_detach> {
     check(wb_client_id(get(), &id));
     return id;
   }
+  // Every topic of the broker (wb_list_topics).
   std::vector<wb_topic_info> topics() const {
     wb_client *client = get();
     const wb_topic_info init = WB_TOPIC_INFO_INIT;
@@ -306,6 +310,7 @@ class Client : public Owned<wb_client, wb_detach> {
       return wb_list_topics(client, out, capacity, count);
     });
   }
+  // Every attached client (wb_list_clients).
   std::vector<wb_client_info> clients() const {
     wb_client *client = get();
     const wb_client_info init = WB_CLIENT_INFO_INIT;
@@ -313,7 +318,7 @@ class Client : public Owned<wb_client, wb_detach> {
       return wb_list_clients(client, out, capacity, count);
     });
   }
-  // A moment's picture (wb_list_leases).
+  // Every lease held now, a moment's picture (wb_list_leases).
   std::vector<wb_lease_info> leases() const {
     wb_client *client = get();
     const wb_lease_info init = WB_LEASE_INFO_INIT;
