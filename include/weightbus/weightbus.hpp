@@ -8,9 +8,13 @@
 //   uint64_t v = topic.wait(0, 5000);
 //   weightbus::Snapshot snap = topic.acquire(v);    // released when snap goes out of scope
 //   wb_tensor_info w = snap.tensor("layers.0.weight");
+//
+// Lists come back whole (Client::topics, clients, leases); DLPack exports are returned as the C call makes them,
+// owned by the consumer, who calls their deleter.
 #ifndef WEIGHTBUS_WEIGHTBUS_HPP
 #define WEIGHTBUS_WEIGHTBUS_HPP
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -20,15 +24,20 @@
 
 namespace weightbus {
 
+// what() is "<wb_strerror(code)>: <message>". The library's message is thread-local and replaced by the next
+// call, so Error(code) copies it when built, i.e. right after the failing call.
 class Error : public std::runtime_error {
  public:
-  explicit Error(int code) : std::runtime_error(std::string(wb_strerror(code)) + ": " + wb_last_error()), code_(code) {}
+  explicit Error(int code) : Error(code, wb_last_error()) {}
   Error(int code, const std::string &message)
-      : std::runtime_error(std::string(wb_strerror(code)) + ": " + message), code_(code) {}
+      : std::runtime_error(std::string(wb_strerror(code)) + ": " + message), code_(code), message_(message) {}
   int code() const noexcept { return code_; }
+  // The library's message alone (wb_last_error at the failure), without the code's description.
+  const std::string &message() const noexcept { return message_; }
 
  private:
   int code_;
+  std::string message_;
 };
 
 inline void check(int rc) {
@@ -80,6 +89,42 @@ inline wb_tensor_info tensor_info() {
   return info;
 }
 
+// The socket path wb_attach would use for broker_name (empty: $WEIGHTBUS_NAME, else "default"), or
+// $WEIGHTBUS_SOCKET when set (wb_default_socket_path).
+inline std::string default_socket_path(const std::string &broker_name = std::string()) {
+  char path[4096];
+  check(wb_default_socket_path(broker_name.empty() ? nullptr : c_name(broker_name), path, sizeof path));
+  return path;
+}
+
+// The CUDA ordinal, in this process, of the GPU with this UUID (wb_cuda_device_ordinal).
+inline int32_t cuda_device_ordinal(const uint8_t uuid[16]) {
+  int32_t ordinal;
+  check(wb_cuda_device_ordinal(uuid, &ordinal));
+  return ordinal;
+}
+
+namespace detail {
+
+// A wb_list_* call made whole: the list may grow between sizing it and reading it, so it is read again with the
+// larger count until it fits (the broker's tables are bounded, so this ends).
+template <class Info, class List>
+std::vector<Info> list_all(const Info &init, List list) {
+  uint32_t count = 0;
+  check(list(nullptr, 0, &count));
+  for (;;) {
+    std::vector<Info> items(count, init);
+    const uint32_t capacity = count;
+    check(list(items.data(), capacity, &count));
+    if (count <= capacity) {
+      items.resize(count);
+      return items;
+    }
+  }
+}
+
+}  // namespace detail
+
 class Snapshot : public Owned<wb_snapshot, wb_snapshot_release> {
  public:
   using Owned::Owned;
@@ -94,6 +139,14 @@ class Snapshot : public Owned<wb_snapshot, wb_snapshot_release> {
     check(wb_snapshot_metadata(get(), &data, &size, nullptr));
     return std::string(static_cast<const char *>(data), size);
   }
+  // When the version was published (wb_snapshot_metadata's timestamp, CLOCK_REALTIME nanoseconds).
+  uint64_t timestamp_ns() const {
+    const void *data;
+    uint32_t size;
+    uint64_t ns;
+    check(wb_snapshot_metadata(get(), &data, &size, &ns));
+    return ns;
+  }
   wb_tensor_info tensor(const std::string &name) const {
     wb_tensor_info info = tensor_info();
     check(wb_snapshot_tensor(get(), c_name(name), &info));
@@ -103,6 +156,26 @@ class Snapshot : public Owned<wb_snapshot, wb_snapshot_release> {
     wb_tensor_info info = tensor_info();
     check(wb_snapshot_tensor_at(get(), index, &info));
     return info;
+  }
+  // Blocks until the GPU work that wrote the version is done (wb_snapshot_synchronize).
+  void synchronize(int64_t timeout_ms) { check(wb_snapshot_synchronize(get(), timeout_ms)); }
+  // Makes stream wait for that work without blocking the host (wb_snapshot_wait_stream).
+  void wait_stream(void *stream) { check(wb_snapshot_wait_stream(get(), stream)); }
+  // Copies into the caller's buffers on stream (wb_snapshot_copy_into): synchronize stream before the release.
+  void copy_into(const std::vector<wb_copy_target> &targets, void *stream = nullptr) {
+    check(wb_snapshot_copy_into(get(), targets.data(), uint32_t(targets.size()), stream));
+  }
+  // DLPack exports (wb_snapshot_dlpack, wb_snapshot_dlpack_versioned): each holds the lease until its deleter
+  // is called, which the consumer does exactly once.
+  DLManagedTensor *dlpack(const std::string &name) {
+    DLManagedTensor *tensor;
+    check(wb_snapshot_dlpack(get(), c_name(name), &tensor));
+    return tensor;
+  }
+  DLManagedTensorVersioned *dlpack_versioned(const std::string &name) {
+    DLManagedTensorVersioned *tensor;
+    check(wb_snapshot_dlpack_versioned(get(), c_name(name), &tensor));
+    return tensor;
   }
 };
 
@@ -120,6 +193,14 @@ class Update : public Owned<wb_update, wb_update_abort> {
     check(wb_update_tensor(get(), c_name(name), &info));
     return info;
   }
+  // Numbers the version this update publishes (wb_update_set_version).
+  void set_version(uint64_t version) { check(wb_update_set_version(get(), version)); }
+  // A tensor exported for writing (wb_update_dlpack); its data is valid until publish or abort.
+  DLManagedTensor *dlpack(const std::string &name) {
+    DLManagedTensor *tensor;
+    check(wb_update_dlpack(get(), c_name(name), &tensor));
+    return tensor;
+  }
   uint64_t publish(const std::string &metadata = std::string()) {
     uint64_t v;
     check(wb_update_publish(get(), metadata.data(), uint32_t(metadata.size()), &v));
@@ -134,6 +215,14 @@ class Topic : public Owned<wb_topic, wb_topic_close> {
   void alloc(const std::vector<wb_tensor_spec> &specs) {
     check(wb_tensor_alloc(get(), specs.data(), uint32_t(specs.size())));
   }
+  // On GPU ordinal device (wb_tensor_alloc_cuda).
+  void alloc_cuda(const std::vector<wb_tensor_spec> &specs, int32_t device) {
+    check(wb_tensor_alloc_cuda(get(), specs.data(), uint32_t(specs.size()), device));
+  }
+  // The caller's GPU memory, pointers[r * specs.size() + i] for replica r of tensor i (wb_tensor_register_cuda).
+  void register_cuda(const std::vector<wb_tensor_spec> &specs, const std::vector<void *> &pointers) {
+    check(wb_tensor_register_cuda(get(), specs.data(), pointers.data(), uint32_t(specs.size())));
+  }
   void view(const wb_view_spec &spec) { check(wb_tensor_view(get(), &spec)); }
   Update begin(int64_t timeout_ms) {
     wb_update *update;
@@ -144,6 +233,24 @@ class Topic : public Owned<wb_topic, wb_topic_close> {
     uint64_t v;
     check(wb_topic_latest(get(), &v));
     return v;
+  }
+  // The topic's registry entry: name, replicas, latest version, tensor count, publisher (wb_topic_get_info).
+  wb_topic_info info() const {
+    wb_topic_info info = WB_TOPIC_INFO_INIT;
+    check(wb_topic_get_info(get(), &info));
+    return info;
+  }
+  // Tensors and views, the range of tensor(index) (wb_topic_tensor_count).
+  uint32_t tensor_count() const {
+    uint32_t count;
+    check(wb_topic_tensor_count(get(), &count));
+    return count;
+  }
+  // The tensor at index, in the topic's order (wb_topic_tensor).
+  wb_tensor_info tensor(uint32_t index) const {
+    wb_tensor_info info = tensor_info();
+    check(wb_topic_tensor(get(), index, &info));
+    return info;
   }
   uint64_t wait(uint64_t after, int64_t timeout_ms) const {
     uint64_t v;
@@ -174,6 +281,10 @@ class Client : public Owned<wb_client, wb_detach> {
   Topic create(const std::string &name, uint32_t replicas = 2) {
     wb_topic_options options = WB_TOPIC_OPTIONS_INIT;
     options.replicas = replicas;
+    return create(name, options);
+  }
+  // With every option of wb_topic_create.
+  Topic create(const std::string &name, const wb_topic_options &options) {
     wb_topic *topic;
     check(wb_topic_create(get(), c_name(name), &options, &topic));
     return Topic(topic);
@@ -185,6 +296,36 @@ class Client : public Owned<wb_client, wb_detach> {
   }
   // Removes a topic no publisher holds and no lease pins (wb_topic_remove).
   void remove(const std::string &name) { check(wb_topic_remove(get(), c_name(name))); }
+  // Our slot, as wb_client_info.id (wb_client_id).
+  uint32_t id() const {
+    uint32_t id;
+    check(wb_client_id(get(), &id));
+    return id;
+  }
+  // Every topic of the broker (wb_list_topics).
+  std::vector<wb_topic_info> topics() const {
+    wb_client *client = get();
+    const wb_topic_info init = WB_TOPIC_INFO_INIT;
+    return detail::list_all(init, [client](wb_topic_info *out, uint32_t capacity, uint32_t *count) {
+      return wb_list_topics(client, out, capacity, count);
+    });
+  }
+  // Every attached client (wb_list_clients).
+  std::vector<wb_client_info> clients() const {
+    wb_client *client = get();
+    const wb_client_info init = WB_CLIENT_INFO_INIT;
+    return detail::list_all(init, [client](wb_client_info *out, uint32_t capacity, uint32_t *count) {
+      return wb_list_clients(client, out, capacity, count);
+    });
+  }
+  // Every lease held now, a moment's picture (wb_list_leases).
+  std::vector<wb_lease_info> leases() const {
+    wb_client *client = get();
+    const wb_lease_info init = WB_LEASE_INFO_INIT;
+    return detail::list_all(init, [client](wb_lease_info *out, uint32_t capacity, uint32_t *count) {
+      return wb_list_leases(client, out, capacity, count);
+    });
+  }
 
  private:
   static wb_client *attach(const wb_attach_options *options) {

@@ -1,12 +1,10 @@
 #include "driver.hpp"
 
-#include <dlfcn.h>
-
-#include <cstdlib>
 #include <mutex>
 #include <string>
 
 #include "error.hpp"
+#include "libcuda.hpp"
 #include "weightbus/weightbus.h"
 
 namespace wb::cuda {
@@ -26,12 +24,11 @@ struct Loaded {
   std::string message;
 };
 
-int resolve(void *lib, Driver *d, std::string *missing) {
-#define WB_CUDA_RESOLVE(fn)                                               \
-  d->fn = reinterpret_cast<decltype(d->fn)>(dlsym(lib, WB_CUDA_STR(fn))); \
-  if (d->fn == nullptr) {                                                 \
-    *missing = WB_CUDA_STR(fn);                                           \
-    return WB_E_NO_CUDA;                                                  \
+int resolve(Driver *d, std::string *missing) {
+#define WB_CUDA_RESOLVE(fn)                          \
+  if (!libcuda::resolve(WB_CUDA_STR(fn), &d->fn)) { \
+    *missing = WB_CUDA_STR(fn);                      \
+    return WB_E_NO_CUDA;                             \
   }
   WB_CUDA_FUNCTIONS(WB_CUDA_RESOLVE)
 #undef WB_CUDA_RESOLVE
@@ -39,19 +36,16 @@ int resolve(void *lib, Driver *d, std::string *missing) {
 }
 
 void load(Loaded *out) {
-  const char *env = getenv("WEIGHTBUS_LIBCUDA");
-  const char *name = env != nullptr && env[0] != '\0' ? env : "libcuda.so.1";
-  // RTLD_LOCAL: the driver's symbols stay out of the process's global namespace.
-  void *lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
-  if (lib == nullptr) {
-    const char *why = dlerror();
+  const libcuda::Library &lib = libcuda::open();
+  const char *name = lib.file.c_str();
+  if (lib.handle == nullptr) {
     out->code = WB_E_NO_CUDA;
-    out->message = std::string("cannot load the CUDA driver ") + name + " (" + (why ? why : "unknown error") +
+    out->message = std::string("cannot load the CUDA driver ") + name + " (" + lib.error +
                    "): no NVIDIA driver on this machine?";
     return;
   }
   std::string missing;
-  if (resolve(lib, &out->driver, &missing) != WB_OK) {
+  if (resolve(&out->driver, &missing) != WB_OK) {
     out->code = WB_E_NO_CUDA;
     out->message = std::string("the CUDA driver ") + name + " lacks " + missing + ": driver too old";
     return;
@@ -80,7 +74,6 @@ void load(Loaded *out) {
     out->message = std::string("cuInit failed with ") + (err ? err : "an unknown error") +
                    (r == CUDA_ERROR_NO_DEVICE ? ": no CUDA GPU is visible (see CUDA_VISIBLE_DEVICES)" : "");
   }
-  // The library is never unloaded: CUDA handles opened through it live until the process ends.
 }
 
 }  // namespace

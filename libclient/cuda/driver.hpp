@@ -29,7 +29,7 @@ struct Driver {
 #undef WB_CUDA_POINTER
 };
 
-// The loaded, initialised driver. The first call loads libcuda.so.1 (or $WEIGHTBUS_LIBCUDA) and runs cuInit;
+// The loaded, initialised driver. The first call opens libcuda (core/libcuda.hpp) and runs cuInit;
 // later calls return the same result at once. WB_OK, or WB_E_NO_CUDA with the reason (remembered).
 int driver(const Driver **out);
 

@@ -1,6 +1,5 @@
 #include "common.hpp"
 
-#include <dlfcn.h>
 #include <execinfo.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -17,6 +16,8 @@
 #include <cstdarg>
 #include <cstring>
 #include <ctime>
+
+#include "libcuda.hpp"
 
 namespace gpu {
 
@@ -51,12 +52,10 @@ void check_wb(int rc, int want, const char *call, const char *file, int line) {
   if (want != WB_OK && wb_last_error()[0] == '\0') die("%s:%d: %s failed without a message", file, line, call);
 }
 
+// The library's loader (core/libcuda.hpp): the same file, $WEIGHTBUS_LIBCUDA or libcuda.so.1.
 static bool load_driver() {
-  void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-  if (lib == nullptr) return false;
-#define GPU_CUDA_RESOLVE(fn)                                          \
-  cu.fn = reinterpret_cast<decltype(cu.fn)>(dlsym(lib, GPU_STR(fn))); \
-  if (cu.fn == nullptr) return false;
+#define GPU_CUDA_RESOLVE(fn) \
+  if (!wb::libcuda::resolve(GPU_STR(fn), &cu.fn)) return false;
   GPU_CUDA_FUNCTIONS(GPU_CUDA_RESOLVE)
 #undef GPU_CUDA_RESOLVE
   return true;
@@ -84,7 +83,7 @@ CUcontext init_cuda(const char *visible_devices, int ordinal) {
   } else {
     unsetenv("CUDA_VISIBLE_DEVICES");
   }
-  if (!load_driver()) die("cannot load libcuda.so.1");
+  if (!load_driver()) die("cannot load %s", wb::libcuda::open().file.c_str());
   CU(cu.cuInit(0));
   CUdevice dev;
   CUcontext ctx;

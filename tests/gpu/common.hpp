@@ -1,6 +1,7 @@
-// What the GPU tests share: a private broker, child processes with timeouts, the CUDA driver (loaded with
-// dlopen like the library does, so that these programs build and start on machines without a GPU), timing
-// and result lines. No cmocka: the GPU hosts have none.
+// What the GPU tests share: a private broker, child processes with timeouts, the CUDA driver (never linked:
+// opened by the loader the library uses, core/libcuda.hpp, so that $WEIGHTBUS_LIBCUDA overrides it here too and
+// these programs build and start on machines without a GPU), timing and result lines. No cmocka: the GPU hosts
+// have none.
 //
 // CUDA is not fork-safe: a parent initialises CUDA never; its children do, after fork (and after setting
 // CUDA_VISIBLE_DEVICES when they want to).

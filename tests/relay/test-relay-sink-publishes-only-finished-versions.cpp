@@ -17,9 +17,9 @@
 #include <vector>
 
 #include "check.hpp"
-#include "layout.hpp"
+#include "messages.hpp"
+#include "topic_layout.hpp"
 #include "transport.hpp"
-#include "wire.hpp"
 
 using namespace wbrelay;
 

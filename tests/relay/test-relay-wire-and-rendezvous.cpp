@@ -7,10 +7,10 @@
 #include <thread>
 
 #include "check.hpp"
-#include "error.hpp"
-#include "layout.hpp"
+#include "failures.hpp"
+#include "messages.hpp"
 #include "net.hpp"
-#include "wire.hpp"
+#include "topic_layout.hpp"
 
 using namespace wbrelay;
 

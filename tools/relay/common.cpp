@@ -1,6 +1,6 @@
 #include <unistd.h>
 
-#include "error.hpp"
+#include "failures.hpp"
 #include "relay.hpp"
 
 namespace wbrelay {

@@ -2,11 +2,11 @@
 
 #include <dlfcn.h>
 
-#include <cstdlib>
 #include <map>
 #include <mutex>
 
-#include "error.hpp"
+#include "failures.hpp"
+#include "libcuda.hpp"
 
 namespace wbrelay {
 
@@ -26,24 +26,36 @@ void resolve(void *lib, const char *name, F *out) {
   if (*out == nullptr) throw RelayError(kExitFailure, std::string("the loaded library has no ") + name);
 }
 
+// libcuda comes from the loader libweightbus uses (core/libcuda.hpp), so $WEIGHTBUS_LIBCUDA is honoured alike.
+void open_libcuda() {
+  const wb::libcuda::Library &lib = wb::libcuda::open();
+  if (lib.handle == nullptr) {
+    throw RelayError(kExitFailure, "--transport nccl needs the CUDA driver: cannot load " + lib.file + ": " + lib.error);
+  }
+}
+
+template <class F>
+void resolve_cuda(const char *name, F *out) {
+  if (!wb::libcuda::resolve(name, out)) throw RelayError(kExitFailure, std::string("the loaded library has no ") + name);
+}
+
 GpuApi load() {
   GpuApi a{};
-  const char *env = std::getenv("WEIGHTBUS_LIBCUDA");  // libweightbus's override, honoured the same way
-  void *cuda = open_library(env && *env ? env : "libcuda.so.1", "the CUDA driver");
-  resolve(cuda, "cuInit", &a.cuInit);
-  resolve(cuda, "cuDeviceGet", &a.cuDeviceGet);
-  resolve(cuda, "cuDevicePrimaryCtxRetain", &a.cuDevicePrimaryCtxRetain);
-  resolve(cuda, "cuCtxSetCurrent", &a.cuCtxSetCurrent);
-  resolve(cuda, "cuMemAlloc_v2", &a.cuMemAlloc);
-  resolve(cuda, "cuMemFree_v2", &a.cuMemFree);
-  resolve(cuda, "cuMemcpyAsync", &a.cuMemcpyAsync);
-  resolve(cuda, "cuStreamCreate", &a.cuStreamCreate);
-  resolve(cuda, "cuStreamDestroy_v2", &a.cuStreamDestroy);
-  resolve(cuda, "cuStreamQuery", &a.cuStreamQuery);
-  resolve(cuda, "cuStreamWaitEvent", &a.cuStreamWaitEvent);
-  resolve(cuda, "cuEventCreate", &a.cuEventCreate);
-  resolve(cuda, "cuEventDestroy_v2", &a.cuEventDestroy);
-  resolve(cuda, "cuEventRecord", &a.cuEventRecord);
+  open_libcuda();
+  resolve_cuda("cuInit", &a.cuInit);
+  resolve_cuda("cuDeviceGet", &a.cuDeviceGet);
+  resolve_cuda("cuDevicePrimaryCtxRetain", &a.cuDevicePrimaryCtxRetain);
+  resolve_cuda("cuCtxSetCurrent", &a.cuCtxSetCurrent);
+  resolve_cuda("cuMemAlloc_v2", &a.cuMemAlloc);
+  resolve_cuda("cuMemFree_v2", &a.cuMemFree);
+  resolve_cuda("cuMemcpyAsync", &a.cuMemcpyAsync);
+  resolve_cuda("cuStreamCreate", &a.cuStreamCreate);
+  resolve_cuda("cuStreamDestroy_v2", &a.cuStreamDestroy);
+  resolve_cuda("cuStreamQuery", &a.cuStreamQuery);
+  resolve_cuda("cuStreamWaitEvent", &a.cuStreamWaitEvent);
+  resolve_cuda("cuEventCreate", &a.cuEventCreate);
+  resolve_cuda("cuEventDestroy_v2", &a.cuEventDestroy);
+  resolve_cuda("cuEventRecord", &a.cuEventRecord);
   void *nccl = open_library("libnccl.so.2", "NCCL");
   resolve(nccl, "ncclGetUniqueId", &a.ncclGetUniqueId);
   resolve(nccl, "ncclCommInitRankConfig", &a.ncclCommInitRankConfig);

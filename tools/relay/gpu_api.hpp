@@ -1,6 +1,7 @@
-// libcuda and libnccl.so.2, loaded with dlopen when the NCCL transport starts: weightbus never links them, so
-// the CLI runs where they are absent and only `relay --transport nccl` needs them. cuda.h and nccl.h give the
-// types. Failures throw RelayError(kExitFailure) naming the library or the call and its result.
+// libcuda (through core/libcuda.hpp) and libnccl.so.2, loaded with dlopen when the NCCL transport starts:
+// weightbus never links them, so the CLI runs where they are absent and only `relay --transport nccl` needs
+// them. cuda.h and nccl.h give the types. Failures throw RelayError(kExitFailure) naming the library or the call
+// and its result.
 #pragma once
 
 #include <cuda.h>

@@ -8,7 +8,7 @@
 
 #include <cstring>
 
-#include "error.hpp"
+#include "failures.hpp"
 #include "gpu_api.hpp"
 #include "transport.hpp"
 

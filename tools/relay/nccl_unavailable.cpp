@@ -1,5 +1,5 @@
 // Built where cuda.h or nccl.h was not found: the relay keeps its TCP transport.
-#include "error.hpp"
+#include "failures.hpp"
 #include "transport.hpp"
 
 namespace wbrelay {

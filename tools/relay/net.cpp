@@ -16,7 +16,7 @@
 #include <memory>
 #include <thread>
 
-#include "error.hpp"
+#include "failures.hpp"
 #include "relay.hpp"
 
 namespace wbrelay {

@@ -2,29 +2,24 @@
 // source's layout, and publishes every version the source sends under the source's number and metadata. When
 // the source goes away it says so, keeps the topic (readers go on reading the last version) and reconnects
 // until the source is back or it is stopped.
-#include <weightbus/weightbus.h>
+#include <weightbus/weightbus.hpp>
 
 #include <poll.h>
 #include <unistd.h>
 
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "bucket_plan.hpp"
-#include "error.hpp"
-#include "layout.hpp"
+#include "failures.hpp"
+#include "messages.hpp"
 #include "relay.hpp"
-#include "wire.hpp"
+#include "topic_layout.hpp"
 
 namespace wbrelay {
 
 namespace {
-
-struct UpdateGuard {
-  wb_update *u = nullptr;
-  ~UpdateGuard() {
-    if (u != nullptr) wb_update_abort(u);
-  }
-};
 
 class Sink {
  public:
@@ -42,8 +37,8 @@ class Sink {
   uint64_t latest() const;
 
   Options o_;
-  wb_client *client_ = nullptr;
-  wb_topic *topic_ = nullptr;
+  std::optional<weightbus::Client> client_;  // attached in run()
+  weightbus::Topic topic_;
   TopicLayout layout_;
   std::unique_ptr<Transport> transport_;
   uint64_t bucket_ = 0;
@@ -52,32 +47,30 @@ class Sink {
 
 Sink::~Sink() {
   if (transport_) transport_->leave();
-  if (client_ != nullptr) wb_detach(client_);
 }
 
 uint64_t Sink::latest() const {
   uint64_t v = 0;
-  if (topic_ != nullptr) wb_check(wb_topic_latest(topic_, &v), "wb_topic_latest");
+  if (topic_) v = doing("wb_topic_latest", [&] { return topic_.latest(); });
   return v;
 }
 
 // First contact creates the topic from the source's layout (on GPU 0 of this process when the source's
 // tensors are CUDA); later contacts, and a topic left by an earlier sink, must have the same layout.
 void Sink::open_topic(const TopicLayout &layout) {
-  if (topic_ == nullptr) {
-    wb_topic_options to = WB_TOPIC_OPTIONS_INIT;
-    to.replicas = layout.replicas;
-    wb_check(wb_topic_create(client_, o_.topic.c_str(), &to, &topic_), "creating topic '" + o_.topic + "' here");
+  if (!topic_) {
+    topic_ = doing("creating topic '" + o_.topic + "' here", [&] { return client_->create(o_.topic, layout.replicas); });
   }
   if (latest() == 0) {  // not sealed yet: allocating the same tensors again is accepted
     create_tensors(topic_, layout, 0);
     layout_ = layout;
     return;
   }
-  wb_snapshot *s = nullptr;
-  wb_check(wb_snapshot_acquire(topic_, 0, o_.timeout_ms, &s), "leasing the local topic");
-  TopicLayout here = read_layout(topic_, s);
-  wb_snapshot_release(s);
+  TopicLayout here;
+  {
+    weightbus::Snapshot s = doing("leasing the local topic", [&] { return topic_.acquire(0, o_.timeout_ms); });
+    here = read_layout(topic_, s);
+  }
   std::string diff = layout_difference(here, layout);
   if (!diff.empty()) throw RelayError(kExitFailure, "topic '" + o_.topic + "' here has another layout than the source's: " + diff);
   layout_ = layout;
@@ -138,15 +131,14 @@ void Sink::receive_version(int fd, const Message &m) {
   std::vector<uint8_t> metadata = r.bytes(WB_METADATA_MAX);
   uint32_t count = r.u32();
   if (bucket != bucket_) throw PeerError("a version in buckets of another size");
-  UpdateGuard update;
-  wb_check(wb_update_begin(topic_, o_.timeout_ms, &update.u), "beginning version " + std::to_string(v));
-  wb_check(wb_update_set_version(update.u, v), "numbering the update " + std::to_string(v));
+  weightbus::Update update = doing("beginning version " + std::to_string(v), [&] { return topic_.begin(o_.timeout_ms); });
+  doing("numbering the update " + std::to_string(v), [&] { update.set_version(v); });
   std::vector<uint64_t> sizes;
   BucketIo io;
   for (uint32_t k = 0; k < count; ++k) {
     std::string name = r.str(WB_NAME_MAX);
-    wb_tensor_info info = WB_TENSOR_INFO_INIT;
-    wb_check(wb_update_tensor(update.u, name.c_str(), &info), "tensor '" + name + "' of version " + std::to_string(v));
+    const wb_tensor_info info =
+        doing("tensor '" + name + "' of version " + std::to_string(v), [&] { return update.tensor(name); });
     sizes.push_back(info.nbytes);
     io.base.push_back(static_cast<char *>(info.data));
   }
@@ -155,9 +147,9 @@ void Sink::receive_version(int fd, const Message &m) {
   transport_->receive(io, broadcast, Deadline::after(o_.timeout_ms));
   Message sent = expect_message(fd, MessageType::kSent, Deadline::after(o_.timeout_ms));
   if (Reader(sent.payload).u64() != v) throw PeerError("the source finished another version than " + std::to_string(v));
-  uint64_t published = 0;
-  wb_check(wb_update_publish(update.u, metadata.data(), uint32_t(metadata.size()), &published), "publishing version " + std::to_string(v));
-  update.u = nullptr;
+  const std::string metadata_text(metadata.begin(), metadata.end());
+  const uint64_t published =
+      doing("publishing version " + std::to_string(v), [&] { return update.publish(metadata_text); });
   send_message(fd, MessageType::kAck, Writer().u64(published), Deadline::after(o_.timeout_ms));
 }
 
@@ -191,7 +183,7 @@ int Sink::run() {
   ao.socket_path = o_.socket.empty() ? nullptr : o_.socket.c_str();
   ao.broker_name = o_.broker_name.empty() ? nullptr : o_.broker_name.c_str();
   ao.client_name = "relay-sink";
-  wb_check(wb_attach(&ao, &client_), "attaching to the local broker");
+  client_ = doing("attaching to the local broker", [&] { return weightbus::Client(&ao); });
   bool connected_once = false;
   while (!g_stop) {
     Socket s;

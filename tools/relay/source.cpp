@@ -2,19 +2,20 @@
 // of the transport, and relays each new version of the topic while holding a lease on it. Any failure of a
 // sink during a group change or a transfer drops the whole group: the source closes every connection, the
 // live sinks reconnect at once and report the version they hold, and the dead one is not waited for again.
-#include <weightbus/weightbus.h>
+#include <weightbus/weightbus.hpp>
 
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <unistd.h>
 
 #include "bookkeeping.hpp"
-#include "error.hpp"
-#include "layout.hpp"
+#include "failures.hpp"
+#include "messages.hpp"
 #include "relay.hpp"
-#include "wire.hpp"
+#include "topic_layout.hpp"
 
 namespace wbrelay {
 
@@ -43,13 +44,6 @@ Roots roots_of(const TopicLayout &layout) {
   return r;
 }
 
-struct SnapshotHold {
-  wb_snapshot *s = nullptr;
-  ~SnapshotHold() {
-    if (s != nullptr) wb_snapshot_release(s);
-  }
-};
-
 class Source {
  public:
   explicit Source(const Options &o) : o_(o) {}
@@ -58,19 +52,22 @@ class Source {
 
  private:
   void open_topic();
+  weightbus::Topic open_if_present();
+  void wait_for_version(uint64_t after, int64_t timeout_ms);
+  weightbus::Snapshot lease_latest();
   void admit_joiners();
   void admit(Socket s);
   void drop_dead_members();
   void form_group();
   void relay_latest();
-  void send_transfer(wb_snapshot *s, uint64_t v, const Transfer &t, const std::vector<uint64_t> &written_by,
+  void send_transfer(const weightbus::Snapshot &s, uint64_t v, const Transfer &t, const std::vector<uint64_t> &written_by,
                      const std::vector<char *> &data);
   void reset(const std::string &why);
   Deadline peer_deadline() const { return Deadline::after(o_.timeout_ms); }
 
   Options o_;
-  wb_client *client_ = nullptr;
-  wb_topic *topic_ = nullptr;
+  std::optional<weightbus::Client> client_;  // attached in run()
+  weightbus::Topic topic_;
   TopicLayout layout_;
   Roots roots_;
   Writer welcome_;
@@ -83,24 +80,46 @@ class Source {
 
 Source::~Source() {
   if (transport_) transport_->leave();
-  if (client_ != nullptr) wb_detach(client_);
+}
+
+// The topic, or an empty handle while it does not exist.
+weightbus::Topic Source::open_if_present() {
+  try {
+    return client_->open(o_.topic);
+  } catch (const weightbus::Error &e) {
+    if (e.code() != WB_E_NOT_FOUND) throw;
+    return {};
+  }
+}
+
+// Waits at most timeout_ms for a version after `after`; running out of time is no failure.
+void Source::wait_for_version(uint64_t after, int64_t timeout_ms) {
+  doing("waiting for a version of '" + o_.topic + "'", [&] {
+    try {
+      topic_.wait(after, timeout_ms);
+    } catch (const weightbus::Error &e) {
+      if (e.code() != WB_E_TIMEOUT) throw;
+    }
+  });
+}
+
+weightbus::Snapshot Source::lease_latest() {
+  return doing("leasing the latest version of '" + o_.topic + "'", [&] { return topic_.acquire(0, o_.timeout_ms); });
 }
 
 // Waits for the topic and its first version (the relay may start before the trainer).
 void Source::open_topic() {
   bool told = false;
   for (;;) {
-    int rc = wb_topic_open(client_, o_.topic.c_str(), &topic_);
-    uint64_t latest = 0;
-    if (rc == WB_OK) wb_check(wb_topic_latest(topic_, &latest), "wb_topic_latest");
-    if (rc == WB_OK && latest > 0) return;
-    if (rc != WB_OK && rc != WB_E_NOT_FOUND) wb_check(rc, "opening topic '" + o_.topic + "'");
+    weightbus::Topic opened = doing("opening topic '" + o_.topic + "'", [&] { return open_if_present(); });
+    if (opened) {
+      topic_ = std::move(opened);
+      if (doing("wb_topic_latest", [&] { return topic_.latest(); }) > 0) return;
+    }
     if (!told) log_line("waiting for topic '" + o_.topic + "' and its first version");
     told = true;
-    if (topic_ != nullptr) {
-      uint64_t v = 0;
-      rc = wb_topic_wait(topic_, 0, 200, &v);
-      if (rc != WB_E_TIMEOUT) wb_check(rc, "waiting for a version of '" + o_.topic + "'");
+    if (topic_) {
+      wait_for_version(0, 200);
     } else {
       usleep(200000);
     }
@@ -130,8 +149,7 @@ void Source::admit(Socket s) {
   Message ready_message = expect_message(s.fd(), MessageType::kReady, deadline);
   Reader ready(ready_message.payload);
   uint64_t held = ready.u64();
-  uint64_t latest = 0;
-  wb_check(wb_topic_latest(topic_, &latest), "wb_topic_latest");
+  const uint64_t latest = doing("wb_topic_latest", [&] { return topic_.latest(); });
   if (held > latest) {
     refuse("the sink's topic is at version " + std::to_string(held) + ", ahead of the source's " + std::to_string(latest));
   }
@@ -196,16 +214,14 @@ void Source::reset(const std::string &why) {
   group_formed_ = false;
 }
 
-void Source::send_transfer(wb_snapshot *s, uint64_t v, const Transfer &t, const std::vector<uint64_t> &written_by,
+void Source::send_transfer(const weightbus::Snapshot &s, uint64_t v, const Transfer &t, const std::vector<uint64_t> &written_by,
                            const std::vector<char *> &data) {
   std::vector<uint32_t> needed = tensors_needed(written_by, t.from);
   std::vector<uint64_t> sizes;
   BucketIo io;
   Writer header;
-  const void *metadata = nullptr;
-  uint32_t metadata_size = 0;
-  wb_check(wb_snapshot_metadata(s, &metadata, &metadata_size, nullptr), "wb_snapshot_metadata");
-  header.u64(v).u64(generation_).u32(t.broadcast).u64(o_.bucket).bytes(metadata, metadata_size).u32(uint32_t(needed.size()));
+  const std::string metadata = doing("wb_snapshot_metadata", [&] { return s.metadata(); });
+  header.u64(v).u64(generation_).u32(t.broadcast).u64(o_.bucket).str(metadata).u32(uint32_t(needed.size()));
   for (uint32_t k : needed) {
     sizes.push_back(roots_.nbytes[k]);
     io.base.push_back(data[k]);
@@ -237,13 +253,10 @@ void Source::send_transfer(wb_snapshot *s, uint64_t v, const Transfer &t, const 
 }
 
 void Source::relay_latest() {
-  uint64_t latest = 0;
-  wb_check(wb_topic_latest(topic_, &latest), "wb_topic_latest");
+  const uint64_t latest = doing("wb_topic_latest", [&] { return topic_.latest(); });
   if (std::all_of(members_.begin(), members_.end(), [&](const Member &m) { return m.held == latest; })) return;
-  SnapshotHold hold;
-  wb_check(wb_snapshot_acquire(topic_, 0, o_.timeout_ms, &hold.s), "leasing the latest version of '" + o_.topic + "'");
-  uint64_t v = 0;
-  wb_check(wb_snapshot_version(hold.s, &v), "wb_snapshot_version");
+  weightbus::Snapshot snapshot = lease_latest();
+  const uint64_t v = doing("wb_snapshot_version", [&] { return snapshot.version(); });
   std::vector<uint64_t> held;
   for (const Member &m : members_) held.push_back(m.held);
   std::vector<Transfer> plan = plan_transfers(held, v);
@@ -252,15 +265,16 @@ void Source::relay_latest() {
   std::vector<char *> data;
   bool cuda = false;
   for (uint32_t i : roots_.index) {
-    wb_tensor_info info = WB_TENSOR_INFO_INIT;
-    wb_check(wb_snapshot_tensor_at(hold.s, i, &info), "tensor " + std::to_string(i));
+    const wb_tensor_info info = doing("tensor " + std::to_string(i), [&] { return snapshot.tensor(i); });
     written_by.push_back(info.version);
     data.push_back(static_cast<char *>(info.data));
     cuda = cuda || info.device_type == WB_DEVICE_CUDA;
   }
   // The transport's streams read the tensors: the version's GPU work must be done first.
-  if (cuda) wb_check(wb_snapshot_synchronize(hold.s, o_.timeout_ms), "waiting for version " + std::to_string(v) + "'s GPU work");
-  for (const Transfer &t : plan) send_transfer(hold.s, v, t, written_by, data);
+  if (cuda) {
+    doing("waiting for version " + std::to_string(v) + "'s GPU work", [&] { snapshot.synchronize(o_.timeout_ms); });
+  }
+  for (const Transfer &t : plan) send_transfer(snapshot, v, t, written_by, data);
 }
 
 int Source::run() {
@@ -268,21 +282,17 @@ int Source::run() {
   ao.socket_path = o_.socket.empty() ? nullptr : o_.socket.c_str();
   ao.broker_name = o_.broker_name.empty() ? nullptr : o_.broker_name.c_str();
   ao.client_name = "relay-source";
-  wb_check(wb_attach(&ao, &client_), "attaching to the local broker");
+  client_ = doing("attaching to the local broker", [&] { return weightbus::Client(&ao); });
   open_topic();
-  {
-    SnapshotHold hold;
-    wb_check(wb_snapshot_acquire(topic_, 0, o_.timeout_ms, &hold.s), "leasing the latest version of '" + o_.topic + "'");
-    layout_ = read_layout(topic_, hold.s);
-  }
+  layout_ = read_layout(topic_, lease_latest());
   roots_ = roots_of(layout_);
   int32_t device = 0;
   for (uint32_t i : roots_.index) {
     if (!layout_.tensors[i].cuda) continue;
     if (o_.transport == "tcp") throw RelayError(kExitUsage, "topic '" + o_.topic + "' has CUDA tensors: --transport tcp moves host tensors only");
-    wb_tensor_info info = WB_TENSOR_INFO_INIT;
-    wb_check(wb_topic_tensor(topic_, i, &info), "wb_topic_tensor");
-    wb_check(wb_cuda_device_ordinal(info.device_uuid, &device), "the GPU of tensor '" + layout_.tensors[i].name + "'");
+    const wb_tensor_info info = doing("wb_topic_tensor", [&] { return topic_.tensor(i); });
+    device = doing("the GPU of tensor '" + layout_.tensors[i].name + "'",
+                   [&] { return weightbus::cuda_device_ordinal(info.device_uuid); });
     break;
   }
   transport_ = make_transport(o_, device);
@@ -312,10 +322,7 @@ int Source::run() {
       reset(e.what());
       continue;
     }
-    uint64_t latest = 0, next = 0;
-    wb_check(wb_topic_latest(topic_, &latest), "wb_topic_latest");
-    int rc = wb_topic_wait(topic_, latest, 50, &next);
-    if (rc != WB_E_TIMEOUT) wb_check(rc, "waiting for a version of '" + o_.topic + "'");
+    wait_for_version(doing("wb_topic_latest", [&] { return topic_.latest(); }), 50);
   }
   return 0;
 }

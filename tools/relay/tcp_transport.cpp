@@ -3,9 +3,9 @@
 // machines without GPUs and for the tests, not for speed.
 #include <cstring>
 
-#include "error.hpp"
+#include "failures.hpp"
+#include "messages.hpp"
 #include "transport.hpp"
-#include "wire.hpp"
 
 namespace wbrelay {
 

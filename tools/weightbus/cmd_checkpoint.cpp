@@ -84,13 +84,12 @@ std::vector<std::string> recover(const std::string &dir) {
 
 // The version's host bytes of every tensor (views are not stored: they are windows on these). CUDA tensors are
 // copied to host buffers kept in staging.
-std::vector<Tensor> read_tensors(wb_topic *topic, wb_snapshot *snap, std::vector<std::vector<char>> &staging) {
-  uint32_t count = 0;
-  check(wb_topic_tensor_count(topic, &count), "count the tensors");
+std::vector<Tensor> read_tensors(const weightbus::Topic &topic, weightbus::Snapshot &snap,
+                                 std::vector<std::vector<char>> &staging) {
+  const uint32_t count = doing("count the tensors", [&] { return topic.tensor_count(); });
   std::vector<Tensor> tensors;
   for (uint32_t i = 0; i < count; ++i) {
-    wb_tensor_info info = WB_TENSOR_INFO_INIT;
-    check(wb_snapshot_tensor_at(snap, i, &info), "read tensor " + std::to_string(i));
+    const wb_tensor_info info = doing("read tensor " + std::to_string(i), [&] { return snap.tensor(i); });
     if (info.is_view) continue;
     Tensor t{{info.name, info.dtype, std::vector<int64_t>(info.shape, info.shape + info.ndim), 0, info.nbytes},
              info.data};
@@ -99,9 +98,9 @@ std::vector<Tensor> read_tensors(wb_topic *topic, wb_snapshot *snap, std::vector
                                ", which safetensors cannot store");
     if (info.device_type == WB_DEVICE_CUDA) {
       if (staging.empty())  // the GPU work that wrote the version must be done before its bytes are copied
-        check(wb_snapshot_synchronize(snap, kAcquireTimeoutMs), "wait for the GPU work of the version");
-      int32_t ordinal = -1;
-      check(wb_cuda_device_ordinal(info.device_uuid, &ordinal), "find the GPU of tensor '" + t.entry.name + "'");
+        doing("wait for the GPU work of the version", [&] { snap.synchronize(kAcquireTimeoutMs); });
+      const int32_t ordinal = doing("find the GPU of tensor '" + t.entry.name + "'",
+                                    [&] { return weightbus::cuda_device_ordinal(info.device_uuid); });
       staging.emplace_back(info.nbytes);
       copy_device_to_host(ordinal, staging.back().data(), info.data, info.nbytes);
       t.data = staging.back().data();
@@ -197,22 +196,19 @@ int run_checkpoint(const GlobalOptions &g, Args &args) {
   if (!g.json)
     for (const std::string &n : notes) err_line("weightbus: " + n);
 
-  ClientPtr client = attach(g, "weightbus checkpoint");
-  TopicPtr topic = open_topic(client.get(), o.topic);
-  wb_snapshot *raw = nullptr;
+  weightbus::Client client = attach(g, "weightbus checkpoint");
+  const weightbus::Topic topic = open_topic(client, o.topic);
   const std::string which = o.version ? "version " + std::to_string(o.version) : "the latest version";
-  check(wb_snapshot_acquire(topic.get(), o.version, kAcquireTimeoutMs, &raw), "lease " + which + " of '" + o.topic + "'");
-  SnapshotPtr snap(raw);  // held until every file is written: no byte of the version changes meanwhile
-  uint64_t version = 0;
-  check(wb_snapshot_version(snap.get(), &version), "read the snapshot's version");
-  const void *meta = nullptr;
-  uint32_t meta_size = 0;
-  uint64_t timestamp = 0;
-  check(wb_snapshot_metadata(snap.get(), &meta, &meta_size, &timestamp), "read the version's metadata");
+  // Held until every file is written: no byte of the version changes meanwhile.
+  weightbus::Snapshot snap =
+      doing("lease " + which + " of '" + o.topic + "'", [&] { return topic.acquire(o.version, kAcquireTimeoutMs); });
+  const uint64_t version = doing("read the snapshot's version", [&] { return snap.version(); });
+  const std::string meta = doing("read the version's metadata", [&] { return snap.metadata(); });
   std::vector<std::vector<char>> staging;
-  std::vector<Tensor> tensors = read_tensors(topic.get(), snap.get(), staging);
+  std::vector<Tensor> tensors = read_tensors(topic, snap, staging);
   if (tensors.empty()) throw std::runtime_error("topic '" + o.topic + "' has no tensors to write");
-  const std::vector<File> files = plan(std::move(tensors), o.shard_bytes, metadata_json(meta, meta_size));
+  const std::vector<File> files =
+      plan(std::move(tensors), o.shard_bytes, metadata_json(meta.data(), uint32_t(meta.size())));
 
   uint64_t total = 0;
   for (const File &f : files) total += file_bytes(f);

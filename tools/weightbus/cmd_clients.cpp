@@ -34,10 +34,9 @@ void print_text(const std::vector<wb_client_info> &clients, uint32_t self) {
 int run_clients(const GlobalOptions &g, Args &args) {
   args.positionals(0, 0);
   const std::string socket = socket_path(g);
-  ClientPtr client = attach(g, "weightbus clients");
-  uint32_t self = 0;
-  check(wb_client_id(client.get(), &self), "read our client id");
-  const std::vector<wb_client_info> clients = list_clients(client.get());
+  weightbus::Client client = attach(g, "weightbus clients");
+  const uint32_t self = doing("read our client id", [&] { return client.id(); });
+  const std::vector<wb_client_info> clients = doing("list clients", [&] { return client.clients(); });
   if (!g.json) return print_text(clients, self), 0;
   std::vector<std::string> items;
   for (const wb_client_info &c : clients) items.push_back(client_json(c, self));

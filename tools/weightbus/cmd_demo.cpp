@@ -221,10 +221,9 @@ void start_clients(Run &run, Config &c) {
 
 // What `weightbus ls` would say about the topic now, as the demo's closing evidence.
 void summarize(const Config &c) {
-  ClientPtr client = attach_to(c.socket, "weightbus demo", kStartupMs);
-  TopicPtr topic = open_topic(client.get(), kTopic);
-  wb_topic_info info = WB_TOPIC_INFO_INIT;
-  check(wb_topic_get_info(topic.get(), &info), "demo: describe topic 'policy'");
+  weightbus::Client client = attach_to(c.socket, "weightbus demo", kStartupMs);
+  const weightbus::Topic topic = open_topic(client, kTopic);
+  const wb_topic_info info = doing("demo: describe topic 'policy'", [&] { return topic.info(); });
   say("demo", "topic \"policy\" is at version " + std::to_string(info.latest) + ": " +
                   std::to_string(info.tensor_count) + " tensors, " + std::to_string(info.replicas) + " replicas, " +
                   human_bytes(info.bytes) + " of shared memory");

@@ -67,10 +67,10 @@ int run_diagnose(const GlobalOptions &g, Args &args) {
   for (const st::Shard &s : cp.shards)
     for (const st::Entry &e : s.header.tensors) file[e.name] = {e.dtype, e.shape};
 
-  ClientPtr client = attach(g, "weightbus diagnose");
-  TopicPtr topic = open_topic(client.get(), topic_name);
+  weightbus::Client client = attach(g, "weightbus diagnose");
+  const weightbus::Topic topic = open_topic(client, topic_name);
   std::map<std::string, Layout> in_topic;
-  for (const TopicTensor &t : topic_tensors(topic.get(), topic_name))
+  for (const TopicTensor &t : topic_tensors(topic, topic_name))
     in_topic[t.name] = {t.info.dtype, std::vector<int64_t>(t.info.shape, t.info.shape + t.info.ndim)};
   const Report r = compare(in_topic, file);
 

@@ -16,58 +16,53 @@ constexpr int64_t kAcquireTimeoutMs = 5000;
 struct Target {
   std::string topic;
   std::string tensor;  // empty: the whole topic
-  TopicPtr handle;
+  weightbus::Topic handle;
 };
 
 // TOPIC/NAME: a topic named with the whole argument wins (topic names may hold '/'); otherwise the part before
 // the first '/' is the topic and the rest the tensor.
-Target resolve(wb_client *client, const std::string &arg) {
-  wb_topic *raw = nullptr;
+Target resolve(weightbus::Client &client, const std::string &arg) {
   const size_t slash = arg.find('/');
-  int rc = wb_topic_open(client, arg.c_str(), &raw);
-  if (rc == WB_E_NOT_FOUND && slash != std::string::npos) {
-    const std::string topic = arg.substr(0, slash);
-    check(wb_topic_open(client, topic.c_str(), &raw), "open topic '" + topic + "'");
-    return {topic, arg.substr(slash + 1), TopicPtr(raw)};
+  try {
+    return {arg, "", client.open(arg)};
+  } catch (const weightbus::Error &e) {
+    if (e.code() != WB_E_NOT_FOUND || slash == std::string::npos) throw Failure("open topic '" + arg + "'", e);
   }
-  check(rc, "open topic '" + arg + "'");
-  return {arg, "", TopicPtr(raw)};
+  const std::string topic = arg.substr(0, slash);
+  return {topic, arg.substr(slash + 1), open_topic(client, topic)};
 }
 
 struct Latest {
-  SnapshotPtr snapshot;  // null when nothing can be read (nothing published, dirty)
+  weightbus::Snapshot snapshot;  // empty when nothing can be read (nothing published, dirty)
   std::string metadata;
   uint64_t timestamp_ns = 0;
   std::string why_not;
 };
 
-Latest lease_latest(wb_topic *topic, const wb_topic_info &info) {
+Latest lease_latest(const weightbus::Topic &topic, const wb_topic_info &info) {
   Latest l;
   if (info.latest == 0) {
     l.why_not = "nothing published yet";
     return l;
   }
-  wb_snapshot *raw = nullptr;
-  const int rc = wb_snapshot_acquire(topic, info.latest, kAcquireTimeoutMs, &raw);
-  if (rc == WB_E_DIRTY || rc == WB_E_EXPIRED || rc == WB_E_TIMEOUT) {
-    l.why_not = std::string(wb_strerror(rc)) + ": " + wb_last_error();
+  try {
+    l.snapshot = topic.acquire(info.latest, kAcquireTimeoutMs);
+  } catch (const weightbus::Error &e) {
+    if (e.code() != WB_E_DIRTY && e.code() != WB_E_EXPIRED && e.code() != WB_E_TIMEOUT)
+      throw Failure("lease version " + std::to_string(info.latest), e);
+    l.why_not = e.what();
     return l;
   }
-  check(rc, "lease version " + std::to_string(info.latest));
-  l.snapshot.reset(raw);
-  const void *data = nullptr;
-  uint32_t size = 0;
-  check(wb_snapshot_metadata(raw, &data, &size, &l.timestamp_ns), "read the metadata");
-  l.metadata.assign(static_cast<const char *>(data), size);
+  l.metadata = doing("read the metadata", [&] { return l.snapshot.metadata(); });
+  l.timestamp_ns = doing("read the metadata", [&] { return l.snapshot.timestamp_ns(); });
   return l;
 }
 
 // Where a host tensor's bytes are in this process as of the leased version: a view's address is its parent's
 // plus its offset, which is how tests see that views share storage. 0 when unknown (GPU, nothing leased).
-uint64_t address_of(wb_snapshot *snap, const TopicTensor &t) {
-  if (snap == nullptr || t.info.device_type != WB_DEVICE_HOST) return 0;
-  wb_tensor_info info = WB_TENSOR_INFO_INIT;
-  check(wb_snapshot_tensor_at(snap, t.info.index, &info), "look up tensor '" + t.name + "'");
+uint64_t address_of(const weightbus::Snapshot &snap, const TopicTensor &t) {
+  if (!snap || t.info.device_type != WB_DEVICE_HOST) return 0;
+  const wb_tensor_info info = doing("look up tensor '" + t.name + "'", [&] { return snap.tensor(t.info.index); });
   return reinterpret_cast<uintptr_t>(info.data);
 }
 
@@ -118,19 +113,18 @@ std::string topic_json(const Target &t, const wb_topic_info &info, const Latest 
 
 int run_info(const GlobalOptions &g, Args &args) {
   const std::string arg = args.positionals(1, 1, "TOPIC[/NAME]").front();
-  ClientPtr client = attach(g, "weightbus info");
-  Target t = resolve(client.get(), arg);
-  wb_topic_info info = WB_TOPIC_INFO_INIT;
-  check(wb_topic_get_info(t.handle.get(), &info), "describe topic '" + t.topic + "'");
-  std::vector<TopicTensor> tensors = topic_tensors(t.handle.get(), t.topic);
+  weightbus::Client client = attach(g, "weightbus info");
+  Target t = resolve(client, arg);
+  const wb_topic_info info = doing("describe topic '" + t.topic + "'", [&] { return t.handle.info(); });
+  std::vector<TopicTensor> tensors = topic_tensors(t.handle, t.topic);
   if (!t.tensor.empty()) {
     std::erase_if(tensors, [&](const TopicTensor &x) { return x.name != t.tensor; });
     if (tensors.empty())
       throw std::runtime_error("topic '" + t.topic + "' has no tensor or view named '" + t.tensor + "'");
   }
-  const Latest l = lease_latest(t.handle.get(), info);
+  const Latest l = lease_latest(t.handle, info);
   std::vector<uint64_t> addresses;
-  for (const TopicTensor &x : tensors) addresses.push_back(address_of(l.snapshot.get(), x));
+  for (const TopicTensor &x : tensors) addresses.push_back(address_of(l.snapshot, x));
   if (!g.json) return print_text(t, info, l, tensors, addresses), 0;
   std::vector<std::string> items;
   for (size_t k = 0; k < tensors.size(); ++k) items.push_back(tensor_json(tensors[k]).num("address", addresses[k]).text());

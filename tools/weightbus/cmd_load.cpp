@@ -17,35 +17,37 @@ namespace {
 
 constexpr int64_t kBeginTimeoutMs = 10000;  // R = 1: readers' leases must drain first; bound the wait
 
-struct UpdateAborter {
-  void operator()(wb_update *u) const { wb_update_abort(u); }
-};
-using UpdatePtr = std::unique_ptr<wb_update, UpdateAborter>;
-
 // A load that fails leaves nothing behind: the topic it created is removed again, once its handle is closed
-// (declare this before the TopicPtr). A topic that existed before keeps what it had.
+// (declare this before the weightbus::Topic). A topic that existed before keeps what it had.
 class RemoveUnlessPublished {
  public:
-  RemoveUnlessPublished(wb_client *client, std::string name, bool created)
+  RemoveUnlessPublished(weightbus::Client &client, std::string name, bool created)
       : client_(client), name_(std::move(name)), armed_(created) {}
   RemoveUnlessPublished(const RemoveUnlessPublished &) = delete;
   RemoveUnlessPublished &operator=(const RemoveUnlessPublished &) = delete;
   ~RemoveUnlessPublished() {
-    if (armed_) wb_topic_remove(client_, name_.c_str());  // the error being reported is already copied
+    if (!armed_) return;
+    try {
+      client_.remove(name_);
+    } catch (const weightbus::Error &) {
+      // Best effort while another error is being reported: that one is what the user needs to see.
+    }
   }
   void published() { armed_ = false; }
 
  private:
-  wb_client *client_;
+  weightbus::Client &client_;
   std::string name_;
   bool armed_;
 };
 
-bool topic_exists(wb_client *client, const std::string &name) {
-  wb_topic *topic = nullptr;
-  if (wb_topic_open(client, name.c_str(), &topic) != WB_OK) return false;
-  wb_topic_close(topic);
-  return true;
+bool topic_exists(weightbus::Client &client, const std::string &name) {
+  try {
+    client.open(name);
+    return true;
+  } catch (const weightbus::Error &) {
+    return false;
+  }
 }
 
 // -1: host memory; else the CUDA ordinal.
@@ -98,13 +100,12 @@ std::vector<wb_tensor_spec> specs_of(const st::Checkpoint &cp) {
 }
 
 // Reads every tensor's bytes from its file into where the update wants them.
-void fill(wb_update *update, const st::Checkpoint &cp, int32_t device) {
+void fill(weightbus::Update &update, const st::Checkpoint &cp, int32_t device) {
   std::vector<char> staging;
   for (const st::Shard &s : cp.shards) {
     FileDescriptor fd = open_or_throw(s.path, O_RDONLY);
     for (const st::Entry &e : s.header.tensors) {
-      wb_tensor_info info = WB_TENSOR_INFO_INIT;
-      check(wb_update_tensor(update, e.name.c_str(), &info), "write tensor '" + e.name + "'");
+      const wb_tensor_info info = doing("write tensor '" + e.name + "'", [&] { return update.tensor(e.name); });
       const uint64_t n = e.end - e.begin, at = s.header.data_offset() + e.begin;
       if (device < 0) {
         read_exact(fd.get(), info.data, n, at, s.path);
@@ -136,26 +137,22 @@ int run_load(const GlobalOptions &g, Args &args) {
   std::vector<wb_tensor_spec> specs = specs_of(cp);
   const std::string metadata = version_metadata(cp);
 
-  ClientPtr client = attach(g, "weightbus load");
-  const bool existed = topic_exists(client.get(), *topic_name);
-  wb_topic *raw_topic = nullptr;
-  check(wb_topic_create(client.get(), topic_name->c_str(), &opts, &raw_topic), "publish topic '" + *topic_name + "'");
-  RemoveUnlessPublished cleanup(client.get(), *topic_name, !existed);
-  TopicPtr topic(raw_topic);
+  weightbus::Client client = attach(g, "weightbus load");
+  const bool existed = topic_exists(client, *topic_name);
+  weightbus::Topic created =
+      doing("publish topic '" + *topic_name + "'", [&] { return client.create(*topic_name, opts); });
+  RemoveUnlessPublished cleanup(client, *topic_name, !existed);
+  weightbus::Topic topic = std::move(created);  // closed before cleanup runs
   const auto count = static_cast<uint32_t>(specs.size());
   if (device < 0)
-    check(wb_tensor_alloc(topic.get(), specs.data(), count), "allocate the tensors of '" + path + "'");
+    doing("allocate the tensors of '" + path + "'", [&] { topic.alloc(specs); });
   else
-    check(wb_tensor_alloc_cuda(topic.get(), specs.data(), count, device),
-          "allocate the tensors of '" + path + "' on cuda:" + std::to_string(device));
-  wb_update *raw_update = nullptr;
-  check(wb_update_begin(topic.get(), kBeginTimeoutMs, &raw_update), "begin an update of '" + *topic_name + "'");
-  UpdatePtr update(raw_update);
-  fill(update.get(), cp, device);
-  uint64_t version = 0;
-  check(wb_update_publish(update.get(), metadata.data(), static_cast<uint32_t>(metadata.size()), &version),
-        "publish '" + *topic_name + "'");
-  update.release();  // publish freed it
+    doing("allocate the tensors of '" + path + "' on cuda:" + std::to_string(device),
+          [&] { topic.alloc_cuda(specs, device); });
+  weightbus::Update update =
+      doing("begin an update of '" + *topic_name + "'", [&] { return topic.begin(kBeginTimeoutMs); });
+  fill(update, cp, device);
+  const uint64_t version = doing("publish '" + *topic_name + "'", [&] { return update.publish(metadata); });
   cleanup.published();
 
   if (g.json) {

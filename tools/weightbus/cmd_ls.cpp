@@ -18,18 +18,17 @@ struct Topic {
 };
 
 // Tensors are only in the registry's per-topic view, so listing them means opening the topic as a reader.
-Topic load_topic(wb_client *client, const std::string &name) {
-  TopicPtr topic = open_topic(client, name);
-  Topic t{WB_TOPIC_INFO_INIT, name, {}};
-  check(wb_topic_get_info(topic.get(), &t.info), "describe topic '" + name + "'");
-  t.tensors = topic_tensors(topic.get(), name);
+Topic load_topic(weightbus::Client &client, const std::string &name) {
+  const weightbus::Topic topic = open_topic(client, name);
+  Topic t{doing("describe topic '" + name + "'", [&] { return topic.info(); }), name, {}};
+  t.tensors = topic_tensors(topic, name);
   return t;
 }
 
-std::vector<Topic> load(wb_client *client, const std::vector<std::string> &only, bool with_tensors) {
+std::vector<Topic> load(weightbus::Client &client, const std::vector<std::string> &only, bool with_tensors) {
   if (!only.empty()) return {load_topic(client, only.front())};
   std::vector<Topic> topics;
-  for (const wb_topic_info &info : list_topics(client)) {
+  for (const wb_topic_info &info : doing("list topics", [&] { return client.topics(); })) {
     const std::string name = fixed_string(info.name, sizeof info.name);
     topics.push_back(with_tensors ? load_topic(client, name) : Topic{info, name, {}});
   }
@@ -84,8 +83,8 @@ int run_ls(const GlobalOptions &g, Args &args) {
   const std::vector<std::string> only = args.positionals(0, 1);
   const bool with_tensors = long_listing || !only.empty();
   const std::string socket = socket_path(g);
-  ClientPtr client = attach(g, "weightbus ls");
-  const std::vector<Topic> topics = load(client.get(), only, with_tensors);
+  weightbus::Client client = attach(g, "weightbus ls");
+  const std::vector<Topic> topics = load(client, only, with_tensors);
   if (g.json) {
     std::vector<std::string> items;
     for (const Topic &t : topics) items.push_back(topic_json(t, with_tensors));

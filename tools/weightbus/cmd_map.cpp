@@ -35,15 +35,15 @@ int run_map(const GlobalOptions &g, Args &args) {
   const MappingSpec spec = load_spec(*spec_path);
   const Values values = load_values(config, sets);
 
-  ClientPtr client = attach(g, "weightbus map");
-  TopicPtr topic = open_topic(client.get(), topic_name);
-  const std::vector<TopicTensor> tensors = topic_tensors(topic.get(), topic_name);
+  weightbus::Client client = attach(g, "weightbus map");
+  weightbus::Topic topic = open_topic(client, topic_name);
+  const std::vector<TopicTensor> tensors = topic_tensors(topic, topic_name);
   const std::vector<PlannedView> views = plan_views(spec, values, tensors);  // all checked before any is added
   std::vector<std::string> items;
   std::vector<std::vector<std::string>> rows = {{"VIEW", "PARENT", "ROWS"}};
   for (const PlannedView &v : views) {
     const wb_view_spec vs = view_spec(v);
-    check(wb_tensor_view(topic.get(), &vs), "add view '" + v.name + "' of '" + v.parent->name + "'");
+    doing("add view '" + v.name + "' of '" + v.parent->name + "'", [&] { topic.view(vs); });
     char range[64];  // not a chain of std::string +: GCC 12 at -O3 warns falsely (-Wrestrict) on it
     snprintf(range, sizeof(range), "[%lld, %lld)", (long long)v.first_row, (long long)(v.first_row + v.rows));
     rows.push_back({v.name, v.parent->name, range});

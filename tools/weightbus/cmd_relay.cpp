@@ -5,8 +5,8 @@
 #include <cstring>
 
 #include "commands.hpp"
+#include "failures.hpp"
 #include "relay.hpp"
-#include "error.hpp"
 
 namespace wbcli {
 namespace {

@@ -9,8 +9,8 @@ namespace {
 
 int run_rm(const GlobalOptions &g, Args &args) {
   const std::string name = args.positionals(1, 1, "TOPIC").front();
-  ClientPtr client = attach(g, "weightbus rm");
-  check(wb_topic_remove(client.get(), name.c_str()), "remove topic '" + name + "'");
+  weightbus::Client client = attach(g, "weightbus rm");
+  doing("remove topic '" + name + "'", [&] { client.remove(name); });
   out_line(g.json ? JsonObject().str("removed", name).text() : "removed topic '" + name + "'");
   return 0;
 }

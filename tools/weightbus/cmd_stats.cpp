@@ -26,18 +26,6 @@ struct Lease {
   uint64_t lag() const { return info.latest > info.version ? info.latest - info.version : 0; }
 };
 
-std::vector<wb_lease_info> list_leases(wb_client *client) {
-  for (int attempt = 0; attempt < 5; ++attempt) {  // the list may grow between the two calls
-    uint32_t count = 0;
-    check(wb_list_leases(client, nullptr, 0, &count), "list leases");
-    std::vector<wb_lease_info> leases(count + 8, WB_LEASE_INFO_INIT);
-    const auto capacity = static_cast<uint32_t>(leases.size());
-    check(wb_list_leases(client, leases.data(), capacity, &count), "list leases");
-    if (count <= capacity) return leases.resize(count), leases;
-  }
-  throw std::runtime_error("list leases: the list kept growing while it was read");
-}
-
 std::string duration(uint64_t ns) {
   char buf[32];
   if (ns < 1000000000) std::snprintf(buf, sizeof buf, "%.1f ms", double(ns) / 1e6);
@@ -91,17 +79,17 @@ void print_text(const std::vector<TopicStats> &topics, const std::vector<Lease> 
 int run_stats(const GlobalOptions &g, Args &args) {
   const std::vector<std::string> only = args.positionals(0, 1);
   const std::string socket = socket_path(g);
-  ClientPtr client = attach(g, "weightbus stats");
+  weightbus::Client client = attach(g, "weightbus stats");
   std::vector<TopicStats> topics;
-  for (const wb_topic_info &info : list_topics(client.get())) {
+  for (const wb_topic_info &info : doing("list topics", [&] { return client.topics(); })) {
     const std::string name = fixed_string(info.name, sizeof info.name);
     if (only.empty() || only.front() == name) topics.push_back({info, name});
   }
   if (!only.empty() && topics.empty()) throw std::runtime_error("no topic '" + only.front() + "' on the broker at " + socket);
   std::map<uint32_t, std::string> names;
-  for (const wb_client_info &c : list_clients(client.get())) names[c.id] = fixed_string(c.name, sizeof c.name);
+  for (const wb_client_info &c : doing("list clients", [&] { return client.clients(); })) names[c.id] = fixed_string(c.name, sizeof c.name);
   std::vector<Lease> leases;
-  for (const wb_lease_info &info : list_leases(client.get())) {
+  for (const wb_lease_info &info : doing("list leases", [&] { return client.leases(); })) {
     Lease l{info, fixed_string(info.topic, sizeof info.topic), names[info.client_id]};
     auto t = std::find_if(topics.begin(), topics.end(), [&](const TopicStats &x) { return x.name == l.topic; });
     if (t == topics.end()) continue;

@@ -65,7 +65,7 @@ std::string one_line(const Metadata &m) {
 struct Watch {
   const GlobalOptions &g;
   std::string name;
-  wb_topic *topic;
+  const weightbus::Topic &topic;
 };
 
 void print_version(const Watch &w, uint64_t version, uint64_t timestamp_ns, const Metadata &m) {
@@ -120,19 +120,20 @@ struct Skipped {
 
 // Prints one version, or adds it to skipped when it is gone.
 void show(const Watch &w, uint64_t version, Skipped &skipped) {
-  wb_snapshot *raw = nullptr;
-  const int rc = wb_snapshot_acquire(w.topic, version, kAcquireTimeoutMs, &raw);
-  if (rc == WB_E_EXPIRED || rc == WB_E_NOT_FOUND) return skipped.add(version);
+  weightbus::Snapshot snapshot;
+  try {
+    snapshot = w.topic.acquire(version, kAcquireTimeoutMs);
+  } catch (const weightbus::Error &e) {
+    if (e.code() == WB_E_EXPIRED || e.code() == WB_E_NOT_FOUND) return skipped.add(version);
+    skipped.flush(w);
+    if (e.code() == WB_E_DIRTY) return print_dirty(w, version);
+    throw Failure("read version " + std::to_string(version) + " of topic '" + w.name + "'", e);
+  }
   skipped.flush(w);
-  if (rc == WB_E_DIRTY) return print_dirty(w, version);
-  check(rc, "read version " + std::to_string(version) + " of topic '" + w.name + "'");
-  SnapshotPtr snapshot(raw);
-  const void *data = nullptr;
-  uint32_t size = 0;
-  uint64_t timestamp_ns = 0;
-  check(wb_snapshot_metadata(snapshot.get(), &data, &size, &timestamp_ns),
-        "read the metadata of version " + std::to_string(version));
-  print_version(w, version, timestamp_ns, render_metadata(data, size));
+  const std::string what = "read the metadata of version " + std::to_string(version);
+  const std::string metadata = doing(what, [&] { return snapshot.metadata(); });
+  const uint64_t timestamp_ns = doing(what, [&] { return snapshot.timestamp_ns(); });
+  print_version(w, version, timestamp_ns, render_metadata(metadata.data(), uint32_t(metadata.size())));
 }
 
 // Goes through versions first..last, at most limit of them. Returns how many it went through.
@@ -150,10 +151,8 @@ uint64_t show_range(const Watch &w, uint64_t first, uint64_t last, uint64_t limi
 }
 
 uint64_t wait_next(const Watch &w, uint64_t after, int64_t timeout_ms) {
-  uint64_t latest = 0;
-  const int rc = wb_topic_wait(w.topic, after, timeout_ms, &latest);
-  check(rc, "watch '" + w.name + "'");  // the library's message says what ran out or went away
-  return latest;
+  // The library's message says what ran out or went away.
+  return doing("watch '" + w.name + "'", [&] { return w.topic.wait(after, timeout_ms); });
 }
 
 int run_watch(const GlobalOptions &g, Args &args) {
@@ -161,14 +160,14 @@ int run_watch(const GlobalOptions &g, Args &args) {
   const int64_t timeout_ms = args.integer("--timeout-ms", -1, INT64_MAX).value_or(-1);
   const auto since = args.integer("--since", 0, static_cast<int64_t>(WB_VERSION_MAX));
   const std::string name = args.positionals(1, 1, "TOPIC").front();
-  ClientPtr client = attach(g, "weightbus watch");
-  TopicPtr topic = open_topic(client.get(), name);
-  const Watch w{g, name, topic.get()};
+  weightbus::Client client = attach(g, "weightbus watch");
+  const weightbus::Topic topic = open_topic(client, name);
+  const Watch w{g, name, topic};
   uint64_t after = 0;
   if (since)
     after = static_cast<uint64_t>(*since);
   else
-    check(wb_topic_latest(topic.get(), &after), "read the latest version of topic '" + name + "'");
+    after = doing("read the latest version of topic '" + name + "'", [&] { return topic.latest(); });
   if (!g.json)
     err_line("watching topic '" + name + "' for versions after " + std::to_string(after) + " (Ctrl-C to stop)");
   for (uint64_t seen = 0; count == 0 || seen < count;) {

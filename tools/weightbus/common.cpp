@@ -19,21 +19,18 @@ namespace wbcli {
 
 // ----------------------------------------------------------------------------------------------- errors
 
-WbError::WbError(const std::string &what, int code_, std::string hint_)
-    : std::runtime_error(what), code(code_), detail(wb_last_error()), hint(std::move(hint_)) {}
-
-void check(int rc, const std::string &what) {
-  if (rc != WB_OK) throw WbError(what, rc);
-}
+Failure::Failure(const std::string &what, const weightbus::Error &cause_, std::string hint_)
+    : std::runtime_error(what), cause(cause_), hint(std::move(hint_)) {}
 
 int report_current_exception() {
   try {
     throw;
-  } catch (const WbError &e) {
-    const std::string code = wb_strerror(e.code);
+  } catch (const Failure &e) {
+    const std::string code = wb_strerror(e.cause.code());
+    const std::string &detail = e.cause.message();
     std::string line = std::string("weightbus: ") + e.what() + ": " + code;
     // Some messages only repeat the code's description ("...: the broker is gone: the broker is gone").
-    if (!e.detail.empty() && !code.ends_with(": " + e.detail)) line += ": " + e.detail;
+    if (!detail.empty() && !code.ends_with(": " + detail)) line += ": " + detail;
     err_line(line);
     if (!e.hint.empty()) err_line("weightbus: hint: " + e.hint);
   } catch (const std::exception &e) {
@@ -132,9 +129,7 @@ std::vector<std::string> Args::positionals(size_t min, size_t max, std::string_v
 
 std::string socket_path(const GlobalOptions &g) {
   if (!g.socket.empty()) return g.socket;
-  char buf[4096];
-  check(wb_default_socket_path(g.name.empty() ? nullptr : g.name.c_str(), buf, sizeof buf), "find the broker's socket");
-  return buf;
+  return doing("find the broker's socket", [&] { return weightbus::default_socket_path(g.name); });
 }
 
 namespace {
@@ -142,17 +137,18 @@ namespace {
 const char *kNoBrokerHint =
     "pass --socket PATH or --name BROKER to reach another broker, or run `weightbus demo` for a private one";
 
-ClientPtr attach_with(const wb_attach_options &opts, const std::string &path) {
-  wb_client *raw = nullptr;
-  const int rc = wb_attach(&opts, &raw);
-  if (rc == WB_E_CONNECT) throw WbError("attach to the broker at " + path, rc, kNoBrokerHint);
-  check(rc, "attach to the broker at " + path);
-  return ClientPtr(raw);
+weightbus::Client attach_with(const wb_attach_options &opts, const std::string &path) {
+  const std::string what = "attach to the broker at " + path;
+  try {
+    return weightbus::Client(&opts);
+  } catch (const weightbus::Error &e) {
+    throw Failure(what, e, e.code() == WB_E_CONNECT ? kNoBrokerHint : "");
+  }
 }
 
 }  // namespace
 
-ClientPtr attach(const GlobalOptions &g, const char *client_name) {
+weightbus::Client attach(const GlobalOptions &g, const char *client_name) {
   const std::string path = socket_path(g);  // resolved first: it must not run between wb_attach and check
   wb_attach_options opts = WB_ATTACH_OPTIONS_INIT;
   opts.socket_path = g.socket.empty() ? nullptr : g.socket.c_str();
@@ -161,7 +157,7 @@ ClientPtr attach(const GlobalOptions &g, const char *client_name) {
   return attach_with(opts, path);
 }
 
-ClientPtr attach_to(const std::string &socket, const char *client_name, int64_t timeout_ms) {
+weightbus::Client attach_to(const std::string &socket, const char *client_name, int64_t timeout_ms) {
   wb_attach_options opts = WB_ATTACH_OPTIONS_INIT;
   opts.socket_path = socket.c_str();
   opts.client_name = client_name;
@@ -169,46 +165,8 @@ ClientPtr attach_to(const std::string &socket, const char *client_name, int64_t 
   return attach_with(opts, socket);
 }
 
-TopicPtr open_topic(wb_client *client, const std::string &name) {
-  wb_topic *raw = nullptr;
-  check(wb_topic_open(client, name.c_str(), &raw), "open topic '" + name + "'");
-  return TopicPtr(raw);
-}
-
-// ----------------------------------------------------------------------------------------------- listing
-
-namespace {
-
-// wb_list_topics and wb_list_clients report how many exist; the table can grow between the sizing call and the
-// listing call, so this retries with the larger count a few times.
-template <class Info, class ListFn>
-std::vector<Info> list_all(const Info &init, ListFn list, const char *what) {
-  uint32_t count = 0;
-  check(list(nullptr, 0, &count), what);
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    std::vector<Info> items(count, init);
-    const auto capacity = static_cast<uint32_t>(items.size());
-    check(list(items.data(), capacity, &count), what);
-    if (count <= capacity) {
-      items.resize(count);
-      return items;
-    }
-  }
-  throw std::runtime_error(std::string(what) + ": the list kept growing while it was read");
-}
-
-}  // namespace
-
-std::vector<wb_topic_info> list_topics(wb_client *client) {
-  const wb_topic_info init = WB_TOPIC_INFO_INIT;
-  auto list = [client](wb_topic_info *out, uint32_t cap, uint32_t *n) { return wb_list_topics(client, out, cap, n); };
-  return list_all(init, list, "list topics");
-}
-
-std::vector<wb_client_info> list_clients(wb_client *client) {
-  const wb_client_info init = WB_CLIENT_INFO_INIT;
-  auto list = [client](wb_client_info *out, uint32_t cap, uint32_t *n) { return wb_list_clients(client, out, cap, n); };
-  return list_all(init, list, "list clients");
+weightbus::Topic open_topic(weightbus::Client &client, const std::string &name) {
+  return doing("open topic '" + name + "'", [&] { return client.open(name); });
 }
 
 // ----------------------------------------------------------------------------------------------- formatting

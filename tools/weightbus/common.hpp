@@ -1,10 +1,9 @@
 // What every command shares: option parsing, errors, attaching, listing and text formatting.
 #pragma once
 
-#include <weightbus/weightbus.h>
+#include <weightbus/weightbus.hpp>
 
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -25,18 +24,23 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// A failed wb_* call. The library's message is thread-local and replaced by the next call, so it is copied
-// when the error is built, i.e. right after the failing call.
-struct WbError : std::runtime_error {
-  WbError(const std::string &what, int code, std::string hint = {});
-  int code;
-  std::string detail;  // wb_last_error()
-  std::string hint;    // an extra line for a newcomer, may be empty
+// A weightbus call failed (cause, thrown by weightbus.hpp) while the command was doing what().
+struct Failure : std::runtime_error {
+  Failure(const std::string &what, const weightbus::Error &cause, std::string hint = {});
+  weightbus::Error cause;
+  std::string hint;  // an extra line for a newcomer, may be empty
 };
 
-// Throws WbError when rc is not WB_OK. Build `what` before the call: evaluating it must not call the library,
-// or the message of the failure would be overwritten.
-void check(int rc, const std::string &what);
+// Runs call, made of weightbus.hpp's calls: a weightbus::Error it throws becomes a Failure saying what the command
+// was doing.
+template <class Call>
+auto doing(const std::string &what, Call &&call) -> decltype(call()) {
+  try {
+    return call();
+  } catch (const weightbus::Error &e) {
+    throw Failure(what, e);
+  }
+}
 
 // Prints the exception being handled ("weightbus: <what>: <code>: <message>") and returns the exit status for
 // it. Call only from a catch block. UsageError is not handled here: it needs the command's usage.
@@ -63,30 +67,13 @@ class Args {
   std::vector<std::string> words_;
 };
 
-// Handles that clean up after themselves, so every error path can simply throw.
-struct ClientCloser {
-  void operator()(wb_client *c) const { wb_detach(c); }
-};
-struct TopicCloser {
-  void operator()(wb_topic *t) const { wb_topic_close(t); }
-};
-struct SnapshotReleaser {
-  void operator()(wb_snapshot *s) const { wb_snapshot_release(s); }
-};
-using ClientPtr = std::unique_ptr<wb_client, ClientCloser>;
-using TopicPtr = std::unique_ptr<wb_topic, TopicCloser>;
-using SnapshotPtr = std::unique_ptr<wb_snapshot, SnapshotReleaser>;
-
-// The socket path the library will use for these options. Throws WbError for a name that makes no path.
+// The socket path the library will use for these options. Throws Failure for a name that makes no path.
 std::string socket_path(const GlobalOptions &g);
 // Attaches with the global options; client_name is what `weightbus clients` shows for us.
-ClientPtr attach(const GlobalOptions &g, const char *client_name);
+weightbus::Client attach(const GlobalOptions &g, const char *client_name);
 // Attaches to an explicit socket, with the given control timeout.
-ClientPtr attach_to(const std::string &socket, const char *client_name, int64_t timeout_ms);
-TopicPtr open_topic(wb_client *client, const std::string &name);
-
-std::vector<wb_topic_info> list_topics(wb_client *client);
-std::vector<wb_client_info> list_clients(wb_client *client);
+weightbus::Client attach_to(const std::string &socket, const char *client_name, int64_t timeout_ms);
+weightbus::Topic open_topic(weightbus::Client &client, const std::string &name);
 
 // A fixed-size char field of a registry struct, which might lack its NUL.
 std::string fixed_string(const char *field, size_t capacity);

@@ -1,11 +1,10 @@
 #include "cuda_copy.hpp"
 
-#include <dlfcn.h>
-
-#include <cstdlib>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+
+#include "libcuda.hpp"
 
 namespace wbcli {
 namespace {
@@ -26,24 +25,23 @@ struct Driver {
 };
 
 template <class F>
-void resolve(void *lib, const char *name, F *out) {
-  *out = reinterpret_cast<F>(dlsym(lib, name));
-  if (*out == nullptr) throw std::runtime_error(std::string("libcuda has no ") + name);
+void resolve(const char *name, F *out) {
+  if (!wb::libcuda::resolve(name, out)) throw std::runtime_error(std::string("libcuda has no ") + name);
 }
 
 const Driver &driver() {
   static Driver d;
   static std::once_flag once;
   std::call_once(once, [] {
-    const char *env = std::getenv("WEIGHTBUS_LIBCUDA");  // the library's override, honoured the same way
-    void *lib = dlopen(env && *env ? env : "libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (lib == nullptr) throw std::runtime_error(std::string("cannot load libcuda: ") + dlerror());
-    resolve(lib, "cuInit", &d.cuInit);
-    resolve(lib, "cuDeviceGet", &d.cuDeviceGet);
-    resolve(lib, "cuDevicePrimaryCtxRetain", &d.cuDevicePrimaryCtxRetain);
-    resolve(lib, "cuCtxSetCurrent", &d.cuCtxSetCurrent);
-    resolve(lib, "cuMemcpyHtoD_v2", &d.cuMemcpyHtoD);
-    resolve(lib, "cuMemcpyDtoH_v2", &d.cuMemcpyDtoH);
+    // The loader libweightbus uses (core/libcuda.hpp), so $WEIGHTBUS_LIBCUDA is honoured alike.
+    const wb::libcuda::Library &lib = wb::libcuda::open();
+    if (lib.handle == nullptr) throw std::runtime_error("cannot load libcuda: " + lib.error);
+    resolve("cuInit", &d.cuInit);
+    resolve("cuDeviceGet", &d.cuDeviceGet);
+    resolve("cuDevicePrimaryCtxRetain", &d.cuDevicePrimaryCtxRetain);
+    resolve("cuCtxSetCurrent", &d.cuCtxSetCurrent);
+    resolve("cuMemcpyHtoD_v2", &d.cuMemcpyHtoD);
+    resolve("cuMemcpyDtoH_v2", &d.cuMemcpyDtoH);
   });
   return d;
 }

@@ -1,6 +1,6 @@
 // Host <-> GPU copies for `load --device cuda:N` and for checkpoints of CUDA topics. The public API moves
-// handles, not bytes between host and GPU, so the tool calls the driver itself: libcuda is loaded with dlopen
-// on first use (like libweightbus, it is never linked), in the GPU's primary context (the one the library and
+// handles, not bytes between host and GPU, so the tool calls the driver itself: libcuda is opened on first use by
+// the library's loader (core/libcuda.hpp; never linked), in the GPU's primary context (the one the library and
 // the CUDA runtime use). Each copy is synchronous. Failures throw std::runtime_error naming the driver call.
 #pragma once
 

@@ -1,6 +1,7 @@
-// The publisher and the reader of `weightbus demo`. They are written as the smallest honest example of the C
-// API: a publisher writes every element of every tensor with the step number and publishes it as a version;
-// the reader leases each version and checks every element against the step in the version's metadata.
+// The publisher and the reader of `weightbus demo`. They are written as the smallest honest example of the API
+// (through its C++ wrapper, weightbus.hpp): a publisher writes every element of every tensor with the step
+// number and publishes it as a version; the reader leases each version and checks every element against the
+// step in the version's metadata.
 #include <poll.h>
 #include <unistd.h>
 
@@ -8,7 +9,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -19,11 +19,6 @@
 namespace wbcli::demo {
 namespace {
 
-struct UpdateAborter {
-  void operator()(wb_update *u) const { wb_update_abort(u); }
-};
-using UpdatePtr = std::unique_ptr<wb_update, UpdateAborter>;
-
 std::string tensor_name(uint32_t i) { return "layers." + std::to_string(i) + ".weight"; }
 
 uint64_t element_count(const wb_tensor_info &t) {
@@ -33,13 +28,13 @@ uint64_t element_count(const wb_tensor_info &t) {
 }
 
 // The broker has created its socket but may not accept yet; retry the connection until the start-up deadline.
-ClientPtr attach_retrying(const Config &c, const char *client_name) {
+weightbus::Client attach_retrying(const Config &c, const char *client_name) {
   const int64_t deadline = monotonic_ms() + kStartupMs;
   for (;;) {
     try {
       return attach_to(c.socket, client_name, kStartupMs);
-    } catch (const WbError &e) {
-      if (e.code != WB_E_CONNECT || monotonic_ms() > deadline) throw;
+    } catch (const Failure &e) {
+      if (e.cause.code() != WB_E_CONNECT || monotonic_ms() > deadline) throw;
     }
     sleep_ms(20);
   }
@@ -68,7 +63,7 @@ void receive(const Signal &s, const char *who, const std::string &what) {
 
 // ----------------------------------------------------------------------------------------------- publisher
 
-void allocate_tensors(wb_topic *topic) {
+void allocate_tensors(weightbus::Topic &topic) {
   std::vector<std::string> names;
   for (uint32_t i = 0; i < kTensorCount; ++i) names.push_back(tensor_name(i));
   std::vector<wb_tensor_spec> specs;
@@ -80,28 +75,22 @@ void allocate_tensors(wb_topic *topic) {
     s.shape[0] = s.shape[1] = kSide;
     specs.push_back(s);
   }
-  check(wb_tensor_alloc(topic, specs.data(), kTensorCount), "publisher: allocate the tensors of 'policy'");
+  doing("publisher: allocate the tensors of 'policy'", [&] { topic.alloc(specs); });
 }
 
-void publish_step(wb_topic *topic, int64_t step) {
+void publish_step(weightbus::Topic &topic, int64_t step) {
   const std::string what = "publisher: version for step " + std::to_string(step);
-  wb_update *raw = nullptr;
-  check(wb_update_begin(topic, kStepTimeoutMs, &raw), what + ": begin the update");
-  UpdatePtr update(raw);  // aborted if anything below throws: nothing half-written gets published
+  // Aborted if anything below throws: nothing half-written gets published.
+  weightbus::Update update = doing(what + ": begin the update", [&] { return topic.begin(kStepTimeoutMs); });
   for (uint32_t i = 0; i < kTensorCount; ++i) {
-    wb_tensor_info t = WB_TENSOR_INFO_INIT;
-    check(wb_update_tensor(update.get(), tensor_name(i).c_str(), &t), what + ": get " + tensor_name(i));
+    const wb_tensor_info t = doing(what + ": get " + tensor_name(i), [&] { return update.tensor(tensor_name(i)); });
     std::fill_n(static_cast<float *>(t.data), element_count(t), static_cast<float>(step));
   }
   const std::string metadata = "{\"step\": " + std::to_string(step) + "}";
-  uint64_t version = 0;
-  check(wb_update_version(update.get(), &version), what + ": its version number");
+  const uint64_t version = doing(what + ": its version number", [&] { return update.version(); });
   // Said before publishing: the reader wakes the moment the version is published, and its line must follow this.
   say("publisher", "publishing version " + std::to_string(version) + "  metadata " + metadata);
-  uint64_t published = 0;
-  // publish frees the update even when it fails, so the guard lets go first.
-  check(wb_update_publish(update.release(), metadata.data(), static_cast<uint32_t>(metadata.size()), &published),
-        what + ": publish");
+  const uint64_t published = doing(what + ": publish", [&] { return update.publish(metadata); });
   if (published != version)
     throw std::runtime_error(what + ": published version " + std::to_string(published) + ", not " +
                              std::to_string(version));
@@ -110,21 +99,20 @@ void publish_step(wb_topic *topic, int64_t step) {
 // ----------------------------------------------------------------------------------------------- reader
 
 // Acquires the version the wait returned; if a fast publisher already replaced it, the newest instead.
-SnapshotPtr acquire(wb_topic *topic, uint64_t version) {
-  wb_snapshot *raw = nullptr;
-  int rc = wb_snapshot_acquire(topic, version, kStepTimeoutMs, &raw);
-  if (rc == WB_E_EXPIRED) rc = wb_snapshot_acquire(topic, 0, kStepTimeoutMs, &raw);
-  check(rc, "reader: acquire version " + std::to_string(version));
-  return SnapshotPtr(raw);
+weightbus::Snapshot acquire(const weightbus::Topic &topic, uint64_t version) {
+  return doing("reader: acquire version " + std::to_string(version), [&] {
+    try {
+      return topic.acquire(version, kStepTimeoutMs);
+    } catch (const weightbus::Error &e) {
+      if (e.code() != WB_E_EXPIRED) throw;
+      return topic.acquire(0, kStepTimeoutMs);
+    }
+  });
 }
 
-int64_t read_step(wb_snapshot *snapshot, uint64_t version) {
-  const void *data = nullptr;
-  uint32_t size = 0;
-  uint64_t timestamp_ns = 0;
-  check(wb_snapshot_metadata(snapshot, &data, &size, &timestamp_ns),
-        "reader: metadata of version " + std::to_string(version));
-  const std::string text(static_cast<const char *>(data), data ? size : 0);
+int64_t read_step(const weightbus::Snapshot &snapshot, uint64_t version) {
+  const std::string text =
+      doing("reader: metadata of version " + std::to_string(version), [&] { return snapshot.metadata(); });
   const size_t at = text.find("\"step\":");
   if (at == std::string::npos)
     throw std::runtime_error("reader: version " + std::to_string(version) + " has no step in its metadata: " + text);
@@ -132,12 +120,11 @@ int64_t read_step(wb_snapshot *snapshot, uint64_t version) {
 }
 
 // Checks every element of every tensor against the step; returns how many elements it checked.
-uint64_t check_elements(wb_snapshot *snapshot, uint64_t version, int64_t step) {
+uint64_t check_elements(const weightbus::Snapshot &snapshot, uint64_t version, int64_t step) {
   uint64_t checked = 0;
   for (uint32_t i = 0; i < kTensorCount; ++i) {
     const std::string name = tensor_name(i);
-    wb_tensor_info t = WB_TENSOR_INFO_INIT;
-    check(wb_snapshot_tensor(snapshot, name.c_str(), &t), "reader: look up " + name);
+    const wb_tensor_info t = doing("reader: look up " + name, [&] { return snapshot.tensor(name); });
     const auto *data = static_cast<const float *>(t.data);
     const uint64_t n = element_count(t);
     const auto *bad = std::find_if(data, data + n, [step](float x) { return x != static_cast<float>(step); });
@@ -150,15 +137,13 @@ uint64_t check_elements(wb_snapshot *snapshot, uint64_t version, int64_t step) {
   return checked;
 }
 
-uint64_t read_next(wb_topic *topic, uint64_t after, const Config &c) {
-  uint64_t latest = 0;
-  check(wb_topic_wait(topic, after, c.interval_ms + kStepTimeoutMs, &latest),
-        "reader: wait for a version after " + std::to_string(after));
-  SnapshotPtr snapshot = acquire(topic, latest);
-  uint64_t version = 0;
-  check(wb_snapshot_version(snapshot.get(), &version), "reader: version of the snapshot");
-  const int64_t step = read_step(snapshot.get(), version);
-  const uint64_t checked = check_elements(snapshot.get(), version, step);
+uint64_t read_next(const weightbus::Topic &topic, uint64_t after, const Config &c) {
+  const uint64_t latest = doing("reader: wait for a version after " + std::to_string(after),
+                                [&] { return topic.wait(after, c.interval_ms + kStepTimeoutMs); });
+  const weightbus::Snapshot snapshot = acquire(topic, latest);
+  const uint64_t version = doing("reader: version of the snapshot", [&] { return snapshot.version(); });
+  const int64_t step = read_step(snapshot, version);
+  const uint64_t checked = check_elements(snapshot, version, step);
   std::string line = "version " + std::to_string(version) + " step=" + std::to_string(step) + " checked " +
                      std::to_string(checked) + " elements, all equal";
   if (version > after + 1)  // wait returns the newest version; a slow reader skips, it never falls behind
@@ -174,13 +159,9 @@ void say(const char *who, const std::string &what) { out_line(std::string(who) +
 int publisher_main(const Config &c) {
   close(c.topic_ready.read);
   close(c.reader_ready.write);
-  ClientPtr client = attach_retrying(c, "demo publisher");
-  wb_topic_options opts = WB_TOPIC_OPTIONS_INIT;
-  opts.replicas = kReplicas;
-  wb_topic *raw = nullptr;
-  check(wb_topic_create(client.get(), kTopic, &opts, &raw), "publisher: create topic 'policy'");
-  TopicPtr topic(raw);
-  allocate_tensors(topic.get());
+  weightbus::Client client = attach_retrying(c, "demo publisher");
+  weightbus::Topic topic = doing("publisher: create topic 'policy'", [&] { return client.create(kTopic, kReplicas); });
+  allocate_tensors(topic);
   say("publisher", "created topic \"policy\" with " + std::to_string(kTensorCount) + " f32 tensors of [" +
                        std::to_string(kSide) + ", " + std::to_string(kSide) + "] in " + std::to_string(kReplicas) +
                        " replicas (so it can write a new version while the reader reads the last)");
@@ -188,7 +169,7 @@ int publisher_main(const Config &c) {
   receive(c.reader_ready, "publisher", "the reader getting ready");
   for (int64_t step = 1; step <= c.versions; ++step) {
     if (step > 1) sleep_ms(c.interval_ms);
-    publish_step(topic.get(), step);
+    publish_step(topic, step);
   }
   return 0;
 }
@@ -196,12 +177,12 @@ int publisher_main(const Config &c) {
 int reader_main(const Config &c) {
   close(c.topic_ready.write);
   close(c.reader_ready.read);
-  ClientPtr client = attach_retrying(c, "demo reader");
+  weightbus::Client client = attach_retrying(c, "demo reader");
   receive(c.topic_ready, "reader", "the topic's creation");
-  TopicPtr topic = open_topic(client.get(), kTopic);
+  const weightbus::Topic topic = open_topic(client, kTopic);
   say("reader", "opened topic \"policy\"; waiting for versions");
   send(c.reader_ready, "reader");
-  for (uint64_t last = 0; last < static_cast<uint64_t>(c.versions);) last = read_next(topic.get(), last, c);
+  for (uint64_t last = 0; last < static_cast<uint64_t>(c.versions);) last = read_next(topic, last, c);
   return 0;
 }
 

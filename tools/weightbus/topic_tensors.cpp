@@ -2,13 +2,13 @@
 
 namespace wbcli {
 
-std::vector<TopicTensor> topic_tensors(wb_topic *topic, const std::string &topic_name) {
-  uint32_t count = 0;
-  check(wb_topic_tensor_count(topic, &count), "count the tensors of topic '" + topic_name + "'");
+std::vector<TopicTensor> topic_tensors(const weightbus::Topic &topic, const std::string &topic_name) {
+  const uint32_t count = doing("count the tensors of topic '" + topic_name + "'", [&] { return topic.tensor_count(); });
   std::vector<TopicTensor> tensors;
   for (uint32_t i = 0; i < count; ++i) {
-    TopicTensor t{WB_TENSOR_INFO_INIT, {}};
-    check(wb_topic_tensor(topic, i, &t.info), "describe tensor " + std::to_string(i) + " of topic '" + topic_name + "'");
+    TopicTensor t{doing("describe tensor " + std::to_string(i) + " of topic '" + topic_name + "'",
+                        [&] { return topic.tensor(i); }),
+                  {}};
     t.name = t.info.name ? t.info.name : "";
     tensors.push_back(std::move(t));
   }

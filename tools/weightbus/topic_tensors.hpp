@@ -14,7 +14,7 @@ struct TopicTensor {
   std::string name;  // copied: info.name points into the registry and dies with the topic handle
 };
 
-std::vector<TopicTensor> topic_tensors(wb_topic *topic, const std::string &topic_name);
+std::vector<TopicTensor> topic_tensors(const weightbus::Topic &topic, const std::string &topic_name);
 
 // {"name", "index", "dtype", "shape", "strides", "bytes", "view", "version", "device"}; callers may add members.
 JsonObject tensor_json(const TopicTensor &t);

@@ -1,8 +1,8 @@
-#include "wire.hpp"
+#include "messages.hpp"
 
 #include <cstring>
 
-#include "error.hpp"
+#include "failures.hpp"
 
 namespace wbrelay {
 

@@ -3,13 +3,13 @@
 // the same.
 #pragma once
 
-#include <weightbus/weightbus.h>
+#include <weightbus/weightbus.hpp>
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "wire.hpp"
+#include "messages.hpp"
 
 namespace wbrelay {
 
@@ -34,7 +34,7 @@ struct TopicLayout {
 
 // The layout of the snapshot's topic. A view's parent is the tensor whose bytes hold the view's first element
 // in the snapshot (views of views are described relative to that root).
-TopicLayout read_layout(wb_topic *topic, wb_snapshot *snapshot);
+TopicLayout read_layout(const weightbus::Topic &topic, const weightbus::Snapshot &snapshot);
 
 void encode_layout(const TopicLayout &layout, Writer &out);
 TopicLayout decode_layout(Reader &in);  // PeerError when malformed
@@ -43,6 +43,6 @@ TopicLayout decode_layout(Reader &in);  // PeerError when malformed
 std::string layout_difference(const TopicLayout &a, const TopicLayout &b);
 
 // Publisher: creates the layout's tensors in a new topic, CUDA ones on GPU ordinal device, then its views.
-void create_tensors(wb_topic *topic, const TopicLayout &layout, int32_t device);
+void create_tensors(weightbus::Topic &topic, const TopicLayout &layout, int32_t device);
 
 }  // namespace wbrelay

@@ -2,6 +2,8 @@
 // failing (closed, silent past the deadline, malformed), which the source survives by dropping that peer.
 #pragma once
 
+#include <weightbus/weightbus.hpp>
+
 #include <stdexcept>
 #include <string>
 
@@ -20,7 +22,15 @@ struct PeerError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Throws RelayError(kExitFailure) naming the call, the code and wb_last_error() when rc is not WB_OK.
-void wb_check(int rc, const std::string &what);
+// Runs call, made of weightbus.hpp's calls: a weightbus::Error it throws becomes RelayError(kExitFailure)
+// saying what the relay was doing, "<what>: <code>: <the library's message>".
+template <class Call>
+auto doing(const std::string &what, Call &&call) -> decltype(call()) {
+  try {
+    return call();
+  } catch (const weightbus::Error &e) {
+    throw RelayError(kExitFailure, what + ": " + e.what());
+  }
+}
 
 }  // namespace wbrelay

@@ -1,9 +1,9 @@
-#include "layout.hpp"
+#include "topic_layout.hpp"
 
 #include <algorithm>
 #include <cstring>
 
-#include "error.hpp"
+#include "failures.hpp"
 
 namespace wbrelay {
 
@@ -33,13 +33,11 @@ const wb_tensor_info *root_holding(const std::vector<wb_tensor_info> &infos, con
 
 }  // namespace
 
-TopicLayout read_layout(wb_topic *topic, wb_snapshot *snapshot) {
-  wb_topic_info ti = WB_TOPIC_INFO_INIT;
-  wb_check(wb_topic_get_info(topic, &ti), "wb_topic_get_info");
+TopicLayout read_layout(const weightbus::Topic &topic, const weightbus::Snapshot &snapshot) {
+  const wb_topic_info ti = doing("wb_topic_get_info", [&] { return topic.info(); });
   std::vector<wb_tensor_info> infos(ti.tensor_count);
   for (uint32_t i = 0; i < ti.tensor_count; ++i) {
-    infos[i] = WB_TENSOR_INFO_INIT;
-    wb_check(wb_snapshot_tensor_at(snapshot, i, &infos[i]), "tensor " + std::to_string(i) + " of the topic");
+    infos[i] = doing("tensor " + std::to_string(i) + " of the topic", [&] { return snapshot.tensor(i); });
   }
   TopicLayout layout;
   layout.replicas = ti.replicas;
@@ -114,7 +112,7 @@ std::string layout_difference(const TopicLayout &a, const TopicLayout &b) {
 
 namespace {
 
-void alloc_roots(wb_topic *topic, const TopicLayout &layout, bool cuda, int32_t device) {
+void alloc_roots(weightbus::Topic &topic, const TopicLayout &layout, bool cuda, int32_t device) {
   std::vector<wb_tensor_spec> specs;
   for (const TensorLayout &t : layout.tensors) {
     if (t.is_view || t.cuda != cuda) continue;
@@ -127,13 +125,12 @@ void alloc_roots(wb_topic *topic, const TopicLayout &layout, bool cuda, int32_t 
   }
   if (specs.empty()) return;
   const std::string what = std::string("allocating ") + std::to_string(specs.size()) + (cuda ? " CUDA" : " host") + " tensors";
-  if (cuda) return wb_check(wb_tensor_alloc_cuda(topic, specs.data(), uint32_t(specs.size()), device), what);
-  wb_check(wb_tensor_alloc(topic, specs.data(), uint32_t(specs.size())), what);
+  doing(what, [&] { cuda ? topic.alloc_cuda(specs, device) : topic.alloc(specs); });
 }
 
 }  // namespace
 
-void create_tensors(wb_topic *topic, const TopicLayout &layout, int32_t device) {
+void create_tensors(weightbus::Topic &topic, const TopicLayout &layout, int32_t device) {
   alloc_roots(topic, layout, false, device);
   alloc_roots(topic, layout, true, device);
   for (const TensorLayout &t : layout.tensors) {
@@ -146,7 +143,7 @@ void create_tensors(wb_topic *topic, const TopicLayout &layout, int32_t device) 
     v.ndim = t.ndim;
     std::copy(t.shape, t.shape + WB_MAX_DIMS, v.shape);
     std::copy(t.strides, t.strides + WB_MAX_DIMS, v.strides);
-    wb_check(wb_tensor_view(topic, &v), "view '" + t.name + "'");
+    doing("view '" + t.name + "'", [&] { topic.view(v); });
   }
 }
 
