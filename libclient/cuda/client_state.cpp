@@ -2,7 +2,7 @@
 
 #include <new>
 
-#include "client_internal.hpp"
+#include "client.hpp"
 #include "driver.hpp"
 #include "error.hpp"
 #include "hooks.hpp"

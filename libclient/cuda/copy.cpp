@@ -6,7 +6,9 @@
 
 #include <algorithm>
 
-#include "client_internal.hpp"
+#include "client.hpp"
+#include "snapshot.hpp"
+#include "topic.hpp"
 #include "client_state.hpp"
 #include "device.hpp"
 #include "driver.hpp"

@@ -8,7 +8,10 @@
 #include <string>
 
 #include "atomic_bytes.hpp"
-#include "client_internal.hpp"
+#include "client.hpp"
+#include "snapshot.hpp"
+#include "topic.hpp"
+#include "update.hpp"
 #include "client_state.hpp"
 #include "clock.hpp"
 #include "device.hpp"
@@ -144,7 +147,7 @@ int Events::create(wb_topic *topic, CUcontext context, Owned *out) {
   t.event_owner_generation.store(seg.client(client_->id).generation, std::memory_order_release);
   store_bytes(t.event_device_uuid, uuid, sizeof(uuid));
   for (uint32_t s = 0; s < slots; ++s) {
-    store_bytes(seg.record(topic->index, s).event_handle, handles[s].reserved, sizeof(handles[s].reserved));
+    store_bytes(seg.record(topic->slot, s).event_handle, handles[s].reserved, sizeof(handles[s].reserved));
   }
   leave_writer(t, epoch);
   return WB_OK;
@@ -160,10 +163,10 @@ int Events::record(wb_update *update, void *stream) {
   if (rc == WB_OK) rc = stream_context(stream, ordinal, &context);
   if (rc != WB_OK) return rc;
   std::lock_guard lock(mutex_);
-  auto found = owned_.find(topic->index);
+  auto found = owned_.find(topic->slot);
   if (found == owned_.end()) {
     // The entry first: once the events are in the segment, keeping them cannot fail.
-    found = owned_.try_emplace(topic->index).first;
+    found = owned_.try_emplace(topic->slot).first;
     ScopeExit forget([this, found] { owned_.erase(found); });
     if ((rc = create(topic, context, &found->second)) != WB_OK) return rc;
     forget.release();
@@ -223,7 +226,7 @@ int Events::event_for(wb_snapshot *snapshot, void *stream, CUevent *event, CUcon
   wb_topic *topic = snapshot->topic;
   const shm::Segment &seg = client_->seg;
   EventSet set;
-  if (!read_event_set(seg, topic->index, snapshot->version, &set) || !owner_alive(seg, set)) return WB_OK;
+  if (!read_event_set(seg, topic->slot, snapshot->version, &set) || !owner_alive(seg, set)) return WB_OK;
   int ordinal = 0;  // the event's GPU, for a NULL stream in a thread without a context
   if ((rc = ordinal_of(set.device_uuid, &ordinal)) != WB_OK && rc != WB_E_NOT_FOUND) return rc;
   if ((rc = stream_context(stream, ordinal, context)) != WB_OK) return rc;
@@ -232,7 +235,7 @@ int Events::event_for(wb_snapshot *snapshot, void *stream, CUevent *event, CUcon
     return WB_OK;
   }
   std::lock_guard lock(mutex_);
-  Opened &opened = opened_[{topic->index, *context}];
+  Opened &opened = opened_[{topic->slot, *context}];
   if (opened.epoch != set.epoch) {
     close(opened);
     opened.events.assign(seg.caps().ring_slots, nullptr);  // first: running out of memory keeps the old epoch

@@ -6,7 +6,9 @@
 #include <cstdio>
 #include <cstring>
 
-#include "client_internal.hpp"
+#include "client.hpp"
+#include "tensor.hpp"
+#include "topic.hpp"
 #include "device.hpp"
 #include "driver.hpp"
 #include "error.hpp"
@@ -39,7 +41,7 @@ int send_chunks(wb_client *client, uint32_t index, const NewAllocation &a) {
     flatbuffers::FlatBufferBuilder builder;
     auto body = proto::CreateAddAllocationChunksDirect(builder, index, uint32_t(first), &sizes);
     Reply reply;
-    int rc = request(client, builder, proto::Body::AddAllocationChunks, body.Union(), &reply, fds.data(), int(n));
+    int rc = client->connection.call(builder, proto::Body::AddAllocationChunks, body.Union(), &reply, fds.data(), int(n));
     if (rc != WB_OK) return rc;
   }
   return WB_OK;
@@ -53,7 +55,7 @@ int send_allocation(wb_client *client, const NewAllocation &a, uint32_t *index) 
   auto body = proto::CreateRegisterCudaAllocationDirect(builder, a.topic, uint32_t(a.kind), a.size, &uuid,
                                                         vmm ? nullptr : &handle, a.base, uint32_t(a.chunks.size()));
   Reply reply;
-  int rc = request(client, builder, proto::Body::RegisterCudaAllocation, body.Union(), &reply);
+  int rc = client->connection.call(builder, proto::Body::RegisterCudaAllocation, body.Union(), &reply);
   if (rc != WB_OK) return rc;
   *index = uint32_t(reply.value);
   rc = catching("sending a CUDA allocation's chunks", [&] { return send_chunks(client, *index, a); });
@@ -228,9 +230,9 @@ int register_tensors(wb_topic *topic, const wb_tensor_spec *specs, const std::ve
       entries.push_back(
           proto::CreateRegisteredTensorDirect(builder, spec.name, spec.dtype, &shape, &allocations, &offsets));
     }
-    auto body = proto::CreateRegisterTensorsDirect(builder, topic->index, &entries);
+    auto body = proto::CreateRegisterTensorsDirect(builder, topic->slot, &entries);
     Reply reply;
-    int rc = request(topic->client, builder, proto::Body::RegisterTensors, body.Union(), &reply);
+    int rc = topic->client->connection.call(builder, proto::Body::RegisterTensors, body.Union(), &reply);
     if (rc != WB_OK) return rc;
   }
   return WB_OK;
@@ -240,7 +242,7 @@ int revoke_allocation(wb_client *client, uint32_t index, uint32_t *importers) {
   flatbuffers::FlatBufferBuilder builder;
   auto body = proto::CreateRevokeAllocation(builder, index);
   Reply reply;
-  int rc = request(client, builder, proto::Body::RevokeAllocation, body.Union(), &reply);
+  int rc = client->connection.call(builder, proto::Body::RevokeAllocation, body.Union(), &reply);
   if (rc == WB_OK) *importers = uint32_t(reply.value);
   return rc;
 }

@@ -5,7 +5,9 @@
 #include <cstring>
 #include <string>
 
-#include "client_internal.hpp"
+#include "client.hpp"
+#include "snapshot.hpp"
+#include "topic.hpp"
 #include "device.hpp"
 #include "driver.hpp"
 #include "error.hpp"
@@ -53,7 +55,7 @@ bool mapped_stays_valid(uint32_t state) {
 bool topic_pinned(wb_client *client, uint32_t topic) {
   std::lock_guard lock(client->topics_mutex);
   for (wb_topic *t : client->topics) {
-    if (t->index != topic) continue;
+    if (t->slot != topic) continue;
     std::lock_guard handles(t->handles_mutex);
     if (!t->snapshots.empty()) return true;
   }
@@ -63,7 +65,7 @@ bool topic_pinned(wb_client *client, uint32_t topic) {
 int import_chunk(wb_client *client, uint32_t index, uint32_t chunk, Reply *reply) {
   flatbuffers::FlatBufferBuilder builder;
   auto body = proto::CreateImportAllocation(builder, index, chunk);
-  return request(client, builder, proto::Body::ImportAllocation, body.Union(), reply);
+  return client->connection.call(builder, proto::Body::ImportAllocation, body.Union(), reply);
 }
 
 // Grants read-write access to the owning GPU and to every GPU that can reach it as a peer, so that copies
@@ -246,7 +248,7 @@ void Imports::release(uint32_t index) {
     flatbuffers::FlatBufferBuilder builder;
     auto body = proto::CreateReleaseAllocation(builder, index);
     Reply reply;
-    return request(client_, builder, proto::Body::ReleaseAllocation, body.Union(), &reply);
+    return client_->connection.call(builder, proto::Body::ReleaseAllocation, body.Union(), &reply);
   });
   fail(WB_OK, "%s", message);
 }
