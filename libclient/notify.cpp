@@ -16,15 +16,6 @@
 
 namespace wb {
 
-void NotifySet::reset() {
-  watch.stop();
-  for (int *fd : {&pipe, &timer, &epoll}) {
-    if (*fd >= 0) close(*fd);
-    *fd = -1;
-  }
-  outage = false;
-}
-
 namespace {
 
 // How often a set without an outage watch (no inotify to be had) looks for a successor.

@@ -13,7 +13,7 @@
 #include "snapshot.hpp"
 #include "storage.hpp"
 #include "struct_size.hpp"
-#include "tensor.hpp"
+#include "tensor_info.hpp"
 #include "topic.hpp"
 
 namespace wb {

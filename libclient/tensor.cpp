@@ -1,12 +1,13 @@
-// Allocating tensors, registering views, describing a topic's tensors (the lookups are tensor_list.cpp's).
-#include "tensor.hpp"
-
+// Allocating tensors, registering views, and the C ABI's description of a topic's tensors (the lookups are
+// tensor_list.cpp's, the description itself tensor_info.cpp's).
 #include <cstring>
 
 #include "client.hpp"
 #include "error.hpp"
 #include "geometry.hpp"
 #include "struct_size.hpp"
+#include "tensor_info.hpp"
+#include "tensor_spec.hpp"
 #include "topic.hpp"
 
 namespace wb {
@@ -34,42 +35,6 @@ int alloc_batch(wb_topic *topic, const wb_tensor_spec *specs, uint32_t first, ui
 }
 
 }  // namespace
-
-const wb_tensor_spec &spec_at(const wb_tensor_spec *specs, uint32_t i) {
-  return *reinterpret_cast<const wb_tensor_spec *>(reinterpret_cast<const char *>(specs) +
-                                                   size_t(i) * specs[0].struct_size);
-}
-
-int check_spec(const wb_tensor_spec &spec) {
-  int rc = geometry::check_name(spec.name, "tensor");
-  if (rc != WB_OK) return rc;
-  uint64_t nbytes;
-  rc = geometry::contiguous_bytes(spec.dtype, spec.ndim, spec.shape, &nbytes);
-  if (rc != WB_OK) return fail(rc, "tensor '%s': %s", spec.name, wb_last_error());
-  return WB_OK;
-}
-
-void describe_tensor(const shm::Segment &seg, uint32_t tensor_slot, uint32_t position, wb_tensor_info *info) {
-  const shm::Tensor &e = seg.tensor(tensor_slot);
-  const shm::Tensor &root = seg.tensor(e.root);
-  info->index = position;
-  info->name = e.name;
-  info->dtype = e.dtype;
-  info->ndim = e.ndim;
-  memcpy(info->shape, e.shape, sizeof(info->shape));
-  memcpy(info->strides, e.strides, sizeof(info->strides));
-  info->nbytes = e.nbytes;
-  info->data = nullptr;
-  info->device_type = root.device_type;
-  info->is_view = e.is_view;
-  memcpy(info->device_uuid, seg.allocation(root.allocation).device_uuid, sizeof(info->device_uuid));
-  uint64_t newest = 0;
-  for (uint32_t r = 0; r < WB_MAX_REPLICAS; ++r) {
-    uint64_t word = root.replica_version[r].load(std::memory_order_acquire);
-    if (word != shm::kNeverWritten && !(word & shm::kWritingBit) && word > newest) newest = word;
-  }
-  info->version = newest;
-}
 
 }  // namespace wb
 

@@ -61,11 +61,6 @@ void fill_topic_info(const shm::Topic &entry, wb_topic_info *out) {
 
 }  // namespace
 
-int check_topic_live(const wb_topic *topic) {
-  if (topic->entry->state.load(std::memory_order_seq_cst) == uint32_t(shm::TopicState::kLive)) return WB_OK;
-  return fail(WB_E_NOT_FOUND, "topic '%s' was removed (wb_topic_remove): close this handle", topic->entry->name);
-}
-
 void release_topic(wb_topic *topic) {
   {
     std::lock_guard lock(topic->client->topics_mutex);

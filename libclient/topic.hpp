@@ -6,9 +6,11 @@
 #include <mutex>
 #include <set>
 
+#include "error.hpp"
 #include "layout.hpp"
 #include "notify_set.hpp"
 #include "tensor_list.hpp"
+#include "weightbus/weightbus.h"
 
 struct wb_client;
 struct wb_update;
@@ -34,7 +36,10 @@ namespace wb {
 
 // WB_E_NOT_FOUND once the topic was removed (wb_topic_remove), or while a removal checks it (then it may stay):
 // a handle of a removed topic can only be closed.
-int check_topic_live(const wb_topic *topic);
+inline int check_topic_live(const wb_topic *topic) {
+  if (topic->entry->state.load(std::memory_order_seq_cst) == uint32_t(shm::TopicState::kLive)) return WB_OK;
+  return fail(WB_E_NOT_FOUND, "topic '%s' was removed (wb_topic_remove): close this handle", topic->entry->name);
+}
 
 // Frees a topic handle and what only this process holds of it (its notify fds, its place in the client's
 // set); allocates nothing, so that wb_detach cannot stop half-way. The caller aborted its update and let go

@@ -23,7 +23,7 @@
 #include "sleep.hpp"
 #include "storage.hpp"
 #include "struct_size.hpp"
-#include "tensor.hpp"
+#include "tensor_info.hpp"
 #include "topic.hpp"
 #include "topic_state.hpp"
 #include "update.hpp"

@@ -7,7 +7,7 @@
 #include <cstring>
 
 #include "client.hpp"
-#include "tensor.hpp"
+#include "tensor_spec.hpp"
 #include "topic.hpp"
 #include "device.hpp"
 #include "driver.hpp"

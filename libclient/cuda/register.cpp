@@ -6,7 +6,7 @@
 
 #include "client.hpp"
 #include "struct_size.hpp"
-#include "tensor.hpp"
+#include "tensor_spec.hpp"
 #include "topic.hpp"
 #include "client_state.hpp"
 #include "error.hpp"
