@@ -72,14 +72,14 @@ int alloc_cuda(wb_topic *topic, const wb_tensor_spec *specs, uint32_t count, int
   a.base = owned.base;
   uuid_of(device, a.device_uuid);
   // Failures from here on, running out of memory included, give the memory back.
-  uint32_t index = 0;
-  if ((rc = catching("wb_tensor_alloc_cuda", [&] { return state->exports.add(a, owned, &index); })) != WB_OK) {
+  uint32_t slot = 0;
+  if ((rc = catching("wb_tensor_alloc_cuda", [&] { return state->exports.add(a, owned, &slot); })) != WB_OK) {
     free_owned(owned);
     return rc;
   }
   for (Placement &p : placements) {
     for (uint32_t r = 0; r < replicas; ++r) {
-      p.allocation[r] = index;
+      p.allocation[r] = slot;
       p.offset[r] = r * replica_bytes + p.offset[0];
     }
   }
@@ -87,8 +87,8 @@ int alloc_cuda(wb_topic *topic, const wb_tensor_spec *specs, uint32_t count, int
     char message[512];  // not a std::string: the failure may be running out of memory
     snprintf(message, sizeof(message), "%s", wb_last_error());
     uint32_t importers = 0;
-    revoke_allocation(topic->client, index, &importers);  // nobody imported it: no tensor referred to it
-    state->exports.forget(index);
+    revoke_allocation(topic->client->connection, slot, &importers);  // nobody imported it: no tensor referred to it
+    state->exports.forget(slot);
     return fail(rc, "%s", message);
   }
   return WB_OK;

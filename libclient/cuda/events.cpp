@@ -12,7 +12,6 @@
 #include "snapshot.hpp"
 #include "topic.hpp"
 #include "update.hpp"
-#include "client_state.hpp"
 #include "clock.hpp"
 #include "device.hpp"
 #include "driver.hpp"
@@ -115,7 +114,7 @@ int Events::create(wb_topic *topic, CUcontext context, Owned *out) {
   if (rc == WB_OK) rc = context_ordinal(context, &ordinal);
   if (rc == WB_OK) rc = guard.push(context);
   if (rc != WB_OK) return rc;
-  const shm::Segment &seg = client_->seg;
+  const shm::Segment &seg = seg_;
   uint32_t slots = seg.caps().ring_slots;
   // Everything that allocates comes before the seqlock is entered: a writer must leave it.
   std::vector<CUipcEventHandle> handles(slots);
@@ -143,8 +142,8 @@ int Events::create(wb_topic *topic, CUcontext context, Owned *out) {
   }
   uint8_t uuid[16];
   uuid_of(ordinal, uuid);
-  t.event_owner.store(client_->id + 1, std::memory_order_release);
-  t.event_owner_generation.store(seg.client(client_->id).generation, std::memory_order_release);
+  t.event_owner.store(client_id_ + 1, std::memory_order_release);
+  t.event_owner_generation.store(seg.client(client_id_).generation, std::memory_order_release);
   store_bytes(t.event_device_uuid, uuid, sizeof(uuid));
   for (uint32_t s = 0; s < slots; ++s) {
     store_bytes(seg.record(topic->slot, s).event_handle, handles[s].reserved, sizeof(handles[s].reserved));
@@ -188,11 +187,11 @@ void Events::retire(uint32_t topic, Owned &owned) {
   ContextGuard guard;
   if (driver(&d) != WB_OK || guard.push(owned.context) != WB_OK) return;
   for (auto &local : owned.events) d->cuEventSynchronize(local->event);  // readers waiting on them may go on
-  shm::Topic &t = client_->seg.topic(topic);
+  shm::Topic &t = seg_.topic(topic);
   uint32_t epoch = 0;
   // Only while the set is still ours: a publisher that took the topic over has replaced it.
-  uint32_t generation = client_->seg.client(client_->id).generation;
-  auto ours = [&] { return t.event_owner == client_->id + 1 && t.event_owner_generation == generation; };
+  uint32_t generation = seg_.client(client_id_).generation;
+  auto ours = [&] { return t.event_owner == client_id_ + 1 && t.event_owner_generation == generation; };
   if (ours() && enter_writer(t, &epoch)) {
     if (ours()) t.event_owner.store(0, std::memory_order_release);
     leave_writer(t, epoch);
@@ -224,7 +223,7 @@ int Events::event_for(wb_snapshot *snapshot, void *stream, CUevent *event, CUcon
   int rc = driver(&d);
   if (rc != WB_OK || !(snapshot->record_flags & shm::kRecordGpuEvent)) return rc;
   wb_topic *topic = snapshot->topic;
-  const shm::Segment &seg = client_->seg;
+  const shm::Segment &seg = seg_;
   EventSet set;
   if (!read_event_set(seg, topic->slot, snapshot->version, &set) || !owner_alive(seg, set)) return WB_OK;
   int ordinal = 0;  // the event's GPU, for a NULL stream in a thread without a context

@@ -28,9 +28,9 @@ int export_pending(Exports &exports, uint32_t topic, const std::vector<Region> &
   }
   auto export_one = [&](const Region &region, const std::vector<Span> &run) {
     NewAllocation a;
-    uint32_t index = 0;
+    uint32_t slot = 0;
     int rc = export_region(region, run, topic, &a);
-    return rc != WB_OK ? rc : exports.add(a, Owned{}, &index);
+    return rc != WB_OK ? rc : exports.add(a, Owned{}, &slot);
   };
   for (const auto &[base, region] : blocks) {
     if (int rc = export_one(*region, {}); rc != WB_OK) return rc;
@@ -74,8 +74,8 @@ int register_cuda(wb_topic *topic, const wb_tensor_spec *specs, void *const *poi
   for (uint32_t k = 0; k < count * replicas; ++k) {
     const wb_tensor_spec &spec = spec_at(specs, k % count);
     CUdeviceptr p = reinterpret_cast<CUdeviceptr>(pointers[k]);
-    uint32_t index = 0;
-    if (state->exports.find(topic->slot, p, spec_bytes(spec), &index) ||
+    uint32_t slot = 0;
+    if (state->exports.find(topic->slot, p, spec_bytes(spec), &slot) ||
         in_pending_block(pending, p, spec_bytes(spec))) {
       continue;
     }

@@ -18,8 +18,8 @@ namespace {
 // How often a waiting exporter checks that the broker lives.
 constexpr int64_t kSliceNs = 100'000'000;
 
-int wait_unmapped(wb_client *client, const char *name, uint32_t index, const Deadline &deadline, int64_t timeout_ms) {
-  std::atomic<uint32_t> &importers = client->seg.allocation(index).importers;
+int wait_unmapped(wb_client *client, const char *name, uint32_t slot, const Deadline &deadline, int64_t timeout_ms) {
+  std::atomic<uint32_t> &importers = client->seg.allocation(slot).importers;
   for (;;) {
     uint32_t n = importers.load(std::memory_order_seq_cst);
     if (n == 0) return WB_OK;
@@ -29,7 +29,7 @@ int wait_unmapped(wb_client *client, const char *name, uint32_t index, const Dea
       return fail(WB_E_TIMEOUT,
                   "tensor '%s': %u process(es) still map its CUDA allocation %u after %lld ms; it stays "
                   "revoked (call again to wait for them)",
-                  name, n, index, (long long)timeout_ms);
+                  name, n, slot, (long long)timeout_ms);
     }
     futex_wait(&importers, n, remaining < 0 ? kSliceNs : std::min(remaining, kSliceNs));
   }
@@ -56,13 +56,13 @@ extern "C" WB_API int wb_tensor_revoke(wb_topic *topic, const char *name, int64_
   std::set<uint32_t> allocations(root.replica_allocation, root.replica_allocation + topic->entry->replicas);
   Deadline deadline(timeout_ms);
   if ((rc = topic->client->connection.await_broker(deadline)) != WB_OK) return rc;
-  for (uint32_t index : allocations) {
+  for (uint32_t slot : allocations) {
     uint32_t importers = 0;
-    if ((rc = cuda::revoke_allocation(topic->client, index, &importers)) != WB_OK) return rc;
+    if ((rc = cuda::revoke_allocation(topic->client->connection, slot, &importers)) != WB_OK) return rc;
   }
-  for (uint32_t index : allocations) {
-    if ((rc = cuda::wait_unmapped(topic->client, name, index, deadline, timeout_ms)) != WB_OK) return rc;
-    state->exports.forget(index);
+  for (uint32_t slot : allocations) {
+    if ((rc = cuda::wait_unmapped(topic->client, name, slot, deadline, timeout_ms)) != WB_OK) return rc;
+    state->exports.forget(slot);
   }
   return WB_OK;
 } catch (...) {
