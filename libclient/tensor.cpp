@@ -92,9 +92,8 @@ extern "C" WB_API int wb_topic_tensor(wb_topic *topic, uint32_t position, wb_ten
   if (topic == nullptr || out == nullptr) return fail(WB_E_INVAL, "topic or out is NULL");
   int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");
   uint32_t tensor_slot = 0;  // set by TensorList::at; GCC -O2 cannot tell
-  if (rc != WB_OK || (rc = check_topic_live(topic)) != WB_OK || (rc = topic->tensors.at(position, &tensor_slot)) != WB_OK) {
-    return rc;
-  }
+  if (rc != WB_OK || (rc = check_topic_live(topic)) != WB_OK) return rc;
+  if ((rc = topic->tensors.at(position, &tensor_slot)) != WB_OK) return rc;
   describe_tensor(topic->client->seg, tensor_slot, position, out);
   return WB_OK;
 } catch (...) {

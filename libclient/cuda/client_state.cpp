@@ -36,7 +36,8 @@ int client_state(wb_client *client, ClientState **out) {
     std::lock_guard lock(client->cuda_mutex);
     state = client->cuda.load(std::memory_order_acquire);
     if (state == nullptr) {
-      state = new (std::nothrow) ClientState(client->connection, client->seg, client->id, PinCheck{topic_pinned, client});
+      PinCheck pins{topic_pinned, client};
+      state = new (std::nothrow) ClientState(client->connection, client->seg, client->id, pins);
       if (state == nullptr) return fail(WB_E_NOMEM, "out of memory");
       client->cuda.store(state, std::memory_order_release);
     }

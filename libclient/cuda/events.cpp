@@ -34,10 +34,10 @@ struct EventSet {
   CUipcEventHandle handle{};
 };
 
-bool read_event_set(const shm::Segment &seg, uint32_t topic, uint64_t version, EventSet *out) {
-  const shm::Topic &t = seg.topic(topic);
+bool read_event_set(const shm::Segment &seg, uint32_t topic_slot, uint64_t version, EventSet *out) {
+  const shm::Topic &entry = seg.topic(topic_slot);
   for (int i = 0; i < kSeqlockTries; ++i) {
-    uint32_t e1 = t.event_epoch.load(std::memory_order_acquire);
+    uint32_t e1 = entry.event_epoch.load(std::memory_order_acquire);
     if (e1 == 0) return false;
     if (e1 & 1) {
       sched_yield();
@@ -45,11 +45,11 @@ bool read_event_set(const shm::Segment &seg, uint32_t topic, uint64_t version, E
     }
     // Acquire loads: the epoch's re-check below cannot move before any of them.
     out->epoch = e1;
-    out->owner = t.event_owner.load(std::memory_order_acquire);
-    out->owner_generation = t.event_owner_generation.load(std::memory_order_acquire);
-    load_bytes(out->device_uuid, t.event_device_uuid, sizeof(out->device_uuid));
-    load_bytes(out->handle.reserved, seg.record(topic, version).event_handle, sizeof(out->handle.reserved));
-    if (t.event_epoch.load(std::memory_order_relaxed) == e1) return true;
+    out->owner = entry.event_owner.load(std::memory_order_acquire);
+    out->owner_generation = entry.event_owner_generation.load(std::memory_order_acquire);
+    load_bytes(out->device_uuid, entry.event_device_uuid, sizeof(out->device_uuid));
+    load_bytes(out->handle.reserved, seg.record(topic_slot, version).event_handle, sizeof(out->handle.reserved));
+    if (entry.event_epoch.load(std::memory_order_relaxed) == e1) return true;
   }
   return false;
 }
@@ -62,14 +62,14 @@ bool owner_alive(const shm::Segment &seg, const EventSet &set) {
 }
 
 // Enters the topic's event seqlock as its only writer (odd epoch). False if another writer is in it.
-bool enter_writer(shm::Topic &t, uint32_t *epoch) {
-  uint32_t e = t.event_epoch.load(std::memory_order_acquire);
-  if ((e & 1) || !t.event_epoch.compare_exchange_strong(e, e | 1, std::memory_order_acq_rel)) return false;
+bool enter_writer(shm::Topic &entry, uint32_t *epoch) {
+  uint32_t e = entry.event_epoch.load(std::memory_order_acquire);
+  if ((e & 1) || !entry.event_epoch.compare_exchange_strong(e, e | 1, std::memory_order_acq_rel)) return false;
   *epoch = e | 1;  // the writer's stores are release stores: a reader that sees one sees the odd epoch
   return true;
 }
 
-void leave_writer(shm::Topic &t, uint32_t epoch) { t.event_epoch.store(epoch + 1, std::memory_order_release); }
+void leave_writer(shm::Topic &entry, uint32_t epoch) { entry.event_epoch.store(epoch + 1, std::memory_order_release); }
 
 // The events this process created, by IPC handle, for its own readers (see LocalEvent).
 std::mutex local_mutex;
@@ -131,10 +131,10 @@ int Events::create(wb_topic *topic, CUcontext context, Owned *out) {
     std::lock_guard lock(local_mutex);
     for (uint32_t s = 0; s < slots; ++s) local_events[handle_key(handles[s])] = out->events[s];
   }
-  shm::Topic &t = *topic->entry;
+  shm::Topic &entry = *topic->entry;
   uint32_t epoch = 0;
-  if (rc == WB_OK && !enter_writer(t, &epoch)) {
-    rc = fail(WB_E_STATE, "topic '%s': another process is replacing its GPU events", t.name);
+  if (rc == WB_OK && !enter_writer(entry, &epoch)) {
+    rc = fail(WB_E_STATE, "topic '%s': another process is replacing its GPU events", entry.name);
   }
   if (rc != WB_OK) {
     out->events.clear();  // their entries in local_events expire with them
@@ -142,13 +142,13 @@ int Events::create(wb_topic *topic, CUcontext context, Owned *out) {
   }
   uint8_t uuid[16];
   uuid_of(ordinal, uuid);
-  t.event_owner.store(client_id_ + 1, std::memory_order_release);
-  t.event_owner_generation.store(seg.client(client_id_).generation, std::memory_order_release);
-  store_bytes(t.event_device_uuid, uuid, sizeof(uuid));
+  entry.event_owner.store(client_id_ + 1, std::memory_order_release);
+  entry.event_owner_generation.store(seg.client(client_id_).generation, std::memory_order_release);
+  store_bytes(entry.event_device_uuid, uuid, sizeof(uuid));
   for (uint32_t s = 0; s < slots; ++s) {
     store_bytes(seg.record(topic->slot, s).event_handle, handles[s].reserved, sizeof(handles[s].reserved));
   }
-  leave_writer(t, epoch);
+  leave_writer(entry, epoch);
   return WB_OK;
 }
 
@@ -182,24 +182,24 @@ int Events::record(wb_update *update, void *stream) {
   return check(d->cuEventRecord(event, static_cast<CUstream>(stream)), "cuEventRecord");
 }
 
-void Events::retire(uint32_t topic, Owned &owned) {
+void Events::retire(uint32_t topic_slot, Owned &owned) {
   const Driver *d = nullptr;
   ContextGuard guard;
   if (driver(&d) != WB_OK || guard.push(owned.context) != WB_OK) return;
   for (auto &local : owned.events) d->cuEventSynchronize(local->event);  // readers waiting on them may go on
-  shm::Topic &t = seg_.topic(topic);
+  shm::Topic &entry = seg_.topic(topic_slot);
   uint32_t epoch = 0;
   // Only while the set is still ours: a publisher that took the topic over has replaced it.
   uint32_t generation = seg_.client(client_id_).generation;
-  auto ours = [&] { return t.event_owner == client_id_ + 1 && t.event_owner_generation == generation; };
-  if (ours() && enter_writer(t, &epoch)) {
-    if (ours()) t.event_owner.store(0, std::memory_order_release);
-    leave_writer(t, epoch);
+  auto ours = [&] { return entry.event_owner == client_id_ + 1 && entry.event_owner_generation == generation; };
+  if (ours() && enter_writer(entry, &epoch)) {
+    if (ours()) entry.event_owner.store(0, std::memory_order_release);
+    leave_writer(entry, epoch);
   }
   {
     std::lock_guard lock(local_mutex);
-    std::erase_if(local_events, [&](const auto &entry) {
-      auto event = entry.second.lock();
+    std::erase_if(local_events, [&](const auto &weak) {
+      auto event = weak.second.lock();
       return !event || std::find(owned.events.begin(), owned.events.end(), event) != owned.events.end();
     });
   }

@@ -68,7 +68,7 @@ class Events {
     std::vector<CUevent> events;  // by ring slot, opened on first use
   };
   int create(wb_topic *topic, CUcontext context, Owned *out);
-  void retire(uint32_t topic, Owned &owned);
+  void retire(uint32_t topic_slot, Owned &owned);
   void close(Opened &opened);
 
   const shm::Segment &seg_;

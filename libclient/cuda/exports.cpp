@@ -195,12 +195,12 @@ int Exports::export_again(const Export &e) {
   return rc;
 }
 
-bool Exports::find(uint32_t topic, CUdeviceptr begin, uint64_t bytes, uint32_t *slot) {
+bool Exports::find(uint32_t topic_slot, CUdeviceptr begin, uint64_t bytes, uint32_t *slot) {
   const shm::Segment &seg = seg_;
   std::lock_guard lock(mutex_);
   for (const Export &e : exports_) {
     bool live = seg.allocation(e.slot).state.load(std::memory_order_acquire) == uint32_t(shm::AllocationState::kLive);
-    if (live && e.topic == topic && begin >= e.base && bytes <= e.size && begin - e.base <= e.size - bytes) {
+    if (live && e.topic == topic_slot && begin >= e.base && bytes <= e.size && begin - e.base <= e.size - bytes) {
       *slot = e.slot;
       return true;
     }

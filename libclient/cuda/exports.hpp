@@ -73,13 +73,13 @@ class Exports {
   int add(NewAllocation &a, const Owned &owned, uint32_t *slot);
 
   // The live allocation of topic, exported by this client, that holds [begin, begin + bytes).
-  bool find(uint32_t topic, CUdeviceptr begin, uint64_t bytes, uint32_t *slot);
+  bool find(uint32_t topic_slot, CUdeviceptr begin, uint64_t bytes, uint32_t *slot);
 
   // Forgets an allocation once revoked and unmapped by every importer, freeing it if this client owns it.
   void forget(uint32_t slot);
 
-  // After a broker restart (connection.cpp's resume): sends the successor the chunks of each VMM allocation that waits for
-  // them. One that cannot be exported again is revoked, so that readers get WB_E_STALE rather than wait.
+  // After a broker restart (connection.cpp's resume): sends the successor the chunks of each VMM allocation that
+  // waits for them. One that cannot be exported again is revoked, so that readers get WB_E_STALE rather than wait.
   void export_again();
 
  private:

@@ -38,7 +38,8 @@ class Imports {
   // Closes every import. The broker stops counting them when the client's socket closes.
   ~Imports();
 
-  // The device address of the allocation in registry slot `slot` in this process. WB_E_STALE when it is revoked or dead.
+  // The device address in this process of the allocation in registry slot `slot`. WB_E_STALE when it is revoked
+  // or dead.
   int base(uint32_t slot, char **out);
 
   // Closes imports of allocations that are no longer live and that no snapshot of this client pins.

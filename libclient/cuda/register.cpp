@@ -19,7 +19,7 @@ namespace {
 
 // Exports each distinct legacy block once, and each run of back-to-back VMM chunks of one GPU once (PyTorch's
 // expandable segments map a model's parameters as many chunks in one address range).
-int export_pending(Exports &exports, uint32_t topic, const std::vector<Region> &pending) {
+int export_pending(Exports &exports, uint32_t topic_slot, const std::vector<Region> &pending) {
   std::map<CUdeviceptr, const Region *> blocks;
   std::map<CUdeviceptr, std::pair<Span, const Region *>> chunks;
   for (const Region &region : pending) {
@@ -29,7 +29,7 @@ int export_pending(Exports &exports, uint32_t topic, const std::vector<Region> &
   auto export_one = [&](const Region &region, const std::vector<Span> &run) {
     NewAllocation a;
     uint32_t slot = 0;
-    int rc = export_region(region, run, topic, &a);
+    int rc = export_region(region, run, topic_slot, &a);
     return rc != WB_OK ? rc : exports.add(a, Owned{}, &slot);
   };
   for (const auto &[base, region] : blocks) {
