@@ -4,10 +4,12 @@
 #include <cstring>
 #include <vector>
 
-#include "client_internal.hpp"
 #include "cuda/hooks.hpp"
 #include "error.hpp"
 #include "layout.hpp"
+#include "snapshot.hpp"
+#include "struct_size.hpp"
+#include "topic.hpp"
 
 namespace wb {
 
@@ -50,10 +52,10 @@ int ordinal_of_tensor(const wb_tensor_info &info, Devices *devices, int *ordinal
   return WB_OK;
 }
 
-int resolve(wb_snapshot *snapshot, uint32_t i, const wb_copy_target &target, uint32_t t, uint32_t position,
-            Devices *devices, cuda::Copy *out) {
+int resolve(wb_snapshot *snapshot, uint32_t i, const wb_copy_target &target, uint32_t tensor_slot,
+            uint32_t position, Devices *devices, cuda::Copy *out) {
   wb_tensor_info info = WB_TENSOR_INFO_INIT;
-  int rc = lookup_tensor(snapshot, t, position, &info);
+  int rc = lookup_tensor(snapshot, tensor_slot, position, &info);
   if (rc != WB_OK) return fail(rc, "targets[%u]: %s", i, wb_last_error());
   if ((rc = check_device(i, target.device, devices)) != WB_OK) return rc;
   if (target.dst == nullptr) return fail(WB_E_INVAL, "targets[%u] ('%s'): dst is NULL", i, info.name);
@@ -80,14 +82,14 @@ int resolve_all(wb_snapshot *snapshot, const wb_copy_target *targets, uint32_t c
     keys[i].name = target_at(targets, i).name;
     keys[i].position = target_at(targets, i).index;
   }
-  std::vector<uint32_t> tensors, positions;
+  std::vector<uint32_t> slots, positions;
   uint32_t failed = 0;
-  int rc = find_tensors(snapshot->topic, keys, &tensors, &positions, &failed);
+  int rc = snapshot->topic->tensors.find_many(keys, &slots, &positions, &failed);
   if (rc != WB_OK) return fail(rc, "targets[%u]: %s", failed, wb_last_error());
   Devices devices;
   copies->resize(count);
   for (uint32_t i = 0; rc == WB_OK && i < count; ++i) {
-    rc = resolve(snapshot, i, target_at(targets, i), tensors[i], positions[i], &devices, &(*copies)[i]);
+    rc = resolve(snapshot, i, target_at(targets, i), slots[i], positions[i], &devices, &(*copies)[i]);
   }
   return rc;
 }

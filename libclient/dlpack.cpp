@@ -7,8 +7,8 @@
 #include <memory>
 #include <type_traits>
 
-#include "client_internal.hpp"
 #include "error.hpp"
+#include "snapshot.hpp"
 
 namespace wb {
 

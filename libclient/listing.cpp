@@ -1,10 +1,11 @@
 // Listing the broker's clients from the registry.
 #include <cstring>
 
-#include "client_internal.hpp"
+#include "client.hpp"
 #include "clock.hpp"
 #include "error.hpp"
 #include "lease.hpp"
+#include "struct_size.hpp"
 
 using namespace wb;
 
@@ -12,7 +13,7 @@ extern "C" WB_API int wb_list_clients(wb_client *client, wb_client_info *out, ui
   if (client == nullptr || count == nullptr || (out == nullptr && capacity > 0)) {
     return fail(WB_E_INVAL, "client, out or count is NULL");
   }
-  if (int rc = check_broker(client); rc != WB_OK) return rc;
+  if (int rc = client->connection.check_broker(); rc != WB_OK) return rc;
   const shm::Segment &seg = client->seg;
   uint32_t found = 0;
   for (uint32_t c = 0; c < seg.caps().max_clients; ++c) {
@@ -51,13 +52,13 @@ bool read_lease(const shm::Segment &seg, uint32_t c, uint32_t i, uint64_t *word,
 int fill_lease(const shm::Segment &seg, uint32_t c, uint64_t word, uint64_t acquired_ns, wb_lease_info &info) {
   int rc = check_struct_size(info.struct_size, sizeof(wb_lease_info), "wb_lease_info");
   if (rc != WB_OK) return rc;
-  const shm::Topic &t = seg.topic(lease::topic_of(word));
+  const shm::Topic &topic = seg.topic(lease::topic_of(word));
   info.client_id = c;
   info.pid = seg.client(c).pid;
-  memcpy(info.topic, t.name, sizeof(info.topic));
+  memcpy(info.topic, topic.name, sizeof(info.topic));
   info.topic[sizeof(info.topic) - 1] = '\0';
   info.version = lease::version_of(word);
-  info.latest = t.latest.load(std::memory_order_acquire);
+  info.latest = topic.latest.load(std::memory_order_acquire);
   const uint64_t now = uint64_t(monotonic_ns());
   info.held_ns = now > acquired_ns ? now - acquired_ns : 0;
   return WB_OK;
@@ -69,7 +70,7 @@ extern "C" WB_API int wb_list_leases(wb_client *client, wb_lease_info *out, uint
   if (client == nullptr || count == nullptr || (out == nullptr && capacity > 0)) {
     return fail(WB_E_INVAL, "client, out or count is NULL");
   }
-  if (int rc = check_broker(client); rc != WB_OK) return rc;
+  if (int rc = client->connection.check_broker(); rc != WB_OK) return rc;
   const shm::Segment &seg = client->seg;
   uint32_t found = 0;
   for (uint32_t c = 0; c < seg.caps().max_clients; ++c) {

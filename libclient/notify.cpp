@@ -8,21 +8,13 @@
 #include <algorithm>
 #include <cerrno>
 
-#include "client_internal.hpp"
+#include "client.hpp"
 #include "clock.hpp"
 #include "error.hpp"
 #include "scope_exit.hpp"
+#include "topic.hpp"
 
 namespace wb {
-
-void NotifySet::reset() {
-  watch.stop();
-  for (int *fd : {&pipe, &timer, &epoll}) {
-    if (*fd >= 0) close(*fd);
-    *fd = -1;
-  }
-  outage = false;
-}
 
 namespace {
 
@@ -81,8 +73,8 @@ int arm_timer(const NotifySet &set, int64_t at_ns) {
   return WB_OK;
 }
 
-void start_watch(NotifySet &set, const wb_client *client) {
-  if (set.watch.started() || !set.watch.start(client->socket_path, client->segment_fd)) return;
+void start_watch(NotifySet &set, const Connection &connection) {
+  if (set.watch.started() || !set.watch.start(connection.socket_path(), connection.segment_fd())) return;
   if (!add_member(set, set.watch.fd())) set.watch.stop();  // the timer looks again in slices instead
 }
 
@@ -100,14 +92,14 @@ void end_outage(NotifySet &set) {
 // successor took the client back yet, and one may still come (the timer fires when none may any more).
 int await_successor(wb_topic *topic, bool *waiting) {
   NotifySet &set = topic->notify;
-  wb_client *client = topic->client;
+  Connection &connection = topic->client->connection;
   drop_pipe(set);
-  start_watch(set, client);
+  start_watch(set, connection);
   set.outage = true;
-  *waiting = resume(client) != WB_OK;
+  *waiting = connection.resume() != WB_OK;
   if (!*waiting) return WB_OK;
-  if (!successor_may_come(client)) return no_successor(client);
-  int64_t end = successor_deadline_ns(client);
+  if (!connection.successor_may_come()) return connection.no_successor();
+  int64_t end = connection.successor_deadline_ns();
   if (!set.watch.started()) {
     int64_t again = monotonic_ns() + kLookAgainNs;
     end = end < 0 ? again : std::min(end, again);
@@ -119,9 +111,9 @@ int await_successor(wb_topic *topic, bool *waiting) {
 // pipe is made, and each end closed on every way out, so that running out of memory leaks no descriptor.
 int subscribe(wb_topic *topic) {
   NotifySet &set = topic->notify;
-  wb_client *client = topic->client;
+  Connection &connection = topic->client->connection;
   flatbuffers::FlatBufferBuilder builder;
-  auto body = proto::CreateSubscribe(builder, topic->index);
+  auto body = proto::CreateSubscribe(builder, topic->slot);
   Reply reply;
   int ends[2];
   if (pipe2(ends, O_CLOEXEC | O_NONBLOCK) != 0) return fail_errno("pipe2");
@@ -130,14 +122,14 @@ int subscribe(wb_topic *topic) {
   {
     // The broker holds the write end once subscribed: its death turns into end of file here.
     ScopeExit close_write_end([&ends] { close(ends[1]); });
-    rc = request(client, builder, proto::Body::Subscribe, body.Union(), &reply, &ends[1], 1);
+    rc = connection.call(builder, proto::Body::Subscribe, body.Union(), &reply, &ends[1], 1);
   }
   if (rc == WB_OK && !add_member(set, ends[0])) rc = fail_errno("epoll_ctl adding the notify pipe");
   if (rc != WB_OK) return rc;
   close_read_end.release();
   drop_pipe(set);
   set.pipe = ends[0];
-  set.session = client->session.load();  // after the request, which may have resumed the client
+  set.session = connection.session();  // after the call, which may have resumed the client
   return WB_OK;
 }
 
@@ -145,17 +137,17 @@ int subscribe(wb_topic *topic) {
 // successor may still come; WB_E_BROKER_GONE once none may.
 int refresh(wb_topic *topic) {
   NotifySet &set = topic->notify;
-  wb_client *client = topic->client;
+  Connection &connection = topic->client->connection;
   for (;;) {
-    if (broker_gone(client)) {
+    if (connection.broker_gone()) {
       bool waiting = false;
       int rc = await_successor(topic, &waiting);
       if (rc != WB_OK || waiting) return rc;
     }
     end_outage(set);
-    if (set.pipe >= 0 && set.session == client->session.load()) return WB_OK;
+    if (set.pipe >= 0 && set.session == connection.session()) return WB_OK;
     int rc = subscribe(topic);
-    if (rc != WB_E_BROKER_GONE || !broker_gone(client)) return rc;  // else it died meanwhile: await a successor
+    if (rc != WB_E_BROKER_GONE || !connection.broker_gone()) return rc;  // else it died meanwhile: await a successor
   }
 }
 

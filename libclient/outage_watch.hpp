@@ -2,7 +2,7 @@
 // the socket's directory for a name appearing (a successor renames its socket over the path once it is ready,
 // broker/server.cpp) and the segment for its unlink (a broker that exits cleanly removes it: no successor will
 // come). A wake-up says only "look again": the caller tries to resume, and ends the wait when no successor may
-// come (resume.cpp).
+// come (connection.cpp).
 #pragma once
 
 #include <cstdint>

@@ -3,20 +3,27 @@
 #include <memory>
 
 #include "atomic_bytes.hpp"
-#include "client_internal.hpp"
+#include "client.hpp"
 #include "clock.hpp"
 #include "cuda/hooks.hpp"
 #include "error.hpp"
 #include "lease.hpp"
 #include "replica.hpp"
+#include "set_node.hpp"
+#include "sleep.hpp"
+#include "snapshot.hpp"
+#include "storage.hpp"
+#include "struct_size.hpp"
+#include "tensor_info.hpp"
+#include "topic.hpp"
 
 namespace wb {
 
 namespace {
 
 // Copies version's record (seqlock read). False if the ring slot no longer holds it.
-bool read_record(const shm::Segment &seg, uint32_t topic, uint64_t version, wb_snapshot *snapshot) {
-  const shm::VersionRecord &rec = seg.record(topic, version);
+bool read_record(const shm::Segment &seg, uint32_t topic_slot, uint64_t version, wb_snapshot *snapshot) {
+  const shm::VersionRecord &rec = seg.record(topic_slot, version);
   if (rec.version.load(std::memory_order_acquire) != version) return false;
   // Acquire loads: the version's re-check below cannot move before any of them.
   uint32_t size = std::min<uint32_t>(rec.metadata_size.load(std::memory_order_acquire), WB_METADATA_MAX);
@@ -27,39 +34,37 @@ bool read_record(const shm::Segment &seg, uint32_t topic, uint64_t version, wb_s
   return rec.version.load(std::memory_order_relaxed) == version;
 }
 
-int dirty_error(const shm::Topic &t) {
+int dirty_error(const shm::Topic &entry) {
   return fail(WB_E_DIRTY, "topic '%s': %u tensor(s) were left half-written in place by a publisher that died or "
               "aborted; they become readable when a publisher writes them in a new version",
-              t.name, t.dirty_tensors.load());
+              entry.name, entry.dirty_tensors.load());
 }
 
 // One attempt to lease version v. WB_OK with the snapshot filled, WB_E_EXPIRED/WB_E_DIRTY, or WB_E_BUSY when the
 // latest was asked for and is not acquirable right now (the caller waits for the next publish).
 int try_lease(wb_topic *topic, uint64_t v, bool explicit_version, wb_snapshot *snapshot) {
   wb_client *client = topic->client;
-  shm::Topic &t = *topic->entry;
+  shm::Topic &entry = *topic->entry;
   uint32_t slot;
-  int rc = take_lease_slot(client, &slot);
+  int rc = client->leases.take(&slot);
   if (rc != WB_OK) return rc;
-  // The time first: a lister that sees the lease word sees this acquire's time (or a later one of the same word).
-  client->seg.lease_times(client->id)[slot].store(uint64_t(monotonic_ns()), std::memory_order_relaxed);
-  client->seg.leases(client->id)[slot].store(lease::pack(topic->index, v), std::memory_order_seq_cst);
+  client->leases.hold(slot, topic->slot, v);
   // The state after the lease word: the other half of Registry::remove_topic's Dekker handshake.
   if (int rc = check_topic_live(topic); rc != WB_OK) {
-    drop_lease(client, topic, slot);
+    client->leases.drop(entry, slot);
     return rc;
   }
-  uint64_t floor = t.floor.load(std::memory_order_seq_cst);
-  bool dirty = t.dirty_tensors.load(std::memory_order_seq_cst) > 0;
-  if (v >= floor && !dirty && read_record(client->seg, topic->index, v, snapshot)) {
+  uint64_t floor = entry.floor.load(std::memory_order_seq_cst);
+  bool dirty = entry.dirty_tensors.load(std::memory_order_seq_cst) > 0;
+  if (v >= floor && !dirty && read_record(client->seg, topic->slot, v, snapshot)) {
     snapshot->version = v;
     snapshot->lease_slot = slot;
     return WB_OK;
   }
-  drop_lease(client, topic, slot);
-  if (dirty) return dirty_error(t);
+  client->leases.drop(entry, slot);
+  if (dirty) return dirty_error(entry);
   if (explicit_version) {
-    return fail(WB_E_EXPIRED, "topic '%s': version %llu is no longer kept (oldest kept is %llu)", t.name,
+    return fail(WB_E_EXPIRED, "topic '%s': version %llu is no longer kept (oldest kept is %llu)", entry.name,
                 (unsigned long long)v, (unsigned long long)floor);
   }
   return WB_E_BUSY;  // the latest moved on, or an R = 1 update is writing it: wait for the next publish
@@ -67,23 +72,23 @@ int try_lease(wb_topic *topic, uint64_t v, bool explicit_version, wb_snapshot *s
 
 void end_lease(wb_snapshot *snapshot) {
   wb_topic *topic = snapshot->topic;
-  drop_lease(topic->client, topic, snapshot->lease_slot);
+  topic->client->leases.drop(*topic->entry, snapshot->lease_slot);
   std::lock_guard lock(topic->handles_mutex);
   topic->snapshots.erase(snapshot);
 }
 
 }  // namespace
 
-int lookup_tensor(wb_snapshot *snapshot, uint32_t t, uint32_t position, wb_tensor_info *out) {
+int lookup_tensor(wb_snapshot *snapshot, uint32_t tensor_slot, uint32_t position, wb_tensor_info *out) {
   wb_topic *topic = snapshot->topic;
   const shm::Segment &seg = topic->client->seg;
-  const shm::Tensor &e = seg.tensor(t);
+  const shm::Tensor &e = seg.tensor(tensor_slot);
   const shm::Tensor &root = seg.tensor(e.root);
   uint32_t replica = replica_for_version(root, snapshot->version);
   char *base;
   int rc = replica_base(topic->client, root, replica, false, &base);
   if (rc != WB_OK) return rc;
-  describe_tensor(seg, t, position, out);
+  describe_tensor(seg, tensor_slot, position, out);
   uint64_t word = root.replica_version[replica].load(std::memory_order_acquire);
   out->version = word == shm::kNeverWritten ? 0 : word & ~shm::kWritingBit;
   out->data = base + root.replica_offset[replica] + e.view_offset;
@@ -111,7 +116,7 @@ extern "C" WB_API int wb_snapshot_acquire(wb_topic *topic, uint64_t version, int
   if (topic == nullptr || out == nullptr) return fail(WB_E_INVAL, "topic or out is NULL");
   *out = nullptr;
   if (version > WB_VERSION_MAX) return fail(WB_E_INVAL, "version %llu is over WB_VERSION_MAX", (unsigned long long)version);
-  shm::Topic &t = *topic->entry;
+  shm::Topic &entry = *topic->entry;
   cuda::sweep(topic->client);  // drop revoked CUDA imports first, so that their exporters stop waiting
   // Everything the snapshot needs is made first: once a lease word is taken, nothing may fail for want of memory.
   auto snapshot = std::make_unique<wb_snapshot>();
@@ -120,23 +125,24 @@ extern "C" WB_API int wb_snapshot_acquire(wb_topic *topic, uint64_t version, int
   snapshot->topic = topic;
   Deadline deadline(timeout_ms);
   for (;;) {
-    if (int rc = check_broker_while_waiting(topic->client); rc != WB_OK) return rc;
-    uint32_t seq = t.version_seq.load(std::memory_order_seq_cst);
+    if (int rc = topic->client->connection.check_broker_while_waiting(); rc != WB_OK) return rc;
+    uint32_t seq = entry.version_seq.load(std::memory_order_seq_cst);
     if (int rc = check_topic_live(topic); rc != WB_OK) return rc;
-    uint64_t latest = t.latest.load(std::memory_order_seq_cst);
+    uint64_t latest = entry.latest.load(std::memory_order_seq_cst);
     uint64_t v = version != 0 ? version : latest;
-    if (latest == 0) return fail(WB_E_NOT_FOUND, "topic '%s' has no published version yet", t.name);
+    if (latest == 0) return fail(WB_E_NOT_FOUND, "topic '%s' has no published version yet", entry.name);
     if (v > latest) {
-      return fail(WB_E_NOT_FOUND, "topic '%s': version %llu is not published (latest is %llu)", t.name,
+      return fail(WB_E_NOT_FOUND, "topic '%s': version %llu is not published (latest is %llu)", entry.name,
                   (unsigned long long)v, (unsigned long long)latest);
     }
     int rc = try_lease(topic, v, version != 0, snapshot.get());
     if (rc == WB_OK) break;
     if (rc != WB_E_BUSY) return rc;
-    rc = sleep_on(topic->client, &t.version_seq, &t.version_waiters, seq, deadline.remaining_ns());
+    cuda::sweep(topic->client);  // a reader blocked here still drops revoked CUDA imports, once per slice
+    rc = sleep_on(topic->client->connection, &entry.version_seq, &entry.version_waiters, seq, deadline.remaining_ns());
     if (rc == WB_E_TIMEOUT) {
       return fail(WB_E_TIMEOUT, "topic '%s': an in-place update still holds the latest version after %lld ms",
-                  t.name, (long long)timeout_ms);
+                  entry.name, (long long)timeout_ms);
     }
     if (rc != WB_OK) return rc;
   }
@@ -181,19 +187,19 @@ extern "C" WB_API int wb_snapshot_metadata(const wb_snapshot *snapshot, const vo
 extern "C" WB_API int wb_snapshot_tensor(wb_snapshot *snapshot, const char *name, wb_tensor_info *out) try {
   if (snapshot == nullptr || out == nullptr) return fail(WB_E_INVAL, "snapshot or out is NULL");
   int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");
-  uint32_t t, position;
-  if (rc != WB_OK || (rc = find_tensor(snapshot->topic, name, &t, &position)) != WB_OK) return rc;
-  return lookup_tensor(snapshot, t, position, out);
+  uint32_t tensor_slot, position;
+  if (rc != WB_OK || (rc = snapshot->topic->tensors.find(name, &tensor_slot, &position)) != WB_OK) return rc;
+  return lookup_tensor(snapshot, tensor_slot, position, out);
 } catch (...) {
   return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_snapshot_tensor_at(wb_snapshot *snapshot, uint32_t index, wb_tensor_info *out) try {
+extern "C" WB_API int wb_snapshot_tensor_at(wb_snapshot *snapshot, uint32_t position, wb_tensor_info *out) try {
   if (snapshot == nullptr || out == nullptr) return fail(WB_E_INVAL, "snapshot or out is NULL");
   int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");
-  uint32_t t;
-  if (rc != WB_OK || (rc = tensor_at(snapshot->topic, index, &t)) != WB_OK) return rc;
-  return lookup_tensor(snapshot, t, index, out);
+  uint32_t tensor_slot;
+  if (rc != WB_OK || (rc = snapshot->topic->tensors.at(position, &tensor_slot)) != WB_OK) return rc;
+  return lookup_tensor(snapshot, tensor_slot, position, out);
 } catch (...) {
   return wb::abi_error(__func__);
 }

@@ -1,7 +1,8 @@
 // Where a replica's bytes are in this process: host tensors in a mapped shared-memory object, CUDA tensors in an
 // imported (or, for their exporter, its own) device allocation.
-#include "client_internal.hpp"
+#include "client.hpp"
 #include "cuda/hooks.hpp"
+#include "storage.hpp"
 
 namespace wb {
 

@@ -1,10 +1,14 @@
-// Allocating tensors, registering views, and this process's index of a topic's tensors.
+// Allocating tensors, registering views, and the C ABI's description of a topic's tensors (the lookups are
+// tensor_list.cpp's, the description itself tensor_info.cpp's).
 #include <cstring>
-#include <mutex>
 
-#include "client_internal.hpp"
+#include "client.hpp"
 #include "error.hpp"
 #include "geometry.hpp"
+#include "struct_size.hpp"
+#include "tensor_info.hpp"
+#include "tensor_spec.hpp"
+#include "topic.hpp"
 
 namespace wb {
 
@@ -21,9 +25,9 @@ int alloc_batch(wb_topic *topic, const wb_tensor_spec *specs, uint32_t first, ui
     std::vector<int64_t> shape(spec.shape, spec.shape + spec.ndim);
     entries.push_back(proto::CreateTensorSpecDirect(builder, spec.name, spec.dtype, &shape));
   }
-  auto body = proto::CreateAllocTensorsDirect(builder, topic->index, &entries);
+  auto body = proto::CreateAllocTensorsDirect(builder, topic->slot, &entries);
   Reply reply;
-  int rc = request(topic->client, builder, proto::Body::AllocTensors, body.Union(), &reply);
+  int rc = topic->client->connection.call(builder, proto::Body::AllocTensors, body.Union(), &reply);
   if (rc != WB_OK) return rc;
   if (reply.fds.empty()) return WB_OK;  // every name already existed with this definition
   // Running out of memory here leaves the tensors made: the retry finds them, and maps them on first use.
@@ -31,129 +35,6 @@ int alloc_batch(wb_topic *topic, const wb_tensor_spec *specs, uint32_t first, ui
 }
 
 }  // namespace
-
-const wb_tensor_spec &spec_at(const wb_tensor_spec *specs, uint32_t i) {
-  return *reinterpret_cast<const wb_tensor_spec *>(reinterpret_cast<const char *>(specs) +
-                                                   size_t(i) * specs[0].struct_size);
-}
-
-int check_spec(const wb_tensor_spec &spec) {
-  int rc = geometry::check_name(spec.name, "tensor");
-  if (rc != WB_OK) return rc;
-  uint64_t nbytes;
-  rc = geometry::contiguous_bytes(spec.dtype, spec.ndim, spec.shape, &nbytes);
-  if (rc != WB_OK) return fail(rc, "tensor '%s': %s", spec.name, wb_last_error());
-  return WB_OK;
-}
-
-void describe_tensor(const shm::Segment &seg, uint32_t t, uint32_t position, wb_tensor_info *info) {
-  const shm::Tensor &e = seg.tensor(t);
-  const shm::Tensor &root = seg.tensor(e.root);
-  info->index = position;
-  info->name = e.name;
-  info->dtype = e.dtype;
-  info->ndim = e.ndim;
-  memcpy(info->shape, e.shape, sizeof(info->shape));
-  memcpy(info->strides, e.strides, sizeof(info->strides));
-  info->nbytes = e.nbytes;
-  info->data = nullptr;
-  info->device_type = root.device_type;
-  info->is_view = e.is_view;
-  memcpy(info->device_uuid, seg.allocation(root.allocation).device_uuid, sizeof(info->device_uuid));
-  uint64_t newest = 0;
-  for (uint32_t r = 0; r < WB_MAX_REPLICAS; ++r) {
-    uint64_t word = root.replica_version[r].load(std::memory_order_acquire);
-    if (word != shm::kNeverWritten && !(word & shm::kWritingBit) && word > newest) newest = word;
-  }
-  info->version = newest;
-}
-
-void refresh_layout(wb_topic *topic) {
-  const shm::Segment &seg = topic->client->seg;
-  uint32_t gen = topic->entry->layout_gen.load(std::memory_order_acquire);
-  if (gen == topic->layout_gen.load(std::memory_order_acquire)) return;
-  std::unique_lock lock(topic->layout_mutex);
-  if (gen == topic->layout_gen.load(std::memory_order_relaxed)) return;
-  uint32_t count = topic->entry->tensor_count.load(std::memory_order_acquire);
-  uint32_t t = count > 0 ? topic->entry->first_tensor : shm::kNone;
-  // Built aside and swapped in: running out of memory half-way leaves the previous layout whole.
-  std::vector<uint32_t> order;
-  std::unordered_map<std::string, uint32_t> by_name;
-  for (uint32_t i = 0; i < count && t < seg.caps().max_tensors; ++i) {
-    by_name.emplace(seg.tensor(t).name, uint32_t(order.size()));
-    order.push_back(t);
-    t = seg.tensor(t).next.load(std::memory_order_acquire);
-  }
-  topic->order.swap(order);
-  topic->by_name.swap(by_name);
-  topic->layout_gen.store(gen, std::memory_order_release);
-}
-
-namespace {
-
-// The lookups of the layout, with layout_mutex held (shared): a name's position, a position's tensor.
-int position_of(const wb_topic *topic, const char *name, uint32_t *position) {
-  int rc = geometry::check_name(name, "tensor");
-  if (rc != WB_OK) return rc;
-  auto found = topic->by_name.find(name);
-  if (found == topic->by_name.end()) {
-    return fail(WB_E_NOT_FOUND, "topic '%s' has no tensor '%s'", topic->entry->name, name);
-  }
-  *position = found->second;
-  return WB_OK;
-}
-
-int tensor_at_position(const wb_topic *topic, uint32_t position, uint32_t *t) {
-  if (position >= topic->order.size()) {
-    return fail(WB_E_NOT_FOUND, "topic '%s' has no tensor at index %u", topic->entry->name, position);
-  }
-  *t = topic->order[position];
-  return WB_OK;
-}
-
-bool holds(const wb_topic *topic, uint32_t position, const char *name) {
-  return position < topic->order.size() &&
-         strcmp(topic->client->seg.tensor(topic->order[position]).name, name) == 0;
-}
-
-}  // namespace
-
-int find_tensor(wb_topic *topic, const char *name, uint32_t *t, uint32_t *position) {
-  refresh_layout(topic);
-  std::shared_lock lock(topic->layout_mutex);
-  int rc = position_of(topic, name, position);
-  return rc == WB_OK ? tensor_at_position(topic, *position, t) : rc;
-}
-
-int tensor_at(wb_topic *topic, uint32_t position, uint32_t *t) {
-  refresh_layout(topic);
-  std::shared_lock lock(topic->layout_mutex);
-  return tensor_at_position(topic, position, t);
-}
-
-int find_tensors(wb_topic *topic, const std::vector<TensorKey> &keys, std::vector<uint32_t> *t,
-                 std::vector<uint32_t> *positions, uint32_t *failed) {
-  t->resize(keys.size());
-  positions->resize(keys.size());
-  refresh_layout(topic);
-  std::lock_guard batch(topic->batch_mutex);
-  std::vector<uint32_t> &guesses = topic->batch_positions;
-  guesses.resize(keys.size(), UINT32_MAX);
-  std::shared_lock lock(topic->layout_mutex);
-  for (size_t i = 0; i < keys.size(); ++i) {
-    const TensorKey &key = keys[i];
-    uint32_t position = key.name == nullptr ? key.position : guesses[i];
-    const bool known = key.name == nullptr || holds(topic, position, key.name);
-    int rc = known ? WB_OK : position_of(topic, key.name, &position);
-    if (rc == WB_OK) rc = tensor_at_position(topic, position, &(*t)[i]);
-    if (rc != WB_OK) {
-      *failed = uint32_t(i);
-      return rc;
-    }
-    guesses[i] = (*positions)[i] = position;
-  }
-  return WB_OK;
-}
 
 }  // namespace wb
 
@@ -190,10 +71,10 @@ extern "C" WB_API int wb_tensor_view(wb_topic *topic, const wb_view_spec *spec) 
   flatbuffers::FlatBufferBuilder builder;
   std::vector<int64_t> shape(spec->shape, spec->shape + spec->ndim);
   std::vector<int64_t> strides(spec->strides, spec->strides + spec->ndim);
-  auto body = proto::CreateCreateViewDirect(builder, topic->index, spec->name, spec->parent, spec->dtype,
+  auto body = proto::CreateCreateViewDirect(builder, topic->slot, spec->name, spec->parent, spec->dtype,
                                             spec->byte_offset, &shape, &strides);
   Reply reply;
-  return request(topic->client, builder, proto::Body::CreateView, body.Union(), &reply);
+  return topic->client->connection.call(builder, proto::Body::CreateView, body.Union(), &reply);
 } catch (...) {
   return wb::abi_error(__func__);
 }
@@ -207,12 +88,13 @@ extern "C" WB_API int wb_topic_tensor_count(wb_topic *topic, uint32_t *count) tr
   return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_topic_tensor(wb_topic *topic, uint32_t index, wb_tensor_info *out) try {
+extern "C" WB_API int wb_topic_tensor(wb_topic *topic, uint32_t position, wb_tensor_info *out) try {
   if (topic == nullptr || out == nullptr) return fail(WB_E_INVAL, "topic or out is NULL");
   int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");
-  uint32_t t = 0;  // set by tensor_at; GCC -O2 cannot tell
-  if (rc != WB_OK || (rc = check_topic_live(topic)) != WB_OK || (rc = tensor_at(topic, index, &t)) != WB_OK) return rc;
-  describe_tensor(topic->client->seg, t, index, out);
+  uint32_t tensor_slot = 0;  // set by TensorList::at; GCC -O2 cannot tell
+  if (rc != WB_OK || (rc = check_topic_live(topic)) != WB_OK) return rc;
+  if ((rc = topic->tensors.at(position, &tensor_slot)) != WB_OK) return rc;
+  describe_tensor(topic->client->seg, tensor_slot, position, out);
   return WB_OK;
 } catch (...) {
   return wb::abi_error(__func__);

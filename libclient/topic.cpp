@@ -3,9 +3,13 @@
 #include <cstring>
 #include <memory>
 
-#include "client_internal.hpp"
+#include "client.hpp"
 #include "error.hpp"
 #include "geometry.hpp"
+#include "set_node.hpp"
+#include "struct_size.hpp"
+#include "topic.hpp"
+#include "update.hpp"
 
 namespace wb {
 
@@ -18,15 +22,16 @@ struct NewTopic {
   std::set<wb_topic *>::node_type node = set_node(topic.get());
 };
 
-int add_topic(wb_client *client, uint64_t index, bool publisher, NewTopic &made, wb_topic **out) {
-  if (index >= client->seg.caps().max_topics) {
-    return fail(WB_E_PROTOCOL, "the broker gave topic index %llu", (unsigned long long)index);
+int add_topic(wb_client *client, uint64_t slot, bool publisher, NewTopic &made, wb_topic **out) {
+  if (slot >= client->seg.caps().max_topics) {
+    return fail(WB_E_PROTOCOL, "the broker gave topic index %llu", (unsigned long long)slot);
   }
   wb_topic *topic = made.topic.get();
   topic->client = client;
-  topic->index = uint32_t(index);
+  topic->slot = uint32_t(slot);
   topic->publisher = publisher;
-  topic->entry = &client->seg.topic(topic->index);
+  topic->entry = &client->seg.topic(topic->slot);
+  topic->tensors.bind(&client->seg, topic->entry);
   std::lock_guard lock(client->topics_mutex);
   client->topics.insert(std::move(made.node));
   *out = made.topic.release();
@@ -37,29 +42,24 @@ int add_topic(wb_client *client, uint64_t index, bool publisher, NewTopic &made,
 // running out of memory leaves the topic and its update as they were.
 void close_as_publisher(wb_topic *topic, wb_update *update) {
   flatbuffers::FlatBufferBuilder builder;
-  auto body = proto::CreateCloseTopic(builder, topic->index);
+  auto body = proto::CreateCloseTopic(builder, topic->slot);
   Reply reply;
   if (update != nullptr) abort_update(update);
-  request(topic->client, builder, proto::Body::CloseTopic, body.Union(), &reply);
+  topic->client->connection.call(builder, proto::Body::CloseTopic, body.Union(), &reply);
 }
 
-void fill_topic_info(const shm::Topic &t, wb_topic_info *out) {
-  out->replicas = t.replicas;
-  memcpy(out->name, t.name, sizeof(out->name));
+void fill_topic_info(const shm::Topic &entry, wb_topic_info *out) {
+  out->replicas = entry.replicas;
+  memcpy(out->name, entry.name, sizeof(out->name));
   out->name[WB_NAME_MAX] = '\0';
-  out->latest = t.latest.load();
-  out->tensor_count = t.tensor_count.load();
-  out->publisher_pid = t.publisher.load() != 0 ? t.publisher_pid.load() : 0;
-  out->dirty = t.dirty_tensors.load() > 0;
-  out->bytes = t.bytes.load();
+  out->latest = entry.latest.load();
+  out->tensor_count = entry.tensor_count.load();
+  out->publisher_pid = entry.publisher.load() != 0 ? entry.publisher_pid.load() : 0;
+  out->dirty = entry.dirty_tensors.load() > 0;
+  out->bytes = entry.bytes.load();
 }
 
 }  // namespace
-
-int check_topic_live(const wb_topic *topic) {
-  if (topic->entry->state.load(std::memory_order_seq_cst) == uint32_t(shm::TopicState::kLive)) return WB_OK;
-  return fail(WB_E_NOT_FOUND, "topic '%s' was removed (wb_topic_remove): close this handle", topic->entry->name);
-}
 
 void release_topic(wb_topic *topic) {
   {
@@ -88,7 +88,7 @@ extern "C" WB_API int wb_topic_create(wb_client *client, const char *name, const
   flatbuffers::FlatBufferBuilder builder;
   auto body = proto::CreateCreateTopicDirect(builder, name, opts->replicas);
   Reply reply;
-  if ((rc = request(client, builder, proto::Body::CreateTopic, body.Union(), &reply)) != WB_OK) return rc;
+  if ((rc = client->connection.call(builder, proto::Body::CreateTopic, body.Union(), &reply)) != WB_OK) return rc;
   return add_topic(client, reply.value, true, made, out);
 } catch (...) {
   return wb::abi_error(__func__);
@@ -103,7 +103,7 @@ extern "C" WB_API int wb_topic_open(wb_client *client, const char *name, wb_topi
   flatbuffers::FlatBufferBuilder builder;
   auto body = proto::CreateOpenTopicDirect(builder, name);
   Reply reply;
-  if ((rc = request(client, builder, proto::Body::OpenTopic, body.Union(), &reply)) != WB_OK) return rc;
+  if ((rc = client->connection.call(builder, proto::Body::OpenTopic, body.Union(), &reply)) != WB_OK) return rc;
   return add_topic(client, reply.value, false, made, out);
 } catch (...) {
   return wb::abi_error(__func__);
@@ -116,7 +116,7 @@ extern "C" WB_API int wb_topic_remove(wb_client *client, const char *name) try {
   flatbuffers::FlatBufferBuilder builder;
   auto body = proto::CreateRemoveTopicDirect(builder, name);
   Reply reply;
-  return request(client, builder, proto::Body::RemoveTopic, body.Union(), &reply);
+  return client->connection.call(builder, proto::Body::RemoveTopic, body.Union(), &reply);
 } catch (...) {
   return wb::abi_error(__func__);
 }
@@ -132,7 +132,7 @@ extern "C" WB_API int wb_topic_close(wb_topic *topic) try {
     }
     update = topic->update;
   }
-  if (topic->publisher && check_broker(topic->client) == WB_OK) {
+  if (topic->publisher && topic->client->connection.check_broker() == WB_OK) {
     close_as_publisher(topic, update);
   } else if (update != nullptr) {
     abort_update(update);
@@ -157,17 +157,17 @@ extern "C" WB_API int wb_list_topics(wb_client *client, wb_topic_info *out, uint
   if (client == nullptr || count == nullptr || (out == nullptr && capacity > 0)) {
     return fail(WB_E_INVAL, "client, out or count is NULL");
   }
-  if (int rc = check_broker(client); rc != WB_OK) return rc;
+  if (int rc = client->connection.check_broker(); rc != WB_OK) return rc;
   const shm::Segment &seg = client->seg;
   uint32_t total = std::min(seg.header().topic_count.load(std::memory_order_acquire), seg.caps().max_topics);
   uint32_t found = 0;
-  for (uint32_t i = 0; i < total; ++i) {
-    const shm::Topic &t = seg.topic(i);
-    if (t.state.load(std::memory_order_acquire) != uint32_t(shm::TopicState::kLive)) continue;
+  for (uint32_t slot = 0; slot < total; ++slot) {
+    const shm::Topic &entry = seg.topic(slot);
+    if (entry.state.load(std::memory_order_acquire) != uint32_t(shm::TopicState::kLive)) continue;
     if (found < capacity) {
       int rc = check_struct_size(out[found].struct_size, sizeof(wb_topic_info), "wb_topic_info");
       if (rc != WB_OK) return rc;
-      fill_topic_info(t, &out[found]);
+      fill_topic_info(entry, &out[found]);
     }
     ++found;
   }

@@ -13,14 +13,21 @@
 #include <memory>
 
 #include "atomic_bytes.hpp"
-#include "client_internal.hpp"
+#include "client.hpp"
 #include "clock.hpp"
+#include "cuda/hooks.hpp"
 #include "error.hpp"
 #include "futex.hpp"
 #include "lease.hpp"
 #include "replica.hpp"
 #include "scope_exit.hpp"
+#include "sleep.hpp"
+#include "storage.hpp"
+#include "struct_size.hpp"
+#include "tensor_info.hpp"
+#include "topic.hpp"
 #include "topic_state.hpp"
+#include "update.hpp"
 
 namespace wb {
 
@@ -30,19 +37,21 @@ namespace {
 // the latest (which the update must not overwrite).
 int wait_for_leases(wb_topic *topic, uint64_t latest, const Deadline &deadline, int64_t timeout_ms,
                     std::vector<uint64_t> *pinned) {
-  shm::Topic &t = *topic->entry;
+  shm::Topic &entry = *topic->entry;
   for (;;) {
-    uint32_t seq = t.release_seq.load(std::memory_order_seq_cst);
-    std::vector<uint64_t> leased = lease::leased_versions(topic->client->seg, topic->index);
-    if (!leases_block(leased, latest, t.replicas)) {
+    uint32_t seq = entry.release_seq.load(std::memory_order_seq_cst);
+    std::vector<uint64_t> leased = lease::leased_versions(topic->client->seg, topic->slot);
+    if (!leases_block(leased, latest, entry.replicas)) {
       pinned->clear();
       std::copy_if(leased.begin(), leased.end(), std::back_inserter(*pinned), [latest](uint64_t v) { return v < latest; });
       return WB_OK;
     }
-    int rc = sleep_on(topic->client, &t.release_seq, &t.release_waiters, seq, deadline.remaining_ns());
+    cuda::sweep(topic->client);  // a waiter blocked here still drops revoked CUDA imports, once per slice
+    int rc = sleep_on(topic->client->connection, &entry.release_seq, &entry.release_waiters, seq,
+                      deadline.remaining_ns());
     if (rc == WB_E_TIMEOUT) {
       return fail(WB_E_TIMEOUT, "topic '%s': readers still hold leases on %zu version(s) (oldest %llu) after %lld ms",
-                  t.name, leased.size(), (unsigned long long)leased.front(), (long long)timeout_ms);
+                  entry.name, leased.size(), (unsigned long long)leased.front(), (long long)timeout_ms);
     }
     if (rc != WB_OK) return rc;
   }
@@ -99,12 +108,12 @@ void close_update(wb_update *update) {
   delete update;
 }
 
-int write_pointer(wb_update *update, uint32_t t, uint32_t position, wb_tensor_info *out) {
+int write_pointer(wb_update *update, uint32_t tensor_slot, uint32_t position, wb_tensor_info *out) {
   wb_topic *topic = update->topic;
   const shm::Segment &seg = topic->client->seg;
-  shm::Tensor &e = seg.tensor(t);
+  shm::Tensor &e = seg.tensor(tensor_slot);
   if (e.is_view) return fail(WB_E_STATE, "'%s' is a view: write its parent '%s'", e.name, seg.tensor(e.root).name);
-  auto known = update->replica_of.find(t);
+  auto known = update->replica_of.find(tensor_slot);
   bool first = known == update->replica_of.end();
   uint32_t replica = first ? 0 : known->second;
   if (first && topic->entry->replicas > 1) {
@@ -119,19 +128,19 @@ int write_pointer(wb_update *update, uint32_t t, uint32_t position, wb_tensor_in
     // Recorded before it is marked, in an order that running out of memory cannot split: a tensor marked as
     // written must be published.
     update->changed.reserve(update->changed.size() + 1);
-    update->replica_of.emplace(t, replica);
-    update->changed.push_back(t);
+    update->replica_of.emplace(tensor_slot, replica);
+    update->changed.push_back(tensor_slot);
     topic->entry->writing_version.store(update->version, std::memory_order_seq_cst);
     if (topic->entry->replicas == 1) mark_in_place(update, e);
   }
-  describe_tensor(seg, t, position, out);
+  describe_tensor(seg, tensor_slot, position, out);
   out->data = base + e.replica_offset[replica];
   return WB_OK;
 }
 
-void write_record(const shm::Segment &seg, uint32_t topic, uint64_t version, const void *metadata, uint32_t size,
-                  uint32_t changed, uint32_t flags) {
-  shm::VersionRecord &rec = seg.record(topic, version);
+void write_record(const shm::Segment &seg, uint32_t topic_slot, uint64_t version, const void *metadata,
+                  uint32_t size, uint32_t changed, uint32_t flags) {
+  shm::VersionRecord &rec = seg.record(topic_slot, version);
   rec.version.store(0, std::memory_order_relaxed);
   // Release stores: a reader that sees any of them sees the version's reset above, and retries.
   rec.timestamp_ns.store(uint64_t(realtime_ns()), std::memory_order_release);
@@ -158,12 +167,12 @@ extern "C" WB_API int wb_update_begin(wb_topic *topic, int64_t timeout_ms, wb_up
   if (topic == nullptr || out == nullptr) return fail(WB_E_INVAL, "topic or out is NULL");
   *out = nullptr;
   if (!topic->publisher) return fail(WB_E_ROLE, "only the publisher of '%s' may begin an update", topic->entry->name);
-  shm::Topic &t = *topic->entry;
+  shm::Topic &entry = *topic->entry;
   auto update = std::make_unique<wb_update>();
   {
     std::lock_guard lock(topic->handles_mutex);
     if (topic->update != nullptr || topic->update_reserved) {
-      return fail(WB_E_STATE, "an update of '%s' is already open", t.name);
+      return fail(WB_E_STATE, "an update of '%s' is already open", entry.name);
     }
     topic->update_reserved = true;  // while we wait for leases
   }
@@ -173,13 +182,13 @@ extern "C" WB_API int wb_update_begin(wb_topic *topic, int64_t timeout_ms, wb_up
     topic->update_reserved = false;
   });
   Deadline deadline(timeout_ms);  // for a successor broker, if the broker is gone, and then for leases
-  if (int rc = await_broker(topic->client, deadline); rc != WB_OK) {
-    return rc == WB_E_TIMEOUT ? fail(rc, "topic '%s': %s", t.name, wb_last_error()) : rc;
+  if (int rc = topic->client->connection.await_broker(deadline); rc != WB_OK) {
+    return rc == WB_E_TIMEOUT ? fail(rc, "topic '%s': %s", entry.name, wb_last_error()) : rc;
   }
-  uint64_t latest = t.latest.load(std::memory_order_seq_cst);
-  if (latest >= WB_VERSION_MAX) return fail(WB_E_NOSPC, "topic '%s' reached the last version number", t.name);
-  t.floor.store(t.replicas == 1 ? latest + 1 : latest, std::memory_order_seq_cst);
-  ScopeExit lower_floor([topic, &t] { topic_state::end_unpublished_update(topic->client->seg, t); });
+  uint64_t latest = entry.latest.load(std::memory_order_seq_cst);
+  if (latest >= WB_VERSION_MAX) return fail(WB_E_NOSPC, "topic '%s' reached the last version number", entry.name);
+  entry.floor.store(entry.replicas == 1 ? latest + 1 : latest, std::memory_order_seq_cst);
+  ScopeExit lower_floor([topic, &entry] { topic_state::end_unpublished_update(topic->client->seg, entry); });
   if (int rc = wait_for_leases(topic, latest, deadline, timeout_ms, &update->pinned); rc != WB_OK) return rc;
   lower_floor.release();
   update->topic = topic;
@@ -203,16 +212,16 @@ extern "C" WB_API int wb_update_version(const wb_update *update, uint64_t *versi
 
 extern "C" WB_API int wb_update_set_version(wb_update *update, uint64_t version) try {
   if (update == nullptr) return fail(WB_E_INVAL, "update is NULL");
-  const shm::Topic &t = *update->topic->entry;
+  const shm::Topic &entry = *update->topic->entry;
   // writing_version and the R = 1 in-place marks carry the number from the first tensor handed out on.
   if (!update->changed.empty()) {
-    return fail(WB_E_STATE, "topic '%s': the update already handed out %zu tensor(s) as version %llu", t.name,
+    return fail(WB_E_STATE, "topic '%s': the update already handed out %zu tensor(s) as version %llu", entry.name,
                 update->changed.size(), (unsigned long long)update->version);
   }
   if (version > WB_VERSION_MAX) return fail(WB_E_INVAL, "version %llu is over WB_VERSION_MAX", (unsigned long long)version);
-  uint64_t latest = t.latest.load(std::memory_order_seq_cst);
+  uint64_t latest = entry.latest.load(std::memory_order_seq_cst);
   if (version <= latest) {
-    return fail(WB_E_INVAL, "topic '%s': version %llu is not after the latest, %llu", t.name,
+    return fail(WB_E_INVAL, "topic '%s': version %llu is not after the latest, %llu", entry.name,
                 (unsigned long long)version, (unsigned long long)latest);
   }
   update->version = version;
@@ -224,19 +233,19 @@ extern "C" WB_API int wb_update_set_version(wb_update *update, uint64_t version)
 extern "C" WB_API int wb_update_tensor(wb_update *update, const char *name, wb_tensor_info *out) try {
   if (update == nullptr || out == nullptr) return fail(WB_E_INVAL, "update or out is NULL");
   int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");
-  uint32_t t, position;
-  if (rc != WB_OK || (rc = find_tensor(update->topic, name, &t, &position)) != WB_OK) return rc;
-  return write_pointer(update, t, position, out);
+  uint32_t tensor_slot, position;
+  if (rc != WB_OK || (rc = update->topic->tensors.find(name, &tensor_slot, &position)) != WB_OK) return rc;
+  return write_pointer(update, tensor_slot, position, out);
 } catch (...) {
   return wb::abi_error(__func__);
 }
 
-extern "C" WB_API int wb_update_tensor_at(wb_update *update, uint32_t index, wb_tensor_info *out) try {
+extern "C" WB_API int wb_update_tensor_at(wb_update *update, uint32_t position, wb_tensor_info *out) try {
   if (update == nullptr || out == nullptr) return fail(WB_E_INVAL, "update or out is NULL");
   int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");
-  uint32_t t;
-  if (rc != WB_OK || (rc = tensor_at(update->topic, index, &t)) != WB_OK) return rc;
-  return write_pointer(update, t, index, out);
+  uint32_t tensor_slot;
+  if (rc != WB_OK || (rc = update->topic->tensors.at(position, &tensor_slot)) != WB_OK) return rc;
+  return write_pointer(update, tensor_slot, position, out);
 } catch (...) {
   return wb::abi_error(__func__);
 }
@@ -249,26 +258,28 @@ extern "C" WB_API int wb_update_publish(wb_update *update, const void *metadata,
     return fail(WB_E_SIZE, "metadata is %u bytes, over the limit of %d", metadata_size, WB_METADATA_MAX);
   }
   wb_topic *topic = update->topic;
-  shm::Topic &t = *topic->entry;
+  shm::Topic &entry = *topic->entry;
   const shm::Segment &seg = topic->client->seg;
   uint64_t n = update->version;
   // The broker's notice for the notify-fd subscribers is made first: once the version is out, nothing may fail.
   flatbuffers::FlatBufferBuilder builder;
-  auto body = proto::CreatePublished(builder, topic->index, n);
-  for (uint32_t i : update->changed) seg.tensor(i).replica_version[update->replica_of[i]].store(n, std::memory_order_release);
+  auto body = proto::CreatePublished(builder, topic->slot, n);
+  for (uint32_t slot : update->changed) {
+    seg.tensor(slot).replica_version[update->replica_of[slot]].store(n, std::memory_order_release);
+  }
   crash_point(topic->client->crash_seam, CrashPoint::kPublishAfterReplicas);
-  write_record(seg, topic->index, n, metadata, metadata_size, uint32_t(update->changed.size()), update->record_flags);
-  if (update->recovered_dirty > 0) t.dirty_tensors.fetch_sub(update->recovered_dirty, std::memory_order_seq_cst);
-  t.latest.store(n, std::memory_order_seq_cst);
-  t.writing_version.store(0, std::memory_order_seq_cst);
-  bump_and_wake(&t.version_seq, &t.version_waiters);
+  write_record(seg, topic->slot, n, metadata, metadata_size, uint32_t(update->changed.size()), update->record_flags);
+  if (update->recovered_dirty > 0) entry.dirty_tensors.fetch_sub(update->recovered_dirty, std::memory_order_seq_cst);
+  entry.latest.store(n, std::memory_order_seq_cst);
+  entry.writing_version.store(0, std::memory_order_seq_cst);
+  bump_and_wake(&entry.version_seq, &entry.version_waiters);
   close_update(update);
   if (version != nullptr) *version = n;
   // The notify-fd subscribers are woken by the broker; the version is already visible to everyone else.
-  if (t.notify_subscribers.load(std::memory_order_seq_cst) == 0) return WB_OK;
+  if (entry.notify_subscribers.load(std::memory_order_seq_cst) == 0) return WB_OK;
   // Only resuming with a successor broker may run out of memory here: the version is out and the call
   // succeeds. The subscribers' pipes ended with the dead broker: they subscribe again and find it.
-  catching(__func__, [&] { return notify(topic->client, builder, proto::Body::Published, body.Union()); });
+  catching(__func__, [&] { return topic->client->connection.post(builder, proto::Body::Published, body.Union()); });
   return WB_OK;
 } catch (...) {
   return wb::abi_error(__func__);

@@ -4,7 +4,10 @@
 #include <cstdio>
 #include <cstring>
 
-#include "client_internal.hpp"
+#include "client.hpp"
+#include "struct_size.hpp"
+#include "tensor_spec.hpp"
+#include "topic.hpp"
 #include "client_state.hpp"
 #include "device.hpp"
 #include "error.hpp"
@@ -22,12 +25,12 @@ int new_specs(wb_topic *topic, const wb_tensor_spec *specs, uint32_t count, std:
   const shm::Segment &seg = topic->client->seg;
   for (uint32_t i = 0; i < count; ++i) {
     const wb_tensor_spec &spec = spec_at(specs, i);
-    uint32_t t = 0, position = 0;
-    if (find_tensor(topic, spec.name, &t, &position) != WB_OK) {
+    uint32_t tensor_slot = 0, position = 0;
+    if (topic->tensors.find(spec.name, &tensor_slot, &position) != WB_OK) {
       fresh->push_back(i);
       continue;
     }
-    const shm::Tensor &e = seg.tensor(t);
+    const shm::Tensor &e = seg.tensor(tensor_slot);
     bool same = !e.is_view && e.device_type == WB_DEVICE_CUDA && e.dtype == spec.dtype && e.ndim == spec.ndim &&
                 std::equal(spec.shape, spec.shape + spec.ndim, e.shape);
     if (!same) return fail(WB_E_EXISTS, "tensor '%s' exists with another dtype, shape or device", spec.name);
@@ -63,20 +66,20 @@ int alloc_cuda(wb_topic *topic, const wb_tensor_spec *specs, uint32_t count, int
   NewAllocation a;
   a.chunks.push_back(Chunk{-1, 0});
   if ((rc = alloc_owned(device, replica_bytes * replicas, &owned, &a.chunks[0].fd)) != WB_OK) return rc;
-  a.topic = topic->index;
+  a.topic = topic->slot;
   a.kind = shm::AllocationKind::kCudaVmm;
   a.size = a.chunks[0].size = owned.size;
   a.base = owned.base;
   uuid_of(device, a.device_uuid);
   // Failures from here on, running out of memory included, give the memory back.
-  uint32_t index = 0;
-  if ((rc = catching("wb_tensor_alloc_cuda", [&] { return state->exports.add(a, owned, &index); })) != WB_OK) {
+  uint32_t slot = 0;
+  if ((rc = catching("wb_tensor_alloc_cuda", [&] { return state->exports.add(a, owned, &slot); })) != WB_OK) {
     free_owned(owned);
     return rc;
   }
   for (Placement &p : placements) {
     for (uint32_t r = 0; r < replicas; ++r) {
-      p.allocation[r] = index;
+      p.allocation[r] = slot;
       p.offset[r] = r * replica_bytes + p.offset[0];
     }
   }
@@ -84,8 +87,8 @@ int alloc_cuda(wb_topic *topic, const wb_tensor_spec *specs, uint32_t count, int
     char message[512];  // not a std::string: the failure may be running out of memory
     snprintf(message, sizeof(message), "%s", wb_last_error());
     uint32_t importers = 0;
-    revoke_allocation(topic->client, index, &importers);  // nobody imported it: no tensor referred to it
-    state->exports.forget(index);
+    revoke_allocation(topic->client->connection, slot, &importers);  // nobody imported it: no tensor referred to it
+    state->exports.forget(slot);
     return fail(rc, "%s", message);
   }
   return WB_OK;

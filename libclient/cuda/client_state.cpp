@@ -1,13 +1,31 @@
+// The client's CUDA state, made on first use, and the core library's hooks into it (hooks.hpp).
 #include "client_state.hpp"
 
 #include <new>
 
-#include "client_internal.hpp"
+#include "client.hpp"
 #include "driver.hpp"
 #include "error.hpp"
 #include "hooks.hpp"
+#include "topic.hpp"
 
 namespace wb::cuda {
+
+namespace {
+
+// Whether any snapshot of this client reads the topic: its imports must stay open while one does.
+bool topic_pinned(void *context, uint32_t topic_slot) {
+  auto *client = static_cast<wb_client *>(context);
+  std::lock_guard lock(client->topics_mutex);
+  for (wb_topic *topic : client->topics) {
+    if (topic->slot != topic_slot) continue;
+    std::lock_guard handles(topic->handles_mutex);
+    if (!topic->snapshots.empty()) return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 int client_state(wb_client *client, ClientState **out) {
   ClientState *state = client->cuda.load(std::memory_order_acquire);
@@ -18,7 +36,8 @@ int client_state(wb_client *client, ClientState **out) {
     std::lock_guard lock(client->cuda_mutex);
     state = client->cuda.load(std::memory_order_acquire);
     if (state == nullptr) {
-      state = new (std::nothrow) ClientState(client);
+      PinCheck pins{topic_pinned, client};
+      state = new (std::nothrow) ClientState(client->connection, client->seg, client->id, pins);
       if (state == nullptr) return fail(WB_E_NOMEM, "out of memory");
       client->cuda.store(state, std::memory_order_release);
     }

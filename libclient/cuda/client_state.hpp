@@ -14,8 +14,11 @@ struct wb_client;
 
 namespace wb::cuda {
 
+// Takes the client's connection (for the broker), its segment and slot, and what tells which topics its
+// snapshots read; not the client.
 struct ClientState {
-  explicit ClientState(wb_client *client) : exports(client), imports(client), events(client) {}
+  ClientState(Connection &connection, const shm::Segment &seg, uint32_t client_id, const PinCheck &pins)
+      : exports(connection, seg), imports(connection, seg, pins), events(seg, client_id) {}
   Exports exports;
   Imports imports;
   Events events;

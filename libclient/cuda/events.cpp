@@ -8,8 +8,10 @@
 #include <string>
 
 #include "atomic_bytes.hpp"
-#include "client_internal.hpp"
-#include "client_state.hpp"
+#include "client.hpp"
+#include "snapshot.hpp"
+#include "topic.hpp"
+#include "update.hpp"
 #include "clock.hpp"
 #include "device.hpp"
 #include "driver.hpp"
@@ -32,10 +34,10 @@ struct EventSet {
   CUipcEventHandle handle{};
 };
 
-bool read_event_set(const shm::Segment &seg, uint32_t topic, uint64_t version, EventSet *out) {
-  const shm::Topic &t = seg.topic(topic);
+bool read_event_set(const shm::Segment &seg, uint32_t topic_slot, uint64_t version, EventSet *out) {
+  const shm::Topic &entry = seg.topic(topic_slot);
   for (int i = 0; i < kSeqlockTries; ++i) {
-    uint32_t e1 = t.event_epoch.load(std::memory_order_acquire);
+    uint32_t e1 = entry.event_epoch.load(std::memory_order_acquire);
     if (e1 == 0) return false;
     if (e1 & 1) {
       sched_yield();
@@ -43,11 +45,11 @@ bool read_event_set(const shm::Segment &seg, uint32_t topic, uint64_t version, E
     }
     // Acquire loads: the epoch's re-check below cannot move before any of them.
     out->epoch = e1;
-    out->owner = t.event_owner.load(std::memory_order_acquire);
-    out->owner_generation = t.event_owner_generation.load(std::memory_order_acquire);
-    load_bytes(out->device_uuid, t.event_device_uuid, sizeof(out->device_uuid));
-    load_bytes(out->handle.reserved, seg.record(topic, version).event_handle, sizeof(out->handle.reserved));
-    if (t.event_epoch.load(std::memory_order_relaxed) == e1) return true;
+    out->owner = entry.event_owner.load(std::memory_order_acquire);
+    out->owner_generation = entry.event_owner_generation.load(std::memory_order_acquire);
+    load_bytes(out->device_uuid, entry.event_device_uuid, sizeof(out->device_uuid));
+    load_bytes(out->handle.reserved, seg.record(topic_slot, version).event_handle, sizeof(out->handle.reserved));
+    if (entry.event_epoch.load(std::memory_order_relaxed) == e1) return true;
   }
   return false;
 }
@@ -60,14 +62,14 @@ bool owner_alive(const shm::Segment &seg, const EventSet &set) {
 }
 
 // Enters the topic's event seqlock as its only writer (odd epoch). False if another writer is in it.
-bool enter_writer(shm::Topic &t, uint32_t *epoch) {
-  uint32_t e = t.event_epoch.load(std::memory_order_acquire);
-  if ((e & 1) || !t.event_epoch.compare_exchange_strong(e, e | 1, std::memory_order_acq_rel)) return false;
+bool enter_writer(shm::Topic &entry, uint32_t *epoch) {
+  uint32_t e = entry.event_epoch.load(std::memory_order_acquire);
+  if ((e & 1) || !entry.event_epoch.compare_exchange_strong(e, e | 1, std::memory_order_acq_rel)) return false;
   *epoch = e | 1;  // the writer's stores are release stores: a reader that sees one sees the odd epoch
   return true;
 }
 
-void leave_writer(shm::Topic &t, uint32_t epoch) { t.event_epoch.store(epoch + 1, std::memory_order_release); }
+void leave_writer(shm::Topic &entry, uint32_t epoch) { entry.event_epoch.store(epoch + 1, std::memory_order_release); }
 
 // The events this process created, by IPC handle, for its own readers (see LocalEvent).
 std::mutex local_mutex;
@@ -112,7 +114,7 @@ int Events::create(wb_topic *topic, CUcontext context, Owned *out) {
   if (rc == WB_OK) rc = context_ordinal(context, &ordinal);
   if (rc == WB_OK) rc = guard.push(context);
   if (rc != WB_OK) return rc;
-  const shm::Segment &seg = client_->seg;
+  const shm::Segment &seg = seg_;
   uint32_t slots = seg.caps().ring_slots;
   // Everything that allocates comes before the seqlock is entered: a writer must leave it.
   std::vector<CUipcEventHandle> handles(slots);
@@ -129,10 +131,10 @@ int Events::create(wb_topic *topic, CUcontext context, Owned *out) {
     std::lock_guard lock(local_mutex);
     for (uint32_t s = 0; s < slots; ++s) local_events[handle_key(handles[s])] = out->events[s];
   }
-  shm::Topic &t = *topic->entry;
+  shm::Topic &entry = *topic->entry;
   uint32_t epoch = 0;
-  if (rc == WB_OK && !enter_writer(t, &epoch)) {
-    rc = fail(WB_E_STATE, "topic '%s': another process is replacing its GPU events", t.name);
+  if (rc == WB_OK && !enter_writer(entry, &epoch)) {
+    rc = fail(WB_E_STATE, "topic '%s': another process is replacing its GPU events", entry.name);
   }
   if (rc != WB_OK) {
     out->events.clear();  // their entries in local_events expire with them
@@ -140,13 +142,13 @@ int Events::create(wb_topic *topic, CUcontext context, Owned *out) {
   }
   uint8_t uuid[16];
   uuid_of(ordinal, uuid);
-  t.event_owner.store(client_->id + 1, std::memory_order_release);
-  t.event_owner_generation.store(seg.client(client_->id).generation, std::memory_order_release);
-  store_bytes(t.event_device_uuid, uuid, sizeof(uuid));
+  entry.event_owner.store(client_id_ + 1, std::memory_order_release);
+  entry.event_owner_generation.store(seg.client(client_id_).generation, std::memory_order_release);
+  store_bytes(entry.event_device_uuid, uuid, sizeof(uuid));
   for (uint32_t s = 0; s < slots; ++s) {
-    store_bytes(seg.record(topic->index, s).event_handle, handles[s].reserved, sizeof(handles[s].reserved));
+    store_bytes(seg.record(topic->slot, s).event_handle, handles[s].reserved, sizeof(handles[s].reserved));
   }
-  leave_writer(t, epoch);
+  leave_writer(entry, epoch);
   return WB_OK;
 }
 
@@ -160,10 +162,10 @@ int Events::record(wb_update *update, void *stream) {
   if (rc == WB_OK) rc = stream_context(stream, ordinal, &context);
   if (rc != WB_OK) return rc;
   std::lock_guard lock(mutex_);
-  auto found = owned_.find(topic->index);
+  auto found = owned_.find(topic->slot);
   if (found == owned_.end()) {
     // The entry first: once the events are in the segment, keeping them cannot fail.
-    found = owned_.try_emplace(topic->index).first;
+    found = owned_.try_emplace(topic->slot).first;
     ScopeExit forget([this, found] { owned_.erase(found); });
     if ((rc = create(topic, context, &found->second)) != WB_OK) return rc;
     forget.release();
@@ -180,24 +182,24 @@ int Events::record(wb_update *update, void *stream) {
   return check(d->cuEventRecord(event, static_cast<CUstream>(stream)), "cuEventRecord");
 }
 
-void Events::retire(uint32_t topic, Owned &owned) {
+void Events::retire(uint32_t topic_slot, Owned &owned) {
   const Driver *d = nullptr;
   ContextGuard guard;
   if (driver(&d) != WB_OK || guard.push(owned.context) != WB_OK) return;
   for (auto &local : owned.events) d->cuEventSynchronize(local->event);  // readers waiting on them may go on
-  shm::Topic &t = client_->seg.topic(topic);
+  shm::Topic &entry = seg_.topic(topic_slot);
   uint32_t epoch = 0;
   // Only while the set is still ours: a publisher that took the topic over has replaced it.
-  uint32_t generation = client_->seg.client(client_->id).generation;
-  auto ours = [&] { return t.event_owner == client_->id + 1 && t.event_owner_generation == generation; };
-  if (ours() && enter_writer(t, &epoch)) {
-    if (ours()) t.event_owner.store(0, std::memory_order_release);
-    leave_writer(t, epoch);
+  uint32_t generation = seg_.client(client_id_).generation;
+  auto ours = [&] { return entry.event_owner == client_id_ + 1 && entry.event_owner_generation == generation; };
+  if (ours() && enter_writer(entry, &epoch)) {
+    if (ours()) entry.event_owner.store(0, std::memory_order_release);
+    leave_writer(entry, epoch);
   }
   {
     std::lock_guard lock(local_mutex);
-    std::erase_if(local_events, [&](const auto &entry) {
-      auto event = entry.second.lock();
+    std::erase_if(local_events, [&](const auto &weak) {
+      auto event = weak.second.lock();
       return !event || std::find(owned.events.begin(), owned.events.end(), event) != owned.events.end();
     });
   }
@@ -221,9 +223,9 @@ int Events::event_for(wb_snapshot *snapshot, void *stream, CUevent *event, CUcon
   int rc = driver(&d);
   if (rc != WB_OK || !(snapshot->record_flags & shm::kRecordGpuEvent)) return rc;
   wb_topic *topic = snapshot->topic;
-  const shm::Segment &seg = client_->seg;
+  const shm::Segment &seg = seg_;
   EventSet set;
-  if (!read_event_set(seg, topic->index, snapshot->version, &set) || !owner_alive(seg, set)) return WB_OK;
+  if (!read_event_set(seg, topic->slot, snapshot->version, &set) || !owner_alive(seg, set)) return WB_OK;
   int ordinal = 0;  // the event's GPU, for a NULL stream in a thread without a context
   if ((rc = ordinal_of(set.device_uuid, &ordinal)) != WB_OK && rc != WB_E_NOT_FOUND) return rc;
   if ((rc = stream_context(stream, ordinal, context)) != WB_OK) return rc;
@@ -232,7 +234,7 @@ int Events::event_for(wb_snapshot *snapshot, void *stream, CUevent *event, CUcon
     return WB_OK;
   }
   std::lock_guard lock(mutex_);
-  Opened &opened = opened_[{topic->index, *context}];
+  Opened &opened = opened_[{topic->slot, *context}];
   if (opened.epoch != set.epoch) {
     close(opened);
     opened.events.assign(seg.caps().ring_slots, nullptr);  // first: running out of memory keeps the old epoch
@@ -250,69 +252,3 @@ int Events::event_for(wb_snapshot *snapshot, void *stream, CUevent *event, CUcon
 }
 
 }  // namespace wb::cuda
-
-using namespace wb;
-using namespace wb::cuda;
-
-extern "C" WB_API int wb_update_publish_on_stream(wb_update *update, void *stream, const void *metadata,
-                                                  uint32_t metadata_size, uint64_t *version) try {
-  if (update == nullptr) return fail(WB_E_INVAL, "update is NULL");
-  if (metadata == nullptr && metadata_size > 0) {
-    return fail(WB_E_INVAL, "metadata is NULL but its size is %u", metadata_size);
-  }
-  if (metadata_size > WB_METADATA_MAX) {
-    return fail(WB_E_SIZE, "metadata is %u bytes, over the limit of %d", metadata_size, WB_METADATA_MAX);
-  }
-  ClientState *state = nullptr;
-  int rc = client_state(update->topic->client, &state);
-  if (rc == WB_OK) rc = state->events.record(update, stream);
-  if (rc != WB_OK) return rc;
-  update->record_flags |= shm::kRecordGpuEvent;
-  return wb_update_publish(update, metadata, metadata_size, version);
-} catch (...) {
-  return wb::abi_error(__func__);
-}
-
-extern "C" WB_API int wb_snapshot_wait_stream(wb_snapshot *snapshot, void *stream) try {
-  if (snapshot == nullptr) return fail(WB_E_INVAL, "snapshot is NULL");
-  ClientState *state = nullptr;
-  CUevent event = nullptr;
-  CUcontext context = nullptr;
-  std::shared_ptr<LocalEvent> local;
-  const Driver *d = nullptr;
-  int rc = client_state(snapshot->topic->client, &state);
-  if (rc == WB_OK) rc = state->events.event_for(snapshot, stream, &event, &context, &local);
-  if (rc != WB_OK || event == nullptr) return rc;
-  ContextGuard guard;
-  if ((rc = driver(&d)) != WB_OK || (rc = guard.push(context)) != WB_OK) return rc;
-  return check(d->cuStreamWaitEvent(static_cast<CUstream>(stream), event, 0), "cuStreamWaitEvent");
-} catch (...) {
-  return wb::abi_error(__func__);
-}
-
-extern "C" WB_API int wb_snapshot_synchronize(wb_snapshot *snapshot, int64_t timeout_ms) try {
-  if (snapshot == nullptr) return fail(WB_E_INVAL, "snapshot is NULL");
-  ClientState *state = nullptr;
-  CUevent event = nullptr;
-  CUcontext context = nullptr;  // the host waits from any context: the thread's, else the event GPU's
-  std::shared_ptr<LocalEvent> local;
-  const Driver *d = nullptr;
-  int rc = client_state(snapshot->topic->client, &state);
-  if (rc == WB_OK) rc = state->events.event_for(snapshot, nullptr, &event, &context, &local);
-  if (rc != WB_OK || event == nullptr || (rc = driver(&d)) != WB_OK) return rc;
-  if (timeout_ms < 0) return check(d->cuEventSynchronize(event), "cuEventSynchronize");
-  // cuEventSynchronize takes no timeout: poll, sleeping longer as the wait goes on (1 us .. 100 us).
-  Deadline deadline(timeout_ms);
-  for (int64_t pause_ns = 1000;; pause_ns = std::min<int64_t>(pause_ns * 2, 100000)) {
-    CUresult r = d->cuEventQuery(event);
-    if (r != CUDA_ERROR_NOT_READY) return check(r, "cuEventQuery");
-    if (deadline.expired()) {
-      return fail(WB_E_TIMEOUT, "version %llu's GPU work did not finish within %lld ms",
-                  (unsigned long long)snapshot->version, (long long)timeout_ms);
-    }
-    timespec pause{0, long(pause_ns)};
-    nanosleep(&pause, nullptr);
-  }
-} catch (...) {
-  return wb::abi_error(__func__);
-}

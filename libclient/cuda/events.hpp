@@ -19,7 +19,8 @@
 #include <utility>
 #include <vector>
 
-struct wb_client;
+#include "layout.hpp"
+
 struct wb_topic;
 struct wb_snapshot;
 struct wb_update;
@@ -39,7 +40,7 @@ struct LocalEvent {
 
 class Events {
  public:
-  explicit Events(wb_client *client) : client_(client) {}
+  Events(const shm::Segment &seg, uint32_t client_id) : seg_(seg), client_id_(client_id) {}
   Events(const Events &) = delete;
   Events &operator=(const Events &) = delete;
   // Publisher: waits for the work its events track, retires them from the segment, destroys them.
@@ -67,13 +68,14 @@ class Events {
     std::vector<CUevent> events;  // by ring slot, opened on first use
   };
   int create(wb_topic *topic, CUcontext context, Owned *out);
-  void retire(uint32_t topic, Owned &owned);
+  void retire(uint32_t topic_slot, Owned &owned);
   void close(Opened &opened);
 
-  wb_client *client_;
+  const shm::Segment &seg_;
+  uint32_t client_id_;  // the client slot whose events these are
   std::mutex mutex_;
-  std::unordered_map<uint32_t, Owned> owned_;    // by topic index
-  std::map<std::pair<uint32_t, CUcontext>, Opened> opened_;  // by topic index and context
+  std::unordered_map<uint32_t, Owned> owned_;    // by topic slot
+  std::map<std::pair<uint32_t, CUcontext>, Opened> opened_;  // by topic slot and context
 };
 
 }  // namespace wb::cuda

@@ -6,7 +6,9 @@
 #include <cstdio>
 #include <cstring>
 
-#include "client_internal.hpp"
+#include "client.hpp"
+#include "tensor_spec.hpp"
+#include "topic.hpp"
 #include "device.hpp"
 #include "driver.hpp"
 #include "error.hpp"
@@ -27,7 +29,7 @@ void close_chunks(NewAllocation &a) {
   }
 }
 
-int send_chunks(wb_client *client, uint32_t index, const NewAllocation &a) {
+int send_chunks(Connection &connection, uint32_t slot, const NewAllocation &a) {
   for (size_t first = 0; first < a.chunks.size(); first += wire::kMaxFds) {
     size_t n = std::min<size_t>(wire::kMaxFds, a.chunks.size() - first);
     std::vector<int> fds;
@@ -37,15 +39,15 @@ int send_chunks(wb_client *client, uint32_t index, const NewAllocation &a) {
       sizes.push_back(a.chunks[i].size);
     }
     flatbuffers::FlatBufferBuilder builder;
-    auto body = proto::CreateAddAllocationChunksDirect(builder, index, uint32_t(first), &sizes);
+    auto body = proto::CreateAddAllocationChunksDirect(builder, slot, uint32_t(first), &sizes);
     Reply reply;
-    int rc = request(client, builder, proto::Body::AddAllocationChunks, body.Union(), &reply, fds.data(), int(n));
+    int rc = connection.call(builder, proto::Body::AddAllocationChunks, body.Union(), &reply, fds.data(), int(n));
     if (rc != WB_OK) return rc;
   }
   return WB_OK;
 }
 
-int send_allocation(wb_client *client, const NewAllocation &a, uint32_t *index) {
+int send_allocation(Connection &connection, const NewAllocation &a, uint32_t *slot) {
   flatbuffers::FlatBufferBuilder builder;
   std::vector<uint8_t> uuid(a.device_uuid, a.device_uuid + sizeof(a.device_uuid));
   std::vector<uint8_t> handle(a.ipc_handle, a.ipc_handle + sizeof(a.ipc_handle));
@@ -53,15 +55,15 @@ int send_allocation(wb_client *client, const NewAllocation &a, uint32_t *index) 
   auto body = proto::CreateRegisterCudaAllocationDirect(builder, a.topic, uint32_t(a.kind), a.size, &uuid,
                                                         vmm ? nullptr : &handle, a.base, uint32_t(a.chunks.size()));
   Reply reply;
-  int rc = request(client, builder, proto::Body::RegisterCudaAllocation, body.Union(), &reply);
+  int rc = connection.call(builder, proto::Body::RegisterCudaAllocation, body.Union(), &reply);
   if (rc != WB_OK) return rc;
-  *index = uint32_t(reply.value);
-  rc = catching("sending a CUDA allocation's chunks", [&] { return send_chunks(client, *index, a); });
+  *slot = uint32_t(reply.value);
+  rc = catching("sending a CUDA allocation's chunks", [&] { return send_chunks(connection, *slot, a); });
   if (rc != WB_OK) {
     uint32_t importers = 0;
     char message[512];  // not a std::string: the failure may be running out of memory
     snprintf(message, sizeof(message), "%s", wb_last_error());
-    revoke_allocation(client, *index, &importers);  // the broker drops the chunks it got
+    revoke_allocation(connection, *slot, &importers);  // the broker drops the chunks it got
     return fail(rc, "%s", message);
   }
   return WB_OK;
@@ -138,15 +140,15 @@ int export_vmm_chunk(const Driver *d, CUdeviceptr base, int *fd) {
               (unsigned long long)base, why);
 }
 
-int Exports::add(NewAllocation &a, const Owned &owned, uint32_t *index) {
+int Exports::add(NewAllocation &a, const Owned &owned, uint32_t *slot) {
   ScopeExit close_fds([&a] { close_chunks(a); });
   // The record is made first: once the broker has the allocation, remembering it cannot fail.
   std::list<Export> made(1);
   Export &e = made.front();
   for (const Chunk &c : a.chunks) e.chunk_sizes.push_back(c.size);
-  int rc = send_allocation(client_, a, index);
+  int rc = send_allocation(connection_, a, slot);
   if (rc != WB_OK) return rc;
-  e.index = *index;
+  e.slot = *slot;
   e.topic = a.topic;
   e.base = a.base;
   e.size = a.size;
@@ -163,12 +165,12 @@ void Exports::export_again() {
     exports.assign(exports_.begin(), exports_.end());
   }
   for (const Export &e : exports) {
-    const shm::Allocation &a = client_->seg.allocation(e.index);
+    const shm::Allocation &a = seg_.allocation(e.slot);
     if (e.chunk_sizes.empty() || a.state.load(std::memory_order_acquire) != uint32_t(shm::AllocationState::kPending)) {
       continue;
     }
     uint32_t importers = 0;
-    if (export_again(e) != WB_OK) revoke_allocation(client_, e.index, &importers);
+    if (export_again(e) != WB_OK) revoke_allocation(connection_, e.slot, &importers);
   }
 }
 
@@ -178,7 +180,7 @@ int Exports::export_again(const Export &e) {
   CUcontext context = nullptr;
   ContextGuard guard;
   int rc = driver(&d);
-  if (rc == WB_OK) rc = ordinal_of(client_->seg.allocation(e.index).device_uuid, &ordinal);
+  if (rc == WB_OK) rc = ordinal_of(seg_.allocation(e.slot).device_uuid, &ordinal);
   if (rc == WB_OK) rc = primary_context(ordinal, &context);
   if (rc == WB_OK) rc = guard.push(context);
   NewAllocation again;
@@ -188,27 +190,27 @@ int Exports::export_again(const Export &e) {
     rc = export_vmm_chunk(d, at, &fd);
     if (rc == WB_OK) again.chunks.push_back(Chunk{fd, e.chunk_sizes[i]});
   }
-  if (rc == WB_OK) rc = send_chunks(client_, e.index, again);
+  if (rc == WB_OK) rc = send_chunks(connection_, e.slot, again);
   close_chunks(again);
   return rc;
 }
 
-bool Exports::find(uint32_t topic, CUdeviceptr begin, uint64_t bytes, uint32_t *index) {
-  const shm::Segment &seg = client_->seg;
+bool Exports::find(uint32_t topic_slot, CUdeviceptr begin, uint64_t bytes, uint32_t *slot) {
+  const shm::Segment &seg = seg_;
   std::lock_guard lock(mutex_);
   for (const Export &e : exports_) {
-    bool live = seg.allocation(e.index).state.load(std::memory_order_acquire) == uint32_t(shm::AllocationState::kLive);
-    if (live && e.topic == topic && begin >= e.base && bytes <= e.size && begin - e.base <= e.size - bytes) {
-      *index = e.index;
+    bool live = seg.allocation(e.slot).state.load(std::memory_order_acquire) == uint32_t(shm::AllocationState::kLive);
+    if (live && e.topic == topic_slot && begin >= e.base && bytes <= e.size && begin - e.base <= e.size - bytes) {
+      *slot = e.slot;
       return true;
     }
   }
   return false;
 }
 
-void Exports::forget(uint32_t index) {
+void Exports::forget(uint32_t slot) {
   std::lock_guard lock(mutex_);
-  auto found = std::find_if(exports_.begin(), exports_.end(), [index](const Export &e) { return e.index == index; });
+  auto found = std::find_if(exports_.begin(), exports_.end(), [slot](const Export &e) { return e.slot == slot; });
   if (found == exports_.end()) return;
   free_owned(found->owned);
   exports_.erase(found);
@@ -228,19 +230,19 @@ int register_tensors(wb_topic *topic, const wb_tensor_spec *specs, const std::ve
       entries.push_back(
           proto::CreateRegisteredTensorDirect(builder, spec.name, spec.dtype, &shape, &allocations, &offsets));
     }
-    auto body = proto::CreateRegisterTensorsDirect(builder, topic->index, &entries);
+    auto body = proto::CreateRegisterTensorsDirect(builder, topic->slot, &entries);
     Reply reply;
-    int rc = request(topic->client, builder, proto::Body::RegisterTensors, body.Union(), &reply);
+    int rc = topic->client->connection.call(builder, proto::Body::RegisterTensors, body.Union(), &reply);
     if (rc != WB_OK) return rc;
   }
   return WB_OK;
 }
 
-int revoke_allocation(wb_client *client, uint32_t index, uint32_t *importers) {
+int revoke_allocation(Connection &connection, uint32_t slot, uint32_t *importers) {
   flatbuffers::FlatBufferBuilder builder;
-  auto body = proto::CreateRevokeAllocation(builder, index);
+  auto body = proto::CreateRevokeAllocation(builder, slot);
   Reply reply;
-  int rc = request(client, builder, proto::Body::RevokeAllocation, body.Union(), &reply);
+  int rc = connection.call(builder, proto::Body::RevokeAllocation, body.Union(), &reply);
   if (rc == WB_OK) *importers = uint32_t(reply.value);
   return rc;
 }

@@ -13,7 +13,9 @@
 
 #include "layout.hpp"
 
-struct wb_client;
+namespace wb {
+class Connection;
+}
 struct wb_topic;
 struct wb_tensor_spec;
 
@@ -60,7 +62,7 @@ int export_vmm_chunk(const Driver *d, CUdeviceptr base, int *fd);
 
 class Exports {
  public:
-  explicit Exports(wb_client *client) : client_(client) {}
+  Exports(Connection &connection, const shm::Segment &seg) : connection_(connection), seg_(seg) {}
   Exports(const Exports &) = delete;
   Exports &operator=(const Exports &) = delete;
   ~Exports();
@@ -68,21 +70,21 @@ class Exports {
   // Registers a with the broker and remembers it. Its chunk fds are closed here whatever happens (the broker
   // keeps copies). owned: memory this client created (else a zero Owned), freed by forget() or at detach
   // once registered; the caller frees it when this fails.
-  int add(NewAllocation &a, const Owned &owned, uint32_t *index);
+  int add(NewAllocation &a, const Owned &owned, uint32_t *slot);
 
   // The live allocation of topic, exported by this client, that holds [begin, begin + bytes).
-  bool find(uint32_t topic, CUdeviceptr begin, uint64_t bytes, uint32_t *index);
+  bool find(uint32_t topic_slot, CUdeviceptr begin, uint64_t bytes, uint32_t *slot);
 
   // Forgets an allocation once revoked and unmapped by every importer, freeing it if this client owns it.
-  void forget(uint32_t index);
+  void forget(uint32_t slot);
 
-  // After a broker restart (resume.cpp): sends the successor the chunks of each VMM allocation that waits for
-  // them. One that cannot be exported again is revoked, so that readers get WB_E_STALE rather than wait.
+  // After a broker restart (connection.cpp's resume): sends the successor the chunks of each VMM allocation that
+  // waits for them. One that cannot be exported again is revoked, so that readers get WB_E_STALE rather than wait.
   void export_again();
 
  private:
   struct Export {
-    uint32_t index = 0;
+    uint32_t slot = 0;
     uint32_t topic = 0;
     CUdeviceptr base = 0;
     uint64_t size = 0;
@@ -91,7 +93,8 @@ class Exports {
   };
   int export_again(const Export &e);
 
-  wb_client *client_;
+  Connection &connection_;  // registers, sends and revokes allocations
+  const shm::Segment &seg_;
   std::mutex mutex_;
   std::list<Export> exports_;  // a list: add() makes its node before the broker hears of the allocation
 };
@@ -100,6 +103,6 @@ class Exports {
 int register_tensors(wb_topic *topic, const wb_tensor_spec *specs, const std::vector<Placement> &placements);
 
 // Asks the broker to revoke an allocation; *importers receives how many processes still map it.
-int revoke_allocation(wb_client *client, uint32_t index, uint32_t *importers);
+int revoke_allocation(Connection &connection, uint32_t slot, uint32_t *importers);
 
 }  // namespace wb::cuda

@@ -19,9 +19,9 @@ int import_base(wb_client *client, uint32_t allocation, char **base);
 // exporter waiting in wb_tensor_revoke can proceed.
 void sweep(wb_client *client);
 
-// Resuming with a successor broker (resume.cpp): the CUDA allocations this client has imported, which the
-// successor counts again; then, resumed, the VMM memory this client exported, whose chunk fds died with the
-// old broker, is exported to the successor again.
+// Resuming with a successor broker (connection.cpp, through the resume hooks attach.cpp gives it): the CUDA
+// allocations this client has imported, which the successor counts again; then, resumed, the VMM memory this
+// client exported, whose chunk fds died with the old broker, is exported to the successor again.
 std::vector<uint32_t> imported_allocations(wb_client *client);
 void export_again(wb_client *client);
 

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <string>
 
-#include "client_internal.hpp"
+#include "connection.hpp"
 #include "device.hpp"
 #include "driver.hpp"
 #include "error.hpp"
@@ -26,22 +26,22 @@ bool exported_here(const shm::Segment &seg, const shm::Allocation &a) {
          slot.generation == a.exporter_generation && slot.pid == process_id();
 }
 
-int not_live(uint32_t index, const shm::Allocation &a, uint32_t state) {
+int not_live(uint32_t slot, const shm::Allocation &a, uint32_t state) {
   std::string gpu = uuid_text(a.device_uuid);
   if (state == uint32_t(shm::AllocationState::kRevoked)) {
-    return fail(WB_E_STALE, "CUDA allocation %u on %s was revoked by its exporter (pid %u)", index, gpu.c_str(),
+    return fail(WB_E_STALE, "CUDA allocation %u on %s was revoked by its exporter (pid %u)", slot, gpu.c_str(),
                 a.creator_pid);
   }
   if (state == uint32_t(shm::AllocationState::kDead)) {
     return fail(WB_E_STALE,
                 "CUDA allocation %u on %s is gone with its exporter (pid %u): legacy CUDA IPC memory "
                 "does not outlive the process that exported it",
-                index, gpu.c_str(), a.creator_pid);
+                slot, gpu.c_str(), a.creator_pid);
   }
   return fail(WB_E_STATE,
               "CUDA allocation %u waits for its exporter (pid %u) to send its chunks (it is registering it, or "
               "resuming after a broker restart): retry",
-              index, a.creator_pid);
+              slot, a.creator_pid);
 }
 
 // Live, or pending after a broker restart until its exporter resumes: mappings made before stay valid.
@@ -49,21 +49,10 @@ bool mapped_stays_valid(uint32_t state) {
   return state == uint32_t(shm::AllocationState::kLive) || state == uint32_t(shm::AllocationState::kPending);
 }
 
-// Whether any snapshot of this client reads the topic: its imports must stay open while one does.
-bool topic_pinned(wb_client *client, uint32_t topic) {
-  std::lock_guard lock(client->topics_mutex);
-  for (wb_topic *t : client->topics) {
-    if (t->index != topic) continue;
-    std::lock_guard handles(t->handles_mutex);
-    if (!t->snapshots.empty()) return true;
-  }
-  return false;
-}
-
-int import_chunk(wb_client *client, uint32_t index, uint32_t chunk, Reply *reply) {
+int import_chunk(Connection &connection, uint32_t slot, uint32_t chunk, Reply *reply) {
   flatbuffers::FlatBufferBuilder builder;
-  auto body = proto::CreateImportAllocation(builder, index, chunk);
-  return request(client, builder, proto::Body::ImportAllocation, body.Union(), reply);
+  auto body = proto::CreateImportAllocation(builder, slot, chunk);
+  return connection.call(builder, proto::Body::ImportAllocation, body.Union(), reply);
 }
 
 // Grants read-write access to the owning GPU and to every GPU that can reach it as a peer, so that copies
@@ -95,45 +84,45 @@ int set_access(const Driver *d, CUdeviceptr va, uint64_t size, int owner) {
 }  // namespace
 
 Imports::~Imports() {
-  for (auto &[index, imp] : imports_) unmap(imp);
+  for (auto &[slot, imp] : imports_) unmap(imp);
 }
 
-int Imports::base(uint32_t index, char **out) {
-  const shm::Segment &seg = client_->seg;
+int Imports::base(uint32_t slot, char **out) {
+  const shm::Segment &seg = seg_;
   uint32_t count = std::min(seg.header().allocation_count.load(std::memory_order_acquire), seg.caps().max_allocations);
-  if (index >= count) return fail(WB_E_PROTOCOL, "a tensor refers to allocation %u, which does not exist", index);
-  const shm::Allocation &a = seg.allocation(index);
+  if (slot >= count) return fail(WB_E_PROTOCOL, "a tensor refers to allocation %u, which does not exist", slot);
+  const shm::Allocation &a = seg.allocation(slot);
   uint32_t kind = a.kind.load(std::memory_order_acquire);
   if (kind != uint32_t(shm::AllocationKind::kCudaIpc) && kind != uint32_t(shm::AllocationKind::kCudaVmm)) {
-    return fail(WB_E_PROTOCOL, "a CUDA tensor refers to allocation %u, which is not a CUDA allocation", index);
+    return fail(WB_E_PROTOCOL, "a CUDA tensor refers to allocation %u, which is not a CUDA allocation", slot);
   }
   uint32_t state = a.state.load(std::memory_order_acquire);
   bool live = state == uint32_t(shm::AllocationState::kLive);
   if (!mapped_stays_valid(state)) {
     sweep();
-    return not_live(index, a, state);
+    return not_live(slot, a, state);
   }
   if (exported_here(seg, a)) {
     *out = reinterpret_cast<char *>(a.exporter_base);
     return WB_OK;
   }
   std::lock_guard lock(mutex_);
-  auto found = imports_.find(index);
+  auto found = imports_.find(slot);
   if (found != imports_.end() && found->second.generation != a.generation) {  // the entry was reused
     unmap(found->second);
-    release(index);
+    release(slot);
     imports_.erase(found);
-    note_open(index, false);
+    note_open(slot, false);
     found = imports_.end();
   }
   if (found == imports_.end()) {
-    if (!live) return not_live(index, a, state);
+    if (!live) return not_live(slot, a, state);
     // Its entries first, withdrawn unless the import opens: once the broker counts it, keeping it cannot fail.
-    found = imports_.try_emplace(index).first;
+    found = imports_.try_emplace(slot).first;
     ScopeExit forget([this, found] { imports_.erase(found); });
-    note_open(index, true);
-    ScopeExit unnote([this, index] { note_open(index, false); });
-    if (int rc = open(index, a, &found->second); rc != WB_OK) return rc;
+    note_open(slot, true);
+    ScopeExit unnote([this, slot] { note_open(slot, false); });
+    if (int rc = open(slot, a, &found->second); rc != WB_OK) return rc;
     unnote.release();
     forget.release();
   }
@@ -141,7 +130,7 @@ int Imports::base(uint32_t index, char **out) {
   return WB_OK;
 }
 
-int Imports::open(uint32_t index, const shm::Allocation &a, Import *imp) {
+int Imports::open(uint32_t slot, const shm::Allocation &a, Import *imp) {
   int ordinal = 0;
   CUcontext context = nullptr;
   int rc = ordinal_of(a.device_uuid, &ordinal);
@@ -154,24 +143,24 @@ int Imports::open(uint32_t index, const shm::Allocation &a, Import *imp) {
   imp->size = a.size;
   imp->context = context;
   imp->vmm = a.kind.load(std::memory_order_acquire) == uint32_t(shm::AllocationKind::kCudaVmm);
-  return imp->vmm ? open_vmm(index, a, ordinal, imp) : open_legacy(index, a, imp);
+  return imp->vmm ? open_vmm(slot, a, ordinal, imp) : open_legacy(slot, a, imp);
 }
 
-int Imports::open_legacy(uint32_t index, const shm::Allocation &a, Import *imp) {
+int Imports::open_legacy(uint32_t slot, const shm::Allocation &a, Import *imp) {
   const Driver *d = nullptr;
   int rc = driver(&d);
   Reply reply;
-  if (rc != WB_OK || (rc = import_chunk(client_, index, 0, &reply)) != WB_OK) return rc;
+  if (rc != WB_OK || (rc = import_chunk(connection_, slot, 0, &reply)) != WB_OK) return rc;
   wire::close_all(reply.fds);
   CUipcMemHandle handle;
   static_assert(sizeof(handle.reserved) == sizeof(a.ipc_handle));
   memcpy(handle.reserved, a.ipc_handle, sizeof(handle.reserved));
   rc = check(d->cuIpcOpenMemHandle(&imp->base, handle, CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS), "cuIpcOpenMemHandle");
-  if (rc != WB_OK) release(index);
+  if (rc != WB_OK) release(slot);
   return rc;
 }
 
-int Imports::open_vmm(uint32_t index, const shm::Allocation &a, int ordinal, Import *imp) {
+int Imports::open_vmm(uint32_t slot, const shm::Allocation &a, int ordinal, Import *imp) {
   const Driver *d = nullptr;
   int rc = driver(&d);
   if (rc != WB_OK ||
@@ -187,12 +176,12 @@ int Imports::open_vmm(uint32_t index, const shm::Allocation &a, int ordinal, Imp
   });
   for (uint32_t c = 0; rc == WB_OK && c < a.chunk_count; ++c) {
     Reply reply;
-    rc = catching("importing a CUDA allocation", [&] { return import_chunk(client_, index, c, &reply); });
+    rc = catching("importing a CUDA allocation", [&] { return import_chunk(connection_, slot, c, &reply); });
     if (rc != WB_OK) break;
     counted = true;
     if (reply.fds.size() != 1 || reply.value != mapped || reply.size == 0 || reply.size > a.size - mapped) {
       wire::close_all(reply.fds);
-      rc = fail(WB_E_PROTOCOL, "the broker answered ImportAllocation %u chunk %u with a bad chunk", index, c);
+      rc = fail(WB_E_PROTOCOL, "the broker answered ImportAllocation %u chunk %u with a bad chunk", slot, c);
       break;
     }
     CUmemGenericAllocationHandle handle;
@@ -208,7 +197,7 @@ int Imports::open_vmm(uint32_t index, const shm::Allocation &a, int ordinal, Imp
     mapped += reply.size;
   }
   if (rc == WB_OK && mapped != a.size) {
-    rc = fail(WB_E_PROTOCOL, "allocation %u: its chunks cover %llu of its %llu bytes", index,
+    rc = fail(WB_E_PROTOCOL, "allocation %u: its chunks cover %llu of its %llu bytes", slot,
               (unsigned long long)mapped, (unsigned long long)a.size);
   }
   if (rc == WB_OK) {
@@ -216,7 +205,7 @@ int Imports::open_vmm(uint32_t index, const shm::Allocation &a, int ordinal, Imp
   }
   if (rc != WB_OK) {
     unmap(*imp);
-    if (counted) release(index);
+    if (counted) release(slot);
   }
   return rc;
 }
@@ -239,28 +228,28 @@ void Imports::unmap(const Import &imp) {
 
 // Cannot throw, as it undoes failures: running out of memory leaves the broker counting this client until it
 // detaches.
-void Imports::release(uint32_t index) {
+void Imports::release(uint32_t slot) {
   char message[512];  // a failed open reports its own error, not the release's
   snprintf(message, sizeof(message), "%s", wb_last_error());
   catching("releasing a CUDA import", [&] {
     flatbuffers::FlatBufferBuilder builder;
-    auto body = proto::CreateReleaseAllocation(builder, index);
+    auto body = proto::CreateReleaseAllocation(builder, slot);
     Reply reply;
-    return request(client_, builder, proto::Body::ReleaseAllocation, body.Union(), &reply);
+    return connection_.call(builder, proto::Body::ReleaseAllocation, body.Union(), &reply);
   });
   fail(WB_OK, "%s", message);
 }
 
 void Imports::sweep() {
   if (open_count_.load(std::memory_order_relaxed) == 0) return;
-  const shm::Segment &seg = client_->seg;
+  const shm::Segment &seg = seg_;
   std::vector<std::pair<uint32_t, Import>> closing;
   {
     std::lock_guard lock(mutex_);
     closing.reserve(imports_.size());  // an import taken out below must reach its release
     for (auto it = imports_.begin(); it != imports_.end();) {
       uint32_t state = seg.allocation(it->first).state.load(std::memory_order_acquire);
-      if (mapped_stays_valid(state) || topic_pinned(client_, it->second.topic)) {
+      if (mapped_stays_valid(state) || pins_.pinned(pins_.context, it->second.topic)) {
         ++it;
         continue;
       }
@@ -269,19 +258,19 @@ void Imports::sweep() {
       it = imports_.erase(it);
     }
   }
-  for (auto &[index, imp] : closing) {
+  for (auto &[slot, imp] : closing) {
     unmap(imp);
-    release(index);
+    release(slot);
   }
 }
 
-void Imports::note_open(uint32_t index, bool open) {
+void Imports::note_open(uint32_t slot, bool open) {
   std::lock_guard lock(open_mutex_);
   if (open) {
-    open_.insert(index);
+    open_.insert(slot);
     open_count_.fetch_add(1, std::memory_order_relaxed);
   } else {
-    open_.erase(index);
+    open_.erase(slot);
     open_count_.fetch_sub(1, std::memory_order_relaxed);
   }
 }

@@ -1,5 +1,5 @@
 // Import once: each process opens each CUDA allocation on first use and keeps it open for every later
-// version, keyed by allocation index and generation. The exporting process uses its own pointer (a legacy
+// version, keyed by allocation slot and generation. The exporting process uses its own pointer (a legacy
 // handle cannot be opened by its exporter). Every open is counted by the broker in the allocation's importers
 // and paired with its close: when the allocation is revoked or dead and no snapshot pins it (sweep), or at
 // detach.
@@ -16,20 +16,31 @@
 
 #include "layout.hpp"
 
-struct wb_client;
+namespace wb {
+class Connection;
+}
 
 namespace wb::cuda {
 
+// Whether a snapshot of this client reads the topic in registry slot topic_slot (its imports stay open while one
+// does), asked of the client that owns the imports (client_state.cpp).
+struct PinCheck {
+  bool (*pinned)(void *context, uint32_t topic_slot) = nullptr;
+  void *context = nullptr;
+};
+
 class Imports {
  public:
-  explicit Imports(wb_client *client) : client_(client) {}
+  Imports(Connection &connection, const shm::Segment &seg, const PinCheck &pins)
+      : connection_(connection), seg_(seg), pins_(pins) {}
   Imports(const Imports &) = delete;
   Imports &operator=(const Imports &) = delete;
   // Closes every import. The broker stops counting them when the client's socket closes.
   ~Imports();
 
-  // The device address of allocation `index` in this process. WB_E_STALE when it is revoked or dead.
-  int base(uint32_t index, char **out);
+  // The device address in this process of the allocation in registry slot `slot`. WB_E_STALE when it is revoked
+  // or dead.
+  int base(uint32_t slot, char **out);
 
   // Closes imports of allocations that are no longer live and that no snapshot of this client pins.
   void sweep();
@@ -48,14 +59,16 @@ class Imports {
     bool vmm = false;
     std::vector<uint64_t> chunks;  // VMM: sizes of the chunks mapped back to back from base
   };
-  int open(uint32_t index, const shm::Allocation &a, Import *imp);
-  int open_legacy(uint32_t index, const shm::Allocation &a, Import *imp);
-  int open_vmm(uint32_t index, const shm::Allocation &a, int ordinal, Import *imp);
+  int open(uint32_t slot, const shm::Allocation &a, Import *imp);
+  int open_legacy(uint32_t slot, const shm::Allocation &a, Import *imp);
+  int open_vmm(uint32_t slot, const shm::Allocation &a, int ordinal, Import *imp);
   void unmap(const Import &imp);
-  void release(uint32_t index);
-  void note_open(uint32_t index, bool open);  // keeps open_ and open_count_ in step with imports_
+  void release(uint32_t slot);
+  void note_open(uint32_t slot, bool open);  // keeps open_ and open_count_ in step with imports_
 
-  wb_client *client_;
+  Connection &connection_;  // imports and releases allocations
+  const shm::Segment &seg_;
+  PinCheck pins_;
   std::mutex mutex_;
   std::unordered_map<uint32_t, Import> imports_;
   std::mutex open_mutex_;  // guards open_, the keys of imports_, on their own (see open_allocations)

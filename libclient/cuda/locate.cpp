@@ -121,14 +121,14 @@ int locate(const char *name, CUdeviceptr p, uint64_t bytes, Region *out) {
   return locate_legacy(d, name, p, bytes, out);
 }
 
-int export_region(const Region &region, const std::vector<Span> &chunks, uint32_t topic, NewAllocation *out) {
+int export_region(const Region &region, const std::vector<Span> &chunks, uint32_t topic_slot, NewAllocation *out) {
   const Driver *d = nullptr;
   ContextGuard guard;
   int rc = driver(&d);
   if (rc == WB_OK) rc = uuid_of(region.ordinal, out->device_uuid);
   if (rc == WB_OK) rc = guard.push(region.context);
   if (rc != WB_OK) return rc;
-  out->topic = topic;
+  out->topic = topic_slot;
   out->kind = region.kind;
   if (region.kind == shm::AllocationKind::kCudaIpc) {
     out->base = region.whole.base;

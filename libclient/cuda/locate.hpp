@@ -32,6 +32,7 @@ int locate(const char *name, CUdeviceptr p, uint64_t bytes, Region *out);
 // Exports a located region for topic into *out: legacy, the IPC handle of its whole block; VMM, one fd for
 // each of `chunks` (a run of back-to-back chunks, possibly gathered from several regions). On failure no fd
 // is left open.
-int export_region(const Region &region, const std::vector<Span> &chunks, uint32_t topic, NewAllocation *out);
+int export_region(const Region &region, const std::vector<Span> &chunks, uint32_t topic_slot,
+                  NewAllocation *out);
 
 }  // namespace wb::cuda

@@ -4,7 +4,10 @@
 #include <map>
 #include <string>
 
-#include "client_internal.hpp"
+#include "client.hpp"
+#include "struct_size.hpp"
+#include "tensor_spec.hpp"
+#include "topic.hpp"
 #include "client_state.hpp"
 #include "error.hpp"
 #include "geometry.hpp"
@@ -16,7 +19,7 @@ namespace {
 
 // Exports each distinct legacy block once, and each run of back-to-back VMM chunks of one GPU once (PyTorch's
 // expandable segments map a model's parameters as many chunks in one address range).
-int export_pending(Exports &exports, uint32_t topic, const std::vector<Region> &pending) {
+int export_pending(Exports &exports, uint32_t topic_slot, const std::vector<Region> &pending) {
   std::map<CUdeviceptr, const Region *> blocks;
   std::map<CUdeviceptr, std::pair<Span, const Region *>> chunks;
   for (const Region &region : pending) {
@@ -25,9 +28,9 @@ int export_pending(Exports &exports, uint32_t topic, const std::vector<Region> &
   }
   auto export_one = [&](const Region &region, const std::vector<Span> &run) {
     NewAllocation a;
-    uint32_t index = 0;
-    int rc = export_region(region, run, topic, &a);
-    return rc != WB_OK ? rc : exports.add(a, Owned{}, &index);
+    uint32_t slot = 0;
+    int rc = export_region(region, run, topic_slot, &a);
+    return rc != WB_OK ? rc : exports.add(a, Owned{}, &slot);
   };
   for (const auto &[base, region] : blocks) {
     if (int rc = export_one(*region, {}); rc != WB_OK) return rc;
@@ -71,8 +74,8 @@ int register_cuda(wb_topic *topic, const wb_tensor_spec *specs, void *const *poi
   for (uint32_t k = 0; k < count * replicas; ++k) {
     const wb_tensor_spec &spec = spec_at(specs, k % count);
     CUdeviceptr p = reinterpret_cast<CUdeviceptr>(pointers[k]);
-    uint32_t index = 0;
-    if (state->exports.find(topic->index, p, spec_bytes(spec), &index) ||
+    uint32_t slot = 0;
+    if (state->exports.find(topic->slot, p, spec_bytes(spec), &slot) ||
         in_pending_block(pending, p, spec_bytes(spec))) {
       continue;
     }
@@ -80,7 +83,7 @@ int register_cuda(wb_topic *topic, const wb_tensor_spec *specs, void *const *poi
     if ((rc = locate(spec.name, p, spec_bytes(spec), &region)) != WB_OK) return rc;
     pending.push_back(std::move(region));
   }
-  if ((rc = export_pending(state->exports, topic->index, pending)) != WB_OK) return rc;
+  if ((rc = export_pending(state->exports, topic->slot, pending)) != WB_OK) return rc;
   const shm::Segment &seg = topic->client->seg;
   std::vector<Placement> placements(count);
   for (uint32_t k = 0; k < count * replicas; ++k) {
@@ -89,7 +92,7 @@ int register_cuda(wb_topic *topic, const wb_tensor_spec *specs, void *const *poi
     CUdeviceptr p = reinterpret_cast<CUdeviceptr>(pointers[k]);
     Placement &place = placements[i];
     place.spec = i;
-    if (!state->exports.find(topic->index, p, spec_bytes(spec), &place.allocation[r])) {
+    if (!state->exports.find(topic->slot, p, spec_bytes(spec), &place.allocation[r])) {
       return fail(WB_E_STALE, "tensor '%s': its CUDA allocation was revoked while being registered", spec.name);
     }
     const shm::Allocation &a = seg.allocation(place.allocation[r]);

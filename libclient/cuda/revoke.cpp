@@ -4,7 +4,8 @@
 #include <set>
 #include <string>
 
-#include "client_internal.hpp"
+#include "client.hpp"
+#include "topic.hpp"
 #include "client_state.hpp"
 #include "clock.hpp"
 #include "error.hpp"
@@ -17,18 +18,18 @@ namespace {
 // How often a waiting exporter checks that the broker lives.
 constexpr int64_t kSliceNs = 100'000'000;
 
-int wait_unmapped(wb_client *client, const char *name, uint32_t index, const Deadline &deadline, int64_t timeout_ms) {
-  std::atomic<uint32_t> &importers = client->seg.allocation(index).importers;
+int wait_unmapped(wb_client *client, const char *name, uint32_t slot, const Deadline &deadline, int64_t timeout_ms) {
+  std::atomic<uint32_t> &importers = client->seg.allocation(slot).importers;
   for (;;) {
     uint32_t n = importers.load(std::memory_order_seq_cst);
     if (n == 0) return WB_OK;
-    if (int rc = await_broker(client, deadline); rc != WB_OK) return rc;  // only a broker lowers the count
+    if (int rc = client->connection.await_broker(deadline); rc != WB_OK) return rc;  // only a broker lowers the count
     int64_t remaining = deadline.remaining_ns();
     if (remaining == 0) {
       return fail(WB_E_TIMEOUT,
                   "tensor '%s': %u process(es) still map its CUDA allocation %u after %lld ms; it stays "
                   "revoked (call again to wait for them)",
-                  name, n, index, (long long)timeout_ms);
+                  name, n, slot, (long long)timeout_ms);
     }
     futex_wait(&importers, n, remaining < 0 ? kSliceNs : std::min(remaining, kSliceNs));
   }
@@ -44,24 +45,24 @@ extern "C" WB_API int wb_tensor_revoke(wb_topic *topic, const char *name, int64_
   if (topic == nullptr) return fail(WB_E_INVAL, "topic is NULL");
   if (!topic->publisher) return fail(WB_E_ROLE, "only the publisher of '%s' may revoke tensors", topic->entry->name);
   cuda::ClientState *state = nullptr;
-  uint32_t t = 0, position = 0;
+  uint32_t tensor_slot = 0, position = 0;
   int rc = cuda::client_state(topic->client, &state);
-  if (rc != WB_OK || (rc = find_tensor(topic, name, &t, &position)) != WB_OK) return rc;
+  if (rc != WB_OK || (rc = topic->tensors.find(name, &tensor_slot, &position)) != WB_OK) return rc;
   const shm::Segment &seg = topic->client->seg;
-  const shm::Tensor &root = seg.tensor(seg.tensor(t).root);
+  const shm::Tensor &root = seg.tensor(seg.tensor(tensor_slot).root);
   if (root.device_type != WB_DEVICE_CUDA) {
     return fail(WB_E_INVAL, "'%s' is a host tensor: its memory belongs to the broker and needs no revocation", name);
   }
   std::set<uint32_t> allocations(root.replica_allocation, root.replica_allocation + topic->entry->replicas);
   Deadline deadline(timeout_ms);
-  if ((rc = await_broker(topic->client, deadline)) != WB_OK) return rc;
-  for (uint32_t index : allocations) {
+  if ((rc = topic->client->connection.await_broker(deadline)) != WB_OK) return rc;
+  for (uint32_t slot : allocations) {
     uint32_t importers = 0;
-    if ((rc = cuda::revoke_allocation(topic->client, index, &importers)) != WB_OK) return rc;
+    if ((rc = cuda::revoke_allocation(topic->client->connection, slot, &importers)) != WB_OK) return rc;
   }
-  for (uint32_t index : allocations) {
-    if ((rc = cuda::wait_unmapped(topic->client, name, index, deadline, timeout_ms)) != WB_OK) return rc;
-    state->exports.forget(index);
+  for (uint32_t slot : allocations) {
+    if ((rc = cuda::wait_unmapped(topic->client, name, slot, deadline, timeout_ms)) != WB_OK) return rc;
+    state->exports.forget(slot);
   }
   return WB_OK;
 } catch (...) {

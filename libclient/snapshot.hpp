@@ -1,0 +1,35 @@
+// wb_snapshot, the handle of wb_snapshot_acquire (snapshot.cpp): a leased version of a topic.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "weightbus/weightbus.h"
+
+struct wb_topic;
+
+struct wb_snapshot {
+  // Held by the caller's handle and by each DLPack tensor exported from it (libclient/dlpack.cpp): the lease
+  // ends when the last of them lets go. topic is null once wb_detach has dropped the lease under live exports.
+  std::atomic<uint32_t> refs{1};
+  std::atomic<bool> handle_released{false};
+  wb_topic *topic = nullptr;
+  uint64_t version = 0;
+  uint32_t lease_slot = 0;
+  uint64_t timestamp_ns = 0;
+  std::vector<uint8_t> metadata;
+  uint32_t record_flags = 0;  // the version record's flags, read with its metadata
+};
+
+namespace wb {
+
+// wb_snapshot_tensor of the tensor in registry slot tensor_slot, at position `position` of its topic.
+int lookup_tensor(wb_snapshot *snapshot, uint32_t tensor_slot, uint32_t position, wb_tensor_info *out);
+
+// Drops one reference to a snapshot (its handle's or a DLPack export's); the last one releases it.
+void unref_snapshot(wb_snapshot *snapshot);
+// Detach's release: drops the lease now, even while DLPack exports live; their deleters stay safe to call.
+void orphan_snapshot(wb_snapshot *snapshot);
+
+}  // namespace wb

@@ -1,0 +1,49 @@
+// wb_topic, the handle of wb_topic_create / wb_topic_open (topic.cpp): the topic's registry slot, this
+// process's view of its tensors, and the update and snapshots open on it.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <set>
+
+#include "error.hpp"
+#include "layout.hpp"
+#include "notify_set.hpp"
+#include "tensor_list.hpp"
+#include "weightbus/weightbus.h"
+
+struct wb_client;
+struct wb_update;
+struct wb_snapshot;
+
+struct wb_topic {
+  wb_client *client = nullptr;
+  uint32_t slot = 0;  // in the registry's topic table
+  bool publisher = false;
+  wb::shm::Topic *entry = nullptr;
+
+  wb::TensorList tensors;
+
+  std::mutex handles_mutex;  // guards the fields below
+  std::set<wb_snapshot *> snapshots;
+  wb_update *update = nullptr;
+  bool update_reserved = false;  // a begin is waiting for leases
+
+  wb::NotifySet notify;  // behind wb_topic_notify_fd (notify.cpp)
+};
+
+namespace wb {
+
+// WB_E_NOT_FOUND once the topic was removed (wb_topic_remove), or while a removal checks it (then it may stay):
+// a handle of a removed topic can only be closed.
+inline int check_topic_live(const wb_topic *topic) {
+  if (topic->entry->state.load(std::memory_order_seq_cst) == uint32_t(shm::TopicState::kLive)) return WB_OK;
+  return fail(WB_E_NOT_FOUND, "topic '%s' was removed (wb_topic_remove): close this handle", topic->entry->name);
+}
+
+// Frees a topic handle and what only this process holds of it (its notify fds, its place in the client's
+// set); allocates nothing, so that wb_detach cannot stop half-way. The caller aborted its update and let go
+// of its snapshots.
+void release_topic(wb_topic *topic);
+
+}  // namespace wb

@@ -1,0 +1,25 @@
+// wb_update, the handle of wb_update_begin (update.cpp): a publisher's version in the making.
+#pragma once
+
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+struct wb_topic;
+
+struct wb_update {
+  wb_topic *topic = nullptr;
+  uint64_t version = 0;
+  std::vector<uint64_t> pinned;  // versions older than the latest still leased when the update began
+  std::unordered_map<uint32_t, uint32_t> replica_of;  // tensor slot -> replica being written
+  std::vector<uint32_t> changed;                      // tensor slots, in the order handed out
+  uint32_t recovered_dirty = 0;  // R = 1: tensors left half-written by a dead writer that this one rewrites
+  uint32_t record_flags = 0;     // VersionRecord::flags of the version (kRecordGpuEvent: published on a stream)
+};
+
+namespace wb {
+
+// Internal form of wb_update_abort, used by wb_topic_close and detach.
+void abort_update(wb_update *update);
+
+}  // namespace wb
