@@ -14,14 +14,8 @@
 namespace wb {
 
 int socket_address(const char *path, sockaddr_un *addr) {
-  *addr = sockaddr_un{};
-  addr->sun_family = AF_UNIX;
-  size_t length = strlen(path);
-  if (length >= sizeof(addr->sun_path)) {
-    return fail(WB_E_INVAL, "socket path '%s' is longer than %zu bytes", path, sizeof(addr->sun_path) - 1);
-  }
-  memcpy(addr->sun_path, path, length + 1);
-  return WB_OK;
+  if (fill_socket_address(path, addr)) return WB_OK;
+  return fail(WB_E_INVAL, "socket path '%s' is longer than %zu bytes", path, sizeof(addr->sun_path) - 1);
 }
 
 }  // namespace wb

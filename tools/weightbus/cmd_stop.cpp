@@ -15,6 +15,7 @@
 
 #include "commands.hpp"
 #include "json.hpp"
+#include "socket_path.hpp"
 
 // Debian 12's glibc (2.36) declares these without C linkage: its sys/pidfd.h lacks __BEGIN_DECLS.
 extern "C" {
@@ -39,12 +40,10 @@ struct Fd {
 // The pid of the process listening at path, as the kernel recorded it when that process called listen(). Only
 // a process of our own uid is a broker of ours (docs/security.md): another uid's is never signalled.
 pid_t listener_pid(const std::string &path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path))
+  sockaddr_un addr;
+  if (!wb::fill_socket_address(path.c_str(), &addr))
     throw std::runtime_error("stop: socket path " + path + " is longer than " +
                              std::to_string(sizeof(addr.sun_path) - 1) + " bytes");
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   Fd s{socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)};
   if (s.fd < 0) fail_errno("stop: socket");
   if (connect(s.fd, reinterpret_cast<const sockaddr *>(&addr), sizeof(addr)) != 0)
