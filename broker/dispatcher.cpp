@@ -1,11 +1,8 @@
 #include "dispatcher.hpp"
 
-#include <poll.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
-#include <new>
 
 #include "error.hpp"
 #include "log.hpp"
@@ -15,11 +12,6 @@ namespace wb::broker {
 
 int Dispatcher::open_registry(bool *adopted) {
   return registry_.open(options_.name, options_.caps, options_.per_client, adopted);
-}
-
-uint8_t *ReplyArena::allocate(size_t size) {
-  if (size > kSize) throw std::bad_alloc();
-  return bytes_;
 }
 
 bool Dispatcher::reap_orphans() {
@@ -99,79 +91,6 @@ void Dispatcher::refuse_connection(int fd, int code) {
   Client unserved;
   unserved.fd = fd;
   reply(&unserved, 0, code);
-}
-
-void Dispatcher::reply(Client *client, uint32_t id, int code, uint64_t value, uint64_t size, int fd) {
-  flatbuffers::FlatBufferBuilder builder(ReplyArena::kSize, &reply_arena_);
-  auto message = code == WB_OK ? 0 : builder.CreateString(wb_last_error());
-  auto body = proto::CreateReply(builder, code, message, value, size);
-  builder.Finish(proto::CreateMessage(builder, id, proto::Body::Reply, body.Union()));
-  int rc = wire::send(client->fd, builder.GetBufferPointer(), builder.GetSize(), fd >= 0 ? &fd : nullptr, fd >= 0);
-  if (rc != WB_OK) client->hang_up = "could not be answered (its socket is full or closed)";
-  answered_ = true;
-}
-
-void Dispatcher::refuse(Client *client, uint32_t id, int code) {
-  WB_LOG_LIMITED(LogLevel::kDebug, "pid %u: refused with %d: %s", client->pid, code, wb_last_error());
-  reply(client, id, code);
-}
-
-void Dispatcher::notify_subscribers(uint32_t topic) {
-  auto found = subscribers_.find(topic);
-  if (found == subscribers_.end()) return;
-  auto &subs = found->second;
-  for (auto it = subs.begin(); it != subs.end();) {
-    ssize_t n = write(it->second, "v", 1);
-    if (n < 0 && errno != EAGAIN) {  // the reader closed its end; a full pipe is readable already
-      unsubscribe(it->first, topic, it->second);
-      it = subs.erase(it);
-    } else {
-      ++it;
-    }
-  }
-}
-
-void Dispatcher::drop_subscribers(uint32_t topic) {
-  notify_subscribers(topic);
-  auto found = subscribers_.find(topic);
-  if (found == subscribers_.end()) return;
-  for (const auto &sub : found->second) unsubscribe(sub.first, topic, sub.second);
-  subscribers_.erase(found);
-}
-
-void Dispatcher::unsubscribe(Client *client, uint32_t topic, int fd) {
-  close(fd);
-  --client->subscriptions;
-  registry_.descriptors().release(1);
-  registry_.seg().topic(topic).notify_subscribers.fetch_sub(1);
-}
-
-int Dispatcher::check_subscription_room(const Client &client) const {
-  int rc = check_quota(Quota{.subscriptions = client.subscriptions}, Quota{.subscriptions = 1}, options_.per_client);
-  if (rc == WB_OK) rc = registry_.descriptors().check(1, "keeping a notify pipe");
-  return rc;
-}
-
-int Dispatcher::make_room_for_subscription(Client *client) {
-  if (check_subscription_room(*client) == WB_OK) return WB_OK;
-  prune_subscriptions(client);
-  return check_subscription_room(*client);
-}
-
-// A pipe whose read end is closed polls POLLERR on its write end: the reader closed its notify fd (or its topic
-// handle), which it does not tell the broker.
-void Dispatcher::prune_subscriptions(Client *client) {
-  for (auto &[topic, subs] : subscribers_) {
-    for (auto it = subs.begin(); it != subs.end();) {
-      pollfd pfd{it->second, 0, 0};
-      if (it->first == client && poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR)) {
-        unsubscribe(client, topic, it->second);
-        it = subs.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
 }
 
 void Dispatcher::client_gone(Client *client, const char *why) {

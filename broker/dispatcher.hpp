@@ -67,8 +67,12 @@ class Dispatcher {
 
  private:
   void dispatch(Client *client, const proto::Message *m, std::vector<int> &fds);
+  // Answers (replies.cpp).
   void reply(Client *client, uint32_t id, int code, uint64_t value = 0, uint64_t size = 0, int fd = -1);
   void refuse(Client *client, uint32_t id, int code);  // replies with code and wb_last_error()
+  // Publisher-only requests about topic: WB_OK, or refuses and returns the error.
+  int check_publisher(Client *client, uint32_t id, uint32_t topic);
+  // Notify pipes (subscriptions.cpp).
   void notify_subscribers(uint32_t topic);
   // The topic was removed: its subscribers' pipes are written to (they wake and find it gone) and closed.
   void drop_subscribers(uint32_t topic);
@@ -79,6 +83,7 @@ class Dispatcher {
   void prune_subscriptions(Client *client);
   void unsubscribe(Client *client, uint32_t topic, int fd);  // closes fd and uncounts it
 
+  // One per control message (handlers.cpp).
   void on_attach(Client *client, uint32_t id, const void *body);
   void on_resume(Client *client, uint32_t id, const proto::Attach *attach);
   void on_create_topic(Client *client, uint32_t id, const void *body);
@@ -99,8 +104,6 @@ class Dispatcher {
   void on_release_allocation(Client *client, uint32_t id, const void *body);
   // The client is gone: uncounts its imports and ends its legacy-IPC exports.
   void drop_cuda(Client *client);
-  // Publisher-only requests about topic: WB_OK, or refuses and returns the error.
-  int check_publisher(Client *client, uint32_t id, uint32_t topic);
 
   const Options &options_;
   ReplyArena reply_arena_;

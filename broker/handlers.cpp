@@ -112,15 +112,6 @@ void Dispatcher::on_remove_topic(Client *client, uint32_t id, const void *body) 
   reply(client, id, WB_OK);
 }
 
-int Dispatcher::check_publisher(Client *client, uint32_t id, uint32_t topic) {
-  int rc = registry_.check_topic(topic);
-  if (rc == WB_OK && !registry_.is_publisher(topic, client->slot)) {
-    rc = fail(WB_E_ROLE, "only the publisher of '%s' may do this", registry_.seg().topic(topic).name);
-  }
-  if (rc != WB_OK) refuse(client, id, rc);
-  return rc;
-}
-
 void Dispatcher::on_close_topic(Client *client, uint32_t id, const void *body) {
   uint32_t topic = static_cast<const proto::CloseTopic *>(body)->topic();
   if (check_publisher(client, id, topic) != WB_OK) return;

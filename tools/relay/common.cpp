@@ -5,8 +5,6 @@
 
 namespace wbrelay {
 
-std::atomic<bool> g_stop{false};
-
 std::unique_ptr<Transport> make_transport(const Options &o, int32_t device) {
   if (o.transport == "tcp") return make_tcp_transport(o.bucket);
   return make_nccl_transport(o.bucket, device);

@@ -17,9 +17,10 @@
 #include <thread>
 
 #include "failures.hpp"
-#include "relay.hpp"
 
 namespace wbrelay {
+
+std::atomic<bool> g_stop{false};
 
 int64_t now_ms() {
   timespec ts{};

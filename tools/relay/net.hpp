@@ -1,11 +1,16 @@
 // TCP with deadlines: every wait of the relay on the network is bounded, so a peer that dies or stops answering
-// becomes a PeerError instead of a hang.
+// becomes a PeerError instead of a hang, and a stop signal (g_stop) ends the waits for a peer.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 
 namespace wbrelay {
+
+// Set by SIGINT/SIGTERM: both roles finish what they are doing and return. Here, below the roles, because
+// waiting for a peer (connect_until) is the first thing a stop must cut short.
+extern std::atomic<bool> g_stop;
 
 int64_t now_ms();  // CLOCK_MONOTONIC
 

@@ -3,7 +3,6 @@
 // with the same metadata, into its own node's broker. docs/relay.md describes the protocol and its failures.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -25,9 +24,6 @@ struct Options {
   int64_t timeout_ms = 30000;  // rendezvous, and how long a silent peer is waited for
   std::string transport = "nccl";
 };
-
-// Set by SIGINT/SIGTERM: both roles finish what they are doing and return.
-extern std::atomic<bool> g_stop;
 
 // Both return the exit status (0 after a stop signal) or throw RelayError.
 int run_source(const Options &o);
