@@ -126,7 +126,6 @@ class Registry {
 
  private:
   int create(const shm::Capacities &caps);
-  int lock_segment();
   void remove_segment();
   int adopt();
   int adopt_names();
@@ -139,6 +138,21 @@ class Registry {
   bool orphan_hands_over(uint32_t slot, uint32_t pid) const;
   bool orphan_done(uint32_t pid) const;
   bool exporter_alive(const shm::Allocation &alloc) const;
+  int check_new_tensors(uint32_t topic, const std::vector<NewTensor> &specs, std::vector<bool> *is_new,
+                        uint32_t *count) const;
+  int check_cuda_allocation(uint32_t allocation, shm::Allocation **out) const;
+  // A removed topic's allocations (remove_topic): host ones closed, unlinked and marked free, CUDA ones revoked.
+  std::vector<std::pair<uint32_t, std::string>> host_allocations_of(uint32_t topic) const;
+  void free_host_allocations(const std::vector<std::pair<uint32_t, std::string>> &host);
+  void revoke_cuda_allocations(uint32_t topic);
+  void drop_chunks(uint32_t allocation);  // closes the chunk fds the broker keeps of allocation
+  int check_registered(uint32_t topic, uint32_t client, const NewRegisteredTensor &t) const;
+
+  // The table primitives (registry_tables.cpp), which registry.cpp, adopt.cpp and registry_cuda.cpp all call and
+  // which call none of them (so do remove_client, is_publisher and release_publisher above).
+  // copy_name: name into a fixed, NUL-terminated field, cut to fit.
+  static void copy_name(char *dst, const std::string &name, size_t capacity);
+  int lock_segment();
   std::string allocation_shm_name(uint32_t allocation) const;
   // WB_E_PERM naming the object (a name under /dev/shm, "/weightbus-...") unless it is a regular file of ours
   // with mode 0600, ending with object_advice(); check_unopened for one that open refused.
@@ -146,8 +160,6 @@ class Registry {
   int check_object(const std::string &object, int fd) const;
   int check_unopened(const std::string &object, int open_errno) const;
   int find_tensor(uint32_t topic, const std::string &name, uint32_t *slot) const;
-  int check_new_tensors(uint32_t topic, const std::vector<NewTensor> &specs, std::vector<bool> *is_new,
-                        uint32_t *count) const;
   // Appends the tensor in `slot` to the topic's list. Its name is entered in tensors_by_name_ before the
   // segment changes (entering it may fail for want of memory, nothing after may); forget_names_from withdraws
   // the names of tensors from slot `first` on, which a failed request entered.
@@ -169,13 +181,6 @@ class Registry {
   // in tensors_by_name_: nothing here fails.
   uint32_t append_tensor(uint32_t topic, const std::string &name, int32_t dtype, const std::vector<int64_t> &shape,
                          const std::vector<int64_t> &strides, const TensorPlacement &placement);
-  int check_cuda_allocation(uint32_t allocation, shm::Allocation **out) const;
-  // A removed topic's allocations (remove_topic): host ones closed, unlinked and marked free, CUDA ones revoked.
-  std::vector<std::pair<uint32_t, std::string>> host_allocations_of(uint32_t topic) const;
-  void free_host_allocations(const std::vector<std::pair<uint32_t, std::string>> &host);
-  void revoke_cuda_allocations(uint32_t topic);
-  void drop_chunks(uint32_t allocation);  // closes the chunk fds the broker keeps of allocation
-  int check_registered(uint32_t topic, uint32_t client, const NewRegisteredTensor &t) const;
   // WB_E_NOSPC if client may not create `more`; charge() counts it once created.
   int check_quota(uint32_t client, const Quota &more) const;
   void charge(uint32_t client, const Quota &more);
