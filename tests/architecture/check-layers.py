@@ -11,6 +11,8 @@ import os
 import re
 import sys
 
+from graph import strongly_connected
+
 ROOT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", ".."))
 
 # Folder -> folders its files may include from, besides their own folder (searched in this order).
@@ -63,31 +65,6 @@ def resolve(src, name):
     return None, True
 
 
-def find_cycle(graph):
-    """One cycle of graph as a list of nodes, or None (iterative depth-first search)."""
-    state = {}
-    for start in sorted(graph):
-        if start in state:
-            continue
-        stack = [(start, iter(sorted(graph[start])))]
-        state[start] = 1
-        path = [start]
-        while stack:
-            node, children = stack[-1]
-            child = next(children, None)
-            if child is None:
-                state[node] = 2
-                stack.pop()
-                path.pop()
-            elif state.get(child) == 1:
-                return path[path.index(child):] + [child]
-            elif child not in state:
-                state[child] = 1
-                path.append(child)
-                stack.append((child, iter(sorted(graph.get(child, ())))))
-    return None
-
-
 def main():
     problems = []
     graph = {}
@@ -106,9 +83,8 @@ def main():
                                 f"include ({', '.join(ALLOWED[layer_of(src)]) or 'nothing'})")
             else:
                 graph[src].add(target)
-    cycle = find_cycle(graph)
-    if cycle:
-        problems.append("include cycle: " + " -> ".join(cycle))
+    for component in strongly_connected(graph):
+        problems.append("include cycle among " + ", ".join(component))
     for line in problems:
         print(line)
     if not problems:
