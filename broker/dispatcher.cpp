@@ -37,7 +37,8 @@ void Dispatcher::handle(Client *client, wire::Received &msg) {
     snprintf(what, sizeof(what), "weightbusd, handling %s", proto::EnumNameBody(m->body_type()));
     int rc = abi_error(what);
     WB_LOG_LIMITED(LogLevel::kWarn, "pid %u: %s", client->pid, wb_last_error());
-    if (!answered_ && m->body_type() != proto::Body::Published) reply(client, m->id(), rc);
+    bool notice = m->body_type() == proto::Body::Published || m->body_type() == proto::Body::RankPublished;
+    if (!answered_ && !notice) reply(client, m->id(), rc);
   }
 }
 
@@ -76,6 +77,8 @@ void Dispatcher::dispatch(Client *client, const proto::Message *m, std::vector<i
     case proto::Body::RevokeAllocation: return on_revoke_allocation(client, id, body);
     case proto::Body::ImportAllocation: return on_import_allocation(client, id, body);
     case proto::Body::ReleaseAllocation: return on_release_allocation(client, id, body);
+    case proto::Body::SealRank: return on_seal_rank(client, id, body);
+    case proto::Body::RankPublished: return on_rank_published(client, body);
     default:
       fail(WB_E_PROTOCOL, "unexpected message type %d", int(m->body_type()));
       return refuse(client, id, WB_E_PROTOCOL);

@@ -102,6 +102,9 @@ class Dispatcher {
   void on_revoke_allocation(Client *client, uint32_t id, const void *body);
   void on_import_allocation(Client *client, uint32_t id, const void *body);
   void on_release_allocation(Client *client, uint32_t id, const void *body);
+  // Sharded topics (handlers_shards.cpp).
+  void on_seal_rank(Client *client, uint32_t id, const void *body);
+  void on_rank_published(Client *client, const void *body);
   // The client is gone: uncounts its imports and ends its legacy-IPC exports.
   void drop_cuda(Client *client);
 

@@ -35,6 +35,7 @@ const char kUsage[] =
     "  --max-clients N          attached clients at once (default 128)\n"
     "  --leases-per-client N    snapshots one client may hold at once (default 64)\n"
     "  --ring-slots N           version records kept per topic (default 16, at least 2)\n"
+    "  --max-ranks N            publishing ranks of sharded topics, all together (default 1024)\n"
     "  --help, --version\n"
     "\n"
     "per-client limits (one connection; a request over one is refused with WB_E_NOSPC naming the flag):\n"
@@ -96,6 +97,7 @@ const CountFlag kCountFlags[] = {
     {"--max-clients", &shm::Capacities::max_clients, 1, kMax.max_clients},
     {"--leases-per-client", &shm::Capacities::leases_per_client, 1, kMax.leases_per_client},
     {"--ring-slots", &shm::Capacities::ring_slots, 2, kMax.ring_slots},
+    {"--max-ranks", &shm::Capacities::max_ranks, 1, kMax.max_ranks},
 };
 
 struct QuotaFlag {

@@ -14,7 +14,7 @@ struct Options {
   std::string socket_path;  // empty: resolved like the library does
   bool foreground = false;
   LogLevel log_level = LogLevel::kInfo;
-  shm::Capacities caps{256, 65536, 4096, 128, 64, 16};
+  shm::Capacities caps{256, 65536, 4096, 128, 64, 16, 1024};
   Quota per_client;  // 0 in a field: half of its table (bytes: half of the machine's memory)
 };
 

@@ -88,6 +88,15 @@ class Registry {
   // Returns the number of tensors left dirty.
   uint32_t release_publisher(uint32_t topic);
 
+  // Sharded topics, versions (commit.cpp). Commits version latest + 1 of a sharded topic once every rank's
+  // Rank::published has reached it (the record's changed count, its version word, then latest; wakes readers);
+  // returns whether it did. Called on RankPublished, when a rank's publisher ends, and on adoption.
+  bool commit_if_complete(uint32_t topic);
+  // A rank's publisher left (closed or died) before its Rank::published reached the version it was writing:
+  // rolls its shards back (R >= 2) or counts those left half-written dirty (R = 1). The caller then clears the
+  // rank's publisher and calls commit_if_complete.
+  void end_rank_version(uint32_t topic, uint32_t rank);
+
   // Allocates the tensors of `specs` that do not exist yet in one shared-memory object (named after the segment
   // and the allocation, so that a broker restarted after a crash can open it again); *fd is -1 when all existed.
   int alloc_tensors(uint32_t topic, uint32_t client, const std::vector<NewTensor> &specs, uint32_t *allocation,

@@ -16,7 +16,8 @@ bool within_limits(const Capacities &caps) {
   const Capacities &max = kCapacityLimits;
   return within(caps.max_topics, 1, max.max_topics) && within(caps.max_tensors, 1, max.max_tensors) &&
          within(caps.max_allocations, 1, max.max_allocations) && within(caps.max_clients, 1, max.max_clients) &&
-         within(caps.leases_per_client, 1, max.leases_per_client) && within(caps.ring_slots, 2, max.ring_slots);
+         within(caps.leases_per_client, 1, max.leases_per_client) && within(caps.ring_slots, 2, max.ring_slots) &&
+         within(caps.max_ranks, 1, max.max_ranks);
 }
 
 }  // namespace
@@ -36,6 +37,8 @@ Layout compute_layout(const Capacities &caps) {
   at = align_up(at + uint64_t{caps.max_clients} * layout.client_stride, kTableAlignment);
   layout.rings_offset = at;
   at = align_up(at + uint64_t{caps.max_topics} * caps.ring_slots * sizeof(VersionRecord), kTableAlignment);
+  layout.ranks_offset = at;
+  at = align_up(at + uint64_t{caps.max_ranks} * sizeof(Rank), kTableAlignment);
   layout.segment_size = at;
   return layout;
 }
@@ -51,6 +54,7 @@ void write_header(Header &h, const Capacities &caps, uint32_t broker_pid, uint64
   h.allocations_offset = layout.allocations_offset;
   h.clients_offset = layout.clients_offset;
   h.rings_offset = layout.rings_offset;
+  h.ranks_offset = layout.ranks_offset;
   h.client_stride = layout.client_stride;
   h.created_ns = created_ns;
   // Last, also for the compiler: a broker that dies while writing the header leaves no fingerprint. Clients
@@ -81,7 +85,8 @@ int validate_header(const void *base, uint64_t mapped_size) {
   if (layout.segment_size != h.segment_size || layout.segment_size > mapped_size ||
       layout.topics_offset != h.topics_offset || layout.tensors_offset != h.tensors_offset ||
       layout.allocations_offset != h.allocations_offset || layout.clients_offset != h.clients_offset ||
-      layout.rings_offset != h.rings_offset || layout.client_stride != h.client_stride) {
+      layout.rings_offset != h.rings_offset || layout.ranks_offset != h.ranks_offset ||
+      layout.client_stride != h.client_stride) {
     return fail(WB_E_PROTOCOL, "segment header's table offsets do not match its capacities");
   }
   return WB_OK;

@@ -4,7 +4,9 @@
 // process writes are std::atomic (lock-free, hence address-free and usable across processes). Who writes what:
 //   broker     everything structural: header, topic/tensor/allocation entries, client slots, reclaim.
 //   publisher  its topic's live fields (latest, floor, writing_version, futex words, event_*), its version
-//              ring (with the event handles) and the replica_version words of its tensors.
+//              ring (with the event handles) and the replica_version words of its tensors. A rank of a sharded
+//              topic: its Rank entry's live fields, the replica_version words of its shards, the topic's floor
+//              (raised only) and, rank 0, the version record's body; the broker commits (latest).
 //   reader     only the lease words (and their acquire times) of its own client slot, and the release futex
 //              word of a topic.
 #pragma once
@@ -19,7 +21,7 @@
 namespace wb::shm {
 
 inline constexpr uint64_t kMagic = 0x31474553'53554257ull;  // "WBUSSEG1"
-inline constexpr uint32_t kLayoutVersion = 5;
+inline constexpr uint32_t kLayoutVersion = 6;
 inline constexpr uint32_t kNone = UINT32_MAX;
 inline constexpr uint64_t kNeverWritten = UINT64_MAX;        // a replica that holds no version
 inline constexpr uint64_t kWritingBit = 1ull << 63;         // R = 1: replica being written in place by version
@@ -33,6 +35,7 @@ struct Fingerprint {
   uint32_t client_size;
   uint32_t version_record_size;
   uint32_t max_replicas;
+  uint32_t rank_size;
   bool operator==(const Fingerprint &) const = default;
 };
 
@@ -43,11 +46,12 @@ struct Capacities {
   uint32_t max_clients;
   uint32_t leases_per_client;
   uint32_t ring_slots;  // version records kept per topic
+  uint32_t max_ranks;   // Rank entries, over all sharded topics (each takes as many as it has ranks)
 };
 
 // The largest capacities a broker accepts (weightbusd's flags) and a client believes of a segment header: they
 // keep every table offset far below 2^64, so that compute_layout cannot wrap around.
-inline constexpr Capacities kCapacityLimits{65534, 16u << 20, 1u << 20, 65536, 65536, 4096};
+inline constexpr Capacities kCapacityLimits{65534, 16u << 20, 1u << 20, 65536, 65536, 4096, 1u << 20};
 
 // kRemoving: the broker is checking that no lease pins the topic before it removes it (Registry::remove_topic);
 // it goes back to kLive if one does. kRemoved: gone for good. A removed topic's entry, and the entries of its
@@ -85,7 +89,38 @@ struct Topic {
   std::atomic<uint32_t> event_owner;
   std::atomic<uint32_t> event_owner_generation;
   std::atomic<uint32_t> event_device_uuid[4];  // the GPU the events were created on (16 bytes)
+  // Sharded topics (docs/sharded-models.md). ranks and first_rank are written by the broker before the topic
+  // is handed out and never change; publisher/publisher_pid above stay 0 (each Rank entry has its own).
+  uint32_t ranks;                         // 0: a plain topic; N >= 1: sharded over N ranks
+  uint32_t first_rank;                    // Rank entry of rank 0; ranks 1..N-1 follow it
+  std::atomic<uint32_t> sealed_ranks;     // broker: ranks that sealed their layout
+  std::atomic<uint32_t> layout_complete;  // broker: 1 once every rank sealed and the shards cover every tensor
 };
+
+// One publishing rank of a sharded topic. The broker writes topic, rank, publisher*, sealed, shards and bytes;
+// the rank's publisher writes the rest. published is the rank's point of no return for a version: once it is
+// stored, the rank's part of that version (its shards' replica_version words, rank 0's record body, changed)
+// is final, and the broker commits the version when every rank's published equals latest + 1.
+struct Rank {
+  uint32_t topic;
+  uint32_t rank;
+  std::atomic<uint32_t> publisher;       // client slot + 1; 0 = none
+  std::atomic<uint32_t> publisher_pid;
+  std::atomic<uint32_t> sealed;          // 1 once the rank sealed its layout
+  std::atomic<uint32_t> shards;          // shard entries registered by the rank
+  std::atomic<uint32_t> dirty_tensors;   // R = 1: its shards left half-written (summed in Topic::dirty_tensors)
+  std::atomic<uint32_t> changed;         // shards changed by version `published` (summed into its record)
+  std::atomic<uint64_t> published;       // the last version this rank published, 0 = none
+  std::atomic<uint64_t> writing_version; // nonzero once its update handed out a write pointer
+  std::atomic<uint64_t> begin_ns;        // CLOCK_REALTIME of its last begin (weightbus stats: who lags)
+  std::atomic<uint64_t> published_ns;    // CLOCK_REALTIME of its last publish
+  std::atomic<uint64_t> bytes;           // storage of its shards, all replicas
+};
+
+// kPlain: a tensor of a plain topic (or a view). kLogical: a sharded topic's whole tensor, listed in the topic
+// (name, dtype, logical shape) with no storage of its own. kShard: the part of a logical tensor one rank stores;
+// not listed, chained from its logical entry (first_shard, next_shard), name = the logical tensor's.
+enum class TensorRole : uint32_t { kPlain = 0, kLogical = 1, kShard = 2 };
 
 struct Tensor {
   char name[WB_NAME_MAX + 1];
@@ -107,6 +142,18 @@ struct Tensor {
   // CUDA tensors: the allocation holding each replica (registered replicas may live in different
   // allocations). Host tensors keep every replica in `allocation` and leave this zero.
   uint32_t replica_allocation[WB_MAX_REPLICAS];
+  // Sharded topics (TensorRole); a plain tensor leaves them zero. The broker writes them all before it
+  // publishes the entry: a logical entry's chain grows by next_shard, then shard_count (release), so a reader
+  // that loads shard_count (acquire) may walk that many shards from first_shard.
+  uint32_t role;                          // TensorRole
+  uint32_t rank;                          // kShard: the rank storing it
+  uint32_t logical;                       // kShard: its logical entry
+  uint32_t shard_flags;                   // kShard: WB_SHARD_REPLICATED or 0
+  uint32_t first_shard;                   // kLogical: its first shard, kNone while it has none
+  std::atomic<uint32_t> shard_count;      // kLogical: shards chained from first_shard
+  std::atomic<uint32_t> next_shard;       // kShard: the next shard of the same logical tensor, kNone at the end
+  uint32_t shard_index;                   // kShard: its number among its rank's shards of this logical tensor
+  int64_t region_offset[WB_MAX_DIMS];     // kShard: where it starts in the logical tensor; its extent is shape
 };
 
 // kCudaIpc: a legacy CUDA IPC handle of an allocation's base (cuMemAlloc, PyTorch's caching allocator);
@@ -181,10 +228,11 @@ struct Header {
   uint64_t rings_offset;
   uint64_t client_stride;  // bytes per client slot with its lease words
   uint64_t created_ns;
+  uint64_t ranks_offset;
   std::atomic<uint32_t> topic_count;       // entries [0, count) have been handed out; append-only
   std::atomic<uint32_t> tensor_count;
   std::atomic<uint32_t> allocation_count;
-  uint32_t reserved;
+  std::atomic<uint32_t> rank_count;
   Fingerprint fingerprint;  // written last: a reader that sees it valid sees a complete header
 };
 
@@ -195,7 +243,7 @@ static_assert(WB_METADATA_MAX % sizeof(uint64_t) == 0, "metadata is stored in wh
 constexpr Fingerprint expected_fingerprint() {
   return Fingerprint{kLayoutVersion,          sizeof(Header),       sizeof(Topic),
                      sizeof(Tensor),          sizeof(Allocation),   sizeof(ClientSlot),
-                     sizeof(VersionRecord),   WB_MAX_REPLICAS};
+                     sizeof(VersionRecord),   WB_MAX_REPLICAS,      sizeof(Rank)};
 }
 
 // expected_fingerprint() field by field, as the Attach message carries it.
@@ -213,6 +261,7 @@ struct Layout {
   uint64_t allocations_offset;
   uint64_t clients_offset;
   uint64_t rings_offset;
+  uint64_t ranks_offset;
   uint64_t client_stride;
   uint64_t segment_size;
 };
@@ -242,6 +291,7 @@ class Segment {
   std::atomic<uint64_t> *lease_times(uint32_t client_slot) const {
     return leases(client_slot) + caps().leases_per_client;
   }
+  Rank &rank(uint32_t i) const { return at<Rank>(header().ranks_offset, i, sizeof(Rank)); }
   VersionRecord &record(uint32_t topic_slot, uint64_t version) const {
     uint64_t ring_slot = uint64_t{topic_slot} * caps().ring_slots + version % caps().ring_slots;
     return at<VersionRecord>(header().rings_offset, 0, 0, ring_slot * sizeof(VersionRecord));

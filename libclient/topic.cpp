@@ -1,5 +1,6 @@
 // Creating, opening, closing and describing topics.
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <memory>
 
@@ -48,6 +49,10 @@ void close_as_publisher(wb_topic *topic, wb_update *update) {
   topic->client->connection.call(builder, proto::Body::CloseTopic, body.Union(), &reply);
 }
 
+// wb_topic_info as version 0.1.0 of the library had it, before the fields of sharded topics: callers built with
+// that header pass this struct_size, and get what it has room for.
+constexpr size_t kTopicInfoFirstSize = offsetof(wb_topic_info, ranks);
+
 void fill_topic_info(const shm::Topic &entry, wb_topic_info *out) {
   out->replicas = entry.replicas;
   memcpy(out->name, entry.name, sizeof(out->name));
@@ -57,6 +62,9 @@ void fill_topic_info(const shm::Topic &entry, wb_topic_info *out) {
   out->publisher_pid = entry.publisher.load() != 0 ? entry.publisher_pid.load() : 0;
   out->dirty = entry.dirty_tensors.load() > 0;
   out->bytes = entry.bytes.load();
+  if (out->struct_size < sizeof(wb_topic_info)) return;
+  out->ranks = entry.ranks;
+  out->layout_complete = entry.layout_complete.load();
 }
 
 }  // namespace
@@ -145,7 +153,7 @@ extern "C" WB_API int wb_topic_close(wb_topic *topic) try {
 
 extern "C" WB_API int wb_topic_get_info(wb_topic *topic, wb_topic_info *out) try {
   if (topic == nullptr || out == nullptr) return fail(WB_E_INVAL, "topic or out is NULL");
-  int rc = check_struct_size(out->struct_size, sizeof(wb_topic_info), "wb_topic_info");
+  int rc = check_struct_size(out->struct_size, kTopicInfoFirstSize, "wb_topic_info");
   if (rc != WB_OK || (rc = check_topic_live(topic)) != WB_OK) return rc;
   fill_topic_info(*topic->entry, out);
   return WB_OK;
@@ -160,14 +168,19 @@ extern "C" WB_API int wb_list_topics(wb_client *client, wb_topic_info *out, uint
   if (int rc = client->connection.check_broker(); rc != WB_OK) return rc;
   const shm::Segment &seg = client->seg;
   uint32_t total = std::min(seg.header().topic_count.load(std::memory_order_acquire), seg.caps().max_topics);
+  // The elements are out[0].struct_size bytes apart, so that callers of an older, shorter struct keep working.
+  uint32_t stride = capacity > 0 ? out[0].struct_size : 0;
+  if (capacity > 0) {
+    if (int rc = check_struct_size(stride, kTopicInfoFirstSize, "wb_topic_info"); rc != WB_OK) return rc;
+  }
   uint32_t found = 0;
   for (uint32_t slot = 0; slot < total; ++slot) {
     const shm::Topic &entry = seg.topic(slot);
     if (entry.state.load(std::memory_order_acquire) != uint32_t(shm::TopicState::kLive)) continue;
     if (found < capacity) {
-      int rc = check_struct_size(out[found].struct_size, sizeof(wb_topic_info), "wb_topic_info");
-      if (rc != WB_OK) return rc;
-      fill_topic_info(entry, &out[found]);
+      auto *info = reinterpret_cast<wb_topic_info *>(reinterpret_cast<char *>(out) + uint64_t{found} * stride);
+      info->struct_size = stride;
+      fill_topic_info(entry, info);
     }
     ++found;
   }

@@ -21,6 +21,10 @@ struct wb_topic {
   uint32_t slot = 0;  // in the registry's topic table
   bool publisher = false;
   wb::shm::Topic *entry = nullptr;
+  // Sharded topics: the rank this handle publishes (wb_topic_create_rank), kNone for readers and plain topics,
+  // and whether it sealed its layout (wb_topic_seal_rank, or the first begin).
+  uint32_t rank = wb::shm::kNone;
+  bool rank_sealed = false;
 
   wb::TensorList tensors;
 

@@ -35,6 +35,7 @@ const (
 	ErrStale       Code = -22 // the tensor or allocation was revoked by its exporter
 	ErrConnect     Code = -23 // no broker listens at the socket path
 	ErrCUDA        Code = -24 // a CUDA driver call failed
+	ErrLayout      Code = -25 // a sharded topic's shards overlap, leave a gap or disagree
 )
 
 // Error is wb_strerror's text for the code, e.g. "WB_E_TIMEOUT: the wait timed out".

@@ -15,21 +15,25 @@ import (
 // them. The "init" facts have no counterpart: Go takes the ..._INIT values from the header itself (wbgo.h).
 func goFacts() map[string]string {
 	facts := map[string]string{
-		"const WB_VERSION_MAJOR":  fmt.Sprint(VersionMajor),
-		"const WB_VERSION_MINOR":  fmt.Sprint(VersionMinor),
-		"const WB_VERSION_PATCH":  fmt.Sprint(VersionPatch),
-		"const WB_VERSION":        fmt.Sprint(Version),
-		"const WB_VERSION_STRING": VersionString,
-		"const WB_NAME_MAX":       fmt.Sprint(NameMax),
-		"const WB_MAX_DIMS":       fmt.Sprint(MaxDims),
-		"const WB_MAX_REPLICAS":   fmt.Sprint(MaxReplicas),
-		"const WB_METADATA_MAX":   fmt.Sprint(MetadataMax),
-		"const WB_ALIGNMENT":      fmt.Sprint(Alignment),
-		"const WB_VERSION_MAX":    fmt.Sprint(uint64(VersionMax)),
-		"const WB_CUDA_ALIGNMENT": fmt.Sprint(CUDAAlignment),
-		"const WB_OK":             "0", // a nil error in Go
-		"const WB_DEVICE_HOST":    fmt.Sprint(int(DeviceHost)),
-		"const WB_DEVICE_CUDA":    fmt.Sprint(int(DeviceCUDA)),
+		"const WB_VERSION_MAJOR":    fmt.Sprint(VersionMajor),
+		"const WB_VERSION_MINOR":    fmt.Sprint(VersionMinor),
+		"const WB_VERSION_PATCH":    fmt.Sprint(VersionPatch),
+		"const WB_VERSION":          fmt.Sprint(Version),
+		"const WB_VERSION_STRING":   VersionString,
+		"const WB_NAME_MAX":         fmt.Sprint(NameMax),
+		"const WB_MAX_DIMS":         fmt.Sprint(MaxDims),
+		"const WB_MAX_REPLICAS":     fmt.Sprint(MaxReplicas),
+		"const WB_METADATA_MAX":     fmt.Sprint(MetadataMax),
+		"const WB_ALIGNMENT":        fmt.Sprint(Alignment),
+		"const WB_VERSION_MAX":      fmt.Sprint(uint64(VersionMax)),
+		"const WB_CUDA_ALIGNMENT":   fmt.Sprint(CUDAAlignment),
+		"const WB_MAX_RANKS":        fmt.Sprint(MaxRanks),
+		"const WB_SHARD_REPLICATED": fmt.Sprint(ShardReplicated),
+		"const WB_SPLIT_EVEN":       fmt.Sprint(SplitEven),
+		"const WB_SPLIT_CHUNK":      fmt.Sprint(SplitChunk),
+		"const WB_OK":               "0", // a nil error in Go
+		"const WB_DEVICE_HOST":      fmt.Sprint(int(DeviceHost)),
+		"const WB_DEVICE_CUDA":      fmt.Sprint(int(DeviceCUDA)),
 	}
 	codes := map[string]Code{
 		"INVAL": ErrInval, "NOMEM": ErrNoMem, "NOT_FOUND": ErrNotFound, "EXISTS": ErrExists,
@@ -38,6 +42,7 @@ func goFacts() map[string]string {
 		"BROKER_GONE": ErrBrokerGone, "ABI_MISMATCH": ErrABIMismatch, "DIRTY": ErrDirty, "EXPIRED": ErrExpired,
 		"STATE": ErrState, "PERM": ErrPerm, "PROTOCOL": ErrProtocol, "IO": ErrIO, "NO_CUDA": ErrNoCUDA,
 		"STALE": ErrStale, "CONNECT": ErrConnect, "CUDA": ErrCUDA,
+		"LAYOUT": ErrLayout,
 	}
 	for name, code := range codes {
 		facts["const WB_E_"+name] = fmt.Sprint(int(code))

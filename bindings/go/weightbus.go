@@ -64,6 +64,14 @@ const (
 	Alignment     = 64        // every host tensor allocated by the broker starts on this boundary
 	CUDAAlignment = 256       // every tensor allocated on a GPU by the library starts on this boundary
 	VersionMax    = 1<<48 - 1 // versions are 48-bit
+	MaxRanks      = 64        // publishing ranks of a sharded topic
+)
+
+// Sharded topics: a shard that every rank holding its box holds alike, and how a dimension splits over ranks.
+const (
+	ShardReplicated = 1 // WB_SHARD_REPLICATED
+	SplitEven       = 0 // WB_SPLIT_EVEN: size % ranks must be 0 (vLLM's and Megatron's tensor parallelism)
+	SplitChunk      = 1 // WB_SPLIT_CHUNK: torch.chunk / DTensor Shard(d), the last chunks short or empty
 )
 
 // LibraryVersion is the loaded library's version, as Version computes it; it differs from Version when the

@@ -104,6 +104,7 @@ WB_API const char *wb_version_string(void);
 #define WB_ALIGNMENT 64        /* every tensor allocated by the broker starts on this boundary */
 #define WB_VERSION_MAX ((UINT64_C(1) << 48) - 1) /* versions are 48-bit: ample for 8 years at 1 MHz */
 #define WB_CUDA_ALIGNMENT 256  /* every tensor of wb_tensor_alloc_cuda starts on this boundary */
+#define WB_MAX_RANKS 64        /* publishing ranks of a sharded topic */
 
 /* ---------------------------------------------------------------------------------------------------------- */
 /* Errors                                                                                                      */
@@ -165,7 +166,10 @@ WB_API const char *wb_version_string(void);
   /* no broker listens at the socket path */                                                                    \
   XX(WB_E_CONNECT, -23, "no broker at the socket path")                                                         \
   /* a CUDA driver call failed; wb_last_error() names the call and its CUresult */                              \
-  XX(WB_E_CUDA, -24, "a CUDA driver call failed")
+  XX(WB_E_CUDA, -24, "a CUDA driver call failed")                                                               \
+  /* the shards of a sharded topic overlap, leave part of a logical tensor uncovered, or disagree on its dtype  \
+   * or logical shape; wb_last_error() names the tensor, the ranks and the region */                           \
+  XX(WB_E_LAYOUT, -25, "shards overlap, leave a gap or disagree")
 
 /* The codes as constants of type int, made from the list: WB_OK, WB_E_INVAL, ... In C, enumeration constants
  * (which are ints); in C++, where an enum's constants have a type of their own (a lambda returning WB_OK in
@@ -312,16 +316,18 @@ typedef struct wb_topic_info {
   uint32_t dirty;           /* 1 while acquire returns WB_E_DIRTY */
   uint32_t reserved;
   uint64_t bytes;           /* storage of all replicas */
+  uint32_t ranks;           /* 0: a plain topic; N: sharded over N ranks (see "Sharded models") */
+  uint32_t layout_complete; /* sharded: 1 once every rank sealed and the shards cover every tensor */
 } wb_topic_info;
 
-#define WB_TOPIC_INFO_INIT {sizeof(wb_topic_info), 0, {0}, 0, 0, 0, 0, 0, 0}
+#define WB_TOPIC_INFO_INIT {sizeof(wb_topic_info), 0, {0}, 0, 0, 0, 0, 0, 0, 0, 0}
 
 /* Describes the topic. Errors: WB_E_INVAL. */
 WB_API int wb_topic_get_info(wb_topic *topic, wb_topic_info *out);
 
 /* Lists topics into out[0..capacity); *count receives the number that exist (which may exceed capacity, in
- * which case the first capacity are written). out may be NULL when capacity is 0. Each out[i].struct_size must
- * be set. Errors: WB_E_INVAL, WB_E_BROKER_GONE. */
+ * which case the first capacity are written). out may be NULL when capacity is 0. The elements are
+ * out[0].struct_size bytes apart (set it; the library sets the others'). Errors: WB_E_INVAL, WB_E_BROKER_GONE. */
 WB_API int wb_list_topics(wb_client *client, wb_topic_info *out, uint32_t capacity, uint32_t *count);
 
 /* ---------------------------------------------------------------------------------------------------------- */
@@ -684,6 +690,234 @@ WB_API int wb_update_dlpack(wb_update *update, const char *name, struct DLManage
 /* wb_update_dlpack as a DLPack 1.x versioned struct, with no flag set (the data is for writing).
  * Errors: WB_E_INVAL (NULL), WB_E_NOMEM, and those of wb_update_tensor. */
 WB_API int wb_update_dlpack_versioned(wb_update *update, const char *name, struct DLManagedTensorVersioned **out);
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* Sharded models                                                                                              */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+/* A sharded topic is one model published by N processes, its ranks 0..N-1 (an FSDP or tensor-parallel trainer),
+ * and read by processes that each copy the slice they need (the ranks of a tensor-parallel server). Each rank
+ * stores shards: the part of a logical tensor (the whole tensor as the model defines it) it holds, given as a
+ * box: per dimension an offset and an extent into the logical shape, or the whole tensor, replicated.
+ * docs/sharded-models.md has the concepts and worked examples (FSDP -> vLLM TP, Megatron TP4 -> TP2).
+ *
+ * The topic lists logical tensors: wb_topic_tensor_count, wb_topic_tensor and listings show each once, with
+ * its logical shape. Its shards are not listed; wb_snapshot_shard reaches one, a plan (wb_plan_create) copies
+ * any region of any logical tensor.
+ *
+ * Versions: there is one version sequence for the whole model. Every rank begins and publishes each version
+ * (wb_update_begin, wb_update_tensor for its shards, wb_update_publish); the version becomes visible to
+ * readers only when every rank has published it, all at once: a reader never sees rank 0's version v beside
+ * rank 1's v-1. The broker commits it, on the last rank's publish (so while no broker runs, ranks' publishes
+ * succeed but readers see nothing new until a successor adopts the segment and commits). A rank begins version
+ * v+1 only once v is committed. One lease pins version v of every shard. A rank killed mid-version leaves the
+ * last committed version readable (R >= 2) or, with R = 1, the model dirty (WB_E_DIRTY) until its shards are
+ * published again; a process that creates the same rank takes it over. A rank that never publishes makes
+ * readers' waits and the other ranks' next begin time out, naming the rank that lags.
+ *
+ * Layout: every rank registers its shards (wb_shard_alloc, wb_shard_alloc_cuda, wb_shard_register_cuda)
+ * before its first begin, which seals its rank (or wb_topic_seal_rank). Shards that overlap (except replicated
+ * ones of the same box) or disagree on dtype or logical shape are refused when registered; a logical tensor
+ * that the shards leave partly uncovered is refused when the last rank seals: WB_E_LAYOUT, naming the tensor,
+ * the ranks and the region (numpy notation, half-open: [0:1024, 2048:4096]). Versions start once every rank
+ * has sealed.
+ *
+ * GPU work: a rank that writes its shards with GPU work publishes with wb_update_publish_on_stream, which on
+ * a sharded topic (this version) waits on the host for the stream's work before the rank's part counts as
+ * published; readers order their copies after the commit. wb_update_set_version is WB_E_STATE on a sharded
+ * topic, wb_topic_create of a sharded topic's name WB_E_INVAL. */
+
+typedef struct wb_rank_options {
+  uint32_t struct_size;
+  uint32_t replicas; /* 1..WB_MAX_REPLICAS, the same for every rank */
+  uint32_t rank;     /* 0..ranks-1 */
+  uint32_t ranks;    /* 1..WB_MAX_RANKS, the same for every rank */
+} wb_rank_options;
+
+#define WB_RANK_OPTIONS_INIT {sizeof(wb_rank_options), 2, 0, 1}
+
+/* Creates sharded topic name, or joins it, as rank opts->rank of opts->ranks, and becomes that rank's
+ * publisher. If the rank's publisher is gone (it died or closed the topic), this takes the rank over: its
+ * shards and the model's versions stay; register the same shards again (accepted unchanged).
+ * Errors: WB_E_INVAL (NULL, replicas, rank or ranks out of range, or ranks/replicas not the existing topic's;
+ * a plain topic of that name), WB_E_NAME_TOO_LONG, WB_E_BUSY (a live publisher holds the rank), WB_E_NOSPC
+ * (topic or rank table full: weightbusd --max-topics, --max-ranks), WB_E_BROKER_GONE, WB_E_TIMEOUT. */
+WB_API int wb_topic_create_rank(wb_client *client, const char *name, const wb_rank_options *opts,
+                                wb_topic **out);
+
+#define WB_SHARD_REPLICATED 1u /* wb_shard_spec.flags: every rank holding this box holds the same bytes */
+
+typedef struct wb_shard_spec {
+  uint32_t struct_size;
+  int32_t dtype;
+  const char *name;                     /* the logical tensor's name */
+  uint32_t ndim;                        /* 0 (a scalar) .. WB_MAX_DIMS */
+  uint32_t flags;                       /* 0 or WB_SHARD_REPLICATED */
+  int64_t logical_shape[WB_MAX_DIMS];   /* the whole tensor's shape, the same on every rank */
+  int64_t offset[WB_MAX_DIMS];          /* where this shard starts in it */
+  int64_t extent[WB_MAX_DIMS];          /* this shard's shape; 0 in a dimension: an empty shard, allowed */
+} wb_shard_spec;
+
+#define WB_SHARD_SPEC_INIT {sizeof(wb_shard_spec), 0, NULL, 0, 0, {0}, {0}, {0}}
+
+/* Rank publisher only: like wb_tensor_alloc, host shards of this rank, each its extent's shape, contiguous.
+ * A rank holding two boxes of one logical tensor registers both (wb_update_shard tells them apart by order).
+ * Registering the same box again is accepted and keeps the storage. Errors: those of wb_tensor_alloc, and
+ * WB_E_SHAPE (a box outside its logical shape, naming it), WB_E_LAYOUT (overlap with another rank's shard, or
+ * another dtype or logical shape than another rank's: the message names the tensor, both ranks and the
+ * region), WB_E_STATE (the layout is complete: every rank sealed). */
+WB_API int wb_shard_alloc(wb_topic *topic, const wb_shard_spec *specs, uint32_t count);
+
+/* The same on the GPU with ordinal device, like wb_tensor_alloc_cuda (VMM memory that outlives this process,
+ * the kind to use for shards that must survive a rank's restart). Errors: those of wb_shard_alloc and of
+ * wb_tensor_alloc_cuda. */
+WB_API int wb_shard_alloc_cuda(wb_topic *topic, const wb_shard_spec *specs, uint32_t count, int32_t device);
+
+/* The same for existing contiguous GPU tensors, like wb_tensor_register_cuda: pointers[r * count + i] is
+ * replica r of specs[i]. Errors: those of wb_shard_alloc and of wb_tensor_register_cuda. */
+WB_API int wb_shard_register_cuda(wb_topic *topic, const wb_shard_spec *specs, void *const *pointers,
+                                  uint32_t count);
+
+/* Seals this rank's layout: it registers no more shards. The first wb_update_begin does it too. When the last
+ * rank seals, the broker checks that the shards cover every logical tensor; the layout is then complete and
+ * versions may start. Sealing again is accepted. Errors: WB_E_INVAL, WB_E_ROLE (not a rank's publisher),
+ * WB_E_LAYOUT (the seal that would complete the layout finds a region no rank covers; this rank stays
+ * unsealed: register what is missing and seal again), WB_E_BROKER_GONE, WB_E_TIMEOUT. */
+WB_API int wb_topic_seal_rank(wb_topic *topic, int64_t timeout_ms);
+
+typedef struct wb_rank_info {
+  uint32_t struct_size;
+  uint32_t rank;
+  uint32_t pid;          /* its publisher's process, 0 when none is attached */
+  uint32_t sealed;       /* 1 once it sealed its layout */
+  uint32_t shards;       /* shards it registered */
+  uint32_t dirty;        /* R = 1: its shards left half-written by a death or an abort */
+  uint64_t published;    /* the last version it published (0: none); above the topic's latest while the others
+                            have not published that version yet */
+  uint64_t writing;      /* the version it is writing, 0 when none */
+  uint64_t published_ns; /* when it last published (CLOCK_REALTIME), 0: never */
+  uint64_t begin_ns;     /* when it last began a version (CLOCK_REALTIME), 0: never */
+  uint64_t bytes;        /* storage of its shards, all replicas */
+} wb_rank_info;
+
+#define WB_RANK_INFO_INIT {sizeof(wb_rank_info), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+
+/* Describes rank `rank` of a sharded topic (any handle of it: readers too). Errors: WB_E_INVAL (NULL, a plain
+ * topic, rank out of range). */
+WB_API int wb_topic_rank_info(wb_topic *topic, uint32_t rank, wb_rank_info *out);
+
+/* Publisher of a rank: this rank's shard number `index` (in its registration order, from 0) of logical tensor
+ * name, marked changed, as wb_update_tensor does for a rank's only shard of a name. Errors: those of
+ * wb_update_tensor, and WB_E_NOT_FOUND (this rank has no such shard). */
+WB_API int wb_update_shard(wb_update *update, const char *name, uint32_t index, wb_tensor_info *out);
+
+/* Reader: shard number `index` of rank `rank` of logical tensor name, as of the snapshot's version (out->shape
+ * is the shard's extent). wb_snapshot_tensor on a sharded topic's logical tensor is WB_E_STATE: use this or a
+ * plan. Errors: those of wb_snapshot_tensor, WB_E_INVAL (a plain topic). */
+WB_API int wb_snapshot_shard(wb_snapshot *snapshot, const char *name, uint32_t rank, uint32_t index,
+                             wb_tensor_info *out);
+
+/* A reader's slice: what it wants of one logical tensor, a box. */
+typedef struct wb_slice_part {
+  uint32_t struct_size;
+  uint32_t ndim;                  /* the logical tensor's */
+  const char *name;               /* a logical tensor (or a plain topic's tensor) */
+  int64_t offset[WB_MAX_DIMS];    /* the box, in the logical tensor */
+  int64_t extent[WB_MAX_DIMS];
+  int64_t pad;                    /* elements along the destination's concat_dim after the box that the plan
+                                     fills with zeros (vLLM's vocabulary padding); usually 0 */
+} wb_slice_part;
+
+#define WB_SLICE_PART_INIT {sizeof(wb_slice_part), 0, NULL, {0}, {0}, 0}
+
+/* A reader's buffer: parts[first_part .. first_part+part_count) concatenated along concat_dim, in order
+ * (vLLM's fused QKV is q, k and v along dimension 0). Its shape is theirs, pads included. */
+typedef struct wb_slice_dest {
+  uint32_t struct_size;
+  int32_t device;                 /* CUDA ordinal of dst's GPU in this process, or -1 for host memory */
+  uint32_t first_part;
+  uint32_t part_count;            /* 1.. */
+  uint32_t concat_dim;
+  uint32_t ndim;
+  int64_t shape[WB_MAX_DIMS];
+  int64_t strides[WB_MAX_DIMS];   /* in elements; all 0: contiguous. The last dimension's must be 1 */
+  int32_t dtype;                  /* the logical tensors' dtype: plans do not convert */
+  uint32_t reserved;
+  void *dst;
+  uint64_t dst_bytes;             /* capacity of dst */
+} wb_slice_dest;
+
+#define WB_SLICE_DEST_INIT {sizeof(wb_slice_dest), -1, 0, 1, 0, 0, {0}, {0}, 0, 0, NULL, 0}
+
+typedef struct wb_plan wb_plan; /* destinations resolved into copies, run every version */
+
+/* Resolves count destinations into region copies from the topic's shards, once: every destination is checked
+ * here, against the complete layout, and nothing is checked again per version. Works on plain topics too
+ * (each tensor is one shard of itself). Arrays are read with their first element's struct_size as stride.
+ * Errors (the message names dests[i] and parts[j] with its tensor): WB_E_INVAL (NULL, a bad struct_size, a part
+ * index out of range, device out of range), WB_E_NOT_FOUND (no such tensor), WB_E_STATE (the layout is not
+ * complete yet: the message names the ranks that have not sealed), WB_E_DTYPE (the dest's dtype is not the
+ * tensor's), WB_E_SHAPE (a box outside its tensor, parts that differ off concat_dim, a shape that is not the
+ * parts' concatenation, concat_dim >= ndim), WB_E_SIZE (dst_bytes too small for shape and strides),
+ * WB_E_NOMEM. */
+WB_API int wb_plan_create(wb_topic *topic, const wb_slice_dest *dests, uint32_t count,
+                          const wb_slice_part *parts, uint32_t part_count, wb_plan **out);
+
+/* Runs the plan for the snapshot's version: host destinations are filled before it returns (memcpy); CUDA
+ * destinations by copies on stream (NULL: see "CUDA tensors"), ordered after every rank's GPU work for the
+ * version, from any GPU of the node. Synchronize stream before releasing the snapshot. Errors: WB_E_INVAL
+ * (NULL, a snapshot of another topic), WB_E_STALE, WB_E_NO_CUDA, WB_E_CUDA. */
+WB_API int wb_plan_run(wb_plan *plan, wb_snapshot *snapshot, void *stream);
+
+typedef struct wb_plan_info {
+  uint32_t struct_size;
+  uint32_t dests;
+  uint32_t copies;     /* region copies per run */
+  uint32_t copies_2d;  /* of which strided (rows of a pitch) */
+  uint64_t bytes;      /* copied per run */
+  uint64_t pad_bytes;  /* zero-filled per run */
+} wb_plan_info;
+
+#define WB_PLAN_INFO_INIT {sizeof(wb_plan_info), 0, 0, 0, 0, 0}
+
+/* Describes the plan. Errors: WB_E_INVAL. */
+WB_API int wb_plan_get_info(const wb_plan *plan, wb_plan_info *out);
+
+/* Frees the plan (NULL is accepted). The topic handle must outlive it. */
+WB_API void wb_plan_destroy(wb_plan *plan);
+
+/* How sizes split over ranks, the formulas of the frameworks (pure helpers, no broker).
+ * WB_SPLIT_EVEN: size % ranks must be 0 (vLLM's and Megatron's tensor parallelism), else WB_E_SHAPE.
+ * WB_SPLIT_CHUNK: torch.chunk / DTensor Shard(d): chunks of ceil(size / ranks), the last ones short or empty. */
+#define WB_SPLIT_EVEN 0u
+#define WB_SPLIT_CHUNK 1u
+
+/* Rank `rank` of `ranks`'s part of a dimension of `size`: *offset and *extent.
+ * Errors: WB_E_INVAL (NULL, rank >= ranks, ranks 0, size < 0, unknown mode), WB_E_SHAPE (EVEN, not divisible). */
+WB_API int wb_split(int64_t size, uint32_t rank, uint32_t ranks, uint32_t mode, int64_t *offset,
+                    int64_t *extent);
+
+/* vLLM's VocabParallelEmbedding / ParallelLMHead: the vocabulary padded to a multiple of pad_to (64 in vLLM),
+ * split evenly: rank `rank` holds padded rows [rank*P, (rank+1)*P), of which the real rows are
+ * [*offset, *offset + *extent) and the rest zero padding (*padded_extent = P). Errors: WB_E_INVAL (NULL,
+ * rank >= ranks, vocab <= 0, pad_to <= 0), WB_E_SHAPE (the padded vocabulary does not divide by ranks). */
+WB_API int wb_split_vocab(int64_t vocab, int64_t pad_to, uint32_t rank, uint32_t ranks, int64_t *offset,
+                          int64_t *extent, int64_t *padded_extent);
+
+/* vLLM's QKVParallelLinear for rank `rank` of `ranks`: the three parts of its fused [q; k; v] weight (2-D
+ * [rows, hidden]) from logical tensors q ([heads*head_dim, hidden]), k and v ([kv_heads*head_dim, hidden]):
+ * heads/ranks query heads, and kv_heads/ranks KV heads, or, when ranks >= kv_heads, KV head rank /
+ * (ranks / kv_heads) (replicated). Fills out[0..2] (struct_size set by the call); names are kept as pointers.
+ * Errors: WB_E_INVAL (NULL, rank >= ranks, a count <= 0), WB_E_SHAPE (heads % ranks, or kv_heads % ranks when
+ * ranks < kv_heads, or ranks % kv_heads otherwise, not 0: the message names the counts). */
+WB_API int wb_parts_qkv(const char *q, const char *k, const char *v, int64_t heads, int64_t kv_heads,
+                        int64_t head_dim, int64_t hidden, uint32_t rank, uint32_t ranks, wb_slice_part out[3]);
+
+/* vLLM's MergedColumnParallelLinear (gate_up): part i is rows [rank*rows[i]/ranks, (rank+1)*rows[i]/ranks) of
+ * 2-D logical tensor names[i] ([rows[i], cols]), for i < n, concatenated along dimension 0. Fills out[0..n).
+ * Errors: WB_E_INVAL (NULL, n 0, rank >= ranks), WB_E_SHAPE (rows[i] % ranks != 0). */
+WB_API int wb_parts_merged(const char *const *names, const int64_t *rows, uint32_t n, int64_t cols,
+                           uint32_t rank, uint32_t ranks, wb_slice_part *out);
 
 /* ---------------------------------------------------------------------------------------------------------- */
 /* Clients                                                                                                     */

@@ -33,6 +33,10 @@ static void constants(void) {
   CONST(WB_ALIGNMENT);
   CONST(WB_VERSION_MAX);
   CONST(WB_CUDA_ALIGNMENT);
+  CONST(WB_MAX_RANKS);
+  CONST(WB_SHARD_REPLICATED);
+  CONST(WB_SPLIT_EVEN);
+  CONST(WB_SPLIT_CHUNK);
 
   /* The codes, from the header's one list of them. */
 #define ERROR_CONST(name, value, text) CONST(name);
@@ -81,6 +85,8 @@ static void structs(void) {
   FIELD(wb_topic_info, dirty);
   FIELD(wb_topic_info, reserved);
   FIELD(wb_topic_info, bytes);
+  FIELD(wb_topic_info, ranks);
+  FIELD(wb_topic_info, layout_complete);
 
   SIZE(wb_tensor_spec);
   FIELD(wb_tensor_spec, struct_size);
@@ -125,6 +131,70 @@ static void structs(void) {
   FIELD(wb_copy_target, device);
   FIELD(wb_copy_target, reserved);
 
+  SIZE(wb_rank_options);
+  FIELD(wb_rank_options, struct_size);
+  FIELD(wb_rank_options, replicas);
+  FIELD(wb_rank_options, rank);
+  FIELD(wb_rank_options, ranks);
+
+
+  SIZE(wb_shard_spec);
+  FIELD(wb_shard_spec, struct_size);
+  FIELD(wb_shard_spec, dtype);
+  FIELD(wb_shard_spec, name);
+  FIELD(wb_shard_spec, ndim);
+  FIELD(wb_shard_spec, flags);
+  FIELD(wb_shard_spec, logical_shape);
+  FIELD(wb_shard_spec, offset);
+  FIELD(wb_shard_spec, extent);
+
+
+  SIZE(wb_rank_info);
+  FIELD(wb_rank_info, struct_size);
+  FIELD(wb_rank_info, rank);
+  FIELD(wb_rank_info, pid);
+  FIELD(wb_rank_info, sealed);
+  FIELD(wb_rank_info, shards);
+  FIELD(wb_rank_info, dirty);
+  FIELD(wb_rank_info, published);
+  FIELD(wb_rank_info, writing);
+  FIELD(wb_rank_info, published_ns);
+  FIELD(wb_rank_info, begin_ns);
+  FIELD(wb_rank_info, bytes);
+
+
+  SIZE(wb_slice_part);
+  FIELD(wb_slice_part, struct_size);
+  FIELD(wb_slice_part, ndim);
+  FIELD(wb_slice_part, name);
+  FIELD(wb_slice_part, offset);
+  FIELD(wb_slice_part, extent);
+  FIELD(wb_slice_part, pad);
+
+
+  SIZE(wb_slice_dest);
+  FIELD(wb_slice_dest, struct_size);
+  FIELD(wb_slice_dest, device);
+  FIELD(wb_slice_dest, first_part);
+  FIELD(wb_slice_dest, part_count);
+  FIELD(wb_slice_dest, concat_dim);
+  FIELD(wb_slice_dest, ndim);
+  FIELD(wb_slice_dest, shape);
+  FIELD(wb_slice_dest, strides);
+  FIELD(wb_slice_dest, dtype);
+  FIELD(wb_slice_dest, reserved);
+  FIELD(wb_slice_dest, dst);
+  FIELD(wb_slice_dest, dst_bytes);
+
+
+  SIZE(wb_plan_info);
+  FIELD(wb_plan_info, struct_size);
+  FIELD(wb_plan_info, dests);
+  FIELD(wb_plan_info, copies);
+  FIELD(wb_plan_info, copies_2d);
+  FIELD(wb_plan_info, bytes);
+  FIELD(wb_plan_info, pad_bytes);
+
   SIZE(wb_client_info);
   FIELD(wb_client_info, struct_size);
   FIELD(wb_client_info, id);
@@ -155,6 +225,12 @@ static void initializers(void) {
   const wb_copy_target copy_target = WB_COPY_TARGET_INIT;
   const wb_client_info client_info = WB_CLIENT_INFO_INIT;
   const wb_lease_info lease_info = WB_LEASE_INFO_INIT;
+  const wb_rank_options rank_options = WB_RANK_OPTIONS_INIT;
+  const wb_shard_spec shard_spec = WB_SHARD_SPEC_INIT;
+  const wb_rank_info rank_info = WB_RANK_INFO_INIT;
+  const wb_slice_part slice_part = WB_SLICE_PART_INIT;
+  const wb_slice_dest slice_dest = WB_SLICE_DEST_INIT;
+  const wb_plan_info plan_info = WB_PLAN_INFO_INIT;
   INIT(wb_attach_options, attach, struct_size);
   INIT(wb_attach_options, attach, timeout_ms);
   INIT(wb_topic_options, topic, struct_size);
@@ -167,6 +243,16 @@ static void initializers(void) {
   INIT(wb_copy_target, copy_target, device);
   INIT(wb_client_info, client_info, struct_size);
   INIT(wb_lease_info, lease_info, struct_size);
+  INIT(wb_rank_options, rank_options, struct_size);
+  INIT(wb_rank_options, rank_options, replicas);
+  INIT(wb_rank_options, rank_options, ranks);
+  INIT(wb_shard_spec, shard_spec, struct_size);
+  INIT(wb_rank_info, rank_info, struct_size);
+  INIT(wb_slice_part, slice_part, struct_size);
+  INIT(wb_slice_dest, slice_dest, struct_size);
+  INIT(wb_slice_dest, slice_dest, device);
+  INIT(wb_slice_dest, slice_dest, part_count);
+  INIT(wb_plan_info, plan_info, struct_size);
 }
 
 int main(void) {

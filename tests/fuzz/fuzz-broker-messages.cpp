@@ -26,7 +26,7 @@ namespace {
 broker::Options make_options() {
   broker::Options o;
   o.name = "fuzz-" + std::to_string(getpid());
-  o.caps = wb::shm::Capacities{4, 32, 8, 4, 4, 4};
+  o.caps = wb::shm::Capacities{4, 32, 8, 4, 4, 4, 8};
   o.per_client = broker::Quota{3, 16, 6, 1 << 20, 3, 12};  // within reach, so that the limits are fuzzed too
   return o;
 }

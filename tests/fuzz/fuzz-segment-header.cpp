@@ -42,6 +42,7 @@ void touch_every_table(const shm::Segment &seg) {
   touch_last_byte(seg.allocation(caps.max_allocations - 1));
   touch_last_byte(seg.leases(caps.max_clients - 1)[caps.leases_per_client - 1]);
   touch_last_byte(seg.record(caps.max_topics - 1, caps.ring_slots - 1));
+  touch_last_byte(seg.rank(caps.max_ranks - 1));
 }
 
 }  // namespace

@@ -197,7 +197,7 @@ int main(int argc, char **argv) {
     ok &= write_file(messages + name, session.bytes().data(), session.bytes().size());
   }
   const std::pair<const char *, shm::Capacities> caps[] = {
-      {"smallest", {1, 1, 1, 1, 1, 2}}, {"small", {4, 32, 8, 4, 4, 4}}, {"uneven", {3, 100, 7, 9, 5, 3}}};
+      {"smallest", {1, 1, 1, 1, 1, 2, 1}}, {"small", {4, 32, 8, 4, 4, 4, 8}}, {"uneven", {3, 100, 7, 9, 5, 3, 5}}};
   for (const auto &[name, c] : caps) {
     std::vector<uint8_t> h = header(c);
     ok &= write_file(headers + name, h.data(), h.size());

@@ -121,7 +121,7 @@ std::vector<Step> session() {
 broker::Options options(const char *name) {
   broker::Options o;
   o.name = name;
-  o.caps = shm::Capacities{4, 32, 8, 4, 4, 4};
+  o.caps = shm::Capacities{4, 32, 8, 4, 4, 4, 8};
   o.per_client = broker::Quota{4, 16, 8, 1 << 20, 4, 64};
   return o;
 }

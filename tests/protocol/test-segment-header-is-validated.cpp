@@ -9,7 +9,7 @@ extern "C" {
 
 namespace {
 
-constexpr wb::shm::Capacities kCaps{4, 16, 4, 4, 4, 4};
+constexpr wb::shm::Capacities kCaps{4, 16, 4, 4, 4, 4, 4};
 
 std::vector<uint64_t> valid_segment() {
   std::vector<uint64_t> words(wb::shm::compute_layout(kCaps).segment_size / sizeof(uint64_t));
@@ -78,6 +78,15 @@ void capacities_past_the_brokers_limits_are_refused(void **) {
   assert_int_equal(wb::shm::validate_header(words.data(), UINT64_MAX), WB_E_PROTOCOL);
   words = valid_segment();
   header(words).capacities.ring_slots = wb::shm::kCapacityLimits.ring_slots + 1;
+  assert_int_equal(validate(words, words.size() * 8), WB_E_PROTOCOL);
+  words = valid_segment();
+  header(words).capacities.max_ranks = wb::shm::kCapacityLimits.max_ranks + 1;
+  assert_int_equal(validate(words, words.size() * 8), WB_E_PROTOCOL);
+  words = valid_segment();
+  header(words).capacities.max_ranks = 0;
+  assert_int_equal(validate(words, words.size() * 8), WB_E_PROTOCOL);
+  words = valid_segment();
+  header(words).ranks_offset += 4096;
   assert_int_equal(validate(words, words.size() * 8), WB_E_PROTOCOL);
 }
 

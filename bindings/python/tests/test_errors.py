@@ -25,6 +25,7 @@ EXPECTED = {
     -19: (weightbus.ProtocolError, weightbus.WeightbusError), -20: (weightbus.SystemCallError, OSError),
     -21: (weightbus.NoCudaError, weightbus.WeightbusError), -22: (weightbus.StaleError, weightbus.WeightbusError),
     -23: (weightbus.ConnectError, ConnectionError), -24: (weightbus.CudaError, weightbus.WeightbusError),
+    -25: (weightbus.LayoutError, weightbus.WeightbusError),
 }
 
 

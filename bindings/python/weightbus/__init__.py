@@ -14,7 +14,7 @@ from ._lib import METADATA_MAX, MAX_DIMS, MAX_REPLICAS, NAME_MAX, VERSION_MAX, l
 from .client import Client, connect
 from .dtypes import dtype_name
 from .errors import (AbiMismatchError, AlreadyExistsError, BrokerGoneError, BusyError, CapacityError,
-                     ConnectError, CudaError, DirtyError, ExpiredError, InvalidArgumentError,
+                     ConnectError, CudaError, DirtyError, ExpiredError, InvalidArgumentError, LayoutError,
                      LibraryNotFoundError, NoCudaError, NotFoundError, OutOfMemoryError, PermissionDeniedError,
                      ProtocolError, StaleError, StateError, SystemCallError, WaitTimeoutError, WeightbusError)
 from .info import ClientInfo, LeaseInfo, TensorLayout, TopicInfo
@@ -34,8 +34,8 @@ def library_version() -> str:
 __all__ = [
     "AbiMismatchError", "AlreadyExistsError", "BrokerGoneError", "BusyError", "CapacityError", "Client",
     "ClientInfo", "ConnectError", "CopyPlan", "CudaError", "DirtyError", "ExpiredError", "InvalidArgumentError",
-    "LeaseInfo", "LibraryNotFoundError", "MAX_DIMS", "MAX_REPLICAS", "METADATA_MAX", "NAME_MAX", "NoCudaError",
-    "NotFoundError", "OutOfMemoryError", "PermissionDeniedError", "ProtocolError", "Snapshot", "StaleError",
-    "StateError", "SystemCallError", "Tensor", "TensorLayout", "Topic", "TopicInfo", "Update", "VERSION_MAX",
-    "WaitTimeoutError", "WeightbusError", "connect", "dtype_name", "library_version",
+    "LayoutError", "LeaseInfo", "LibraryNotFoundError", "MAX_DIMS", "MAX_REPLICAS", "METADATA_MAX", "NAME_MAX",
+    "NoCudaError", "NotFoundError", "OutOfMemoryError", "PermissionDeniedError", "ProtocolError", "Snapshot",
+    "StaleError", "StateError", "SystemCallError", "Tensor", "TensorLayout", "Topic", "TopicInfo", "Update",
+    "VERSION_MAX", "WaitTimeoutError", "WeightbusError", "connect", "dtype_name", "library_version",
 ]

@@ -37,7 +37,8 @@ class TopicInfo(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_uint32), ("replicas", ctypes.c_uint32),
                 ("name", ctypes.c_char * (NAME_MAX + 1)), ("latest", ctypes.c_uint64),
                 ("tensor_count", ctypes.c_uint32), ("publisher_pid", ctypes.c_uint32), ("dirty", ctypes.c_uint32),
-                ("reserved", ctypes.c_uint32), ("bytes", ctypes.c_uint64)]
+                ("reserved", ctypes.c_uint32), ("bytes", ctypes.c_uint64), ("ranks", ctypes.c_uint32),
+                ("layout_complete", ctypes.c_uint32)]
 
 
 class TensorSpec(ctypes.Structure):
@@ -64,6 +65,41 @@ class CopyTarget(ctypes.Structure):
                 ("dst", ctypes.c_void_p), ("dst_bytes", ctypes.c_uint64), ("device", ctypes.c_int32),
                 ("reserved", ctypes.c_uint32)]
 
+
+class RankOptions(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("replicas", ctypes.c_uint32), ("rank", ctypes.c_uint32),
+                ("ranks", ctypes.c_uint32)]
+
+
+class ShardSpec(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("dtype", ctypes.c_int32), ("name", ctypes.c_char_p),
+                ("ndim", ctypes.c_uint32), ("flags", ctypes.c_uint32), ("logical_shape", ctypes.c_int64 * MAX_DIMS),
+                ("offset", ctypes.c_int64 * MAX_DIMS), ("extent", ctypes.c_int64 * MAX_DIMS)]
+
+
+class RankInfo(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("rank", ctypes.c_uint32), ("pid", ctypes.c_uint32),
+                ("sealed", ctypes.c_uint32), ("shards", ctypes.c_uint32), ("dirty", ctypes.c_uint32),
+                ("published", ctypes.c_uint64), ("writing", ctypes.c_uint64), ("published_ns", ctypes.c_uint64),
+                ("begin_ns", ctypes.c_uint64), ("bytes", ctypes.c_uint64)]
+
+
+class SlicePart(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("ndim", ctypes.c_uint32), ("name", ctypes.c_char_p),
+                ("offset", ctypes.c_int64 * MAX_DIMS), ("extent", ctypes.c_int64 * MAX_DIMS), ("pad", ctypes.c_int64)]
+
+
+class SliceDest(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("device", ctypes.c_int32), ("first_part", ctypes.c_uint32),
+                ("part_count", ctypes.c_uint32), ("concat_dim", ctypes.c_uint32), ("ndim", ctypes.c_uint32),
+                ("shape", ctypes.c_int64 * MAX_DIMS), ("strides", ctypes.c_int64 * MAX_DIMS),
+                ("dtype", ctypes.c_int32), ("reserved", ctypes.c_uint32), ("dst", ctypes.c_void_p),
+                ("dst_bytes", ctypes.c_uint64)]
+
+
+class PlanInfo(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("dests", ctypes.c_uint32), ("copies", ctypes.c_uint32),
+                ("copies_2d", ctypes.c_uint32), ("bytes", ctypes.c_uint64), ("pad_bytes", ctypes.c_uint64)]
 
 class ClientInfo(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_uint32), ("id", ctypes.c_uint32), ("pid", ctypes.c_uint32),

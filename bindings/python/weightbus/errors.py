@@ -102,12 +102,18 @@ class CudaError(WeightbusError):
     """WB_E_CUDA: a CUDA driver call failed; the message names the call and its CUresult."""
 
 
+class LayoutError(WeightbusError):
+    """WB_E_LAYOUT: a sharded topic's shards overlap, leave a region uncovered, or disagree on dtype or logical
+    shape; the message names the tensor, the ranks and the region."""
+
+
 _NAMES: Dict[int, str] = {
     -1: "WB_E_INVAL", -2: "WB_E_NOMEM", -3: "WB_E_NOT_FOUND", -4: "WB_E_EXISTS", -5: "WB_E_NAME_TOO_LONG",
     -6: "WB_E_DTYPE", -7: "WB_E_SHAPE", -8: "WB_E_SIZE", -9: "WB_E_NOSPC", -10: "WB_E_ROLE", -11: "WB_E_BUSY",
     -12: "WB_E_TIMEOUT", -13: "WB_E_BROKER_GONE", -14: "WB_E_ABI_MISMATCH", -15: "WB_E_DIRTY",
     -16: "WB_E_EXPIRED", -17: "WB_E_STATE", -18: "WB_E_PERM", -19: "WB_E_PROTOCOL", -20: "WB_E_IO",
     -21: "WB_E_NO_CUDA", -22: "WB_E_STALE", -23: "WB_E_CONNECT", -24: "WB_E_CUDA",
+    -25: "WB_E_LAYOUT",
 }
 
 _CLASSES: Dict[int, Type[WeightbusError]] = {
@@ -116,7 +122,7 @@ _CLASSES: Dict[int, Type[WeightbusError]] = {
     -9: CapacityError, -10: PermissionDeniedError, -11: BusyError, -12: WaitTimeoutError, -13: BrokerGoneError,
     -14: AbiMismatchError, -15: DirtyError, -16: ExpiredError, -17: StateError, -18: PermissionDeniedError,
     -19: ProtocolError, -20: SystemCallError, -21: NoCudaError, -22: StaleError, -23: ConnectError,
-    -24: CudaError,
+    -24: CudaError, -25: LayoutError,
 }
 
 

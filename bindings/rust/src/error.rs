@@ -109,6 +109,9 @@ errors! {
     Connect = ffi::WB_E_CONNECT,
     /// `WB_E_CUDA`: a CUDA driver call failed; the message names the call and its result.
     Cuda = ffi::WB_E_CUDA,
+    /// `WB_E_LAYOUT`: a sharded topic's shards overlap, leave a region uncovered, or disagree on dtype or
+    /// logical shape; the message names the tensor, the ranks and the region.
+    Layout = ffi::WB_E_LAYOUT,
 }
 
 impl fmt::Display for Error {

@@ -24,6 +24,10 @@ pub const WB_METADATA_MAX: usize = 4096;
 pub const WB_ALIGNMENT: usize = 64;
 pub const WB_VERSION_MAX: u64 = (1 << 48) - 1;
 pub const WB_CUDA_ALIGNMENT: usize = 256;
+pub const WB_MAX_RANKS: usize = 64;
+pub const WB_SHARD_REPLICATED: u32 = 1;
+pub const WB_SPLIT_EVEN: u32 = 0;
+pub const WB_SPLIT_CHUNK: u32 = 1;
 
 pub const WB_OK: c_int = 0;
 pub const WB_E_INVAL: c_int = -1;
@@ -50,6 +54,7 @@ pub const WB_E_NO_CUDA: c_int = -21;
 pub const WB_E_STALE: c_int = -22;
 pub const WB_E_CONNECT: c_int = -23;
 pub const WB_E_CUDA: c_int = -24;
+pub const WB_E_LAYOUT: c_int = -25;
 
 pub const WB_DTYPE_BOOL: i32 = 1;
 pub const WB_DTYPE_U8: i32 = 2;
@@ -137,6 +142,8 @@ pub struct wb_topic_info {
     pub dirty: u32,
     pub reserved: u32,
     pub bytes: u64,
+    pub ranks: u32,
+    pub layout_complete: u32,
 }
 
 /// `WB_TOPIC_INFO_INIT`
@@ -152,6 +159,8 @@ impl Default for wb_topic_info {
             dirty: 0,
             reserved: 0,
             bytes: 0,
+            ranks: 0,
+            layout_complete: 0,
         }
     }
 }
@@ -335,6 +344,178 @@ impl Default for wb_lease_info {
     }
 }
 
+/// `wb_rank_options` (see the header's "Sharded models").
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct wb_rank_options {
+    pub struct_size: u32,
+    pub replicas: u32,
+    pub rank: u32,
+    pub ranks: u32,
+}
+
+/// `WB_RANK_OPTIONS_INIT`
+impl Default for wb_rank_options {
+    fn default() -> Self {
+        wb_rank_options { struct_size: size_of::<Self>() as u32, replicas: 2, rank: 0, ranks: 1 }
+    }
+}
+
+/// `wb_shard_spec` (see the header's "Sharded models").
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct wb_shard_spec {
+    pub struct_size: u32,
+    pub dtype: i32,
+    pub name: *const c_char,
+    pub ndim: u32,
+    pub flags: u32,
+    pub logical_shape: [i64; WB_MAX_DIMS],
+    pub offset: [i64; WB_MAX_DIMS],
+    pub extent: [i64; WB_MAX_DIMS],
+}
+
+/// `WB_SHARD_SPEC_INIT`
+impl Default for wb_shard_spec {
+    fn default() -> Self {
+        wb_shard_spec {
+            struct_size: size_of::<Self>() as u32,
+            dtype: 0,
+            name: ptr::null(),
+            ndim: 0,
+            flags: 0,
+            logical_shape: [0; WB_MAX_DIMS],
+            offset: [0; WB_MAX_DIMS],
+            extent: [0; WB_MAX_DIMS],
+        }
+    }
+}
+
+/// `wb_rank_info` (see the header's "Sharded models").
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct wb_rank_info {
+    pub struct_size: u32,
+    pub rank: u32,
+    pub pid: u32,
+    pub sealed: u32,
+    pub shards: u32,
+    pub dirty: u32,
+    pub published: u64,
+    pub writing: u64,
+    pub published_ns: u64,
+    pub begin_ns: u64,
+    pub bytes: u64,
+}
+
+/// `WB_RANK_INFO_INIT`
+impl Default for wb_rank_info {
+    fn default() -> Self {
+        wb_rank_info {
+            struct_size: size_of::<Self>() as u32,
+            rank: 0,
+            pid: 0,
+            sealed: 0,
+            shards: 0,
+            dirty: 0,
+            published: 0,
+            writing: 0,
+            published_ns: 0,
+            begin_ns: 0,
+            bytes: 0,
+        }
+    }
+}
+
+/// `wb_slice_part` (see the header's "Sharded models").
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct wb_slice_part {
+    pub struct_size: u32,
+    pub ndim: u32,
+    pub name: *const c_char,
+    pub offset: [i64; WB_MAX_DIMS],
+    pub extent: [i64; WB_MAX_DIMS],
+    pub pad: i64,
+}
+
+/// `WB_SLICE_PART_INIT`
+impl Default for wb_slice_part {
+    fn default() -> Self {
+        wb_slice_part {
+            struct_size: size_of::<Self>() as u32,
+            ndim: 0,
+            name: ptr::null(),
+            offset: [0; WB_MAX_DIMS],
+            extent: [0; WB_MAX_DIMS],
+            pad: 0,
+        }
+    }
+}
+
+/// `wb_slice_dest` (see the header's "Sharded models").
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct wb_slice_dest {
+    pub struct_size: u32,
+    pub device: i32,
+    pub first_part: u32,
+    pub part_count: u32,
+    pub concat_dim: u32,
+    pub ndim: u32,
+    pub shape: [i64; WB_MAX_DIMS],
+    pub strides: [i64; WB_MAX_DIMS],
+    pub dtype: i32,
+    pub reserved: u32,
+    pub dst: *mut c_void,
+    pub dst_bytes: u64,
+}
+
+/// `WB_SLICE_DEST_INIT`
+impl Default for wb_slice_dest {
+    fn default() -> Self {
+        wb_slice_dest {
+            struct_size: size_of::<Self>() as u32,
+            device: -1,
+            first_part: 0,
+            part_count: 1,
+            concat_dim: 0,
+            ndim: 0,
+            shape: [0; WB_MAX_DIMS],
+            strides: [0; WB_MAX_DIMS],
+            dtype: 0,
+            reserved: 0,
+            dst: ptr::null_mut(),
+            dst_bytes: 0,
+        }
+    }
+}
+
+/// `wb_plan_info` (see the header's "Sharded models").
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct wb_plan_info {
+    pub struct_size: u32,
+    pub dests: u32,
+    pub copies: u32,
+    pub copies_2d: u32,
+    pub bytes: u64,
+    pub pad_bytes: u64,
+}
+
+/// `WB_PLAN_INFO_INIT`
+impl Default for wb_plan_info {
+    fn default() -> Self {
+        wb_plan_info {
+            struct_size: size_of::<Self>() as u32,
+            dests: 0,
+            copies: 0,
+            copies_2d: 0,
+            bytes: 0,
+            pad_bytes: 0,
+        }
+    }
+}
 extern "C" {
     pub fn wb_version() -> u32;
     pub fn wb_version_string() -> *const c_char;

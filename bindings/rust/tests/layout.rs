@@ -58,7 +58,7 @@ fn rust_facts() -> Facts {
     let mut facts = Facts::new();
     constants!(facts, WB_VERSION_MAJOR, WB_VERSION_MINOR, WB_VERSION_PATCH, WB_VERSION, WB_VERSION_STRING);
     constants!(facts, WB_NAME_MAX, WB_MAX_DIMS, WB_MAX_REPLICAS, WB_METADATA_MAX, WB_ALIGNMENT, WB_VERSION_MAX);
-    constants!(facts, WB_CUDA_ALIGNMENT);
+    constants!(facts, WB_CUDA_ALIGNMENT, WB_MAX_RANKS, WB_SHARD_REPLICATED, WB_SPLIT_EVEN, WB_SPLIT_CHUNK);
     constants!(
         facts,
         WB_OK,
@@ -86,6 +86,7 @@ fn rust_facts() -> Facts {
         WB_E_STALE,
         WB_E_CONNECT,
         WB_E_CUDA,
+        WB_E_LAYOUT,
     );
     constants!(
         facts,
@@ -111,7 +112,19 @@ fn rust_facts() -> Facts {
     layout!(facts, wb_topic_options { struct_size, replicas });
     layout!(
         facts,
-        wb_topic_info { struct_size, replicas, name, latest, tensor_count, publisher_pid, dirty, reserved, bytes }
+        wb_topic_info {
+            struct_size,
+            replicas,
+            name,
+            latest,
+            tensor_count,
+            publisher_pid,
+            dirty,
+            reserved,
+            bytes,
+            ranks,
+            layout_complete
+        }
     );
     layout!(facts, wb_tensor_spec { struct_size, dtype, name, ndim, reserved, shape });
     layout!(facts, wb_view_spec { struct_size, dtype, name, parent, byte_offset, ndim, reserved, shape, strides });
@@ -136,6 +149,43 @@ fn rust_facts() -> Facts {
     layout!(facts, wb_copy_target { struct_size, index, name, dst, dst_bytes, device, reserved });
     layout!(facts, wb_client_info { struct_size, id, pid, topics_published, leases, reserved, name });
     layout!(facts, wb_lease_info { struct_size, client_id, pid, reserved, topic, version, latest, held_ns });
+    layout!(facts, wb_rank_options { struct_size, replicas, rank, ranks });
+    layout!(facts, wb_shard_spec { struct_size, dtype, name, ndim, flags, logical_shape, offset, extent });
+    layout!(
+        facts,
+        wb_rank_info {
+            struct_size,
+            rank,
+            pid,
+            sealed,
+            shards,
+            dirty,
+            published,
+            writing,
+            published_ns,
+            begin_ns,
+            bytes
+        }
+    );
+    layout!(facts, wb_slice_part { struct_size, ndim, name, offset, extent, pad });
+    layout!(
+        facts,
+        wb_slice_dest {
+            struct_size,
+            device,
+            first_part,
+            part_count,
+            concat_dim,
+            ndim,
+            shape,
+            strides,
+            dtype,
+            reserved,
+            dst,
+            dst_bytes
+        }
+    );
+    layout!(facts, wb_plan_info { struct_size, dests, copies, copies_2d, bytes, pad_bytes });
 
     init!(facts, wb_attach_options { struct_size, timeout_ms });
     init!(facts, wb_topic_options { struct_size, replicas });
@@ -146,6 +196,12 @@ fn rust_facts() -> Facts {
     init!(facts, wb_copy_target { struct_size, device });
     init!(facts, wb_client_info { struct_size });
     init!(facts, wb_lease_info { struct_size });
+    init!(facts, wb_rank_options { struct_size, replicas, ranks });
+    init!(facts, wb_shard_spec { struct_size });
+    init!(facts, wb_rank_info { struct_size });
+    init!(facts, wb_slice_part { struct_size });
+    init!(facts, wb_slice_dest { struct_size, device, part_count });
+    init!(facts, wb_plan_info { struct_size });
     facts
 }
 

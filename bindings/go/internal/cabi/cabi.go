@@ -22,6 +22,12 @@ func Layout() map[string]uintptr {
 	var copyTarget C.wb_copy_target
 	var clientInfo C.wb_client_info
 	var leaseInfo C.wb_lease_info
+	var rankOptions C.wb_rank_options
+	var shardSpec C.wb_shard_spec
+	var rankInfo C.wb_rank_info
+	var slicePart C.wb_slice_part
+	var sliceDest C.wb_slice_dest
+	var planInfo C.wb_plan_info
 	return map[string]uintptr{
 		"size wb_attach_options":               unsafe.Sizeof(attach),
 		"offset wb_attach_options.struct_size": unsafe.Offsetof(attach.struct_size),
@@ -34,16 +40,18 @@ func Layout() map[string]uintptr {
 		"offset wb_topic_options.struct_size": unsafe.Offsetof(topicOptions.struct_size),
 		"offset wb_topic_options.replicas":    unsafe.Offsetof(topicOptions.replicas),
 
-		"size wb_topic_info":                 unsafe.Sizeof(topicInfo),
-		"offset wb_topic_info.struct_size":   unsafe.Offsetof(topicInfo.struct_size),
-		"offset wb_topic_info.replicas":      unsafe.Offsetof(topicInfo.replicas),
-		"offset wb_topic_info.name":          unsafe.Offsetof(topicInfo.name),
-		"offset wb_topic_info.latest":        unsafe.Offsetof(topicInfo.latest),
-		"offset wb_topic_info.tensor_count":  unsafe.Offsetof(topicInfo.tensor_count),
-		"offset wb_topic_info.publisher_pid": unsafe.Offsetof(topicInfo.publisher_pid),
-		"offset wb_topic_info.dirty":         unsafe.Offsetof(topicInfo.dirty),
-		"offset wb_topic_info.reserved":      unsafe.Offsetof(topicInfo.reserved),
-		"offset wb_topic_info.bytes":         unsafe.Offsetof(topicInfo.bytes),
+		"size wb_topic_info":                   unsafe.Sizeof(topicInfo),
+		"offset wb_topic_info.struct_size":     unsafe.Offsetof(topicInfo.struct_size),
+		"offset wb_topic_info.replicas":        unsafe.Offsetof(topicInfo.replicas),
+		"offset wb_topic_info.name":            unsafe.Offsetof(topicInfo.name),
+		"offset wb_topic_info.latest":          unsafe.Offsetof(topicInfo.latest),
+		"offset wb_topic_info.tensor_count":    unsafe.Offsetof(topicInfo.tensor_count),
+		"offset wb_topic_info.publisher_pid":   unsafe.Offsetof(topicInfo.publisher_pid),
+		"offset wb_topic_info.dirty":           unsafe.Offsetof(topicInfo.dirty),
+		"offset wb_topic_info.reserved":        unsafe.Offsetof(topicInfo.reserved),
+		"offset wb_topic_info.ranks":           unsafe.Offsetof(topicInfo.ranks),
+		"offset wb_topic_info.layout_complete": unsafe.Offsetof(topicInfo.layout_complete),
+		"offset wb_topic_info.bytes":           unsafe.Offsetof(topicInfo.bytes),
 
 		"size wb_tensor_spec":               unsafe.Sizeof(tensorSpec),
 		"offset wb_tensor_spec.struct_size": unsafe.Offsetof(tensorSpec.struct_size),
@@ -106,5 +114,64 @@ func Layout() map[string]uintptr {
 		"offset wb_lease_info.version":     unsafe.Offsetof(leaseInfo.version),
 		"offset wb_lease_info.latest":      unsafe.Offsetof(leaseInfo.latest),
 		"offset wb_lease_info.held_ns":     unsafe.Offsetof(leaseInfo.held_ns),
+
+		"size wb_rank_options":               unsafe.Sizeof(rankOptions),
+		"offset wb_rank_options.struct_size": unsafe.Offsetof(rankOptions.struct_size),
+		"offset wb_rank_options.replicas":    unsafe.Offsetof(rankOptions.replicas),
+		"offset wb_rank_options.rank":        unsafe.Offsetof(rankOptions.rank),
+		"offset wb_rank_options.ranks":       unsafe.Offsetof(rankOptions.ranks),
+
+		"size wb_shard_spec":                 unsafe.Sizeof(shardSpec),
+		"offset wb_shard_spec.struct_size":   unsafe.Offsetof(shardSpec.struct_size),
+		"offset wb_shard_spec.dtype":         unsafe.Offsetof(shardSpec.dtype),
+		"offset wb_shard_spec.name":          unsafe.Offsetof(shardSpec.name),
+		"offset wb_shard_spec.ndim":          unsafe.Offsetof(shardSpec.ndim),
+		"offset wb_shard_spec.flags":         unsafe.Offsetof(shardSpec.flags),
+		"offset wb_shard_spec.logical_shape": unsafe.Offsetof(shardSpec.logical_shape),
+		"offset wb_shard_spec.offset":        unsafe.Offsetof(shardSpec.offset),
+		"offset wb_shard_spec.extent":        unsafe.Offsetof(shardSpec.extent),
+
+		"size wb_rank_info":                unsafe.Sizeof(rankInfo),
+		"offset wb_rank_info.struct_size":  unsafe.Offsetof(rankInfo.struct_size),
+		"offset wb_rank_info.rank":         unsafe.Offsetof(rankInfo.rank),
+		"offset wb_rank_info.pid":          unsafe.Offsetof(rankInfo.pid),
+		"offset wb_rank_info.sealed":       unsafe.Offsetof(rankInfo.sealed),
+		"offset wb_rank_info.shards":       unsafe.Offsetof(rankInfo.shards),
+		"offset wb_rank_info.dirty":        unsafe.Offsetof(rankInfo.dirty),
+		"offset wb_rank_info.published":    unsafe.Offsetof(rankInfo.published),
+		"offset wb_rank_info.writing":      unsafe.Offsetof(rankInfo.writing),
+		"offset wb_rank_info.published_ns": unsafe.Offsetof(rankInfo.published_ns),
+		"offset wb_rank_info.begin_ns":     unsafe.Offsetof(rankInfo.begin_ns),
+		"offset wb_rank_info.bytes":        unsafe.Offsetof(rankInfo.bytes),
+
+		"size wb_slice_part":               unsafe.Sizeof(slicePart),
+		"offset wb_slice_part.struct_size": unsafe.Offsetof(slicePart.struct_size),
+		"offset wb_slice_part.ndim":        unsafe.Offsetof(slicePart.ndim),
+		"offset wb_slice_part.name":        unsafe.Offsetof(slicePart.name),
+		"offset wb_slice_part.offset":      unsafe.Offsetof(slicePart.offset),
+		"offset wb_slice_part.extent":      unsafe.Offsetof(slicePart.extent),
+		"offset wb_slice_part.pad":         unsafe.Offsetof(slicePart.pad),
+
+		"size wb_slice_dest":               unsafe.Sizeof(sliceDest),
+		"offset wb_slice_dest.struct_size": unsafe.Offsetof(sliceDest.struct_size),
+		"offset wb_slice_dest.device":      unsafe.Offsetof(sliceDest.device),
+		"offset wb_slice_dest.first_part":  unsafe.Offsetof(sliceDest.first_part),
+		"offset wb_slice_dest.part_count":  unsafe.Offsetof(sliceDest.part_count),
+		"offset wb_slice_dest.concat_dim":  unsafe.Offsetof(sliceDest.concat_dim),
+		"offset wb_slice_dest.ndim":        unsafe.Offsetof(sliceDest.ndim),
+		"offset wb_slice_dest.shape":       unsafe.Offsetof(sliceDest.shape),
+		"offset wb_slice_dest.strides":     unsafe.Offsetof(sliceDest.strides),
+		"offset wb_slice_dest.dtype":       unsafe.Offsetof(sliceDest.dtype),
+		"offset wb_slice_dest.reserved":    unsafe.Offsetof(sliceDest.reserved),
+		"offset wb_slice_dest.dst":         unsafe.Offsetof(sliceDest.dst),
+		"offset wb_slice_dest.dst_bytes":   unsafe.Offsetof(sliceDest.dst_bytes),
+
+		"size wb_plan_info":               unsafe.Sizeof(planInfo),
+		"offset wb_plan_info.struct_size": unsafe.Offsetof(planInfo.struct_size),
+		"offset wb_plan_info.dests":       unsafe.Offsetof(planInfo.dests),
+		"offset wb_plan_info.copies":      unsafe.Offsetof(planInfo.copies),
+		"offset wb_plan_info.copies_2d":   unsafe.Offsetof(planInfo.copies_2d),
+		"offset wb_plan_info.bytes":       unsafe.Offsetof(planInfo.bytes),
+		"offset wb_plan_info.pad_bytes":   unsafe.Offsetof(planInfo.pad_bytes),
 	}
 }
