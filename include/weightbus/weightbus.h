@@ -372,6 +372,7 @@ typedef struct wb_view_spec {
 
 /* Registers a zero-copy view. Any client that opened the topic may add views, at any time; readers see them
  * from their next lookup. Registering the same definition again is accepted.
+ * A sharded topic has no views (its logical tensors have no bytes of their own): WB_E_INVAL.
  * Errors: WB_E_INVAL, WB_E_NAME_TOO_LONG, WB_E_NOT_FOUND (parent), WB_E_EXISTS (the name has another
  * definition), WB_E_DTYPE (unknown, or byte_offset not a multiple of its size), WB_E_SHAPE, WB_E_SIZE (window
  * outside the parent), WB_E_NOSPC, WB_E_BROKER_GONE. */

@@ -125,6 +125,17 @@ static void joining_must_agree(void **state) {
   ts.shape[0] = 8;
   FX_EXPECT(wb_tensor_alloc(r.t[0], &ts, 1), WB_E_INVAL);
   fx_expect_message("'m' is sharded", "'x'", NULL);
+  wb_shard_spec w = fx_shard_1d("w", WB_DTYPE_U8, 8, 0, 8);
+  FX_OK(wb_shard_alloc(r.t[0], &w, 1));
+  wb_view_spec v = WB_VIEW_SPEC_INIT;
+  v.name = "w.head";
+  v.parent = "w";
+  v.dtype = WB_DTYPE_U8;
+  v.ndim = 1;
+  v.shape[0] = 4;
+  v.strides[0] = 1;
+  FX_EXPECT(wb_tensor_view(r.t[0], &v), WB_E_INVAL);
+  fx_expect_message("view 'w.head'", "'m' is sharded", NULL);
   FX_EXPECT(wb_topic_seal_rank(plain, 5000), WB_E_INVAL);
   wb_rank_info ri = WB_RANK_INFO_INIT;
   FX_EXPECT(wb_topic_rank_info(plain, 0, &ri), WB_E_INVAL);
