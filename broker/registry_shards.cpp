@@ -199,8 +199,11 @@ void Registry::append_shards(uint32_t topic, uint32_t rank, const std::vector<Ne
     if (!plan.is_new[i]) continue;
     const NewTensor &spec = specs[i];
     if (plan.new_logical[i]) {
+      // Its device is its first shard's, so that listings say where a model lives.
       append_tensor(topic, spec.name, spec.dtype, spec.shard.logical_shape, {},
-                    TensorPlacement{.allocation = shm::kNone, .role = shm::TensorRole::kLogical});
+                    TensorPlacement{.allocation = shm::kNone,
+                                    .device_type = placements[i].device_type,
+                                    .role = shm::TensorRole::kLogical});
     }
     uint32_t logical = 0;
     find_tensor(topic, spec.name, &logical);  // entered by enter_logical_names or before
