@@ -16,6 +16,7 @@
 #include "struct_size.hpp"
 #include "tensor_info.hpp"
 #include "topic.hpp"
+#include "topic_state.hpp"
 
 namespace wb {
 
@@ -83,6 +84,10 @@ int lookup_tensor(wb_snapshot *snapshot, uint32_t tensor_slot, uint32_t position
   wb_topic *topic = snapshot->topic;
   const shm::Segment &seg = topic->client->seg;
   const shm::Tensor &e = seg.tensor(tensor_slot);
+  if (e.role == uint32_t(shm::TensorRole::kLogical)) {
+    return fail(WB_E_STATE, "'%s' is sharded over %u ranks: use wb_plan_create or wb_snapshot_shard", e.name,
+                topic->entry->ranks);
+  }
   const shm::Tensor &root = seg.tensor(e.root);
   uint32_t replica = replica_for_version(root, snapshot->version);
   char *base;
@@ -141,8 +146,8 @@ extern "C" WB_API int wb_snapshot_acquire(wb_topic *topic, uint64_t version, int
     cuda::sweep(topic->client);  // a reader blocked here still drops revoked CUDA imports, once per slice
     rc = sleep_on(topic->client->connection, &entry.version_seq, &entry.version_waiters, seq, deadline.remaining_ns());
     if (rc == WB_E_TIMEOUT) {
-      return fail(WB_E_TIMEOUT, "topic '%s': an in-place update still holds the latest version after %lld ms",
-                  entry.name, (long long)timeout_ms);
+      return fail(WB_E_TIMEOUT, "topic '%s': an in-place update still holds the latest version after %lld ms%s",
+                  entry.name, (long long)timeout_ms, topic_state::waiting_for(topic->client->seg, entry).c_str());
     }
     if (rc != WB_OK) return rc;
   }
