@@ -720,7 +720,8 @@ WB_API int wb_update_dlpack_versioned(wb_update *update, const char *name, struc
  * readers only when every rank has published it, all at once: a reader never sees rank 0's version v beside
  * rank 1's v-1. The broker commits it, on the last rank's publish (so while no broker runs, ranks' publishes
  * succeed but readers see nothing new until a successor adopts the segment and commits). A rank begins version
- * v+1 only once v is committed. One lease pins version v of every shard. A rank killed mid-version leaves the
+ * v+1 only once v is committed. With R = 1 the ranks write in place, so acquires of the latest wait from the
+ * first rank's begin of a version until it is committed. One lease pins version v of every shard. A rank killed mid-version leaves the
  * last committed version readable (R >= 2) or, with R = 1, the model dirty (WB_E_DIRTY) until its shards are
  * published again; a process that creates the same rank takes it over. A rank that never publishes makes
  * readers' waits and the other ranks' next begin time out, naming the rank that lags.
