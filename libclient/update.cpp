@@ -197,6 +197,10 @@ int await_rank_turn(wb_topic *topic, const Deadline &deadline, int64_t timeout_m
     if (int rc = wb_topic_seal_rank(topic, timeout_ms); rc != WB_OK) return rc;
   }
   const shm::Segment &seg = topic->client->seg;
+  if (topic_state::rank_entry(seg, entry, topic->rank) == nullptr) {
+    return fail(WB_E_PROTOCOL, "model '%s' names rank entries %u.. beyond the rank table", entry.name,
+                entry.first_rank);
+  }
   const shm::Rank &me = my_rank(topic);
   for (;;) {
     uint32_t seq = entry.version_seq.load(std::memory_order_seq_cst);
@@ -207,13 +211,15 @@ int await_rank_turn(wb_topic *topic, const Deadline &deadline, int64_t timeout_m
     int rc = sleep_on(topic->client->connection, &entry.version_seq, &entry.version_waiters, seq,
                       deadline.remaining_ns());
     if (rc == WB_E_TIMEOUT && !complete) {
-      return fail(WB_E_TIMEOUT, "model '%s': rank %u cannot begin: after %lld ms rank(s) %s have not sealed their layout",
-                  entry.name, topic->rank, (long long)timeout_ms, topic_state::unsealed_ranks(seg, entry).c_str());
+      return fail(WB_E_TIMEOUT, "model '%s': rank %u cannot begin: after %lld ms rank(s) %s have not sealed their "
+                  "layout", entry.name, topic->rank, (long long)timeout_ms,
+                  topic_state::unsealed_ranks(seg, entry).c_str());
     }
     if (rc == WB_E_TIMEOUT) {
-      return fail(WB_E_TIMEOUT, "model '%s': version %llu waits for rank(s) %s: rank %u cannot begin %llu after %lld ms",
-                  entry.name, (unsigned long long)(*latest + 1), topic_state::lagging_ranks(seg, entry, true).c_str(),
-                  topic->rank, (unsigned long long)(*latest + 2), (long long)timeout_ms);
+      return fail(WB_E_TIMEOUT, "model '%s': version %llu waits for rank(s) %s: rank %u cannot begin %llu after "
+                  "%lld ms", entry.name, (unsigned long long)(*latest + 1),
+                  topic_state::lagging_ranks(seg, entry, true).c_str(), topic->rank,
+                  (unsigned long long)(*latest + 2), (long long)timeout_ms);
     }
     if (rc != WB_OK) return rc;
   }
@@ -246,7 +252,8 @@ int publish_rank(wb_update *update, const void *metadata, uint32_t metadata_size
   close_update(update);
   if (version != nullptr) *version = n;
   // Without a broker the part stays published: a successor commits the version when it adopts the segment.
-  catching(__func__, [&] { return topic->client->connection.post(builder, proto::Body::RankPublished, body.Union()); });
+  catching(__func__,
+           [&] { return topic->client->connection.post(builder, proto::Body::RankPublished, body.Union()); });
   return WB_OK;
 }
 

@@ -16,7 +16,9 @@ typedef struct model {
 } model;
 
 static void open_model(const fx_broker *b, uint32_t replicas, model *m) {
-  for (uint32_t r = 0; r < RANKS; ++r) FX_OK(vx_join(b, "m", r, RANKS, replicas, TENSORS, &m->clients[r], &m->ranks[r]));
+  for (uint32_t r = 0; r < RANKS; ++r) {
+    FX_OK(vx_join(b, "m", r, RANKS, replicas, TENSORS, &m->clients[r], &m->ranks[r]));
+  }
   for (uint32_t r = 0; r < RANKS; ++r) FX_OK(wb_topic_seal_rank(m->ranks[r], VX_TIMEOUT_MS));
   FX_OK(fx_attach(b, "reader", &m->reader_client));
   FX_OK(wb_topic_open(m->reader_client, "m", &m->reader));
