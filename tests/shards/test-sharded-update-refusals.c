@@ -4,7 +4,10 @@
  * (WB_E_INVAL "metadata is rank 0's", the update stays open and publishes without it), wb_snapshot_tensor and
  * wb_snapshot_tensor_at of a logical tensor, and copy-into of it (WB_E_STATE "'t0' is sharded over 2 ranks"),
  * wb_snapshot_shard of a rank or number that holds none (WB_E_NOT_FOUND) or of a plain topic (WB_E_INVAL). On a
- * plain topic wb_update_shard writes a tensor as its only shard, number 0. */
+ * plain topic wb_update_shard writes a tensor as its only shard, number 0. A rank's wb_update_dlpack exports its
+ * shard; wb_snapshot_dlpack of a logical tensor is WB_E_STATE. */
+#include <dlpack/dlpack.h>
+
 #include "sharded-versions.h"
 
 #define ALL 1u
@@ -56,7 +59,12 @@ static void test_updates_and_snapshots_refuse_what_a_sharded_model_cannot_do(voi
   uint64_t metadata = 1, v = 0;
   FX_OK(wb_update_begin(rank1, VX_TIMEOUT_MS, &u));
   FX_OK(vx_write(u, 1, ALL, 1));
-  FX_OK(wb_update_tensor(u, "only1", &info));
+  DLManagedTensor *exported;
+  FX_OK(wb_update_dlpack(u, "only1", &exported));
+  assert_int_equal(exported->dl_tensor.ndim, 2);
+  assert_int_equal(exported->dl_tensor.shape[0], 4);
+  memset(exported->dl_tensor.data, 0, 4 * 8 * sizeof(uint32_t));
+  exported->deleter(exported);
   FX_EXPECT(wb_update_publish(u, &metadata, sizeof(metadata), &v), WB_E_INVAL);
   assert_non_null(strstr(wb_last_error(), "metadata is rank 0's"));
   FX_OK(wb_update_publish(u, NULL, 0, &v));
@@ -70,6 +78,7 @@ static void test_updates_and_snapshots_refuse_what_a_sharded_model_cannot_do(voi
   FX_EXPECT(wb_snapshot_tensor(s, "t0", &info), WB_E_STATE);
   assert_non_null(strstr(wb_last_error(), "'t0' is sharded over 2 ranks: use wb_plan_create or wb_snapshot_shard"));
   FX_EXPECT(wb_snapshot_tensor_at(s, 0, &info), WB_E_STATE);
+  FX_EXPECT(wb_snapshot_dlpack(s, "t0", &exported), WB_E_STATE);
   uint32_t dst[VX_ELEMS];
   wb_copy_target target = WB_COPY_TARGET_INIT;
   target.name = "t0";
