@@ -434,6 +434,10 @@ int Registry::create_view(uint32_t topic, uint32_t client, const NewView &view) 
   uint64_t span;
   rc = geometry::strided_span(view.dtype, uint32_t(view.shape.size()), view.shape.data(), view.strides.data(), &span);
   if (rc != WB_OK) return fail(rc, "view '%s': %s", view.name.c_str(), wb_last_error());
+  if (seg_.topic(topic).ranks > 0) {
+    return fail(WB_E_INVAL, "view '%s': topic '%s' is sharded, and its logical tensors have no bytes of their own to "
+                "view", view.name.c_str(), seg_.topic(topic).name);
+  }
   uint32_t parent_slot;
   if (find_tensor(topic, view.parent, &parent_slot) != WB_OK) {
     return fail(WB_E_NOT_FOUND, "view '%s': topic '%s' has no tensor '%s'", view.name.c_str(), seg_.topic(topic).name,
