@@ -1,9 +1,9 @@
 // The broker's side of sharded topics: sealing a rank's layout (the coverage check) and committing a version
 // once every rank has published it.
-// CONTRACT STUB (issue 19): replaced by the implementation.
 #include "dispatcher.hpp"
 #include "error.hpp"
 #include "log.hpp"
+#include "protocol_generated.h"
 
 namespace wb::broker {
 
@@ -18,8 +18,15 @@ void Dispatcher::on_seal_rank(Client *client, uint32_t id, const void *body) {
   reply(client, id, WB_OK);
 }
 
-void Dispatcher::on_rank_published(Client *client, const void *) {
-  WB_LOG_LIMITED(LogLevel::kWarn, "pid %u: RankPublished: not built yet", client->pid);
+// A rank stored its published word: the version commits if it was the last rank to. A notice from a client that
+// holds no rank of the topic changes nothing (the commit only reads what the ranks stored).
+void Dispatcher::on_rank_published(Client *client, const void *body) {
+  uint32_t topic = static_cast<const proto::RankPublished *>(body)->topic();
+  if (registry_.check_topic(topic) != WB_OK || registry_.rank_of(topic, client->slot) == shm::kNone) {
+    WB_LOG_LIMITED(LogLevel::kWarn, "pid %u: RankPublished for a topic it publishes no rank of", client->pid);
+    return;
+  }
+  if (registry_.commit_if_complete(topic)) notify_subscribers(topic);
 }
 
 }  // namespace wb::broker

@@ -36,17 +36,6 @@ int check_rank_publisher(wb_topic *topic, const char *what) {
   return WB_OK;
 }
 
-int seal_rank(wb_topic *topic) {
-  if (topic->rank_sealed) return WB_OK;
-  flatbuffers::FlatBufferBuilder builder;
-  auto body = proto::CreateSealRank(builder, topic->slot);
-  Reply reply;
-  int rc = topic->client->connection.call(builder, proto::Body::SealRank, body.Union(), &reply);
-  if (rc != WB_OK) return rc;
-  topic->rank_sealed = true;
-  return WB_OK;
-}
-
 }  // namespace wb
 
 using namespace wb;

@@ -54,7 +54,7 @@ int create_topic(wb_client *client, const char *name, uint32_t replicas, uint32_
 int check_rank_publisher(wb_topic *topic, const char *what);
 
 // Seals the layout of the rank this handle publishes (SealRank), once: wb_topic_seal_rank and a rank's first
-// wb_update_begin. Sets topic->rank_sealed.
+// wb_update_begin (seal.cpp). Sets topic->rank_sealed.
 int seal_rank(wb_topic *topic);
 
 // Frees a topic handle and what only this process holds of it (its notify fds, its place in the client's
