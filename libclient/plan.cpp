@@ -178,7 +178,7 @@ int shards_of(Compiler *c, uint32_t slot, const wb_slice_dest &dest, std::vector
   std::vector<plan::Candidate> candidates;
   std::vector<uint32_t> chain;
   uint32_t count = tensor.shard_count.load(std::memory_order_acquire);
-  for (uint32_t s = tensor.first_shard, n = 0; n < count && s != shm::kNone; ++n) {
+  for (uint32_t s = tensor.first_shard, n = 0; n < count && s < seg.caps().max_tensors; ++n) {
     const shm::Tensor &shard = seg.tensor(s);
     plan::Candidate cand;
     cand.box.ndim = shard.ndim;
