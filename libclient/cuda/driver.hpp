@@ -21,7 +21,9 @@ namespace wb::cuda {
                               X(cuEventQuery) X(cuEventSynchronize) X(cuStreamWaitEvent) X(cuIpcGetEventHandle)        \
                                   X(cuIpcOpenEventHandle) X(cuStreamCreate) X(cuStreamDestroy)                         \
                                       X(cuDeviceGetAttribute) X(cuPointerGetAttributes) X(cuModuleLoadData)            \
-                                          X(cuModuleUnload) X(cuModuleGetFunction) X(cuLaunchKernel) X(cuMemcpy2DAsync) X(cuMemsetD8Async) X(cuMemsetD2D8Async)
+                                          X(cuModuleUnload) X(cuModuleGetFunction) X(cuLaunchKernel)                  \
+                                              X(cuStreamSynchronize) X(cuMemcpy2DAsync) X(cuMemsetD8Async)            \
+                                                  X(cuMemsetD2D8Async)
 
 struct Driver {
 #define WB_CUDA_POINTER(fn) decltype(&::fn) fn = nullptr;
