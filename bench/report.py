@@ -61,6 +61,21 @@ def model_table(out, lines):
                      f"{m['peers'] / m['copy']:.1f}x (target >= 10x); peers / flip = {m['peers'] / m['flip']:.0f}x")
 
 
+def reshard_table(out, lines):
+    path = out / "reshard.csv"
+    if not path.exists():
+        return
+    medians = {}
+    for r in rows(path):
+        medians.setdefault(r["set"], {}).setdefault(r["path"], []).append(float(r["ms"]))
+    for set_name, paths in medians.items():
+        m = {p: statistics.median(v) for p, v in paths.items()}
+        lines.append(f"resharding, {set_name} (median ms): plan {m['plan']:.2f}, one contiguous copy of the bytes "
+                     f"received {m['floor']:.2f}, peers' gather + slice {m['peers']:.2f}")
+        lines.append(f"  plan / contiguous copy = {m['plan'] / m['floor']:.3f} (target <= 1.15); peers / plan = "
+                     f"{m['peers'] / m['plan']:.2f}x")
+
+
 def plots(out):
     try:
         import matplotlib
@@ -113,6 +128,7 @@ def main():
     attach_table(out, lines)
     scale_table(out, lines)
     model_table(out, lines)
+    reshard_table(out, lines)
     lines.append(plots(out))
     machine = out / "machine.txt"
     print("\n== weightbus benchmarks" + (f" ({machine.read_text().strip()})" if machine.exists() else ""))

@@ -6,7 +6,8 @@
 # CPU parts run anywhere: notify latency (weightbus wait and notify fd against a raw shared futex and an HTTP
 # POST to a local server), attach cost and registry scale, publishes per second with 1/4/16 readers. GPU parts
 # run where nvidia-smi finds a GPU: full-model update (peers' IPC-over-HTTP path, weightbus flip and copy-into,
-# raw D2D) and attach + resolve of CUDA tensors. CSV files go to bench/results/, PNG plots too when
+# raw D2D), resharding (N trainer ranks to M server ranks with plans, against one contiguous copy and peers'
+# gather-then-slice) and attach + resolve of CUDA tensors. CSV files go to bench/results/, PNG plots too when
 # python3-matplotlib is there (else: python3 bench/report.py bench/results on a machine that has it), and a
 # table with the ratios comes last. `bash dev.sh bench` installs what is needed, builds and runs this.
 set -euo pipefail
@@ -39,5 +40,7 @@ if [ -n "$gpu" ]; then
   done
   echo "== full-model update"
   "$python" bench/model_update.py "$build" --iterations 5 --out "$out/model-update.csv"
+  echo "== resharding: 4 trainer ranks (FSDP shards) to 2 server ranks (vLLM tensor parallelism)"
+  "$python" bench/reshard.py "$build" --iterations 5 --out "$out/reshard.csv" || [ $? -eq 3 ]
 fi
 "$python" bench/report.py "$out"

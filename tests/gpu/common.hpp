@@ -26,7 +26,7 @@ namespace gpu {
   X(cuGetErrorName) X(cuDeviceGet) X(cuDeviceGetCount) X(cuDevicePrimaryCtxRetain) X(cuCtxSetCurrent)                  \
       X(cuCtxSynchronize) X(cuStreamCreate) X(cuStreamDestroy) X(cuStreamSynchronize) X(cuMemAlloc) X(cuMemFree)       \
           X(cuMemAllocHost) X(cuMemFreeHost) X(cuMemAllocManaged) X(cuMemAllocAsync) X(cuMemFreeAsync) X(cuMemGetInfo) \
-              X(cuMemsetD16Async) X(cuMemsetD8) X(cuMemcpyDtoH) X(cuMemcpyDtoHAsync) X(cuMemcpyDtoDAsync)              \
+              X(cuMemsetD16Async) X(cuMemsetD8Async) X(cuMemsetD8) X(cuMemcpyHtoDAsync) X(cuMemcpyDtoH) X(cuMemcpyDtoHAsync) X(cuMemcpyDtoDAsync)              \
                   X(cuMemCreate) X(cuMemRelease) X(cuMemAddressReserve) X(cuMemAddressFree) X(cuMemMap) X(cuMemUnmap)  \
                       X(cuMemSetAccess) X(cuMemGetAllocationGranularity)
 

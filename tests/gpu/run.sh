@@ -70,6 +70,14 @@ if [ "${gpus:-0}" -ge 2 ]; then
   run exchange-legacy-gpu1 600 "$x" --path legacy --replicas 2 --publisher-devices 1 --reader-devices unset
   run exchange-vmm-gpu1-as-0 600 "$x" --path vmm --replicas 2 --publisher-devices unset --reader-devices 1,0
 fi
+# Sharded models: 4 ranks publish torch.chunk shards, 2 and 4 readers copy vLLM tensor-parallel slices.
+r=$bin/gpu-reshard
+run reshard-vmm-n4-m2-kill 300 "$r" --ranks 4 --readers 2 --path vmm --kill 1
+run reshard-vmm-n3-m4 300 "$r" --ranks 3 --readers 4 --path vmm
+run reshard-legacy-n4-m2 300 "$r" --ranks 4 --readers 2 --path legacy
+if [ "${gpus:-0}" -ge 2 ]; then
+  run reshard-spread-n4-m2 300 "$r" --ranks 4 --readers 2 --path vmm --spread 1
+fi
 run load-checkpoint-cuda 120 bash tests/gpu/gpu-load-checkpoint.sh "$build"
 run lifetimes 300 "$bin/gpu-lifetimes"
 run broker-restart 300 "$bin/gpu-broker-restart"
