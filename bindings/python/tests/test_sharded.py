@@ -1,5 +1,7 @@
 """Sharded topics from Python: the split formulas and vLLM's tensor-parallel layouts checked against torch
 slicing (no broker), then FSDP ranks publishing and tensor-parallel readers copying their slices (live)."""
+import importlib
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -131,7 +133,7 @@ def test_split_shard_describes_fsdp_and_megatron_parts():
 
 def test_shards_from_dtensors_needs_dtensor():
     try:
-        import torch.distributed.tensor  # noqa: F401  (torch >= 2.4)
+        importlib.import_module("torch.distributed.tensor")  # torch >= 2.4
     except ImportError:
         with pytest.raises(UnsupportedError, match="DTensor"):
             shards_from_dtensors({"w": torch.zeros(2)})

@@ -53,7 +53,7 @@ def parts_qkv(q: str, k: str, v: str, heads: int, kv_heads: int, head_dim: int, 
     fused weight, from logical tensors q [heads*head_dim, hidden], k and v [kv_heads*head_dim, hidden]."""
     out = (SlicePart * 3)()
     lib.wb_parts_qkv(c_string(q), c_string(k), c_string(v), heads, kv_heads, head_dim, hidden, rank, ranks, out)
-    return [_part_dict(p) for p in out]
+    return [_part_dict(name, p) for name, p in zip((q, k, v), out)]
 
 
 def parts_merged(names: Sequence[str], rows: Sequence[int], cols: int, rank: int, ranks: int) -> List[Part]:
@@ -65,11 +65,12 @@ def parts_merged(names: Sequence[str], rows: Sequence[int], cols: int, rank: int
     c_rows = (ctypes.c_int64 * len(rows))(*rows)
     out = (SlicePart * len(names))()
     lib.wb_parts_merged(c_names, c_rows, len(names), cols, rank, ranks, out)
-    return [_part_dict(p) for p in out]
+    return [_part_dict(name, p) for name, p in zip(names, out)]
 
 
-def _part_dict(part: SlicePart) -> Part:
-    return {"name": part.name.decode(), "offset": list(part.offset[: part.ndim]),
+def _part_dict(name: str, part: SlicePart) -> Part:
+    """The part as a dict; its name is the caller's string (part.name points at a copy freed by now)."""
+    return {"name": name, "offset": list(part.offset[: part.ndim]),
             "extent": list(part.extent[: part.ndim]), "pad": part.pad}
 
 
