@@ -10,6 +10,7 @@
 #include "flat_vectors.hpp"
 #include "log.hpp"
 #include "protocol_generated.h"
+#include "shard_region.hpp"
 
 namespace wb::broker {
 
@@ -19,6 +20,7 @@ int check_dims(size_t ndim) {
   if (ndim > WB_MAX_DIMS) return fail(WB_E_SHAPE, "ndim %zu is over the limit of %d", ndim, WB_MAX_DIMS);
   return WB_OK;
 }
+
 
 // A notify descriptor must be a pipe's write end. It is made non-blocking here: a reader that never drains a
 // blocking pipe would otherwise stall the broker's write, and every client with it.
@@ -88,10 +90,16 @@ void Dispatcher::on_create_topic(Client *client, uint32_t id, const void *body) 
   uint32_t topic;
   std::string name = text(create->name());
   bool existed = registry_.open_topic(name, &topic) == WB_OK;
-  int rc = registry_.create_topic(name, create->replicas(), client->slot, client->pid, &topic);
+  int rc = registry_.create_topic(name, create->replicas(), create->ranks(), create->rank(), client->slot, client->pid,
+                                  &topic);
   if (rc != WB_OK) return refuse(client, id, rc);
-  log(LogLevel::kInfo, "topic '%s' %s by pid %u (%u replicas)", name.c_str(), existed ? "taken over" : "created",
-      client->pid, create->replicas());
+  if (create->ranks() == 0) {
+    log(LogLevel::kInfo, "topic '%s' %s by pid %u (%u replicas)", name.c_str(), existed ? "taken over" : "created",
+        client->pid, create->replicas());
+  } else {
+    log(LogLevel::kInfo, "topic '%s' %s as rank %u of %u by pid %u (%u replicas)", name.c_str(),
+        existed ? "joined" : "created", create->rank(), create->ranks(), client->pid, create->replicas());
+  }
   reply(client, id, WB_OK, topic);
 }
 
@@ -115,7 +123,7 @@ void Dispatcher::on_remove_topic(Client *client, uint32_t id, const void *body) 
 void Dispatcher::on_close_topic(Client *client, uint32_t id, const void *body) {
   uint32_t topic = static_cast<const proto::CloseTopic *>(body)->topic();
   if (check_publisher(client, id, topic) != WB_OK) return;
-  registry_.release_publisher(topic);
+  registry_.release_publisher(topic, client->slot);
   log(LogLevel::kInfo, "topic '%s': publisher pid %u closed it", registry_.seg().topic(topic).name, client->pid);
   reply(client, id, WB_OK);
 }
@@ -131,7 +139,9 @@ void Dispatcher::on_alloc_tensors(Client *client, uint32_t id, const void *body)
   for (const proto::TensorSpec *spec : *alloc->tensors()) {
     std::vector<int64_t> shape = items(spec->shape());
     if (int rc = check_dims(shape.size()); rc != WB_OK) return refuse(client, id, rc);
-    specs.push_back(NewTensor{text(spec->name()), spec->dtype(), std::move(shape)});
+    NewTensor tensor{text(spec->name()), spec->dtype(), std::move(shape), {}};
+    if (int rc = read_shard(spec->shard(), &tensor.shard); rc != WB_OK) return refuse(client, id, rc);
+    specs.push_back(std::move(tensor));
   }
   uint32_t allocation = 0;
   int fd;

@@ -4,6 +4,7 @@
 #include "flat_vectors.hpp"
 #include "log.hpp"
 #include "protocol_generated.h"
+#include "shard_region.hpp"
 #include "dispatcher.hpp"
 
 namespace wb::broker {
@@ -43,8 +44,10 @@ void Dispatcher::on_register_tensors(Client *client, uint32_t id, const void *bo
       fail(WB_E_SHAPE, "ndim %zu is over the limit of %d", shape.size(), WB_MAX_DIMS);
       return refuse(client, id, WB_E_SHAPE);
     }
-    tensors.push_back(NewRegisteredTensor{text(t->name()), t->dtype(), std::move(shape),
-                                          items(t->allocations()), items(t->offsets())});
+    NewRegisteredTensor tensor{text(t->name()), t->dtype(), std::move(shape), items(t->allocations()),
+                               items(t->offsets()), {}};
+    if (int rc = read_shard(t->shard(), &tensor.shard); rc != WB_OK) return refuse(client, id, rc);
+    tensors.push_back(std::move(tensor));
   }
   int rc = registry_.register_tensors(m->topic(), client->slot, tensors);
   if (rc != WB_OK) return refuse(client, id, rc);

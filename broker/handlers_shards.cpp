@@ -7,8 +7,15 @@
 
 namespace wb::broker {
 
-void Dispatcher::on_seal_rank(Client *client, uint32_t id, const void *) {
-  refuse(client, id, fail(WB_E_STATE, "SealRank: not built yet"));
+void Dispatcher::on_seal_rank(Client *client, uint32_t id, const void *body) {
+  uint32_t topic = static_cast<const proto::SealRank *>(body)->topic();
+  int rc = registry_.check_topic(topic);
+  if (rc == WB_OK) rc = registry_.seal_rank(topic, client->slot);
+  if (rc != WB_OK) return refuse(client, id, rc);
+  const shm::Topic &t = registry_.seg().topic(topic);
+  log(LogLevel::kInfo, "topic '%s': rank %u (pid %u) sealed, %u of %u ranks", t.name,
+      registry_.rank_of(topic, client->slot), client->pid, t.sealed_ranks.load(), t.ranks);
+  reply(client, id, WB_OK);
 }
 
 void Dispatcher::on_rank_published(Client *client, const void *) {

@@ -120,16 +120,32 @@ int Registry::add_client(uint32_t pid, uint32_t uid, const std::string &name, ui
               seg_.caps().max_clients);
 }
 
-int Registry::create_topic(const std::string &name, uint32_t replicas, uint32_t client, uint32_t pid,
-                           uint32_t *slot) {
+int Registry::create_topic(const std::string &name, uint32_t replicas, uint32_t ranks, uint32_t rank,
+                           uint32_t client, uint32_t pid, uint32_t *slot) {
   int rc = geometry::check_name(name.data(), name.size(), "topic");
   if (rc != WB_OK) return rc;
   if (replicas < 1 || replicas > WB_MAX_REPLICAS) {
     return fail(WB_E_INVAL, "replicas is %u, must be 1..%d", replicas, WB_MAX_REPLICAS);
   }
+  if (ranks > WB_MAX_RANKS) return fail(WB_E_INVAL, "ranks is %u, must be 1..%d", ranks, WB_MAX_RANKS);
+  if (ranks > 0 && rank >= ranks) {
+    return fail(WB_E_INVAL, "rank %u of topic '%s' is out of range: it has ranks 0..%u", rank, name.c_str(),
+                ranks - 1);
+  }
   auto found = topics_by_name_.find(name);
   if (found != topics_by_name_.end()) {
     shm::Topic &t = seg_.topic(found->second);
+    if (t.ranks != ranks) {
+      if (ranks == 0) {
+        return fail(WB_E_INVAL, "topic '%s' is sharded over %u ranks: use wb_topic_create_rank", name.c_str(),
+                    t.ranks);
+      }
+      if (t.ranks == 0) {
+        return fail(WB_E_INVAL, "topic '%s' is a plain topic, not sharded: use wb_topic_create", name.c_str());
+      }
+      return fail(WB_E_INVAL, "topic '%s' is sharded over %u ranks, not %u", name.c_str(), t.ranks, ranks);
+    }
+    if (ranks > 0) return join_rank(found->second, replicas, rank, client, pid, slot);
     uint32_t publisher = t.publisher.load();
     if (publisher != 0 && !orphan_hands_over(publisher - 1, pid)) {
       return fail(WB_E_BUSY, "topic '%s' already has a publisher (pid %u)", name.c_str(), t.publisher_pid.load());
@@ -149,6 +165,11 @@ int Registry::create_topic(const std::string &name, uint32_t replicas, uint32_t 
   if (i >= seg_.caps().max_topics) {
     return fail(WB_E_NOSPC, "the topic table is full (%u topics; see weightbusd --max-topics)", seg_.caps().max_topics);
   }
+  uint32_t first_rank = h.rank_count.load();
+  if (ranks > seg_.caps().max_ranks - first_rank) {
+    return fail(WB_E_NOSPC, "the rank table is full (%u of %u ranks taken, topic '%s' needs %u; see weightbusd "
+                "--max-ranks)", first_rank, seg_.caps().max_ranks, name.c_str(), ranks);
+  }
   if (int rc = check_quota(client, Quota{.topics = 1}); rc != WB_OK) return rc;
   topics_by_name_.emplace(name, i);  // first: nothing below may fail for want of memory
   shm::Topic &t = seg_.topic(i);
@@ -156,13 +177,50 @@ int Registry::create_topic(const std::string &name, uint32_t replicas, uint32_t 
   t.replicas = replicas;
   t.first_tensor = shm::kNone;
   t.last_tensor = shm::kNone;
-  t.publisher_pid.store(pid);
-  t.publisher.store(client + 1);
+  t.ranks = ranks;
+  t.first_rank = ranks > 0 ? first_rank : 0;
+  for (uint32_t r = 0; r < ranks; ++r) {
+    shm::Rank &entry = seg_.rank(first_rank + r);
+    entry.topic = i;
+    entry.rank = r;
+  }
+  if (ranks > 0) {
+    h.rank_count.store(first_rank + ranks, std::memory_order_release);
+    seg_.rank(first_rank + rank).publisher_pid.store(pid);
+    seg_.rank(first_rank + rank).publisher.store(client + 1);
+  } else {
+    t.publisher_pid.store(pid);
+    t.publisher.store(client + 1);
+  }
   t.state.store(uint32_t(shm::TopicState::kLive), std::memory_order_release);
   h.topic_count.store(i + 1, std::memory_order_release);
   charge(client, Quota{.topics = 1});
   seg_.client(client).topics_published.fetch_add(1);
   *slot = i;
+  return WB_OK;
+}
+
+// Joins sharded topic `topic` (which has as many ranks as asked) as rank `rank`, taking it over from an orphan.
+int Registry::join_rank(uint32_t topic, uint32_t replicas, uint32_t rank, uint32_t client, uint32_t pid,
+                        uint32_t *slot) {
+  shm::Topic &t = seg_.topic(topic);
+  if (t.replicas != replicas) {
+    return fail(WB_E_INVAL, "topic '%s' exists with %u replicas, not %u", t.name, t.replicas, replicas);
+  }
+  shm::Rank &entry = seg_.rank(t.first_rank + rank);
+  uint32_t publisher = entry.publisher.load();
+  if (publisher != 0 && !orphan_hands_over(publisher - 1, pid)) {
+    return fail(WB_E_BUSY, "rank %u of '%s' has a live publisher (pid %u)", rank, t.name, entry.publisher_pid.load());
+  }
+  if (uint32_t held = rank_of(topic, client); held != shm::kNone) {
+    return fail(WB_E_BUSY, "this client already publishes rank %u of '%s': a client holds one rank of a topic "
+                "(attach once per rank)", held, t.name);
+  }
+  if (publisher != 0) release_rank_publisher(topic, rank);  // an orphan's, handed over
+  entry.publisher_pid.store(pid);
+  entry.publisher.store(client + 1, std::memory_order_release);
+  seg_.client(client).topics_published.fetch_add(1);
+  *slot = topic;
   return WB_OK;
 }
 
@@ -182,6 +240,12 @@ int Registry::remove_topic(const std::string &name, uint32_t *slot) {
   if (t.publisher.load() != 0) {
     return fail(WB_E_BUSY, "topic '%s' has a publisher (pid %u): it must close the topic before it can be removed",
                 name.c_str(), t.publisher_pid.load());
+  }
+  for (uint32_t r = 0; r < t.ranks; ++r) {
+    const shm::Rank &entry = seg_.rank(t.first_rank + r);
+    if (entry.publisher.load() == 0) continue;
+    return fail(WB_E_BUSY, "rank %u of '%s' has a publisher (pid %u): every rank must close the topic before it "
+                "can be removed", r, name.c_str(), entry.publisher_pid.load());
   }
   // Made before anything changes: from the first store of the state on, nothing may fail for want of memory.
   const std::vector<std::pair<uint32_t, std::string>> host = host_allocations_of(*slot);
@@ -237,14 +301,18 @@ int Registry::check_topic(uint32_t slot) const {
   return WB_OK;
 }
 
-int Registry::check_new_tensors(uint32_t topic, const std::vector<NewTensor> &specs, std::vector<bool> *is_new,
-                                uint32_t *count) const {
+int Registry::check_plain(uint32_t topic, const std::vector<NewTensor> &specs, ShardPlan *plan) const {
   const shm::Topic &t = seg_.topic(topic);
   std::unordered_map<std::string, size_t> seen;
+  uint32_t *count = &plan->stored;
+  std::vector<bool> *is_new = &plan->is_new;
   *count = 0;
   is_new->assign(specs.size(), false);
   for (size_t i = 0; i < specs.size(); ++i) {
     const NewTensor &spec = specs[i];
+    if (spec.shard.present) {
+      return fail(WB_E_INVAL, "topic '%s' is not sharded: tensor '%s' has a shard region", t.name, spec.name.c_str());
+    }
     int rc = geometry::check_name(spec.name.data(), spec.name.size(), "tensor");
     uint64_t nbytes;
     if (rc == WB_OK) rc = geometry::contiguous_bytes(spec.dtype, uint32_t(spec.shape.size()), spec.shape.data(), &nbytes);
@@ -267,35 +335,36 @@ int Registry::check_new_tensors(uint32_t topic, const std::vector<NewTensor> &sp
     (*is_new)[i] = true;
     ++*count;
   }
+  plan->entries = *count;
   if (seg_.header().tensor_count.load() + *count > seg_.caps().max_tensors) {
     return fail(WB_E_NOSPC, "the tensor table is full (%u entries; see weightbusd --max-tensors)", seg_.caps().max_tensors);
-  }
-  if (*count > 0 && seg_.header().allocation_count.load() >= seg_.caps().max_allocations) {
-    return fail(WB_E_NOSPC, "the allocation table is full (%u; see weightbusd --max-allocations)",
-                seg_.caps().max_allocations);
   }
   return WB_OK;
 }
 
 int Registry::alloc_tensors(uint32_t topic, uint32_t client, const std::vector<NewTensor> &specs,
                             uint32_t *allocation, int *fd, uint64_t *size) {
-  std::vector<bool> is_new;
-  uint32_t count;
-  int rc = check_new_tensors(topic, specs, &is_new, &count);
-  *fd = -1;
-  if (rc != WB_OK || count == 0) return rc;
   shm::Topic &t = seg_.topic(topic);
+  uint32_t rank = rank_of(topic, client);
+  ShardPlan plan;
+  int rc = t.ranks > 0 ? check_new_shards(topic, rank, specs, &plan) : check_plain(topic, specs, &plan);
+  *fd = -1;
+  if (rc != WB_OK || plan.stored == 0) return rc;
+  if (seg_.header().allocation_count.load() >= seg_.caps().max_allocations) {
+    return fail(WB_E_NOSPC, "the allocation table is full (%u; see weightbusd --max-allocations)",
+                seg_.caps().max_allocations);
+  }
   std::vector<uint64_t> offsets(specs.size());
   uint64_t replica_bytes = 0;
   for (size_t i = 0; i < specs.size(); ++i) {
-    if (!is_new[i]) continue;
+    if (!plan.is_new[i]) continue;
     uint64_t nbytes;
     geometry::contiguous_bytes(specs[i].dtype, uint32_t(specs[i].shape.size()), specs[i].shape.data(), &nbytes);
     offsets[i] = replica_bytes;
     replica_bytes += align_up(nbytes);
   }
   uint64_t total = std::max<uint64_t>(replica_bytes * t.replicas, WB_ALIGNMENT);
-  Quota taken{.tensors = count, .allocations = 1, .bytes = total};
+  Quota taken{.tensors = plan.entries, .allocations = 1, .bytes = total};
   if ((rc = check_quota(client, taken)) != WB_OK) return rc;
   shm::Header &h = seg_.header();
   uint32_t a = h.allocation_count.load();
@@ -316,8 +385,13 @@ int Registry::alloc_tensors(uint32_t topic, uint32_t client, const std::vector<N
     shm_unlink(name.c_str());
   });
   if (fchmod(memfd, 0600) != 0 || ftruncate(memfd, off_t(total)) != 0) return fail_errno("sizing a tensor allocation");
-  for (size_t i = 0, k = 0; i < specs.size(); ++i) {
-    if (is_new[i]) tensors_by_name_[topic].emplace(specs[i].name, first + uint32_t(k++));
+  std::vector<TensorPlacement> placements(specs.size());
+  if (t.ranks > 0) {
+    enter_logical_names(topic, specs, plan);
+  } else {
+    for (size_t i = 0, k = 0; i < specs.size(); ++i) {
+      if (plan.is_new[i]) tensors_by_name_[topic].emplace(specs[i].name, first + uint32_t(k++));
+    }
   }
   undo.release();
   shm::Allocation &alloc = seg_.allocation(a);
@@ -329,10 +403,16 @@ int Registry::alloc_tensors(uint32_t topic, uint32_t client, const std::vector<N
   allocation_fds_[a] = memfd;
   descriptors_.hold(1);
   for (size_t i = 0; i < specs.size(); ++i) {
-    if (!is_new[i]) continue;
-    TensorPlacement placement{.allocation = a};
-    for (uint32_t r = 0; r < WB_MAX_REPLICAS; ++r) placement.replica_offset[r] = r * replica_bytes + offsets[i];
-    append_tensor(topic, specs[i].name, specs[i].dtype, specs[i].shape, {}, placement);
+    placements[i].allocation = a;
+    for (uint32_t r = 0; r < WB_MAX_REPLICAS; ++r) placements[i].replica_offset[r] = r * replica_bytes + offsets[i];
+  }
+  if (t.ranks > 0) {
+    append_shards(topic, rank, specs, plan, placements);
+    seg_.rank(t.first_rank + rank).bytes.fetch_add(total);
+  } else {
+    for (size_t i = 0; i < specs.size(); ++i) {
+      if (plan.is_new[i]) append_tensor(topic, specs[i].name, specs[i].dtype, specs[i].shape, {}, placements[i]);
+    }
   }
   t.bytes.fetch_add(total);
   t.layout_gen.fetch_add(1, std::memory_order_release);

@@ -14,13 +14,24 @@
 #include "descriptors.hpp"
 #include "layout.hpp"
 #include "quota.hpp"
+#include "region.hpp"
 
 namespace wb::broker {
+
+// Where a shard lies in its logical tensor (a sharded topic's tensors; absent for a plain topic's): the
+// tensor's shape is the shard's extent.
+struct NewShard {
+  bool present = false;
+  std::vector<int64_t> logical_shape;
+  std::vector<int64_t> offset;
+  uint32_t flags = 0;  // WB_SHARD_REPLICATED
+};
 
 struct NewTensor {
   std::string name;
   int32_t dtype;
   std::vector<int64_t> shape;
+  NewShard shard;
 };
 
 struct NewView {
@@ -48,6 +59,7 @@ struct NewRegisteredTensor {
   std::vector<int64_t> shape;
   std::vector<uint32_t> allocations;  // one per replica
   std::vector<uint64_t> offsets;
+  NewShard shard;
 };
 
 class Registry {
@@ -75,18 +87,40 @@ class Registry {
   // leases it held.
   uint32_t remove_client(uint32_t slot);
 
-  // Creates a topic with `client` as publisher, or hands an orphaned one over to it.
-  int create_topic(const std::string &name, uint32_t replicas, uint32_t client, uint32_t pid, uint32_t *slot);
+  // Creates a topic with `client` as publisher, or hands an orphaned one over to it. ranks 0: a plain topic;
+  // ranks N >= 1: creates sharded topic name with N ranks, or joins it, as rank `rank` (one rank per client).
+  int create_topic(const std::string &name, uint32_t replicas, uint32_t ranks, uint32_t rank, uint32_t client,
+                   uint32_t pid, uint32_t *slot);
   int open_topic(const std::string &name, uint32_t *slot) const;
   // Removes a topic that no publisher holds (else WB_E_BUSY) and no lease pins (WB_E_BUSY): unlinks its host
   // allocations, revokes its CUDA ones and retires its entry (*slot), which is never handed out again.
   int remove_topic(const std::string &name, uint32_t *slot);
   // The topic must be live: WB_E_NOT_FOUND otherwise.
   int check_topic(uint32_t slot) const;
+  // Whether client publishes the topic: a plain topic's publisher, or the publisher of one of its ranks.
   bool is_publisher(uint32_t topic, uint32_t client) const;
+  // The rank of a sharded topic that client publishes, kNone when it holds none (or the topic is plain).
+  // Inline: the files of versions (commit.cpp) read it too, and call nothing of this file.
+  uint32_t rank_of(uint32_t topic, uint32_t client) const {
+    const shm::Topic &t = seg_.topic(topic);
+    for (uint32_t r = 0; r < t.ranks; ++r) {
+      if (seg_.rank(t.first_rank + r).publisher.load() == client + 1) return r;
+    }
+    return shm::kNone;
+  }
   // The publisher left (closed or died): ends an unpublished update and frees the topic for a new publisher.
-  // Returns the number of tensors left dirty.
+  // Returns the number of tensors left dirty. A plain topic's (registry_tables.cpp).
   uint32_t release_publisher(uint32_t topic);
+  // The same for any topic client publishes: a sharded topic's rank that client holds is released
+  // (release_rank_publisher).
+  uint32_t release_publisher(uint32_t topic, uint32_t client);
+  // A rank's publisher left: ends the version it was writing (end_rank_version), frees the rank for a new
+  // publisher, then commits what every rank has published (commit_if_complete). Its seal and shards stay.
+  void release_rank_publisher(uint32_t topic, uint32_t rank);
+  // Seals the layout of the rank client publishes (WB_E_ROLE if none); idempotent. The seal of the last rank
+  // checks that the shards cover every logical tensor (WB_E_LAYOUT naming the first gap, the rank stays
+  // unsealed), then completes the layout: versions may begin.
+  int seal_rank(uint32_t topic, uint32_t client);
 
   // Sharded topics, versions (commit.cpp). Commits version latest + 1 of a sharded topic once every rank's
   // Rank::published has reached it (the record's changed count, its version word, then latest; wakes readers);
@@ -135,6 +169,7 @@ class Registry {
 
  private:
   int create(const shm::Capacities &caps);
+  int join_rank(uint32_t topic, uint32_t replicas, uint32_t rank, uint32_t client, uint32_t pid, uint32_t *slot);
   void remove_segment();
   int adopt();
   int adopt_names();
@@ -147,8 +182,28 @@ class Registry {
   bool orphan_hands_over(uint32_t slot, uint32_t pid) const;
   bool orphan_done(uint32_t pid) const;
   bool exporter_alive(const shm::Allocation &alloc) const;
-  int check_new_tensors(uint32_t topic, const std::vector<NewTensor> &specs, std::vector<bool> *is_new,
-                        uint32_t *count) const;
+  // Sharded topics (registry_shards.cpp, below registry.cpp, adopt.cpp and registry_cuda.cpp, above
+  // registry_tables.cpp). Checks a rank's shards before anything changes (all or nothing): *plan says which are
+  // new (a box registered again by its rank keeps its storage) and which make their logical entry.
+  struct ShardPlan {
+    std::vector<bool> is_new;        // per spec
+    std::vector<bool> new_logical;   // per spec: the first new shard of a logical tensor that does not exist
+    uint32_t entries = 0;            // tensor entries to make: shards and logical entries
+    uint32_t stored = 0;             // entries with storage: new shards, or a plain topic's new tensors
+  };
+  // A plain topic's tensors: which are new (a name registered again with its dtype and shape keeps its storage).
+  int check_plain(uint32_t topic, const std::vector<NewTensor> &specs, ShardPlan *plan) const;
+  int check_new_shards(uint32_t topic, uint32_t rank, const std::vector<NewTensor> &specs, ShardPlan *plan) const;
+  int check_shard(uint32_t topic, uint32_t rank, const std::vector<NewTensor> &specs, size_t i, bool *is_new,
+                  bool *new_logical) const;
+  // The slots the request will take, in order: logical entries before their first shard. Enters the new
+  // logical names in tensors_by_name_ (forget_names_from withdraws them).
+  void enter_logical_names(uint32_t topic, const std::vector<NewTensor> &specs, const ShardPlan &plan);
+  int check_against_shards(uint32_t logical, uint32_t rank, const NewTensor &spec, const region::Box &box,
+                           bool *is_new) const;
+  template <typename F>
+  void for_each_shard(uint32_t logical, F &&f) const;
+  int check_coverage(uint32_t topic) const;
   int check_cuda_allocation(uint32_t allocation, shm::Allocation **out) const;
   // A removed topic's allocations (remove_topic): host ones closed, unlinked and marked free, CUDA ones revoked.
   std::vector<std::pair<uint32_t, std::string>> host_allocations_of(uint32_t topic) const;
@@ -156,6 +211,8 @@ class Registry {
   void revoke_cuda_allocations(uint32_t topic);
   void drop_chunks(uint32_t allocation);  // closes the chunk fds the broker keeps of allocation
   int check_registered(uint32_t topic, uint32_t client, const NewRegisteredTensor &t) const;
+  int check_replicas(uint32_t topic, uint32_t client, const NewRegisteredTensor &t, uint64_t nbytes) const;
+  int register_shards(uint32_t topic, uint32_t client, const std::vector<NewRegisteredTensor> &tensors);
 
   // The table primitives (registry_tables.cpp), which registry.cpp, adopt.cpp and registry_cuda.cpp all call and
   // which call none of them (so do remove_client, is_publisher and release_publisher above).
@@ -183,13 +240,28 @@ class Registry {
     int32_t device_type = WB_DEVICE_HOST;
     uint64_t replica_offset[WB_MAX_REPLICAS] = {};
     uint32_t replica_allocation[WB_MAX_REPLICAS] = {};  // CUDA tensors only
+    // Sharded topics: kLogical (no storage, listed) or kShard (not listed: chain_shard links it).
+    shm::TensorRole role = shm::TensorRole::kPlain;
+    uint32_t rank = 0;
+    uint32_t logical = shm::kNone;
+    uint32_t shard_flags = 0;
+    uint32_t shard_index = 0;
+    const int64_t *region_offset = nullptr;
   };
+  // Makes the entries of a checked request's new shards (and the logical entries they need), placements[i]
+  // for specs[i], and chains each shard to its logical entry. Rank::shards counts them.
+  void append_shards(uint32_t topic, uint32_t rank, const std::vector<NewTensor> &specs, const ShardPlan &plan,
+                     std::vector<TensorPlacement> &placements);
+  // Appends shard `slot` to its logical entry's chain (next_shard, then shard_count with release).
+  void chain_shard(uint32_t logical, uint32_t slot);
   // The one writer of a tensor entry: fills the next entry of the table (name, dtype, shape, strides —
   // contiguous when `strides` is empty —, byte count, placement), counts it in the header and links it into
   // the topic's list (link_tensor). Returns its slot. The caller has checked the request, and entered the name
   // in tensors_by_name_: nothing here fails.
   uint32_t append_tensor(uint32_t topic, const std::string &name, int32_t dtype, const std::vector<int64_t> &shape,
                          const std::vector<int64_t> &strides, const TensorPlacement &placement);
+  // The region of shard entry `slot` in its logical tensor.
+  region::Box shard_box(uint32_t slot) const;
   // WB_E_NOSPC if client may not create `more`; charge() counts it once created.
   int check_quota(uint32_t client, const Quota &more) const;
   void charge(uint32_t client, const Quota &more);

@@ -153,10 +153,21 @@ int Registry::check_registered(uint32_t topic, uint32_t client, const NewRegiste
   if (find_tensor(topic, t.name, &existing) == WB_OK) {
     return fail(WB_E_EXISTS, "topic '%s' already has a tensor '%s'", tp.name, t.name.c_str());
   }
+  if (t.shard.present) {
+    return fail(WB_E_INVAL, "topic '%s' is not sharded: tensor '%s' has a shard region", tp.name, t.name.c_str());
+  }
   if (tp.latest.load() > 0) {
     return fail(WB_E_STATE, "topic '%s' is sealed by its first publish: cannot add tensor '%s'", tp.name,
                 t.name.c_str());
   }
+  return check_replicas(topic, client, t, nbytes);
+}
+
+// Where a registered tensor's replicas are: live CUDA allocations this client exported for the topic, one GPU,
+// each holding the tensor's nbytes at its offset.
+int Registry::check_replicas(uint32_t topic, uint32_t client, const NewRegisteredTensor &t, uint64_t nbytes) const {
+  const shm::Topic &tp = seg_.topic(topic);
+  int rc;
   if (t.allocations.size() != tp.replicas || t.offsets.size() != tp.replicas) {
     return fail(WB_E_INVAL, "tensor '%s': %zu allocations and %zu offsets for a topic of %u replicas", t.name.c_str(),
                 t.allocations.size(), t.offsets.size(), tp.replicas);
@@ -182,7 +193,51 @@ int Registry::check_registered(uint32_t topic, uint32_t client, const NewRegiste
   return WB_OK;
 }
 
+// A sharded topic's shards where they are: checked as wb_shard_alloc's (check_new_shards), and their replicas as a
+// plain tensor's. A box its rank registered already keeps its storage.
+int Registry::register_shards(uint32_t topic, uint32_t client, const std::vector<NewRegisteredTensor> &tensors) {
+  shm::Topic &tp = seg_.topic(topic);
+  uint32_t rank = rank_of(topic, client);
+  std::vector<NewTensor> specs;
+  for (const NewRegisteredTensor &t : tensors) specs.push_back(NewTensor{t.name, t.dtype, t.shape, t.shard});
+  ShardPlan plan;
+  if (int rc = check_new_shards(topic, rank, specs, &plan); rc != WB_OK) return rc;
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    if (!plan.is_new[i]) continue;
+    uint64_t nbytes;
+    geometry::contiguous_bytes(tensors[i].dtype, uint32_t(tensors[i].shape.size()), tensors[i].shape.data(), &nbytes);
+    if (int rc = check_replicas(topic, client, tensors[i], nbytes); rc != WB_OK) return rc;
+    bytes += nbytes * tp.replicas;
+  }
+  Quota taken{.tensors = plan.entries};
+  if (int rc = check_quota(client, taken); rc != WB_OK) return rc;
+  std::vector<TensorPlacement> placements(tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    if (!plan.is_new[i]) continue;
+    const NewRegisteredTensor &t = tensors[i];
+    placements[i].allocation = t.allocations[0];
+    placements[i].device_type = WB_DEVICE_CUDA;
+    for (uint32_t r = 0; r < WB_MAX_REPLICAS; ++r) {
+      bool used = r < tp.replicas;
+      placements[i].replica_allocation[r] = used ? t.allocations[r] : t.allocations[0];
+      placements[i].replica_offset[r] = used ? t.offsets[r] : 0;
+    }
+  }
+  uint32_t first = seg_.header().tensor_count.load();
+  ScopeExit forget_names([&] { forget_names_from(topic, first); });
+  enter_logical_names(topic, specs, plan);
+  forget_names.release();  // nothing below may fail for want of memory
+  append_shards(topic, rank, specs, plan, placements);
+  seg_.rank(tp.first_rank + rank).bytes.fetch_add(bytes);
+  tp.bytes.fetch_add(bytes);
+  tp.layout_gen.fetch_add(1, std::memory_order_release);
+  charge(client, taken);
+  return WB_OK;
+}
+
 int Registry::register_tensors(uint32_t topic, uint32_t client, const std::vector<NewRegisteredTensor> &tensors) {
+  if (seg_.topic(topic).ranks > 0) return register_shards(topic, client, tensors);
   std::unordered_set<std::string> seen;
   for (const NewRegisteredTensor &t : tensors) {
     if (int rc = check_registered(topic, client, t); rc != WB_OK) return rc;

@@ -97,6 +97,7 @@ uint32_t Registry::remove_client(uint32_t slot) {
 }
 
 bool Registry::is_publisher(uint32_t topic, uint32_t client) const {
+  if (seg_.topic(topic).ranks > 0) return rank_of(topic, client) != shm::kNone;
   return seg_.topic(topic).publisher.load() == client + 1;
 }
 
@@ -155,14 +156,32 @@ uint32_t Registry::append_tensor(uint32_t topic, const std::string &name, int32_
   e.view_offset = placement.view_offset;
   e.allocation = placement.allocation;
   e.device_type = placement.device_type;
+  bool logical = placement.role == shm::TensorRole::kLogical;
   for (uint32_t r = 0; r < WB_MAX_REPLICAS; ++r) {
     e.replica_offset[r] = placement.replica_offset[r];
     e.replica_allocation[r] = placement.replica_allocation[r];
-    // A tensor's replica 0 holds the zeros of "version 0"; a view's versions are its root's.
-    e.replica_version[r].store(r == 0 && !placement.is_view ? 0 : shm::kNeverWritten);
+    // A tensor's replica 0 holds the zeros of "version 0"; a view's versions are its root's; a logical
+    // tensor has no bytes of its own (its shards have).
+    e.replica_version[r].store(r == 0 && !placement.is_view && !logical ? 0 : shm::kNeverWritten);
+  }
+  e.role = uint32_t(placement.role);
+  e.rank = placement.rank;
+  e.logical = placement.logical;
+  e.shard_flags = placement.shard_flags;
+  bool shard = placement.role == shm::TensorRole::kShard;
+  e.first_shard = logical ? shm::kNone : 0;  // a plain tensor leaves the shard fields zero
+  e.shard_count.store(0, std::memory_order_relaxed);
+  e.next_shard.store(shard ? shm::kNone : 0, std::memory_order_relaxed);
+  e.shard_index = placement.shard_index;
+  for (uint32_t d = 0; d < WB_MAX_DIMS; ++d) {
+    e.region_offset[d] = placement.region_offset != nullptr && d < e.ndim ? placement.region_offset[d] : 0;
   }
   h.tensor_count.store(slot + 1, std::memory_order_release);
-  link_tensor(topic, slot);
+  if (shard) {
+    e.next.store(shm::kNone, std::memory_order_relaxed);  // not listed: chained from its logical entry
+  } else {
+    link_tensor(topic, slot);
+  }
   return slot;
 }
 

@@ -17,13 +17,14 @@ namespace {
 // Specs per AllocTensors message: keeps each message well under wire::kMaxMessage.
 constexpr uint32_t kSpecsPerMessage = 128;
 
-int alloc_batch(wb_topic *topic, const wb_tensor_spec *specs, uint32_t first, uint32_t count) {
+int alloc_batch(wb_topic *topic, const std::vector<TensorRequest> &requests, uint32_t first, uint32_t count) {
   flatbuffers::FlatBufferBuilder builder;
   std::vector<flatbuffers::Offset<proto::TensorSpec>> entries;
   for (uint32_t i = first; i < first + count; ++i) {
-    const wb_tensor_spec &spec = spec_at(specs, i);
-    std::vector<int64_t> shape(spec.shape, spec.shape + spec.ndim);
-    entries.push_back(proto::CreateTensorSpecDirect(builder, spec.name, spec.dtype, &shape));
+    const TensorRequest &r = requests[i];
+    std::vector<int64_t> shape(r.shape, r.shape + r.ndim);
+    auto shard = build_shard(builder, r);
+    entries.push_back(proto::CreateTensorSpecDirect(builder, r.name, r.dtype, &shape, shard));
   }
   auto body = proto::CreateAllocTensorsDirect(builder, topic->slot, &entries);
   Reply reply;
@@ -36,23 +37,28 @@ int alloc_batch(wb_topic *topic, const wb_tensor_spec *specs, uint32_t first, ui
 
 }  // namespace
 
+// Several messages when there are many specs: each is all or nothing, and a retry finds what the earlier ones
+// made (the same definitions are accepted again).
+int alloc_host(wb_topic *topic, const std::vector<TensorRequest> &requests) {
+  uint32_t count = uint32_t(requests.size());
+  for (uint32_t first = 0; first < count; first += kSpecsPerMessage) {
+    int rc = alloc_batch(topic, requests, first, std::min(kSpecsPerMessage, count - first));
+    if (rc != WB_OK) return rc;
+  }
+  return WB_OK;
+}
+
 }  // namespace wb
 
 using namespace wb;
 
 extern "C" WB_API int wb_tensor_alloc(wb_topic *topic, const wb_tensor_spec *specs, uint32_t count) try {
-  if (topic == nullptr || specs == nullptr || count == 0) return fail(WB_E_INVAL, "topic or specs is NULL, or count is 0");
-  int rc = check_struct_size(specs[0].struct_size, sizeof(wb_tensor_spec), "wb_tensor_spec");
+  if (topic == nullptr) return fail(WB_E_INVAL, "topic is NULL");
+  std::vector<TensorRequest> requests;
+  int rc = read_requests(specs, count, &requests);
   if (rc != WB_OK) return rc;
   if (!topic->publisher) return fail(WB_E_ROLE, "only the publisher of '%s' may allocate tensors", topic->entry->name);
-  for (uint32_t i = 0; i < count; ++i) {
-    if ((rc = check_spec(spec_at(specs, i))) != WB_OK) return rc;
-  }
-  for (uint32_t first = 0; first < count; first += kSpecsPerMessage) {
-    rc = alloc_batch(topic, specs, first, std::min(kSpecsPerMessage, count - first));
-    if (rc != WB_OK) return rc;
-  }
-  return WB_OK;
+  return alloc_host(topic, requests);
 } catch (...) {
   return wb::abi_error(__func__);
 }

@@ -18,7 +18,12 @@ void describe_tensor(const shm::Segment &seg, uint32_t tensor_slot, uint32_t pos
   info->data = nullptr;
   info->device_type = root.device_type;
   info->is_view = e.is_view;
-  memcpy(info->device_uuid, seg.allocation(root.allocation).device_uuid, sizeof(info->device_uuid));
+  // A sharded topic's logical tensor has no storage (allocation kNone): its shards are on their own devices.
+  if (root.allocation < seg.caps().max_allocations) {
+    memcpy(info->device_uuid, seg.allocation(root.allocation).device_uuid, sizeof(info->device_uuid));
+  } else {
+    memset(info->device_uuid, 0, sizeof(info->device_uuid));
+  }
   uint64_t newest = 0;
   for (uint32_t r = 0; r < WB_MAX_REPLICAS; ++r) {
     uint64_t word = root.replica_version[r].load(std::memory_order_acquire);

@@ -69,6 +69,18 @@ void fill_topic_info(const shm::Topic &entry, wb_topic_info *out) {
 
 }  // namespace
 
+int create_topic(wb_client *client, const char *name, uint32_t replicas, uint32_t ranks, uint32_t rank,
+                 wb_topic **out) {
+  NewTopic made;
+  flatbuffers::FlatBufferBuilder builder;
+  auto body = proto::CreateCreateTopicDirect(builder, name, replicas, ranks, rank);
+  Reply reply;
+  int rc = client->connection.call(builder, proto::Body::CreateTopic, body.Union(), &reply);
+  if (rc != WB_OK) return rc;
+  made.topic->rank = ranks > 0 ? rank : shm::kNone;
+  return add_topic(client, reply.value, true, made, out);
+}
+
 void release_topic(wb_topic *topic) {
   {
     std::lock_guard lock(topic->client->topics_mutex);
@@ -92,12 +104,7 @@ extern "C" WB_API int wb_topic_create(wb_client *client, const char *name, const
   if (opts->replicas < 1 || opts->replicas > WB_MAX_REPLICAS) {
     return fail(WB_E_INVAL, "replicas is %u, must be 1..%d", opts->replicas, WB_MAX_REPLICAS);
   }
-  NewTopic made;
-  flatbuffers::FlatBufferBuilder builder;
-  auto body = proto::CreateCreateTopicDirect(builder, name, opts->replicas);
-  Reply reply;
-  if ((rc = client->connection.call(builder, proto::Body::CreateTopic, body.Union(), &reply)) != WB_OK) return rc;
-  return add_topic(client, reply.value, true, made, out);
+  return create_topic(client, name, opts->replicas, 0, 0, out);
 } catch (...) {
   return wb::abi_error(__func__);
 }

@@ -45,6 +45,15 @@ inline int check_topic_live(const wb_topic *topic) {
   return fail(WB_E_NOT_FOUND, "topic '%s' was removed (wb_topic_remove): close this handle", topic->entry->name);
 }
 
+// Creates or takes over a topic as its publisher (wb_topic_create), or a rank of a sharded one
+// (wb_topic_create_rank: ranks >= 1), once the caller has checked its arguments.
+int create_topic(wb_client *client, const char *name, uint32_t replicas, uint32_t ranks, uint32_t rank,
+                 wb_topic **out);
+
+// Seals the layout of the rank this handle publishes (SealRank), once: wb_topic_seal_rank and a rank's first
+// wb_update_begin. Sets topic->rank_sealed.
+int seal_rank(wb_topic *topic);
+
 // Frees a topic handle and what only this process holds of it (its notify fds, its place in the client's
 // set); allocates nothing, so that wb_detach cannot stop half-way. The caller aborted its update and let go
 // of its snapshots.

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -161,7 +162,7 @@ static void prepare_broker_process(const fx_broker_opts *opts) {
 static int launch(fx_broker *b, const fx_broker_opts *opts) {
   const char *exe = fx_broker_path();
   const char *level = getenv("WB_TEST_LOG_LEVEL");
-  char values[11][24];
+  char values[12][24];
   const char *argv[32];
   int n = 0;
   argv[n++] = exe;
@@ -173,17 +174,17 @@ static int launch(fx_broker *b, const fx_broker_opts *opts) {
   argv[n++] = "--log-level";
   argv[n++] = level != NULL ? level : "warn";
   if (opts != NULL) {
-    const char *flags[11] = {"--max-topics",  "--max-tensors",       "--max-allocations",
+    const char *flags[12] = {"--max-topics",  "--max-tensors",       "--max-allocations",
                              "--max-clients", "--leases-per-client", "--ring-slots",
                              "--max-topics-per-client", "--max-tensors-per-client",
                              "--max-allocations-per-client", "--max-bytes-per-client",
-                             "--max-subscriptions-per-client"};
-    const uint64_t given[11] = {opts->max_topics,  opts->max_tensors,       opts->max_allocations,
+                             "--max-subscriptions-per-client", "--max-ranks"};
+    const uint64_t given[12] = {opts->max_topics,  opts->max_tensors,       opts->max_allocations,
                                 opts->max_clients, opts->leases_per_client, opts->ring_slots,
                                 opts->max_topics_per_client, opts->max_tensors_per_client,
                                 opts->max_allocations_per_client, opts->max_bytes_per_client,
-                                opts->max_subscriptions_per_client};
-    for (int i = 0; i < 11; ++i) {
+                                opts->max_subscriptions_per_client, opts->max_ranks};
+    for (int i = 0; i < 12; ++i) {
       if (given[i] == 0) continue;
       snprintf(values[i], sizeof(values[i]), "%llu", (unsigned long long)given[i]);
       argv[n++] = flags[i];
@@ -371,6 +372,53 @@ int fx_create_topic(wb_client *c, const char *name, uint32_t replicas, uint32_t 
     specs[i] = s;
   }
   return wb_tensor_alloc(*out, specs, n);
+}
+
+int fx_create_rank(wb_client *c, const char *name, uint32_t replicas, uint32_t rank, uint32_t ranks,
+                   wb_topic **out) {
+  wb_rank_options o = WB_RANK_OPTIONS_INIT;
+  o.replicas = replicas;
+  o.rank = rank;
+  o.ranks = ranks;
+  return wb_topic_create_rank(c, name, &o, out);
+}
+
+wb_shard_spec fx_shard_2d(const char *name, int32_t dtype, int64_t lrows, int64_t lcols, int64_t row0, int64_t rows,
+                          int64_t col0, int64_t cols) {
+  wb_shard_spec s = WB_SHARD_SPEC_INIT;
+  s.name = name;
+  s.dtype = dtype;
+  s.ndim = 2;
+  s.logical_shape[0] = lrows;
+  s.logical_shape[1] = lcols;
+  s.offset[0] = row0;
+  s.offset[1] = col0;
+  s.extent[0] = rows;
+  s.extent[1] = cols;
+  return s;
+}
+
+wb_shard_spec fx_shard_1d(const char *name, int32_t dtype, int64_t lrows, int64_t row0, int64_t rows) {
+  wb_shard_spec s = WB_SHARD_SPEC_INIT;
+  s.name = name;
+  s.dtype = dtype;
+  s.ndim = 1;
+  s.logical_shape[0] = lrows;
+  s.offset[0] = row0;
+  s.extent[0] = rows;
+  return s;
+}
+
+void fx_expect_message(const char *first, ...) {
+  va_list ap;
+  va_start(ap, first);
+  for (const char *want = first; want != NULL; want = va_arg(ap, const char *)) {
+    if (strstr(wb_last_error(), want) == NULL) {
+      va_end(ap);
+      fail_msg("wb_last_error() \"%s\" lacks \"%s\"", wb_last_error(), want);
+    }
+  }
+  va_end(ap);
 }
 
 int fx_publish(wb_topic *t, uint32_t mask, uint32_t elems, uint64_t *version) {

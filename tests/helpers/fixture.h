@@ -82,6 +82,7 @@ typedef struct fx_broker_opts {
   uint32_t max_subscriptions_per_client;
   uint32_t nofile;      /* RLIMIT_NOFILE (soft and hard) of the broker's process */
   const char *log_path; /* the broker's stderr (its log) goes to this file, appended */
+  uint32_t max_ranks;   /* --max-ranks: Rank entries of sharded topics, all together */
 } fx_broker_opts;
 
 typedef struct fx_broker {
@@ -158,6 +159,19 @@ int fx_create_topic(wb_client *c, const char *name, uint32_t replicas, uint32_t 
 /* Writes the tensors "t<i>" whose bit i is set in mask with fx_pattern(version, i, .) and publishes; the
  * metadata is the 8-byte version. *version receives the published version (may be NULL). */
 int fx_publish(wb_topic *t, uint32_t mask, uint32_t elems, uint64_t *version);
+/* ---- sharded topics ------------------------------------------------------------------------------------ */
+
+/* Creates or joins sharded topic name as rank `rank` of `ranks`, with `replicas` replicas. */
+int fx_create_rank(wb_client *c, const char *name, uint32_t replicas, uint32_t rank, uint32_t ranks,
+                   wb_topic **out);
+/* A 2-D shard spec: rows [row0, row0 + rows) and columns [col0, col0 + cols) of logical [lrows, lcols]. */
+wb_shard_spec fx_shard_2d(const char *name, int32_t dtype, int64_t lrows, int64_t lcols, int64_t row0, int64_t rows,
+                          int64_t col0, int64_t cols);
+/* Rows [row0, row0 + rows) of a 1-D logical tensor of lrows elements. */
+wb_shard_spec fx_shard_1d(const char *name, int32_t dtype, int64_t lrows, int64_t row0, int64_t rows);
+/* Fails the cmocka test unless wb_last_error() contains every one of the NULL-terminated substrings. */
+void fx_expect_message(const char *first, ...);
+
 /* fx_create_topic, retried while WB_E_BUSY for at most 5 s: a new publisher taking over from one that died
  * waits for the broker to notice the death. */
 int fx_take_over(wb_client *c, const char *name, uint32_t replicas, uint32_t n, uint32_t elems, wb_topic **out);
