@@ -57,6 +57,8 @@ int Registry::adopt() {
   h.broker_pid = uint32_t(getpid());
   adopt_allocations();
   adopt_clients();
+  // A version whose ranks all published while no broker ran (or as the last one died) is committed now.
+  for (uint32_t t = 0; t < h.topic_count.load(); ++t) commit_if_complete(t);
   log(LogLevel::kInfo, "adopted %s: %u topics, %u tensors, %u allocations, %zu clients left by pid %u's broker",
       path.c_str(), h.topic_count.load(), h.tensor_count.load(), h.allocation_count.load(), orphans_.size(),
       dead_broker);

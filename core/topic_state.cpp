@@ -1,7 +1,9 @@
 #include "topic_state.hpp"
 
 #include <algorithm>
+#include <cstdio>
 
+#include "clock.hpp"
 #include "futex.hpp"
 
 namespace wb::topic_state {
@@ -51,6 +53,135 @@ void end_unpublished_update(const shm::Segment &seg, shm::Topic &t) {
   }
   t.writing_version.store(0, std::memory_order_seq_cst);
   bump_and_wake(&t.version_seq, &t.version_waiters);
+}
+
+shm::Rank *rank_entry(const shm::Segment &seg, const shm::Topic &t, uint32_t rank) {
+  uint64_t slot = uint64_t{t.first_rank} + rank;
+  if (rank >= t.ranks || slot >= seg.caps().max_ranks) return nullptr;
+  return &seg.rank(uint32_t(slot));
+}
+
+void raise_floor(shm::Topic &t, uint64_t floor) {
+  uint64_t old = t.floor.load(std::memory_order_seq_cst);
+  while (old < floor && !t.floor.compare_exchange_weak(old, floor, std::memory_order_seq_cst)) {
+  }
+}
+
+namespace {
+
+// Calls f(shard entry) for each shard of `rank`: the logical tensors of the topic's list, each shard chain.
+template <typename F>
+void for_each_shard_of(const shm::Segment &seg, const shm::Topic &t, uint32_t rank, F f) {
+  uint32_t count = t.tensor_count.load(std::memory_order_acquire);
+  uint32_t i = count > 0 ? t.first_tensor : shm::kNone;
+  for (uint32_t n = 0; n < count && i < seg.caps().max_tensors; ++n) {
+    const shm::Tensor &logical = seg.tensor(i);
+    uint32_t shards = logical.role == uint32_t(shm::TensorRole::kLogical)
+                          ? logical.shard_count.load(std::memory_order_acquire) : 0;
+    uint32_t s = shards > 0 ? logical.first_shard : shm::kNone;
+    for (uint32_t k = 0; k < shards && s < seg.caps().max_tensors; ++k) {
+      shm::Tensor &shard = seg.tensor(s);
+      if (shard.rank == rank) f(shard);
+      s = shard.next_shard.load(std::memory_order_acquire);
+    }
+    i = logical.next.load(std::memory_order_acquire);
+  }
+}
+
+}  // namespace
+
+void end_rank_update(const shm::Segment &seg, shm::Topic &t, uint32_t rank) {
+  shm::Rank *r = rank_entry(seg, t, rank);
+  if (r == nullptr) return;
+  uint64_t latest = t.latest.load(std::memory_order_seq_cst);
+  if (r->published.load(std::memory_order_seq_cst) <= latest) {
+    if (t.replicas == 1) {
+      // A shard whose word already holds the unpublished version (the rank died inside its publish) holds bytes
+      // no committed version has: it is as half-written as one still marked.
+      uint32_t dirty = 0;
+      for_each_shard_of(seg, t, rank, [&dirty, latest](shm::Tensor &e) {
+        uint64_t word = e.replica_version[0].load(std::memory_order_acquire);
+        if (word == shm::kNeverWritten) return;
+        if (!(word & shm::kWritingBit) && word > latest) e.replica_version[0].store(word | shm::kWritingBit);
+        if ((word & shm::kWritingBit) || word > latest) ++dirty;
+      });
+      // The topic's count is the sum over its ranks, kept by differences: each rank's own count has one writer
+      // at a time (its publisher, or the broker once it is gone), the topic's has several.
+      uint32_t old = r->dirty_tensors.exchange(dirty, std::memory_order_seq_cst);
+      t.dirty_tensors.fetch_add(dirty - old, std::memory_order_seq_cst);
+    } else {
+      uint32_t replicas = std::min<uint32_t>(t.replicas, WB_MAX_REPLICAS);
+      for_each_shard_of(seg, t, rank, [latest, replicas](shm::Tensor &e) {
+        for (uint32_t k = 0; k < replicas; ++k) {
+          uint64_t word = e.replica_version[k].load(std::memory_order_acquire);
+          if (word != shm::kNeverWritten && word > latest) e.replica_version[k].store(shm::kNeverWritten);
+        }
+      });
+    }
+  }
+  r->writing_version.store(0, std::memory_order_seq_cst);
+  bump_and_wake(&t.version_seq, &t.version_waiters);
+}
+
+namespace {
+
+void append_rank(std::string *out, uint32_t rank) {
+  if (!out->empty()) *out += ", ";
+  *out += std::to_string(rank);
+}
+
+}  // namespace
+
+std::string lagging_ranks(const shm::Segment &seg, const shm::Topic &t, bool details) {
+  uint64_t latest = t.latest.load(std::memory_order_seq_cst);
+  bool ahead = false;
+  for (uint32_t k = 0; k < t.ranks && !ahead; ++k) {
+    const shm::Rank *r = rank_entry(seg, t, k);
+    ahead = r != nullptr && r->published.load(std::memory_order_seq_cst) > latest;
+  }
+  std::string out;
+  for (uint32_t k = 0; ahead && k < t.ranks; ++k) {
+    const shm::Rank *r = rank_entry(seg, t, k);
+    if (r == nullptr) continue;
+    uint64_t published = r->published.load(std::memory_order_seq_cst);
+    if (published > latest) continue;
+    append_rank(&out, k);
+    if (!details) continue;
+    char text[160];
+    uint32_t pid = r->publisher.load() != 0 ? r->publisher_pid.load() : 0;
+    uint64_t when = r->published_ns.load();
+    double ago = when != 0 ? double(realtime_ns() - int64_t(when)) / 1e9 : 0.0;
+    if (pid != 0) {
+      snprintf(text, sizeof(text), " (pid %u, ", pid);
+    } else {
+      snprintf(text, sizeof(text), " (no publisher, ");
+    }
+    out += text;
+    if (when != 0) {
+      snprintf(text, sizeof(text), "last published %llu, %.1f s ago)", (unsigned long long)published, ago);
+    } else {
+      snprintf(text, sizeof(text), "never published)");
+    }
+    out += text;
+  }
+  return out;
+}
+
+std::string waiting_for(const shm::Segment &seg, const shm::Topic &t) {
+  if (t.ranks == 0) return "";
+  std::string lagging = lagging_ranks(seg, t, false);
+  if (lagging.empty()) return "";
+  return " (model version " + std::to_string(t.latest.load(std::memory_order_seq_cst) + 1) + " waits for rank(s) " +
+         lagging + ")";
+}
+
+std::string unsealed_ranks(const shm::Segment &seg, const shm::Topic &t) {
+  std::string out;
+  for (uint32_t k = 0; k < t.ranks; ++k) {
+    const shm::Rank *r = rank_entry(seg, t, k);
+    if (r != nullptr && r->sealed.load(std::memory_order_acquire) == 0) append_rank(&out, k);
+  }
+  return out;
 }
 
 }  // namespace wb::topic_state

@@ -6,11 +6,29 @@
 
 namespace wb {
 
+namespace {
+
+struct NamedPoint {
+  const char *name;  // with its ':'
+  CrashPoint point;
+};
+
+constexpr NamedPoint kPoints[] = {
+    {"publish-after-replicas:", CrashPoint::kPublishAfterReplicas},
+    {"rank-before-published:", CrashPoint::kRankBeforePublished},
+    {"rank-after-published:", CrashPoint::kRankAfterPublished},
+};
+
+}  // namespace
+
 CrashSeam crash_seam_from_env() {
   const char *spec = getenv("WB_TEST_CRASH_AT");
-  constexpr const char kPublish[] = "publish-after-replicas:";
-  if (spec == nullptr || strncmp(spec, kPublish, sizeof(kPublish) - 1) != 0) return {};
-  return {CrashPoint::kPublishAfterReplicas, uint32_t(strtoul(spec + sizeof(kPublish) - 1, nullptr, 10))};
+  if (spec == nullptr) return {};
+  for (const NamedPoint &p : kPoints) {
+    size_t length = strlen(p.name);
+    if (strncmp(spec, p.name, length) == 0) return {p.point, uint32_t(strtoul(spec + length, nullptr, 10))};
+  }
+  return {};
 }
 
 void crash_point(CrashSeam &seam, CrashPoint here) {

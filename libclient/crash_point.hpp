@@ -10,6 +10,8 @@ namespace wb {
 enum class CrashPoint : uint32_t {
   kNone,
   kPublishAfterReplicas,  // "publish-after-replicas": replica versions stored, `latest` not yet
+  kRankBeforePublished,   // "rank-before-published": a rank stored its shards' versions, not its published
+  kRankAfterPublished,    // "rank-after-published": a rank stored its published, not yet told the broker
 };
 
 struct CrashSeam {

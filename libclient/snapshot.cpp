@@ -1,6 +1,7 @@
 // The reader's side: lease a version, read its metadata, look its tensors up, release.
 #include <cstring>
 #include <memory>
+#include <string>
 
 #include "atomic_bytes.hpp"
 #include "client.hpp"
@@ -16,6 +17,7 @@
 #include "struct_size.hpp"
 #include "tensor_info.hpp"
 #include "topic.hpp"
+#include "topic_state.hpp"
 
 namespace wb {
 
@@ -34,7 +36,25 @@ bool read_record(const shm::Segment &seg, uint32_t topic_slot, uint64_t version,
   return rec.version.load(std::memory_order_relaxed) == version;
 }
 
-int dirty_error(const shm::Topic &entry) {
+// Sharded: "rank 1 (2 shards), rank 3 (1 shard)", the ranks whose shards are left half-written.
+std::string dirty_ranks(const shm::Segment &seg, const shm::Topic &entry) {
+  std::string out;
+  for (uint32_t k = 0; k < entry.ranks; ++k) {
+    const shm::Rank *r = topic_state::rank_entry(seg, entry, k);
+    uint32_t dirty = r != nullptr ? r->dirty_tensors.load(std::memory_order_seq_cst) : 0;
+    if (dirty == 0) continue;
+    if (!out.empty()) out += ", ";
+    out += "rank " + std::to_string(k) + " (" + std::to_string(dirty) + (dirty == 1 ? " shard)" : " shards)");
+  }
+  return out;
+}
+
+int dirty_error(const shm::Segment &seg, const shm::Topic &entry) {
+  if (entry.ranks > 0) {
+    return fail(WB_E_DIRTY, "model '%s': %s left half-written in place by a publisher that died or aborted; "
+                "readable again when the rank publishes them in a new version", entry.name,
+                dirty_ranks(seg, entry).c_str());
+  }
   return fail(WB_E_DIRTY, "topic '%s': %u tensor(s) were left half-written in place by a publisher that died or "
               "aborted; they become readable when a publisher writes them in a new version",
               entry.name, entry.dirty_tensors.load());
@@ -62,7 +82,7 @@ int try_lease(wb_topic *topic, uint64_t v, bool explicit_version, wb_snapshot *s
     return WB_OK;
   }
   client->leases.drop(entry, slot);
-  if (dirty) return dirty_error(entry);
+  if (dirty) return dirty_error(client->seg, entry);
   if (explicit_version) {
     return fail(WB_E_EXPIRED, "topic '%s': version %llu is no longer kept (oldest kept is %llu)", entry.name,
                 (unsigned long long)v, (unsigned long long)floor);
@@ -83,6 +103,10 @@ int lookup_tensor(wb_snapshot *snapshot, uint32_t tensor_slot, uint32_t position
   wb_topic *topic = snapshot->topic;
   const shm::Segment &seg = topic->client->seg;
   const shm::Tensor &e = seg.tensor(tensor_slot);
+  if (e.role == uint32_t(shm::TensorRole::kLogical)) {
+    return fail(WB_E_STATE, "'%s' is sharded over %u ranks: use wb_plan_create or wb_snapshot_shard", e.name,
+                topic->entry->ranks);
+  }
   const shm::Tensor &root = seg.tensor(e.root);
   uint32_t replica = replica_for_version(root, snapshot->version);
   char *base;
@@ -141,8 +165,8 @@ extern "C" WB_API int wb_snapshot_acquire(wb_topic *topic, uint64_t version, int
     cuda::sweep(topic->client);  // a reader blocked here still drops revoked CUDA imports, once per slice
     rc = sleep_on(topic->client->connection, &entry.version_seq, &entry.version_waiters, seq, deadline.remaining_ns());
     if (rc == WB_E_TIMEOUT) {
-      return fail(WB_E_TIMEOUT, "topic '%s': an in-place update still holds the latest version after %lld ms",
-                  entry.name, (long long)timeout_ms);
+      return fail(WB_E_TIMEOUT, "topic '%s': an in-place update still holds the latest version after %lld ms%s",
+                  entry.name, (long long)timeout_ms, topic_state::waiting_for(topic->client->seg, entry).c_str());
     }
     if (rc != WB_OK) return rc;
   }

@@ -8,6 +8,11 @@
 //          With at most R - 2 distinct leased versions older than the latest, every tensor has a free one,
 //          so begin waits only while more than R - 2 are pinned.
 // Publish stores replica_version for the changed tensors only (O(k)), then the version record, then latest.
+//
+// A rank of a sharded topic (docs/sharded-models.md, "Versions") does the same for its shards, with three
+// differences: its begin waits until the layout is complete and the previous version is committed (lockstep),
+// and raises the floor only; its publish stores its shards' versions, rank 0 also the record's body, then the
+// rank's published (its point of no return), and tells the broker, which stores latest once every rank has.
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -21,6 +26,7 @@
 #include "lease.hpp"
 #include "replica.hpp"
 #include "scope_exit.hpp"
+#include "shard_chain.hpp"
 #include "sleep.hpp"
 #include "storage.hpp"
 #include "struct_size.hpp"
@@ -108,6 +114,31 @@ void close_update(wb_update *update) {
   delete update;
 }
 
+bool sharded(const wb_topic *topic) { return topic->rank != shm::kNone; }
+
+// This handle's Rank entry. A rank handle is made only for a rank of the topic's table (topic.cpp).
+shm::Rank &my_rank(const wb_topic *topic) {
+  return *topic_state::rank_entry(topic->client->seg, *topic->entry, topic->rank);
+}
+
+// The version being written, shown to readers and the broker: the rank's on a sharded topic.
+void store_writing_version(wb_topic *topic, uint64_t version) {
+  if (sharded(topic)) {
+    my_rank(topic).writing_version.store(version, std::memory_order_seq_cst);
+  } else {
+    topic->entry->writing_version.store(version, std::memory_order_seq_cst);
+  }
+}
+
+// The update will not be published: the topic's (or the rank's) state goes back to what readers may read.
+void end_unpublished(wb_topic *topic) {
+  if (sharded(topic)) {
+    topic_state::end_rank_update(topic->client->seg, *topic->entry, topic->rank);
+  } else {
+    topic_state::end_unpublished_update(topic->client->seg, *topic->entry);
+  }
+}
+
 int write_pointer(wb_update *update, uint32_t tensor_slot, uint32_t position, wb_tensor_info *out) {
   wb_topic *topic = update->topic;
   const shm::Segment &seg = topic->client->seg;
@@ -130,7 +161,7 @@ int write_pointer(wb_update *update, uint32_t tensor_slot, uint32_t position, wb
     update->changed.reserve(update->changed.size() + 1);
     update->replica_of.emplace(tensor_slot, replica);
     update->changed.push_back(tensor_slot);
-    topic->entry->writing_version.store(update->version, std::memory_order_seq_cst);
+    store_writing_version(topic, update->version);
     if (topic->entry->replicas == 1) mark_in_place(update, e);
   }
   describe_tensor(seg, tensor_slot, position, out);
@@ -138,8 +169,10 @@ int write_pointer(wb_update *update, uint32_t tensor_slot, uint32_t position, wb
   return WB_OK;
 }
 
-void write_record(const shm::Segment &seg, uint32_t topic_slot, uint64_t version, const void *metadata,
-                  uint32_t size, uint32_t changed, uint32_t flags) {
+// The record's body, its version word left 0: the caller stores it last (the publisher of a plain topic, the
+// broker for a sharded one).
+void write_record_body(const shm::Segment &seg, uint32_t topic_slot, uint64_t version, const void *metadata,
+                       uint32_t size, uint32_t changed, uint32_t flags) {
   shm::VersionRecord &rec = seg.record(topic_slot, version);
   rec.version.store(0, std::memory_order_relaxed);
   // Release stores: a reader that sees any of them sees the version's reset above, and retries.
@@ -148,14 +181,105 @@ void write_record(const shm::Segment &seg, uint32_t topic_slot, uint64_t version
   rec.changed_count.store(changed, std::memory_order_release);
   rec.flags.store(flags, std::memory_order_release);
   store_bytes(rec.metadata, metadata, size);
-  rec.version.store(version, std::memory_order_release);
+}
+
+void write_record(const shm::Segment &seg, uint32_t topic_slot, uint64_t version, const void *metadata,
+                  uint32_t size, uint32_t changed, uint32_t flags) {
+  write_record_body(seg, topic_slot, version, metadata, size, changed, flags);
+  seg.record(topic_slot, version).version.store(version, std::memory_order_release);
+}
+
+// A rank's begin: seals its layout if this handle has not, then waits until every rank has sealed and the
+// version this rank published last is committed. *latest receives the committed version the update follows.
+int await_rank_turn(wb_topic *topic, const Deadline &deadline, int64_t timeout_ms, uint64_t *latest) {
+  shm::Topic &entry = *topic->entry;
+  if (!topic->rank_sealed) {
+    if (int rc = wb_topic_seal_rank(topic, timeout_ms); rc != WB_OK) return rc;
+  }
+  const shm::Segment &seg = topic->client->seg;
+  if (topic_state::rank_entry(seg, entry, topic->rank) == nullptr) {
+    return fail(WB_E_PROTOCOL, "model '%s' names rank entries %u.. beyond the rank table", entry.name,
+                entry.first_rank);
+  }
+  const shm::Rank &me = my_rank(topic);
+  for (;;) {
+    uint32_t seq = entry.version_seq.load(std::memory_order_seq_cst);
+    if (int rc = check_topic_live(topic); rc != WB_OK) return rc;
+    *latest = entry.latest.load(std::memory_order_seq_cst);
+    bool complete = entry.layout_complete.load(std::memory_order_seq_cst) != 0;
+    if (complete && *latest >= me.published.load(std::memory_order_seq_cst)) return WB_OK;
+    int rc = sleep_on(topic->client->connection, &entry.version_seq, &entry.version_waiters, seq,
+                      deadline.remaining_ns());
+    if (rc == WB_E_TIMEOUT && !complete) {
+      return fail(WB_E_TIMEOUT, "model '%s': rank %u cannot begin: after %lld ms rank(s) %s have not sealed their "
+                  "layout", entry.name, topic->rank, (long long)timeout_ms,
+                  topic_state::unsealed_ranks(seg, entry).c_str());
+    }
+    if (rc == WB_E_TIMEOUT) {
+      return fail(WB_E_TIMEOUT, "model '%s': version %llu waits for rank(s) %s: rank %u cannot begin %llu after "
+                  "%lld ms", entry.name, (unsigned long long)(*latest + 1),
+                  topic_state::lagging_ranks(seg, entry, true).c_str(), topic->rank,
+                  (unsigned long long)(*latest + 2), (long long)timeout_ms);
+    }
+    if (rc != WB_OK) return rc;
+  }
+}
+
+// Publish on a rank: its shards, rank 0 the record's body, then its published word; the broker commits.
+int publish_rank(wb_update *update, const void *metadata, uint32_t metadata_size, uint64_t *version) {
+  wb_topic *topic = update->topic;
+  const shm::Segment &seg = topic->client->seg;
+  shm::Topic &entry = *topic->entry;
+  shm::Rank &me = my_rank(topic);
+  uint64_t n = update->version;
+  // The broker's notice is made first: once the rank's part is out, nothing may fail.
+  flatbuffers::FlatBufferBuilder builder;
+  auto body = proto::CreateRankPublished(builder, topic->slot, n);
+  for (uint32_t slot : update->changed) {
+    seg.tensor(slot).replica_version[update->replica_of[slot]].store(n, std::memory_order_release);
+  }
+  if (topic->rank == 0) write_record_body(seg, topic->slot, n, metadata, metadata_size, 0, update->record_flags);
+  crash_point(topic->client->crash_seam, CrashPoint::kRankBeforePublished);
+  if (update->recovered_dirty > 0) {
+    me.dirty_tensors.fetch_sub(update->recovered_dirty, std::memory_order_seq_cst);
+    entry.dirty_tensors.fetch_sub(update->recovered_dirty, std::memory_order_seq_cst);
+  }
+  me.changed.store(uint32_t(update->changed.size()), std::memory_order_release);
+  me.published_ns.store(uint64_t(realtime_ns()), std::memory_order_relaxed);
+  me.published.store(n, std::memory_order_seq_cst);
+  me.writing_version.store(0, std::memory_order_seq_cst);
+  crash_point(topic->client->crash_seam, CrashPoint::kRankAfterPublished);
+  close_update(update);
+  if (version != nullptr) *version = n;
+  // Without a broker the part stays published: a successor commits the version when it adopts the segment.
+  catching(__func__,
+           [&] { return topic->client->connection.post(builder, proto::Body::RankPublished, body.Union()); });
+  return WB_OK;
 }
 
 }  // namespace
 
-void abort_update(wb_update *update) {
+int check_rank_metadata(const wb_topic *topic, uint32_t metadata_size) {
+  if (!sharded(topic) || topic->rank == 0 || metadata_size == 0) return WB_OK;
+  return fail(WB_E_INVAL, "model '%s': metadata is rank 0's; rank %u publishes none (pass NULL, 0)",
+              topic->entry->name, topic->rank);
+}
+
+int write_tensor(wb_update *update, uint32_t tensor_slot, uint32_t position, uint32_t index, wb_tensor_info *out) {
   wb_topic *topic = update->topic;
-  topic_state::end_unpublished_update(topic->client->seg, *topic->entry);
+  if (!sharded(topic)) {
+    if (index == 0) return write_pointer(update, tensor_slot, position, out);
+    return fail(WB_E_NOT_FOUND, "topic '%s' is not sharded: tensor '%s' is its only shard (index 0)",
+                topic->entry->name, topic->client->seg.tensor(tensor_slot).name);
+  }
+  uint32_t shard_slot;
+  int rc = find_shard(topic->client->seg, tensor_slot, topic->rank, index, &shard_slot);
+  if (rc != WB_OK) return rc;
+  return write_pointer(update, shard_slot, position, out);
+}
+
+void abort_update(wb_update *update) {
+  end_unpublished(update->topic);
   close_update(update);
 }
 
@@ -166,7 +290,9 @@ using namespace wb;
 extern "C" WB_API int wb_update_begin(wb_topic *topic, int64_t timeout_ms, wb_update **out) try {
   if (topic == nullptr || out == nullptr) return fail(WB_E_INVAL, "topic or out is NULL");
   *out = nullptr;
-  if (!topic->publisher) return fail(WB_E_ROLE, "only the publisher of '%s' may begin an update", topic->entry->name);
+  if (!topic->publisher && !sharded(topic)) {
+    return fail(WB_E_ROLE, "only the publisher of '%s' may begin an update", topic->entry->name);
+  }
   shm::Topic &entry = *topic->entry;
   auto update = std::make_unique<wb_update>();
   {
@@ -186,11 +312,20 @@ extern "C" WB_API int wb_update_begin(wb_topic *topic, int64_t timeout_ms, wb_up
     return rc == WB_E_TIMEOUT ? fail(rc, "topic '%s': %s", entry.name, wb_last_error()) : rc;
   }
   uint64_t latest = entry.latest.load(std::memory_order_seq_cst);
+  if (sharded(topic)) {
+    if (int rc = await_rank_turn(topic, deadline, timeout_ms, &latest); rc != WB_OK) return rc;
+  }
   if (latest >= WB_VERSION_MAX) return fail(WB_E_NOSPC, "topic '%s' reached the last version number", entry.name);
-  entry.floor.store(entry.replicas == 1 ? latest + 1 : latest, std::memory_order_seq_cst);
-  ScopeExit lower_floor([topic, &entry] { topic_state::end_unpublished_update(topic->client->seg, entry); });
+  uint64_t floor = entry.replicas == 1 ? latest + 1 : latest;
+  if (sharded(topic)) {
+    topic_state::raise_floor(entry, floor);
+  } else {
+    entry.floor.store(floor, std::memory_order_seq_cst);
+  }
+  ScopeExit lower_floor([topic] { end_unpublished(topic); });
   if (int rc = wait_for_leases(topic, latest, deadline, timeout_ms, &update->pinned); rc != WB_OK) return rc;
   lower_floor.release();
+  if (sharded(topic)) my_rank(topic).begin_ns.store(uint64_t(realtime_ns()), std::memory_order_relaxed);
   update->topic = topic;
   update->version = latest + 1;
   release_slot.release();
@@ -213,6 +348,10 @@ extern "C" WB_API int wb_update_version(const wb_update *update, uint64_t *versi
 extern "C" WB_API int wb_update_set_version(wb_update *update, uint64_t version) try {
   if (update == nullptr) return fail(WB_E_INVAL, "update is NULL");
   const shm::Topic &entry = *update->topic->entry;
+  if (sharded(update->topic)) {
+    return fail(WB_E_STATE, "model '%s' is sharded over %u ranks: its versions follow one another, every rank "
+                "publishing each", entry.name, entry.ranks);
+  }
   // writing_version and the R = 1 in-place marks carry the number from the first tensor handed out on.
   if (!update->changed.empty()) {
     return fail(WB_E_STATE, "topic '%s': the update already handed out %zu tensor(s) as version %llu", entry.name,
@@ -235,7 +374,7 @@ extern "C" WB_API int wb_update_tensor(wb_update *update, const char *name, wb_t
   int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");
   uint32_t tensor_slot, position;
   if (rc != WB_OK || (rc = update->topic->tensors.find(name, &tensor_slot, &position)) != WB_OK) return rc;
-  return write_pointer(update, tensor_slot, position, out);
+  return write_tensor(update, tensor_slot, position, 0, out);
 } catch (...) {
   return wb::abi_error(__func__);
 }
@@ -245,7 +384,7 @@ extern "C" WB_API int wb_update_tensor_at(wb_update *update, uint32_t position, 
   int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");
   uint32_t tensor_slot;
   if (rc != WB_OK || (rc = update->topic->tensors.at(position, &tensor_slot)) != WB_OK) return rc;
-  return write_pointer(update, tensor_slot, position, out);
+  return write_tensor(update, tensor_slot, position, 0, out);
 } catch (...) {
   return wb::abi_error(__func__);
 }
@@ -258,6 +397,10 @@ extern "C" WB_API int wb_update_publish(wb_update *update, const void *metadata,
     return fail(WB_E_SIZE, "metadata is %u bytes, over the limit of %d", metadata_size, WB_METADATA_MAX);
   }
   wb_topic *topic = update->topic;
+  if (sharded(topic)) {
+    if (int rc = check_rank_metadata(topic, metadata_size); rc != WB_OK) return rc;
+    return publish_rank(update, metadata, metadata_size, version);
+  }
   shm::Topic &entry = *topic->entry;
   const shm::Segment &seg = topic->client->seg;
   uint64_t n = update->version;

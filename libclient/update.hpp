@@ -5,6 +5,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "weightbus/weightbus.h"
+
 struct wb_topic;
 
 struct wb_update {
@@ -21,5 +23,14 @@ namespace wb {
 
 // Internal form of wb_update_abort, used by wb_topic_close and detach.
 void abort_update(wb_update *update);
+
+// wb_update_tensor of the tensor at `position` of the topic (registry slot tensor_slot): on a sharded topic this
+// rank's shard number `index` of that logical tensor (WB_E_NOT_FOUND when it holds none); on a plain topic the
+// tensor itself, its only shard (index 0).
+int write_tensor(wb_update *update, uint32_t tensor_slot, uint32_t position, uint32_t index, wb_tensor_info *out);
+
+// WB_E_INVAL when a rank other than 0 of a sharded topic passes metadata (the version's metadata is rank 0's);
+// checked before anything is published.
+int check_rank_metadata(const wb_topic *topic, uint32_t metadata_size);
 
 }  // namespace wb

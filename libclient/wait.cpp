@@ -6,6 +6,7 @@
 #include "error.hpp"
 #include "sleep.hpp"
 #include "topic.hpp"
+#include "topic_state.hpp"
 
 using namespace wb;
 
@@ -37,8 +38,9 @@ extern "C" WB_API int wb_topic_wait(wb_topic *topic, uint64_t after, int64_t tim
     int rc = sleep_on(topic->client->connection, &entry.version_seq, &entry.version_waiters, seq,
                       deadline.remaining_ns());
     if (rc == WB_E_TIMEOUT) {
-      return fail(WB_E_TIMEOUT, "topic '%s': no version after %llu within %lld ms", entry.name,
-                  (unsigned long long)after, (long long)timeout_ms);
+      return fail(WB_E_TIMEOUT, "topic '%s': no version after %llu within %lld ms%s", entry.name,
+                  (unsigned long long)after, (long long)timeout_ms,
+                  topic_state::waiting_for(topic->client->seg, entry).c_str());
     }
     if (rc != WB_OK) return rc;
   }

@@ -411,8 +411,12 @@ WB_API int wb_topic_tensor(wb_topic *topic, uint32_t index, wb_tensor_info *out)
  * until the publish. With R >= 2 it waits only while readers pin more old versions than spare replicas exist
  * (R - 2 distinct versions older than the latest). One update at a time per topic. When the broker is gone it
  * first waits for a successor to take the client back (see "Broker restarts"), within the same timeout_ms.
- * Errors: WB_E_INVAL, WB_E_ROLE, WB_E_STATE (an update is open), WB_E_TIMEOUT (leases still block it, or no
- * successor broker came yet; nothing changed), WB_E_BROKER_GONE (no successor may come). */
+ * A rank of a sharded topic first seals its layout (if it has not), then waits, within timeout_ms, until every
+ * rank has sealed and the version it published last is committed (see "Sharded models").
+ * Errors: WB_E_INVAL, WB_E_ROLE, WB_E_STATE (an update is open), WB_E_TIMEOUT (leases still block it, no
+ * successor broker came yet, or, on a rank, ranks have not sealed or not published the version before: the
+ * message names them; nothing changed), WB_E_LAYOUT (the rank's seal was refused), WB_E_BROKER_GONE (no
+ * successor may come). */
 WB_API int wb_update_begin(wb_topic *topic, int64_t timeout_ms, wb_update **out);
 
 /* The version this update will publish. Errors: WB_E_INVAL. */
@@ -422,13 +426,14 @@ WB_API int wb_update_version(const wb_update *update, uint64_t *version);
  * topic has (weightbus relay). Call it before the first wb_update_tensor / wb_update_tensor_at /
  * wb_update_dlpack. The numbers skipped are never published: acquiring one is WB_E_EXPIRED.
  * Errors: WB_E_INVAL (NULL, version not after the latest, over WB_VERSION_MAX), WB_E_STATE (a tensor was
- * already handed out). */
+ * already handed out, or a sharded topic). */
 WB_API int wb_update_set_version(wb_update *update, uint64_t version);
 
 /* Marks a tensor as changed by this update and returns where to write it (out->data; a device pointer for
  * CUDA tensors). With R >= 2 the bytes there are an older version's: write the whole tensor. Views are written
- * through their parent. Errors: WB_E_INVAL, WB_E_NOT_FOUND, WB_E_STATE (a view), WB_E_STALE (revoked), and for
- * CUDA tensors WB_E_NO_CUDA, WB_E_CUDA. */
+ * through their parent. On a rank of a sharded topic, name is a logical tensor and this is the rank's shard of
+ * it (its first, see wb_update_shard). Errors: WB_E_INVAL, WB_E_NOT_FOUND (also: the rank holds no shard of
+ * it), WB_E_STATE (a view), WB_E_STALE (revoked), and for CUDA tensors WB_E_NO_CUDA, WB_E_CUDA. */
 WB_API int wb_update_tensor(wb_update *update, const char *name, wb_tensor_info *out);
 
 /* The same by index (see wb_topic_tensor). Errors: WB_E_INVAL, WB_E_NOT_FOUND, WB_E_STATE (a view). */
@@ -436,7 +441,10 @@ WB_API int wb_update_tensor_at(wb_update *update, uint32_t index, wb_tensor_info
 
 /* Publishes the update as one version: readers see all of its tensors or none. Costs O(changed tensors).
  * metadata may be NULL when metadata_size is 0. Wakes every waiter and notify fd. Frees the update.
- * Errors (the update stays open; fix the call or abort): WB_E_INVAL, WB_E_SIZE (metadata over WB_METADATA_MAX). */
+ * On a rank of a sharded topic it publishes the rank's part and returns; readers see the version once every
+ * rank has published it (the broker commits it). The version's metadata is rank 0's.
+ * Errors (the update stays open; fix the call or abort): WB_E_INVAL (also: metadata from a rank other than 0),
+ * WB_E_SIZE (metadata over WB_METADATA_MAX). */
 WB_API int wb_update_publish(wb_update *update, const void *metadata, uint32_t metadata_size, uint64_t *version);
 
 /* Drops the update: nothing is published. With R = 1, tensors already handed out by wb_update_tensor may have
@@ -516,7 +524,7 @@ WB_API int wb_snapshot_metadata(const wb_snapshot *snapshot, const void **data, 
  * has no read-only mode) and a write there changes the version under every reader: readers must not write.
  * Errors: WB_E_INVAL, WB_E_NAME_TOO_LONG, WB_E_NOT_FOUND (also: the tensor's GPU is not visible in this
  * process), WB_E_STALE (its CUDA allocation was revoked, or its legacy-IPC exporter died), WB_E_NO_CUDA,
- * WB_E_CUDA. */
+ * WB_E_CUDA, WB_E_STATE (a sharded topic's logical tensor: use wb_snapshot_shard or a plan). */
 WB_API int wb_snapshot_tensor(wb_snapshot *snapshot, const char *name, wb_tensor_info *out);
 
 /* The same by index. Errors: WB_E_INVAL, WB_E_NOT_FOUND (index out of range), and those of wb_snapshot_tensor. */
@@ -606,7 +614,8 @@ WB_API int wb_tensor_revoke(wb_topic *topic, const char *name, int64_t timeout_m
 
 /* wb_update_publish for a version whose bytes were written by GPU work on stream: records the topic's
  * interprocess event for this version on stream first (no host wait), so that readers order their GPU work
- * after it. Errors: those of wb_update_publish, and WB_E_INVAL (stream of another CUDA context than the
+ * after it. On a rank of a sharded topic (this version) it waits on the host until stream's work is done
+ * instead. Errors: those of wb_update_publish, and WB_E_INVAL (stream of another CUDA context than the
  * topic's earlier publishes on a stream), WB_E_NO_CUDA, WB_E_CUDA; on an error the update stays open. */
 WB_API int wb_update_publish_on_stream(wb_update *update, void *stream, const void *metadata,
                                        uint32_t metadata_size, uint64_t *version);
@@ -639,7 +648,8 @@ typedef struct wb_copy_target {
  * memory are copied before the call returns and need no CUDA. The copies read the snapshot: synchronize stream
  * before releasing it. Targets are checked before anything is copied. Errors: WB_E_INVAL (NULL, a bad
  * struct_size, device out of range), WB_E_NAME_TOO_LONG, WB_E_NOT_FOUND, WB_E_SIZE (dst_bytes below the
- * tensor's nbytes), WB_E_STALE, WB_E_NO_CUDA, WB_E_CUDA; the message names the target (targets[i]).
+ * tensor's nbytes), WB_E_STATE (a sharded topic's logical tensor: use a plan), WB_E_STALE, WB_E_NO_CUDA,
+ * WB_E_CUDA; the message names the target (targets[i]).
  * This version (how, not a promise: the numbers may change): the stream first waits for the version's GPU work
  * (wb_snapshot_wait_stream); copies below 16 MiB between device memory of the stream's GPU run in a few
  * launches of a copy kernel (the first after 128 copies, so that the GPU starts early; up to 1,364 copies a
@@ -710,7 +720,8 @@ WB_API int wb_update_dlpack_versioned(wb_update *update, const char *name, struc
  * readers only when every rank has published it, all at once: a reader never sees rank 0's version v beside
  * rank 1's v-1. The broker commits it, on the last rank's publish (so while no broker runs, ranks' publishes
  * succeed but readers see nothing new until a successor adopts the segment and commits). A rank begins version
- * v+1 only once v is committed. One lease pins version v of every shard. A rank killed mid-version leaves the
+ * v+1 only once v is committed. With R = 1 the ranks write in place, so acquires of the latest wait from the
+ * first rank's begin of a version until it is committed. One lease pins version v of every shard. A rank killed mid-version leaves the
  * last committed version readable (R >= 2) or, with R = 1, the model dirty (WB_E_DIRTY) until its shards are
  * published again; a process that creates the same rank takes it over. A rank that never publishes makes
  * readers' waits and the other ranks' next begin time out, naming the rank that lags.

@@ -21,7 +21,8 @@ namespace wb::cuda {
                               X(cuEventQuery) X(cuEventSynchronize) X(cuStreamWaitEvent) X(cuIpcGetEventHandle)        \
                                   X(cuIpcOpenEventHandle) X(cuStreamCreate) X(cuStreamDestroy)                         \
                                       X(cuDeviceGetAttribute) X(cuPointerGetAttributes) X(cuModuleLoadData)            \
-                                          X(cuModuleUnload) X(cuModuleGetFunction) X(cuLaunchKernel)
+                                          X(cuModuleUnload) X(cuModuleGetFunction) X(cuLaunchKernel)                  \
+                                              X(cuStreamSynchronize)
 
 struct Driver {
 #define WB_CUDA_POINTER(fn) decltype(&::fn) fn = nullptr;

@@ -152,6 +152,19 @@ int Events::create(wb_topic *topic, CUcontext context, Owned *out) {
   return WB_OK;
 }
 
+int synchronize_for_rank(wb_update *update, void *stream) {
+  const Driver *d = nullptr;
+  int ordinal = 0;
+  CUcontext context = nullptr;
+  int rc = driver(&d);
+  if (rc == WB_OK) rc = fallback_ordinal(update, &ordinal);
+  if (rc == WB_OK) rc = stream_context(stream, ordinal, &context);
+  ContextGuard guard;
+  if (rc == WB_OK) rc = guard.push(context);
+  if (rc != WB_OK) return rc;
+  return check(d->cuStreamSynchronize(static_cast<CUstream>(stream)), "cuStreamSynchronize");
+}
+
 int Events::record(wb_update *update, void *stream) {
   wb_topic *topic = update->topic;
   const Driver *d = nullptr;

@@ -38,6 +38,10 @@ struct LocalEvent {
   ~LocalEvent();
 };
 
+// A rank of a sharded topic (this version: no per-rank events): waits on the host until the work on stream is
+// done, so that the rank's shards hold its bytes before the rank's part of the version counts as published.
+int synchronize_for_rank(wb_update *update, void *stream);
+
 class Events {
  public:
   Events(const shm::Segment &seg, uint32_t client_id) : seg_(seg), client_id_(client_id) {}

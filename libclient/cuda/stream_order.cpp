@@ -28,6 +28,13 @@ extern "C" WB_API int wb_update_publish_on_stream(wb_update *update, void *strea
   if (metadata_size > WB_METADATA_MAX) {
     return fail(WB_E_SIZE, "metadata is %u bytes, over the limit of %d", metadata_size, WB_METADATA_MAX);
   }
+  if (update->topic->rank != shm::kNone) {
+    // A rank's part counts once its bytes are there: readers order their copies after the commit alone.
+    int rc = check_rank_metadata(update->topic, metadata_size);
+    if (rc == WB_OK) rc = synchronize_for_rank(update, stream);
+    if (rc != WB_OK) return rc;
+    return wb_update_publish(update, metadata, metadata_size, version);
+  }
   ClientState *state = nullptr;
   int rc = client_state(update->topic->client, &state);
   if (rc == WB_OK) rc = state->events.record(update, stream);

@@ -12,12 +12,19 @@
  *
  * Each child writes the step it is in to shared memory, so the summary counts where the kills landed:
  * mid-attach, mid-register (tensor allocation), mid-begin, mid-write, mid-publish, mid-acquire, mid-read,
- * mid-release. Exit status 0 when every round held. */
+ * mid-release. Exit status 0 when every round held.
+ *
+ * Before the rounds, the sharded cases: rank 1 of a two-rank model killed exactly before, then exactly after,
+ * storing its published word for version 2 (the crash seams rank-before-published and rank-after-published),
+ * with R = 1 and R = 2: the other rank and a reader see version 1 whole (R = 2) or the model dirty (R = 1)
+ * before it, version 2 committed after it; then a process that takes the rank over (the same boxes) publishes
+ * the next version, which commits whole on every shard. */
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 
 #include "fixture.h"
+#include "../shards/sharded-versions.h"
 
 #define TENSORS 4
 #define ELEMS 2048
@@ -227,6 +234,83 @@ static int round_once(suite *s) {
   return verify_topic(s, k);
 }
 
+/* ---- sharded models: a rank killed at its crash seams ---------------------------------------------------- */
+
+typedef struct seam_rank {
+  const fx_broker *broker;
+  const char *model;
+  uint32_t replicas;
+  const char *seam; /* WB_TEST_CRASH_AT */
+} seam_rank;
+
+/* Rank 1 of the model, publishing until its seam kills it (in its second publish). */
+static int seam_rank_main(void *arg) {
+  const seam_rank *r = arg;
+  wb_client *c;
+  wb_topic *t;
+  setenv("WB_TEST_CRASH_AT", r->seam, 1);  /* read when the client attaches */
+  CHILD_OK(vx_join(r->broker, r->model, 1, 2, r->replicas, 2, &c, &t));
+  CHILD_OK(wb_topic_seal_rank(t, VX_TIMEOUT_MS));
+  for (;;) CHILD_OK(vx_publish(t, 1, 3u, NULL));
+}
+
+/* What a reader sees once the rank died at the seam: version `latest`, whole, or (R = 1, before its published
+ * store) the model dirty. */
+static int check_after_seam(suite *s, wb_topic *reader, const char *model, uint64_t latest, int dirty) {
+  uint64_t v = 0;
+  CHECK(s, wb_topic_latest(reader, &v) == WB_OK && v == latest, "%s: latest is %llu, not %llu", model,
+        (unsigned long long)v, (unsigned long long)latest);
+  wb_snapshot *snap;
+  int rc = wb_snapshot_acquire(reader, 0, 0, &snap);
+  if (dirty) {
+    CHECK(s, rc == WB_E_DIRTY, "%s: acquire is %s, not WB_E_DIRTY", model, wb_strerror(rc));
+    return 0;
+  }
+  CHECK(s, rc == WB_OK, "%s: acquire: %s", model, wb_strerror(rc));
+  rc = vx_check_all(snap, 2, 3u, latest);
+  wb_snapshot_release(snap);
+  CHECK(s, rc == 0, "%s: version %llu is not whole", model, (unsigned long long)latest);
+  return 0;
+}
+
+static int sharded_seam_case(suite *s, const char *seam, int after, uint32_t replicas) {
+  char model[48], spec[48];
+  snprintf(model, sizeof(model), "%s-r%u", seam, replicas);
+  snprintf(spec, sizeof(spec), "%s:2", seam);
+  seam_rank r = {&s->broker, model, replicas, spec};
+  pid_t child = fx_spawn(seam_rank_main, &r);
+  wb_client *c0, *c1;
+  wb_topic *rank0, *rank1, *reader;
+  CHECK(s, vx_join(&s->broker, model, 0, 2, replicas, 2, &c0, &rank0) == WB_OK, "%s: rank 0 joins", model);
+  CHECK(s, vx_publish(rank0, 0, 3u, NULL) == WB_OK, "%s: rank 0 publishes version 1", model);
+  CHECK(s, vx_publish(rank0, 0, 3u, NULL) == WB_OK, "%s: rank 0 publishes version 2", model);
+  CHECK(s, fx_wait_child(child, 10000) == 128 + SIGKILL, "%s: rank 1 was not killed at its seam", model);
+  CHECK(s, wb_topic_open(s->verifier, model, &reader) == WB_OK, "%s: open", model);
+  CHECK(s, vx_await_rank_released(reader, 1) == WB_OK, "%s: the dead rank was not reclaimed", model);
+  if (after) CHECK(s, vx_await_version(reader, 2) == WB_OK, "%s: version 2 was not committed", model);
+  if (check_after_seam(s, reader, model, after ? 2 : 1, !after && replicas == 1) != 0) return -1;
+  CHECK(s, vx_join(&s->broker, model, 1, 2, replicas, 2, &c1, &rank1) == WB_OK, "%s: take-over", model);
+  uint64_t next = after ? 3 : 2, v = 0;
+  CHECK(s, vx_publish(rank1, 1, 3u, &v) == WB_OK && v == next, "%s: the new rank 1 publishes", model);
+  if (after) CHECK(s, vx_publish(rank0, 0, 3u, NULL) == WB_OK, "%s: rank 0 publishes version 3", model);
+  CHECK(s, vx_await_version(reader, next) == WB_OK, "%s: version %llu was not committed", model,
+        (unsigned long long)next);
+  if (check_after_seam(s, reader, model, next, 0) != 0) return -1;
+  wb_topic_close(reader);
+  wb_detach(c1);
+  wb_detach(c0);
+  return 0;
+}
+
+static int sharded_seam_cases(suite *s) {
+  for (uint32_t replicas = 1; replicas <= 2; ++replicas) {
+    if (sharded_seam_case(s, "rank-before-published", 0, replicas) != 0) return -1;
+    if (sharded_seam_case(s, "rank-after-published", 1, replicas) != 0) return -1;
+  }
+  printf("crash suite: sharded seams (rank killed before / after its published store, R = 1, 2) held\n");
+  return 0;
+}
+
 static void print_summary(const suite *s, int rounds, int64_t ms) {
   static const char *const victims[3] = {"publisher", "reader", "broker"};
   printf("crash suite: %d kills in %.1f s (seed %u), %u reads checked, %u torn, %u failed rounds\n", rounds,
@@ -257,6 +341,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   int64_t start = fx_now_ms();
+  if (sharded_seam_cases(&s) != 0) fprintf(stderr, "crash suite: a sharded seam case failed\n");
   for (int r = 0; r < rounds && s.failures == 0; ++r) {
     if (round_once(&s) != 0) fprintf(stderr, "crash suite: round %d failed (rerun with --seed %u)\n", r, first_seed);
   }
