@@ -1,17 +1,443 @@
 // Plans: a reader's destinations resolved once into region copies from a topic's shards, run every version.
-// CONTRACT STUB (issue 19): replaced by the implementation.
+// Creation checks every destination and part and turns each into row copies (plan_math.hpp) of source shards,
+// kept as registry slots and byte offsets: a complete layout never changes, so the plan stays valid for every
+// version, and each run only looks up where each source's bytes are for the snapshot's version (the snapshot's
+// own lookup, lookup_tensor). Host-to-host copies are memcpy here; copies with a GPU on either side go to the
+// CUDA part (1-D through copy-into's copy_on_stream, strided ones through copy_2d_on_stream), which a library
+// built without cuda.h lacks: there they are WB_E_NO_CUDA.
+#include <cstring>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "client.hpp"
+#include "cuda/hooks.hpp"
 #include "error.hpp"
-#include "weightbus/weightbus.h"
+#include "geometry.hpp"
+#include "layout.hpp"
+#include "plan_math.hpp"
+#include "region.hpp"
+#include "snapshot.hpp"
+#include "struct_size.hpp"
+#include "tensor_info.hpp"
+#include "topic.hpp"
 
-extern "C" {
+namespace {
 
-WB_API int wb_plan_create(wb_topic *, const wb_slice_dest *, uint32_t, const wb_slice_part *, uint32_t, wb_plan **) {
-  return wb::fail(WB_E_STATE, "wb_plan_create: not built yet");
+// One destination's share of the plan.
+struct PlanDest {
+  char *dst = nullptr;
+  int32_t device = -1;
+  std::vector<wb::plan::RowCopy> copies;  // source = index into wb_plan::sources
+  std::vector<wb::plan::ZeroFill> fills;
+};
+
+}  // namespace
+
+struct wb_plan {
+  wb_topic *topic = nullptr;
+  std::vector<uint32_t> sources;  // registry slots of the tensors the plan reads, each once
+  std::vector<PlanDest> dests;
+  wb_plan_info info = WB_PLAN_INFO_INIT;
+};
+
+namespace wb {
+
+namespace {
+
+template <typename T>
+const T &element_at(const T *array, uint32_t i) {
+  return *reinterpret_cast<const T *>(reinterpret_cast<const char *>(array) + size_t(i) * array[0].struct_size);
 }
-WB_API int wb_plan_run(wb_plan *, wb_snapshot *, void *) { return wb::fail(WB_E_STATE, "wb_plan_run: not built yet"); }
-WB_API int wb_plan_get_info(const wb_plan *, wb_plan_info *) {
-  return wb::fail(WB_E_STATE, "wb_plan_get_info: not built yet");
-}
-WB_API void wb_plan_destroy(wb_plan *) {}
 
-}  // extern "C"
+// ---- creation ---------------------------------------------------------------------------------------------------
+
+// What compiling one destination needs besides the caller's arrays.
+struct Compiler {
+  wb_topic *topic;
+  wb_plan *plan;
+  std::unordered_map<uint32_t, uint32_t> source_of_slot;  // registry slot -> index in plan->sources
+  int device_count = -1;
+};
+
+// WB_E_STATE, naming the ranks that have not sealed, while a sharded topic's layout is incomplete.
+int check_layout(const wb_topic *topic) {
+  const shm::Topic &entry = *topic->entry;
+  if (entry.ranks == 0 || entry.layout_complete.load(std::memory_order_acquire) != 0) return WB_OK;
+  std::string unsealed;
+  const shm::Segment &seg = topic->client->seg;
+  for (uint32_t r = 0; r < entry.ranks; ++r) {
+    if (seg.rank(entry.first_rank + r).sealed.load(std::memory_order_acquire) != 0) continue;
+    unsealed += (unsealed.empty() ? "" : ", ") + std::to_string(r);
+  }
+  return fail(WB_E_STATE, "model '%s': its layout is not complete yet (rank(s) %s have not sealed): make the plan "
+              "once every rank has sealed", entry.name, unsealed.empty() ? "none; coverage pending" : unsealed.c_str());
+}
+
+int check_device(Compiler *c, uint32_t i, int32_t device) {
+  if (device < -1) return fail(WB_E_INVAL, "dests[%u].device is %d: a CUDA ordinal, or -1 for host memory", i, device);
+  if (device == -1) return WB_OK;
+  if (c->device_count < 0) {
+    int rc = cuda::device_count(&c->device_count);
+    if (rc != WB_OK) return fail(rc, "dests[%u].device is %d: %s", i, device, wb_last_error());
+  }
+  if (device >= c->device_count) {
+    return fail(WB_E_INVAL, "dests[%u].device is %d, but this process sees %d GPU(s)", i, device, c->device_count);
+  }
+  return WB_OK;
+}
+
+// The destination's strides (elements): its own, or contiguous when all are 0.
+int dest_strides(uint32_t i, const wb_slice_dest &dest, int64_t *strides) {
+  bool given = false;
+  for (uint32_t d = 0; d < dest.ndim; ++d) given |= dest.strides[d] != 0;
+  if (!given) {
+    geometry::contiguous_strides(dest.ndim, dest.shape, strides);
+    return WB_OK;
+  }
+  for (uint32_t d = 0; d < dest.ndim; ++d) {
+    if (dest.strides[d] <= 0 || (d + 1 == dest.ndim && dest.strides[d] != 1)) {
+      return fail(WB_E_SHAPE, "dests[%u]: strides %s: each must be > 0 and the last 1", i,
+                  region::format_shape(dest.ndim, dest.strides).c_str());
+    }
+    strides[d] = dest.strides[d];
+  }
+  return WB_OK;
+}
+
+int check_dest(Compiler *c, uint32_t i, const wb_slice_dest &dest, uint32_t part_count) {
+  if (int rc = check_device(c, i, dest.device); rc != WB_OK) return rc;
+  if (dest.dst == nullptr) return fail(WB_E_INVAL, "dests[%u]: dst is NULL", i);
+  if (dest.part_count == 0 || dest.first_part > part_count || dest.part_count > part_count - dest.first_part) {
+    return fail(WB_E_INVAL, "dests[%u]: parts [%u, %u + %u) are out of range: there are %u parts", i, dest.first_part,
+                dest.first_part, dest.part_count, part_count);
+  }
+  if (dest.ndim > WB_MAX_DIMS) return fail(WB_E_SHAPE, "dests[%u]: ndim %u is over %d", i, dest.ndim, WB_MAX_DIMS);
+  if (dest.concat_dim >= dest.ndim) {
+    return fail(WB_E_SHAPE, "dests[%u]: concat_dim %u is not a dimension of its %u", i, dest.concat_dim, dest.ndim);
+  }
+  for (uint32_t d = 0; d < dest.ndim; ++d) {
+    if (dest.shape[d] < 0) {
+      return fail(WB_E_SHAPE, "dests[%u]: shape %s has a negative extent", i,
+                  region::format_shape(dest.ndim, dest.shape).c_str());
+    }
+  }
+  return WB_OK;
+}
+
+// A part checked against its tensor and its destination.
+int check_part(uint32_t i, uint32_t j, const wb_slice_part &part, const shm::Tensor &tensor, const wb_slice_dest &dest) {
+  const char *name = tensor.name;
+  if (tensor.dtype != dest.dtype) {
+    return fail(WB_E_DTYPE, "dests[%u] part %u ('%s'): the tensor's dtype is %s, the destination's %s: plans do not "
+                "convert", i, j, name, wb_dtype_name(tensor.dtype), wb_dtype_name(dest.dtype));
+  }
+  if (part.ndim != tensor.ndim || part.ndim != dest.ndim) {
+    return fail(WB_E_SHAPE, "dests[%u] part %u ('%s'): ndim %u, but the tensor has %u and the destination %u", i, j,
+                name, part.ndim, tensor.ndim, dest.ndim);
+  }
+  region::Box box;
+  box.ndim = part.ndim;
+  memcpy(box.offset, part.offset, sizeof(box.offset));
+  memcpy(box.extent, part.extent, sizeof(box.extent));
+  if (!region::inside(box, tensor.shape)) {
+    return fail(WB_E_SHAPE, "dests[%u] part %u ('%s'): region %s lies outside its shape %s", i, j, name,
+                region::format(box).c_str(), region::format_shape(tensor.ndim, tensor.shape).c_str());
+  }
+  if (part.pad < 0) return fail(WB_E_SHAPE, "dests[%u] part %u ('%s'): pad %lld is negative", i, j, name,
+                                (long long)part.pad);
+  for (uint32_t d = 0; d < dest.ndim; ++d) {
+    if (d != dest.concat_dim && part.extent[d] != dest.shape[d]) {
+      return fail(WB_E_SHAPE, "dests[%u] part %u ('%s'): region %s is %lld wide in dimension %u, the destination %s "
+                  "%lld (parts may differ along concat_dim %u only)", i, j, name, region::format(box).c_str(),
+                  (long long)part.extent[d], d, region::format_shape(dest.ndim, dest.shape).c_str(),
+                  (long long)dest.shape[d], dest.concat_dim);
+    }
+  }
+  return WB_OK;
+}
+
+// The shards of a topic's tensor as plan sources: a sharded topic's logical tensor's chain (replicas of one box
+// read once, from the destination's GPU if one is there), or a plain tensor as the one shard of itself.
+int shards_of(Compiler *c, uint32_t slot, const wb_slice_dest &dest, std::vector<uint32_t> *slots,
+              std::vector<plan::Source> *sources) {
+  const shm::Segment &seg = c->topic->client->seg;
+  const shm::Tensor &tensor = seg.tensor(slot);
+  if (tensor.role != uint32_t(shm::TensorRole::kLogical)) {
+    plan::Source s;
+    s.box = region::whole(tensor.ndim, tensor.shape);
+    memcpy(s.strides, tensor.strides, sizeof(s.strides));
+    slots->push_back(slot);
+    sources->push_back(s);
+    return WB_OK;
+  }
+  uint8_t dest_uuid[16] = {};
+  if (dest.device >= 0) {
+    if (int rc = wb_cuda_device_uuid(dest.device, dest_uuid); rc != WB_OK) return rc;
+  }
+  std::vector<plan::Candidate> candidates;
+  std::vector<uint32_t> chain;
+  uint32_t count = tensor.shard_count.load(std::memory_order_acquire);
+  for (uint32_t s = tensor.first_shard, n = 0; n < count && s < seg.caps().max_tensors; ++n) {
+    const shm::Tensor &shard = seg.tensor(s);
+    plan::Candidate cand;
+    cand.box.ndim = shard.ndim;
+    memcpy(cand.box.offset, shard.region_offset, sizeof(cand.box.offset));
+    memcpy(cand.box.extent, shard.shape, sizeof(cand.box.extent));
+    cand.rank = shard.rank;
+    cand.replicated = (shard.shard_flags & WB_SHARD_REPLICATED) != 0;
+    if (dest.device >= 0 && shard.device_type == WB_DEVICE_CUDA) {
+      wb_tensor_info info = WB_TENSOR_INFO_INIT;
+      describe_tensor(seg, s, 0, &info);
+      cand.on_dest_gpu = memcmp(info.device_uuid, dest_uuid, sizeof(dest_uuid)) == 0;
+    }
+    candidates.push_back(cand);
+    chain.push_back(s);
+    s = shard.next_shard.load(std::memory_order_acquire);
+  }
+  for (uint32_t k : plan::choose_sources(candidates)) {
+    plan::Source s;
+    s.box = candidates[k].box;
+    memcpy(s.strides, seg.tensor(chain[k]).strides, sizeof(s.strides));
+    slots->push_back(chain[k]);
+    sources->push_back(s);
+  }
+  return WB_OK;
+}
+
+uint32_t source_index(Compiler *c, uint32_t slot) {
+  auto [it, added] = c->source_of_slot.try_emplace(slot, uint32_t(c->plan->sources.size()));
+  if (added) c->plan->sources.push_back(slot);
+  return it->second;
+}
+
+// Part j of dests[i], whose elements start at concat_offset along concat_dim: its copies and pad fills.
+int compile_part(Compiler *c, uint32_t i, uint32_t j, const wb_slice_part &part, const wb_slice_dest &dest,
+                 plan::Target *target, PlanDest *out) {
+  if (part.name == nullptr) return fail(WB_E_INVAL, "dests[%u] part %u: name is NULL", i, j);
+  uint32_t slot, position;
+  if (c->topic->tensors.find(part.name, &slot, &position) != WB_OK) {
+    return fail(WB_E_NOT_FOUND, "dests[%u] part %u ('%s'): topic '%s' has no such tensor", i, j, part.name,
+                c->topic->entry->name);
+  }
+  const shm::Tensor &tensor = c->topic->client->seg.tensor(slot);
+  if (int rc = check_part(i, j, part, tensor, dest); rc != WB_OK) return rc;
+  std::vector<uint32_t> slots;
+  std::vector<plan::Source> sources;
+  if (int rc = shards_of(c, slot, dest, &slots, &sources); rc != WB_OK) {
+    return fail(rc, "dests[%u] part %u ('%s'): %s", i, j, part.name, wb_last_error());
+  }
+  region::Box box;
+  box.ndim = part.ndim;
+  memcpy(box.offset, part.offset, sizeof(box.offset));
+  memcpy(box.extent, part.extent, sizeof(box.extent));
+  size_t first = out->copies.size();
+  uint64_t copied = plan::part_copies(box, *target, sources, &out->copies);
+  if (copied != region::volume(box)) {
+    return fail(WB_E_STATE, "dests[%u] part %u ('%s'): the shards cover %llu of the %llu elements of region %s", i, j,
+                part.name, (unsigned long long)copied, (unsigned long long)region::volume(box),
+                region::format(box).c_str());
+  }
+  for (size_t k = first; k < out->copies.size(); ++k) {
+    out->copies[k].source = source_index(c, slots[out->copies[k].source]);
+  }
+  plan::pad_fills(box, part.pad, *target, &out->fills);
+  target->concat_offset += part.extent[dest.concat_dim] + part.pad;
+  return WB_OK;
+}
+
+int compile_dest(Compiler *c, uint32_t i, const wb_slice_dest &dest, const wb_slice_part *parts, uint32_t part_count) {
+  if (int rc = check_dest(c, i, dest, part_count); rc != WB_OK) return rc;
+  if (wb_dtype_size(dest.dtype) == 0) return fail(WB_E_DTYPE, "dests[%u]: unknown dtype %d", i, dest.dtype);
+  plan::Target target;
+  target.concat_dim = dest.concat_dim;
+  target.element_bytes = wb_dtype_size(dest.dtype);
+  if (int rc = dest_strides(i, dest, target.strides); rc != WB_OK) return rc;
+  PlanDest out;
+  out.dst = static_cast<char *>(dest.dst);
+  out.device = dest.device;
+  for (uint32_t j = dest.first_part; j < dest.first_part + dest.part_count; ++j) {
+    if (int rc = compile_part(c, i, j, element_at(parts, j), dest, &target, &out); rc != WB_OK) return rc;
+  }
+  if (target.concat_offset != dest.shape[dest.concat_dim]) {
+    return fail(WB_E_SHAPE, "dests[%u]: shape %s is not its parts' concatenation: they make %lld along concat_dim %u",
+                i, region::format_shape(dest.ndim, dest.shape).c_str(), (long long)target.concat_offset,
+                dest.concat_dim);
+  }
+  uint64_t span = 0;
+  int rc = geometry::strided_span(dest.dtype, dest.ndim, dest.shape, target.strides, &span);
+  if (rc != WB_OK) return fail(rc, "dests[%u]: %s", i, wb_last_error());
+  if (dest.dst_bytes < span) {
+    return fail(WB_E_SIZE, "dests[%u]: shape %s spans %llu bytes, but dst_bytes is %llu", i,
+                region::format_shape(dest.ndim, dest.shape).c_str(), (unsigned long long)span,
+                (unsigned long long)dest.dst_bytes);
+  }
+  c->plan->dests.push_back(std::move(out));
+  return WB_OK;
+}
+
+void count_plan(wb_plan *plan) {
+  plan->info.dests = uint32_t(plan->dests.size());
+  for (const PlanDest &d : plan->dests) {
+    for (const plan::RowCopy &r : d.copies) {
+      plan->info.copies++;
+      plan->info.copies_2d += r.rows > 1;
+      plan->info.bytes += r.row_bytes * r.rows;
+    }
+    for (const plan::ZeroFill &f : d.fills) plan->info.pad_bytes += f.row_bytes * f.rows;
+  }
+}
+
+// ---- running ----------------------------------------------------------------------------------------------------
+
+// Where a source's bytes are for the snapshot's version.
+struct Resolved {
+  const char *data = nullptr;
+  bool on_gpu = false;
+  int ordinal = -1;
+};
+
+int resolve_sources(const wb_plan *plan, wb_snapshot *snapshot, std::vector<Resolved> *out) {
+  out->resize(plan->sources.size());
+  for (size_t k = 0; k < plan->sources.size(); ++k) {
+    wb_tensor_info info = WB_TENSOR_INFO_INIT;
+    int rc = lookup_tensor(snapshot, plan->sources[k], 0, &info);
+    if (rc != WB_OK) return rc;
+    Resolved &r = (*out)[k];
+    r.data = static_cast<const char *>(info.data);
+    r.on_gpu = info.device_type == WB_DEVICE_CUDA;
+    if (r.on_gpu && (rc = cuda::ordinal_of(info.device_uuid, &r.ordinal)) != WB_OK) {
+      return fail(rc, "tensor '%s': %s", info.name, wb_last_error());
+    }
+  }
+  return WB_OK;
+}
+
+void host_copy(const plan::RowCopy &r, const char *src, char *dst) {
+  for (uint64_t row = 0; row < r.rows; ++row) {
+    memcpy(dst + r.dst_offset + row * r.dst_pitch, src + r.src_offset + row * r.src_pitch, r.row_bytes);
+  }
+}
+
+void host_fill(const plan::ZeroFill &f, char *dst) {
+  for (uint64_t row = 0; row < f.rows; ++row) memset(dst + f.dst_offset + row * f.pitch, 0, f.row_bytes);
+}
+
+// The run's copies sorted by kind: host ones done at once, GPU ones collected for the CUDA part.
+struct GpuWork {
+  std::vector<cuda::Copy> copies;
+  std::vector<cuda::Copy2D> copies_2d;
+  std::vector<cuda::Fill2D> fills;
+  bool empty() const { return copies.empty() && copies_2d.empty() && fills.empty(); }
+};
+
+void sort_copy(const PlanDest &d, const plan::RowCopy &r, const Resolved &src, GpuWork *gpu) {
+  if (!src.on_gpu && d.device < 0) return host_copy(r, src.data, d.dst);
+  int ordinal = d.device >= 0 ? d.device : src.ordinal;
+  if (r.rows == 1) {
+    cuda::Copy c;
+    c.src = src.data + r.src_offset;
+    c.dst = d.dst + r.dst_offset;
+    c.bytes = r.row_bytes;
+    c.cuda = true;
+    c.ordinal = ordinal;
+    gpu->copies.push_back(c);
+    return;
+  }
+  cuda::Copy2D c;
+  c.src = src.data + r.src_offset;
+  c.dst = d.dst + r.dst_offset;
+  c.row_bytes = r.row_bytes;
+  c.rows = r.rows;
+  c.src_pitch = r.src_pitch;
+  c.dst_pitch = r.dst_pitch;
+  c.src_on_gpu = src.on_gpu;
+  c.dst_on_gpu = d.device >= 0;
+  c.ordinal = ordinal;
+  gpu->copies_2d.push_back(c);
+}
+
+int run_plan(const wb_plan *plan, wb_snapshot *snapshot, void *stream) {
+  std::vector<Resolved> sources;
+  int rc = resolve_sources(plan, snapshot, &sources);
+  if (rc != WB_OK) return rc;
+  // Host bytes written by GPU work (a version published on a stream) are read once that work is done.
+  bool host_reads = false;
+  for (const PlanDest &d : plan->dests) {
+    for (const plan::RowCopy &r : d.copies) host_reads |= d.device < 0 && !sources[r.source].on_gpu;
+  }
+  if (host_reads && (snapshot->record_flags & shm::kRecordGpuEvent) &&
+      (rc = wb_snapshot_synchronize(snapshot, -1)) != WB_OK) {
+    return rc;
+  }
+  GpuWork gpu;
+  for (const PlanDest &d : plan->dests) {
+    for (const plan::RowCopy &r : d.copies) sort_copy(d, r, sources[r.source], &gpu);
+    for (const plan::ZeroFill &f : d.fills) {
+      if (d.device < 0) {
+        host_fill(f, d.dst);
+      } else {
+        gpu.fills.push_back({d.dst + f.dst_offset, f.row_bytes, f.rows, f.pitch, d.device});
+      }
+    }
+  }
+  if (!gpu.copies.empty() && (rc = cuda::copy_on_stream(snapshot, gpu.copies, stream)) != WB_OK) return rc;
+  if (gpu.copies_2d.empty() && gpu.fills.empty()) return WB_OK;
+  return cuda::copy_2d_on_stream(snapshot, gpu.copies_2d, gpu.fills, stream);
+}
+
+}  // namespace
+
+}  // namespace wb
+
+using namespace wb;
+
+extern "C" WB_API int wb_plan_create(wb_topic *topic, const wb_slice_dest *dests, uint32_t count,
+                                     const wb_slice_part *parts, uint32_t part_count, wb_plan **out) try {
+  if (topic == nullptr || dests == nullptr || parts == nullptr || out == nullptr || count == 0 || part_count == 0) {
+    return fail(WB_E_INVAL, "topic, dests, parts or out is NULL, or count or part_count is 0");
+  }
+  int rc = check_struct_size(dests[0].struct_size, sizeof(wb_slice_dest), "wb_slice_dest");
+  if (rc != WB_OK || (rc = check_struct_size(parts[0].struct_size, sizeof(wb_slice_part), "wb_slice_part")) != WB_OK ||
+      (rc = check_layout(topic)) != WB_OK) {
+    return rc;
+  }
+  auto plan = std::make_unique<wb_plan>();
+  plan->topic = topic;
+  Compiler compiler{topic, plan.get(), {}, -1};
+  for (uint32_t i = 0; i < count; ++i) {
+    if ((rc = compile_dest(&compiler, i, element_at(dests, i), parts, part_count)) != WB_OK) return rc;
+  }
+  count_plan(plan.get());
+  *out = plan.release();
+  return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
+}
+
+extern "C" WB_API int wb_plan_run(wb_plan *plan, wb_snapshot *snapshot, void *stream) try {
+  if (plan == nullptr || snapshot == nullptr) return fail(WB_E_INVAL, "plan or snapshot is NULL");
+  // Another handle of the same topic, of the same client, reads the same registry entries.
+  if (snapshot->topic == nullptr || snapshot->topic->client != plan->topic->client ||
+      snapshot->topic->slot != plan->topic->slot) {
+    const char *of = snapshot->topic == nullptr ? "(a detached client)" : snapshot->topic->entry->name;
+    return fail(WB_E_INVAL, "the snapshot is of topic '%s', the plan of topic '%s': acquire a snapshot of the plan's "
+                "topic handle", of, plan->topic->entry->name);
+  }
+  return run_plan(plan, snapshot, stream);
+} catch (...) {
+  return wb::abi_error(__func__);
+}
+
+extern "C" WB_API int wb_plan_get_info(const wb_plan *plan, wb_plan_info *out) try {
+  if (plan == nullptr || out == nullptr) return fail(WB_E_INVAL, "plan or out is NULL");
+  if (int rc = check_struct_size(out->struct_size, sizeof(wb_plan_info), "wb_plan_info"); rc != WB_OK) return rc;
+  uint32_t size = out->struct_size;
+  *out = plan->info;
+  out->struct_size = size;
+  return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
+}
+
+extern "C" WB_API void wb_plan_destroy(wb_plan *plan) { delete plan; }

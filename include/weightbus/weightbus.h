@@ -869,7 +869,8 @@ typedef struct wb_plan wb_plan; /* destinations resolved into copies, run every 
  * index out of range, device out of range), WB_E_NOT_FOUND (no such tensor), WB_E_STATE (the layout is not
  * complete yet: the message names the ranks that have not sealed), WB_E_DTYPE (the dest's dtype is not the
  * tensor's), WB_E_SHAPE (a box outside its tensor, parts that differ off concat_dim, a shape that is not the
- * parts' concatenation, concat_dim >= ndim), WB_E_SIZE (dst_bytes too small for shape and strides),
+ * parts' concatenation, concat_dim >= ndim, a negative pad, strides not > 0 or a last stride other than 1),
+ * WB_E_SIZE (dst_bytes too small for shape and strides), WB_E_NO_CUDA (a CUDA destination without CUDA),
  * WB_E_NOMEM. */
 WB_API int wb_plan_create(wb_topic *topic, const wb_slice_dest *dests, uint32_t count,
                           const wb_slice_part *parts, uint32_t part_count, wb_plan **out);

@@ -22,7 +22,8 @@ namespace wb::cuda {
                                   X(cuIpcOpenEventHandle) X(cuStreamCreate) X(cuStreamDestroy)                         \
                                       X(cuDeviceGetAttribute) X(cuPointerGetAttributes) X(cuModuleLoadData)            \
                                           X(cuModuleUnload) X(cuModuleGetFunction) X(cuLaunchKernel)                  \
-                                              X(cuStreamSynchronize)
+                                              X(cuStreamSynchronize) X(cuMemcpy2DAsync) X(cuMemsetD8Async)            \
+                                                  X(cuMemsetD2D8Async)
 
 struct Driver {
 #define WB_CUDA_POINTER(fn) decltype(&::fn) fn = nullptr;

@@ -48,4 +48,32 @@ struct Copy {
 // host-to-host copies in `copies` are done already and skipped.
 int copy_on_stream(wb_snapshot *snapshot, const std::vector<Copy> &copies, void *stream);
 
+// A plan's strided copy (libclient/plan.cpp): rows of row_bytes at src + i * src_pitch into dst + i * dst_pitch,
+// with a GPU on at least one side.
+struct Copy2D {
+  const char *src = nullptr;
+  char *dst = nullptr;
+  uint64_t row_bytes = 0;
+  uint64_t rows = 1;
+  uint64_t src_pitch = 0;
+  uint64_t dst_pitch = 0;
+  bool src_on_gpu = false;
+  bool dst_on_gpu = false;
+  int ordinal = -1;  // a GPU of the copy, for a NULL stream in a thread without a context
+};
+
+// A plan's zero fill in GPU memory: rows of row_bytes at dst + i * pitch.
+struct Fill2D {
+  char *dst = nullptr;
+  uint64_t row_bytes = 0;
+  uint64_t rows = 1;
+  uint64_t pitch = 0;
+  int ordinal = -1;
+};
+
+// Enqueues the strided copies (cuMemcpy2DAsync) and the fills on stream, after the snapshot's GPU work
+// (cuda/copy_2d.cpp).
+int copy_2d_on_stream(wb_snapshot *snapshot, const std::vector<Copy2D> &copies, const std::vector<Fill2D> &fills,
+                      void *stream);
+
 }  // namespace wb::cuda

@@ -24,6 +24,9 @@ void close_client(wb_client *) {}
 int device_count(int *) { return unavailable(); }
 int ordinal_of(const uint8_t[16], int *) { return unavailable(); }
 int copy_on_stream(wb_snapshot *, const std::vector<Copy> &, void *) { return unavailable(); }
+int copy_2d_on_stream(wb_snapshot *, const std::vector<Copy2D> &, const std::vector<Fill2D> &, void *) {
+  return unavailable();
+}
 
 }  // namespace wb::cuda
 
