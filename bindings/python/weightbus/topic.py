@@ -15,12 +15,12 @@ from ._closing import ClosesOnExit
 from ._interruptible import call_in_slices
 from .errors import StateError, WeightbusError, c_string, error_for
 from .info import RankInfo, TensorLayout, TopicInfo
+from .plan import SlicePlan
 from .snapshot import Snapshot
 from .update import Update
 
 if TYPE_CHECKING:
     from .client import Client
-    from .plan import SlicePlan
 
 # A tensor to create: (shape, dtype), or an object with .shape and .dtype (for register_cuda: a torch tensor).
 TensorDefinition = Any
@@ -198,10 +198,8 @@ class Topic(ClosesOnExit):
         """Every rank of a sharded topic ([] for a plain topic)."""
         return [self.rank_info(r) for r in range(self.info().ranks)]
 
-    def slice_plan(self, dests: Sequence[Mapping[str, Any]]) -> "SlicePlan":
+    def slice_plan(self, dests: Sequence[Mapping[str, Any]]) -> SlicePlan:
         """SlicePlan(self, dests): see weightbus.plan."""
-        from .plan import SlicePlan
-
         return SlicePlan(self, dests)
 
     def revoke(self, name: str, timeout: Optional[float] = None) -> None:
