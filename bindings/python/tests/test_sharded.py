@@ -179,6 +179,7 @@ def test_fsdp_ranks_publish_and_tp_ranks_read_their_slices(broker):
             assert torch.equal(torch.from_dlpack(shard), full["model.embed_tokens.weight"][50:])
             with pytest.raises(weightbus.StateError):
                 snapshot.tensor("model.embed_tokens.weight")
+            del shard  # it holds the snapshot's lease
         for tp_rank in range(2):
             want = vllm_expected(full, tp_rank, 2)
             params = {name: torch.empty_like(t) for name, t in want.items()}
