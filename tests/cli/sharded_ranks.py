@@ -18,11 +18,11 @@ for r, topic in enumerate(ranks):
                         {"name": "norm", "dtype": "f32", "logical_shape": (2,), "replicated": True}])
 for topic in ranks:
     topic.seal_rank(timeout=5)
-for topic in ranks:
+for r, topic in enumerate(ranks):
     with topic.update(timeout=5) as u:
         u.shard("w").numpy()[:] = 1.0
         u.shard("norm").numpy()[:] = 1.0
-        u.metadata = b"step 1"
+        u.metadata = b"step 1" if r == 0 else b""  # the version's metadata is rank 0's
 reader = clients[0].open_topic(topic_name)
 reader.wait(after=0, timeout=5)
 with ranks[0].update(timeout=5):

@@ -219,7 +219,8 @@ def publish_shards(topic: Topic, shards: Sequence[Shard], metadata: bytes = b"",
                    timeout: Optional[float] = None) -> int:
     """Rank publisher: one version that copies each shard's "tensor" into this rank's shard (the n-th shard of
     a name is shard index n, as alloc_shards registered them), published on the tensors' current CUDA stream;
-    returns the version. It becomes visible once every rank published it."""
+    returns the version. It becomes visible once every rank published it. `metadata` is rank 0's to give
+    (other ranks' is refused, InvalidArgumentError)."""
     stream = _current_stream({str(i): s["tensor"] for i, s in enumerate(shards)})
     with topic.update(timeout) as update:
         seen: Dict[str, int] = {}

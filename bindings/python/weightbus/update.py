@@ -81,7 +81,7 @@ class Update:
 
     def publish(self, metadata: Optional[bytes] = None, stream: Any = None) -> int:
         """Publishes the update as one version and returns its number. `metadata` (bytes, at most 4096) replaces
-        self.metadata. With a `stream` (or self.stream), readers' GPU work is ordered after the work queued on
+        self.metadata; on a sharded topic it is rank 0's to give (another rank's is InvalidArgumentError). With a `stream` (or self.stream), readers' GPU work is ordered after the work queued on
         it so far, without a host wait."""
         data = bytes(self.metadata if metadata is None else metadata)
         stream = self.stream if stream is None else stream
