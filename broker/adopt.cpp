@@ -71,7 +71,7 @@ int Registry::adopt_names() {
   const shm::Header &h = seg_.header();
   const shm::Capacities &caps = seg_.caps();
   if (h.topic_count.load() > caps.max_topics || h.tensor_count.load() > caps.max_tensors ||
-      h.allocation_count.load() > caps.max_allocations) {
+      h.allocation_count.load() > caps.max_allocations || h.rank_count.load() > caps.max_ranks) {
     return fail(WB_E_PROTOCOL, "its table counts exceed its capacities");
   }
   for (uint32_t t = 0; t < h.topic_count.load(); ++t) {
@@ -82,11 +82,31 @@ int Registry::adopt_names() {
     topic.name[WB_NAME_MAX] = '\0';
     topics_by_name_.emplace(topic.name, t);
     topic.notify_subscribers.store(0);  // their pipes went with the old broker
+    if (int rc = check_ranks(t); rc != WB_OK) return rc;
     uint32_t i = topic.first_tensor;
     for (uint32_t n = 0; n < topic.tensor_count.load(); ++n, i = seg_.tensor(i).next.load()) {
       if (i >= h.tensor_count.load()) return fail(WB_E_PROTOCOL, "topic '%s' has a broken tensor list", topic.name);
       seg_.tensor(i).name[WB_NAME_MAX] = '\0';
       tensors_by_name_[t].emplace(seg_.tensor(i).name, i);
+    }
+  }
+  return WB_OK;
+}
+
+// A sharded topic's Rank entries: inside the table, its own, their publishers client slots. Its shards are walked
+// bounded by their counts (Registry::for_each_shard), whatever the chains hold.
+int Registry::check_ranks(uint32_t topic) const {
+  const shm::Topic &t = seg_.topic(topic);
+  if (t.ranks == 0) return WB_OK;
+  uint32_t count = seg_.header().rank_count.load();
+  if (t.ranks > WB_MAX_RANKS || t.first_rank > count || t.ranks > count - t.first_rank) {
+    return fail(WB_E_PROTOCOL, "topic '%s' has %u ranks from entry %u, beyond the rank table", t.name, t.ranks,
+                t.first_rank);
+  }
+  for (uint32_t r = 0; r < t.ranks; ++r) {
+    const shm::Rank &entry = seg_.rank(t.first_rank + r);
+    if (entry.topic != topic || entry.rank != r || entry.publisher.load() > seg_.caps().max_clients) {
+      return fail(WB_E_PROTOCOL, "topic '%s': rank entry %u is not its rank %u", t.name, t.first_rank + r, r);
     }
   }
   return WB_OK;

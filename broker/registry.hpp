@@ -173,6 +173,7 @@ class Registry {
   void remove_segment();
   int adopt();
   int adopt_names();
+  int check_ranks(uint32_t topic) const;
   // Opens the adopted segment's host allocations into allocation_fds_, each checked as the segment is; a
   // refusal (WB_E_PERM naming it) closes them again and refuses the adoption.
   int open_allocations();

@@ -11,16 +11,6 @@ namespace wb {
 
 namespace {
 
-int check_rank_publisher(wb_topic *topic, const char *what) {
-  if (topic->entry->ranks == 0) {
-    return fail(WB_E_INVAL, "topic '%s' is not sharded: %s", topic->entry->name, what);
-  }
-  if (!topic->publisher || topic->rank == shm::kNone) {
-    return fail(WB_E_ROLE, "only a rank's publisher of '%s' may do this (%s)", topic->entry->name, what);
-  }
-  return WB_OK;
-}
-
 void fill_rank_info(const shm::Rank &entry, wb_rank_info *out) {
   out->rank = entry.rank;
   out->pid = entry.publisher.load() != 0 ? entry.publisher_pid.load() : 0;
@@ -35,6 +25,16 @@ void fill_rank_info(const shm::Rank &entry, wb_rank_info *out) {
 }
 
 }  // namespace
+
+int check_rank_publisher(wb_topic *topic, const char *what) {
+  if (topic->entry->ranks == 0) {
+    return fail(WB_E_INVAL, "topic '%s' is not sharded: %s", topic->entry->name, what);
+  }
+  if (!topic->publisher || topic->rank == shm::kNone) {
+    return fail(WB_E_ROLE, "only a rank's publisher of '%s' may do this (%s)", topic->entry->name, what);
+  }
+  return WB_OK;
+}
 
 int seal_rank(wb_topic *topic) {
   if (topic->rank_sealed) return WB_OK;
@@ -84,14 +84,6 @@ WB_API int wb_shard_alloc(wb_topic *topic, const wb_shard_spec *specs, uint32_t 
   return alloc_host(topic, requests);
 } catch (...) {
   return wb::abi_error(__func__);
-}
-
-WB_API int wb_shard_alloc_cuda(wb_topic *, const wb_shard_spec *, uint32_t, int32_t) {
-  return wb::fail(WB_E_STATE, "wb_shard_alloc_cuda: not built yet");
-}
-
-WB_API int wb_shard_register_cuda(wb_topic *, const wb_shard_spec *, void *const *, uint32_t) {
-  return wb::fail(WB_E_STATE, "wb_shard_register_cuda: not built yet");
 }
 
 WB_API int wb_topic_seal_rank(wb_topic *topic, int64_t timeout_ms) try {

@@ -50,6 +50,9 @@ inline int check_topic_live(const wb_topic *topic) {
 int create_topic(wb_client *client, const char *name, uint32_t replicas, uint32_t ranks, uint32_t rank,
                  wb_topic **out);
 
+// WB_E_INVAL for a plain topic, WB_E_ROLE for a handle that publishes no rank of it; `what` says what was tried.
+int check_rank_publisher(wb_topic *topic, const char *what);
+
 // Seals the layout of the rank this handle publishes (SealRank), once: wb_topic_seal_rank and a rank's first
 // wb_update_begin. Sets topic->rank_sealed.
 int seal_rank(wb_topic *topic);

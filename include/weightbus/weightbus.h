@@ -278,7 +278,8 @@ typedef struct wb_topic_options {
 
 /* Creates a topic and becomes its publisher. If the topic exists and its publisher is gone (it died or closed
  * the topic), this takes it over: tensors and versions stay, and replicas must match.
- * Errors: WB_E_INVAL (NULL, replicas out of range, or not the existing topic's replicas), WB_E_NAME_TOO_LONG,
+ * Errors: WB_E_INVAL (NULL, replicas out of range, not the existing topic's replicas, or a sharded topic's
+ * name: see wb_topic_create_rank), WB_E_NAME_TOO_LONG,
  * WB_E_BUSY (a live publisher holds it), WB_E_NOSPC (topic table full), WB_E_BROKER_GONE, WB_E_TIMEOUT. */
 WB_API int wb_topic_create(wb_client *client, const char *name, const wb_topic_options *opts, wb_topic **out);
 
@@ -302,7 +303,7 @@ WB_API int wb_topic_close(wb_topic *topic);
  * not reused until the broker starts afresh, so each removal uses up what the topic used of --max-topics,
  * --max-tensors and --max-allocations (and of the remover's quota, which is not given back).
  * Errors: WB_E_INVAL (NULL, or the name holds a NUL), WB_E_NAME_TOO_LONG, WB_E_NOT_FOUND (no such topic),
- * WB_E_BUSY (a publisher holds it, or readers hold leases on its versions: the message says which),
+ * WB_E_BUSY (a publisher holds it, or a rank's, or readers hold leases on its versions: the message says which),
  * WB_E_NOMEM, WB_E_BROKER_GONE, WB_E_TIMEOUT. */
 WB_API int wb_topic_remove(wb_client *client, const char *name);
 
@@ -311,8 +312,8 @@ typedef struct wb_topic_info {
   uint32_t replicas;
   char name[WB_NAME_MAX + 1];
   uint64_t latest;          /* 0 before the first publish */
-  uint32_t tensor_count;    /* tensors and views */
-  uint32_t publisher_pid;   /* 0 when no publisher is attached */
+  uint32_t tensor_count;    /* tensors and views (sharded: logical tensors) */
+  uint32_t publisher_pid;   /* 0 when no publisher is attached; sharded: 0 (see wb_topic_rank_info) */
   uint32_t dirty;           /* 1 while acquire returns WB_E_DIRTY */
   uint32_t reserved;
   uint64_t bytes;           /* storage of all replicas */
@@ -349,7 +350,8 @@ typedef struct wb_tensor_spec {
  * R replicas, 64-byte aligned, zero-filled. specs is an array whose elements are specs[0].struct_size bytes
  * apart. A name that already exists with the same dtype and shape is accepted and keeps its storage (so a
  * publisher that takes over re-runs its set-up unchanged); with another dtype or shape it is WB_E_EXISTS.
- * The layout is sealed by the first publish: new tensors after it are WB_E_STATE.
+ * The layout is sealed by the first publish: new tensors after it are WB_E_STATE. A sharded topic's shards are
+ * wb_shard_alloc's: here they are WB_E_INVAL.
  * The call is all or nothing. Errors: WB_E_INVAL, WB_E_ROLE, WB_E_NAME_TOO_LONG, WB_E_DTYPE, WB_E_SHAPE,
  * WB_E_EXISTS, WB_E_STATE, WB_E_NOSPC, WB_E_BROKER_GONE, WB_E_TIMEOUT. */
 WB_API int wb_tensor_alloc(wb_topic *topic, const wb_tensor_spec *specs, uint32_t count);
@@ -751,7 +753,8 @@ typedef struct wb_rank_options {
  * publisher. If the rank's publisher is gone (it died or closed the topic), this takes the rank over: its
  * shards and the model's versions stay; register the same shards again (accepted unchanged).
  * Errors: WB_E_INVAL (NULL, replicas, rank or ranks out of range, or ranks/replicas not the existing topic's;
- * a plain topic of that name), WB_E_NAME_TOO_LONG, WB_E_BUSY (a live publisher holds the rank), WB_E_NOSPC
+ * a plain topic of that name), WB_E_NAME_TOO_LONG, WB_E_BUSY (a live publisher holds the rank, or this client
+ * holds another rank of the topic: one rank per wb_client), WB_E_NOSPC
  * (topic or rank table full: weightbusd --max-topics, --max-ranks), WB_E_BROKER_GONE, WB_E_TIMEOUT. */
 WB_API int wb_topic_create_rank(wb_client *client, const char *name, const wb_rank_options *opts,
                                 wb_topic **out);
@@ -939,7 +942,7 @@ typedef struct wb_client_info {
   uint32_t struct_size;
   uint32_t id;
   uint32_t pid;
-  uint32_t topics_published; /* topics this client is the publisher of */
+  uint32_t topics_published; /* topics (and ranks of sharded topics) this client is the publisher of */
   uint32_t leases;           /* leases held now */
   uint32_t reserved;
   char name[32];

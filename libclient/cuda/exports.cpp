@@ -216,19 +216,21 @@ void Exports::forget(uint32_t slot) {
   exports_.erase(found);
 }
 
-int register_tensors(wb_topic *topic, const wb_tensor_spec *specs, const std::vector<Placement> &placements) {
+int register_tensors(wb_topic *topic, const std::vector<TensorRequest> &requests,
+                     const std::vector<Placement> &placements) {
   uint32_t replicas = topic->entry->replicas;
   for (size_t first = 0; first < placements.size(); first += kTensorsPerMessage) {
     flatbuffers::FlatBufferBuilder builder;
     std::vector<flatbuffers::Offset<proto::RegisteredTensor>> entries;
     for (size_t i = first; i < std::min(placements.size(), first + kTensorsPerMessage); ++i) {
       const Placement &p = placements[i];
-      const wb_tensor_spec &spec = spec_at(specs, p.spec);
-      std::vector<int64_t> shape(spec.shape, spec.shape + spec.ndim);
+      const TensorRequest &r = requests[p.spec];
+      std::vector<int64_t> shape(r.shape, r.shape + r.ndim);
       std::vector<uint32_t> allocations(p.allocation, p.allocation + replicas);
       std::vector<uint64_t> offsets(p.offset, p.offset + replicas);
+      auto shard = build_shard(builder, r);
       entries.push_back(
-          proto::CreateRegisteredTensorDirect(builder, spec.name, spec.dtype, &shape, &allocations, &offsets));
+          proto::CreateRegisteredTensorDirect(builder, r.name, r.dtype, &shape, &allocations, &offsets, shard));
     }
     auto body = proto::CreateRegisterTensorsDirect(builder, topic->slot, &entries);
     Reply reply;

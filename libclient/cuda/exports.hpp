@@ -15,9 +15,9 @@
 
 namespace wb {
 class Connection;
+struct TensorRequest;
 }
 struct wb_topic;
-struct wb_tensor_spec;
 
 namespace wb::cuda {
 
@@ -38,7 +38,7 @@ struct NewAllocation {
 
 // Where one tensor's replicas live: an allocation and a byte offset per replica of the topic.
 struct Placement {
-  uint32_t spec = 0;  // index into the caller's specs
+  uint32_t spec = 0;  // index into the caller's requests
   uint32_t allocation[WB_MAX_REPLICAS] = {};
   uint64_t offset[WB_MAX_REPLICAS] = {};
 };
@@ -100,7 +100,8 @@ class Exports {
 };
 
 // Registers tensors placed in registered allocations (RegisterTensors messages, in batches).
-int register_tensors(wb_topic *topic, const wb_tensor_spec *specs, const std::vector<Placement> &placements);
+int register_tensors(wb_topic *topic, const std::vector<TensorRequest> &requests,
+                     const std::vector<Placement> &placements);
 
 // Asks the broker to revoke an allocation; *importers receives how many processes still map it.
 int revoke_allocation(Connection &connection, uint32_t slot, uint32_t *importers);

@@ -59,20 +59,21 @@ bool in_pending_block(const std::vector<Region> &pending, CUdeviceptr p, uint64_
   return false;
 }
 
-uint64_t spec_bytes(const wb_tensor_spec &spec) {
+uint64_t spec_bytes(const TensorRequest &spec) {
   uint64_t nbytes = 0;
   geometry::contiguous_bytes(spec.dtype, spec.ndim, spec.shape, &nbytes);
   return nbytes;
 }
 
-int register_cuda(wb_topic *topic, const wb_tensor_spec *specs, void *const *pointers, uint32_t count) {
+int register_cuda(wb_topic *topic, const std::vector<TensorRequest> &specs, void *const *pointers) {
+  uint32_t count = uint32_t(specs.size());
   ClientState *state = nullptr;
   int rc = client_state(topic->client, &state);
   if (rc != WB_OK) return rc;
   uint32_t replicas = topic->entry->replicas;
   std::vector<Region> pending;  // allocations not exported for the topic yet
   for (uint32_t k = 0; k < count * replicas; ++k) {
-    const wb_tensor_spec &spec = spec_at(specs, k % count);
+    const TensorRequest &spec = specs[k % count];
     CUdeviceptr p = reinterpret_cast<CUdeviceptr>(pointers[k]);
     uint32_t slot = 0;
     if (state->exports.find(topic->slot, p, spec_bytes(spec), &slot) ||
@@ -88,7 +89,7 @@ int register_cuda(wb_topic *topic, const wb_tensor_spec *specs, void *const *poi
   std::vector<Placement> placements(count);
   for (uint32_t k = 0; k < count * replicas; ++k) {
     uint32_t i = k % count, r = k / count;
-    const wb_tensor_spec &spec = spec_at(specs, i);
+    const TensorRequest &spec = specs[i];
     CUdeviceptr p = reinterpret_cast<CUdeviceptr>(pointers[k]);
     Placement &place = placements[i];
     place.spec = i;
@@ -110,23 +111,48 @@ int register_cuda(wb_topic *topic, const wb_tensor_spec *specs, void *const *poi
 
 using namespace wb;
 
-extern "C" WB_API int wb_tensor_register_cuda(wb_topic *topic, const wb_tensor_spec *specs, void *const *pointers,
-                                              uint32_t count) try {
-  if (topic == nullptr || specs == nullptr || pointers == nullptr || count == 0) {
-    return fail(WB_E_INVAL, "topic, specs or pointers is NULL, or count is 0");
-  }
-  int rc = check_struct_size(specs[0].struct_size, sizeof(wb_tensor_spec), "wb_tensor_spec");
-  if (rc != WB_OK) return rc;
-  if (!topic->publisher) return fail(WB_E_ROLE, "only the publisher of '%s' may register tensors", topic->entry->name);
+namespace wb::cuda {
+
+namespace {
+
+// Both entry points, once their specs are read and the caller's role checked.
+int register_checked(wb_topic *topic, const std::vector<TensorRequest> &requests, void *const *pointers) {
+  if (pointers == nullptr) return fail(WB_E_INVAL, "pointers is NULL");
+  uint32_t count = uint32_t(requests.size());
   uint32_t replicas = topic->entry->replicas;
   for (uint32_t k = 0; k < count * replicas; ++k) {
-    if ((rc = check_spec(spec_at(specs, k % count))) != WB_OK) return rc;
     if (pointers[k] == nullptr) {
-      return fail(WB_E_INVAL, "pointers[%u] (replica %u of '%s') is NULL", k, k / count,
-                  spec_at(specs, k % count).name);
+      return fail(WB_E_INVAL, "pointers[%u] (replica %u of '%s') is NULL", k, k / count, requests[k % count].name);
     }
   }
-  return cuda::register_cuda(topic, specs, pointers, count);
+  return register_cuda(topic, requests, pointers);
+}
+
+}  // namespace
+
+}  // namespace wb::cuda
+
+extern "C" WB_API int wb_tensor_register_cuda(wb_topic *topic, const wb_tensor_spec *specs, void *const *pointers,
+                                              uint32_t count) try {
+  if (topic == nullptr) return fail(WB_E_INVAL, "topic is NULL");
+  std::vector<TensorRequest> requests;
+  int rc = read_requests(specs, count, &requests);
+  if (rc != WB_OK) return rc;
+  if (!topic->publisher) return fail(WB_E_ROLE, "only the publisher of '%s' may register tensors", topic->entry->name);
+  return cuda::register_checked(topic, requests, pointers);
+} catch (...) {
+  return wb::abi_error(__func__);
+}
+
+extern "C" WB_API int wb_shard_register_cuda(wb_topic *topic, const wb_shard_spec *specs, void *const *pointers,
+                                             uint32_t count) try {
+  if (topic == nullptr) return fail(WB_E_INVAL, "topic is NULL");
+  std::vector<TensorRequest> requests;
+  int rc = read_requests(specs, count, &requests);
+  if (rc != WB_OK || (rc = check_rank_publisher(topic, "wb_shard_register_cuda registers a rank's shards")) != WB_OK) {
+    return rc;
+  }
+  return cuda::register_checked(topic, requests, pointers);
 } catch (...) {
   return wb::abi_error(__func__);
 }

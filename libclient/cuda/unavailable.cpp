@@ -39,6 +39,12 @@ extern "C" WB_API int wb_tensor_alloc_cuda(wb_topic *, const wb_tensor_spec *, u
 extern "C" WB_API int wb_tensor_register_cuda(wb_topic *, const wb_tensor_spec *, void *const *, uint32_t) {
   return unavailable();
 }
+extern "C" WB_API int wb_shard_alloc_cuda(wb_topic *, const wb_shard_spec *, uint32_t, int32_t) {
+  return unavailable();
+}
+extern "C" WB_API int wb_shard_register_cuda(wb_topic *, const wb_shard_spec *, void *const *, uint32_t) {
+  return unavailable();
+}
 extern "C" WB_API int wb_tensor_revoke(wb_topic *, const char *, int64_t) { return unavailable(); }
 extern "C" WB_API int wb_update_publish_on_stream(wb_update *, void *, const void *, uint32_t, uint64_t *) {
   return unavailable();

@@ -157,6 +157,44 @@ Session resume_without_orphan() {
   return s;
 }
 
+flatbuffers::Offset<proto::AllocTensors> alloc_shard(flatbuffers::FlatBufferBuilder &b, uint32_t topic, int64_t row,
+                                                     uint32_t flags) {
+  std::vector<int64_t> shape{2, 4}, logical{4, 4}, offset{row, 0};
+  auto region = proto::CreateShardRegionDirect(b, &logical, &offset, flags);
+  std::vector<flatbuffers::Offset<proto::TensorSpec>> specs{
+      proto::CreateTensorSpecDirect(b, "w", WB_DTYPE_F32, &shape, region)};
+  return proto::CreateAllocTensorsDirect(b, topic, &specs);
+}
+
+// A model over two ranks: create and join, shards (overlapping, outside, the same box again), a seal refused for a
+// gap and then accepted, a rank closed and taken over, a plain request on the sharded topic.
+Session sharded() {
+  Session s;
+  auto &b = s.builder();
+  s.attach(0).attach(1).attach(2);
+  s.send(0, b, proto::CreateCreateTopicDirect(b, "model", 2, 2, 0));
+  s.send(1, b, proto::CreateCreateTopicDirect(b, "model", 2, 3, 1));  // another rank count: WB_E_INVAL
+  s.send(1, b, proto::CreateCreateTopicDirect(b, "model", 2, 2, 1));
+  s.send(2, b, proto::CreateCreateTopicDirect(b, "model", 2, 2, 1));  // a live rank: WB_E_BUSY
+  s.send(0, b, alloc_shard(b, 0, 0, 0));
+  s.send(1, b, alloc_shard(b, 0, 1, 0));  // overlaps rank 0's: WB_E_LAYOUT
+  s.send(1, b, alloc_shard(b, 0, 3, 0));  // outside [4, 4]: WB_E_SHAPE
+  s.send(0, b, proto::CreateSealRank(b, 0));
+  s.send(1, b, proto::CreateSealRank(b, 0));  // rows 2:4 uncovered: WB_E_LAYOUT
+  s.send(1, b, alloc_shard(b, 0, 2, 0));
+  s.send(1, b, alloc_shard(b, 0, 2, 0));      // the same box again: kept
+  s.send(0, b, alloc_tensors(b, 0));          // no shard region on a sharded topic: WB_E_INVAL
+  s.send(1, b, proto::CreateSealRank(b, 0));
+  s.send(1, b, proto::CreateRankPublished(b, 0, 1));
+  s.send(1, b, proto::CreateCloseTopic(b, 0));
+  s.send(2, b, proto::CreateCreateTopicDirect(b, "model", 2, 2, 1));  // taken over
+  s.send(2, b, alloc_shard(b, 0, 0, WB_SHARD_REPLICATED));              // after completion: WB_E_LAYOUT first
+  s.send(2, b, proto::CreateCreateTopicDirect(b, "plain", 1, 0, 0));
+  s.send(2, b, alloc_shard(b, 1, 0, 0));       // a shard on a plain topic: WB_E_INVAL
+  s.send(2, b, proto::CreateSealRank(b, 1));   // a plain topic: WB_E_INVAL
+  return s;
+}
+
 // A header as the broker writes it for small capacities; the harness maps the size it claims.
 std::vector<uint8_t> header(const shm::Capacities &caps) {
   std::vector<uint8_t> bytes(sizeof(shm::Header));
@@ -190,7 +228,7 @@ int main(int argc, char **argv) {
       {"host-tensors", host_tensors()},   {"reader-and-publisher", reader_and_publisher()},
       {"legacy-cuda", legacy_cuda()},     {"vmm-cuda", vmm_cuda()},
       {"per-client-limits", per_client_limits()}, {"before-attach", before_attach()},
-      {"resume-without-orphan", resume_without_orphan()},
+      {"resume-without-orphan", resume_without_orphan()}, {"sharded", sharded()},
   };
   bool ok = true;
   for (const auto &[name, session] : sessions) {

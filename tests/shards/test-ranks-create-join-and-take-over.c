@@ -2,7 +2,8 @@
  * existing topic's, a plain topic's name is refused (and wb_topic_create refuses a sharded one's), a rank held by
  * a live publisher is WB_E_BUSY, and once its publisher closed it another client takes the rank over and
  * registers the same box again (accepted, the storage kept). The rank table is bounded by weightbusd
- * --max-ranks; wb_topic_rank_info and wb_topic_get_info describe ranks and the layout. */
+ * --max-ranks; wb_topic_rank_info and wb_topic_get_info describe ranks and the layout. A broker restarted
+ * after kill -9 adopts the ranks, their shards and seals: the ranks' clients resume and seal the rest. */
 #include "fixture.h"
 
 #define RANKS 3
@@ -193,6 +194,32 @@ static void a_rank_of_a_dead_client_is_taken_over(void **state) {
   detach_all(&r);
 }
 
+static void a_restarted_broker_adopts_ranks_and_shards(void **state) {
+  fx_broker *b = *state;
+  ranks r;
+  attach_all(b, &r);
+  for (int i = 0; i < RANKS; ++i) {
+    FX_OK(fx_create_rank(r.c[i], "m", 2, (uint32_t)i, RANKS, &r.t[i]));
+    FX_OK(alloc_rows(r.t[i], i));
+  }
+  FX_OK(wb_topic_seal_rank(r.t[0], 5000));
+  fx_broker_kill9(b);
+  assert_int_equal(fx_broker_restart(b), 0);
+  for (int i = 1; i < RANKS; ++i) FX_OK(wb_topic_seal_rank(r.t[i], 5000)); /* each resumes first */
+  wb_topic_info info = WB_TOPIC_INFO_INIT;
+  FX_OK(wb_topic_get_info(r.t[0], &info));
+  assert_int_equal(info.layout_complete, 1);
+  wb_rank_info ri = WB_RANK_INFO_INIT;
+  FX_OK(wb_topic_rank_info(r.t[0], 2, &ri));
+  assert_int_equal(ri.shards, 1);
+  assert_int_equal(ri.sealed, 1);
+  assert_int_equal(ri.pid, (uint32_t)getpid());
+  FX_OK(alloc_rows(r.t[1], 1)); /* the adopted chain still finds rank 1's box */
+  wb_shard_spec more = fx_shard_1d("extra", WB_DTYPE_F32, 4, 0, 4);
+  FX_EXPECT(wb_shard_alloc(r.t[1], &more, 1), WB_E_STATE);
+  detach_all(&r);
+}
+
 static const fx_broker_opts four_ranks = {.max_ranks = 4};
 
 static void the_rank_table_is_bounded(void **state) {
@@ -213,6 +240,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(joining_must_agree, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(a_live_rank_is_busy_and_a_closed_one_is_taken_over, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(a_rank_of_a_dead_client_is_taken_over, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(a_restarted_broker_adopts_ranks_and_shards, fx_setup, fx_teardown),
       cmocka_unit_test_prestate_setup_teardown(the_rank_table_is_bounded, fx_setup, fx_teardown,
                                                (void *)&four_ranks),
   };
