@@ -1,11 +1,9 @@
 // The broker's side of sharded topics: sealing a rank's layout (the coverage check) and committing a version
 // once every rank has published it.
-// CONTRACT STUB (issue 19): replaced by the implementation.
 #include "dispatcher.hpp"
 #include "error.hpp"
 #include "log.hpp"
 #include "protocol_generated.h"
-#include "topic_state.hpp"
 
 namespace wb::broker {
 
@@ -20,25 +18,11 @@ void Dispatcher::on_seal_rank(Client *client, uint32_t id, const void *body) {
   reply(client, id, WB_OK);
 }
 
-namespace {
-
-// Whether client slot `client` publishes one of the sharded topic's ranks.
-bool holds_a_rank(const shm::Segment &seg, const shm::Topic &t, uint32_t client) {
-  for (uint32_t k = 0; k < t.ranks; ++k) {
-    const shm::Rank *r = topic_state::rank_entry(seg, t, k);
-    if (r != nullptr && r->publisher.load() == client + 1) return true;
-  }
-  return false;
-}
-
-}  // namespace
-
 // A rank stored its published word: the version commits if it was the last rank to. A notice from a client that
 // holds no rank of the topic changes nothing (the commit only reads what the ranks stored).
 void Dispatcher::on_rank_published(Client *client, const void *body) {
   uint32_t topic = static_cast<const proto::RankPublished *>(body)->topic();
-  const shm::Segment &seg = registry_.seg();
-  if (registry_.check_topic(topic) != WB_OK || !holds_a_rank(seg, seg.topic(topic), client->slot)) {
+  if (registry_.check_topic(topic) != WB_OK || registry_.rank_of(topic, client->slot) == shm::kNone) {
     WB_LOG_LIMITED(LogLevel::kWarn, "pid %u: RankPublished for a topic it publishes no rank of", client->pid);
     return;
   }

@@ -193,9 +193,7 @@ void write_record(const shm::Segment &seg, uint32_t topic_slot, uint64_t version
 // version this rank published last is committed. *latest receives the committed version the update follows.
 int await_rank_turn(wb_topic *topic, const Deadline &deadline, int64_t timeout_ms, uint64_t *latest) {
   shm::Topic &entry = *topic->entry;
-  if (!topic->rank_sealed) {
-    if (int rc = wb_topic_seal_rank(topic, timeout_ms); rc != WB_OK) return rc;
-  }
+  if (int rc = seal_rank(topic); rc != WB_OK) return rc;
   const shm::Segment &seg = topic->client->seg;
   if (topic_state::rank_entry(seg, entry, topic->rank) == nullptr) {
     return fail(WB_E_PROTOCOL, "model '%s' names rank entries %u.. beyond the rank table", entry.name,
