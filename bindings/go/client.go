@@ -91,6 +91,25 @@ func (c *Client) CreateTopic(name string, replicas int) (*Topic, error) {
 	return topic, nil
 }
 
+// CreateRank creates sharded topic name (one model published by ranks processes), or joins it, as rank rank and
+// becomes that rank's publisher, taking it over from a publisher that is gone. Every rank gives the same ranks
+// and replicas (ErrInval otherwise); ErrBusy while a live publisher holds the rank.
+func (c *Client) CreateRank(name string, rank, ranks, replicas int) (*Topic, error) {
+	cname, err := cString(name)
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(unsafe.Pointer(cname))
+	opts := C.wbgo_rank_options()
+	opts.rank, opts.ranks, opts.replicas = C.uint32_t(rank), C.uint32_t(ranks), C.uint32_t(replicas)
+	topic := &Topic{client: c}
+	if err := call(func() C.int { return C.wb_topic_create_rank(c.c, cname, &opts, &topic.t) }); err != nil {
+		return nil, err
+	}
+	atomic.AddInt32(&c.open, 1)
+	return topic, nil
+}
+
 // OpenTopic opens an existing topic as a reader. ErrNotFound until a publisher created it.
 func (c *Client) OpenTopic(name string) (*Topic, error) {
 	cname, err := cString(name)
@@ -126,6 +145,9 @@ type TopicInfo struct {
 	PublisherPID int    // 0 when no publisher is attached
 	Dirty        bool   // true while acquires fail with ErrDirty
 	Bytes        uint64 // storage of all replicas
+	Ranks        int    // 0: a plain topic; N: sharded over N ranks
+	// LayoutComplete (sharded): every rank sealed and the shards cover every logical tensor.
+	LayoutComplete bool
 }
 
 func topicInfoFromC(raw *C.wb_topic_info) TopicInfo {
@@ -137,6 +159,9 @@ func topicInfoFromC(raw *C.wb_topic_info) TopicInfo {
 		PublisherPID: int(raw.publisher_pid),
 		Dirty:        raw.dirty != 0,
 		Bytes:        uint64(raw.bytes),
+		Ranks:        int(raw.ranks),
+
+		LayoutComplete: raw.layout_complete != 0,
 	}
 }
 

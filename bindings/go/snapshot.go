@@ -63,6 +63,21 @@ func (s *Snapshot) Tensor(name string) (Tensor, error) {
 	return tensorFromC(&raw), nil
 }
 
+// Shard (sharded topic) is shard index of rank rank of logical tensor name as of this version; its shape is the
+// shard's extent. Tensor of a sharded tensor is ErrState.
+func (s *Snapshot) Shard(name string, rank, index int) (Tensor, error) {
+	cname, err := cString(name)
+	if err != nil {
+		return Tensor{}, err
+	}
+	defer C.free(unsafe.Pointer(cname))
+	raw := C.wbgo_tensor_info()
+	if err := call(func() C.int { return C.wb_snapshot_shard(s.s, cname, C.uint32_t(rank), C.uint32_t(index), &raw) }); err != nil {
+		return Tensor{}, err
+	}
+	return tensorFromC(&raw), nil
+}
+
 // TensorAt is Tensor by index (0..TensorCount-1).
 func (s *Snapshot) TensorAt(index int) (Tensor, error) {
 	raw := C.wbgo_tensor_info()

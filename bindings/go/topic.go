@@ -203,3 +203,80 @@ func (t *Topic) Acquire(ctx context.Context, version uint64) (*Snapshot, error) 
 	atomic.AddInt32(&t.open, 1)
 	return snapshot, nil
 }
+
+// ShardSpec is a rank's shard: the box Offset..Offset+Extent of logical tensor Name (LogicalShape), or, with
+// Replicated, a box every rank holding it holds alike.
+type ShardSpec struct {
+	Name         string
+	DType        DType
+	LogicalShape []int64
+	Offset       []int64
+	Extent       []int64
+	Replicated   bool
+}
+
+// AllocShards (a rank's publisher, Client.CreateRank) allocates this rank's host shards. Errors: those of Alloc,
+// ErrShape (a box outside its logical shape), ErrLayout (an overlap with, or another dtype or logical shape
+// than, another rank's shard), ErrState (the layout is complete).
+func (t *Topic) AllocShards(specs ...ShardSpec) error {
+	var names cStrings
+	defer names.free()
+	raw := make([]C.wb_shard_spec, len(specs))
+	for i, spec := range specs {
+		raw[i] = C.wbgo_shard_spec()
+		name, err := names.add(spec.Name)
+		if err != nil {
+			return err
+		}
+		raw[i].name, raw[i].dtype = name, C.int32_t(spec.DType)
+		if spec.Replicated {
+			raw[i].flags = C.WB_SHARD_REPLICATED
+		}
+		if raw[i].ndim, err = copyDims(&raw[i].logical_shape, spec.LogicalShape, spec.Name); err != nil {
+			return err
+		}
+		if len(spec.Offset) != len(spec.LogicalShape) || len(spec.Extent) != len(spec.LogicalShape) {
+			return &Error{Code: ErrShape, Message: fmt.Sprintf("shard of '%s': logical shape, offset and extent need the same number of dimensions", spec.Name)}
+		}
+		copyDims(&raw[i].offset, spec.Offset, spec.Name)
+		copyDims(&raw[i].extent, spec.Extent, spec.Name)
+	}
+	var first *C.wb_shard_spec
+	if len(raw) > 0 {
+		first = &raw[0]
+	}
+	return call(func() C.int { return C.wb_shard_alloc(t.t, first, C.uint32_t(len(raw))) })
+}
+
+// SealRank (a rank's publisher): this rank registers no more shards (its first Begin does it too). The last
+// rank's seal checks that the shards cover every logical tensor (ErrLayout; this rank stays unsealed).
+func (t *Topic) SealRank(ctx context.Context) error {
+	return sliced(ctx, func(timeoutMs C.int64_t) C.int { return C.wb_topic_seal_rank(t.t, timeoutMs) })
+}
+
+// RankInfo is a rank of a sharded topic (wb_rank_info).
+type RankInfo struct {
+	Rank        int
+	PID         int // its publisher's process, 0 when none is attached
+	Sealed      bool
+	Shards      int
+	Dirty       bool   // R = 1: its shards left half-written
+	Published   uint64 // the last version it published (0: none); above Latest while other ranks lag
+	Writing     uint64 // the version it is writing, 0 when none
+	PublishedNs uint64
+	BeginNs     uint64
+	Bytes       uint64
+}
+
+// RankInfo describes rank rank of a sharded topic (any handle). ErrInval for a plain topic or a rank out of range.
+func (t *Topic) RankInfo(rank int) (RankInfo, error) {
+	raw := C.wbgo_rank_info()
+	if err := call(func() C.int { return C.wb_topic_rank_info(t.t, C.uint32_t(rank), &raw) }); err != nil {
+		return RankInfo{}, err
+	}
+	return RankInfo{
+		Rank: int(raw.rank), PID: int(raw.pid), Sealed: raw.sealed != 0, Shards: int(raw.shards), Dirty: raw.dirty != 0,
+		Published: uint64(raw.published), Writing: uint64(raw.writing), PublishedNs: uint64(raw.published_ns),
+		BeginNs: uint64(raw.begin_ns), Bytes: uint64(raw.bytes),
+	}, nil
+}

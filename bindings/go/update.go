@@ -50,6 +50,21 @@ func (u *Update) Tensor(name string) (Tensor, error) {
 	return tensorFromC(&raw), nil
 }
 
+// Shard (sharded topic) is this rank's shard index (registration order) of logical tensor name, marked
+// changed, as Tensor does for a plain tensor. ErrNotFound if this rank has no such shard.
+func (u *Update) Shard(name string, index int) (Tensor, error) {
+	cname, err := cString(name)
+	if err != nil {
+		return Tensor{}, err
+	}
+	defer C.free(unsafe.Pointer(cname))
+	raw := C.wbgo_tensor_info()
+	if err := call(func() C.int { return C.wb_update_shard(u.u, cname, C.uint32_t(index), &raw) }); err != nil {
+		return Tensor{}, err
+	}
+	return tensorFromC(&raw), nil
+}
+
 // TensorAt is Tensor by index (0..TensorCount-1).
 func (u *Update) TensorAt(index int) (Tensor, error) {
 	raw := C.wbgo_tensor_info()

@@ -35,5 +35,29 @@ static inline wb_client_info wbgo_client_info(void) {
   wb_client_info v = WB_CLIENT_INFO_INIT;
   return v;
 }
+static inline wb_rank_options wbgo_rank_options(void) {
+  wb_rank_options v = WB_RANK_OPTIONS_INIT;
+  return v;
+}
+static inline wb_shard_spec wbgo_shard_spec(void) {
+  wb_shard_spec v = WB_SHARD_SPEC_INIT;
+  return v;
+}
+static inline wb_rank_info wbgo_rank_info(void) {
+  wb_rank_info v = WB_RANK_INFO_INIT;
+  return v;
+}
+static inline wb_slice_part wbgo_slice_part(void) {
+  wb_slice_part v = WB_SLICE_PART_INIT;
+  return v;
+}
+static inline wb_slice_dest wbgo_slice_dest(void) {
+  wb_slice_dest v = WB_SLICE_DEST_INIT;
+  return v;
+}
+static inline wb_plan_info wbgo_plan_info(void) {
+  wb_plan_info v = WB_PLAN_INFO_INIT;
+  return v;
+}
 
 #endif

@@ -9,12 +9,17 @@
 //   weightbus::Snapshot snap = topic.acquire(v);    // released when snap goes out of scope
 //   wb_tensor_info w = snap.tensor("layers.0.weight");
 //
+// Sharded topics: Client::create_rank, Topic::alloc_shards, Update::shard, Snapshot::shard, Plan and the split
+// helpers (split, split_vocab, parts_qkv, parts_merged) returning values.
+//
 // Lists come back whole (Client::topics, clients, leases); DLPack exports are returned as the C call makes them,
 // owned by the consumer, who calls their deleter.
 #ifndef WEIGHTBUS_WEIGHTBUS_HPP
 #define WEIGHTBUS_WEIGHTBUS_HPP
 
+#include <array>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -157,6 +162,12 @@ class Snapshot : public Owned<wb_snapshot, wb_snapshot_release> {
     check(wb_snapshot_tensor_at(get(), index, &info));
     return info;
   }
+  // Sharded topic: shard number index of rank `rank` of logical tensor name (wb_snapshot_shard).
+  wb_tensor_info shard(const std::string &name, uint32_t rank, uint32_t index = 0) const {
+    wb_tensor_info info = tensor_info();
+    check(wb_snapshot_shard(get(), c_name(name), rank, index, &info));
+    return info;
+  }
   // Blocks until the GPU work that wrote the version is done (wb_snapshot_synchronize).
   void synchronize(int64_t timeout_ms) { check(wb_snapshot_synchronize(get(), timeout_ms)); }
   // Makes stream wait for that work without blocking the host (wb_snapshot_wait_stream).
@@ -193,6 +204,12 @@ class Update : public Owned<wb_update, wb_update_abort> {
     check(wb_update_tensor(get(), c_name(name), &info));
     return info;
   }
+  // Sharded topic: this rank's shard number index of logical tensor name, marked changed (wb_update_shard).
+  wb_tensor_info shard(const std::string &name, uint32_t index = 0) {
+    wb_tensor_info info = tensor_info();
+    check(wb_update_shard(get(), c_name(name), index, &info));
+    return info;
+  }
   // Numbers the version this update publishes (wb_update_set_version).
   void set_version(uint64_t version) { check(wb_update_set_version(get(), version)); }
   // A tensor exported for writing (wb_update_dlpack); its data is valid until publish or abort.
@@ -224,6 +241,26 @@ class Topic : public Owned<wb_topic, wb_topic_close> {
     check(wb_tensor_register_cuda(get(), specs.data(), pointers.data(), uint32_t(specs.size())));
   }
   void view(const wb_view_spec &spec) { check(wb_tensor_view(get(), &spec)); }
+  // Sharded topic, a rank's publisher: its host shards (wb_shard_alloc).
+  void alloc_shards(const std::vector<wb_shard_spec> &specs) {
+    check(wb_shard_alloc(get(), specs.data(), uint32_t(specs.size())));
+  }
+  // On GPU ordinal device (wb_shard_alloc_cuda).
+  void alloc_shards_cuda(const std::vector<wb_shard_spec> &specs, int32_t device) {
+    check(wb_shard_alloc_cuda(get(), specs.data(), uint32_t(specs.size()), device));
+  }
+  // The caller's GPU memory, pointers[r * specs.size() + i] for replica r of shard i (wb_shard_register_cuda).
+  void register_shards_cuda(const std::vector<wb_shard_spec> &specs, const std::vector<void *> &pointers) {
+    check(wb_shard_register_cuda(get(), specs.data(), pointers.data(), uint32_t(specs.size())));
+  }
+  // This rank registers no more shards; the first begin does it too (wb_topic_seal_rank).
+  void seal_rank(int64_t timeout_ms) { check(wb_topic_seal_rank(get(), timeout_ms)); }
+  // Rank `rank` of a sharded topic: publisher, seal, versions (wb_topic_rank_info).
+  wb_rank_info rank_info(uint32_t rank) const {
+    wb_rank_info info = WB_RANK_INFO_INIT;
+    check(wb_topic_rank_info(get(), rank, &info));
+    return info;
+  }
   Update begin(int64_t timeout_ms) {
     wb_update *update;
     check(wb_update_begin(get(), timeout_ms, &update));
@@ -275,6 +312,83 @@ class Topic : public Owned<wb_topic, wb_topic_close> {
   }
 };
 
+// Destinations resolved into region copies from a topic's shards, once (wb_plan_create); run it every version.
+// The topic must outlive it.
+class Plan {
+ public:
+  Plan() = default;
+  Plan(const Topic &topic, const std::vector<wb_slice_dest> &dests, const std::vector<wb_slice_part> &parts) {
+    wb_plan *plan;
+    check(wb_plan_create(topic.get(), dests.data(), uint32_t(dests.size()), parts.data(), uint32_t(parts.size()),
+                         &plan));
+    plan_.reset(plan);
+  }
+  wb_plan *get() const noexcept { return plan_.get(); }
+  explicit operator bool() const noexcept { return plan_ != nullptr; }
+  // Fills the destinations with the snapshot's version; CUDA copies on stream: synchronize it before the
+  // snapshot's release (wb_plan_run).
+  void run(const Snapshot &snapshot, void *stream = nullptr) { check(wb_plan_run(get(), snapshot.get(), stream)); }
+  wb_plan_info info() const {
+    wb_plan_info info = WB_PLAN_INFO_INIT;
+    check(wb_plan_get_info(get(), &info));
+    return info;
+  }
+
+ private:
+  struct Destroy {
+    void operator()(wb_plan *plan) const noexcept { wb_plan_destroy(plan); }
+  };
+  std::unique_ptr<wb_plan, Destroy> plan_;
+};
+
+// The frameworks' split formulas (wb_split, wb_split_vocab, wb_parts_qkv, wb_parts_merged), as values.
+struct Split {
+  int64_t offset;
+  int64_t extent;
+};
+
+inline Split split(int64_t size, uint32_t rank, uint32_t ranks, uint32_t mode = WB_SPLIT_EVEN) {
+  Split s;
+  check(wb_split(size, rank, ranks, mode, &s.offset, &s.extent));
+  return s;
+}
+
+struct VocabSplit {
+  int64_t offset;  // the real rows [offset, offset + extent), then padded_extent - extent rows of zeros
+  int64_t extent;
+  int64_t padded_extent;
+};
+
+inline VocabSplit split_vocab(int64_t vocab, uint32_t rank, uint32_t ranks, int64_t pad_to = 64) {
+  VocabSplit s;
+  check(wb_split_vocab(vocab, pad_to, rank, ranks, &s.offset, &s.extent, &s.padded_extent));
+  return s;
+}
+
+// The parts keep pointers to the names: the strings must outlive them.
+inline std::array<wb_slice_part, 3> parts_qkv(const std::string &q, const std::string &k, const std::string &v,
+                                              int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t hidden,
+                                              uint32_t rank, uint32_t ranks) {
+  std::array<wb_slice_part, 3> parts;
+  check(wb_parts_qkv(c_name(q), c_name(k), c_name(v), heads, kv_heads, head_dim, hidden, rank, ranks,
+                     parts.data()));
+  return parts;
+}
+
+inline std::vector<wb_slice_part> parts_merged(const std::vector<std::string> &names,
+                                               const std::vector<int64_t> &rows, int64_t cols, uint32_t rank,
+                                               uint32_t ranks) {
+  if (names.size() != rows.size()) {
+    throw Error(WB_E_INVAL,
+                std::to_string(names.size()) + " names but " + std::to_string(rows.size()) + " row counts");
+  }
+  std::vector<const char *> c_names;
+  for (const std::string &name : names) c_names.push_back(c_name(name));
+  std::vector<wb_slice_part> parts(names.size());
+  check(wb_parts_merged(c_names.data(), rows.data(), uint32_t(names.size()), cols, rank, ranks, parts.data()));
+  return parts;
+}
+
 class Client : public Owned<wb_client, wb_detach> {
  public:
   explicit Client(const wb_attach_options *options = nullptr) : Owned(attach(options)) {}
@@ -287,6 +401,16 @@ class Client : public Owned<wb_client, wb_detach> {
   Topic create(const std::string &name, const wb_topic_options &options) {
     wb_topic *topic;
     check(wb_topic_create(get(), c_name(name), &options, &topic));
+    return Topic(topic);
+  }
+  // Creates or joins sharded topic name as rank `rank` of `ranks` and becomes its publisher (wb_topic_create_rank).
+  Topic create_rank(const std::string &name, uint32_t rank, uint32_t ranks, uint32_t replicas = 2) {
+    wb_rank_options options = WB_RANK_OPTIONS_INIT;
+    options.rank = rank;
+    options.ranks = ranks;
+    options.replicas = replicas;
+    wb_topic *topic;
+    check(wb_topic_create_rank(get(), c_name(name), &options, &topic));
     return Topic(topic);
   }
   Topic open(const std::string &name) {

@@ -7,6 +7,7 @@
 
 #include <dlpack/dlpack.h>
 
+#include <array>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -176,6 +177,102 @@ void snapshots_copy_export_and_synchronize(void **state) {
   expect_error(WB_E_INVAL, [&] { snapshot.timestamp_ns(); });
 }
 
+// Rank `rank` of 2's shard of f32 "w" [4, 2]: rows [2 * rank, 2 * rank + 2).
+wb_shard_spec row_shard(uint32_t rank) {
+  wb_shard_spec spec = WB_SHARD_SPEC_INIT;
+  spec.name = "w";
+  spec.dtype = WB_DTYPE_F32;
+  spec.ndim = 2;
+  spec.logical_shape[0] = 4;
+  spec.logical_shape[1] = 2;
+  spec.offset[0] = 2 * rank;
+  spec.extent[0] = 2;
+  spec.extent[1] = 2;
+  return spec;
+}
+
+void sharded_topics_publish_per_rank_and_plans_copy_slices(void **state) {
+  fx_broker *b = static_cast<fx_broker *>(*state);
+  weightbus::Client first = attach(b);
+  weightbus::Client second = attach(b);
+  std::vector<weightbus::Topic> ranks;
+  ranks.push_back(first.create_rank("s", 0, 2));
+  ranks.push_back(second.create_rank("s", 1, 2));
+  expect_error(WB_E_INVAL, [&] { second.create_rank("s", 1, 3); });
+  for (uint32_t r = 0; r < 2; ++r) ranks[r].alloc_shards({row_shard(r)});
+  for (weightbus::Topic &rank : ranks) rank.seal_rank(5000);
+  for (uint32_t r = 0; r < 2; ++r) {
+    weightbus::Update update = ranks[r].begin(5000);
+    float *rows = static_cast<float *>(update.shard("w").data);
+    for (int i = 0; i < 4; ++i) rows[i] = float(4 * r + i);
+    expect_error(WB_E_NOT_FOUND, [&] { update.shard("w", 1); });
+    assert_int_equal(update.publish(), 1);
+  }
+  weightbus::Topic reader = first.open("s");
+  assert_int_equal(reader.wait(0, 5000), 1);
+  const wb_topic_info info = reader.info();
+  assert_int_equal(info.ranks, 2);
+  assert_int_equal(info.layout_complete, 1);
+  const wb_rank_info rank = reader.rank_info(1);
+  assert_int_equal(rank.rank, 1);
+  assert_int_equal(rank.sealed, 1);
+  assert_int_equal(rank.published, 1);
+  expect_error(WB_E_INVAL, [&] { reader.rank_info(2); });
+
+  weightbus::Snapshot snapshot = reader.acquire(1);
+  const wb_tensor_info shard = snapshot.shard("w", 1);
+  assert_int_equal(shard.shape[0], 2);
+  assert_true(static_cast<const float *>(shard.data)[0] == 4.0f);
+  expect_error(WB_E_NOT_FOUND, [&] { snapshot.shard("x", 0); });
+
+  // Column 1 of the whole tensor, from both ranks' shards.
+  float column[4] = {};
+  wb_slice_part part = WB_SLICE_PART_INIT;
+  part.name = "w";
+  part.ndim = 2;
+  part.offset[1] = 1;
+  part.extent[0] = 4;
+  part.extent[1] = 1;
+  wb_slice_dest dest = WB_SLICE_DEST_INIT;
+  dest.ndim = 2;
+  dest.shape[0] = 4;
+  dest.shape[1] = 1;
+  dest.dtype = WB_DTYPE_F32;
+  dest.dst = column;
+  dest.dst_bytes = sizeof column;
+  weightbus::Plan plan(reader, {dest}, {part});
+  plan.run(snapshot);
+  assert_true(column[0] == 1.0f && column[1] == 3.0f && column[2] == 5.0f && column[3] == 7.0f);
+  assert_int_equal(plan.info().dests, 1);
+  assert_int_equal(plan.info().bytes, sizeof column);
+  dest.dtype = WB_DTYPE_F16;
+  expect_error(WB_E_DTYPE, [&] { weightbus::Plan(reader, {dest}, {part}); });
+  weightbus::Plan moved = std::move(plan);
+  expect_error(WB_E_INVAL, [&] { plan.info(); });
+}
+
+void split_helpers_return_values(void **state) {
+  (void)state;
+  const weightbus::Split chunk = weightbus::split(10, 3, 4, WB_SPLIT_CHUNK);
+  assert_int_equal(chunk.offset, 9);
+  assert_int_equal(chunk.extent, 1);
+  expect_error(WB_E_SHAPE, [] { weightbus::split(10, 0, 4); });
+  const weightbus::VocabSplit vocab = weightbus::split_vocab(1000, 1, 2);
+  assert_int_equal(vocab.offset, 512);
+  assert_int_equal(vocab.extent, 488);
+  assert_int_equal(vocab.padded_extent, 512);
+  expect_error(WB_E_INVAL, [] { weightbus::split_vocab(0, 0, 2); });
+  const std::string q = "q", k = "k", v = "v";
+  const std::array<wb_slice_part, 3> qkv = weightbus::parts_qkv(q, k, v, 32, 8, 128, 4096, 1, 2);
+  assert_int_equal(qkv[0].offset[0], 2048);
+  assert_int_equal(qkv[1].extent[0], 512);
+  expect_error(WB_E_SHAPE, [&] { weightbus::parts_qkv(q, k, v, 32, 8, 128, 4096, 0, 3); });
+  const std::vector<wb_slice_part> merged = weightbus::parts_merged({"gate", "up"}, {8, 8}, 4, 1, 2);
+  assert_int_equal(merged.size(), 2);
+  assert_int_equal(merged[1].offset[0], 4);
+  expect_error(WB_E_INVAL, [] { weightbus::parts_merged({"gate", "up"}, {8}, 4, 1, 2); });
+}
+
 void cuda_calls_report_missing_cuda(void **state) {
   fx_broker *b = static_cast<fx_broker *>(*state);
   weightbus::Client client = attach(b);
@@ -190,6 +287,9 @@ void cuda_calls_report_missing_cuda(void **state) {
   expect_error(WB_E_NO_CUDA, [&] { topic.register_cuda({spec}, {host}); });
   const uint8_t uuid[16] = {};
   expect_error(WB_E_NO_CUDA, [&] { weightbus::cuda_device_ordinal(uuid); });
+  weightbus::Topic rank = client.create_rank("gpu-shards", 0, 2);
+  expect_error(WB_E_NO_CUDA, [&] { rank.alloc_shards_cuda({row_shard(0)}, 0); });
+  expect_error(WB_E_NO_CUDA, [&] { rank.register_shards_cuda({row_shard(0)}, {host, host}); });
 }
 
 }  // namespace
@@ -203,6 +303,8 @@ int main() {
       cmocka_unit_test_setup_teardown(topic_describes_its_tensors, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(updates_number_versions_and_export_dlpack, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(snapshots_copy_export_and_synchronize, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(sharded_topics_publish_per_rank_and_plans_copy_slices, fx_setup, fx_teardown),
+      cmocka_unit_test(split_helpers_return_values),
       cmocka_unit_test_setup_teardown(cuda_calls_report_missing_cuda, fx_setup, fx_teardown),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);

@@ -6,6 +6,7 @@
 
 #include "commands.hpp"
 #include "json.hpp"
+#include "ranks.hpp"
 #include "topic_tensors.hpp"
 
 namespace wbcli {
@@ -59,11 +60,64 @@ Latest lease_latest(const weightbus::Topic &topic, const wb_topic_info &info) {
 }
 
 // Where a host tensor's bytes are in this process as of the leased version: a view's address is its parent's
-// plus its offset, which is how tests see that views share storage. 0 when unknown (GPU, nothing leased).
-uint64_t address_of(const weightbus::Snapshot &snap, const TopicTensor &t) {
-  if (!snap || t.info.device_type != WB_DEVICE_HOST) return 0;
+// plus its offset, which is how tests see that views share storage. 0 when unknown (GPU, nothing leased, a
+// sharded topic's logical tensor, which has no bytes of its own).
+uint64_t address_of(const weightbus::Snapshot &snap, const wb_topic_info &topic, const TopicTensor &t) {
+  if (!snap || t.info.device_type != WB_DEVICE_HOST || topic.ranks != 0) return 0;
   const wb_tensor_info info = doing("look up tensor '" + t.name + "'", [&] { return snap.tensor(t.info.index); });
   return reinterpret_cast<uintptr_t>(info.data);
+}
+
+// A rank's shard of a logical tensor as of the leased version: its shape is the shard's extent.
+struct Shard {
+  TopicTensor tensor;
+  uint32_t rank;
+  uint32_t index;
+};
+
+// Every rank's shards of tensor t, in rank then registration order; none when nothing is leased.
+std::vector<Shard> shards_of(const weightbus::Snapshot &snap, const std::vector<wb_rank_info> &ranks,
+                             const TopicTensor &t) {
+  std::vector<Shard> shards;
+  if (!snap) return shards;
+  for (const wb_rank_info &r : ranks) {
+    for (uint32_t i = 0; i < r.shards; ++i) {
+      try {
+        shards.push_back({{snap.shard(t.name, r.rank, i), t.name}, r.rank, i});
+      } catch (const weightbus::Error &e) {
+        if (e.code() != WB_E_NOT_FOUND) throw Failure("look up shard " + std::to_string(i) + " of rank " +
+                                                      std::to_string(r.rank) + " of '" + t.name + "'", e);
+        break;  // this rank holds no more of t
+      }
+    }
+  }
+  return shards;
+}
+
+std::string yes_no(uint32_t flag) { return flag ? "yes" : "no"; }
+
+void print_ranks_text(const wb_topic_info &info, const std::vector<wb_rank_info> &ranks,
+                      const std::vector<TopicTensor> &tensors, const std::vector<std::vector<Shard>> &shards) {
+  out_line("");
+  std::vector<std::vector<std::string>> rows = {
+      {"RANK", "PUBLISHER", "SEALED", "SHARDS", "PUBLISHED", "WRITING", "DIRTY", "BYTES"}};
+  for (const wb_rank_info &r : ranks)
+    rows.push_back({std::to_string(r.rank), r.pid ? "pid " + std::to_string(r.pid) : "none", yes_no(r.sealed),
+                    std::to_string(r.shards), std::to_string(r.published), std::to_string(r.writing),
+                    yes_no(r.dirty), human_bytes(r.bytes)});
+  print_table(rows);
+  const std::string waiting = waits_for(ranks, info.latest);
+  if (!waiting.empty()) out_line(waiting);
+  out_line("");
+  std::vector<std::vector<std::string>> srows = {{"TENSOR", "RANK", "SHARD", "SHAPE", "LAYOUT"}};
+  const std::string layout = info.layout_complete ? "complete" : "incomplete";
+  for (size_t k = 0; k < tensors.size(); ++k) {
+    if (shards[k].empty()) srows.push_back({tensors[k].name, "-", "-", "-", layout});
+    for (const Shard &s : shards[k])
+      srows.push_back({tensors[k].name, std::to_string(s.rank), std::to_string(s.index),
+                       shape_string(s.tensor.info.shape, s.tensor.info.ndim), layout});
+  }
+  print_table(srows);
 }
 
 std::string hex(uint64_t v) {
@@ -82,6 +136,9 @@ void print_text(const Target &t, const wb_topic_info &info, const Latest &l, con
                  {"bytes", human_bytes(info.bytes) + " (" + std::to_string(info.bytes) + ")"},
                  {"publisher", info.publisher_pid ? "pid " + std::to_string(info.publisher_pid) : "none"},
                  {"dirty", info.dirty ? "yes" : "no"},
+                 {"ranks", info.ranks ? std::to_string(info.ranks) + ", layout " +
+                                            (info.layout_complete ? "complete" : "incomplete")
+                                      : "- (not sharded)"},
                  {"published", l.snapshot ? format_time(l.timestamp_ns) : l.why_not},
                  {"metadata", l.metadata.empty() ? "-" : l.metadata}});
     out_line("");
@@ -97,7 +154,10 @@ void print_text(const Target &t, const wb_topic_info &info, const Latest &l, con
   print_table(rows);
 }
 
-std::string topic_json(const Target &t, const wb_topic_info &info, const Latest &l) {
+std::string topic_json(const Target &t, const wb_topic_info &info, const Latest &l,
+                       const std::vector<wb_rank_info> &ranks) {
+  std::vector<std::string> items;
+  for (const wb_rank_info &r : ranks) items.push_back(rank_json(r, ranks, info.latest).text());
   return JsonObject()
       .str("name", t.topic)
       .num("latest", info.latest)
@@ -106,8 +166,12 @@ std::string topic_json(const Target &t, const wb_topic_info &info, const Latest 
       .num("bytes", info.bytes)
       .num("publisher_pid", info.publisher_pid)
       .boolean("dirty", info.dirty != 0)
+      .num("ranks", info.ranks)
+      .boolean("layout_complete", info.layout_complete != 0)
       .num("timestamp_ns", l.timestamp_ns)
       .str("metadata", l.metadata)
+      .raw("ranks_detail", json_array(items))
+      .str("waits_for", waits_for(ranks, info.latest))
       .text();
 }
 
@@ -123,12 +187,30 @@ int run_info(const GlobalOptions &g, Args &args) {
       throw std::runtime_error("topic '" + t.topic + "' has no tensor or view named '" + t.tensor + "'");
   }
   const Latest l = lease_latest(t.handle, info);
+  const std::vector<wb_rank_info> ranks = topic_ranks(t.handle, info);
   std::vector<uint64_t> addresses;
-  for (const TopicTensor &x : tensors) addresses.push_back(address_of(l.snapshot, x));
-  if (!g.json) return print_text(t, info, l, tensors, addresses), 0;
+  std::vector<std::vector<Shard>> shards;
+  for (const TopicTensor &x : tensors) {
+    addresses.push_back(address_of(l.snapshot, info, x));
+    shards.push_back(shards_of(l.snapshot, ranks, x));
+  }
+  if (!g.json) {
+    print_text(t, info, l, tensors, addresses);
+    if (info.ranks) print_ranks_text(info, ranks, tensors, shards);
+    return 0;
+  }
   std::vector<std::string> items;
-  for (size_t k = 0; k < tensors.size(); ++k) items.push_back(tensor_json(tensors[k]).num("address", addresses[k]).text());
-  out_line(JsonObject().raw("topic", topic_json(t, info, l)).raw("tensors", json_array(items)).text());
+  for (size_t k = 0; k < tensors.size(); ++k) {
+    JsonObject o = tensor_json(tensors[k]).num("address", addresses[k]);
+    if (info.ranks) {
+      std::vector<std::string> shard_items;
+      for (const Shard &s : shards[k])
+        shard_items.push_back(tensor_json(s.tensor).num("rank", s.rank).num("shard", s.index).text());
+      o.raw("shards", json_array(shard_items));
+    }
+    items.push_back(o.text());
+  }
+  out_line(JsonObject().raw("topic", topic_json(t, info, l, ranks)).raw("tensors", json_array(items)).text());
   return 0;
 }
 
@@ -144,11 +226,17 @@ a view, the version that last wrote it, its device and, for host tensors, the ad
 process as of the latest version (a view's address is inside its parent's: views share storage).
 TOPIC/NAME shows one tensor or view. A topic named with the whole argument wins; otherwise the part before
 the first '/' is the topic.
+A sharded topic (docs/sharded-models.md) lists its logical tensors, then each rank: its publisher, whether it
+sealed its layout, its shards, the last version it published and the one it is writing, and which ranks a
+pending version waits for; then each logical tensor's shards per rank as of the latest version (shape: the
+shard's extent) and whether the layout is complete (every rank sealed, every tensor covered).
 
 options:
   --json   print {"topic": {"name", "latest", "replicas", "tensor_count", "bytes", "publisher_pid", "dirty",
-           "timestamp_ns", "metadata"}, "tensors": [{"name", "index", "dtype", "shape", "strides", "bytes",
-           "view", "version", "device", "address"}]} (address 0: not known)
+           "ranks", "layout_complete", "timestamp_ns", "metadata", "ranks_detail": [{"rank", "pid", "sealed",
+           "shards", "dirty", "published", "writing", "lag", "published_ns", "begin_ns", "bytes"}],
+           "waits_for"}, "tensors": [{"name", "index", "dtype", "shape", "strides", "bytes", "view", "version",
+           "device", "address", sharded: "shards": [{..., "rank", "shard"}]}]} (address 0: not known)
 
 examples:
   weightbus info policy

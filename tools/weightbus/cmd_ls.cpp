@@ -37,14 +37,20 @@ std::vector<Topic> load(weightbus::Client &client, const std::vector<std::string
 
 std::string or_dash(uint64_t n) { return n == 0 ? "-" : std::to_string(n); }
 
+// "-" for a plain topic; "sharded N ranks", and whether the layout is complete yet (versions start once it is).
+std::string sharding(const wb_topic_info &i) {
+  if (i.ranks == 0) return "-";
+  return "sharded " + std::to_string(i.ranks) + " ranks" + (i.layout_complete ? "" : ", layout incomplete");
+}
+
 void print_topics_text(const std::vector<Topic> &topics, const std::string &socket) {
   if (topics.empty()) return out_line("no topics on the broker at " + socket);
   std::vector<std::vector<std::string>> rows = {
-      {"TOPIC", "VERSION", "REPLICAS", "TENSORS", "BYTES", "PUBLISHER", "DIRTY"}};
+      {"TOPIC", "VERSION", "REPLICAS", "TENSORS", "BYTES", "PUBLISHER", "DIRTY", "SHARDS"}};
   for (const Topic &t : topics) {
     const wb_topic_info &i = t.info;
     rows.push_back({t.name, or_dash(i.latest), std::to_string(i.replicas), std::to_string(i.tensor_count),
-                    human_bytes(i.bytes), or_dash(i.publisher_pid), i.dirty ? "yes" : "no"});
+                    human_bytes(i.bytes), or_dash(i.publisher_pid), i.dirty ? "yes" : "no", sharding(i)});
   }
   print_table(rows);
 }
@@ -71,7 +77,9 @@ std::string topic_json(const Topic &t, bool with_tensors) {
       .num("tensor_count", i.tensor_count)
       .num("bytes", i.bytes)
       .num("publisher_pid", i.publisher_pid)
-      .boolean("dirty", i.dirty != 0);
+      .boolean("dirty", i.dirty != 0)
+      .num("ranks", i.ranks)
+      .boolean("layout_complete", i.layout_complete != 0);
   if (!with_tensors) return o.text();
   std::vector<std::string> tensors;
   for (const Tensor &tensor : t.tensors) tensors.push_back(tensor_json(tensor).text());
@@ -105,13 +113,16 @@ const Command kLsCommand = {
     "weightbus ls [-l] [TOPIC] [--json]",
     R"HELP(List the broker's topics: latest version, replicas, number of tensors, bytes of shared memory (all
 replicas), the publisher's pid ('-' when none is attached) and whether the topic is dirty (left half-written
-by a publisher that died; readers are refused until a new version is published).
+by a publisher that died; readers are refused until a new version is published), and for a sharded topic
+(one model published by N ranks, docs/sharded-models.md) "sharded N ranks", with "layout incomplete" until
+every rank has sealed its shards; its tensors are the logical tensors, whole.
 With TOPIC, or -l for every topic, also list each tensor: name, dtype, shape, bytes, whether it is a view of
 another tensor, and the version that last wrote it.
 
 options:
   -l, --long   list the tensors of every topic
-  --json       print one JSON document: {"socket": ..., "topics": [{"name": ..., "latest": ..., "tensors": [...]}]}
+  --json       print one JSON document: {"socket": ..., "topics": [{"name": ..., "latest": ..., "ranks": ...,
+               "layout_complete": ..., "tensors": [...]}]} (ranks 0: a plain topic)
 
 examples:
   weightbus ls

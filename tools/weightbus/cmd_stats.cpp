@@ -7,6 +7,7 @@
 
 #include "commands.hpp"
 #include "json.hpp"
+#include "ranks.hpp"
 
 namespace wbcli {
 namespace {
@@ -17,6 +18,7 @@ struct TopicStats {
   uint32_t leases = 0;
   uint64_t max_lag = 0;
   uint64_t longest_hold_ns = 0;
+  std::vector<wb_rank_info> ranks;  // a sharded topic's; empty for a plain one
 };
 
 struct Lease {
@@ -33,6 +35,36 @@ std::string duration(uint64_t ns) {
   return buf;
 }
 
+std::vector<std::string> rank_items(const TopicStats &t) {
+  std::vector<std::string> items;
+  for (const wb_rank_info &r : t.ranks) items.push_back(rank_json(r, t.ranks, t.info.latest).text());
+  return items;
+}
+
+// A rank's state needs the topic's rank table, which only a handle of the topic reads.
+std::vector<wb_rank_info> load_ranks(weightbus::Client &client, const TopicStats &t) {
+  if (t.info.ranks == 0) return {};
+  const weightbus::Topic topic = open_topic(client, t.name);
+  return topic_ranks(topic, t.info);
+}
+
+void print_ranks_text(const std::vector<TopicStats> &topics) {
+  std::vector<std::vector<std::string>> rows = {{"TOPIC", "RANK", "PID", "PUBLISHED", "WRITING", "LAG", "LAST PUBLISH"}};
+  std::vector<std::string> waiting;
+  for (const TopicStats &t : topics) {
+    for (const wb_rank_info &r : t.ranks)
+      rows.push_back({t.name, std::to_string(r.rank), r.pid ? std::to_string(r.pid) : "-", std::to_string(r.published),
+                      r.writing ? std::to_string(r.writing) : "-", std::to_string(rank_lag(r, t.ranks, t.info.latest)),
+                      r.published_ns ? format_time(r.published_ns) : "never"});
+    const std::string w = waits_for(t.ranks, t.info.latest);
+    if (!w.empty()) waiting.push_back("model '" + t.name + "': " + w);
+  }
+  if (rows.size() == 1) return;
+  out_line("");
+  print_table(rows);
+  for (const std::string &w : waiting) out_line(w);
+}
+
 std::string topic_json(const TopicStats &t) {
   return JsonObject()
       .str("name", t.name)
@@ -43,6 +75,8 @@ std::string topic_json(const TopicStats &t) {
       .num("leases", t.leases)
       .num("max_lag", t.max_lag)
       .num("longest_hold_ns", t.longest_hold_ns)
+      .raw("ranks", json_array(rank_items(t)))
+      .str("waits_for", waits_for(t.ranks, t.info.latest))
       .text();
 }
 
@@ -67,6 +101,7 @@ void print_text(const std::vector<TopicStats> &topics, const std::vector<Lease> 
                     human_bytes(t.info.replicas ? t.info.bytes / t.info.replicas : 0), std::to_string(t.leases),
                     t.leases ? std::to_string(t.max_lag) : "-", t.leases ? duration(t.longest_hold_ns) : "-"});
   print_table(rows);
+  print_ranks_text(topics);
   if (leases.empty()) return out_line("\nno leases held");
   out_line("");
   std::vector<std::vector<std::string>> lrows = {{"CLIENT", "PID", "NAME", "TOPIC", "VERSION", "LAG", "HELD"}};
@@ -83,9 +118,10 @@ int run_stats(const GlobalOptions &g, Args &args) {
   std::vector<TopicStats> topics;
   for (const wb_topic_info &info : doing("list topics", [&] { return client.topics(); })) {
     const std::string name = fixed_string(info.name, sizeof info.name);
-    if (only.empty() || only.front() == name) topics.push_back({info, name});
+    if (only.empty() || only.front() == name) topics.push_back({info, name, 0, 0, 0, {}});
   }
   if (!only.empty() && topics.empty()) throw std::runtime_error("no topic '" + only.front() + "' on the broker at " + socket);
+  for (TopicStats &t : topics) t.ranks = load_ranks(client, t);
   std::map<uint32_t, std::string> names;
   for (const wb_client_info &c : doing("list clients", [&] { return client.clients(); })) names[c.id] = fixed_string(c.name, sizeof c.name);
   std::vector<Lease> leases;
@@ -117,11 +153,15 @@ replicas, and one version's worth), how many leases readers hold on it, the larg
 a leased version) and the longest time a lease has been held. Then every lease: the client holding it (id,
 pid, name), the topic and version, its lag and how long it has been held. A reader with a growing lag or a
 long hold is the one that keeps an R = 1 publisher waiting or pins old replicas.
+For a sharded topic (docs/sharded-models.md), every rank: its publisher's pid, the last version it published,
+the one it is writing, how many versions it is behind, when it last published; and which ranks a version
+some rank already published waits for (a version is committed once every rank has published it).
 
 options:
   --json   print {"socket", "topics": [{"name", "latest", "replicas", "bytes", "version_bytes", "leases",
-           "max_lag", "longest_hold_ns"}], "leases": [{"client_id", "pid", "client", "topic", "version",
-           "latest", "lag", "held_ns"}]}
+           "max_lag", "longest_hold_ns", "ranks": [{"rank", "pid", "sealed", "shards", "dirty", "published",
+           "writing", "lag", "published_ns", "begin_ns", "bytes"}], "waits_for"}], "leases": [{"client_id",
+           "pid", "client", "topic", "version", "latest", "lag", "held_ns"}]}
 
 examples:
   weightbus stats

@@ -17,7 +17,8 @@ from .errors import (AbiMismatchError, AlreadyExistsError, BrokerGoneError, Busy
                      ConnectError, CudaError, DirtyError, ExpiredError, InvalidArgumentError, LayoutError,
                      LibraryNotFoundError, NoCudaError, NotFoundError, OutOfMemoryError, PermissionDeniedError,
                      ProtocolError, StaleError, StateError, SystemCallError, WaitTimeoutError, WeightbusError)
-from .info import ClientInfo, LeaseInfo, TensorLayout, TopicInfo
+from .info import ClientInfo, LeaseInfo, RankInfo, TensorLayout, TopicInfo
+from .plan import SlicePlan, SlicePlanInfo, parts_merged, parts_qkv, split, split_vocab
 from .snapshot import CopyPlan, Snapshot
 from .tensor import Tensor
 from .topic import Topic
@@ -35,7 +36,8 @@ __all__ = [
     "AbiMismatchError", "AlreadyExistsError", "BrokerGoneError", "BusyError", "CapacityError", "Client",
     "ClientInfo", "ConnectError", "CopyPlan", "CudaError", "DirtyError", "ExpiredError", "InvalidArgumentError",
     "LayoutError", "LeaseInfo", "LibraryNotFoundError", "MAX_DIMS", "MAX_REPLICAS", "METADATA_MAX", "NAME_MAX",
-    "NoCudaError", "NotFoundError", "OutOfMemoryError", "PermissionDeniedError", "ProtocolError", "Snapshot",
-    "StaleError", "StateError", "SystemCallError", "Tensor", "TensorLayout", "Topic", "TopicInfo", "Update",
-    "VERSION_MAX", "WaitTimeoutError", "WeightbusError", "connect", "dtype_name", "library_version",
+    "NoCudaError", "NotFoundError", "OutOfMemoryError", "PermissionDeniedError", "ProtocolError", "RankInfo",
+    "SlicePlan", "SlicePlanInfo", "Snapshot", "StaleError", "StateError", "SystemCallError", "Tensor",
+    "TensorLayout", "Topic", "TopicInfo", "Update", "VERSION_MAX", "WaitTimeoutError", "WeightbusError",
+    "connect", "dtype_name", "library_version", "parts_merged", "parts_qkv", "split", "split_vocab",
 ]

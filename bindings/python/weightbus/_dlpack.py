@@ -60,3 +60,39 @@ def export(function: Callable, handle: Any, name: str, versioned: bool) -> Any:
             managed.contents.deleter(ctypes.cast(managed, ctypes.c_void_p))
         raise
     return _new(address, capsule_name, _destructors[capsule_name])  # from here on, the capsule owns it
+
+
+# A shard has no name the C exports take (they export whole tensors by name), so its DLPack struct is made here
+# from the Tensor's description. The struct, its shape and strides, and the Tensor (whose life keeps the
+# version leased) stay in _made until the consumer calls the deleter.
+_DL_TYPES = {"bool": (6, 8), "u8": (1, 8), "i8": (0, 8), "i16": (0, 16), "i32": (0, 32), "i64": (0, 64),
+             "f16": (2, 16), "bf16": (4, 16), "f32": (2, 32), "f64": (2, 64), "u16": (1, 16), "u32": (1, 32),
+             "u64": (1, 64)}
+_made: Dict[int, Any] = {}
+
+
+def _free_made(address: int) -> None:
+    _made.pop(address, None)
+
+
+_made_deleter = DLManagedTensor._fields_[2][1](_free_made)
+
+
+def export_described(tensor: Any, device: tuple) -> Any:
+    """A legacy "dltensor" capsule of `tensor` (a weightbus.Tensor) made from its attributes."""
+    if tensor.dtype not in _DL_TYPES:
+        raise BufferError(f"{tensor.name!r} is {tensor.dtype}, which this DLPack export has no type code for")
+    ndim = len(tensor.shape)
+    shape, strides = (ctypes.c_int64 * max(1, ndim))(*tensor.shape), (ctypes.c_int64 * max(1, ndim))(*tensor.strides)
+    managed = DLManagedTensor()
+    dl = managed.dl_tensor
+    dl.data, dl.ndim, dl.byte_offset = tensor.data_ptr or None, ndim, 0
+    dl.device.device_type, dl.device.device_id = device
+    dl.dtype.code, dl.dtype.bits = _DL_TYPES[tensor.dtype]
+    dl.dtype.lanes = 1
+    dl.shape = ctypes.cast(shape, ctypes.POINTER(ctypes.c_int64))
+    dl.strides = ctypes.cast(strides, ctypes.POINTER(ctypes.c_int64))
+    managed.deleter = _made_deleter
+    address = ctypes.addressof(managed)
+    _made[address] = (managed, shape, strides, tensor)
+    return _new(address, b"dltensor", _destructors[b"dltensor"])

@@ -101,6 +101,7 @@ class PlanInfo(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_uint32), ("dests", ctypes.c_uint32), ("copies", ctypes.c_uint32),
                 ("copies_2d", ctypes.c_uint32), ("bytes", ctypes.c_uint64), ("pad_bytes", ctypes.c_uint64)]
 
+
 class ClientInfo(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_uint32), ("id", ctypes.c_uint32), ("pid", ctypes.c_uint32),
                 ("topics_published", ctypes.c_uint32), ("leases", ctypes.c_uint32), ("reserved", ctypes.c_uint32),
@@ -186,6 +187,7 @@ lib = _load()
 _P = ctypes.c_void_p
 _u32, _i32, _u64, _i64, _char = ctypes.c_uint32, ctypes.c_int32, ctypes.c_uint64, ctypes.c_int64, ctypes.c_char_p
 _pu32, _pu64, _pi32 = ctypes.POINTER(_u32), ctypes.POINTER(_u64), ctypes.POINTER(_i32)
+_pi64 = ctypes.POINTER(_i64)
 _pp = ctypes.POINTER(_P)
 
 # name: argument types; every one returns int checked by _check.
@@ -235,6 +237,21 @@ _CHECKED = {
     "wb_snapshot_copy_into": [_P, ctypes.POINTER(CopyTarget), _u32, _P],
     "wb_list_clients": [_P, ctypes.POINTER(ClientInfo), _u32, _pu32],
     "wb_list_leases": [_P, ctypes.POINTER(LeaseInfo), _u32, _pu32],
+    "wb_topic_create_rank": [_P, _char, ctypes.POINTER(RankOptions), _pp],
+    "wb_shard_alloc": [_P, ctypes.POINTER(ShardSpec), _u32],
+    "wb_shard_alloc_cuda": [_P, ctypes.POINTER(ShardSpec), _u32, _i32],
+    "wb_shard_register_cuda": [_P, ctypes.POINTER(ShardSpec), _pp, _u32],
+    "wb_topic_seal_rank": [_P, _i64],
+    "wb_topic_rank_info": [_P, _u32, ctypes.POINTER(RankInfo)],
+    "wb_update_shard": [_P, _char, _u32, ctypes.POINTER(TensorInfo)],
+    "wb_snapshot_shard": [_P, _char, _u32, _u32, ctypes.POINTER(TensorInfo)],
+    "wb_plan_create": [_P, ctypes.POINTER(SliceDest), _u32, ctypes.POINTER(SlicePart), _u32, _pp],
+    "wb_plan_run": [_P, _P, _P],
+    "wb_plan_get_info": [_P, ctypes.POINTER(PlanInfo)],
+    "wb_split": [_i64, _u32, _u32, _u32, _pi64, _pi64],
+    "wb_split_vocab": [_i64, _i64, _u32, _u32, _pi64, _pi64, _pi64],
+    "wb_parts_qkv": [_char, _char, _char, _i64, _i64, _i64, _i64, _u32, _u32, ctypes.POINTER(SlicePart)],
+    "wb_parts_merged": [ctypes.POINTER(_char), _pi64, _u32, _i64, _u32, _u32, ctypes.POINTER(SlicePart)],
 }
 
 for _name, _argtypes in _CHECKED.items():
@@ -243,6 +260,7 @@ for _name, _argtypes in _CHECKED.items():
     _fn.restype = ctypes.c_int
     _fn.errcheck = _check
 
+lib.wb_plan_destroy.argtypes, lib.wb_plan_destroy.restype = [_P], None
 lib.wb_version.argtypes, lib.wb_version.restype = [], _u32
 lib.wb_version_string.argtypes, lib.wb_version_string.restype = [], _char
 lib.wb_strerror.argtypes, lib.wb_strerror.restype = [ctypes.c_int], _char

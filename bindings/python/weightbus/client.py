@@ -6,7 +6,7 @@ import weakref
 from typing import List, Optional
 
 from . import _lib
-from ._lib import AttachOptions, TopicOptions, lib, new
+from ._lib import AttachOptions, RankOptions, TopicOptions, lib, new
 from ._closing import ClosesOnExit
 from .errors import StateError, c_string
 from .info import ClientInfo, LeaseInfo, TopicInfo, listing
@@ -89,6 +89,18 @@ class Client(ClosesOnExit):
         handle = ctypes.c_void_p()
         lib.wb_topic_create(self.handle, c_string(name), ctypes.byref(options), ctypes.byref(handle))
         return self._track(Topic(self, handle, name, publisher=True))
+
+    def create_rank(self, name: str, rank: int, ranks: int, replicas: int = 2) -> Topic:
+        """Creates sharded topic `name` (one model published by `ranks` processes), or joins it, as rank `rank`,
+        and becomes that rank's publisher (taking it over from a publisher that is gone: register the same
+        shards again). Every rank gives the same `ranks` and `replicas`. Then: Topic.alloc_shards, updates as on
+        a plain topic (Update.shard); a version is visible once every rank published it. Raises BusyError
+        while a live publisher holds the rank; see docs/sharded-models.md."""
+        options = new(RankOptions)
+        options.replicas, options.rank, options.ranks = replicas, rank, ranks
+        handle = ctypes.c_void_p()
+        lib.wb_topic_create_rank(self.handle, c_string(name), ctypes.byref(options), ctypes.byref(handle))
+        return self._track(Topic(self, handle, name, publisher=True, rank=rank))
 
     def open_topic(self, name: str) -> Topic:
         """Opens topic `name` as a reader (NotFoundError if no publisher created it)."""

@@ -18,11 +18,33 @@ class TopicInfo:
     publisher_pid: int   # 0 when no publisher is attached
     dirty: bool          # True while snapshots fail with DirtyError
     bytes: int           # storage of all replicas
+    ranks: int = 0       # 0: a plain topic; N: sharded over N ranks
+    layout_complete: bool = False  # sharded: every rank sealed and the shards cover every tensor
 
     @classmethod
     def _from_c(cls, info: _lib.TopicInfo) -> "TopicInfo":
         return cls(info.name.decode(), info.replicas, info.latest, info.tensor_count, info.publisher_pid,
-                   bool(info.dirty), info.bytes)
+                   bool(info.dirty), info.bytes, info.ranks, bool(info.layout_complete))
+
+
+@dataclass(frozen=True)
+class RankInfo:
+    """One rank of a sharded topic (Topic.rank_info)."""
+    rank: int
+    pid: int            # its publisher's process, 0 when none is attached
+    sealed: bool
+    shards: int
+    dirty: bool         # R = 1: its shards left half-written
+    published: int      # the last version it published (0: none); above latest while others lag
+    writing: int        # the version it is writing, 0 when none
+    published_ns: int   # when it last published (CLOCK_REALTIME), 0: never
+    begin_ns: int       # when it last began a version (CLOCK_REALTIME), 0: never
+    bytes: int          # storage of its shards, all replicas
+
+    @classmethod
+    def _from_c(cls, info: _lib.RankInfo) -> "RankInfo":
+        return cls(info.rank, info.pid, bool(info.sealed), info.shards, bool(info.dirty), info.published,
+                   info.writing, info.published_ns, info.begin_ns, info.bytes)
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,15 @@ class Snapshot:
 
     __getitem__ = tensor
 
+    def shard(self, name: str, rank: int, index: int = 0) -> Tensor:
+        """Sharded topic: shard number `index` of rank `rank` of logical tensor `name` as of this version, its
+        shape the shard's extent (tensor() of a sharded tensor raises StateError: use this or a SlicePlan)."""
+        info = new(TensorInfo)
+        with self._lock:
+            self._check_open()
+            lib.wb_snapshot_shard(self._handle, c_string(name), rank, index, ctypes.byref(info))
+            return Tensor(self, info, writable=False, shard=(rank, index))
+
     def names(self) -> List[str]:
         """The names of the topic's tensors and views, in topic order."""
         return self.topic.names()

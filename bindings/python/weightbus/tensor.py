@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, Union
 
+from . import _dlpack
 from ._lib import TensorInfo, lib
 from .dtypes import itemsize, name_of_code, numpy_typestr
 
@@ -40,11 +41,14 @@ class Tensor:
 
     Attributes: name, dtype (weightbus's name, e.g. "bf16"), shape, strides (in elements), nbytes, data_ptr,
     device ("cpu" or "cuda:N", the ordinal in this process), version (the version that last wrote the bytes),
-    index (position in the topic), is_view, writable.
+    index (position in the topic), is_view, writable, shard ((rank, index) for a shard of a sharded topic, whose
+    shape is the shard's extent; its DLPack capsule is the legacy kind, which cannot say read-only).
     """
 
-    def __init__(self, owner: Union["Snapshot", "Update"], info: TensorInfo, writable: bool) -> None:
+    def __init__(self, owner: Union["Snapshot", "Update"], info: TensorInfo, writable: bool,
+                 shard: Optional[Tuple[int, int]] = None) -> None:
         self._owner = owner
+        self.shard = shard  # (rank, index) of a sharded topic's shard, else None
         self.name: str = info.name.decode()
         self.dtype: str = name_of_code(info.dtype)
         self.shape: Tuple[int, ...] = tuple(info.shape[: info.ndim])
@@ -102,6 +106,9 @@ class Tensor:
             raise BufferError(f"tensor {self.name!r} is on {self.device}, not on DLPack device {dl_device}")
         if self.is_cuda and stream != -1:
             self._owner._order_stream(stream)
+        if self.shard is not None:
+            self._owner._check_open()
+            return _dlpack.export_described(self, self.__dlpack_device__())
         versioned = max_version is not None and max_version[0] >= 1
         return self._owner._export(self.name, versioned)
 

@@ -5,15 +5,17 @@ import asyncio
 import ctypes
 import gc
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from . import _lib
-from ._lib import TensorSpec, ViewSpec, lib, new, timeout_ms
+from ._lib import ShardSpec, TensorSpec, ViewSpec, lib, new, timeout_ms
 from .dtypes import dtype_code
 from ._closing import ClosesOnExit
 from ._interruptible import call_in_slices
 from .errors import StateError, WeightbusError, c_string, error_for
-from .info import TensorLayout, TopicInfo
+from .info import RankInfo, TensorLayout, TopicInfo
+from .plan import SlicePlan
 from .snapshot import Snapshot
 from .update import Update
 
@@ -22,16 +24,22 @@ if TYPE_CHECKING:
 
 # A tensor to create: (shape, dtype), or an object with .shape and .dtype (for register_cuda: a torch tensor).
 TensorDefinition = Any
+# A rank's shard: {"name": logical tensor, "dtype": ..., "logical_shape": [...], "offset": [...], "extent": [...],
+# "replicated": False}; "tensor" (an array or torch tensor) may stand for dtype and extent.
+ShardDefinition = Mapping[str, Any]
 
 
 class Topic(ClosesOnExit):
     """A named set of tensors with one version sequence. Get one from Client.create_topic (publisher) or
     Client.open_topic (reader); close it, or use it as a context manager."""
 
-    def __init__(self, client: "Client", handle: ctypes.c_void_p, name: str, publisher: bool) -> None:
+    def __init__(self, client: "Client", handle: ctypes.c_void_p, name: str, publisher: bool,
+                 rank: Optional[int] = None) -> None:
         self.client = client
         self.name = name
         self.is_publisher = publisher
+        self.rank = rank  # the rank this handle publishes (Client.create_rank), else None
+        self._plans: "weakref.WeakSet[SlicePlan]" = weakref.WeakSet()
         self._handle: Optional[ctypes.c_void_p] = handle
         self._update: Optional[Update] = None
         self._live_snapshots = 0
@@ -40,6 +48,7 @@ class Topic(ClosesOnExit):
 
     def __repr__(self) -> str:
         role = "publisher" if self.is_publisher else "reader"
+        role = role if self.rank is None else f"publisher of rank {self.rank}"
         return f"<weightbus.Topic {self.name!r} ({role})>"
 
     @property
@@ -61,6 +70,8 @@ class Topic(ClosesOnExit):
                                  "or delete them first")
         if self._update is not None:
             self._update._abort_if_open()
+        for plan in list(self._plans):
+            plan.close()
         try:
             lib.wb_topic_close(self._handle)
         except StateError:
@@ -137,6 +148,59 @@ class Topic(ClosesOnExit):
         for d, (extent, stride) in enumerate(zip(shape, strides)):
             spec.shape[d], spec.strides[d] = extent, stride
         lib.wb_tensor_view(self.handle, ctypes.byref(spec))
+
+    # Sharded topics ---------------------------------------------------------------------------------------------
+
+    def alloc_shards(self, shards: Sequence[ShardDefinition], device: Any = None) -> None:
+        """Rank publisher (Client.create_rank): creates this rank's shards, each a box of a logical tensor:
+        {"name": logical tensor, "dtype": ..., "logical_shape": [...], "offset": [...], "extent": [...]}, or
+        {"name", "dtype", "logical_shape", "replicated": True} for a whole tensor every rank holding it holds
+        alike; "tensor" (a torch tensor or array) may stand for "dtype" and "extent". `device` as in alloc().
+        A rank holding two boxes of one tensor lists both (Update.shard tells them apart by order). Raises
+        LayoutError for an overlap with, or a dtype or logical shape other than, another rank's shard."""
+        specs = _shard_specs(shards)
+        ordinal = _cuda_ordinal(device)
+        if ordinal is None:
+            lib.wb_shard_alloc(self.handle, specs, len(specs))
+        else:
+            lib.wb_shard_alloc_cuda(self.handle, specs, len(specs), ordinal)
+
+    def register_shards_cuda(self, shards: Sequence[ShardDefinition]) -> None:
+        """Rank publisher: shares existing contiguous CUDA tensors as this rank's shards, without copying: each
+        shard description as for alloc_shards, with "tensor" a torch tensor (R = 1) or a list of R of them."""
+        replicas = [_as_list(shard["tensor"]) for shard in shards]
+        count = {len(r) for r in replicas}
+        if len(count) != 1:
+            raise ValueError("every shard needs the same number of replicas (the topic's R)")
+        specs = _shard_specs([{**shard, "tensor": r[0]} for shard, r in zip(shards, replicas)])
+        per_replica = count.pop()
+        pointers = (ctypes.c_void_p * (per_replica * len(shards)))()
+        for i, copies in enumerate(replicas):
+            for r, tensor in enumerate(copies):
+                if not tensor.is_contiguous():
+                    raise ValueError(f"shard {i} of {shards[i]['name']!r} (replica {r}) is not contiguous")
+                pointers[r * len(shards) + i] = tensor.data_ptr()
+        lib.wb_shard_register_cuda(self.handle, specs, pointers, len(shards))
+
+    def seal_rank(self, timeout: Optional[float] = None) -> None:
+        """Rank publisher: this rank registers no more shards (the first update() does it too). The last rank's
+        seal checks that the shards cover every logical tensor: LayoutError names what is missing, and this rank
+        stays unsealed."""
+        lib.wb_topic_seal_rank(self.handle, timeout_ms(timeout))
+
+    def rank_info(self, rank: int) -> RankInfo:
+        """Rank `rank` of a sharded topic: its publisher, seal, shards and versions (any handle, readers too)."""
+        info = new(_lib.RankInfo)
+        lib.wb_topic_rank_info(self.handle, rank, ctypes.byref(info))
+        return RankInfo._from_c(info)
+
+    def ranks(self) -> List[RankInfo]:
+        """Every rank of a sharded topic ([] for a plain topic)."""
+        return [self.rank_info(r) for r in range(self.info().ranks)]
+
+    def slice_plan(self, dests: Sequence[Mapping[str, Any]]) -> SlicePlan:
+        """SlicePlan(self, dests): see weightbus.plan."""
+        return SlicePlan(self, dests)
 
     def revoke(self, name: str, timeout: Optional[float] = None) -> None:
         """Publisher: revokes the CUDA allocation holding `name` (see wb_tensor_revoke) and waits at most
@@ -274,6 +338,12 @@ class Topic(ClosesOnExit):
         with self._lock:
             self._live_snapshots -= 1
 
+    def _plan_made(self, plan: "SlicePlan") -> None:
+        self._plans.add(plan)
+
+    def _plan_closed(self, plan: "SlicePlan") -> None:
+        self._plans.discard(plan)
+
     def _update_closed(self, update: Update) -> None:
         if self._update is update:
             self._update = None
@@ -310,6 +380,27 @@ def _specs(definitions: Iterable[Tuple[str, Tuple[int, ...], Any]]) -> Any:
         spec.name, spec.dtype, spec.ndim = c_string(name), dtype_code(dtype), len(shape)
         for d, extent in enumerate(shape[: _lib.MAX_DIMS]):  # the library refuses ndim > MAX_DIMS itself
             spec.shape[d] = extent
+    return specs
+
+
+def _shard_specs(shards: Sequence[ShardDefinition]) -> Any:
+    specs = (ShardSpec * len(shards))()
+    for spec, shard in zip(specs, shards):
+        name, logical = shard["name"], tuple(shard["logical_shape"])
+        tensor = shard.get("tensor")
+        dtype = tensor.dtype if tensor is not None else shard["dtype"]
+        replicated = bool(shard.get("replicated", False))
+        default_extent = logical if replicated else None
+        extent = tuple(tensor.shape) if tensor is not None else tuple(shard.get("extent", default_extent) or ())
+        offset = tuple(shard.get("offset") or (0,) * len(logical))
+        if not (len(extent) == len(offset) == len(logical)) or len(logical) > _lib.MAX_DIMS:
+            raise error_for(-7, f"shard of {name!r}: logical_shape {list(logical)}, offset {list(offset)} and "
+                            f"extent {list(extent)} need the same number of dimensions, at most {_lib.MAX_DIMS}")
+        spec.struct_size = ctypes.sizeof(ShardSpec)
+        spec.name, spec.dtype, spec.ndim = c_string(name), dtype_code(dtype), len(logical)
+        spec.flags = 1 if replicated else 0  # WB_SHARD_REPLICATED
+        for d in range(len(logical)):
+            spec.logical_shape[d], spec.offset[d], spec.extent[d] = logical[d], offset[d], extent[d]
     return specs
 
 

@@ -4,15 +4,22 @@
     publisher.publish(metadata=b"step 10")                               # on the current stream, no host sync
 
     load_module(client.open_topic("policy"), server_model)                # copy-into on the current stream
+
+Sharded models (docs/sharded-models.md): a trainer rank describes its shards as dicts (split_shard,
+replicated_shard, shards_from_dtensors), allocates them (Topic.alloc_shards) and publishes them (publish_shards);
+a tensor-parallel server rank describes what it wants (vllm_tp_layout, or dest dicts of its own) and copies it
+with a SlicePlan every version (load_slices).
 """
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Dict, Iterator, Mapping, Optional, Tuple, Union
+import re
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
-from .errors import InvalidArgumentError, NotFoundError, StateError
+from .errors import InvalidArgumentError, NotFoundError, StateError, WeightbusError
+from .plan import SlicePlan, parts_merged, parts_qkv, split, split_vocab
 from .topic import Topic
 
 # How a module's names map to the topic's: a dict, or a function returning the topic's name (None: skip it).
@@ -150,3 +157,205 @@ def _dtype_name(dtype: torch.dtype) -> str:
     from .dtypes import dtype_name
 
     return dtype_name(dtype)
+
+
+# Sharded models -----------------------------------------------------------------------------------------------
+
+Shard = Dict[str, Any]
+Dest = Dict[str, Any]
+
+
+class UnsupportedError(WeightbusError, NotImplementedError):
+    """The installed torch lacks what the helper needs (DTensor before torch 2.4)."""
+
+
+def split_shard(name: str, tensor: torch.Tensor, logical_shape: Sequence[int], rank: int, ranks: int,
+                dim: int = 0, mode: str = "chunk") -> Shard:
+    """The shard description of `tensor`, rank `rank` of `ranks`'s part of logical tensor `name` split along
+    `dim`: mode "chunk" for FSDP (torch.chunk, DTensor Shard(dim): the last ranks' parts short or empty), "even"
+    for Megatron tensor parallelism. ValueError if the tensor's shape is not that part's."""
+    logical = tuple(logical_shape)
+    offset, extent = split(logical[dim], rank, ranks, mode)
+    want = logical[:dim] + (extent,) + logical[dim + 1:]
+    if tuple(tensor.shape) != want:
+        raise ValueError(f"{name!r}: rank {rank} of {ranks} holds {list(want)} of {list(logical)} split along "
+                         f"dimension {dim} ({mode}), not {list(tensor.shape)}")
+    return {"name": name, "tensor": tensor, "logical_shape": logical,
+            "offset": tuple(offset if d == dim else 0 for d in range(len(logical))), "extent": want}
+
+
+def replicated_shard(name: str, tensor: torch.Tensor) -> Shard:
+    """The shard description of a tensor every rank holding it holds whole and alike (norms, biases)."""
+    return {"name": name, "tensor": tensor, "logical_shape": tuple(tensor.shape), "replicated": True}
+
+
+def shards_from_dtensors(state_dict: Mapping[str, Any]) -> List[Shard]:
+    """This rank's shard descriptions of a state dict of DTensors (FSDP2, torch.distributed.tensor): box from
+    compute_local_shape_and_global_offset, "tensor" the local tensor; a box some mesh dimension replicates is
+    flagged replicated; plain tensors are replicated whole. Partial placements are refused (reduce first).
+    Raises UnsupportedError on a torch without DTensor (before 2.4: describe shards with split_shard)."""
+    try:
+        from torch.distributed.tensor import DTensor, Partial, Replicate
+        from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
+    except ImportError as e:
+        raise UnsupportedError(f"torch {torch.__version__} has no DTensor (torch.distributed.tensor, torch >= "
+                               f"2.4): describe shards with split_shard and replicated_shard ({e})") from None
+    shards = []
+    for name, value in state_dict.items():
+        if not isinstance(value, DTensor):
+            shards.append(replicated_shard(name, value.detach()))
+            continue
+        if any(isinstance(p, Partial) for p in value.placements):
+            raise InvalidArgumentError(f"WB_E_INVAL: {name!r} is a Partial DTensor ({value.placements}): reduce "
+                                       "it (full_tensor or redistribute) before publishing", -1)
+        shape, offset = compute_local_shape_and_global_offset(value.shape, value.device_mesh, value.placements)
+        shards.append({"name": name, "tensor": value.to_local().detach(), "logical_shape": tuple(value.shape),
+                       "offset": tuple(offset), "extent": tuple(shape),
+                       "replicated": any(isinstance(p, Replicate) for p in value.placements)})
+    return shards
+
+
+def publish_shards(topic: Topic, shards: Sequence[Shard], metadata: bytes = b"",
+                   timeout: Optional[float] = None) -> int:
+    """Rank publisher: one version that copies each shard's "tensor" into this rank's shard (the n-th shard of
+    a name is shard index n, as alloc_shards registered them), published on the tensors' current CUDA stream;
+    returns the version. It becomes visible once every rank published it. `metadata` is rank 0's to give
+    (other ranks' is refused, InvalidArgumentError)."""
+    stream = _current_stream({str(i): s["tensor"] for i, s in enumerate(shards)})
+    with topic.update(timeout) as update:
+        seen: Dict[str, int] = {}
+        for shard in shards:
+            index = seen.get(shard["name"], 0)
+            seen[shard["name"]] = index + 1
+            torch.from_dlpack(update.shard(shard["name"], index)).copy_(shard["tensor"], non_blocking=True)
+        update.metadata, update.stream = metadata, stream
+    assert update.published_version is not None
+    return update.published_version
+
+
+def load_slices(topic: Topic, plan: Union[SlicePlan, Sequence[Dest]], version: int = 0,
+                timeout: Optional[float] = None) -> int:
+    """Copies version `version` (0: the latest) into the plan's buffers (a SlicePlan, or dest dicts made into
+    one for this call) on the current CUDA stream, synchronized before the snapshot is released; returns the
+    version. A server that loads every version makes the SlicePlan once."""
+    if not isinstance(plan, SlicePlan):
+        with SlicePlan(topic, plan) as made:
+            return load_slices(topic, made, version, timeout)
+    cuda = [b for b in plan._buffers if isinstance(b, torch.Tensor) and b.is_cuda]
+    stream = torch.cuda.current_stream(cuda[0].device) if cuda else None
+    with topic.snapshot(version, timeout) as snapshot:
+        plan.run(snapshot, stream)
+        if stream is not None:
+            stream.synchronize()  # the copies read the snapshot: they must end before its release
+        return snapshot.version
+
+
+def column(name: str, dst: torch.Tensor, rank: int, ranks: int) -> Dest:
+    """ColumnParallelLinear (weight or bias): rows [rank*n, (rank+1)*n) of `name`, n = dst's rows."""
+    rows = dst.shape[0] * ranks
+    offset, extent = split(rows, rank, ranks, "even")
+    return _dest(dst, [_box(name, dst.shape, 0, offset, extent)])
+
+
+def row(name: str, dst: torch.Tensor, rank: int, ranks: int) -> Dest:
+    """RowParallelLinear's weight: columns [rank*n, (rank+1)*n) of `name`, n = dst's columns."""
+    offset, extent = split(dst.shape[1] * ranks, rank, ranks, "even")
+    return _dest(dst, [_box(name, dst.shape, 1, offset, extent)])
+
+
+def replicated(name: str, dst: torch.Tensor) -> Dest:
+    """The whole of `name` (norms, row-parallel biases, anything every server rank holds alike)."""
+    return _dest(dst, [{"name": name, "offset": [0] * dst.dim(), "extent": list(dst.shape), "pad": 0}])
+
+
+def vocab(name: str, dst: torch.Tensor, vocab_size: int, rank: int, ranks: int, pad_to: int = 64) -> Dest:
+    """VocabParallelEmbedding / ParallelLMHead: rank `rank`'s rows of the vocabulary padded to `pad_to`, the
+    padding rows zero-filled."""
+    offset, extent, padded = split_vocab(vocab_size, rank, ranks, pad_to)
+    part = _box(name, dst.shape, 0, offset, extent)
+    part["pad"] = padded - extent
+    return _dest(dst, [part])
+
+
+def qkv(prefix: str, dst: torch.Tensor, config: Any, rank: int, ranks: int, suffix: str = "weight") -> Dest:
+    """QKVParallelLinear: `prefix`.{q,k,v}_proj.`suffix` fused as vLLM's qkv_proj (GQA: KV heads split, or
+    replicated when ranks >= kv heads). A bias (1-D) takes the weight's rows."""
+    heads, kv_heads, head_dim, hidden = _attention(config)
+    names = [f"{prefix}.{p}_proj.{suffix}" for p in "qkv"]
+    parts = parts_qkv(*names, heads, kv_heads, head_dim, hidden if dst.dim() == 2 else 1, rank, ranks)
+    if dst.dim() == 1:
+        parts = [{**p, "offset": p["offset"][:1], "extent": p["extent"][:1]} for p in parts]
+    return _dest(dst, parts)
+
+
+def merged(names: Sequence[str], dst: torch.Tensor, rank: int, ranks: int) -> Dest:
+    """MergedColumnParallelLinear of equal parts (gate_up_proj from gate_proj and up_proj)."""
+    rows = dst.shape[0] * ranks // len(names)
+    return _dest(dst, parts_merged(names, [rows] * len(names), dst.shape[1], rank, ranks))
+
+
+# vLLM parameter name -> how it is made from the trainer's (Hugging Face) names; group 1 is the module prefix.
+_QKV = re.compile(r"(.*)\.qkv_proj\.(weight|bias)$")
+_GATE_UP = re.compile(r"(.*)\.gate_up_proj\.weight$")
+_ROW = re.compile(r".*\.(o_proj|down_proj)\.weight$")
+_VOCAB = re.compile(r"(.*\.)?(embed_tokens|lm_head)\.weight$")
+
+
+def vllm_tp_layout(config: Any, rank: int, ranks: int, params: Mapping[str, torch.Tensor],
+                   pad_to: int = 64) -> List[Dest]:
+    """The destinations of tensor-parallel rank `rank` of `ranks` of a vLLM Llama/Qwen-style model: `params`
+    is the server's {vLLM parameter name: tensor}, `config` the Hugging Face config (object or dict:
+    num_attention_heads, num_key_value_heads, hidden_size, head_dim, vocab_size, tie_word_embeddings). The
+    topic holds the trainer's names: qkv_proj <- q_proj, k_proj, v_proj; gate_up_proj <- gate_proj, up_proj;
+    o_proj, down_proj split by columns; embed_tokens, lm_head by vocabulary rows padded to `pad_to`; the rest
+    (norms, row-parallel biases) whole. Give the result to SlicePlan."""
+    dests = []
+    for name, dst in params.items():
+        dests.append(_vllm_dest(config, rank, ranks, name, dst, pad_to))
+    return dests
+
+
+def _vllm_dest(config: Any, rank: int, ranks: int, name: str, dst: torch.Tensor, pad_to: int) -> Dest:
+    match = _QKV.match(name)
+    if match:
+        return qkv(match.group(1), dst, config, rank, ranks, match.group(2))
+    match = _GATE_UP.match(name)
+    if match:
+        return merged([f"{match.group(1)}.gate_proj.weight", f"{match.group(1)}.up_proj.weight"], dst, rank, ranks)
+    if _ROW.match(name):
+        return row(name, dst, rank, ranks)
+    match = _VOCAB.match(name)
+    if match:
+        source = name
+        if match.group(2) == "lm_head" and _config(config, "tie_word_embeddings", False):
+            source = "model.embed_tokens.weight"  # tied: the trainer publishes the embedding only
+        return vocab(source, dst, _config(config, "vocab_size"), rank, ranks, pad_to)
+    return replicated(name, dst)
+
+
+def _attention(config: Any) -> Tuple[int, int, int, int]:
+    heads, hidden = _config(config, "num_attention_heads"), _config(config, "hidden_size")
+    kv_heads = _config(config, "num_key_value_heads", heads) or heads
+    head_dim = _config(config, "head_dim", None) or hidden // heads
+    return heads, kv_heads, head_dim, hidden
+
+
+_MISSING = object()
+
+
+def _config(config: Any, key: str, default: Any = _MISSING) -> Any:
+    value = config.get(key, default) if isinstance(config, Mapping) else getattr(config, key, default)
+    if value is _MISSING:
+        raise InvalidArgumentError(f"WB_E_INVAL: the model config has no {key!r}", -1)
+    return value
+
+
+def _box(name: str, dst_shape: Sequence[int], dim: int, offset: int, extent: int) -> Dict[str, Any]:
+    """A part: `extent` elements of `name` from `offset` along `dim`, whole along the other dimensions."""
+    ndim = len(dst_shape)
+    return {"name": name, "offset": [offset if d == dim else 0 for d in range(ndim)],
+            "extent": [extent if d == dim else dst_shape[d] for d in range(ndim)], "pad": 0}
+
+
+def _dest(dst: torch.Tensor, parts: List[Dict[str, Any]]) -> Dest:
+    return {"dst": dst, "parts": parts, "concat_dim": 0}

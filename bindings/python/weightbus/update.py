@@ -70,9 +70,18 @@ class Update:
 
     __getitem__ = tensor
 
+    def shard(self, name: str, index: int = 0) -> Tensor:
+        """Sharded topic: this rank's shard number `index` (in registration order) of logical tensor `name`,
+        marked changed and writable, its shape the shard's extent."""
+        info = new(TensorInfo)
+        with self._lock:
+            self._check_open()
+            lib.wb_update_shard(self._handle, c_string(name), index, ctypes.byref(info))
+        return Tensor(self, info, writable=True, shard=(self.topic.rank or 0, index))
+
     def publish(self, metadata: Optional[bytes] = None, stream: Any = None) -> int:
         """Publishes the update as one version and returns its number. `metadata` (bytes, at most 4096) replaces
-        self.metadata. With a `stream` (or self.stream), readers' GPU work is ordered after the work queued on
+        self.metadata; on a sharded topic it is rank 0's to give (another rank's is InvalidArgumentError). With a `stream` (or self.stream), readers' GPU work is ordered after the work queued on
         it so far, without a host wait."""
         data = bytes(self.metadata if metadata is None else metadata)
         stream = self.stream if stream is None else stream

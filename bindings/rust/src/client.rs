@@ -101,6 +101,17 @@ impl Client {
         Ok(Topic::new(topic, self.handle.clone()))
     }
 
+    /// Creates sharded topic `name` (one model published by `ranks` processes), or joins it, as rank `rank` and
+    /// becomes that rank's publisher, taking it over from a publisher that is gone. Every rank gives the same
+    /// `ranks` and `replicas` (`Error::Inval` otherwise); `Error::Busy` while a live publisher holds the rank.
+    pub fn create_rank(&self, name: &str, rank: u32, ranks: u32, replicas: u32) -> Result<Topic> {
+        let name = c_string(name.as_bytes())?;
+        let options = ffi::wb_rank_options { replicas, rank, ranks, ..Default::default() };
+        let mut topic = ptr::null_mut();
+        check(unsafe { ffi::wb_topic_create_rank(self.handle.as_ptr(), name.as_ptr(), &options, &mut topic) })?;
+        Ok(Topic::new(topic, self.handle.clone()))
+    }
+
     /// Opens an existing topic as a reader. `Error::NotFound` until a publisher created it.
     pub fn open_topic(&self, name: &str) -> Result<Topic> {
         let name = c_string(name.as_bytes())?;

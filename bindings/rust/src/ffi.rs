@@ -85,6 +85,10 @@ pub struct wb_topic {
     _opaque: [u8; 0],
 }
 #[repr(C)]
+pub struct wb_plan {
+    _opaque: [u8; 0],
+}
+#[repr(C)]
 pub struct wb_update {
     _opaque: [u8; 0],
 }
@@ -585,4 +589,71 @@ extern "C" {
     pub fn wb_list_clients(client: *mut wb_client, out: *mut wb_client_info, capacity: u32, count: *mut u32) -> c_int;
 
     pub fn wb_list_leases(client: *mut wb_client, out: *mut wb_lease_info, capacity: u32, count: *mut u32) -> c_int;
+
+    pub fn wb_topic_create_rank(
+        client: *mut wb_client,
+        name: *const c_char,
+        opts: *const wb_rank_options,
+        out: *mut *mut wb_topic,
+    ) -> c_int;
+    pub fn wb_shard_alloc(topic: *mut wb_topic, specs: *const wb_shard_spec, count: u32) -> c_int;
+    pub fn wb_shard_alloc_cuda(topic: *mut wb_topic, specs: *const wb_shard_spec, count: u32, device: i32) -> c_int;
+    pub fn wb_shard_register_cuda(
+        topic: *mut wb_topic,
+        specs: *const wb_shard_spec,
+        pointers: *const *mut c_void,
+        count: u32,
+    ) -> c_int;
+    pub fn wb_topic_seal_rank(topic: *mut wb_topic, timeout_ms: i64) -> c_int;
+    pub fn wb_topic_rank_info(topic: *mut wb_topic, rank: u32, out: *mut wb_rank_info) -> c_int;
+    pub fn wb_update_shard(update: *mut wb_update, name: *const c_char, index: u32, out: *mut wb_tensor_info) -> c_int;
+    pub fn wb_snapshot_shard(
+        snapshot: *mut wb_snapshot,
+        name: *const c_char,
+        rank: u32,
+        index: u32,
+        out: *mut wb_tensor_info,
+    ) -> c_int;
+    pub fn wb_plan_create(
+        topic: *mut wb_topic,
+        dests: *const wb_slice_dest,
+        count: u32,
+        parts: *const wb_slice_part,
+        part_count: u32,
+        out: *mut *mut wb_plan,
+    ) -> c_int;
+    pub fn wb_plan_run(plan: *mut wb_plan, snapshot: *mut wb_snapshot, stream: *mut c_void) -> c_int;
+    pub fn wb_plan_get_info(plan: *const wb_plan, out: *mut wb_plan_info) -> c_int;
+    pub fn wb_plan_destroy(plan: *mut wb_plan);
+    pub fn wb_split(size: i64, rank: u32, ranks: u32, mode: u32, offset: *mut i64, extent: *mut i64) -> c_int;
+    pub fn wb_split_vocab(
+        vocab: i64,
+        pad_to: i64,
+        rank: u32,
+        ranks: u32,
+        offset: *mut i64,
+        extent: *mut i64,
+        padded_extent: *mut i64,
+    ) -> c_int;
+    pub fn wb_parts_qkv(
+        q: *const c_char,
+        k: *const c_char,
+        v: *const c_char,
+        heads: i64,
+        kv_heads: i64,
+        head_dim: i64,
+        hidden: i64,
+        rank: u32,
+        ranks: u32,
+        out: *mut wb_slice_part,
+    ) -> c_int;
+    pub fn wb_parts_merged(
+        names: *const *const c_char,
+        rows: *const i64,
+        n: u32,
+        cols: i64,
+        rank: u32,
+        ranks: u32,
+        out: *mut wb_slice_part,
+    ) -> c_int;
 }

@@ -35,6 +35,7 @@ pub mod ffi;
 mod client;
 mod dtype;
 mod error;
+mod plan;
 mod snapshot;
 mod tensor;
 mod topic;
@@ -49,9 +50,10 @@ use std::time::Duration;
 pub use client::{AttachOptions, Client, ClientInfo};
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
+pub use plan::{parts_merged, parts_qkv, split, split_vocab, Plan, PlanInfo, SliceDest, SlicePart, SplitMode};
 pub use snapshot::Snapshot;
 pub use tensor::{Device, Tensor, TensorInfo, TensorMut};
-pub use topic::{TensorSpec, Topic, TopicInfo, ViewSpec};
+pub use topic::{RankInfo, ShardSpec, TensorSpec, Topic, TopicInfo, ViewSpec};
 pub use update::Update;
 
 /// The library's version at run time, as `WB_VERSION` computes it; differs from [`ffi::WB_VERSION`] when the

@@ -83,6 +83,19 @@ impl Snapshot {
         Ok(Tensor::new(raw))
     }
 
+    /// Sharded topic: shard `index` of rank `rank` of logical tensor `name` (its shape is the shard's extent).
+    /// [`Snapshot::tensor`] of a sharded tensor is `Error::State`.
+    pub fn shard(&self, name: &str, rank: u32, index: u32) -> Result<Tensor<'_>> {
+        let name = c_string(name.as_bytes())?;
+        let mut raw = ffi::wb_tensor_info::default();
+        check(unsafe { ffi::wb_snapshot_shard(self.raw.as_ptr(), name.as_ptr(), rank, index, &mut raw) })?;
+        Ok(Tensor::new(raw))
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut ffi::wb_snapshot {
+        self.raw.as_ptr()
+    }
+
     /// The same by index (`0..tensor_count` of the topic).
     pub fn tensor_at(&self, index: u32) -> Result<Tensor<'_>> {
         let mut raw = ffi::wb_tensor_info::default();

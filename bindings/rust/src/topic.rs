@@ -84,8 +84,12 @@ impl Topic {
         Topic { handle: Arc::new(TopicHandle { raw, _client: client }) }
     }
 
-    fn as_ptr(&self) -> *mut ffi::wb_topic {
+    pub(crate) fn as_ptr(&self) -> *mut ffi::wb_topic {
         self.handle.as_ptr()
+    }
+
+    pub(crate) fn handle(&self) -> Arc<TopicHandle> {
+        self.handle.clone()
     }
 
     pub fn info(&self) -> Result<TopicInfo> {
@@ -107,6 +111,55 @@ impl Topic {
             raw.push(r);
         }
         check(unsafe { ffi::wb_tensor_alloc(self.as_ptr(), raw.as_ptr(), raw.len() as u32) })
+    }
+
+    /// A rank's publisher ([`Client::create_rank`](crate::Client::create_rank)): allocates this rank's host
+    /// shards, each a box of a logical tensor. Errors: those of [`Topic::alloc`], `Shape` (a box outside its
+    /// logical shape), `Layout` (an overlap with, or another dtype or logical shape than, another rank's shard),
+    /// `State` (the layout is complete).
+    pub fn alloc_shards(&self, specs: &[ShardSpec<'_>]) -> Result<()> {
+        let names = specs.iter().map(|s| c_string(s.name.as_bytes())).collect::<Result<Vec<_>>>()?;
+        let mut raw = Vec::with_capacity(specs.len());
+        for (spec, name) in specs.iter().zip(&names) {
+            let mut r = ffi::wb_shard_spec { dtype: spec.dtype.raw(), name: name.as_ptr(), ..Default::default() };
+            r.flags = if spec.replicated { ffi::WB_SHARD_REPLICATED } else { 0 };
+            r.ndim = copy_dims(&mut r.logical_shape, spec.logical_shape, spec.name)?;
+            let offset = copy_dims(&mut r.offset, spec.offset, spec.name)?;
+            let extent = copy_dims(&mut r.extent, spec.extent, spec.name)?;
+            if offset != r.ndim || extent != r.ndim {
+                return Err(Error::Shape(format!(
+                    "shard of '{}': logical shape, offset and extent need the same number of dimensions",
+                    spec.name
+                )));
+            }
+            raw.push(r);
+        }
+        check(unsafe { ffi::wb_shard_alloc(self.as_ptr(), raw.as_ptr(), raw.len() as u32) })
+    }
+
+    /// A rank's publisher: this rank registers no more shards (its first [`Topic::begin`] does it too). The
+    /// last rank's seal checks that the shards cover every logical tensor (`Error::Layout`; this rank stays
+    /// unsealed).
+    pub fn seal_rank(&self, timeout: Option<Duration>) -> Result<()> {
+        check(unsafe { ffi::wb_topic_seal_rank(self.as_ptr(), timeout_ms(timeout)) })
+    }
+
+    /// Rank `rank` of a sharded topic (any handle). `Error::Inval` for a plain topic or a rank out of range.
+    pub fn rank_info(&self, rank: u32) -> Result<RankInfo> {
+        let mut raw = ffi::wb_rank_info::default();
+        check(unsafe { ffi::wb_topic_rank_info(self.as_ptr(), rank, &mut raw) })?;
+        Ok(RankInfo {
+            rank: raw.rank,
+            pid: raw.pid,
+            sealed: raw.sealed != 0,
+            shards: raw.shards,
+            dirty: raw.dirty != 0,
+            published: raw.published,
+            writing: raw.writing,
+            published_ns: raw.published_ns,
+            begin_ns: raw.begin_ns,
+            bytes: raw.bytes,
+        })
     }
 
     /// Registers a zero-copy view on another tensor's bytes; any client that opened the topic may, at any time.
@@ -217,6 +270,41 @@ pub struct TopicInfo {
     pub dirty: bool,
     /// Storage of all replicas.
     pub bytes: u64,
+    /// 0: a plain topic; N: sharded over N ranks.
+    pub ranks: u32,
+    /// Sharded: every rank sealed and the shards cover every logical tensor.
+    pub layout_complete: bool,
+}
+
+/// A rank of a sharded topic (`wb_rank_info`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RankInfo {
+    pub rank: u32,
+    /// Its publisher's process, 0 when none is attached.
+    pub pid: u32,
+    pub sealed: bool,
+    pub shards: u32,
+    /// R = 1: its shards left half-written.
+    pub dirty: bool,
+    /// The last version it published (0: none); above the topic's latest while other ranks lag.
+    pub published: u64,
+    /// The version it is writing, 0 when none.
+    pub writing: u64,
+    pub published_ns: u64,
+    pub begin_ns: u64,
+    pub bytes: u64,
+}
+
+/// A rank's shard: the box `offset`..`offset + extent` of logical tensor `name` (`logical_shape`), or, with
+/// `replicated`, a box every rank holding it holds alike.
+#[derive(Clone, Copy, Debug)]
+pub struct ShardSpec<'a> {
+    pub name: &'a str,
+    pub dtype: DType,
+    pub logical_shape: &'a [i64],
+    pub offset: &'a [i64],
+    pub extent: &'a [i64],
+    pub replicated: bool,
 }
 
 impl TopicInfo {
@@ -229,6 +317,8 @@ impl TopicInfo {
             publisher_pid: raw.publisher_pid,
             dirty: raw.dirty != 0,
             bytes: raw.bytes,
+            ranks: raw.ranks,
+            layout_complete: raw.layout_complete != 0,
         }
     }
 }
@@ -257,7 +347,7 @@ pub struct ViewSpec<'a> {
 }
 
 /// Copies dims into a fixed C array and returns their count; more than `WB_MAX_DIMS` is `Error::Shape`.
-fn copy_dims(dest: &mut [i64; ffi::WB_MAX_DIMS], dims: &[i64], name: &str) -> Result<u32> {
+pub(crate) fn copy_dims(dest: &mut [i64; ffi::WB_MAX_DIMS], dims: &[i64], name: &str) -> Result<u32> {
     if dims.len() > ffi::WB_MAX_DIMS {
         return Err(Error::Shape(format!(
             "tensor '{name}': {} dimensions, at most {} are allowed",

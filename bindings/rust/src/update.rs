@@ -49,6 +49,14 @@ impl Update {
         Ok(TensorMut::new(raw))
     }
 
+    /// Sharded topic: this rank's shard `index` (registration order) of logical tensor `name`, marked changed.
+    pub fn shard(&mut self, name: &str, index: u32) -> Result<TensorMut<'_>> {
+        let name = c_string(name.as_bytes())?;
+        let mut raw = ffi::wb_tensor_info::default();
+        check(unsafe { ffi::wb_update_shard(self.raw.as_ptr(), name.as_ptr(), index, &mut raw) })?;
+        Ok(TensorMut::new(raw))
+    }
+
     /// The same by index (`0..tensor_count`).
     pub fn tensor_at(&mut self, index: u32) -> Result<TensorMut<'_>> {
         let mut raw = ffi::wb_tensor_info::default();

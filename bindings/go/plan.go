@@ -1,0 +1,234 @@
+package weightbus
+
+/*
+#include "wbgo.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// SlicePart is a box of one logical tensor that a destination takes, then Pad zero rows along the
+// destination's ConcatDim (vLLM's vocabulary padding; usually 0).
+type SlicePart struct {
+	Name   string
+	Offset []int64
+	Extent []int64
+	Pad    int64
+}
+
+// SliceDest is a host buffer of a plan: its parts concatenated along ConcatDim, contiguous, of Shape.
+type SliceDest struct {
+	DType     DType
+	Shape     []int64
+	Parts     []SlicePart
+	ConcatDim int
+}
+
+// PlanInfo is what a run copies (wb_plan_info).
+type PlanInfo struct {
+	Dests    int
+	Copies   int // region copies per run, of which Copies2D strided
+	Copies2D int
+	Bytes    uint64
+	PadBytes uint64
+}
+
+// Plan is destinations resolved once into region copies from a topic's shards (wb_plan_create), run for each
+// version. It owns its host buffers, in C memory (the library writes them on every Run); Output reads them
+// until Close.
+type Plan struct {
+	p       *C.wb_plan
+	topic   *Topic
+	buffers []unsafe.Pointer
+	sizes   []int
+}
+
+// NewPlan checks every destination against the topic's complete layout and allocates its buffers. Errors: those
+// of wb_plan_create (ErrNotFound, ErrState before the layout is complete, ErrDType, ErrShape, ErrInval).
+func NewPlan(topic *Topic, dests ...SliceDest) (*Plan, error) {
+	var names cStrings
+	defer names.free()
+	plan := &Plan{topic: topic}
+	var rawParts []C.wb_slice_part
+	rawDests := make([]C.wb_slice_dest, len(dests))
+	for i, dest := range dests {
+		rawDests[i] = C.wbgo_slice_dest()
+		d := &rawDests[i]
+		d.first_part, d.part_count = C.uint32_t(len(rawParts)), C.uint32_t(len(dest.Parts))
+		d.concat_dim, d.dtype = C.uint32_t(dest.ConcatDim), C.int32_t(dest.DType)
+		var err error
+		if d.ndim, err = copyDims(&d.shape, dest.Shape, fmt.Sprintf("destination %d", i)); err != nil {
+			plan.free()
+			return nil, err
+		}
+		size := dest.DType.Size()
+		for _, extent := range dest.Shape {
+			size *= int(max64(extent, 0))
+		}
+		buffer := C.calloc(C.size_t(size+1), 1) // +1: a valid pointer for an empty destination too
+		plan.buffers, plan.sizes = append(plan.buffers, buffer), append(plan.sizes, size)
+		d.dst, d.dst_bytes = buffer, C.uint64_t(size)
+		for _, part := range dest.Parts {
+			raw := C.wbgo_slice_part()
+			if raw.name, err = names.add(part.Name); err != nil {
+				plan.free()
+				return nil, err
+			}
+			raw.pad = C.int64_t(part.Pad)
+			raw.ndim, err = copyDims(&raw.offset, part.Offset, part.Name)
+			if err == nil && len(part.Extent) != len(part.Offset) {
+				err = &Error{Code: ErrShape, Message: fmt.Sprintf("part of '%s': offset and extent differ in length", part.Name)}
+			}
+			if err != nil {
+				plan.free()
+				return nil, err
+			}
+			copyDims(&raw.extent, part.Extent, part.Name)
+			rawParts = append(rawParts, raw)
+		}
+	}
+	var firstDest *C.wb_slice_dest
+	if len(rawDests) > 0 {
+		firstDest = &rawDests[0]
+	}
+	var firstPart *C.wb_slice_part
+	if len(rawParts) > 0 {
+		firstPart = &rawParts[0]
+	}
+	err := call(func() C.int {
+		return C.wb_plan_create(topic.t, firstDest, C.uint32_t(len(rawDests)), firstPart, C.uint32_t(len(rawParts)), &plan.p)
+	})
+	if err != nil {
+		plan.free()
+		return nil, err
+	}
+	return plan, nil
+}
+
+func max64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// Run fills the buffers with snapshot's version (a snapshot of the plan's topic). Errors: ErrInval (another
+// topic's snapshot), ErrStale, ErrNoCUDA, ErrCUDA.
+func (p *Plan) Run(snapshot *Snapshot) error {
+	return call(func() C.int { return C.wb_plan_run(p.p, snapshot.s, nil) })
+}
+
+// Info describes the plan.
+func (p *Plan) Info() (PlanInfo, error) {
+	raw := C.wbgo_plan_info()
+	err := call(func() C.int { return C.wb_plan_get_info(p.p, &raw) })
+	return PlanInfo{Dests: int(raw.dests), Copies: int(raw.copies), Copies2D: int(raw.copies_2d), Bytes: uint64(raw.bytes),
+		PadBytes: uint64(raw.pad_bytes)}, err
+}
+
+// Output is destination index's bytes as of the last Run, valid until Close (copy them to keep them).
+func (p *Plan) Output(index int) []byte {
+	return unsafe.Slice((*byte)(p.buffers[index]), p.sizes[index])
+}
+
+// Close frees the plan and its buffers.
+func (p *Plan) Close() error {
+	if p.p != nil {
+		C.wb_plan_destroy(p.p)
+		p.p = nil
+	}
+	p.free()
+	return nil
+}
+
+func (p *Plan) free() {
+	for _, b := range p.buffers {
+		C.free(b)
+	}
+	p.buffers, p.sizes = nil, nil
+}
+
+// Split is rank rank of ranks's offset and extent of a dimension of size (wb_split); mode SplitEven or
+// SplitChunk.
+func Split(size int64, rank, ranks int, mode uint32) (offset, extent int64, err error) {
+	var o, e C.int64_t
+	err = call(func() C.int {
+		return C.wb_split(C.int64_t(size), C.uint32_t(rank), C.uint32_t(ranks), C.uint32_t(mode), &o, &e)
+	})
+	return int64(o), int64(e), err
+}
+
+// SplitVocab is vLLM's vocabulary split (wb_split_vocab): rank rank's real rows [offset, offset+extent), then
+// padded-extent rows of zeros.
+func SplitVocab(vocab, padTo int64, rank, ranks int) (offset, extent, padded int64, err error) {
+	var o, e, p C.int64_t
+	err = call(func() C.int {
+		return C.wb_split_vocab(C.int64_t(vocab), C.int64_t(padTo), C.uint32_t(rank), C.uint32_t(ranks), &o, &e, &p)
+	})
+	return int64(o), int64(e), int64(p), err
+}
+
+// PartsQKV is vLLM's fused QKV parts of rank rank (wb_parts_qkv): q, k and v, concatenated along dimension 0.
+func PartsQKV(q, k, v string, heads, kvHeads, headDim, hidden int64, rank, ranks int) ([]SlicePart, error) {
+	var names cStrings
+	defer names.free()
+	var c [3]*C.char
+	for i, name := range []string{q, k, v} {
+		var err error
+		if c[i], err = names.add(name); err != nil {
+			return nil, err
+		}
+	}
+	var out [3]C.wb_slice_part
+	err := call(func() C.int {
+		return C.wb_parts_qkv(c[0], c[1], c[2], C.int64_t(heads), C.int64_t(kvHeads), C.int64_t(headDim), C.int64_t(hidden),
+			C.uint32_t(rank), C.uint32_t(ranks), &out[0])
+	})
+	if err != nil {
+		return nil, err
+	}
+	return partsFromC([]string{q, k, v}, out[:]), nil
+}
+
+// PartsMerged is vLLM's MergedColumnParallelLinear parts of rank rank (wb_parts_merged): rows of each names[i]
+// ([rows[i], cols]), concatenated along dimension 0.
+func PartsMerged(names []string, rows []int64, cols int64, rank, ranks int) ([]SlicePart, error) {
+	if len(names) != len(rows) || len(names) == 0 {
+		return nil, &Error{Code: ErrInval, Message: fmt.Sprintf("%d names but %d row counts", len(names), len(rows))}
+	}
+	var strs cStrings
+	defer strs.free()
+	c := make([]*C.char, len(names)) // Go memory holding C pointers only: cgo lets C read it during the call
+	cRows := make([]C.int64_t, len(rows))
+	for i, name := range names {
+		var err error
+		if c[i], err = strs.add(name); err != nil {
+			return nil, err
+		}
+		cRows[i] = C.int64_t(rows[i])
+	}
+	out := make([]C.wb_slice_part, len(names))
+	err := call(func() C.int {
+		return C.wb_parts_merged(&c[0], &cRows[0], C.uint32_t(len(names)), C.int64_t(cols), C.uint32_t(rank), C.uint32_t(ranks), &out[0])
+	})
+	if err != nil {
+		return nil, err
+	}
+	return partsFromC(names, out), nil
+}
+
+// partsFromC takes the names from the caller: the C parts point at copies freed by now.
+func partsFromC(names []string, raw []C.wb_slice_part) []SlicePart {
+	parts := make([]SlicePart, len(raw))
+	for i, r := range raw {
+		n := int(r.ndim)
+		parts[i] = SlicePart{Name: names[i], Pad: int64(r.pad), Offset: make([]int64, n), Extent: make([]int64, n)}
+		for d := 0; d < n; d++ {
+			parts[i].Offset[d], parts[i].Extent[d] = int64(r.offset[d]), int64(r.extent[d])
+		}
+	}
+	return parts
+}

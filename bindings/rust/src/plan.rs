@@ -1,0 +1,222 @@
+//! Reading one's slice of a sharded model: [`Plan`], and the frameworks' split formulas ([`split`] & co.).
+
+use std::ffi::CString;
+use std::ptr::{self, NonNull};
+use std::sync::Arc;
+
+use crate::c_string;
+use crate::dtype::{DType, Element};
+use crate::error::{check, Error, Result};
+use crate::ffi;
+use crate::snapshot::Snapshot;
+use crate::topic::{copy_dims, Topic, TopicHandle};
+
+/// A box of one logical tensor that a destination takes, then `pad` zero rows along the destination's
+/// `concat_dim` (vLLM's vocabulary padding; usually 0).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlicePart {
+    pub name: String,
+    pub offset: Vec<i64>,
+    pub extent: Vec<i64>,
+    pub pad: i64,
+}
+
+/// A host buffer of the plan's: its parts concatenated along `concat_dim`, contiguous, of `shape`.
+#[derive(Clone, Debug)]
+pub struct SliceDest {
+    pub dtype: DType,
+    pub shape: Vec<i64>,
+    pub parts: Vec<SlicePart>,
+    pub concat_dim: u32,
+}
+
+/// `wb_plan_info`: what a run copies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlanInfo {
+    pub dests: u32,
+    /// Region copies per run, of which `copies_2d` strided.
+    pub copies: u32,
+    pub copies_2d: u32,
+    pub bytes: u64,
+    pub pad_bytes: u64,
+}
+
+/// Destinations resolved once into region copies from a topic's shards (`wb_plan_create`), run for each
+/// version. It owns its host buffers ([`Plan::output`]), so that no copy ever lands in freed memory.
+pub struct Plan {
+    raw: NonNull<ffi::wb_plan>,
+    outputs: Vec<Vec<u64>>, // u64 words: aligned for every dtype
+    dests: Vec<SliceDest>,
+    _topic: Arc<TopicHandle>,
+}
+
+// SAFETY: a plan is read-only once made; runs write only its own buffers, through &mut self.
+unsafe impl Send for Plan {}
+
+impl Plan {
+    /// Checks every destination against the topic's complete layout and allocates its buffers. Errors: those of
+    /// `wb_plan_create` (`NotFound`, `State` before the layout is complete, `Dtype`, `Shape`, `Inval`).
+    pub fn new(topic: &Topic, dests: &[SliceDest]) -> Result<Plan> {
+        let mut names: Vec<CString> = Vec::new();
+        let mut raw_parts = Vec::new();
+        let mut raw_dests = Vec::new();
+        let mut outputs = Vec::new();
+        for dest in dests {
+            let mut raw = ffi::wb_slice_dest {
+                first_part: raw_parts.len() as u32,
+                part_count: dest.parts.len() as u32,
+                concat_dim: dest.concat_dim,
+                dtype: dest.dtype.raw(),
+                ..Default::default()
+            };
+            raw.ndim = copy_dims(&mut raw.shape, &dest.shape, "a destination")?;
+            let bytes = dest.shape.iter().product::<i64>().max(0) as usize * dest.dtype.size();
+            let mut buffer = vec![0u64; (bytes + 7) / 8];
+            raw.dst = buffer.as_mut_ptr() as *mut std::ffi::c_void;
+            raw.dst_bytes = bytes as u64;
+            outputs.push(buffer);
+            for part in &dest.parts {
+                names.push(c_string(part.name.as_bytes())?);
+                let mut p =
+                    ffi::wb_slice_part { name: names[names.len() - 1].as_ptr(), pad: part.pad, ..Default::default() };
+                p.ndim = copy_dims(&mut p.offset, &part.offset, &part.name)?;
+                if copy_dims(&mut p.extent, &part.extent, &part.name)? != p.ndim {
+                    return Err(Error::Shape(format!("part of '{}': offset and extent differ in length", part.name)));
+                }
+                raw_parts.push(p);
+            }
+            raw_dests.push(raw);
+        }
+        let mut plan = ptr::null_mut();
+        check(unsafe {
+            ffi::wb_plan_create(
+                topic.as_ptr(),
+                raw_dests.as_ptr(),
+                raw_dests.len() as u32,
+                raw_parts.as_ptr(),
+                raw_parts.len() as u32,
+                &mut plan,
+            )
+        })?;
+        let raw = NonNull::new(plan).expect("wb_plan_create succeeded without a plan");
+        Ok(Plan { raw, outputs, dests: dests.to_vec(), _topic: topic.handle() })
+    }
+
+    /// Fills the buffers with `snapshot`'s version (a snapshot of the plan's topic). Errors: `Inval` (another
+    /// topic's snapshot), `Stale`, `NoCuda`, `Cuda`.
+    pub fn run(&mut self, snapshot: &Snapshot) -> Result<()> {
+        check(unsafe { ffi::wb_plan_run(self.raw.as_ptr(), snapshot.as_ptr(), ptr::null_mut()) })
+    }
+
+    pub fn info(&self) -> Result<PlanInfo> {
+        let mut raw = ffi::wb_plan_info::default();
+        check(unsafe { ffi::wb_plan_get_info(self.raw.as_ptr(), &mut raw) })?;
+        Ok(PlanInfo {
+            dests: raw.dests,
+            copies: raw.copies,
+            copies_2d: raw.copies_2d,
+            bytes: raw.bytes,
+            pad_bytes: raw.pad_bytes,
+        })
+    }
+
+    /// Destination `index`'s elements as of the last run. `Error::Dtype` for another element type,
+    /// `Error::Inval` for an index out of range.
+    pub fn output<T: Element>(&self, index: usize) -> Result<&[T]> {
+        let dest = self.dests.get(index).ok_or_else(|| Error::Inval(format!("no destination {index}")))?;
+        if T::DTYPE != dest.dtype {
+            return Err(Error::Dtype(format!("destination {index} holds {}, not {}", dest.dtype, T::DTYPE)));
+        }
+        let len = dest.shape.iter().product::<i64>().max(0) as usize;
+        // SAFETY: the buffer holds len elements of T (sized in new), aligned to 8, and lives with self.
+        Ok(unsafe { std::slice::from_raw_parts(self.outputs[index].as_ptr() as *const T, len) })
+    }
+}
+
+impl Drop for Plan {
+    fn drop(&mut self) {
+        unsafe { ffi::wb_plan_destroy(self.raw.as_ptr()) };
+    }
+}
+
+/// How [`split`] divides a dimension: `Even` needs it divisible (vLLM's and Megatron's tensor parallelism);
+/// `Chunk` is torch.chunk and DTensor `Shard(d)` (FSDP): chunks of ceil(size / ranks), the last short or empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitMode {
+    Even,
+    Chunk,
+}
+
+/// Rank `rank` of `ranks`'s (offset, extent) of a dimension of `size` (`wb_split`).
+pub fn split(size: i64, rank: u32, ranks: u32, mode: SplitMode) -> Result<(i64, i64)> {
+    let mode = match mode {
+        SplitMode::Even => ffi::WB_SPLIT_EVEN,
+        SplitMode::Chunk => ffi::WB_SPLIT_CHUNK,
+    };
+    let (mut offset, mut extent) = (0, 0);
+    check(unsafe { ffi::wb_split(size, rank, ranks, mode, &mut offset, &mut extent) })?;
+    Ok((offset, extent))
+}
+
+/// vLLM's vocabulary split (`wb_split_vocab`): (offset, extent, padded_extent) of rank `rank`.
+pub fn split_vocab(vocab: i64, pad_to: i64, rank: u32, ranks: u32) -> Result<(i64, i64, i64)> {
+    let (mut offset, mut extent, mut padded) = (0, 0, 0);
+    check(unsafe { ffi::wb_split_vocab(vocab, pad_to, rank, ranks, &mut offset, &mut extent, &mut padded) })?;
+    Ok((offset, extent, padded))
+}
+
+/// vLLM's fused QKV parts of rank `rank` (`wb_parts_qkv`): q, k and v, to concatenate along dimension 0.
+#[allow(clippy::too_many_arguments)]
+pub fn parts_qkv(
+    names: [&str; 3],
+    heads: i64,
+    kv_heads: i64,
+    head_dim: i64,
+    hidden: i64,
+    rank: u32,
+    ranks: u32,
+) -> Result<Vec<SlicePart>> {
+    let c = names.iter().map(|n| c_string(n.as_bytes())).collect::<Result<Vec<_>>>()?;
+    let mut out = [ffi::wb_slice_part::default(); 3];
+    check(unsafe {
+        ffi::wb_parts_qkv(
+            c[0].as_ptr(),
+            c[1].as_ptr(),
+            c[2].as_ptr(),
+            heads,
+            kv_heads,
+            head_dim,
+            hidden,
+            rank,
+            ranks,
+            out.as_mut_ptr(),
+        )
+    })?;
+    Ok(names.iter().zip(&out).map(|(name, p)| part_from_raw(name, p)).collect())
+}
+
+/// vLLM's MergedColumnParallelLinear parts of rank `rank` (`wb_parts_merged`): rows of each `names[i]`
+/// (`[rows[i], cols]`), to concatenate along dimension 0.
+pub fn parts_merged(names: &[&str], rows: &[i64], cols: i64, rank: u32, ranks: u32) -> Result<Vec<SlicePart>> {
+    if names.len() != rows.len() {
+        return Err(Error::Inval(format!("{} names but {} row counts", names.len(), rows.len())));
+    }
+    let c = names.iter().map(|n| c_string(n.as_bytes())).collect::<Result<Vec<_>>>()?;
+    let pointers: Vec<_> = c.iter().map(|n| n.as_ptr()).collect();
+    let mut out = vec![ffi::wb_slice_part::default(); names.len()];
+    check(unsafe {
+        ffi::wb_parts_merged(pointers.as_ptr(), rows.as_ptr(), names.len() as u32, cols, rank, ranks, out.as_mut_ptr())
+    })?;
+    Ok(names.iter().zip(&out).map(|(name, p)| part_from_raw(name, p)).collect())
+}
+
+/// The part with the caller's name (the raw part points at a string freed by now).
+fn part_from_raw(name: &str, raw: &ffi::wb_slice_part) -> SlicePart {
+    let n = raw.ndim as usize;
+    SlicePart {
+        name: name.to_string(),
+        offset: raw.offset[..n].to_vec(),
+        extent: raw.extent[..n].to_vec(),
+        pad: raw.pad,
+    }
+}
