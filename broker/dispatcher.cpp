@@ -108,7 +108,7 @@ void Dispatcher::client_gone(Client *client, const char *why) {
   drop_cuda(client);
   for (uint32_t topic = 0; topic < registry_.seg().header().topic_count.load(); ++topic) {
     if (!registry_.is_publisher(topic, client->slot)) continue;
-    uint32_t dirty = registry_.release_publisher(topic, client->slot);
+    uint32_t dirty = release_publisher(topic, client->slot);
     log(LogLevel::kInfo, "reclaim pid %u: publisher of '%s' (left %u tensors dirty)", client->pid,
         registry_.seg().topic(topic).name, dirty);
   }

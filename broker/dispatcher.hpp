@@ -74,6 +74,9 @@ class Dispatcher {
   int check_publisher(Client *client, uint32_t id, uint32_t topic);
   // Notify pipes (subscriptions.cpp).
   void notify_subscribers(uint32_t topic);
+  // The registry's release_publisher (a publisher or a rank closed the topic or died), waking the topic's
+  // notify-fd subscribers when that committed a version: the other ranks had all published it.
+  uint32_t release_publisher(uint32_t topic, uint32_t client_slot);
   // The topic was removed: its subscribers' pipes are written to (they wake and find it gone) and closed.
   void drop_subscribers(uint32_t topic);
   // Room for one more subscription of client: its limit and a descriptor. Drops the client's subscriptions whose

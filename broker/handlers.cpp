@@ -123,7 +123,7 @@ void Dispatcher::on_remove_topic(Client *client, uint32_t id, const void *body) 
 void Dispatcher::on_close_topic(Client *client, uint32_t id, const void *body) {
   uint32_t topic = static_cast<const proto::CloseTopic *>(body)->topic();
   if (check_publisher(client, id, topic) != WB_OK) return;
-  registry_.release_publisher(topic, client->slot);
+  release_publisher(topic, client->slot);
   log(LogLevel::kInfo, "topic '%s': publisher pid %u closed it", registry_.seg().topic(topic).name, client->pid);
   reply(client, id, WB_OK);
 }

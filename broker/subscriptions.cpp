@@ -10,6 +10,13 @@
 
 namespace wb::broker {
 
+uint32_t Dispatcher::release_publisher(uint32_t topic, uint32_t client_slot) {
+  uint64_t before = registry_.seg().topic(topic).latest.load();
+  uint32_t dirty = registry_.release_publisher(topic, client_slot);
+  if (registry_.seg().topic(topic).latest.load() != before) notify_subscribers(topic);
+  return dirty;
+}
+
 void Dispatcher::notify_subscribers(uint32_t topic) {
   auto found = subscribers_.find(topic);
   if (found == subscribers_.end()) return;

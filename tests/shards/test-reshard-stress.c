@@ -1,6 +1,6 @@
 /* N publishing ranks x M reading ranks of one sharded model (reshard-model.h), every element of every
  * destination checked against the reference sliced from the version the reader leased, while a supervisor
- * kills a random publishing rank with kill -9 at random moments and starts it again (the new process takes the
+ * kills a random publishing rank with kill -9 at random moments (five times a run) and starts it again (the new process takes the
  * rank over and registers the same shards). Readers slice the model as a vLLM tensor-parallel server of M ranks
  * would; one more reader builds the fused QKV of each of 16 ranks (KV heads replicated). A reader never sees one
  * rank's version beside another's: every element of a destination is of the version it leased.
@@ -10,13 +10,14 @@
  * publish, and never read a wrong element. At the end no lease is held, nothing is dirty, and the model's
  * storage did not grow (a restarted rank keeps its shards' storage). */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "fixture.h"
 #include "reshard-model.h"
 
-#define VERSIONS 200
-#define R1_VERSIONS 100
-#define KILLS 3
+#define VERSIONS 1000
+#define R1_VERSIONS 300
+#define KILLS 5
 #define TIMEOUT_MS 20000
 
 typedef struct run {
@@ -125,10 +126,12 @@ static void run_model(const fx_broker *b, uint32_t ranks, uint32_t readers, uint
   FX_OK(wb_topic_wait(t, 0, TIMEOUT_MS, &latest));
   wb_topic_info before = WB_TOPIC_INFO_INIT;
   FX_OK(wb_topic_get_info(t, &before));
+  /* Kill k at a random moment after version (k + 1) * versions / (KILLS + 1): inside a rank's begin, write or
+   * publish, or while it waits for the others. */
   for (int kill = 0; kill < KILLS; ++kill) {
-    fx_sleep_ms(10 + rand() % 60);
-    FX_OK(wb_topic_latest(t, &latest));
-    if (latest + 10 >= versions) break;
+    uint64_t at = (uint64_t)(kill + 1) * versions / (KILLS + 1);
+    while (latest < at) FX_OK(wb_topic_wait(t, latest, TIMEOUT_MS, &latest));
+    usleep((useconds_t)(rand() % 2000));
     uint32_t r = (uint32_t)rand() % ranks;
     fx_kill9(rank_pids[r]);
     (void)fx_wait_child(rank_pids[r], TIMEOUT_MS);
