@@ -41,13 +41,25 @@ bool same(const Box &a, const Box &b) {
   return true;
 }
 
+namespace {
+
+// A 128-bit integer in decimal: a refused box's end (offset + extent) may lie past int64's range.
+std::string decimal(__int128 v) {
+  if (v == 0) return "0";
+  bool negative = v < 0;
+  unsigned __int128 u = negative ? -(unsigned __int128)v : (unsigned __int128)v;
+  std::string digits;
+  for (; u != 0; u /= 10) digits.insert(digits.begin(), char('0' + int(u % 10)));
+  return negative ? "-" + digits : digits;
+}
+
+}  // namespace
+
 std::string format(const Box &box) {
   std::string s = "[";
-  char part[48];
   for (uint32_t d = 0; d < box.ndim; ++d) {
-    snprintf(part, sizeof(part), "%s%lld:%lld", d == 0 ? "" : ", ", (long long)box.offset[d],
-             (long long)(box.offset[d] + box.extent[d]));
-    s += part;
+    if (d > 0) s += ", ";
+    s += decimal(box.offset[d]) + ":" + decimal(__int128{box.offset[d]} + box.extent[d]);
   }
   return s + "]";
 }
