@@ -47,6 +47,7 @@ def c_api():
     p, u32, i64, u64 = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int64, ctypes.c_uint64
     lib.wb_topic_create_rank.argtypes = [p, ctypes.c_char_p, ctypes.POINTER(_lib.RankOptions), ctypes.POINTER(p)]
     lib.wb_shard_register_cuda.argtypes = [p, ctypes.POINTER(_lib.ShardSpec), ctypes.POINTER(p), u32]
+    lib.wb_topic_seal_rank.argtypes = [p, i64]
     lib.wb_topic_rank_info.argtypes = [p, u32, ctypes.POINTER(_lib.RankInfo)]
     lib.wb_update_begin.argtypes = [p, i64, ctypes.POINTER(p)]
     lib.wb_update_version.argtypes = [p, ctypes.POINTER(u64)]
@@ -73,7 +74,7 @@ def c_api():
 
 def check(lib, rc, what):
     if rc != 0:
-        raise RuntimeError(f"{what}: {lib.wb_strerror(rc).decode()}: {lib.wb_last_error().decode()}")
+        raise RuntimeError(f"{what}: {lib.wb_strerror(rc).decode()}: {lib.wb_last_error().decode(errors='replace')}")
 
 
 def attach(lib, _lib, socket, name):
@@ -115,6 +116,8 @@ def rank_role(socket, rank, ranks):
             replicas[r].append(torch.zeros(local, dtype=torch.bfloat16, device="cuda"))
     pointers = (ctypes.c_void_p * (2 * len(model)))(*[t.data_ptr() or None for r in replicas for t in r])
     check(lib, lib.wb_shard_register_cuda(topic, specs, pointers, len(model)), "wb_shard_register_cuda")
+    # Sealed now, not by the first begin: readers make their plans before the first version is asked for.
+    check(lib, lib.wb_topic_seal_rank(topic, 60000), "wb_topic_seal_rank")
     by_pointer = {t.data_ptr(): t for r in replicas for t in r}
     names = [n.encode() for n in model]
     print("ready", flush=True)
@@ -150,6 +153,14 @@ def part(_lib, name, shape, offset=None, extent=None, pad=0):
     return p
 
 
+_NAMES = []  # the names C helpers point parts at (wb_parts_qkv keeps pointers): alive as long as the plans
+
+
+def keep(name):
+    _NAMES.append(name.encode())
+    return _NAMES[-1]
+
+
 def tp_layout(lib, _lib, m, M):
     """[(dest shape, [parts])]: every logical tensor of the model lands in exactly one destination."""
     model = shapes("qwen8b")
@@ -157,11 +168,11 @@ def tp_layout(lib, _lib, m, M):
     for i in range(36):
         pre = f"model.layers.{i}."
         qkv = (_lib.SlicePart * 3)()
-        check(lib, lib.wb_parts_qkv(*(f"{pre}self_attn.{x}_proj.weight".encode() for x in "qkv"), HEADS, KV_HEADS,
+        check(lib, lib.wb_parts_qkv(*(keep(f"{pre}self_attn.{x}_proj.weight") for x in "qkv"), HEADS, KV_HEADS,
                                     HEAD_DIM, HIDDEN, m, M, qkv), "wb_parts_qkv")
         layout.append([qkv[0], qkv[1], qkv[2]])
         merged = (_lib.SlicePart * 2)()
-        gate_up = (ctypes.c_char_p * 2)(f"{pre}mlp.gate_proj.weight".encode(), f"{pre}mlp.up_proj.weight".encode())
+        gate_up = (ctypes.c_char_p * 2)(keep(f"{pre}mlp.gate_proj.weight"), keep(f"{pre}mlp.up_proj.weight"))
         check(lib, lib.wb_parts_merged(gate_up, (ctypes.c_int64 * 2)(INTER, INTER), 2, HIDDEN, m, M, merged),
               "wb_parts_merged")
         layout.append([merged[0], merged[1]])

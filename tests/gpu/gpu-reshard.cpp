@@ -74,6 +74,7 @@ uint64_t index_of(const Logical &l, int64_t row, int64_t col) {
 
 struct Shared {
   uint64_t torn;
+  uint64_t readers_done;
   uint64_t reads[16];
 };
 
@@ -105,7 +106,7 @@ uint64_t elements(const wb_shard_spec &s) {
   return n;
 }
 
-int rank_main(const Options &o, const std::string &socket, uint32_t rank) {
+int rank_main(const Options &o, const std::string &socket, uint32_t rank, Shared *shared) {
   int count = 1;
   init_cuda(nullptr, 0);
   count = device_count_in_child();
@@ -166,6 +167,8 @@ int rank_main(const Options &o, const std::string &socket, uint32_t rank) {
     }
     WB(wb_update_publish_on_stream(update, stream, nullptr, 0, nullptr));
   }
+  // Legacy IPC memory dies with its exporter: stay until every reader has read the last version.
+  if (o.path == "legacy" && !await(&shared->readers_done, o.readers, 300)) die("readers did not finish");
   WB(wb_topic_close(topic));
   WB(wb_detach(client));
   return 0;
@@ -324,6 +327,7 @@ int reader_main(const Options &o, const std::string &socket, uint32_t m, Shared 
     __atomic_add_fetch(&shared->reads[m], 1, __ATOMIC_SEQ_CST);
     seen = v;
   }
+  __atomic_add_fetch(&shared->readers_done, 1, __ATOMIC_SEQ_CST);
   wb_plan_destroy(plan);
   WB(wb_topic_close(topic));
   WB(wb_detach(client));
@@ -338,7 +342,7 @@ int main(int argc, char **argv) {
   Broker broker;
   auto *shared = static_cast<Shared *>(shared_memory(sizeof(Shared)));
   std::vector<pid_t> ranks(o.ranks), readers(o.readers);
-  for (uint32_t r = 0; r < o.ranks; ++r) ranks[r] = spawn([&, r] { return rank_main(o, broker.socket(), r); });
+  for (uint32_t r = 0; r < o.ranks; ++r) ranks[r] = spawn([&, r] { return rank_main(o, broker.socket(), r, shared); });
   for (uint32_t m = 0; m < o.readers; ++m) {
     readers[m] = spawn([&, m] { return reader_main(o, broker.socket(), m, shared); });
   }
@@ -351,7 +355,7 @@ int main(int argc, char **argv) {
     while (latest < o.versions / 3) WB(wb_topic_wait(topic, latest, 30000, &latest));
     kill(ranks[1], SIGKILL);
     wait_child(ranks[1], 30);
-    ranks[1] = spawn([&] { return rank_main(o, broker.socket(), 1); });
+    ranks[1] = spawn([&] { return rank_main(o, broker.socket(), 1, shared); });
     killed = true;
     WB(wb_topic_close(topic));
     WB(wb_detach(watcher));
