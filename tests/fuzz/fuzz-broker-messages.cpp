@@ -50,7 +50,7 @@ void check_replies(int sock) {
     if (!verifier.VerifyBuffer<proto::Message>()) broken("a malformed reply");
     const proto::Reply *reply = proto::GetMessage(got.data.data())->body_as_Reply();
     if (reply == nullptr) broken("an answer that is not a Reply");
-    if (reply->code() > WB_OK || reply->code() < WB_E_CUDA) broken("a reply code that is no WB_* code");
+    if (reply->code() > WB_OK || reply->code() < WB_E_LAYOUT) broken("a reply code that is no WB_* code");
     if (reply->code() != WB_OK && (reply->message() == nullptr || reply->message()->size() == 0)) {
       broken("a refusal without a message");
     }
