@@ -238,11 +238,13 @@ def reader_role(socket, m, M, ranks):
         if command[0] == "read":
             latest = ctypes.c_uint64()
             check(lib, lib.wb_topic_wait(topic, seen, 60000, ctypes.byref(latest)), "wb_topic_wait")
+            woken = time.monotonic_ns()
             snap = ctypes.c_void_p()
             check(lib, lib.wb_snapshot_acquire(topic, 0, 60000, ctypes.byref(snap)), "wb_snapshot_acquire")
             version = ctypes.c_uint64()
             lib.wb_snapshot_version(snap, ctypes.byref(version))
             check(lib, lib.wb_plan_run(plan, snap, ctypes.c_void_p(stream.cuda_stream)), "wb_plan_run")
+            enqueued = time.monotonic_ns()
             stream.synchronize()
             done = time.monotonic_ns()
             lib.wb_snapshot_release(snap)
@@ -250,7 +252,7 @@ def reader_role(socket, m, M, ranks):
             want = float(seen % 200)
             ok = all(bool((b[:n] == want).all()) and bool((b[n:] == 0).all())
                      for i, b in enumerate(buffers) for n in [dict(pads).get(i, b.shape[0])])
-            print(f"{done} {'ok' if ok else 'mismatch'}", flush=True)
+            print(f"{done} {'ok' if ok else 'mismatch'} {woken} {enqueued}", flush=True)
         elif command[0] == "floor":  # one contiguous copy of the bytes all readers receive
             n = int(command[1])
             src = torch.empty(n, dtype=torch.uint8, device="cuda")
@@ -349,7 +351,7 @@ def main():
             for p in ranks:
                 assert p.stdout.readline().strip() == "ready"
             readers = [start("reader", broker.socket, m, opts.readers, opts.ranks) for m in range(opts.readers)]
-            received, copies = 0, []
+            received, copies, shares = 0, [], []
             for p in readers:
                 _, total, n, n2d = p.stdout.readline().split()
                 received += int(total)
@@ -362,9 +364,15 @@ def main():
                 answers = [p.stdout.readline().split() for p in readers]
                 if any(a[1] != "ok" for a in answers):
                     raise RuntimeError(f"iteration {it}: a reader's destination does not hold the version")
-                ms = (max(int(a[0]) for a in answers) - max(starts)) / 1e6
+                last = max(starts)
+                ms = (max(int(a[0]) for a in answers) - last) / 1e6
                 if it > 0:
                     rows.append(("plan", it, ms))
+                    # Each reader's share: woken (publish -> wb_topic_wait returns), enqueue (acquire +
+                    # wb_plan_run returns), GPU (-> its stream is done).
+                    for m, a in enumerate(answers):
+                        done, woken, enq = int(a[0]), int(a[2]), int(a[3])
+                        shares.append((m, (woken - last) / 1e6, (enq - woken) / 1e6, (done - enq) / 1e6))
             rows.append(("floor", 1, float(ask(readers[0], f"floor {received}"))))
             rows.append(("peers", 1, float(ask(readers[0], "peers"))))
             for p in procs:
@@ -390,6 +398,11 @@ def main():
     print(f"reshard: {received / 1e9:.2f} GB to {opts.readers} readers ({', '.join(copies)}): plan {plan:.2f} ms, "
           f"one contiguous copy {floor:.2f} ms -> {plan / floor:.3f}x (target <= {TARGET}); peers' gather + "
           f"slice {peers:.2f} ms -> {peers / plan:.2f}x the plan")
+    for m in range(opts.readers):
+        mine = [x for x in shares if x[0] == m]
+        woken, enq, gpu = (statistics.median(x[k] for x in mine) for k in (1, 2, 3))
+        print(f"reader {m}: woken {woken:.3f} ms after the last publish, acquire + wb_plan_run {enq:.3f} ms, "
+              f"then its stream {gpu:.3f} ms (medians)")
     return 0 if plan <= TARGET * floor else 3
 
 

@@ -1,10 +1,10 @@
 // Plans: a reader's destinations resolved once into region copies from a topic's shards, run every version.
 // Creation checks every destination and part and turns each into row copies (plan_math.hpp) of source shards,
 // kept as registry slots and byte offsets: a complete layout never changes, so the plan stays valid for every
-// version, and each run only looks up where each source's bytes are for the snapshot's version (the snapshot's
-// own lookup, lookup_tensor). Host-to-host copies are memcpy here; copies with a GPU on either side go to the
-// CUDA part (1-D through copy-into's copy_on_stream, strided ones through copy_2d_on_stream), which a library
-// built without cuda.h lacks: there they are WB_E_NO_CUDA.
+// version, and each run only looks up where each source's bytes are for the snapshot's version (tensor_data).
+// Host-to-host copies are memcpy here; copies with a GPU on either side go to the CUDA part
+// (cuda/plan_run.cpp: the plan kernel, made once per context), which a library built without cuda.h lacks: there
+// they are WB_E_NO_CUDA.
 #include <cstring>
 #include <memory>
 #include <unordered_map>
@@ -24,7 +24,7 @@
 
 namespace {
 
-// One destination's share of the plan.
+// One destination's share of the plan, while it is made.
 struct PlanDest {
   char *dst = nullptr;
   int32_t device = -1;
@@ -32,13 +32,32 @@ struct PlanDest {
   std::vector<wb::plan::ZeroFill> fills;
 };
 
+// A host-to-host copy: into host memory, from a source in host memory.
+struct HostCopy {
+  wb::plan::RowCopy copy;
+  char *dst = nullptr;  // the destination's first byte
+};
+
 }  // namespace
 
 struct wb_plan {
   wb_topic *topic = nullptr;
   std::vector<uint32_t> sources;  // registry slots of the tensors the plan reads, each once
-  std::vector<PlanDest> dests;
+  std::vector<bool> source_on_gpu;
+  std::vector<int> source_ordinal;  // each GPU source's GPU in this process, found at the first run (-1 before)
+  std::vector<HostCopy> host_copies;
+  std::vector<wb::plan::ZeroFill> host_fills;  // dst_offset: from the address in host_fill_dst
+  std::vector<char *> host_fill_dst;
+  std::vector<wb::cuda::PlanCopy> gpu_copies;
+  std::vector<wb::cuda::Fill2D> gpu_fills;
+  int gpu_ordinal = -1;  // a destination's GPU, if any is on one
+  wb::cuda::PlanGpu *gpu = nullptr;
   wb_plan_info info = WB_PLAN_INFO_INIT;
+
+  wb_plan() = default;
+  wb_plan(const wb_plan &) = delete;
+  wb_plan &operator=(const wb_plan &) = delete;
+  ~wb_plan() { wb::cuda::destroy_plan_gpu(gpu); }
 };
 
 namespace wb {
@@ -58,6 +77,7 @@ struct Compiler {
   wb_plan *plan;
   std::unordered_map<uint32_t, uint32_t> source_of_slot;  // registry slot -> index in plan->sources
   int device_count = -1;
+  std::vector<PlanDest> dests;
 };
 
 // WB_E_STATE, naming the ranks that have not sealed, while a sharded topic's layout is incomplete.
@@ -272,43 +292,71 @@ int compile_dest(Compiler *c, uint32_t i, const wb_slice_dest &dest, const wb_sl
                 region::format_shape(dest.ndim, dest.shape).c_str(), (unsigned long long)span,
                 (unsigned long long)dest.dst_bytes);
   }
-  c->plan->dests.push_back(std::move(out));
+  c->dests.push_back(std::move(out));
   return WB_OK;
 }
 
-void count_plan(wb_plan *plan) {
-  plan->info.dests = uint32_t(plan->dests.size());
-  for (const PlanDest &d : plan->dests) {
+// The destinations' copies and fills sorted by where they run (host ones here, the rest on a GPU), and counted.
+void finish_plan(wb_plan *plan, const std::vector<PlanDest> &dests) {
+  const shm::Segment &seg = plan->topic->client->seg;
+  for (uint32_t slot : plan->sources) plan->source_on_gpu.push_back(seg.tensor(slot).device_type == WB_DEVICE_CUDA);
+  plan->source_ordinal.assign(plan->sources.size(), -1);
+  plan->info.dests = uint32_t(dests.size());
+  for (const PlanDest &d : dests) {
+    if (d.device >= 0 && plan->gpu_ordinal < 0) plan->gpu_ordinal = d.device;
     for (const plan::RowCopy &r : d.copies) {
       plan->info.copies++;
       plan->info.copies_2d += r.rows > 1;
       plan->info.bytes += r.row_bytes * r.rows;
+      if (d.device < 0 && !plan->source_on_gpu[r.source]) {
+        plan->host_copies.push_back({r, d.dst});
+        continue;
+      }
+      cuda::PlanCopy c;
+      c.source = r.source;
+      c.src_offset = r.src_offset;
+      c.dst = d.dst + r.dst_offset;
+      c.row_bytes = r.row_bytes;
+      c.rows = r.rows;
+      c.src_pitch = r.src_pitch;
+      c.dst_pitch = r.dst_pitch;
+      c.dst_on_gpu = d.device >= 0;
+      plan->gpu_copies.push_back(c);
     }
-    for (const plan::ZeroFill &f : d.fills) plan->info.pad_bytes += f.row_bytes * f.rows;
+    for (const plan::ZeroFill &f : d.fills) {
+      plan->info.pad_bytes += f.row_bytes * f.rows;
+      if (d.device < 0) {
+        plan->host_fills.push_back(f);
+        plan->host_fill_dst.push_back(d.dst);
+      } else {
+        plan->gpu_fills.push_back({d.dst + f.dst_offset, f.row_bytes, f.rows, f.pitch});
+      }
+    }
   }
 }
 
 // ---- running ----------------------------------------------------------------------------------------------------
 
-// Where a source's bytes are for the snapshot's version.
-struct Resolved {
-  const char *data = nullptr;
-  bool on_gpu = false;
-  int ordinal = -1;
-};
-
-int resolve_sources(const wb_plan *plan, wb_snapshot *snapshot, std::vector<Resolved> *out) {
+// Where each source's bytes are for the snapshot's version (and, the first time, on which GPU of this process).
+int resolve_sources(wb_plan *plan, wb_snapshot *snapshot, std::vector<cuda::PlanSource> *out) {
   out->resize(plan->sources.size());
+  const shm::Segment &seg = plan->topic->client->seg;
   for (size_t k = 0; k < plan->sources.size(); ++k) {
-    wb_tensor_info info = WB_TENSOR_INFO_INIT;
-    int rc = lookup_tensor(snapshot, plan->sources[k], 0, &info);
+    cuda::PlanSource &s = (*out)[k];
+    uint32_t replica;
+    char *data;
+    int rc = tensor_data(snapshot, plan->sources[k], &replica, &data);
     if (rc != WB_OK) return rc;
-    Resolved &r = (*out)[k];
-    r.data = static_cast<const char *>(info.data);
-    r.on_gpu = info.device_type == WB_DEVICE_CUDA;
-    if (r.on_gpu && (rc = cuda::ordinal_of(info.device_uuid, &r.ordinal)) != WB_OK) {
-      return fail(rc, "tensor '%s': %s", info.name, wb_last_error());
+    s.data = data;
+    s.on_gpu = plan->source_on_gpu[k];
+    if (s.on_gpu && plan->source_ordinal[k] < 0) {
+      const shm::Tensor &t = seg.tensor(plan->sources[k]);
+      const shm::Allocation &a = seg.allocation(seg.tensor(t.root).allocation);
+      if ((rc = cuda::ordinal_of(a.device_uuid, &plan->source_ordinal[k])) != WB_OK) {
+        return fail(rc, "tensor '%s': %s", t.name, wb_last_error());
+      }
     }
+    s.ordinal = plan->source_ordinal[k];
   }
   return WB_OK;
 }
@@ -323,67 +371,21 @@ void host_fill(const plan::ZeroFill &f, char *dst) {
   for (uint64_t row = 0; row < f.rows; ++row) memset(dst + f.dst_offset + row * f.pitch, 0, f.row_bytes);
 }
 
-// The run's copies sorted by kind: host ones done at once, GPU ones collected for the CUDA part.
-struct GpuWork {
-  std::vector<cuda::Copy> copies;
-  std::vector<cuda::Copy2D> copies_2d;
-  std::vector<cuda::Fill2D> fills;
-  bool empty() const { return copies.empty() && copies_2d.empty() && fills.empty(); }
-};
-
-void sort_copy(const PlanDest &d, const plan::RowCopy &r, const Resolved &src, GpuWork *gpu) {
-  if (!src.on_gpu && d.device < 0) return host_copy(r, src.data, d.dst);
-  int ordinal = d.device >= 0 ? d.device : src.ordinal;
-  if (r.rows == 1) {
-    cuda::Copy c;
-    c.src = src.data + r.src_offset;
-    c.dst = d.dst + r.dst_offset;
-    c.bytes = r.row_bytes;
-    c.cuda = true;
-    c.ordinal = ordinal;
-    gpu->copies.push_back(c);
-    return;
-  }
-  cuda::Copy2D c;
-  c.src = src.data + r.src_offset;
-  c.dst = d.dst + r.dst_offset;
-  c.row_bytes = r.row_bytes;
-  c.rows = r.rows;
-  c.src_pitch = r.src_pitch;
-  c.dst_pitch = r.dst_pitch;
-  c.src_on_gpu = src.on_gpu;
-  c.dst_on_gpu = d.device >= 0;
-  c.ordinal = ordinal;
-  gpu->copies_2d.push_back(c);
-}
-
-int run_plan(const wb_plan *plan, wb_snapshot *snapshot, void *stream) {
-  std::vector<Resolved> sources;
+int run_plan(wb_plan *plan, wb_snapshot *snapshot, void *stream) {
+  std::vector<cuda::PlanSource> sources;
   int rc = resolve_sources(plan, snapshot, &sources);
   if (rc != WB_OK) return rc;
   // Host bytes written by GPU work (a version published on a stream) are read once that work is done.
-  bool host_reads = false;
-  for (const PlanDest &d : plan->dests) {
-    for (const plan::RowCopy &r : d.copies) host_reads |= d.device < 0 && !sources[r.source].on_gpu;
-  }
-  if (host_reads && (snapshot->record_flags & shm::kRecordGpuEvent) &&
+  if (!plan->host_copies.empty() && (snapshot->record_flags & shm::kRecordGpuEvent) &&
       (rc = wb_snapshot_synchronize(snapshot, -1)) != WB_OK) {
     return rc;
   }
-  GpuWork gpu;
-  for (const PlanDest &d : plan->dests) {
-    for (const plan::RowCopy &r : d.copies) sort_copy(d, r, sources[r.source], &gpu);
-    for (const plan::ZeroFill &f : d.fills) {
-      if (d.device < 0) {
-        host_fill(f, d.dst);
-      } else {
-        gpu.fills.push_back({d.dst + f.dst_offset, f.row_bytes, f.rows, f.pitch, d.device});
-      }
-    }
-  }
-  if (!gpu.copies.empty() && (rc = cuda::copy_on_stream(snapshot, gpu.copies, stream)) != WB_OK) return rc;
-  if (gpu.copies_2d.empty() && gpu.fills.empty()) return WB_OK;
-  return cuda::copy_2d_on_stream(snapshot, gpu.copies_2d, gpu.fills, stream);
+  for (const HostCopy &h : plan->host_copies) host_copy(h.copy, sources[h.copy.source].data, h.dst);
+  for (size_t i = 0; i < plan->host_fills.size(); ++i) host_fill(plan->host_fills[i], plan->host_fill_dst[i]);
+  if (plan->gpu_copies.empty() && plan->gpu_fills.empty()) return WB_OK;
+  int ordinal = plan->gpu_ordinal;
+  for (size_t i = 0; ordinal < 0 && i < plan->gpu_copies.size(); ++i) ordinal = sources[plan->gpu_copies[i].source].ordinal;
+  return cuda::run_plan_on_stream(snapshot, &plan->gpu, plan->gpu_copies, plan->gpu_fills, sources, ordinal, stream);
 }
 
 }  // namespace
@@ -404,11 +406,11 @@ extern "C" WB_API int wb_plan_create(wb_topic *topic, const wb_slice_dest *dests
   }
   auto plan = std::make_unique<wb_plan>();
   plan->topic = topic;
-  Compiler compiler{topic, plan.get(), {}, -1};
+  Compiler compiler{topic, plan.get(), {}, -1, {}};
   for (uint32_t i = 0; i < count; ++i) {
     if ((rc = compile_dest(&compiler, i, element_at(dests, i), parts, part_count)) != WB_OK) return rc;
   }
-  count_plan(plan.get());
+  finish_plan(plan.get(), compiler.dests);
   *out = plan.release();
   return WB_OK;
 } catch (...) {

@@ -107,15 +107,26 @@ int lookup_tensor(wb_snapshot *snapshot, uint32_t tensor_slot, uint32_t position
     return fail(WB_E_STATE, "'%s' is sharded over %u ranks: use wb_plan_create or wb_snapshot_shard", e.name,
                 topic->entry->ranks);
   }
-  const shm::Tensor &root = seg.tensor(e.root);
-  uint32_t replica = replica_for_version(root, snapshot->version);
-  char *base;
-  int rc = replica_base(topic->client, root, replica, false, &base);
+  uint32_t replica;
+  char *data;
+  int rc = tensor_data(snapshot, tensor_slot, &replica, &data);
   if (rc != WB_OK) return rc;
   describe_tensor(seg, tensor_slot, position, out);
-  uint64_t word = root.replica_version[replica].load(std::memory_order_acquire);
+  uint64_t word = seg.tensor(e.root).replica_version[replica].load(std::memory_order_acquire);
   out->version = word == shm::kNeverWritten ? 0 : word & ~shm::kWritingBit;
-  out->data = base + root.replica_offset[replica] + e.view_offset;
+  out->data = data;
+  return WB_OK;
+}
+
+int tensor_data(wb_snapshot *snapshot, uint32_t tensor_slot, uint32_t *replica, char **data) {
+  const shm::Segment &seg = snapshot->topic->client->seg;
+  const shm::Tensor &e = seg.tensor(tensor_slot);
+  const shm::Tensor &root = seg.tensor(e.root);
+  *replica = replica_for_version(root, snapshot->version);
+  char *base;
+  int rc = replica_base(snapshot->topic->client, root, *replica, false, &base);
+  if (rc != WB_OK) return rc;
+  *data = base + root.replica_offset[*replica] + e.view_offset;
   return WB_OK;
 }
 

@@ -27,6 +27,10 @@ namespace wb {
 // wb_snapshot_tensor of the tensor in registry slot tensor_slot, at position `position` of its topic.
 int lookup_tensor(wb_snapshot *snapshot, uint32_t tensor_slot, uint32_t position, wb_tensor_info *out);
 
+// Where the bytes of the tensor (or shard) in registry slot tensor_slot are for the snapshot's version, and in
+// which replica: lookup_tensor's address without the rest of the description, for plans that run every version.
+int tensor_data(wb_snapshot *snapshot, uint32_t tensor_slot, uint32_t *replica, char **data);
+
 // Drops one reference to a snapshot (its handle's or a DLPack export's); the last one releases it.
 void unref_snapshot(wb_snapshot *snapshot);
 // Detach's release: drops the lease now, even while DLPack exports live; their deleters stay safe to call.

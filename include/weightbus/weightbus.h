@@ -881,8 +881,12 @@ WB_API int wb_plan_create(wb_topic *topic, const wb_slice_dest *dests, uint32_t 
 
 /* Runs the plan for the snapshot's version: host destinations are filled before it returns (memcpy); CUDA
  * destinations by copies on stream (NULL: see "CUDA tensors"), ordered after every rank's GPU work for the
- * version, from any GPU of the node. Synchronize stream before releasing the snapshot. Errors: WB_E_INVAL
- * (NULL, a snapshot of another topic), WB_E_STALE, WB_E_NO_CUDA, WB_E_CUDA. */
+ * version, from any GPU of the node. The copies between memory of the stream's GPU are one kernel launch (a
+ * few for a plan reading over 4,000 shards), made on the plan's first run in that GPU's context (its
+ * descriptors are uploaded once and freed by wb_plan_destroy); peer and host copies are one driver copy each.
+ * Synchronize stream before releasing the snapshot. One thread at a time runs a plan (different plans, also
+ * of one topic, run concurrently). Errors: WB_E_INVAL (NULL, a snapshot of another topic), WB_E_STALE,
+ * WB_E_NO_CUDA, WB_E_CUDA, WB_E_NOMEM (the descriptors' device memory, on a first run). */
 WB_API int wb_plan_run(wb_plan *plan, wb_snapshot *snapshot, void *stream);
 
 typedef struct wb_plan_info {

@@ -25,13 +25,14 @@ bool supported(const Driver *d) {
          major * 10 + minor >= WB_COPY_KERNEL_MIN_CC;
 }
 
-// Loads the module in the current context; *function stays nullptr when the driver refuses it.
-void load_module(const Driver *d, CUmodule *module, CUfunction *function) {
+// Loads the module in the current context; a function stays nullptr when the driver refuses it.
+void load_module(const Driver *d, CUmodule *module, CUfunction *function, CUfunction *plan) {
   CUmodule m = nullptr;
   if (d->cuModuleLoadData(&m, kCopyKernelPtx) != CUDA_SUCCESS) return;
   *module = m;
   CUfunction f = nullptr;
   if (d->cuModuleGetFunction(&f, m, "wb_copy_batch") == CUDA_SUCCESS) *function = f;
+  if (d->cuModuleGetFunction(&f, m, "wb_copy_plan") == CUDA_SUCCESS) *plan = f;
 }
 
 int copy_each(const Driver *d, const wb_copy_params &params, CUstream stream) {
@@ -65,13 +66,22 @@ CopyKernel::Loaded CopyKernel::loaded(CUcontext context) {
   l.context = context;
   const Driver *d = nullptr;
   if (driver(&d) == WB_OK && supported(d) && context_ordinal(context, &l.ordinal) == WB_OK) {
-    load_module(d, &l.module, &l.function);
+    load_module(d, &l.module, &l.function, &l.plan);
   }
   loaded_.push_back(l);
   return l;
 }
 
 bool CopyKernel::usable(CUcontext context) { return loaded(context).function != nullptr; }
+
+CUfunction CopyKernel::plan_function(CUcontext context) { return loaded(context).plan; }
+
+void CopyKernel::plan_refused(CUcontext context) {
+  std::lock_guard lock(mutex_);
+  for (Loaded &l : loaded_) {
+    if (l.context == context) l.plan = nullptr;
+  }
+}
 
 int CopyKernel::launch(CUcontext context, CUfunction function, const KernelLaunch &k, CUstream stream) {
   const Driver *d = nullptr;

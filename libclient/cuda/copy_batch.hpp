@@ -1,6 +1,7 @@
-// The copy kernel (copy_kernel.cu) in each CUDA context that copy-into runs in: loaded on first use, kept with
-// the client's CUDA state, unloaded at detach. Copy-into hands it the copies; it takes the small same-GPU ones
-// into a few launches on the caller's stream and leaves the rest to one cuMemcpyAsync each.
+// The copy kernels (copy_kernel.cu) in each CUDA context that copy-into or a plan runs in: loaded on first use,
+// kept with the client's CUDA state, unloaded at detach. Copy-into hands it the copies; it takes the small
+// same-GPU ones into a few launches on the caller's stream and leaves the rest to one cuMemcpyAsync each. Plans
+// launch the plan kernel themselves (plan_run.cpp) and take its function from here.
 #pragma once
 
 #include <cuda.h>
@@ -31,11 +32,18 @@ class CopyKernel {
   // cuMemcpyAsync per copy instead, and the kernel is not used in context again.
   int run(CUcontext context, const std::vector<Copy> &copies, CUstream stream, std::vector<Copy> *per_copy);
 
+  // The plan kernel (wb_copy_plan) in context, where usable as for usable(); else nullptr.
+  CUfunction plan_function(CUcontext context);
+
+  // After the driver refused a launch of the plan kernel in context: it is not used there again.
+  void plan_refused(CUcontext context);
+
  private:
   struct Loaded {
     CUcontext context = nullptr;
     CUmodule module = nullptr;
     CUfunction function = nullptr;  // nullptr: not usable in this context
+    CUfunction plan = nullptr;      // the plan kernel; nullptr: not usable
     int ordinal = -1;               // the context's GPU
   };
   Loaded loaded(CUcontext context);

@@ -1,7 +1,9 @@
-// The copy kernel: up to WB_COPY_MAX_COPIES device-to-device copies in one launch, for the small same-GPU copies
-// of wb_snapshot_copy_into (copy_batch.cpp), which as one cuMemcpyAsync each cost the driver's launch overhead
-// per tensor. Built to PTX and embedded in the library (libclient/CMakeLists.txt); the driver JIT-compiles it
-// for the GPU on first use. No runtime API, no header but the parameters' layout.
+// The copy kernels. wb_copy_batch: up to WB_COPY_MAX_COPIES device-to-device copies in one launch, for the small
+// same-GPU copies of wb_snapshot_copy_into (copy_batch.cpp), which as one cuMemcpyAsync each cost the driver's
+// launch overhead per tensor. wb_copy_plan: a resharding plan's copies, strided or not, from descriptors that
+// stay in device memory (plan_run.cpp), a plan's whole run in one launch. Built to PTX and embedded in the
+// library (libclient/CMakeLists.txt); the driver JIT-compiles it for the GPU on first use. No runtime API, no
+// header but the parameters' layout.
 //
 // Work split: every copy is cut into WB_COPY_CHUNK_BYTES chunks and each block copies one chunk, finding its
 // copy by a binary search of the copies' first_chunk (a prefix sum of chunk counts). So one large copy among
@@ -32,6 +34,36 @@ __device__ void copy_as(const char *src, char *dst, unsigned n) {
   if (threadIdx.x < n - done) dst[done + threadIdx.x] = src[done + threadIdx.x];
 }
 
+// Copies `rows` rows of row_bytes (a multiple of sizeof(T), rows * row_bytes within a chunk) at src + i * src_pitch
+// to dst + i * dst_pitch, with the pitches and both addresses aligned for T: the block's threads walk the rows'
+// words as one sequence, four loads in flight each, so that narrow rows keep as many requests in flight as wide
+// ones.
+template <typename T>
+__device__ void copy_rows(const char *src, char *dst, unsigned row_bytes, unsigned rows,
+                          unsigned long long src_pitch, unsigned long long dst_pitch) {
+  const unsigned per_row = row_bytes / unsigned(sizeof(T)), words = per_row * rows, step = blockDim.x;
+  auto from = [&](unsigned i) {
+    const unsigned r = i / per_row;
+    return reinterpret_cast<const T *>(src + r * src_pitch) + (i - r * per_row);
+  };
+  auto to = [&](unsigned i) {
+    const unsigned r = i / per_row;
+    return reinterpret_cast<T *>(dst + r * dst_pitch) + (i - r * per_row);
+  };
+  unsigned i = threadIdx.x;
+  for (; i + 3 * step < words; i += 4 * step) {
+    const T a = *from(i), b = *from(i + step), c = *from(i + 2 * step), e = *from(i + 3 * step);
+    *to(i) = a;
+    *to(i + step) = b;
+    *to(i + 2 * step) = c;
+    *to(i + 3 * step) = e;
+  }
+  for (; i < words; i += step) *to(i) = *from(i);
+}
+
+// The widest access (16, 8, 4, 2 or 1 bytes) that every address and length in `bits` allows, as __ffsll of it.
+__device__ int widest(unsigned long long bits) { return __ffsll((long long)(bits | 16u)); }
+
 }  // namespace
 
 extern "C" __global__ void __launch_bounds__(WB_COPY_THREADS) wb_copy_batch(const wb_copy_params params) {
@@ -51,7 +83,7 @@ extern "C" __global__ void __launch_bounds__(WB_COPY_THREADS) wb_copy_batch(cons
   char *dst = reinterpret_cast<char *>(c.dst) + begin;
   // Chunks begin at multiples of 64 KiB, so a chunk is aligned as its copy is: the widest access that both
   // addresses allow, 16 bytes for tensors and buffers from CUDA's allocators.
-  switch (__ffsll((long long)(c.src | c.dst | 16u))) {
+  switch (widest(c.src | c.dst)) {
     case 5:
       copy_as<uint4>(src, dst, n);
       break;
@@ -66,5 +98,72 @@ extern "C" __global__ void __launch_bounds__(WB_COPY_THREADS) wb_copy_batch(cons
       break;
     default:
       copy_as<unsigned char>(src, dst, n);
+  }
+}
+
+namespace {
+
+// Chunk `chunk` of copy c, whose source is at `source`.
+__device__ void copy_chunk(const wb_plan_copy &c, const char *source, unsigned chunk) {
+  const char *src = source + c.src_offset;
+  char *dst = reinterpret_cast<char *>(c.dst);
+  if (c.rows_per_chunk == 1) {  // a piece of one row, at a multiple of the chunk size in it
+    const unsigned row = chunk / c.pieces;
+    const unsigned long long begin = (unsigned long long)(chunk - row * c.pieces) * WB_COPY_CHUNK_BYTES;
+    const unsigned n = unsigned(min(c.row_bytes - begin, (unsigned long long)WB_COPY_CHUNK_BYTES));
+    src += row * c.src_pitch + begin;
+    dst += row * c.dst_pitch + begin;
+    switch (widest((unsigned long long)src | (unsigned long long)dst)) {
+      case 5:
+        return copy_as<uint4>(src, dst, n);
+      case 4:
+        return copy_as<uint2>(src, dst, n);
+      case 3:
+        return copy_as<unsigned int>(src, dst, n);
+      case 2:
+        return copy_as<unsigned short>(src, dst, n);
+      default:
+        return copy_as<unsigned char>(src, dst, n);
+    }
+  }
+  const unsigned first_row = chunk * c.rows_per_chunk, rows = min(c.rows_per_chunk, c.rows - first_row);
+  const unsigned row_bytes = unsigned(c.row_bytes);  // within half a chunk here
+  src += first_row * c.src_pitch;
+  dst += first_row * c.dst_pitch;
+  switch (widest((unsigned long long)src | (unsigned long long)dst | c.src_pitch | c.dst_pitch | row_bytes)) {
+    case 5:
+      return copy_rows<uint4>(src, dst, row_bytes, rows, c.src_pitch, c.dst_pitch);
+    case 4:
+      return copy_rows<uint2>(src, dst, row_bytes, rows, c.src_pitch, c.dst_pitch);
+    case 3:
+      return copy_rows<unsigned int>(src, dst, row_bytes, rows, c.src_pitch, c.dst_pitch);
+    case 2:
+      return copy_rows<unsigned short>(src, dst, row_bytes, rows, c.src_pitch, c.dst_pitch);
+    default:
+      return copy_rows<unsigned char>(src, dst, row_bytes, rows, c.src_pitch, c.dst_pitch);
+  }
+}
+
+}  // namespace
+
+// Each block copies WB_PLAN_CHUNKS_PER_BLOCK consecutive chunks: it finds the copy of its first by a binary search
+// of the first chunks, then walks forward.
+extern "C" __global__ void __launch_bounds__(WB_COPY_THREADS) wb_copy_plan(const wb_plan_params params) {
+  const unsigned *first_chunks = reinterpret_cast<const unsigned *>(params.first_chunks);
+  const wb_plan_copy *copies = reinterpret_cast<const wb_plan_copy *>(params.copies);
+  const unsigned first = blockIdx.x * WB_PLAN_CHUNKS_PER_BLOCK;
+  unsigned lo = 0, hi = params.count - 1;  // the last copy whose first chunk is at or before `first`
+  while (lo < hi) {
+    const unsigned mid = (lo + hi + 1) / 2;
+    if (__ldg(first_chunks + mid) <= first) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  for (unsigned chunk = first; chunk < first + WB_PLAN_CHUNKS_PER_BLOCK && chunk < params.chunks; ++chunk) {
+    while (lo + 1 < params.count && __ldg(first_chunks + lo + 1) <= chunk) ++lo;
+    const wb_plan_copy &c = copies[lo];
+    copy_chunk(c, reinterpret_cast<const char *>(params.sources[c.source]), chunk - __ldg(first_chunks + lo));
   }
 }

@@ -1,5 +1,6 @@
-/* The copy kernel's parameters: one definition for the kernel (copy_kernel.cu) and for the library that fills
- * them (copy_plan.cpp). Plain C without includes, so that nvcc compiles the kernel with no header but this. */
+/* The copy kernels' parameters: one definition for the kernels (copy_kernel.cu) and for the library that fills
+ * them (copy_plan.cpp, plan_program.cpp). Plain C without includes, so that nvcc compiles the kernels with no
+ * header but this. */
 #ifndef WEIGHTBUS_COPY_KERNEL_PARAMS_H
 #define WEIGHTBUS_COPY_KERNEL_PARAMS_H
 
@@ -25,5 +26,42 @@ typedef struct wb_copy_params {
   unsigned int count; /* copies[0 .. count) are used, count >= 1 */
   wb_copy_desc copies[WB_COPY_MAX_COPIES];
 } wb_copy_params;
+
+/* The plan kernel (wb_copy_plan): a resharding plan's copies, strided or not, kept in device memory from run to
+ * run, since a plan is made once and run every version. What changes with the version is where each source
+ * shard's bytes are (the replica the version is in): the launch carries those addresses, at most
+ * WB_PLAN_MAX_SOURCES of them, which fill most of the 32,764 bytes of parameters. */
+#define WB_PLAN_MAX_SOURCES 4000u
+
+/* Chunks per block of the plan kernel: a block copies this many consecutive chunks, so that the cost of starting
+ * a block and finding its copy is paid once per 256 KiB rather than per 64 KiB. */
+#ifndef WB_PLAN_CHUNKS_PER_BLOCK
+#define WB_PLAN_CHUNKS_PER_BLOCK 4u
+#endif
+
+/* rows of row_bytes from sources[source] + src_offset + i * src_pitch to dst + i * dst_pitch. The kernel cuts
+ * it into chunks of at most WB_COPY_CHUNK_BYTES: rows_per_chunk whole rows each where a row fits in half a
+ * chunk, else each row in `pieces` chunks (rows_per_chunk 1). */
+typedef struct wb_plan_copy {
+  unsigned long long src_offset;
+  unsigned long long dst;
+  unsigned long long src_pitch;
+  unsigned long long dst_pitch;
+  unsigned long long row_bytes; /* > 0 */
+  unsigned int rows;            /* >= 1 */
+  unsigned int source;          /* index into the launch's sources */
+  unsigned int rows_per_chunk;  /* >= 1 */
+  unsigned int pieces;          /* >= 1; > 1 only with rows_per_chunk 1 */
+} wb_plan_copy;
+
+typedef struct wb_plan_params {
+  unsigned long long copies;       /* device address of the launch's `count` descriptors */
+  unsigned long long first_chunks; /* device address of `count` ascending first chunks: copy i starts at block
+                                      first_chunks[i] (apart from the descriptors, so that the blocks' search
+                                      reads 4 bytes a step, cached) */
+  unsigned int count;              /* >= 1 */
+  unsigned int chunks;             /* of all the copies; the grid is ceil(chunks / WB_PLAN_CHUNKS_PER_BLOCK) */
+  unsigned long long sources[WB_PLAN_MAX_SOURCES]; /* the version's address of each source the copies read */
+} wb_plan_params;
 
 #endif

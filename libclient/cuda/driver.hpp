@@ -23,7 +23,8 @@ namespace wb::cuda {
                                       X(cuDeviceGetAttribute) X(cuPointerGetAttributes) X(cuModuleLoadData)            \
                                           X(cuModuleUnload) X(cuModuleGetFunction) X(cuLaunchKernel)                  \
                                               X(cuStreamSynchronize) X(cuMemcpy2DAsync) X(cuMemsetD8Async)            \
-                                                  X(cuMemsetD2D8Async)
+                                                  X(cuMemsetD2D8Async) X(cuMemAlloc) X(cuMemFree)             \
+                                                      X(cuMemcpyHtoD)
 
 struct Driver {
 #define WB_CUDA_POINTER(fn) decltype(&::fn) fn = nullptr;

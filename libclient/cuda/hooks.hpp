@@ -48,18 +48,18 @@ struct Copy {
 // host-to-host copies in `copies` are done already and skipped.
 int copy_on_stream(wb_snapshot *snapshot, const std::vector<Copy> &copies, void *stream);
 
-// A plan's strided copy (libclient/plan.cpp): rows of row_bytes at src + i * src_pitch into dst + i * dst_pitch,
-// with a GPU on at least one side.
-struct Copy2D {
-  const char *src = nullptr;
+// A plan's copy with a GPU on either side (libclient/plan.cpp), fixed when the plan is made: rows of row_bytes
+// from the plan's source `source` at src_offset + i * src_pitch into dst + i * dst_pitch. Where the source's
+// bytes are changes with the version (PlanSource); nothing else does.
+struct PlanCopy {
+  uint32_t source = 0;
+  uint64_t src_offset = 0;
   char *dst = nullptr;
   uint64_t row_bytes = 0;
   uint64_t rows = 1;
   uint64_t src_pitch = 0;
   uint64_t dst_pitch = 0;
-  bool src_on_gpu = false;
   bool dst_on_gpu = false;
-  int ordinal = -1;  // a GPU of the copy, for a NULL stream in a thread without a context
 };
 
 // A plan's zero fill in GPU memory: rows of row_bytes at dst + i * pitch.
@@ -68,12 +68,28 @@ struct Fill2D {
   uint64_t row_bytes = 0;
   uint64_t rows = 1;
   uint64_t pitch = 0;
+};
+
+// Where a plan's source is for the version being run.
+struct PlanSource {
+  const char *data = nullptr;
+  bool on_gpu = false;
   int ordinal = -1;
 };
 
-// Enqueues the strided copies (cuMemcpy2DAsync) and the fills on stream, after the snapshot's GPU work
-// (cuda/copy_2d.cpp).
-int copy_2d_on_stream(wb_snapshot *snapshot, const std::vector<Copy2D> &copies, const std::vector<Fill2D> &fills,
-                      void *stream);
+// What a plan keeps in the CUDA contexts it ran in (cuda/plan_run.cpp): its copies as the plan kernel's
+// descriptors in device memory.
+struct PlanGpu;
+
+// Enqueues a plan's GPU copies and fills on stream, after the snapshot's GPU work: copies that the plan kernel
+// reaches in one launch (a few for many sources), the rest one cuMemcpyAsync or cuMemcpy2DAsync each (peer,
+// host). *gpu is made on first use and kept for the next runs; ordinal is a GPU of the copies, for a NULL stream
+// in a thread without a context. Calls for one plan must not overlap (wb_plan_run's contract).
+int run_plan_on_stream(wb_snapshot *snapshot, PlanGpu **gpu, const std::vector<PlanCopy> &copies,
+                       const std::vector<Fill2D> &fills, const std::vector<PlanSource> &sources, int ordinal,
+                       void *stream);
+
+// Frees what run_plan_on_stream kept (NULL: nothing), in the contexts it was made in.
+void destroy_plan_gpu(PlanGpu *gpu);
 
 }  // namespace wb::cuda

@@ -1,6 +1,11 @@
 """Sharded topics from Python: the split formulas and vLLM's tensor-parallel layouts checked against torch
-slicing (no broker), then FSDP ranks publishing and tensor-parallel readers copying their slices (live)."""
+slicing (no broker), then FSDP ranks publishing and tensor-parallel readers copying their slices (live), and
+trainer ranks of a DTensor job (torch >= 2.4: the GPU host's torch; Debian's 1.13 skips it) publishing what
+shards_from_dtensors describes."""
 import importlib
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -208,3 +213,79 @@ def test_layout_errors_name_the_tensor(broker):
         rank0.seal_rank(timeout=5)
         with pytest.raises(weightbus.LayoutError, match="'w'"):
             rank1.seal_rank(timeout=5)  # row 7 is nobody's
+
+
+# DTensor: four trainer processes of a 2 x 2 device mesh (gloo, CPU) ---------------------------------------------
+
+def has_dtensor():
+    try:
+        importlib.import_module("torch.distributed.tensor")
+        return True
+    except ImportError:
+        return False
+
+
+def dtensor_model():
+    torch.manual_seed(1)
+    return {"blocks": torch.randn(10, 7), "rows": torch.randn(9, 4), "cols": torch.randn(3, 9),
+            "few_rows": torch.randn(3, 5), "everywhere": torch.randn(6), "plain": torch.randn(2, 2)}
+
+
+def dtensor_rank(socket, store, rank, ranks):
+    """A trainer rank: the model distributed over a 2 x (ranks / 2) mesh, uneven in every sharded dimension
+    (few_rows leaves a rank an empty shard), described by shards_from_dtensors, checked against the whole
+    tensors, published as rank `rank`; then it waits for a line on stdin before it exits."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Replicate, Shard, distribute_tensor
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=ranks)
+    mesh = init_device_mesh("cpu", (2, ranks // 2))
+    placements = {"blocks": [Shard(0), Shard(1)], "rows": [Shard(0), Replicate()], "cols": [Shard(1), Shard(1)],
+                  "few_rows": [Shard(0), Shard(0)], "everywhere": [Replicate(), Replicate()]}
+    full = dtensor_model()
+    state = {n: distribute_tensor(t, mesh, placements[n]) if n in placements else t for n, t in full.items()}
+    shards = shards_from_dtensors(state)
+    for s in shards:
+        box = tuple(slice(o, o + e) for o, e in zip(s.get("offset", [0] * s["tensor"].dim()), s["tensor"].shape))
+        assert torch.equal(full[s["name"]][box], s["tensor"]), s["name"]
+        want_replicated = s["name"] in ("rows", "everywhere", "plain")
+        assert s["replicated"] == want_replicated, (s["name"], s["replicated"])
+    with weightbus.connect(socket, client_name=f"rank{rank}", timeout=10) as client:
+        topic = client.create_rank("dtensor", rank, ranks)
+        topic.alloc_shards(shards)
+        topic.seal_rank(timeout=30)
+        assert publish_shards(topic, shards, timeout=30) == 1
+        print("published", flush=True)
+        sys.stdin.readline()
+    dist.destroy_process_group()
+
+
+@pytest.mark.skipif(not has_dtensor(), reason=f"torch {torch.__version__} has no DTensor (torch.distributed.tensor, "
+                    "torch >= 2.4)")
+def test_dtensor_ranks_publish_a_model_a_reader_gets_whole(broker, tmp_path):
+    env = dict(os.environ, GLOO_SOCKET_IFNAME="lo")  # loopback only
+    ranks = [subprocess.Popen([sys.executable, __file__, "dtensor-rank", broker.socket, str(tmp_path / "store"),
+                               str(r), "4"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+             for r in range(4)]
+    try:
+        for p in ranks:
+            assert p.stdout.readline().strip() == "published"
+        full = dtensor_model()
+        with broker.connect("reader") as client:
+            reader = client.open_topic("dtensor")
+            assert reader.info().ranks == 4
+            buffers = {n: torch.empty_like(t) for n, t in full.items()}
+            dests = [{"dst": b, "parts": [{"name": n, "extent": list(b.shape)}]} for n, b in buffers.items()]
+            assert load_slices(reader, dests) == 1
+            for name, t in full.items():
+                assert torch.equal(buffers[name], t), name
+    finally:
+        for p in ranks:
+            p.stdin.close()
+        for p in ranks:
+            assert p.wait(timeout=60) == 0
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["dtensor-rank"]:
+    dtensor_rank(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))

@@ -1,0 +1,245 @@
+// A plan's GPU copies on the reader's stream, after the version's GPU work. Made once per plan and context: the
+// copies whose destination and source the plan kernel reaches (same GPU, device memory) become its descriptors,
+// uploaded to device memory (plan_program.hpp), so that a run is a launch or a few (one per WB_PLAN_MAX_SOURCES
+// sources) whose parameters carry where this version's sources are. The rest (peer, host, or where the kernel is
+// not usable) are one cuMemcpyAsync or cuMemcpy2DAsync each; the driver picks the kind of copy from the memory
+// types, device pointers of other GPUs working through unified addressing. Zero fills are cuMemsetD2D8Async.
+#include <algorithm>
+#include <array>
+#include <memory>
+#include <mutex>
+
+#include "client.hpp"
+#include "client_state.hpp"
+#include "copy.hpp"
+#include "device.hpp"
+#include "driver.hpp"
+#include "error.hpp"
+#include "hooks.hpp"
+#include "kernel_reach.hpp"
+#include "plan_program.hpp"
+#include "snapshot.hpp"
+#include "topic.hpp"
+
+namespace wb::cuda {
+
+namespace {
+
+int memcpy_2d_async(const Driver *d, const PlanCopy &c, const PlanSource &s, CUstream stream) {
+  CUDA_MEMCPY2D p = {};
+  const char *src = s.data + c.src_offset;
+  if (s.on_gpu) {
+    p.srcMemoryType = CU_MEMORYTYPE_DEVICE;
+    p.srcDevice = reinterpret_cast<CUdeviceptr>(src);
+  } else {
+    p.srcMemoryType = CU_MEMORYTYPE_HOST;
+    p.srcHost = src;
+  }
+  if (c.dst_on_gpu) {
+    p.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+    p.dstDevice = reinterpret_cast<CUdeviceptr>(c.dst);
+  } else {
+    p.dstMemoryType = CU_MEMORYTYPE_HOST;
+    p.dstHost = c.dst;
+  }
+  p.srcPitch = c.src_pitch;
+  p.dstPitch = c.dst_pitch;
+  p.WidthInBytes = c.row_bytes;
+  p.Height = c.rows;
+  return check(d->cuMemcpy2DAsync(&p, stream), "cuMemcpy2DAsync");
+}
+
+int copy_one(const Driver *d, const PlanCopy &c, const PlanSource &s, CUstream stream) {
+  if (c.rows > 1) return memcpy_2d_async(d, c, s, stream);
+  return memcpy_async(d, Copy{s.data + c.src_offset, c.dst, c.row_bytes, true, -1}, stream);
+}
+
+int fill_async(const Driver *d, const Fill2D &f, CUstream stream) {
+  auto dst = reinterpret_cast<CUdeviceptr>(f.dst);
+  if (f.rows == 1) return check(d->cuMemsetD8Async(dst, 0, f.row_bytes, stream), "cuMemsetD8Async");
+  return check(d->cuMemsetD2D8Async(dst, f.pitch, 0, f.row_bytes, f.rows, stream), "cuMemsetD2D8Async");
+}
+
+// The bytes a copy spans from its first byte: (rows - 1) pitches and a row.
+uint64_t span(uint64_t row_bytes, uint64_t rows, uint64_t pitch) { return (rows - 1) * pitch + row_bytes; }
+
+}  // namespace
+
+// A plan's program in one context.
+struct Program {
+  CUcontext context = nullptr;
+  int ordinal = -1;
+  CUfunction function = nullptr;  // nullptr: every copy goes one at a time
+  CUdeviceptr memory = 0;         // the descriptors, then the first chunks
+  PlanProgram program;
+  std::vector<uint32_t> per_copy;     // the plan's copies outside the program
+  std::vector<uint32_t> read_by_kernel;  // the sources the program reads
+  std::vector<uint64_t> source_bytes;    // per source: the bytes the program reads from its address (0: none)
+  // Per source, the last addresses found reachable: a source's address is one of its replicas', so a few
+  // remembered spare most runs the driver's query.
+  std::vector<std::array<const char *, 4>> reachable;
+  std::unique_ptr<wb_plan_params> params = std::make_unique<wb_plan_params>();
+};
+
+struct PlanGpu {
+  std::mutex mutex;  // wb_plan_run's callers do not overlap; this only keeps the programs' list consistent
+  std::vector<std::unique_ptr<Program>> programs;
+};
+
+namespace {
+
+// Builds the program of `copies` in context (current), with the sources of the first run: the kernel takes a
+// copy whose destination it reaches and whose source is device memory of this GPU that it reaches.
+int build(const Driver *d, ClientState *state, CUcontext context, const std::vector<PlanCopy> &copies,
+          const std::vector<PlanSource> &sources, Program *p) {
+  p->context = context;
+  int rc = context_ordinal(context, &p->ordinal);
+  if (rc != WB_OK) return rc;
+  p->function = state->copy_kernel.plan_function(context);
+  p->source_bytes.assign(sources.size(), 0);
+  p->reachable.assign(sources.size(), {});
+  KernelReach reach(d, p->ordinal);
+  std::vector<KernelCopy> kernel;
+  std::vector<uint32_t> origin;
+  for (uint32_t i = 0; i < copies.size(); ++i) {
+    const PlanCopy &c = copies[i];
+    const PlanSource &s = sources[c.source];
+    KernelCopy k{c.source, c.src_offset, reinterpret_cast<uintptr_t>(c.dst), c.row_bytes, c.rows, c.src_pitch,
+                 c.dst_pitch};
+    const uint64_t src_end = c.src_offset + span(c.row_bytes, c.rows, c.src_pitch);
+    if (p->function == nullptr || !c.dst_on_gpu || !s.on_gpu || s.ordinal != p->ordinal || !kernel_holds(k) ||
+        !reach(c.dst, span(c.row_bytes, c.rows, c.dst_pitch)) || !reach(s.data, src_end)) {
+      p->per_copy.push_back(i);
+      continue;
+    }
+    p->source_bytes[c.source] = std::max(p->source_bytes[c.source], src_end);
+    kernel.push_back(k);
+    origin.push_back(i);
+  }
+  p->program = make_program(kernel);
+  for (uint32_t &o : p->program.origin) o = origin[o];
+  for (uint32_t k = 0; k < sources.size(); ++k) {
+    if (p->source_bytes[k] == 0) continue;
+    p->read_by_kernel.push_back(k);
+    p->reachable[k][0] = sources[k].data;
+  }
+  if (p->program.copies.empty()) return WB_OK;
+  const size_t descriptors = p->program.copies.size() * sizeof(wb_plan_copy);
+  const size_t bytes = descriptors + p->program.first_chunks.size() * sizeof(uint32_t);
+  if ((rc = check(d->cuMemAlloc(&p->memory, bytes), "cuMemAlloc")) != WB_OK ||
+      (rc = check(d->cuMemcpyHtoD(p->memory, p->program.copies.data(), descriptors), "cuMemcpyHtoD")) != WB_OK) {
+    return rc;
+  }
+  return check(d->cuMemcpyHtoD(p->memory + descriptors, p->program.first_chunks.data(),
+                               p->program.first_chunks.size() * sizeof(uint32_t)),
+               "cuMemcpyHtoD");
+}
+
+// Whether the kernel reaches every source it reads at this run's addresses (another replica's than last time
+// is asked of the driver once, then remembered).
+bool sources_reached(const Driver *d, Program *p, const std::vector<PlanSource> &sources) {
+  KernelReach reach(d, p->ordinal);
+  for (uint32_t k : p->read_by_kernel) {
+    const PlanSource &s = sources[k];
+    auto &known = p->reachable[k];
+    if (std::find(known.begin(), known.end(), s.data) != known.end()) continue;
+    if (!s.on_gpu || s.ordinal != p->ordinal || !reach(s.data, p->source_bytes[k])) return false;
+    std::rotate(known.rbegin(), known.rbegin() + 1, known.rend());
+    known[0] = s.data;
+  }
+  return true;
+}
+
+int launch(const Driver *d, Program *p, const PlanLaunch &l, const std::vector<PlanSource> &sources,
+           CUstream stream) {
+  wb_plan_params &params = *p->params;
+  params.copies = p->memory + l.first * sizeof(wb_plan_copy);
+  params.first_chunks = p->memory + p->program.copies.size() * sizeof(wb_plan_copy) + l.first * sizeof(uint32_t);
+  params.count = l.count;
+  params.chunks = l.chunks;
+  for (size_t k = 0; k < l.sources.size(); ++k) params.sources[k] = reinterpret_cast<uintptr_t>(sources[l.sources[k]].data);
+  void *args[] = {&params};
+  const unsigned blocks = (l.chunks + WB_PLAN_CHUNKS_PER_BLOCK - 1) / WB_PLAN_CHUNKS_PER_BLOCK;
+  return d->cuLaunchKernel(p->function, blocks, 1, 1, WB_COPY_THREADS, 1, 1, 0, stream, args, nullptr) == CUDA_SUCCESS
+             ? WB_OK
+             : WB_E_CUDA;
+}
+
+// The program's launches, a launch that the driver refuses as its copies one at a time (and the kernel not
+// used in the context again); then the copies outside the program.
+int run_program(const Driver *d, ClientState *state, Program *p, const std::vector<PlanCopy> &copies,
+                const std::vector<PlanSource> &sources, CUstream stream) {
+  int rc = WB_OK;
+  const bool kernel = p->function != nullptr && sources_reached(d, p, sources);
+  for (const PlanLaunch &l : p->program.launches) {
+    if (kernel && p->function != nullptr && launch(d, p, l, sources, stream) == WB_OK) continue;
+    if (kernel && p->function != nullptr) {
+      state->copy_kernel.plan_refused(p->context);
+      p->function = nullptr;
+    }
+    for (uint32_t i = l.first; rc == WB_OK && i < l.first + l.count; ++i) {
+      const PlanCopy &c = copies[p->program.origin[i]];
+      rc = copy_one(d, c, sources[c.source], stream);
+    }
+    if (rc != WB_OK) return rc;
+  }
+  for (uint32_t i : p->per_copy) {
+    if ((rc = copy_one(d, copies[i], sources[copies[i].source], stream)) != WB_OK) return rc;
+  }
+  return WB_OK;
+}
+
+}  // namespace
+
+int run_plan_on_stream(wb_snapshot *snapshot, PlanGpu **gpu, const std::vector<PlanCopy> &copies,
+                       const std::vector<Fill2D> &fills, const std::vector<PlanSource> &sources, int ordinal,
+                       void *stream) {
+  const Driver *d = nullptr;
+  ClientState *state = nullptr;
+  CUcontext context = nullptr;
+  ContextGuard guard;
+  int rc = driver(&d);
+  if (rc != WB_OK || (rc = client_state(snapshot->topic->client, &state)) != WB_OK ||
+      (rc = stream_context(stream, ordinal, &context)) != WB_OK || (rc = guard.push(context)) != WB_OK ||
+      (rc = wb_snapshot_wait_stream(snapshot, stream)) != WB_OK) {
+    return rc;
+  }
+  if (*gpu == nullptr) *gpu = new PlanGpu;
+  Program *p = nullptr;
+  {
+    std::lock_guard lock((*gpu)->mutex);
+    for (auto &program : (*gpu)->programs) {
+      if (program->context == context) p = program.get();
+    }
+    if (p == nullptr) {
+      auto made = std::make_unique<Program>();
+      // A program that fails to build is freed at once, and the next run tries again.
+      if ((rc = build(d, state, context, copies, sources, made.get())) != WB_OK) {
+        if (made->memory != 0) d->cuMemFree(made->memory);
+        return rc;
+      }
+      p = made.get();
+      (*gpu)->programs.push_back(std::move(made));
+    }
+  }
+  auto s = static_cast<CUstream>(stream);
+  if ((rc = run_program(d, state, p, copies, sources, s)) != WB_OK) return rc;
+  for (const Fill2D &f : fills) {
+    if ((rc = fill_async(d, f, s)) != WB_OK) return rc;
+  }
+  return WB_OK;
+}
+
+void destroy_plan_gpu(PlanGpu *gpu) {
+  if (gpu == nullptr) return;
+  const Driver *d = nullptr;
+  if (driver(&d) == WB_OK) {
+    for (auto &p : gpu->programs) {
+      ContextGuard guard;
+      if (p->memory != 0 && guard.push(p->context) == WB_OK) d->cuMemFree(p->memory);
+    }
+  }
+  delete gpu;
+}
+
+}  // namespace wb::cuda
