@@ -241,6 +241,7 @@ def reader_role(socket, m, M, ranks):
             woken = time.monotonic_ns()
             snap = ctypes.c_void_p()
             check(lib, lib.wb_snapshot_acquire(topic, 0, 60000, ctypes.byref(snap)), "wb_snapshot_acquire")
+            acquired = time.monotonic_ns()
             version = ctypes.c_uint64()
             lib.wb_snapshot_version(snap, ctypes.byref(version))
             check(lib, lib.wb_plan_run(plan, snap, ctypes.c_void_p(stream.cuda_stream)), "wb_plan_run")
@@ -252,7 +253,21 @@ def reader_role(socket, m, M, ranks):
             want = float(seen % 200)
             ok = all(bool((b[:n] == want).all()) and bool((b[n:] == 0).all())
                      for i, b in enumerate(buffers) for n in [dict(pads).get(i, b.shape[0])])
-            print(f"{done} {'ok' if ok else 'mismatch'} {woken} {enqueued}", flush=True)
+            print(f"{done} {'ok' if ok else 'mismatch'} {woken} {enqueued} {acquired}", flush=True)
+        elif command[0] == "host":  # the host's share alone: acquire, and wb_plan_run's enqueueing
+            acquire, run = [], []
+            for _ in range(20):
+                t0 = time.monotonic_ns()
+                snap = ctypes.c_void_p()
+                check(lib, lib.wb_snapshot_acquire(topic, 0, 60000, ctypes.byref(snap)), "wb_snapshot_acquire")
+                t1 = time.monotonic_ns()
+                check(lib, lib.wb_plan_run(plan, snap, ctypes.c_void_p(stream.cuda_stream)), "wb_plan_run")
+                t2 = time.monotonic_ns()
+                stream.synchronize()
+                lib.wb_snapshot_release(snap)
+                acquire.append((t1 - t0) / 1e6)
+                run.append((t2 - t1) / 1e6)
+            print(f"{statistics.median(acquire):.3f} {statistics.median(run):.3f}", flush=True)
         elif command[0] == "floor":  # one contiguous copy of the bytes all readers receive
             n = int(command[1])
             src = torch.empty(n, dtype=torch.uint8, device="cuda")
@@ -371,8 +386,10 @@ def main():
                     # Each reader's share: woken (publish -> wb_topic_wait returns), enqueue (acquire +
                     # wb_plan_run returns), GPU (-> its stream is done).
                     for m, a in enumerate(answers):
-                        done, woken, enq = int(a[0]), int(a[2]), int(a[3])
-                        shares.append((m, (woken - last) / 1e6, (enq - woken) / 1e6, (done - enq) / 1e6))
+                        done, woken, enq, acq = int(a[0]), int(a[2]), int(a[3]), int(a[4])
+                        shares.append((m, (woken - last) / 1e6, (acq - woken) / 1e6, (enq - acq) / 1e6,
+                                       (done - enq) / 1e6))
+            host = ask(readers[0], "host").split()
             rows.append(("floor", 1, float(ask(readers[0], f"floor {received}"))))
             rows.append(("peers", 1, float(ask(readers[0], "peers"))))
             for p in procs:
@@ -398,11 +415,12 @@ def main():
     print(f"reshard: {received / 1e9:.2f} GB to {opts.readers} readers ({', '.join(copies)}): plan {plan:.2f} ms, "
           f"one contiguous copy {floor:.2f} ms -> {plan / floor:.3f}x (target <= {TARGET}); peers' gather + "
           f"slice {peers:.2f} ms -> {peers / plan:.2f}x the plan")
+    print(f"reader 0 alone, host time: wb_snapshot_acquire {host[0]} ms, wb_plan_run {host[1]} ms (medians of 20)")
     for m in range(opts.readers):
         mine = [x for x in shares if x[0] == m]
-        woken, enq, gpu = (statistics.median(x[k] for x in mine) for k in (1, 2, 3))
-        print(f"reader {m}: woken {woken:.3f} ms after the last publish, acquire + wb_plan_run {enq:.3f} ms, "
-              f"then its stream {gpu:.3f} ms (medians)")
+        woken, acq, enq, gpu = (statistics.median(x[k] for x in mine) for k in (1, 2, 3, 4))
+        print(f"reader {m}: woken {woken:.3f} ms after the last publish, wb_snapshot_acquire {acq:.3f} ms, "
+              f"wb_plan_run {enq:.3f} ms, then its stream {gpu:.3f} ms (medians)")
     return 0 if plan <= TARGET * floor else 3
 
 

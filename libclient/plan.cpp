@@ -337,27 +337,23 @@ void finish_plan(wb_plan *plan, const std::vector<PlanDest> &dests) {
 
 // ---- running ----------------------------------------------------------------------------------------------------
 
-// Where each source's bytes are for the snapshot's version (and, the first time, on which GPU of this process).
-int resolve_sources(wb_plan *plan, wb_snapshot *snapshot, std::vector<cuda::PlanSource> *out) {
-  out->resize(plan->sources.size());
-  const shm::Segment &seg = plan->topic->client->seg;
-  for (size_t k = 0; k < plan->sources.size(); ++k) {
-    cuda::PlanSource &s = (*out)[k];
-    uint32_t replica;
-    char *data;
-    int rc = tensor_data(snapshot, plan->sources[k], &replica, &data);
-    if (rc != WB_OK) return rc;
-    s.data = data;
-    s.on_gpu = plan->source_on_gpu[k];
-    if (s.on_gpu && plan->source_ordinal[k] < 0) {
-      const shm::Tensor &t = seg.tensor(plan->sources[k]);
-      const shm::Allocation &a = seg.allocation(seg.tensor(t.root).allocation);
-      if ((rc = cuda::ordinal_of(a.device_uuid, &plan->source_ordinal[k])) != WB_OK) {
-        return fail(rc, "tensor '%s': %s", t.name, wb_last_error());
-      }
+// Where source k's bytes are for the snapshot's version (and, the first time, on which GPU of this process).
+int resolve_source(wb_plan *plan, wb_snapshot *snapshot, uint32_t k, cuda::PlanSource *out) {
+  uint32_t replica;
+  char *data;
+  int rc = tensor_data(snapshot, plan->sources[k], &replica, &data);
+  if (rc != WB_OK) return rc;
+  out->data = data;
+  out->on_gpu = plan->source_on_gpu[k];
+  if (out->on_gpu && plan->source_ordinal[k] < 0) {
+    const shm::Segment &seg = plan->topic->client->seg;
+    const shm::Tensor &t = seg.tensor(plan->sources[k]);
+    const shm::Allocation &a = seg.allocation(seg.tensor(t.root).allocation);
+    if ((rc = cuda::ordinal_of(a.device_uuid, &plan->source_ordinal[k])) != WB_OK) {
+      return fail(rc, "tensor '%s': %s", t.name, wb_last_error());
     }
-    s.ordinal = plan->source_ordinal[k];
   }
+  out->ordinal = plan->source_ordinal[k];
   return WB_OK;
 }
 
@@ -372,20 +368,29 @@ void host_fill(const plan::ZeroFill &f, char *dst) {
 }
 
 int run_plan(wb_plan *plan, wb_snapshot *snapshot, void *stream) {
-  std::vector<cuda::PlanSource> sources;
-  int rc = resolve_sources(plan, snapshot, &sources);
-  if (rc != WB_OK) return rc;
+  cuda::PlanSources sources(plan->sources.size(), [plan, snapshot](uint32_t k, cuda::PlanSource *out) {
+    return resolve_source(plan, snapshot, k, out);
+  });
+  int rc;
   // Host bytes written by GPU work (a version published on a stream) are read once that work is done.
   if (!plan->host_copies.empty() && (snapshot->record_flags & shm::kRecordGpuEvent) &&
       (rc = wb_snapshot_synchronize(snapshot, -1)) != WB_OK) {
     return rc;
   }
-  for (const HostCopy &h : plan->host_copies) host_copy(h.copy, sources[h.copy.source].data, h.dst);
+  for (const HostCopy &h : plan->host_copies) {
+    const cuda::PlanSource *src;
+    if ((rc = sources.get(h.copy.source, &src)) != WB_OK) return rc;
+    host_copy(h.copy, src->data, h.dst);
+  }
   for (size_t i = 0; i < plan->host_fills.size(); ++i) host_fill(plan->host_fills[i], plan->host_fill_dst[i]);
   if (plan->gpu_copies.empty() && plan->gpu_fills.empty()) return WB_OK;
   int ordinal = plan->gpu_ordinal;
-  for (size_t i = 0; ordinal < 0 && i < plan->gpu_copies.size(); ++i) ordinal = sources[plan->gpu_copies[i].source].ordinal;
-  return cuda::run_plan_on_stream(snapshot, &plan->gpu, plan->gpu_copies, plan->gpu_fills, sources, ordinal, stream);
+  if (ordinal < 0) {  // host destinations only: a GPU source's
+    const cuda::PlanSource *src;
+    if ((rc = sources.get(plan->gpu_copies[0].source, &src)) != WB_OK) return rc;
+    ordinal = src->ordinal;
+  }
+  return cuda::run_plan_on_stream(snapshot, &plan->gpu, plan->gpu_copies, plan->gpu_fills, &sources, ordinal, stream);
 }
 
 }  // namespace

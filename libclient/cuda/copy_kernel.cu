@@ -146,24 +146,18 @@ __device__ void copy_chunk(const wb_plan_copy &c, const char *source, unsigned c
 
 }  // namespace
 
-// Each block copies WB_PLAN_CHUNKS_PER_BLOCK consecutive chunks: it finds the copy of its first by a binary search
-// of the first chunks, then walks forward.
-extern "C" __global__ void __launch_bounds__(WB_COPY_THREADS) wb_copy_plan(const wb_plan_params params) {
+// A block per chunk, as in wb_copy_batch (four chunks a block, tried on an H200, copied 2-3% slower).
+extern "C" __global__ void __launch_bounds__(WB_PLAN_THREADS) wb_copy_plan(const wb_plan_params params) {
   const unsigned *first_chunks = reinterpret_cast<const unsigned *>(params.first_chunks);
-  const wb_plan_copy *copies = reinterpret_cast<const wb_plan_copy *>(params.copies);
-  const unsigned first = blockIdx.x * WB_PLAN_CHUNKS_PER_BLOCK;
-  unsigned lo = 0, hi = params.count - 1;  // the last copy whose first chunk is at or before `first`
+  unsigned lo = 0, hi = params.count - 1;  // the last copy whose first chunk is at or before this block
   while (lo < hi) {
     const unsigned mid = (lo + hi + 1) / 2;
-    if (__ldg(first_chunks + mid) <= first) {
+    if (__ldg(first_chunks + mid) <= blockIdx.x) {
       lo = mid;
     } else {
       hi = mid - 1;
     }
   }
-  for (unsigned chunk = first; chunk < first + WB_PLAN_CHUNKS_PER_BLOCK && chunk < params.chunks; ++chunk) {
-    while (lo + 1 < params.count && __ldg(first_chunks + lo + 1) <= chunk) ++lo;
-    const wb_plan_copy &c = copies[lo];
-    copy_chunk(c, reinterpret_cast<const char *>(params.sources[c.source]), chunk - __ldg(first_chunks + lo));
-  }
+  const wb_plan_copy &c = reinterpret_cast<const wb_plan_copy *>(params.copies)[lo];
+  copy_chunk(c, reinterpret_cast<const char *>(params.sources[c.source]), blockIdx.x - __ldg(first_chunks + lo));
 }

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <utility>
 #include <vector>
 
 struct wb_client;
@@ -77,17 +79,40 @@ struct PlanSource {
   int ordinal = -1;
 };
 
+// A plan's sources for one run, each looked up when first asked for (plan.cpp's resolve): the GPU part asks
+// for a launch's sources just before it launches, so the GPU copies the first shards while the host looks up
+// the rest.
+class PlanSources {
+ public:
+  PlanSources(size_t count, std::function<int(uint32_t, PlanSource *)> resolve)
+      : found_(count), known_(count, false), resolve_(std::move(resolve)) {}
+  size_t count() const { return found_.size(); }
+  int get(uint32_t k, const PlanSource **out) {
+    if (!known_[k]) {
+      if (int rc = resolve_(k, &found_[k]); rc != 0) return rc;
+      known_[k] = true;
+    }
+    *out = &found_[k];
+    return 0;
+  }
+
+ private:
+  std::vector<PlanSource> found_;
+  std::vector<bool> known_;
+  std::function<int(uint32_t, PlanSource *)> resolve_;
+};
+
 // What a plan keeps in the CUDA contexts it ran in (cuda/plan_run.cpp): its copies as the plan kernel's
 // descriptors in device memory.
 struct PlanGpu;
 
 // Enqueues a plan's GPU copies and fills on stream, after the snapshot's GPU work: copies that the plan kernel
-// reaches in one launch (a few for many sources), the rest one cuMemcpyAsync or cuMemcpy2DAsync each (peer,
-// host). *gpu is made on first use and kept for the next runs; ordinal is a GPU of the copies, for a NULL stream
-// in a thread without a context. Calls for one plan must not overlap (wb_plan_run's contract).
+// reaches in a few launches (the first small, so that the GPU starts early), the rest one cuMemcpyAsync or
+// cuMemcpy2DAsync each (peer, host). *gpu is made on first use and kept for the next runs; ordinal is a GPU of
+// the copies, for a NULL stream in a thread without a context. Calls for one plan must not overlap
+// (wb_plan_run's contract).
 int run_plan_on_stream(wb_snapshot *snapshot, PlanGpu **gpu, const std::vector<PlanCopy> &copies,
-                       const std::vector<Fill2D> &fills, const std::vector<PlanSource> &sources, int ordinal,
-                       void *stream);
+                       const std::vector<Fill2D> &fills, PlanSources *sources, int ordinal, void *stream);
 
 // Frees what run_plan_on_stream kept (NULL: nothing), in the contexts it was made in.
 void destroy_plan_gpu(PlanGpu *gpu);

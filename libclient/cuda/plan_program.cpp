@@ -1,5 +1,6 @@
 #include "plan_program.hpp"
 
+#include <algorithm>
 #include <unordered_map>
 
 namespace wb::cuda {
@@ -31,8 +32,9 @@ bool kernel_holds(const KernelCopy &c) {
   return chunks <= kMaxChunks;
 }
 
-PlanProgram make_program(const std::vector<KernelCopy> &copies, uint32_t max_sources) {
+PlanProgram make_program(const std::vector<KernelCopy> &copies, uint32_t first_sources, uint32_t max_sources) {
   PlanProgram program;
+  uint32_t share = std::min(first_sources, max_sources);  // the current launch's
   std::unordered_map<uint32_t, uint32_t> local;  // plan source -> index in the current launch's sources
   for (uint32_t i = 0; i < copies.size(); ++i) {
     const KernelCopy &c = copies[i];
@@ -40,8 +42,9 @@ PlanProgram make_program(const std::vector<KernelCopy> &copies, uint32_t max_sou
     uint64_t chunks;
     chunk_shape(c.row_bytes, c.rows, &d.rows_per_chunk, &d.pieces, &chunks);
     bool new_source = local.find(c.source) == local.end();
-    if (program.launches.empty() || (new_source && local.size() == max_sources) ||
+    if (program.launches.empty() || (new_source && local.size() == share) ||
         program.launches.back().chunks + chunks > kMaxChunks) {
+      if (!program.launches.empty()) share = uint32_t(std::min<uint64_t>(uint64_t(share) * 2, max_sources));
       program.launches.push_back(PlanLaunch{uint32_t(program.copies.size()), 0, 0, {}});
       local.clear();
       new_source = true;

@@ -46,8 +46,14 @@ struct PlanProgram {
   std::vector<PlanLaunch> launches;
 };
 
+// Sources of a run's first launch: small, so that the GPU starts copying while the host looks up where the
+// rest of the version's shards are; each next launch may read twice as many, up to WB_PLAN_MAX_SOURCES.
+constexpr uint32_t kFirstLaunchSources = 64;
+
 // The program of `copies` (each kernel_holds), in their order: a launch takes copies until the next would make
-// it read more than max_sources sources or its chunks reach 2^31.
-PlanProgram make_program(const std::vector<KernelCopy> &copies, uint32_t max_sources = WB_PLAN_MAX_SOURCES);
+// it read more sources than its share (first_sources, doubling for each next launch, at most max_sources) or
+// its chunks reach 2^31.
+PlanProgram make_program(const std::vector<KernelCopy> &copies, uint32_t first_sources = kFirstLaunchSources,
+                         uint32_t max_sources = WB_PLAN_MAX_SOURCES);
 
 }  // namespace wb::cuda

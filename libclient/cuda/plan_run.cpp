@@ -1,7 +1,7 @@
 // A plan's GPU copies on the reader's stream, after the version's GPU work. Made once per plan and context: the
 // copies whose destination and source the plan kernel reaches (same GPU, device memory) become its descriptors,
-// uploaded to device memory (plan_program.hpp), so that a run is a launch or a few (one per WB_PLAN_MAX_SOURCES
-// sources) whose parameters carry where this version's sources are. The rest (peer, host, or where the kernel is
+// uploaded to device memory (plan_program.hpp), so that a run is a few launches whose parameters carry where
+// this version's sources are, each launched as soon as its sources are looked up (the first small). The rest (peer, host, or where the kernel is
 // not usable) are one cuMemcpyAsync or cuMemcpy2DAsync each; the driver picks the kind of copy from the memory
 // types, device pointers of other GPUs working through unified addressing. Zero fills are cuMemsetD2D8Async.
 #include <algorithm>
@@ -72,9 +72,8 @@ struct Program {
   CUfunction function = nullptr;  // nullptr: every copy goes one at a time
   CUdeviceptr memory = 0;         // the descriptors, then the first chunks
   PlanProgram program;
-  std::vector<uint32_t> per_copy;     // the plan's copies outside the program
-  std::vector<uint32_t> read_by_kernel;  // the sources the program reads
-  std::vector<uint64_t> source_bytes;    // per source: the bytes the program reads from its address (0: none)
+  std::vector<uint32_t> per_copy;      // the plan's copies outside the program
+  std::vector<uint64_t> source_bytes;  // per source: the bytes the program reads from its address (0: none)
   // Per source, the last addresses found reachable: a source's address is one of its replicas', so a few
   // remembered spare most runs the driver's query.
   std::vector<std::array<const char *, 4>> reachable;
@@ -91,19 +90,21 @@ namespace {
 // Builds the program of `copies` in context (current), with the sources of the first run: the kernel takes a
 // copy whose destination it reaches and whose source is device memory of this GPU that it reaches.
 int build(const Driver *d, ClientState *state, CUcontext context, const std::vector<PlanCopy> &copies,
-          const std::vector<PlanSource> &sources, Program *p) {
+          PlanSources *sources, Program *p) {
   p->context = context;
   int rc = context_ordinal(context, &p->ordinal);
   if (rc != WB_OK) return rc;
   p->function = state->copy_kernel.plan_function(context);
-  p->source_bytes.assign(sources.size(), 0);
-  p->reachable.assign(sources.size(), {});
+  p->source_bytes.assign(sources->count(), 0);
+  p->reachable.assign(sources->count(), {});
   KernelReach reach(d, p->ordinal);
   std::vector<KernelCopy> kernel;
   std::vector<uint32_t> origin;
   for (uint32_t i = 0; i < copies.size(); ++i) {
     const PlanCopy &c = copies[i];
-    const PlanSource &s = sources[c.source];
+    const PlanSource *found;
+    if ((rc = sources->get(c.source, &found)) != WB_OK) return rc;
+    const PlanSource &s = *found;
     KernelCopy k{c.source, c.src_offset, reinterpret_cast<uintptr_t>(c.dst), c.row_bytes, c.rows, c.src_pitch,
                  c.dst_pitch};
     const uint64_t src_end = c.src_offset + span(c.row_bytes, c.rows, c.src_pitch);
@@ -118,10 +119,10 @@ int build(const Driver *d, ClientState *state, CUcontext context, const std::vec
   }
   p->program = make_program(kernel);
   for (uint32_t &o : p->program.origin) o = origin[o];
-  for (uint32_t k = 0; k < sources.size(); ++k) {
-    if (p->source_bytes[k] == 0) continue;
-    p->read_by_kernel.push_back(k);
-    p->reachable[k][0] = sources[k].data;
+  for (uint32_t k = 0; k < sources->count(); ++k) {
+    const PlanSource *found;
+    if (p->source_bytes[k] == 0 || (rc = sources->get(k, &found)) != WB_OK) continue;
+    p->reachable[k][0] = found->data;
   }
   if (p->program.copies.empty()) return WB_OK;
   const size_t descriptors = p->program.copies.size() * sizeof(wb_plan_copy);
@@ -135,65 +136,77 @@ int build(const Driver *d, ClientState *state, CUcontext context, const std::vec
                "cuMemcpyHtoD");
 }
 
-// Whether the kernel reaches every source it reads at this run's addresses (another replica's than last time
-// is asked of the driver once, then remembered).
-bool sources_reached(const Driver *d, Program *p, const std::vector<PlanSource> &sources) {
+// Whether the kernel reaches every source of launch l at this run's addresses, looked up now (another replica's
+// address than last time is asked of the driver once, then remembered).
+int sources_reached(const Driver *d, Program *p, const PlanLaunch &l, PlanSources *sources, bool *reached) {
   KernelReach reach(d, p->ordinal);
-  for (uint32_t k : p->read_by_kernel) {
-    const PlanSource &s = sources[k];
+  *reached = true;
+  for (uint32_t k : l.sources) {
+    const PlanSource *s;
+    if (int rc = sources->get(k, &s); rc != WB_OK) return rc;
     auto &known = p->reachable[k];
-    if (std::find(known.begin(), known.end(), s.data) != known.end()) continue;
-    if (!s.on_gpu || s.ordinal != p->ordinal || !reach(s.data, p->source_bytes[k])) return false;
+    if (std::find(known.begin(), known.end(), s->data) != known.end()) continue;
+    if (!s->on_gpu || s->ordinal != p->ordinal || !reach(s->data, p->source_bytes[k])) {
+      *reached = false;
+      continue;
+    }
     std::rotate(known.rbegin(), known.rbegin() + 1, known.rend());
-    known[0] = s.data;
+    known[0] = s->data;
   }
-  return true;
+  return WB_OK;
 }
 
-int launch(const Driver *d, Program *p, const PlanLaunch &l, const std::vector<PlanSource> &sources,
-           CUstream stream) {
+int launch(const Driver *d, Program *p, const PlanLaunch &l, PlanSources *sources, CUstream stream) {
   wb_plan_params &params = *p->params;
   params.copies = p->memory + l.first * sizeof(wb_plan_copy);
   params.first_chunks = p->memory + p->program.copies.size() * sizeof(wb_plan_copy) + l.first * sizeof(uint32_t);
   params.count = l.count;
-  params.chunks = l.chunks;
-  for (size_t k = 0; k < l.sources.size(); ++k) params.sources[k] = reinterpret_cast<uintptr_t>(sources[l.sources[k]].data);
+  for (size_t k = 0; k < l.sources.size(); ++k) {
+    const PlanSource *s;
+    if (int rc = sources->get(l.sources[k], &s); rc != WB_OK) return rc;
+    params.sources[k] = reinterpret_cast<uintptr_t>(s->data);
+  }
   void *args[] = {&params};
-  const unsigned blocks = (l.chunks + WB_PLAN_CHUNKS_PER_BLOCK - 1) / WB_PLAN_CHUNKS_PER_BLOCK;
-  return d->cuLaunchKernel(p->function, blocks, 1, 1, WB_COPY_THREADS, 1, 1, 0, stream, args, nullptr) == CUDA_SUCCESS
+  return d->cuLaunchKernel(p->function, l.chunks, 1, 1, WB_PLAN_THREADS, 1, 1, 0, stream, args, nullptr) == CUDA_SUCCESS
              ? WB_OK
              : WB_E_CUDA;
 }
 
-// The program's launches, a launch that the driver refuses as its copies one at a time (and the kernel not
-// used in the context again); then the copies outside the program.
+int copy_each(const Driver *d, const std::vector<PlanCopy> &copies, const uint32_t *index, size_t count,
+              PlanSources *sources, CUstream stream) {
+  for (size_t i = 0; i < count; ++i) {
+    const PlanCopy &c = copies[index[i]];
+    const PlanSource *s;
+    int rc = sources->get(c.source, &s);
+    if (rc != WB_OK || (rc = copy_one(d, c, *s, stream)) != WB_OK) return rc;
+  }
+  return WB_OK;
+}
+
+// The program's launches, each once its sources are looked up (a launch the kernel cannot run: one copy at a
+// time; one the driver refuses: that, and the kernel is not used in the context again); then the copies
+// outside the program.
 int run_program(const Driver *d, ClientState *state, Program *p, const std::vector<PlanCopy> &copies,
-                const std::vector<PlanSource> &sources, CUstream stream) {
+                PlanSources *sources, CUstream stream) {
   int rc = WB_OK;
-  const bool kernel = p->function != nullptr && sources_reached(d, p, sources);
   for (const PlanLaunch &l : p->program.launches) {
-    if (kernel && p->function != nullptr && launch(d, p, l, sources, stream) == WB_OK) continue;
-    if (kernel && p->function != nullptr) {
+    bool reached = false;
+    if (p->function != nullptr && (rc = sources_reached(d, p, l, sources, &reached)) != WB_OK) return rc;
+    if (reached) {
+      if ((rc = launch(d, p, l, sources, stream)) == WB_OK) continue;
+      if (rc != WB_E_CUDA) return rc;
       state->copy_kernel.plan_refused(p->context);
       p->function = nullptr;
     }
-    for (uint32_t i = l.first; rc == WB_OK && i < l.first + l.count; ++i) {
-      const PlanCopy &c = copies[p->program.origin[i]];
-      rc = copy_one(d, c, sources[c.source], stream);
-    }
-    if (rc != WB_OK) return rc;
+    if ((rc = copy_each(d, copies, p->program.origin.data() + l.first, l.count, sources, stream)) != WB_OK) return rc;
   }
-  for (uint32_t i : p->per_copy) {
-    if ((rc = copy_one(d, copies[i], sources[copies[i].source], stream)) != WB_OK) return rc;
-  }
-  return WB_OK;
+  return copy_each(d, copies, p->per_copy.data(), p->per_copy.size(), sources, stream);
 }
 
 }  // namespace
 
 int run_plan_on_stream(wb_snapshot *snapshot, PlanGpu **gpu, const std::vector<PlanCopy> &copies,
-                       const std::vector<Fill2D> &fills, const std::vector<PlanSource> &sources, int ordinal,
-                       void *stream) {
+                       const std::vector<Fill2D> &fills, PlanSources *sources, int ordinal, void *stream) {
   const Driver *d = nullptr;
   ClientState *state = nullptr;
   CUcontext context = nullptr;

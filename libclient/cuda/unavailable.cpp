@@ -25,7 +25,7 @@ int device_count(int *) { return unavailable(); }
 int ordinal_of(const uint8_t[16], int *) { return unavailable(); }
 int copy_on_stream(wb_snapshot *, const std::vector<Copy> &, void *) { return unavailable(); }
 int run_plan_on_stream(wb_snapshot *, PlanGpu **, const std::vector<PlanCopy> &, const std::vector<Fill2D> &,
-                       const std::vector<PlanSource> &, int, void *) {
+                       PlanSources *, int, void *) {
   return unavailable();
 }
 void destroy_plan_gpu(PlanGpu *) {}

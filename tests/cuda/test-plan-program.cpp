@@ -1,6 +1,7 @@
 // The plan kernel's program (libclient/cuda/plan_program.cpp), without a GPU: how copies are cut into chunks
 // (several narrow rows a chunk, wide rows in pieces), which copies a descriptor holds, and that launches keep the
-// copies' order, number their chunks from 0, pass each source once, and split at the sources' and chunks' limits.
+// copies' order, number their chunks from 0, pass each source once, grow from a small first launch, and split at
+// the sources' and chunks' limits.
 // A model of the kernel's walk over the chunks (as copy_kernel.cu does it) copies host memory from a program, so
 // that every byte of every copy is shown to be written exactly once, for strided and plain copies of odd sizes.
 #include <algorithm>
@@ -115,7 +116,7 @@ void launches_keep_order_and_pass_each_source_once(void **) {
 
 void a_launch_ends_at_its_sources_limit(void **) {
   std::vector<KernelCopy> copies = {copy(0, 8), copy(1, 8), copy(0, 8), copy(2, 8), copy(2, 8), copy(1, 8)};
-  PlanProgram p = make_program(copies, 2);
+  PlanProgram p = make_program(copies, 2, 2);
   assert_int_equal(p.launches.size(), 2);
   assert_int_equal(p.launches[0].count, 3);  // sources 0 and 1; source 2 opens the next launch
   assert_true((p.launches[0].sources == std::vector<uint32_t>{0, 1}));
@@ -126,6 +127,20 @@ void a_launch_ends_at_its_sources_limit(void **) {
   assert_int_equal(p.copies[5].source, 1);
 }
 
+void launches_grow_from_the_first_to_the_most_sources(void **) {
+  std::vector<KernelCopy> copies;
+  for (uint32_t source = 0; source < 7; ++source) copies.push_back(copy(source, 8));
+  PlanProgram p = make_program(copies, 1, 3);  // 1, 2, then 3 (not 4) sources a launch
+  assert_int_equal(p.launches.size(), 4);
+  assert_true((p.launches[0].sources == std::vector<uint32_t>{0}));
+  assert_true((p.launches[1].sources == std::vector<uint32_t>{1, 2}));
+  assert_true((p.launches[2].sources == std::vector<uint32_t>{3, 4, 5}));
+  assert_true((p.launches[3].sources == std::vector<uint32_t>{6}));
+  p = make_program(copies);  // the library's: all seven in the first launch
+  assert_int_equal(p.launches.size(), 1);
+  assert_true(wb::cuda::kFirstLaunchSources >= 7);
+}
+
 void a_launch_ends_before_2_to_the_31_chunks(void **) {
   std::vector<KernelCopy> copies = {copy(0, kChunk, uint64_t(1) << 30), copy(0, kChunk, uint64_t(1) << 30)};
   PlanProgram p = make_program(copies);
@@ -134,46 +149,41 @@ void a_launch_ends_before_2_to_the_31_chunks(void **) {
   assert_int_equal(p.launches[1].chunks, uint64_t(1) << 30);
 }
 
-// The kernel's walk (copy_kernel.cu, wb_copy_plan), on the host: every block's chunks, found as the kernel finds
-// them, copied byte by byte, each destination byte counted.
-void run_model(const PlanProgram &p, const std::vector<const char *> &sources, char *dst_base, uint64_t dst_offset,
+// The kernel's walk (copy_kernel.cu, wb_copy_plan), on the host: every block's chunk, found as the kernel finds
+// it, copied byte by byte, each destination byte counted.
+void run_model(const PlanProgram &p, const std::vector<const char *> &sources, const char *dst_base,
                std::vector<uint8_t> *writes) {
   for (const wb::cuda::PlanLaunch &l : p.launches) {
-    const uint32_t blocks = (l.chunks + WB_PLAN_CHUNKS_PER_BLOCK - 1) / WB_PLAN_CHUNKS_PER_BLOCK;
-    for (uint32_t block = 0; block < blocks; ++block) {
-      const uint32_t first = block * WB_PLAN_CHUNKS_PER_BLOCK;
+    for (uint32_t block = 0; block < l.chunks; ++block) {
       uint32_t lo = 0, hi = l.count - 1;
       while (lo < hi) {
         const uint32_t mid = (lo + hi + 1) / 2;
-        if (p.first_chunks[l.first + mid] <= first) {
+        if (p.first_chunks[l.first + mid] <= block) {
           lo = mid;
         } else {
           hi = mid - 1;
         }
       }
-      for (uint32_t chunk = first; chunk < first + WB_PLAN_CHUNKS_PER_BLOCK && chunk < l.chunks; ++chunk) {
-        while (lo + 1 < l.count && p.first_chunks[l.first + lo + 1] <= chunk) ++lo;
-        const wb_plan_copy &c = p.copies[l.first + lo];
-        const uint32_t k = chunk - p.first_chunks[l.first + lo];
-        const char *src = sources[l.sources[c.source]] + c.src_offset;
-        char *dst = reinterpret_cast<char *>(c.dst);
-        uint64_t row0, rows, begin, n;
-        if (c.rows_per_chunk == 1) {
-          row0 = k / c.pieces;
-          rows = 1;
-          begin = uint64_t(k - row0 * c.pieces) * kChunk;
-          n = std::min<uint64_t>(c.row_bytes - begin, kChunk);
-        } else {
-          row0 = uint64_t(k) * c.rows_per_chunk;
-          rows = std::min<uint64_t>(c.rows_per_chunk, c.rows - row0);
-          begin = 0;
-          n = c.row_bytes;
-        }
-        for (uint64_t r = row0; r < row0 + rows; ++r) {
-          char *to = dst + r * c.dst_pitch + begin;
-          memcpy(to, src + r * c.src_pitch + begin, n);
-          for (uint64_t b = 0; b < n; ++b) (*writes)[to - dst_base - dst_offset + b]++;
-        }
+      const wb_plan_copy &c = p.copies[l.first + lo];
+      const uint32_t k = block - p.first_chunks[l.first + lo];
+      const char *src = sources[l.sources[c.source]] + c.src_offset;
+      char *dst = reinterpret_cast<char *>(c.dst);
+      uint64_t row0, rows, begin, n;
+      if (c.rows_per_chunk == 1) {
+        row0 = k / c.pieces;
+        rows = 1;
+        begin = uint64_t(k - row0 * c.pieces) * kChunk;
+        n = std::min<uint64_t>(c.row_bytes - begin, kChunk);
+      } else {
+        row0 = uint64_t(k) * c.rows_per_chunk;
+        rows = std::min<uint64_t>(c.rows_per_chunk, c.rows - row0);
+        begin = 0;
+        n = c.row_bytes;
+      }
+      for (uint64_t r = row0; r < row0 + rows; ++r) {
+        char *to = dst + r * c.dst_pitch + begin;
+        memcpy(to, src + r * c.src_pitch + begin, n);
+        for (uint64_t b = 0; b < n; ++b) (*writes)[to - dst_base + b]++;
       }
     }
   }
@@ -207,11 +217,11 @@ void the_chunks_write_every_byte_once(void **) {
       used += c.row_bytes * c.rows;
       copies.push_back(c);
     }
-    PlanProgram p = make_program(copies, 1 + random() % 3);
+    PlanProgram p = make_program(copies, 1 + random() % 3, 2 + random() % 3);
     std::vector<const char *> sources;
     for (auto &d : data) sources.push_back(d.data());
     std::vector<uint8_t> writes(used);
-    run_model(p, sources, dst.data(), 0, &writes);
+    run_model(p, sources, dst.data(), &writes);
     assert_true(std::all_of(writes.begin(), writes.end(), [](uint8_t w) { return w == 1; }));
     uint64_t at = 0;
     for (const KernelCopy &c : copies) {
@@ -230,6 +240,7 @@ int main(void) {
       cmocka_unit_test(descriptors_hold_non_empty_copies_within_32_bits),
       cmocka_unit_test(launches_keep_order_and_pass_each_source_once),
       cmocka_unit_test(a_launch_ends_at_its_sources_limit),
+      cmocka_unit_test(launches_grow_from_the_first_to_the_most_sources),
       cmocka_unit_test(a_launch_ends_before_2_to_the_31_chunks),
       cmocka_unit_test(the_chunks_write_every_byte_once),
   };

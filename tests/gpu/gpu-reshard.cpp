@@ -3,6 +3,7 @@
 // every element of every destination checked on the host for every version a reader leases.
 //
 //   gpu-reshard [--ranks N] [--readers M] [--versions V] [--path vmm|legacy] [--kill 0|1] [--spread 0|1]
+//               [--host 0|1]
 //
 // The model (Qwen-like, small): q/k/v with grouped-query attention (32 heads, 8 KV heads), o_proj and down_proj
 // read row-parallel (their slices cut dimension 1: strided copies), gate/up fused, an embedding of a vocabulary
@@ -11,6 +12,8 @@
 // wb_shard_alloc_cuda, which outlive their rank: with --kill 1 rank 1 is killed with SIGKILL a third of the way
 // and started again (it takes its rank over). --path legacy: cuMemAlloc memory registered in place
 // (wb_shard_register_cuda). --spread 1: rank r on GPU r % G and reader m on GPU (m + 1) % G (peer copies).
+// --host 1: every other destination of a reader is host memory (the plan's copies one driver copy each, not the
+// plan kernel's).
 #include <signal.h>
 #include <unistd.h>
 
@@ -26,7 +29,7 @@ namespace {
 struct Options {
   uint32_t ranks = 4, readers = 2, versions = 60;
   std::string path = "vmm";
-  bool kill = false, spread = false;
+  bool kill = false, spread = false, host = false;
 };
 
 Options parse(int argc, char **argv) {
@@ -40,6 +43,7 @@ Options parse(int argc, char **argv) {
     else if (flag == "--path") o.path = v;
     else if (flag == "--kill") o.kill = atoi(v) != 0;
     else if (flag == "--spread") o.spread = atoi(v) != 0;
+    else if (flag == "--host") o.host = atoi(v) != 0;
     else die("unknown flag %s", flag.c_str());
   }
   if (o.path != "vmm" && o.path != "legacy") die("--path is vmm or legacy");
@@ -283,8 +287,15 @@ int reader_main(const Options &o, const std::string &socket, uint32_t m, Shared 
   wb_topic *topic = open_topic(client, "model", 30000);
   Dests d = tp_layout(m, o.readers);
   std::vector<CUdeviceptr> buffers(d.dests.size());
+  std::vector<std::vector<uint16_t>> in_host(d.dests.size());  // --host: the host destinations
   for (size_t i = 0; i < d.dests.size(); ++i) {
     d.dests[i].dst_bytes = dest_elements(d.dests[i]) * 2;
+    if (o.host && i % 2 == 1) {
+      in_host[i].resize(dest_elements(d.dests[i]));
+      d.dests[i].dst = in_host[i].data();
+      d.dests[i].device = -1;
+      continue;
+    }
     CU(cu.cuMemAlloc(&buffers[i], d.dests[i].dst_bytes));
     d.dests[i].dst = reinterpret_cast<void *>(buffers[i]);
     d.dests[i].device = ordinal;
@@ -307,13 +318,19 @@ int reader_main(const Options &o, const std::string &socket, uint32_t m, Shared 
     WB(wb_snapshot_acquire(topic, 0, 30000, &snapshot));
     uint64_t v;
     WB(wb_snapshot_version(snapshot, &v));
-    for (size_t i = 0; i < buffers.size(); ++i) CU(cu.cuMemsetD8Async(buffers[i], 0xee, d.dests[i].dst_bytes, stream));
+    for (size_t i = 0; i < buffers.size(); ++i) {
+      if (buffers[i] != 0) CU(cu.cuMemsetD8Async(buffers[i], 0xee, d.dests[i].dst_bytes, stream));
+      else memset(in_host[i].data(), 0xee, d.dests[i].dst_bytes);
+    }
     WB(wb_plan_run(plan, snapshot, stream));
     for (size_t i = 0; i < buffers.size(); ++i) {
       host[i].resize(dest_elements(d.dests[i]));
-      CU(cu.cuMemcpyDtoHAsync(host[i].data(), buffers[i], d.dests[i].dst_bytes, stream));
+      if (buffers[i] != 0) CU(cu.cuMemcpyDtoHAsync(host[i].data(), buffers[i], d.dests[i].dst_bytes, stream));
     }
     CU(cu.cuStreamSynchronize(stream));
+    for (size_t i = 0; i < buffers.size(); ++i) {
+      if (buffers[i] == 0) host[i] = in_host[i];
+    }
     WB(wb_snapshot_release(snapshot));
     for (uint32_t i = 0; i < host.size(); ++i) {
       int64_t bad = check(d, i, host[i], v);
@@ -366,8 +383,8 @@ int main(int argc, char **argv) {
   uint64_t reads = 0;
   for (uint32_t m = 0; m < o.readers; ++m) reads += shared->reads[m];
   const char *verdict = failures == 0 && shared->torn == 0 ? "PASS" : "FAIL";
-  result("gpu-reshard", "%s ranks=%u readers=%u path=%s versions=%u reads=%llu torn=%llu killed=%d", verdict,
-         o.ranks, o.readers, o.path.c_str(), o.versions, (unsigned long long)reads,
+  result("gpu-reshard", "%s ranks=%u readers=%u path=%s%s versions=%u reads=%llu torn=%llu killed=%d", verdict,
+         o.ranks, o.readers, o.path.c_str(), o.host ? " host-dests" : "", o.versions, (unsigned long long)reads,
          (unsigned long long)shared->torn, killed ? 1 : 0);
   return failures == 0 && shared->torn == 0 ? 0 : 1;
 }

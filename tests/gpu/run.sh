@@ -75,6 +75,7 @@ r=$bin/gpu-reshard
 run reshard-vmm-n4-m2-kill 300 "$r" --ranks 4 --readers 2 --path vmm --kill 1
 run reshard-vmm-n3-m4 300 "$r" --ranks 3 --readers 4 --path vmm
 run reshard-legacy-n4-m2 300 "$r" --ranks 4 --readers 2 --path legacy
+run reshard-vmm-n2-m2-host 300 "$r" --ranks 2 --readers 2 --path vmm --host 1  # host destinations beside GPU ones
 if [ "${gpus:-0}" -ge 2 ]; then
   run reshard-spread-n4-m2 300 "$r" --ranks 4 --readers 2 --path vmm --spread 1
 fi
@@ -107,6 +108,11 @@ if [ "${gpus:-0}" -ge 2 ] && [ -x "$bin/gpu-relay" ]; then
 fi
 if python3 -c 'import torch' >/dev/null 2>&1; then
   run torch-interop 900 python3 tests/gpu/torch_interop.py "$build"
+  # The binding's sharded-model tests on this host's torch: DTensor (torch >= 2.4) ranks among them.
+  if python3 -c 'import pytest' >/dev/null 2>&1; then
+    run python-sharded 300 env WEIGHTBUS_LIBRARY="$build/libclient/libweightbus.so.0" python3 -m pytest -q \
+      -p no:cacheprovider bindings/python/tests/test_sharded.py
+  fi
 else
   [[ -z $only || torch-interop =~ $only ]] && rows+=("$(printf '%-34s %-7s %5ss  %s' torch-interop SKIP 0 'no torch for python3')")
 fi
