@@ -24,7 +24,7 @@ void chunk_shape(uint64_t row_bytes, uint64_t rows, uint32_t *rows_per_chunk, ui
   *chunks = per_row * rows;
 }
 
-bool kernel_holds(const KernelCopy &c) {
+bool kernel_holds(const PlanCopy &c) {
   if (c.row_bytes == 0 || c.rows == 0 || c.rows > UINT32_MAX) return false;
   uint32_t rows_per_chunk, pieces;
   uint64_t chunks;
@@ -32,12 +32,12 @@ bool kernel_holds(const KernelCopy &c) {
   return chunks <= kMaxChunks;
 }
 
-PlanProgram make_program(const std::vector<KernelCopy> &copies, uint32_t first_sources, uint32_t max_sources) {
+PlanProgram make_program(const std::vector<PlanCopy> &copies, uint32_t first_sources, uint32_t max_sources) {
   PlanProgram program;
   uint32_t share = std::min(first_sources, max_sources);  // the current launch's
   std::unordered_map<uint32_t, uint32_t> local;  // plan source -> index in the current launch's sources
   for (uint32_t i = 0; i < copies.size(); ++i) {
-    const KernelCopy &c = copies[i];
+    const PlanCopy &c = copies[i];
     wb_plan_copy d = {};
     uint64_t chunks;
     chunk_shape(c.row_bytes, c.rows, &d.rows_per_chunk, &d.pieces, &chunks);
@@ -55,7 +55,7 @@ PlanProgram make_program(const std::vector<KernelCopy> &copies, uint32_t first_s
       launch.sources.push_back(c.source);
     }
     d.src_offset = c.src_offset;
-    d.dst = c.dst;
+    d.dst = reinterpret_cast<uintptr_t>(c.dst);
     d.src_pitch = c.src_pitch;
     d.dst_pitch = c.dst_pitch;
     d.row_bytes = c.row_bytes;

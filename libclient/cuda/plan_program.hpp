@@ -7,20 +7,9 @@
 #include <vector>
 
 #include "copy_kernel_params.h"
+#include "hooks.hpp"  // PlanCopy
 
 namespace wb::cuda {
-
-// A copy for the kernel: rows of row_bytes from source `source` (an index into the plan's sources) at
-// src_offset + i * src_pitch into dst + i * dst_pitch.
-struct KernelCopy {
-  uint32_t source = 0;
-  uint64_t src_offset = 0;
-  uint64_t dst = 0;
-  uint64_t row_bytes = 0;
-  uint64_t rows = 1;
-  uint64_t src_pitch = 0;
-  uint64_t dst_pitch = 0;
-};
 
 // How the kernel cuts a copy into chunks of at most WB_COPY_CHUNK_BYTES: whole rows, rows_per_chunk of them,
 // where a row fits in half a chunk (so that narrow strided rows make chunks as large as wide ones); else every
@@ -28,7 +17,7 @@ struct KernelCopy {
 void chunk_shape(uint64_t row_bytes, uint64_t rows, uint32_t *rows_per_chunk, uint32_t *pieces, uint64_t *chunks);
 
 // Whether a descriptor holds the copy: non-empty, rows and each launch's chunks within 32 bits.
-bool kernel_holds(const KernelCopy &c);
+bool kernel_holds(const PlanCopy &c);
 
 // One launch: descriptors [first, first + count) of the program, `chunks` in all, reading `sources`
 // (indices into the plan's sources, in the order the launch passes their addresses).
@@ -53,7 +42,7 @@ constexpr uint32_t kFirstLaunchSources = 64;
 // The program of `copies` (each kernel_holds), in their order: a launch takes copies until the next would make
 // it read more sources than its share (first_sources, doubling for each next launch, at most max_sources) or
 // its chunks reach 2^31.
-PlanProgram make_program(const std::vector<KernelCopy> &copies, uint32_t first_sources = kFirstLaunchSources,
+PlanProgram make_program(const std::vector<PlanCopy> &copies, uint32_t first_sources = kFirstLaunchSources,
                          uint32_t max_sources = WB_PLAN_MAX_SOURCES);
 
 }  // namespace wb::cuda

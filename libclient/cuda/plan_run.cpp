@@ -98,23 +98,21 @@ int build(const Driver *d, ClientState *state, CUcontext context, const std::vec
   p->source_bytes.assign(sources->count(), 0);
   p->reachable.assign(sources->count(), {});
   KernelReach reach(d, p->ordinal);
-  std::vector<KernelCopy> kernel;
+  std::vector<PlanCopy> kernel;
   std::vector<uint32_t> origin;
   for (uint32_t i = 0; i < copies.size(); ++i) {
     const PlanCopy &c = copies[i];
     const PlanSource *found;
     if ((rc = sources->get(c.source, &found)) != WB_OK) return rc;
     const PlanSource &s = *found;
-    KernelCopy k{c.source, c.src_offset, reinterpret_cast<uintptr_t>(c.dst), c.row_bytes, c.rows, c.src_pitch,
-                 c.dst_pitch};
     const uint64_t src_end = c.src_offset + span(c.row_bytes, c.rows, c.src_pitch);
-    if (p->function == nullptr || !c.dst_on_gpu || !s.on_gpu || s.ordinal != p->ordinal || !kernel_holds(k) ||
+    if (p->function == nullptr || !c.dst_on_gpu || !s.on_gpu || s.ordinal != p->ordinal || !kernel_holds(c) ||
         !reach(c.dst, span(c.row_bytes, c.rows, c.dst_pitch)) || !reach(s.data, src_end)) {
       p->per_copy.push_back(i);
       continue;
     }
     p->source_bytes[c.source] = std::max(p->source_bytes[c.source], src_end);
-    kernel.push_back(k);
+    kernel.push_back(c);
     origin.push_back(i);
   }
   p->program = make_program(kernel);

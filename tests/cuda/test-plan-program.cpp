@@ -22,8 +22,8 @@ extern "C" {
 
 using wb::cuda::chunk_shape;
 using wb::cuda::kernel_holds;
-using wb::cuda::KernelCopy;
 using wb::cuda::make_program;
+using wb::cuda::PlanCopy;
 using wb::cuda::PlanProgram;
 
 namespace {
@@ -68,7 +68,7 @@ void narrow_rows_share_a_chunk_and_wide_ones_are_cut(void **) {
 }
 
 void descriptors_hold_non_empty_copies_within_32_bits(void **) {
-  KernelCopy c;
+  PlanCopy c;
   c.row_bytes = 64;
   c.rows = 1;
   assert_true(kernel_holds(c));
@@ -87,8 +87,8 @@ void descriptors_hold_non_empty_copies_within_32_bits(void **) {
   assert_true(kernel_holds(c));
 }
 
-KernelCopy copy(uint32_t source, uint64_t row_bytes, uint64_t rows = 1) {
-  KernelCopy c;
+PlanCopy copy(uint32_t source, uint64_t row_bytes, uint64_t rows = 1) {
+  PlanCopy c;
   c.source = source;
   c.row_bytes = row_bytes;
   c.rows = rows;
@@ -97,7 +97,7 @@ KernelCopy copy(uint32_t source, uint64_t row_bytes, uint64_t rows = 1) {
 }
 
 void launches_keep_order_and_pass_each_source_once(void **) {
-  std::vector<KernelCopy> copies = {copy(7, 100), copy(3, kChunk * 3), copy(7, 4096, 64), copy(9, 1)};
+  std::vector<PlanCopy> copies = {copy(7, 100), copy(3, kChunk * 3), copy(7, 4096, 64), copy(9, 1)};
   PlanProgram p = make_program(copies);
   assert_int_equal(p.launches.size(), 1);
   assert_int_equal(p.launches[0].first, 0);
@@ -115,7 +115,7 @@ void launches_keep_order_and_pass_each_source_once(void **) {
 }
 
 void a_launch_ends_at_its_sources_limit(void **) {
-  std::vector<KernelCopy> copies = {copy(0, 8), copy(1, 8), copy(0, 8), copy(2, 8), copy(2, 8), copy(1, 8)};
+  std::vector<PlanCopy> copies = {copy(0, 8), copy(1, 8), copy(0, 8), copy(2, 8), copy(2, 8), copy(1, 8)};
   PlanProgram p = make_program(copies, 2, 2);
   assert_int_equal(p.launches.size(), 2);
   assert_int_equal(p.launches[0].count, 3);  // sources 0 and 1; source 2 opens the next launch
@@ -128,7 +128,7 @@ void a_launch_ends_at_its_sources_limit(void **) {
 }
 
 void launches_grow_from_the_first_to_the_most_sources(void **) {
-  std::vector<KernelCopy> copies;
+  std::vector<PlanCopy> copies;
   for (uint32_t source = 0; source < 7; ++source) copies.push_back(copy(source, 8));
   PlanProgram p = make_program(copies, 1, 3);  // 1, 2, then 3 (not 4) sources a launch
   assert_int_equal(p.launches.size(), 4);
@@ -142,7 +142,7 @@ void launches_grow_from_the_first_to_the_most_sources(void **) {
 }
 
 void a_launch_ends_before_2_to_the_31_chunks(void **) {
-  std::vector<KernelCopy> copies = {copy(0, kChunk, uint64_t(1) << 30), copy(0, kChunk, uint64_t(1) << 30)};
+  std::vector<PlanCopy> copies = {copy(0, kChunk, uint64_t(1) << 30), copy(0, kChunk, uint64_t(1) << 30)};
   PlanProgram p = make_program(copies);
   assert_int_equal(p.launches.size(), 2);
   assert_int_equal(p.launches[0].chunks, uint64_t(1) << 30);
@@ -199,11 +199,11 @@ void the_chunks_write_every_byte_once(void **) {
       d.resize(1 + random() % (3 * kChunk));
       for (char &b : d) b = char(random());
     }
-    std::vector<KernelCopy> copies;
+    std::vector<PlanCopy> copies;
     std::vector<char> dst(8 * kChunk * 8);
     uint64_t used = 0;
     while (copies.size() < 12) {
-      KernelCopy c;
+      PlanCopy c;
       c.source = uint32_t(random() % data.size());
       const uint64_t size = data[c.source].size();
       c.row_bytes = 1 + random() % std::min<uint64_t>(size, random() % 2 ? 300 : 2 * kChunk);
@@ -213,7 +213,7 @@ void the_chunks_write_every_byte_once(void **) {
       c.src_offset = random() % (size - ((c.rows - 1) * c.src_pitch + c.row_bytes) + 1);
       c.dst_pitch = c.row_bytes;
       if (used + c.row_bytes * c.rows > dst.size()) break;
-      c.dst = reinterpret_cast<uintptr_t>(dst.data()) + used;
+      c.dst = dst.data() + used;
       used += c.row_bytes * c.rows;
       copies.push_back(c);
     }
@@ -224,7 +224,7 @@ void the_chunks_write_every_byte_once(void **) {
     run_model(p, sources, dst.data(), &writes);
     assert_true(std::all_of(writes.begin(), writes.end(), [](uint8_t w) { return w == 1; }));
     uint64_t at = 0;
-    for (const KernelCopy &c : copies) {
+    for (const PlanCopy &c : copies) {
       for (uint64_t r = 0; r < c.rows; ++r, at += c.row_bytes) {
         assert_memory_equal(dst.data() + at, data[c.source].data() + c.src_offset + r * c.src_pitch, c.row_bytes);
       }
