@@ -74,6 +74,10 @@ def reshard_table(out, lines):
                      f"received {m['floor']:.2f}, peers' gather + slice {m['peers']:.2f}")
         lines.append(f"  plan / contiguous copy = {m['plan'] / m['floor']:.3f} (target <= 1.15); peers / plan = "
                      f"{m['peers'] / m['plan']:.2f}x")
+        if "shared" in paths:  # the readers' own contiguous copies at once: one GPU shared by M processes
+            shared = min(paths["shared"])
+            lines.append(f"  readers' own contiguous copies at once {shared:.2f} = {shared / m['floor']:.3f}x the "
+                         f"contiguous copy; plan / that = {m['plan'] / shared:.3f}")
 
 
 def plots(out):

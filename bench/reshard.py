@@ -8,6 +8,8 @@ with a plan (wb_plan_create once, wb_plan_run every version). Measured in the sa
   plan      weightbus: from the last rank's publish (each rank's GPU work done) until every reader's copies are
             done (wb_plan_run + stream synchronize), a version of every element; every destination checked.
   floor     one contiguous device copy (torch copy_) of the bytes all readers receive: target plan <= 1.15x.
+  shared    each reader's one contiguous copy of its own bytes, all readers at once (from a common start to
+            the last done): what M processes sharing one GPU cost, beside the floor (reported, no target).
   peers     what systems without resharding do, reproduced with torch: gather each full tensor from its shards
             (torch.cat), then let each reader copy its slices out of it (narrow + copy_). Reported as a ratio.
 
@@ -268,6 +270,19 @@ def reader_role(socket, m, M, ranks):
                 acquire.append((t1 - t0) / 1e6)
                 run.append((t2 - t1) / 1e6)
             print(f"{statistics.median(acquire):.3f} {statistics.median(run):.3f}", flush=True)
+        elif command[0] == "shared":  # a contiguous copy of this reader's bytes, from a common start
+            n, start_ns = int(command[1]), int(command[2])
+            src = torch.empty(n, dtype=torch.uint8, device="cuda")
+            dst = torch.empty(n, dtype=torch.uint8, device="cuda")
+            dst.copy_(src)
+            torch.cuda.synchronize()
+            while time.monotonic_ns() < start_ns:
+                pass
+            dst.copy_(src)
+            torch.cuda.synchronize()
+            print(time.monotonic_ns(), flush=True)
+            del src, dst
+            torch.cuda.empty_cache()
         elif command[0] == "floor":  # one contiguous copy of the bytes all readers receive
             n = int(command[1])
             src = torch.empty(n, dtype=torch.uint8, device="cuda")
@@ -366,10 +381,11 @@ def main():
             for p in ranks:
                 assert p.stdout.readline().strip() == "ready"
             readers = [start("reader", broker.socket, m, opts.readers, opts.ranks) for m in range(opts.readers)]
-            received, copies, shares = 0, [], []
+            received, copies, shares, own = 0, [], [], []
             for p in readers:
                 _, total, n, n2d = p.stdout.readline().split()
                 received += int(total)
+                own.append(int(total))
                 copies.append(f"{n} copies ({n2d} strided)")
             for it in range(opts.iterations + 1):  # the first is a warm-up
                 for p in readers:
@@ -391,6 +407,13 @@ def main():
                                        (done - enq) / 1e6))
             host = ask(readers[0], "host").split()
             rows.append(("floor", 1, float(ask(readers[0], f"floor {received}"))))
+            for it in range(3):
+                start = time.monotonic_ns() + 2_000_000_000  # past every reader's allocation
+                for p, n in zip(readers, own):
+                    p.stdin.write(f"shared {n} {start}\n")
+                    p.stdin.flush()
+                ends = [int(p.stdout.readline()) for p in readers]
+                rows.append(("shared", it + 1, (max(ends) - start) / 1e6))
             rows.append(("peers", 1, float(ask(readers[0], "peers"))))
             for p in procs:
                 p.stdin.write("quit\n")
@@ -411,10 +434,13 @@ def main():
                 f.write(f"reshard-qwen8b-n{opts.ranks}m{opts.readers},{path},{it},{ms:.3f}\n")
     plan = statistics.median(ms for path, _, ms in rows if path == "plan")
     floor = next(ms for path, _, ms in rows if path == "floor")
+    shared = min(ms for path, _, ms in rows if path == "shared")
     peers = next(ms for path, _, ms in rows if path == "peers")
     print(f"reshard: {received / 1e9:.2f} GB to {opts.readers} readers ({', '.join(copies)}): plan {plan:.2f} ms, "
           f"one contiguous copy {floor:.2f} ms -> {plan / floor:.3f}x (target <= {TARGET}); peers' gather + "
           f"slice {peers:.2f} ms -> {peers / plan:.2f}x the plan")
+    print(f"shared: each reader's own bytes in one contiguous copy, all {opts.readers} at once: {shared:.2f} ms "
+          f"({shared / floor:.3f}x the floor); the plan is {plan / shared:.3f}x that")
     print(f"reader 0 alone, host time: wb_snapshot_acquire {host[0]} ms, wb_plan_run {host[1]} ms (medians of 20)")
     for m in range(opts.readers):
         mine = [x for x in shares if x[0] == m]
