@@ -32,10 +32,15 @@ struct PlanDest {
   std::vector<wb::plan::ZeroFill> fills;
 };
 
-// A host-to-host copy: into host memory, from a source in host memory.
+// A host-to-host copy (into host memory, from a source in host memory) and a zero fill in host memory, each
+// with the first byte of its destination.
 struct HostCopy {
   wb::plan::RowCopy copy;
-  char *dst = nullptr;  // the destination's first byte
+  char *dst = nullptr;
+};
+struct HostFill {
+  wb::plan::ZeroFill fill;
+  char *dst = nullptr;
 };
 
 }  // namespace
@@ -46,8 +51,7 @@ struct wb_plan {
   std::vector<bool> source_on_gpu;
   std::vector<int> source_ordinal;  // each GPU source's GPU in this process, found at the first run (-1 before)
   std::vector<HostCopy> host_copies;
-  std::vector<wb::plan::ZeroFill> host_fills;  // dst_offset: from the address in host_fill_dst
-  std::vector<char *> host_fill_dst;
+  std::vector<HostFill> host_fills;
   std::vector<wb::cuda::PlanCopy> gpu_copies;
   std::vector<wb::cuda::Fill2D> gpu_fills;
   int gpu_ordinal = -1;  // a destination's GPU, if any is on one
@@ -326,8 +330,7 @@ void finish_plan(wb_plan *plan, const std::vector<PlanDest> &dests) {
     for (const plan::ZeroFill &f : d.fills) {
       plan->info.pad_bytes += f.row_bytes * f.rows;
       if (d.device < 0) {
-        plan->host_fills.push_back(f);
-        plan->host_fill_dst.push_back(d.dst);
+        plan->host_fills.push_back({f, d.dst});
       } else {
         plan->gpu_fills.push_back({d.dst + f.dst_offset, f.row_bytes, f.rows, f.pitch});
       }
@@ -382,7 +385,7 @@ int run_plan(wb_plan *plan, wb_snapshot *snapshot, void *stream) {
     if ((rc = sources.get(h.copy.source, &src)) != WB_OK) return rc;
     host_copy(h.copy, src->data, h.dst);
   }
-  for (size_t i = 0; i < plan->host_fills.size(); ++i) host_fill(plan->host_fills[i], plan->host_fill_dst[i]);
+  for (const HostFill &h : plan->host_fills) host_fill(h.fill, h.dst);
   if (plan->gpu_copies.empty() && plan->gpu_fills.empty()) return WB_OK;
   int ordinal = plan->gpu_ordinal;
   if (ordinal < 0) {  // host destinations only: a GPU source's

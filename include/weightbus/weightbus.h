@@ -879,14 +879,15 @@ typedef struct wb_plan wb_plan; /* destinations resolved into copies, run every 
 WB_API int wb_plan_create(wb_topic *topic, const wb_slice_dest *dests, uint32_t count,
                           const wb_slice_part *parts, uint32_t part_count, wb_plan **out);
 
-/* Runs the plan for the snapshot's version: host destinations are filled before it returns (memcpy); CUDA
- * destinations by copies on stream (NULL: see "CUDA tensors"), ordered after every rank's GPU work for the
- * version, from any GPU of the node. The copies between memory of the stream's GPU are one kernel launch (a
- * few for a plan reading over 4,000 shards), made on the plan's first run in that GPU's context (its
- * descriptors are uploaded once and freed by wb_plan_destroy); peer and host copies are one driver copy each.
+/* Runs the plan for the snapshot's version: host destinations of host shards are filled before it returns
+ * (memcpy); copies with a GPU on either side run on stream (NULL: see "CUDA tensors"), ordered after every
+ * rank's GPU work for the version, from any GPU of the node. The copies between memory of the stream's GPU
+ * run in a few launches of one kernel, made on the plan's first run in that GPU's context (its descriptors
+ * are uploaded once and freed by wb_plan_destroy); peer and host copies are one driver copy each.
  * Synchronize stream before releasing the snapshot. One thread at a time runs a plan (different plans, also
  * of one topic, run concurrently). Errors: WB_E_INVAL (NULL, a snapshot of another topic), WB_E_STALE,
- * WB_E_NO_CUDA, WB_E_CUDA, WB_E_NOMEM (the descriptors' device memory, on a first run). */
+ * WB_E_NO_CUDA, WB_E_CUDA, WB_E_NOMEM (the descriptors' device memory, on a first run); after an error some
+ * destinations may hold this version's bytes and others not. */
 WB_API int wb_plan_run(wb_plan *plan, wb_snapshot *snapshot, void *stream);
 
 typedef struct wb_plan_info {
