@@ -1,8 +1,9 @@
 // Sharded topics, the publishing side: creating or joining a topic as one of its ranks, registering that rank's
-// shards, sealing its layout, and describing ranks (docs/sharded-models.md).
+// shards, sealing its layout, and describing ranks and shards (docs/sharded-models.md).
 #include "client.hpp"
 #include "error.hpp"
 #include "geometry.hpp"
+#include "shard_chain.hpp"
 #include "struct_size.hpp"
 #include "tensor_spec.hpp"
 #include "topic.hpp"
@@ -98,6 +99,35 @@ WB_API int wb_topic_rank_info(wb_topic *topic, uint32_t rank, wb_rank_info *out)
     return fail(WB_E_PROTOCOL, "topic '%s' names rank entries %u.. beyond the rank table", t.name, t.first_rank);
   }
   fill_rank_info(seg.rank(t.first_rank + rank), out);
+  return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
+}
+
+WB_API int wb_topic_shard(wb_topic *topic, const char *name, uint32_t rank, uint32_t index, wb_shard_spec *out) try {
+  if (topic == nullptr || name == nullptr || out == nullptr) return fail(WB_E_INVAL, "topic, name or out is NULL");
+  int rc = check_struct_size(out->struct_size, sizeof(wb_shard_spec), "wb_shard_spec");
+  if (rc != WB_OK || (rc = check_topic_live(topic)) != WB_OK) return rc;
+  if (topic->entry->ranks == 0) {
+    return fail(WB_E_INVAL, "topic '%s' is not sharded: its tensors are wb_topic_tensor's", topic->entry->name);
+  }
+  uint32_t tensor_slot, position, shard_slot;
+  const shm::Segment &seg = topic->client->seg;
+  if ((rc = topic->tensors.find(name, &tensor_slot, &position)) != WB_OK ||
+      (rc = find_shard(seg, tensor_slot, rank, index, &shard_slot)) != WB_OK) {
+    return rc;
+  }
+  const shm::Tensor &logical = seg.tensor(tensor_slot), &shard = seg.tensor(shard_slot);
+  out->dtype = shard.dtype;
+  out->name = logical.name;
+  out->ndim = shard.ndim;
+  out->flags = shard.shard_flags;
+  for (uint32_t d = 0; d < WB_MAX_DIMS; ++d) {
+    const bool used = d < shard.ndim;
+    out->logical_shape[d] = used ? logical.shape[d] : 0;
+    out->offset[d] = used ? shard.region_offset[d] : 0;
+    out->extent[d] = used ? shard.shape[d] : 0;
+  }
   return WB_OK;
 } catch (...) {
   return wb::abi_error(__func__);

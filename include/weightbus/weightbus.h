@@ -821,6 +821,13 @@ typedef struct wb_rank_info {
  * topic, rank out of range). */
 WB_API int wb_topic_rank_info(wb_topic *topic, uint32_t rank, wb_rank_info *out);
 
+/* Shard number `index` (in its rank's registration order, from 0) of rank `rank` of logical tensor name, as
+ * its rank registered it: where it lies in the logical tensor (offset, extent), flags, dtype and logical shape;
+ * out->name points into the topic's registry, valid while the topic handle is open. A shard's box never
+ * changes once registered, so this needs no snapshot (any handle: readers too). Errors: WB_E_INVAL (NULL, a bad
+ * struct_size, a plain topic), WB_E_NOT_FOUND (no such tensor, or the rank holds no such shard of it). */
+WB_API int wb_topic_shard(wb_topic *topic, const char *name, uint32_t rank, uint32_t index, wb_shard_spec *out);
+
 /* Publisher of a rank: this rank's shard number `index` (in its registration order, from 0) of logical tensor
  * name, marked changed, as wb_update_tensor does for a rank's only shard of a name. Errors: those of
  * wb_update_tensor, and WB_E_NOT_FOUND (this rank has no such shard). */

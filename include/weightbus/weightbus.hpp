@@ -261,6 +261,12 @@ class Topic : public Owned<wb_topic, wb_topic_close> {
     check(wb_topic_rank_info(get(), rank, &info));
     return info;
   }
+  // Shard number index of rank `rank` of logical tensor name, as registered: its box (wb_topic_shard).
+  wb_shard_spec shard(const std::string &name, uint32_t rank, uint32_t index = 0) const {
+    wb_shard_spec spec = WB_SHARD_SPEC_INIT;
+    check(wb_topic_shard(get(), c_name(name), rank, index, &spec));
+    return spec;
+  }
   Update begin(int64_t timeout_ms) {
     wb_update *update;
     check(wb_update_begin(get(), timeout_ms, &update));

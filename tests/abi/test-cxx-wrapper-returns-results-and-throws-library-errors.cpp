@@ -218,6 +218,10 @@ void sharded_topics_publish_per_rank_and_plans_copy_slices(void **state) {
   assert_int_equal(rank.sealed, 1);
   assert_int_equal(rank.published, 1);
   expect_error(WB_E_INVAL, [&] { reader.rank_info(2); });
+  const wb_shard_spec box = reader.shard("w", 1);
+  assert_int_equal(box.offset[0], 2);
+  assert_int_equal(box.extent[0], 2);
+  expect_error(WB_E_NOT_FOUND, [&] { reader.shard("w", 1, 1); });
 
   weightbus::Snapshot snapshot = reader.acquire(1);
   const wb_tensor_info shard = snapshot.shard("w", 1);

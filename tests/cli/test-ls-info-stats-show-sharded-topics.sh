@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ls, info and stats of a sharded topic (two ranks, version 1 committed, version 2 published by rank 0 only):
-# ls says "sharded 2 ranks"; info lists the logical tensors, each rank, each tensor's shards per rank and the
-# layout as complete; stats shows each rank's published version and lag and that version 2 waits for rank 1.
+# ls says "sharded 2 ranks"; info lists the logical tensors, each rank, each tensor's shards per rank (region,
+# shape, replicated) and the layout as complete; stats shows each rank's published version and lag and that version 2 waits for rank 1.
 set -uo pipefail
 source "$(dirname "$0")/cli-test.sh" "$1" "$2" sharded-cli-test
 library=$(ldd "$cli" | awk '/libweightbus/ {print $3}')
@@ -23,10 +23,12 @@ expect_out "norm"
 check "info" 0 w info llama
 expect_out "2, layout complete"
 expect_out "version 2 waits for rank(s) 1"
+expect_out "[2:4, 0:2]"
+expect_out "[0:2] replicated"
 check "info --json" 0 w info llama --json
 expect_json "ranks in detail" '[r["published"] for r in d["topic"]["ranks_detail"]] == [2, 1] and d["topic"]["waits_for"].startswith("version 2 waits for rank(s) 1")'
-expect_json "shards per rank" '[(s["rank"], s["shape"]) for s in d["tensors"][0]["shards"]] == [(0, [2, 2]), (1, [2, 2])] and d["tensors"][0]["address"] == 0'
-expect_json "replicated shards" '[s["rank"] for s in d["tensors"][1]["shards"]] == [0, 1] and d["tensors"][1]["shape"] == [2]'
+expect_json "shards per rank" '[(s["rank"], s["offset"], s["shape"], s["replicated"]) for s in d["tensors"][0]["shards"]] == [(0, [0, 0], [2, 2], False), (1, [2, 0], [2, 2], False)] and d["tensors"][0]["address"] == 0'
+expect_json "replicated shards" '[(s["rank"], s["replicated"]) for s in d["tensors"][1]["shards"]] == [(0, True), (1, True)] and d["tensors"][1]["shape"] == [2]'
 
 check "stats" 0 w stats llama
 expect_out "LAST PUBLISH"

@@ -68,22 +68,21 @@ uint64_t address_of(const weightbus::Snapshot &snap, const wb_topic_info &topic,
   return reinterpret_cast<uintptr_t>(info.data);
 }
 
-// A rank's shard of a logical tensor as of the leased version: its shape is the shard's extent.
+// A rank's shard of a logical tensor: its box as registered.
 struct Shard {
-  TopicTensor tensor;
+  wb_shard_spec spec;
   uint32_t rank;
   uint32_t index;
 };
 
-// Every rank's shards of tensor t, in rank then registration order; none when nothing is leased.
-std::vector<Shard> shards_of(const weightbus::Snapshot &snap, const std::vector<wb_rank_info> &ranks,
+// Every rank's shards of tensor t, in rank then registration order (registered shards: no version needed).
+std::vector<Shard> shards_of(const weightbus::Topic &topic, const std::vector<wb_rank_info> &ranks,
                              const TopicTensor &t) {
   std::vector<Shard> shards;
-  if (!snap) return shards;
   for (const wb_rank_info &r : ranks) {
     for (uint32_t i = 0; i < r.shards; ++i) {
       try {
-        shards.push_back({{snap.shard(t.name, r.rank, i), t.name}, r.rank, i});
+        shards.push_back({topic.shard(t.name, r.rank, i), r.rank, i});
       } catch (const weightbus::Error &e) {
         if (e.code() != WB_E_NOT_FOUND) throw Failure("look up shard " + std::to_string(i) + " of rank " +
                                                       std::to_string(r.rank) + " of '" + t.name + "'", e);
@@ -92,6 +91,15 @@ std::vector<Shard> shards_of(const weightbus::Snapshot &snap, const std::vector<
     }
   }
   return shards;
+}
+
+// A shard's box in numpy notation, half-open, as the library's messages write regions: "[0:512, 0:4096]".
+std::string region_string(const wb_shard_spec &s) {
+  std::string text = "[";
+  for (uint32_t d = 0; d < s.ndim; ++d) {
+    text += (d ? ", " : "") + std::to_string(s.offset[d]) + ":" + std::to_string(s.offset[d] + s.extent[d]);
+  }
+  return text + "]";
 }
 
 std::string yes_no(uint32_t flag) { return flag ? "yes" : "no"; }
@@ -109,13 +117,14 @@ void print_ranks_text(const wb_topic_info &info, const std::vector<wb_rank_info>
   const std::string waiting = waits_for(ranks, info.latest);
   if (!waiting.empty()) out_line(waiting);
   out_line("");
-  std::vector<std::vector<std::string>> srows = {{"TENSOR", "RANK", "SHARD", "SHAPE", "LAYOUT"}};
+  std::vector<std::vector<std::string>> srows = {{"TENSOR", "RANK", "SHARD", "REGION", "SHAPE", "LAYOUT"}};
   const std::string layout = info.layout_complete ? "complete" : "incomplete";
   for (size_t k = 0; k < tensors.size(); ++k) {
-    if (shards[k].empty()) srows.push_back({tensors[k].name, "-", "-", "-", layout});
+    if (shards[k].empty()) srows.push_back({tensors[k].name, "-", "-", "-", "-", layout});
     for (const Shard &s : shards[k])
       srows.push_back({tensors[k].name, std::to_string(s.rank), std::to_string(s.index),
-                       shape_string(s.tensor.info.shape, s.tensor.info.ndim), layout});
+                       region_string(s.spec) + (s.spec.flags & WB_SHARD_REPLICATED ? " replicated" : ""),
+                       shape_string(s.spec.extent, s.spec.ndim), layout});
   }
   print_table(srows);
 }
@@ -192,7 +201,7 @@ int run_info(const GlobalOptions &g, Args &args) {
   std::vector<std::vector<Shard>> shards;
   for (const TopicTensor &x : tensors) {
     addresses.push_back(address_of(l.snapshot, info, x));
-    shards.push_back(shards_of(l.snapshot, ranks, x));
+    shards.push_back(shards_of(t.handle, ranks, x));
   }
   if (!g.json) {
     print_text(t, info, l, tensors, addresses);
@@ -205,7 +214,13 @@ int run_info(const GlobalOptions &g, Args &args) {
     if (info.ranks) {
       std::vector<std::string> shard_items;
       for (const Shard &s : shards[k])
-        shard_items.push_back(tensor_json(s.tensor).num("rank", s.rank).num("shard", s.index).text());
+        shard_items.push_back(JsonObject()
+                                  .num("rank", s.rank)
+                                  .num("shard", s.index)
+                                  .raw("offset", json_int_array(s.spec.offset, s.spec.ndim))
+                                  .raw("shape", json_int_array(s.spec.extent, s.spec.ndim))
+                                  .boolean("replicated", (s.spec.flags & WB_SHARD_REPLICATED) != 0)
+                                  .text());
       o.raw("shards", json_array(shard_items));
     }
     items.push_back(o.text());
@@ -228,15 +243,17 @@ TOPIC/NAME shows one tensor or view. A topic named with the whole argument wins;
 the first '/' is the topic.
 A sharded topic (docs/sharded-models.md) lists its logical tensors, then each rank: its publisher, whether it
 sealed its layout, its shards, the last version it published and the one it is writing, and which ranks a
-pending version waits for; then each logical tensor's shards per rank as of the latest version (shape: the
-shard's extent) and whether the layout is complete (every rank sealed, every tensor covered).
+pending version waits for; then each logical tensor's shards per rank as registered (region: where the shard
+lies in the logical tensor, numpy notation, half-open; shape: its extent; replicated: every rank holding that
+box holds the same bytes) and whether the layout is complete (every rank sealed, every tensor covered).
 
 options:
   --json   print {"topic": {"name", "latest", "replicas", "tensor_count", "bytes", "publisher_pid", "dirty",
            "ranks", "layout_complete", "timestamp_ns", "metadata", "ranks_detail": [{"rank", "pid", "sealed",
            "shards", "dirty", "published", "writing", "lag", "published_ns", "begin_ns", "bytes"}],
            "waits_for"}, "tensors": [{"name", "index", "dtype", "shape", "strides", "bytes", "view", "version",
-           "device", "address", sharded: "shards": [{..., "rank", "shard"}]}]} (address 0: not known)
+           "device", "address", sharded: "shards": [{"rank", "shard", "offset", "shape", "replicated"}]}]}
+           (address 0: not known)
 
 examples:
   weightbus info policy

@@ -88,6 +88,12 @@ std::string json_array(const std::vector<std::string> &items) {
   return out + "]";
 }
 
+std::string json_int_array(const int64_t *values, uint32_t n) {
+  std::vector<std::string> items;
+  for (uint32_t d = 0; d < n; ++d) items.push_back(std::to_string(values[d]));
+  return json_array(items);
+}
+
 JsonObject &JsonObject::raw(std::string_view key, std::string_view json) {
   if (body_.size() > 1) body_ += ',';
   body_ += json_quote(key);

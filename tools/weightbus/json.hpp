@@ -21,6 +21,9 @@ std::string json_quote(std::string_view s);
 // "[a,b,...]" from values that are JSON already.
 std::string json_array(const std::vector<std::string> &items);
 
+// "[1,2,...]" from n integers (shapes, strides, offsets).
+std::string json_int_array(const int64_t *values, uint32_t n);
+
 // One JSON object, members in the order they are added. Each kind of value has its own method name because
 // overloads on string_view and bool would silently send string literals to the bool one.
 class JsonObject {

@@ -15,24 +15,14 @@ std::vector<TopicTensor> topic_tensors(const weightbus::Topic &topic, const std:
   return tensors;
 }
 
-namespace {
-
-std::string int_array(const int64_t *values, uint32_t n) {
-  std::vector<std::string> items;
-  for (uint32_t d = 0; d < n; ++d) items.push_back(std::to_string(values[d]));
-  return json_array(items);
-}
-
-}  // namespace
-
 JsonObject tensor_json(const TopicTensor &t) {
   const wb_tensor_info &i = t.info;
   JsonObject o;
   o.str("name", t.name)
       .num("index", i.index)
       .str("dtype", dtype_string(i.dtype))
-      .raw("shape", int_array(i.shape, i.ndim))
-      .raw("strides", int_array(i.strides, i.ndim))
+      .raw("shape", json_int_array(i.shape, i.ndim))
+      .raw("strides", json_int_array(i.strides, i.ndim))
       .num("bytes", i.nbytes)
       .boolean("view", i.is_view != 0)
       .num("version", i.version)

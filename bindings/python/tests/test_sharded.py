@@ -174,6 +174,12 @@ def test_fsdp_ranks_publish_and_tp_ranks_read_their_slices(broker):
         assert ranks[0].rank_info(0).published == 1
         assert publish_shards(ranks[1], shards[1]) == 1
         assert reader.wait(after=0, timeout=5) == 1
+        assert reader.shard_box("model.embed_tokens.weight", 1) == {
+            "name": "model.embed_tokens.weight", "dtype": "f32", "logical_shape": (VOCAB, HIDDEN),
+            "offset": (50, 0), "extent": (50, HIDDEN), "replicated": False}
+        assert reader.shard_box(f"{P}.input_layernorm.weight", 0)["replicated"]
+        with pytest.raises(weightbus.NotFoundError):
+            reader.shard_box("model.embed_tokens.weight", 1, 1)
         rank1 = reader.rank_info(1)
         assert (rank1.rank, rank1.sealed, rank1.published, rank1.writing) == (1, True, 1, 0)
         assert len(reader.ranks()) == 2

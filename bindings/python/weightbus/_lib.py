@@ -243,6 +243,7 @@ _CHECKED = {
     "wb_shard_register_cuda": [_P, ctypes.POINTER(ShardSpec), _pp, _u32],
     "wb_topic_seal_rank": [_P, _i64],
     "wb_topic_rank_info": [_P, _u32, ctypes.POINTER(RankInfo)],
+    "wb_topic_shard": [_P, _char, _u32, _u32, ctypes.POINTER(ShardSpec)],
     "wb_update_shard": [_P, _char, _u32, ctypes.POINTER(TensorInfo)],
     "wb_snapshot_shard": [_P, _char, _u32, _u32, ctypes.POINTER(TensorInfo)],
     "wb_plan_create": [_P, ctypes.POINTER(SliceDest), _u32, ctypes.POINTER(SlicePart), _u32, _pp],

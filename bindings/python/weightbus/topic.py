@@ -6,11 +6,11 @@ import ctypes
 import gc
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from . import _lib
 from ._lib import ShardSpec, TensorSpec, ViewSpec, lib, new, timeout_ms
-from .dtypes import dtype_code
+from .dtypes import dtype_code, name_of_code
 from ._closing import ClosesOnExit
 from ._interruptible import call_in_slices
 from .errors import StateError, WeightbusError, c_string, error_for
@@ -193,6 +193,17 @@ class Topic(ClosesOnExit):
         info = new(_lib.RankInfo)
         lib.wb_topic_rank_info(self.handle, rank, ctypes.byref(info))
         return RankInfo._from_c(info)
+
+    def shard_box(self, name: str, rank: int, index: int = 0) -> Dict[str, Any]:
+        """Shard number `index` of rank `rank` of logical tensor name as its rank registered it, in the form
+        alloc_shards takes: {"name", "dtype", "logical_shape", "offset", "extent", "replicated"} (any handle,
+        readers too; no version needed). NotFoundError when the rank holds no such shard."""
+        spec = new(ShardSpec)
+        lib.wb_topic_shard(self.handle, c_string(name), rank, index, ctypes.byref(spec))
+        n = spec.ndim
+        return {"name": name, "dtype": name_of_code(spec.dtype), "logical_shape": tuple(spec.logical_shape[:n]),
+                "offset": tuple(spec.offset[:n]), "extent": tuple(spec.extent[:n]),
+                "replicated": bool(spec.flags & 1)}  # WB_SHARD_REPLICATED
 
     def ranks(self) -> List[RankInfo]:
         """Every rank of a sharded topic ([] for a plain topic)."""
