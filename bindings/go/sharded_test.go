@@ -57,6 +57,13 @@ func TestTwoRanksPublishOneVersionAndAPlanReadsAcrossThem(t *testing.T) {
 	if _, err := reader.RankInfo(2); !errors.Is(err, ErrInval) {
 		t.Fatalf("RankInfo(2): %v", err)
 	}
+	if box := must(reader.ShardBox("w", 1, 0))(t); !reflect.DeepEqual(box.Offset, []int64{2, 0}) ||
+		!reflect.DeepEqual(box.Extent, []int64{2, 2}) || box.Replicated || box.DType != DTypeF32 {
+		t.Fatalf("ShardBox: %+v", box)
+	}
+	if _, err := reader.ShardBox("w", 1, 1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("ShardBox(w, 1, 1): %v", err)
+	}
 	snapshot := must(reader.Acquire(ctx, 1))(t)
 	defer snapshot.Close()
 	if got := must(Slice[float32](must(snapshot.Shard("w", 1, 0))(t)))(t); !reflect.DeepEqual(got, []float32{4, 5, 6, 7}) {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Topic is a topic opened by Client.CreateTopic (publisher) or Client.OpenTopic (reader). Close it after its
@@ -266,6 +267,29 @@ type RankInfo struct {
 	PublishedNs uint64
 	BeginNs     uint64
 	Bytes       uint64
+}
+
+// ShardBox describes shard number index of rank rank of logical tensor name as its rank registered it (any
+// handle; no version needed). ErrNotFound when the rank holds no such shard, ErrInval for a plain topic.
+func (t *Topic) ShardBox(name string, rank, index int) (ShardSpec, error) {
+	cname, err := cString(name)
+	if err != nil {
+		return ShardSpec{}, err
+	}
+	defer C.free(unsafe.Pointer(cname))
+	raw := C.wbgo_shard_spec()
+	if err := call(func() C.int {
+		return C.wb_topic_shard(t.t, cname, C.uint32_t(rank), C.uint32_t(index), &raw)
+	}); err != nil {
+		return ShardSpec{}, err
+	}
+	spec := ShardSpec{Name: name, DType: DType(raw.dtype), Replicated: raw.flags&C.WB_SHARD_REPLICATED != 0}
+	for d := 0; d < int(raw.ndim); d++ {
+		spec.LogicalShape = append(spec.LogicalShape, int64(raw.logical_shape[d]))
+		spec.Offset = append(spec.Offset, int64(raw.offset[d]))
+		spec.Extent = append(spec.Extent, int64(raw.extent[d]))
+	}
+	return spec, nil
 }
 
 // RankInfo describes rank rank of a sharded topic (any handle). ErrInval for a plain topic or a rank out of range.

@@ -606,6 +606,13 @@ extern "C" {
     ) -> c_int;
     pub fn wb_topic_seal_rank(topic: *mut wb_topic, timeout_ms: i64) -> c_int;
     pub fn wb_topic_rank_info(topic: *mut wb_topic, rank: u32, out: *mut wb_rank_info) -> c_int;
+    pub fn wb_topic_shard(
+        topic: *mut wb_topic,
+        name: *const c_char,
+        rank: u32,
+        index: u32,
+        out: *mut wb_shard_spec,
+    ) -> c_int;
     pub fn wb_update_shard(update: *mut wb_update, name: *const c_char, index: u32, out: *mut wb_tensor_info) -> c_int;
     pub fn wb_snapshot_shard(
         snapshot: *mut wb_snapshot,

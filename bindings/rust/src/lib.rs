@@ -53,7 +53,7 @@ pub use error::{Error, Result};
 pub use plan::{parts_merged, parts_qkv, split, split_vocab, Plan, PlanInfo, SliceDest, SlicePart, SplitMode};
 pub use snapshot::Snapshot;
 pub use tensor::{Device, Tensor, TensorInfo, TensorMut};
-pub use topic::{RankInfo, ShardSpec, TensorSpec, Topic, TopicInfo, ViewSpec};
+pub use topic::{RankInfo, ShardBox, ShardSpec, TensorSpec, Topic, TopicInfo, ViewSpec};
 pub use update::Update;
 
 /// The library's version at run time, as `WB_VERSION` computes it; differs from [`ffi::WB_VERSION`] when the

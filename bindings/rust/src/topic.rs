@@ -162,6 +162,22 @@ impl Topic {
         })
     }
 
+    /// Shard number `index` of rank `rank` of logical tensor `name`, as its rank registered it (any handle; no
+    /// version needed). `Error::NotFound` when the rank holds no such shard, `Error::Inval` for a plain topic.
+    pub fn shard_box(&self, name: &str, rank: u32, index: u32) -> Result<ShardBox> {
+        let c_name = c_string(name.as_bytes())?;
+        let mut raw = ffi::wb_shard_spec::default();
+        check(unsafe { ffi::wb_topic_shard(self.as_ptr(), c_name.as_ptr(), rank, index, &mut raw) })?;
+        let n = raw.ndim as usize;
+        Ok(ShardBox {
+            dtype: DType::from_raw(raw.dtype),
+            logical_shape: raw.logical_shape[..n].to_vec(),
+            offset: raw.offset[..n].to_vec(),
+            extent: raw.extent[..n].to_vec(),
+            replicated: raw.flags & ffi::WB_SHARD_REPLICATED != 0,
+        })
+    }
+
     /// Registers a zero-copy view on another tensor's bytes; any client that opened the topic may, at any time.
     /// Registering the same definition again is accepted.
     pub fn add_view(&self, view: &ViewSpec<'_>) -> Result<()> {
@@ -274,6 +290,17 @@ pub struct TopicInfo {
     pub ranks: u32,
     /// Sharded: every rank sealed and the shards cover every logical tensor.
     pub layout_complete: bool,
+}
+
+/// A registered shard's box in its logical tensor (`wb_topic_shard`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardBox {
+    pub dtype: DType,
+    pub logical_shape: Vec<i64>,
+    pub offset: Vec<i64>,
+    pub extent: Vec<i64>,
+    /// Every rank holding this box holds the same bytes.
+    pub replicated: bool,
 }
 
 /// A rank of a sharded topic (`wb_rank_info`).

@@ -51,6 +51,9 @@ fn two_ranks_publish_one_version_and_a_plan_reads_across_them() {
     let rank = reader.rank_info(1).unwrap();
     assert_eq!((rank.rank, rank.sealed, rank.published), (1, true, 1));
     assert!(matches!(reader.rank_info(2), Err(Error::Inval(_))));
+    let shard = reader.shard_box("w", 1, 0).unwrap();
+    assert_eq!((shard.offset, shard.extent, shard.replicated), (vec![2, 0], vec![2, 2], false));
+    assert!(matches!(reader.shard_box("w", 1, 1), Err(Error::NotFound(_))));
 
     let snapshot = reader.acquire(1, SECOND).unwrap();
     assert_eq!(snapshot.shard("w", 1, 0).unwrap().as_slice::<f32>().unwrap(), &[4.0, 5.0, 6.0, 7.0]);
