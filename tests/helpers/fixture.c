@@ -346,6 +346,34 @@ int64_t fx_check_u32(const void *data, uint64_t count, uint64_t v, uint32_t t) {
   return -1;
 }
 
+int64_t fx_check_dest(const wb_slice_dest *dest, const wb_slice_part *parts, const uint32_t *tensor_ids,
+                      const int64_t *logical_cols, uint64_t v, uint32_t *part) {
+  const uint32_t *got = dest->dst;
+  const int two = dest->ndim == 2, cd = (int)dest->concat_dim;
+  const int64_t stride = two ? (dest->strides[0] != 0 ? dest->strides[0] : dest->shape[1]) : 1;
+  int64_t at = 0; /* where the part starts along concat_dim */
+  for (uint32_t j = dest->first_part; j < dest->first_part + dest->part_count; ++j) {
+    const wb_slice_part *p = &parts[j];
+    const uint32_t t = tensor_ids[j];
+    const int64_t ext1 = two ? p->extent[1] : 1, off1 = two ? p->offset[1] : 0;
+    const int64_t rows = p->extent[0] + (cd == 0 ? p->pad : 0), cols = ext1 + (cd == 1 ? p->pad : 0);
+    for (int64_t a = 0; a < rows; ++a) {
+      for (int64_t b = 0; b < cols; ++b) {
+        const int64_t at_elem = (a + (cd == 0 ? at : 0)) * stride + b + (cd == 1 ? at : 0);
+        const uint32_t want = a < p->extent[0] && b < ext1
+                                  ? fx_pattern(v, t, (uint64_t)((p->offset[0] + a) * logical_cols[t] + off1 + b))
+                                  : 0;
+        if (got[at_elem] != want) {
+          if (part != NULL) *part = j;
+          return at_elem;
+        }
+      }
+    }
+    at += cd == 0 ? rows : cols;
+  }
+  return -1;
+}
+
 const char *fx_name_of_length(char *buf, size_t len) {
   for (size_t i = 0; i < len; ++i) buf[i] = (char)('a' + i % 26);
   buf[len] = '\0';

@@ -169,6 +169,14 @@ wb_shard_spec fx_shard_2d(const char *name, int32_t dtype, int64_t lrows, int64_
                           int64_t col0, int64_t cols);
 /* Rows [row0, row0 + rows) of a 1-D logical tensor of lrows elements. */
 wb_shard_spec fx_shard_1d(const char *name, int32_t dtype, int64_t lrows, int64_t row0, int64_t rows);
+/* A plan's destination of u32 elements checked against the reference slices of version v: part j of dest (1-D
+ * or 2-D, parts[dest->first_part ..]) holds, at logical (row, col) of tensor tensor_ids[j], fx_pattern(v,
+ * tensor_ids[j], row * logical_cols[tensor] + col) (logical_cols 1 for a 1-D tensor), each part after the
+ * previous along concat_dim, its pad zero; the destination's strides, when given, place the rows. Returns the
+ * first element (offset in dst, in elements) that differs, or -1; *part (may be NULL) is then the part's index. */
+int64_t fx_check_dest(const wb_slice_dest *dest, const wb_slice_part *parts, const uint32_t *tensor_ids,
+                      const int64_t *logical_cols, uint64_t v, uint32_t *part);
+
 /* Fails the cmocka test unless wb_last_error() contains every one of the NULL-terminated substrings. */
 void fx_expect_message(const char *first, ...);
 

@@ -158,23 +158,7 @@ void rm_free_dests(rm_dests *s) {
 }
 
 int64_t rm_check_dest(const rm_dests *s, uint32_t d, uint64_t v) {
-  const wb_slice_dest *dest = &s->dests[d];
-  const uint32_t *got = dest->dst;
-  uint64_t at = 0;
-  for (uint32_t i = dest->first_part; i < dest->first_part + dest->part_count; ++i) {
-    const wb_slice_part *part = &s->parts[i];
-    uint32_t t = s->tensor_of_part[i];
-    int64_t rows = part->ndim == 2 ? part->extent[0] : 1, cols = part->extent[part->ndim - 1];
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t c = 0; c < cols; ++c, ++at) {
-        int64_t coords[2] = {part->offset[0] + r, part->offset[1] + c};
-        if (part->ndim == 1) coords[0] = part->offset[0] + c;
-        if (got[at] != fx_pattern(v, t, logical_index(&rm_model[t], coords))) return (int64_t)at;
-      }
-    }
-    for (int64_t k = 0; k < part->pad * cols; ++k, ++at) {
-      if (got[at] != 0) return (int64_t)at;
-    }
-  }
-  return -1;
+  int64_t cols[RM_TENSORS];
+  for (uint32_t t = 0; t < RM_TENSORS; ++t) cols[t] = rm_model[t].ndim == 2 ? rm_model[t].shape[1] : 1;
+  return fx_check_dest(&s->dests[d], s->parts, s->tensor_of_part, cols, v, NULL);
 }

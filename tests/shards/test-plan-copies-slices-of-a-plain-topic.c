@@ -129,30 +129,12 @@ static void free_reader(reader *r) {
 
 /* Every element of destination i against the reference slices of version v, pads zero. */
 static void check_dest(const reader *r, uint32_t i, uint64_t v) {
-  const wb_slice_dest *d = &r->dests[i];
-  const uint32_t *buf = r->buffers[i];
-  int64_t stride = d->strides[0] != 0 ? d->strides[0] : d->shape[1];
-  int64_t at = 0; /* along concat_dim */
-  for (uint32_t j = d->first_part; j < d->first_part + d->part_count; ++j) {
-    const wb_slice_part *p = &r->parts[j];
-    int t = tensor_id(p->name);
-    int64_t rows = p->extent[0] + (d->concat_dim == 0 ? p->pad : 0);
-    int64_t cols = p->extent[1] + (d->concat_dim == 1 ? p->pad : 0);
-    for (int64_t a = 0; a < rows; ++a) {
-      for (int64_t b = 0; b < cols; ++b) {
-        int64_t dr = a + (d->concat_dim == 0 ? at : 0), dc = b + (d->concat_dim == 1 ? at : 0);
-        uint32_t got = buf[dr * stride + dc];
-        uint32_t want = 0;
-        if (a < p->extent[0] && b < p->extent[1]) {
-          want = fx_pattern(v, (uint32_t)t, (uint64_t)((p->offset[0] + a) * kCols[t] + p->offset[1] + b));
-        }
-        if (got != want) {
-          fail_msg("dests[%u] ('%s' part %u) element [%lld, %lld]: %u, expected %u (version %llu)", i, p->name, j,
-                   (long long)dr, (long long)dc, got, want, (unsigned long long)v);
-        }
-      }
-    }
-    at += d->concat_dim == 0 ? rows : cols;
+  uint32_t ids[MAX_PARTS], part = 0;
+  for (uint32_t j = 0; j < r->nparts; ++j) ids[j] = (uint32_t)tensor_id(r->parts[j].name);
+  int64_t bad = fx_check_dest(&r->dests[i], r->parts, ids, kCols, v, &part);
+  if (bad >= 0) {
+    fail_msg("dests[%u] ('%s' part %u) element %lld: %u (version %llu)", i, r->parts[part].name, part,
+             (long long)bad, r->buffers[i][bad], (unsigned long long)v);
   }
 }
 

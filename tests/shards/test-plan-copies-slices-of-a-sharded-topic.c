@@ -136,27 +136,14 @@ static void build_reader(reader *r, uint32_t rank) {
   add_dest(r, 1, 0, 1, kRows[T_NORM], 1);
 }
 
+/* Every element of destination i against the reference slices of version v, pads zero. */
 static void check_dest(const reader *r, uint32_t i, uint64_t v) {
-  const wb_slice_dest *d = &r->dests[i];
-  const uint32_t *buf = r->buffers[i];
-  int64_t stride = d->ndim == 2 ? d->shape[1] : 1;
-  int64_t at = 0;
-  for (uint32_t j = d->first_part; j < d->first_part + d->part_count; ++j) {
-    const wb_slice_part *p = &r->parts[j];
-    int t = tensor_id(p->name);
-    int64_t cols = p->ndim == 2 ? p->extent[1] : 1, first_col = p->ndim == 2 ? p->offset[1] : 0;
-    for (int64_t a = 0; a < p->extent[0]; ++a) {
-      for (int64_t b = 0; b < cols; ++b) {
-        int64_t dr = a + (d->concat_dim == 0 ? at : 0), dc = b + (d->concat_dim == 1 ? at : 0);
-        uint32_t got = buf[dr * stride + dc];
-        uint32_t want = fx_pattern(v, (uint32_t)t, (uint64_t)((p->offset[0] + a) * kCols[t] + first_col + b));
-        if (got != want) {
-          fail_msg("dests[%u] ('%s' part %u) element [%lld, %lld]: %u, expected %u (version %llu)", i, p->name, j,
-                   (long long)dr, (long long)dc, got, want, (unsigned long long)v);
-        }
-      }
-    }
-    at += d->concat_dim == 0 ? p->extent[0] : cols;
+  uint32_t ids[MAX_PARTS], part = 0;
+  for (uint32_t j = 0; j < r->nparts; ++j) ids[j] = (uint32_t)tensor_id(r->parts[j].name);
+  int64_t bad = fx_check_dest(&r->dests[i], r->parts, ids, kCols, v, &part);
+  if (bad >= 0) {
+    fail_msg("dests[%u] ('%s' part %u) element %lld: %u (version %llu)", i, r->parts[part].name, part,
+             (long long)bad, r->buffers[i][bad], (unsigned long long)v);
   }
 }
 
