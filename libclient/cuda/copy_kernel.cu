@@ -1,7 +1,7 @@
 // The copy kernels. wb_copy_batch: up to WB_COPY_MAX_COPIES device-to-device copies in one launch, for the small
 // same-GPU copies of wb_snapshot_copy_into (copy_batch.cpp), which as one cuMemcpyAsync each cost the driver's
 // launch overhead per tensor. wb_copy_plan: a resharding plan's copies, strided or not, from descriptors that
-// stay in device memory (plan_run.cpp), a plan's whole run in one launch. Built to PTX and embedded in the
+// stay in device memory (plan_run.cpp), a plan's whole run in a few launches. Built to PTX and embedded in the
 // library (libclient/CMakeLists.txt); the driver JIT-compiles it for the GPU on first use. No runtime API, no
 // header but the parameters' layout.
 //
