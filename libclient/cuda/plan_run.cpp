@@ -112,16 +112,12 @@ int build(const Driver *d, ClientState *state, CUcontext context, const std::vec
       continue;
     }
     p->source_bytes[c.source] = std::max(p->source_bytes[c.source], src_end);
+    p->reachable[c.source][0] = s.data;  // just checked
     kernel.push_back(c);
     origin.push_back(i);
   }
   p->program = make_program(kernel);
   for (uint32_t &o : p->program.origin) o = origin[o];
-  for (uint32_t k = 0; k < sources->count(); ++k) {
-    const PlanSource *found;
-    if (p->source_bytes[k] == 0 || (rc = sources->get(k, &found)) != WB_OK) continue;
-    p->reachable[k][0] = found->data;
-  }
   if (p->program.copies.empty()) return WB_OK;
   const size_t descriptors = p->program.copies.size() * sizeof(wb_plan_copy);
   const size_t bytes = descriptors + p->program.first_chunks.size() * sizeof(uint32_t);
