@@ -165,10 +165,9 @@ void Registry::adopt_allocations() {
     auto kind = shm::AllocationKind(alloc.kind.load());
     if (kind == shm::AllocationKind::kCudaVmm) {
       bool awaited = alloc.state.load() == uint32_t(shm::AllocationState::kLive) && exporter_alive(alloc);
-      alloc.state.store(uint32_t(awaited ? shm::AllocationState::kPending : shm::AllocationState::kDead),
-                        std::memory_order_release);
+      shm::set_allocation_state(seg_, alloc, awaited ? shm::AllocationState::kPending : shm::AllocationState::kDead);
     } else if (kind == shm::AllocationKind::kCudaIpc && !process_alive(alloc.creator_pid)) {
-      alloc.state.store(uint32_t(shm::AllocationState::kDead), std::memory_order_release);
+      shm::set_allocation_state(seg_, alloc, shm::AllocationState::kDead);
     }
   }
 }

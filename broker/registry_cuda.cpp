@@ -83,7 +83,7 @@ int Registry::register_cuda_allocation(const NewCudaAllocation &a, uint32_t clie
   e.generation = next_generation_++;
   e.creator_pid = pid;
   memcpy(e.device_uuid, a.device_uuid.data(), sizeof(e.device_uuid));
-  e.state.store(uint32_t(vmm ? shm::AllocationState::kPending : shm::AllocationState::kLive));
+  shm::set_allocation_state(seg_, e, vmm ? shm::AllocationState::kPending : shm::AllocationState::kLive);
   e.importers.store(0);
   e.exporter_client = client;
   e.exporter_generation = seg_.client(client).generation;
@@ -139,7 +139,7 @@ int Registry::add_allocation_chunks(uint32_t allocation, uint32_t client, uint32
   }
   descriptors_.hold(sizes.size());
   fds.clear();  // kept
-  if (complete) a->state.store(uint32_t(shm::AllocationState::kLive), std::memory_order_release);
+  if (complete) shm::set_allocation_state(seg_, *a, shm::AllocationState::kLive);
   return WB_OK;
 }
 
@@ -282,7 +282,7 @@ int Registry::revoke_allocation(uint32_t allocation, uint32_t client, uint32_t *
   }
   uint32_t state = a->state.load();
   if (state == uint32_t(shm::AllocationState::kLive) || state == uint32_t(shm::AllocationState::kPending)) {
-    a->state.store(uint32_t(shm::AllocationState::kRevoked), std::memory_order_release);
+    shm::set_allocation_state(seg_, *a, shm::AllocationState::kRevoked);
     drop_chunks(allocation);  // importers hold their own mappings; no new ones
   }
   *importers = a->importers.load();
@@ -295,7 +295,7 @@ void Registry::revoke_cuda_allocations(uint32_t topic) {
     if (alloc.topic != topic || !is_cuda(alloc.kind.load())) continue;
     uint32_t state = alloc.state.load();
     if (state == uint32_t(shm::AllocationState::kLive) || state == uint32_t(shm::AllocationState::kPending)) {
-      alloc.state.store(uint32_t(shm::AllocationState::kRevoked), std::memory_order_release);
+      shm::set_allocation_state(seg_, alloc, shm::AllocationState::kRevoked);
     }
     drop_chunks(a);
   }
@@ -354,7 +354,7 @@ uint32_t Registry::exporter_gone(uint32_t client) {
     bool legacy_live =
         a.kind.load() == uint32_t(shm::AllocationKind::kCudaIpc) && state == uint32_t(shm::AllocationState::kLive);
     if (!pending && !legacy_live) continue;
-    a.state.store(uint32_t(shm::AllocationState::kDead), std::memory_order_release);
+    shm::set_allocation_state(seg_, a, shm::AllocationState::kDead);
     drop_chunks(i);
     ++died;
   }

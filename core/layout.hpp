@@ -21,7 +21,7 @@
 namespace wb::shm {
 
 inline constexpr uint64_t kMagic = 0x31474553'53554257ull;  // "WBUSSEG1"
-inline constexpr uint32_t kLayoutVersion = 6;
+inline constexpr uint32_t kLayoutVersion = 7;
 inline constexpr uint32_t kNone = UINT32_MAX;
 inline constexpr uint64_t kNeverWritten = UINT64_MAX;        // a replica that holds no version
 inline constexpr uint64_t kWritingBit = 1ull << 63;         // R = 1: replica being written in place by version
@@ -233,6 +233,9 @@ struct Header {
   std::atomic<uint32_t> tensor_count;
   std::atomic<uint32_t> allocation_count;
   std::atomic<uint32_t> rank_count;
+  // Bumped after every change of an allocation's state (set_allocation_state), so that a client can tell with
+  // one load that none happened since it last read them all (its import sweep, on every acquire).
+  std::atomic<uint64_t> allocation_changes;
   Fingerprint fingerprint;  // written last: a reader that sees it valid sees a complete header
 };
 
@@ -305,6 +308,13 @@ class Segment {
   }
   char *base_ = nullptr;
 };
+
+// The one writer of an allocation's state (the broker's): the store, then the header's allocation_changes, so
+// that a client that loads the count and then the states sees every state stored before that count.
+inline void set_allocation_state(const Segment &seg, Allocation &a, AllocationState state) {
+  a.state.store(uint32_t(state), std::memory_order_release);
+  seg.header().allocation_changes.fetch_add(1, std::memory_order_release);
+}
 
 // Writes the header of a segment of these capacities (its tables laid out by compute_layout), the fingerprint
 // last: the one writer of a header, for the broker that creates a segment and for the tests and the fuzz

@@ -125,6 +125,7 @@ int Imports::base(uint32_t slot, char **out) {
     if (int rc = open(slot, a, &found->second); rc != WB_OK) return rc;
     unnote.release();
     forget.release();
+    swept_changes_ = UINT64_MAX;  // its state was read before the lock: the next sweep reads it again
   }
   *out = reinterpret_cast<char *>(found->second.base);
   return WB_OK;
@@ -246,10 +247,21 @@ void Imports::sweep() {
   std::vector<std::pair<uint32_t, Import>> closing;
   {
     std::lock_guard lock(mutex_);
+    // Reading every import's state costs a cache miss each (0.1 ms for a thousand): skipped when the broker
+    // changed none since the last sweep. Loaded before the states, so a change after it is seen next time.
+    uint64_t changes = seg.header().allocation_changes.load(std::memory_order_acquire);
+    if (changes == swept_changes_ && !pinned_left_) return;
+    swept_changes_ = changes;
+    pinned_left_ = false;
     closing.reserve(imports_.size());  // an import taken out below must reach its release
     for (auto it = imports_.begin(); it != imports_.end();) {
       uint32_t state = seg.allocation(it->first).state.load(std::memory_order_acquire);
-      if (mapped_stays_valid(state) || pins_.pinned(pins_.context, it->second.topic)) {
+      if (mapped_stays_valid(state)) {
+        ++it;
+        continue;
+      }
+      if (pins_.pinned(pins_.context, it->second.topic)) {
+        pinned_left_ = true;
         ++it;
         continue;
       }

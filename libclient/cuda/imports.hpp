@@ -42,7 +42,8 @@ class Imports {
   // or dead.
   int base(uint32_t slot, char **out);
 
-  // Closes imports of allocations that are no longer live and that no snapshot of this client pins.
+  // Closes imports of allocations that are no longer live and that no snapshot of this client pins. Returns
+  // after one load when no allocation changed state since the last sweep left nothing pinned behind.
   void sweep();
 
   // The allocations open now. Safe to call while another thread holds the imports (it may be importing,
@@ -71,6 +72,10 @@ class Imports {
   PinCheck pins_;
   std::mutex mutex_;
   std::unordered_map<uint32_t, Import> imports_;
+  // Under mutex_: the header's allocation_changes when the last sweep read the states, and whether that sweep
+  // kept an import of a dead allocation that a snapshot pinned (it must be looked at again once unpinned).
+  uint64_t swept_changes_ = UINT64_MAX;
+  bool pinned_left_ = false;
   std::mutex open_mutex_;  // guards open_, the keys of imports_, on their own (see open_allocations)
   std::set<uint32_t> open_;
   std::atomic<uint32_t> open_count_{0};  // lets sweep return at once when nothing is imported

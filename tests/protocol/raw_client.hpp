@@ -1,13 +1,18 @@
 // A client that speaks the control protocol by hand, to send the broker what the library never would.
 #pragma once
 
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <string>
 #include <vector>
 
+#include "layout.hpp"
 #include "protocol_generated.h"
 #include "wire.hpp"
 
@@ -45,6 +50,19 @@ int send_body(int sock, flatbuffers::FlatBufferBuilder &b, flatbuffers::Offset<B
               const int *fds = nullptr, int nfds = 0) {
   b.Finish(wb::proto::CreateMessage(b, 1, wb::proto::BodyTraits<Body>::enum_value, body.Union()));
   return exchange(sock, b.GetBufferPointer(), b.GetSize(), fds_received, fds, nfds);
+}
+
+// Maps the segment of the broker started with --name `name` (alive or dead), read-write, for a test to look
+// at or damage; munmap(*base, *size) when done.
+inline wb::shm::Segment map_segment(const char *name, void **base, size_t *size) {
+  std::string path = "/weightbus-" + std::to_string(getuid()) + "-" + name;
+  int fd = shm_open(path.c_str(), O_RDWR, 0);
+  struct stat st {};
+  fstat(fd, &st);
+  *size = size_t(st.st_size);
+  *base = mmap(nullptr, *size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  return wb::shm::Segment(*base);
 }
 
 }  // namespace raw

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "layout.hpp"
+#include "raw_client.hpp"
 
 extern "C" {
 #include "fixture.h"  // last: cmocka's macros clash with C++ library headers
@@ -24,18 +25,6 @@ void leave_a_segment(fx_broker *b) {
   FX_OK(fx_create_topic(c, "model", 2, 2, 64, &t));
   FX_OK(wb_detach(c));
   fx_broker_kill9(b);
-}
-
-// Maps the dead broker's segment for the test to damage.
-wb::shm::Segment map_segment(const fx_broker *b, void **base, size_t *size) {
-  std::string name = "/weightbus-" + std::to_string(getuid()) + "-" + b->name;
-  int fd = shm_open(name.c_str(), O_RDWR, 0);
-  struct stat st {};
-  fstat(fd, &st);
-  *size = size_t(st.st_size);
-  *base = mmap(nullptr, *size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  close(fd);
-  return wb::shm::Segment(*base);
 }
 
 // Runs weightbusd on b's name and socket; returns its exit status with its stderr in log.
@@ -66,7 +55,7 @@ void a_tensor_list_out_of_the_table_is_refused(void **state) {
   leave_a_segment(b);
   void *base;
   size_t size;
-  wb::shm::Segment seg = map_segment(b, &base, &size);
+  wb::shm::Segment seg = raw::map_segment(b->name, &base, &size);
   seg.topic(0).first_tensor = 1000000;
   munmap(base, size);
   std::string log = std::string(b->dir) + "/restart.log";
@@ -80,7 +69,7 @@ void counts_past_the_capacities_are_refused(void **state) {
   leave_a_segment(b);
   void *base;
   size_t size;
-  wb::shm::Segment seg = map_segment(b, &base, &size);
+  wb::shm::Segment seg = raw::map_segment(b->name, &base, &size);
   seg.header().topic_count.store(seg.caps().max_topics + 1);
   munmap(base, size);
   std::string log = std::string(b->dir) + "/restart.log";
