@@ -54,11 +54,16 @@ def model_medians(out):
 
 def model_table(out, lines):
     for set_name, m in model_medians(out).items():
-        lines.append(f"full-model update, {set_name} (median ms): peers {m['peers']:.1f}, weightbus flip "
+        packed = f"peers-packed {m['peers-packed']:.1f}, " if "peers-packed" in m else ""  # older CSVs lack it
+        lines.append(f"full-model update, {set_name} (median ms): peers {m['peers']:.1f}, {packed}weightbus flip "
                      f"{m['flip']:.2f}, copy-into {m['copy']:.2f}, raw D2D {m['raw']:.2f} (one contiguous "
                      f"copy of the same bytes: {m['raw-contiguous']:.2f})")
         lines.append(f"  copy-into / raw = {m['copy'] / m['raw']:.3f} (target <= 1.1); peers / copy-into = "
                      f"{m['peers'] / m['copy']:.1f}x (target >= 10x); peers / flip = {m['peers'] / m['flip']:.0f}x")
+        if packed:
+            lines.append(f"  peers-packed / copy-into = {m['peers-packed'] / m['copy']:.1f}x; "
+                         f"peers-packed / flip = {m['peers-packed'] / m['flip']:.0f}x; peers-packed / peers = "
+                         f"{m['peers-packed'] / m['peers']:.2f}")
 
 
 def reshard_table(out, lines):
@@ -114,8 +119,10 @@ def plots(out):
     if model:
         fig, axes = plt.subplots(1, len(model), figsize=(5 * len(model), 4), squeeze=False)
         for ax, (set_name, m) in zip(axes[0], model.items()):
-            paths = ["peers", "flip", "copy", "raw", "raw-contiguous"]
-            ax.bar(paths, [m[p] for p in paths], color=["grey", "tab:green", "tab:blue", "black", "dimgrey"])
+            colors = {"peers": "grey", "peers-packed": "darkgrey", "flip": "tab:green", "copy": "tab:blue",
+                      "raw": "black", "raw-contiguous": "dimgrey"}
+            paths = [p for p in colors if p in m]
+            ax.bar(paths, [m[p] for p in paths], color=[colors[p] for p in paths])
             ax.tick_params(axis="x", labelrotation=20)
             ax.set_yscale("log")
             ax.set_title(set_name)
