@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Full-model update on one GPU, five ways, measured in the same run:
+"""Full-model update on one GPU, six ways, measured in the same run:
 
   (a) peers   vLLM's IPC engine in its older HTTP mode (one IPC handle per tensor), reproduced: the trainer
               calls torch.multiprocessing.reductions.reduce_tensor on every tensor, pickles the {GPU UUID: handle}
@@ -29,6 +29,8 @@
               ordered after the version). Timed from the trainer's begin to the server having every tensor.
   (c) copy    weightbus copy-into: as (b), then the server copies every tensor into its own weights with
               wb_snapshot_copy_into on its stream and synchronizes. Same start, ends when the copies are done.
+  (c') load   weightbus.torch.load_module, the README's server call: as (c), into a module whose parameters
+              are the server's weights (its plan kept between versions). Same start, ends when it returns.
   (d) raw     the floor: the same tensors copied device to device in the server by torch._foreach_copy_ (one
               batched launch for all of them), with no notification, lease or lookup. Also reported: one
               cudaMemcpy of the same number of bytes between two contiguous buffers (raw-contiguous).
@@ -134,12 +136,28 @@ def unpack_from(torch, packed, names, dtype_names, tensor_shapes, tensor_sizes):
             for name, shape, dtype, piece in zip(names, tensor_shapes, dtypes, packed.split(tensor_sizes))]
 
 
+def as_module(torch, tensors):
+    """A module whose parameters are `tensors` under the same dotted names (what a server's model is to
+    load_module), sharing their storage."""
+    root = torch.nn.Module()
+    for name, tensor in tensors.items():
+        *path, leaf = name.split(".")
+        owner = root
+        for part in path:
+            if not hasattr(owner, part):
+                owner.add_module(part, torch.nn.Module())
+            owner = getattr(owner, part)
+        owner.register_parameter(leaf, torch.nn.Parameter(tensor, requires_grad=False))
+    return root
+
+
 # The server, in its own process: commands on stdin, one result line per command on stdout ------------------
 
 def server(socket, set_name):
     import torch
     import weightbus
     from torch.multiprocessing.reductions import rebuild_cuda_tensor
+    from weightbus.torch import load_module
     from werkzeug.serving import make_server
     from werkzeug.wrappers import Request, Response
 
@@ -203,11 +221,19 @@ def server(socket, set_name):
     topic = client.open_topic("model")
     plan = weightbus.CopyPlan(own)
     names = list(own)
+    module = as_module(torch, own)
     print(f"ready {http.server_port}", flush=True)
     seen = 0
     for command in sys.stdin:
         command = command.strip()
-        if command in ("flip", "copy"):
+        if command == "load":
+            seen = topic.wait(after=seen, timeout=60)
+            seen = load_module(topic, module, seen, timeout=60)
+            end_ns = time.monotonic_ns()
+            with topic.snapshot(seen, timeout=60) as s:  # the start, read after the clock stopped
+                elapsed = end_ns - int(s.metadata)
+            print(f"{elapsed / 1e6:.3f}", flush=True)
+        elif command in ("flip", "copy"):
             seen = topic.wait(after=seen, timeout=60)
             with topic.snapshot(seen, timeout=60) as s:
                 start_ns = int(s.metadata)
@@ -289,7 +315,7 @@ def peers_packed_update(torch, weights, base_url, buffer_bytes):
     return (time.monotonic_ns() - start) / 1e6
 
 
-PATHS = ("peers", "peers-packed", "flip", "copy", "raw", "raw-contiguous")
+PATHS = ("peers", "peers-packed", "flip", "copy", "load", "raw", "raw-contiguous")
 
 
 def run_set(set_name, iterations, broker, rows):
@@ -332,7 +358,7 @@ def run_set(set_name, iterations, broker, rows):
             requests.post(f"{base_url}/init_weight_transfer_engine",
                           json={"init_info": {"packed": path == "peers-packed"}}, timeout=60).raise_for_status()
         for i in range(iterations + 1):  # the first is a warm-up, not recorded
-            if path in ("flip", "copy"):
+            if path in ("flip", "copy", "load"):
                 version += 1
                 publish(version)
                 ms = float(ask(path))
@@ -351,8 +377,8 @@ def run_set(set_name, iterations, broker, rows):
                 print(f"{set_name},{path},{i},{ms:.3f}", flush=True)
         if path in ("peers", "peers-packed") and ask(f"check-pattern {salt}") != "ok":
             raise RuntimeError(f"the server's weights differ from the trainer's after {path}")
-        if path == "copy" and ask("check") != "ok":
-            raise RuntimeError("the server's weights differ from the trainer's after copy-into")
+        if path in ("copy", "load") and ask("check") != "ok":
+            raise RuntimeError(f"the server's weights differ from the trainer's after {path}")
     srv.stdin.close()
     srv.wait(timeout=120)
     topic.revoke(next(iter(weights)), timeout=60)
@@ -403,7 +429,8 @@ def main():
         print(f"RESULT model-update-{set_name} peers_ms={med['peers']:.1f} "
               f"peers_packed_ms={med['peers-packed']:.1f} flip_ms={med['flip']:.2f} "
               f"copy_ms={med['copy']:.2f} raw_ms={med['raw']:.2f} raw_contiguous_ms={med['raw-contiguous']:.2f} "
-              f"copy_over_raw={med['copy'] / med['raw']:.3f} "
+              f"load_ms={med['load']:.2f} copy_over_raw={med['copy'] / med['raw']:.3f} "
+              f"load_over_contiguous={med['load'] / med['raw-contiguous']:.3f} "
               f"peers_over_copy={med['peers'] / med['copy']:.1f} "
               f"peers_packed_over_copy={med['peers-packed'] / med['copy']:.1f}", flush=True)
 

@@ -60,6 +60,10 @@ def model_table(out, lines):
                      f"copy of the same bytes: {m['raw-contiguous']:.2f})")
         lines.append(f"  copy-into / raw = {m['copy'] / m['raw']:.3f} (target <= 1.1); peers / copy-into = "
                      f"{m['peers'] / m['copy']:.1f}x (target >= 10x); peers / flip = {m['peers'] / m['flip']:.0f}x")
+        if "load" in m:  # older CSVs lack it
+            target = {"qwen8b": " (target <= 1.05)", "many": " (target <= 1.2)"}.get(set_name, "")
+            lines.append(f"  load_module {m['load']:.2f} ms = {m['load'] / m['raw-contiguous']:.3f}x one contiguous "
+                         f"copy of the same bytes{target}")
         if packed:
             lines.append(f"  peers-packed / copy-into = {m['peers-packed'] / m['copy']:.1f}x; "
                          f"peers-packed / flip = {m['peers-packed'] / m['flip']:.0f}x; peers-packed / peers = "

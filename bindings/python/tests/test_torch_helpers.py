@@ -68,3 +68,60 @@ def test_register_mode_needs_cuda_and_one_replica(client):
     with pytest.raises(weightbus.StateError, match="writing"):
         with copy.writing():
             pass
+
+
+def test_load_module_keeps_its_plan_until_the_module_or_the_topic_changes(broker, client):
+    import weightbus.torch as wbt
+
+    trainer, server = model(1), model(2)
+    publisher = ModulePublisher(client.create_topic("policy"), trainer)
+    publisher.publish()
+    with broker.connect("server") as other:
+        reader = other.open_topic("policy")
+        assert load_module(reader, server) == 1
+        plan = wbt._LOADERS[reader][server].plan
+        with torch.no_grad():
+            for p in trainer.parameters():
+                p.mul_(2.0)
+        publisher.publish()
+        assert load_module(reader, server) == 2
+        assert wbt._LOADERS[reader][server].plan is plan  # nothing resolved again
+        assert all(torch.equal(a, b) for a, b in zip(trainer.parameters(), server.parameters()))
+
+        # A replaced parameter and one whose .data was swapped: both filled, through a new plan.
+        server[0].weight = torch.nn.Parameter(torch.zeros(16, 8))
+        server[2].bias.data = torch.zeros(4)
+        assert load_module(reader, server) == 2
+        assert wbt._LOADERS[reader][server].plan is not plan
+        assert all(torch.equal(a, b) for a, b in zip(trainer.parameters(), server.parameters()))
+
+        # Other options make another plan; an equal name_map dict keeps it.
+        plan = wbt._LOADERS[reader][server].plan
+        assert load_module(reader, server, name_map={"x": "y"}) == 2
+        assert wbt._LOADERS[reader][server].plan is not plan
+        plan = wbt._LOADERS[reader][server].plan
+        assert load_module(reader, server, name_map={"x": "y"}) == 2
+        assert wbt._LOADERS[reader][server].plan is plan
+
+
+def test_load_module_copies_buffers_scalars_and_strided_rows_and_refuses_columns(broker, client):
+    def net():
+        return torch.nn.Sequential(torch.nn.Linear(8, 6), torch.nn.BatchNorm1d(6))
+
+    trainer, server = net(), net()
+    with torch.no_grad():
+        trainer[0].weight.normal_()
+        trainer[1].running_mean.fill_(0.5)
+        trainer[1].num_batches_tracked.fill_(7)
+    ModulePublisher(client.create_topic("bn"), trainer, include_buffers=True).publish()
+    with broker.connect("server") as other:
+        reader = other.open_topic("bn")
+        assert reader.tensor_count() == len(reader.layout()) == 7
+        server[0].weight = torch.nn.Parameter(torch.zeros(6, 8).t().contiguous().t())  # [6, 8], column-major
+        with pytest.raises(weightbus.InvalidArgumentError, match="'0.weight'.*strides \\[1, 6\\]"):
+            load_module(reader, server, include_buffers=True)
+        server[0].weight = torch.nn.Parameter(torch.zeros(12, 8)[::2])  # rows apart: the plan copies strided
+        assert load_module(reader, server, include_buffers=True) == 1
+    assert torch.equal(server[0].weight, trainer[0].weight)
+    assert torch.equal(server[1].running_mean, trainer[1].running_mean)
+    assert server[1].num_batches_tracked.item() == 7

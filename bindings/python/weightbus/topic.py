@@ -87,12 +87,16 @@ class Topic(ClosesOnExit):
         lib.wb_topic_get_info(self.handle, ctypes.byref(info))
         return TopicInfo._from_c(info)
 
-    def layout(self) -> List[TensorLayout]:
-        """Every tensor and view of the topic, in order."""
+    def tensor_count(self) -> int:
+        """How many tensors and views the topic has (a publisher may add more; a plan made before sees none)."""
         count = ctypes.c_uint32()
         lib.wb_topic_tensor_count(self.handle, ctypes.byref(count))
+        return count.value
+
+    def layout(self) -> List[TensorLayout]:
+        """Every tensor and view of the topic, in order."""
         result = []
-        for index in range(count.value):
+        for index in range(self.tensor_count()):
             info = new(_lib.TensorInfo)
             lib.wb_topic_tensor(self._handle, index, ctypes.byref(info))
             result.append(TensorLayout._from_c(info))

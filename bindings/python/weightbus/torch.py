@@ -13,13 +13,16 @@ with a SlicePlan every version (load_slices).
 from __future__ import annotations
 
 import contextlib
+import operator
 import re
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+import weakref
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
 from .errors import InvalidArgumentError, NotFoundError, StateError, WeightbusError
 from .plan import SlicePlan, parts_merged, parts_qkv, split, split_vocab
+from .snapshot import CopyPlan, Snapshot
 from .topic import Topic
 
 # How a module's names map to the topic's: a dict, or a function returning the topic's name (None: skip it).
@@ -34,12 +37,18 @@ def module_tensors(module: torch.nn.Module, include_buffers: bool = False) -> Di
     return named
 
 
-def _current_stream(tensors: Mapping[str, torch.Tensor]) -> Optional[torch.cuda.Stream]:
-    devices = {t.device for t in tensors.values() if t.is_cuda}
+def _gpu_of(tensors: Iterable[torch.Tensor]) -> Optional[torch.device]:
+    """The one GPU of the CUDA tensors among `tensors` (None: all on the host)."""
+    devices = {t.device for t in tensors if t.is_cuda}
     if len(devices) > 1:
         raise InvalidArgumentError(f"tensors on several GPUs ({sorted(map(str, devices))}): publish each GPU's "
                                    "tensors as its own topic", -1)
-    return torch.cuda.current_stream(devices.pop()) if devices else None
+    return devices.pop() if devices else None
+
+
+def _current_stream(tensors: Mapping[str, torch.Tensor]) -> Optional[torch.cuda.Stream]:
+    device = _gpu_of(tensors.values())
+    return torch.cuda.current_stream(device) if device is not None else None
 
 
 class ModulePublisher:
@@ -128,29 +137,115 @@ def load_module(topic: Topic, module: torch.nn.Module, version: int = 0, name_ma
                 strict: bool = True, include_buffers: bool = False, timeout: Optional[float] = None) -> int:
     """Copies version `version` (0: the latest) into the module's parameters, on the current CUDA stream after
     the version's GPU work, and returns the version loaded. `name_map` maps the module's names to the topic's.
-    strict=True: every mapped tensor must exist in the topic; dtype and shape must match in any case."""
-    targets: Dict[str, torch.Tensor] = {}
-    for name, tensor in module_tensors(module, include_buffers).items():
-        source = _target_name(name_map, name)
-        if source is not None:
-            targets[source] = tensor
-    layout = {t.name: t for t in topic.layout()}
-    missing = [name for name in targets if name not in layout]
-    if missing and strict:
-        raise NotFoundError(f"WB_E_NOT_FOUND: topic {topic.name!r} has no tensor {missing[:5]} "
-                            f"({len(missing)} missing; map names with name_map or pass strict=False)", -3)
-    targets = {name: t for name, t in targets.items() if name in layout}
-    for name, tensor in targets.items():
-        want = layout[name]
-        if (want.dtype, want.shape) != (_dtype_name(tensor.dtype), tuple(tensor.shape)):
-            raise InvalidArgumentError(f"WB_E_SHAPE: {name!r} is {want.dtype}{list(want.shape)} in the topic but "
-                                       f"{tensor.dtype}{list(tensor.shape)} in the module", -7)
-    stream = _current_stream(targets)
+    strict=True: every mapped tensor must exist in the topic; dtype and shape must match in any case.
+
+    The first call for a module resolves its parameters into a SlicePlan (one copy kernel for every tensor) and
+    keeps it with the topic; later calls only run it. While the copies run, the call checks that the module
+    still has the same parameters at the same addresses (replaced parameters, `param.data = ...`); if not, it
+    makes the plan again and copies again. The same name_map (the same function, or an equal dict) keeps it."""
+    loader = _loader(topic, module, name_map, strict, include_buffers)
+    stream = torch.cuda.current_stream(loader.device) if loader.device is not None else None
     with topic.snapshot(version, timeout) as snapshot:
-        snapshot.copy_into(targets, stream)
+        loader.run(snapshot, stream)
+        if not loader.fits(module):  # checked while the GPU copies; stray copies went into storages it keeps
+            if stream is not None:
+                stream.synchronize()
+            loader = _loader(topic, module, name_map, strict, include_buffers, rebuild=True)
+            loader.run(snapshot, stream)
         if stream is not None:
             stream.synchronize()  # the copies read the snapshot: they must end before its release
         return snapshot.version
+
+
+class _Loader:
+    """What load_module keeps per topic and module between versions: the plan into the module's tensors, and
+    what must not have changed for it to stay right: the options, and the module's parameters (names, objects,
+    addresses, shapes). The topic's side cannot change: its layout is sealed by its first publish."""
+
+    def __init__(self, topic: Topic, module: torch.nn.Module, name_map: NameMap, strict: bool,
+                 include_buffers: bool) -> None:
+        self.name_map = dict(name_map) if isinstance(name_map, Mapping) else name_map
+        self.strict, self.include_buffers = strict, include_buffers
+        self.names, self.tensors = self._members(module)
+        self.addresses, self.shapes = self._placement(self.tensors)
+        targets: Dict[str, torch.Tensor] = {}
+        for name, tensor in zip(self.names, self.tensors):
+            source = _target_name(name_map, name)
+            if source is not None:
+                targets[source] = tensor.detach()  # the plan keeps them: their storages outlive a replacement
+        layout = {t.name: t for t in topic.layout()}
+        missing = [name for name in targets if name not in layout]
+        if missing and strict:
+            raise NotFoundError(f"WB_E_NOT_FOUND: topic {topic.name!r} has no tensor {missing[:5]} "
+                                f"({len(missing)} missing; map names with name_map or pass strict=False)", -3)
+        targets = {name: t for name, t in targets.items() if name in layout}
+        for name, tensor in targets.items():
+            want = layout[name]
+            if (want.dtype, want.shape) != (_dtype_name(tensor.dtype), tuple(tensor.shape)):
+                raise InvalidArgumentError(f"WB_E_SHAPE: {name!r} is {want.dtype}{list(want.shape)} in the topic "
+                                           f"but {tensor.dtype}{list(tensor.shape)} in the module", -7)
+            if tensor.dim() and tensor.stride(-1) != 1 and tensor.shape[-1] != 1:
+                raise InvalidArgumentError(f"WB_E_SHAPE: {name!r} has strides {list(tensor.stride())} in the module: "
+                                           "load_module copies rows, so the last dimension must be contiguous", -7)
+        self.device = _gpu_of(targets.values())
+        self.plan = SlicePlan(topic, [{"dst": t, "parts": [{"name": name, "extent": list(t.shape)}]}
+                                      for name, t in targets.items() if t.dim()])
+        scalars = {name: t for name, t in targets.items() if not t.dim()}  # a plan's boxes have dimensions
+        self.scalars = CopyPlan(scalars) if scalars else None
+
+    def run(self, snapshot: Snapshot, stream: Optional[torch.cuda.Stream]) -> None:
+        self.plan.run(snapshot, stream)
+        if self.scalars is not None:
+            snapshot.copy_into(self.scalars, stream)
+
+    def _members(self, module: torch.nn.Module) -> Tuple[Tuple[str, ...], Tuple[torch.Tensor, ...]]:
+        named = list(module.named_parameters())
+        if self.include_buffers:
+            named += list(module.named_buffers())
+        if not named:
+            return (), ()
+        names, tensors = zip(*named)
+        return names, tensors
+
+    @staticmethod
+    def _placement(tensors: Sequence[torch.Tensor]) -> Tuple[List[int], List[torch.Size]]:
+        return list(map(torch.Tensor.data_ptr, tensors)), [t.shape for t in tensors]
+
+    def same_options(self, name_map: NameMap, strict: bool, include_buffers: bool) -> bool:
+        if (strict, include_buffers) != (self.strict, self.include_buffers):
+            return False
+        if isinstance(name_map, Mapping) != isinstance(self.name_map, Mapping):
+            return False
+        if isinstance(name_map, Mapping) and name_map != self.name_map:
+            return False
+        return isinstance(name_map, Mapping) or name_map is self.name_map
+
+    def fits(self, module: torch.nn.Module) -> bool:
+        """Whether the module still has the parameters the plan copies into: the same names and objects (by
+        identity: never compared by value), at the same addresses and shapes."""
+        names, tensors = self._members(module)
+        if names != self.names or not all(map(operator.is_, tensors, self.tensors)):
+            return False
+        return self._placement(tensors) == (self.addresses, self.shapes)
+
+
+# Per topic, per module: weak on both, so that neither is kept alive by having been loaded.
+_LOADERS: "weakref.WeakKeyDictionary[Topic, weakref.WeakKeyDictionary[torch.nn.Module, _Loader]]" = \
+    weakref.WeakKeyDictionary()
+
+
+def _loader(topic: Topic, module: torch.nn.Module, name_map: NameMap, strict: bool, include_buffers: bool,
+            rebuild: bool = False) -> _Loader:
+    per_module = _LOADERS.setdefault(topic, weakref.WeakKeyDictionary())
+    loader = per_module.get(module)
+    if loader is not None and not rebuild and loader.same_options(name_map, strict, include_buffers):
+        return loader
+    if loader is not None:
+        loader.plan.close()
+        del per_module[module]
+    loader = _Loader(topic, module, name_map, strict, include_buffers)
+    per_module[module] = loader
+    return loader
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
