@@ -125,3 +125,38 @@ def test_load_module_copies_buffers_scalars_and_strided_rows_and_refuses_columns
     assert torch.equal(server[0].weight, trainer[0].weight)
     assert torch.equal(server[1].running_mean, trainer[1].running_mean)
     assert server[1].num_batches_tracked.item() == 7
+
+
+def test_load_module_sees_changes_that_no_registration_hook_reports(broker, client, monkeypatch):
+    """Where torch counts registrations (torch >= 2.0) load_module does not walk the module each version; what
+    no hook reports is still seen: a parameter written into _parameters or a submodule into _modules directly,
+    a deleted parameter, `.data` swapped."""
+    import weightbus.torch as wbt
+
+    monkeypatch.setattr(wbt, "_registrations", lambda: 1)  # as if torch had the hooks and nothing registered
+    trainer, server = model(1), model(2)
+    ModulePublisher(client.create_topic("policy"), trainer).publish()
+    with broker.connect("server") as other:
+        reader = other.open_topic("policy")
+
+        def loads_right():
+            plan = wbt._LOADERS[reader][server].plan if server in wbt._LOADERS.get(reader, {}) else None
+            assert load_module(reader, server) == 1
+            assert all(torch.equal(a, b) for a, b in zip(trainer.parameters(), server.parameters()))
+            return wbt._LOADERS[reader][server].plan is not plan
+
+        assert loads_right()
+        assert not loads_right()  # nothing changed: the same plan
+        server[0]._parameters["weight"] = torch.nn.Parameter(torch.zeros(16, 8))
+        assert loads_right()
+        server._modules["2"] = torch.nn.Linear(16, 4)
+        assert loads_right()
+        server[2].weight.data = torch.zeros(4, 16)
+        assert loads_right()
+        plan = wbt._LOADERS[reader][server].plan
+        del server[2].bias  # one target fewer: a new plan
+        assert load_module(reader, server) == 1
+        assert wbt._LOADERS[reader][server].plan is not plan
+        server[2].bias = torch.nn.Parameter(torch.zeros(4))  # back, through a registration the hook would count
+        monkeypatch.setattr(wbt, "_registrations", lambda: 2)
+        assert loads_right()

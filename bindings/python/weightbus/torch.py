@@ -166,8 +166,7 @@ class _Loader:
                  include_buffers: bool) -> None:
         self.name_map = dict(name_map) if isinstance(name_map, Mapping) else name_map
         self.strict, self.include_buffers = strict, include_buffers
-        self.names, self.tensors = self._members(module)
-        self.addresses, self.shapes = self._placement(self.tensors)
+        self._remember(module)
         targets: Dict[str, torch.Tensor] = {}
         for name, tensor in zip(self.names, self.tensors):
             source = _target_name(name_map, name)
@@ -198,19 +197,6 @@ class _Loader:
         if self.scalars is not None:
             snapshot.copy_into(self.scalars, stream)
 
-    def _members(self, module: torch.nn.Module) -> Tuple[Tuple[str, ...], Tuple[torch.Tensor, ...]]:
-        named = list(module.named_parameters())
-        if self.include_buffers:
-            named += list(module.named_buffers())
-        if not named:
-            return (), ()
-        names, tensors = zip(*named)
-        return names, tensors
-
-    @staticmethod
-    def _placement(tensors: Sequence[torch.Tensor]) -> Tuple[List[int], List[torch.Size]]:
-        return list(map(torch.Tensor.data_ptr, tensors)), [t.shape for t in tensors]
-
     def same_options(self, name_map: NameMap, strict: bool, include_buffers: bool) -> bool:
         if (strict, include_buffers) != (self.strict, self.include_buffers):
             return False
@@ -220,13 +206,75 @@ class _Loader:
             return False
         return isinstance(name_map, Mapping) or name_map is self.name_map
 
+    def _members(self, module: torch.nn.Module) -> List[Tuple[str, torch.Tensor]]:
+        named = list(module.named_parameters())
+        if self.include_buffers:
+            named += list(module.named_buffers())
+        return named
+
+    def _remember(self, module: torch.nn.Module) -> None:
+        """Takes down the module's tensors, and where each of them and each submodule hangs (the dict of its
+        owner and its key there), so that fits() can check them without walking the module again."""
+        self.registrations = _registrations()
+        named = self._members(module)
+        self.names = tuple(name for name, _ in named)
+        self.tensors = tuple(tensor for _, tensor in named)
+        self.addresses, self.shapes = _placement(self.tensors)
+        modules = dict(module.named_modules())
+        hangers: List[Tuple[Dict[str, Any], str, Any]] = []  # (the owner's dict, the key there, the object)
+        for name, child in modules.items():
+            if name:
+                parent, _, key = name.rpartition(".")
+                hangers.append((modules[parent]._modules, key, child))
+        for name, tensor in named:
+            owner, _, key = name.rpartition(".")
+            table = modules[owner]._parameters if key in modules[owner]._parameters else modules[owner]._buffers
+            hangers.append((table, key, tensor))
+        self.tables, self.keys, self.objects = (tuple(column) for column in zip(*hangers)) if hangers else ((), (), ())
+
     def fits(self, module: torch.nn.Module) -> bool:
-        """Whether the module still has the parameters the plan copies into: the same names and objects (by
-        identity: never compared by value), at the same addresses and shapes."""
-        names, tensors = self._members(module)
-        if names != self.names or not all(map(operator.is_, tensors, self.tensors)):
+        """Whether the module still has the tensors the plan copies into: each submodule and tensor where it was
+        (by identity: never compared by value), at the same address and shape. Additions are seen through torch's
+        registration hooks (torch >= 2.0); without them, or after any registration in the process, the module is
+        walked again (named_parameters: about a microsecond per parameter)."""
+        if not all(map(operator.is_, map(dict.get, self.tables, self.keys), self.objects)):
             return False
-        return self._placement(tensors) == (self.addresses, self.shapes)
+        if _placement(self.tensors) != (self.addresses, self.shapes):
+            return False
+        if self.registrations is not None and self.registrations == _registrations():
+            return True
+        named = self._members(module)
+        if tuple(name for name, _ in named) != self.names or \
+                not all(map(operator.is_, (tensor for _, tensor in named), self.tensors)):
+            return False
+        self._remember(module)  # the same tensors: the walk is not needed again until the next registration
+        return True
+
+
+def _placement(tensors: Sequence[torch.Tensor]) -> Tuple[List[int], List[torch.Size]]:
+    return list(map(torch.Tensor.data_ptr, tensors)), [t.shape for t in tensors]
+
+
+# Registrations of parameters, buffers and submodules anywhere in the process, counted through torch's global
+# hooks (torch >= 2.0), so that load_module sees a module gain a tensor without walking it every version.
+_registration_count = [0]
+_hooked: List[bool] = []
+
+
+def _count_registration(*_: Any) -> None:
+    _registration_count[0] += 1  # returns None: the registration goes ahead unchanged
+
+
+def _registrations() -> Optional[int]:
+    """The count of registrations so far, or None where torch has no registration hooks."""
+    if not _hooked:
+        hooks = [getattr(torch.nn.modules.module, f"register_module_{kind}_registration_hook", None)
+                 for kind in ("parameter", "buffer", "module")]
+        if all(hooks):
+            for hook in hooks:
+                hook(_count_registration)
+        _hooked.append(all(hooks))
+    return _registration_count[0] if _hooked[0] else None
 
 
 # Per topic, per module: weak on both, so that neither is kept alive by having been loaded.
