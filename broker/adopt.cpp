@@ -198,7 +198,9 @@ void Registry::reap_orphans() {
       continue;
     }
     for (uint32_t t = 0; t < seg_.header().topic_count.load(); ++t) {
-      if (is_publisher(t, slot)) release_publisher(t, slot);
+      if (!is_publisher(t, slot)) continue;
+      release_publisher(t, slot);
+      settle_gpu_words(t);
     }
     exporter_gone(slot);
     uint32_t leases = remove_client(slot);

@@ -109,6 +109,7 @@ void Dispatcher::client_gone(Client *client, const char *why) {
   for (uint32_t topic = 0; topic < registry_.seg().header().topic_count.load(); ++topic) {
     if (!registry_.is_publisher(topic, client->slot)) continue;
     uint32_t dirty = release_publisher(topic, client->slot);
+    registry_.settle_gpu_words(topic);  // a detach waited for its words; a crash leaves them to the broker
     log(LogLevel::kInfo, "reclaim pid %u: publisher of '%s' (left %u tensors dirty)", client->pid,
         registry_.seg().topic(topic).name, dirty);
   }

@@ -112,6 +112,14 @@ uint32_t Registry::release_publisher(uint32_t topic) {
   return t.dirty_tensors.load();
 }
 
+void Registry::settle_gpu_words(uint32_t topic) {
+  uint64_t latest = seg_.topic(topic).latest.load();
+  for (uint32_t slot = 0; slot < seg_.caps().ring_slots; ++slot) {
+    std::atomic<uint64_t> &word = seg_.gpu_word(topic, slot);
+    if (int64_t(word.load() - latest) < 0) word.store(latest, std::memory_order_release);
+  }
+}
+
 int Registry::find_tensor(uint32_t topic, const std::string &name, uint32_t *slot) const {
   const auto &names = tensors_by_name_[topic];
   auto found = names.find(name);

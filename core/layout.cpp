@@ -39,6 +39,8 @@ Layout compute_layout(const Capacities &caps) {
   at = align_up(at + uint64_t{caps.max_topics} * caps.ring_slots * sizeof(VersionRecord), kTableAlignment);
   layout.ranks_offset = at;
   at = align_up(at + uint64_t{caps.max_ranks} * sizeof(Rank), kTableAlignment);
+  layout.gpu_words_offset = at;  // last, and whole pages: see Segment::gpu_word
+  at = align_up(at + uint64_t{caps.max_topics} * caps.ring_slots * sizeof(uint64_t), kTableAlignment);
   layout.segment_size = at;
   return layout;
 }
@@ -55,6 +57,7 @@ void write_header(Header &h, const Capacities &caps, uint32_t broker_pid, uint64
   h.clients_offset = layout.clients_offset;
   h.rings_offset = layout.rings_offset;
   h.ranks_offset = layout.ranks_offset;
+  h.gpu_words_offset = layout.gpu_words_offset;
   h.client_stride = layout.client_stride;
   h.created_ns = created_ns;
   // Last, also for the compiler: a broker that dies while writing the header leaves no fingerprint. Clients
@@ -86,7 +89,7 @@ int validate_header(const void *base, uint64_t mapped_size) {
       layout.topics_offset != h.topics_offset || layout.tensors_offset != h.tensors_offset ||
       layout.allocations_offset != h.allocations_offset || layout.clients_offset != h.clients_offset ||
       layout.rings_offset != h.rings_offset || layout.ranks_offset != h.ranks_offset ||
-      layout.client_stride != h.client_stride) {
+      layout.gpu_words_offset != h.gpu_words_offset || layout.client_stride != h.client_stride) {
     return fail(WB_E_PROTOCOL, "segment header's table offsets do not match its capacities");
   }
   return WB_OK;

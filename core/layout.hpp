@@ -198,7 +198,11 @@ struct ClientSlot {
   // (CLOCK_MONOTONIC ns, written before the lease word it belongs to), for `weightbus stats`' hold times.
 };
 
-inline constexpr uint32_t kRecordGpuEvent = 1;  // VersionRecord::flags: published on a stream
+// VersionRecord::flags. kRecordOnStream: published on a stream, its GPU work ordered by the slot's GPU word
+// (kRecordGpuWord: the stream wrote the version there when the work before it was done) or else by the slot's
+// interprocess event.
+inline constexpr uint32_t kRecordOnStream = 1;
+inline constexpr uint32_t kRecordGpuWord = 2;
 
 // The fields under the seqlock are atomics too (stored with release and loaded with acquire, the metadata
 // word by word, see atomic_bytes.hpp): a reader copies them while the publisher may be rewriting the slot, and
@@ -209,7 +213,7 @@ struct VersionRecord {
   std::atomic<uint32_t> metadata_size;
   std::atomic<uint32_t> changed_count;
   std::atomic<uint64_t> metadata[WB_METADATA_MAX / 8];
-  std::atomic<uint32_t> flags;  // kRecordGpuEvent when this slot's event orders the version's GPU work
+  std::atomic<uint32_t> flags;  // kRecordOnStream, kRecordGpuWord
   uint32_t reserved;
   // The CUipcEventHandle of this ring slot's event, written under Topic::event_epoch (not the seqlock): one
   // event per slot, recorded again by each version published on a stream into the slot.
@@ -229,6 +233,7 @@ struct Header {
   uint64_t client_stride;  // bytes per client slot with its lease words
   uint64_t created_ns;
   uint64_t ranks_offset;
+  uint64_t gpu_words_offset;
   std::atomic<uint32_t> topic_count;       // entries [0, count) have been handed out; append-only
   std::atomic<uint32_t> tensor_count;
   std::atomic<uint32_t> allocation_count;
@@ -265,6 +270,7 @@ struct Layout {
   uint64_t clients_offset;
   uint64_t rings_offset;
   uint64_t ranks_offset;
+  uint64_t gpu_words_offset;
   uint64_t client_stride;
   uint64_t segment_size;
 };
@@ -299,6 +305,18 @@ class Segment {
     uint64_t ring_slot = uint64_t{topic_slot} * caps().ring_slots + version % caps().ring_slots;
     return at<VersionRecord>(header().rings_offset, 0, 0, ring_slot * sizeof(VersionRecord));
   }
+  // The GPU word of a topic's ring slot: the last version published on a stream into the slot whose GPU work
+  // is done, written by the publisher's stream (cuStreamWriteValue64) and waited on by readers' streams
+  // (cuStreamWaitValue64, cyclic >=); the broker writes it when a publisher dies. The table is pages of its
+  // own, so that processes can register it with the driver alone.
+  std::atomic<uint64_t> &gpu_word(uint32_t topic_slot, uint64_t version) const {
+    uint64_t ring_slot = uint64_t{topic_slot} * caps().ring_slots + version % caps().ring_slots;
+    return at<std::atomic<uint64_t>>(header().gpu_words_offset, ring_slot, sizeof(uint64_t));
+  }
+  std::atomic<uint64_t> *gpu_words() const {
+    return reinterpret_cast<std::atomic<uint64_t> *>(base_ + header().gpu_words_offset);
+  }
+  uint64_t gpu_words_size() const { return header().segment_size - header().gpu_words_offset; }
   char *base() const { return base_; }
 
  private:

@@ -115,7 +115,7 @@ extern "C" WB_API int wb_snapshot_copy_into(wb_snapshot *snapshot, const wb_copy
     any_host |= !c.cuda;
   }
   // Host bytes written by GPU work (a version published on a stream) are read once that work is done.
-  if (any_host && (snapshot->record_flags & shm::kRecordGpuEvent) &&
+  if (any_host && (snapshot->record_flags & shm::kRecordOnStream) &&
       (rc = wb_snapshot_synchronize(snapshot, -1)) != WB_OK) {
     return rc;
   }

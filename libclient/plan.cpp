@@ -376,7 +376,7 @@ int run_plan(wb_plan *plan, wb_snapshot *snapshot, void *stream) {
   });
   int rc;
   // Host bytes written by GPU work (a version published on a stream) are read once that work is done.
-  if (!plan->host_copies.empty() && (snapshot->record_flags & shm::kRecordGpuEvent) &&
+  if (!plan->host_copies.empty() && (snapshot->record_flags & shm::kRecordOnStream) &&
       (rc = wb_snapshot_synchronize(snapshot, -1)) != WB_OK) {
     return rc;
   }

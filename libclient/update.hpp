@@ -16,7 +16,7 @@ struct wb_update {
   std::unordered_map<uint32_t, uint32_t> replica_of;  // tensor slot -> replica being written
   std::vector<uint32_t> changed;                      // tensor slots, in the order handed out
   uint32_t recovered_dirty = 0;  // R = 1: tensors left half-written by a dead writer that this one rewrites
-  uint32_t record_flags = 0;     // VersionRecord::flags of the version (kRecordGpuEvent: published on a stream)
+  uint32_t record_flags = 0;     // VersionRecord::flags of the version (kRecordOnStream, kRecordGpuWord: see layout.hpp)
 };
 
 namespace wb {

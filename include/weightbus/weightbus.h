@@ -551,7 +551,7 @@ WB_API int wb_snapshot_tensor_at(wb_snapshot *snapshot, uint32_t index, wb_tenso
  * no read-only mode): readers must not write them.
  *
  * GPU ordering: a publisher that writes a version's bytes with GPU work publishes with
- * wb_update_publish_on_stream, which records an interprocess event on its stream; a reader orders its own
+ * wb_update_publish_on_stream, which orders the version after its stream's work; a reader orders its own
  * stream after the version with wb_snapshot_wait_stream (no host wait), waits on the host with
  * wb_snapshot_synchronize, or copies with wb_snapshot_copy_into, which does both the wait and the copies on
  * one stream. A reader must let its GPU work that reads a snapshot finish (e.g. cuStreamSynchronize) before it
@@ -615,18 +615,27 @@ WB_API int wb_tensor_register_cuda(wb_topic *topic, const wb_tensor_spec *specs,
  * WB_E_NO_CUDA, WB_E_CUDA, WB_E_BROKER_GONE (no successor may come). */
 WB_API int wb_tensor_revoke(wb_topic *topic, const char *name, int64_t timeout_ms);
 
-/* wb_update_publish for a version whose bytes were written by GPU work on stream: records the topic's
- * interprocess event for this version on stream first (no host wait), so that readers order their GPU work
- * after it. On a rank of a sharded topic (this version) it waits on the host until stream's work is done
- * instead. Errors: those of wb_update_publish, and WB_E_INVAL (stream of another CUDA context than the
- * topic's earlier publishes on a stream), WB_E_NO_CUDA, WB_E_CUDA; on an error the update stays open. */
+/* wb_update_publish for a version whose bytes were written by GPU work on stream, so that readers order their
+ * GPU work after it, without a host wait: stream writes the version into a word of the segment once its work
+ * before is done (cuStreamWriteValue64, a few microseconds of the stream's time), which readers' streams wait
+ * for (cuStreamWaitValue64). Where the GPU lacks 64-bit stream memory operations, or the segment's word table
+ * cannot be registered with the driver, or $WEIGHTBUS_GPU_ORDER is "event", it records an interprocess event on
+ * stream instead (about 150 us of the stream's time). On a rank of a sharded topic (this version) it waits on
+ * the host until stream's work is done instead. Errors: those of wb_update_publish, and WB_E_INVAL (with events:
+ * a stream of another CUDA context than the topic's earlier publishes on a stream), WB_E_NO_CUDA, WB_E_CUDA; on
+ * an error the update stays open. The publisher's wb_detach waits (at most 10 s) until the versions it
+ * published on streams are done; if its process dies first, the broker lets readers waiting for them go on. */
 WB_API int wb_update_publish_on_stream(wb_update *update, void *stream, const void *metadata,
                                        uint32_t metadata_size, uint64_t *version);
 
 /* Makes work submitted to stream after this call wait until the GPU work that wrote the snapshot's version
  * (wb_update_publish_on_stream) is done, without blocking the host. A version published with
- * wb_update_publish, or whose publisher's process has ended, needs no wait. Waiting on a later version of the
- * same ring slot can only make the wait longer. Errors: WB_E_INVAL, WB_E_NO_CUDA, WB_E_CUDA. */
+ * wb_update_publish, whose GPU work is done already, or whose publisher's process has ended, needs no wait.
+ * Waiting on a later version of the same ring slot can only make the wait longer. The host waits instead of
+ * the stream (as wb_snapshot_synchronize, without a limit) when the version's publisher is this process (a
+ * stream waiting on a word that another stream of the same context writes could be queued behind it), when
+ * stream is NULL in a thread without a current context, and where the GPU lacks stream memory operations.
+ * Errors: WB_E_INVAL, WB_E_NO_CUDA, WB_E_CUDA. */
 WB_API int wb_snapshot_wait_stream(wb_snapshot *snapshot, void *stream);
 
 /* The same, blocking the host until that GPU work is done, at most timeout_ms.

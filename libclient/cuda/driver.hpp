@@ -24,7 +24,9 @@ namespace wb::cuda {
                                           X(cuModuleUnload) X(cuModuleGetFunction) X(cuLaunchKernel)                  \
                                               X(cuStreamSynchronize) X(cuMemcpy2DAsync) X(cuMemsetD8Async)            \
                                                   X(cuMemsetD2D8Async) X(cuMemAlloc) X(cuMemFree)             \
-                                                      X(cuMemcpyHtoD)
+                                                      X(cuMemcpyHtoD) X(cuMemHostRegister) X(cuMemHostUnregister) \
+                                                          X(cuMemHostGetDevicePointer) X(cuStreamWriteValue64)         \
+                                                              X(cuStreamWaitValue64)
 
 struct Driver {
 #define WB_CUDA_POINTER(fn) decltype(&::fn) fn = nullptr;

@@ -2,8 +2,10 @@
 
 #include <sched.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -93,6 +95,26 @@ int fallback_ordinal(wb_update *update, int *ordinal) {
   return WB_OK;
 }
 
+// Whether a GPU word shows version v done: the cyclic >= that cuStreamWaitValue64 applies.
+bool word_reached(uint64_t word, uint64_t v) { return int64_t(word - v) >= 0; }
+
+// Polls ready() until it returns anything but WB_E_BUSY, sleeping longer as the wait goes on (1 us .. 100 us);
+// WB_E_TIMEOUT after timeout_ms (negative: no limit).
+template <typename Ready>
+int poll(Ready ready, int64_t timeout_ms, uint64_t version) {
+  Deadline deadline(timeout_ms);
+  for (int64_t pause_ns = 1000;; pause_ns = std::min<int64_t>(pause_ns * 2, 100000)) {
+    int rc = ready();
+    if (rc != WB_E_BUSY) return rc;
+    if (timeout_ms >= 0 && deadline.expired()) {
+      return fail(WB_E_TIMEOUT, "version %llu's GPU work did not finish within %lld ms", (unsigned long long)version,
+                  (long long)timeout_ms);
+    }
+    timespec pause{0, long(pause_ns)};
+    nanosleep(&pause, nullptr);
+  }
+}
+
 }  // namespace
 
 LocalEvent::~LocalEvent() {
@@ -101,9 +123,61 @@ LocalEvent::~LocalEvent() {
   if (event != nullptr && driver(&d) == WB_OK && guard.push(context) == WB_OK) d->cuEventDestroy(event);
 }
 
+Events::Events(const shm::Segment &seg, uint32_t client_id) : seg_(seg), client_id_(client_id) {
+  const char *order = getenv("WEIGHTBUS_GPU_ORDER");
+  words_wanted_ = order == nullptr || strcmp(order, "event") != 0;
+}
+
 Events::~Events() {
+  for (auto &[topic, version] : words_written_) {
+    const std::atomic<uint64_t> &word = seg_.gpu_word(topic, version);
+    poll([&] { return word_reached(word.load(std::memory_order_acquire), version) ? WB_OK : WB_E_BUSY; }, 10000,
+         version);
+  }
   for (auto &[topic, owned] : owned_) retire(topic, owned);
   for (auto &[topic, opened] : opened_) close(opened);
+  const Driver *d = nullptr;
+  ContextGuard guard;
+  if (words_registered_ && driver(&d) == WB_OK && guard.push(words_.begin()->first) == WB_OK) {
+    d->cuMemHostUnregister(seg_.gpu_words());
+  }
+}
+
+int Events::words_base(CUcontext context, CUdeviceptr *base) {
+  *base = 0;
+  auto found = words_.find(context);
+  if (found != words_.end()) {
+    *base = found->second;
+    return WB_OK;
+  }
+  const Driver *d = nullptr;
+  ContextGuard guard;
+  int rc = driver(&d);
+  if (rc == WB_OK) rc = guard.push(context);
+  CUdevice device = 0;
+  if (rc == WB_OK) rc = check(d->cuCtxGetDevice(&device), "cuCtxGetDevice");
+  int usable = 0;
+  if (rc == WB_OK) {
+    rc = check(d->cuDeviceGetAttribute(&usable, CU_DEVICE_ATTRIBUTE_CAN_USE_64_BIT_STREAM_MEM_OPS, device),
+               "cuDeviceGetAttribute");
+  }
+  if (rc != WB_OK) return rc;
+  words_.try_emplace(context, 0);  // first: a failure below leaves this context on events
+  if (!usable || !words_wanted_) return WB_OK;
+  if (!words_registered_) {
+    // A refusal (a sandbox, a driver without host registration) is no error: events do the ordering.
+    CUresult r = d->cuMemHostRegister(seg_.gpu_words(), seg_.gpu_words_size(),
+                                      CU_MEMHOSTREGISTER_PORTABLE | CU_MEMHOSTREGISTER_DEVICEMAP);
+    if (r != CUDA_SUCCESS) {
+      words_wanted_ = false;
+      return WB_OK;
+    }
+    words_registered_ = true;
+  }
+  CUdeviceptr address = 0;
+  if (d->cuMemHostGetDevicePointer(&address, seg_.gpu_words(), 0) != CUDA_SUCCESS) return WB_OK;
+  words_[context] = *base = address;
+  return WB_OK;
 }
 
 int Events::create(wb_topic *topic, CUcontext context, Owned *out) {
@@ -165,7 +239,8 @@ int synchronize_for_rank(wb_update *update, void *stream) {
   return check(d->cuStreamSynchronize(static_cast<CUstream>(stream)), "cuStreamSynchronize");
 }
 
-int Events::record(wb_update *update, void *stream) {
+int Events::record(wb_update *update, void *stream, bool *by_word) {
+  *by_word = false;
   wb_topic *topic = update->topic;
   const Driver *d = nullptr;
   int ordinal = 0;
@@ -175,6 +250,23 @@ int Events::record(wb_update *update, void *stream) {
   if (rc == WB_OK) rc = stream_context(stream, ordinal, &context);
   if (rc != WB_OK) return rc;
   std::lock_guard lock(mutex_);
+  CUdeviceptr words = 0;
+  if ((rc = words_base(context, &words)) != WB_OK) return rc;
+  if (words != 0) {
+    const std::atomic<uint64_t> &word = seg_.gpu_word(topic->slot, update->version);
+    CUdeviceptr address = words + CUdeviceptr(reinterpret_cast<const char *>(&word) -
+                                              reinterpret_cast<const char *>(seg_.gpu_words()));
+    ContextGuard guard;
+    if ((rc = guard.push(context)) != WB_OK) return rc;
+    // Flags 0: a memory fence before the write, so that the version's bytes are visible once the word is.
+    rc = check(d->cuStreamWriteValue64(static_cast<CUstream>(stream), address, update->version, 0),
+               "cuStreamWriteValue64");
+    if (rc == WB_OK) {
+      words_written_[topic->slot] = update->version;
+      *by_word = true;
+    }
+    return rc;
+  }
   auto found = owned_.find(topic->slot);
   if (found == owned_.end()) {
     // The entry first: once the events are in the segment, keeping them cannot fail.
@@ -229,12 +321,71 @@ void Events::close(Opened &opened) {
   opened.events.clear();
 }
 
+int Events::wait_word(wb_snapshot *snapshot, int64_t timeout_ms) {
+  const std::atomic<uint64_t> &word = seg_.gpu_word(snapshot->topic->slot, snapshot->version);
+  uint64_t v = snapshot->version;
+  return poll([&] { return word_reached(word.load(std::memory_order_acquire), v) ? WB_OK : WB_E_BUSY; },
+              timeout_ms, v);
+}
+
+int Events::order_stream(wb_snapshot *snapshot, void *stream) {
+  const Driver *d = nullptr;
+  int rc = driver(&d);
+  if (rc != WB_OK || !(snapshot->record_flags & shm::kRecordOnStream)) return rc;
+  if (snapshot->record_flags & shm::kRecordGpuWord) {
+    const std::atomic<uint64_t> &word = seg_.gpu_word(snapshot->topic->slot, snapshot->version);
+    if (word_reached(word.load(std::memory_order_acquire), snapshot->version)) return WB_OK;  // done already
+    CUcontext context = nullptr;
+    if (stream == nullptr && (rc = check(d->cuCtxGetCurrent(&context), "cuCtxGetCurrent")) != WB_OK) return rc;
+    if (stream != nullptr && (rc = stream_context(stream, 0, &context)) != WB_OK) return rc;
+    CUdeviceptr words = 0;
+    if (context != nullptr && snapshot->topic->entry->publisher_pid.load(std::memory_order_acquire) != uint32_t(getpid())) {
+      std::lock_guard lock(mutex_);
+      if ((rc = words_base(context, &words)) != WB_OK) return rc;
+    }
+    if (words == 0) return wait_word(snapshot, -1);  // see the header: the host waits instead
+    CUdeviceptr address = words + CUdeviceptr(reinterpret_cast<const char *>(&word) -
+                                              reinterpret_cast<const char *>(seg_.gpu_words()));
+    ContextGuard guard;
+    if ((rc = guard.push(context)) != WB_OK) return rc;
+    return check(d->cuStreamWaitValue64(static_cast<CUstream>(stream), address, snapshot->version,
+                                        CU_STREAM_WAIT_VALUE_GEQ),
+                 "cuStreamWaitValue64");
+  }
+  CUevent event = nullptr;
+  CUcontext context = nullptr;
+  std::shared_ptr<LocalEvent> local;
+  if ((rc = event_for(snapshot, stream, &event, &context, &local)) != WB_OK || event == nullptr) return rc;
+  ContextGuard guard;
+  if ((rc = guard.push(context)) != WB_OK) return rc;
+  return check(d->cuStreamWaitEvent(static_cast<CUstream>(stream), event, 0), "cuStreamWaitEvent");
+}
+
+int Events::synchronize(wb_snapshot *snapshot, int64_t timeout_ms) {
+  const Driver *d = nullptr;
+  int rc = driver(&d);
+  if (rc != WB_OK || !(snapshot->record_flags & shm::kRecordOnStream)) return rc;
+  if (snapshot->record_flags & shm::kRecordGpuWord) return wait_word(snapshot, timeout_ms);
+  CUevent event = nullptr;
+  CUcontext context = nullptr;  // the host waits from any context: the thread's, else the event GPU's
+  std::shared_ptr<LocalEvent> local;
+  if ((rc = event_for(snapshot, nullptr, &event, &context, &local)) != WB_OK || event == nullptr) return rc;
+  if (timeout_ms < 0) return check(d->cuEventSynchronize(event), "cuEventSynchronize");
+  // cuEventSynchronize takes no timeout: poll.
+  return poll(
+      [&] {
+        CUresult r = d->cuEventQuery(event);
+        return r == CUDA_ERROR_NOT_READY ? WB_E_BUSY : check(r, "cuEventQuery");
+      },
+      timeout_ms, snapshot->version);
+}
+
 int Events::event_for(wb_snapshot *snapshot, void *stream, CUevent *event, CUcontext *context,
                       std::shared_ptr<LocalEvent> *local) {
   *event = nullptr;
   const Driver *d = nullptr;
   int rc = driver(&d);
-  if (rc != WB_OK || !(snapshot->record_flags & shm::kRecordGpuEvent)) return rc;
+  if (rc != WB_OK || !(snapshot->record_flags & shm::kRecordOnStream)) return rc;
   wb_topic *topic = snapshot->topic;
   const shm::Segment &seg = seg_;
   EventSet set;

@@ -1,12 +1,22 @@
-// GPU ordering between processes. A publisher owns one interprocess event per ring slot of each topic it
+// GPU ordering between processes. A publish on a stream writes the version into its ring slot's GPU word
+// (layout.hpp: Segment::gpu_word) with cuStreamWriteValue64 once the stream's work before it is done, and a
+// reader's stream waits until the word reaches the version (cuStreamWaitValue64): no interprocess event, so
+// neither side pays for one. The word table is registered with the driver once per client (cuMemHostRegister)
+// and its device address asked once per context. A reader skips the wait when the word is there already, and
+// waits on the host instead of its stream when the version's publisher is its own process (a stream waiting on
+// another stream of one context may be queued behind it) or its device lacks 64-bit stream memory operations.
+// A publisher's detach waits for its words; the broker writes the words of a publisher that died.
+//
+// Where the driver cannot (no 64-bit stream memory operations, the table cannot be registered, or
+// WEIGHTBUS_GPU_ORDER=event), interprocess events do it: a publisher owns one per ring slot of each topic it
 // publishes on a stream, created in that stream's context on first use, their handles stored in the version
-// records. Publishing version v on a stream records slot v % ring_slots's event on it. A reader orders its
-// work after version v by waiting on that slot's event: a later record for v + ring_slots only makes it wait
-// longer, never shorter. Readers open each event once per context they wait in (an imported event must be
-// opened in the waiting stream's context: the driver crashes on a wait across devices) and keep it until the
-// publisher's set changes (Topic::event_epoch) or they detach. An IPC event handle cannot be opened in the
-// process that created it: readers in the publisher's own process (any of its clients) wait on the publisher's
-// event itself, which stays alive while they use it (LocalEvent).
+// records. Publishing version v records slot v % ring_slots's event on the stream; a reader waits on it. A
+// later record for v + ring_slots only makes it wait longer, never shorter (so does a later word). Readers
+// open each event once per context they wait in (an imported event must be opened in the waiting stream's
+// context: the driver crashes on a wait across devices) and keep it until the publisher's set changes
+// (Topic::event_epoch) or they detach. An IPC event handle cannot be opened in the process that created it:
+// readers in the publisher's own process wait on the publisher's event itself, which stays alive while they
+// use it (LocalEvent).
 #pragma once
 
 #include <cuda.h>
@@ -44,22 +54,23 @@ int synchronize_for_rank(wb_update *update, void *stream);
 
 class Events {
  public:
-  Events(const shm::Segment &seg, uint32_t client_id) : seg_(seg), client_id_(client_id) {}
+  Events(const shm::Segment &seg, uint32_t client_id);
   Events(const Events &) = delete;
   Events &operator=(const Events &) = delete;
-  // Publisher: waits for the work its events track, retires them from the segment, destroys them.
-  // Reader: destroys the events it opened.
+  // Publisher: waits for the work its words and events track (a word at most 10 s: past that, the broker
+  // writes it once this process is gone), retires the events from the segment, destroys them, unregisters
+  // the word table. Reader: destroys the events it opened.
   ~Events();
 
-  // Records the event of the update's ring slot on stream.
-  int record(wb_update *update, void *stream);
+  // Orders the update's version after the work on stream: writes its GPU word there (*by_word true) or, where
+  // words cannot be used, records its slot's event.
+  int record(wb_update *update, void *stream, bool *by_word);
 
-  // The event a reader of the snapshot must wait on, opened in the context of stream (see stream_context; a
-  // NULL stream in a thread without a context: the event GPU's primary context), which *context receives; or
-  // nullptr when the version needs no wait: published without a stream, or its publisher's process is gone.
-  // When this process published the version, *local keeps its event alive: hold it while using *event.
-  int event_for(wb_snapshot *snapshot, void *stream, CUevent *event, CUcontext *context,
-                std::shared_ptr<LocalEvent> *local);
+  // Makes stream wait for the GPU work that wrote the snapshot's version (wb_snapshot_wait_stream).
+  int order_stream(wb_snapshot *snapshot, void *stream);
+
+  // Waits on the host for that work, at most timeout_ms (negative: no limit) (wb_snapshot_synchronize).
+  int synchronize(wb_snapshot *snapshot, int64_t timeout_ms);
 
  private:
   struct Owned {
@@ -74,12 +85,27 @@ class Events {
   int create(wb_topic *topic, CUcontext context, Owned *out);
   void retire(uint32_t topic_slot, Owned &owned);
   void close(Opened &opened);
+  // The event a reader of the snapshot must wait on, opened in the context of stream (see stream_context; a
+  // NULL stream in a thread without a context: the event GPU's primary context), which *context receives; or
+  // nullptr when the version needs no wait: published without a stream, or its publisher's process is gone.
+  // When this process published the version, *local keeps its event alive: hold it while using *event.
+  int event_for(wb_snapshot *snapshot, void *stream, CUevent *event, CUcontext *context,
+                std::shared_ptr<LocalEvent> *local);
+  // The device address of the word table in context, 0 where stream memory operations cannot use it. Under
+  // mutex_.
+  int words_base(CUcontext context, CUdeviceptr *base);
+  // Waits on the host until the word of the snapshot's version reaches it.
+  int wait_word(wb_snapshot *snapshot, int64_t timeout_ms);
 
   const shm::Segment &seg_;
   uint32_t client_id_;  // the client slot whose events these are
   std::mutex mutex_;
   std::unordered_map<uint32_t, Owned> owned_;    // by topic slot
   std::map<std::pair<uint32_t, CUcontext>, Opened> opened_;  // by topic slot and context
+  bool words_wanted_ = true;                 // WEIGHTBUS_GPU_ORDER is not "event"
+  bool words_registered_ = false;            // the word table is registered with the driver (by this client)
+  std::map<CUcontext, CUdeviceptr> words_;   // the table's device address per context; 0: not usable there
+  std::unordered_map<uint32_t, uint64_t> words_written_;  // by topic slot: the last version ordered by a word
 };
 
 }  // namespace wb::cuda

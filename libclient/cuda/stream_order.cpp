@@ -1,4 +1,4 @@
-// Ordering GPU work through a version, the C ABI over Events (events.hpp): a publish recorded on the
+// Ordering GPU work through a version, the C ABI over Events (events.hpp): a publish ordered after the
 // publisher's stream, and a reader's stream or thread waiting for it.
 #include <time.h>
 
@@ -36,10 +36,11 @@ extern "C" WB_API int wb_update_publish_on_stream(wb_update *update, void *strea
     return wb_update_publish(update, metadata, metadata_size, version);
   }
   ClientState *state = nullptr;
+  bool by_word = false;
   int rc = client_state(update->topic->client, &state);
-  if (rc == WB_OK) rc = state->events.record(update, stream);
+  if (rc == WB_OK) rc = state->events.record(update, stream, &by_word);
   if (rc != WB_OK) return rc;
-  update->record_flags |= shm::kRecordGpuEvent;
+  update->record_flags |= shm::kRecordOnStream | (by_word ? shm::kRecordGpuWord : 0);
   return wb_update_publish(update, metadata, metadata_size, version);
 } catch (...) {
   return wb::abi_error(__func__);
@@ -48,16 +49,8 @@ extern "C" WB_API int wb_update_publish_on_stream(wb_update *update, void *strea
 extern "C" WB_API int wb_snapshot_wait_stream(wb_snapshot *snapshot, void *stream) try {
   if (snapshot == nullptr) return fail(WB_E_INVAL, "snapshot is NULL");
   ClientState *state = nullptr;
-  CUevent event = nullptr;
-  CUcontext context = nullptr;
-  std::shared_ptr<LocalEvent> local;
-  const Driver *d = nullptr;
   int rc = client_state(snapshot->topic->client, &state);
-  if (rc == WB_OK) rc = state->events.event_for(snapshot, stream, &event, &context, &local);
-  if (rc != WB_OK || event == nullptr) return rc;
-  ContextGuard guard;
-  if ((rc = driver(&d)) != WB_OK || (rc = guard.push(context)) != WB_OK) return rc;
-  return check(d->cuStreamWaitEvent(static_cast<CUstream>(stream), event, 0), "cuStreamWaitEvent");
+  return rc != WB_OK ? rc : state->events.order_stream(snapshot, stream);
 } catch (...) {
   return wb::abi_error(__func__);
 }
@@ -65,26 +58,8 @@ extern "C" WB_API int wb_snapshot_wait_stream(wb_snapshot *snapshot, void *strea
 extern "C" WB_API int wb_snapshot_synchronize(wb_snapshot *snapshot, int64_t timeout_ms) try {
   if (snapshot == nullptr) return fail(WB_E_INVAL, "snapshot is NULL");
   ClientState *state = nullptr;
-  CUevent event = nullptr;
-  CUcontext context = nullptr;  // the host waits from any context: the thread's, else the event GPU's
-  std::shared_ptr<LocalEvent> local;
-  const Driver *d = nullptr;
   int rc = client_state(snapshot->topic->client, &state);
-  if (rc == WB_OK) rc = state->events.event_for(snapshot, nullptr, &event, &context, &local);
-  if (rc != WB_OK || event == nullptr || (rc = driver(&d)) != WB_OK) return rc;
-  if (timeout_ms < 0) return check(d->cuEventSynchronize(event), "cuEventSynchronize");
-  // cuEventSynchronize takes no timeout: poll, sleeping longer as the wait goes on (1 us .. 100 us).
-  Deadline deadline(timeout_ms);
-  for (int64_t pause_ns = 1000;; pause_ns = std::min<int64_t>(pause_ns * 2, 100000)) {
-    CUresult r = d->cuEventQuery(event);
-    if (r != CUDA_ERROR_NOT_READY) return check(r, "cuEventQuery");
-    if (deadline.expired()) {
-      return fail(WB_E_TIMEOUT, "version %llu's GPU work did not finish within %lld ms",
-                  (unsigned long long)snapshot->version, (long long)timeout_ms);
-    }
-    timespec pause{0, long(pause_ns)};
-    nanosleep(&pause, nullptr);
-  }
+  return rc != WB_OK ? rc : state->events.synchronize(snapshot, timeout_ms);
 } catch (...) {
   return wb::abi_error(__func__);
 }

@@ -2,14 +2,19 @@
 // blocked in wb_topic_wait has leased the version, ordered its stream after it (wb_snapshot_wait_stream) and
 // seen that stream pass the version's GPU work (cuStreamSynchronize). Also reported: until wb_topic_wait
 // returns. One version at a time (the publisher waits for the reader), 1 MiB bf16 tensor, R = 2.
-// For comparison, the same with the GPU ordering done on the host: the publisher synchronizes its stream and
-// publishes with wb_update_publish, the reader waits on no event. Both clocks start when the publisher has
-// enqueued its GPU work. Also reported: when the publisher's own GPU work was done (its stream synchronized
-// after the publish), which bounds what any reader can see.
+// Three ways: "stream", the library's default (the GPU word: cuStreamWriteValue64 / cuStreamWaitValue64);
+// "stream-event", the same with WEIGHTBUS_GPU_ORDER=event (interprocess events, the fallback); and
+// "host-sync", the GPU ordering done on the host: the publisher synchronizes its stream and publishes with
+// wb_update_publish, the reader waits on nothing. Every clock starts when the publisher has enqueued its GPU
+// work. Also reported: when the publisher's own GPU work was done (its stream synchronized after the publish),
+// which bounds what any reader can see; its excess over host-sync's is how long the publish delays the
+// publisher's stream. Targets (issue 20), exit status 3 when missed: "stream" GPU-visible p50 <= 30 us and the
+// publisher's stream delayed <= 10 us.
 //
 //   gpu-latency [--iterations N]
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include "common.hpp"
@@ -18,8 +23,14 @@ using namespace gpu;
 
 namespace {
 
-enum Mode { kStream = 0, kHost = 1 };
-const char *kModeNames[2] = {"stream", "host-sync"};
+enum Mode { kStream = 0, kStreamEvent = 1, kHost = 2 };
+const char *kModeNames[3] = {"stream", "stream-event", "host-sync"};
+
+// Each mode's medians, for the targets (a region of their own: Shared is cleared between modes).
+struct Medians {
+  double gpu_visible_us[3];
+  double publisher_done_us[3];
+};
 
 struct Shared {
   uint64_t topic_ready;
@@ -32,6 +43,7 @@ struct Shared {
 constexpr uint64_t kElements = 512 * 1024;
 
 int publisher(const std::string &socket, uint32_t iterations, Mode mode, Shared *sh) {
+  if (mode == kStreamEvent) setenv("WEIGHTBUS_GPU_ORDER", "event", 1);
   init_cuda(nullptr);
   CUstream stream;
   CU(cu.cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
@@ -56,7 +68,7 @@ int publisher(const std::string &socket, uint32_t iterations, Mode mode, Shared 
     CU(cu.cuMemsetD16Async(reinterpret_cast<CUdeviceptr>(info.data), pattern(v, 0), kElements, stream));
     int64_t t0 = now_ns();
     if (mode == kHost) CU(cu.cuStreamSynchronize(stream));
-    if (mode == kStream) WB(wb_update_publish_on_stream(update, stream, &t0, sizeof(t0), nullptr));
+    if (mode != kHost) WB(wb_update_publish_on_stream(update, stream, &t0, sizeof(t0), nullptr));
     if (mode == kHost) WB(wb_update_publish(update, &t0, sizeof(t0), nullptr));
     CU(cu.cuStreamSynchronize(stream));
     sh->publisher_done_us[v % 4096] = double(now_ns() - t0) / 1e3;
@@ -66,7 +78,7 @@ int publisher(const std::string &socket, uint32_t iterations, Mode mode, Shared 
   return 0;
 }
 
-int reader(const std::string &socket, uint32_t iterations, Mode mode, Shared *sh) {
+int reader(const std::string &socket, uint32_t iterations, Mode mode, Shared *sh, Medians *medians) {
   init_cuda(nullptr);
   CUstream stream;
   CU(cu.cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
@@ -83,7 +95,7 @@ int reader(const std::string &socket, uint32_t iterations, Mode mode, Shared *sh
     int64_t woke = now_ns();
     wb_snapshot *snap;
     WB(wb_snapshot_acquire(topic, v, 5000, &snap));
-    if (mode == kStream) WB(wb_snapshot_wait_stream(snap, stream));
+    if (mode != kHost) WB(wb_snapshot_wait_stream(snap, stream));
     wb_tensor_info info = WB_TENSOR_INFO_INIT;
     WB(wb_snapshot_tensor_at(snap, 0, &info));
     CU(cu.cuMemcpyDtoHAsync(host, reinterpret_cast<CUdeviceptr>(info.data) + (kElements - 1) * 2, 2, stream));
@@ -110,6 +122,8 @@ int reader(const std::string &socket, uint32_t iterations, Mode mode, Shared *sh
   printf("%s: publish -> GPU-visible (leased, stream ordered, stream passed the GPU work): p50 %.1f us, p99 %.1f us\n",
          kModeNames[mode], percentile(gpu_us, 50), percentile(gpu_us, 99));
   printf("%s: publisher's own GPU work done: p50 %.1f us\n", kModeNames[mode], percentile(done_us, 50));
+  medians->gpu_visible_us[mode] = percentile(gpu_us, 50);
+  medians->publisher_done_us[mode] = percentile(done_us, 50);
   std::string name = std::string("latency-") + kModeNames[mode];
   result(name.c_str(),
          "%s iterations=%u wait_p50_us=%.1f wait_p99_us=%.1f gpu_visible_p50_us=%.1f gpu_visible_p99_us=%.1f "
@@ -126,14 +140,27 @@ int main(int argc, char **argv) {
   uint32_t iterations = argc > 2 && strcmp(argv[1], "--iterations") == 0 ? uint32_t(atoi(argv[2])) : 1000;
   skip_without_gpu();
   auto *sh = static_cast<Shared *>(shared_memory(sizeof(Shared)));
+  auto *medians = static_cast<Medians *>(shared_memory(sizeof(Medians)));
   int status = 0;
-  for (Mode mode : {kStream, kHost}) {
+  for (Mode mode : {kStream, kStreamEvent, kHost}) {
     memset(sh, 0, sizeof(*sh));
     Broker broker;
     pid_t pub = spawn([&] { return publisher(broker.socket(), iterations, mode, sh); });
-    pid_t rd = spawn([&] { return reader(broker.socket(), iterations, mode, sh); });
+    pid_t rd = spawn([&] { return reader(broker.socket(), iterations, mode, sh, medians); });
     status |= wait_child(rd, 240);
     status |= wait_child(pub, 60);
   }
-  return status == 0 ? 0 : 1;
+  if (status != 0) return 1;
+  double visible = medians->gpu_visible_us[kStream];
+  double delay = medians->publisher_done_us[kStream] - medians->publisher_done_us[kHost];
+  bool met = visible <= 30 && delay <= 10;
+  printf("stream: publish -> GPU-visible p50 %.1f us (target <= 30), publisher's stream delayed %.1f us (<= 10); "
+         "with events %.1f us and %.1f us\n",
+         visible, delay, medians->gpu_visible_us[kStreamEvent],
+         medians->publisher_done_us[kStreamEvent] - medians->publisher_done_us[kHost]);
+  result("latency-targets", "%s gpu_visible_p50_us=%.1f publisher_delay_us=%.1f event_gpu_visible_p50_us=%.1f "
+         "event_publisher_delay_us=%.1f", met ? "PASS" : "MISS", visible, delay,
+         medians->gpu_visible_us[kStreamEvent],
+         medians->publisher_done_us[kStreamEvent] - medians->publisher_done_us[kHost]);
+  return met ? 0 : 3;
 }

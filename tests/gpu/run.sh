@@ -62,6 +62,8 @@ run exchange-vmm-r1 600 "$x" --path vmm --replicas 1
 run exchange-vmm-r2 600 "$x" --path vmm --replicas 2
 run exchange-vmm-registered-r1 600 "$x" --path vmm-registered --replicas 1
 run exchange-vmm-registered-r2 600 "$x" --path vmm-registered --replicas 2
+# The GPU ordering's fallback (interprocess events instead of GPU words), as on a GPU without stream memory ops.
+run exchange-vmm-r2-events 600 env WEIGHTBUS_GPU_ORDER=event "$x" --path vmm --replicas 2
 # Differing CUDA_VISIBLE_DEVICES: on one GPU the ordinals agree but the UUID mapping still runs; on several,
 # the two processes see the publisher's GPU under different ordinals.
 run exchange-legacy-visible 600 "$x" --path legacy --replicas 2 --publisher-devices 0 --reader-devices unset
