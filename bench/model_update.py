@@ -25,8 +25,9 @@
               and lm_head (1.24 GB) exceed 1 GiB, so the buffer is max(1 GiB, the largest tensor).
               Timed from the trainer's first POST (start_weight_update) to finish's response and ipc_collect.
   (b) flip    weightbus, zero-copy: the trainer's weights are registered in place (R = 1); an update is begin +
-              publish on its stream; the server wakes, leases the version and resolves every tensor (its stream
-              ordered after the version). Timed from the trainer's begin to the server having every tensor.
+              publish on its stream; the server, asleep in topic.wait, wakes, leases the version and resolves
+              every tensor (its stream ordered after the version). Timed from the trainer's publish call (the
+              step's GPU work done) to the server having every tensor.
   (c) copy    weightbus copy-into: as (b), then the server copies every tensor into its own weights with
               wb_snapshot_copy_into on its stream and synchronizes. Same start, ends when the copies are done.
   (c') load   weightbus.torch.load_module, the README's server call: as (c), into a module whose parameters
@@ -226,6 +227,8 @@ def server(socket, set_name):
     seen = 0
     for command in sys.stdin:
         command = command.strip()
+        if command in ("flip", "copy", "load"):
+            print("waiting", flush=True)  # the trainer publishes once this is asleep in topic.wait
         if command == "load":
             seen = topic.wait(after=seen, timeout=60)
             seen = load_module(topic, module, seen, timeout=60)
@@ -360,8 +363,11 @@ def run_set(set_name, iterations, broker, rows):
         for i in range(iterations + 1):  # the first is a warm-up, not recorded
             if path in ("flip", "copy", "load"):
                 version += 1
+                if ask(path) != "waiting":
+                    raise RuntimeError("the server did not start waiting")
+                time.sleep(0.002)  # asleep in topic.wait by now: the clock must not time this harness's pipes
                 publish(version)
-                ms = float(ask(path))
+                ms = float(srv.stdout.readline().strip())
             elif path in ("peers", "peers-packed"):
                 salt += 1  # new bytes every iteration, so that the check after the last one means something
                 mark(torch, weights, salt)
