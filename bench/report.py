@@ -44,6 +44,15 @@ def scale_table(out, lines):
             f"{float(r['reads_per_s_per_reader']):.0f}/s, torn {r['torn']})" for r in data))
 
 
+def gpu_latency_table(out, lines):
+    data = rows(out / "gpu-latency.csv")
+    if data:
+        r = {k: float(v) for k, v in data[0].items()}
+        lines.append(f"publish -> GPU-visible p50 {r['gpu_visible_p50_us']:.1f} us (target <= 30), the publisher's "
+                     f"stream delayed {r['publisher_delay_us']:.1f} us (target <= 10); with interprocess events "
+                     f"{r['event_gpu_visible_p50_us']:.1f} us and {r['event_publisher_delay_us']:.1f} us")
+
+
 def model_medians(out):
     data = rows(out / "model-update.csv")
     medians = {}
@@ -124,7 +133,7 @@ def plots(out):
         fig, axes = plt.subplots(1, len(model), figsize=(5 * len(model), 4), squeeze=False)
         for ax, (set_name, m) in zip(axes[0], model.items()):
             colors = {"peers": "grey", "peers-packed": "darkgrey", "flip": "tab:green", "copy": "tab:blue",
-                      "raw": "black", "raw-contiguous": "dimgrey"}
+                      "load": "tab:cyan", "raw": "black", "raw-contiguous": "dimgrey"}
             paths = [p for p in colors if p in m]
             ax.bar(paths, [m[p] for p in paths], color=[colors[p] for p in paths])
             ax.tick_params(axis="x", labelrotation=20)
@@ -140,6 +149,7 @@ def main():
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results")
     lines = []
     notify_table(out, lines)
+    gpu_latency_table(out, lines)
     attach_table(out, lines)
     scale_table(out, lines)
     model_table(out, lines)

@@ -5,7 +5,7 @@
 #
 # CPU parts run anywhere: notify latency (weightbus wait and notify fd against a raw shared futex and an HTTP
 # POST to a local server), attach cost and registry scale, publishes per second with 1/4/16 readers. GPU parts
-# run where nvidia-smi finds a GPU: full-model update (peers' IPC-over-HTTP path, weightbus flip and copy-into,
+# run where nvidia-smi finds a GPU: publish -> GPU-visible latency, full-model update (peers' IPC-over-HTTP path, weightbus flip and copy-into,
 # raw D2D), resharding (N trainer ranks to M server ranks with plans, against one contiguous copy and peers'
 # gather-then-slice) and attach + resolve of CUDA tensors. CSV files go to bench/results/, PNG plots too when
 # python3-matplotlib is there (else: python3 bench/report.py bench/results on a machine that has it), and a
@@ -38,6 +38,10 @@ if [ -n "$gpu" ]; then
       's/.*tensors=([0-9]+) owned_cold_ms=([0-9.]+) owned_warm_ms=([0-9.]+) registered_cold_ms=([0-9.]+) registered_warm_ms=([0-9.]+).*/\1,\2,\3,\4,\5/p' \
       >> "$out/attach-gpu.csv"
   done
+  echo "== publish -> GPU-visible (the GPU word, interprocess events, host ordering)"
+  "$build/tests/gpu/gpu-latency" | tee /dev/stderr | sed -nE 's/^RESULT latency-targets [A-Z]+ (.*)/\1/p' |
+    tr ' ' '\n' | awk -F= 'BEGIN { printf "gpu_visible_p50_us,publisher_delay_us,event_gpu_visible_p50_us,event_publisher_delay_us\n" }
+      { v[NR] = $2 } END { if (NR) printf "%s,%s,%s,%s\n", v[1], v[2], v[3], v[4] }' > "$out/gpu-latency.csv" || true
   echo "== full-model update"
   "$python" bench/model_update.py "$build" --iterations 5 --out "$out/model-update.csv"
   echo "== resharding: 4 trainer ranks (FSDP shards) to 2 server ranks (vLLM tensor parallelism)"
