@@ -10,6 +10,10 @@
 // 4. Removal of a topic of CUDA memory (wb_topic_remove): refused (WB_E_BUSY) while its publisher holds it and
 //    while a reader's lease pins its version; once both let go it succeeds, the broker drops the VMM chunks it
 //    kept, the reader's old handle finds nothing (WB_E_NOT_FOUND), and a topic of the same name is made anew.
+// 5. A publisher killed before its stream reached a version's GPU word (its stream blocked on a flag nobody
+//    sets): a reader whose stream waits for that version (wb_snapshot_wait_stream) is not left waiting for
+//    ever: the broker writes the dead publisher's words, and the reader's stream goes on. Before the kill,
+//    wb_snapshot_synchronize times out (WB_E_TIMEOUT); after it, it returns.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,6 +39,7 @@ struct Shared {
   uint64_t vmm_intact;
   uint64_t removal_closed;
   uint64_t removal_done;
+  uint64_t stalled_waiting;
 };
 
 constexpr uint64_t kMiB = 1 << 20;
@@ -327,6 +332,61 @@ int removal_reader(const std::string &socket, Shared *sh) {
   return 0;
 }
 
+// Publishes version 1, then version 2 on a stream blocked behind a flag that is never set, and waits to be
+// killed: version 2's GPU word is never written by its stream.
+int stalled_publisher(const std::string &socket, Shared *sh) {
+  init_cuda(nullptr);
+  CUstream stream;
+  CU(cu.cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
+  wb_client *client = attach(socket, "stalled");
+  wb_topic_options opts = WB_TOPIC_OPTIONS_INIT;  // R = 2
+  wb_topic *topic;
+  WB(wb_topic_create(client, "stalled", &opts, &topic));
+  wb_tensor_spec s = spec("w0", kMiB);
+  WB(wb_tensor_alloc_cuda(topic, &s, 1, 0));
+  uint32_t *flag;
+  CU(cu.cuMemAllocHost(reinterpret_cast<void **>(&flag), sizeof(uint32_t)));
+  *flag = 0;
+  for (uint64_t v = 1; v <= 2; ++v) {
+    wb_update *update;
+    WB(wb_update_begin(topic, 5000, &update));
+    wb_tensor_info info = WB_TENSOR_INFO_INIT;
+    WB(wb_update_tensor_at(update, 0, &info));
+    if (v == 2) CU(cu.cuStreamWaitValue32(stream, reinterpret_cast<CUdeviceptr>(flag), 1, CU_STREAM_WAIT_VALUE_GEQ));
+    CU(cu.cuMemsetD16Async(reinterpret_cast<CUdeviceptr>(info.data), pattern(v, 0), info.nbytes / 2, stream));
+    WB(wb_update_publish_on_stream(update, stream, nullptr, 0, nullptr));
+    if (v == 1) CU(cu.cuStreamSynchronize(stream));
+  }
+  __atomic_store_n(&sh->published, 2, __ATOMIC_RELEASE);
+  pause();
+  return 0;
+}
+
+int stalled_reader(const std::string &socket, Shared *sh) {
+  init_cuda(nullptr);
+  CUstream stream;
+  CU(cu.cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
+  if (!await(&sh->published, 2, 60)) die("the stalled publisher did not publish");
+  wb_client *client = attach(socket, "stalled-reader");
+  wb_topic *topic = open_topic(client, "stalled", 10000);
+  wb_snapshot *snap;
+  WB(wb_snapshot_acquire(topic, 2, 5000, &snap));
+  WB_EXPECT(wb_snapshot_synchronize(snap, 100), WB_E_TIMEOUT);
+  WB(wb_snapshot_wait_stream(snap, stream));
+  if (cu.cuStreamQuery(stream) != CUDA_ERROR_NOT_READY) die("the reader's stream did not wait for version 2");
+  __atomic_store_n(&sh->stalled_waiting, 1, __ATOMIC_RELEASE);
+  int64_t until = now_ns() + 20000000000;  // the publisher is killed now; the broker settles its words
+  while (cu.cuStreamQuery(stream) == CUDA_ERROR_NOT_READY) {
+    if (now_ns() > until) die("the reader's stream still waits 20 s after its publisher's death");
+    usleep(1000);
+  }
+  CU(cu.cuStreamSynchronize(stream));
+  WB(wb_snapshot_synchronize(snap, 5000));
+  WB(wb_snapshot_release(snap));
+  WB(wb_detach(client));
+  return 0;
+}
+
 }  // namespace
 
 int main() {
@@ -334,7 +394,7 @@ int main() {
   auto *sh = static_cast<Shared *>(shared_memory(sizeof(Shared)));
   Broker broker;
   const std::string &socket = broker.socket();
-  Checks check(44);
+  Checks check(54);
 
   check("refusals", wait_child(spawn([&] { return refusals(socket); }), 60));
 
@@ -364,6 +424,14 @@ int main() {
   rd = spawn([&] { return removal_reader(socket, sh); });
   check("removal: reader", wait_child(rd, 60));
   check("removal: publisher", wait_child(pub, 60));
+
+  memset(sh, 0, sizeof(*sh));
+  pid_t stalled = spawn([&] { return stalled_publisher(socket, sh); });
+  rd = spawn([&] { return stalled_reader(socket, sh); });
+  if (await(&sh->stalled_waiting, 1, 60)) kill(stalled, SIGKILL);
+  check("publisher killed before its GPU word: reader goes on", wait_child(rd, 60));
+  kill(stalled, SIGKILL);
+  wait_child(stalled, 10);
 
   result("lifetimes", "%s checks_failed=%d revoke_after_release_ms=%.1f", check.verdict(), check.failures(),
          double(revoke_us) / 1000.0);
