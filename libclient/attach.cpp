@@ -147,6 +147,7 @@ extern "C" WB_API int wb_detach(wb_client *client) try {
   // the broker: it releases this client's publisher roles when the connection closes, which await_reclaim
   // waits for.
   while (wb_topic *topic = any_topic(client)) forget_topic(topic);  // each leaves the set
+  cuda::finish_published(client);  // before the broker hears: it lets readers past a gone publisher's versions
   client->connection.await_reclaim();
   destroy(client);
   return WB_OK;

@@ -68,6 +68,11 @@ void export_again(wb_client *client) {
   if (state != nullptr) state->exports.export_again();
 }
 
+void finish_published(wb_client *client) {
+  ClientState *state = client->cuda.load(std::memory_order_acquire);
+  if (state != nullptr) state->events.finish_published();
+}
+
 void close_client(wb_client *client) { delete client->cuda.exchange(nullptr); }
 
 }  // namespace wb::cuda

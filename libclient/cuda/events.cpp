@@ -98,6 +98,11 @@ int fallback_ordinal(wb_update *update, int *ordinal) {
 // Whether a GPU word shows version v done: the cyclic >= that cuStreamWaitValue64 applies.
 bool word_reached(uint64_t word, uint64_t v) { return int64_t(word - v) >= 0; }
 
+// The device address of word, given the word table's device address.
+CUdeviceptr word_address(CUdeviceptr table, const shm::Segment &seg, const std::atomic<uint64_t> &word) {
+  return table + CUdeviceptr(reinterpret_cast<const char *>(&word) - reinterpret_cast<const char *>(seg.gpu_words()));
+}
+
 // Polls ready() until it returns anything but WB_E_BUSY, sleeping longer as the wait goes on (1 us .. 100 us);
 // WB_E_TIMEOUT after timeout_ms (negative: no limit).
 template <typename Ready>
@@ -128,12 +133,20 @@ Events::Events(const shm::Segment &seg, uint32_t client_id) : seg_(seg), client_
   words_wanted_ = order == nullptr || strcmp(order, "event") != 0;
 }
 
-Events::~Events() {
+void Events::finish_published() {
+  std::lock_guard lock(mutex_);
+  Deadline deadline(10000);
   for (auto &[topic, version] : words_written_) {
     const std::atomic<uint64_t> &word = seg_.gpu_word(topic, version);
-    poll([&] { return word_reached(word.load(std::memory_order_acquire), version) ? WB_OK : WB_E_BUSY; }, 10000,
-         version);
+    uint64_t v = version;
+    poll([&] { return word_reached(word.load(std::memory_order_acquire), v) ? WB_OK : WB_E_BUSY; },
+         std::max<int64_t>(0, deadline.remaining_ms()), v);
   }
+  words_written_.clear();
+}
+
+Events::~Events() {
+  finish_published();
   for (auto &[topic, owned] : owned_) retire(topic, owned);
   for (auto &[topic, opened] : opened_) close(opened);
   const Driver *d = nullptr;
@@ -253,9 +266,7 @@ int Events::record(wb_update *update, void *stream, bool *by_word) {
   CUdeviceptr words = 0;
   if ((rc = words_base(context, &words)) != WB_OK) return rc;
   if (words != 0) {
-    const std::atomic<uint64_t> &word = seg_.gpu_word(topic->slot, update->version);
-    CUdeviceptr address = words + CUdeviceptr(reinterpret_cast<const char *>(&word) -
-                                              reinterpret_cast<const char *>(seg_.gpu_words()));
+    CUdeviceptr address = word_address(words, seg_, seg_.gpu_word(topic->slot, update->version));
     ContextGuard guard;
     if ((rc = guard.push(context)) != WB_OK) return rc;
     // Flags 0: a memory fence before the write, so that the version's bytes are visible once the word is.
@@ -339,13 +350,13 @@ int Events::order_stream(wb_snapshot *snapshot, void *stream) {
     if (stream == nullptr && (rc = check(d->cuCtxGetCurrent(&context), "cuCtxGetCurrent")) != WB_OK) return rc;
     if (stream != nullptr && (rc = stream_context(stream, 0, &context)) != WB_OK) return rc;
     CUdeviceptr words = 0;
-    if (context != nullptr && snapshot->topic->entry->publisher_pid.load(std::memory_order_acquire) != uint32_t(getpid())) {
+    bool ours = snapshot->topic->entry->publisher_pid.load(std::memory_order_acquire) == uint32_t(getpid());
+    if (context != nullptr && !ours) {
       std::lock_guard lock(mutex_);
       if ((rc = words_base(context, &words)) != WB_OK) return rc;
     }
     if (words == 0) return wait_word(snapshot, -1);  // see the header: the host waits instead
-    CUdeviceptr address = words + CUdeviceptr(reinterpret_cast<const char *>(&word) -
-                                              reinterpret_cast<const char *>(seg_.gpu_words()));
+    CUdeviceptr address = word_address(words, seg_, word);
     ContextGuard guard;
     if ((rc = guard.push(context)) != WB_OK) return rc;
     return check(d->cuStreamWaitValue64(static_cast<CUstream>(stream), address, snapshot->version,

@@ -66,6 +66,9 @@ class Events {
   // words cannot be used, records its slot's event.
   int record(wb_update *update, void *stream, bool *by_word);
 
+  // Waits, at most 10 s, until the words of the versions this client published are written (hooks.hpp).
+  void finish_published();
+
   // Makes stream wait for the GPU work that wrote the snapshot's version (wb_snapshot_wait_stream).
   int order_stream(wb_snapshot *snapshot, void *stream);
 

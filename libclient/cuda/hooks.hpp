@@ -27,6 +27,10 @@ void sweep(wb_client *client);
 std::vector<uint32_t> imported_allocations(wb_client *client);
 void export_again(wb_client *client);
 
+// At detach, before the broker hears of it: waits (at most 10 s) until the GPU work of the versions this
+// client published on streams is done, since the broker lets readers go on past a gone publisher's versions.
+void finish_published(wb_client *client);
+
 // At detach: closes every import, retires and destroys this client's events, frees the memory it allocated.
 void close_client(wb_client *client);
 

@@ -18,6 +18,7 @@ namespace wb::cuda {
 
 int import_base(wb_client *, uint32_t, char **) { return unavailable(); }
 void sweep(wb_client *) {}
+void finish_published(wb_client *) {}
 std::vector<uint32_t> imported_allocations(wb_client *) { return {}; }
 void export_again(wb_client *) {}
 void close_client(wb_client *) {}
