@@ -229,6 +229,33 @@ extern "C" WB_API int wb_snapshot_tensor(wb_snapshot *snapshot, const char *name
   return wb::abi_error(__func__);
 }
 
+extern "C" WB_API int wb_snapshot_tensors(wb_snapshot *snapshot, wb_tensor_info *out, uint32_t capacity,
+                                          uint32_t *count) try {
+  if (snapshot == nullptr || count == nullptr) return fail(WB_E_INVAL, "snapshot or count is NULL");
+  if (out == nullptr && capacity > 0) return fail(WB_E_INVAL, "out is NULL but capacity is %u", capacity);
+  // Append-only (views may still come): the positions below the count read now stay what they are.
+  *count = snapshot->topic->entry->tensor_count.load(std::memory_order_acquire);
+  if (out == nullptr) return WB_OK;
+  uint32_t stride = out->struct_size;  // the caller's element size: a newer header's may be larger
+  if (int rc = check_struct_size(stride, sizeof(wb_tensor_info), "wb_tensor_info"); rc != WB_OK) return rc;
+  if (capacity < *count) {
+    return fail(WB_E_SIZE, "topic '%s' has %u tensors and views, more than the capacity of %u",
+                snapshot->topic->entry->name, *count, capacity);
+  }
+  char *at = reinterpret_cast<char *>(out);
+  for (uint32_t position = 0; position < *count; ++position, at += stride) {
+    auto *info = reinterpret_cast<wb_tensor_info *>(at);
+    info->struct_size = stride;
+    uint32_t tensor_slot = 0;
+    int rc = snapshot->topic->tensors.at(position, &tensor_slot);
+    if (rc == WB_OK) rc = lookup_tensor(snapshot, tensor_slot, position, info);
+    if (rc != WB_OK) return rc;
+  }
+  return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
+}
+
 extern "C" WB_API int wb_snapshot_tensor_at(wb_snapshot *snapshot, uint32_t position, wb_tensor_info *out) try {
   if (snapshot == nullptr || out == nullptr) return fail(WB_E_INVAL, "snapshot or out is NULL");
   int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");

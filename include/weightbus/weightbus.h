@@ -533,6 +533,16 @@ WB_API int wb_snapshot_tensor(wb_snapshot *snapshot, const char *name, wb_tensor
 /* The same by index. Errors: WB_E_INVAL, WB_E_NOT_FOUND (index out of range), and those of wb_snapshot_tensor. */
 WB_API int wb_snapshot_tensor_at(wb_snapshot *snapshot, uint32_t index, wb_tensor_info *out);
 
+/* Every tensor and view of the snapshot in one call, in topic order: out[i] as wb_snapshot_tensor_at(i) fills
+ * it, for i < *count (for a whole model's zero-copy handles at once: a binding pays one call, not one each).
+ * The elements lie out[0].struct_size bytes apart: initialise out[0] with WB_TENSOR_INFO_INIT; every element's
+ * struct_size is set to it. *count receives the number of tensors and views; out NULL with capacity 0 asks
+ * for that alone. Errors: WB_E_INVAL (snapshot or count NULL, out NULL with a capacity, out[0].struct_size too
+ * small), WB_E_SIZE (capacity below the count: nothing written, *count set), WB_E_STATE (a sharded topic: its
+ * logical tensors have no one address; use wb_snapshot_shard or a plan), and those of wb_snapshot_tensor; on an
+ * error the elements' contents are unspecified. */
+WB_API int wb_snapshot_tensors(wb_snapshot *snapshot, wb_tensor_info *out, uint32_t capacity, uint32_t *count);
+
 /* ---------------------------------------------------------------------------------------------------------- */
 /* CUDA tensors                                                                                                */
 /* ---------------------------------------------------------------------------------------------------------- */

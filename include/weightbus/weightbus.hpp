@@ -162,6 +162,14 @@ class Snapshot : public Owned<wb_snapshot, wb_snapshot_release> {
     check(wb_snapshot_tensor_at(get(), index, &info));
     return info;
   }
+  // Every tensor and view, in topic order, in one call (wb_snapshot_tensors).
+  std::vector<wb_tensor_info> tensors() const {
+    uint32_t count = 0;
+    check(wb_snapshot_tensors(get(), nullptr, 0, &count));
+    std::vector<wb_tensor_info> infos(count, tensor_info());
+    if (count > 0) check(wb_snapshot_tensors(get(), infos.data(), count, &count));
+    return infos;
+  }
   // Sharded topic: shard number index of rank `rank` of logical tensor name (wb_snapshot_shard).
   wb_tensor_info shard(const std::string &name, uint32_t rank, uint32_t index = 0) const {
     wb_tensor_info info = tensor_info();

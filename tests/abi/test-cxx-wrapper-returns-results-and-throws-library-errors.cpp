@@ -150,6 +150,10 @@ void snapshots_copy_export_and_synchronize(void **state) {
   weightbus::Topic topic = publish_one(client);
   weightbus::Snapshot snapshot = topic.acquire(1);
   assert_true(snapshot.timestamp_ns() > 0);
+  const std::vector<wb_tensor_info> all = snapshot.tensors();
+  assert_int_equal(all.size(), 2);
+  assert_string_equal(all[1].name, "b");
+  assert_true(static_cast<const float *>(all[0].data)[3] == 4.0f);
   // Without libcuda there is no GPU work to wait for, nor a way to: the library says so.
   expect_error(WB_E_NO_CUDA, [&] { snapshot.synchronize(1000); });
   expect_error(WB_E_NO_CUDA, [&] { snapshot.wait_stream(nullptr); });

@@ -192,6 +192,14 @@ int snapshot_view(Session &s) {
   if (rc != WB_OK) return rc;
   return fx_check_u32(info.data, kHead, kVersion, 1) == -1 ? WB_OK : data_wrong("the view's bytes");
 }
+int snapshot_all(Session &s) {
+  wb_tensor_info infos[8];
+  for (wb_tensor_info &info : infos) info = WB_TENSOR_INFO_INIT;
+  uint32_t count = 0;
+  int rc = wb_snapshot_tensors(s.snapshot, infos, 8, &count);
+  if (rc != WB_OK) return rc;
+  return count == 3 && fx_check_u32(infos[2].data, kHead, kVersion, 1) == -1 ? WB_OK : data_wrong("every tensor");
+}
 int copy_into(Session &s) {
   uint32_t t0[kElems], t1[kElems];
   wb_copy_target targets[2] = {WB_COPY_TARGET_INIT, WB_COPY_TARGET_INIT};
@@ -304,6 +312,7 @@ const Step kSteps[] = {
     {"wb_snapshot_metadata", metadata},
     {"wb_snapshot_tensor", snapshot_t0},
     {"wb_snapshot_tensor_at", snapshot_view},
+    {"wb_snapshot_tensors", snapshot_all},
     {"wb_snapshot_copy_into", copy_into},
     {"wb_snapshot_dlpack", export_snapshot},
     {"wb_snapshot_dlpack_versioned", export_snapshot_versioned},

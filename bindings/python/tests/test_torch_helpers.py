@@ -95,6 +95,12 @@ def test_load_module_keeps_its_plan_until_the_module_or_the_topic_changes(broker
         assert wbt._LOADERS[reader][server].plan is not plan
         assert all(torch.equal(a, b) for a, b in zip(trainer.parameters(), server.parameters()))
 
+        # A view added to the topic (views may come after the first publish) makes another plan, which takes it.
+        plan = wbt._LOADERS[reader][server].plan
+        client.open_topic("policy").view("0.weight.top", "0.weight", "f32", (8, 8))
+        assert load_module(reader, server) == 2
+        assert wbt._LOADERS[reader][server].plan is not plan
+
         # Other options make another plan; an equal name_map dict keeps it.
         plan = wbt._LOADERS[reader][server].plan
         assert load_module(reader, server, name_map={"x": "y"}) == 2

@@ -159,11 +159,13 @@ def load_module(topic: Topic, module: torch.nn.Module, version: int = 0, name_ma
 
 class _Loader:
     """What load_module keeps per topic and module between versions: the plan into the module's tensors, and
-    what must not have changed for it to stay right: the options, and the module's parameters (names, objects,
-    addresses, shapes). The topic's side cannot change: its layout is sealed by its first publish."""
+    what must not have changed for it to stay right: the options, the topic's tensor count (its tensors are
+    sealed by the first publish, but views may come later), and the module's parameters (names, objects,
+    addresses, shapes)."""
 
     def __init__(self, topic: Topic, module: torch.nn.Module, name_map: NameMap, strict: bool,
                  include_buffers: bool) -> None:
+        self.tensor_count = topic.tensor_count()
         self.name_map = dict(name_map) if isinstance(name_map, Mapping) else name_map
         self.strict, self.include_buffers = strict, include_buffers
         self._remember(module)
@@ -197,7 +199,9 @@ class _Loader:
         if self.scalars is not None:
             snapshot.copy_into(self.scalars, stream)
 
-    def same_options(self, name_map: NameMap, strict: bool, include_buffers: bool) -> bool:
+    def same_options(self, topic: Topic, name_map: NameMap, strict: bool, include_buffers: bool) -> bool:
+        if topic.tensor_count() != self.tensor_count:
+            return False
         if (strict, include_buffers) != (self.strict, self.include_buffers):
             return False
         if isinstance(name_map, Mapping) != isinstance(self.name_map, Mapping):
@@ -286,7 +290,7 @@ def _loader(topic: Topic, module: torch.nn.Module, name_map: NameMap, strict: bo
             rebuild: bool = False) -> _Loader:
     per_module = _LOADERS.setdefault(topic, weakref.WeakKeyDictionary())
     loader = per_module.get(module)
-    if loader is not None and not rebuild and loader.same_options(name_map, strict, include_buffers):
+    if loader is not None and not rebuild and loader.same_options(topic, name_map, strict, include_buffers):
         return loader
     if loader is not None:
         loader.plan.close()
