@@ -1,13 +1,7 @@
 // Ordering GPU work through a version, the C ABI over Events (events.hpp): a publish ordered after the
 // publisher's stream, and a reader's stream or thread waiting for it.
-#include <time.h>
-
-#include <algorithm>
-#include <memory>
-
 #include "client.hpp"
 #include "client_state.hpp"
-#include "clock.hpp"
 #include "device.hpp"
 #include "driver.hpp"
 #include "error.hpp"

@@ -31,9 +31,14 @@ NameMap = Union[None, Mapping[str, str], Callable[[str], Optional[str]]]
 
 def module_tensors(module: torch.nn.Module, include_buffers: bool = False) -> Dict[str, torch.Tensor]:
     """The module's parameters (and buffers) by name, as plain tensors."""
-    named = {name: p.detach() for name, p in module.named_parameters()}
+    return {name: t.detach() for name, t in _named_tensors(module, include_buffers)}
+
+
+def _named_tensors(module: torch.nn.Module, include_buffers: bool) -> List[Tuple[str, torch.Tensor]]:
+    """The module's parameters (and buffers), the objects themselves (Parameter, buffer), by name."""
+    named = list(module.named_parameters())
     if include_buffers:
-        named.update({name: b.detach() for name, b in module.named_buffers()})
+        named += list(module.named_buffers())
     return named
 
 
@@ -204,23 +209,15 @@ class _Loader:
             return False
         if (strict, include_buffers) != (self.strict, self.include_buffers):
             return False
-        if isinstance(name_map, Mapping) != isinstance(self.name_map, Mapping):
-            return False
-        if isinstance(name_map, Mapping) and name_map != self.name_map:
-            return False
-        return isinstance(name_map, Mapping) or name_map is self.name_map
-
-    def _members(self, module: torch.nn.Module) -> List[Tuple[str, torch.Tensor]]:
-        named = list(module.named_parameters())
-        if self.include_buffers:
-            named += list(module.named_buffers())
-        return named
+        if isinstance(name_map, Mapping):  # an equal dict, else the same function (or None)
+            return isinstance(self.name_map, Mapping) and name_map == self.name_map
+        return name_map is self.name_map
 
     def _remember(self, module: torch.nn.Module) -> None:
         """Takes down the module's tensors, and where each of them and each submodule hangs (the dict of its
         owner and its key there), so that fits() can check them without walking the module again."""
         self.registrations = _registrations()
-        named = self._members(module)
+        named = _named_tensors(module, self.include_buffers)
         self.names = tuple(name for name, _ in named)
         self.tensors = tuple(tensor for _, tensor in named)
         self.addresses, self.shapes = _placement(self.tensors)
@@ -247,7 +244,7 @@ class _Loader:
             return False
         if self.registrations is not None and self.registrations == _registrations():
             return True
-        named = self._members(module)
+        named = _named_tensors(module, self.include_buffers)
         if tuple(name for name, _ in named) != self.names or \
                 not all(map(operator.is_, (tensor for _, tensor in named), self.tensors)):
             return False
