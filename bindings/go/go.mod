@@ -1,3 +1,3 @@
-module weightbus
+module github.com/weightbus/weightbus/bindings/go
 
 go 1.19

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"weightbus/internal/cabi"
+	"github.com/weightbus/weightbus/bindings/go/internal/cabi"
 )
 
 // goFacts are this package's constants and cgo's struct layouts, keyed as tests/bindings/layout-dump prints

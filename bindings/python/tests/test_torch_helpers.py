@@ -1,5 +1,6 @@
 """PyTorch helpers on the CPU (the GPU cases run in tests/gpu/run.sh): torch.from_dlpack is zero-copy,
-ModulePublisher publishes a module's parameters and load_module loads them into another module."""
+ModulePublisher publishes a module's parameters and persistent buffers (its state_dict's tensors) and load_module
+loads them into another module."""
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -166,3 +167,94 @@ def test_load_module_sees_changes_that_no_registration_hook_reports(broker, clie
         server[2].bias = torch.nn.Parameter(torch.zeros(4))  # back, through a registration the hook would count
         monkeypatch.setattr(wbt, "_registrations", lambda: 2)
         assert loads_right()
+
+
+def batchnorm_net(seed):
+    """A model with buffers: BatchNorm's running statistics and its count of batches (a 0-d int64)."""
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(8, 6), torch.nn.BatchNorm1d(6), torch.nn.ReLU(), torch.nn.Linear(6, 2))
+
+
+def train_a_step(net):
+    """A forward pass in training mode, which moves the running statistics (in place) as training does."""
+    net.train()
+    with torch.no_grad():
+        net(torch.randn(16, 8))
+
+
+def test_a_module_published_and_loaded_round_trips_with_its_batchnorm_buffers(broker, client):
+    trainer, server = batchnorm_net(1), batchnorm_net(2)
+    train_a_step(trainer)
+    ModulePublisher(client.create_topic("bn"), trainer).publish()
+    with broker.connect("server") as other:
+        reader = other.open_topic("bn")
+        assert sorted(reader.names()) == sorted(trainer.state_dict())
+        assert load_module(reader, server) == 1
+    for name, tensor in trainer.state_dict().items():
+        assert torch.equal(server.state_dict()[name], tensor), name
+    assert server[1].num_batches_tracked.item() == 1
+
+
+def test_load_module_keeps_its_plan_through_in_place_buffer_updates_and_remakes_it_for_new_buffers(broker, client):
+    import weightbus.torch as wbt
+
+    trainer, server = batchnorm_net(1), batchnorm_net(2)
+    publisher = ModulePublisher(client.create_topic("bn"), trainer)
+    publisher.publish()
+    with broker.connect("server") as other:
+        reader = other.open_topic("bn")
+        assert load_module(reader, server) == 1
+        plan = wbt._LOADERS[reader][server].plan
+        train_a_step(trainer)
+        train_a_step(server)  # in place, at the same addresses: the plan still fits
+        assert publisher.publish() == 2 and load_module(reader, server) == 2
+        assert wbt._LOADERS[reader][server].plan is plan
+        assert torch.equal(server[1].running_mean, trainer[1].running_mean)
+
+        server[1].running_var = torch.zeros(6)  # a new buffer object: the plan copies into it
+        server[1].num_batches_tracked = torch.tensor(0)
+        assert load_module(reader, server) == 2
+        assert wbt._LOADERS[reader][server].plan is not plan
+        assert torch.equal(server[1].running_var, trainer[1].running_var)
+        assert server[1].num_batches_tracked.item() == 1
+
+
+def test_non_persistent_buffers_are_neither_published_nor_loaded(broker, client):
+    def net():
+        model = torch.nn.Linear(4, 4)
+        model.register_buffer("scale", torch.full((4,), 2.0))
+        model.register_buffer("cache", torch.zeros(4), persistent=False)  # state_dict() leaves it out
+        return model
+
+    trainer, server = net(), net()
+    trainer.scale.fill_(3.0)
+    trainer.cache.fill_(5.0)
+    ModulePublisher(client.create_topic("cached"), trainer).publish()
+    assert client.open_topic("cached").names() == list(trainer.state_dict()) == ["weight", "bias", "scale"]
+    with broker.connect("server") as other:
+        assert load_module(other.open_topic("cached"), server) == 1
+    assert torch.equal(server.scale, trainer.scale) and torch.equal(server.cache, torch.zeros(4))
+    assert set(weightbus.torch.module_tensors(trainer)) == {"weight", "bias", "scale"}
+
+
+def test_include_buffers_false_publishes_and_loads_the_parameters_alone(broker, client):
+    trainer, server = batchnorm_net(1), batchnorm_net(2)
+    train_a_step(trainer)
+    ModulePublisher(client.create_topic("params"), trainer, include_buffers=False).publish()
+    assert client.open_topic("params").names() == [name for name, _ in trainer.named_parameters()]
+    with broker.connect("server") as other:
+        assert load_module(other.open_topic("params"), server, include_buffers=False) == 1
+    assert all(torch.equal(a, b) for a, b in zip(trainer.parameters(), server.parameters()))
+    assert torch.equal(server[1].running_mean, torch.zeros(6)) and server[1].num_batches_tracked.item() == 0
+
+
+def test_loading_buffers_from_a_topic_of_parameters_names_the_missing_buffers(broker, client):
+    trainer, server = batchnorm_net(1), batchnorm_net(2)
+    ModulePublisher(client.create_topic("params"), trainer, include_buffers=False).publish()
+    with broker.connect("server") as other:
+        reader = other.open_topic("params")
+        with pytest.raises(weightbus.NotFoundError, match=r"topic 'params' has no tensor \['1.running_mean', "
+                                                          r"'1.running_var', '1.num_batches_tracked'\]"):
+            load_module(reader, server)
+        assert load_module(reader, server, strict=False) == 1  # the parameters, the buffers left as they are
+    assert torch.equal(server[0].weight, trainer[0].weight)

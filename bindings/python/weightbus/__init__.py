@@ -16,7 +16,8 @@ from .dtypes import dtype_name
 from .errors import (AbiMismatchError, AlreadyExistsError, BrokerGoneError, BusyError, CapacityError,
                      ConnectError, CudaError, DirtyError, ExpiredError, InvalidArgumentError, LayoutError,
                      LibraryNotFoundError, NoCudaError, NotFoundError, OutOfMemoryError, PermissionDeniedError,
-                     ProtocolError, StaleError, StateError, SystemCallError, WaitTimeoutError, WeightbusError)
+                     ProtocolError, StaleError, StateError, SystemCallError, TensorNotFoundError, WaitTimeoutError,
+                     WeightbusError)
 from .info import ClientInfo, LeaseInfo, RankInfo, TensorLayout, TopicInfo
 from .plan import SlicePlan, SlicePlanInfo, parts_merged, parts_qkv, split, split_vocab
 from .snapshot import CopyPlan, Snapshot
@@ -38,6 +39,6 @@ __all__ = [
     "LayoutError", "LeaseInfo", "LibraryNotFoundError", "MAX_DIMS", "MAX_REPLICAS", "METADATA_MAX", "NAME_MAX",
     "NoCudaError", "NotFoundError", "OutOfMemoryError", "PermissionDeniedError", "ProtocolError", "RankInfo",
     "SlicePlan", "SlicePlanInfo", "Snapshot", "StaleError", "StateError", "SystemCallError", "Tensor",
-    "TensorLayout", "Topic", "TopicInfo", "Update", "VERSION_MAX", "WaitTimeoutError", "WeightbusError",
-    "connect", "dtype_name", "library_version", "parts_merged", "parts_qkv", "split", "split_vocab",
+    "TensorLayout", "TensorNotFoundError", "Topic", "TopicInfo", "Update", "VERSION_MAX", "WaitTimeoutError",
+    "WeightbusError", "connect", "dtype_name", "library_version", "parts_merged", "parts_qkv", "split", "split_vocab",
 ]

@@ -33,6 +33,14 @@ class NotFoundError(WeightbusError, LookupError):
     """WB_E_NOT_FOUND: no topic or tensor of that name, or the version is not published."""
 
 
+class TensorNotFoundError(NotFoundError, KeyError):
+    """WB_E_NOT_FOUND from a mapping's lookup, Snapshot[name]: the topic has no tensor or view of that name. A
+    KeyError, as dict-style code expects of a missing key, and still the NotFoundError that Snapshot.tensor()
+    raises."""
+
+    __str__ = Exception.__str__  # the message as it is: KeyError's would show the repr of it, quoted
+
+
 class AlreadyExistsError(WeightbusError):
     """WB_E_EXISTS: a tensor of that name exists with another definition."""
 

@@ -9,20 +9,31 @@ from . import _dlpack
 from ._interruptible import call_in_slices
 from ._lib import CopyTarget, TensorInfo, lib, new
 from ._streams import stream_pointer
-from .errors import StateError, c_string
+from .errors import NotFoundError, StateError, TensorNotFoundError, c_string
 from .tensor import Tensor
 
 if TYPE_CHECKING:
     from .topic import Topic
 
 
-class Snapshot:
+class Snapshot(Mapping[str, Tensor]):
     """One version of a topic, leased: none of its bytes change while it is held.
 
     Use it as a context manager (`with topic.snapshot() as s:`), or call release(). Tensors taken from it keep
     the version leased until they are garbage-collected too (see Tensor), so that arrays made from them never
     see another version's bytes.
+
+    It is a read-only mapping from the names of the topic's tensors and views to their Tensors: `s[name]`,
+    `name in s`, `len(s)`, iteration over the names in topic order, `keys()`, `values()`, `items()`, `get()`,
+    `dict(s)`. A name the topic lacks raises TensorNotFoundError, both a KeyError and a NotFoundError. A sharded
+    topic's names are its logical tensors, which have no one address: their values raise StateError (use
+    shard() or a SlicePlan). Snapshots compare by identity: two leases of one version are two holds.
     """
+
+    # Mapping would compare snapshots by their items, taking a Tensor (a hold on the version) of every entry
+    # for each comparison, and would leave them unhashable.
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
 
     def __init__(self, topic: "Topic", handle: ctypes.c_void_p) -> None:
         self.topic = topic
@@ -75,7 +86,18 @@ class Snapshot:
             lib.wb_snapshot_tensor(self._handle, c_string(name), ctypes.byref(info))
             return Tensor(self, info, writable=False)
 
-    __getitem__ = tensor
+    def __getitem__(self, name: str) -> Tensor:
+        """tensor(name), but a name the topic lacks raises TensorNotFoundError: the KeyError of a mapping (for
+        get(), dict() and the like) that is also the NotFoundError tensor() raises."""
+        if not isinstance(name, str):
+            raise TensorNotFoundError(f"WB_E_NOT_FOUND: topic {self.topic.name!r} names its tensors with strings, "
+                                      f"not {type(name).__name__} {name!r}", -3)
+        try:
+            return self.tensor(name)
+        except NotFoundError as e:
+            if name in self:  # named, yet not reachable here (its GPU is not visible): not a missing key
+                raise
+            raise TensorNotFoundError(f"{e} (version {self.version})", -3) from None
 
     def shard(self, name: str, rank: int, index: int = 0) -> Tensor:
         """Sharded topic: shard number `index` of rank `rank` of logical tensor `name` as of this version, its
@@ -93,8 +115,11 @@ class Snapshot:
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
+    def __len__(self) -> int:
+        return self.topic.tensor_count()
+
     def __contains__(self, name: object) -> bool:
-        return name in self.names()
+        return name in self.names()  # by name, without taking a Tensor (Mapping's way)
 
     def copy_into(self, targets: "Mapping[str, Any] | CopyPlan", stream: Any = None) -> None:
         """Copies tensors into your own buffers: {name: torch tensor or NumPy array}, or a CopyPlan made once for

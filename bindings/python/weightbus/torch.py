@@ -1,4 +1,5 @@
-"""PyTorch helpers: publish a module's parameters as versions of a topic, and load a version into a module.
+"""PyTorch helpers: publish a module's parameters and persistent buffers (what its state_dict() holds) as
+versions of a topic, and load a version into a module.
 
     publisher = ModulePublisher(client.create_topic("policy"), model)   # copies into weightbus-owned replicas
     publisher.publish(metadata=b"step 10")                               # on the current stream, no host sync
@@ -29,17 +30,26 @@ from .topic import Topic
 NameMap = Union[None, Mapping[str, str], Callable[[str], Optional[str]]]
 
 
-def module_tensors(module: torch.nn.Module, include_buffers: bool = False) -> Dict[str, torch.Tensor]:
-    """The module's parameters (and buffers) by name, as plain tensors."""
+def module_tensors(module: torch.nn.Module, include_buffers: bool = True) -> Dict[str, torch.Tensor]:
+    """The module's parameters and persistent buffers by name, as plain tensors: the tensors of its
+    state_dict() (include_buffers=False: the parameters alone)."""
     return {name: t.detach() for name, t in _named_tensors(module, include_buffers)}
 
 
 def _named_tensors(module: torch.nn.Module, include_buffers: bool) -> List[Tuple[str, torch.Tensor]]:
-    """The module's parameters (and buffers), the objects themselves (Parameter, buffer), by name."""
+    """The module's parameters (and persistent buffers), the objects themselves (Parameter, buffer), by name."""
     named = list(module.named_parameters())
     if include_buffers:
-        named += list(module.named_buffers())
+        owners = dict(module.named_modules())
+        named += [(name, buffer) for name, buffer in module.named_buffers() if _persistent(owners, name)]
     return named
+
+
+def _persistent(owners: Mapping[str, torch.nn.Module], name: str) -> bool:
+    """Whether buffer `name` is persistent: state_dict() leaves the others out (caches a module recomputes, such as
+    rotary embeddings' tables), and so do publishing and loading."""
+    owner, _, key = name.rpartition(".")
+    return key not in owners[owner]._non_persistent_buffers_set
 
 
 def _gpu_of(tensors: Iterable[torch.Tensor]) -> Optional[torch.device]:
@@ -57,19 +67,21 @@ def _current_stream(tensors: Mapping[str, torch.Tensor]) -> Optional[torch.cuda.
 
 
 class ModulePublisher:
-    """Publishes a module's parameters as versions of a topic (the publisher's handle).
+    """Publishes a module's parameters and persistent buffers (its state_dict()'s tensors, which load_module
+    loads; include_buffers=False: the parameters alone) as versions of a topic (the publisher's handle).
 
-    mode="copy" (default): the topic holds its own R replicas, on the parameters' GPU (VMM memory that
-    outlives this process) or in shared host memory for CPU parameters; publish() copies the parameters into
-    the version being written on the current CUDA stream and publishes on that stream: no host wait.
+    mode="copy" (default): the topic holds its own R replicas, on the tensors' GPU (VMM memory that outlives
+    this process) or in shared host memory for CPU tensors; publish() copies the tensors into the version being
+    written on the current CUDA stream and publishes on that stream: no host wait.
 
-    mode="register": the topic shares the parameters' own CUDA memory, without any copy (R must be 1). Every
-    change to the parameters must happen inside `with publisher.writing():`, which waits until no reader holds
-    the previous version and publishes the new one at its end.
+    mode="register": the topic shares the tensors' own CUDA memory, without any copy (R must be 1). Every
+    change to them must happen inside `with publisher.writing():`, which waits until no reader holds the
+    previous version and publishes the new one at its end: a forward pass in training mode changes buffers too
+    (BatchNorm's running statistics).
     """
 
     def __init__(self, topic: Topic, module: torch.nn.Module, mode: str = "copy",
-                 include_buffers: bool = False) -> None:
+                 include_buffers: bool = True) -> None:
         if mode not in ("copy", "register"):
             raise ValueError(f"mode must be 'copy' or 'register', not {mode!r}")
         self.topic, self.mode = topic, mode
@@ -139,15 +151,18 @@ def _target_name(name_map: NameMap, name: str) -> Optional[str]:
 
 
 def load_module(topic: Topic, module: torch.nn.Module, version: int = 0, name_map: NameMap = None,
-                strict: bool = True, include_buffers: bool = False, timeout: Optional[float] = None) -> int:
-    """Copies version `version` (0: the latest) into the module's parameters, on the current CUDA stream after
-    the version's GPU work, and returns the version loaded. `name_map` maps the module's names to the topic's.
-    strict=True: every mapped tensor must exist in the topic; dtype and shape must match in any case.
+                strict: bool = True, include_buffers: bool = True, timeout: Optional[float] = None) -> int:
+    """Copies version `version` (0: the latest) into the module's parameters and persistent buffers (the
+    tensors of its state_dict(), BatchNorm's running statistics included; include_buffers=False: the parameters
+    alone), on the current CUDA stream after the version's GPU work, and returns the version loaded. `name_map`
+    maps the module's names to the topic's. strict=True: every mapped tensor must exist in the topic; dtype and
+    shape must match in any case.
 
-    The first call for a module resolves its parameters into a SlicePlan (one copy kernel for every tensor) and
+    The first call for a module resolves its tensors into a SlicePlan (one copy kernel for every tensor) and
     keeps it with the topic; later calls only run it. While the copies run, the call checks that the module
-    still has the same parameters at the same addresses (replaced parameters, `param.data = ...`); if not, it
-    makes the plan again and copies again. The same name_map (the same function, or an equal dict) keeps it."""
+    still has the same tensors at the same addresses (replaced parameters or buffers, `param.data = ...`); if
+    not, it makes the plan again and copies again. The same name_map (the same function, or an equal dict) and
+    options keep it."""
     loader = _loader(topic, module, name_map, strict, include_buffers)
     stream = torch.cuda.current_stream(loader.device) if loader.device is not None else None
     with topic.snapshot(version, timeout) as snapshot:
@@ -165,8 +180,8 @@ def load_module(topic: Topic, module: torch.nn.Module, version: int = 0, name_ma
 class _Loader:
     """What load_module keeps per topic and module between versions: the plan into the module's tensors, and
     what must not have changed for it to stay right: the options, the topic's tensor count (its tensors are
-    sealed by the first publish, but views may come later), and the module's parameters (names, objects,
-    addresses, shapes)."""
+    sealed by the first publish, but views may come later), and the module's parameters and buffers (names,
+    objects, addresses, shapes)."""
 
     def __init__(self, topic: Topic, module: torch.nn.Module, name_map: NameMap, strict: bool,
                  include_buffers: bool) -> None:

@@ -22,7 +22,7 @@ import (
 	"strconv"
 	"time"
 
-	"weightbus"
+	weightbus "github.com/weightbus/weightbus/bindings/go"
 )
 
 var tensors = []weightbus.TensorSpec{
