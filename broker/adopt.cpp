@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <csignal>
 
+#include "clock.hpp"
 #include "error.hpp"
 #include "log.hpp"
 #include "registry.hpp"
@@ -54,7 +55,7 @@ int Registry::adopt() {
                 wb_last_error(), path.c_str(), path.c_str());
   }
   if (int rc = open_allocations(); rc != WB_OK) return rc;
-  h.broker_pid = uint32_t(getpid());
+  shm::stamp_adoption(h, uint32_t(getpid()), uint64_t(realtime_ns()));
   adopt_allocations();
   adopt_clients();
   // A version whose ranks all published while no broker ran (or as the last one died) is committed now.

@@ -23,6 +23,7 @@ bool Registry::commit_if_complete(uint32_t topic) {
   rec.changed_count.store(changed, std::memory_order_release);
   rec.version.store(version, std::memory_order_release);
   t.latest.store(version, std::memory_order_seq_cst);
+  seg_.header().publishes.fetch_add(1, std::memory_order_relaxed);
   bump_and_wake(&t.version_seq, &t.version_waiters);
   return true;
 }

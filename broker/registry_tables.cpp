@@ -93,6 +93,8 @@ uint32_t Registry::remove_client(uint32_t slot) {
   shm::ClientSlot &s = seg_.client(slot);
   s.topics_published.store(0);
   s.state.store(uint32_t(shm::ClientState::kFree), std::memory_order_release);
+  seg_.header().reclaims.fetch_add(1, std::memory_order_relaxed);
+  seg_.header().reclaimed_leases.fetch_add(held, std::memory_order_relaxed);
   return held;
 }
 

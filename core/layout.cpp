@@ -1,5 +1,8 @@
 #include "layout.hpp"
 
+#include <algorithm>
+#include <cstring>
+
 #include "error.hpp"
 
 namespace wb::shm {
@@ -18,6 +21,14 @@ bool within_limits(const Capacities &caps) {
          within(caps.max_allocations, 1, max.max_allocations) && within(caps.max_clients, 1, max.max_clients) &&
          within(caps.leases_per_client, 1, max.leases_per_client) && within(caps.ring_slots, 2, max.ring_slots) &&
          within(caps.max_ranks, 1, max.max_ranks);
+}
+
+// Copies text into a char field of the header, cut to fit and NUL-terminated.
+template <size_t N>
+void copy_name(char (&field)[N], std::string_view text) {
+  const size_t n = std::min(text.size(), N - 1);
+  memcpy(field, text.data(), n);
+  memset(field + n, 0, N - n);
 }
 
 }  // namespace
@@ -45,7 +56,8 @@ Layout compute_layout(const Capacities &caps) {
   return layout;
 }
 
-void write_header(Header &h, const Capacities &caps, uint32_t broker_pid, uint64_t created_ns) {
+void write_header(Header &h, const Capacities &caps, uint32_t broker_pid, uint64_t created_ns,
+                  std::string_view broker_name, std::string_view segment_name) {
   Layout layout = compute_layout(caps);
   h.magic = kMagic;
   h.segment_size = layout.segment_size;
@@ -60,10 +72,21 @@ void write_header(Header &h, const Capacities &caps, uint32_t broker_pid, uint64
   h.gpu_words_offset = layout.gpu_words_offset;
   h.client_stride = layout.client_stride;
   h.created_ns = created_ns;
+  copy_name(h.broker_name, broker_name);
+  copy_name(h.segment_name, segment_name);
+  h.broker_version.store(WB_VERSION, std::memory_order_relaxed);
+  h.broker_started_ns.store(created_ns, std::memory_order_relaxed);
   // Last, also for the compiler: a broker that dies while writing the header leaves no fingerprint. Clients
   // get the segment over the socket afterwards, which orders the rest.
   std::atomic_signal_fence(std::memory_order_release);
   h.fingerprint = expected_fingerprint();
+}
+
+void stamp_adoption(Header &h, uint32_t broker_pid, uint64_t started_ns) {
+  h.broker_pid = broker_pid;
+  h.broker_version.store(WB_VERSION, std::memory_order_relaxed);
+  h.broker_started_ns.store(started_ns, std::memory_order_relaxed);
+  h.adoptions.fetch_add(1, std::memory_order_relaxed);
 }
 
 int validate_header(const void *base, uint64_t mapped_size) {

@@ -4,7 +4,8 @@
 // process writes are std::atomic (lock-free, hence address-free and usable across processes). Who writes what:
 //   broker     everything structural: header, topic/tensor/allocation entries, client slots, reclaim.
 //   publisher  its topic's live fields (latest, floor, writing_version, futex words, event_*), its version
-//              ring (with the event handles) and the replica_version words of its tensors. A rank of a sharded
+//              ring (with the event handles), the replica_version words of its tensors and the header's
+//              publishes counter (the broker counts a sharded topic's commits). A rank of a sharded
 //              topic: its Rank entry's live fields, the replica_version words of its shards, the topic's floor
 //              (raised only) and, rank 0, the version record's body; the broker commits (latest).
 //   reader     only the lease words (and their acquire times) of its own client slot, and the release futex
@@ -14,6 +15,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 #include "weightbus/weightbus.h"
@@ -21,7 +23,7 @@
 namespace wb::shm {
 
 inline constexpr uint64_t kMagic = 0x31474553'53554257ull;  // "WBUSSEG1"
-inline constexpr uint32_t kLayoutVersion = 7;
+inline constexpr uint32_t kLayoutVersion = 8;
 inline constexpr uint32_t kNone = UINT32_MAX;
 inline constexpr uint64_t kNeverWritten = UINT64_MAX;        // a replica that holds no version
 inline constexpr uint64_t kWritingBit = 1ull << 63;         // R = 1: replica being written in place by version
@@ -241,6 +243,21 @@ struct Header {
   // Bumped after every change of an allocation's state (set_allocation_state), so that a client can tell with
   // one load that none happened since it last read them all (its import sweep, on every acquire).
   std::atomic<uint64_t> allocation_changes;
+  // The broker serving the segment, for wb_broker_get_info: the names are written with the header, the version
+  // and start time again by each broker that adopts the segment (with broker_pid).
+  char broker_name[WB_NAME_MAX + 1];
+  char segment_name[WB_NAME_MAX + 1];  // "/weightbus-<uid>-<name>", as shm_open names it
+  std::atomic<uint32_t> broker_version;  // WB_VERSION of the broker
+  uint32_t reserved;
+  std::atomic<uint64_t> broker_started_ns;  // CLOCK_REALTIME
+  // Counters since the segment was made, for monitoring (wb_broker_get_info, weightbusd --metrics); they go on
+  // across adoptions. publishes: versions published (see "Who writes what"); reclaims: client slots the broker
+  // freed after their connection ended or, adopted, their process exited; reclaimed_leases: the leases those
+  // clients still held; adoptions: brokers that adopted the segment.
+  std::atomic<uint64_t> publishes;
+  std::atomic<uint64_t> reclaims;
+  std::atomic<uint64_t> reclaimed_leases;
+  std::atomic<uint64_t> adoptions;
   Fingerprint fingerprint;  // written last: a reader that sees it valid sees a complete header
 };
 
@@ -336,8 +353,14 @@ inline void set_allocation_state(const Segment &seg, Allocation &a, AllocationSt
 
 // Writes the header of a segment of these capacities (its tables laid out by compute_layout), the fingerprint
 // last: the one writer of a header, for the broker that creates a segment and for the tests and the fuzz
-// corpus that build one. The counts are left as they are (zero in a new segment).
-void write_header(Header &h, const Capacities &caps, uint32_t broker_pid, uint64_t created_ns);
+// corpus that build one (which leave the names empty). The broker started at created_ns. The counts and
+// counters are left as they are (zero in a new segment).
+void write_header(Header &h, const Capacities &caps, uint32_t broker_pid, uint64_t created_ns,
+                  std::string_view broker_name = {}, std::string_view segment_name = {});
+
+// A broker adopting the segment stamps it as served by itself (pid, version, start time) and counts the
+// adoption.
+void stamp_adoption(Header &h, uint32_t broker_pid, uint64_t started_ns);
 
 // Checks magic, fingerprint, capacities and offsets of a mapped segment of mapped_size bytes.
 // Returns WB_OK, WB_E_ABI_MISMATCH or WB_E_PROTOCOL, with wb_last_error set.

@@ -1,8 +1,8 @@
-// Listing the broker's clients from the registry.
+// Listing the broker's clients and leases, and describing the broker, from the registry (census.hpp reads it).
 #include <cstring>
 
+#include "census.hpp"
 #include "client.hpp"
-#include "clock.hpp"
 #include "error.hpp"
 #include "lease.hpp"
 #include "struct_size.hpp"
@@ -38,34 +38,6 @@ extern "C" WB_API int wb_list_clients(wb_client *client, wb_client_info *out, ui
   return wb::abi_error(__func__);
 }
 
-namespace {
-
-// Reads one lease slot: its word and acquire time, consistent (the word unchanged around the time's read).
-bool read_lease(const shm::Segment &seg, uint32_t c, uint32_t i, uint64_t *word, uint64_t *acquired_ns) {
-  *word = seg.leases(c)[i].load(std::memory_order_acquire);
-  if (*word == 0 || lease::topic_of(*word) >= seg.caps().max_topics) return false;
-  // An acquire load, not a fence (ThreadSanitizer builds refuse fences): the re-check cannot move before it.
-  *acquired_ns = seg.lease_times(c)[i].load(std::memory_order_acquire);
-  return seg.leases(c)[i].load(std::memory_order_relaxed) == *word;
-}
-
-int fill_lease(const shm::Segment &seg, uint32_t c, uint64_t word, uint64_t acquired_ns, wb_lease_info &info) {
-  int rc = check_struct_size(info.struct_size, sizeof(wb_lease_info), "wb_lease_info");
-  if (rc != WB_OK) return rc;
-  const shm::Topic &topic = seg.topic(lease::topic_of(word));
-  info.client_id = c;
-  info.pid = seg.client(c).pid;
-  memcpy(info.topic, topic.name, sizeof(info.topic));
-  info.topic[sizeof(info.topic) - 1] = '\0';
-  info.version = lease::version_of(word);
-  info.latest = topic.latest.load(std::memory_order_acquire);
-  const uint64_t now = uint64_t(monotonic_ns());
-  info.held_ns = now > acquired_ns ? now - acquired_ns : 0;
-  return WB_OK;
-}
-
-}  // namespace
-
 extern "C" WB_API int wb_list_leases(wb_client *client, wb_lease_info *out, uint32_t capacity, uint32_t *count) try {
   if (client == nullptr || count == nullptr || (out == nullptr && capacity > 0)) {
     return fail(WB_E_INVAL, "client, out or count is NULL");
@@ -76,16 +48,29 @@ extern "C" WB_API int wb_list_leases(wb_client *client, wb_lease_info *out, uint
   for (uint32_t c = 0; c < seg.caps().max_clients; ++c) {
     if (seg.client(c).state.load(std::memory_order_acquire) != uint32_t(shm::ClientState::kLive)) continue;
     for (uint32_t i = 0; i < seg.caps().leases_per_client; ++i) {
-      uint64_t word = 0, acquired_ns = 0;
-      if (!read_lease(seg, c, i, &word, &acquired_ns)) continue;
+      // Read into a local first: the caller's element is written only when there is room for it.
+      wb_lease_info lease = WB_LEASE_INFO_INIT;
+      if (!census::lease_info(seg, c, i, &lease)) continue;
       if (found < capacity) {
-        int rc = fill_lease(seg, c, word, acquired_ns, out[found]);
+        int rc = check_struct_size(out[found].struct_size, sizeof(wb_lease_info), "wb_lease_info");
         if (rc != WB_OK) return rc;
+        lease.struct_size = out[found].struct_size;
+        out[found] = lease;
       }
       ++found;
     }
   }
   *count = found;
+  return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
+}
+
+extern "C" WB_API int wb_broker_get_info(wb_client *client, wb_broker_info *out) try {
+  if (client == nullptr || out == nullptr) return fail(WB_E_INVAL, "client or out is NULL");
+  int rc = check_struct_size(out->struct_size, sizeof(wb_broker_info), "wb_broker_info");
+  if (rc != WB_OK || (rc = client->connection.check_broker()) != WB_OK) return rc;
+  census::broker_info(client->seg, out);
   return WB_OK;
 } catch (...) {
   return wb::abi_error(__func__);

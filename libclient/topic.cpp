@@ -1,9 +1,9 @@
 // Creating, opening, closing and describing topics.
 #include <algorithm>
 #include <cstddef>
-#include <cstring>
 #include <memory>
 
+#include "census.hpp"
 #include "client.hpp"
 #include "error.hpp"
 #include "geometry.hpp"
@@ -50,22 +50,8 @@ void close_as_publisher(wb_topic *topic, wb_update *update) {
 }
 
 // wb_topic_info as version 0.1.0 of the library had it, before the fields of sharded topics: callers built with
-// that header pass this struct_size, and get what it has room for.
+// that header pass this struct_size, and get what it has room for (census::topic_info).
 constexpr size_t kTopicInfoFirstSize = offsetof(wb_topic_info, ranks);
-
-void fill_topic_info(const shm::Topic &entry, wb_topic_info *out) {
-  out->replicas = entry.replicas;
-  memcpy(out->name, entry.name, sizeof(out->name));
-  out->name[WB_NAME_MAX] = '\0';
-  out->latest = entry.latest.load();
-  out->tensor_count = entry.tensor_count.load();
-  out->publisher_pid = entry.publisher.load() != 0 ? entry.publisher_pid.load() : 0;
-  out->dirty = entry.dirty_tensors.load() > 0;
-  out->bytes = entry.bytes.load();
-  if (out->struct_size < sizeof(wb_topic_info)) return;
-  out->ranks = entry.ranks;
-  out->layout_complete = entry.layout_complete.load();
-}
 
 }  // namespace
 
@@ -162,7 +148,7 @@ extern "C" WB_API int wb_topic_get_info(wb_topic *topic, wb_topic_info *out) try
   if (topic == nullptr || out == nullptr) return fail(WB_E_INVAL, "topic or out is NULL");
   int rc = check_struct_size(out->struct_size, kTopicInfoFirstSize, "wb_topic_info");
   if (rc != WB_OK || (rc = check_topic_live(topic)) != WB_OK) return rc;
-  fill_topic_info(*topic->entry, out);
+  census::topic_info(topic->client->seg, topic->slot, out);
   return WB_OK;
 } catch (...) {
   return wb::abi_error(__func__);
@@ -187,7 +173,7 @@ extern "C" WB_API int wb_list_topics(wb_client *client, wb_topic_info *out, uint
     if (found < capacity) {
       auto *info = reinterpret_cast<wb_topic_info *>(reinterpret_cast<char *>(out) + uint64_t{found} * stride);
       info->struct_size = stride;
-      fill_topic_info(entry, info);
+      census::topic_info(seg, slot, info);
     }
     ++found;
   }

@@ -413,6 +413,7 @@ extern "C" WB_API int wb_update_publish(wb_update *update, const void *metadata,
   if (update->recovered_dirty > 0) entry.dirty_tensors.fetch_sub(update->recovered_dirty, std::memory_order_seq_cst);
   entry.latest.store(n, std::memory_order_seq_cst);
   entry.writing_version.store(0, std::memory_order_seq_cst);
+  seg.header().publishes.fetch_add(1, std::memory_order_relaxed);
   bump_and_wake(&entry.version_seq, &entry.version_waiters);
   close_update(update);
   if (version != nullptr) *version = n;

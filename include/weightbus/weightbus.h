@@ -2,8 +2,8 @@
  * weightbus.h — share tensors between processes on one node and move through versions of them.
  *
  * This header is the manual of the C API. Read "Concepts" first, then the sections in the order a program calls
- * them: attach, topics, tensors, updates (publisher), versions and snapshots (reader), CUDA tensors, listing.
- * "Caveats" at the end lists what the library does not do.
+ * them: attach, topics, tensors, updates (publisher), versions and snapshots (reader), CUDA tensors, listing, the
+ * broker. "Caveats" at the end lists what the library does not do.
  *
  * Concepts
  * --------
@@ -319,9 +319,10 @@ typedef struct wb_topic_info {
   uint64_t bytes;           /* storage of all replicas */
   uint32_t ranks;           /* 0: a plain topic; N: sharded over N ranks (see "Sharded models") */
   uint32_t layout_complete; /* sharded: 1 once every rank sealed and the shards cover every tensor */
+  uint64_t published_ns;    /* when version latest was published (CLOCK_REALTIME), 0 before the first */
 } wb_topic_info;
 
-#define WB_TOPIC_INFO_INIT {sizeof(wb_topic_info), 0, {0}, 0, 0, 0, 0, 0, 0, 0, 0}
+#define WB_TOPIC_INFO_INIT {sizeof(wb_topic_info), 0, {0}, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 
 /* Describes the topic. Errors: WB_E_INVAL. */
 WB_API int wb_topic_get_info(wb_topic *topic, wb_topic_info *out);
@@ -1005,6 +1006,52 @@ typedef struct wb_lease_info {
  * locks: a lease released or acquired while it is read may be missed or included. Each out[i].struct_size
  * must be set. Errors: WB_E_INVAL (NULL, a bad struct_size), WB_E_BROKER_GONE. */
 WB_API int wb_list_leases(wb_client *client, wb_lease_info *out, uint32_t capacity, uint32_t *count);
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* Broker                                                                                                      */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+/* The broker a client is attached to: who it is, its limits (weightbusd's flags) with what is used of each, and
+ * its counters. Counters count since the segment was made: a broker that adopts its dead predecessor's segment
+ * goes on counting, a broker that makes a new segment starts at 0. `weightbus stats` shows it all, and
+ * `weightbus stats --prometheus` and weightbusd --metrics expose it (docs/operations.md). */
+typedef struct wb_broker_info {
+  uint32_t struct_size;
+  uint32_t pid;                  /* the broker's process */
+  uint32_t version;              /* the broker's WB_VERSION, e.g. 100 for 0.1.0 */
+  uint32_t reserved;
+  char name[WB_NAME_MAX + 1];    /* its --name */
+  char segment[WB_NAME_MAX + 1]; /* its shared-memory segment, "/weightbus-<uid>-<name>" */
+  uint64_t started_ns;           /* when this broker started serving the segment (CLOCK_REALTIME) */
+  uint64_t created_ns;           /* when the segment was made: before started_ns after an adoption */
+  /* Entries used and the limit of each table. A removed topic's entries stay used (see wb_topic_remove). */
+  uint32_t topics;
+  uint32_t max_topics;
+  uint32_t tensors;              /* tensors, views and shards */
+  uint32_t max_tensors;
+  uint32_t allocations;
+  uint32_t max_allocations;
+  uint32_t clients;              /* attached now, this one included */
+  uint32_t max_clients;
+  uint32_t ranks;                /* Rank entries, over all sharded topics */
+  uint32_t max_ranks;
+  uint32_t leases_per_client;
+  uint32_t ring_slots;           /* version records kept per topic */
+  /* Counters. */
+  uint64_t publishes;            /* versions published, over every topic */
+  uint64_t reclaims;             /* clients whose slot the broker freed: each detach, exit and death */
+  uint64_t reclaimed_leases;     /* leases that clients still held as they went: a reader that died, or
+                                    exited without releasing */
+  uint64_t adoptions;            /* brokers that adopted the segment their predecessor left (a crash, a kill,
+                                    a stop that kept it) */
+} wb_broker_info;
+
+#define WB_BROKER_INFO_INIT {sizeof(wb_broker_info), 0, 0, 0, {0}, {0}, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+
+/* Describes the broker the client is attached to, from the segment's header (no request: cheap enough to poll).
+ * Errors: WB_E_INVAL (client or out NULL, out->struct_size smaller than this header's wb_broker_info),
+ * WB_E_BROKER_GONE (the broker died or exited, and no successor took the client back yet). */
+WB_API int wb_broker_get_info(wb_client *client, wb_broker_info *out);
 
 /*
  * Caveats

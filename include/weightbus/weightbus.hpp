@@ -464,6 +464,12 @@ class Client : public Owned<wb_client, wb_detach> {
       return wb_list_leases(client, out, capacity, count);
     });
   }
+  // The broker: who it is, its limits with what is used of each, and its counters (wb_broker_get_info).
+  wb_broker_info broker_info() const {
+    wb_broker_info info = WB_BROKER_INFO_INIT;
+    check(wb_broker_get_info(get(), &info));
+    return info;
+  }
 
  private:
   static wb_client *attach(const wb_attach_options *options) {

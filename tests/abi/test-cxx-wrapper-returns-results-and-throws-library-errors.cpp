@@ -102,12 +102,17 @@ void listing_returns_every_entry(void **state) {
   assert_int_equal(leases.size(), 1);
   assert_int_equal(leases[0].client_id, client.id());
   assert_int_equal(leases[0].version, 1);
+  const wb_broker_info broker = client.broker_info();
+  assert_int_equal(broker.pid, uint32_t(b->pid));
+  assert_int_equal(broker.clients, 2);
+  assert_int_equal(broker.publishes, 1);
 
   weightbus::Client moved = std::move(other);
   expect_error(WB_E_INVAL, [&] { other.id(); });
   expect_error(WB_E_INVAL, [&] { other.topics(); });
   expect_error(WB_E_INVAL, [&] { other.clients(); });
   expect_error(WB_E_INVAL, [&] { other.leases(); });
+  expect_error(WB_E_INVAL, [&] { other.broker_info(); });
 }
 
 void topic_describes_its_tensors(void **state) {

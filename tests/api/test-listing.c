@@ -1,6 +1,16 @@
-/* wb_list_topics and wb_list_clients report what exists: counts beyond the capacity given, names, versions,
- * publishers, leases and storage, and the client label truncated to 31 bytes. */
+/* wb_list_topics and wb_list_clients report what exists: counts beyond the capacity given, names, versions and
+ * when the latest was published, publishers, leases and storage, and the client label truncated to 31 bytes; a
+ * caller built with an older, shorter wb_topic_info gets the fields it has room for. */
+#include <stddef.h>
+#include <time.h>
+
 #include "fixture.h"
+
+static uint64_t realtime_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static const wb_topic_info *find_topic(const wb_topic_info *list, uint32_t n, const char *name) {
   for (uint32_t i = 0; i < n; ++i)
@@ -23,7 +33,9 @@ static void topics_are_listed(void **state) {
   FX_OK(fx_create_topic(c, "middle", 3, 1, 10, &m));
   FX_OK(fx_create_topic(c, "zeta", 2, 0, 0, &z));
   FX_OK(fx_publish(a, 3, 100, NULL));
+  const uint64_t before_second = realtime_ns();
   FX_OK(fx_publish(a, 1, 100, NULL));
+  const uint64_t after_second = realtime_ns();
   FX_OK(wb_topic_close(z));
 
   uint32_t count = 0;
@@ -54,9 +66,11 @@ static void topics_are_listed(void **state) {
   assert_int_equal(ai->publisher_pid, (uint32_t)getpid());
   assert_int_equal(ai->dirty, 0);
   assert_true(ai->bytes >= 2 * 100 * 4); /* R = 1 */
+  assert_true(ai->published_ns >= before_second && ai->published_ns <= after_second); /* version 2's */
   assert_int_equal(mi->replicas, 3);
   assert_int_equal(mi->latest, 0);
   assert_true(mi->bytes >= 3 * 10 * 4); /* storage of all replicas */
+  assert_int_equal(mi->published_ns, 0);  /* nothing published */
   assert_int_equal(zi->publisher_pid, 0); /* closed */
   assert_int_equal(zi->tensor_count, 0);
 
@@ -64,6 +78,17 @@ static void topics_are_listed(void **state) {
   wb_topic_info own = WB_TOPIC_INFO_INIT;
   FX_OK(wb_topic_get_info(m, &own));
   assert_int_equal(own.bytes, mi->bytes);
+  FX_OK(wb_topic_get_info(a, &own));
+  assert_int_equal(own.published_ns, ai->published_ns);
+
+  /* A caller of a header before published_ns: the fields it has room for, the rest of its memory untouched. */
+  wb_topic_info older;
+  memset(&older, 0xAB, sizeof older);
+  older.struct_size = offsetof(wb_topic_info, published_ns);
+  FX_OK(wb_topic_get_info(a, &older));
+  assert_int_equal(older.latest, 2);
+  assert_int_equal(older.ranks, 0);
+  assert_int_equal(older.published_ns, 0xABABABABABABABABull);
   FX_OK(wb_detach(c));
 }
 

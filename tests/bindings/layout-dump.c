@@ -87,6 +87,7 @@ static void structs(void) {
   FIELD(wb_topic_info, bytes);
   FIELD(wb_topic_info, ranks);
   FIELD(wb_topic_info, layout_complete);
+  FIELD(wb_topic_info, published_ns);
 
   SIZE(wb_tensor_spec);
   FIELD(wb_tensor_spec, struct_size);
@@ -213,6 +214,32 @@ static void structs(void) {
   FIELD(wb_lease_info, version);
   FIELD(wb_lease_info, latest);
   FIELD(wb_lease_info, held_ns);
+
+  SIZE(wb_broker_info);
+  FIELD(wb_broker_info, struct_size);
+  FIELD(wb_broker_info, pid);
+  FIELD(wb_broker_info, version);
+  FIELD(wb_broker_info, reserved);
+  FIELD(wb_broker_info, name);
+  FIELD(wb_broker_info, segment);
+  FIELD(wb_broker_info, started_ns);
+  FIELD(wb_broker_info, created_ns);
+  FIELD(wb_broker_info, topics);
+  FIELD(wb_broker_info, max_topics);
+  FIELD(wb_broker_info, tensors);
+  FIELD(wb_broker_info, max_tensors);
+  FIELD(wb_broker_info, allocations);
+  FIELD(wb_broker_info, max_allocations);
+  FIELD(wb_broker_info, clients);
+  FIELD(wb_broker_info, max_clients);
+  FIELD(wb_broker_info, ranks);
+  FIELD(wb_broker_info, max_ranks);
+  FIELD(wb_broker_info, leases_per_client);
+  FIELD(wb_broker_info, ring_slots);
+  FIELD(wb_broker_info, publishes);
+  FIELD(wb_broker_info, reclaims);
+  FIELD(wb_broker_info, reclaimed_leases);
+  FIELD(wb_broker_info, adoptions);
 }
 
 static void initializers(void) {
@@ -231,6 +258,7 @@ static void initializers(void) {
   const wb_slice_part slice_part = WB_SLICE_PART_INIT;
   const wb_slice_dest slice_dest = WB_SLICE_DEST_INIT;
   const wb_plan_info plan_info = WB_PLAN_INFO_INIT;
+  const wb_broker_info broker_info = WB_BROKER_INFO_INIT;
   INIT(wb_attach_options, attach, struct_size);
   INIT(wb_attach_options, attach, timeout_ms);
   INIT(wb_topic_options, topic, struct_size);
@@ -253,6 +281,7 @@ static void initializers(void) {
   INIT(wb_slice_dest, slice_dest, device);
   INIT(wb_slice_dest, slice_dest, part_count);
   INIT(wb_plan_info, plan_info, struct_size);
+  INIT(wb_broker_info, broker_info, struct_size);
 }
 
 int main(void) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # weightbus info, stats and watch on a live broker: info of a topic and of one tensor (text and JSON), stats
-# showing a held lease's lag and hold time, watch printing a version as it is published; and their errors.
+# showing the broker's use and counters and a held lease's lag and hold time, watch printing a version as it is
+# published; and their errors.
 set -uo pipefail
 source "$(dirname "$0")/cli-test.sh" "$1" "$2" info-test
 library=$(ldd "$cli" | awk '/libweightbus/ {print $3}')
@@ -35,8 +36,10 @@ check "stats --json" 0 w stats --json
 expect_json "one lease, lag 1" 'len(d["leases"]) == 1 and d["leases"][0]["version"] == 1 and d["leases"][0]["lag"] == 1'
 expect_json "held at least 100 ms" 'd["leases"][0]["held_ns"] >= 100000000 and d["leases"][0]["client"] == "python3"'
 expect_json "topic summary" 'd["topics"][0]["leases"] == 1 and d["topics"][0]["max_lag"] == 1 and d["topics"][0]["version_bytes"] * 2 == d["topics"][0]["bytes"]'
+expect_json "the broker" 'd["broker"]["publishes"] == 2 and d["broker"]["clients"] == 2 and d["broker"]["most_leases_held"] == 1 and d["broker"]["topics"] == 1 and d["broker"]["version"] == "0.1.0" and d["broker"]["adoptions"] == 0'
 check "stats policy" 0 w stats policy
 expect_out "LONGEST HOLD"
+expect_out "2 versions published"
 expect_out "python3"
 touch "$python_done"
 wait $holder

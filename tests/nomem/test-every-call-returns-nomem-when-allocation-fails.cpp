@@ -231,6 +231,11 @@ int list_leases(Session &s) {
   int rc = wb_list_leases(s.pub, infos, 4, &count);
   return rc != WB_OK || count == 1 ? rc : data_wrong("one lease is listed");
 }
+int broker_info(Session &s) {
+  wb_broker_info info = WB_BROKER_INFO_INIT;
+  int rc = wb_broker_get_info(s.reader, &info);
+  return rc != WB_OK || info.clients >= 2 ? rc : data_wrong("both clients of the session are counted");
+}
 int release(Session &s) {
   int rc = wb_snapshot_release(s.snapshot);
   if (rc == WB_OK) s.snapshot = nullptr;
@@ -320,6 +325,7 @@ const Step kSteps[] = {
     {"wb_list_topics", list_topics},
     {"wb_list_clients", list_clients},
     {"wb_list_leases", list_leases},
+    {"wb_broker_get_info", broker_info},
     {"wb_snapshot_release", release},
     {"DLManagedTensor::deleter", delete_snapshot_export},
     {"wb_topic_open", open_second},

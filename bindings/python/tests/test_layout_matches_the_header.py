@@ -18,7 +18,7 @@ STRUCTS = {"wb_attach_options": _lib.AttachOptions, "wb_topic_options": _lib.Top
            "wb_tensor_info": _lib.TensorInfo, "wb_copy_target": _lib.CopyTarget, "wb_client_info": _lib.ClientInfo,
            "wb_lease_info": _lib.LeaseInfo, "wb_rank_options": _lib.RankOptions, "wb_shard_spec": _lib.ShardSpec,
            "wb_rank_info": _lib.RankInfo, "wb_slice_part": _lib.SlicePart, "wb_slice_dest": _lib.SliceDest,
-           "wb_plan_info": _lib.PlanInfo}
+           "wb_plan_info": _lib.PlanInfo, "wb_broker_info": _lib.BrokerInfo}
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,7 @@ class TopicInfo(ctypes.Structure):
                 ("name", ctypes.c_char * (NAME_MAX + 1)), ("latest", ctypes.c_uint64),
                 ("tensor_count", ctypes.c_uint32), ("publisher_pid", ctypes.c_uint32), ("dirty", ctypes.c_uint32),
                 ("reserved", ctypes.c_uint32), ("bytes", ctypes.c_uint64), ("ranks", ctypes.c_uint32),
-                ("layout_complete", ctypes.c_uint32)]
+                ("layout_complete", ctypes.c_uint32), ("published_ns", ctypes.c_uint64)]
 
 
 class TensorSpec(ctypes.Structure):
@@ -112,6 +112,17 @@ class LeaseInfo(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_uint32), ("client_id", ctypes.c_uint32), ("pid", ctypes.c_uint32),
                 ("reserved", ctypes.c_uint32), ("topic", ctypes.c_char * (NAME_MAX + 1)),
                 ("version", ctypes.c_uint64), ("latest", ctypes.c_uint64), ("held_ns", ctypes.c_uint64)]
+
+
+class BrokerInfo(ctypes.Structure):
+    _fields_ = ([("struct_size", ctypes.c_uint32), ("pid", ctypes.c_uint32), ("version", ctypes.c_uint32),
+                 ("reserved", ctypes.c_uint32), ("name", ctypes.c_char * (NAME_MAX + 1)),
+                 ("segment", ctypes.c_char * (NAME_MAX + 1)), ("started_ns", ctypes.c_uint64),
+                 ("created_ns", ctypes.c_uint64)] +
+                [(name, ctypes.c_uint32) for name in ("topics", "max_topics", "tensors", "max_tensors", "allocations",
+                                                      "max_allocations", "clients", "max_clients", "ranks", "max_ranks",
+                                                      "leases_per_client", "ring_slots")] +
+                [(name, ctypes.c_uint64) for name in ("publishes", "reclaims", "reclaimed_leases", "adoptions")])
 
 
 # DLPack (dlpack.h): DLManagedTensor is the same from DLPack 0.6 to 1.x; DLManagedTensorVersioned is DLPack 1.x's
@@ -237,6 +248,7 @@ _CHECKED = {
     "wb_snapshot_copy_into": [_P, ctypes.POINTER(CopyTarget), _u32, _P],
     "wb_list_clients": [_P, ctypes.POINTER(ClientInfo), _u32, _pu32],
     "wb_list_leases": [_P, ctypes.POINTER(LeaseInfo), _u32, _pu32],
+    "wb_broker_get_info": [_P, ctypes.POINTER(BrokerInfo)],
     "wb_topic_create_rank": [_P, _char, ctypes.POINTER(RankOptions), _pp],
     "wb_shard_alloc": [_P, ctypes.POINTER(ShardSpec), _u32],
     "wb_shard_alloc_cuda": [_P, ctypes.POINTER(ShardSpec), _u32, _i32],

@@ -148,6 +148,7 @@ pub struct wb_topic_info {
     pub bytes: u64,
     pub ranks: u32,
     pub layout_complete: u32,
+    pub published_ns: u64,
 }
 
 /// `WB_TOPIC_INFO_INIT`
@@ -165,6 +166,7 @@ impl Default for wb_topic_info {
             bytes: 0,
             ranks: 0,
             layout_complete: 0,
+            published_ns: 0,
         }
     }
 }
@@ -344,6 +346,68 @@ impl Default for wb_lease_info {
             version: 0,
             latest: 0,
             held_ns: 0,
+        }
+    }
+}
+
+/// `wb_broker_info`: the broker a client is attached to, its limits with their use, and its counters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct wb_broker_info {
+    pub struct_size: u32,
+    pub pid: u32,
+    pub version: u32,
+    pub reserved: u32,
+    pub name: [c_char; WB_NAME_MAX + 1],
+    pub segment: [c_char; WB_NAME_MAX + 1],
+    pub started_ns: u64,
+    pub created_ns: u64,
+    pub topics: u32,
+    pub max_topics: u32,
+    pub tensors: u32,
+    pub max_tensors: u32,
+    pub allocations: u32,
+    pub max_allocations: u32,
+    pub clients: u32,
+    pub max_clients: u32,
+    pub ranks: u32,
+    pub max_ranks: u32,
+    pub leases_per_client: u32,
+    pub ring_slots: u32,
+    pub publishes: u64,
+    pub reclaims: u64,
+    pub reclaimed_leases: u64,
+    pub adoptions: u64,
+}
+
+/// `WB_BROKER_INFO_INIT`
+impl Default for wb_broker_info {
+    fn default() -> Self {
+        wb_broker_info {
+            struct_size: size_of::<Self>() as u32,
+            pid: 0,
+            version: 0,
+            reserved: 0,
+            name: [0; WB_NAME_MAX + 1],
+            segment: [0; WB_NAME_MAX + 1],
+            started_ns: 0,
+            created_ns: 0,
+            topics: 0,
+            max_topics: 0,
+            tensors: 0,
+            max_tensors: 0,
+            allocations: 0,
+            max_allocations: 0,
+            clients: 0,
+            max_clients: 0,
+            ranks: 0,
+            max_ranks: 0,
+            leases_per_client: 0,
+            ring_slots: 0,
+            publishes: 0,
+            reclaims: 0,
+            reclaimed_leases: 0,
+            adoptions: 0,
         }
     }
 }
@@ -589,6 +653,7 @@ extern "C" {
     pub fn wb_list_clients(client: *mut wb_client, out: *mut wb_client_info, capacity: u32, count: *mut u32) -> c_int;
 
     pub fn wb_list_leases(client: *mut wb_client, out: *mut wb_lease_info, capacity: u32, count: *mut u32) -> c_int;
+    pub fn wb_broker_get_info(client: *mut wb_client, out: *mut wb_broker_info) -> c_int;
 
     pub fn wb_topic_create_rank(
         client: *mut wb_client,

@@ -123,7 +123,8 @@ fn rust_facts() -> Facts {
             reserved,
             bytes,
             ranks,
-            layout_complete
+            layout_complete,
+            published_ns
         }
     );
     layout!(facts, wb_tensor_spec { struct_size, dtype, name, ndim, reserved, shape });
@@ -186,6 +187,35 @@ fn rust_facts() -> Facts {
         }
     );
     layout!(facts, wb_plan_info { struct_size, dests, copies, copies_2d, bytes, pad_bytes });
+    layout!(
+        facts,
+        wb_broker_info {
+            struct_size,
+            pid,
+            version,
+            reserved,
+            name,
+            segment,
+            started_ns,
+            created_ns,
+            topics,
+            max_topics,
+            tensors,
+            max_tensors,
+            allocations,
+            max_allocations,
+            clients,
+            max_clients,
+            ranks,
+            max_ranks,
+            leases_per_client,
+            ring_slots,
+            publishes,
+            reclaims,
+            reclaimed_leases,
+            adoptions
+        }
+    );
 
     init!(facts, wb_attach_options { struct_size, timeout_ms });
     init!(facts, wb_topic_options { struct_size, replicas });
@@ -202,6 +232,7 @@ fn rust_facts() -> Facts {
     init!(facts, wb_slice_part { struct_size });
     init!(facts, wb_slice_dest { struct_size, device, part_count });
     init!(facts, wb_plan_info { struct_size });
+    init!(facts, wb_broker_info { struct_size });
     facts
 }
 

@@ -28,6 +28,7 @@ func Layout() map[string]uintptr {
 	var slicePart C.wb_slice_part
 	var sliceDest C.wb_slice_dest
 	var planInfo C.wb_plan_info
+	var brokerInfo C.wb_broker_info
 	return map[string]uintptr{
 		"size wb_attach_options":               unsafe.Sizeof(attach),
 		"offset wb_attach_options.struct_size": unsafe.Offsetof(attach.struct_size),
@@ -52,6 +53,7 @@ func Layout() map[string]uintptr {
 		"offset wb_topic_info.ranks":           unsafe.Offsetof(topicInfo.ranks),
 		"offset wb_topic_info.layout_complete": unsafe.Offsetof(topicInfo.layout_complete),
 		"offset wb_topic_info.bytes":           unsafe.Offsetof(topicInfo.bytes),
+		"offset wb_topic_info.published_ns":    unsafe.Offsetof(topicInfo.published_ns),
 
 		"size wb_tensor_spec":               unsafe.Sizeof(tensorSpec),
 		"offset wb_tensor_spec.struct_size": unsafe.Offsetof(tensorSpec.struct_size),
@@ -173,5 +175,31 @@ func Layout() map[string]uintptr {
 		"offset wb_plan_info.copies_2d":   unsafe.Offsetof(planInfo.copies_2d),
 		"offset wb_plan_info.bytes":       unsafe.Offsetof(planInfo.bytes),
 		"offset wb_plan_info.pad_bytes":   unsafe.Offsetof(planInfo.pad_bytes),
+
+		"size wb_broker_info":                     unsafe.Sizeof(brokerInfo),
+		"offset wb_broker_info.struct_size":       unsafe.Offsetof(brokerInfo.struct_size),
+		"offset wb_broker_info.pid":               unsafe.Offsetof(brokerInfo.pid),
+		"offset wb_broker_info.version":           unsafe.Offsetof(brokerInfo.version),
+		"offset wb_broker_info.reserved":          unsafe.Offsetof(brokerInfo.reserved),
+		"offset wb_broker_info.name":              unsafe.Offsetof(brokerInfo.name),
+		"offset wb_broker_info.segment":           unsafe.Offsetof(brokerInfo.segment),
+		"offset wb_broker_info.started_ns":        unsafe.Offsetof(brokerInfo.started_ns),
+		"offset wb_broker_info.created_ns":        unsafe.Offsetof(brokerInfo.created_ns),
+		"offset wb_broker_info.topics":            unsafe.Offsetof(brokerInfo.topics),
+		"offset wb_broker_info.max_topics":        unsafe.Offsetof(brokerInfo.max_topics),
+		"offset wb_broker_info.tensors":           unsafe.Offsetof(brokerInfo.tensors),
+		"offset wb_broker_info.max_tensors":       unsafe.Offsetof(brokerInfo.max_tensors),
+		"offset wb_broker_info.allocations":       unsafe.Offsetof(brokerInfo.allocations),
+		"offset wb_broker_info.max_allocations":   unsafe.Offsetof(brokerInfo.max_allocations),
+		"offset wb_broker_info.clients":           unsafe.Offsetof(brokerInfo.clients),
+		"offset wb_broker_info.max_clients":       unsafe.Offsetof(brokerInfo.max_clients),
+		"offset wb_broker_info.ranks":             unsafe.Offsetof(brokerInfo.ranks),
+		"offset wb_broker_info.max_ranks":         unsafe.Offsetof(brokerInfo.max_ranks),
+		"offset wb_broker_info.leases_per_client": unsafe.Offsetof(brokerInfo.leases_per_client),
+		"offset wb_broker_info.ring_slots":        unsafe.Offsetof(brokerInfo.ring_slots),
+		"offset wb_broker_info.publishes":         unsafe.Offsetof(brokerInfo.publishes),
+		"offset wb_broker_info.reclaims":          unsafe.Offsetof(brokerInfo.reclaims),
+		"offset wb_broker_info.reclaimed_leases":  unsafe.Offsetof(brokerInfo.reclaimed_leases),
+		"offset wb_broker_info.adoptions":         unsafe.Offsetof(brokerInfo.adoptions),
 	}
 }
