@@ -12,14 +12,15 @@ cd "$(dirname "$0")"
 
 # The library, the broker and the CLI: all the demo needs.
 DEMO_PACKAGES=(build-essential cmake pkg-config libuv1-dev libflatbuffers-dev flatbuffers-compiler libboost-dev
-               nlohmann-json3-dev libdlpack-dev)
-# The test suite's build adds cmocka; the benchmarks are built with it.
-BUILD_PACKAGES=("${DEMO_PACKAGES[@]}" libcmocka-dev)
+               nlohmann-json3-dev libdlpack-dev libsystemd-dev)
+# The test suite's build adds cmocka and help2man (the man pages); the benchmarks are built with it.
+BUILD_PACKAGES=("${DEMO_PACKAGES[@]}" libcmocka-dev help2man)
 # Only the tests need these: spin (the protocol model), Go and Rust (the bindings), clang and its sanitizer
-# runtimes (the libFuzzer harnesses), and Debian's Python with pytest, NumPy, pip, venv and PyTorch (CPU) for
-# the Python binding.
-TEST_PACKAGES=(spin golang-go clang libclang-rt-dev python3-pytest python3-numpy python3-pip python3-venv
-               python3-torch)
+# runtimes (the libFuzzer harnesses), Debian's Python with pytest, NumPy, pip, venv, flit (the binding's build
+# backend) and PyTorch (CPU) for the Python binding, prometheus-client's parser (the metrics), and file (CPack's
+# Debian packages ask it which files are programs).
+TEST_PACKAGES=(spin golang-go clang libclang-rt-dev python3-pytest python3-numpy python3-pip python3-venv flit
+               python3-torch python3-prometheus-client file)
 # The benchmarks' comparisons and plots (bash dev.sh bench).
 BENCH_PACKAGES=(python3-numpy python3-matplotlib python3-fastapi python3-uvicorn python3-requests)
 # Rust for bindings/rust: rustup's toolchain when there is one, else Debian's.
@@ -79,6 +80,8 @@ case "${1:-}" in
     build build -DWB_BUILD_TESTS=ON
     step "the test suite (build)"
     ctest --test-dir build --output-on-failure -j "$JOBS"
+    step "the Debian packages: built, installed, used and removed (tests/packaging/run.sh)"
+    bash tests/packaging/run.sh build
     # Where cmake found no cuda.h (a plain Debian machine), the plain build is that build already.
     if grep -q '^WB_CUDA_INCLUDE_DIR:PATH=.*NOTFOUND' build/CMakeCache.txt; then
       step "the plain build has no CUDA headers: it was the build without CUDA"

@@ -50,6 +50,7 @@ class Dispatcher {
   // their leases held back. Returns whether orphans remain.
   bool reap_orphans();
   const Registry &registry() const { return registry_; }
+  void keep_segment() { registry_.keep_segment(); }
   Descriptors &descriptors() { return registry_.descriptors(); }
 
   // Verifies, checks and applies one message and answers it (Published excepted). Sets client->hang_up when

@@ -29,6 +29,8 @@ const char kUsage[] =
     "  --foreground             stay in the foreground and log to stderr (default: daemonize and log to\n"
     "                           the socket's path + .log, e.g. /tmp/weightbus-<uid>/NAME.sock.log)\n"
     "  --log-level LEVEL        error, warn, info (default) or debug\n"
+    "  --on-stop keep|remove    what SIGTERM and SIGINT do with the topics (default: remove; see stopping)\n"
+    "  --metrics unix:PATH|tcp:[ADDR:]PORT  serve Prometheus metrics there (default: off; see metrics)\n"
     "  --max-topics N           topics in the registry (default 256)\n"
     "  --max-tensors N          tensors and views (default 65536)\n"
     "  --max-allocations N      shared allocations (default 4096)\n"
@@ -52,11 +54,27 @@ const char kUsage[] =
     "them free, so that it can always accept, answer and close, and room for --max-clients connections; a\n"
     "connection or request that would need one of those is refused with WB_E_NOSPC naming RLIMIT_NOFILE.\n"
     "\n"
+    "metrics (each one is listed in docs/operations.md):\n"
+    "  --metrics unix:PATH        a Unix socket of mode 0600 (a path left by a dead broker is taken over)\n"
+    "  --metrics tcp:PORT         127.0.0.1:PORT: loopback only, though any local user may connect\n"
+    "  --metrics tcp:ADDR:PORT    that address (numeric: 0.0.0.0, [::1], ...): only where whoever reaches it\n"
+    "                             may read every topic's name and figures\n"
+    "  The broker answers GET /metrics in Prometheus' text format over HTTP/1.0, one answer per connection,\n"
+    "  with the figures of `weightbus stats --prometheus`; a connection is closed within 5 s whatever it does.\n"
+    "  A path or port it cannot listen on stops it at start.\n"
+    "\n"
     "stopping:\n"
     "  SIGTERM or SIGINT (`weightbus stop [--name NAME | --socket PATH]` sends SIGTERM and waits) stops the\n"
-    "  broker cleanly: it drops its clients and removes its socket and its segment, with every topic in it.\n"
-    "  SIGKILL or a crash leaves the segment in /dev/shm: a broker started again with the same name adopts it,\n"
-    "  with every topic and published version, and the clients resume with it.\n"
+    "  broker as --on-stop says. remove: it drops its clients and removes its socket and its segment, with every\n"
+    "  topic in it. keep (what the systemd units set): it leaves the segment in /dev/shm, as SIGKILL or a crash\n"
+    "  does: a broker started again with the same name adopts it, with every topic and published version, and\n"
+    "  the clients resume with it. SIGUSR1 (`weightbus stop --keep`) always keeps; SIGUSR2 (`weightbus stop\n"
+    "  --remove`) always removes.\n"
+    "\n"
+    "systemd:\n"
+    "  With $LISTEN_FDS (socket activation, weightbusd.socket) the broker serves the socket systemd passes\n"
+    "  instead of binding one (the socket's path is systemd's), and leaves it in place when it stops. With\n"
+    "  $NOTIFY_SOCKET (Type=notify) it says READY=1 once clients can connect. Run it there with --foreground.\n"
     "\n"
     "examples:\n"
     "  weightbusd --foreground --name train0 --max-tensors 200000\n"
@@ -181,11 +199,21 @@ int parse_options(int argc, char **argv, Options *out, bool *exit_now) {
         return *exit_now = true, usage_error("--name '%s' must be 1..64 bytes without '/'", value);
       }
       out->name = value;
+    } else if (strcmp(arg, "--on-stop") == 0) {
+      if (strcmp(value, "keep") != 0 && strcmp(value, "remove") != 0) {
+        return *exit_now = true, usage_error("--on-stop '%s' is not keep or remove", value);
+      }
+      out->on_stop = strcmp(value, "keep") == 0 ? OnStop::kKeep : OnStop::kRemove;
     } else if (strcmp(arg, "--socket") == 0) {
       out->socket_path = value;
     } else if (strcmp(arg, "--log-level") == 0) {
       if (!parse_log_level(value, &out->log_level)) {
         return *exit_now = true, usage_error("--log-level '%s' is not error, warn, info or debug", value);
+      }
+    } else if (strcmp(arg, "--metrics") == 0) {
+      if (!parse_metrics_endpoint(value, &out->metrics)) {
+        return *exit_now = true, usage_error("--metrics '%s' is not unix:PATH, tcp:PORT or tcp:ADDR:PORT (ADDR a "
+                                             "numeric IPv4 address or a bracketed IPv6 one)", value);
       }
     } else if (strcmp(arg, "--max-bytes-per-client") == 0) {
       if (!parse_bytes(value, &out->per_client.bytes)) {

@@ -40,7 +40,7 @@ uint64_t realtime_ns() {
 // A clean exit removes the segment and the host allocations; a crash leaves them for the next broker to adopt.
 // The lock goes last, so that no successor adopts a segment being removed.
 Registry::~Registry() {
-  if (!shm_name_.empty()) remove_segment();
+  if (!shm_name_.empty() && !keep_segment_) remove_segment();
   if (lock_fd_ >= 0) close(lock_fd_);
 }
 
@@ -61,7 +61,7 @@ int Registry::open(const std::string &broker_name, const shm::Capacities &caps, 
   try {
     shm_ = bip::shared_memory_object(bip::open_only, shm_name_.c_str(), bip::read_write);
   } catch (const bip::interprocess_exception &e) {
-    if (e.get_native_error() == ENOENT) return create(caps);  // none left behind
+    if (e.get_native_error() == ENOENT) return create(caps, broker_name);  // none left behind
     int rc = check_unopened("/" + shm_name_, e.get_native_error());
     shm_name_.clear();  // not ours: leave it where it is
     return rc;
@@ -73,7 +73,7 @@ int Registry::open(const std::string &broker_name, const shm::Capacities &caps, 
   return rc;
 }
 
-int Registry::create(const shm::Capacities &caps) {
+int Registry::create(const shm::Capacities &caps, const std::string &broker_name) {
   shm::Layout layout = shm::compute_layout(caps);
   try {
     shm_ = bip::shared_memory_object(bip::create_only, shm_name_.c_str(), bip::read_write, bip::permissions(0600));
@@ -92,7 +92,7 @@ int Registry::create(const shm::Capacities &caps) {
     return rc;
   }
   seg_ = shm::Segment(region_.get_address());
-  shm::write_header(seg_.header(), caps, uint32_t(getpid()), realtime_ns());
+  shm::write_header(seg_.header(), caps, uint32_t(getpid()), realtime_ns(), broker_name, "/" + shm_name_);
   tensors_by_name_.resize(caps.max_topics);
   allocation_fds_.assign(caps.max_allocations, -1);
   used_.assign(caps.max_clients, Quota{});

@@ -75,6 +75,9 @@ class Registry {
   // client may create at most per_client of the registry's entries and memory.
   int open(const std::string &broker_name, const shm::Capacities &caps, const Quota &per_client, bool *adopted);
   int segment_fd() const;
+  // The segment and its host allocations stay in /dev/shm when the broker exits (weightbusd --on-stop keep,
+  // `weightbus stop --keep`), for the next broker of this name to adopt as it adopts a crashed one's.
+  void keep_segment() { keep_segment_ = true; }
   const shm::Segment &seg() const { return seg_; }
   const std::string &shm_name() const { return shm_name_; }
   // The broker's descriptor budget. The registry counts in it the descriptors it keeps (host allocations, CUDA
@@ -173,7 +176,7 @@ class Registry {
   int resume_client(uint32_t slot, uint32_t generation, uint32_t pid);
 
  private:
-  int create(const shm::Capacities &caps);
+  int create(const shm::Capacities &caps, const std::string &broker_name);
   int join_rank(uint32_t topic, uint32_t replicas, uint32_t rank, uint32_t client, uint32_t pid, uint32_t *slot);
   void remove_segment();
   int adopt();
@@ -275,6 +278,7 @@ class Registry {
   boost::interprocess::shared_memory_object shm_;
   boost::interprocess::mapped_region region_;
   std::string shm_name_;
+  bool keep_segment_ = false;
   int lock_fd_ = -1;  // flocked for the broker's lifetime (lock_segment)
   shm::Segment seg_;
   std::unordered_map<std::string, uint32_t> topics_by_name_;

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -61,6 +62,45 @@ int Server::bind_socket() {
   return WB_OK;
 }
 
+// systemd passes one listening socket as descriptor SD_LISTEN_FDS_START when $LISTEN_PID is ours. It must be
+// a Unix seqpacket socket, as the broker binds; its path, systemd's, becomes the socket path (its directory is
+// checked as the broker's own would be, docs/security.md), and systemd keeps it listening while no broker runs:
+// a client connecting then starts the next broker, which adopts the segment a kept stop left.
+int Server::take_activated_socket(bool *taken) {
+  *taken = false;
+  int n = sd_listen_fds(1);  // 1: unsets the variables, so that no child of the broker takes them as its own
+  if (n == 0) return WB_OK;
+  if (n < 0) return fail(WB_E_INVAL, "socket activation: $LISTEN_FDS: %s", strerror(-n));
+  if (n > 1) return fail(WB_E_INVAL, "socket activation: systemd passed %d sockets; weightbusd serves one", n);
+  int fd = SD_LISTEN_FDS_START;
+  if (sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, nullptr, 0) <= 0) {
+    return fail(WB_E_INVAL, "socket activation: descriptor %d is not a listening Unix seqpacket socket (the "
+                "socket unit needs ListenSequentialPacket=)", fd);
+  }
+  sockaddr_un addr{};
+  socklen_t len = sizeof(addr);
+  if (getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len) != 0) return fail_errno("getsockname");
+  if (len <= offsetof(sockaddr_un, sun_path) || addr.sun_path[0] == '\0') {
+    return fail(WB_E_INVAL, "socket activation: the socket has no path (an abstract socket): clients find the "
+                "broker by a path");
+  }
+  std::string path(addr.sun_path, strnlen(addr.sun_path, len - offsetof(sockaddr_un, sun_path)));
+  if (!options_.socket_path.empty() && options_.socket_path != path) {
+    return fail(WB_E_INVAL, "socket activation: systemd's socket is %s, not --socket %s", path.c_str(),
+                options_.socket_path.c_str());
+  }
+  int rc = prepare_directory(path);
+  if (rc != WB_OK) return rc;
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+    return fail_errno("fcntl of systemd's socket");
+  }
+  socket_path_ = bound_path_ = path;
+  listen_fd_ = fd;
+  activated_ = *taken = true;
+  return WB_OK;
+}
+
 int Server::publish_socket() {
   if (rename(bound_path_.c_str(), socket_path_.c_str()) != 0) {
     return fail_errno(("renaming " + bound_path_ + " to " + socket_path_).c_str());
@@ -80,9 +120,11 @@ int Server::run(int ready_fd) {
     return 1;
   }
   bool adopted = false;
-  int rc = bind_socket();
+  int rc = take_activated_socket(&activated_);
+  if (rc == WB_OK && !activated_) rc = bind_socket();
+  if (rc == WB_OK) rc = metrics_.bind(options_.metrics);  // --metrics: a port or path it cannot take stops it here
   if (rc == WB_OK) rc = dispatcher_.open_registry(&adopted);
-  if (rc == WB_OK) rc = publish_socket();
+  if (rc == WB_OK && !activated_) rc = publish_socket();
   if (rc != WB_OK) {
     log(LogLevel::kError, "%s", wb_last_error());
     if (listen_fd_ >= 0) close(listen_fd_);
@@ -102,25 +144,28 @@ int Server::run(int ready_fd) {
   uv_poll_init(&loop_, &listener_, listen_fd_);
   listener_.data = this;
   start_accepting();
-  for (auto [handle, signum] : {std::pair{&sigterm_, SIGTERM}, std::pair{&sigint_, SIGINT}}) {
-    uv_signal_init(&loop_, handle);
-    handle->data = this;
-    uv_signal_start(handle, [](uv_signal_t *h, int signum) {
-      log(LogLevel::kInfo, "%s: shutting down", strsignal(signum));
-      static_cast<Server *>(h->data)->shutdown();
-    }, signum);
+  const int stop_signals[] = {SIGTERM, SIGINT, SIGUSR1, SIGUSR2};
+  for (int i = 0; i < 4; ++i) {
+    uv_signal_init(&loop_, &signals_[i]);
+    signals_[i].data = this;
+    uv_signal_start(&signals_[i], [](uv_signal_t *h, int signum) { static_cast<Server *>(h->data)->stop(signum); },
+                    stop_signals[i]);
   }
   const shm::Capacities &caps = dispatcher_.registry().seg().caps();
-  log(LogLevel::kInfo, "listening on %s, %s segment /%s (%llu bytes: %u topics, %u tensors, %u clients)",
-      socket_path_.c_str(), adopted ? "adopted" : "new", dispatcher_.registry().shm_name().c_str(),
-      (unsigned long long)dispatcher_.registry().seg().header().segment_size,
+  log(LogLevel::kInfo, "listening on %s%s, %s segment /%s (%llu bytes: %u topics, %u tensors, %u clients)",
+      socket_path_.c_str(), activated_ ? " (systemd's socket)" : "", adopted ? "adopted" : "new",
+      dispatcher_.registry().shm_name().c_str(), (unsigned long long)dispatcher_.registry().seg().header().segment_size,
       caps.max_topics, caps.max_tensors, caps.max_clients);
+  // Type=notify: systemd starts the units ordered after this one now. Without $NOTIFY_SOCKET it does nothing.
+  sd_notifyf(0, "READY=1\nSTATUS=serving %s, segment /%s (%s)", socket_path_.c_str(),
+             dispatcher_.registry().shm_name().c_str(), adopted ? "adopted" : "new");
   if (ready_fd >= 0) {
     (void)!write(ready_fd, "r", 1);
     close(ready_fd);
   }
   spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
   dispatcher_.descriptors().start(raise_descriptor_limit(), count_open_descriptors(), caps.max_clients);
+  metrics_.start(&loop_, dispatcher_.registry(), dispatcher_.descriptors());
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
   return 0;
@@ -242,7 +287,7 @@ void Server::drop(Connection *conn, const char *why) {
   std::unique_ptr<Connection> owned = std::move(found->second);
   connections_.erase(found);
   dispatcher_.descriptors().release_connection();
-  dispatcher_.client_gone(&conn->client, why);
+  if (why != nullptr) dispatcher_.client_gone(&conn->client, why);
   uv_poll_stop(&conn->poll);
   close(conn->client.fd);
   uv_close(reinterpret_cast<uv_handle_t *>(&conn->poll),
@@ -254,16 +299,36 @@ void Server::reap_orphans() {
   if (!dispatcher_.reap_orphans()) uv_timer_stop(&orphan_timer_);
 }
 
-void Server::shutdown() {
-  while (!connections_.empty()) drop(connections_.begin()->first, "broker shutting down");
+void Server::stop(int signum) {
+  bool keep = signum == SIGUSR1 || (signum != SIGUSR2 && options_.on_stop == OnStop::kKeep);
+  if (keep) {
+    log(LogLevel::kInfo, "%s: stopping; the segment /%s stays, with every topic, for the next broker named %s "
+        "(weightbus stop --remove removes it)", strsignal(signum), dispatcher_.registry().shm_name().c_str(),
+        options_.name.c_str());
+  } else {
+    log(LogLevel::kInfo, "%s: stopping; removing the segment /%s with every topic", strsignal(signum),
+        dispatcher_.registry().shm_name().c_str());
+  }
+  sd_notify(0, "STOPPING=1");
+  shutdown(keep);
+}
+
+// A kept segment is left as a crash leaves it: the clients stay in it with their leases and roles, and resume
+// with the next broker (the library waits for one while the segment exists). So they are not dropped here.
+void Server::shutdown(bool keep) {
+  if (keep) dispatcher_.keep_segment();
+  while (!connections_.empty()) {
+    Connection *conn = connections_.begin()->first;
+    drop(conn, keep ? nullptr : "broker shutting down");
+  }
+  metrics_.stop();
   uv_close(reinterpret_cast<uv_handle_t *>(&listener_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t *>(&sigterm_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t *>(&sigint_), nullptr);
+  for (uv_signal_t &s : signals_) uv_close(reinterpret_cast<uv_handle_t *>(&s), nullptr);
   uv_close(reinterpret_cast<uv_handle_t *>(&orphan_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t *>(&accept_timer_), nullptr);
   close(listen_fd_);
   if (spare_fd_ >= 0) close(spare_fd_);
-  unlink(socket_path_.c_str());
+  if (!activated_) unlink(socket_path_.c_str());  // systemd's socket stays, to start the next broker
 }
 
 }  // namespace wb::broker

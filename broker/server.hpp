@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "dispatcher.hpp"
+#include "metrics_server.hpp"
 #include "options.hpp"
 
 namespace wb::broker {
@@ -30,6 +31,8 @@ class Server {
 
  private:
   int bind_socket();     // listens at a temporary name beside the socket path (bound_path_)
+  // Takes the listening socket systemd passes ($LISTEN_FDS, socket activation), if any: *taken says whether.
+  int take_activated_socket(bool *taken);
   int publish_socket();  // renames it to the socket path, once the registry is open
   // A new connection's record (in connections_), or nullptr when there is no memory for one.
   Connection *add_connection();
@@ -41,8 +44,12 @@ class Server {
   // Answers a connection the broker will not serve with WB_E_NOSPC (wb_last_error() says why) and closes it.
   void refuse_connection(int fd, uint32_t pid);
   void read_client(Connection *conn);
+  // Closes a connection; the dispatcher hears that its client is gone unless why is nullptr: then the client
+  // stays in the segment, to resume with a successor (a kept stop).
   void drop(Connection *conn, const char *why);
-  void shutdown();
+  // Stops on a signal: SIGTERM and SIGINT as --on-stop says, SIGUSR1 keeping the segment, SIGUSR2 removing it.
+  void stop(int signum);
+  void shutdown(bool keep);
   void reap_orphans();
 
   const Options &options_;
@@ -52,12 +59,13 @@ class Server {
   uv_loop_t loop_;
   uv_poll_t listener_;
   int listen_fd_ = -1;
-  uv_signal_t sigterm_;
-  uv_signal_t sigint_;
+  bool activated_ = false;  // listen_fd_ came from systemd, which keeps its path
+  uv_signal_t signals_[4];  // SIGTERM, SIGINT, SIGUSR1, SIGUSR2
   uv_timer_t orphan_timer_;  // while an adopted segment has orphaned clients: reclaims them as they finish
   uv_timer_t accept_timer_;  // restarts accepting after a backoff (accept_without_descriptors)
   int spare_fd_ = -1;        // /dev/null, closed to make room to refuse a connection when the process has none
   std::unordered_map<Connection *, std::unique_ptr<Connection>> connections_;
+  MetricsServer metrics_;  // weightbusd --metrics
   wire::Received inbox_;  // every message is received here, made at start: handling one allocates no buffer
 };
 
