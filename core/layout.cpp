@@ -27,7 +27,7 @@ bool within_limits(const Capacities &caps) {
 template <size_t N>
 void copy_name(char (&field)[N], std::string_view text) {
   const size_t n = std::min(text.size(), N - 1);
-  memcpy(field, text.data(), n);
+  if (n > 0) memcpy(field, text.data(), n);  // an empty view's data() may be null, which memcpy must not get
   memset(field + n, 0, N - n);
 }
 

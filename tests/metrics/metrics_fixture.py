@@ -58,8 +58,10 @@ class Broker:
         self.scenarios = []  # scenario.py processes, killed by stop() if a failed test left them running
         with open(self.log, "w") as log:
             self.process = subprocess.Popen(self.command, stderr=log)
+        # "listening on" is logged once the signal handlers are in place: the socket exists a moment earlier, and a
+        # SIGTERM then would kill the broker instead of stopping it.
         deadline = time.monotonic() + 10
-        while not os.path.exists(self.socket):
+        while "listening on" not in self.log.read_text():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"weightbusd did not start: {self.log.read_text()}")
             time.sleep(0.01)
