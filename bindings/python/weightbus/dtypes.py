@@ -50,3 +50,15 @@ def numpy_typestr(dtype: Any) -> Optional[str]:
 
 def names() -> Tuple[str, ...]:
     return tuple(_TABLE)
+
+
+def torch_dtype(dtype: Any) -> Any:
+    """The torch.dtype of a dtype (ValueError where the installed torch lacks it, e.g. u16 before torch 2.3)."""
+    import torch
+
+    name = dtype_name(dtype)
+    for spelling in [name] + [alias for alias, target in _ALIASES.items() if target == name]:
+        found = getattr(torch, spelling, None)
+        if isinstance(found, torch.dtype):
+            return found
+    raise ValueError(f"torch {torch.__version__} has no dtype for {name}")
