@@ -1,6 +1,8 @@
 #include "server.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -119,6 +121,12 @@ int Server::run(int ready_fd) {
     log(LogLevel::kError, "%s", wb_last_error());
     return 1;
   }
+  // The stop signals wait, blocked, until their handlers are in place below: the socket appears before them, and
+  // a stop asked for the moment it does (a test, a supervisor) must stop the broker cleanly, not kill it.
+  sigset_t stops;
+  sigemptyset(&stops);
+  for (int signum : kStopSignals) sigaddset(&stops, signum);
+  pthread_sigmask(SIG_BLOCK, &stops, nullptr);
   bool adopted = false;
   int rc = take_activated_socket(&activated_);
   if (rc == WB_OK && !activated_) rc = bind_socket();
@@ -129,6 +137,7 @@ int Server::run(int ready_fd) {
     log(LogLevel::kError, "%s", wb_last_error());
     if (listen_fd_ >= 0) close(listen_fd_);
     if (!bound_path_.empty() && bound_path_ != socket_path_) unlink(bound_path_.c_str());
+    pthread_sigmask(SIG_UNBLOCK, &stops, nullptr);
     return 1;
   }
   inbox_.reserve();
@@ -144,13 +153,13 @@ int Server::run(int ready_fd) {
   uv_poll_init(&loop_, &listener_, listen_fd_);
   listener_.data = this;
   start_accepting();
-  const int stop_signals[] = {SIGTERM, SIGINT, SIGUSR1, SIGUSR2};
-  for (int i = 0; i < 4; ++i) {
+  for (size_t i = 0; i < std::size(kStopSignals); ++i) {
     uv_signal_init(&loop_, &signals_[i]);
     signals_[i].data = this;
     uv_signal_start(&signals_[i], [](uv_signal_t *h, int signum) { static_cast<Server *>(h->data)->stop(signum); },
-                    stop_signals[i]);
+                    kStopSignals[i]);
   }
+  pthread_sigmask(SIG_UNBLOCK, &stops, nullptr);  // one that came meanwhile is handled now
   const shm::Capacities &caps = dispatcher_.registry().seg().caps();
   log(LogLevel::kInfo, "listening on %s%s, %s segment /%s (%llu bytes: %u topics, %u tensors, %u clients)",
       socket_path_.c_str(), activated_ ? " (systemd's socket)" : "", adopted ? "adopted" : "new",

@@ -4,6 +4,8 @@
 
 #include <uv.h>
 
+#include <csignal>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -60,7 +62,9 @@ class Server {
   uv_poll_t listener_;
   int listen_fd_ = -1;
   bool activated_ = false;  // listen_fd_ came from systemd, which keeps its path
-  uv_signal_t signals_[4];  // SIGTERM, SIGINT, SIGUSR1, SIGUSR2
+  // SIGTERM and SIGINT stop as --on-stop says; SIGUSR1 keeps the topics, SIGUSR2 removes them.
+  static constexpr int kStopSignals[] = {SIGTERM, SIGINT, SIGUSR1, SIGUSR2};
+  uv_signal_t signals_[std::size(kStopSignals)];
   uv_timer_t orphan_timer_;  // while an adopted segment has orphaned clients: reclaims them as they finish
   uv_timer_t accept_timer_;  // restarts accepting after a backoff (accept_without_descriptors)
   int spare_fd_ = -1;        // /dev/null, closed to make room to refuse a connection when the process has none
