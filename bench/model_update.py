@@ -25,9 +25,12 @@
               and lm_head (1.24 GB) exceed 1 GiB, so the buffer is max(1 GiB, the largest tensor).
               Timed from the trainer's first POST (start_weight_update) to finish's response and ipc_collect.
   (b) flip    weightbus, zero-copy: the trainer's weights are registered in place (R = 1); an update is begin +
-              publish on its stream; the server, asleep in topic.wait, wakes, leases the version and resolves
-              every tensor (its stream ordered after the version). Timed from the trainer's publish call (the
-              step's GPU work done) to the server having every tensor.
+              publish on its stream; the server, asleep in topic.wait, wakes, leases the version and takes every
+              tensor as a torch tensor with weightbus.torch.snapshot_tensors (one C call, views of one base
+              tensor per run of memory, its stream ordered after the version). Timed from the trainer's publish
+              call (the step's GPU work done) to the server having every tensor; their values are checked after.
+  (b') flip-each   as (b), resolving every tensor one by one as a weightbus.Tensor (Snapshot.tensor, a C call
+              each; what flip measured before snapshot_tensors), not yet torch tensors.
   (c) copy    weightbus copy-into: as (b), then the server copies every tensor into its own weights with
               wb_snapshot_copy_into on its stream and synchronizes. Same start, ends when the copies are done.
   (c') load   weightbus.torch.load_module, the README's server call: as (c), into a module whose parameters
@@ -158,7 +161,7 @@ def server(socket, set_name):
     import torch
     import weightbus
     from torch.multiprocessing.reductions import rebuild_cuda_tensor
-    from weightbus.torch import load_module
+    from weightbus.torch import load_module, snapshot_tensors
     from werkzeug.serving import make_server
     from werkzeug.wrappers import Request, Response
 
@@ -227,7 +230,7 @@ def server(socket, set_name):
     seen = 0
     for command in sys.stdin:
         command = command.strip()
-        if command in ("flip", "copy", "load"):
+        if command in ("flip", "flip-each", "copy", "load"):
             print("waiting", flush=True)  # the trainer publishes once this is asleep in topic.wait
         if command == "load":
             seen = topic.wait(after=seen, timeout=60)
@@ -236,20 +239,24 @@ def server(socket, set_name):
             with topic.snapshot(seen, timeout=60) as s:  # the start, read after the clock stopped
                 elapsed = end_ns - int(s.metadata)
             print(f"{elapsed / 1e6:.3f}", flush=True)
-        elif command in ("flip", "copy"):
+        elif command in ("flip", "flip-each", "copy"):
             seen = topic.wait(after=seen, timeout=60)
             with topic.snapshot(seen, timeout=60) as s:
                 start_ns = int(s.metadata)
                 if command == "flip":
-                    resolved = [s.tensor(n) for n in names]  # what the server's kernels would read
+                    resolved = snapshot_tensors(s, stream)  # what the server's kernels would read, ordered
+                elif command == "flip-each":
+                    resolved = [s.tensor(n) for n in names]
                     s.wait_stream(stream)
                 else:
                     s.copy_into(plan, stream)
                     stream.synchronize()
                 elapsed = time.monotonic_ns() - start_ns
-                if command == "flip":
+                if command == "flip" and not all(bool((t == float(seen)).all()) for t in resolved.values()):
+                    raise RuntimeError(f"snapshot_tensors of version {seen} differ from what the trainer wrote")
+                if command in ("flip", "flip-each"):
                     stream.synchronize()  # before the release: the server's kernels would read these bytes
-                    resolved.clear()
+                    resolved = None
             print(f"{elapsed / 1e6:.3f}", flush=True)
         elif command in ("raw", "raw-contiguous"):
             torch.cuda.synchronize()
@@ -318,7 +325,7 @@ def peers_packed_update(torch, weights, base_url, buffer_bytes):
     return (time.monotonic_ns() - start) / 1e6
 
 
-PATHS = ("peers", "peers-packed", "flip", "copy", "load", "raw", "raw-contiguous")
+PATHS = ("peers", "peers-packed", "flip", "flip-each", "copy", "load", "raw", "raw-contiguous")
 
 
 def run_set(set_name, iterations, broker, rows):
@@ -361,7 +368,7 @@ def run_set(set_name, iterations, broker, rows):
             requests.post(f"{base_url}/init_weight_transfer_engine",
                           json={"init_info": {"packed": path == "peers-packed"}}, timeout=60).raise_for_status()
         for i in range(iterations + 1):  # the first is a warm-up, not recorded
-            if path in ("flip", "copy", "load"):
+            if path in ("flip", "flip-each", "copy", "load"):
                 version += 1
                 if ask(path) != "waiting":
                     raise RuntimeError("the server did not start waiting")
@@ -434,6 +441,7 @@ def main():
         med = {p: statistics.median(ms for s, q, _, ms in rows if s == set_name and q == p) for p in PATHS}
         print(f"RESULT model-update-{set_name} peers_ms={med['peers']:.1f} "
               f"peers_packed_ms={med['peers-packed']:.1f} flip_ms={med['flip']:.2f} "
+              f"flip_each_ms={med['flip-each']:.2f} "
               f"copy_ms={med['copy']:.2f} raw_ms={med['raw']:.2f} raw_contiguous_ms={med['raw-contiguous']:.2f} "
               f"load_ms={med['load']:.2f} copy_over_raw={med['copy'] / med['raw']:.3f} "
               f"load_over_contiguous={med['load'] / med['raw-contiguous']:.3f} "

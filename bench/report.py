@@ -69,6 +69,10 @@ def model_table(out, lines):
                      f"copy of the same bytes: {m['raw-contiguous']:.2f})")
         lines.append(f"  copy-into / raw = {m['copy'] / m['raw']:.3f} (target <= 1.1); peers / copy-into = "
                      f"{m['peers'] / m['copy']:.1f}x (target >= 10x); peers / flip = {m['peers'] / m['flip']:.0f}x")
+        if "flip-each" in m:  # older CSVs lack it
+            target = " (target <= 0.5 ms for 1,000 tensors)" if set_name == "many" else ""
+            lines.append(f"  flip (snapshot_tensors: every tensor as a torch tensor) {m['flip']:.2f} ms{target}; "
+                         f"flip-each (a weightbus.Tensor per tensor) {m['flip-each']:.2f} ms")
         if "load" in m:  # older CSVs lack it
             target = {"qwen8b": " (target <= 1.05)", "many": " (target <= 1.2)"}.get(set_name, "")
             lines.append(f"  load_module {m['load']:.2f} ms = {m['load'] / m['raw-contiguous']:.3f}x one contiguous "
@@ -96,6 +100,22 @@ def reshard_table(out, lines):
             shared = min(paths["shared"])
             lines.append(f"  readers' own contiguous copies at once {shared:.2f} = {shared / m['floor']:.3f}x the "
                          f"contiguous copy; plan / that = {m['plan'] / shared:.3f}")
+
+
+def warm_start_table(out, lines):
+    medians = {}
+    for r in rows(out / "warm-start.csv"):
+        medians.setdefault(r["set"], {}).setdefault(r["path"], []).append(float(r["ms"]))
+    for set_name, paths in medians.items():
+        m = {p: statistics.median(v) for p, v in paths.items()}
+        disk = f"safetensors load_file {m['safetensors']:.0f}, " if "safetensors" in m else ""
+        lines.append(f"warm start, {set_name} (median ms in a new server process, after its imports and CUDA "
+                     f"context): {disk}weightbus zero-copy {m['zero-copy']:.2f}, copy-into {m['copy-into']:.2f}, "
+                     f"one contiguous copy of the same bytes {m['floor']:.2f}")
+        if disk:
+            lines.append(f"  safetensors / zero-copy = {m['safetensors'] / m['zero-copy']:.0f}x, safetensors / "
+                         f"copy-into = {m['safetensors'] / m['copy-into']:.0f}x (target >= 10x each); copy-into / "
+                         f"contiguous copy = {m['copy-into'] / m['floor']:.3f}")
 
 
 def plots(out):
@@ -132,7 +152,8 @@ def plots(out):
     if model:
         fig, axes = plt.subplots(1, len(model), figsize=(5 * len(model), 4), squeeze=False)
         for ax, (set_name, m) in zip(axes[0], model.items()):
-            colors = {"peers": "grey", "peers-packed": "darkgrey", "flip": "tab:green", "copy": "tab:blue",
+            colors = {"peers": "grey", "peers-packed": "darkgrey", "flip": "tab:green", "flip-each": "yellowgreen",
+                      "copy": "tab:blue",
                       "load": "tab:cyan", "raw": "black", "raw-contiguous": "dimgrey"}
             paths = [p for p in colors if p in m]
             ax.bar(paths, [m[p] for p in paths], color=[colors[p] for p in paths])
@@ -154,6 +175,7 @@ def main():
     scale_table(out, lines)
     model_table(out, lines)
     reshard_table(out, lines)
+    warm_start_table(out, lines)
     lines.append(plots(out))
     machine = out / "machine.txt"
     print("\n== weightbus benchmarks" + (f" ({machine.read_text().strip()})" if machine.exists() else ""))

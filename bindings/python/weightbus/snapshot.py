@@ -174,6 +174,20 @@ class Snapshot(Mapping[str, Tensor]):
         self.synchronize()
 
 
+class _Hold:
+    """Keeps a snapshot's version leased while it lives, as a Tensor taken from it does: what an array made
+    from many of its tensors at once (weightbus.torch.snapshot_tensors) keeps alive."""
+
+    __slots__ = ("_snapshot",)
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        snapshot._tensor_born()
+        self._snapshot = snapshot
+
+    def __del__(self) -> None:
+        self._snapshot._tensor_died()
+
+
 class CopyPlan:
     """Destinations for Snapshot.copy_into, resolved once: {topic tensor name: torch tensor or NumPy array}. It
     keeps the buffers alive; a server that loads every version into the same buffers makes one and reuses it."""
