@@ -121,6 +121,30 @@ def test_consumed_and_unconsumed_capsules_release_the_lease(broker, client):
         assert can_begin(topic)
 
 
+def test_a_capsule_the_consumer_refuses_releases_its_lease(broker, client):
+    """NumPy refuses bf16 after taking the capsule, and drops it while its own error is pending (when no Python
+    destructor can run): the consumer's error is its own, and the lease goes at the snapshot's release, or at
+    the next export."""
+    topic = client.create_topic("model", replicas=1)
+    topic.alloc({"w": ((4,), "bf16"), "x": ((2,), "f32")})
+    topic.publish({})
+    with broker.connect("reader") as other:
+        reader = other.open_topic("model")
+        with reader.snapshot() as s:
+            with pytest.raises((RuntimeError, TypeError, BufferError)):
+                np.from_dlpack(s["w"])
+        assert can_begin(topic)
+        s = reader.snapshot()
+        with pytest.raises((RuntimeError, TypeError, BufferError)):
+            np.from_dlpack(s["w"])
+        kept = np.from_dlpack(s["x"])  # the next export drops the refused capsule
+        s.release()
+        assert not can_begin(topic)  # `kept` holds the version
+        del kept
+        gc.collect()
+        assert can_begin(topic)
+
+
 def test_closing_the_client_under_live_arrays_is_refused(broker, client):
     topic = client.create_topic("model")
     topic.alloc({"w": ((4,), "f32")})

@@ -4,12 +4,21 @@
 A consumer (torch.from_dlpack, np.from_dlpack, cupy.from_dlpack) takes the capsule, renames it to
 "used_dltensor" (or "used_dltensor_versioned") and calls the struct's deleter when its array dies. A capsule
 nobody consumed calls the deleter itself when it is collected: that is what the destructors below do.
+
+A consumer that refuses a capsule (a dtype it lacks) drops it while its own exception is pending, and a Python
+destructor cannot run then (each call it makes fails on the pending exception): the struct, and the lease it
+holds, would leak. So this module keeps a reference to every capsule it hands out, and drops the ones nobody
+else holds any more (sweep) at its next export, when a snapshot is released and after each garbage collection
+(which never runs with an exception pending): their destructors run then.
 """
 from __future__ import annotations
 
 import ctypes
+import gc
 import struct
-from typing import Any, Callable, Dict, Tuple
+import sys
+import threading
+from typing import Any, Callable, Dict, List, Tuple
 
 from ._lib import DLManagedTensor, DLManagedTensorVersioned
 from .errors import c_string
@@ -47,6 +56,51 @@ def _destructor(name: bytes) -> Any:
 # Kept for the life of the module: capsules point at them.
 _destructors = {name: _destructor(name) for name in _STRUCTS}
 
+# Every capsule handed out that someone else may still hold (see the module's doc).
+_handed: List[Any] = []
+_handed_lock = threading.Lock()
+
+
+def _counts(items: List[Any]) -> List[int]:
+    return [sys.getrefcount(item) for item in items]
+
+
+# What _counts says of an object that only its list holds (the list's reference, the loop's, getrefcount's
+# argument's: as this Python counts them).
+_ALONE = _counts([object()])[0]
+
+
+def sweep(blocking: bool = True) -> None:
+    """Drops the capsules nobody else holds: consumed ones (their destructor does nothing) and refused ones
+    (their destructor calls the deleter, which ends their lease). blocking=False: not if a sweep is under way
+    (a collection may come in the middle of one, on its thread)."""
+    if not _handed_lock.acquire(blocking):
+        return
+    try:
+        counts = _counts(_handed)
+        dropped = [c for c, n in zip(_handed, counts) if n <= _ALONE]
+        if dropped:
+            _handed[:] = [c for c, n in zip(_handed, counts) if n > _ALONE]
+    finally:
+        _handed_lock.release()
+    del dropped  # outside the lock: a deleter may call back into this module
+
+
+def _after_collection(phase: str, info: Dict[str, int]) -> None:
+    if phase == "stop":
+        sweep(blocking=False)
+
+
+gc.callbacks.append(_after_collection)
+
+
+def _hand_out(address: Any, name: bytes) -> Any:
+    sweep()
+    capsule = _new(address, name, _destructors[name])
+    with _handed_lock:
+        _handed.append(capsule)
+    return capsule
+
 
 def export(function: Callable, handle: Any, name: str, versioned: bool) -> Any:
     """Calls a C export (wb_snapshot_dlpack[_versioned], wb_update_dlpack[_versioned]) for tensor `name` and
@@ -60,7 +114,7 @@ def export(function: Callable, handle: Any, name: str, versioned: bool) -> Any:
         if managed:
             managed.contents.deleter(ctypes.cast(managed, ctypes.c_void_p))
         raise
-    return _new(address, capsule_name, _destructors[capsule_name])  # from here on, the capsule owns it
+    return _hand_out(address, capsule_name)  # from here on, the capsule owns it
 
 
 # A shard has no name the C exports take (they export whole tensors by name), so its DLPack struct is made here
@@ -96,7 +150,7 @@ def export_described(tensor: Any, device: tuple) -> Any:
     managed.deleter = _made_deleter
     address = ctypes.addressof(managed)
     _made[address] = (managed, shape, strides, tensor)
-    return _new(address, b"dltensor", _destructors[b"dltensor"])
+    return _hand_out(address, b"dltensor")
 
 
 # A run of memory as one 1-D uint8 tensor, the base that torch views of many tensors share (weightbus.torch's
@@ -116,4 +170,4 @@ def export_region(data: int, nbytes: int, device: Tuple[int, int], owner: Any) -
     _REGION.pack_into(record, 0, data, device[0], device[1], 1, 1, 8, 1, shape, shape + 8, 0, 0,
                       _made_deleter_address, nbytes, 1)
     _made[address] = (record, owner)
-    return _new(address, b"dltensor", _destructors[b"dltensor"])
+    return _hand_out(address, b"dltensor")

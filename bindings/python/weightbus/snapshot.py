@@ -69,6 +69,7 @@ class Snapshot(Mapping[str, Tensor]):
             self._released = True
             if self._live_tensors == 0:
                 self._free()
+        _dlpack.sweep()  # capsules a consumer refused hold leases of their own until swept
 
     def _free(self) -> None:
         if self._handle is not None:
