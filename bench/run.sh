@@ -7,9 +7,11 @@
 # POST to a local server), attach cost and registry scale, publishes per second with 1/4/16 readers. GPU parts
 # run where nvidia-smi finds a GPU: publish -> GPU-visible latency, full-model update (peers' IPC-over-HTTP path, weightbus flip and copy-into,
 # raw D2D), resharding (N trainer ranks to M server ranks with plans, against one contiguous copy and peers'
-# gather-then-slice) and attach + resolve of CUDA tensors. CSV files go to bench/results/, PNG plots too when
-# python3-matplotlib is there (else: python3 bench/report.py bench/results on a machine that has it), and a
-# table with the ratios comes last. `bash dev.sh bench` installs what is needed, builds and runs this.
+# gather-then-slice), attach + resolve of CUDA tensors and warm starts (a new server process taking a model
+# resident in the broker zero-copy or by copy-into, against safetensors' load_file of the same files). CSV files
+# go to bench/results/, PNG plots too when python3-matplotlib is there (else: python3 bench/report.py
+# bench/results on a machine that has it), and a table with the ratios comes last. `bash dev.sh bench`
+# installs what is needed, builds and runs this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=$(realpath "${1:-build}")
@@ -46,5 +48,7 @@ if [ -n "$gpu" ]; then
   "$python" bench/model_update.py "$build" --iterations 5 --out "$out/model-update.csv"
   echo "== resharding: 4 trainer ranks (FSDP shards) to 2 server ranks (vLLM tensor parallelism)"
   "$python" bench/reshard.py "$build" --iterations 5 --out "$out/reshard.csv" || [ $? -eq 3 ]
+  echo "== warm start: a server taking a resident 16 GB model from weightbus, against safetensors from disk"
+  "$python" bench/warm_start.py "$build" --iterations 3 --out "$out/warm-start.csv" || [ $? -eq 3 ]
 fi
 "$python" bench/report.py "$out"

@@ -110,13 +110,23 @@ if [ "${gpus:-0}" -ge 2 ] && [ -x "$bin/gpu-relay" ]; then
 fi
 if python3 -c 'import torch' >/dev/null 2>&1; then
   run torch-interop 900 python3 tests/gpu/torch_interop.py "$build"
-  # The binding's sharded-model tests on this host's torch: DTensor (torch >= 2.4) ranks among them.
+  # CuPy and JAX as DLPack consumers of snapshots: zero-copy, every dtype, stream-ordered, leases held while
+  # their arrays live (SKIP, with the reason, for a consumer that is not installed).
+  run dlpack-consumers 300 python3 tests/gpu/dlpack_consumers.py "$build"
+  # A transformers Llama served from weightbus (load_module, then zero-copy) while a trainer publishes every
+  # step: every sequence's first-token logits recomputed exactly from its version's saved weights.
+  run transformers-server 400 python3 tests/gpu/transformers_server.py "$build"
+  # The binding's tests that use torch, on this host's torch: sharded models (DTensor ranks, torch >= 2.4), the
+  # engines' adapters (vLLM's and SGLang's shapes; inside vLLM where it is installed), snapshot_tensors, DLPack.
   if python3 -c 'import pytest' >/dev/null 2>&1; then
-    run python-sharded 300 env WEIGHTBUS_LIBRARY="$build/libclient/libweightbus.so.0" python3 -m pytest -q \
-      -p no:cacheprovider bindings/python/tests/test_sharded.py
+    run python-torch 300 env WEIGHTBUS_LIBRARY="$build/libclient/libweightbus.so.0" python3 -m pytest -q \
+      -p no:cacheprovider bindings/python/tests/test_sharded.py bindings/python/tests/test_engines.py \
+      bindings/python/tests/test_snapshot_tensors.py bindings/python/tests/test_dlpack.py
   fi
 else
-  [[ -z $only || torch-interop =~ $only ]] && rows+=("$(printf '%-34s %-7s %5ss  %s' torch-interop SKIP 0 'no torch for python3')")
+  for name in torch-interop dlpack-consumers transformers-server; do
+    [[ -z $only || $name =~ $only ]] && rows+=("$(printf '%-34s %-7s %5ss  %s' $name SKIP 0 'no torch for python3')")
+  done
 fi
 
 echo

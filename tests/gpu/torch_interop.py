@@ -6,6 +6,8 @@
       writing(); a reader copies every version it sees into its own model with load_module and checks it.
   copy-r2  ModulePublisher (copy mode) into weightbus-owned VMM replicas, R = 2, published on the stream without
       a host wait; the reader reads each version zero-copy with torch.from_dlpack on its own stream.
+  flip-r2 / flip-register  the same two publishers (copy R = 2; register, PyTorch's legacy IPC blocks) with the
+      reader taking every tensor at once with weightbus.torch.snapshot_tensors.
   dtypes   bf16, fp8 (e4m3fn, e5m2) and f32 CUDA tensors through DLPack (and the CUDA Array Interface for f32):
       same bytes, same address, right dtype.
   read-only  a snapshot's CUDA tensor through each DLPack consumer present (torch, and CuPy and JAX when
@@ -58,6 +60,7 @@ def publisher(socket, mode, versions):
     from weightbus.torch import ModulePublisher
 
     model = bf16_model(torch)
+    mode = {"flip-r2": "copy", "flip-register": "register"}.get(mode, mode)
     with weightbus.connect(socket, client_name="torch-publisher", timeout=20) as client:
         topic = client.create_topic("policy", replicas=1 if mode == "register" else 2)
         pub = ModulePublisher(topic, model, mode="register" if mode == "register" else "copy")
@@ -78,7 +81,7 @@ def publisher(socket, mode, versions):
 def reader(socket, mode, versions):
     import torch
     import weightbus
-    from weightbus.torch import load_module
+    from weightbus.torch import load_module, snapshot_tensors
 
     own = bf16_model(torch, layers=20)
     with weightbus.connect(socket, client_name="torch-reader", timeout=20) as client:
@@ -93,7 +96,10 @@ def reader(socket, mode, versions):
             else:
                 with topic.snapshot(timeout=60) as s:
                     v = s.version
-                    tensors = [torch.from_dlpack(s[name]) for name in s.names()]  # ordered on our stream
+                    if mode.startswith("flip"):
+                        tensors = list(snapshot_tensors(s).values())  # ordered on our stream
+                    else:
+                        tensors = [torch.from_dlpack(s[name]) for name in s.names()]  # ordered on our stream
                     bad = check(torch, tensors, v)
                     torch.cuda.current_stream().synchronize()
                     del tensors
@@ -262,6 +268,8 @@ def main():
     scenarios = [("register-legacy", lambda b: exchange(b, "register", versions, _env(""))),
                  ("register-expandable", lambda b: exchange(b, "register", versions, _env("expandable_segments:True"))),
                  ("copy-r2", lambda b: exchange(b, "copy", versions, _env(""))),
+                 ("flip-r2", lambda b: exchange(b, "flip-r2", versions, _env(""))),
+                 ("flip-register", lambda b: exchange(b, "flip-register", versions, _env(""))),
                  ("dtypes", dtypes),
                  ("read-only", read_only),
                  ("examples", lambda b: examples(b, _env("")))]
