@@ -437,18 +437,6 @@ wb_shard_spec fx_shard_1d(const char *name, int32_t dtype, int64_t lrows, int64_
   return s;
 }
 
-void fx_expect_message(const char *first, ...) {
-  va_list ap;
-  va_start(ap, first);
-  for (const char *want = first; want != NULL; want = va_arg(ap, const char *)) {
-    if (strstr(wb_last_error(), want) == NULL) {
-      va_end(ap);
-      fail_msg("wb_last_error() \"%s\" lacks \"%s\"", wb_last_error(), want);
-    }
-  }
-  va_end(ap);
-}
-
 int fx_publish(wb_topic *t, uint32_t mask, uint32_t elems, uint64_t *version) {
   wb_update *u;
   uint64_t v;
