@@ -78,6 +78,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);  // a reader that closed its notify pipe must not kill the broker
   int ready_fd = -1;
   if (!options.foreground && daemonize(options, &ready_fd) != 0) return 1;
+  wb::broker::log_to_journal_if_stderr_is_it();  // after daemonize: its stderr is its log file
   wb::broker::Server server(options);
   return server.run(ready_fd);
 }

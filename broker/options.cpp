@@ -1,12 +1,18 @@
 #include "options.hpp"
 
+#include <getopt.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <unistd.h>
+#include <iterator>
+#include <string>
+#include <vector>
 
+#include "byte_size.hpp"
 #include "weightbus/weightbus.h"
 
 namespace wb::broker {
@@ -44,8 +50,8 @@ const char kUsage[] =
     "  --max-topics-per-client N       topics one client may create (default: half of --max-topics)\n"
     "  --max-tensors-per-client N      tensors and views one client may add (default: half of --max-tensors)\n"
     "  --max-allocations-per-client N  allocations one client may make (default: half of --max-allocations)\n"
-    "  --max-bytes-per-client N[K|M|G|T]  host shared memory one client may allocate (default: half of the\n"
-    "                                  machine's memory)\n"
+    "  --max-bytes-per-client N[K|M|G|T]  host shared memory one client may allocate, in bytes or with a\n"
+    "                                  suffix in powers of 1024: 8G (default: half of the machine's memory)\n"
     "  --max-subscriptions-per-client N  notify fds (wb_topic_notify_fd) one client may hold at once\n"
     "                                  (default: 4 x --max-topics)\n"
     "  --max-chunks-per-client N       CUDA VMM chunks one client may export (default 65536)\n"
@@ -75,6 +81,8 @@ const char kUsage[] =
     "  With $LISTEN_FDS (socket activation, weightbusd.socket) the broker serves the socket systemd passes\n"
     "  instead of binding one (the socket's path is systemd's), and leaves it in place when it stops. With\n"
     "  $NOTIFY_SOCKET (Type=notify) it says READY=1 once clients can connect. Run it there with --foreground.\n"
+    "  When its stderr is the journal's stream ($JOURNAL_STREAM names it), it logs into the journal itself, each\n"
+    "  line with its level as priority (error: err, warn: warning, info, debug).\n"
     "\n"
     "examples:\n"
     "  weightbusd --foreground --name train0 --max-tensors 200000\n"
@@ -132,21 +140,6 @@ const QuotaFlag kQuotaFlags[] = {
     {"--max-chunks-per-client", &Quota::chunks, kMaxChunksPerClient},
 };
 
-// A byte count with an optional binary suffix (K, M, G, T), at least 1.
-bool parse_bytes(const char *text, uint64_t *out) {
-  errno = 0;
-  char *end;
-  unsigned long long value = strtoull(text, &end, 10);
-  if (errno != 0 || end == text || text[0] == '-' || value == 0) return false;
-  const char *suffixes = "KMGT";
-  const char *unit = *end != '\0' ? strchr(suffixes, *end) : nullptr;
-  if (*end != '\0' && (unit == nullptr || end[1] != '\0')) return false;
-  int shift = unit == nullptr ? 0 : 10 * int(unit - suffixes + 1);
-  if (value > (UINT64_MAX >> shift)) return false;
-  *out = uint64_t(value) << shift;
-  return true;
-}
-
 // Per-client limits of table entries left at 0 get half of what they limit, at least 1.
 void default_quota(const shm::Capacities &caps, Quota *q) {
   if (q->topics == 0) q->topics = std::max(1u, caps.max_topics / 2);
@@ -157,84 +150,128 @@ void default_quota(const shm::Capacities &caps, Quota *q) {
   if (q->chunks == 0) q->chunks = kDefaultChunksPerClient;
 }
 
-template <typename Flag, size_t N>
-const Flag *find_flag(const Flag (&flags)[N], const char *arg) {
-  for (const Flag &f : flags) {
-    if (strcmp(arg, f.flag) == 0) return &f;
-  }
-  return nullptr;
+int usage_error(const std::string &message) {
+  fprintf(stderr, "weightbusd: %s; see weightbusd --help\n", message.c_str());
+  return 2;
 }
 
-int usage_error(const char *fmt, const char *arg) {
-  fprintf(stderr, "weightbusd: ");
-  fprintf(stderr, fmt, arg);
-  fprintf(stderr, "\n(see weightbusd --help)\n");
-  return 2;
+// getopt_long's value for each option: a character for the named ones, an offset into a table for the others.
+enum OptionCode : int {
+  kHelp = 'h',
+  kVersion = 256,
+  kForeground,
+  kName,
+  kSocket,
+  kOnStop,
+  kLogLevel,
+  kMetrics,
+  kMaxBytesPerClient,
+  kCountBase = 512,              // + index into kCountFlags
+  kQuotaBase = kCountBase + 64,  // + index into kQuotaFlags
+};
+
+std::vector<option> long_options() {
+  std::vector<option> table = {
+      {"help", no_argument, nullptr, kHelp},
+      {"version", no_argument, nullptr, kVersion},
+      {"foreground", no_argument, nullptr, kForeground},
+      {"name", required_argument, nullptr, kName},
+      {"socket", required_argument, nullptr, kSocket},
+      {"on-stop", required_argument, nullptr, kOnStop},
+      {"log-level", required_argument, nullptr, kLogLevel},
+      {"metrics", required_argument, nullptr, kMetrics},
+      {"max-bytes-per-client", required_argument, nullptr, kMaxBytesPerClient},
+  };
+  for (size_t k = 0; k < std::size(kCountFlags); ++k)
+    table.push_back({kCountFlags[k].flag + 2, required_argument, nullptr, int(kCountBase + k)});
+  for (size_t k = 0; k < std::size(kQuotaFlags); ++k)
+    table.push_back({kQuotaFlags[k].flag + 2, required_argument, nullptr, int(kQuotaBase + k)});
+  table.push_back({nullptr, 0, nullptr, 0});
+  return table;
+}
+
+// The word getopt_long just refused: the option as written, without a value glued to it with '='.
+std::string refused_word(char **argv) {
+  const std::string word = argv[optind - 1];
+  return word.substr(0, word.find('='));
+}
+
+// What is wrong with the option getopt_long refused: unknown (optopt 0 for a long one, the letter for a short
+// one), or a flag given a value (--foreground=1: optopt is its code).
+std::string refused(char **argv) {
+  const std::string word = refused_word(argv);
+  if (!word.starts_with("--")) return std::string("unknown option -") + char(optopt);
+  return optopt != 0 ? word + " takes no value" : "unknown option " + word;
+}
+
+// One option's value into out. Returns 0, or the exit status of a usage error (printed).
+int apply(int code, const char *value, Options *out) {
+  std::string why;
+  switch (code) {
+    case kName:
+      if (value[0] == '\0' || strlen(value) > 64 || strchr(value, '/') != nullptr)
+        return usage_error(std::string("--name '") + value + "' must be 1..64 bytes without '/'");
+      out->name = value;
+      return 0;
+    case kSocket:
+      out->socket_path = value;
+      return 0;
+    case kOnStop:
+      if (strcmp(value, "keep") != 0 && strcmp(value, "remove") != 0)
+        return usage_error(std::string("--on-stop '") + value + "' is not keep or remove");
+      out->on_stop = strcmp(value, "keep") == 0 ? OnStop::kKeep : OnStop::kRemove;
+      return 0;
+    case kLogLevel:
+      if (!parse_log_level(value, &out->log_level))
+        return usage_error(std::string("--log-level '") + value + "' is not error, warn, info or debug");
+      return 0;
+    case kMetrics:
+      if (!parse_metrics_endpoint(value, &out->metrics))
+        return usage_error(std::string("--metrics '") + value +
+                           "' is not unix:PATH, tcp:PORT or tcp:ADDR:PORT (ADDR a numeric IPv4 address or a "
+                           "bracketed IPv6 one)");
+      return 0;
+    case kMaxBytesPerClient:
+      if (!parse_byte_size(value, 1, UINT64_MAX, &out->per_client.bytes, &why))
+        return usage_error("--max-bytes-per-client " + why);
+      return 0;
+    default:
+      break;
+  }
+  if (code >= kQuotaBase) {
+    const QuotaFlag &quota = kQuotaFlags[code - kQuotaBase];
+    if (!parse_count(value, 1, quota.max, &(out->per_client.*quota.field)))
+      return usage_error(std::string(quota.flag) + " " + value + " is not a whole number in 1.." +
+                         std::to_string(quota.max));
+    return 0;
+  }
+  const CountFlag &flag = kCountFlags[code - kCountBase];
+  if (!parse_count(value, flag.min, flag.max, &(out->caps.*flag.field)))
+    return usage_error(std::string(flag.flag) + " " + value + " is not a whole number in " +
+                       std::to_string(flag.min) + ".." + std::to_string(flag.max));
+  return 0;
 }
 
 }  // namespace
 
 int parse_options(int argc, char **argv, Options *out, bool *exit_now) {
-  *exit_now = false;
-  for (int i = 1; i < argc; ++i) {
-    const char *arg = argv[i];
-    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-      fputs(kUsage, stdout);
-      *exit_now = true;
-      return 0;
-    }
-    if (strcmp(arg, "--version") == 0) {
-      printf("weightbusd %s\n", WB_VERSION_STRING);
-      *exit_now = true;
-      return 0;
-    }
-    if (strcmp(arg, "--foreground") == 0) {
+  *exit_now = true;
+  const std::vector<option> table = long_options();
+  optind = 0;  // a full restart of getopt's scan: parse_options may run more than once in a process
+  opterr = 0;  // its messages are ours
+  for (int code; (code = getopt_long(argc, argv, ":h", table.data(), nullptr)) != -1;) {
+    if (code == '?') return usage_error(refused(argv));
+    if (code == ':') return usage_error(refused_word(argv) + " needs a value");
+    if (code == kHelp) return fputs(kUsage, stdout), 0;
+    if (code == kVersion) return printf("weightbusd %s\n", WB_VERSION_STRING), 0;
+    if (code == kForeground) {
       out->foreground = true;
       continue;
     }
-    if (i + 1 >= argc) return *exit_now = true, usage_error("%s needs a value or is unknown", arg);
-    const char *value = argv[++i];
-    if (strcmp(arg, "--name") == 0) {
-      if (value[0] == '\0' || strlen(value) > 64 || strchr(value, '/') != nullptr) {
-        return *exit_now = true, usage_error("--name '%s' must be 1..64 bytes without '/'", value);
-      }
-      out->name = value;
-    } else if (strcmp(arg, "--on-stop") == 0) {
-      if (strcmp(value, "keep") != 0 && strcmp(value, "remove") != 0) {
-        return *exit_now = true, usage_error("--on-stop '%s' is not keep or remove", value);
-      }
-      out->on_stop = strcmp(value, "keep") == 0 ? OnStop::kKeep : OnStop::kRemove;
-    } else if (strcmp(arg, "--socket") == 0) {
-      out->socket_path = value;
-    } else if (strcmp(arg, "--log-level") == 0) {
-      if (!parse_log_level(value, &out->log_level)) {
-        return *exit_now = true, usage_error("--log-level '%s' is not error, warn, info or debug", value);
-      }
-    } else if (strcmp(arg, "--metrics") == 0) {
-      if (!parse_metrics_endpoint(value, &out->metrics)) {
-        return *exit_now = true, usage_error("--metrics '%s' is not unix:PATH, tcp:PORT or tcp:ADDR:PORT (ADDR a "
-                                             "numeric IPv4 address or a bracketed IPv6 one)", value);
-      }
-    } else if (strcmp(arg, "--max-bytes-per-client") == 0) {
-      if (!parse_bytes(value, &out->per_client.bytes)) {
-        return *exit_now = true, usage_error("--max-bytes-per-client %s is not a byte count such as 8G", value);
-      }
-    } else if (const QuotaFlag *quota = find_flag(kQuotaFlags, arg); quota != nullptr) {
-      if (!parse_count(value, 1, quota->max, &(out->per_client.*quota->field))) {
-        fprintf(stderr, "weightbusd: %s %s is not a whole number in 1..%u\n", arg, value, quota->max);
-        *exit_now = true;
-        return 2;
-      }
-    } else {
-      const CountFlag *flag = find_flag(kCountFlags, arg);
-      if (flag == nullptr) return *exit_now = true, usage_error("unknown option %s", arg);
-      if (!parse_count(value, flag->min, flag->max, &(out->caps.*flag->field))) {
-        fprintf(stderr, "weightbusd: %s %s is not a whole number in %u..%u\n", arg, value, flag->min, flag->max);
-        *exit_now = true;
-        return 2;
-      }
-    }
+    if (const int status = apply(code, optarg, out); status != 0) return status;
   }
+  if (optind < argc) return usage_error(std::string("unexpected argument '") + argv[optind] + "'");
+  *exit_now = false;
   default_quota(out->caps, &out->per_client);
   return 0;
 }

@@ -5,8 +5,6 @@
 set -uo pipefail
 # 30 tensor entries: one load of the 18-tensor model fits, a second does not.
 source "$(dirname "$0")/cli-test.sh" "$1" "$2" rm-test --max-tensors 30 --max-tensors-per-client 30
-library=$(ldd "$cli" | awk '/libweightbus/ {print $3}')
-sanitizer=$(ldd "$library" | awk '/libasan|libtsan/ {print $3}')  # see test-info-stats-watch.sh
 allocations() { ls /dev/shm | grep -c "^weightbus-$(id -u)-$broker_name\.a"; }
 
 $fixture model "$dir/model.safetensors" 1
@@ -23,11 +21,7 @@ expect_json "version 1" 'd["topics"][0]["latest"] == 1'
 [ "$(allocations)" = 1 ] && passed=$((passed + 1)) || fail "expected one allocation, found $(allocations)"
 
 # A reader's lease: refused, naming the leases.
-LD_PRELOAD=$sanitizer ASAN_OPTIONS=detect_leaks=0 /usr/bin/python3 "$here/lease_holder.py" "$library" policy \
-  "$dir/ready" "$dir/stop" &
-holder=$!
-for _ in $(seq 200); do [ -e "$dir/ready" ] && break; sleep 0.05; done
-[ -e "$dir/ready" ] && passed=$((passed + 1)) || fail "the lease holder did not take its lease"
+hold_lease policy
 check "rm of a leased topic" 1 w rm policy
 expect_err "WB_E_BUSY"
 expect_err "1 lease(s)"

@@ -14,7 +14,7 @@
 #include "cuda_copy.hpp"
 #include "file_io.hpp"
 #include "journal.hpp"
-#include "json.hpp"
+#include "output_json.hpp"
 #include "safetensors.hpp"
 
 namespace wbcli {
@@ -58,7 +58,7 @@ std::string metadata_json(const void *data, uint32_t size) {
     static const char digits[] = "0123456789abcdef";
     for (unsigned char c : text) value += {digits[c >> 4], digits[c & 15]};
   }
-  return "{\"weightbus.metadata\":" + json_quote(value) + "}";
+  return Json::object({{"weightbus.metadata", value}}).dump();
 }
 
 // Finishes or forgets the syncs a crash interrupted, and removes temporary files of interrupted rewrites.
@@ -162,15 +162,13 @@ uint64_t file_bytes(const File &f) {
   return f.header.size() + (f.tensors.empty() ? 0 : f.tensors.back().entry.end);
 }
 
-std::string result_json(const File &f, const SyncResult &r) {
-  return JsonObject()
-      .str("file", f.name)
-      .str("action", r.action)
-      .num("bytes", r.bytes)
-      .num("bytes_compared", r.compared)
-      .num("bytes_written", r.written)
-      .num("journal_bytes", r.journal)
-      .text();
+Json result_json(const File &f, const SyncResult &r) {
+  return Json::object({{"file", f.name},
+                       {"action", r.action},
+                       {"bytes", r.bytes},
+                       {"bytes_compared", r.compared},
+                       {"bytes_written", r.written},
+                       {"journal_bytes", r.journal}});
 }
 
 void make_dir(const std::string &dir) {
@@ -182,8 +180,8 @@ Options parse_options(Args &args) {
   Options o;
   o.dir = args.value("--out").value_or("");
   o.version = static_cast<uint64_t>(args.integer("--version", 1, static_cast<int64_t>(WB_VERSION_MAX)).value_or(0));
-  o.shard_bytes = static_cast<uint64_t>(args.integer("--shard-size", 1, INT64_MAX).value_or(kDefaultShardBytes));
-  o.block_bytes = static_cast<uint64_t>(args.integer("--block-size", 1, 1 << 30).value_or(kDefaultBlockBytes));
+  o.shard_bytes = args.bytes("--shard-size", 1, INT64_MAX).value_or(kDefaultShardBytes);
+  o.block_bytes = args.bytes("--block-size", 1, 1 << 30).value_or(kDefaultBlockBytes);
   o.topic = args.positionals(1, 1, "TOPIC").front();
   if (o.dir.empty()) throw UsageError("missing --out DIR");
   return o;
@@ -240,21 +238,17 @@ int run_checkpoint(const GlobalOptions &g, Args &args) {
   uint64_t compared = 0, written = 0, journal = 0;
   for (const SyncResult &r : results) compared += r.compared, written += r.written, journal += r.journal;
   if (g.json) {
-    std::vector<std::string> items, removed, recovered;
+    Json items = Json::array();
     for (size_t k = 0; k < files.size(); ++k) items.push_back(result_json(files[k], results[k]));
-    for (const std::string &s : stale) removed.push_back(json_quote(s));
-    for (const std::string &n : notes) recovered.push_back(json_quote(n));
-    out_line(JsonObject()
-                 .str("topic", o.topic)
-                 .num("version", version)
-                 .str("dir", o.dir)
-                 .raw("files", json_array(items))
-                 .num("bytes_compared", compared)
-                 .num("bytes_written", written)
-                 .num("journal_bytes", journal)
-                 .raw("removed", json_array(removed))
-                 .raw("recovered", json_array(recovered))
-                 .text());
+    out_json(Json::object({{"topic", o.topic},
+                           {"version", version},
+                           {"dir", o.dir},
+                           {"files", items},
+                           {"bytes_compared", compared},
+                           {"bytes_written", written},
+                           {"journal_bytes", journal},
+                           {"removed", stale},
+                           {"recovered", notes}}));
     return 0;
   }
   out_line("checkpoint of topic '" + o.topic + "' version " + std::to_string(version) + " in " + o.dir + ":");
@@ -289,8 +283,9 @@ not write are removed. See docs/checkpoint.md. A progress bar is drawn when stde
 options:
   --out DIR            where to write (created if missing; its parent must exist)
   --version V          the version to write (default: the latest)
-  --shard-size BYTES   largest data bytes per file before sharding (default 5000000000)
-  --block-size BYTES   the unit of comparison and rewriting (default 4096)
+  --shard-size BYTES   largest data bytes per file before sharding (default 5000000000); BYTES here and in
+                       --block-size may end in K, M, G or T (powers of 1024): 2G, 64K
+  --block-size BYTES   the unit of comparison and rewriting (default 4096, at most 1G)
   --json               print {"topic", "version", "dir", "files": [{"file", "action", "bytes", "bytes_compared",
                        "bytes_written", "journal_bytes"}], "bytes_compared", "bytes_written", "journal_bytes",
                        "removed", "recovered"}; action is created, rewritten, synced or unchanged
@@ -299,6 +294,7 @@ examples:
   weightbus checkpoint policy --out ckpt/
   weightbus checkpoint policy --out ckpt/ --version 42 --shard-size 2000000000 --json
 )HELP",
+    "out: version: shard-size: block-size:",
     run_checkpoint,
     true,
 };

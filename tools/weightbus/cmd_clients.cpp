@@ -3,21 +3,19 @@
 #include <vector>
 
 #include "commands.hpp"
-#include "json.hpp"
+#include "output_json.hpp"
 
 namespace wbcli {
 namespace {
 
 // This command is a client too; it is marked so that nobody hunts for the stray process.
-std::string client_json(const wb_client_info &c, uint32_t self) {
-  return JsonObject()
-      .num("id", c.id)
-      .num("pid", c.pid)
-      .str("name", fixed_string(c.name, sizeof c.name))
-      .num("topics_published", c.topics_published)
-      .num("leases", c.leases)
-      .boolean("self", c.id == self)
-      .text();
+Json client_json(const wb_client_info &c, uint32_t self) {
+  return Json::object({{"id", c.id},
+                       {"pid", c.pid},
+                       {"name", fixed_string(c.name, sizeof c.name)},
+                       {"topics_published", c.topics_published},
+                       {"leases", c.leases},
+                       {"self", c.id == self}});
 }
 
 void print_text(const std::vector<wb_client_info> &clients, uint32_t self) {
@@ -38,9 +36,9 @@ int run_clients(const GlobalOptions &g, Args &args) {
   const uint32_t self = doing("read our client id", [&] { return client.id(); });
   const std::vector<wb_client_info> clients = doing("list clients", [&] { return client.clients(); });
   if (!g.json) return print_text(clients, self), 0;
-  std::vector<std::string> items;
+  Json items = Json::array();
   for (const wb_client_info &c : clients) items.push_back(client_json(c, self));
-  out_line(JsonObject().str("socket", socket).raw("clients", json_array(items)).text());
+  out_json(Json::object({{"socket", socket}, {"clients", items}}));
   return 0;
 }
 
@@ -62,6 +60,7 @@ examples:
   weightbus clients
   weightbus --name job42 clients --json
 )HELP",
+    "",
     run_clients,
 };
 

@@ -297,6 +297,7 @@ examples:
   weightbus demo
   weightbus demo --versions 100 --interval-ms 0
 )HELP",
+    "versions: interval-ms: weightbusd:",
     run_demo,
 };
 

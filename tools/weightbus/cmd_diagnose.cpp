@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "commands.hpp"
-#include "json.hpp"
+#include "output_json.hpp"
 #include "safetensors.hpp"
 #include "topic_tensors.hpp"
 
@@ -23,7 +23,8 @@ std::string describe(const Layout &l) {
 
 struct Report {
   std::vector<std::string> only_topic, only_checkpoint, mismatched;  // mismatched: "name: topic X, file Y"
-  std::vector<std::string> mismatched_json;
+  Json mismatched_json = Json::array();
+  bool differs() const { return !only_topic.empty() || !only_checkpoint.empty() || !mismatched.empty(); }
 };
 
 Report compare(const std::map<std::string, Layout> &topic, const std::map<std::string, Layout> &file) {
@@ -34,11 +35,8 @@ Report compare(const std::map<std::string, Layout> &topic, const std::map<std::s
       r.only_topic.push_back(name);
     } else if (!(it->second == layout)) {
       r.mismatched.push_back(name + ": topic " + describe(layout) + ", checkpoint " + describe(it->second));
-      r.mismatched_json.push_back(JsonObject()
-                                      .str("name", name)
-                                      .str("topic", describe(layout))
-                                      .str("checkpoint", describe(it->second))
-                                      .text());
+      r.mismatched_json.push_back(
+          Json::object({{"name", name}, {"topic", describe(layout)}, {"checkpoint", describe(it->second)}}));
     }
   }
   for (const auto &[name, _] : file)
@@ -52,14 +50,9 @@ void print_list(const std::string &title, const std::vector<std::string> &items)
   for (const std::string &s : items) out_line("  " + s);
 }
 
-std::vector<std::string> quoted(const std::vector<std::string> &items) {
-  std::vector<std::string> out;
-  for (const std::string &s : items) out.push_back(json_quote(s));
-  return out;
-}
-
 int run_diagnose(const GlobalOptions &g, Args &args) {
   const std::optional<std::string> against = args.value("--against");
+  const bool exit_code = args.flag("--exit-code");
   const std::string topic_name = args.positionals(1, 1, "TOPIC").front();
   if (!against) throw UsageError("missing --against PATH");
   const st::Checkpoint cp = st::open_checkpoint(*against);
@@ -73,18 +66,17 @@ int run_diagnose(const GlobalOptions &g, Args &args) {
   for (const TopicTensor &t : topic_tensors(topic, topic_name))
     in_topic[t.name] = {t.info.dtype, std::vector<int64_t>(t.info.shape, t.info.shape + t.info.ndim)};
   const Report r = compare(in_topic, file);
+  const int status = exit_code && r.differs() ? kExitDiffers : 0;
 
   if (g.json) {
-    out_line(JsonObject()
-                 .str("topic", topic_name)
-                 .str("checkpoint", cp.path)
-                 .num("topic_names", in_topic.size())
-                 .num("checkpoint_names", file.size())
-                 .raw("only_in_topic", json_array(quoted(r.only_topic)))
-                 .raw("only_in_checkpoint", json_array(quoted(r.only_checkpoint)))
-                 .raw("mismatched", json_array(r.mismatched_json))
-                 .text());
-    return 0;
+    out_json(Json::object({{"topic", topic_name},
+                           {"checkpoint", cp.path},
+                           {"topic_names", in_topic.size()},
+                           {"checkpoint_names", file.size()},
+                           {"only_in_topic", r.only_topic},
+                           {"only_in_checkpoint", r.only_checkpoint},
+                           {"mismatched", r.mismatched_json}}));
+    return status;
   }
   print_list("only in topic '" + topic_name + "'", r.only_topic);
   print_list("only in " + cp.path, r.only_checkpoint);
@@ -93,7 +85,7 @@ int run_diagnose(const GlobalOptions &g, Args &args) {
   out_line(std::to_string(common) + " names in both (" + std::to_string(r.mismatched.size()) + " of them differ), " +
            std::to_string(r.only_topic.size()) + " only in the topic, " + std::to_string(r.only_checkpoint.size()) +
            " only in the checkpoint");
-  return 0;
+  return status;
 }
 
 }  // namespace
@@ -101,22 +93,27 @@ int run_diagnose(const GlobalOptions &g, Args &args) {
 const Command kDiagnoseCommand = {
     "diagnose",
     "compare a topic's tensor names with a safetensors checkpoint's",
-    "weightbus diagnose TOPIC --against PATH [--json]",
+    "weightbus diagnose TOPIC --against PATH [--exit-code] [--json]",
     R"HELP(List the names present on one side only: tensors and views of TOPIC that the checkpoint at PATH lacks,
 and the reverse; and names on both sides whose dtype or shape differ. Use it to see what a layout spec
 (`weightbus map`) still has to provide before an engine that expects the checkpoint's names reads the topic.
 PATH is a .safetensors file, an index (model.safetensors.index.json) or a folder holding either; its headers
-are validated as `weightbus load` does. Exits 0 whatever the differences (1 only when something fails).
+are validated as `weightbus load` does. Exits 0 whatever the differences (1 when something fails), unless
+--exit-code is given: then 3 when there is any difference (a name on one side only, or another dtype or
+shape), 0 when there is none.
 
 options:
   --against PATH   the checkpoint to compare with
+  --exit-code      exit 3 when the two differ in any way (for scripts: `diagnose ... --exit-code || ...`)
   --json           print {"topic", "checkpoint", "topic_names", "checkpoint_names", "only_in_topic",
                    "only_in_checkpoint", "mismatched": [{"name", "topic", "checkpoint"}]}
 
 examples:
   weightbus diagnose policy --against ./Llama-3-8B
   weightbus diagnose policy --against ckpt/model.safetensors.index.json --json
+  weightbus diagnose policy --against ./Llama-3-8B --exit-code && echo "same names, dtypes and shapes"
 )HELP",
+    "against: exit-code",
     run_diagnose,
 };
 

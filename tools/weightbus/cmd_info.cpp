@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "commands.hpp"
-#include "json.hpp"
+#include "output_json.hpp"
 #include "ranks.hpp"
 #include "topic_tensors.hpp"
 
@@ -163,25 +163,13 @@ void print_text(const Target &t, const wb_topic_info &info, const Latest &l, con
   print_table(rows);
 }
 
-std::string topic_json(const Target &t, const wb_topic_info &info, const Latest &l,
-                       const std::vector<wb_rank_info> &ranks) {
-  std::vector<std::string> items;
-  for (const wb_rank_info &r : ranks) items.push_back(rank_json(r, ranks, info.latest).text());
-  return JsonObject()
-      .str("name", t.topic)
-      .num("latest", info.latest)
-      .num("replicas", info.replicas)
-      .num("tensor_count", info.tensor_count)
-      .num("bytes", info.bytes)
-      .num("publisher_pid", info.publisher_pid)
-      .boolean("dirty", info.dirty != 0)
-      .num("ranks", info.ranks)
-      .boolean("layout_complete", info.layout_complete != 0)
-      .num("timestamp_ns", l.timestamp_ns)
-      .str("metadata", l.metadata)
-      .raw("ranks_detail", json_array(items))
-      .str("waits_for", waits_for(ranks, info.latest))
-      .text();
+Json topic_json(const Target &t, const wb_topic_info &info, const Latest &l, const std::vector<wb_rank_info> &ranks) {
+  Json o = topic_info_json(t.topic, info);
+  o["timestamp_ns"] = l.timestamp_ns;
+  o["metadata"] = l.metadata;
+  o["ranks_detail"] = ranks_json(ranks, info.latest);
+  o["waits_for"] = waits_for(ranks, info.latest);
+  return o;
 }
 
 int run_info(const GlobalOptions &g, Args &args) {
@@ -208,24 +196,22 @@ int run_info(const GlobalOptions &g, Args &args) {
     if (info.ranks) print_ranks_text(info, ranks, tensors, shards);
     return 0;
   }
-  std::vector<std::string> items;
+  Json items = Json::array();
   for (size_t k = 0; k < tensors.size(); ++k) {
-    JsonObject o = tensor_json(tensors[k]).num("address", addresses[k]);
+    Json o = tensor_json(tensors[k]);
+    o["address"] = addresses[k];
     if (info.ranks) {
-      std::vector<std::string> shard_items;
+      Json &shard_items = o["shards"] = Json::array();
       for (const Shard &s : shards[k])
-        shard_items.push_back(JsonObject()
-                                  .num("rank", s.rank)
-                                  .num("shard", s.index)
-                                  .raw("offset", json_int_array(s.spec.offset, s.spec.ndim))
-                                  .raw("shape", json_int_array(s.spec.extent, s.spec.ndim))
-                                  .boolean("replicated", (s.spec.flags & WB_SHARD_REPLICATED) != 0)
-                                  .text());
-      o.raw("shards", json_array(shard_items));
+        shard_items.push_back(Json::object({{"rank", s.rank},
+                                            {"shard", s.index},
+                                            {"offset", std::vector<int64_t>(s.spec.offset, s.spec.offset + s.spec.ndim)},
+                                            {"shape", std::vector<int64_t>(s.spec.extent, s.spec.extent + s.spec.ndim)},
+                                            {"replicated", (s.spec.flags & WB_SHARD_REPLICATED) != 0}}));
     }
-    items.push_back(o.text());
+    items.push_back(std::move(o));
   }
-  out_line(JsonObject().raw("topic", topic_json(t, info, l, ranks)).raw("tensors", json_array(items)).text());
+  out_json(Json::object({{"topic", topic_json(t, info, l, ranks)}, {"tensors", items}}));
   return 0;
 }
 
@@ -259,6 +245,7 @@ examples:
   weightbus info policy
   weightbus info policy/model.layers.0.self_attn.q_proj.weight --json
 )HELP",
+    "",
     run_info,
 };
 

@@ -9,7 +9,9 @@
 #include "cuda_copy.hpp"
 #include "file_io.hpp"
 #include "journal.hpp"
-#include "json.hpp"
+#include "output_json.hpp"
+#include "lease_holders.hpp"
+#include "progress.hpp"
 #include "safetensors.hpp"
 
 namespace wbcli {
@@ -100,7 +102,7 @@ std::vector<wb_tensor_spec> specs_of(const st::Checkpoint &cp) {
 }
 
 // Reads every tensor's bytes from its file into where the update wants them.
-void fill(weightbus::Update &update, const st::Checkpoint &cp, int32_t device) {
+void fill(weightbus::Update &update, const st::Checkpoint &cp, int32_t device, Progress &progress) {
   std::vector<char> staging;
   for (const st::Shard &s : cp.shards) {
     FileDescriptor fd = open_or_throw(s.path, O_RDONLY);
@@ -109,11 +111,12 @@ void fill(weightbus::Update &update, const st::Checkpoint &cp, int32_t device) {
       const uint64_t n = e.end - e.begin, at = s.header.data_offset() + e.begin;
       if (device < 0) {
         read_exact(fd.get(), info.data, n, at, s.path);
-        continue;
+      } else {
+        staging.resize(n);
+        read_exact(fd.get(), staging.data(), n, at, s.path);
+        copy_host_to_device(device, info.data, staging.data(), n);
       }
-      staging.resize(n);
-      read_exact(fd.get(), staging.data(), n, at, s.path);
-      copy_host_to_device(device, info.data, staging.data(), n);
+      progress.add(n);
     }
   }
 }
@@ -149,23 +152,23 @@ int run_load(const GlobalOptions &g, Args &args) {
   else
     doing("allocate the tensors of '" + path + "' on cuda:" + std::to_string(device),
           [&] { topic.alloc_cuda(specs, device); });
-  weightbus::Update update =
-      doing("begin an update of '" + *topic_name + "'", [&] { return topic.begin(kBeginTimeoutMs); });
-  fill(update, cp, device);
+  weightbus::Update update = begin_naming_holders(client, topic, *topic_name, "load", kBeginTimeoutMs);
+  {
+    Progress progress("load", data_bytes(cp), !g.json);
+    fill(update, cp, device, progress);
+  }
   const uint64_t version = doing("publish '" + *topic_name + "'", [&] { return update.publish(metadata); });
   cleanup.published();
 
   if (g.json) {
-    std::vector<std::string> files;
-    for (const st::Shard &s : cp.shards) files.push_back(json_quote(s.path));
-    out_line(JsonObject()
-                 .str("topic", *topic_name)
-                 .num("version", version)
-                 .num("tensors", count)
-                 .num("bytes", data_bytes(cp))
-                 .str("device", device < 0 ? "cpu" : "cuda:" + std::to_string(device))
-                 .raw("files", json_array(files))
-                 .text());
+    Json files = Json::array();
+    for (const st::Shard &s : cp.shards) files.push_back(s.path);
+    out_json(Json::object({{"topic", *topic_name},
+                           {"version", version},
+                           {"tensors", count},
+                           {"bytes", data_bytes(cp)},
+                           {"device", device < 0 ? "cpu" : "cuda:" + std::to_string(device)},
+                           {"files", files}}));
     return 0;
   }
   out_line("loaded " + std::to_string(count) + " tensors (" + human_bytes(data_bytes(cp)) + ") from " + path +
@@ -189,6 +192,9 @@ refused with a message naming the file, the tensor and the rule (header length, 
 data offsets tiling the data from 0 without gaps or overlaps, end - begin = elements x dtype size, file size).
 A sync that `checkpoint` left unfinished next to a file (FILE.wbjournal) is finished first. A load that
 fails after creating TOPIC removes it again (see `weightbus rm`); an existing topic keeps what it had.
+Into a topic of one replica, the update waits (at most 10 s) until readers release their leases, and says who
+holds them: "waiting for pid N (NAME) holding version V of 'TOPIC'". A progress bar is drawn while the bytes
+are read when stderr is a terminal (not with --json).
 
 options:
   --topic TOPIC       the topic to publish (required)
@@ -200,6 +206,7 @@ examples:
   weightbus load ./Qwen2-0.5B --topic policy
   weightbus load ckpt/model.safetensors.index.json --topic policy --device cuda:0 --json
 )HELP",
+    "topic: device: replicas:",
     run_load,
 };
 

@@ -3,7 +3,7 @@
 #include <vector>
 
 #include "commands.hpp"
-#include "json.hpp"
+#include "output_json.hpp"
 #include "topic_tensors.hpp"
 
 namespace wbcli {
@@ -68,35 +68,25 @@ void print_tensors_text(const Topic &topic) {
   print_table(rows, "  ");
 }
 
-std::string topic_json(const Topic &t, bool with_tensors) {
-  const wb_topic_info &i = t.info;
-  JsonObject o;
-  o.str("name", t.name)
-      .num("latest", i.latest)
-      .num("replicas", i.replicas)
-      .num("tensor_count", i.tensor_count)
-      .num("bytes", i.bytes)
-      .num("publisher_pid", i.publisher_pid)
-      .boolean("dirty", i.dirty != 0)
-      .num("ranks", i.ranks)
-      .boolean("layout_complete", i.layout_complete != 0);
-  if (!with_tensors) return o.text();
-  std::vector<std::string> tensors;
-  for (const Tensor &tensor : t.tensors) tensors.push_back(tensor_json(tensor).text());
-  return o.raw("tensors", json_array(tensors)).text();
+Json topic_json(const Topic &t, bool with_tensors) {
+  Json o = topic_info_json(t.name, t.info);
+  if (!with_tensors) return o;
+  Json &tensors = o["tensors"] = Json::array();
+  for (const Tensor &tensor : t.tensors) tensors.push_back(tensor_json(tensor));
+  return o;
 }
 
 int run_ls(const GlobalOptions &g, Args &args) {
-  const bool long_listing = args.flag("--long", "-l");
+  const bool long_listing = args.flag("--long");
   const std::vector<std::string> only = args.positionals(0, 1);
   const bool with_tensors = long_listing || !only.empty();
   const std::string socket = socket_path(g);
   weightbus::Client client = attach(g, "weightbus ls");
   const std::vector<Topic> topics = load(client, only, with_tensors);
   if (g.json) {
-    std::vector<std::string> items;
+    Json items = Json::array();
     for (const Topic &t : topics) items.push_back(topic_json(t, with_tensors));
-    out_line(JsonObject().str("socket", socket).raw("topics", json_array(items)).text());
+    out_json(Json::object({{"socket", socket}, {"topics", items}}));
     return 0;
   }
   print_topics_text(topics, socket);
@@ -129,6 +119,7 @@ examples:
   weightbus ls policy
   weightbus ls -l --json
 )HELP",
+    "l|long",
     run_ls,
 };
 

@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "commands.hpp"
-#include "json.hpp"
+#include "output_json.hpp"
 #include "mapping_spec.hpp"
 
 namespace wbcli {
@@ -39,7 +39,7 @@ int run_map(const GlobalOptions &g, Args &args) {
   weightbus::Topic topic = open_topic(client, topic_name);
   const std::vector<TopicTensor> tensors = topic_tensors(topic, topic_name);
   const std::vector<PlannedView> views = plan_views(spec, values, tensors);  // all checked before any is added
-  std::vector<std::string> items;
+  Json items = Json::array();
   std::vector<std::vector<std::string>> rows = {{"VIEW", "PARENT", "ROWS"}};
   for (const PlannedView &v : views) {
     const wb_view_spec vs = view_spec(v);
@@ -47,15 +47,13 @@ int run_map(const GlobalOptions &g, Args &args) {
     char range[64];  // not a chain of std::string +: GCC 12 at -O3 warns falsely (-Wrestrict) on it
     snprintf(range, sizeof(range), "[%lld, %lld)", (long long)v.first_row, (long long)(v.first_row + v.rows));
     rows.push_back({v.name, v.parent->name, range});
-    items.push_back(JsonObject()
-                        .str("name", v.name)
-                        .str("parent", v.parent->name)
-                        .num("first_row", v.first_row)
-                        .num("rows", v.rows)
-                        .num("byte_offset", vs.byte_offset)
-                        .text());
+    items.push_back(Json::object({{"name", v.name},
+                                  {"parent", v.parent->name},
+                                  {"first_row", v.first_row},
+                                  {"rows", v.rows},
+                                  {"byte_offset", vs.byte_offset}}));
   }
-  if (g.json) return out_line(JsonObject().str("topic", topic_name).raw("views", json_array(items)).text()), 0;
+  if (g.json) return out_json(Json::object({{"topic", topic_name}, {"views", items}})), 0;
   print_table(rows);
   out_line(std::to_string(views.size()) + " views on topic '" + topic_name + "'");
   return 0;
@@ -88,6 +86,7 @@ examples:
   weightbus map --spec tools/specs/qwen2.json policy --set num_attention_heads=14 --set num_key_value_heads=2 \
       --set hidden_size=896 --set intermediate_size=4864
 )HELP",
+    "spec: config: set:",
     run_map,
 };
 

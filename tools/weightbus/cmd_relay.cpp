@@ -1,8 +1,6 @@
 // weightbus relay: the command line of tools/relay (docs/relay.md). Parses and checks the options, installs
 // the stop signals and maps the relay's errors to exit statuses.
 #include <csignal>
-#include <charconv>
-#include <cstring>
 
 #include "commands.hpp"
 #include "failures.hpp"
@@ -30,8 +28,8 @@ options:
   --rendezvous H:P    where the source listens (it binds H:P) and the sinks connect
   --rank R            0 for the source, 1..N-1 for the sinks (each once)
   --world N           the number of relay processes: the source and N-1 sinks (2..1024)
-  --bucket BYTES      source: the size of each of the two staging buffers, with an optional K, M or G
-                      suffix (default 512M); the sinks take the source's
+  --bucket BYTES      source: the size of each of the two staging buffers, with an optional K, M, G or T
+                      suffix (powers of 1024; default 512M, at most 1T); the sinks take the source's
   --timeout MS        how long to wait for the rendezvous, for the sinks at start (the source goes on
                       without the missing ones), and for a silent peer before it is dropped (default 30000)
   --transport T       nccl (default: GPU buffers, NCCL broadcast; needs libcuda and libnccl.so.2) or tcp
@@ -45,21 +43,6 @@ examples:
   node1$ weightbus relay --topic policy --role sink --rendezvous node0:29600 --rank 1 --world 3
   node2$ weightbus relay --topic policy --role sink --rendezvous node0:29600 --rank 2 --world 3
 )HELP";
-
-uint64_t parse_bytes(const std::string &text) {
-  uint64_t scale = 1;
-  std::string digits = text;
-  if (!digits.empty() && std::strchr("KMG", digits.back()) != nullptr) {
-    scale = digits.back() == 'K' ? 1ull << 10 : digits.back() == 'M' ? 1ull << 20 : 1ull << 30;
-    digits.pop_back();
-  }
-  uint64_t n = 0;
-  const char *end = digits.data() + digits.size();
-  auto [ptr, ec] = std::from_chars(digits.data(), end, n);
-  if (digits.empty() || ec != std::errc() || ptr != end) throw UsageError("--bucket needs a byte count such as 536870912 or 512M, not '" + text + "'");
-  if (n == 0 || n > (1ull << 40) / scale) throw UsageError("--bucket must be between 1 byte and 1T");
-  return n * scale;
-}
 
 std::string required(Args &args, const char *name) {
   std::optional<std::string> v = args.value(name);
@@ -91,9 +74,9 @@ wbrelay::Options parse(const GlobalOptions &g, Args &args) {
   if (!o.source && (o.rank == 0 || o.rank >= o.world)) {
     throw UsageError("a sink's --rank must be between 1 and " + std::to_string(o.world - 1) + " (--world " + std::to_string(o.world) + ")");
   }
-  std::optional<std::string> bucket = args.value("--bucket");
+  std::optional<uint64_t> bucket = args.bytes("--bucket", 1, 1ull << 40);
   if (bucket && !o.source) throw UsageError("--bucket is the source's option: the sinks take the source's");
-  if (bucket) o.bucket = parse_bytes(*bucket);
+  if (bucket) o.bucket = *bucket;
   o.timeout_ms = args.integer("--timeout", 1, 86400000).value_or(o.timeout_ms);
   o.transport = args.value("--transport").value_or(o.transport);
   if (o.transport != "nccl" && o.transport != "tcp") throw UsageError("--transport must be nccl or tcp, not '" + o.transport + "'");
@@ -119,6 +102,11 @@ int run(const GlobalOptions &g, Args &args) {
 
 }  // namespace
 
-const Command kRelayCommand = {"relay", "fan a topic's versions out to other nodes' brokers (NCCL)", kUsage, kHelp, run};
+const Command kRelayCommand = {"relay",
+                               "fan a topic's versions out to other nodes' brokers (NCCL)",
+                               kUsage,
+                               kHelp,
+                               "topic: role: rendezvous: world: rank: bucket: timeout: transport:",
+                               run};
 
 }  // namespace wbcli

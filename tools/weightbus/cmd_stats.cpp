@@ -8,7 +8,7 @@
 
 #include "clock.hpp"
 #include "commands.hpp"
-#include "json.hpp"
+#include "output_json.hpp"
 #include "metrics.hpp"
 #include "ranks.hpp"
 
@@ -36,12 +36,6 @@ std::string duration(uint64_t ns) {
   return buf;
 }
 
-std::vector<std::string> rank_items(const TopicStats &t) {
-  std::vector<std::string> items;
-  for (const wb_rank_info &r : t.ranks) items.push_back(rank_json(r, t.ranks, t.info.latest).text());
-  return items;
-}
-
 // A rank's state needs the topic's rank table, which only a handle of the topic reads.
 std::vector<wb_rank_info> load_ranks(weightbus::Client &client, const TopicStats &t) {
   if (t.info.ranks == 0) return {};
@@ -66,34 +60,30 @@ void print_ranks_text(const std::vector<TopicStats> &topics) {
   for (const std::string &w : waiting) out_line(w);
 }
 
-std::string topic_json(const TopicStats &t) {
-  return JsonObject()
-      .str("name", t.name)
-      .num("latest", t.info.latest)
-      .num("replicas", t.info.replicas)
-      .num("bytes", t.info.bytes)
-      .num("version_bytes", t.info.replicas ? t.info.bytes / t.info.replicas : 0)
-      .num("leases", t.tally.leases)
-      .num("readers", t.tally.readers.size())
-      .num("max_lag", t.tally.max_lag)
-      .num("longest_hold_ns", t.tally.longest_hold_ns)
-      .num("published_ns", t.info.published_ns)
-      .raw("ranks", json_array(rank_items(t)))
-      .str("waits_for", waits_for(t.ranks, t.info.latest))
-      .text();
+Json topic_json(const TopicStats &t) {
+  return Json::object({{"name", t.name},
+                       {"latest", t.info.latest},
+                       {"replicas", t.info.replicas},
+                       {"bytes", t.info.bytes},
+                       {"version_bytes", t.info.replicas ? t.info.bytes / t.info.replicas : 0},
+                       {"leases", t.tally.leases},
+                       {"readers", t.tally.readers.size()},
+                       {"max_lag", t.tally.max_lag},
+                       {"longest_hold_ns", t.tally.longest_hold_ns},
+                       {"published_ns", t.info.published_ns},
+                       {"ranks", ranks_json(t.ranks, t.info.latest)},
+                       {"waits_for", waits_for(t.ranks, t.info.latest)}});
 }
 
-std::string lease_json(const Lease &l) {
-  return JsonObject()
-      .num("client_id", l.info.client_id)
-      .num("pid", l.info.pid)
-      .str("client", l.client_name)
-      .str("topic", l.topic)
-      .num("version", l.info.version)
-      .num("latest", l.info.latest)
-      .num("lag", l.lag())
-      .num("held_ns", l.info.held_ns)
-      .text();
+Json lease_json(const Lease &l) {
+  return Json::object({{"client_id", l.info.client_id},
+                       {"pid", l.info.pid},
+                       {"client", l.client_name},
+                       {"topic", l.topic},
+                       {"version", l.info.version},
+                       {"latest", l.info.latest},
+                       {"lag", l.lag()},
+                       {"held_ns", l.info.held_ns}});
 }
 
 // Everything the command shows, gathered once for each of its formats.
@@ -157,45 +147,38 @@ void print_text(const Stats &s) {
   print_table(lrows);
 }
 
-std::string broker_json(const Stats &s) {
+Json broker_json(const Stats &s) {
   const wb_broker_info &b = s.broker;
-  return JsonObject()
-      .str("name", fixed_string(b.name, sizeof b.name))
-      .str("version", wb::metrics::version_string(b.version))
-      .num("pid", b.pid)
-      .str("segment", fixed_string(b.segment, sizeof b.segment))
-      .num("started_ns", b.started_ns)
-      .num("created_ns", b.created_ns)
-      .num("topics", b.topics)
-      .num("max_topics", b.max_topics)
-      .num("tensors", b.tensors)
-      .num("max_tensors", b.max_tensors)
-      .num("allocations", b.allocations)
-      .num("max_allocations", b.max_allocations)
-      .num("clients", b.clients)
-      .num("max_clients", b.max_clients)
-      .num("ranks", b.ranks)
-      .num("max_ranks", b.max_ranks)
-      .num("most_leases_held", s.most_leases_held)
-      .num("leases_per_client", b.leases_per_client)
-      .num("ring_slots", b.ring_slots)
-      .num("publishes", b.publishes)
-      .num("reclaims", b.reclaims)
-      .num("reclaimed_leases", b.reclaimed_leases)
-      .num("adoptions", b.adoptions)
-      .text();
+  return Json::object({{"name", fixed_string(b.name, sizeof b.name)},
+                       {"version", wb::metrics::version_string(b.version)},
+                       {"pid", b.pid},
+                       {"segment", fixed_string(b.segment, sizeof b.segment)},
+                       {"started_ns", b.started_ns},
+                       {"created_ns", b.created_ns},
+                       {"topics", b.topics},
+                       {"max_topics", b.max_topics},
+                       {"tensors", b.tensors},
+                       {"max_tensors", b.max_tensors},
+                       {"allocations", b.allocations},
+                       {"max_allocations", b.max_allocations},
+                       {"clients", b.clients},
+                       {"max_clients", b.max_clients},
+                       {"ranks", b.ranks},
+                       {"max_ranks", b.max_ranks},
+                       {"most_leases_held", s.most_leases_held},
+                       {"leases_per_client", b.leases_per_client},
+                       {"ring_slots", b.ring_slots},
+                       {"publishes", b.publishes},
+                       {"reclaims", b.reclaims},
+                       {"reclaimed_leases", b.reclaimed_leases},
+                       {"adoptions", b.adoptions}});
 }
 
 void print_json(const Stats &s, const std::string &socket) {
-  std::vector<std::string> t_items, l_items;
+  Json t_items = Json::array(), l_items = Json::array();
   for (const TopicStats &t : s.topics) t_items.push_back(topic_json(t));
   for (const Lease &l : s.leases) l_items.push_back(lease_json(l));
-  out_line(JsonObject()
-               .str("socket", socket)
-               .raw("broker", broker_json(s))
-               .raw("topics", json_array(t_items))
-               .raw("leases", json_array(l_items))
-               .text());
+  out_json(Json::object({{"socket", socket}, {"broker", broker_json(s)}, {"topics", t_items}, {"leases", l_items}}));
 }
 
 // Whether a process holds the topic's publisher role: its publisher, or every rank's (a rank's pid is 0 while
@@ -287,6 +270,7 @@ examples:
   weightbus stats --prometheus > /var/lib/node_exporter/textfile/weightbus.prom.$$ &&
     mv /var/lib/node_exporter/textfile/weightbus.prom.$$ /var/lib/node_exporter/textfile/weightbus.prom
 )HELP",
+    "prometheus",
     run_stats,
 };
 

@@ -16,7 +16,7 @@
 #include <string>
 
 #include "commands.hpp"
-#include "json.hpp"
+#include "output_json.hpp"
 #include "socket_path.hpp"
 
 // Debian 12's glibc (2.36) declares these without C linkage: its sys/pidfd.h lacks __BEGIN_DECLS.
@@ -112,7 +112,7 @@ int run_stop(const GlobalOptions &g, Args &args) {
                              " ms of " + signame + "; it still runs (kill -9 " + std::to_string(pid) +
                              " would leave its segment in /dev/shm for the next broker of its name to adopt)");
   if (g.json) {
-    out_line(JsonObject().str("socket", path).num("pid", pid).boolean("stopped", true).text());
+    out_json(Json::object({{"socket", path}, {"pid", pid}, {"stopped", true}}));
   } else {
     out_line("stopped " + broker);
   }
@@ -145,6 +145,7 @@ examples:
   weightbus --socket /run/weightbus/train.sock stop --timeout-ms 30000
   weightbus stop --keep && weightbusd     (a restart that keeps every topic)
 )HELP",
+    "timeout-ms: keep remove",
     run_stop,
 };
 

@@ -1,5 +1,6 @@
 #include "common.hpp"
 
+#include <getopt.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,7 +14,7 @@
 #include <iterator>
 #include <thread>
 
-#include "json.hpp"
+#include "byte_size.hpp"
 
 namespace wbcli {
 
@@ -41,52 +42,98 @@ int report_current_exception() {
 
 // ----------------------------------------------------------------------------------------------- options
 
-size_t Args::options_end() const {
-  for (size_t k = 0; k < words_.size(); ++k)
-    if (words_[k] == "--") return k;
-  return words_.size();
-}
+namespace {
 
-bool Args::flag(std::string_view name, std::string_view alias) {
-  bool found = false;
-  for (size_t k = 0; k < options_end();) {
-    if (words_[k] != name && (alias.empty() || words_[k] != alias)) {
-      ++k;
-      continue;
-    }
-    words_.erase(words_.begin() + static_cast<std::ptrdiff_t>(k));
-    found = true;
+// One option of a spec word: "name", "name:" (takes a value), "l|name" or "l|name:" (with a short name), "V" (a
+// short name only).
+struct OptionSpec {
+  std::string name;  // without "--"; empty for a short option only
+  bool takes_value = false;
+  char letter = 0;
+  std::string key() const { return name.empty() ? std::string("-") + letter : "--" + name; }
+};
+
+std::vector<OptionSpec> parse_spec(std::string_view spec) {
+  std::vector<OptionSpec> options;
+  for (size_t at = 0; at < spec.size();) {
+    const size_t end = std::min(spec.find(' ', at), spec.size());
+    std::string word(spec.substr(at, end - at));
+    at = end + 1;
+    if (word.empty()) continue;
+    OptionSpec o;
+    o.takes_value = word.ends_with(':');
+    if (o.takes_value) word.pop_back();
+    if (word.size() == 1 || (word.size() > 2 && word[1] == '|')) o.letter = word[0], word.erase(0, 2);
+    o.name = std::move(word);
+    options.push_back(std::move(o));
   }
-  return found;
+  return options;
 }
 
-std::optional<std::string> Args::value(std::string_view name) {
-  const std::vector<std::string> all = values(name);
+// What is wrong with the word getopt_long refused (argv[optind - 1]; optopt: the short option's letter, or the
+// code of a long option given a value it does not take, or 0 for an unknown long option).
+std::string refused(const char *word, const std::vector<OptionSpec> &options) {
+  const std::string w = word;
+  const std::string name = w.substr(0, w.find('='));
+  if (!w.starts_with("--")) return std::string("unknown option -") + char(optopt);
+  if (optopt >= 256 && size_t(optopt - 256) < options.size()) return name + " takes no value";
+  return "unknown option " + name;
+}
+
+}  // namespace
+
+Args::Args(const std::vector<std::string> &words, std::string_view spec) {
+  const std::vector<OptionSpec> options = parse_spec(spec);
+  std::vector<option> table;
+  std::string shorts = ":";  // ':' first: a missing value is reported as ':', not as '?'
+  for (size_t k = 0; k < options.size(); ++k) {
+    const OptionSpec &o = options[k];
+    if (!o.name.empty())
+      table.push_back({o.name.c_str(), o.takes_value ? required_argument : no_argument, nullptr, int(256 + k)});
+    values_[o.key()];  // declared, given or not
+    if (o.letter) shorts += std::string(1, o.letter) + (o.takes_value ? ":" : "");
+  }
+  table.push_back({nullptr, 0, nullptr, 0});
+  std::vector<std::string> copy = {"weightbus"};
+  copy.insert(copy.end(), words.begin(), words.end());
+  std::vector<char *> argv;
+  for (std::string &w : copy) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  const int argc = int(argv.size()) - 1;
+  optind = 0;  // a full restart of getopt's scan
+  opterr = 0;  // its messages are ours
+  for (int code; (code = getopt_long(argc, argv.data(), shorts.c_str(), table.data(), nullptr)) != -1;) {
+    if (code == '?') throw UsageError(refused(argv[optind - 1], options));
+    if (code == ':') {
+      const std::string w = argv[optind - 1];
+      throw UsageError((w.starts_with("--") ? w : std::string("-") + char(optopt)) + " needs a value");
+    }
+    size_t k = size_t(code - 256);
+    if (code < 256)
+      k = size_t(std::find_if(options.begin(), options.end(), [&](const OptionSpec &o) { return o.letter == code; }) -
+                 options.begin());
+    values_[options[k].key()].push_back(optarg ? optarg : "");
+  }
+  words_.assign(argv.begin() + optind, argv.begin() + argc);
+}
+
+const std::vector<std::string> &Args::given(std::string_view name) const {
+  const auto it = values_.find(name);
+  if (it == values_.end()) throw std::logic_error("option " + std::string(name) + " is not in the command's spec");
+  return it->second;
+}
+
+bool Args::flag(std::string_view name) const { return !given(name).empty(); }
+
+std::optional<std::string> Args::value(std::string_view name) const {
+  const std::vector<std::string> &all = given(name);
   if (all.empty()) return std::nullopt;
-  return all.back();  // the last one given wins, as in most tools
+  return all.back();
 }
 
-std::vector<std::string> Args::values(std::string_view name) {
-  const std::string inline_prefix = std::string(name) + "=";
-  std::vector<std::string> result;
-  for (size_t k = 0; k < options_end();) {
-    const std::string &w = words_[k];
-    auto at = words_.begin() + static_cast<std::ptrdiff_t>(k);
-    if (w.starts_with(inline_prefix)) {
-      result.push_back(w.substr(inline_prefix.size()));
-      words_.erase(at);
-    } else if (w == name) {
-      if (k + 1 >= options_end()) throw UsageError(std::string(name) + " needs a value");
-      result.push_back(words_[k + 1]);
-      words_.erase(at, at + 2);
-    } else {
-      ++k;
-    }
-  }
-  return result;
-}
+std::vector<std::string> Args::values(std::string_view name) const { return given(name); }
 
-std::optional<int64_t> Args::integer(std::string_view name, int64_t min, int64_t max) {
+std::optional<int64_t> Args::integer(std::string_view name, int64_t min, int64_t max) const {
   const auto text = value(name);
   if (!text) return std::nullopt;
   int64_t n = 0;
@@ -99,30 +146,26 @@ std::optional<int64_t> Args::integer(std::string_view name, int64_t min, int64_t
   return n;
 }
 
-std::optional<std::string> Args::shift() {
-  const size_t end = options_end();
-  for (size_t k = 0; k < words_.size(); ++k) {
-    const std::string &w = words_[k];
-    if (k == end || (k < end && w.size() > 1 && w[0] == '-')) continue;
-    std::string word = w;
-    words_.erase(words_.begin() + static_cast<std::ptrdiff_t>(k));
-    return word;
-  }
-  return std::nullopt;
+std::optional<uint64_t> Args::bytes(std::string_view name, uint64_t min, uint64_t max) const {
+  const auto text = value(name);
+  if (!text) return std::nullopt;
+  uint64_t n = 0;
+  std::string why;
+  if (!wb::parse_byte_size(*text, min, max, &n, &why)) throw UsageError(std::string(name) + ": " + why);
+  return n;
 }
 
-std::vector<std::string> Args::positionals(size_t min, size_t max, std::string_view missing_what) {
-  std::vector<std::string> result;
-  const size_t end = options_end();
-  for (size_t k = 0; k < words_.size(); ++k) {
-    if (k == end) continue;  // the "--" itself
-    const std::string &w = words_[k];
-    if (k < end && w.size() > 1 && w[0] == '-') throw UsageError("unknown option '" + w + "'");
-    result.push_back(w);
-  }
-  if (result.size() < min) throw UsageError("missing " + std::string(missing_what));
-  if (result.size() > max) throw UsageError("unexpected argument '" + result[max] + "'");
-  return result;
+std::optional<std::string> Args::shift() {
+  if (words_.empty()) return std::nullopt;
+  std::string word = words_.front();
+  words_.erase(words_.begin());
+  return word;
+}
+
+std::vector<std::string> Args::positionals(size_t min, size_t max, std::string_view missing_what) const {
+  if (words_.size() < min) throw UsageError("missing " + std::string(missing_what));
+  if (words_.size() > max) throw UsageError("unexpected argument '" + words_[max] + "'");
+  return words_;
 }
 
 // ----------------------------------------------------------------------------------------------- attaching
@@ -212,6 +255,41 @@ std::string format_time(uint64_t realtime_ns) {
   std::strftime(zone, sizeof zone, "%z", &tm);
   std::snprintf(buf, sizeof buf, "%s.%03u%s", date, millis, zone);
   return buf;
+}
+
+namespace {
+
+// Bytes that follow a lead byte, and the smallest code point that many may encode (to refuse overlong forms).
+struct Lead {
+  int extra;
+  int32_t min;
+  int32_t bits;
+};
+
+bool lead_of(unsigned char b, Lead *out) {
+  if (b < 0x80) return *out = {0, 0, b}, true;
+  if ((b & 0xE0) == 0xC0) return *out = {1, 0x80, b & 0x1F}, true;
+  if ((b & 0xF0) == 0xE0) return *out = {2, 0x800, b & 0x0F}, true;
+  if ((b & 0xF8) == 0xF0) return *out = {3, 0x10000, b & 0x07}, true;
+  return false;
+}
+
+}  // namespace
+
+int32_t next_code_point(std::string_view s, size_t &i) {
+  const size_t start = i++;
+  Lead lead{};
+  if (!lead_of(static_cast<unsigned char>(s[start]), &lead)) return -1;
+  if (start + lead.extra >= s.size()) return -1;  // truncated at the end of s
+  int32_t cp = lead.bits;
+  for (int k = 1; k <= lead.extra; ++k) {
+    const auto b = static_cast<unsigned char>(s[start + k]);
+    if ((b & 0xC0) != 0x80) return -1;
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  if (cp < lead.min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return -1;
+  i = start + 1 + lead.extra;
+  return cp;
 }
 
 size_t display_width(std::string_view utf8) {

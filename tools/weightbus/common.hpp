@@ -4,6 +4,7 @@
 #include <weightbus/weightbus.hpp>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -46,24 +47,34 @@ auto doing(const std::string &what, Call &&call) -> decltype(call()) {
 // it. Call only from a catch block. UsageError is not handled here: it needs the command's usage.
 int report_current_exception();
 
-// Command-line words after the global options were taken out. Methods take what they recognise, so whatever is
-// left at positionals() is either a positional argument or an unknown option. Words after "--" are never options.
+// A command line parsed with getopt_long against a spec of the options it may hold: words separated by spaces,
+// each an option's long name, "name:" for one that takes a value, "l|long" for one with a short name too, a
+// letter alone for a short name only ("socket: name: json h|help V"). Options may stand before, between or
+// after the other words, with their values as "--name value" or "--name=value"; words after "--" are never
+// options. An unknown option, a flag given a value or an option missing its value is a UsageError. The methods
+// read what was given, by the option's name ("--long", or "-V" for a short name only); asking for an option
+// the spec does not declare is a mistake of this program (std::logic_error).
 class Args {
  public:
-  explicit Args(std::vector<std::string> words) : words_(std::move(words)) {}
-  bool flag(std::string_view name, std::string_view alias = {});
-  std::optional<std::string> value(std::string_view name);
+  Args() = default;
+  Args(const std::vector<std::string> &words, std::string_view spec);
+  bool flag(std::string_view name) const;
+  // The last value given (the last one wins, as in most tools).
+  std::optional<std::string> value(std::string_view name) const;
   // Every value of an option that may be repeated (--set a=1 --set b=2), in order.
-  std::vector<std::string> values(std::string_view name);
-  std::optional<int64_t> integer(std::string_view name, int64_t min, int64_t max);
-  // Removes and returns the first word that is not an option (the command word), if any.
-  std::optional<std::string> shift();
-  // The positional words; UsageError for an unknown option, fewer than min (missing_what names what is
+  std::vector<std::string> values(std::string_view name) const;
+  std::optional<int64_t> integer(std::string_view name, int64_t min, int64_t max) const;
+  // A byte count with an optional K, M, G or T suffix (core/byte_size.hpp), between min and max.
+  std::optional<uint64_t> bytes(std::string_view name, uint64_t min, uint64_t max) const;
+  // The words that are not options, in order; UsageError for fewer than min (missing_what names what is
   // missing) or more than max.
-  std::vector<std::string> positionals(size_t min, size_t max, std::string_view missing_what = "an argument");
+  std::vector<std::string> positionals(size_t min, size_t max, std::string_view missing_what = "an argument") const;
+  // The first word that is not an option, taken out of the positionals (the command word), if any.
+  std::optional<std::string> shift();
 
  private:
-  size_t options_end() const;
+  const std::vector<std::string> &given(std::string_view name) const;
+  std::map<std::string, std::vector<std::string>, std::less<>> values_;  // "--name" -> values ("" for a flag)
   std::vector<std::string> words_;
 };
 
@@ -82,6 +93,9 @@ std::string shape_string(const int64_t *shape, uint32_t ndim);  // "[256, 256]";
 std::string human_bytes(uint64_t bytes);                        // "512 B", "1.0 MiB", "24 GiB"
 std::string format_time(uint64_t realtime_ns);                  // local ISO 8601 with milliseconds
 size_t display_width(std::string_view utf8);                    // code points, for aligning columns
+// Decodes the UTF-8 sequence at s[i] and advances i past it. Returns the code point, or -1 for a byte that does
+// not start a valid sequence (overlong, surrogate, truncated...), advancing one byte so that scanning goes on.
+int32_t next_code_point(std::string_view s, size_t &i);
 
 // Output is written line by line with write(2): lines reach a pipe as soon as they are printed, and the demo's
 // processes, which share stdout, never interleave within a line.

@@ -32,6 +32,12 @@ global options (before or after the command):
   -V, --version   the versions of this tool and of the library it loaded (`checkpoint` has its own
                   --version V: use -V there)
 
+Options take their value as --opt VALUE or --opt=VALUE. Sizes in bytes take a K, M, G or T suffix (powers
+of 1024): --shard-size 2G.
+
+exit status: 0 success, 1 a failure (the message names what failed), 2 a usage error, 3 the answer "no" to
+what was asked: `watch --timeout-ms` saw no new version, `diagnose --exit-code` found a difference.
+
 examples:
   weightbus demo
   weightbus --name job42 ls -l
@@ -63,35 +69,58 @@ std::string global_help() {
   return text.replace(text.find(marker), marker.size(), list);
 }
 
-// Global options may stand anywhere (`weightbus ls --json` reads better than `weightbus --json ls`), so they
-// are taken out of all words first; the first word left names the command and the rest are its own.
-// `weightbus help CMD` is `weightbus CMD --help`.
-CommandLine parse(Args &args) {
+// The options every command takes, and -V/--version (which checkpoint's own --version V replaces with -V alone).
+constexpr std::string_view kGlobalSpec = "socket: name: json h|help V";
+
+// The command word: the first word that is neither a global option nor the value of one (`weightbus --name b
+// ls`), after `help` when that comes first (`weightbus help CMD` is `weightbus CMD --help`). Nothing when
+// there is none.
+std::optional<std::string> command_word(const std::vector<std::string> &words) {
+  bool help = false;
+  for (size_t k = 0; k < words.size(); ++k) {
+    const std::string &w = words[k];
+    if (w == "--") return k + 1 < words.size() ? std::optional(words[k + 1]) : std::nullopt;
+    if (w == "--socket" || w == "--name") {
+      ++k;
+      continue;
+    }
+    if (w.starts_with("-") && w.size() > 1) continue;
+    if (w == "help" && !help) {
+      help = true;
+      continue;
+    }
+    return w;
+  }
+  return std::nullopt;
+}
+
+// Global options may stand anywhere (`weightbus ls --json` reads better than `weightbus --json ls`), so the
+// command is found first (command_word), then getopt_long parses every word against the global options and the
+// command's.
+CommandLine parse(const std::vector<std::string> &words, const Command *command, Args *out) {
   CommandLine cl;
+  cl.command = command;
+  std::string spec(kGlobalSpec);
+  if (cl.command) spec += std::string(" ") + cl.command->options;
+  if (!cl.command || !cl.command->own_version_option) spec += " version";
+  Args args(words, spec);
   cl.global.socket = args.value("--socket").value_or("");
   cl.global.name = args.value("--name").value_or("");
   cl.global.json = args.flag("--json");
-  cl.help = args.flag("--help", "-h");
-  cl.version = args.flag("-V");
-  std::optional<std::string> name = args.shift();
-  if (name == "help") {
+  cl.help = args.flag("--help");
+  cl.version = args.flag("-V") || ((!cl.command || !cl.command->own_version_option) && args.flag("--version"));
+  if (args.shift() == "help") {
     cl.help = true;
-    name = args.shift();
+    args.shift();
   }
-  if (name) cl.command = find_command(*name);
-  if (!cl.command || !cl.command->own_version_option) cl.version = args.flag("--version") || cl.version;
-  if (name && !cl.command) throw UsageError("unknown command '" + *name + "'");
+  *out = std::move(args);
   return cl;
 }
 
 void print_usage_error(const std::string &message, const Command *command) {
-  err_line("weightbus: " + message);
-  if (command) {
-    err_line(std::string("usage: ") + command->usage);
-    err_line(std::string("Run `weightbus ") + command->name + " --help` for details.");
-    return;
-  }
-  err_line("Run `weightbus --help` for the commands.");
+  err_line("weightbus: " + message + "; see weightbus " + (command ? std::string(command->name) + " " : "") +
+           "--help");
+  if (command) err_line(std::string("usage: ") + command->usage);
 }
 
 void print_version() {
@@ -103,9 +132,12 @@ void print_version() {
 int run(int argc, char **argv) {
   const Command *command = nullptr;
   try {
-    Args args(std::vector<std::string>(argv + 1, argv + argc));
-    const CommandLine cl = parse(args);
-    command = cl.command;
+    const std::vector<std::string> words(argv + 1, argv + argc);
+    const std::optional<std::string> name = command_word(words);
+    if (name) command = find_command(*name);
+    if (name && !command) throw UsageError("unknown command '" + *name + "'");
+    Args args;
+    const CommandLine cl = parse(words, command, &args);
     if (cl.version) return print_version(), 0;
     if (cl.help && !command) return out_text(global_help()), 0;
     if (cl.help) return out_text(std::string("usage: ") + command->usage + "\n\n" + command->help), 0;

@@ -66,20 +66,28 @@ uint64_t rank_lag(const wb_rank_info &rank, const std::vector<wb_rank_info> &ran
   return target > rank.published ? target - rank.published : 0;
 }
 
-JsonObject rank_json(const wb_rank_info &rank, const std::vector<wb_rank_info> &ranks, uint64_t latest) {
-  JsonObject o;
-  o.num("rank", rank.rank)
-      .num("pid", rank.pid)
-      .boolean("sealed", rank.sealed != 0)
-      .num("shards", rank.shards)
-      .boolean("dirty", rank.dirty != 0)
-      .num("published", rank.published)
-      .num("writing", rank.writing)
-      .num("lag", rank_lag(rank, ranks, latest))
-      .num("published_ns", rank.published_ns)
-      .num("begin_ns", rank.begin_ns)
-      .num("bytes", rank.bytes);
-  return o;
+namespace {
+
+Json rank_json(const wb_rank_info &rank, const std::vector<wb_rank_info> &ranks, uint64_t latest) {
+  return Json::object({{"rank", rank.rank},
+                       {"pid", rank.pid},
+                       {"sealed", rank.sealed != 0},
+                       {"shards", rank.shards},
+                       {"dirty", rank.dirty != 0},
+                       {"published", rank.published},
+                       {"writing", rank.writing},
+                       {"lag", rank_lag(rank, ranks, latest)},
+                       {"published_ns", rank.published_ns},
+                       {"begin_ns", rank.begin_ns},
+                       {"bytes", rank.bytes}});
+}
+
+}  // namespace
+
+Json ranks_json(const std::vector<wb_rank_info> &ranks, uint64_t latest) {
+  Json items = Json::array();
+  for (const wb_rank_info &r : ranks) items.push_back(rank_json(r, ranks, latest));
+  return items;
 }
 
 }  // namespace wbcli

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "common.hpp"
-#include "json.hpp"
+#include "output_json.hpp"
 
 namespace wbcli {
 
@@ -22,9 +22,9 @@ std::vector<wb_rank_info> lagging_ranks(const std::vector<wb_rank_info> &ranks, 
 // the words of the library's WB_E_TIMEOUT.
 std::string waits_for(const std::vector<wb_rank_info> &ranks, uint64_t latest);
 
-// {"rank", "pid", "sealed", "shards", "dirty", "published", "writing", "lag", "published_ns", "begin_ns",
-// "bytes"}; lag: versions behind the one pending or, with none pending, the latest.
-JsonObject rank_json(const wb_rank_info &rank, const std::vector<wb_rank_info> &ranks, uint64_t latest);
+// [{"rank", "pid", "sealed", "shards", "dirty", "published", "writing", "lag", "published_ns", "begin_ns",
+// "bytes"}], one per rank; lag: versions behind the one pending or, with none pending, the latest.
+Json ranks_json(const std::vector<wb_rank_info> &ranks, uint64_t latest);
 
 // Versions rank is behind: the pending version when there is one, else the latest.
 uint64_t rank_lag(const wb_rank_info &rank, const std::vector<wb_rank_info> &ranks, uint64_t latest);

@@ -15,19 +15,29 @@ std::vector<TopicTensor> topic_tensors(const weightbus::Topic &topic, const std:
   return tensors;
 }
 
-JsonObject tensor_json(const TopicTensor &t) {
+Json tensor_json(const TopicTensor &t) {
   const wb_tensor_info &i = t.info;
-  JsonObject o;
-  o.str("name", t.name)
-      .num("index", i.index)
-      .str("dtype", dtype_string(i.dtype))
-      .raw("shape", json_int_array(i.shape, i.ndim))
-      .raw("strides", json_int_array(i.strides, i.ndim))
-      .num("bytes", i.nbytes)
-      .boolean("view", i.is_view != 0)
-      .num("version", i.version)
-      .str("device", i.device_type == WB_DEVICE_CUDA ? "cuda" : "host");
-  return o;
+  return Json::object({{"name", t.name},
+                       {"index", i.index},
+                       {"dtype", dtype_string(i.dtype)},
+                       {"shape", std::vector<int64_t>(i.shape, i.shape + i.ndim)},
+                       {"strides", std::vector<int64_t>(i.strides, i.strides + i.ndim)},
+                       {"bytes", i.nbytes},
+                       {"view", i.is_view != 0},
+                       {"version", i.version},
+                       {"device", i.device_type == WB_DEVICE_CUDA ? "cuda" : "host"}});
+}
+
+Json topic_info_json(const std::string &name, const wb_topic_info &info) {
+  return Json::object({{"name", name},
+                       {"latest", info.latest},
+                       {"replicas", info.replicas},
+                       {"tensor_count", info.tensor_count},
+                       {"bytes", info.bytes},
+                       {"publisher_pid", info.publisher_pid},
+                       {"dirty", info.dirty != 0},
+                       {"ranks", info.ranks},
+                       {"layout_complete", info.layout_complete != 0}});
 }
 
 }  // namespace wbcli

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "common.hpp"
-#include "json.hpp"
+#include "output_json.hpp"
 
 namespace wbcli {
 
@@ -17,6 +17,10 @@ struct TopicTensor {
 std::vector<TopicTensor> topic_tensors(const weightbus::Topic &topic, const std::string &topic_name);
 
 // {"name", "index", "dtype", "shape", "strides", "bytes", "view", "version", "device"}; callers may add members.
-JsonObject tensor_json(const TopicTensor &t);
+Json tensor_json(const TopicTensor &t);
+
+// What `ls` and `info` say of a topic: {"name", "latest", "replicas", "tensor_count", "bytes", "publisher_pid",
+// "dirty", "ranks", "layout_complete"}; callers may add members.
+Json topic_info_json(const std::string &name, const wb_topic_info &info);
 
 }  // namespace wbcli
