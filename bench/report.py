@@ -109,13 +109,15 @@ def warm_start_table(out, lines):
     for set_name, paths in medians.items():
         m = {p: statistics.median(v) for p, v in paths.items()}
         disk = f"safetensors load_file {m['safetensors']:.0f}, " if "safetensors" in m else ""
+        batched = f"snapshot_tensors {m['snapshot-tensors']:.2f}, " if "snapshot-tensors" in m else ""
         lines.append(f"warm start, {set_name} (median ms in a new server process, after its imports and CUDA "
-                     f"context): {disk}weightbus zero-copy {m['zero-copy']:.2f}, copy-into {m['copy-into']:.2f}, "
-                     f"one contiguous copy of the same bytes {m['floor']:.2f}")
+                     f"context): {disk}weightbus zero-copy (from_dlpack each) {m['zero-copy']:.2f}, {batched}"
+                     f"copy-into {m['copy-into']:.2f}, one contiguous copy of the same bytes {m['floor']:.2f}")
         if disk:
-            lines.append(f"  safetensors / zero-copy = {m['safetensors'] / m['zero-copy']:.0f}x, safetensors / "
-                         f"copy-into = {m['safetensors'] / m['copy-into']:.0f}x (target >= 10x each); copy-into / "
-                         f"contiguous copy = {m['copy-into'] / m['floor']:.3f}")
+            ratios = ", ".join(f"safetensors / {p} = {m['safetensors'] / m[p]:.0f}x"
+                               for p in ("zero-copy", "snapshot-tensors", "copy-into") if p in m)
+            lines.append(f"  {ratios} (target >= 10x each); copy-into / contiguous copy = "
+                         f"{m['copy-into'] / m['floor']:.3f}")
 
 
 def plots(out):
