@@ -227,10 +227,9 @@ def start(path, socket, folder, gib, device, spawned):
 
 
 def spawn(path, socket, folder, gib, device, timeout):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(PYTHON), os.environ.get("PYTHONPATH")])))
-    spawned = time.time()
+    spawned = time.time()  # the child finds the package through $PYTHONPATH (use_build)
     done = subprocess.run([sys.executable, __file__, "--role", path, socket, str(folder), str(gib), device,
-                           repr(spawned)], env=env, capture_output=True, text=True, timeout=timeout)
+                           repr(spawned)], capture_output=True, text=True, timeout=timeout)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"the {path} start failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
@@ -302,10 +301,11 @@ def main():
     parser.add_argument("--target", type=float, default=10.0, help="safetensors / weightbus at least (0: none)")
     opts = parser.parse_args()
     build = Path(opts.build).resolve()
-    os.environ.setdefault("WEIGHTBUSD", str(build / "broker" / "weightbusd"))
-    os.environ["WEIGHTBUS_LIBRARY"] = str(build / "libclient" / "libweightbus.so.0")
-    cli = os.environ.get("WEIGHTBUS_CLI", str(build / "tools" / "weightbus" / "weightbus"))
     sys.path[:0] = [str(PYTHON), str(PYTHON / "tests")]
+    from broker import use_build
+
+    use_build(build)
+    cli = os.environ.get("WEIGHTBUS_CLI", str(build / "tools" / "weightbus" / "weightbus"))
     if importlib.util.find_spec("torch") is None:
         print("SKIP: no torch for this python3")
         return

@@ -536,10 +536,10 @@ def main():
     device = "cuda:0" if device == "cuda" else device
     default = "cupy,jax" if device != "cpu" else "numpy"
     consumers = (args[args.index("--consumers") + 1] if "--consumers" in args else default).split(",")
-    os.environ.setdefault("WEIGHTBUSD", str(build / "broker" / "weightbusd"))
-    os.environ["WEIGHTBUS_LIBRARY"] = str(build / "libclient" / "libweightbus.so.0")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PYTHON), os.environ.get("PYTHONPATH")]))
     sys.path[:0] = [str(PYTHON), str(PYTHON / "tests")]
+    from broker import use_build
+
+    use_build(build)
     if device != "cpu":
         try:
             import torch

@@ -250,10 +250,10 @@ def main():
         return
     build = Path(args[0] if args else "build-gpu").resolve()
     versions = int(args[2]) if len(args) > 2 and args[1] == "--versions" else 200
-    os.environ.setdefault("WEIGHTBUSD", str(build / "broker" / "weightbusd"))
-    os.environ["WEIGHTBUS_LIBRARY"] = str(build / "libclient" / "libweightbus.so.0")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PYTHON), os.environ.get("PYTHONPATH")]))
     sys.path[:0] = [str(PYTHON), str(PYTHON / "tests")]
+    from broker import use_build
+
+    use_build(build)
     try:
         import torch
     except ImportError:

@@ -366,10 +366,10 @@ def main():
     mode = option("--mode", "both")
     opts = {"device": option("--device", "cuda:0"), "toy": "toy" if "--toy" in args else "llama",
             "steps": int(option("--steps", "40")), "max_versions": int(option("--max-versions", "200"))}
-    os.environ.setdefault("WEIGHTBUSD", str(build / "broker" / "weightbusd"))
-    os.environ["WEIGHTBUS_LIBRARY"] = str(build / "libclient" / "libweightbus.so.0")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PYTHON), os.environ.get("PYTHONPATH")]))
     sys.path[:0] = [str(PYTHON), str(PYTHON / "tests")]
+    from broker import use_build
+
+    use_build(build)
     try:
         import torch
     except ImportError:

@@ -8,6 +8,15 @@ import uuid
 from pathlib import Path
 
 
+def use_build(build: Path) -> None:
+    """Points this process and the processes it starts at BUILD's broker (unless $WEIGHTBUSD names one) and
+    library, and at this checkout's package: what the GPU programs (tests/gpu/*.py, bench/*.py) do first."""
+    package = Path(__file__).resolve().parents[1]
+    os.environ.setdefault("WEIGHTBUSD", str(build / "broker" / "weightbusd"))
+    os.environ["WEIGHTBUS_LIBRARY"] = str(build / "libclient" / "libweightbus.so.0")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package), os.environ.get("PYTHONPATH")]))
+
+
 class Broker:
     """A weightbusd started with --foreground on a socket of its own."""
 

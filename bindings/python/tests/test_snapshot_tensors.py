@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 
 import weightbus  # noqa: E402
 from weightbus.torch import UnsupportedError, _even_runs, snapshot_tensors  # noqa: E402
+from test_dlpack import can_begin  # noqa: E402
 
 # weightbus dtype -> torch's name of it; those this torch lacks are left out of the topics below.
 SPELLINGS = {"bool": "bool", "u8": "uint8", "i8": "int8", "i16": "int16", "i32": "int32", "i64": "int64",
@@ -17,14 +18,6 @@ SPELLINGS = {"bool": "bool", "u8": "uint8", "i8": "int8", "i16": "int16", "i32":
              "f8e5m2": "float8_e5m2", "u16": "uint16", "u32": "uint32", "u64": "uint64"}
 TORCH_HAS = [name for name, spelling in SPELLINGS.items() if hasattr(torch, spelling)]
 TORCH_LACKS = [name for name in SPELLINGS if name not in TORCH_HAS]
-
-
-def can_begin(topic) -> bool:
-    try:
-        topic.update(timeout=0.05).abort()
-        return True
-    except weightbus.WaitTimeoutError:
-        return False
 
 
 def raw(t):
