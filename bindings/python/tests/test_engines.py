@@ -214,6 +214,18 @@ def test_vllm_engine_falls_back_to_load_weights_where_no_plan_fits(broker, publi
         e.shutdown()
 
 
+def test_a_receiver_told_to_plan_needs_a_model(broker, publishers):
+    send(broker, {"w": torch.ones(2)})
+    with broker.connect("server") as client:
+        receiver = serving.ModelReceiver(client.open_topic("policy"), load="plan")
+        with pytest.raises(weightbus.InvalidArgumentError, match="needs the model"):
+            receiver.receive(1)
+        with pytest.raises(weightbus.InvalidArgumentError, match="load="):
+            serving.ModelReceiver(receiver.topic, load="fast")
+        with pytest.raises(weightbus.InvalidArgumentError, match="rank 2 of 2"):
+            serving.ModelReceiver(receiver.topic, tp_rank=2, tp_size=2)
+
+
 def test_vllm_plan_by_the_owner_of_load_weights(broker, publishers):
     """vLLM that passes model.load_weights: with load="plan" the engine plans into the method's model."""
     full = trainer_model()
@@ -407,15 +419,43 @@ def test_vllm_plugin_entry_point_is_declared():
     assert project["entry-points"]["vllm.general_plugins"] == {"weightbus": "weightbus.vllm:register"}
 
 
-def test_vllm_backend_registers_with_vllm():
-    """Inside a real vLLM: the plugin registers, the factory finds and builds the engine by its name."""
+def test_vllm_backend_runs_inside_vllm(broker, publishers):
+    """Inside a real vLLM (skipped where it is not installed, as on our GPU host): the plugin registers the
+    backend, vLLM's own WeightTransferConfig names it, vLLM's factory builds the engine by that name, and the
+    engine loads a version vLLM's way (update_weights between start and finish, or receive_weights with a
+    load_weights on vLLM versions before the engine owned the update)."""
     pytest.importorskip("vllm", reason="vLLM is not installed here (the GPU host lacks it too)")
+    import inspect
+
+    from vllm.config.weight_transfer import WeightTransferConfig
     from vllm.distributed.weight_transfer.base import WeightTransferEngine
     from vllm.distributed.weight_transfer.factory import WeightTransferEngineFactory
 
     vllm.register()
+    vllm.register()
     assert issubclass(vllm.WeightbusWeightTransferEngine, WeightTransferEngine)
-    assert WeightTransferEngineFactory._registry["weightbus"]() is vllm.WeightbusWeightTransferEngine
+    config = WeightTransferConfig(backend="weightbus")
+    full = trainer_model()
+    send(broker, full)
+    want = vllm_expected(full, 0, 1)
+    model = ServedModel(want)
+    parameters = inspect.signature(WeightTransferEngineFactory.create_engine).parameters
+    if "model" in parameters:
+        vllm_config = SimpleNamespace(parallel_config=tp_config(0, 1), model_config=SimpleNamespace(hf_config=CONFIG))
+        engine = WeightTransferEngineFactory.create_engine(config, vllm_config, torch.device("cpu"), model)
+        engine.init_transfer_engine(engine.parse_init_info({"topic": "policy", "socket": broker.socket}))
+        engine.start_weight_update()
+        engine.update_weights({"version": 1})
+        engine.finish_weight_update()
+    else:
+        engine = WeightTransferEngineFactory.create_engine(config, tp_config(0, 1))
+        engine.init_transfer_engine(engine.parse_init_info({"topic": "policy", "socket": broker.socket,
+                                                            "load": "plan"}))
+        model.config = CONFIG
+        engine.receive_weights(engine.parse_update_info({"version": 1}), load_weights=model.load_weights)
+    assert isinstance(engine, vllm.WeightbusWeightTransferEngine) and engine.last_version == 1
+    assert all(torch.equal(p, want[n]) for n, p in model.named_parameters())
+    engine.shutdown()
 
 
 # SGLang ----------------------------------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ class ModelReceiver:
         try:
             self._plan_for(model)
             self.mode = "plan"
-        except (WeightbusError, KeyError, ValueError) as e:
+        except (WeightbusError, KeyError, ValueError, TypeError, AttributeError) as e:  # a layout it cannot cut
             if self.mode == "plan":
                 raise
             self.mode = "load_weights"
@@ -108,8 +108,9 @@ class ModelReceiver:
             self.topic.wait(after=version - 1, timeout=self.timeout)
         with self.topic.snapshot(version, self.timeout) as snapshot:
             if mode == "plan":
-                assert model is not None or self._plan is not None
                 plan = self._plan_for(model) if model is not None else self._plan
+                if plan is None:
+                    raise InvalidArgumentError("WB_E_INVAL: load='plan' needs the model: none was given", -1)
                 stream = _stream_of(plan._buffers)
                 plan.run(snapshot, stream)
                 _synchronize(stream)
