@@ -10,11 +10,13 @@ from pathlib import Path
 
 def use_build(build: Path) -> None:
     """Points this process and the processes it starts at BUILD's broker (unless $WEIGHTBUSD names one) and
-    library, and at this checkout's package: what the GPU programs (tests/gpu/*.py, bench/*.py) do first."""
+    library (the CLI too: a build carried to another host has no run path to it), and at this checkout's
+    package: what the GPU programs (tests/gpu/*.py, bench/*.py) do first."""
     package = Path(__file__).resolve().parents[1]
     os.environ.setdefault("WEIGHTBUSD", str(build / "broker" / "weightbusd"))
     os.environ["WEIGHTBUS_LIBRARY"] = str(build / "libclient" / "libweightbus.so.0")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package), os.environ.get("PYTHONPATH")]))
+    for variable, path in (("PYTHONPATH", package), ("LD_LIBRARY_PATH", build / "libclient")):
+        os.environ[variable] = os.pathsep.join(filter(None, [str(path), os.environ.get(variable)]))
 
 
 class Broker:
