@@ -27,16 +27,17 @@ import json
 import logging
 import threading
 import urllib.request
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import torch
 
-from .dtypes import torch_dtype
+from .dtypes import dtype_name, torch_dtype
 from .client import Client, connect
 from .errors import InvalidArgumentError, LayoutError, WeightbusError
 from .plan import SlicePlan
 from .snapshot import Snapshot
 from .topic import Topic
+from .torch import _current_stream, _run_to_completion, snapshot_tensors, vllm_tp_layout
 
 LOAD_MODES = ("auto", "plan", "load_weights")
 
@@ -111,9 +112,7 @@ class ModelReceiver:
                 plan = self._plan_for(model) if model is not None else self._plan
                 if plan is None:
                     raise InvalidArgumentError("WB_E_INVAL: load='plan' needs the model: none was given", -1)
-                stream = _stream_of(plan._buffers)
-                plan.run(snapshot, stream)
-                _synchronize(stream)
+                _run_to_completion(plan, snapshot)
             else:
                 if load_weights is None:
                     if model is None or not hasattr(model, "load_weights"):
@@ -133,8 +132,6 @@ class ModelReceiver:
         if config is None:
             raise InvalidArgumentError("WB_E_INVAL: a plan needs the model's config (num_attention_heads, ...): "
                                        "give it, or a model with a .config", -1)
-        from .torch import vllm_tp_layout
-
         dests = vllm_tp_layout(config, self.tp_rank, self.tp_size, {n: p.data for n, p in params.items()},
                                self.pad_to)
         plan = SlicePlan(self.topic, dests)
@@ -147,8 +144,6 @@ class ModelReceiver:
         if self.topic.info().ranks:
             weights = list(self._put_together(snapshot, device).items())
         else:
-            from .torch import snapshot_tensors
-
             weights = list(snapshot_tensors(snapshot).items())  # zero-copy, one C call for all
         load_weights(weights)
         if any(t.is_cuda for _, t in weights):
@@ -163,9 +158,7 @@ class ModelReceiver:
                                    for t in layout}
             self._whole = SlicePlan(self.topic, [{"dst": b, "parts": [{"name": n, "extent": list(b.shape)}]}
                                                  for n, b in self._whole_tensors.items() if b.dim()])
-        stream = _stream_of(self._whole._buffers)
-        self._whole.run(snapshot, stream)
-        _synchronize(stream)
+        _run_to_completion(self._whole, snapshot)
         return self._whole_tensors
 
 
@@ -175,16 +168,6 @@ def _device_of(model: Optional[torch.nn.Module]) -> Optional[torch.device]:
     for p in model.parameters():
         return p.device
     return None
-
-
-def _stream_of(buffers: Sequence[Any]) -> Optional["torch.cuda.Stream"]:
-    cuda = [b for b in buffers if isinstance(b, torch.Tensor) and b.is_cuda]
-    return torch.cuda.current_stream(cuda[0].device) if cuda else None
-
-
-def _synchronize(stream: Optional["torch.cuda.Stream"]) -> None:
-    if stream is not None:
-        stream.synchronize()  # the copies read the snapshot: they end before its release
 
 
 # The trainer's side ---------------------------------------------------------------------------------------------
@@ -225,7 +208,7 @@ def publish(tensors: Iterable[Tuple[str, torch.Tensor]], topic: str, socket: Opt
                         device=devices.pop() if devices else None)
         layout = {t.name: t for t in publisher.layout()}
     _check_same_layout(topic, layout, weights)
-    stream = next((torch.cuda.current_stream(t.device) for t in weights.values() if t.is_cuda), None)
+    stream = _current_stream(weights)
     with publisher.update(timeout) as update:
         for name, tensor in weights.items():
             torch.from_dlpack(update[name]).copy_(tensor, non_blocking=True)
@@ -250,8 +233,6 @@ def _materialized(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def _check_same_layout(topic: str, layout: Dict[str, Any], weights: Dict[str, torch.Tensor]) -> None:
-    from .dtypes import dtype_name
-
     missing, extra = sorted(set(layout) - set(weights)), sorted(set(weights) - set(layout))
     if missing or extra:
         raise LayoutError(f"WB_E_LAYOUT: topic {topic!r} was published with other tensors: missing {missing[:5]}, "

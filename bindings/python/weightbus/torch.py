@@ -589,13 +589,19 @@ def load_slices(topic: Topic, plan: Union[SlicePlan, Sequence[Dest]], version: i
     if not isinstance(plan, SlicePlan):
         with SlicePlan(topic, plan) as made:
             return load_slices(topic, made, version, timeout)
+    with topic.snapshot(version, timeout) as snapshot:
+        _run_to_completion(plan, snapshot)
+        return snapshot.version
+
+
+def _run_to_completion(plan: SlicePlan, snapshot: Snapshot) -> None:
+    """Runs `plan` for `snapshot`'s version on the current stream of its buffers' GPU and waits for the copies:
+    they read the snapshot, so they must end before it is released."""
     cuda = [b for b in plan._buffers if isinstance(b, torch.Tensor) and b.is_cuda]
     stream = torch.cuda.current_stream(cuda[0].device) if cuda else None
-    with topic.snapshot(version, timeout) as snapshot:
-        plan.run(snapshot, stream)
-        if stream is not None:
-            stream.synchronize()  # the copies read the snapshot: they must end before its release
-        return snapshot.version
+    plan.run(snapshot, stream)
+    if stream is not None:
+        stream.synchronize()
 
 
 def column(name: str, dst: torch.Tensor, rank: int, ranks: int) -> Dest:

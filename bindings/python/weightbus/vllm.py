@@ -29,7 +29,7 @@ is how the tests drive them.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable, ClassVar, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, ClassVar, Dict, Iterable, Optional, Tuple, Union
 
 import torch
 
@@ -365,10 +365,9 @@ class WeightbusTrainerWeightTransferEngine(_TrainerEngineBase):  # type: ignore[
         if source is None:
             raise ValueError("weightbus: trainer_init needs a source of weights (e.g. ModuleSource(model))")
         engine = cls(config, client=client, source=source, is_sender=init_info.is_sender, init_info=init_info)
-        if engine.is_sender:
-            engine.client.init_weight_transfer_engine({"topic": init_info.topic, "socket": init_info.socket,
-                                                       "load": init_info.load, "timeout": init_info.timeout,
-                                                       "pad_to": init_info.pad_to})
+        if engine.is_sender:  # the workers' init info: its fields, as the trainer's holds them
+            engine.client.init_weight_transfer_engine({f.name: getattr(init_info, f.name)
+                                                       for f in fields(WeightbusInitInfo)})
         return engine
 
     def send_weights(self) -> None:
