@@ -1,9 +1,12 @@
-# cmake -DINPUT=kernel.ptx -DOUTPUT=file.cpp -P embed_ptx.cmake: writes the PTX as wb::cuda::kCopyKernelPtx, a
-# NUL-terminated byte array (cuModuleLoadData takes PTX as a C string). Bytes, not a string literal, so that
-# no character of the PTX needs escaping.
+# cmake -DINPUT=kernel.ptx -DOUTPUT=file.cpp -DSYMBOL=name -P embed_ptx.cmake: writes the PTX as wb::cuda::name
+# (kCopyKernelPtx without SYMBOL), a NUL-terminated byte array (cuModuleLoadData takes PTX as a C string).
+# Bytes, not a string literal, so that no character of the PTX needs escaping.
+if(NOT SYMBOL)
+  set(SYMBOL kCopyKernelPtx)
+endif()
 file(READ "${INPUT}" hex HEX)
 string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
 file(WRITE "${OUTPUT}" "// Generated from ${INPUT} by cmake/embed_ptx.cmake.\n"
                        "namespace wb::cuda {\n"
-                       "extern const unsigned char kCopyKernelPtx[] = {${bytes}0x00};\n"
+                       "extern const unsigned char ${SYMBOL}[] = {${bytes}0x00};\n"
                        "}  // namespace wb::cuda\n")

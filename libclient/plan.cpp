@@ -4,13 +4,17 @@
 // version, and each run only looks up where each source's bytes are for the snapshot's version (tensor_data).
 // Host-to-host copies are memcpy here; copies with a GPU on either side go to the CUDA part
 // (cuda/plan_run.cpp: the plan kernel, made once per context), which a library built without cuda.h lacks: there
-// they are WB_E_NO_CUDA.
+// they are WB_E_NO_CUDA. A destination that converts (weightbus.h, "Conversions") is compiled the same way in
+// elements instead of bytes, and its copies become convert.hpp's rectangles, run on the host or by the conversion
+// kernel (cuda/convert_run.cpp).
 #include <cstring>
 #include <memory>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "client.hpp"
+#include "convert.hpp"
 #include "cuda/hooks.hpp"
 #include "error.hpp"
 #include "geometry.hpp"
@@ -28,8 +32,18 @@ namespace {
 struct PlanDest {
   char *dst = nullptr;
   int32_t device = -1;
-  std::vector<wb::plan::RowCopy> copies;  // source = index into wb_plan::sources
+  std::vector<wb::plan::RowCopy> copies;  // source = index into wb_plan::sources; none when converting
   std::vector<wb::plan::ZeroFill> fills;
+  bool converts = false;
+  wb_convert_dest convert{};             // converting: the destination (first_rect indexes `rects`)
+  std::vector<wb_convert_rect> rects;    // source = index into wb_plan::sources
+};
+
+// Converting destinations and their rectangles, of the host or of a GPU.
+struct Conversions {
+  std::vector<wb_convert_dest> dests;
+  std::vector<wb_convert_rect> rects;
+  bool empty() const { return dests.empty(); }
 };
 
 // A host-to-host copy (into host memory, from a source in host memory) and a zero fill in host memory, each
@@ -54,14 +68,19 @@ struct wb_plan {
   std::vector<HostFill> host_fills;
   std::vector<wb::cuda::PlanCopy> gpu_copies;
   std::vector<wb::cuda::Fill2D> gpu_fills;
+  Conversions host_conversions, gpu_conversions;
   int gpu_ordinal = -1;  // a destination's GPU, if any is on one
   wb::cuda::PlanGpu *gpu = nullptr;
+  wb::cuda::ConvertGpu *convert_gpu = nullptr;
   wb_plan_info info = WB_PLAN_INFO_INIT;
 
   wb_plan() = default;
   wb_plan(const wb_plan &) = delete;
   wb_plan &operator=(const wb_plan &) = delete;
-  ~wb_plan() { wb::cuda::destroy_plan_gpu(gpu); }
+  ~wb_plan() {
+    wb::cuda::destroy_plan_gpu(gpu);
+    wb::cuda::destroy_convert_gpu(convert_gpu);
+  }
 };
 
 namespace wb {
@@ -131,7 +150,6 @@ int dest_strides(uint32_t i, const wb_slice_dest &dest, int64_t *strides) {
 
 int check_dest(Compiler *c, uint32_t i, const wb_slice_dest &dest, uint32_t part_count) {
   if (int rc = check_device(c, i, dest.device); rc != WB_OK) return rc;
-  if (dest.dst == nullptr) return fail(WB_E_INVAL, "dests[%u]: dst is NULL", i);
   if (dest.part_count == 0 || dest.first_part > part_count || dest.part_count > part_count - dest.first_part) {
     return fail(WB_E_INVAL, "dests[%u]: parts [%u, %u + %u) are out of range: there are %u parts", i, dest.first_part,
                 dest.first_part, dest.part_count, part_count);
@@ -140,21 +158,27 @@ int check_dest(Compiler *c, uint32_t i, const wb_slice_dest &dest, uint32_t part
   if (dest.concat_dim >= dest.ndim) {
     return fail(WB_E_SHAPE, "dests[%u]: concat_dim %u is not a dimension of its %u", i, dest.concat_dim, dest.ndim);
   }
+  bool empty = false;
   for (uint32_t d = 0; d < dest.ndim; ++d) {
     if (dest.shape[d] < 0) {
       return fail(WB_E_SHAPE, "dests[%u]: shape %s has a negative extent", i,
                   region::format_shape(dest.ndim, dest.shape).c_str());
     }
+    empty |= dest.shape[d] == 0;
   }
+  // An empty buffer may have no address (PyTorch gives a tensor without elements none).
+  if (dest.dst == nullptr && !empty) return fail(WB_E_INVAL, "dests[%u]: dst is NULL", i);
   return WB_OK;
 }
 
 // A part checked against its tensor and its destination.
-int check_part(uint32_t i, uint32_t j, const wb_slice_part &part, const shm::Tensor &tensor, const wb_slice_dest &dest) {
+int check_part(uint32_t i, uint32_t j, const wb_slice_part &part, const shm::Tensor &tensor, const wb_slice_dest &dest,
+               int32_t src_dtype) {
   const char *name = tensor.name;
-  if (tensor.dtype != dest.dtype) {
-    return fail(WB_E_DTYPE, "dests[%u] part %u ('%s'): the tensor's dtype is %s, the destination's %s: plans do not "
-                "convert", i, j, name, wb_dtype_name(tensor.dtype), wb_dtype_name(dest.dtype));
+  if (tensor.dtype != src_dtype) {
+    return fail(WB_E_DTYPE, "dests[%u] part %u ('%s'): the tensor's dtype is %s, the destination's first part's %s: "
+                "a destination's parts have one dtype", i, j, name, wb_dtype_name(tensor.dtype),
+                wb_dtype_name(src_dtype));
   }
   if (part.ndim != tensor.ndim || part.ndim != dest.ndim) {
     return fail(WB_E_SHAPE, "dests[%u] part %u ('%s'): ndim %u, but the tensor has %u and the destination %u", i, j,
@@ -235,17 +259,25 @@ uint32_t source_index(Compiler *c, uint32_t slot) {
   return it->second;
 }
 
-// Part j of dests[i], whose elements start at concat_offset along concat_dim: its copies and pad fills.
-int compile_part(Compiler *c, uint32_t i, uint32_t j, const wb_slice_part &part, const wb_slice_dest &dest,
-                 plan::Target *target, PlanDest *out) {
+// The registry slot of part j's tensor.
+int find_part(Compiler *c, uint32_t i, uint32_t j, const wb_slice_part &part, uint32_t *slot) {
   if (part.name == nullptr) return fail(WB_E_INVAL, "dests[%u] part %u: name is NULL", i, j);
-  uint32_t slot, position;
-  if (c->topic->tensors.find(part.name, &slot, &position) != WB_OK) {
+  uint32_t position;
+  if (c->topic->tensors.find(part.name, slot, &position) != WB_OK) {
     return fail(WB_E_NOT_FOUND, "dests[%u] part %u ('%s'): topic '%s' has no such tensor", i, j, part.name,
                 c->topic->entry->name);
   }
+  return WB_OK;
+}
+
+// Part j of dests[i], whose elements start at concat_offset along concat_dim: its copies and pad fills, of
+// src_dtype elements.
+int compile_part(Compiler *c, uint32_t i, uint32_t j, const wb_slice_part &part, const wb_slice_dest &dest,
+                 int32_t src_dtype, plan::Target *target, PlanDest *out) {
+  uint32_t slot;
+  if (int rc = find_part(c, i, j, part, &slot); rc != WB_OK) return rc;
   const shm::Tensor &tensor = c->topic->client->seg.tensor(slot);
-  if (int rc = check_part(i, j, part, tensor, dest); rc != WB_OK) return rc;
+  if (int rc = check_part(i, j, part, tensor, dest, src_dtype); rc != WB_OK) return rc;
   std::vector<uint32_t> slots;
   std::vector<plan::Source> sources;
   if (int rc = shards_of(c, slot, dest, &slots, &sources); rc != WB_OK) {
@@ -270,18 +302,76 @@ int compile_part(Compiler *c, uint32_t i, uint32_t j, const wb_slice_part &part,
   return WB_OK;
 }
 
+// Where a converting destination's sources are: all in host memory for a host destination, all on its GPU for
+// a GPU one (whose GPU must run the conversion kernel).
+int check_conversion_sources(Compiler *c, uint32_t i, const wb_slice_dest &dest, const PlanDest &out) {
+  const shm::Segment &seg = c->topic->client->seg;
+  uint8_t dest_uuid[16] = {};
+  if (dest.device >= 0) {
+    if (int rc = wb_cuda_device_uuid(dest.device, dest_uuid); rc != WB_OK) return rc;
+    if (int rc = cuda::convert_kernel_available(dest.device); rc != WB_OK) {
+      return fail(rc, "dests[%u]: %s", i, wb_last_error());
+    }
+  }
+  for (const wb_convert_rect &r : out.rects) {
+    const uint32_t slot = c->plan->sources[r.source];
+    wb_tensor_info info = WB_TENSOR_INFO_INIT;
+    describe_tensor(seg, slot, 0, &info);
+    const bool on_gpu = info.device_type == WB_DEVICE_CUDA;
+    if (dest.device < 0 ? !on_gpu : on_gpu && memcmp(info.device_uuid, dest_uuid, sizeof(dest_uuid)) == 0) continue;
+    return fail(WB_E_NO_CUDA, "dests[%u]: shard '%s' is %s, and a conversion into %s reads shards %s", i,
+                seg.tensor(slot).name, on_gpu ? "on a GPU" : "in host memory",
+                dest.device < 0 ? "host memory" : "a GPU", dest.device < 0 ? "in host memory" : "on that GPU");
+  }
+  return WB_OK;
+}
+
+// A converting destination: its view and scales checked, its copies (in elements) made rectangles, its fills
+// made bytes of its dtype.
+int finish_conversion(Compiler *c, uint32_t i, const wb_slice_dest &dest, int32_t src_dtype, PlanDest *out) {
+  const std::string what = "dests[" + std::to_string(i) + "]";
+  convert::Request request{src_dtype,      dest.dtype, dest.scale_layout, dest.block_rows,
+                           dest.block_cols, dest.scale, dest.scale_bytes};
+  int rc = convert::describe(what.c_str(), request, dest.ndim, dest.shape, dest.dst, dest.dst_bytes, &out->convert);
+  if (rc != WB_OK) return rc;
+  for (const plan::RowCopy &copy : out->copies) convert::rects_of_copy(copy, out->convert, copy.source, &out->rects);
+  out->copies.clear();
+  const uint64_t es = wb_dtype_size(dest.dtype);
+  for (plan::ZeroFill &f : out->fills) f.dst_offset *= es, f.row_bytes *= es, f.pitch *= es;
+  out->converts = true;
+  return check_conversion_sources(c, i, dest, *out);
+}
+
 int compile_dest(Compiler *c, uint32_t i, const wb_slice_dest &dest, const wb_slice_part *parts, uint32_t part_count) {
   if (int rc = check_dest(c, i, dest, part_count); rc != WB_OK) return rc;
   if (wb_dtype_size(dest.dtype) == 0) return fail(WB_E_DTYPE, "dests[%u]: unknown dtype %d", i, dest.dtype);
+  // The parts' dtype, the first's: the others are checked against it.
+  uint32_t first_slot;
+  if (int rc = find_part(c, i, dest.first_part, element_at(parts, dest.first_part), &first_slot); rc != WB_OK) {
+    return rc;
+  }
+  const int32_t src_dtype = c->topic->client->seg.tensor(first_slot).dtype;
+  const bool converts = convert::converts({src_dtype, dest.dtype, dest.scale_layout, 0, 0, nullptr, 0});
   plan::Target target;
   target.concat_dim = dest.concat_dim;
-  target.element_bytes = wb_dtype_size(dest.dtype);
+  // A converting destination is compiled in elements, which convert.hpp turns into its rectangles.
+  target.element_bytes = converts ? 1 : wb_dtype_size(dest.dtype);
   if (int rc = dest_strides(i, dest, target.strides); rc != WB_OK) return rc;
+  if (converts) {
+    int64_t contiguous[WB_MAX_DIMS] = {};
+    geometry::contiguous_strides(dest.ndim, dest.shape, contiguous);
+    for (uint32_t d = 0; d < dest.ndim; ++d) {
+      if (dest.shape[d] > 1 && target.strides[d] != contiguous[d]) {
+        return fail(WB_E_SHAPE, "dests[%u]: strides %s: a converting destination is contiguous", i,
+                    region::format_shape(dest.ndim, dest.strides).c_str());
+      }
+    }
+  }
   PlanDest out;
   out.dst = static_cast<char *>(dest.dst);
   out.device = dest.device;
   for (uint32_t j = dest.first_part; j < dest.first_part + dest.part_count; ++j) {
-    if (int rc = compile_part(c, i, j, element_at(parts, j), dest, &target, &out); rc != WB_OK) return rc;
+    if (int rc = compile_part(c, i, j, element_at(parts, j), dest, src_dtype, &target, &out); rc != WB_OK) return rc;
   }
   if (target.concat_offset != dest.shape[dest.concat_dim]) {
     return fail(WB_E_SHAPE, "dests[%u]: shape %s is not its parts' concatenation: they make %lld along concat_dim %u",
@@ -296,6 +386,7 @@ int compile_dest(Compiler *c, uint32_t i, const wb_slice_dest &dest, const wb_sl
                 region::format_shape(dest.ndim, dest.shape).c_str(), (unsigned long long)span,
                 (unsigned long long)dest.dst_bytes);
   }
+  if (converts && (rc = finish_conversion(c, i, dest, src_dtype, &out)) != WB_OK) return rc;
   c->dests.push_back(std::move(out));
   return WB_OK;
 }
@@ -308,6 +399,19 @@ void finish_plan(wb_plan *plan, const std::vector<PlanDest> &dests) {
   plan->info.dests = uint32_t(dests.size());
   for (const PlanDest &d : dests) {
     if (d.device >= 0 && plan->gpu_ordinal < 0) plan->gpu_ordinal = d.device;
+    if (d.converts) {
+      Conversions &to = d.device < 0 ? plan->host_conversions : plan->gpu_conversions;
+      wb_convert_dest dest = d.convert;
+      dest.first_rect = uint32_t(to.rects.size());
+      dest.rect_count = uint32_t(d.rects.size());
+      to.dests.push_back(dest);
+      to.rects.insert(to.rects.end(), d.rects.begin(), d.rects.end());
+      plan->info.copies += uint32_t(d.rects.size());
+      for (const wb_convert_rect &r : d.rects) {
+        plan->info.copies_2d += r.rows > 1;
+        plan->info.bytes += r.rows * r.cols * convert::element_size(dest.dst_dtype);
+      }
+    }
     for (const plan::RowCopy &r : d.copies) {
       plan->info.copies++;
       plan->info.copies_2d += r.rows > 1;
@@ -370,14 +474,27 @@ void host_fill(const plan::ZeroFill &f, char *dst) {
   for (uint64_t row = 0; row < f.rows; ++row) memset(dst + f.dst_offset + row * f.pitch, 0, f.row_bytes);
 }
 
+// The host's conversions, with the sources they read looked up.
+int run_host_conversions(const Conversions &conversions, cuda::PlanSources *sources) {
+  if (conversions.empty()) return WB_OK;
+  std::vector<const char *> data(sources->count(), nullptr);
+  for (const wb_convert_rect &r : conversions.rects) {
+    const cuda::PlanSource *src;
+    if (int rc = sources->get(r.source, &src); rc != WB_OK) return rc;
+    data[r.source] = src->data;
+  }
+  for (const wb_convert_dest &d : conversions.dests) convert::run_host(d, conversions.rects.data(), data.data());
+  return WB_OK;
+}
+
 int run_plan(wb_plan *plan, wb_snapshot *snapshot, void *stream) {
   cuda::PlanSources sources(plan->sources.size(), [plan, snapshot](uint32_t k, cuda::PlanSource *out) {
     return resolve_source(plan, snapshot, k, out);
   });
   int rc;
   // Host bytes written by GPU work (a version published on a stream) are read once that work is done.
-  if (!plan->host_copies.empty() && (snapshot->record_flags & shm::kRecordOnStream) &&
-      (rc = wb_snapshot_synchronize(snapshot, -1)) != WB_OK) {
+  if ((!plan->host_copies.empty() || !plan->host_conversions.empty()) &&
+      (snapshot->record_flags & shm::kRecordOnStream) && (rc = wb_snapshot_synchronize(snapshot, -1)) != WB_OK) {
     return rc;
   }
   for (const HostCopy &h : plan->host_copies) {
@@ -386,14 +503,22 @@ int run_plan(wb_plan *plan, wb_snapshot *snapshot, void *stream) {
     host_copy(h.copy, src->data, h.dst);
   }
   for (const HostFill &h : plan->host_fills) host_fill(h.fill, h.dst);
-  if (plan->gpu_copies.empty() && plan->gpu_fills.empty()) return WB_OK;
+  if ((rc = run_host_conversions(plan->host_conversions, &sources)) != WB_OK) return rc;
+  if (plan->gpu_copies.empty() && plan->gpu_fills.empty() && plan->gpu_conversions.empty()) return WB_OK;
   int ordinal = plan->gpu_ordinal;
   if (ordinal < 0) {  // host destinations only: a GPU source's
     const cuda::PlanSource *src;
     if ((rc = sources.get(plan->gpu_copies[0].source, &src)) != WB_OK) return rc;
     ordinal = src->ordinal;
   }
-  return cuda::run_plan_on_stream(snapshot, &plan->gpu, plan->gpu_copies, plan->gpu_fills, &sources, ordinal, stream);
+  if ((!plan->gpu_copies.empty() || !plan->gpu_fills.empty()) &&
+      (rc = cuda::run_plan_on_stream(snapshot, &plan->gpu, plan->gpu_copies, plan->gpu_fills, &sources, ordinal,
+                                     stream)) != WB_OK) {
+    return rc;
+  }
+  if (plan->gpu_conversions.empty()) return WB_OK;
+  return cuda::run_convert_on_stream(snapshot, &plan->convert_gpu, plan->gpu_conversions.dests,
+                                     plan->gpu_conversions.rects, &sources, ordinal, stream);
 }
 
 }  // namespace

@@ -653,17 +653,63 @@ WB_API int wb_snapshot_wait_stream(wb_snapshot *snapshot, void *stream);
  * Errors: WB_E_INVAL, WB_E_TIMEOUT, WB_E_NO_CUDA, WB_E_CUDA. */
 WB_API int wb_snapshot_synchronize(wb_snapshot *snapshot, int64_t timeout_ms);
 
+/* Conversions. A destination of copy-into or of a plan may ask for another dtype than its source's, converted
+ * on the way, in one pass over the bytes:
+ *   bf16, f16 or f32 -> f8e4m3 or f8e5m2, with f32 scales written to a second buffer the caller names;
+ *   f32 -> bf16 (no scales).
+ * Any other pair is WB_E_DTYPE; the same dtype on both sides is a plain copy, unchanged.
+ *
+ * Scale layouts (scale_layout), over the destination as the reader holds it, seen as a row-major 2-D matrix
+ * [R, C] (for WB_SCALE_CHANNEL, R = shape[0] and C the product of the other extents; otherwise C = the last
+ * extent and R the product of the others; a 0-d tensor is [1, 1]):
+ *   WB_SCALE_TENSOR   one scale for the whole destination: scale_bytes >= 4.
+ *   WB_SCALE_CHANNEL  one per row (output channel): R scales (vLLM's per-channel weight_scale, [R, 1]).
+ *   WB_SCALE_BLOCK    one per block_rows x block_cols block of a 2-D destination (both 0: 128 x 128, the
+ *                     DeepSeek-V3 layout that vLLM and SGLang load as weight_scale_inv): ceil(R / block_rows)
+ *                     x ceil(C / block_cols) scales, row-major; the blocks at the edges are the partial ones.
+ * A scale is what dequantizes: value ~= fp8 * scale, the meaning of vLLM's weight_scale and of DeepSeek-V3's
+ * weight_scale_inv alike (both multiply). Exactly, per group G of elements sharing a scale, in IEEE f32 with
+ * round-to-nearest-even (x is the source element widened to f32, which is exact):
+ *   amax  = max |x| over G; NaN if any x in G is NaN
+ *   scale = amax / M, M the largest finite value of the FP8 type (448 for e4m3, 57344 for e5m2); 1.0 when
+ *           amax is 0 (a group of zeros, which converts to signed zeros)
+ *   q     = fp8(clamp(x / scale, -M, M)): one IEEE division, then rounded to the nearest FP8 value, ties to
+ *           even, FP8 subnormals kept.
+ * So a finite group never overflows. A NaN in G makes the scale NaN (0x7FFFFFFF) and every element of G
+ * NaN; an infinity in G (and no NaN) makes the scale +inf, the infinities NaN and the finite elements signed
+ * zeros. The FP8 NaN written is always 0x7F (e4m3fn S.1111.111 and e5m2 S.11111.11 with S = 0), the bits
+ * that PyTorch's conversion gives on a GPU. f32 -> bf16 rounds to nearest even; NaN becomes 0x7FFF. A plan
+ * destination's pads (wb_slice_part.pad) are written as FP8 zeros, whatever their group's scale, and count as 0
+ * in its amax. tests/gpu/fp8_exact.py compares this bit for bit with PyTorch on a GPU; tests/conversions with
+ * an independent reference on the host.
+ *
+ * A converting destination is row-major contiguous (copy-into's tensor too: no strided views), its bytes are
+ * R * C times the destination dtype's size, and its scales lie where it does (host memory, or the same GPU).
+ * Conversions run on the host (host sources into host memory) or in the conversion kernel on the
+ * destination's GPU, reading sources on that GPU; a library built without nvcc has no kernel and refuses GPU
+ * conversions with WB_E_NO_CUDA. */
+#define WB_SCALE_NONE 0u
+#define WB_SCALE_TENSOR 1u
+#define WB_SCALE_CHANNEL 2u
+#define WB_SCALE_BLOCK 3u
+
 typedef struct wb_copy_target {
   uint32_t struct_size;
-  uint32_t index;      /* the tensor's index (see wb_topic_tensor) when name is NULL */
-  const char *name;    /* a tensor or view, or NULL */
-  void *dst;           /* where the bytes go, in this process */
-  uint64_t dst_bytes;  /* capacity of dst: at least the tensor's nbytes */
-  int32_t device;      /* the CUDA ordinal of dst's GPU in this process, or -1 for host memory */
+  uint32_t index;        /* the tensor's index (see wb_topic_tensor) when name is NULL */
+  const char *name;      /* a tensor or view, or NULL */
+  void *dst;             /* where the bytes go, in this process (may be NULL for a tensor of no elements) */
+  uint64_t dst_bytes;    /* capacity of dst: at least the tensor's nbytes (converting: elements * dtype size) */
+  int32_t device;        /* the CUDA ordinal of dst's GPU in this process, or -1 for host memory */
+  int32_t dtype;         /* dst's dtype: 0 or the tensor's copies the bytes; another converts (Conversions) */
+  uint32_t scale_layout; /* WB_SCALE_*: NONE unless dtype is an FP8 type */
+  uint32_t block_rows;   /* WB_SCALE_BLOCK's block; 0 and 0: 128 x 128 */
+  uint32_t block_cols;
   uint32_t reserved;
+  void *scale;           /* the f32 scales, where dst is; NULL for WB_SCALE_NONE */
+  uint64_t scale_bytes;  /* capacity of scale */
 } wb_copy_target;
 
-#define WB_COPY_TARGET_INIT {sizeof(wb_copy_target), 0, NULL, NULL, 0, -1, 0}
+#define WB_COPY_TARGET_INIT {sizeof(wb_copy_target), 0, NULL, NULL, 0, -1, 0, 0, 0, 0, 0, NULL, 0}
 
 /* Copies count tensors of the snapshot into the caller's buffers, in one batch on stream, ordered after the GPU
  * work that wrote the version (as wb_snapshot_wait_stream orders it): from a GPU to any GPU, peers included, or
@@ -671,8 +717,11 @@ typedef struct wb_copy_target {
  * memory are copied before the call returns and need no CUDA. The copies read the snapshot: synchronize stream
  * before releasing it. Targets are checked before anything is copied. Errors: WB_E_INVAL (NULL, a bad
  * struct_size, device out of range), WB_E_NAME_TOO_LONG, WB_E_NOT_FOUND, WB_E_SIZE (dst_bytes below the
- * tensor's nbytes), WB_E_STATE (a sharded topic's logical tensor: use a plan), WB_E_STALE, WB_E_NO_CUDA,
- * WB_E_CUDA; the message names the target (targets[i]).
+ * tensor's nbytes, scale_bytes below its scales'), WB_E_STATE (a sharded topic's logical tensor: use a plan),
+ * WB_E_DTYPE (a pair that is not one of Conversions', a scale layout that does not fit the pair), WB_E_SHAPE
+ * (a strided view converted, WB_SCALE_BLOCK on a tensor that is not 2-D), WB_E_STALE, WB_E_NO_CUDA (also: a
+ * GPU conversion without the kernel, or of a tensor that is not on dst's GPU), WB_E_CUDA; the message names
+ * the target (targets[i]).
  * This version (how, not a promise: the numbers may change): the stream first waits for the version's GPU work
  * (wb_snapshot_wait_stream); copies below 16 MiB between device memory of the stream's GPU run in a few
  * launches of a copy kernel (the first after 128 copies, so that the GPU starts early; up to 1,364 copies a
@@ -883,13 +932,17 @@ typedef struct wb_slice_dest {
   uint32_t ndim;
   int64_t shape[WB_MAX_DIMS];
   int64_t strides[WB_MAX_DIMS];   /* in elements; all 0: contiguous. The last dimension's must be 1 */
-  int32_t dtype;                  /* the logical tensors' dtype: plans do not convert */
-  uint32_t reserved;
-  void *dst;
+  int32_t dtype;                  /* dst's: the logical tensors' own, or a conversion's (see Conversions) */
+  uint32_t scale_layout;          /* WB_SCALE_*: NONE unless dtype is an FP8 type */
+  void *dst;                      /* may be NULL for a shape of no elements */
   uint64_t dst_bytes;             /* capacity of dst */
+  uint32_t block_rows;            /* WB_SCALE_BLOCK's block; 0 and 0: 128 x 128 */
+  uint32_t block_cols;
+  void *scale;                    /* the f32 scales of the destination as the reader holds it, where dst is */
+  uint64_t scale_bytes;           /* capacity of scale */
 } wb_slice_dest;
 
-#define WB_SLICE_DEST_INIT {sizeof(wb_slice_dest), -1, 0, 1, 0, 0, {0}, {0}, 0, 0, NULL, 0}
+#define WB_SLICE_DEST_INIT {sizeof(wb_slice_dest), -1, 0, 1, 0, 0, {0}, {0}, 0, 0, NULL, 0, 0, 0, NULL, 0}
 
 typedef struct wb_plan wb_plan; /* destinations resolved into copies, run every version */
 
@@ -898,11 +951,16 @@ typedef struct wb_plan wb_plan; /* destinations resolved into copies, run every 
  * (each tensor is one shard of itself). Arrays are read with their first element's struct_size as stride.
  * Errors (the message names dests[i] and parts[j] with its tensor): WB_E_INVAL (NULL, a bad struct_size, a part
  * index out of range, device out of range), WB_E_NOT_FOUND (no such tensor), WB_E_STATE (the layout is not
- * complete yet: the message names the ranks that have not sealed), WB_E_DTYPE (the dest's dtype is not the
- * tensor's), WB_E_SHAPE (a box outside its tensor, parts that differ off concat_dim, a shape that is not the
- * parts' concatenation, concat_dim >= ndim, a negative pad, strides not > 0 or a last stride other than 1),
- * WB_E_SIZE (dst_bytes too small for shape and strides), WB_E_NO_CUDA (a CUDA destination without CUDA),
- * WB_E_NOMEM. */
+ * complete yet: the message names the ranks that have not sealed), WB_E_DTYPE (parts of different dtypes, a
+ * dest dtype that is neither theirs nor one of Conversions' from it, a scale layout that does not fit the
+ * pair), WB_E_SHAPE (a box outside its tensor, parts that differ off concat_dim, a shape that is not the
+ * parts' concatenation, concat_dim >= ndim, a negative pad, strides not > 0 or a last stride other than 1;
+ * converting: strides that are not contiguous, WB_SCALE_BLOCK on a dest that is not 2-D), WB_E_SIZE
+ * (dst_bytes too small for shape and strides, scale_bytes for the scales), WB_E_NO_CUDA (a CUDA destination
+ * without CUDA; converting: a CUDA destination without the kernel, a part whose shards are not all on its GPU,
+ * a host destination of GPU shards), WB_E_NOMEM. A converting destination's scales are computed over the
+ * destination as the reader holds it: where shard and part boundaries fall on multiples of the block, these
+ * are the slice of the scales computed over the whole logical tensor. */
 WB_API int wb_plan_create(wb_topic *topic, const wb_slice_dest *dests, uint32_t count,
                           const wb_slice_part *parts, uint32_t part_count, wb_plan **out);
 
@@ -922,7 +980,7 @@ typedef struct wb_plan_info {
   uint32_t dests;
   uint32_t copies;     /* region copies per run */
   uint32_t copies_2d;  /* of which strided (rows of a pitch) */
-  uint64_t bytes;      /* copied per run */
+  uint64_t bytes;      /* copied per run (a converting destination: the bytes it writes, scales aside) */
   uint64_t pad_bytes;  /* zero-filled per run */
 } wb_plan_info;
 

@@ -3,6 +3,7 @@
 #include "copy.hpp"
 #include "device.hpp"
 #include "driver.hpp"
+#include "error.hpp"
 #include "kernel_reach.hpp"
 #include "weightbus/weightbus.h"
 
@@ -13,26 +14,16 @@ namespace {
 // Kernel parameters past 4 KiB need a CUDA 12.1 driver (and compute capability 7.0, below the PTX's own).
 constexpr int kMinDriverVersion = 12010;
 
-// Whether the kernel can run in the current context: PTX built in, a driver with room for its parameters and
-// a GPU of at least the PTX's architecture (WB_COPY_KERNEL_MIN_CC, e.g. 75 for compute_75).
-bool supported(const Driver *d) {
-  int version = 0, major = 0, minor = 0;
-  CUdevice device;
-  return kCopyKernelPtx[0] != '\0' && d->cuDriverGetVersion(&version) == CUDA_SUCCESS && version >= kMinDriverVersion &&
-         d->cuCtxGetDevice(&device) == CUDA_SUCCESS &&
-         d->cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device) == CUDA_SUCCESS &&
-         d->cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device) == CUDA_SUCCESS &&
-         major * 10 + minor >= WB_COPY_KERNEL_MIN_CC;
-}
-
-// Loads the module in the current context; a function stays nullptr when the driver refuses it.
-void load_module(const Driver *d, CUmodule *module, CUfunction *function, CUfunction *plan) {
+// Loads a module in the current context and looks up two of its functions; each stays nullptr when the driver
+// refuses it.
+void load_module(const Driver *d, const unsigned char *ptx, const char *first_name, const char *second_name,
+                 CUmodule *module, CUfunction *first, CUfunction *second) {
   CUmodule m = nullptr;
-  if (d->cuModuleLoadData(&m, kCopyKernelPtx) != CUDA_SUCCESS) return;
+  if (d->cuModuleLoadData(&m, ptx) != CUDA_SUCCESS) return;
   *module = m;
   CUfunction f = nullptr;
-  if (d->cuModuleGetFunction(&f, m, "wb_copy_batch") == CUDA_SUCCESS) *function = f;
-  if (d->cuModuleGetFunction(&f, m, "wb_copy_plan") == CUDA_SUCCESS) *plan = f;
+  if (d->cuModuleGetFunction(&f, m, first_name) == CUDA_SUCCESS) *first = f;
+  if (d->cuModuleGetFunction(&f, m, second_name) == CUDA_SUCCESS) *second = f;
 }
 
 int copy_each(const Driver *d, const wb_copy_params &params, CUstream stream) {
@@ -46,12 +37,41 @@ int copy_each(const Driver *d, const wb_copy_params &params, CUstream stream) {
 
 }  // namespace
 
+int kernels_supported(const Driver *d) {
+  if (kCopyKernelPtx[0] == '\0') {
+    return fail(WB_E_NO_CUDA, "this libweightbus was built without nvcc, so it has no GPU kernels (copy and conversion "
+                "kernels); rebuild it where CUDA's nvcc is found (e.g. CUDA_HOME=/usr/local/cuda)");
+  }
+  int version = 0, major = 0, minor = 0;
+  CUdevice device;
+  int rc = check(d->cuDriverGetVersion(&version), "cuDriverGetVersion");
+  if (rc != WB_OK) return rc;
+  if (version < kMinDriverVersion) {
+    return fail(WB_E_NO_CUDA, "the CUDA driver supports CUDA %d.%d; the GPU kernels' parameters need 12.1 or later",
+                version / 1000, version % 1000 / 10);
+  }
+  if ((rc = check(d->cuCtxGetDevice(&device), "cuCtxGetDevice")) != WB_OK ||
+      (rc = check(d->cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device),
+                  "cuDeviceGetAttribute")) != WB_OK ||
+      (rc = check(d->cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device),
+                  "cuDeviceGetAttribute")) != WB_OK) {
+    return rc;
+  }
+  if (major * 10 + minor < WB_COPY_KERNEL_MIN_CC) {
+    return fail(WB_E_NO_CUDA, "the GPU has compute capability %d.%d; the GPU kernels are built for %d.%d and later",
+                major, minor, WB_COPY_KERNEL_MIN_CC / 10, WB_COPY_KERNEL_MIN_CC % 10);
+  }
+  return WB_OK;
+}
+
 CopyKernel::~CopyKernel() {
   const Driver *d = nullptr;
   if (driver(&d) != WB_OK) return;
   for (const Loaded &l : loaded_) {
     ContextGuard guard;
-    if (l.module != nullptr && guard.push(l.context) == WB_OK) d->cuModuleUnload(l.module);
+    if ((l.module == nullptr && l.convert_module == nullptr) || guard.push(l.context) != WB_OK) continue;
+    if (l.module != nullptr) d->cuModuleUnload(l.module);
+    if (l.convert_module != nullptr) d->cuModuleUnload(l.convert_module);
   }
 }
 
@@ -65,8 +85,8 @@ CopyKernel::Loaded CopyKernel::loaded(CUcontext context) {
   Loaded l;
   l.context = context;
   const Driver *d = nullptr;
-  if (driver(&d) == WB_OK && supported(d) && context_ordinal(context, &l.ordinal) == WB_OK) {
-    load_module(d, &l.module, &l.function, &l.plan);
+  if (driver(&d) == WB_OK && kernels_supported(d) == WB_OK && context_ordinal(context, &l.ordinal) == WB_OK) {
+    load_module(d, kCopyKernelPtx, "wb_copy_batch", "wb_copy_plan", &l.module, &l.function, &l.plan);
   }
   loaded_.push_back(l);
   return l;
@@ -75,6 +95,23 @@ CopyKernel::Loaded CopyKernel::loaded(CUcontext context) {
 bool CopyKernel::usable(CUcontext context) { return loaded(context).function != nullptr; }
 
 CUfunction CopyKernel::plan_function(CUcontext context) { return loaded(context).plan; }
+
+CUfunction CopyKernel::convert_function(CUcontext context, bool plan) {
+  loaded(context);
+  std::lock_guard lock(mutex_);
+  for (Loaded &l : loaded_) {
+    if (l.context != context) continue;
+    // The conversion kernels' module on the first conversion in context (its JIT compilation is the costly one).
+    const Driver *d = nullptr;
+    if (!l.convert_tried && l.ordinal >= 0 && driver(&d) == WB_OK) {
+      load_module(d, kConvertKernelPtx, "wb_convert_plan", "wb_convert_batch", &l.convert_module, &l.convert_plan,
+                  &l.convert_batch);
+    }
+    l.convert_tried = true;
+    return plan ? l.convert_plan : l.convert_batch;
+  }
+  return nullptr;
+}
 
 void CopyKernel::plan_refused(CUcontext context) {
   std::lock_guard lock(mutex_);

@@ -1,7 +1,8 @@
 // The copy kernels (copy_kernel.cu) in each CUDA context that copy-into or a plan runs in: loaded on first use,
 // kept with the client's CUDA state, unloaded at detach. Copy-into hands it the copies; it takes the small
 // same-GPU ones into a few launches on the caller's stream and leaves the rest to one cuMemcpyAsync each. Plans
-// launch the plan kernel themselves (plan_run.cpp) and take its function from here.
+// launch the plan kernel themselves (plan_run.cpp), and conversions the conversion kernels (convert_run.cpp), a
+// module of its own loaded on the first conversion in a context; both take their functions from here.
 #pragma once
 
 #include <cuda.h>
@@ -10,11 +11,19 @@
 #include <vector>
 
 #include "copy_plan.hpp"
+#include "driver.hpp"
 
 namespace wb::cuda {
 
-// The kernel's PTX, embedded at build time; empty when the library was built without nvcc.
+// The kernels' PTX, embedded at build time, each module apart (copy_kernel.cu, convert_kernel.cu); empty when
+// the library was built without nvcc.
 extern const unsigned char kCopyKernelPtx[];
+extern const unsigned char kConvertKernelPtx[];
+
+// Whether the module's kernels can run in the current context: WB_OK, or WB_E_NO_CUDA saying why (the library has
+// no PTX built in, the driver predates CUDA 12.1, the GPU is older than the PTX). Whether the driver compiles
+// the PTX shows only when it loads it.
+int kernels_supported(const Driver *d);
 
 class CopyKernel {
  public:
@@ -38,12 +47,20 @@ class CopyKernel {
   // After the driver refused a launch of the plan kernel in context: it is not used there again.
   void plan_refused(CUcontext context);
 
+  // The conversion kernel in context (wb_convert_plan for a plan's launches, else wb_convert_batch), their
+  // module loaded on the first call in context; nullptr where the driver refuses it or the GPU kernels cannot run.
+  CUfunction convert_function(CUcontext context, bool plan);
+
  private:
   struct Loaded {
     CUcontext context = nullptr;
     CUmodule module = nullptr;
     CUfunction function = nullptr;  // nullptr: not usable in this context
     CUfunction plan = nullptr;      // the plan kernel; nullptr: not usable
+    CUmodule convert_module = nullptr;   // the conversion kernels' module, loaded on first use
+    CUfunction convert_plan = nullptr;   // the conversion kernels; nullptr: not usable
+    CUfunction convert_batch = nullptr;
+    bool convert_tried = false;          // whether the conversion kernels' module was loaded (or refused)
     int ordinal = -1;               // the context's GPU
   };
   Loaded loaded(CUcontext context);

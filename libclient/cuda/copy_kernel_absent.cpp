@@ -1,8 +1,10 @@
-// The copy kernel of a library built without nvcc: no PTX, so copy-into keeps one cuMemcpyAsync per tensor.
+// The GPU kernels of a library built without nvcc: no PTX, so copy-into keeps one cuMemcpyAsync per tensor, and
+// conversions on a GPU are refused (WB_E_NO_CUDA).
 #include "copy_batch.hpp"
 
 namespace wb::cuda {
 
 extern const unsigned char kCopyKernelPtx[] = "";
+extern const unsigned char kConvertKernelPtx[] = "";
 
 }  // namespace wb::cuda

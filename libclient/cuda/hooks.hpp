@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "convert_params.h"
+
 struct wb_client;
 struct wb_snapshot;
 
@@ -120,5 +122,22 @@ int run_plan_on_stream(wb_snapshot *snapshot, PlanGpu **gpu, const std::vector<P
 
 // Frees what run_plan_on_stream kept (NULL: nothing), in the contexts it was made in.
 void destroy_plan_gpu(PlanGpu *gpu);
+
+// Conversions (convert_params.h) into destinations on GPU `ordinal`, reading sources on that GPU, enqueued on
+// stream after the snapshot's GPU work (cuda/convert_run.cpp). A plan passes gpu, where the descriptors are kept
+// in device memory from its first run on (its destinations, scales and rectangles never change; only where its
+// sources are does, which each launch carries); copy-into passes NULL, and the descriptors travel in the
+// launches. rects[i].source indexes `sources`. Calls with one *gpu must not overlap (wb_plan_run's contract).
+struct ConvertGpu;
+int run_convert_on_stream(wb_snapshot *snapshot, ConvertGpu **gpu, const std::vector<wb_convert_dest> &dests,
+                          const std::vector<wb_convert_rect> &rects, PlanSources *sources, int ordinal, void *stream);
+
+// Frees what run_convert_on_stream kept (NULL: nothing).
+void destroy_convert_gpu(ConvertGpu *gpu);
+
+// Whether the conversion kernel runs on GPU `ordinal`: WB_OK, or WB_E_NO_CUDA saying why (a library built
+// without nvcc, a GPU older than the PTX, a driver without room for the parameters), checked when a plan or a
+// copy-into is checked, before anything runs.
+int convert_kernel_available(int ordinal);
 
 }  // namespace wb::cuda

@@ -30,6 +30,12 @@ int run_plan_on_stream(wb_snapshot *, PlanGpu **, const std::vector<PlanCopy> &,
   return unavailable();
 }
 void destroy_plan_gpu(PlanGpu *) {}
+int run_convert_on_stream(wb_snapshot *, ConvertGpu **, const std::vector<wb_convert_dest> &,
+                          const std::vector<wb_convert_rect> &, PlanSources *, int, void *) {
+  return unavailable();
+}
+void destroy_convert_gpu(ConvertGpu *) {}
+int convert_kernel_available(int) { return unavailable(); }
 
 }  // namespace wb::cuda
 

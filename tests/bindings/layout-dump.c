@@ -37,6 +37,10 @@ static void constants(void) {
   CONST(WB_SHARD_REPLICATED);
   CONST(WB_SPLIT_EVEN);
   CONST(WB_SPLIT_CHUNK);
+  CONST(WB_SCALE_NONE);
+  CONST(WB_SCALE_TENSOR);
+  CONST(WB_SCALE_CHANNEL);
+  CONST(WB_SCALE_BLOCK);
 
   /* The codes, from the header's one list of them. */
 #define ERROR_CONST(name, value, text) CONST(name);
@@ -130,7 +134,13 @@ static void structs(void) {
   FIELD(wb_copy_target, dst);
   FIELD(wb_copy_target, dst_bytes);
   FIELD(wb_copy_target, device);
+  FIELD(wb_copy_target, dtype);
+  FIELD(wb_copy_target, scale_layout);
+  FIELD(wb_copy_target, block_rows);
+  FIELD(wb_copy_target, block_cols);
   FIELD(wb_copy_target, reserved);
+  FIELD(wb_copy_target, scale);
+  FIELD(wb_copy_target, scale_bytes);
 
   SIZE(wb_rank_options);
   FIELD(wb_rank_options, struct_size);
@@ -183,9 +193,13 @@ static void structs(void) {
   FIELD(wb_slice_dest, shape);
   FIELD(wb_slice_dest, strides);
   FIELD(wb_slice_dest, dtype);
-  FIELD(wb_slice_dest, reserved);
+  FIELD(wb_slice_dest, scale_layout);
   FIELD(wb_slice_dest, dst);
   FIELD(wb_slice_dest, dst_bytes);
+  FIELD(wb_slice_dest, block_rows);
+  FIELD(wb_slice_dest, block_cols);
+  FIELD(wb_slice_dest, scale);
+  FIELD(wb_slice_dest, scale_bytes);
 
 
   SIZE(wb_plan_info);

@@ -1,0 +1,363 @@
+/* The conversion kernels (weightbus.h, "Conversions"): destinations described by convert_params.h, converted on
+ * the GPU with its per-element functions, so that they write the host's bits. A PTX module of its
+ * own (libclient/CMakeLists.txt), loaded in a context on the first conversion there, so that copy-into and plans
+ * that convert nothing never pay for its JIT compilation (about 4 s on an H200 without the driver's disk cache);
+ * its parameters are in convert_params.h, which convert_run.cpp fills.
+ *
+ * Work split: a block converts one piece of one destination: a group (the elements that share a scale;
+ * WB_CONVERT_SCALE_NONE's groups only split the work), or for WB_CONVERT_SCALE_TENSOR a piece of about
+ * WB_CONVERT_PIECE elements. A launch's jobs each give a destination's first piece and the block that converts
+ * it (a prefix sum, searched as copy_kernel.cu searches first_chunk), so one launch covers any mix of sizes.
+ *
+ * A group (WB_CONVERT_SCALE_BLOCK, _CHANNEL) is read from memory once: pass 1 loads the group tile by tile
+ * (each thread WB_CONVERT_UNROLL 16-byte vectors per tile, all in flight), finding the block's amax; pass 2 goes
+ * over the tiles in reverse, converting and storing. The last tile loaded is still in registers, and the
+ * earlier ones are read again from the L2 cache, where pass 1 left them; pass 2's reads and all stores are
+ * marked streaming (evict first), so that they do not push the group's other tiles out of the cache.
+ *
+ * Speed, this version, measured on an H200 (a 16 GB bf16 model of Qwen3-8B's 2-D weights to e4m3 with 128 x 128
+ * scales): 28% of one device copy's bytes per second, against the 80% asked. Per element, the exact division of
+ * wb_convert_quantize (a branch to the slow path each) and its rounding cost most: with them cut out the same
+ * loops reached 65%, and the rest is each block's chain of dependent descriptor reads before its first load.
+ *
+ * WB_CONVERT_SCALE_TENSOR needs the whole destination's amax before its first element is written, so it takes
+ * four launches, in stream order: ZERO sets the destination's scale word to 0; MAIN's blocks (beside the other
+ * layouts' groups) each find their piece's amax and atomicMax its bits into the word (the bits of |x| order as
+ * unsigned integers, NaN above all); QUANT's blocks read the bits, compute the scale themselves with
+ * wb_convert_scale and convert their pieces; SCALE then writes the scale itself (f32) over the bits. */
+#include "convert_params.h"
+
+namespace {
+namespace convert {
+
+constexpr unsigned kThreads = WB_CONVERT_THREADS, kUnroll = WB_CONVERT_UNROLL, kTile = WB_CONVERT_TILE;
+
+// The bytes of an element of a dtype that conversions read or write (kFp8: 1).
+__device__ __forceinline__ constexpr unsigned size_of(unsigned dtype) {
+  return dtype == WB_CONVERT_F32 ? 4u : dtype == WB_CONVERT_BF16 || dtype == WB_CONVERT_F16 ? 2u : 1u;
+}
+
+// The block's piece of its destination: rows [r0, r1) x cols [c0, c1), and its index (the scale's, for a group).
+struct Piece {
+  unsigned long long r0, r1, c0, c1, index;
+};
+
+// Where the descriptors are: in device memory (a plan's destinations, rectangles and jobs) or in the
+// parameters (copy-into's, and every launch's sources), which __grid_constant__ lets the kernels address in
+// place, so that one body (run, below) serves both kernels.
+struct Table {
+  const wb_convert_job *jobs;
+  const wb_convert_dest *dests;
+  const wb_convert_rect *rects;
+  const unsigned long long *sources;
+  __device__ __forceinline__ const char *source(unsigned i) const { return reinterpret_cast<const char *>(sources[i]); }
+};
+
+// The destination dtype of a template that converts to either FP8 type: which one is the destination's
+// dst_dtype, read at run time (it only changes constants), so that each source dtype has one FP8 body.
+constexpr unsigned kFp8 = 0;
+
+// A rectangle's share of the piece: `rows` rows of n elements, the first at src (source) and dst (destination).
+// A row is cut into `slots` vector slots, each the 16 aligned bytes of the source that hold some of its
+// elements (the same count for every row: where rows are not all aligned alike, the most any row needs). Its
+// slots, counted row by row, are fewer than 2^31 (convert_run.cpp refuses larger pieces), so 32 bits count them.
+struct Span {
+  const char *src;
+  char *dst;
+  unsigned long long src_pitch, dst_pitch;
+  unsigned rows, n, slots, tiles;
+  unsigned step_rows, step_slots;  // kThreads slots on: whole rows, and slots beyond them
+};
+
+template <unsigned SRC, unsigned DST>
+__device__ __forceinline__ bool make_span(const wb_convert_dest &d, const wb_convert_rect &rect, const char *source,
+                                          const Piece &p, Span *s) {
+  constexpr unsigned es = size_of(SRC), ds = size_of(DST), v = 16 / es;
+  const unsigned long long r0 = max(rect.row0, p.r0), r1 = min(rect.row0 + rect.rows, p.r1);
+  const unsigned long long c0 = max(rect.col0, p.c0), c1 = min(rect.col0 + rect.cols, p.c1);
+  if (r0 >= r1 || c0 >= c1) return false;
+  s->src = source + rect.src_offset + (r0 - rect.row0) * rect.src_pitch + (c0 - rect.col0) * es;
+  s->dst = reinterpret_cast<char *>(d.dst) + (r0 * d.cols + c0) * ds;
+  s->src_pitch = rect.src_pitch;
+  s->dst_pitch = d.cols * ds;
+  s->rows = unsigned(r1 - r0);
+  s->n = unsigned(c1 - c0);
+  // Elements before the first row's first aligned vector; every row's, where the pitch keeps the alignment.
+  const bool aligned_alike = s->rows == 1 || rect.src_pitch % 16 == 0;
+  const unsigned head = aligned_alike ? unsigned(reinterpret_cast<unsigned long long>(s->src) % 16) / es : v - 1;
+  s->slots = (head + s->n + v - 1) / v;
+  s->tiles = (s->rows * s->slots + kTile - 1) / kTile;
+  s->step_rows = kThreads / s->slots;
+  s->step_slots = kThreads - s->step_rows * s->slots;
+  return true;
+}
+
+// Slot k of row r of the span (r >= rows: nothing): lane 0 of its vector is the row's element `first` (negative
+// before the row's start), and its lanes [*lo, *hi) are the row's.
+template <unsigned SRC>
+__device__ __forceinline__ long long locate(const Span &s, unsigned r, unsigned k, int *lo, int *hi) {
+  constexpr int v = int(16 / size_of(SRC));
+  const unsigned long long row = reinterpret_cast<unsigned long long>(s.src) + r * s.src_pitch;
+  const long long first = (long long)k * v - (long long)((row % 16) / size_of(SRC));
+  const long long left = (long long)s.n - first;
+  *lo = first < 0 ? int(-first) : 0;
+  *hi = r >= s.rows ? 0 : left < v ? int(left) : v;
+  return first;
+}
+
+// Thread tid's kUnroll slots of tile t are slots t * kTile + tid + i * kThreads of the span: the first by a
+// division, the next by adding.
+struct Cursor {
+  unsigned r, k;
+  __device__ __forceinline__ Cursor(const Span &s, unsigned t, unsigned tid) {
+    const unsigned slot = t * kTile + tid;
+    r = slot / s.slots;
+    k = slot - r * s.slots;
+  }
+  __device__ __forceinline__ void next(const Span &s) {
+    r += s.step_rows;
+    k += s.step_slots;
+    if (k >= s.slots) {
+      k -= s.slots;
+      ++r;
+    }
+  }
+};
+
+// Thread tid's vectors of a tile: as 32-bit words, elements outside their slot's row zero (so 0 in amax).
+struct Tile {
+  unsigned w[kUnroll][4];
+};
+
+// Loads thread tid's slots of tile t; `stream`: the last read of these bytes (evict first).
+template <unsigned SRC>
+__device__ __forceinline__ void load(const Span &s, unsigned t, unsigned tid, bool stream, Tile &tile) {
+  constexpr unsigned es = size_of(SRC);
+  constexpr int v = int(16 / es);
+  Cursor c(s, t, tid);
+#pragma unroll
+  for (unsigned j = 0; j < kUnroll; ++j, c.next(s)) {
+    int lo, hi;
+    const char *src = s.src + c.r * s.src_pitch + locate<SRC>(s, c.r, c.k, &lo, &hi) * es;
+    unsigned(&w)[4] = tile.w[j];
+    if (lo == 0 && hi == v) {
+      const uint4 *p = reinterpret_cast<const uint4 *>(src);
+      const uint4 x = stream ? __ldcs(p) : *p;
+      w[0] = x.x, w[1] = x.y, w[2] = x.z, w[3] = x.w;
+      continue;
+    }
+    w[0] = w[1] = w[2] = w[3] = 0;
+#pragma unroll
+    for (int e = 0; e < v; ++e) {
+      if (e < lo || e >= hi) continue;
+      if (es == 4) {
+        w[e] = *reinterpret_cast<const unsigned *>(src + 4 * e);
+      } else {
+        w[e / 2] |= unsigned(*reinterpret_cast<const unsigned short *>(src + 2 * e)) << (16 * (e % 2));
+      }
+    }
+  }
+}
+
+// Element e of a loaded vector, widened to f32.
+template <unsigned SRC>
+__device__ __forceinline__ float element(const unsigned (&w)[4], int e) {
+  if (SRC == WB_CONVERT_F32) return wb_convert_bits_float(w[e]);
+  const unsigned bits = (w[e / 2] >> (16 * (e % 2))) & 0xffffu;
+  return SRC == WB_CONVERT_BF16 ? wb_convert_from_bf16(bits) : wb_convert_from_f16(bits);
+}
+
+template <unsigned SRC>
+__device__ __forceinline__ unsigned amax_of(const Tile &tile, unsigned m) {
+#pragma unroll
+  for (unsigned j = 0; j < kUnroll; ++j) {
+#pragma unroll
+    for (int e = 0; e < int(16 / size_of(SRC)); ++e) m = max(m, wb_convert_abs_bits(element<SRC>(tile.w[j], e)));
+  }
+  return m;
+}
+
+// Converts and stores thread tid's slots of tile t: one store per vector where the destination's address
+// allows it, else element by element.
+template <unsigned SRC, unsigned DST>
+__device__ __forceinline__ void store(const Span &s, unsigned t, unsigned tid, const Tile &tile, float scale,
+                                      unsigned fp8) {
+  constexpr int v = int(16 / size_of(SRC));
+  constexpr unsigned ds = size_of(DST), bytes = v * ds;  // 8 or 4
+  Cursor c(s, t, tid);
+#pragma unroll
+  for (unsigned j = 0; j < kUnroll; ++j, c.next(s)) {
+    int lo, hi;
+    char *dst = s.dst + c.r * s.dst_pitch + locate<SRC>(s, c.r, c.k, &lo, &hi) * ds;
+    unsigned out[2] = {0, 0};
+#pragma unroll
+    for (int e = 0; e < v; ++e) {
+      const float x = element<SRC>(tile.w[j], e);
+      if (DST == WB_CONVERT_BF16) {
+        out[e / 2] |= wb_convert_to_bf16(x) << (16 * (e % 2));
+      } else {
+        out[e / 4] |= wb_convert_quantize(x, scale, fp8) << (8 * (e % 4));
+      }
+    }
+    if (lo == 0 && hi == v && reinterpret_cast<unsigned long long>(dst) % bytes == 0) {
+      if (bytes == 8) {
+        __stcs(reinterpret_cast<uint2 *>(dst), make_uint2(out[0], out[1]));
+      } else {
+        __stcs(reinterpret_cast<unsigned *>(dst), out[0]);
+      }
+      continue;
+    }
+#pragma unroll
+    for (int e = 0; e < v; ++e) {
+      if (e < lo || e >= hi) continue;
+      if (ds == 1) {
+        dst[e] = char(out[e / 4] >> (8 * (e % 4)));
+      } else {
+        reinterpret_cast<unsigned short *>(dst)[e] = (unsigned short)(out[e / 2] >> (16 * (e % 2)));
+      }
+    }
+  }
+}
+
+// Where pass 1 stopped: its last span's rectangle (of the destination's) and tile, whose data are in registers.
+struct Last {
+  unsigned rect, tile;
+};
+
+// Pass 1: thread tid's amax over its slots of the piece, leaving the last tile in `tile`.
+template <unsigned SRC, unsigned DST>
+__device__ __forceinline__ unsigned amax_pass(const Table &t, const wb_convert_dest &d, const Piece &p, unsigned tid,
+                                              Tile &tile, Last *last) {
+  unsigned m = 0;
+  for (unsigned i = 0; i < d.rect_count; ++i) {
+    const wb_convert_rect rect = t.rects[d.first_rect + i];
+    Span s;
+    if (!make_span<SRC, DST>(d, rect, t.source(rect.source), p, &s)) continue;
+    for (unsigned k = 0; k < s.tiles; ++k) {
+      load<SRC>(s, k, tid, false, tile);
+      m = amax_of<SRC>(tile, m);
+    }
+    *last = Last{i, s.tiles - 1};
+  }
+  return m;
+}
+
+// Pass 2: converts and stores thread tid's slots of the piece, tiles in reverse; with `last`, that tile is
+// `tile` already (pass 1's last) and is not read again.
+template <unsigned SRC, unsigned DST>
+__device__ __forceinline__ void store_pass(const Table &t, const wb_convert_dest &d, const Piece &p, unsigned tid,
+                                          float scale, Tile &tile, const Last *last) {
+  for (unsigned i = d.rect_count; i-- > 0;) {
+    const wb_convert_rect rect = t.rects[d.first_rect + i];
+    Span s;
+    if (!make_span<SRC, DST>(d, rect, t.source(rect.source), p, &s)) continue;
+    for (unsigned k = s.tiles; k-- > 0;) {
+      if (last == nullptr || last->rect != i || last->tile != k) load<SRC>(s, k, tid, true, tile);
+      store<SRC, DST>(s, k, tid, tile, scale, d.dst_dtype);
+    }
+  }
+}
+
+// The largest of the block's threads' m (every thread gets it).
+__device__ __forceinline__ unsigned block_max(unsigned m) {
+  __shared__ unsigned warp_max[kThreads / 32];
+#pragma unroll
+  for (int lane = 16; lane > 0; lane /= 2) m = max(m, __shfl_xor_sync(0xffffffffu, m, lane));
+  if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = m;
+  __syncthreads();
+#pragma unroll
+  for (unsigned i = 0; i < kThreads / 32; ++i) m = max(m, warp_max[i]);
+  return m;
+}
+
+// The block's piece of d in phase MAIN or QUANT.
+template <unsigned SRC, unsigned DST>
+__device__ __forceinline__ void convert_piece(const Table &t, const wb_convert_dest &d, const Piece &p,
+                                              unsigned phase) {
+  const unsigned tid = threadIdx.x;
+  Tile tile;
+  if (DST == WB_CONVERT_BF16) return store_pass<SRC, DST>(t, d, p, tid, 0.0f, tile, nullptr);
+  unsigned *word = reinterpret_cast<unsigned *>(d.scale);
+  if (phase == WB_CONVERT_PHASE_QUANT) {
+    return store_pass<SRC, DST>(t, d, p, tid, wb_convert_scale(*word, d.dst_dtype), tile, nullptr);
+  }
+  Last last{0, 0};
+  const unsigned bits = block_max(amax_pass<SRC, DST>(t, d, p, tid, tile, &last));
+  if (d.layout == WB_CONVERT_SCALE_TENSOR) {
+    if (tid == 0 && bits != 0) atomicMax(word, bits);
+    return;
+  }
+  const float scale = wb_convert_scale(bits, d.dst_dtype);
+  if (tid == 0) reinterpret_cast<float *>(d.scale)[p.index] = scale;
+  store_pass<SRC, DST>(t, d, p, tid, scale, tile, &last);
+}
+
+// Block blockIdx.x of a MAIN or QUANT launch of `count` jobs.
+__device__ __forceinline__ void convert_block(const Table &t, unsigned count, unsigned phase) {
+  unsigned lo = 0, hi = count - 1;  // the last job whose first block is at or before this block
+  while (lo < hi) {
+    const unsigned mid = (lo + hi + 1) / 2;
+    if (t.jobs[mid].first_block <= blockIdx.x) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  const wb_convert_job job = t.jobs[lo];
+  const wb_convert_dest d = t.dests[job.dest];
+  unsigned long long rows, cols;
+  wb_convert_piece_shape(&d, &rows, &cols);
+  const unsigned long long across = (d.cols + cols - 1) / cols;
+  Piece p;
+  p.index = job.first_piece + (blockIdx.x - job.first_block);
+  p.r0 = p.index / across * rows;
+  p.c0 = (p.index % across) * cols;
+  p.r1 = min(p.r0 + rows, d.rows);
+  p.c1 = min(p.c0 + cols, d.cols);
+  switch (d.src_dtype << 8 | d.dst_dtype) {
+    case WB_CONVERT_BF16 << 8 | WB_CONVERT_E4M3:
+    case WB_CONVERT_BF16 << 8 | WB_CONVERT_E5M2:
+      return convert_piece<WB_CONVERT_BF16, kFp8>(t, d, p, phase);
+    case WB_CONVERT_F16 << 8 | WB_CONVERT_E4M3:
+    case WB_CONVERT_F16 << 8 | WB_CONVERT_E5M2:
+      return convert_piece<WB_CONVERT_F16, kFp8>(t, d, p, phase);
+    case WB_CONVERT_F32 << 8 | WB_CONVERT_E4M3:
+    case WB_CONVERT_F32 << 8 | WB_CONVERT_E5M2:
+      return convert_piece<WB_CONVERT_F32, kFp8>(t, d, p, phase);
+    case WB_CONVERT_F32 << 8 | WB_CONVERT_BF16:
+      return convert_piece<WB_CONVERT_F32, WB_CONVERT_BF16>(t, d, p, phase);
+    default:  // convert_run.cpp launches no other pair
+      return;
+  }
+}
+
+// A ZERO or SCALE launch: a thread per job, each a WB_CONVERT_SCALE_TENSOR destination's scale word.
+__device__ __forceinline__ void tensor_scale(const Table &t, unsigned count, unsigned phase) {
+  const unsigned i = blockIdx.x * kThreads + threadIdx.x;
+  if (i >= count) return;
+  const wb_convert_dest d = t.dests[t.jobs[i].dest];
+  unsigned *word = reinterpret_cast<unsigned *>(d.scale);
+  *word = phase == WB_CONVERT_PHASE_ZERO ? 0u : wb_convert_float_bits(wb_convert_scale(*word, d.dst_dtype));
+}
+
+// Both kernels' body, compiled once.
+__device__ __noinline__ void run(const Table t, unsigned count, unsigned phase) {
+  if (phase == WB_CONVERT_PHASE_ZERO || phase == WB_CONVERT_PHASE_SCALE) return tensor_scale(t, count, phase);
+  convert_block(t, count, phase);
+}
+
+}  // namespace convert
+}  // namespace
+
+extern "C" __global__ void __launch_bounds__(WB_CONVERT_THREADS)
+    wb_convert_plan(const __grid_constant__ wb_convert_plan_params params) {
+  convert::run(convert::Table{reinterpret_cast<const wb_convert_job *>(params.jobs),
+                              reinterpret_cast<const wb_convert_dest *>(params.dests),
+                              reinterpret_cast<const wb_convert_rect *>(params.rects), params.sources},
+               params.count, params.phase);
+}
+
+extern "C" __global__ void __launch_bounds__(WB_CONVERT_THREADS)
+    wb_convert_batch(const __grid_constant__ wb_convert_batch_params params) {
+  convert::run(convert::Table{params.jobs, params.dests, params.rects, params.sources}, params.count, params.phase);
+}
