@@ -97,14 +97,15 @@ def test_vllm_update_info_round_trips_and_bad_payloads_are_value_errors():
     assert (info.topic, info.version) == ("policy", 7)
     assert engine.parse_update_info(asdict(info)) == info
     assert json.loads(json.dumps(asdict(info))) == {"topic": "policy", "version": 7}
-    init = engine.parse_init_info({"topic": "policy", "load": "plan", "timeout": 5})
+    init = engine.parse_init_info({"topic": "policy", "load": "plan", "timeout": 5, "fp8_block": [64, 32]})
     assert engine.parse_init_info(asdict(init)) == init
     for bad in ({"topic": "p", "version": -1}, {"topic": "p", "version": "3"}, {"topic": "p", "version": True},
                 {"topic": 3}, {"topic": "p", "handles": []}):
         with pytest.raises(ValueError):
             engine.parse_update_info(bad)
     for bad in ({}, {"topic": ""}, {"topic": "p", "load": "fast"}, {"topic": "p", "timeout": 0},
-                {"topic": "p", "pad_to": 0}, {"topic": "p", "url": "x"}):
+                {"topic": "p", "pad_to": 0}, {"topic": "p", "url": "x"}, {"topic": "p", "fp8_block": [128]},
+                {"topic": "p", "fp8_block": [128, 0]}, {"topic": "p", "fp8_block": "128x128"}):
         with pytest.raises(ValueError):
             engine.parse_init_info(bad)
 
@@ -368,7 +369,7 @@ def test_vllm_trainer_engine_drives_the_four_calls(broker, publishers):
     engine = vllm.WeightbusTrainerWeightTransferEngine.trainer_init(SimpleNamespace(), info, client=client,
                                                                       source=source)
     assert client.calls == [("init", {"topic": "policy", "socket": broker.socket, "load": "auto", "timeout": 60.0,
-                                      "pad_to": 64})]
+                                      "pad_to": 64, "fp8_block": None})]
     engine.send_weights()
     engine.send_weights()
     assert client.calls[1:] == [("start",), ("update", {"version": 1, "topic": "policy"}), ("finish",),

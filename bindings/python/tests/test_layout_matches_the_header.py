@@ -49,6 +49,8 @@ def test_constants(dump):
     assert int(constants["WB_METADATA_MAX"]) == weightbus.METADATA_MAX
     assert int(constants["WB_VERSION_MAX"]) == weightbus.VERSION_MAX
     assert (int(constants["WB_VERSION_MAJOR"]), int(constants["WB_VERSION_MINOR"])) == _lib.ABI_VERSION
+    scales = {n[len("WB_SCALE_"):].lower(): int(v) for n, v in constants.items() if n.startswith("WB_SCALE_")}
+    assert scales == {"none": _lib.SCALE_NONE, **weightbus.convert.SCALE_LAYOUTS}
     codes = {int(v): n for n, v in constants.items() if n.startswith("WB_E_")}
     assert codes == errors._NAMES
     dtypes = {n[len("WB_DTYPE_"):].lower(): int(v) for n, v in constants.items() if n.startswith("WB_DTYPE_")}

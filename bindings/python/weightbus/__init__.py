@@ -12,6 +12,7 @@ system loader). PyTorch helpers are in weightbus.torch.
 """
 from ._lib import METADATA_MAX, MAX_DIMS, MAX_REPLICAS, NAME_MAX, VERSION_MAX, lib as _library
 from .client import Client, connect
+from .convert import Convert
 from .dtypes import dtype_name
 from .errors import (AbiMismatchError, AlreadyExistsError, BrokerGoneError, BusyError, CapacityError,
                      ConnectError, CudaError, DirtyError, ExpiredError, InvalidArgumentError, LayoutError,
@@ -35,10 +36,11 @@ def library_version() -> str:
 
 __all__ = [
     "AbiMismatchError", "AlreadyExistsError", "BrokerGoneError", "BusyError", "CapacityError", "Client",
-    "ClientInfo", "ConnectError", "CopyPlan", "CudaError", "DirtyError", "ExpiredError", "InvalidArgumentError",
-    "LayoutError", "LeaseInfo", "LibraryNotFoundError", "MAX_DIMS", "MAX_REPLICAS", "METADATA_MAX", "NAME_MAX",
-    "NoCudaError", "NotFoundError", "OutOfMemoryError", "PermissionDeniedError", "ProtocolError", "RankInfo",
-    "SlicePlan", "SlicePlanInfo", "Snapshot", "StaleError", "StateError", "SystemCallError", "Tensor",
-    "TensorLayout", "TensorNotFoundError", "Topic", "TopicInfo", "Update", "VERSION_MAX", "WaitTimeoutError",
-    "WeightbusError", "connect", "dtype_name", "library_version", "parts_merged", "parts_qkv", "split", "split_vocab",
+    "ClientInfo", "ConnectError", "Convert", "CopyPlan", "CudaError", "DirtyError", "ExpiredError",
+    "InvalidArgumentError", "LayoutError", "LeaseInfo", "LibraryNotFoundError", "MAX_DIMS", "MAX_REPLICAS",
+    "METADATA_MAX", "NAME_MAX", "NoCudaError", "NotFoundError", "OutOfMemoryError", "PermissionDeniedError",
+    "ProtocolError", "RankInfo", "SlicePlan", "SlicePlanInfo", "Snapshot", "StaleError", "StateError",
+    "SystemCallError", "Tensor", "TensorLayout", "TensorNotFoundError", "Topic", "TopicInfo", "Update", "VERSION_MAX",
+    "WaitTimeoutError", "WeightbusError", "connect", "dtype_name", "library_version", "parts_merged", "parts_qkv",
+    "split", "split_vocab",
 ]

@@ -1,7 +1,7 @@
 """Loads libweightbus and declares its C ABI for ctypes: structs, prototypes and error checking.
 
-The structs mirror include/weightbus/weightbus.h field by field; tests/test_layout.py compares them with what
-the C compiler sees (tests/bindings/layout-dump).
+The structs mirror include/weightbus/weightbus.h field by field; tests/test_layout_matches_the_header.py compares
+them with what the C compiler sees (tests/bindings/layout-dump).
 """
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ MAX_DIMS = 8
 MAX_REPLICAS = 4
 METADATA_MAX = 4096
 VERSION_MAX = (1 << 48) - 1
+# WB_SCALE_*: where a conversion into FP8 puts its scales (weightbus.convert names them).
+SCALE_NONE, SCALE_TENSOR, SCALE_CHANNEL, SCALE_BLOCK = 0, 1, 2, 3
 # The binding speaks this major.minor of the C library (wb_version() = major * 10000 + minor * 100 + patch).
 ABI_VERSION = (0, 1)
 
@@ -63,7 +65,9 @@ class TensorInfo(ctypes.Structure):
 class CopyTarget(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_uint32), ("index", ctypes.c_uint32), ("name", ctypes.c_char_p),
                 ("dst", ctypes.c_void_p), ("dst_bytes", ctypes.c_uint64), ("device", ctypes.c_int32),
-                ("reserved", ctypes.c_uint32)]
+                ("dtype", ctypes.c_int32), ("scale_layout", ctypes.c_uint32), ("block_rows", ctypes.c_uint32),
+                ("block_cols", ctypes.c_uint32), ("reserved", ctypes.c_uint32), ("scale", ctypes.c_void_p),
+                ("scale_bytes", ctypes.c_uint64)]
 
 
 class RankOptions(ctypes.Structure):
@@ -93,8 +97,9 @@ class SliceDest(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_uint32), ("device", ctypes.c_int32), ("first_part", ctypes.c_uint32),
                 ("part_count", ctypes.c_uint32), ("concat_dim", ctypes.c_uint32), ("ndim", ctypes.c_uint32),
                 ("shape", ctypes.c_int64 * MAX_DIMS), ("strides", ctypes.c_int64 * MAX_DIMS),
-                ("dtype", ctypes.c_int32), ("reserved", ctypes.c_uint32), ("dst", ctypes.c_void_p),
-                ("dst_bytes", ctypes.c_uint64)]
+                ("dtype", ctypes.c_int32), ("scale_layout", ctypes.c_uint32), ("dst", ctypes.c_void_p),
+                ("dst_bytes", ctypes.c_uint64), ("block_rows", ctypes.c_uint32), ("block_cols", ctypes.c_uint32),
+                ("scale", ctypes.c_void_p), ("scale_bytes", ctypes.c_uint64)]
 
 
 class PlanInfo(ctypes.Structure):

@@ -5,6 +5,12 @@ parts concatenated along concat_dim make the buffer's shape. A part is a box of 
 {"name": "model.layers.0.self_attn.q_proj.weight", "offset": [0, 0], "extent": [2048, 4096], "pad": 0}, where
 "pad" rows (along concat_dim, after the box) are zero-filled (vLLM's vocabulary padding). weightbus.torch
 builds them for vLLM's tensor-parallel layouts (vllm_tp_layout).
+
+A destination converts on the way (weightbus.convert) where its dtype is not its parts': "dtype" (what dst
+receives: a weightbus name or a torch/NumPy dtype; default dst's own, so that a bfloat16 tensor fed from f32
+tensors converts, and a NumPy uint8 array says "f8e4m3" this way), and for FP8 "scale" (a float32 buffer where
+dst is), "scale_layout" ("tensor", "channel" or "block") and, with "block", "block" ((rows, cols); default
+128 x 128). The scales are those of the destination as the reader holds it, all its parts together.
 """
 from __future__ import annotations
 
@@ -15,7 +21,9 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, 
 from . import _lib
 from ._lib import PlanInfo as _PlanInfo, SliceDest, SlicePart, lib, new
 from ._streams import stream_pointer
-from .dtypes import dtype_code, dtype_name, itemsize
+from ._buffers import buffer_layout
+from .convert import request
+from .dtypes import dtype_code
 from .errors import StateError, c_string, error_for
 
 if TYPE_CHECKING:
@@ -86,18 +94,27 @@ class SlicePlanInfo:
 class SlicePlan:
     """Destinations resolved once into region copies from a topic's shards (wb_plan_create): every destination
     is checked here, none again per version. Works on plain topics too. run(snapshot) fills the buffers with
-    the snapshot's version. It keeps the buffers alive; close it (or use it as a context manager) before the
-    topic, which closes its plans when it closes."""
+    the snapshot's version. It keeps the buffers alive, scale buffers too; close it (or use it as a context
+    manager) before the topic, which closes its plans when it closes.
+
+    Raises ValueError for a destination dict it cannot take (a key it does not know, a scale without a
+    layout...: see the module's doc), and InvalidArgumentError from the library, naming dests[i] and its part:
+    WB_E_DTYPE (a dtype pair that does not convert, scales that do not fit it), WB_E_SHAPE (boxes and shapes
+    that do not fit; converting: a strided dst, a block layout on a dst that is not 2-D), WB_E_SIZE (dst or
+    scale too small); NotFoundError (no such tensor), StateError (the layout is not complete)."""
 
     def __init__(self, topic: "Topic", dests: Sequence[Dest]) -> None:
         self.topic = topic
+        for i, dest in enumerate(dests):
+            _check_keys(i, dest)
         self._buffers = [dest["dst"] for dest in dests]
+        self._scales = [dest["scale"] for dest in dests if dest.get("scale") is not None]
         parts = [part for dest in dests for part in dest["parts"]]
         c_dests = (SliceDest * max(1, len(dests)))()
         c_parts = (SlicePart * max(1, len(parts)))()
         first = 0
-        for c_dest, dest in zip(c_dests, dests):
-            _fill_dest(c_dest, dest, first)
+        for i, (c_dest, dest) in enumerate(zip(c_dests, dests)):
+            _fill_dest(c_dest, dest, first, f"dests[{i}]")
             first += len(dest["parts"])
         for c_part, part in zip(c_parts, parts):
             _fill_part(c_part, part)
@@ -125,7 +142,7 @@ class SlicePlan:
             return
         handle, self._handle = self._handle, None
         lib.wb_plan_destroy(handle)
-        self._buffers = []
+        self._buffers, self._scales = [], []
         self.topic._plan_closed(self)
 
     def run(self, snapshot: "Snapshot", stream: Any = None) -> None:
@@ -158,40 +175,29 @@ def _fill_part(c_part: SlicePart, part: Mapping[str, Any]) -> None:
         c_part.offset[d], c_part.extent[d] = o, e
 
 
-def _fill_dest(c_dest: SliceDest, dest: Mapping[str, Any], first_part: int) -> None:
-    address, capacity, device, dtype, shape, strides = _buffer_layout(dest["dst"])
+_KEYS = ("dst", "parts", "concat_dim", "dtype", "scale", "scale_layout", "block")
+
+
+def _check_keys(index: int, dest: Mapping[str, Any]) -> None:
+    unknown = sorted(set(dest) - set(_KEYS), key=str)
+    if unknown:
+        raise ValueError(f"dests[{index}]: unknown keys {unknown}; a destination has {', '.join(_KEYS)}")
+    missing = [key for key in ("dst", "parts") if key not in dest]
+    if missing:
+        raise ValueError(f"dests[{index}]: no {' and no '.join(map(repr, missing))}; a destination needs both")
+
+
+def _fill_dest(c_dest: SliceDest, dest: Mapping[str, Any], first_part: int, what: str) -> None:
+    address, capacity, device, _, shape, strides = buffer_layout(dest["dst"], f"{what}'s dst")
     if len(shape) > _lib.MAX_DIMS:
         raise error_for(-7, f"a destination has {len(shape)} dimensions, more than {_lib.MAX_DIMS}")
+    wanted = request(what, dest["dst"], device, dest.get("dtype"), dest.get("scale"), dest.get("scale_layout"),
+                     dest.get("block"))
     c_dest.struct_size = ctypes.sizeof(SliceDest)
     c_dest.device, c_dest.first_part, c_dest.part_count = device, first_part, len(dest["parts"])
-    c_dest.concat_dim, c_dest.ndim, c_dest.dtype = int(dest.get("concat_dim", 0)), len(shape), dtype_code(dtype)
+    c_dest.concat_dim, c_dest.ndim, c_dest.dtype = int(dest.get("concat_dim", 0)), len(shape), dtype_code(wanted.dtype)
     c_dest.dst, c_dest.dst_bytes = address, capacity
+    c_dest.scale_layout, c_dest.block_rows, c_dest.block_cols = wanted.layout, wanted.block_rows, wanted.block_cols
+    c_dest.scale, c_dest.scale_bytes = wanted.scale or None, wanted.scale_bytes
     for d, (extent, stride) in enumerate(zip(shape, strides)):
         c_dest.shape[d], c_dest.strides[d] = extent, stride
-
-
-def _buffer_layout(buffer: Any) -> Tuple[int, int, int, str, Tuple[int, ...], Tuple[int, ...]]:
-    """(address, bytes it spans, CUDA ordinal or -1, dtype, shape, strides in elements) of a torch tensor or a
-    writable NumPy array."""
-    if hasattr(buffer, "data_ptr") and hasattr(buffer, "stride"):  # torch.Tensor
-        shape, strides, dtype = tuple(buffer.shape), tuple(buffer.stride()), dtype_name(buffer.dtype)
-        device = buffer.device.index if buffer.is_cuda else -1
-        return buffer.data_ptr(), _span(shape, strides, dtype), device, dtype, shape, strides
-    interface = getattr(buffer, "__array_interface__", None)
-    if interface is None:
-        raise TypeError(f"cannot copy into {type(buffer).__name__}: give a torch tensor or a NumPy array")
-    if interface["data"][1]:
-        raise ValueError("a slice plan needs writable destination arrays")
-    dtype = dtype_name(buffer.dtype)
-    size = itemsize(dtype)
-    if any(s % size for s in buffer.strides):
-        raise ValueError(f"destination strides {buffer.strides} are not whole elements of {dtype}")
-    shape, strides = tuple(buffer.shape), tuple(s // size for s in buffer.strides)
-    return interface["data"][0], _span(shape, strides, dtype), -1, dtype, shape, strides
-
-
-def _span(shape: Tuple[int, ...], strides: Tuple[int, ...], dtype: str) -> int:
-    """Bytes from the first element to one past the last (the library checks the layout against it)."""
-    if any(extent == 0 for extent in shape):
-        return 0
-    return (sum((extent - 1) * stride for extent, stride in zip(shape, strides)) + 1) * itemsize(dtype)

@@ -10,7 +10,10 @@ Two ways to load, chosen per receiver (`load`):
   parallel rank's slices of a vLLM/SGLang Llama- or Qwen-style model (fused qkv_proj and gate_up_proj, row-parallel
   o_proj and down_proj, padded vocabulary; weightbus.torch.vllm_tp_layout) or whole tensors at tp_size 1. One copy
   kernel for the whole model, nothing per tensor in Python. Needs the model's config and parameters that hold
-  the checkpoint's values as they are (no quantization or other processing after loading).
+  the checkpoint's values as they are (no processing after loading, such as transposed weights or repacked
+  scales). An FP8 server of a bf16/f16/f32 trainer is one: its FP8 weights are quantized on the way, their scales
+  written into their weight_scale_inv (blocks) or weight_scale (per tensor or row) parameters, as
+  weightbus.torch.load_module does; an f32 trainer's tensors are rounded into bf16 parameters.
 - "load_weights": the model's own load_weights(weights) (the engine's loaders, which slice and process every
   parameter as they do for a checkpoint) with zero-copy views of the version; a sharded topic's tensors are
   first put together whole, on the model's device, by a SlicePlan into buffers kept for the next version.
@@ -37,7 +40,8 @@ from .errors import InvalidArgumentError, LayoutError, WeightbusError
 from .plan import SlicePlan
 from .snapshot import Snapshot
 from .topic import Topic
-from .torch import _current_stream, _run_to_completion, snapshot_tensors, vllm_tp_layout
+from .torch import (_conversions, _current_stream, _fp8_block, _plan, _run_to_completion, snapshot_tensors,
+                    vllm_tp_layout)
 
 LOAD_MODES = ("auto", "plan", "load_weights")
 
@@ -58,15 +62,19 @@ class ModelReceiver:
     worker's tensor-parallel place; `config`: the model's Hugging Face config (object or dict) for "plan" (None:
     the model's .config);
     `pad_to`: the vocabulary padding of the engine (vLLM and SGLang: 64); `timeout`: seconds to wait for a
-    version that is not yet published (None: the client's default)."""
+    version that is not yet published (None: the client's default); `fp8_block`: the (rows, cols) of the scale
+    blocks of FP8 weights quantized on the way (None: the config's quantization_config.weight_block_size, else
+    128 x 128). ValueError for an fp8_block that is not two positive integers."""
 
     def __init__(self, topic: Topic, load: str = "auto", tp_rank: int = 0, tp_size: int = 1, config: Any = None,
-                 pad_to: int = 64, timeout: Optional[float] = 60.0) -> None:
+                 pad_to: int = 64, timeout: Optional[float] = 60.0,
+                 fp8_block: Optional[Tuple[int, int]] = None) -> None:
         self.topic = topic
         self.load = check_load_mode(load)
         if not 0 <= tp_rank < tp_size:
             raise InvalidArgumentError(f"WB_E_INVAL: tensor-parallel rank {tp_rank} of {tp_size}", -1)
         self.tp_rank, self.tp_size, self.config, self.pad_to, self.timeout = tp_rank, tp_size, config, pad_to, timeout
+        self.fp8_block = _fp8_block(fp8_block) if fp8_block is not None else None
         self.mode: Optional[str] = None if load == "auto" else load  # "auto" decides on the first model
         self._plan: Optional[SlicePlan] = None
         self._planned: Tuple[int, Tuple[int, ...]] = (0, ())  # the model's id and its parameters' addresses
@@ -132,9 +140,11 @@ class ModelReceiver:
         if config is None:
             raise InvalidArgumentError("WB_E_INVAL: a plan needs the model's config (num_attention_heads, ...): "
                                        "give it, or a model with a .config", -1)
-        dests = vllm_tp_layout(config, self.tp_rank, self.tp_size, {n: p.data for n, p in params.items()},
-                               self.pad_to)
-        plan = SlicePlan(self.topic, dests)
+        tensors = {n: p.data for n, p in params.items()}
+        dests = dict(zip(tensors, vllm_tp_layout(config, self.tp_rank, self.tp_size, tensors, self.pad_to)))
+        sources = {t.name: t.dtype for t in self.topic.layout()}
+        converted = _conversions(dests, tensors, sources, self.fp8_block or _config_block(config))
+        plan = _plan(self.topic, list(converted.dests.values()), converted.spreads)
         if self._plan is not None:
             self._plan.close()
         self._plan, self._planned = plan, placed
@@ -160,6 +170,16 @@ class ModelReceiver:
                                                  for n, b in self._whole_tensors.items() if b.dim()])
         _run_to_completion(self._whole, snapshot)
         return self._whole_tensors
+
+
+def _config_block(config: Any) -> Tuple[int, int]:
+    """The FP8 scale blocks a Hugging Face config names (quantization_config.weight_block_size: DeepSeek-V3's
+    [128, 128]), else 128 x 128."""
+    quantization = config.get("quantization_config") if isinstance(config, dict) else \
+        getattr(config, "quantization_config", None)
+    block = quantization.get("weight_block_size") if isinstance(quantization, dict) else \
+        getattr(quantization, "weight_block_size", None)
+    return _fp8_block(tuple(block)) if block else (128, 128)
 
 
 def _device_of(model: Optional[torch.nn.Module]) -> Optional[torch.device]:

@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING, Any, Iterator, List, Mapping, Optional
 
 from . import _dlpack
 from ._interruptible import call_in_slices
+from ._buffers import buffer_address
 from ._lib import CopyTarget, TensorInfo, lib, new
 from ._streams import stream_pointer
+from .convert import Convert
 from .errors import NotFoundError, StateError, TensorNotFoundError, c_string
 from .tensor import Tensor
 
@@ -123,10 +125,13 @@ class Snapshot(Mapping[str, Tensor]):
         return name in self.names()  # by name, without taking a Tensor (Mapping's way)
 
     def copy_into(self, targets: "Mapping[str, Any] | CopyPlan", stream: Any = None) -> None:
-        """Copies tensors into your own buffers: {name: torch tensor or NumPy array}, or a CopyPlan made once for
-        buffers that receive every version. CUDA copies run on `stream` (None: the legacy default stream) after
-        the version's GPU work; synchronize it before the snapshot is released. Host-to-host copies are done
-        when this returns."""
+        """Copies tensors into your own buffers: {name: torch tensor, NumPy array or Convert}, or a CopyPlan made
+        once for buffers that receive every version. A Convert converts on the way (bf16/f16/f32 into FP8 with
+        scales, f32 into bf16; see weightbus.convert). CUDA copies run on `stream` (None: the legacy default
+        stream) after the version's GPU work; synchronize it before the snapshot is released. Host-to-host
+        copies are done when this returns. Errors (InvalidArgumentError, naming the target): WB_E_SIZE (a buffer
+        too small, scales too), WB_E_DTYPE (a pair of dtypes that does not convert), WB_E_SHAPE (a block layout
+        on a tensor that is not 2-D, a view converted); and those of CopyPlan."""
         plan = targets if isinstance(targets, CopyPlan) else CopyPlan(targets)
         with self._lock:
             self._check_open()
@@ -190,8 +195,12 @@ class _Hold:
 
 
 class CopyPlan:
-    """Destinations for Snapshot.copy_into, resolved once: {topic tensor name: torch tensor or NumPy array}. It
-    keeps the buffers alive; a server that loads every version into the same buffers makes one and reuses it."""
+    """Destinations for Snapshot.copy_into, resolved once: {topic tensor name: destination}, a destination being
+    a contiguous torch tensor or writable NumPy array (the tensor's bytes copied as they are), or a Convert (the
+    tensor converted into its dtype, its scales written to its scale buffer). It keeps the buffers alive, scale
+    buffers too; a server that loads every version into the same buffers makes one and reuses it. Raises
+    ValueError and TypeError for buffers it cannot take (naming the tensor); the library checks sizes, dtypes
+    and shapes when the copy runs."""
 
     def __init__(self, targets: Mapping[str, Any]) -> None:
         self._buffers = dict(targets)
@@ -199,21 +208,8 @@ class CopyPlan:
         for target, (name, buffer) in zip(self._array, self._buffers.items()):
             target.struct_size = ctypes.sizeof(CopyTarget)
             target.name = c_string(name)
-            target.dst, target.dst_bytes, target.device = _buffer_address(buffer)
-
-
-def _buffer_address(buffer: Any) -> tuple:
-    """(address, bytes, CUDA ordinal or -1) of a contiguous torch tensor or NumPy array."""
-    if hasattr(buffer, "data_ptr") and hasattr(buffer, "is_contiguous"):  # torch.Tensor
-        if not buffer.is_contiguous():
-            raise ValueError("copy_into needs contiguous destination tensors")
-        device = buffer.device.index if buffer.is_cuda else -1
-        return buffer.data_ptr(), buffer.numel() * buffer.element_size(), device
-    interface = getattr(buffer, "__array_interface__", None)
-    if interface is None:
-        raise TypeError(f"cannot copy into {type(buffer).__name__}: give a torch tensor or a NumPy array")
-    if interface.get("strides") is not None and not buffer.flags["C_CONTIGUOUS"]:
-        raise ValueError("copy_into needs contiguous destination arrays")
-    if interface["data"][1]:
-        raise ValueError("copy_into needs a writable destination array")
-    return interface["data"][0], buffer.nbytes, -1
+            if isinstance(buffer, Convert):
+                buffer._fill(target)
+            else:
+                target.dst, target.dst_bytes, target.device = buffer_address(
+                    buffer, f"copy_into's destination of {name!r}")

@@ -12,6 +12,9 @@ Sharded models (docs/sharded-models.md): a trainer rank describes its shards as 
 replicated_shard, shards_from_dtensors), allocates them (Topic.alloc_shards) and publishes them (publish_shards);
 a tensor-parallel server rank describes what it wants (vllm_tp_layout, or dest dicts of its own) and copies it
 with a SlicePlan every version (load_slices).
+
+load_module (and weightbus.serving's plans) convert on the way where a module holds FP8 weights of a bf16, f16
+or f32 topic, writing the scales into the weights' scale parameters, and round f32 into bf16 (weightbus.convert).
 """
 from __future__ import annotations
 
@@ -19,12 +22,14 @@ import contextlib
 import operator
 import re
 import weakref
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple,
+                    Union)
 
 import torch
 
 from . import _dlpack, _table
 from ._streams import stream_pointer
+from .convert import FP8, INTO_FP8, Convert, check_block, converts
 from .dtypes import itemsize
 from .errors import InvalidArgumentError, NotFoundError, StateError, WeightbusError
 from .plan import SlicePlan, parts_merged, parts_qkv, split, split_vocab
@@ -33,6 +38,8 @@ from .topic import Topic
 
 # How a module's names map to the topic's: a dict, or a function returning the topic's name (None: skip it).
 NameMap = Union[None, Mapping[str, str], Callable[[str], Optional[str]]]
+Shard = Dict[str, Any]  # a trainer rank's shard: split_shard, replicated_shard, shards_from_dtensors
+Dest = Dict[str, Any]   # a slice plan's destination (weightbus.plan)
 
 
 def module_tensors(module: torch.nn.Module, include_buffers: bool = True) -> Dict[str, torch.Tensor]:
@@ -340,30 +347,52 @@ def _target_name(name_map: NameMap, name: str) -> Optional[str]:
 
 
 def load_module(topic: Topic, module: torch.nn.Module, version: int = 0, name_map: NameMap = None,
-                strict: bool = True, include_buffers: bool = True, timeout: Optional[float] = None) -> int:
+                strict: bool = True, include_buffers: bool = True, timeout: Optional[float] = None,
+                fp8_block: Tuple[int, int] = (128, 128)) -> int:
     """Copies version `version` (0: the latest) into the module's parameters and persistent buffers (the
     tensors of its state_dict(), BatchNorm's running statistics included; include_buffers=False: the parameters
     alone), on the current CUDA stream after the version's GPU work, and returns the version loaded. `name_map`
-    maps the module's names to the topic's. strict=True: every mapped tensor must exist in the topic; dtype and
-    shape must match in any case.
+    maps the module's names to the topic's. strict=True: every mapped tensor must exist in the topic; shapes
+    must match in any case, and dtypes too, but for the conversions made on the way:
+
+    - an FP8 tensor (float8_e4m3fn, float8_e5m2) fed from a bf16, f16 or f32 one is quantized, its scales
+      written into the module's scale parameter of it: for "x.weight", "x.weight_scale_inv" (blocks of
+      `fp8_block` rows x columns, shape [ceil(N / rows), ceil(K / cols)]: DeepSeek-V3's, vLLM's and SGLang's
+      block FP8) or "x.weight_scale" (numel 1: one scale for the tensor; [N] or [N, 1]: one per row). That
+      parameter is not looked for in the topic.
+    - a bf16 tensor fed from an f32 one is rounded (to nearest even).
+
+    Raises NotFoundError (strict: a tensor the topic lacks), InvalidArgumentError (WB_E_SHAPE: a shape or dtype
+    that does not fit, a scale parameter whose shape is not its layout's; WB_E_INVAL: a converted tensor without
+    a scale parameter, one that is not float32 or not contiguous), ValueError (fp8_block not two positive
+    integers), and the errors of Topic.snapshot and SlicePlan.
 
     The first call for a module resolves its tensors into a SlicePlan (one copy kernel for every tensor) and
     keeps it with the topic; later calls only run it. While the copies run, the call checks that the module
     still has the same tensors at the same addresses (replaced parameters or buffers, `param.data = ...`); if
     not, it makes the plan again and copies again. The same name_map (the same function, or an equal dict) and
     options keep it."""
-    loader = _loader(topic, module, name_map, strict, include_buffers)
+    options = _Options(name_map, strict, include_buffers, _fp8_block(fp8_block))
+    loader = _loader(topic, module, options)
     stream = torch.cuda.current_stream(loader.device) if loader.device is not None else None
     with topic.snapshot(version, timeout) as snapshot:
         loader.run(snapshot, stream)
         if not loader.fits(module):  # checked while the GPU copies; stray copies went into storages it keeps
             if stream is not None:
                 stream.synchronize()
-            loader = _loader(topic, module, name_map, strict, include_buffers, rebuild=True)
+            loader = _loader(topic, module, options, rebuild=True)
             loader.run(snapshot, stream)
         if stream is not None:
             stream.synchronize()  # the copies read the snapshot: they must end before its release
         return snapshot.version
+
+
+class _Options(NamedTuple):
+    """load_module's options that its plan depends on."""
+    name_map: NameMap
+    strict: bool
+    include_buffers: bool
+    fp8_block: Tuple[int, int]
 
 
 class _Loader:
@@ -372,35 +401,35 @@ class _Loader:
     sealed by the first publish, but views may come later), and the module's parameters and buffers (names,
     objects, addresses, shapes)."""
 
-    def __init__(self, topic: Topic, module: torch.nn.Module, name_map: NameMap, strict: bool,
-                 include_buffers: bool) -> None:
+    def __init__(self, topic: Topic, module: torch.nn.Module, options: _Options) -> None:
         self.tensor_count = topic.tensor_count()
-        self.name_map = dict(name_map) if isinstance(name_map, Mapping) else name_map
-        self.strict, self.include_buffers = strict, include_buffers
+        name_map = options.name_map
+        self.options = options._replace(name_map=dict(name_map) if isinstance(name_map, Mapping) else name_map)
+        self.include_buffers = options.include_buffers
         self._remember(module)
-        targets: Dict[str, torch.Tensor] = {}
-        for name, tensor in zip(self.names, self.tensors):
-            source = _target_name(name_map, name)
-            if source is not None:
-                targets[source] = tensor.detach()  # the plan keeps them: their storages outlive a replacement
+        # The plan keeps them: their storages outlive a replacement.
+        tensors = {name: tensor.detach() for name, tensor in zip(self.names, self.tensors)}
+        sources = {name: _target_name(name_map, name) for name in tensors}
         layout = {t.name: t for t in topic.layout()}
-        missing = [name for name in targets if name not in layout]
-        if missing and strict:
+        dests: Dict[str, Dest] = {}
+        for name, source in sources.items():
+            if source in layout:
+                _check_fits(name, source, layout[source], tensors[name])
+                extent = list(layout[source].shape)
+                dests[name] = {"dst": tensors[name], "parts": [{"name": source, "extent": extent}]}
+        converted = _conversions(dests, tensors, {n: t.dtype for n, t in layout.items()}, options.fp8_block)
+        missing = [source for name, source in sources.items()
+                   if source is not None and source not in layout and name not in converted.filled]
+        if missing and options.strict:
             raise NotFoundError(f"WB_E_NOT_FOUND: topic {topic.name!r} has no tensor {missing[:5]} "
                                 f"({len(missing)} missing; map names with name_map or pass strict=False)", -3)
-        targets = {name: t for name, t in targets.items() if name in layout}
-        for name, tensor in targets.items():
-            want = layout[name]
-            if (want.dtype, want.shape) != (_dtype_name(tensor.dtype), tuple(tensor.shape)):
-                raise InvalidArgumentError(f"WB_E_SHAPE: {name!r} is {want.dtype}{list(want.shape)} in the topic "
-                                           f"but {tensor.dtype}{list(tensor.shape)} in the module", -7)
-            if tensor.dim() and tensor.stride(-1) != 1 and tensor.shape[-1] != 1:
-                raise InvalidArgumentError(f"WB_E_SHAPE: {name!r} has strides {list(tensor.stride())} in the module: "
-                                           "load_module copies rows, so the last dimension must be contiguous", -7)
-        self.device = _gpu_of(targets.values())
-        self.plan = SlicePlan(topic, [{"dst": t, "parts": [{"name": name, "extent": list(t.shape)}]}
-                                      for name, t in targets.items() if t.dim()])
-        scalars = {name: t for name, t in targets.items() if not t.dim()}  # a plan's boxes have dimensions
+        self.device = _gpu_of(dest["dst"] for dest in converted.dests.values())
+        self.plan = _plan(topic, [d for d in converted.dests.values() if d["dst"].dim()], converted.spreads)
+        scalars = {}  # a plan's boxes have dimensions: copy-into takes 0-d tensors
+        for dest in converted.dests.values():
+            source = dest["parts"][0]["name"]
+            if not dest["dst"].dim():
+                scalars[source] = _scalar_target(dest, layout[source].dtype)
         self.scalars = CopyPlan(scalars) if scalars else None
 
     def run(self, snapshot: Snapshot, stream: Optional[torch.cuda.Stream]) -> None:
@@ -408,14 +437,15 @@ class _Loader:
         if self.scalars is not None:
             snapshot.copy_into(self.scalars, stream)
 
-    def same_options(self, topic: Topic, name_map: NameMap, strict: bool, include_buffers: bool) -> bool:
+    def same_options(self, topic: Topic, options: _Options) -> bool:
         if topic.tensor_count() != self.tensor_count:
             return False
-        if (strict, include_buffers) != (self.strict, self.include_buffers):
+        if options[1:] != self.options[1:]:
             return False
+        name_map, kept = options.name_map, self.options.name_map
         if isinstance(name_map, Mapping):  # an equal dict, else the same function (or None)
-            return isinstance(self.name_map, Mapping) and name_map == self.name_map
-        return name_map is self.name_map
+            return isinstance(kept, Mapping) and name_map == kept
+        return name_map is kept
 
     def _remember(self, module: torch.nn.Module) -> None:
         """Takes down the module's tensors, and where each of them and each submodule hangs (the dict of its
@@ -487,18 +517,38 @@ _LOADERS: "weakref.WeakKeyDictionary[Topic, weakref.WeakKeyDictionary[torch.nn.M
     weakref.WeakKeyDictionary()
 
 
-def _loader(topic: Topic, module: torch.nn.Module, name_map: NameMap, strict: bool, include_buffers: bool,
-            rebuild: bool = False) -> _Loader:
+def _loader(topic: Topic, module: torch.nn.Module, options: _Options, rebuild: bool = False) -> _Loader:
     per_module = _LOADERS.setdefault(topic, weakref.WeakKeyDictionary())
     loader = per_module.get(module)
-    if loader is not None and not rebuild and loader.same_options(topic, name_map, strict, include_buffers):
+    if loader is not None and not rebuild and loader.same_options(topic, options):
         return loader
     if loader is not None:
         loader.plan.close()
         del per_module[module]
-    loader = _Loader(topic, module, name_map, strict, include_buffers)
+    loader = _Loader(topic, module, options)
     per_module[module] = loader
     return loader
+
+
+def _check_fits(name: str, source: str, want: Any, tensor: torch.Tensor) -> None:
+    """That module tensor `name` can receive topic tensor `source` (`want`, its TensorLayout): the same shape, and
+    the same dtype or one a conversion makes of it; a last dimension that is contiguous, as plans copy rows."""
+    dtype = _dtype_name(tensor.dtype)
+    if want.shape != tuple(tensor.shape) or (want.dtype != dtype and not converts(want.dtype, dtype)):
+        raise InvalidArgumentError(f"WB_E_SHAPE: {source!r} is {want.dtype}{list(want.shape)} in the topic but "
+                                   f"{tensor.dtype}{list(tensor.shape)} in the module (load_module converts bf16, f16 "
+                                   "and f32 into FP8 and f32 into bf16, nothing else)", -7)
+    if tensor.dim() and tensor.stride(-1) != 1 and tensor.shape[-1] != 1:
+        raise InvalidArgumentError(f"WB_E_SHAPE: {name!r} has strides {list(tensor.stride())} in the module: "
+                                   "load_module copies rows, so the last dimension must be contiguous", -7)
+
+
+def _scalar_target(dest: Dest, source: str) -> Any:
+    """A 0-d destination fed from a tensor of dtype `source`, as copy-into takes it: the tensor itself, or a
+    Convert where the dtypes differ."""
+    if _dtype_name(dest["dst"].dtype) == source:
+        return dest["dst"]
+    return Convert(dest["dst"], scale=dest.get("scale"), layout=dest.get("scale_layout"), block=dest.get("block"))
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
@@ -507,11 +557,106 @@ def _dtype_name(dtype: torch.dtype) -> str:
     return dtype_name(dtype)
 
 
+# Conversions on the way ---------------------------------------------------------------------------------------
+
+class _Converted(NamedTuple):
+    dests: Dict[str, Dest]      # by module tensor name, with their conversions' keys; no scale parameter's own
+    filled: Set[str]            # the scale parameters that conversions fill
+    spreads: List[torch.Tensor]  # scale parameters (flat) whose first element is to be copied over the rest
+
+
+def _conversions(dests: Mapping[str, Dest], tensors: Mapping[str, torch.Tensor], sources: Mapping[str, str],
+                 fp8_block: Tuple[int, int]) -> _Converted:
+    """`dests` (by module tensor name) with what converts them on the way: an FP8 tensor fed from a bf16, f16 or
+    f32 one gets its scale parameter (found among `tensors`, the module's by name) as the dest's scale, and that
+    parameter's own dest is left out. `sources`: the topic's dtypes by tensor name. A bf16 tensor fed from f32
+    needs nothing added: its dtype says it."""
+    converted: Dict[str, Dest] = {}
+    filled: Set[str] = set()
+    spreads: List[torch.Tensor] = []
+    for name, dest in dests.items():
+        source = sources.get(dest["parts"][0]["name"])  # None: not in the topic, which the plan reports
+        dtype = _dtype_name(dest["dst"].dtype)
+        if dtype not in FP8 or source not in INTO_FP8:
+            converted[name] = dest
+            continue
+        scale_name, keys, spread = _fp8_scale(name, dest["dst"], tensors, len(dest["parts"]), fp8_block, source)
+        converted[name] = {**dest, **keys}
+        filled.add(scale_name)
+        if spread is not None:
+            spreads.append(spread)
+    return _Converted({n: d for n, d in converted.items() if n not in filled}, filled, spreads)
+
+
+def _fp8_scale(name: str, dst: torch.Tensor, tensors: Mapping[str, torch.Tensor], parts: int,
+               fp8_block: Tuple[int, int], source: str) -> Tuple[str, Dict[str, Any], Optional[torch.Tensor]]:
+    """The scale parameter of FP8 tensor `name` (dst, made of `parts` parts, fed from `source`): its name, the
+    dest keys that write it, and the flat parameter when its one scale must be spread over it."""
+    found = [n for n in (name + "_scale_inv", name + "_scale") if n in tensors]
+    if not found:
+        raise InvalidArgumentError(f"WB_E_INVAL: {name!r} is {_dtype_name(dst.dtype)} and its source {source}: "
+                                   f"converting it needs its scale parameter {name + '_scale_inv'!r} (blocks) or "
+                                   f"{name + '_scale'!r} (per tensor or row), and the module has neither", -1)
+    scale_name = found[0]
+    scale = tensors[scale_name]
+    if scale.dtype != torch.float32 or not scale.is_contiguous():
+        raise InvalidArgumentError(f"WB_E_INVAL: {scale_name!r}, the scales of {name!r}, must be a contiguous "
+                                   f"float32 tensor, not {scale.dtype} with strides {list(scale.stride())}", -1)
+    shape, rows = list(scale.shape), dst.shape[0] if dst.dim() else 1
+    if scale_name.endswith("_scale_inv"):
+        blocks = [-(-dst.shape[0] // fp8_block[0]), -(-dst.shape[1] // fp8_block[1])] if dst.dim() == 2 else None
+        if shape != blocks:
+            raise InvalidArgumentError(f"WB_E_SHAPE: {scale_name!r} is {shape}, but {name!r} {list(dst.shape)} in "
+                                       f"blocks of fp8_block={tuple(fp8_block)} has " +
+                                       (f"{blocks} scales" if blocks else "no blocks: it is not 2-D"), -7)
+        return scale_name, {"scale": scale, "scale_layout": "block", "block": tuple(fp8_block)}, None
+    if scale.numel() == 1:
+        return scale_name, {"scale": scale, "scale_layout": "tensor"}, None
+    if shape in ([rows], [rows, 1]):
+        return scale_name, {"scale": scale, "scale_layout": "channel"}, None
+    if parts > 1 and scale.numel() == parts:
+        # vLLM keeps one weight_scale per logical part of a fused weight (q, k, v) until
+        # process_weights_after_loading requantizes the parts to their max. Converted here, the whole destination
+        # has one scale: written into every element, the max is that scale and the requantization changes nothing.
+        flat = scale.view(-1)
+        return scale_name, {"scale": flat[:1], "scale_layout": "tensor"}, flat
+    raise InvalidArgumentError(f"WB_E_SHAPE: {scale_name!r} is {shape}, but {name!r} {list(dst.shape)} takes one "
+                               f"scale (numel 1), one per row ([{rows}] or [{rows}, 1])" +
+                               (f" or one per part (numel {parts})" if parts > 1 else ""), -7)
+
+
+def _fp8_block(block: Any) -> Tuple[int, int]:
+    """fp8_block as given, checked: two positive integers (ValueError otherwise)."""
+    if block is None:
+        raise ValueError("fp8_block must be (rows, cols), two positive integers, not None")
+    return check_block("fp8_block", "block", block)
+
+
+def _plan(topic: Topic, dests: Sequence[Dest], spreads: Sequence[torch.Tensor]) -> SlicePlan:
+    """A SlicePlan of `dests`; one that spreads scales after each run where there are `spreads`."""
+    return _SpreadingPlan(topic, dests, spreads) if spreads else SlicePlan(topic, dests)
+
+
+class _SpreadingPlan(SlicePlan):
+    """A SlicePlan that, after each run, copies the first element of each of `spreads` over the rest, on the
+    run's stream (a torch.cuda.Stream or None): fused destinations' one scale, for vLLM (see _fp8_scale)."""
+
+    def __init__(self, topic: Topic, dests: Sequence[Dest], spreads: Sequence[torch.Tensor]) -> None:
+        super().__init__(topic, dests)
+        self._spreads = list(spreads)
+
+    def run(self, snapshot: Snapshot, stream: Any = None) -> None:
+        super().run(snapshot, stream)
+        with torch.cuda.stream(stream) if isinstance(stream, torch.cuda.Stream) else contextlib.nullcontext():
+            for flat in self._spreads:
+                flat[1:] = flat[0]
+
+    def close(self) -> None:
+        super().close()
+        self._spreads = []
+
+
 # Sharded models -----------------------------------------------------------------------------------------------
-
-Shard = Dict[str, Any]
-Dest = Dict[str, Any]
-
 
 class UnsupportedError(WeightbusError, NotImplementedError):
     """The installed torch lacks what the helper needs (DTensor before torch 2.4)."""

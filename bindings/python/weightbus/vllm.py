@@ -68,13 +68,16 @@ def _checked(condition: bool, message: str) -> None:
 class WeightbusInitInfo(_InitInfoBase):  # type: ignore[misc,valid-type]
     """What a worker needs once: the topic (`topic`), the broker's socket (None: $WEIGHTBUS_SOCKET or the default
     path), how to load (`load`: auto, plan or load_weights), how long to wait for a version not yet published
-    (`timeout`, seconds) and the vocabulary padding (`pad_to`, vLLM's 64)."""
+    (`timeout`, seconds), the vocabulary padding (`pad_to`, vLLM's 64) and the scale blocks of FP8 weights that a
+    plan quantizes on the way (`fp8_block`, [rows, cols]; None: the model config's weight_block_size, else
+    [128, 128]; see weightbus.serving)."""
 
     topic: str = ""
     socket: Optional[str] = None
     load: str = "auto"
     timeout: float = 60.0
     pad_to: int = 64
+    fp8_block: Optional[Tuple[int, int]] = None
 
     def __post_init__(self) -> None:
         _checked(isinstance(self.topic, str) and bool(self.topic), f"weightbus: init_info needs a topic name, got "
@@ -83,6 +86,10 @@ class WeightbusInitInfo(_InitInfoBase):  # type: ignore[misc,valid-type]
         _checked(isinstance(self.timeout, (int, float)) and self.timeout > 0,
                  f"weightbus: init_info timeout={self.timeout!r}: seconds, above 0")
         _checked(isinstance(self.pad_to, int) and self.pad_to > 0, f"weightbus: init_info pad_to={self.pad_to!r}")
+        block = self.fp8_block
+        _checked(block is None or (isinstance(block, (list, tuple)) and len(block) == 2 and
+                                   all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in block)),
+                 f"weightbus: init_info fp8_block={block!r}: [rows, cols], two positive integers, or None")
 
 
 @dataclass
@@ -215,7 +222,8 @@ class WeightbusWeightTransferEngine(_EngineBase):  # type: ignore[misc,valid-typ
         if name not in self._receivers:
             rank, size = self._tp()
             self._receivers[name] = ModelReceiver(self._client.open_topic(name), self._init.load, rank, size,
-                                                  self._hf_config(), self._init.pad_to, self._init.timeout)
+                                                  self._hf_config(), self._init.pad_to, self._init.timeout,
+                                                  self._init.fp8_block)
         return self._receivers[name]
 
     def _tp(self) -> Tuple[int, int]:
@@ -314,7 +322,7 @@ def _parse(cls: Any, values: Any, what: str) -> Any:
 @dataclass
 class WeightbusTrainerInitInfo(_TrainerInitInfoBase):  # type: ignore[misc,valid-type]
     """The trainer's init info: its rank (rank 0 publishes), the topic and where the broker is. The worker-side
-    fields (load, timeout, pad_to) are sent to the workers by trainer_init."""
+    fields (load, timeout, pad_to, fp8_block) are sent to the workers by trainer_init."""
 
     backend: ClassVar[str] = BACKEND
     topic: str = ""
@@ -323,6 +331,7 @@ class WeightbusTrainerInitInfo(_TrainerInitInfoBase):  # type: ignore[misc,valid
     load: str = "auto"
     timeout: float = 60.0
     pad_to: int = 64
+    fp8_block: Optional[Tuple[int, int]] = None
     rank: int = field(default=0)
 
     def __post_init__(self) -> None:
