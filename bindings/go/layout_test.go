@@ -31,6 +31,10 @@ func goFacts() map[string]string {
 		"const WB_SHARD_REPLICATED": fmt.Sprint(ShardReplicated),
 		"const WB_SPLIT_EVEN":       fmt.Sprint(SplitEven),
 		"const WB_SPLIT_CHUNK":      fmt.Sprint(SplitChunk),
+		"const WB_SCALE_NONE":       fmt.Sprint(uint32(ScaleNone)),
+		"const WB_SCALE_TENSOR":     fmt.Sprint(uint32(ScaleTensor)),
+		"const WB_SCALE_CHANNEL":    fmt.Sprint(uint32(ScaleChannel)),
+		"const WB_SCALE_BLOCK":      fmt.Sprint(uint32(ScaleBlock)),
 		"const WB_OK":               "0", // a nil error in Go
 		"const WB_DEVICE_HOST":      fmt.Sprint(int(DeviceHost)),
 		"const WB_DEVICE_CUDA":      fmt.Sprint(int(DeviceCUDA)),

@@ -20,11 +20,69 @@ type SlicePart struct {
 }
 
 // SliceDest is a host buffer of a plan: its parts concatenated along ConcatDim, contiguous, of Shape.
+//
+// DType is the buffer's: the parts' own copies their bytes; another converts them on the way (the header's
+// "Conversions": bf16, f16 or f32 into DTypeF8E4M3 or DTypeF8E5M2, which need a ScaleLayout; f32 into
+// DTypeBF16, which takes ScaleNone). BlockRows x BlockCols is ScaleBlock's block; both 0: 128 x 128
+// (DeepSeek-V3's layout).
 type SliceDest struct {
-	DType     DType
-	Shape     []int64
-	Parts     []SlicePart
-	ConcatDim int
+	DType                DType
+	Shape                []int64
+	Parts                []SlicePart
+	ConcatDim            int
+	ScaleLayout          ScaleLayout
+	BlockRows, BlockCols uint32
+}
+
+// ScaleLayout says how many f32 scales an FP8 destination has and which elements share each (WB_SCALE_*):
+// the plan allocates them beside the buffer, and Plan.Scales reads them. A scale dequantizes: value ~= fp8 *
+// scale (vLLM's weight_scale, DeepSeek-V3's weight_scale_inv). Groups are taken over the destination as a
+// row-major matrix [R, C], as the header's "Conversions" defines it.
+type ScaleLayout uint32
+
+// The WB_SCALE_* values.
+const (
+	ScaleNone    ScaleLayout = 0 // no scales: a plain copy, or f32 into bf16
+	ScaleTensor  ScaleLayout = 1 // one scale for the whole destination
+	ScaleChannel ScaleLayout = 2 // one per row, Shape[0] of them (vLLM's per-channel weight_scale)
+	ScaleBlock   ScaleLayout = 3 // one per BlockRows x BlockCols block of a 2-D destination, row-major
+)
+
+// scaleCount is how many scales dest's layout gives its shape, by the header's count, so that the plan owns a
+// buffer of exactly that size. Whether the layout fits the shape and the dtypes is the library's to check
+// (ErrShape for a block of a destination that is not 2-D, ErrInval for an unknown layout or a block with one
+// side 0).
+func scaleCount(dest SliceDest) int {
+	shape := make([]int, len(dest.Shape))
+	for i, extent := range dest.Shape {
+		shape[i] = int(max64(extent, 0))
+	}
+	switch {
+	case dest.ScaleLayout == ScaleNone:
+		return 0
+	case dest.ScaleLayout == ScaleChannel && len(shape) > 0:
+		return shape[0]
+	case dest.ScaleLayout == ScaleBlock && len(shape) > 0:
+		rows := 1
+		for _, extent := range shape[:len(shape)-1] {
+			rows *= extent
+		}
+		blockRows, blockCols := dest.BlockRows, dest.BlockCols
+		if blockRows == 0 && blockCols == 0 {
+			blockRows, blockCols = 128, 128
+		}
+		return ceilDiv(rows, blockRows) * ceilDiv(shape[len(shape)-1], blockCols)
+	default: // ScaleTensor, a scalar's channel or block, and layouts the library refuses
+		return 1
+	}
+}
+
+// ceilDiv is ceil(n / d); a d of 0 (a block side the library refuses) counts as 1, only to stay defined.
+func ceilDiv(n int, d uint32) int {
+	if d == 0 {
+		d = 1
+	}
+	return (n + int(d) - 1) / int(d)
 }
 
 // PlanInfo is what a run copies (wb_plan_info).
@@ -37,17 +95,21 @@ type PlanInfo struct {
 }
 
 // Plan is destinations resolved once into region copies from a topic's shards (wb_plan_create), run for each
-// version. It owns its host buffers, in C memory (the library writes them on every Run); Output reads them
-// until Close.
+// version. It owns its host buffers and scales, in C memory (the library writes them on every Run); Output and
+// Scales read them until Close.
 type Plan struct {
 	p       *C.wb_plan
 	topic   *Topic
 	buffers []unsafe.Pointer
 	sizes   []int
+	scales  []unsafe.Pointer // nil for a destination without scales
+	counts  []int
 }
 
-// NewPlan checks every destination against the topic's complete layout and allocates its buffers. Errors: those
-// of wb_plan_create (ErrNotFound, ErrState before the layout is complete, ErrDType, ErrShape, ErrInval).
+// NewPlan checks every destination against the topic's complete layout and allocates its buffers, scales too.
+// Errors: those of wb_plan_create: ErrNotFound, ErrState before the layout is complete, ErrDType (parts of
+// different dtypes, a DType that is neither theirs nor a conversion of it, a ScaleLayout that does not fit the
+// pair), ErrShape (boxes and shapes that do not fit; ScaleBlock on a destination that is not 2-D), ErrInval.
 func NewPlan(topic *Topic, dests ...SliceDest) (*Plan, error) {
 	var names cStrings
 	defer names.free()
@@ -71,6 +133,15 @@ func NewPlan(topic *Topic, dests ...SliceDest) (*Plan, error) {
 		buffer := C.calloc(C.size_t(size+1), 1) // +1: a valid pointer for an empty destination too
 		plan.buffers, plan.sizes = append(plan.buffers, buffer), append(plan.sizes, size)
 		d.dst, d.dst_bytes = buffer, C.uint64_t(size)
+		d.scale_layout = C.uint32_t(dest.ScaleLayout)
+		d.block_rows, d.block_cols = C.uint32_t(dest.BlockRows), C.uint32_t(dest.BlockCols)
+		var scale unsafe.Pointer
+		count := scaleCount(dest)
+		if dest.ScaleLayout != ScaleNone {
+			scale = C.calloc(C.size_t(count+1), 4) // +1: a valid pointer for no scales too
+			d.scale, d.scale_bytes = scale, C.uint64_t(4*count)
+		}
+		plan.scales, plan.counts = append(plan.scales, scale), append(plan.counts, count)
 		for _, part := range dest.Parts {
 			raw := C.wbgo_slice_part()
 			if raw.name, err = names.add(part.Name); err != nil {
@@ -129,9 +200,16 @@ func (p *Plan) Info() (PlanInfo, error) {
 		PadBytes: uint64(raw.pad_bytes)}, err
 }
 
-// Output is destination index's bytes as of the last Run, valid until Close (copy them to keep them).
+// Output is destination index's bytes as of the last Run, valid until Close (copy them to keep them). An index
+// out of range panics, as a slice's does.
 func (p *Plan) Output(index int) []byte {
 	return unsafe.Slice((*byte)(p.buffers[index]), p.sizes[index])
+}
+
+// Scales is destination index's f32 scales as of the last Run, laid out as its ScaleLayout says (empty for
+// ScaleNone), valid until Close. An index out of range panics, as a slice's does.
+func (p *Plan) Scales(index int) []float32 {
+	return unsafe.Slice((*float32)(p.scales[index]), p.counts[index])
 }
 
 // Close frees the plan and its buffers.
@@ -145,10 +223,10 @@ func (p *Plan) Close() error {
 }
 
 func (p *Plan) free() {
-	for _, b := range p.buffers {
+	for _, b := range append(p.buffers, p.scales...) {
 		C.free(b)
 	}
-	p.buffers, p.sizes = nil, nil
+	p.buffers, p.sizes, p.scales, p.counts = nil, nil, nil, nil
 }
 
 // Split is rank rank of ranks's offset and extent of a dimension of size (wb_split); mode SplitEven or

@@ -28,6 +28,10 @@ pub const WB_MAX_RANKS: usize = 64;
 pub const WB_SHARD_REPLICATED: u32 = 1;
 pub const WB_SPLIT_EVEN: u32 = 0;
 pub const WB_SPLIT_CHUNK: u32 = 1;
+pub const WB_SCALE_NONE: u32 = 0;
+pub const WB_SCALE_TENSOR: u32 = 1;
+pub const WB_SCALE_CHANNEL: u32 = 2;
+pub const WB_SCALE_BLOCK: u32 = 3;
 
 pub const WB_OK: c_int = 0;
 pub const WB_E_INVAL: c_int = -1;
@@ -275,7 +279,13 @@ pub struct wb_copy_target {
     pub dst: *mut c_void,
     pub dst_bytes: u64,
     pub device: i32,
+    pub dtype: i32,
+    pub scale_layout: u32,
+    pub block_rows: u32,
+    pub block_cols: u32,
     pub reserved: u32,
+    pub scale: *mut c_void,
+    pub scale_bytes: u64,
 }
 
 /// `WB_COPY_TARGET_INIT`
@@ -288,7 +298,13 @@ impl Default for wb_copy_target {
             dst: ptr::null_mut(),
             dst_bytes: 0,
             device: -1,
+            dtype: 0,
+            scale_layout: WB_SCALE_NONE,
+            block_rows: 0,
+            block_cols: 0,
             reserved: 0,
+            scale: ptr::null_mut(),
+            scale_bytes: 0,
         }
     }
 }
@@ -534,9 +550,13 @@ pub struct wb_slice_dest {
     pub shape: [i64; WB_MAX_DIMS],
     pub strides: [i64; WB_MAX_DIMS],
     pub dtype: i32,
-    pub reserved: u32,
+    pub scale_layout: u32,
     pub dst: *mut c_void,
     pub dst_bytes: u64,
+    pub block_rows: u32,
+    pub block_cols: u32,
+    pub scale: *mut c_void,
+    pub scale_bytes: u64,
 }
 
 /// `WB_SLICE_DEST_INIT`
@@ -552,9 +572,13 @@ impl Default for wb_slice_dest {
             shape: [0; WB_MAX_DIMS],
             strides: [0; WB_MAX_DIMS],
             dtype: 0,
-            reserved: 0,
+            scale_layout: WB_SCALE_NONE,
             dst: ptr::null_mut(),
             dst_bytes: 0,
+            block_rows: 0,
+            block_cols: 0,
+            scale: ptr::null_mut(),
+            scale_bytes: 0,
         }
     }
 }

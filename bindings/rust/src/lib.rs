@@ -50,7 +50,9 @@ use std::time::Duration;
 pub use client::{AttachOptions, Client, ClientInfo};
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
-pub use plan::{parts_merged, parts_qkv, split, split_vocab, Plan, PlanInfo, SliceDest, SlicePart, SplitMode};
+pub use plan::{
+    parts_merged, parts_qkv, split, split_vocab, Plan, PlanInfo, ScaleLayout, SliceDest, SlicePart, SplitMode,
+};
 pub use snapshot::Snapshot;
 pub use tensor::{Device, Tensor, TensorInfo, TensorMut};
 pub use topic::{RankInfo, ShardBox, ShardSpec, TensorSpec, Topic, TopicInfo, ViewSpec};

@@ -22,12 +22,65 @@ pub struct SlicePart {
 }
 
 /// A host buffer of the plan's: its parts concatenated along `concat_dim`, contiguous, of `shape`.
+///
+/// `dtype` is the buffer's: the parts' own copies their bytes; another converts them on the way (the header's
+/// "Conversions": bf16, f16 or f32 into `F8E4M3` or `F8E5M2`, which need a `scale_layout`; f32 into `BF16`,
+/// which takes `ScaleLayout::None`).
 #[derive(Clone, Debug)]
 pub struct SliceDest {
     pub dtype: DType,
     pub shape: Vec<i64>,
     pub parts: Vec<SlicePart>,
     pub concat_dim: u32,
+    pub scale_layout: ScaleLayout,
+}
+
+/// Where an FP8 destination's f32 scales go (`WB_SCALE_*`): the plan allocates them beside the buffer and
+/// [`Plan::scales`] reads them. A scale dequantizes: value ≈ fp8 × scale (vLLM's `weight_scale`, DeepSeek-V3's
+/// `weight_scale_inv`). Groups are taken over the destination as a row-major matrix `[R, C]`, as the header's
+/// "Conversions" defines it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ScaleLayout {
+    /// No scales: a plain copy, or f32 into bf16.
+    #[default]
+    None,
+    /// One scale for the whole destination.
+    Tensor,
+    /// One per row, `shape[0]` of them (vLLM's per-channel `weight_scale`).
+    Channel,
+    /// One per `rows` × `cols` block of a 2-D destination, `ceil(R / rows) × ceil(C / cols)` of them,
+    /// row-major; both 0: 128 × 128 (DeepSeek-V3's layout).
+    Block { rows: u32, cols: u32 },
+}
+
+impl ScaleLayout {
+    /// `WB_SCALE_*`, and the block's sides as `wb_slice_dest` takes them.
+    fn raw(self) -> (u32, u32, u32) {
+        match self {
+            ScaleLayout::None => (ffi::WB_SCALE_NONE, 0, 0),
+            ScaleLayout::Tensor => (ffi::WB_SCALE_TENSOR, 0, 0),
+            ScaleLayout::Channel => (ffi::WB_SCALE_CHANNEL, 0, 0),
+            ScaleLayout::Block { rows, cols } => (ffi::WB_SCALE_BLOCK, rows, cols),
+        }
+    }
+
+    /// How many scales this layout gives a destination of `shape`, by the header's count, so that the plan
+    /// owns a buffer of exactly that size. Whether the layout fits the shape and the dtypes is the library's
+    /// to check (`Shape` for a block of a destination that is not 2-D, `Inval` for a block with one side 0,
+    /// which is counted here as 1 only to stay defined).
+    fn count(self, shape: &[i64]) -> usize {
+        let extent = |dims: &[i64]| dims.iter().map(|&e| e.max(0) as usize).product::<usize>();
+        match self {
+            ScaleLayout::None => 0,
+            ScaleLayout::Tensor => 1,
+            ScaleLayout::Channel => shape.first().map_or(1, |&rows| rows.max(0) as usize),
+            ScaleLayout::Block { rows, cols } => {
+                let (r, c) = shape.split_last().map_or((1, 1), |(&last, rest)| (extent(rest), last.max(0) as usize));
+                let (rows, cols) = if (rows, cols) == (0, 0) { (128, 128) } else { (rows.max(1), cols.max(1)) };
+                ((r + rows as usize - 1) / rows as usize) * ((c + cols as usize - 1) / cols as usize)
+            }
+        }
+    }
 }
 
 /// `wb_plan_info`: what a run copies.
@@ -42,10 +95,12 @@ pub struct PlanInfo {
 }
 
 /// Destinations resolved once into region copies from a topic's shards (`wb_plan_create`), run for each
-/// version. It owns its host buffers ([`Plan::output`]), so that no copy ever lands in freed memory.
+/// version. It owns its host buffers ([`Plan::output`], [`Plan::scales`]), so that no copy ever lands in freed
+/// memory.
 pub struct Plan {
     raw: NonNull<ffi::wb_plan>,
     outputs: Vec<Vec<u64>>, // u64 words: aligned for every dtype
+    scales: Vec<Vec<f32>>,
     dests: Vec<SliceDest>,
     _topic: Arc<TopicHandle>,
 }
@@ -54,19 +109,27 @@ pub struct Plan {
 unsafe impl Send for Plan {}
 
 impl Plan {
-    /// Checks every destination against the topic's complete layout and allocates its buffers. Errors: those of
-    /// `wb_plan_create` (`NotFound`, `State` before the layout is complete, `Dtype`, `Shape`, `Inval`).
+    /// Checks every destination against the topic's complete layout and allocates its buffers, scales too.
+    /// Errors: those of `wb_plan_create`: `NotFound`, `State` before the layout is complete, `Dtype` (parts of
+    /// different dtypes, a dtype that is neither theirs nor a conversion of it, a scale layout that does not fit
+    /// the pair), `Shape` (boxes and shapes that do not fit; `ScaleLayout::Block` on a destination that is not
+    /// 2-D), `Inval`.
     pub fn new(topic: &Topic, dests: &[SliceDest]) -> Result<Plan> {
         let mut names: Vec<CString> = Vec::new();
         let mut raw_parts = Vec::new();
         let mut raw_dests = Vec::new();
         let mut outputs = Vec::new();
+        let mut scales = Vec::new();
         for dest in dests {
+            let (scale_layout, block_rows, block_cols) = dest.scale_layout.raw();
             let mut raw = ffi::wb_slice_dest {
                 first_part: raw_parts.len() as u32,
                 part_count: dest.parts.len() as u32,
                 concat_dim: dest.concat_dim,
                 dtype: dest.dtype.raw(),
+                scale_layout,
+                block_rows,
+                block_cols,
                 ..Default::default()
             };
             raw.ndim = copy_dims(&mut raw.shape, &dest.shape, "a destination")?;
@@ -75,6 +138,12 @@ impl Plan {
             raw.dst = buffer.as_mut_ptr() as *mut std::ffi::c_void;
             raw.dst_bytes = bytes as u64;
             outputs.push(buffer);
+            let mut scale = vec![0f32; dest.scale_layout.count(&dest.shape)];
+            if dest.scale_layout != ScaleLayout::None {
+                raw.scale = scale.as_mut_ptr() as *mut std::ffi::c_void;
+                raw.scale_bytes = (scale.len() * std::mem::size_of::<f32>()) as u64;
+            }
+            scales.push(scale);
             for part in &dest.parts {
                 names.push(c_string(part.name.as_bytes())?);
                 let mut p =
@@ -99,7 +168,7 @@ impl Plan {
             )
         })?;
         let raw = NonNull::new(plan).expect("wb_plan_create succeeded without a plan");
-        Ok(Plan { raw, outputs, dests: dests.to_vec(), _topic: topic.handle() })
+        Ok(Plan { raw, outputs, scales, dests: dests.to_vec(), _topic: topic.handle() })
     }
 
     /// Fills the buffers with `snapshot`'s version (a snapshot of the plan's topic). Errors: `Inval` (another
@@ -108,6 +177,7 @@ impl Plan {
         check(unsafe { ffi::wb_plan_run(self.raw.as_ptr(), snapshot.as_ptr(), ptr::null_mut()) })
     }
 
+    /// What a run copies (`wb_plan_get_info`).
     pub fn info(&self) -> Result<PlanInfo> {
         let mut raw = ffi::wb_plan_info::default();
         check(unsafe { ffi::wb_plan_get_info(self.raw.as_ptr(), &mut raw) })?;
@@ -123,13 +193,35 @@ impl Plan {
     /// Destination `index`'s elements as of the last run. `Error::Dtype` for another element type,
     /// `Error::Inval` for an index out of range.
     pub fn output<T: Element>(&self, index: usize) -> Result<&[T]> {
-        let dest = self.dests.get(index).ok_or_else(|| Error::Inval(format!("no destination {index}")))?;
+        let dest = self.dest(index)?;
         if T::DTYPE != dest.dtype {
             return Err(Error::Dtype(format!("destination {index} holds {}, not {}", dest.dtype, T::DTYPE)));
         }
         let len = dest.shape.iter().product::<i64>().max(0) as usize;
         // SAFETY: the buffer holds len elements of T (sized in new), aligned to 8, and lives with self.
         Ok(unsafe { std::slice::from_raw_parts(self.outputs[index].as_ptr() as *const T, len) })
+    }
+
+    /// Destination `index`'s bytes as of the last run, whatever its dtype: the way to read dtypes that have no
+    /// Rust type (bf16, f16, FP8). `Error::Inval` for an index out of range.
+    pub fn output_bytes(&self, index: usize) -> Result<&[u8]> {
+        let dest = self.dest(index)?;
+        let len = dest.shape.iter().product::<i64>().max(0) as usize * dest.dtype.size();
+        // SAFETY: the buffer holds len bytes (sized in new) and lives with self.
+        Ok(unsafe { std::slice::from_raw_parts(self.outputs[index].as_ptr() as *const u8, len) })
+    }
+
+    /// Destination `index`'s f32 scales as of the last run, laid out as its [`ScaleLayout`] says (empty for
+    /// `ScaleLayout::None`). `Error::Inval` for an index out of range.
+    pub fn scales(&self, index: usize) -> Result<&[f32]> {
+        self.dest(index)?;
+        Ok(&self.scales[index])
+    }
+
+    fn dest(&self, index: usize) -> Result<&SliceDest> {
+        self.dests.get(index).ok_or_else(|| {
+            Error::Inval(format!("no destination {index}: the plan has {} destinations", self.dests.len()))
+        })
     }
 }
 

@@ -59,6 +59,7 @@ fn rust_facts() -> Facts {
     constants!(facts, WB_VERSION_MAJOR, WB_VERSION_MINOR, WB_VERSION_PATCH, WB_VERSION, WB_VERSION_STRING);
     constants!(facts, WB_NAME_MAX, WB_MAX_DIMS, WB_MAX_REPLICAS, WB_METADATA_MAX, WB_ALIGNMENT, WB_VERSION_MAX);
     constants!(facts, WB_CUDA_ALIGNMENT, WB_MAX_RANKS, WB_SHARD_REPLICATED, WB_SPLIT_EVEN, WB_SPLIT_CHUNK);
+    constants!(facts, WB_SCALE_NONE, WB_SCALE_TENSOR, WB_SCALE_CHANNEL, WB_SCALE_BLOCK);
     constants!(
         facts,
         WB_OK,
@@ -147,7 +148,24 @@ fn rust_facts() -> Facts {
             device_uuid
         }
     );
-    layout!(facts, wb_copy_target { struct_size, index, name, dst, dst_bytes, device, reserved });
+    layout!(
+        facts,
+        wb_copy_target {
+            struct_size,
+            index,
+            name,
+            dst,
+            dst_bytes,
+            device,
+            dtype,
+            scale_layout,
+            block_rows,
+            block_cols,
+            reserved,
+            scale,
+            scale_bytes
+        }
+    );
     layout!(facts, wb_client_info { struct_size, id, pid, topics_published, leases, reserved, name });
     layout!(facts, wb_lease_info { struct_size, client_id, pid, reserved, topic, version, latest, held_ns });
     layout!(facts, wb_rank_options { struct_size, replicas, rank, ranks });
@@ -181,9 +199,13 @@ fn rust_facts() -> Facts {
             shape,
             strides,
             dtype,
-            reserved,
+            scale_layout,
             dst,
-            dst_bytes
+            dst_bytes,
+            block_rows,
+            block_cols,
+            scale,
+            scale_bytes
         }
     );
     layout!(facts, wb_plan_info { struct_size, dests, copies, copies_2d, bytes, pad_bytes });

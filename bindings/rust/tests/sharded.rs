@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use common::Broker;
 use weightbus::{
-    parts_merged, parts_qkv, split, split_vocab, DType, Error, Plan, ShardSpec, SliceDest, SlicePart, SplitMode,
+    parts_merged, parts_qkv, split, split_vocab, DType, Error, Plan, ScaleLayout, ShardSpec, SliceDest, SlicePart,
+    SplitMode,
 };
 
 const SECOND: Option<Duration> = Some(Duration::from_secs(5));
@@ -58,7 +59,13 @@ fn two_ranks_publish_one_version_and_a_plan_reads_across_them() {
     let snapshot = reader.acquire(1, SECOND).unwrap();
     assert_eq!(snapshot.shard("w", 1, 0).unwrap().as_slice::<f32>().unwrap(), &[4.0, 5.0, 6.0, 7.0]);
     let column = SlicePart { name: "w".into(), offset: vec![0, 1], extent: vec![4, 1], pad: 0 };
-    let dest = SliceDest { dtype: DType::F32, shape: vec![4, 1], parts: vec![column], concat_dim: 0 };
+    let dest = SliceDest {
+        dtype: DType::F32,
+        shape: vec![4, 1],
+        parts: vec![column],
+        concat_dim: 0,
+        scale_layout: ScaleLayout::None,
+    };
     let mut plan = Plan::new(&reader, &[dest.clone()]).unwrap();
     plan.run(&snapshot).unwrap();
     assert_eq!(plan.output::<f32>(0).unwrap(), &[1.0, 3.0, 5.0, 7.0]);
