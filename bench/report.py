@@ -120,6 +120,28 @@ def warm_start_table(out, lines):
                          f"{m['copy-into'] / m['floor']:.3f}")
 
 
+def fp8_table(out, lines):
+    medians, moved = {}, {}
+    for r in rows(out / "fp8-convert.csv"):
+        medians.setdefault(r["set"], {}).setdefault(r["path"], []).append(float(r["ms"]))
+        moved.setdefault(r["set"], {})[r["path"]] = float(r["bytes"])
+    for set_name, paths in medians.items():
+        m = {p: statistics.median(v) for p, v in paths.items()}
+        if "floor" not in m:
+            continue
+        rate = moved[set_name]["floor"] / m["floor"]
+        frac = {p: moved[set_name][p] / m[p] / rate for p in m}
+        names = {"copy-block": "copy-into block", "plan-block": "plan block", "plan-fused-block": "plan fused block",
+                 "copy-channel": "copy-into channel", "copy-tensor": "copy-into tensor", "torch-block": "torch"}
+        lines.append(f"FP8 conversion, {set_name} (median ms, bandwidth fraction of one contiguous copy): one "
+                     f"contiguous copy of the model's bytes {m['floor']:.2f}; " + ", ".join(
+                         f"{names[p]} {m[p]:.2f} ({frac[p]:.2f})" for p in names if p in m))
+        block = [f"{names[p]} {frac[p]:.3f}" for p in ("copy-block", "plan-block") if p in m]
+        torch_ratio = (f"; torch / copy-into block = {m['torch-block'] / m['copy-block']:.1f}x"
+                       if "torch-block" in m and "copy-block" in m else "")
+        lines.append(f"  block bandwidth fraction: {', '.join(block)} (target >= 0.80){torch_ratio}")
+
+
 def plots(out):
     try:
         import matplotlib
@@ -178,6 +200,7 @@ def main():
     model_table(out, lines)
     reshard_table(out, lines)
     warm_start_table(out, lines)
+    fp8_table(out, lines)
     lines.append(plots(out))
     machine = out / "machine.txt"
     print("\n== weightbus benchmarks" + (f" ({machine.read_text().strip()})" if machine.exists() else ""))

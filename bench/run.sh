@@ -50,5 +50,7 @@ if [ -n "$gpu" ]; then
   "$python" bench/reshard.py "$build" --iterations 5 --out "$out/reshard.csv" || [ $? -eq 3 ]
   echo "== warm start: a server taking a resident 16 GB model from weightbus, against safetensors from disk"
   "$python" bench/warm_start.py "$build" --iterations 3 --out "$out/warm-start.csv" || [ $? -eq 3 ]
+  echo "== FP8 on the way: copy-into and plans converting the 16 GB model to e4m3 with block scales, against torch"
+  "$python" bench/fp8_convert.py "$build" --iterations 10 --out "$out/fp8-convert.csv" || [ $? -eq 3 ]
 fi
 "$python" bench/report.py "$out"

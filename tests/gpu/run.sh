@@ -116,15 +116,20 @@ if python3 -c 'import torch' >/dev/null 2>&1; then
   # A transformers Llama served from weightbus (load_module, then zero-copy) while a trainer publishes every
   # step: every sequence's first-token logits recomputed exactly from its version's saved weights.
   run transformers-server 400 python3 tests/gpu/transformers_server.py "$build"
+  # FP8 e4m3/e5m2 (tensor, channel, block scales) and f32 -> bf16 conversions, by copy-into and fused slice
+  # plans, bit for bit against PyTorch's conversion of the same sources (odd shapes, NaN, inf, subnormals).
+  run fp8-exact 600 python3 tests/gpu/fp8_exact.py "$build"
   # The binding's tests that use torch, on this host's torch: sharded models (DTensor ranks, torch >= 2.4), the
-  # engines' adapters (vLLM's and SGLang's shapes; inside vLLM where it is installed), snapshot_tensors, DLPack.
+  # engines' adapters (vLLM's and SGLang's shapes; inside vLLM where it is installed), snapshot_tensors, DLPack,
+  # conversions into torch's FP8 tensors and load_module's FP8 weights with their scales.
   if python3 -c 'import pytest' >/dev/null 2>&1; then
     run python-torch 300 env WEIGHTBUS_LIBRARY="$build/libclient/libweightbus.so.0" python3 -m pytest -q \
       -p no:cacheprovider bindings/python/tests/test_sharded.py bindings/python/tests/test_engines.py \
-      bindings/python/tests/test_snapshot_tensors.py bindings/python/tests/test_dlpack.py
+      bindings/python/tests/test_snapshot_tensors.py bindings/python/tests/test_dlpack.py \
+      bindings/python/tests/test_conversions.py bindings/python/tests/test_torch_helpers.py
   fi
 else
-  for name in torch-interop dlpack-consumers transformers-server; do
+  for name in torch-interop dlpack-consumers transformers-server fp8-exact; do
     [[ -z $only || $name =~ $only ]] && rows+=("$(printf '%-34s %-7s %5ss  %s' $name SKIP 0 'no torch for python3')")
   done
 fi
