@@ -167,7 +167,6 @@ int resolve_all(wb_snapshot *snapshot, const wb_copy_target *targets, uint32_t c
 // The conversions: the host's here, the GPU's in one batch on stream.
 int run_conversions(wb_snapshot *snapshot, const std::vector<Conversion> &conversions, void *stream) {
   std::vector<const char *> sources;
-  std::vector<wb_convert_rect> host_rects;
   std::vector<wb_convert_dest> gpu_dests;
   std::vector<wb_convert_rect> gpu_rects;
   int ordinal = -1;

@@ -720,8 +720,8 @@ typedef struct wb_copy_target {
  * tensor's nbytes, scale_bytes below its scales'), WB_E_STATE (a sharded topic's logical tensor: use a plan),
  * WB_E_DTYPE (a pair that is not one of Conversions', a scale layout that does not fit the pair), WB_E_SHAPE
  * (a strided view converted, WB_SCALE_BLOCK on a tensor that is not 2-D), WB_E_STALE, WB_E_NO_CUDA (also: a
- * GPU conversion without the kernel, or of a tensor that is not on dst's GPU), WB_E_CUDA; the message names
- * the target (targets[i]).
+ * GPU conversion without the kernel, or of a tensor that is not on dst's GPU), WB_E_CUDA, WB_E_INVAL also for
+ * converting targets of one call on two GPUs; the message names the target (targets[i]).
  * This version (how, not a promise: the numbers may change): the stream first waits for the version's GPU work
  * (wb_snapshot_wait_stream); copies below 16 MiB between device memory of the stream's GPU run in a few
  * launches of a copy kernel (the first after 128 copies, so that the GPU starts early; up to 1,364 copies a
