@@ -18,7 +18,6 @@
 
 #include "client.hpp"
 #include "client_state.hpp"
-#include "convert.hpp"
 #include "convert_params.h"
 #include "device.hpp"
 #include "driver.hpp"
@@ -93,7 +92,7 @@ int check_dest(const wb_convert_dest &d, size_t i, const std::vector<wb_convert_
                 (unsigned long long)d.group_rows, (unsigned long long)d.group_cols, d.first_rect,
                 d.first_rect + d.rect_count, rects.size());
   }
-  const uint64_t es = convert::element_size(d.src_dtype), ds = convert::element_size(d.dst_dtype);
+  const uint64_t es = wb_dtype_size(int32_t(d.src_dtype)), ds = wb_dtype_size(int32_t(d.dst_dtype));
   unsigned long long piece_rows, piece_cols;
   wb_convert_piece_shape(&d, &piece_rows, &piece_cols);
   const uint64_t rows = std::min<uint64_t>(piece_rows, d.rows), cols = std::min<uint64_t>(piece_cols, d.cols);
@@ -122,7 +121,7 @@ int check_dest(const wb_convert_dest &d, size_t i, const std::vector<wb_convert_
   return WB_OK;
 }
 
-uint64_t dest_bytes(const wb_convert_dest &d) { return d.rows * d.cols * convert::element_size(d.dst_dtype); }
+uint64_t dest_bytes(const wb_convert_dest &d) { return d.rows * d.cols * wb_dtype_size(int32_t(d.dst_dtype)); }
 
 uint64_t scale_bytes(const wb_convert_dest &d) {
   if (d.layout == WB_CONVERT_SCALE_NONE) return 0;
@@ -202,7 +201,7 @@ int make_program(const std::vector<wb_convert_dest> &dests, const std::vector<wb
     wb_convert_dest copy = d;
     copy.first_rect = set->rects;
     p->dests.push_back(copy);
-    const uint64_t es = convert::element_size(d.src_dtype);
+    const uint64_t es = wb_dtype_size(int32_t(d.src_dtype));
     for (uint32_t j = d.first_rect; j < d.first_rect + d.rect_count; ++j) {
       wb_convert_rect r = rects[j];
       const uint64_t end = r.rows == 0 || r.cols == 0 ? 0 : r.src_offset + (r.rows - 1) * r.src_pitch + r.cols * es;
