@@ -155,8 +155,12 @@ func e4m3Reference(x []float32, cols, groupRows, groupCols int) ([]uint8, []floa
 	}
 	scales := make([]float32, len(amax))
 	for g, a := range amax {
-		scales[g] = 1
-		if a != 0 {
+		switch {
+		case a != a: // a NaN group's scale is the one NaN 0x7FFFFFFF (the header)
+			scales[g] = math.Float32frombits(0x7FFFFFFF)
+		case a == 0:
+			scales[g] = 1
+		default:
 			scales[g] = a / e4m3Max
 		}
 	}

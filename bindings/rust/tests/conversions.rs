@@ -126,7 +126,13 @@ fn e4m3_reference(x: &[f32], cols: usize, group_rows: usize, group_cols: usize) 
         let a = &mut amax[group(i)];
         *a = if a.is_nan() || v.is_nan() { f32::NAN } else { a.max(v.abs()) };
     }
-    let scales: Vec<f32> = amax.iter().map(|&a| if a == 0.0 { 1.0 } else { a / E4M3_MAX }).collect();
+    // A NaN group's scale is the one NaN 0x7FFFFFFF (the header), whatever NaN the division here gives.
+    let scale = |a: f32| match a {
+        _ if a.is_nan() => f32::from_bits(0x7FFF_FFFF),
+        _ if a == 0.0 => 1.0,
+        _ => a / E4M3_MAX,
+    };
+    let scales: Vec<f32> = amax.iter().map(|&a| scale(a)).collect();
     let codes = x.iter().enumerate().map(|(i, &v)| to_e4m3((v / scales[group(i)]).clamp(-E4M3_MAX, E4M3_MAX)));
     (codes.collect(), scales)
 }
