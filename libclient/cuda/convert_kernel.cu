@@ -15,10 +15,12 @@
  * earlier ones are read again from the L2 cache, where pass 1 left them; pass 2's reads and all stores are
  * marked streaming (evict first), so that they do not push the group's other tiles out of the cache.
  *
- * Speed, this version, measured on an H200 (a 16 GB bf16 model of Qwen3-8B's 2-D weights to e4m3 with 128 x 128
- * scales): 28% of one device copy's bytes per second, against the 80% asked. Per element, the exact division of
- * wb_convert_quantize (a branch to the slow path each) and its rounding cost most: with them cut out the same
- * loops reached 65%, and the rest is each block's chain of dependent descriptor reads before its first load.
+ * Most pieces take the direct path instead (below): a piece inside one rectangle with aligned rows is loaded once
+ * into registers, its amax found there, and each element divided through the group's reciprocal
+ * (convert_params.h) and rounded by the FP8 conversion instruction where the GPU has one. Speed on an H200
+ * (docs/benchmarks.md): a 16 GB bf16 model to e4m3 with 128 x 128 scales at 70% of one device copy's bytes per
+ * second, against the 80% asked; what is left is overlap: a block has nothing in flight while it reduces,
+ * converts and stores.
  *
  * WB_CONVERT_SCALE_TENSOR needs the whole destination's amax before its first element is written, so it takes
  * four launches, in stream order: ZERO sets the destination's scale word to 0; MAIN's blocks (beside the other
@@ -270,10 +272,215 @@ __device__ __forceinline__ unsigned block_max(unsigned m) {
   return m;
 }
 
-// The block's piece of d in phase MAIN or QUANT.
+// ---- the direct path -----------------------------------------------------------------------------------------
+// Most pieces lie inside one rectangle whose rows are whole 16-byte vectors at aligned addresses, with
+// destination rows that take one store per vector (a 128 x 128 block of a tensor that is a multiple of 8
+// elements wide). Such a piece is a run of vectors, `slots` a row; a chunk of it is kDirectUnroll vectors a
+// thread, all loaded before any is used, so that a 128 x 128 bf16 block is read once, into registers, and the
+// HBM sees 32 KiB of loads in flight per block. Pieces of several chunks (f32 blocks, long channels) find their
+// amax chunk by chunk and read the earlier chunks again, from L2.
+constexpr unsigned kDirectUnroll = WB_CONVERT_DIRECT_UNROLL, kChunk = kThreads * kDirectUnroll;
+
+struct Run {
+  const char *src;
+  char *dst;
+  unsigned long long src_pitch, dst_pitch;
+  unsigned slots, count, chunks;
+  unsigned step_rows, step_slots;  // kThreads vectors on: whole rows, and slots beyond them
+};
+
+// Whether the piece is a run (above), and where.
 template <unsigned SRC, unsigned DST>
-__device__ __forceinline__ void convert_piece(const Table &t, const wb_convert_dest &d, const Piece &p,
-                                              unsigned phase) {
+__device__ __forceinline__ bool make_run(const Table &t, const wb_convert_dest &d, const Piece &p, Run *run) {
+  constexpr unsigned es = size_of(SRC), ds = size_of(DST), out = 16 / es * ds;
+  for (unsigned i = 0; i < d.rect_count; ++i) {
+    const wb_convert_rect rect = t.rects[d.first_rect + i];
+    const unsigned long long r1 = rect.row0 + rect.rows, c1 = rect.col0 + rect.cols;
+    if (rect.row0 >= p.r1 || r1 <= p.r0 || rect.col0 >= p.c1 || c1 <= p.c0) continue;
+    // Rectangles do not overlap: the first that meets the piece holds all of it, or the piece is not a run.
+    if (rect.row0 > p.r0 || r1 < p.r1 || rect.col0 > p.c0 || c1 < p.c1) return false;
+    const char *src = t.source(rect.source) + rect.src_offset + (p.r0 - rect.row0) * rect.src_pitch +
+                      (p.c0 - rect.col0) * es;
+    char *dst = reinterpret_cast<char *>(d.dst) + (p.r0 * d.cols + p.c0) * ds;
+    const unsigned long long n = p.c1 - p.c0;
+    if ((reinterpret_cast<unsigned long long>(src) | rect.src_pitch | n * es) % 16 != 0 ||
+        (reinterpret_cast<unsigned long long>(dst) | d.cols * ds) % out != 0) {
+      return false;
+    }
+    run->src = src;
+    run->dst = dst;
+    run->src_pitch = rect.src_pitch;
+    run->dst_pitch = d.cols * ds;
+    run->slots = unsigned(n * es / 16);
+    run->count = unsigned((p.r1 - p.r0) * run->slots);  // < 2^31: convert_run.cpp's check
+    run->chunks = (run->count + kChunk - 1) / kChunk;
+    run->step_rows = kThreads / run->slots;
+    run->step_slots = kThreads - run->step_rows * run->slots;
+    return true;
+  }
+  return false;  // padding only: the general path's (it writes nothing but the scale)
+}
+
+// Thread tid's vectors of chunk c: c * kChunk + tid + j * kThreads, zero past the run.
+__device__ __forceinline__ void load_chunk(const Run &run, unsigned c, bool stream, uint4 (&v)[kDirectUnroll]) {
+  const unsigned first = c * kChunk + threadIdx.x;
+  unsigned r = first / run.slots, k = first - r * run.slots;
+#pragma unroll
+  for (unsigned j = 0; j < kDirectUnroll; ++j) {
+    v[j] = make_uint4(0, 0, 0, 0);
+    if (first + j * kThreads < run.count) {
+      const uint4 *p = reinterpret_cast<const uint4 *>(run.src + r * run.src_pitch + k * 16ull);
+      v[j] = stream ? __ldcs(p) : *p;
+    }
+    r += run.step_rows;
+    k += run.step_slots;
+    if (k >= run.slots) {
+      k -= run.slots;
+      ++r;
+    }
+  }
+}
+
+// The largest |x| of the vectors, as f32 bits (wb_convert_abs_bits), folded into m. Halves are compared as
+// 16-bit magnitudes, two at a time: their order is their f32 values' order, NaN above infinity.
+template <unsigned SRC>
+__device__ __forceinline__ unsigned chunk_amax(const uint4 (&v)[kDirectUnroll], unsigned m) {
+  unsigned packed = 0;
+#pragma unroll
+  for (unsigned j = 0; j < kDirectUnroll; ++j) {
+    const unsigned w[4] = {v[j].x, v[j].y, v[j].z, v[j].w};
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      if (SRC == WB_CONVERT_F32) {
+        m = max(m, w[e] & 0x7fffffffu);
+      } else {
+        packed = __vmaxu2(packed, w[e] & 0x7fff7fffu);
+      }
+    }
+  }
+  if (SRC == WB_CONVERT_F32) return m;
+  const unsigned half = max(packed & 0xffffu, packed >> 16);
+  return max(m, wb_convert_abs_bits(SRC == WB_CONVERT_BF16 ? wb_convert_from_bf16(half) : wb_convert_from_f16(half)));
+}
+
+// A group's scale and how its elements are divided (weightbus.h; convert_params.h, "the GPU's quotient").
+struct Scale {
+  float scale, reciprocal;
+  bool direct;  // through the reciprocal
+  __device__ __forceinline__ explicit Scale(float s)
+      : scale(s), reciprocal(1.0f / s), direct(wb_convert_reciprocal_fits(s) != 0) {}
+};
+
+// Two finite quotients as FP8, each clamped to [-M, M] and rounded (wb_convert_to_fp8): hi in bits 8..15, lo
+// in 0..7. Where the GPU has FP8 conversions (compute capability 8.9; this module built for it, copy_batch.cpp),
+// one instruction whose saturation is the clamp (tests/gpu/fp8_exhaustive.py compares them on every finite f32).
+__device__ __forceinline__ unsigned fp8_pair(float hi, float lo, unsigned fp8) {
+#if __CUDA_ARCH__ >= 890
+  unsigned short bits;
+  if (fp8 == WB_CONVERT_E4M3) {
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(bits) : "f"(hi), "f"(lo));
+  } else {
+    asm("cvt.rn.satfinite.e5m2x2.f32 %0, %1, %2;" : "=h"(bits) : "f"(hi), "f"(lo));
+  }
+  return bits;
+#else
+  const float m = wb_convert_fp8_max(fp8);
+  return wb_convert_to_fp8(fminf(fmaxf(hi, -m), m), fp8) << 8 | wb_convert_to_fp8(fminf(fmaxf(lo, -m), m), fp8);
+#endif
+}
+
+// One vector's elements converted: 16 / size_of(SRC) of them, into out's low bytes. FP8 with a scale that
+// divides through its reciprocal (the caller's check): |x| <= amax and the scale is finite, so the quotients
+// are finite.
+template <unsigned SRC, unsigned DST>
+__device__ __forceinline__ void convert_vector(const uint4 &v, const Scale &s, unsigned fp8, unsigned (&out)[2]) {
+  constexpr int n = int(16 / size_of(SRC));
+  const unsigned w[4] = {v.x, v.y, v.z, v.w};
+  out[0] = out[1] = 0;
+  if constexpr (DST == WB_CONVERT_BF16) {
+#pragma unroll
+    for (int e = 0; e < n; ++e) out[e / 2] |= wb_convert_to_bf16(element<SRC>(w, e)) << (16 * (e % 2));
+  } else {
+#pragma unroll
+    for (int e = 0; e < n; e += 2) {
+      const float lo = wb_convert_quotient(element<SRC>(w, e), s.scale, s.reciprocal);
+      const float hi = wb_convert_quotient(element<SRC>(w, e + 1), s.scale, s.reciprocal);
+      out[e / 4] |= fp8_pair(hi, lo, fp8) << (8 * (e % 4));
+    }
+  }
+}
+
+// Converts and stores thread tid's vectors of chunk c.
+template <unsigned SRC, unsigned DST>
+__device__ __forceinline__ void store_chunk(const Run &run, unsigned c, const uint4 (&v)[kDirectUnroll],
+                                            const Scale &s, unsigned fp8) {
+  constexpr unsigned bytes = 16 / size_of(SRC) * size_of(DST);  // 8 or 4
+  const unsigned first = c * kChunk + threadIdx.x;
+  unsigned r = first / run.slots, k = first - r * run.slots;
+#pragma unroll
+  for (unsigned j = 0; j < kDirectUnroll; ++j) {
+    if (first + j * kThreads < run.count) {
+      unsigned out[2];
+      convert_vector<SRC, DST>(v[j], s, fp8, out);
+      char *dst = run.dst + r * run.dst_pitch + k * (unsigned long long)bytes;
+      if (bytes == 8) {
+        __stcs(reinterpret_cast<uint2 *>(dst), make_uint2(out[0], out[1]));
+      } else {
+        __stcs(reinterpret_cast<unsigned *>(dst), out[0]);
+      }
+    }
+    r += run.step_rows;
+    k += run.step_slots;
+    if (k >= run.slots) {
+      k -= run.slots;
+      ++r;
+    }
+  }
+}
+
+// The block's piece of d when it is a run, in phase MAIN or QUANT; false, having written nothing, where its
+// scale is one that divides (convert_params.h): the general path then converts the piece, dividing.
+template <unsigned SRC, unsigned DST>
+__device__ __forceinline__ bool convert_run(const wb_convert_dest &d, const Piece &p, unsigned phase,
+                                            const Run &run) {
+  uint4 v[kDirectUnroll];
+  if (DST == WB_CONVERT_BF16 || phase == WB_CONVERT_PHASE_QUANT) {
+    const Scale s(DST == WB_CONVERT_BF16 ? 1.0f : wb_convert_scale(*reinterpret_cast<unsigned *>(d.scale), d.dst_dtype));
+    if (!s.direct) return false;
+    for (unsigned c = 0; c < run.chunks; ++c) {
+      load_chunk(run, c, true, v);
+      store_chunk<SRC, DST>(run, c, v, s, d.dst_dtype);
+    }
+    return true;
+  }
+  // Pass 1: the amax, chunk by chunk, the last left in v; a piece of one chunk is never read again.
+  unsigned m = 0;
+  for (unsigned c = 0; c < run.chunks; ++c) {
+    load_chunk(run, c, run.chunks == 1, v);
+    m = chunk_amax<SRC>(v, m);
+  }
+  const unsigned bits = block_max(m);
+  if (d.layout == WB_CONVERT_SCALE_TENSOR) {
+    if (threadIdx.x == 0 && bits != 0) atomicMax(reinterpret_cast<unsigned *>(d.scale), bits);
+    return true;
+  }
+  const Scale s(wb_convert_scale(bits, d.dst_dtype));
+  if (!s.direct) return false;
+  if (threadIdx.x == 0) reinterpret_cast<float *>(d.scale)[p.index] = s.scale;
+  // Pass 2: the chunks in reverse, the last from registers.
+  for (unsigned c = run.chunks; c-- > 0;) {
+    if (c + 1 != run.chunks) load_chunk(run, c, true, v);
+    store_chunk<SRC, DST>(run, c, v, s, d.dst_dtype);
+  }
+  return true;
+}
+
+// ---- a piece ----------------------------------------------------------------------------------------------
+
+// The block's piece of d in phase MAIN or QUANT, where it is not a run: a function of its own, so that its
+// registers (it needs more than the kernel's bound, and spills) are not the direct path's.
+template <unsigned SRC, unsigned DST>
+__device__ __noinline__ void convert_general(const Table t, const wb_convert_dest d, const Piece p, unsigned phase) {
   const unsigned tid = threadIdx.x;
   Tile tile;
   if (DST == WB_CONVERT_BF16) return store_pass<SRC, DST>(t, d, p, tid, 0.0f, tile, nullptr);
@@ -290,6 +497,14 @@ __device__ __forceinline__ void convert_piece(const Table &t, const wb_convert_d
   const float scale = wb_convert_scale(bits, d.dst_dtype);
   if (tid == 0) reinterpret_cast<float *>(d.scale)[p.index] = scale;
   store_pass<SRC, DST>(t, d, p, tid, scale, tile, &last);
+}
+
+// The block's piece of d in phase MAIN or QUANT.
+template <unsigned SRC, unsigned DST>
+__device__ __noinline__ void convert_piece(const Table t, const wb_convert_dest d, const Piece p, unsigned phase) {
+  Run run;
+  if (make_run<SRC, DST>(t, d, p, &run) && convert_run<SRC, DST>(d, p, phase, run)) return;
+  convert_general<SRC, DST>(t, d, p, phase);
 }
 
 // Block blockIdx.x of a MAIN or QUANT launch of `count` jobs.
@@ -349,7 +564,7 @@ __device__ __noinline__ void run(const Table t, unsigned count, unsigned phase) 
 }  // namespace convert
 }  // namespace
 
-extern "C" __global__ void __launch_bounds__(WB_CONVERT_THREADS)
+extern "C" __global__ void __launch_bounds__(WB_CONVERT_THREADS, WB_CONVERT_MIN_BLOCKS)
     wb_convert_plan(const __grid_constant__ wb_convert_plan_params params) {
   convert::run(convert::Table{reinterpret_cast<const wb_convert_job *>(params.jobs),
                               reinterpret_cast<const wb_convert_dest *>(params.dests),
@@ -357,7 +572,7 @@ extern "C" __global__ void __launch_bounds__(WB_CONVERT_THREADS)
                params.count, params.phase);
 }
 
-extern "C" __global__ void __launch_bounds__(WB_CONVERT_THREADS)
+extern "C" __global__ void __launch_bounds__(WB_CONVERT_THREADS, WB_CONVERT_MIN_BLOCKS)
     wb_convert_batch(const __grid_constant__ wb_convert_batch_params params) {
   convert::run(convert::Table{params.jobs, params.dests, params.rects, params.sources}, params.count, params.phase);
 }

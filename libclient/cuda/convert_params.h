@@ -151,6 +151,39 @@ WB_CONVERT_FN unsigned int wb_convert_quantize(float x, float scale, unsigned in
   return wb_convert_to_fp8(q, dtype);
 }
 
+/* ---- the GPU's quotient ------------------------------------------------------------------------------------
+ * An IEEE division costs a GPU a dozen instructions and a branch per element, more than the rest of the
+ * conversion. The kernels divide with the group's reciprocal instead: q0 = x * r, the remainder x - q0 * scale
+ * (exact in one fused multiply-add), and q0 corrected by the remainder times r, which is x / scale correctly
+ * rounded when r is 1 / scale correctly rounded and nothing underflows (Markstein's theorem). The remainder is
+ * taken negated, q0 * scale - x, so that a zero x keeps its sign through the correction (x - q0 * scale would
+ * make -0 into +0); negating operands costs a GPU nothing. Underflow is kept away by using this only for scales
+ * of at least 2^-60 (a group's amax of at least ~2^-51, far below any weight): a remainder that matters (the
+ * quotient at least 2^-18, below which every FP8 rounds to zero) is then a multiple of at least 2^-125, a normal
+ * number, even where a GPU flushes subnormals. Groups with other scales (zero or tiny amax, NaN, infinity)
+ * divide. tests/conversions checks it against the division for every bf16 and f16 value and every group
+ * amax, both FP8 types: the same FP8 bits everywhere. */
+#define WB_CONVERT_RECIPROCAL_MIN 8.67361737988403547e-19f /* 2^-60 */
+
+/* Whether the kernels may divide a group with this scale through its reciprocal. */
+WB_CONVERT_FN int wb_convert_reciprocal_fits(float scale) {
+  return scale >= WB_CONVERT_RECIPROCAL_MIN && scale <= 3.40282346638528859e38f;
+}
+
+#ifdef __CUDA_ARCH__
+#define WB_CONVERT_MUL(a, b) __fmul_rn(a, b)
+#define WB_CONVERT_FMA(a, b, c) __fmaf_rn(a, b, c)
+#else
+#define WB_CONVERT_MUL(a, b) ((a) * (b))
+#define WB_CONVERT_FMA(a, b, c) __builtin_fmaf(a, b, c)
+#endif
+
+/* x / scale, correctly rounded, for r = 1 / scale with wb_convert_reciprocal_fits(scale) (see above). */
+WB_CONVERT_FN float wb_convert_quotient(float x, float scale, float r) {
+  const float q0 = WB_CONVERT_MUL(x, r);
+  return WB_CONVERT_FMA(-WB_CONVERT_FMA(q0, scale, -x), r, q0);
+}
+
 /* ---- the conversion kernels' launches (convert_kernel.cu, filled by convert_run.cpp) ---------------------- */
 
 /* 256 threads, 4 vectors each: a tile is 1,024 vectors of 16 bytes, half a 128 x 128 block of bf16. 512
@@ -159,6 +192,17 @@ WB_CONVERT_FN unsigned int wb_convert_quantize(float x, float scale, unsigned in
 #define WB_CONVERT_THREADS 256u
 #define WB_CONVERT_UNROLL 4u
 #define WB_CONVERT_TILE (WB_CONVERT_THREADS * WB_CONVERT_UNROLL)
+
+/* Blocks a multiprocessor should hold at once (the kernels' __launch_bounds__: at most 80 registers a thread,
+ * a few words spilled), and the direct path's vectors a thread (convert_kernel.cu). Measured on an H200
+ * (docs/benchmarks.md): 3 and 8 convert 128 x 128 blocks 20% faster than 2 and 8 (no spills, 114 registers,
+ * two blocks) and about as fast as 4 and 4. */
+#ifndef WB_CONVERT_MIN_BLOCKS
+#define WB_CONVERT_MIN_BLOCKS 3
+#endif
+#ifndef WB_CONVERT_DIRECT_UNROLL
+#define WB_CONVERT_DIRECT_UNROLL 8
+#endif
 
 /* Elements of a WB_CONVERT_SCALE_TENSOR destination per block: 32 KiB of bf16, as a 128 x 128 group. */
 #define WB_CONVERT_PIECE 16384u

@@ -35,21 +35,10 @@ int copy_each(const Driver *d, const wb_copy_params &params, CUstream stream) {
   return rc;
 }
 
-}  // namespace
-
-int kernels_supported(const Driver *d) {
-  if (kCopyKernelPtx[0] == '\0') {
-    return fail(WB_E_NO_CUDA, "this libweightbus was built without nvcc, so it has no GPU kernels (copy and conversion "
-                "kernels); rebuild it where CUDA's nvcc is found (e.g. CUDA_HOME=/usr/local/cuda)");
-  }
-  int version = 0, major = 0, minor = 0;
+// The current context's GPU's compute capability, as major * 10 + minor.
+int compute_capability(const Driver *d, int *cc) {
   CUdevice device;
-  int rc = check(d->cuDriverGetVersion(&version), "cuDriverGetVersion");
-  if (rc != WB_OK) return rc;
-  if (version < kMinDriverVersion) {
-    return fail(WB_E_NO_CUDA, "the CUDA driver supports CUDA %d.%d; the GPU kernels' parameters need 12.1 or later",
-                version / 1000, version % 1000 / 10);
-  }
+  int major = 0, minor = 0, rc;
   if ((rc = check(d->cuCtxGetDevice(&device), "cuCtxGetDevice")) != WB_OK ||
       (rc = check(d->cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device),
                   "cuDeviceGetAttribute")) != WB_OK ||
@@ -57,9 +46,38 @@ int kernels_supported(const Driver *d) {
                   "cuDeviceGetAttribute")) != WB_OK) {
     return rc;
   }
-  if (major * 10 + minor < WB_COPY_KERNEL_MIN_CC) {
+  *cc = major * 10 + minor;
+  return WB_OK;
+}
+
+}  // namespace
+
+const unsigned char *convert_kernel_ptx(const Driver *d) {
+  int cc = 0;
+#ifdef WB_CONVERT_FP8_MIN_CC
+  if (compute_capability(d, &cc) == WB_OK && cc >= WB_CONVERT_FP8_MIN_CC) return kConvertFp8KernelPtx;
+#else
+  (void)d, (void)cc;
+#endif
+  return kConvertKernelPtx;
+}
+
+int kernels_supported(const Driver *d) {
+  if (kCopyKernelPtx[0] == '\0') {
+    return fail(WB_E_NO_CUDA, "this libweightbus was built without nvcc, so it has no GPU kernels (copy and conversion "
+                "kernels); rebuild it where CUDA's nvcc is found (e.g. CUDA_HOME=/usr/local/cuda)");
+  }
+  int version = 0, cc = 0;
+  int rc = check(d->cuDriverGetVersion(&version), "cuDriverGetVersion");
+  if (rc != WB_OK) return rc;
+  if (version < kMinDriverVersion) {
+    return fail(WB_E_NO_CUDA, "the CUDA driver supports CUDA %d.%d; the GPU kernels' parameters need 12.1 or later",
+                version / 1000, version % 1000 / 10);
+  }
+  if ((rc = compute_capability(d, &cc)) != WB_OK) return rc;
+  if (cc < WB_COPY_KERNEL_MIN_CC) {
     return fail(WB_E_NO_CUDA, "the GPU has compute capability %d.%d; the GPU kernels are built for %d.%d and later",
-                major, minor, WB_COPY_KERNEL_MIN_CC / 10, WB_COPY_KERNEL_MIN_CC % 10);
+                cc / 10, cc % 10, WB_COPY_KERNEL_MIN_CC / 10, WB_COPY_KERNEL_MIN_CC % 10);
   }
   return WB_OK;
 }
@@ -104,8 +122,9 @@ CUfunction CopyKernel::convert_function(CUcontext context, bool plan) {
     // The conversion kernels' module on the first conversion in context (its JIT compilation is the costly one).
     const Driver *d = nullptr;
     if (!l.convert_tried && l.ordinal >= 0 && driver(&d) == WB_OK) {
-      load_module(d, kConvertKernelPtx, "wb_convert_plan", "wb_convert_batch", &l.convert_module, &l.convert_plan,
-                  &l.convert_batch);
+      // context is current (convert_run.cpp): its GPU chooses the module
+      load_module(d, convert_kernel_ptx(d), "wb_convert_plan", "wb_convert_batch", &l.convert_module,
+                  &l.convert_plan, &l.convert_batch);
     }
     l.convert_tried = true;
     return plan ? l.convert_plan : l.convert_batch;

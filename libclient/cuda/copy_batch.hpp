@@ -19,6 +19,11 @@ namespace wb::cuda {
 // the library was built without nvcc.
 extern const unsigned char kCopyKernelPtx[];
 extern const unsigned char kConvertKernelPtx[];
+extern const unsigned char kConvertFp8KernelPtx[];  // the same, for GPUs with FP8 conversion instructions
+
+// The conversion kernels' PTX for the current context's GPU: kConvertFp8KernelPtx where its compute capability
+// has FP8 conversion instructions, else kConvertKernelPtx.
+const unsigned char *convert_kernel_ptx(const Driver *d);
 
 // Whether the module's kernels can run in the current context: WB_OK, or WB_E_NO_CUDA saying why (the library has
 // no PTX built in, the driver predates CUDA 12.1, the GPU is older than the PTX). Whether the driver compiles

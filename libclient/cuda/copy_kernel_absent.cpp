@@ -6,5 +6,6 @@ namespace wb::cuda {
 
 extern const unsigned char kCopyKernelPtx[] = "";
 extern const unsigned char kConvertKernelPtx[] = "";
+extern const unsigned char kConvertFp8KernelPtx[] = "";
 
 }  // namespace wb::cuda

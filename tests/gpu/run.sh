@@ -119,6 +119,9 @@ if python3 -c 'import torch' >/dev/null 2>&1; then
   # FP8 e4m3/e5m2 (tensor, channel, block scales) and f32 -> bf16 conversions, by copy-into and fused slice
   # plans, bit for bit against PyTorch's conversion of the same sources (odd shapes, NaN, inf, subnormals).
   run fp8-exact 600 python3 tests/gpu/fp8_exact.py "$build"
+  # The conversion kernels' own arithmetic (the reciprocal's division, the FP8 instruction) against the header's
+  # definition for every bf16 and f16 input and every finite f32 (CuPy compiles them; SKIP without it).
+  run fp8-exhaustive 300 python3 tests/gpu/fp8_exhaustive.py "$build"
   # The binding's tests that use torch, on this host's torch: sharded models (DTensor ranks, torch >= 2.4), the
   # engines' adapters (vLLM's and SGLang's shapes; inside vLLM where it is installed), snapshot_tensors, DLPack,
   # conversions into torch's FP8 tensors and load_module's FP8 weights with their scales.
@@ -129,7 +132,7 @@ if python3 -c 'import torch' >/dev/null 2>&1; then
       bindings/python/tests/test_conversions.py bindings/python/tests/test_torch_helpers.py
   fi
 else
-  for name in torch-interop dlpack-consumers transformers-server fp8-exact; do
+  for name in torch-interop dlpack-consumers transformers-server fp8-exact fp8-exhaustive; do
     [[ -z $only || $name =~ $only ]] && rows+=("$(printf '%-34s %-7s %5ss  %s' $name SKIP 0 'no torch for python3')")
   done
 fi
