@@ -24,9 +24,11 @@ output is compared bit for bit with PyTorch's (the torch path's for block scales
 others; the header's formula, divisions by CUDA tensors): a difference fails the benchmark.
 
     python3 bench/fp8_convert.py BUILD_DIR [--gib G] [--iterations N] [--warmup N] [--out CSV] [--target X]
+                                 [--paths REGEX]
 
 --gib G divides the first dimension of every tensor so that the model is about G GiB (the same 399 tensors;
-plan-fused-block needs the full model and is left out). Prints CSV rows set,path,iteration,ms,bytes (also to
+plan-fused-block needs the full model and is left out); --paths REGEX runs only the paths it finds (the floor
+always). Prints CSV rows set,path,iteration,ms,bytes (also to
 --out; bytes: read + written), a table, and "RESULT fp8-convert PASS|MISS ..."; "SKIP: ..." without torch, a
 GPU, PyTorch's float8 dtypes or the library's conversion kernel. Exit status 3 when a block path misses the
 target (tests/gpu/run.sh's MISS), 1 on a failure.
@@ -34,6 +36,7 @@ target (tests/gpu/run.sh's MISS), 1 on a failure.
 import argparse
 import importlib.util
 import math
+import re
 import statistics
 import sys
 import tempfile
@@ -257,6 +260,11 @@ def timed(torch, stream, run, warmup, iterations):
     return times
 
 
+def wanted(opts, path):
+    """Whether --paths asks for this path (all without it)."""
+    return opts.paths is None or re.search(opts.paths, path) is not None
+
+
 def bench(opts, broker, set_name, shapes, rows):
     import torch
     import weightbus
@@ -319,6 +327,8 @@ def run_paths(opts, torch, weightbus, topic, snapshot, sources, shapes, stream, 
     read = model_bytes
 
     def weightbus_path(path, layout, make, fused=None):
+        if not wanted(opts, path):
+            return
         made = make()
         plan, fp8, scales = made[:3]
         dests.clear()
@@ -349,6 +359,8 @@ def run_paths(opts, torch, weightbus, topic, snapshot, sources, shapes, stream, 
     weightbus_path("copy-tensor", "tensor", lambda: copy_plan(weightbus, dests, "tensor"))
 
     # (e) the peers' path: new tensors every run, as a training loop's side conversion makes them
+    if not wanted(opts, "torch-block"):
+        return done
     matrices, vectors = dests.matrices, dests.vectors
     dests.release()
     torch.cuda.empty_cache()
@@ -404,6 +416,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--out", help="also write the rows to this CSV file")
     parser.add_argument("--target", type=float, default=0.80, help="bandwidth fraction of the block paths")
+    parser.add_argument("--paths", help="run only the paths this regular expression finds (the floor always)")
     opts = parser.parse_args()
     sys.path[:0] = [str(PYTHON), str(PYTHON / "tests")]
     from broker import use_build
