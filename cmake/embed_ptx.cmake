@@ -1,6 +1,6 @@
-# cmake -DINPUT=kernel.ptx -DOUTPUT=file.cpp -DSYMBOL=name -P embed_ptx.cmake: writes the PTX as wb::cuda::name
-# (kCopyKernelPtx without SYMBOL), a NUL-terminated byte array (cuModuleLoadData takes PTX as a C string).
-# Bytes, not a string literal, so that no character of the PTX needs escaping.
+# cmake -DINPUT=kernel.ptx -DOUTPUT=file.cpp -DSYMBOL=name -P embed_ptx.cmake: writes the file (PTX, or a fat
+# binary) as wb::cuda::name (kCopyKernelPtx without SYMBOL), a NUL-terminated byte array (cuModuleLoadData takes
+# PTX as a C string, and a fat binary as it is). Bytes, not a string literal, so that nothing needs escaping.
 if(NOT SYMBOL)
   set(SYMBOL kCopyKernelPtx)
 endif()

@@ -687,7 +687,9 @@ WB_API int wb_snapshot_synchronize(wb_snapshot *snapshot, int64_t timeout_ms);
  * R * C times the destination dtype's size, and its scales lie where it does (host memory, or the same GPU).
  * Conversions run on the host (host sources into host memory) or in the conversion kernel on the
  * destination's GPU, reading sources on that GPU; a library built without nvcc has no kernel and refuses GPU
- * conversions with WB_E_NO_CUDA. */
+ * conversions with WB_E_NO_CUDA. The first GPU conversion in a process loads the kernel: at once on an A100,
+ * H100 or H200 (whose machine code the library carries); on other GPUs the driver first compiles its PTX (about
+ * 8 s, then cached on disk by the driver). */
 #define WB_SCALE_NONE 0u
 #define WB_SCALE_TENSOR 1u
 #define WB_SCALE_CHANNEL 2u

@@ -1,8 +1,9 @@
 /* The conversion kernels (weightbus.h, "Conversions"): destinations described by convert_params.h, converted on
- * the GPU with its per-element functions, so that they write the host's bits. A PTX module of its
- * own (libclient/CMakeLists.txt), loaded in a context on the first conversion there, so that copy-into and plans
- * that convert nothing never pay for its JIT compilation (about 4 s on an H200 without the driver's disk cache);
- * its parameters are in convert_params.h, which convert_run.cpp fills.
+ * the GPU with its per-element functions, so that they write the host's bits. A module of its own, built twice
+ * (libclient/CMakeLists.txt: for every GPU, and with the FP8 instruction) as fat binaries, loaded in a context on
+ * the first conversion there, so that copy-into and plans that convert nothing never load it (the driver takes
+ * about 8 s to compile its PTX where the fat binary has no code for the GPU); its parameters are in
+ * convert_params.h, which convert_run.cpp fills.
  *
  * Work split: a block converts one piece of one destination: a group (the elements that share a scale;
  * WB_CONVERT_SCALE_NONE's groups only split the work), or for WB_CONVERT_SCALE_TENSOR a piece of about
@@ -15,8 +16,8 @@
  * earlier ones are read again from the L2 cache, where pass 1 left them; pass 2's reads and all stores are
  * marked streaming (evict first), so that they do not push the group's other tiles out of the cache.
  *
- * Most pieces take the direct path instead (below): a piece inside one rectangle with aligned rows is loaded once
- * into registers, its amax found there, and each element divided through the group's reciprocal
+ * Most pieces take the direct path instead (below): a piece inside one rectangle with aligned rows is loaded
+ * into registers with simpler addressing, its amax found there, and each element divided through the group's reciprocal
  * (convert_params.h) and rounded by the FP8 conversion instruction where the GPU has one. Speed on an H200
  * (docs/benchmarks.md): a 16 GB bf16 model to e4m3 with 128 x 128 scales at 70% of one device copy's bytes per
  * second, against the 80% asked; what is left is overlap: a block has nothing in flight while it reduces,
@@ -276,15 +277,15 @@ __device__ __forceinline__ unsigned block_max(unsigned m) {
 // Most pieces lie inside one rectangle whose rows are whole 16-byte vectors at aligned addresses, with
 // destination rows that take one store per vector (a 128 x 128 block of a tensor that is a multiple of 8
 // elements wide). Such a piece is a run of vectors, `slots` a row; a chunk of it is kDirectUnroll vectors a
-// thread, all loaded before any is used, so that a 128 x 128 bf16 block is read once, into registers, and the
-// HBM sees 32 KiB of loads in flight per block. Pieces of several chunks (f32 blocks, long channels) find their
-// amax chunk by chunk and read the earlier chunks again, from L2.
+// thread, all loaded before any is used (16 KiB of loads in flight a block). A piece of one chunk is read once,
+// into registers; pieces of several chunks (a 128 x 128 bf16 block is two) find their amax chunk by chunk and
+// read the earlier chunks again, from L2, where the first pass left them.
 constexpr unsigned kDirectUnroll = WB_CONVERT_DIRECT_UNROLL, kChunk = kThreads * kDirectUnroll;
 
 struct Run {
   const char *src;
   char *dst;
-  unsigned long long src_pitch, dst_pitch;
+  unsigned src_pitch, dst_pitch;  // bytes; a run's rows are less than 4 GiB apart
   unsigned slots, count, chunks;
   unsigned step_rows, step_slots;  // kThreads vectors on: whole rows, and slots beyond them
 };
@@ -304,13 +305,14 @@ __device__ __forceinline__ bool make_run(const Table &t, const wb_convert_dest &
     char *dst = reinterpret_cast<char *>(d.dst) + (p.r0 * d.cols + p.c0) * ds;
     const unsigned long long n = p.c1 - p.c0;
     if ((reinterpret_cast<unsigned long long>(src) | rect.src_pitch | n * es) % 16 != 0 ||
-        (reinterpret_cast<unsigned long long>(dst) | d.cols * ds) % out != 0) {
+        (reinterpret_cast<unsigned long long>(dst) | d.cols * ds) % out != 0 || rect.src_pitch >> 32 != 0 ||
+        (d.cols * ds) >> 32 != 0) {
       return false;
     }
     run->src = src;
     run->dst = dst;
-    run->src_pitch = rect.src_pitch;
-    run->dst_pitch = d.cols * ds;
+    run->src_pitch = unsigned(rect.src_pitch);
+    run->dst_pitch = unsigned(d.cols * ds);
     run->slots = unsigned(n * es / 16);
     run->count = unsigned((p.r1 - p.r0) * run->slots);  // < 2^31: convert_run.cpp's check
     run->chunks = (run->count + kChunk - 1) / kChunk;
@@ -329,7 +331,7 @@ __device__ __forceinline__ void load_chunk(const Run &run, unsigned c, bool stre
   for (unsigned j = 0; j < kDirectUnroll; ++j) {
     v[j] = make_uint4(0, 0, 0, 0);
     if (first + j * kThreads < run.count) {
-      const uint4 *p = reinterpret_cast<const uint4 *>(run.src + r * run.src_pitch + k * 16ull);
+      const uint4 *p = reinterpret_cast<const uint4 *>(run.src + (unsigned long long)r * run.src_pitch + k * 16ull);
       v[j] = stream ? __ldcs(p) : *p;
     }
     r += run.step_rows;
@@ -422,7 +424,7 @@ __device__ __forceinline__ void store_chunk(const Run &run, unsigned c, const ui
     if (first + j * kThreads < run.count) {
       unsigned out[2];
       convert_vector<SRC, DST>(v[j], s, fp8, out);
-      char *dst = run.dst + r * run.dst_pitch + k * (unsigned long long)bytes;
+      char *dst = run.dst + (unsigned long long)r * run.dst_pitch + k * (unsigned long long)bytes;
       if (bytes == 8) {
         __stcs(reinterpret_cast<uint2 *>(dst), make_uint2(out[0], out[1]));
       } else {

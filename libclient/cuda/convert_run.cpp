@@ -419,7 +419,7 @@ int probe(const Driver *d, int ordinal, bool *found) {
   *found = true;
   if ((rc = kernels_supported(d)) != WB_OK) return rc;
   CUmodule module = nullptr;
-  const CUresult loaded = d->cuModuleLoadData(&module, convert_kernel_ptx(d));
+  const CUresult loaded = d->cuModuleLoadData(&module, convert_kernel_image(d));
   if (loaded != CUDA_SUCCESS) {
     *found = loaded != CUDA_ERROR_OUT_OF_MEMORY;
     rc = check(loaded, "cuModuleLoadData");

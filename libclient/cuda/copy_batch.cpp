@@ -52,14 +52,14 @@ int compute_capability(const Driver *d, int *cc) {
 
 }  // namespace
 
-const unsigned char *convert_kernel_ptx(const Driver *d) {
+const unsigned char *convert_kernel_image(const Driver *d) {
   int cc = 0;
 #ifdef WB_CONVERT_FP8_MIN_CC
-  if (compute_capability(d, &cc) == WB_OK && cc >= WB_CONVERT_FP8_MIN_CC) return kConvertFp8KernelPtx;
+  if (compute_capability(d, &cc) == WB_OK && cc >= WB_CONVERT_FP8_MIN_CC) return kConvertFp8KernelImage;
 #else
   (void)d, (void)cc;
 #endif
-  return kConvertKernelPtx;
+  return kConvertKernelImage;
 }
 
 int kernels_supported(const Driver *d) {
@@ -119,11 +119,12 @@ CUfunction CopyKernel::convert_function(CUcontext context, bool plan) {
   std::lock_guard lock(mutex_);
   for (Loaded &l : loaded_) {
     if (l.context != context) continue;
-    // The conversion kernels' module on the first conversion in context (its JIT compilation is the costly one).
+    // The conversion kernels' module on the first conversion in context (the largest: where the GPU has no code
+    // of its own in it, the driver compiles its PTX for seconds).
     const Driver *d = nullptr;
     if (!l.convert_tried && l.ordinal >= 0 && driver(&d) == WB_OK) {
       // context is current (convert_run.cpp): its GPU chooses the module
-      load_module(d, convert_kernel_ptx(d), "wb_convert_plan", "wb_convert_batch", &l.convert_module,
+      load_module(d, convert_kernel_image(d), "wb_convert_plan", "wb_convert_batch", &l.convert_module,
                   &l.convert_plan, &l.convert_batch);
     }
     l.convert_tried = true;

@@ -15,15 +15,17 @@
 
 namespace wb::cuda {
 
-// The kernels' PTX, embedded at build time, each module apart (copy_kernel.cu, convert_kernel.cu); empty when
-// the library was built without nvcc.
+// The kernels, embedded at build time, each module apart (copy_kernel.cu, convert_kernel.cu); empty when the
+// library was built without nvcc. The copy kernels as PTX (the driver compiles them in a fraction of a second);
+// the conversion kernels as fat binaries, machine code for the commonest GPUs beside PTX for the others (the
+// driver would take seconds to compile their PTX).
 extern const unsigned char kCopyKernelPtx[];
-extern const unsigned char kConvertKernelPtx[];
-extern const unsigned char kConvertFp8KernelPtx[];  // the same, for GPUs with FP8 conversion instructions
+extern const unsigned char kConvertKernelImage[];     // PTX for compute capability 7.5, code for 8.0
+extern const unsigned char kConvertFp8KernelImage[];  // with FP8 conversion instructions: PTX for 8.9, code for 9.0
 
-// The conversion kernels' PTX for the current context's GPU: kConvertFp8KernelPtx where its compute capability
-// has FP8 conversion instructions, else kConvertKernelPtx.
-const unsigned char *convert_kernel_ptx(const Driver *d);
+// The conversion kernels' image for the current context's GPU: kConvertFp8KernelImage where its compute
+// capability has FP8 conversion instructions, else kConvertKernelImage.
+const unsigned char *convert_kernel_image(const Driver *d);
 
 // Whether the module's kernels can run in the current context: WB_OK, or WB_E_NO_CUDA saying why (the library has
 // no PTX built in, the driver predates CUDA 12.1, the GPU is older than the PTX). Whether the driver compiles

@@ -5,7 +5,7 @@
 namespace wb::cuda {
 
 extern const unsigned char kCopyKernelPtx[] = "";
-extern const unsigned char kConvertKernelPtx[] = "";
-extern const unsigned char kConvertFp8KernelPtx[] = "";
+extern const unsigned char kConvertKernelImage[] = "";
+extern const unsigned char kConvertFp8KernelImage[] = "";
 
 }  // namespace wb::cuda
