@@ -323,6 +323,13 @@ __device__ __forceinline__ bool make_run(const Table &t, const wb_convert_dest &
   return false;  // padding only: the general path's (it writes nothing but the scale)
 }
 
+// a * b, 32 x 32 -> 64 bits in one instruction (a row's offset: its index times the pitch).
+__device__ __forceinline__ unsigned long long wide(unsigned a, unsigned b) {
+  unsigned long long product;
+  asm("mul.wide.u32 %0, %1, %2;" : "=l"(product) : "r"(a), "r"(b));
+  return product;
+}
+
 // Thread tid's vectors of chunk c: c * kChunk + tid + j * kThreads, zero past the run.
 __device__ __forceinline__ void load_chunk(const Run &run, unsigned c, bool stream, uint4 (&v)[kDirectUnroll]) {
   const unsigned first = c * kChunk + threadIdx.x;
@@ -331,7 +338,7 @@ __device__ __forceinline__ void load_chunk(const Run &run, unsigned c, bool stre
   for (unsigned j = 0; j < kDirectUnroll; ++j) {
     v[j] = make_uint4(0, 0, 0, 0);
     if (first + j * kThreads < run.count) {
-      const uint4 *p = reinterpret_cast<const uint4 *>(run.src + (unsigned long long)r * run.src_pitch + k * 16ull);
+      const uint4 *p = reinterpret_cast<const uint4 *>(run.src + wide(r, run.src_pitch) + k * 16ull);
       v[j] = stream ? __ldcs(p) : *p;
     }
     r += run.step_rows;
@@ -373,29 +380,31 @@ struct Scale {
       : scale(s), reciprocal(1.0f / s), direct(wb_convert_reciprocal_fits(s) != 0) {}
 };
 
-// Two finite quotients as FP8, each clamped to [-M, M] and rounded (wb_convert_to_fp8): hi in bits 8..15, lo
-// in 0..7. Where the GPU has FP8 conversions (compute capability 8.9; this module built for it, copy_batch.cpp),
-// one instruction whose saturation is the clamp (tests/gpu/fp8_exhaustive.py compares them on every finite f32).
-__device__ __forceinline__ unsigned fp8_pair(float hi, float lo, unsigned fp8) {
+// Two finite quotients as FP8 (FP8: the dtype), each clamped to [-M, M] and rounded (wb_convert_to_fp8): hi in
+// bits 8..15, lo in 0..7. Where the GPU has FP8 conversions (compute capability 8.9; this module built for it,
+// copy_batch.cpp), one instruction whose saturation is the clamp (tests/gpu/fp8_exhaustive.py compares them on
+// every finite f32).
+template <unsigned FP8>
+__device__ __forceinline__ unsigned fp8_pair(float hi, float lo) {
 #if __CUDA_ARCH__ >= 890
   unsigned short bits;
-  if (fp8 == WB_CONVERT_E4M3) {
+  if constexpr (FP8 == WB_CONVERT_E4M3) {
     asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(bits) : "f"(hi), "f"(lo));
   } else {
     asm("cvt.rn.satfinite.e5m2x2.f32 %0, %1, %2;" : "=h"(bits) : "f"(hi), "f"(lo));
   }
   return bits;
 #else
-  const float m = wb_convert_fp8_max(fp8);
-  return wb_convert_to_fp8(fminf(fmaxf(hi, -m), m), fp8) << 8 | wb_convert_to_fp8(fminf(fmaxf(lo, -m), m), fp8);
+  const float m = wb_convert_fp8_max(FP8);
+  return wb_convert_to_fp8(fminf(fmaxf(hi, -m), m), FP8) << 8 | wb_convert_to_fp8(fminf(fmaxf(lo, -m), m), FP8);
 #endif
 }
 
-// One vector's elements converted: 16 / size_of(SRC) of them, into out's low bytes. FP8 with a scale that
-// divides through its reciprocal (the caller's check): |x| <= amax and the scale is finite, so the quotients
-// are finite.
-template <unsigned SRC, unsigned DST>
-__device__ __forceinline__ void convert_vector(const uint4 &v, const Scale &s, unsigned fp8, unsigned (&out)[2]) {
+// One vector's elements converted: 16 / size_of(SRC) of them, into out's low bytes (FP8: the FP8 dtype, unused
+// for bf16). FP8 with a scale that divides through its reciprocal (the caller's check): |x| <= amax and the
+// scale is finite, so the quotients are finite.
+template <unsigned SRC, unsigned DST, unsigned FP8>
+__device__ __forceinline__ void convert_vector(const uint4 &v, const Scale &s, unsigned (&out)[2]) {
   constexpr int n = int(16 / size_of(SRC));
   const unsigned w[4] = {v.x, v.y, v.z, v.w};
   out[0] = out[1] = 0;
@@ -407,15 +416,15 @@ __device__ __forceinline__ void convert_vector(const uint4 &v, const Scale &s, u
     for (int e = 0; e < n; e += 2) {
       const float lo = wb_convert_quotient(element<SRC>(w, e), s.scale, s.reciprocal);
       const float hi = wb_convert_quotient(element<SRC>(w, e + 1), s.scale, s.reciprocal);
-      out[e / 4] |= fp8_pair(hi, lo, fp8) << (8 * (e % 4));
+      out[e / 4] |= fp8_pair<FP8>(hi, lo) << (8 * (e % 4));
     }
   }
 }
 
-// Converts and stores thread tid's vectors of chunk c.
-template <unsigned SRC, unsigned DST>
+// Converts and stores thread tid's vectors of chunk c (FP8 as for convert_vector).
+template <unsigned SRC, unsigned DST, unsigned FP8>
 __device__ __forceinline__ void store_chunk(const Run &run, unsigned c, const uint4 (&v)[kDirectUnroll],
-                                            const Scale &s, unsigned fp8) {
+                                            const Scale &s) {
   constexpr unsigned bytes = 16 / size_of(SRC) * size_of(DST);  // 8 or 4
   const unsigned first = c * kChunk + threadIdx.x;
   unsigned r = first / run.slots, k = first - r * run.slots;
@@ -423,8 +432,8 @@ __device__ __forceinline__ void store_chunk(const Run &run, unsigned c, const ui
   for (unsigned j = 0; j < kDirectUnroll; ++j) {
     if (first + j * kThreads < run.count) {
       unsigned out[2];
-      convert_vector<SRC, DST>(v[j], s, fp8, out);
-      char *dst = run.dst + (unsigned long long)r * run.dst_pitch + k * (unsigned long long)bytes;
+      convert_vector<SRC, DST, FP8>(v[j], s, out);
+      char *dst = run.dst + wide(r, run.dst_pitch) + k * (unsigned long long)bytes;
       if (bytes == 8) {
         __stcs(reinterpret_cast<uint2 *>(dst), make_uint2(out[0], out[1]));
       } else {
@@ -437,6 +446,17 @@ __device__ __forceinline__ void store_chunk(const Run &run, unsigned c, const ui
       k -= run.slots;
       ++r;
     }
+  }
+}
+
+// store_chunk for the destination's dtype: the FP8 type chosen once a chunk, not once an element.
+template <unsigned SRC, unsigned DST>
+__device__ __forceinline__ void store_chunk(const Run &run, unsigned c, const uint4 (&v)[kDirectUnroll],
+                                            const Scale &s, unsigned dst_dtype) {
+  if (DST == WB_CONVERT_BF16 || dst_dtype == WB_CONVERT_E4M3) {
+    store_chunk<SRC, DST, WB_CONVERT_E4M3>(run, c, v, s);
+  } else {
+    store_chunk<SRC, DST, WB_CONVERT_E5M2>(run, c, v, s);
   }
 }
 

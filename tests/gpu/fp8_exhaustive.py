@@ -43,7 +43,8 @@ extern "C" __global__ void rounding(unsigned long long *counts, unsigned fp8, un
   if ((u & 0x7f800000u) == 0x7f800000u) return;  // NaN, infinity
   const float m = wb_convert_fp8_max(fp8);
   const unsigned want = wb_convert_to_fp8(fminf(fmaxf(x, -m), m), fp8);
-  const unsigned got = convert::fp8_pair(x, x, fp8);
+  const unsigned got = fp8 == WB_CONVERT_E4M3 ? convert::fp8_pair<WB_CONVERT_E4M3>(x, x)
+                                              : convert::fp8_pair<WB_CONVERT_E5M2>(x, x);
   if (got != (want << 8 | want)) record(counts, u, 0, want, got);
 }
 
@@ -55,7 +56,8 @@ extern "C" __global__ void quotient(unsigned long long *counts, unsigned fp8, un
   const bool checked = amax <= 3.4e38f && fabsf(x) <= amax && s.direct;  // amax finite, x in its group
   if (checked) {
     const float q = wb_convert_quotient(x, s.scale, s.reciprocal);
-    const unsigned got = convert::fp8_pair(q, q, fp8) & 0xffu;
+    const unsigned got = (fp8 == WB_CONVERT_E4M3 ? convert::fp8_pair<WB_CONVERT_E4M3>(q, q)
+                                                 : convert::fp8_pair<WB_CONVERT_E5M2>(q, q)) & 0xffu;
     const unsigned want = wb_convert_quantize(x, s.scale, fp8);
     if (got != want) record(counts, a, xb, want, got);
   }
