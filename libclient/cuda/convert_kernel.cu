@@ -19,7 +19,7 @@
  * Most pieces take the direct path instead (below): a piece inside one rectangle with aligned rows is loaded
  * into registers with simpler addressing, its amax found there, and each element divided through the group's reciprocal
  * (convert_params.h) and rounded by the FP8 conversion instruction where the GPU has one. Speed on an H200
- * (docs/benchmarks.md): a 16 GB bf16 model to e4m3 with 128 x 128 scales at 70% of one device copy's bytes per
+ * (docs/benchmarks.md): a 16 GB bf16 model to e4m3 with 128 x 128 scales at 71-73% of one device copy's bytes per
  * second, against the 80% asked; what is left is overlap: a block has nothing in flight while it reduces,
  * converts and stores.
  *
