@@ -19,7 +19,7 @@
  * Most pieces take the direct path instead (below): a piece inside one rectangle with aligned rows is loaded
  * into registers with simpler addressing, its amax found there, and each element divided through the group's reciprocal
  * (convert_params.h) and rounded by the FP8 conversion instruction where the GPU has one. Speed on an H200
- * (docs/benchmarks.md): a 16 GB bf16 model to e4m3 with 128 x 128 scales at 71-73% of one device copy's bytes per
+ * (docs/benchmarks.md): a 16 GB bf16 model to e4m3 with 128 x 128 scales at 70-73% of one device copy's bytes per
  * second, against the 80% asked; what is left is overlap: a block has nothing in flight while it reduces,
  * converts and stores.
  *
@@ -40,7 +40,8 @@ __device__ __forceinline__ constexpr unsigned size_of(unsigned dtype) {
   return dtype == WB_CONVERT_F32 ? 4u : dtype == WB_CONVERT_BF16 || dtype == WB_CONVERT_F16 ? 2u : 1u;
 }
 
-// The block's piece of its destination: rows [r0, r1) x cols [c0, c1), and its index (the scale's, for a group).
+// The block's piece of its destination: rows [r0, r1) x cols [c0, c1), and the index of its (first) group's
+// scale.
 struct Piece {
   unsigned long long r0, r1, c0, c1, index;
 };
@@ -378,6 +379,7 @@ struct Scale {
   bool direct;  // through the reciprocal
   __device__ __forceinline__ explicit Scale(float s)
       : scale(s), reciprocal(1.0f / s), direct(wb_convert_reciprocal_fits(s) != 0) {}
+  __device__ __forceinline__ Scale(float s, float r) : scale(s), reciprocal(r), direct(true) {}
 };
 
 // Two finite quotients as FP8 (FP8: the dtype), each clamped to [-M, M] and rounded (wb_convert_to_fp8): hi in
@@ -460,11 +462,111 @@ __device__ __forceinline__ void store_chunk(const Run &run, unsigned c, const ui
   }
 }
 
+// The largest |x| of one vector, as f32 bits (wb_convert_abs_bits).
+template <unsigned SRC>
+__device__ __forceinline__ unsigned vector_amax(const uint4 &v) {
+  const unsigned w[4] = {v.x, v.y, v.z, v.w};
+  unsigned m = 0;
+#pragma unroll
+  for (int e = 0; e < 4; ++e) m = SRC == WB_CONVERT_F32 ? max(m, w[e] & 0x7fffffffu) : __vmaxu2(m, w[e] & 0x7fff7fffu);
+  if (SRC == WB_CONVERT_F32) return m;
+  const unsigned half = max(m & 0xffffu, m >> 16);
+  return wb_convert_abs_bits(SRC == WB_CONVERT_BF16 ? wb_convert_from_bf16(half) : wb_convert_from_f16(half));
+}
+
+// A channel piece's rows' scales and reciprocals (convert_rows), in the block's shared memory.
+struct RowScales {
+  unsigned amax[WB_CONVERT_CHANNEL_ROWS];
+  float scale[WB_CONVERT_CHANNEL_ROWS], reciprocal[WB_CONVERT_CHANNEL_ROWS];
+  int direct;
+};
+
+// Stores thread tid's vectors of a run of one chunk, each divided by its row's scale (FP8: the dtype).
+template <unsigned SRC, unsigned FP8>
+__device__ __forceinline__ void store_rows(const Run &run, const uint4 (&v)[kDirectUnroll], const RowScales &rs) {
+  const unsigned first = threadIdx.x;
+  unsigned r = first / run.slots, k = first - r * run.slots;
+#pragma unroll
+  for (unsigned j = 0; j < kDirectUnroll; ++j) {
+    if (first + j * kThreads < run.count) {
+      unsigned out[2];
+      convert_vector<SRC, kFp8, FP8>(v[j], Scale(rs.scale[r], rs.reciprocal[r]), out);
+      char *dst = run.dst + wide(r, run.dst_pitch) + k * (16ull / size_of(SRC));
+      if (size_of(SRC) == 2) {
+        __stcs(reinterpret_cast<uint2 *>(dst), make_uint2(out[0], out[1]));
+      } else {
+        __stcs(reinterpret_cast<unsigned *>(dst), out[0]);
+      }
+    }
+    r += run.step_rows;
+    k += run.step_slots;
+    if (k >= run.slots) {
+      k -= run.slots;
+      ++r;
+    }
+  }
+}
+
+// A WB_CONVERT_SCALE_CHANNEL piece of `rows` rows that is a run of one chunk (wb_convert_channel_rows sizes
+// them so), its scales at `scales`: read once, each row's amax gathered in shared memory, each row divided by
+// its own scale. False, having written nothing, where a row's scale divides (the general path then takes the
+// rows one by one). A function of its own, so that its registers are not the block path's.
+template <unsigned SRC>
+__device__ __noinline__ bool convert_rows(const Run run, float *scales, unsigned rows, unsigned fp8) {
+  __shared__ RowScales rs;
+  if (threadIdx.x < rows) rs.amax[threadIdx.x] = 0;
+  if (threadIdx.x == 0) rs.direct = 1;
+  uint4 v[kDirectUnroll];
+  load_chunk(run, 0, true, v);
+  __syncthreads();
+  {
+    const unsigned first = threadIdx.x;
+    unsigned r = first / run.slots, k = first - r * run.slots;
+#pragma unroll
+    for (unsigned j = 0; j < kDirectUnroll; ++j) {
+      if (first + j * kThreads < run.count) {
+        const unsigned m = vector_amax<SRC>(v[j]);
+        if (m != 0) atomicMax(&rs.amax[r], m);
+      }
+      r += run.step_rows;
+      k += run.step_slots;
+      if (k >= run.slots) {
+        k -= run.slots;
+        ++r;
+      }
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x < rows) {
+    const float s = wb_convert_scale(rs.amax[threadIdx.x], fp8);
+    rs.scale[threadIdx.x] = s;
+    rs.reciprocal[threadIdx.x] = 1.0f / s;
+    if (!wb_convert_reciprocal_fits(s)) rs.direct = 0;
+  }
+  __syncthreads();
+  const bool direct = rs.direct != 0;
+  __syncthreads();  // every thread has read rs.direct (the general path may follow)
+  if (!direct) return false;
+  if (threadIdx.x < rows) scales[threadIdx.x] = rs.scale[threadIdx.x];
+  if (fp8 == WB_CONVERT_E4M3) {
+    store_rows<SRC, WB_CONVERT_E4M3>(run, v, rs);
+  } else {
+    store_rows<SRC, WB_CONVERT_E5M2>(run, v, rs);
+  }
+  return true;
+}
+
 // The block's piece of d when it is a run, in phase MAIN or QUANT; false, having written nothing, where its
 // scale is one that divides (convert_params.h): the general path then converts the piece, dividing.
 template <unsigned SRC, unsigned DST>
 __device__ __forceinline__ bool convert_run(const wb_convert_dest &d, const Piece &p, unsigned phase,
                                             const Run &run) {
+  if constexpr (DST != WB_CONVERT_BF16) {
+    if (d.layout == WB_CONVERT_SCALE_CHANNEL && p.r1 - p.r0 > 1) {
+      return run.chunks == 1 &&
+             convert_rows<SRC>(run, reinterpret_cast<float *>(d.scale) + p.r0, unsigned(p.r1 - p.r0), d.dst_dtype);
+    }
+  }
   uint4 v[kDirectUnroll];
   if (DST == WB_CONVERT_BF16 || phase == WB_CONVERT_PHASE_QUANT) {
     const Scale s(DST == WB_CONVERT_BF16 ? 1.0f : wb_convert_scale(*reinterpret_cast<unsigned *>(d.scale), d.dst_dtype));
@@ -499,10 +601,11 @@ __device__ __forceinline__ bool convert_run(const wb_convert_dest &d, const Piec
 
 // ---- a piece ----------------------------------------------------------------------------------------------
 
-// The block's piece of d in phase MAIN or QUANT, where it is not a run: a function of its own, so that its
-// registers (it needs more than the kernel's bound, and spills) are not the direct path's.
+// One group of d in phase MAIN or QUANT through the general loops (p: the group, or a WB_CONVERT_SCALE_TENSOR
+// piece).
 template <unsigned SRC, unsigned DST>
-__device__ __noinline__ void convert_general(const Table t, const wb_convert_dest d, const Piece p, unsigned phase) {
+__device__ __forceinline__ void convert_group(const Table &t, const wb_convert_dest &d, const Piece &p,
+                                              unsigned phase) {
   const unsigned tid = threadIdx.x;
   Tile tile;
   if (DST == WB_CONVERT_BF16) return store_pass<SRC, DST>(t, d, p, tid, 0.0f, tile, nullptr);
@@ -519,6 +622,18 @@ __device__ __noinline__ void convert_general(const Table t, const wb_convert_des
   const float scale = wb_convert_scale(bits, d.dst_dtype);
   if (tid == 0) reinterpret_cast<float *>(d.scale)[p.index] = scale;
   store_pass<SRC, DST>(t, d, p, tid, scale, tile, &last);
+}
+
+// The block's piece of d in phase MAIN or QUANT where it is not a run: its group, or a WB_CONVERT_SCALE_CHANNEL
+// piece's rows one after another. A function of its own, so that its registers (it needs more than the
+// kernel's bound, and spills) are not the direct path's.
+template <unsigned SRC, unsigned DST>
+__device__ __noinline__ void convert_general(const Table t, const wb_convert_dest d, const Piece p, unsigned phase) {
+  if (d.layout != WB_CONVERT_SCALE_CHANNEL || p.r1 - p.r0 == 1) return convert_group<SRC, DST>(t, d, p, phase);
+  for (unsigned long long r = p.r0; r < p.r1; ++r) {
+    convert_group<SRC, DST>(t, d, Piece{r, r + 1, p.c0, p.c1, r}, phase);
+    __syncthreads();  // every warp has read block_max's words before the next row writes them
+  }
 }
 
 // The block's piece of d in phase MAIN or QUANT.
@@ -551,6 +666,7 @@ __device__ __forceinline__ void convert_block(const Table &t, unsigned count, un
   p.c0 = (p.index % across) * cols;
   p.r1 = min(p.r0 + rows, d.rows);
   p.c1 = min(p.c0 + cols, d.cols);
+  if (d.layout == WB_CONVERT_SCALE_CHANNEL) p.index = p.r0;  // its first row's scale (its piece holds rows)
   switch (d.src_dtype << 8 | d.dst_dtype) {
     case WB_CONVERT_BF16 << 8 | WB_CONVERT_E4M3:
     case WB_CONVERT_BF16 << 8 | WB_CONVERT_E5M2:

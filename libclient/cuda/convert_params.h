@@ -246,10 +246,29 @@ typedef struct wb_convert_batch_params {
   unsigned long long sources[WB_CONVERT_BATCH];
 } wb_convert_batch_params;
 
-/* The piece of a destination that one block converts: its group, or for WB_CONVERT_SCALE_TENSOR about
- * WB_CONVERT_PIECE elements (whole rows where a row has at most that many). */
+/* WB_CONVERT_SCALE_CHANNEL: the rows (channels, a scale each) one block converts, so that a piece of a narrow
+ * destination is about one chunk of the direct path (WB_CONVERT_THREADS x WB_CONVERT_DIRECT_UNROLL vectors of 16
+ * bytes of the source): a block per 4,096-wide bf16 row left most of its threads idle. At most
+ * WB_CONVERT_CHANNEL_ROWS. */
+#define WB_CONVERT_CHANNEL_ROWS 64u
+
+WB_CONVERT_FN unsigned long long wb_convert_channel_rows(const wb_convert_dest *d) {
+  const unsigned long long size = d->src_dtype == WB_CONVERT_F32 ? 4u : 2u;
+  const unsigned long long chunk = WB_CONVERT_THREADS * WB_CONVERT_DIRECT_UNROLL * 16u / size; /* elements */
+  const unsigned long long rows = d->cols == 0 ? 1 : chunk / d->cols;
+  return rows == 0 ? 1 : rows > WB_CONVERT_CHANNEL_ROWS ? WB_CONVERT_CHANNEL_ROWS : rows;
+}
+
+/* The piece of a destination that one block converts: its group; for WB_CONVERT_SCALE_CHANNEL, channels
+ * (wb_convert_channel_rows); for WB_CONVERT_SCALE_TENSOR about WB_CONVERT_PIECE elements (whole rows where a row
+ * has at most that many). */
 WB_CONVERT_FN void wb_convert_piece_shape(const wb_convert_dest *d, unsigned long long *rows,
                                           unsigned long long *cols) {
+  if (d->layout == WB_CONVERT_SCALE_CHANNEL) {
+    *rows = wb_convert_channel_rows(d);
+    *cols = d->group_cols;
+    return;
+  }
   if (d->layout != WB_CONVERT_SCALE_TENSOR) {
     *rows = d->group_rows;
     *cols = d->group_cols;
@@ -265,6 +284,13 @@ WB_CONVERT_FN unsigned long long wb_convert_pieces(const wb_convert_dest *d) {
   wb_convert_piece_shape(d, &rows, &cols);
   if (d->rows == 0 || d->cols == 0) return 0;
   return ((d->rows + rows - 1) / rows) * ((d->cols + cols - 1) / cols);
+}
+
+/* The groups of a destination (its scales, one a group), row-major over ceil(rows / group rows) x
+ * ceil(cols / group cols); 0 for an empty one. */
+WB_CONVERT_FN unsigned long long wb_convert_groups(const wb_convert_dest *d) {
+  if (d->rows == 0 || d->cols == 0) return 0;
+  return ((d->rows + d->group_rows - 1) / d->group_rows) * ((d->cols + d->group_cols - 1) / d->group_cols);
 }
 
 #endif

@@ -125,7 +125,7 @@ uint64_t dest_bytes(const wb_convert_dest &d) { return d.rows * d.cols * wb_dtyp
 
 uint64_t scale_bytes(const wb_convert_dest &d) {
   if (d.layout == WB_CONVERT_SCALE_NONE) return 0;
-  return d.layout == WB_CONVERT_SCALE_TENSOR ? sizeof(float) : wb_convert_pieces(&d) * sizeof(float);
+  return d.layout == WB_CONVERT_SCALE_TENSOR ? sizeof(float) : wb_convert_groups(&d) * sizeof(float);
 }
 
 // One phase's jobs for the set's destinations, pieces(d) blocks each (0: none), in launches of at most
