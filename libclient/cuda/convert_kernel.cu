@@ -19,7 +19,7 @@
  * Most pieces take the direct path instead (below): a piece inside one rectangle with aligned rows is loaded
  * into registers with simpler addressing, its amax found there, and each element divided through the group's reciprocal
  * (convert_params.h) and rounded by the FP8 conversion instruction where the GPU has one. Speed on an H200
- * (docs/benchmarks.md): a 16 GB bf16 model to e4m3 with 128 x 128 scales at 70-73% of one device copy's bytes per
+ * (docs/benchmarks.md): a 16 GB bf16 model to e4m3 with 128 x 128 scales at 69-73% of one device copy's bytes per
  * second, against the 80% asked; what is left is overlap: a block has nothing in flight while it reduces,
  * converts and stores.
  *
@@ -109,16 +109,20 @@ __device__ __forceinline__ long long locate(const Span &s, unsigned r, unsigned 
   return first;
 }
 
-// Thread tid's kUnroll slots of tile t are slots t * kTile + tid + i * kThreads of the span: the first by a
-// division, the next by adding.
+// Where a thread's slots are: thread tid's kUnroll slots of a span's tile t are slots t * kTile + tid +
+// i * kThreads, and its kDirectUnroll slots of a run's chunk c slots c * kChunk + tid + j * kThreads; the first
+// found by a division, the next by adding.
 struct Cursor {
   unsigned r, k;
-  __device__ __forceinline__ Cursor(const Span &s, unsigned t, unsigned tid) {
-    const unsigned slot = t * kTile + tid;
+  // Slot `slot` of s (a Span, or the direct path's Run: `slots` a row, kThreads slots on `step_rows` rows and
+  // `step_slots` slots).
+  template <typename S>
+  __device__ __forceinline__ Cursor(const S &s, unsigned slot) {
     r = slot / s.slots;
     k = slot - r * s.slots;
   }
-  __device__ __forceinline__ void next(const Span &s) {
+  template <typename S>
+  __device__ __forceinline__ void next(const S &s) {
     r += s.step_rows;
     k += s.step_slots;
     if (k >= s.slots) {
@@ -138,7 +142,7 @@ template <unsigned SRC>
 __device__ __forceinline__ void load(const Span &s, unsigned t, unsigned tid, bool stream, Tile &tile) {
   constexpr unsigned es = size_of(SRC);
   constexpr int v = int(16 / es);
-  Cursor c(s, t, tid);
+  Cursor c(s, t * kTile + tid);
 #pragma unroll
   for (unsigned j = 0; j < kUnroll; ++j, c.next(s)) {
     int lo, hi;
@@ -188,7 +192,7 @@ __device__ __forceinline__ void store(const Span &s, unsigned t, unsigned tid, c
                                       unsigned fp8) {
   constexpr int v = int(16 / size_of(SRC));
   constexpr unsigned ds = size_of(DST), bytes = v * ds;  // 8 or 4
-  Cursor c(s, t, tid);
+  Cursor c(s, t * kTile + tid);
 #pragma unroll
   for (unsigned j = 0; j < kUnroll; ++j, c.next(s)) {
     int lo, hi;
@@ -334,20 +338,15 @@ __device__ __forceinline__ unsigned long long wide(unsigned a, unsigned b) {
 // Thread tid's vectors of chunk c: c * kChunk + tid + j * kThreads, zero past the run.
 __device__ __forceinline__ void load_chunk(const Run &run, unsigned c, bool stream, uint4 (&v)[kDirectUnroll]) {
   const unsigned first = c * kChunk + threadIdx.x;
-  unsigned r = first / run.slots, k = first - r * run.slots;
+  Cursor at(run, first);
 #pragma unroll
   for (unsigned j = 0; j < kDirectUnroll; ++j) {
     v[j] = make_uint4(0, 0, 0, 0);
     if (first + j * kThreads < run.count) {
-      const uint4 *p = reinterpret_cast<const uint4 *>(run.src + wide(r, run.src_pitch) + k * 16ull);
+      const uint4 *p = reinterpret_cast<const uint4 *>(run.src + wide(at.r, run.src_pitch) + at.k * 16ull);
       v[j] = stream ? __ldcs(p) : *p;
     }
-    r += run.step_rows;
-    k += run.step_slots;
-    if (k >= run.slots) {
-      k -= run.slots;
-      ++r;
-    }
+    at.next(run);
   }
 }
 
@@ -429,25 +428,20 @@ __device__ __forceinline__ void store_chunk(const Run &run, unsigned c, const ui
                                             const Scale &s) {
   constexpr unsigned bytes = 16 / size_of(SRC) * size_of(DST);  // 8 or 4
   const unsigned first = c * kChunk + threadIdx.x;
-  unsigned r = first / run.slots, k = first - r * run.slots;
+  Cursor at(run, first);
 #pragma unroll
   for (unsigned j = 0; j < kDirectUnroll; ++j) {
     if (first + j * kThreads < run.count) {
       unsigned out[2];
       convert_vector<SRC, DST, FP8>(v[j], s, out);
-      char *dst = run.dst + wide(r, run.dst_pitch) + k * (unsigned long long)bytes;
+      char *dst = run.dst + wide(at.r, run.dst_pitch) + at.k * (unsigned long long)bytes;
       if (bytes == 8) {
         __stcs(reinterpret_cast<uint2 *>(dst), make_uint2(out[0], out[1]));
       } else {
         __stcs(reinterpret_cast<unsigned *>(dst), out[0]);
       }
     }
-    r += run.step_rows;
-    k += run.step_slots;
-    if (k >= run.slots) {
-      k -= run.slots;
-      ++r;
-    }
+    at.next(run);
   }
 }
 
@@ -485,25 +479,20 @@ struct RowScales {
 template <unsigned SRC, unsigned FP8>
 __device__ __forceinline__ void store_rows(const Run &run, const uint4 (&v)[kDirectUnroll], const RowScales &rs) {
   const unsigned first = threadIdx.x;
-  unsigned r = first / run.slots, k = first - r * run.slots;
+  Cursor at(run, first);
 #pragma unroll
   for (unsigned j = 0; j < kDirectUnroll; ++j) {
     if (first + j * kThreads < run.count) {
       unsigned out[2];
-      convert_vector<SRC, kFp8, FP8>(v[j], Scale(rs.scale[r], rs.reciprocal[r]), out);
-      char *dst = run.dst + wide(r, run.dst_pitch) + k * (16ull / size_of(SRC));
+      convert_vector<SRC, kFp8, FP8>(v[j], Scale(rs.scale[at.r], rs.reciprocal[at.r]), out);
+      char *dst = run.dst + wide(at.r, run.dst_pitch) + at.k * (16ull / size_of(SRC));
       if (size_of(SRC) == 2) {
         __stcs(reinterpret_cast<uint2 *>(dst), make_uint2(out[0], out[1]));
       } else {
         __stcs(reinterpret_cast<unsigned *>(dst), out[0]);
       }
     }
-    r += run.step_rows;
-    k += run.step_slots;
-    if (k >= run.slots) {
-      k -= run.slots;
-      ++r;
-    }
+    at.next(run);
   }
 }
 
@@ -521,19 +510,14 @@ __device__ __noinline__ bool convert_rows(const Run run, float *scales, unsigned
   __syncthreads();
   {
     const unsigned first = threadIdx.x;
-    unsigned r = first / run.slots, k = first - r * run.slots;
+    Cursor at(run, first);
 #pragma unroll
     for (unsigned j = 0; j < kDirectUnroll; ++j) {
       if (first + j * kThreads < run.count) {
         const unsigned m = vector_amax<SRC>(v[j]);
-        if (m != 0) atomicMax(&rs.amax[r], m);
+        if (m != 0) atomicMax(&rs.amax[at.r], m);
       }
-      r += run.step_rows;
-      k += run.step_slots;
-      if (k >= run.slots) {
-        k -= run.slots;
-        ++r;
-      }
+      at.next(run);
     }
   }
   __syncthreads();
