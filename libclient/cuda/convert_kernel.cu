@@ -175,14 +175,32 @@ __device__ __forceinline__ float element(const unsigned (&w)[4], int e) {
   return SRC == WB_CONVERT_BF16 ? wb_convert_from_bf16(bits) : wb_convert_from_f16(bits);
 }
 
+// Magnitudes folded into acc, for the largest |x| of a group: f32 words as |x|'s bits, 16-bit halves as two
+// 16-bit magnitudes at a time (their order is their f32 values' order, NaN above infinity); folded_amax turns
+// acc into f32 bits (wb_convert_abs_bits). Words outside a group are zero (0 in amax).
+template <unsigned SRC>
+__device__ __forceinline__ unsigned fold_magnitudes(unsigned acc, const unsigned (&w)[4]) {
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    acc = SRC == WB_CONVERT_F32 ? max(acc, w[e] & 0x7fffffffu) : __vmaxu2(acc, w[e] & 0x7fff7fffu);
+  }
+  return acc;
+}
+
+template <unsigned SRC>
+__device__ __forceinline__ unsigned folded_amax(unsigned acc) {
+  if (SRC == WB_CONVERT_F32) return acc;
+  const unsigned half = max(acc & 0xffffu, acc >> 16);
+  return wb_convert_abs_bits(SRC == WB_CONVERT_BF16 ? wb_convert_from_bf16(half) : wb_convert_from_f16(half));
+}
+
+// The largest |x| of a tile, as f32 bits, folded into m.
 template <unsigned SRC>
 __device__ __forceinline__ unsigned amax_of(const Tile &tile, unsigned m) {
+  unsigned acc = 0;
 #pragma unroll
-  for (unsigned j = 0; j < kUnroll; ++j) {
-#pragma unroll
-    for (int e = 0; e < int(16 / size_of(SRC)); ++e) m = max(m, wb_convert_abs_bits(element<SRC>(tile.w[j], e)));
-  }
-  return m;
+  for (unsigned j = 0; j < kUnroll; ++j) acc = fold_magnitudes<SRC>(acc, tile.w[j]);
+  return max(m, folded_amax<SRC>(acc));
 }
 
 // Converts and stores thread tid's slots of tile t: one store per vector where the destination's address
@@ -350,26 +368,22 @@ __device__ __forceinline__ void load_chunk(const Run &run, unsigned c, bool stre
   }
 }
 
-// The largest |x| of the vectors, as f32 bits (wb_convert_abs_bits), folded into m. Halves are compared as
-// 16-bit magnitudes, two at a time: their order is their f32 values' order, NaN above infinity.
+// The words of a vector.
+__device__ __forceinline__ void words(const uint4 &v, unsigned (&w)[4]) {
+  w[0] = v.x, w[1] = v.y, w[2] = v.z, w[3] = v.w;
+}
+
+// The largest |x| of the vectors, as f32 bits (wb_convert_abs_bits), folded into m.
 template <unsigned SRC>
 __device__ __forceinline__ unsigned chunk_amax(const uint4 (&v)[kDirectUnroll], unsigned m) {
-  unsigned packed = 0;
+  unsigned acc = 0;
 #pragma unroll
   for (unsigned j = 0; j < kDirectUnroll; ++j) {
-    const unsigned w[4] = {v[j].x, v[j].y, v[j].z, v[j].w};
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      if (SRC == WB_CONVERT_F32) {
-        m = max(m, w[e] & 0x7fffffffu);
-      } else {
-        packed = __vmaxu2(packed, w[e] & 0x7fff7fffu);
-      }
-    }
+    unsigned w[4];
+    words(v[j], w);
+    acc = fold_magnitudes<SRC>(acc, w);
   }
-  if (SRC == WB_CONVERT_F32) return m;
-  const unsigned half = max(packed & 0xffffu, packed >> 16);
-  return max(m, wb_convert_abs_bits(SRC == WB_CONVERT_BF16 ? wb_convert_from_bf16(half) : wb_convert_from_f16(half)));
+  return max(m, folded_amax<SRC>(acc));
 }
 
 // A group's scale and how its elements are divided (weightbus.h; convert_params.h, "the GPU's quotient").
@@ -407,7 +421,8 @@ __device__ __forceinline__ unsigned fp8_pair(float hi, float lo) {
 template <unsigned SRC, unsigned DST, unsigned FP8>
 __device__ __forceinline__ void convert_vector(const uint4 &v, const Scale &s, unsigned (&out)[2]) {
   constexpr int n = int(16 / size_of(SRC));
-  const unsigned w[4] = {v.x, v.y, v.z, v.w};
+  unsigned w[4];
+  words(v, w);
   out[0] = out[1] = 0;
   if constexpr (DST == WB_CONVERT_BF16) {
 #pragma unroll
@@ -422,10 +437,11 @@ __device__ __forceinline__ void convert_vector(const uint4 &v, const Scale &s, u
   }
 }
 
-// Converts and stores thread tid's vectors of chunk c (FP8 as for convert_vector).
-template <unsigned SRC, unsigned DST, unsigned FP8>
+// Converts and stores thread tid's vectors of chunk c, each divided by scale_of(its row) (FP8 as for
+// convert_vector): one Scale for a block's run, each row's own for a channel piece's (convert_rows).
+template <unsigned SRC, unsigned DST, unsigned FP8, typename ScaleOf>
 __device__ __forceinline__ void store_chunk(const Run &run, unsigned c, const uint4 (&v)[kDirectUnroll],
-                                            const Scale &s) {
+                                            const ScaleOf &scale_of) {
   constexpr unsigned bytes = 16 / size_of(SRC) * size_of(DST);  // 8 or 4
   const unsigned first = c * kChunk + threadIdx.x;
   Cursor at(run, first);
@@ -433,7 +449,7 @@ __device__ __forceinline__ void store_chunk(const Run &run, unsigned c, const ui
   for (unsigned j = 0; j < kDirectUnroll; ++j) {
     if (first + j * kThreads < run.count) {
       unsigned out[2];
-      convert_vector<SRC, DST, FP8>(v[j], s, out);
+      convert_vector<SRC, DST, FP8>(v[j], scale_of(at.r), out);
       char *dst = run.dst + wide(at.r, run.dst_pitch) + at.k * (unsigned long long)bytes;
       if (bytes == 8) {
         __stcs(reinterpret_cast<uint2 *>(dst), make_uint2(out[0], out[1]));
@@ -449,23 +465,20 @@ __device__ __forceinline__ void store_chunk(const Run &run, unsigned c, const ui
 template <unsigned SRC, unsigned DST>
 __device__ __forceinline__ void store_chunk(const Run &run, unsigned c, const uint4 (&v)[kDirectUnroll],
                                             const Scale &s, unsigned dst_dtype) {
+  const auto same = [&s](unsigned) { return s; };
   if (DST == WB_CONVERT_BF16 || dst_dtype == WB_CONVERT_E4M3) {
-    store_chunk<SRC, DST, WB_CONVERT_E4M3>(run, c, v, s);
+    store_chunk<SRC, DST, WB_CONVERT_E4M3>(run, c, v, same);
   } else {
-    store_chunk<SRC, DST, WB_CONVERT_E5M2>(run, c, v, s);
+    store_chunk<SRC, DST, WB_CONVERT_E5M2>(run, c, v, same);
   }
 }
 
 // The largest |x| of one vector, as f32 bits (wb_convert_abs_bits).
 template <unsigned SRC>
 __device__ __forceinline__ unsigned vector_amax(const uint4 &v) {
-  const unsigned w[4] = {v.x, v.y, v.z, v.w};
-  unsigned m = 0;
-#pragma unroll
-  for (int e = 0; e < 4; ++e) m = SRC == WB_CONVERT_F32 ? max(m, w[e] & 0x7fffffffu) : __vmaxu2(m, w[e] & 0x7fff7fffu);
-  if (SRC == WB_CONVERT_F32) return m;
-  const unsigned half = max(m & 0xffffu, m >> 16);
-  return wb_convert_abs_bits(SRC == WB_CONVERT_BF16 ? wb_convert_from_bf16(half) : wb_convert_from_f16(half));
+  unsigned w[4];
+  words(v, w);
+  return folded_amax<SRC>(fold_magnitudes<SRC>(0, w));
 }
 
 // A channel piece's rows' scales and reciprocals (convert_rows), in the block's shared memory.
@@ -474,27 +487,6 @@ struct RowScales {
   float scale[WB_CONVERT_CHANNEL_ROWS], reciprocal[WB_CONVERT_CHANNEL_ROWS];
   int direct;
 };
-
-// Stores thread tid's vectors of a run of one chunk, each divided by its row's scale (FP8: the dtype).
-template <unsigned SRC, unsigned FP8>
-__device__ __forceinline__ void store_rows(const Run &run, const uint4 (&v)[kDirectUnroll], const RowScales &rs) {
-  const unsigned first = threadIdx.x;
-  Cursor at(run, first);
-#pragma unroll
-  for (unsigned j = 0; j < kDirectUnroll; ++j) {
-    if (first + j * kThreads < run.count) {
-      unsigned out[2];
-      convert_vector<SRC, kFp8, FP8>(v[j], Scale(rs.scale[at.r], rs.reciprocal[at.r]), out);
-      char *dst = run.dst + wide(at.r, run.dst_pitch) + at.k * (16ull / size_of(SRC));
-      if (size_of(SRC) == 2) {
-        __stcs(reinterpret_cast<uint2 *>(dst), make_uint2(out[0], out[1]));
-      } else {
-        __stcs(reinterpret_cast<unsigned *>(dst), out[0]);
-      }
-    }
-    at.next(run);
-  }
-}
 
 // A WB_CONVERT_SCALE_CHANNEL piece of `rows` rows that is a run of one chunk (wb_convert_channel_rows sizes
 // them so), its scales at `scales`: read once, each row's amax gathered in shared memory, each row divided by
@@ -532,10 +524,11 @@ __device__ __noinline__ bool convert_rows(const Run run, float *scales, unsigned
   __syncthreads();  // every thread has read rs.direct (the general path may follow)
   if (!direct) return false;
   if (threadIdx.x < rows) scales[threadIdx.x] = rs.scale[threadIdx.x];
+  const auto own = [](unsigned r) { return Scale(rs.scale[r], rs.reciprocal[r]); };
   if (fp8 == WB_CONVERT_E4M3) {
-    store_rows<SRC, WB_CONVERT_E4M3>(run, v, rs);
+    store_chunk<SRC, kFp8, WB_CONVERT_E4M3>(run, 0, v, own);
   } else {
-    store_rows<SRC, WB_CONVERT_E5M2>(run, v, rs);
+    store_chunk<SRC, kFp8, WB_CONVERT_E5M2>(run, 0, v, own);
   }
   return true;
 }
