@@ -33,8 +33,10 @@
               each; what flip measured before snapshot_tensors), not yet torch tensors.
   (c) copy    weightbus copy-into: as (b), then the server copies every tensor into its own weights with
               wb_snapshot_copy_into on its stream and synchronizes. Same start, ends when the copies are done.
-  (c') load   weightbus.torch.load_module, the README's server call: as (c), into a module whose parameters
-              are the server's weights (its plan kept between versions). Same start, ends when it returns.
+  (c') load   weightbus.torch.load_module, the server's loop the README shows, `seen = load_module(topic, module,
+              after=seen)`: asleep inside it when the trainer publishes (its plan, kept between versions, and the
+              check of the module done before the wait), into a module whose parameters are the server's
+              weights. Same start, ends when it returns.
   (d) raw     the floor: the same tensors copied device to device in the server by torch._foreach_copy_ (one
               batched launch for all of them), with no notification, lease or lookup. Also reported: one
               cudaMemcpy of the same number of bytes between two contiguous buffers (raw-contiguous).
@@ -233,8 +235,7 @@ def server(socket, set_name):
         if command in ("flip", "flip-each", "copy", "load"):
             print("waiting", flush=True)  # the trainer publishes once this is asleep in topic.wait
         if command == "load":
-            seen = topic.wait(after=seen, timeout=60)
-            seen = load_module(topic, module, seen, timeout=60)
+            seen = load_module(topic, module, after=seen, timeout=60)
             end_ns = time.monotonic_ns()
             with topic.snapshot(seen, timeout=60) as s:  # the start, read after the clock stopped
                 elapsed = end_ns - int(s.metadata)

@@ -1,6 +1,8 @@
 """PyTorch helpers on the CPU (the GPU cases run in tests/gpu/run.sh): torch.from_dlpack is zero-copy,
 ModulePublisher publishes a module's parameters and persistent buffers (its state_dict's tensors) and load_module
 loads them into another module."""
+import time
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -109,6 +111,61 @@ def test_load_module_keeps_its_plan_until_the_module_or_the_topic_changes(broker
         plan = wbt._LOADERS[reader][server].plan
         assert load_module(reader, server, name_map={"x": "y"}) == 2
         assert wbt._LOADERS[reader][server].plan is plan
+
+
+def test_load_module_after_waits_for_a_newer_version_with_its_plan_made_and_checked_before(broker, client):
+    """A server's loop, `seen = load_module(topic, model, after=seen)`: the plan is kept and the module checked
+    before the wait, so that a module changed between two calls is still loaded right."""
+    import threading
+
+    import weightbus.torch as wbt
+
+    trainer, server = model(1), model(2)
+    with broker.connect("server") as other:
+        publisher = ModulePublisher(client.create_topic("policy"), trainer)
+        reader = other.open_topic("policy")
+
+        def publish_later(delay):
+            def run():
+                time.sleep(delay)
+                with torch.no_grad():
+                    for p in trainer.parameters():
+                        p.add_(1.0)
+                publisher.publish()
+            thread = threading.Thread(target=run)
+            thread.start()
+            return thread
+
+        # Before the first version nothing can be prepared: the plan is made once the version is there.
+        thread = publish_later(0.05)
+        assert load_module(reader, server, after=0, timeout=10) == 1
+        thread.join()
+        assert all(torch.equal(a, b) for a, b in zip(trainer.parameters(), server.parameters()))
+        plan = wbt._LOADERS[reader][server].plan
+
+        thread = publish_later(0.05)
+        assert load_module(reader, server, after=1, timeout=10) == 2  # asleep in the wait, then loaded
+        thread.join()
+        assert wbt._LOADERS[reader][server].plan is plan
+        assert all(torch.equal(a, b) for a, b in zip(trainer.parameters(), server.parameters()))
+
+        # A version already newer than `after`: no wait. A parameter replaced before the call: a new plan.
+        server[0].weight = torch.nn.Parameter(torch.zeros(16, 8))
+        assert load_module(reader, server, after=0) == 2
+        assert wbt._LOADERS[reader][server].plan is not plan
+        assert torch.equal(server[0].weight, trainer[0].weight)
+
+        # Nothing newer within the timeout: WaitTimeoutError, the module untouched.
+        with torch.no_grad():
+            server[2].bias.fill_(-3.0)
+        with pytest.raises(weightbus.WaitTimeoutError):
+            load_module(reader, server, after=2, timeout=0.05)
+        assert torch.equal(server[2].bias, torch.full((4,), -3.0))
+        with pytest.raises(ValueError, match="version=1 and after=0"):
+            load_module(reader, server, version=1, after=0)
+        # The module's errors against the topic come before the wait (no version 3 ever comes here).
+        with pytest.raises(weightbus.InvalidArgumentError, match="'0.weight' is f32\\[16, 8\\]"):
+            load_module(reader, torch.nn.Sequential(torch.nn.Linear(8, 15)), after=2, timeout=10)
 
 
 def test_load_module_copies_buffers_scalars_and_strided_rows_and_refuses_columns(broker, client):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import operator
 import re
+import time
 import weakref
 from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple,
                     Union)
@@ -348,7 +349,7 @@ def _target_name(name_map: NameMap, name: str) -> Optional[str]:
 
 def load_module(topic: Topic, module: torch.nn.Module, version: int = 0, name_map: NameMap = None,
                 strict: bool = True, include_buffers: bool = True, timeout: Optional[float] = None,
-                fp8_block: Tuple[int, int] = (128, 128)) -> int:
+                fp8_block: Tuple[int, int] = (128, 128), after: Optional[int] = None) -> int:
     """Copies version `version` (0: the latest) into the module's parameters and persistent buffers (the
     tensors of its state_dict(), BatchNorm's running statistics included; include_buffers=False: the parameters
     alone), on the current CUDA stream after the version's GPU work, and returns the version loaded. `name_map`
@@ -371,14 +372,46 @@ def load_module(topic: Topic, module: torch.nn.Module, version: int = 0, name_ma
     keeps it with the topic; later calls only run it. While the copies run, the call checks that the module
     still has the same tensors at the same addresses (replaced parameters or buffers, `param.data = ...`); if
     not, it makes the plan again and copies again. The same name_map (the same function, or an equal dict) and
-    options keep it."""
+    options keep it.
+
+    after=N, for a server's loop (`seen = load_module(topic, model, after=seen)`): waits for a version newer
+    than N (Topic.wait) and loads the latest. What does not depend on the version (the plan, and the check that
+    the module still has its tensors) is done before the wait, so that once woken the call only leases the
+    version and starts the copies; the errors of the module against the topic's tensors come before the wait
+    too (after the first version: before it, nothing can be checked). Raises WaitTimeoutError when no newer
+    version comes within `timeout` seconds (the module untouched), ValueError with a `version`."""
     options = _Options(name_map, strict, include_buffers, _fp8_block(fp8_block))
+    if after is None:
+        return _load(topic, module, options, version, timeout, _loader(topic, module, options), checked=False)
+    if version:
+        raise ValueError(f"load_module: version={version} and after={after}: pass one of them")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    ready = _ready_loader(topic, module, options)
+    topic.wait(after=after, timeout=timeout)
+    left = None if deadline is None else max(0.0, deadline - time.monotonic())
+    if ready is not None and ready.tensor_count == topic.tensor_count():  # no view added meanwhile
+        return _load(topic, module, options, 0, left, ready, checked=True)
+    return _load(topic, module, options, 0, left, _loader(topic, module, options), checked=False)
+
+
+def _ready_loader(topic: Topic, module: torch.nn.Module, options: _Options) -> Optional[_Loader]:
+    """load_module's plan for the module, checked against it, made before waiting for a version; None before
+    the topic's first version (its tensors are not known yet)."""
+    if topic.latest == 0:
+        return None
     loader = _loader(topic, module, options)
+    return loader if loader.fits(module) else _loader(topic, module, options, rebuild=True)
+
+
+def _load(topic: Topic, module: torch.nn.Module, options: _Options, version: int, timeout: Optional[float],
+          loader: _Loader, checked: bool) -> int:
+    """Copies `version` into the module by `loader`, whose fit to the module is checked while the copies run
+    unless it was just `checked`."""
     stream = torch.cuda.current_stream(loader.device) if loader.device is not None else None
     with topic.snapshot(version, timeout) as snapshot:
         loader.run(snapshot, stream)
-        if not loader.fits(module):  # checked while the GPU copies; stray copies went into storages it keeps
-            if stream is not None:
+        if not checked and not loader.fits(module):  # checked while the GPU copies; stray copies went into
+            if stream is not None:                   # storages it keeps
                 stream.synchronize()
             loader = _loader(topic, module, options, rebuild=True)
             loader.run(snapshot, stream)
