@@ -175,15 +175,33 @@ __device__ __forceinline__ float element(const unsigned (&w)[4], int e) {
   return SRC == WB_CONVERT_BF16 ? wb_convert_from_bf16(bits) : wb_convert_from_f16(bits);
 }
 
+// The larger of two magnitudes (sign bits clear), or of each pair of 16-bit ones. Where the GPU has 16-bit
+// float pairs (compute capability 8.0; this module built for 8.9), one instruction that compares halves as
+// floats, a NaN winning as its canonical NaN: the same order as the magnitudes' bits but for which NaN, and
+// every NaN amax makes the same scale (wb_convert_scale).
+template <unsigned SRC>
+__device__ __forceinline__ unsigned fold_word(unsigned acc, unsigned magnitudes) {
+  if (SRC == WB_CONVERT_F32) return max(acc, magnitudes);
+#if __CUDA_ARCH__ >= 800
+  unsigned folded;
+  if constexpr (SRC == WB_CONVERT_BF16) {
+    asm("max.NaN.bf16x2 %0, %1, %2;" : "=r"(folded) : "r"(acc), "r"(magnitudes));
+  } else {
+    asm("max.NaN.f16x2 %0, %1, %2;" : "=r"(folded) : "r"(acc), "r"(magnitudes));
+  }
+  return folded;
+#else
+  return __vmaxu2(acc, magnitudes);
+#endif
+}
+
 // Magnitudes folded into acc, for the largest |x| of a group: f32 words as |x|'s bits, 16-bit halves as two
 // 16-bit magnitudes at a time (their order is their f32 values' order, NaN above infinity); folded_amax turns
 // acc into f32 bits (wb_convert_abs_bits). Words outside a group are zero (0 in amax).
 template <unsigned SRC>
 __device__ __forceinline__ unsigned fold_magnitudes(unsigned acc, const unsigned (&w)[4]) {
 #pragma unroll
-  for (int e = 0; e < 4; ++e) {
-    acc = SRC == WB_CONVERT_F32 ? max(acc, w[e] & 0x7fffffffu) : __vmaxu2(acc, w[e] & 0x7fff7fffu);
-  }
+  for (int e = 0; e < 4; ++e) acc = fold_word<SRC>(acc, w[e] & (SRC == WB_CONVERT_F32 ? 0x7fffffffu : 0x7fff7fffu));
   return acc;
 }
 
