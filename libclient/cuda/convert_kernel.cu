@@ -318,9 +318,9 @@ __device__ __forceinline__ unsigned block_max(unsigned m) {
 // Most pieces lie inside one rectangle whose rows are whole 16-byte vectors at aligned addresses, with
 // destination rows that take one store per vector (a 128 x 128 block of a tensor that is a multiple of 8
 // elements wide). Such a piece is a run of vectors, `slots` a row; a chunk of it is kDirectUnroll vectors a
-// thread, all loaded before any is used (16 KiB of loads in flight a block). A piece of one chunk is read once,
-// into registers; pieces of several chunks (a 128 x 128 bf16 block is two) find their amax chunk by chunk and
-// read the earlier chunks again, from L2, where the first pass left them.
+// thread, all loaded before any is used (32 KiB of loads in flight a block). A piece of one chunk (a 128 x 128
+// block of bf16 or f16) is read once, into registers; pieces of several chunks (of f32: two) find their amax
+// chunk by chunk and read the earlier chunks again, from L2, where the first pass left them.
 constexpr unsigned kDirectUnroll = WB_CONVERT_DIRECT_UNROLL, kChunk = kThreads * kDirectUnroll;
 
 struct Run {
@@ -371,16 +371,34 @@ __device__ __forceinline__ unsigned long long wide(unsigned a, unsigned b) {
   return product;
 }
 
+// Whether chunk c is whole and kThreads vectors on is whole rows on (a row's vectors divide kThreads, as a 128 x
+// 128 block's 16 do): then a thread's vectors of the chunk are step_rows rows apart, each one addition from the
+// last, with no check against the run's end (the most common chunk: no cursor, no branch a vector).
+__device__ __forceinline__ bool rows_apart(const Run &run, unsigned c) {
+  return run.step_slots == 0 && (c + 1) * kChunk <= run.count;
+}
+
+// A vector read; `stream`: the last read of these bytes (evict first), else kept in L2 for the next pass.
+__device__ __forceinline__ uint4 read_vector(const char *p, bool stream) {
+  return stream ? __ldcs(reinterpret_cast<const uint4 *>(p)) : __ldcg(reinterpret_cast<const uint4 *>(p));
+}
+
 // Thread tid's vectors of chunk c: c * kChunk + tid + j * kThreads, zero past the run.
 __device__ __forceinline__ void load_chunk(const Run &run, unsigned c, bool stream, uint4 (&v)[kDirectUnroll]) {
   const unsigned first = c * kChunk + threadIdx.x;
   Cursor at(run, first);
+  if (rows_apart(run, c)) {
+    const char *p = run.src + wide(at.r, run.src_pitch) + at.k * 16ull;
+    const unsigned long long step = wide(run.step_rows, run.src_pitch);
+#pragma unroll
+    for (unsigned j = 0; j < kDirectUnroll; ++j, p += step) v[j] = read_vector(p, stream);
+    return;
+  }
 #pragma unroll
   for (unsigned j = 0; j < kDirectUnroll; ++j) {
     v[j] = make_uint4(0, 0, 0, 0);
     if (first + j * kThreads < run.count) {
-      const uint4 *p = reinterpret_cast<const uint4 *>(run.src + wide(at.r, run.src_pitch) + at.k * 16ull);
-      v[j] = stream ? __ldcs(p) : *p;
+      v[j] = read_vector(run.src + wide(at.r, run.src_pitch) + at.k * 16ull, stream);
     }
     at.next(run);
   }
@@ -463,17 +481,30 @@ __device__ __forceinline__ void store_chunk(const Run &run, unsigned c, const ui
   constexpr unsigned bytes = 16 / size_of(SRC) * size_of(DST);  // 8 or 4
   const unsigned first = c * kChunk + threadIdx.x;
   Cursor at(run, first);
+  const auto put = [](char *dst, const unsigned (&out)[2]) {
+    if (bytes == 8) {
+      __stcs(reinterpret_cast<uint2 *>(dst), make_uint2(out[0], out[1]));
+    } else {
+      __stcs(reinterpret_cast<unsigned *>(dst), out[0]);
+    }
+  };
+  if (rows_apart(run, c)) {
+    char *dst = run.dst + wide(at.r, run.dst_pitch) + at.k * (unsigned long long)bytes;
+    const unsigned long long step = wide(run.step_rows, run.dst_pitch);
+#pragma unroll
+    for (unsigned j = 0; j < kDirectUnroll; ++j, dst += step) {
+      unsigned out[2];
+      convert_vector<SRC, DST, FP8>(v[j], scale_of(at.r + j * run.step_rows), out);
+      put(dst, out);
+    }
+    return;
+  }
 #pragma unroll
   for (unsigned j = 0; j < kDirectUnroll; ++j) {
     if (first + j * kThreads < run.count) {
       unsigned out[2];
       convert_vector<SRC, DST, FP8>(v[j], scale_of(at.r), out);
-      char *dst = run.dst + wide(at.r, run.dst_pitch) + at.k * (unsigned long long)bytes;
-      if (bytes == 8) {
-        __stcs(reinterpret_cast<uint2 *>(dst), make_uint2(out[0], out[1]));
-      } else {
-        __stcs(reinterpret_cast<unsigned *>(dst), out[0]);
-      }
+      put(run.dst + wide(at.r, run.dst_pitch) + at.k * (unsigned long long)bytes, out);
     }
     at.next(run);
   }

@@ -193,13 +193,14 @@ WB_CONVERT_FN float wb_convert_quotient(float x, float scale, float r) {
 #define WB_CONVERT_UNROLL 4u
 #define WB_CONVERT_TILE (WB_CONVERT_THREADS * WB_CONVERT_UNROLL)
 
-/* Blocks a multiprocessor should hold at once (the kernels' __launch_bounds__: at most 64 registers a thread,
- * a few words spilled), and the direct path's vectors a thread (convert_kernel.cu: a 128 x 128 bf16 block in
- * two chunks). Measured on an H200 (docs/benchmarks.md): 128 x 128 blocks convert as fast as with 3 and 8
- * (80 registers, the block in one chunk) and 20% faster than with 2 and 8 (114 registers, no spills), per-channel
- * and per-tensor scales 10-30% faster than with 3 and 8; 4 and 8 spill much (0.44 of the copy bandwidth). */
-#define WB_CONVERT_MIN_BLOCKS 4
-#define WB_CONVERT_DIRECT_UNROLL 4
+/* Blocks a multiprocessor should hold at once (the kernels' __launch_bounds__: at most 80 registers a thread),
+ * and the direct path's vectors a thread (convert_kernel.cu: a 128 x 128 bf16 block in one chunk, read once).
+ * Measured on an H200 (docs/benchmarks.md), since whole chunks step without a cursor: 128 x 128 blocks 0.73-0.77
+ * of the copy bandwidth against 0.66-0.75 with 4 and 4 (the block in two chunks, the first read again), 0.68
+ * with 2 and 8, 0.61 with 512 threads, 2 and 4; per-channel 0.58 against 0.53, per-tensor 0.45 against 0.48;
+ * 4 and 8 spill much (0.44). */
+#define WB_CONVERT_MIN_BLOCKS 3
+#define WB_CONVERT_DIRECT_UNROLL 8
 
 /* Elements of a WB_CONVERT_SCALE_TENSOR destination per block: 32 KiB of bf16, as a 128 x 128 group. */
 #define WB_CONVERT_PIECE 16384u
