@@ -389,9 +389,8 @@ def load_module(topic: Topic, module: torch.nn.Module, version: int = 0, name_ma
     ready = _ready_loader(topic, module, options)
     topic.wait(after=after, timeout=timeout)
     left = None if deadline is None else max(0.0, deadline - time.monotonic())
-    if ready is not None and ready.tensor_count == topic.tensor_count():  # no view added meanwhile
-        return _load(topic, module, options, 0, left, ready, checked=True)
-    return _load(topic, module, options, 0, left, _loader(topic, module, options), checked=False)
+    loader = _loader(topic, module, options)  # the ready one, unless a view came meanwhile (same_options)
+    return _load(topic, module, options, 0, left, loader, checked=loader is ready)
 
 
 def _ready_loader(topic: Topic, module: torch.nn.Module, options: _Options) -> Optional[_Loader]:
