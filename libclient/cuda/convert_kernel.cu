@@ -17,11 +17,11 @@
  * marked streaming (evict first), so that they do not push the group's other tiles out of the cache.
  *
  * Most pieces take the direct path instead (below): a piece inside one rectangle with aligned rows is loaded
- * into registers with simpler addressing, its amax found there, and each element divided through the group's reciprocal
- * (convert_params.h) and rounded by the FP8 conversion instruction where the GPU has one. Speed on an H200
- * (docs/benchmarks.md): a 16 GB bf16 model to e4m3 with 128 x 128 scales at 69-73% of one device copy's bytes per
- * second, against the 80% asked; what is left is overlap: a block has nothing in flight while it reduces,
- * converts and stores.
+ * with simpler addressing, its amax found, and each element divided through the group's reciprocal
+ * (convert_params.h) and rounded by the FP8 conversion instruction where the GPU has one. The commonest piece, a
+ * 128 x 128 block of bf16 or f16 into FP8, is staged in shared memory by asynchronous copies (convert_staged)
+ * rather than loaded into registers. Speed on an H200 (docs/benchmarks.md): a 16 GB bf16 model to e4m3 with
+ * 128 x 128 scales at 0.77-0.83 of one device copy's bytes per second (0.75-0.77 with the block in registers).
  *
  * WB_CONVERT_SCALE_TENSOR needs the whole destination's amax before its first element is written, so it takes
  * four launches, in stream order: ZERO sets the destination's scale word to 0; MAIN's blocks (beside the other
@@ -319,8 +319,9 @@ __device__ __forceinline__ unsigned block_max(unsigned m) {
 // destination rows that take one store per vector (a 128 x 128 block of a tensor that is a multiple of 8
 // elements wide). Such a piece is a run of vectors, `slots` a row; a chunk of it is kDirectUnroll vectors a
 // thread, all loaded before any is used (32 KiB of loads in flight a block). A piece of one chunk (a 128 x 128
-// block of bf16 or f16) is read once, into registers; pieces of several chunks (of f32: two) find their amax
-// chunk by chunk and read the earlier chunks again, from L2, where the first pass left them.
+// block of bf16 or f16) is read once, into registers, or into shared memory (convert_staged); pieces of several
+// chunks (of f32: two) find their amax chunk by chunk and read the earlier chunks again, from L2, where the first
+// pass left them.
 constexpr unsigned kDirectUnroll = WB_CONVERT_DIRECT_UNROLL, kChunk = kThreads * kDirectUnroll;
 
 struct Run {
@@ -582,6 +583,83 @@ __device__ __noinline__ bool convert_rows(const Run run, float *scales, unsigned
   return true;
 }
 
+// A vector of global memory copied into shared memory without passing through registers (compute capability
+// 8.0; before it, a load and a store), read once (cached in L2 only).
+__device__ __forceinline__ void stage_vector(uint4 *to, const char *from) {
+#if __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(unsigned(__cvta_generic_to_shared(to))), "l"(from)
+               : "memory");
+#else
+  *to = __ldcs(reinterpret_cast<const uint4 *>(from));
+#endif
+}
+
+// Waits for this thread's stage_vector copies.
+__device__ __forceinline__ void staged() {
+#if __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n\tcp.async.wait_group 0;" ::: "memory");
+#endif
+}
+
+// Converts and stores this thread's staged vectors (convert_staged), the first at dst, the next `step` bytes on.
+template <unsigned SRC, unsigned FP8>
+__device__ __forceinline__ void store_staged(const uint4 *stage, const Scale &s, char *dst, unsigned long long step) {
+  constexpr unsigned bytes = 16 / size_of(SRC);  // FP8 bytes a vector
+#pragma unroll
+  for (unsigned j = 0; j < kDirectUnroll; ++j, dst += step) {
+    unsigned out[2];
+    convert_vector<SRC, kFp8, FP8>(stage[j * kThreads + threadIdx.x], s, out);
+    if (bytes == 8) {
+      __stcs(reinterpret_cast<uint2 *>(dst), make_uint2(out[0], out[1]));
+    } else {
+      __stcs(reinterpret_cast<unsigned *>(dst), out[0]);
+    }
+  }
+}
+
+// Phase MAIN of an FP8 piece that is one whole chunk whose vectors are rows apart (a 128 x 128 block of bf16 or
+// f16): the chunk staged in shared memory by asynchronous copies, which hold no registers in flight, rather than
+// loaded into registers: measured on an H200 at 0.83 of the copy bandwidth against 0.77 for a plan's blocks
+// (docs/benchmarks.md), with the same three blocks a multiprocessor (more made the other paths spill). A thread
+// reads back only the vectors it staged (no barrier but block_max's). False, having written nothing, where the
+// scale divides (as convert_run).
+__shared__ uint4 stage[kChunk];  // one for all source dtypes
+
+template <unsigned SRC>
+__device__ __forceinline__ bool convert_staged(const wb_convert_dest &d, const Piece &p, const Run &run) {
+  const Cursor at(run, threadIdx.x);
+  {
+    const char *src = run.src + wide(at.r, run.src_pitch) + at.k * 16ull;
+    const unsigned long long step = wide(run.step_rows, run.src_pitch);
+#pragma unroll
+    for (unsigned j = 0; j < kDirectUnroll; ++j, src += step) stage_vector(&stage[j * kThreads + threadIdx.x], src);
+  }
+  staged();
+  unsigned acc = 0;
+#pragma unroll
+  for (unsigned j = 0; j < kDirectUnroll; ++j) {
+    unsigned w[4];
+    words(stage[j * kThreads + threadIdx.x], w);
+    acc = fold_magnitudes<SRC>(acc, w);
+  }
+  const unsigned bits = block_max(folded_amax<SRC>(acc));
+  if (d.layout == WB_CONVERT_SCALE_TENSOR) {
+    if (threadIdx.x == 0 && bits != 0) atomicMax(reinterpret_cast<unsigned *>(d.scale), bits);
+    return true;
+  }
+  const Scale s(wb_convert_scale(bits, d.dst_dtype));
+  if (!s.direct) return false;
+  if (threadIdx.x == 0) reinterpret_cast<float *>(d.scale)[p.index] = s.scale;
+  char *dst = run.dst + wide(at.r, run.dst_pitch) + at.k * (16ull / size_of(SRC));
+  const unsigned long long step = wide(run.step_rows, run.dst_pitch);
+  if (d.dst_dtype == WB_CONVERT_E4M3) {
+    store_staged<SRC, WB_CONVERT_E4M3>(stage, s, dst, step);
+  } else {
+    store_staged<SRC, WB_CONVERT_E5M2>(stage, s, dst, step);
+  }
+  return true;
+}
+
 // The block's piece of d when it is a run, in phase MAIN or QUANT; false, having written nothing, where its
 // scale is one that divides (convert_params.h): the general path then converts the piece, dividing.
 template <unsigned SRC, unsigned DST>
@@ -602,6 +680,9 @@ __device__ __forceinline__ bool convert_run(const wb_convert_dest &d, const Piec
       store_chunk<SRC, DST>(run, c, v, s, d.dst_dtype);
     }
     return true;
+  }
+  if constexpr (DST != WB_CONVERT_BF16) {
+    if (rows_apart(run, 0) && run.chunks == 1) return convert_staged<SRC>(d, p, run);
   }
   // Pass 1: the amax, chunk by chunk, the last left in v; a piece of one chunk is never read again.
   unsigned m = 0;
@@ -667,6 +748,7 @@ template <unsigned SRC, unsigned DST>
 __device__ __noinline__ void convert_piece(const Table t, const wb_convert_dest d, const Piece p, unsigned phase) {
   Run run;
   if (make_run<SRC, DST>(t, d, p, &run) && convert_run<SRC, DST>(d, p, phase, run)) return;
+  __syncthreads();  // every warp has read block_max's words (a run that fell back) before the general path's
   convert_general<SRC, DST>(t, d, p, phase);
 }
 
