@@ -23,32 +23,32 @@ const char *layout_name(uint32_t layout) {
 }
 
 // The pair and the layout against Conversions' list.
-int check_pair(const char *what, const Request &r) {
+int check_pair(const Request &r) {
   if (r.layout > WB_SCALE_BLOCK) {
-    return fail(WB_E_INVAL, "%s: scale_layout %u is not a WB_SCALE_* value", what, r.layout);
+    return fail(WB_E_INVAL, "scale_layout %u is not a WB_SCALE_* value", r.layout);
   }
   const char *src = wb_dtype_name(r.src_dtype), *dst = wb_dtype_name(r.dst_dtype);
   if (is_fp8(r.dst_dtype)) {
     if (!is_float_source(r.src_dtype)) {
-      return fail(WB_E_DTYPE, "%s: no conversion from %s to %s: FP8 destinations read bf16, f16 or f32", what, src,
+      return fail(WB_E_DTYPE, "no conversion from %s to %s: FP8 destinations read bf16, f16 or f32", src,
                   dst);
     }
     if (r.layout == WB_SCALE_NONE) {
-      return fail(WB_E_DTYPE, "%s: converting %s to %s needs scales: set scale_layout to WB_SCALE_TENSOR, "
-                  "WB_SCALE_CHANNEL or WB_SCALE_BLOCK, and scale", what, src, dst);
+      return fail(WB_E_DTYPE, "converting %s to %s needs scales: set scale_layout to WB_SCALE_TENSOR, "
+                  "WB_SCALE_CHANNEL or WB_SCALE_BLOCK, and scale", src, dst);
     }
     return WB_OK;
   }
   if (r.dst_dtype == WB_DTYPE_BF16 && r.src_dtype == WB_DTYPE_F32) {
     if (r.layout == WB_SCALE_NONE) return WB_OK;
-    return fail(WB_E_DTYPE, "%s: f32 to bf16 takes no scales, but scale_layout is %s", what, layout_name(r.layout));
+    return fail(WB_E_DTYPE, "f32 to bf16 takes no scales, but scale_layout is %s", layout_name(r.layout));
   }
   if (r.dst_dtype == r.src_dtype || r.dst_dtype == 0) {
-    return fail(WB_E_DTYPE, "%s: scale_layout %s asks for scales, which only FP8 destinations have (the tensor "
-                "and the destination are %s)", what, layout_name(r.layout), src);
+    return fail(WB_E_DTYPE, "scale_layout %s asks for scales, which only FP8 destinations have (the tensor "
+                "and the destination are %s)", layout_name(r.layout), src);
   }
-  return fail(WB_E_DTYPE, "%s: no conversion from %s to %s: conversions are bf16, f16 or f32 to f8e4m3 or f8e5m2 "
-              "and f32 to bf16", what, src, dst);
+  return fail(WB_E_DTYPE, "no conversion from %s to %s: conversions are bf16, f16 or f32 to f8e4m3 or f8e5m2 "
+              "and f32 to bf16", src, dst);
 }
 
 uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
@@ -85,9 +85,9 @@ void for_each(const wb_convert_dest &d, const wb_convert_rect &rect, const char 
 
 uint32_t element_size(unsigned int dtype) { return wb_dtype_size(int32_t(dtype)); }
 
-int describe(const char *what, const Request &r, uint32_t ndim, const int64_t *shape, void *dst, uint64_t dst_bytes,
+int describe(const Request &r, uint32_t ndim, const int64_t *shape, void *dst, uint64_t dst_bytes,
              wb_convert_dest *out) {
-  if (int rc = check_pair(what, r); rc != WB_OK) return rc;
+  if (int rc = check_pair(r); rc != WB_OK) return rc;
   uint64_t rows = 1, cols = 1;
   for (uint32_t d = 0; d < ndim; ++d) {
     // Channels are along dimension 0; every other layout keeps the last dimension as the rows' length.
@@ -113,11 +113,11 @@ int describe(const char *what, const Request &r, uint32_t ndim, const int64_t *s
       break;
     case WB_SCALE_BLOCK:
       if (ndim != 2) {
-        return fail(WB_E_SHAPE, "%s: WB_SCALE_BLOCK needs a 2-D destination, and its shape is %s", what,
+        return fail(WB_E_SHAPE, "WB_SCALE_BLOCK needs a 2-D destination, and its shape is %s",
                     region::format_shape(ndim, shape).c_str());
       }
       if ((r.block_rows == 0) != (r.block_cols == 0)) {
-        return fail(WB_E_INVAL, "%s: block %u x %u: give both sides, or 0 and 0 for 128 x 128", what, r.block_rows,
+        return fail(WB_E_INVAL, "block %u x %u: give both sides, or 0 and 0 for 128 x 128", r.block_rows,
                     r.block_cols);
       }
       out->group_rows = r.block_rows == 0 ? 128 : r.block_rows;
@@ -130,18 +130,18 @@ int describe(const char *what, const Request &r, uint32_t ndim, const int64_t *s
   }
   const uint64_t needed = rows * cols * element_size(out->dst_dtype);
   if (dst_bytes < needed) {
-    return fail(WB_E_SIZE, "%s: %s as %s is %llu bytes, but dst_bytes is %llu", what,
+    return fail(WB_E_SIZE, "%s as %s is %llu bytes, but dst_bytes is %llu",
                 region::format_shape(ndim, shape).c_str(), wb_dtype_name(r.dst_dtype), (unsigned long long)needed,
                 (unsigned long long)dst_bytes);
   }
   const uint64_t scales = scale_count(*out);
   if (r.layout == WB_SCALE_NONE && r.scale != nullptr) {
-    return fail(WB_E_INVAL, "%s: scale is set, but scale_layout is WB_SCALE_NONE", what);
+    return fail(WB_E_INVAL, "scale is set, but scale_layout is WB_SCALE_NONE");
   }
-  if (scales > 0 && r.scale == nullptr) return fail(WB_E_INVAL, "%s: %s needs scale, and it is NULL", what,
+  if (scales > 0 && r.scale == nullptr) return fail(WB_E_INVAL, "%s needs scale, and it is NULL",
                                                     layout_name(r.layout));
   if (r.scale_bytes < scales * sizeof(float)) {
-    return fail(WB_E_SIZE, "%s: %s of %s has %llu f32 scales (%llu bytes), but scale_bytes is %llu", what,
+    return fail(WB_E_SIZE, "%s of %s has %llu f32 scales (%llu bytes), but scale_bytes is %llu",
                 layout_name(r.layout), region::format_shape(ndim, shape).c_str(), (unsigned long long)scales,
                 (unsigned long long)(scales * sizeof(float)), (unsigned long long)r.scale_bytes);
   }

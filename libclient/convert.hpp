@@ -27,12 +27,13 @@ struct Request {
 inline bool converts(const Request &r) { return (r.dst_dtype != 0 && r.dst_dtype != r.src_dtype) || r.layout != 0; }
 
 // Checks a converting request against the destination's shape and fills *out (dst, scale, the 2-D view, the
-// groups, the dtypes; not the rectangles). `what` names the destination in messages (e.g. "targets[3] ('w')").
+// groups, the dtypes; not the rectangles). Its messages say what is wrong; the caller prefixes which destination
+// (e.g. "targets[3] ('w'): "), formatted only then: copy-into describes hundreds of targets on every call.
 // Errors: WB_E_DTYPE (a pair or layout that Conversions does not list), WB_E_SHAPE (WB_SCALE_BLOCK on a
 // destination that is not 2-D), WB_E_INVAL (an unknown layout, a block with one side 0, scale NULL where
 // scales are asked for, or given where not), WB_E_SIZE (dst_bytes below the converted bytes, scale_bytes below
 // the scales').
-int describe(const char *what, const Request &request, uint32_t ndim, const int64_t *shape, void *dst,
+int describe(const Request &request, uint32_t ndim, const int64_t *shape, void *dst,
              uint64_t dst_bytes, wb_convert_dest *out);
 
 // The rectangles of dest's view that a plan's row copy (in elements: offsets, row length and pitches counted in

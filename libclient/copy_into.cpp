@@ -69,17 +69,18 @@ struct Conversion {
 // and destination both in host memory or both on one GPU with the kernel) into *out.
 int resolve_conversion(uint32_t i, const wb_copy_target &target, const wb_tensor_info &info,
                        const convert::Request &request, Devices *devices, Conversion *out) {
-  const std::string what = "targets[" + std::to_string(i) + "] ('" + info.name + "')";
+  // Named in errors, and formatted only for them: copy-into resolves hundreds of targets on every call.
+  const auto what = [&] { return "targets[" + std::to_string(i) + "] ('" + info.name + "')"; };
   int64_t contiguous[WB_MAX_DIMS] = {};
   geometry::contiguous_strides(info.ndim, info.shape, contiguous);
   for (uint32_t d = 0; d < info.ndim; ++d) {
     if (info.shape[d] > 1 && info.strides[d] != contiguous[d]) {
       return fail(WB_E_SHAPE, "%s: a strided view cannot be converted: copy it as it is, or convert its parent",
-                  what.c_str());
+                  what().c_str());
     }
   }
-  int rc = convert::describe(what.c_str(), request, info.ndim, info.shape, target.dst, target.dst_bytes, &out->dest);
-  if (rc != WB_OK) return rc;
+  int rc = convert::describe(request, info.ndim, info.shape, target.dst, target.dst_bytes, &out->dest);
+  if (rc != WB_OK) return fail(rc, "%s: %s", what().c_str(), wb_last_error());
   out->dest.first_rect = i;
   out->dest.rect_count = 1;
   out->rect.rows = out->dest.rows;
@@ -90,16 +91,16 @@ int resolve_conversion(uint32_t i, const wb_copy_target &target, const wb_tensor
   if (info.device_type != WB_DEVICE_CUDA && target.device < 0) return WB_OK;
   int tensor_ordinal = -1;
   if (info.device_type == WB_DEVICE_CUDA && (rc = ordinal_of_tensor(info, devices, &tensor_ordinal)) != WB_OK) {
-    return fail(rc, "%s: %s", what.c_str(), wb_last_error());
+    return fail(rc, "%s: %s", what().c_str(), wb_last_error());
   }
   if (tensor_ordinal != target.device) {
     return fail(WB_E_NO_CUDA, "%s: conversions run on the host (host tensor into host memory) or on dst's GPU "
-                "(a tensor on that GPU); this tensor is %s and dst %s", what.c_str(),
+                "(a tensor on that GPU); this tensor is %s and dst %s", what().c_str(),
                 tensor_ordinal < 0 ? "in host memory" : ("on GPU " + std::to_string(tensor_ordinal)).c_str(),
                 target.device < 0 ? "in host memory" : ("on GPU " + std::to_string(target.device)).c_str());
   }
   if ((rc = cuda::convert_kernel_available(target.device)) != WB_OK) {
-    return fail(rc, "%s: %s", what.c_str(), wb_last_error());
+    return fail(rc, "%s: %s", what().c_str(), wb_last_error());
   }
   out->ordinal = target.device;
   return WB_OK;

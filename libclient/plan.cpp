@@ -329,11 +329,10 @@ int check_conversion_sources(Compiler *c, uint32_t i, const wb_slice_dest &dest,
 // A converting destination: its view and scales checked, its copies (in elements) made rectangles, its fills
 // made bytes of its dtype.
 int finish_conversion(Compiler *c, uint32_t i, const wb_slice_dest &dest, int32_t src_dtype, PlanDest *out) {
-  const std::string what = "dests[" + std::to_string(i) + "]";
   convert::Request request{src_dtype,      dest.dtype, dest.scale_layout, dest.block_rows,
                            dest.block_cols, dest.scale, dest.scale_bytes};
-  int rc = convert::describe(what.c_str(), request, dest.ndim, dest.shape, dest.dst, dest.dst_bytes, &out->convert);
-  if (rc != WB_OK) return rc;
+  int rc = convert::describe(request, dest.ndim, dest.shape, dest.dst, dest.dst_bytes, &out->convert);
+  if (rc != WB_OK) return fail(rc, "dests[%u]: %s", i, wb_last_error());
   for (const plan::RowCopy &copy : out->copies) convert::rects_of_copy(copy, out->convert, copy.source, &out->rects);
   out->copies.clear();
   const uint64_t es = wb_dtype_size(dest.dtype);

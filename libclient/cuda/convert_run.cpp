@@ -14,7 +14,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_map>
 
 #include "client.hpp"
 #include "client_state.hpp"
@@ -168,16 +167,21 @@ int make_program(const std::vector<wb_convert_dest> &dests, const std::vector<wb
                  size_t source_count, const Limits &limits, Program *p) {
   p->source_bytes.assign(source_count, 0);
   p->source_align.assign(source_count, 1);
-  std::unordered_map<uint32_t, uint32_t> numbered;  // the current set's sources: run's index -> set's
+  // The current set's number of each source of the run (kUnnumbered: none yet), and one destination's sources:
+  // all of them, and those the current set does not read yet. Kept across destinations: copy-into makes a
+  // program on every call, of hundreds of destinations.
+  constexpr uint32_t kUnnumbered = UINT32_MAX;
+  std::vector<uint32_t> numbered(source_count, kUnnumbered), all, fresh;
   for (size_t i = 0; i < dests.size(); ++i) {
     const wb_convert_dest &d = dests[i];
     if (int rc = check_dest(d, i, rects, source_count); rc != WB_OK) return rc;
-    std::vector<uint32_t> all, fresh;  // its sources; those the current set does not read yet
+    all.clear();
+    fresh.clear();
     for (uint32_t j = d.first_rect; j < d.first_rect + d.rect_count; ++j) {
       const uint32_t k = rects[j].source;
       if (std::find(all.begin(), all.end(), k) != all.end()) continue;
       all.push_back(k);
-      if (!numbered.count(k)) fresh.push_back(k);
+      if (numbered[k] == kUnnumbered) fresh.push_back(k);
     }
     Set *set = p->sets.empty() ? nullptr : &p->sets.back();
     if (set == nullptr || set->sources.size() + fresh.size() > limits.sources || set->dests + 1 > limits.dests ||
@@ -187,15 +191,17 @@ int make_program(const std::vector<wb_convert_dest> &dests, const std::vector<wb
                     "takes at most %u sources and %u rectangles", i, all.size(), d.rect_count, limits.sources,
                     limits.rects);
       }
+      if (set != nullptr) {
+        for (uint32_t k : set->sources) numbered[k] = kUnnumbered;
+      }
       p->sets.emplace_back();
       set = &p->sets.back();
       set->first_dest = uint32_t(p->dests.size());
       set->first_rect = uint32_t(p->rects.size());
-      numbered.clear();
       fresh = all;
     }
     for (uint32_t k : fresh) {
-      numbered.emplace(k, uint32_t(set->sources.size()));
+      numbered[k] = uint32_t(set->sources.size());
       set->sources.push_back(k);
     }
     wb_convert_dest copy = d;
@@ -207,7 +213,7 @@ int make_program(const std::vector<wb_convert_dest> &dests, const std::vector<wb
       const uint64_t end = r.rows == 0 || r.cols == 0 ? 0 : r.src_offset + (r.rows - 1) * r.src_pitch + r.cols * es;
       p->source_bytes[r.source] = std::max(p->source_bytes[r.source], end);
       p->source_align[r.source] = std::max(p->source_align[r.source], uint32_t(es));
-      r.source = numbered.at(r.source);
+      r.source = numbered[r.source];
       p->rects.push_back(r);
     }
     set->dests++;
