@@ -21,7 +21,7 @@
  * (convert_params.h) and rounded by the FP8 conversion instruction where the GPU has one. The commonest piece, a
  * 128 x 128 block of bf16 or f16 into FP8, is staged in shared memory by asynchronous copies (convert_staged)
  * rather than loaded into registers. Speed on an H200 (docs/benchmarks.md): a 16 GB bf16 model to e4m3 with
- * 128 x 128 scales at 0.77-0.83 of one device copy's bytes per second (0.75-0.77 with the block in registers).
+ * 128 x 128 scales at 0.77-0.84 of one device copy's bytes per second (0.75-0.77 with the block in registers).
  *
  * WB_CONVERT_SCALE_TENSOR needs the whole destination's amax before its first element is written, so it takes
  * four launches, in stream order: ZERO sets the destination's scale word to 0; MAIN's blocks (beside the other

@@ -198,8 +198,8 @@ WB_CONVERT_FN float wb_convert_quotient(float x, float scale, float r) {
  * Measured on an H200 (docs/benchmarks.md), since whole chunks step without a cursor: 128 x 128 blocks 0.73-0.77
  * of the copy bandwidth against 0.66-0.75 with 4 and 4 (the block in two chunks, the first read again), 0.68
  * with 2 and 8, 0.61 with 512 threads, 2 and 4; per-channel 0.58 against 0.53, per-tensor 0.45 against 0.48;
- * 4 and 8 spill much (0.44). With the block staged in shared memory (convert_staged): 3 blocks 0.77 / 0.83 (copy-
- * into / plan), 4 (64 registers) 0.69 / 0.72, 5 (48) 0.54 / 0.56: the other paths spill. */
+ * 4 and 8 spill much (0.44). With the block staged in shared memory (convert_staged): 3 blocks 0.77-0.83 /
+ * 0.83-0.84 (copy-into / plan), 4 (64 registers) 0.69 / 0.72, 5 (48) 0.54 / 0.56: the other paths spill. */
 #define WB_CONVERT_MIN_BLOCKS 3
 #define WB_CONVERT_DIRECT_UNROLL 8
 
