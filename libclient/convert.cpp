@@ -30,8 +30,7 @@ int check_pair(const Request &r) {
   const char *src = wb_dtype_name(r.src_dtype), *dst = wb_dtype_name(r.dst_dtype);
   if (is_fp8(r.dst_dtype)) {
     if (!is_float_source(r.src_dtype)) {
-      return fail(WB_E_DTYPE, "no conversion from %s to %s: FP8 destinations read bf16, f16 or f32", src,
-                  dst);
+      return fail(WB_E_DTYPE, "no conversion from %s to %s: FP8 destinations read bf16, f16 or f32", src, dst);
     }
     if (r.layout == WB_SCALE_NONE) {
       return fail(WB_E_DTYPE, "converting %s to %s needs scales: set scale_layout to WB_SCALE_TENSOR, "
@@ -138,8 +137,9 @@ int describe(const Request &r, uint32_t ndim, const int64_t *shape, void *dst, u
   if (r.layout == WB_SCALE_NONE && r.scale != nullptr) {
     return fail(WB_E_INVAL, "scale is set, but scale_layout is WB_SCALE_NONE");
   }
-  if (scales > 0 && r.scale == nullptr) return fail(WB_E_INVAL, "%s needs scale, and it is NULL",
-                                                    layout_name(r.layout));
+  if (scales > 0 && r.scale == nullptr) {
+    return fail(WB_E_INVAL, "%s needs scale, and it is NULL", layout_name(r.layout));
+  }
   if (r.scale_bytes < scales * sizeof(float)) {
     return fail(WB_E_SIZE, "%s of %s has %llu f32 scales (%llu bytes), but scale_bytes is %llu",
                 layout_name(r.layout), region::format_shape(ndim, shape).c_str(), (unsigned long long)scales,

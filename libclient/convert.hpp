@@ -33,8 +33,8 @@ inline bool converts(const Request &r) { return (r.dst_dtype != 0 && r.dst_dtype
 // destination that is not 2-D), WB_E_INVAL (an unknown layout, a block with one side 0, scale NULL where
 // scales are asked for, or given where not), WB_E_SIZE (dst_bytes below the converted bytes, scale_bytes below
 // the scales').
-int describe(const Request &request, uint32_t ndim, const int64_t *shape, void *dst,
-             uint64_t dst_bytes, wb_convert_dest *out);
+int describe(const Request &request, uint32_t ndim, const int64_t *shape, void *dst, uint64_t dst_bytes,
+             wb_convert_dest *out);
 
 // The rectangles of dest's view that a plan's row copy (in elements: offsets, row length and pitches counted in
 // elements, as plan::part_copies gives them with element_bytes 1) fills, appended to *rects with offsets and

@@ -601,6 +601,9 @@ __device__ __forceinline__ void staged() {
 #endif
 }
 
+// Where convert_staged stages a chunk: one array for every source dtype (a template's would be one each).
+__shared__ uint4 stage[kChunk];
+
 // Converts and stores this thread's staged vectors (convert_staged), the first at dst, the next `step` bytes on.
 template <unsigned SRC, unsigned FP8>
 __device__ __forceinline__ void store_staged(const uint4 *stage, const Scale &s, char *dst, unsigned long long step) {
@@ -623,8 +626,6 @@ __device__ __forceinline__ void store_staged(const uint4 *stage, const Scale &s,
 // (docs/benchmarks.md), with the same three blocks a multiprocessor (more made the other paths spill). A thread
 // reads back only the vectors it staged (no barrier but block_max's). False, having written nothing, where the
 // scale divides (as convert_run).
-__shared__ uint4 stage[kChunk];  // one for all source dtypes
-
 template <unsigned SRC>
 __device__ __forceinline__ bool convert_staged(const wb_convert_dest &d, const Piece &p, const Run &run) {
   const Cursor at(run, threadIdx.x);
