@@ -583,6 +583,24 @@ __device__ __noinline__ bool convert_rows(const Run run, float *scales, unsigned
   return true;
 }
 
+// What a direct piece does once its amax is known in phase MAIN (after_amax).
+enum class After { kDone, kConvert, kGeneral };
+
+// After a piece's amax (bits, the whole block's) in phase MAIN: for WB_CONVERT_SCALE_TENSOR the amax is folded
+// into the destination's word, and the piece is done until QUANT; else its group's scale goes to *s and the
+// destination's scales, to convert with, or, where it divides (convert_params.h), nowhere: the general path then
+// converts the piece, dividing.
+__device__ __forceinline__ After after_amax(const wb_convert_dest &d, const Piece &p, unsigned bits, Scale *s) {
+  if (d.layout == WB_CONVERT_SCALE_TENSOR) {
+    if (threadIdx.x == 0 && bits != 0) atomicMax(reinterpret_cast<unsigned *>(d.scale), bits);
+    return After::kDone;
+  }
+  *s = Scale(wb_convert_scale(bits, d.dst_dtype));
+  if (!s->direct) return After::kGeneral;
+  if (threadIdx.x == 0) reinterpret_cast<float *>(d.scale)[p.index] = s->scale;
+  return After::kConvert;
+}
+
 // A vector of global memory copied into shared memory without passing through registers (compute capability
 // 8.0; before it, a load and a store), read once (cached in L2 only).
 __device__ __forceinline__ void stage_vector(uint4 *to, const char *from) {
@@ -643,14 +661,10 @@ __device__ __forceinline__ bool convert_staged(const wb_convert_dest &d, const P
     words(stage[j * kThreads + threadIdx.x], w);
     acc = fold_magnitudes<SRC>(acc, w);
   }
-  const unsigned bits = block_max(folded_amax<SRC>(acc));
-  if (d.layout == WB_CONVERT_SCALE_TENSOR) {
-    if (threadIdx.x == 0 && bits != 0) atomicMax(reinterpret_cast<unsigned *>(d.scale), bits);
-    return true;
+  Scale s(1.0f);
+  if (const After after = after_amax(d, p, block_max(folded_amax<SRC>(acc)), &s); after != After::kConvert) {
+    return after == After::kDone;
   }
-  const Scale s(wb_convert_scale(bits, d.dst_dtype));
-  if (!s.direct) return false;
-  if (threadIdx.x == 0) reinterpret_cast<float *>(d.scale)[p.index] = s.scale;
   char *dst = run.dst + wide(at.r, run.dst_pitch) + at.k * (16ull / size_of(SRC));
   const unsigned long long step = wide(run.step_rows, run.dst_pitch);
   if (d.dst_dtype == WB_CONVERT_E4M3) {
@@ -691,14 +705,10 @@ __device__ __forceinline__ bool convert_run(const wb_convert_dest &d, const Piec
     load_chunk(run, c, run.chunks == 1, v);
     m = chunk_amax<SRC>(v, m);
   }
-  const unsigned bits = block_max(m);
-  if (d.layout == WB_CONVERT_SCALE_TENSOR) {
-    if (threadIdx.x == 0 && bits != 0) atomicMax(reinterpret_cast<unsigned *>(d.scale), bits);
-    return true;
+  Scale s(1.0f);
+  if (const After after = after_amax(d, p, block_max(m), &s); after != After::kConvert) {
+    return after == After::kDone;
   }
-  const Scale s(wb_convert_scale(bits, d.dst_dtype));
-  if (!s.direct) return false;
-  if (threadIdx.x == 0) reinterpret_cast<float *>(d.scale)[p.index] = s.scale;
   // Pass 2: the chunks in reverse, the last from registers.
   for (unsigned c = run.chunks; c-- > 0;) {
     if (c + 1 != run.chunks) load_chunk(run, c, true, v);
