@@ -11,7 +11,7 @@
 
 typedef struct shared_state {
   uint32_t topic_ready;
-  uint32_t readers_started;  /* so that versions flow while the threads read */
+  uint32_t readers_checked; /* threads that have checked version 1: versions 2.. flow while they read, not before */
 } shared_state;
 
 typedef struct publisher_args {
@@ -21,6 +21,7 @@ typedef struct publisher_args {
 
 typedef struct reader_args {
   wb_topic *topic;
+  shared_state *shared;
   int failures;
   uint32_t checked;
 } reader_args;
@@ -33,7 +34,7 @@ static int publish_versions(void *arg) {
   CHILD_OK(fx_create_topic(c, "threads", 2, TENSORS, ELEMS, &t));
   CHILD_OK(fx_publish(t, (1u << TENSORS) - 1, ELEMS, NULL));
   fx_set_word(&a->shared->topic_ready, 1);
-  CHILD_CHECK(fx_wait_word(&a->shared->readers_started, 1, 10000) == 0);
+  CHILD_CHECK(fx_wait_word(&a->shared->readers_checked, THREADS, 10000) == 0);
   for (int v = 2; v <= VERSIONS; ++v) {
     CHILD_OK(fx_publish(t, v % 5 == 0 ? 1u : (1u << TENSORS) - 1, ELEMS, NULL));
   }
@@ -62,7 +63,7 @@ static void *read_versions(void *arg) {
         a->failures++;
       }
     }
-    a->checked++;
+    if (++a->checked == 1) __atomic_fetch_add(&a->shared->readers_checked, 1, __ATOMIC_RELEASE);
     wb_snapshot_release(s);
   }
   return NULL;
@@ -81,10 +82,9 @@ static void eight_threads_read_every_version_whole(void **state) {
   pthread_t threads[THREADS];
   reader_args args[THREADS];
   for (int i = 0; i < THREADS; ++i) {
-    args[i] = (reader_args){t, 0, 0};
+    args[i] = (reader_args){t, shared, 0, 0};
     assert_int_equal(pthread_create(&threads[i], NULL, read_versions, &args[i]), 0);
   }
-  fx_set_word(&shared->readers_started, 1);
   uint32_t checked = 0;
   for (int i = 0; i < THREADS; ++i) {
     pthread_join(threads[i], NULL);
