@@ -207,6 +207,10 @@ void Source::form_group() {
 }
 
 void Source::reset(const std::string &why) {
+  // A sink that died during a transfer is found here rather than by drop_dead_members: it is named all the same.
+  for (const Member &m : members_) {
+    if (peer_gone(m.socket.fd())) log_line("rank " + std::to_string(m.rank) + " is gone");
+  }
   log_line("dropping the group of " + std::to_string(members_.size()) + " sink(s): " + why +
            "; the live ones rejoin");
   transport_->leave();
