@@ -256,6 +256,19 @@ extern "C" WB_API int wb_snapshot_tensors(wb_snapshot *snapshot, wb_tensor_info 
   return wb::abi_error(__func__);
 }
 
+extern "C" WB_API int wb_snapshot_place(const wb_snapshot *snapshot, uint64_t *place) try {
+  if (snapshot == nullptr || place == nullptr) return fail(WB_E_INVAL, "snapshot or place is NULL");
+  *place = 0;
+  const wb_topic *topic = snapshot->topic;
+  if (topic->entry->replicas != 1 || topic->entry->ranks != 0) return WB_OK;
+  // R = 1 writes every version into replica 0 of the same allocations, and this client maps or imports an
+  // allocation anew only after its state changed (a new one, a revoked or dead one swept): each change counts.
+  *place = topic->client->seg.header().allocation_changes.load(std::memory_order_acquire) + 1;
+  return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
+}
+
 extern "C" WB_API int wb_snapshot_tensor_at(wb_snapshot *snapshot, uint32_t position, wb_tensor_info *out) try {
   if (snapshot == nullptr || out == nullptr) return fail(WB_E_INVAL, "snapshot or out is NULL");
   int rc = check_struct_size(out->struct_size, sizeof(wb_tensor_info), "wb_tensor_info");

@@ -170,6 +170,13 @@ class Snapshot : public Owned<wb_snapshot, wb_snapshot_release> {
     if (count > 0) check(wb_snapshot_tensors(get(), infos.data(), count, &count));
     return infos;
   }
+  // Where the tensors lie: equal and nonzero for two snapshots of one topic, of one tensor count, means the same
+  // addresses; 0: look (wb_snapshot_place).
+  uint64_t place() const {
+    uint64_t place = 0;
+    check(wb_snapshot_place(get(), &place));
+    return place;
+  }
   // Sharded topic: shard number index of rank `rank` of logical tensor name (wb_snapshot_shard).
   wb_tensor_info shard(const std::string &name, uint32_t rank, uint32_t index = 0) const {
     wb_tensor_info info = tensor_info();

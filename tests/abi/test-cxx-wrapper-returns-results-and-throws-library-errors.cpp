@@ -159,6 +159,7 @@ void snapshots_copy_export_and_synchronize(void **state) {
   assert_int_equal(all.size(), 2);
   assert_string_equal(all[1].name, "b");
   assert_true(static_cast<const float *>(all[0].data)[3] == 4.0f);
+  assert_true(snapshot.place() != 0);  // R = 1: every version lies in the same memory
   // Without libcuda there is no GPU work to wait for, nor a way to: the library says so.
   expect_error(WB_E_NO_CUDA, [&] { snapshot.synchronize(1000); });
   expect_error(WB_E_NO_CUDA, [&] { snapshot.wait_stream(nullptr); });

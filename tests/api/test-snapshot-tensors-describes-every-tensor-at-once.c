@@ -1,7 +1,9 @@
 /* wb_snapshot_tensors: every tensor and view of a snapshot in one call, each element as wb_snapshot_tensor_at
  * fills it, also into elements larger than this header's (a newer caller's struct_size); the count alone with
  * out NULL; and its refusals: NULL arguments, a capacity below the count (WB_E_SIZE, the count set), a
- * struct_size too small (WB_E_INVAL), a sharded topic (WB_E_STATE). */
+ * struct_size too small (WB_E_INVAL), a sharded topic (WB_E_STATE). wb_snapshot_place: the same nonzero number
+ * for every version of an R = 1 host topic, 0 for R = 2 and sharded topics, and its refusals (NULL arguments);
+ * a CUDA allocation changing state moves it on (bindings/python/tests/test_snapshot_tensors.py, on a GPU). */
 #include <string.h>
 
 #include "fixture.h"
@@ -120,11 +122,75 @@ static void a_sharded_topic_has_no_one_address_per_tensor(void **state) {
   FX_OK(wb_detach(c));
 }
 
+/* The first tensor's address in the latest version of t, and the snapshot's place. */
+static void *first_data(wb_topic *t, uint64_t *place) {
+  wb_snapshot *snap;
+  FX_OK(wb_snapshot_acquire(t, 0, 1000, &snap));
+  FX_OK(wb_snapshot_place(snap, place));
+  wb_tensor_info info = WB_TENSOR_INFO_INIT;
+  FX_OK(wb_snapshot_tensor_at(snap, 0, &info));
+  FX_OK(wb_snapshot_release(snap));
+  return info.data;
+}
+
+static void place_is_the_same_while_the_tensors_lie_in_the_same_memory(void **state) {
+  wb_client *c;
+  FX_OK(fx_attach(*state, "pub", &c));
+  wb_topic *one, *two;
+  FX_OK(fx_create_topic(c, "one", 1, 2, ELEMS, &one));
+  FX_OK(fx_publish(one, 3, ELEMS, NULL));
+  uint64_t first = 0, again = 0;
+  void *data = first_data(one, &first);
+  assert_true(first != 0);
+  FX_OK(fx_publish(one, 3, ELEMS, NULL)); /* R = 1: in place */
+  assert_ptr_equal(first_data(one, &again), data);
+  assert_int_equal(again, first);
+
+  FX_OK(fx_create_topic(c, "two", 2, 2, ELEMS, &two)); /* host memory added: nothing moves (CUDA: see torch) */
+  uint64_t after = 0;
+  assert_ptr_equal(first_data(one, &after), data);
+  assert_int_equal(after, first);
+
+  FX_OK(fx_publish(two, 3, ELEMS, NULL));
+  FX_OK(fx_publish(two, 3, ELEMS, NULL));
+  uint64_t replicas = 99;
+  first_data(two, &replicas);
+  assert_true(replicas == 0); /* R = 2: versions move between replicas, the caller must look */
+  FX_OK(wb_detach(c));
+}
+
+static void a_sharded_topic_has_no_place(void **state) {
+  wb_client *c;
+  wb_topic *t;
+  FX_OK(fx_attach(*state, "rank", &c));
+  FX_OK(fx_create_rank(c, "sharded", 1, 0, 1, &t));
+  wb_shard_spec spec = fx_shard_1d("w", WB_DTYPE_F32, 8, 0, 8);
+  FX_OK(wb_shard_alloc(t, &spec, 1));
+  FX_OK(wb_topic_seal_rank(t, 5000));
+  wb_update *u;
+  FX_OK(wb_update_begin(t, 5000, &u));
+  FX_OK(wb_update_publish(u, NULL, 0, NULL));
+  uint64_t v = 0, place = 99;
+  FX_OK(wb_topic_wait(t, 0, 5000, &v));
+  wb_snapshot *snap;
+  FX_OK(wb_snapshot_acquire(t, 0, 5000, &snap));
+  FX_OK(wb_snapshot_place(snap, &place));
+  assert_true(place == 0);
+  FX_EXPECT(wb_snapshot_place(snap, NULL), WB_E_INVAL);
+  fx_expect_message("snapshot or place is NULL", NULL);
+  FX_EXPECT(wb_snapshot_place(NULL, &place), WB_E_INVAL);
+  FX_OK(wb_snapshot_release(snap));
+  FX_OK(wb_detach(c));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(every_tensor_in_one_call, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(refusals, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(a_sharded_topic_has_no_one_address_per_tensor, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(place_is_the_same_while_the_tensors_lie_in_the_same_memory, fx_setup,
+                                      fx_teardown),
+      cmocka_unit_test_setup_teardown(a_sharded_topic_has_no_place, fx_setup, fx_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -200,6 +200,10 @@ int snapshot_all(Session &s) {
   if (rc != WB_OK) return rc;
   return count == 3 && fx_check_u32(infos[2].data, kHead, kVersion, 1) == -1 ? WB_OK : data_wrong("every tensor");
 }
+int snapshot_place(Session &s) {
+  uint64_t place = 0;
+  return wb_snapshot_place(s.snapshot, &place);
+}
 int copy_into(Session &s) {
   uint32_t t0[kElems], t1[kElems];
   wb_copy_target targets[2] = {WB_COPY_TARGET_INIT, WB_COPY_TARGET_INIT};
@@ -318,6 +322,7 @@ const Step kSteps[] = {
     {"wb_snapshot_tensor", snapshot_t0},
     {"wb_snapshot_tensor_at", snapshot_view},
     {"wb_snapshot_tensors", snapshot_all},
+    {"wb_snapshot_place", snapshot_place},
     {"wb_snapshot_copy_into", copy_into},
     {"wb_snapshot_dlpack", export_snapshot},
     {"wb_snapshot_dlpack_versioned", export_snapshot_versioned},
