@@ -7,7 +7,7 @@
   copy-r2  ModulePublisher (copy mode) into weightbus-owned VMM replicas, R = 2, published on the stream without
       a host wait; the reader reads each version zero-copy with torch.from_dlpack on its own stream.
   flip-r2 / flip-register  the same two publishers (copy R = 2; register, PyTorch's legacy IPC blocks) with the
-      reader taking every tensor at once with weightbus.torch.snapshot_tensors.
+      reader taking every tensor at once with weightbus.torch.snapshot_tensors (every other version borrowed).
   dtypes   bf16, fp8 (e4m3fn, e5m2) and f32 CUDA tensors through DLPack (and the CUDA Array Interface for f32):
       same bytes, same address, right dtype.
   read-only  a snapshot's CUDA tensor through each DLPack consumer present (torch, and CuPy and JAX when
@@ -96,8 +96,8 @@ def reader(socket, mode, versions):
             else:
                 with topic.snapshot(timeout=60) as s:
                     v = s.version
-                    if mode.startswith("flip"):
-                        tensors = list(snapshot_tensors(s).values())  # ordered on our stream
+                    if mode.startswith("flip"):  # even versions borrowed: the same tensors again where they lie
+                        tensors = list(snapshot_tensors(s, borrow=v % 2 == 0).values())  # ordered on our stream
                     else:
                         tensors = [torch.from_dlpack(s[name]) for name in s.names()]  # ordered on our stream
                     bad = check(torch, tensors, v)

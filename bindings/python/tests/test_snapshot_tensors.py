@@ -1,6 +1,7 @@
 """weightbus.torch.snapshot_tensors: every tensor of a snapshot as torch tensors at once, the same as
 torch.from_dlpack of each (every dtype this torch has, 0-d, empty, strided and aliasing views), holding the version
-leased until the last of them dies, with clear errors."""
+leased until the last of them dies (or, borrowed, the same tensor objects for every version lying in the same
+place, holding nothing), with clear errors."""
 import gc
 
 import numpy as np
@@ -115,6 +116,101 @@ def test_many_tensors_over_versions_alternating_replicas(broker, client):
                 assert all(bool((t == version + i).all()) for i, t in enumerate(tensors.values()))
                 assert all(t.data_ptr() == s[name].data_ptr for name, t in tensors.items())
             del tensors
+
+
+def test_borrowed_tensors_are_made_once_for_each_place_a_version_lies(broker, client):
+    topic = client.create_topic("model", replicas=2)
+    names = [f"layers.{i}.w" for i in range(50)]
+    topic.alloc({name: ((3, 4), "f32") for name in names})
+    topic.alloc({"empty": ((0, 2), "f32"), "norm": ((4,), "bf16")})
+    topic.view("row", "layers.1.w", "f32", (4,), offset=4 * 4)
+    with broker.connect("reader") as other:
+        reader = other.open_topic("model")
+        seen = {}  # replica's first address -> the dict borrowed from it
+        for version in range(1, 6):
+            with topic.update() as u:
+                fill(topic, u, version)
+            with reader.snapshot() as s:
+                tensors = snapshot_tensors(s, borrow=True)
+                assert_same_as_from_dlpack(s, tensors)  # this version's values, where this version lies
+                earlier = seen.setdefault(s["layers.0.w"].data_ptr, tensors)
+                assert tensors is not earlier or version <= 2  # a new dict each time...
+                assert all(tensors[n] is earlier[n] for n in tensors)  # ...of the objects made for this replica
+                assert snapshot_tensors(s, borrow=True)["norm"] is tensors["norm"]  # again: the same
+                kept = snapshot_tensors(s)  # not borrowed: new tensors that keep the version leased
+                assert all(kept[n] is not tensors[n] for n in tensors)
+                del kept
+        assert len(seen) == 2  # R = 2: two places, whatever the version
+        a, b = seen.values()
+        assert a["layers.0.w"].data_ptr() != b["layers.0.w"].data_ptr()
+
+
+def test_borrowed_tensors_do_not_keep_the_version_leased(broker, client):
+    topic = client.create_topic("model", replicas=1)
+    topic.alloc({"a": ((4,), "f32")})
+    topic.publish({"a": np.full(4, 3, np.float32)})
+    with broker.connect("reader") as other:
+        reader = other.open_topic("model")
+        with reader.snapshot() as s:
+            tensors = snapshot_tensors(s, borrow=True)
+            assert not can_begin(topic)  # R = 1: the snapshot's own lease
+        gc.collect()
+        assert can_begin(topic)  # the tensors alive, the version no longer leased
+        topic.publish({"a": np.full(4, 5, np.float32)})  # R = 1: in place, under the borrowed tensors
+        with reader.snapshot() as s:
+            again = snapshot_tensors(s, borrow=True)
+            assert again["a"] is tensors["a"] and again["a"].tolist() == [5, 5, 5, 5]
+
+
+def test_borrowed_tensors_follow_a_view_added_later(broker, client):
+    topic = client.create_topic("model", replicas=1)
+    topic.alloc({"a": ((4,), "f32")})
+    topic.publish({"a": np.arange(4, dtype=np.float32)})
+    reader = client.open_topic("model")
+    with reader.snapshot() as s:
+        first = snapshot_tensors(s, borrow=True)
+    topic.view("tail", "a", "f32", (2,), offset=8)  # views may be added to a sealed topic
+    with reader.snapshot() as s:
+        second = snapshot_tensors(s, borrow=True)
+        assert list(second) == ["a", "tail"] and second["tail"].tolist() == [2, 3]
+    assert list(first) == ["a"]  # the dict handed out before is the caller's own
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here (tests/gpu/run.sh runs this on one)")
+def test_borrowed_cuda_tensors_of_registered_memory_stay_until_a_cuda_allocation_changes(broker, client):
+    from weightbus import _table
+
+    weights = {"a": torch.zeros(4, device="cuda"), "b": torch.zeros(2, 3, device="cuda")}
+    topic = client.create_topic("model", replicas=1)
+    topic.register_cuda(weights)
+    places, first = [], None
+    with broker.connect("reader") as other:
+        reader = other.open_topic("model")
+        for version in (1, 2, 3):
+            with topic.update() as u:
+                u.tensor("a")
+                weights["a"].fill_(version)
+                torch.cuda.synchronize()
+            if version == 3:  # a CUDA allocation registered: the place moves on, the tensors are looked at again
+                big = torch.zeros(16 << 20, device="cuda")  # 64 MiB: a block of its own, not the small pool's
+                client.create_topic("other").register_cuda({"c": big})
+            with reader.snapshot() as s:
+                with s._lock:
+                    places.append(_table.place(s)[0])
+                tensors = snapshot_tensors(s, borrow=True)
+                first = first or tensors
+                assert tensors["a"] is first["a"] and tensors["b"] is first["b"]  # the same memory each time
+                assert tensors["a"].tolist() == [version] * 4
+                torch.cuda.current_stream().synchronize()
+    assert places[0] == places[1] != places[2] and 0 not in places, places
+
+
+def test_a_released_snapshot_is_refused_when_borrowing_too(published):
+    _, reader = published
+    with reader.snapshot() as s:
+        pass
+    with pytest.raises(weightbus.StateError, match="released"):
+        snapshot_tensors(s, borrow=True)
 
 
 def test_a_region_capsule_nobody_consumed_lets_the_lease_go(published):

@@ -238,6 +238,7 @@ _CHECKED = {
     "wb_snapshot_tensor": [_P, _char, ctypes.POINTER(TensorInfo)],
     "wb_snapshot_tensor_at": [_P, _u32, ctypes.POINTER(TensorInfo)],
     "wb_snapshot_tensors": [_P, ctypes.POINTER(TensorInfo), _u32, _pu32],
+    "wb_snapshot_place": [_P, _pu64],
     "wb_snapshot_dlpack": [_P, _char, ctypes.POINTER(ctypes.POINTER(DLManagedTensor))],
     "wb_update_dlpack": [_P, _char, ctypes.POINTER(ctypes.POINTER(DLManagedTensor))],
     "wb_snapshot_dlpack_versioned": [_P, _char, ctypes.POINTER(ctypes.POINTER(DLManagedTensorVersioned))],

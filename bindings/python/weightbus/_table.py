@@ -1,4 +1,5 @@
-"""Every tensor of a snapshot in one C call (wb_snapshot_tensors), read without a ctypes access per field.
+"""Every tensor of a snapshot in one C call (wb_snapshot_tensors), read without a ctypes access per field; and
+where they lie as a number (wb_snapshot_place), for callers that would read them only to see that they stayed.
 
 What a tensor is (name, dtype, shape, strides, device) is the topic's and does not change between versions: its
 tensors and views are listed in an append-only order, so the first `count` of them stay what they are. It is
@@ -74,3 +75,12 @@ def read(snapshot: "Snapshot") -> Tuple[TensorTable, List[int], bytes]:
         _TABLES[snapshot.topic] = table
     words = memoryview(infos).cast("B").cast("Q")[_DATA_WORD: count.value * _WORDS: _WORDS]
     return table, words.tolist(), words.tobytes()
+
+
+def place(snapshot: "Snapshot") -> Tuple[int, int]:
+    """(wb_snapshot_place, the topic's tensor count): equal pairs with a nonzero place mean tensors at the same
+    addresses (read them once, before the table). The caller holds snapshot._lock, the snapshot open."""
+    where, count = ctypes.c_uint64(), ctypes.c_uint32()
+    lib.wb_snapshot_place(snapshot._handle, ctypes.byref(where))
+    lib.wb_snapshot_tensors(snapshot._handle, None, 0, ctypes.byref(count))
+    return where.value, count.value

@@ -157,7 +157,7 @@ class ModulePublisher:
 
 # Zero-copy flips ------------------------------------------------------------------------------------------------
 
-def snapshot_tensors(snapshot: Snapshot, stream: Any = None) -> Dict[str, torch.Tensor]:
+def snapshot_tensors(snapshot: Snapshot, stream: Any = None, *, borrow: bool = False) -> Dict[str, torch.Tensor]:
     """Every tensor and view of the snapshot as a torch tensor, by name in topic order, without a copy: what
     torch.from_dlpack(snapshot[name]) gives for each name, in one C call for all of them and a few torch calls
     per run of memory and per run of like tensors in it (a model's layers), not per tensor.
@@ -170,29 +170,40 @@ def snapshot_tensors(snapshot: Snapshot, stream: Any = None) -> Dict[str, torch.
     `stream` (None: each GPU's current stream), as torch.from_dlpack orders one tensor; the version stays leased
     while the tensors live, but GPU work reading them must be done before they die.
 
+    borrow=True: the tensors are borrowed from the snapshot, as a C reader's pointers are: valid while it is
+    open, and they do not keep it leased. In exchange a flip costs no torch call per run of memory: the tensors
+    are made once for each place a version's tensors lie and handed out again (new dict, the same tensor
+    objects) for every later version that lies there, from any snapshot of this topic handle: every version of
+    an R = 1 topic (the library says they stayed, with no look at each tensor: wb_snapshot_place), each replica
+    of an R >= 2 one. Their addresses stay, so CUDA graphs captured on them stay valid. Treat them as read-only
+    in every way (no requires_grad_, resize_ or set_: the next version's dict holds the same objects); GPU work
+    reading them must be done before the snapshot is released. Read after it, they give whatever the memory
+    then holds, and, once the publisher has revoked that memory, memory no longer mapped (a crash, as in C).
+
     Raises StateError (the snapshot is released; a sharded topic, whose logical tensors have no one address:
     use shard() or a SlicePlan), UnsupportedError (a dtype this torch lacks: fp8 before torch 2.1, u16/u32/u64
     before 2.3), and the errors of a lookup (StaleError, NoCudaError...)."""
     with snapshot._lock:
         snapshot._check_open()
-        table, pointers, key = _table.read(snapshot)
-        plan = _flip_plan(snapshot.topic, table, pointers, key)
+        plan, where = None, None
+        if borrow:  # where the tensors lie, read before the table: a move after it gives another place
+            where = _table.place(snapshot)
+            last = _BORROWED.get(snapshot.topic)
+            if where[0] and last is not None and last[0] == where:
+                plan = last[1]  # they lie where they did: no table to read
+        if plan is None:
+            table, pointers, key = _table.read(snapshot)
+            plan = _flip_plan(snapshot.topic, table, pointers, key)
         for device in plan.gpus:  # before any tensor exists: a consumer may launch work right after
             snapshot._order_stream(stream_pointer(stream if stream is not None else torch.cuda.current_stream(device)))
+        if borrow:
+            if plan.borrowed is None:
+                plan.borrowed = plan.tensors(plan.bases(None))
+            _BORROWED[snapshot.topic] = (where, plan)
+            return dict(plan.borrowed)
         hold = _Hold(snapshot)
-        bases = [torch.utils.dlpack.from_dlpack(_dlpack.export_region(start, size, device, hold))
-                 for start, size, device in plan.regions]
-    typed = [bases[region][:nbytes].view(dtype) for region, dtype, nbytes in plan.typed]
-    pool: List[torch.Tensor] = []
-    for which, size, strides, offset, many in plan.runs:
-        view = typed[which].as_strided(size, strides, offset)
-        if many:
-            pool.extend(view.unbind(0))
-        else:
-            pool.append(view)
-    for shape, strides, dtype, device in plan.empties:
-        pool.append(torch.empty_strided(shape, strides, dtype=_TORCH_DTYPES[dtype], device=device))
-    return dict(zip(table.names, plan.order(pool)))
+        bases = plan.bases(hold)
+    return plan.tensors(bases)
 
 
 _PAGE = 4096  # a hole between two mappings is at least a page: runs closer than that share no hole
@@ -259,6 +270,26 @@ class _FlipPlan:
         order = [pieces[position] for position in range(table.count)]
         self.order: Callable[[List[torch.Tensor]], Sequence[torch.Tensor]] = \
             operator.itemgetter(*order) if len(order) > 1 else (lambda pool: [pool[i] for i in order])
+        self.borrowed: Optional[Dict[str, torch.Tensor]] = None  # snapshot_tensors(borrow=True)'s, once made
+
+    def bases(self, owner: Any) -> List[torch.Tensor]:
+        """A uint8 tensor of each region, whose storage keeps `owner` (a _Hold, or None) until it dies."""
+        return [torch.utils.dlpack.from_dlpack(_dlpack.export_region(start, size, device, owner))
+                for start, size, device in self.regions]
+
+    def tensors(self, bases: List[torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """Every tensor of the table, by name in topic order, as views of `bases`."""
+        typed = [bases[region][:nbytes].view(dtype) for region, dtype, nbytes in self.typed]
+        pool: List[torch.Tensor] = []
+        for which, size, strides, offset, many in self.runs:
+            view = typed[which].as_strided(size, strides, offset)
+            if many:
+                pool.extend(view.unbind(0))
+            else:
+                pool.append(view)
+        for shape, strides, dtype, device in self.empties:
+            pool.append(torch.empty_strided(shape, strides, dtype=_TORCH_DTYPES[dtype], device=device))
+        return dict(zip(self.table.names, self.order(pool)))
 
     def _place(self, table: _table.TensorTable, pointers: Sequence[int]) -> Dict[int, Tuple[int, int]]:
         """Fills self.regions; returns {position: (region, byte offset in it)} for every tensor with bytes."""
@@ -310,6 +341,8 @@ def _even_runs(members: List[Tuple[int, int]]) -> Iterator[Tuple[List[int], List
 # Per topic handle: the plans of the last few pointer layouts (R >= 2 alternates between replicas).
 _PLANS: "weakref.WeakKeyDictionary[Topic, Dict[bytes, _FlipPlan]]" = weakref.WeakKeyDictionary()
 _PLANS_KEPT = 8
+# Per topic handle: the place (wb_snapshot_place, tensor count) and plan of the last borrowed flip.
+_BORROWED: "weakref.WeakKeyDictionary[Topic, Tuple[Tuple[int, int], _FlipPlan]]" = weakref.WeakKeyDictionary()
 
 
 def _flip_plan(topic: Topic, table: _table.TensorTable, pointers: Sequence[int], key: bytes) -> _FlipPlan:
