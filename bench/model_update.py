@@ -31,6 +31,9 @@
               call (the step's GPU work done) to the server having every tensor; their values are checked after.
   (b') flip-each   as (b), resolving every tensor one by one as a weightbus.Tensor (Snapshot.tensor, a C call
               each; what flip measured before snapshot_tensors), not yet torch tensors.
+  (b'') flip-borrow   as (b) with snapshot_tensors(borrow=True): tensors borrowed from the snapshot (valid while
+              it is open, holding no lease), made on the first flip and handed out again for every version that
+              lies in the same memory (R = 1: every version), so a flip costs one C call and no torch call.
   (c) copy    weightbus copy-into: as (b), then the server copies every tensor into its own weights with
               wb_snapshot_copy_into on its stream and synchronizes. Same start, ends when the copies are done.
   (c') load   weightbus.torch.load_module, the server's loop the README shows, `seen = load_module(topic, module,
@@ -232,7 +235,7 @@ def server(socket, set_name):
     seen = 0
     for command in sys.stdin:
         command = command.strip()
-        if command in ("flip", "flip-each", "copy", "load"):
+        if command in ("flip", "flip-borrow", "flip-each", "copy", "load"):
             print("waiting", flush=True)  # the trainer publishes once this is asleep in topic.wait
         if command == "load":
             seen = load_module(topic, module, after=seen, timeout=60)
@@ -240,12 +243,14 @@ def server(socket, set_name):
             with topic.snapshot(seen, timeout=60) as s:  # the start, read after the clock stopped
                 elapsed = end_ns - int(s.metadata)
             print(f"{elapsed / 1e6:.3f}", flush=True)
-        elif command in ("flip", "flip-each", "copy"):
+        elif command in ("flip", "flip-borrow", "flip-each", "copy"):
             seen = topic.wait(after=seen, timeout=60)
             with topic.snapshot(seen, timeout=60) as s:
                 start_ns = int(s.metadata)
                 if command == "flip":
                     resolved = snapshot_tensors(s, stream)  # what the server's kernels would read, ordered
+                elif command == "flip-borrow":
+                    resolved = snapshot_tensors(s, stream, borrow=True)
                 elif command == "flip-each":
                     resolved = [s.tensor(n) for n in names]
                     s.wait_stream(stream)
@@ -253,9 +258,9 @@ def server(socket, set_name):
                     s.copy_into(plan, stream)
                     stream.synchronize()
                 elapsed = time.monotonic_ns() - start_ns
-                if command == "flip" and not all(bool((t == float(seen)).all()) for t in resolved.values()):
+                if command in ("flip", "flip-borrow") and not all(bool((t == float(seen)).all()) for t in resolved.values()):
                     raise RuntimeError(f"snapshot_tensors of version {seen} differ from what the trainer wrote")
-                if command in ("flip", "flip-each"):
+                if command in ("flip", "flip-borrow", "flip-each"):
                     stream.synchronize()  # before the release: the server's kernels would read these bytes
                     resolved = None
             print(f"{elapsed / 1e6:.3f}", flush=True)
@@ -326,7 +331,7 @@ def peers_packed_update(torch, weights, base_url, buffer_bytes):
     return (time.monotonic_ns() - start) / 1e6
 
 
-PATHS = ("peers", "peers-packed", "flip", "flip-each", "copy", "load", "raw", "raw-contiguous")
+PATHS = ("peers", "peers-packed", "flip", "flip-borrow", "flip-each", "copy", "load", "raw", "raw-contiguous")
 
 
 def run_set(set_name, iterations, broker, rows):
@@ -369,7 +374,7 @@ def run_set(set_name, iterations, broker, rows):
             requests.post(f"{base_url}/init_weight_transfer_engine",
                           json={"init_info": {"packed": path == "peers-packed"}}, timeout=60).raise_for_status()
         for i in range(iterations + 1):  # the first is a warm-up, not recorded
-            if path in ("flip", "flip-each", "copy", "load"):
+            if path in ("flip", "flip-borrow", "flip-each", "copy", "load"):
                 version += 1
                 if ask(path) != "waiting":
                     raise RuntimeError("the server did not start waiting")
@@ -442,7 +447,7 @@ def main():
         med = {p: statistics.median(ms for s, q, _, ms in rows if s == set_name and q == p) for p in PATHS}
         print(f"RESULT model-update-{set_name} peers_ms={med['peers']:.1f} "
               f"peers_packed_ms={med['peers-packed']:.1f} flip_ms={med['flip']:.2f} "
-              f"flip_each_ms={med['flip-each']:.2f} "
+              f"flip_borrow_ms={med['flip-borrow']:.2f} flip_each_ms={med['flip-each']:.2f} "
               f"copy_ms={med['copy']:.2f} raw_ms={med['raw']:.2f} raw_contiguous_ms={med['raw-contiguous']:.2f} "
               f"load_ms={med['load']:.2f} copy_over_raw={med['copy'] / med['raw']:.3f} "
               f"load_over_contiguous={med['load'] / med['raw-contiguous']:.3f} "
