@@ -118,6 +118,15 @@ int lookup_tensor(wb_snapshot *snapshot, uint32_t tensor_slot, uint32_t position
   return WB_OK;
 }
 
+uint64_t snapshot_place(const wb_snapshot *snapshot) {
+  const wb_topic *topic = snapshot->topic;
+  if (topic->entry->replicas != 1) return 0;
+  // R = 1 writes every version into replica 0 of its tensors' (or shards') allocations, which an entry never
+  // changes, and this client maps host memory once and imports CUDA memory anew only after an allocation's state
+  // changed (a new one, a revoked or dead one swept): each change is counted in the header.
+  return topic->client->seg.header().allocation_changes.load(std::memory_order_acquire) + 1;
+}
+
 int tensor_data(wb_snapshot *snapshot, uint32_t tensor_slot, uint32_t *replica, char **data) {
   const shm::Segment &seg = snapshot->topic->client->seg;
   const shm::Tensor &e = seg.tensor(tensor_slot);
@@ -258,12 +267,7 @@ extern "C" WB_API int wb_snapshot_tensors(wb_snapshot *snapshot, wb_tensor_info 
 
 extern "C" WB_API int wb_snapshot_place(const wb_snapshot *snapshot, uint64_t *place) try {
   if (snapshot == nullptr || place == nullptr) return fail(WB_E_INVAL, "snapshot or place is NULL");
-  *place = 0;
-  const wb_topic *topic = snapshot->topic;
-  if (topic->entry->replicas != 1 || topic->entry->ranks != 0) return WB_OK;
-  // R = 1 writes every version into replica 0 of the same allocations, and this client maps or imports an
-  // allocation anew only after its state changed (a new one, a revoked or dead one swept): each change counts.
-  *place = topic->client->seg.header().allocation_changes.load(std::memory_order_acquire) + 1;
+  *place = snapshot_place(snapshot);
   return WB_OK;
 } catch (...) {
   return wb::abi_error(__func__);

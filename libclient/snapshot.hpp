@@ -31,6 +31,9 @@ int lookup_tensor(wb_snapshot *snapshot, uint32_t tensor_slot, uint32_t position
 // which replica: lookup_tensor's address without the rest of the description, for plans that run every version.
 int tensor_data(wb_snapshot *snapshot, uint32_t tensor_slot, uint32_t *replica, char **data);
 
+// wb_snapshot_place: where the snapshot's tensors (and shards) lie, as a number; 0: not known without a look.
+uint64_t snapshot_place(const wb_snapshot *snapshot);
+
 // Drops one reference to a snapshot (its handle's or a DLPack export's); the last one releases it.
 void unref_snapshot(wb_snapshot *snapshot);
 // Detach's release: drops the lease now, even while DLPack exports live; their deleters stay safe to call.

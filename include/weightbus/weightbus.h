@@ -547,11 +547,12 @@ WB_API int wb_snapshot_tensors(wb_snapshot *snapshot, wb_tensor_info *out, uint3
 /* Where the snapshot's tensors lie, as a number, for a caller that keeps objects per tensor between versions (a
  * binding's zero-copy tensors, CUDA graphs captured on their addresses) and would otherwise call
  * wb_snapshot_tensors every version to see whether they moved: two snapshots of one topic handle whose places
- * are equal and nonzero, taken while the topic had the same tensor count, have every tensor and view at the same
- * address. Nonzero for an R = 1 topic that is not sharded: its versions lie in the same memory (host memory is
- * mapped once; CUDA memory is imported anew only after one of the node's CUDA allocations changed state:
- * registered, revoked, its exporter dead, which the place counts). 0 where the library cannot tell without
- * looking at every tensor (R >= 2, whose versions move between replicas; a sharded topic): look.
+ * are equal and nonzero, taken while the topic had the same tensor count, have every tensor and view (of a
+ * sharded topic: every shard) at the same address; wb_plan_run relies on it too. Nonzero for an R = 1 topic:
+ * its versions lie in the same memory (host memory is mapped once; CUDA memory is imported anew only after one
+ * of the node's CUDA allocations changed state: registered, revoked, its exporter dead, which the place
+ * counts). 0 for R >= 2, whose versions move between replicas: the library cannot tell without looking at
+ * every tensor.
  * Errors: WB_E_INVAL (snapshot or place NULL). */
 WB_API int wb_snapshot_place(const wb_snapshot *snapshot, uint64_t *place);
 

@@ -2,7 +2,7 @@
  * fills it, also into elements larger than this header's (a newer caller's struct_size); the count alone with
  * out NULL; and its refusals: NULL arguments, a capacity below the count (WB_E_SIZE, the count set), a
  * struct_size too small (WB_E_INVAL), a sharded topic (WB_E_STATE). wb_snapshot_place: the same nonzero number
- * for every version of an R = 1 host topic, 0 for R = 2 and sharded topics, and its refusals (NULL arguments);
+ * for every version of an R = 1 host topic (sharded too), 0 for R = 2 ones, and its refusals (NULL arguments);
  * a CUDA allocation changing state moves it on (bindings/python/tests/test_snapshot_tensors.py, on a GPU). */
 #include <string.h>
 
@@ -159,11 +159,10 @@ static void place_is_the_same_while_the_tensors_lie_in_the_same_memory(void **st
   FX_OK(wb_detach(c));
 }
 
-static void a_sharded_topic_has_no_place(void **state) {
-  wb_client *c;
+/* Version 1 of sharded topic name (one rank, R = replicas, one shard), leased: its place. */
+static uint64_t sharded_place(wb_client *c, const char *name, uint32_t replicas, wb_snapshot **snap) {
   wb_topic *t;
-  FX_OK(fx_attach(*state, "rank", &c));
-  FX_OK(fx_create_rank(c, "sharded", 1, 0, 1, &t));
+  FX_OK(fx_create_rank(c, name, replicas, 0, 1, &t));
   wb_shard_spec spec = fx_shard_1d("w", WB_DTYPE_F32, 8, 0, 8);
   FX_OK(wb_shard_alloc(t, &spec, 1));
   FX_OK(wb_topic_seal_rank(t, 5000));
@@ -172,14 +171,23 @@ static void a_sharded_topic_has_no_place(void **state) {
   FX_OK(wb_update_publish(u, NULL, 0, NULL));
   uint64_t v = 0, place = 99;
   FX_OK(wb_topic_wait(t, 0, 5000, &v));
-  wb_snapshot *snap;
-  FX_OK(wb_snapshot_acquire(t, 0, 5000, &snap));
-  FX_OK(wb_snapshot_place(snap, &place));
-  assert_true(place == 0);
-  FX_EXPECT(wb_snapshot_place(snap, NULL), WB_E_INVAL);
+  FX_OK(wb_snapshot_acquire(t, 0, 5000, snap));
+  FX_OK(wb_snapshot_place(*snap, &place));
+  return place;
+}
+
+static void a_sharded_topic_has_a_place_for_its_shards_and_refusals(void **state) {
+  wb_client *c;
+  wb_snapshot *one, *two;
+  FX_OK(fx_attach(*state, "rank", &c));
+  assert_true(sharded_place(c, "sharded1", 1, &one) != 0); /* R = 1: its shards stay where they are */
+  assert_true(sharded_place(c, "sharded2", 2, &two) == 0);
+  uint64_t place = 0;
+  FX_EXPECT(wb_snapshot_place(one, NULL), WB_E_INVAL);
   fx_expect_message("snapshot or place is NULL", NULL);
   FX_EXPECT(wb_snapshot_place(NULL, &place), WB_E_INVAL);
-  FX_OK(wb_snapshot_release(snap));
+  FX_OK(wb_snapshot_release(one));
+  FX_OK(wb_snapshot_release(two));
   FX_OK(wb_detach(c));
 }
 
@@ -190,7 +198,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(a_sharded_topic_has_no_one_address_per_tensor, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(place_is_the_same_while_the_tensors_lie_in_the_same_memory, fx_setup,
                                       fx_teardown),
-      cmocka_unit_test_setup_teardown(a_sharded_topic_has_no_place, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(a_sharded_topic_has_a_place_for_its_shards_and_refusals, fx_setup,
+                                      fx_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
