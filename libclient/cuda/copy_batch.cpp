@@ -1,5 +1,8 @@
 #include "copy_batch.hpp"
 
+#include <cstddef>
+#include <string>
+
 #include "copy.hpp"
 #include "device.hpp"
 #include "driver.hpp"
@@ -13,6 +16,7 @@ namespace {
 
 // Kernel parameters past 4 KiB need a CUDA 12.1 driver (and compute capability 7.0, below the PTX's own).
 constexpr int kMinDriverVersion = 12010;
+constexpr uint32_t kSmallCapacities[] = {WB_PLAN_SMALL_CAPACITIES};
 
 // Loads a module in the current context and looks up two of its functions; each stays nullptr when the driver
 // refuses it.
@@ -104,7 +108,11 @@ CopyKernel::Loaded CopyKernel::loaded(CUcontext context) {
   l.context = context;
   const Driver *d = nullptr;
   if (driver(&d) == WB_OK && kernels_supported(d) == WB_OK && context_ordinal(context, &l.ordinal) == WB_OK) {
-    load_module(d, kCopyKernelPtx, "wb_copy_batch", "wb_copy_plan", &l.module, &l.function, &l.plan);
+    load_module(d, kCopyKernelPtx, "wb_copy_batch", "wb_copy_plan", &l.module, &l.function, &l.plan.full);
+    for (size_t i = 0; l.module != nullptr && i < l.plan.small.size(); ++i) {
+      const std::string name = "wb_copy_plan_" + std::to_string(kSmallCapacities[i]);
+      if (d->cuModuleGetFunction(&l.plan.small[i], l.module, name.c_str()) != CUDA_SUCCESS) l.plan.small[i] = nullptr;
+    }
   }
   loaded_.push_back(l);
   return l;
@@ -112,7 +120,18 @@ CopyKernel::Loaded CopyKernel::loaded(CUcontext context) {
 
 bool CopyKernel::usable(CUcontext context) { return loaded(context).function != nullptr; }
 
-CUfunction CopyKernel::plan_function(CUcontext context) { return loaded(context).plan; }
+PlanKernel CopyKernel::plan_kernel(CUcontext context) { return loaded(context).plan; }
+
+CUfunction PlanKernel::holding(uint32_t sources, size_t *param_bytes) const {
+  for (size_t i = 0; i < small.size(); ++i) {
+    if (small[i] != nullptr && sources <= kSmallCapacities[i]) {
+      *param_bytes = offsetof(wb_plan_params, sources) + kSmallCapacities[i] * sizeof(unsigned long long);
+      return small[i];
+    }
+  }
+  *param_bytes = sizeof(wb_plan_params);
+  return full;
+}
 
 CUfunction CopyKernel::convert_function(CUcontext context, bool plan) {
   loaded(context);
@@ -136,7 +155,7 @@ CUfunction CopyKernel::convert_function(CUcontext context, bool plan) {
 void CopyKernel::plan_refused(CUcontext context) {
   std::lock_guard lock(mutex_);
   for (Loaded &l : loaded_) {
-    if (l.context == context) l.plan = nullptr;
+    if (l.context == context) l.plan = PlanKernel{};
   }
 }
 

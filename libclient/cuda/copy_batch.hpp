@@ -7,6 +7,7 @@
 
 #include <cuda.h>
 
+#include <array>
 #include <mutex>
 #include <vector>
 
@@ -32,6 +33,15 @@ const unsigned char *convert_kernel_image(const Driver *d);
 // the PTX shows only when it loads it.
 int kernels_supported(const Driver *d);
 
+// The plan kernel at each capacity of sources, for launches that read that many (copy_kernel_params.h).
+struct PlanKernel {
+  CUfunction full = nullptr;  // wb_copy_plan, WB_PLAN_MAX_SOURCES; nullptr: the plan kernels are not usable
+  std::array<CUfunction, WB_PLAN_SMALL_KERNELS> small{};  // WB_PLAN_SMALL_CAPACITIES; nullptr: not loaded
+
+  // The smallest that holds `sources` addresses, and the bytes of its parameters.
+  CUfunction holding(uint32_t sources, size_t *param_bytes) const;
+};
+
 class CopyKernel {
  public:
   CopyKernel() = default;
@@ -48,8 +58,8 @@ class CopyKernel {
   // cuMemcpyAsync per copy instead, and the kernel is not used in context again.
   int run(CUcontext context, const std::vector<Copy> &copies, CUstream stream, std::vector<Copy> *per_copy);
 
-  // The plan kernel (wb_copy_plan) in context, where usable as for usable(); else nullptr.
-  CUfunction plan_function(CUcontext context);
+  // The plan kernels (wb_copy_plan and its smaller ones) in context, where usable as for usable().
+  PlanKernel plan_kernel(CUcontext context);
 
   // After the driver refused a launch of the plan kernel in context: it is not used there again.
   void plan_refused(CUcontext context);
@@ -63,7 +73,7 @@ class CopyKernel {
     CUcontext context = nullptr;
     CUmodule module = nullptr;
     CUfunction function = nullptr;  // nullptr: not usable in this context
-    CUfunction plan = nullptr;      // the plan kernel; nullptr: not usable
+    PlanKernel plan;                // the plan kernels; plan.full nullptr: not usable
     CUmodule convert_module = nullptr;   // the conversion kernels' module, loaded on first use
     CUfunction convert_plan = nullptr;   // the conversion kernels; nullptr: not usable
     CUfunction convert_batch = nullptr;

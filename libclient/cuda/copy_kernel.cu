@@ -146,8 +146,23 @@ __device__ void copy_chunk(const wb_plan_copy &c, const char *source, unsigned c
 
 }  // namespace
 
+// wb_plan_params with room for N sources: the parameters of wb_copy_plan_<N> (copy_kernel_params.h).
+template <unsigned N>
+struct SmallPlanParams {
+  unsigned long long copies, first_chunks;
+  unsigned int count, unused;
+  unsigned long long sources[N];
+};
+static_assert(__builtin_offsetof(SmallPlanParams<64>, sources) == __builtin_offsetof(wb_plan_params, sources),
+              "one layout up to the sources");
+constexpr unsigned kSmallCapacities[] = {WB_PLAN_SMALL_CAPACITIES};
+static_assert(sizeof(kSmallCapacities) / sizeof(unsigned) == WB_PLAN_SMALL_KERNELS && kSmallCapacities[0] == 64 &&
+                  kSmallCapacities[1] == 256 && kSmallCapacities[2] == 1024,
+              "a kernel below for each small capacity");
+
 // A block per chunk, as in wb_copy_batch (four chunks a block, tried on an H200, copied 2-3% slower).
-extern "C" __global__ void __launch_bounds__(WB_PLAN_THREADS) wb_copy_plan(const wb_plan_params params) {
+template <typename Params>
+__device__ void copy_plan(const Params &params) {
   const unsigned *first_chunks = reinterpret_cast<const unsigned *>(params.first_chunks);
   unsigned lo = 0, hi = params.count - 1;  // the last copy whose first chunk is at or before this block
   while (lo < hi) {
@@ -160,4 +175,17 @@ extern "C" __global__ void __launch_bounds__(WB_PLAN_THREADS) wb_copy_plan(const
   }
   const wb_plan_copy &c = reinterpret_cast<const wb_plan_copy *>(params.copies)[lo];
   copy_chunk(c, reinterpret_cast<const char *>(params.sources[c.source]), blockIdx.x - __ldg(first_chunks + lo));
+}
+
+extern "C" __global__ void __launch_bounds__(WB_PLAN_THREADS) wb_copy_plan(const wb_plan_params params) {
+  copy_plan(params);
+}
+extern "C" __global__ void __launch_bounds__(WB_PLAN_THREADS) wb_copy_plan_64(const SmallPlanParams<64> params) {
+  copy_plan(params);
+}
+extern "C" __global__ void __launch_bounds__(WB_PLAN_THREADS) wb_copy_plan_256(const SmallPlanParams<256> params) {
+  copy_plan(params);
+}
+extern "C" __global__ void __launch_bounds__(WB_PLAN_THREADS) wb_copy_plan_1024(const SmallPlanParams<1024> params) {
+  copy_plan(params);
 }

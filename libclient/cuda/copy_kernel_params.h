@@ -61,4 +61,11 @@ typedef struct wb_plan_params {
   unsigned long long sources[WB_PLAN_MAX_SOURCES]; /* the version's address of each source the copies read */
 } wb_plan_params;
 
+/* A launch costs the host time in proportion to its parameters (the driver copies them into the launch: a
+ * 32 KB launch took ~80 us of an H200 host's time), so the plan kernel also comes with room for fewer sources:
+ * wb_copy_plan_<N> for each N here, taking wb_plan_params's bytes up to sources[N] (the same layout), and a
+ * launch uses the smallest that holds its sources. */
+#define WB_PLAN_SMALL_CAPACITIES 64u, 256u, 1024u
+#define WB_PLAN_SMALL_KERNELS 3
+
 #endif

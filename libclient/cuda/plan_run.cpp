@@ -69,7 +69,7 @@ uint64_t span(uint64_t row_bytes, uint64_t rows, uint64_t pitch) { return (rows 
 struct Program {
   CUcontext context = nullptr;
   int ordinal = -1;
-  CUfunction function = nullptr;  // nullptr: every copy goes one at a time
+  PlanKernel kernel;  // kernel.full nullptr: every copy goes one at a time
   CUdeviceptr memory = 0;         // the descriptors, then the first chunks
   PlanProgram program;
   std::vector<uint32_t> per_copy;      // the plan's copies outside the program
@@ -94,7 +94,7 @@ int build(const Driver *d, ClientState *state, CUcontext context, const std::vec
   p->context = context;
   int rc = context_ordinal(context, &p->ordinal);
   if (rc != WB_OK) return rc;
-  p->function = state->copy_kernel.plan_function(context);
+  p->kernel = state->copy_kernel.plan_kernel(context);
   p->source_bytes.assign(sources->count(), 0);
   p->reachable.assign(sources->count(), {});
   KernelReach reach(d, p->ordinal);
@@ -106,7 +106,7 @@ int build(const Driver *d, ClientState *state, CUcontext context, const std::vec
     if ((rc = sources->get(c.source, &found)) != WB_OK) return rc;
     const PlanSource &s = *found;
     const uint64_t src_end = c.src_offset + span(c.row_bytes, c.rows, c.src_pitch);
-    if (p->function == nullptr || !c.dst_on_gpu || !s.on_gpu || s.ordinal != p->ordinal || !kernel_holds(c) ||
+    if (p->kernel.full == nullptr || !c.dst_on_gpu || !s.on_gpu || s.ordinal != p->ordinal || !kernel_holds(c) ||
         !reach(c.dst, span(c.row_bytes, c.rows, c.dst_pitch)) || !reach(s.data, src_end)) {
       p->per_copy.push_back(i);
       continue;
@@ -160,8 +160,10 @@ int launch(const Driver *d, Program *p, const PlanLaunch &l, PlanSources *source
     if (int rc = sources->get(l.sources[k], &s); rc != WB_OK) return rc;
     params.sources[k] = reinterpret_cast<uintptr_t>(s->data);
   }
-  void *args[] = {&params};
-  return d->cuLaunchKernel(p->function, l.chunks, 1, 1, WB_PLAN_THREADS, 1, 1, 0, stream, args, nullptr) == CUDA_SUCCESS
+  size_t bytes = 0;  // the parameters up to the launch's kernel's room for sources
+  CUfunction f = p->kernel.holding(uint32_t(l.sources.size()), &bytes);
+  void *extra[] = {CU_LAUNCH_PARAM_BUFFER_POINTER, &params, CU_LAUNCH_PARAM_BUFFER_SIZE, &bytes, CU_LAUNCH_PARAM_END};
+  return d->cuLaunchKernel(f, l.chunks, 1, 1, WB_PLAN_THREADS, 1, 1, 0, stream, nullptr, extra) == CUDA_SUCCESS
              ? WB_OK
              : WB_E_CUDA;
 }
@@ -185,12 +187,12 @@ int run_program(const Driver *d, ClientState *state, Program *p, const std::vect
   int rc = WB_OK;
   for (const PlanLaunch &l : p->program.launches) {
     bool reached = false;
-    if (p->function != nullptr && (rc = sources_reached(d, p, l, sources, &reached)) != WB_OK) return rc;
+    if (p->kernel.full != nullptr && (rc = sources_reached(d, p, l, sources, &reached)) != WB_OK) return rc;
     if (reached) {
       if ((rc = launch(d, p, l, sources, stream)) == WB_OK) continue;
       if (rc != WB_E_CUDA) return rc;
       state->copy_kernel.plan_refused(p->context);
-      p->function = nullptr;
+      p->kernel = PlanKernel{};
     }
     if ((rc = copy_each(d, copies, p->program.origin.data() + l.first, l.count, sources, stream)) != WB_OK) return rc;
   }
