@@ -221,6 +221,16 @@ __device__ __forceinline__ unsigned amax_of(const Tile &tile, unsigned m) {
   return max(m, folded_amax<SRC>(acc));
 }
 
+// Stores a converted vector, `bytes` (8 or 4) at dst aligned to them, streaming: no kernel of ours reads it back.
+template <unsigned bytes>
+__device__ __forceinline__ void store_out(char *dst, const unsigned (&out)[2]) {
+  if (bytes == 8) {
+    __stcs(reinterpret_cast<uint2 *>(dst), make_uint2(out[0], out[1]));
+  } else {
+    __stcs(reinterpret_cast<unsigned *>(dst), out[0]);
+  }
+}
+
 // Converts and stores thread tid's slots of tile t: one store per vector where the destination's address
 // allows it, else element by element.
 template <unsigned SRC, unsigned DST>
@@ -244,11 +254,7 @@ __device__ __forceinline__ void store(const Span &s, unsigned t, unsigned tid, c
       }
     }
     if (lo == 0 && hi == v && reinterpret_cast<unsigned long long>(dst) % bytes == 0) {
-      if (bytes == 8) {
-        __stcs(reinterpret_cast<uint2 *>(dst), make_uint2(out[0], out[1]));
-      } else {
-        __stcs(reinterpret_cast<unsigned *>(dst), out[0]);
-      }
+      store_out<bytes>(dst, out);
       continue;
     }
 #pragma unroll
@@ -482,13 +488,6 @@ __device__ __forceinline__ void store_chunk(const Run &run, unsigned c, const ui
   constexpr unsigned bytes = 16 / size_of(SRC) * size_of(DST);  // 8 or 4
   const unsigned first = c * kChunk + threadIdx.x;
   Cursor at(run, first);
-  const auto put = [](char *dst, const unsigned (&out)[2]) {
-    if (bytes == 8) {
-      __stcs(reinterpret_cast<uint2 *>(dst), make_uint2(out[0], out[1]));
-    } else {
-      __stcs(reinterpret_cast<unsigned *>(dst), out[0]);
-    }
-  };
   if (rows_apart(run, c)) {
     char *dst = run.dst + wide(at.r, run.dst_pitch) + at.k * (unsigned long long)bytes;
     const unsigned long long step = wide(run.step_rows, run.dst_pitch);
@@ -496,7 +495,7 @@ __device__ __forceinline__ void store_chunk(const Run &run, unsigned c, const ui
     for (unsigned j = 0; j < kDirectUnroll; ++j, dst += step) {
       unsigned out[2];
       convert_vector<SRC, DST, FP8>(v[j], scale_of(at.r + j * run.step_rows), out);
-      put(dst, out);
+      store_out<bytes>(dst, out);
     }
     return;
   }
@@ -505,7 +504,7 @@ __device__ __forceinline__ void store_chunk(const Run &run, unsigned c, const ui
     if (first + j * kThreads < run.count) {
       unsigned out[2];
       convert_vector<SRC, DST, FP8>(v[j], scale_of(at.r), out);
-      put(run.dst + wide(at.r, run.dst_pitch) + at.k * (unsigned long long)bytes, out);
+      store_out<bytes>(run.dst + wide(at.r, run.dst_pitch) + at.k * (unsigned long long)bytes, out);
     }
     at.next(run);
   }
@@ -630,11 +629,7 @@ __device__ __forceinline__ void store_staged(const uint4 *stage, const Scale &s,
   for (unsigned j = 0; j < kDirectUnroll; ++j, dst += step) {
     unsigned out[2];
     convert_vector<SRC, kFp8, FP8>(stage[j * kThreads + threadIdx.x], s, out);
-    if (bytes == 8) {
-      __stcs(reinterpret_cast<uint2 *>(dst), make_uint2(out[0], out[1]));
-    } else {
-      __stcs(reinterpret_cast<unsigned *>(dst), out[0]);
-    }
+    store_out<bytes>(dst, out);
   }
 }
 

@@ -27,6 +27,13 @@ struct Member {
   uint64_t held;
 };
 
+// Whether the member's sink closed its connection (it died or left), named in the log when it did.
+bool gone(const Member &m) {
+  if (!peer_gone(m.socket.fd())) return false;
+  log_line("rank " + std::to_string(m.rank) + " is gone");
+  return true;
+}
+
 struct Roots {
   std::vector<uint32_t> index;     // topic index of each root tensor
   std::vector<std::string> names;  // parallel to index
@@ -174,11 +181,10 @@ void Source::admit_joiners() {
 
 void Source::drop_dead_members() {
   for (auto it = members_.begin(); it != members_.end();) {
-    if (!peer_gone(it->socket.fd())) {
+    if (!gone(*it)) {
       ++it;
       continue;
     }
-    log_line("rank " + std::to_string(it->rank) + " is gone");
     it = members_.erase(it);
     group_formed_ = false;
   }
@@ -208,9 +214,7 @@ void Source::form_group() {
 
 void Source::reset(const std::string &why) {
   // A sink that died during a transfer is found here rather than by drop_dead_members: it is named all the same.
-  for (const Member &m : members_) {
-    if (peer_gone(m.socket.fd())) log_line("rank " + std::to_string(m.rank) + " is gone");
-  }
+  for (const Member &m : members_) gone(m);
   log_line("dropping the group of " + std::to_string(members_.size()) + " sink(s): " + why +
            "; the live ones rejoin");
   transport_->leave();
