@@ -193,7 +193,7 @@ def test_borrowed_cuda_tensors_of_registered_memory_stay_until_a_cuda_allocation
                 torch.cuda.synchronize()
             if version == 3:  # a CUDA allocation registered: the place moves on, the tensors are looked at again
                 big = torch.zeros(16 << 20, device="cuda")  # 64 MiB: a block of its own, not the small pool's
-                client.create_topic("other").register_cuda({"c": big})
+                client.create_topic("other", replicas=1).register_cuda({"c": big})
             with reader.snapshot() as s:
                 with s._lock:
                     places.append(_table.place(s)[0])
