@@ -99,11 +99,10 @@ static void refusals(void **state) {
   FX_OK(wb_detach(c));
 }
 
-static void a_sharded_topic_has_no_one_address_per_tensor(void **state) {
-  wb_client *c;
+/* Version 1 of sharded topic name (one rank of one, R = replicas, one shard), leased. */
+static wb_snapshot *sharded_version(wb_client *c, const char *name, uint32_t replicas) {
   wb_topic *t;
-  FX_OK(fx_attach(*state, "rank", &c));
-  FX_OK(fx_create_rank(c, "sharded", 2, 0, 1, &t));
+  FX_OK(fx_create_rank(c, name, replicas, 0, 1, &t));
   wb_shard_spec spec = fx_shard_1d("w", WB_DTYPE_F32, 8, 0, 8);
   FX_OK(wb_shard_alloc(t, &spec, 1));
   FX_OK(wb_topic_seal_rank(t, 5000));
@@ -114,6 +113,13 @@ static void a_sharded_topic_has_no_one_address_per_tensor(void **state) {
   FX_OK(wb_topic_wait(t, 0, 5000, &v)); /* the commit of a sharded version may come just after the publish */
   wb_snapshot *snap;
   FX_OK(wb_snapshot_acquire(t, 0, 5000, &snap));
+  return snap;
+}
+
+static void a_sharded_topic_has_no_one_address_per_tensor(void **state) {
+  wb_client *c;
+  FX_OK(fx_attach(*state, "rank", &c));
+  wb_snapshot *snap = sharded_version(c, "sharded", 2);
   wb_tensor_info infos[1] = {WB_TENSOR_INFO_INIT};
   uint32_t count = 0;
   FX_EXPECT(wb_snapshot_tensors(snap, infos, 1, &count), WB_E_STATE);
@@ -159,30 +165,15 @@ static void place_is_the_same_while_the_tensors_lie_in_the_same_memory(void **st
   FX_OK(wb_detach(c));
 }
 
-/* Version 1 of sharded topic name (one rank, R = replicas, one shard), leased: its place. */
-static uint64_t sharded_place(wb_client *c, const char *name, uint32_t replicas, wb_snapshot **snap) {
-  wb_topic *t;
-  FX_OK(fx_create_rank(c, name, replicas, 0, 1, &t));
-  wb_shard_spec spec = fx_shard_1d("w", WB_DTYPE_F32, 8, 0, 8);
-  FX_OK(wb_shard_alloc(t, &spec, 1));
-  FX_OK(wb_topic_seal_rank(t, 5000));
-  wb_update *u;
-  FX_OK(wb_update_begin(t, 5000, &u));
-  FX_OK(wb_update_publish(u, NULL, 0, NULL));
-  uint64_t v = 0, place = 99;
-  FX_OK(wb_topic_wait(t, 0, 5000, &v));
-  FX_OK(wb_snapshot_acquire(t, 0, 5000, snap));
-  FX_OK(wb_snapshot_place(*snap, &place));
-  return place;
-}
-
 static void a_sharded_topic_has_a_place_for_its_shards_and_refusals(void **state) {
   wb_client *c;
-  wb_snapshot *one, *two;
   FX_OK(fx_attach(*state, "rank", &c));
-  assert_true(sharded_place(c, "sharded1", 1, &one) != 0); /* R = 1: its shards stay where they are */
-  assert_true(sharded_place(c, "sharded2", 2, &two) == 0);
+  wb_snapshot *one = sharded_version(c, "sharded1", 1), *two = sharded_version(c, "sharded2", 2);
   uint64_t place = 0;
+  FX_OK(wb_snapshot_place(one, &place));
+  assert_true(place != 0); /* R = 1: its shards stay where they are */
+  FX_OK(wb_snapshot_place(two, &place));
+  assert_true(place == 0);
   FX_EXPECT(wb_snapshot_place(one, NULL), WB_E_INVAL);
   fx_expect_message("snapshot or place is NULL", NULL);
   FX_EXPECT(wb_snapshot_place(NULL, &place), WB_E_INVAL);
