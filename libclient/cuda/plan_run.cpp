@@ -69,8 +69,8 @@ uint64_t span(uint64_t row_bytes, uint64_t rows, uint64_t pitch) { return (rows 
 struct Program {
   CUcontext context = nullptr;
   int ordinal = -1;
-  PlanKernel kernel;  // kernel.full nullptr: every copy goes one at a time
-  CUdeviceptr memory = 0;         // the descriptors, then the first chunks
+  PlanKernel kernel;       // kernel.full nullptr: every copy goes one at a time
+  CUdeviceptr memory = 0;  // the descriptors, then the first chunks
   PlanProgram program;
   std::vector<uint32_t> per_copy;      // the plan's copies outside the program
   std::vector<uint64_t> source_bytes;  // per source: the bytes the program reads from its address (0: none)
