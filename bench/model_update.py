@@ -33,7 +33,8 @@
               each; what flip measured before snapshot_tensors), not yet torch tensors.
   (b'') flip-borrow   as (b) with snapshot_tensors(borrow=True): tensors borrowed from the snapshot (valid while
               it is open, holding no lease), made on the first flip and handed out again for every version that
-              lies in the same memory (R = 1: every version), so a flip costs one C call and no torch call.
+              lies in the same memory (R = 1: every version, which wb_snapshot_place tells), so a flip costs two
+              small C calls and no torch call.
   (c) copy    weightbus copy-into: as (b), then the server copies every tensor into its own weights with
               wb_snapshot_copy_into on its stream and synchronizes. Same start, ends when the copies are done.
   (c') load   weightbus.torch.load_module, the server's loop the README shows, `seen = load_module(topic, module,
@@ -258,7 +259,8 @@ def server(socket, set_name):
                     s.copy_into(plan, stream)
                     stream.synchronize()
                 elapsed = time.monotonic_ns() - start_ns
-                if command in ("flip", "flip-borrow") and not all(bool((t == float(seen)).all()) for t in resolved.values()):
+                flipped = command in ("flip", "flip-borrow")
+                if flipped and not all(bool((t == float(seen)).all()) for t in resolved.values()):
                     raise RuntimeError(f"snapshot_tensors of version {seen} differ from what the trainer wrote")
                 if command in ("flip", "flip-borrow", "flip-each"):
                     stream.synchronize()  # before the release: the server's kernels would read these bytes
