@@ -1,12 +1,13 @@
 // Plans: a reader's destinations resolved once into region copies from a topic's shards, run every version.
 // Creation checks every destination and part and turns each into row copies (plan_math.hpp) of source shards,
 // kept as registry slots and byte offsets: a complete layout never changes, so the plan stays valid for every
-// version, and each run only looks up where each source's bytes are for the snapshot's version (tensor_data).
+// version, and each run only looks up which replica holds each source's bytes for the snapshot's version.
 // Host-to-host copies are memcpy here; copies with a GPU on either side go to the CUDA part
 // (cuda/plan_run.cpp: the plan kernel, made once per context), which a library built without cuda.h lacks: there
 // they are WB_E_NO_CUDA. A destination that converts (weightbus.h, "Conversions") is compiled the same way in
 // elements instead of bytes, and its copies become convert.hpp's rectangles, run on the host or by the conversion
 // kernel (cuda/convert_run.cpp).
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -21,6 +22,7 @@
 #include "layout.hpp"
 #include "plan_math.hpp"
 #include "region.hpp"
+#include "replica.hpp"
 #include "snapshot.hpp"
 #include "struct_size.hpp"
 #include "tensor_info.hpp"
@@ -62,6 +64,8 @@ struct HostFill {
 struct wb_plan {
   wb_topic *topic = nullptr;
   std::vector<uint32_t> sources;  // registry slots of the tensors the plan reads, each once
+  std::vector<uint32_t> source_root;  // the registry slot of each source's root (its own, unless a view)
+  uint32_t replicas = 1;              // the topic's
   std::vector<bool> source_on_gpu;
   std::vector<int> source_ordinal;  // each GPU source's GPU in this process, found at the first run (-1 before)
   std::vector<HostCopy> host_copies;
@@ -73,9 +77,11 @@ struct wb_plan {
   wb::cuda::PlanGpu *gpu = nullptr;
   wb::cuda::ConvertGpu *convert_gpu = nullptr;
   wb_plan_info info = WB_PLAN_INFO_INIT;
-  // Where the last run found every source, at which place of the topic (wb_snapshot_place; 0: none kept).
-  uint64_t found_place = 0;
+  // Where runs found each source in each replica (source k's replica r at k * replicas + r, if found_known),
+  // good while the segment's allocations_epoch stays found_epoch (0: nothing kept).
+  uint64_t found_epoch = 0;
   std::vector<wb::cuda::PlanSource> found;
+  std::vector<uint8_t> found_known;
 
   wb_plan() = default;
   wb_plan(const wb_plan &) = delete;
@@ -396,7 +402,11 @@ int compile_dest(Compiler *c, uint32_t i, const wb_slice_dest &dest, const wb_sl
 // The destinations' copies and fills sorted by where they run (host ones here, the rest on a GPU), and counted.
 void finish_plan(wb_plan *plan, const std::vector<PlanDest> &dests) {
   const shm::Segment &seg = plan->topic->client->seg;
-  for (uint32_t slot : plan->sources) plan->source_on_gpu.push_back(seg.tensor(slot).device_type == WB_DEVICE_CUDA);
+  for (uint32_t slot : plan->sources) {
+    plan->source_on_gpu.push_back(seg.tensor(slot).device_type == WB_DEVICE_CUDA);
+    plan->source_root.push_back(seg.tensor(slot).root);
+  }
+  plan->replicas = std::clamp(plan->topic->entry->replicas, 1u, uint32_t(WB_MAX_REPLICAS));
   plan->source_ordinal.assign(plan->sources.size(), -1);
   plan->info.dests = uint32_t(dests.size());
   for (const PlanDest &d : dests) {
@@ -446,11 +456,10 @@ void finish_plan(wb_plan *plan, const std::vector<PlanDest> &dests) {
 
 // ---- running ----------------------------------------------------------------------------------------------------
 
-// Where source k's bytes are for the snapshot's version (and, the first time, on which GPU of this process).
-int resolve_source(wb_plan *plan, wb_snapshot *snapshot, uint32_t k, cuda::PlanSource *out) {
-  uint32_t replica;
+// Where source k's bytes are in replica `replica` (and, the first time, on which GPU of this process).
+int resolve_source(wb_plan *plan, uint32_t k, uint32_t replica, cuda::PlanSource *out) {
   char *data;
-  int rc = tensor_data(snapshot, plan->sources[k], &replica, &data);
+  int rc = replica_data(plan->topic->client, plan->sources[k], replica, &data);
   if (rc != WB_OK) return rc;
   out->data = data;
   out->on_gpu = plan->source_on_gpu[k];
@@ -520,19 +529,36 @@ int run_with(wb_plan *plan, wb_snapshot *snapshot, void *stream, cuda::PlanSourc
                                      plan->gpu_conversions.rects, &sources, ordinal, stream);
 }
 
-// Looking a source up reads its tensor's replica words, which the publisher has just written, and its import:
-// a few hundred nanoseconds a source on a woken reader, before the GPU starts. While an R = 1 topic's place
-// stays, every source is where the last run found it.
+// Looking a source up reads its tensor's replica words (R >= 2), which the publisher has just written, and the
+// first time for each replica its import or mapping: a few hundred nanoseconds a source on a woken reader,
+// before the GPU starts. Runs keep what they found for as long as the allocations keep their states, so that a
+// run after the first reads only the replica words (R = 1: not even those).
 int run_plan(wb_plan *plan, wb_snapshot *snapshot, void *stream) {
-  cuda::PlanSources sources(plan->sources.size(), [plan, snapshot](uint32_t k, cuda::PlanSource *out) {
-    return resolve_source(plan, snapshot, k, out);
+  const shm::Segment &seg = plan->topic->client->seg;
+  uint32_t replicas = plan->replicas;
+  uint64_t epoch = allocations_epoch(plan->topic->client);
+  if (epoch != plan->found_epoch) {
+    plan->found.assign(plan->sources.size() * replicas, cuda::PlanSource{});
+    plan->found_known.assign(plan->found.size(), 0);
+    plan->found_epoch = epoch;
+  }
+  uint64_t version = snapshot->version;
+  cuda::PlanSources sources(plan->sources.size(), [&](uint32_t k, cuda::PlanSource *out) {
+    uint32_t replica = replicas == 1 ? 0 : replica_for_version(seg.tensor(plan->source_root[k]), version);
+    if (replica >= replicas) {
+      return fail(WB_E_PROTOCOL, "topic '%s' has %u replicas, yet version %llu of '%s' is in replica %u",
+                  plan->topic->entry->name, replicas, (unsigned long long)version, seg.tensor(plan->sources[k]).name,
+                  replica);
+    }
+    size_t at = size_t(k) * replicas + replica;
+    if (!plan->found_known[at]) {
+      if (int rc = resolve_source(plan, k, replica, &plan->found[at]); rc != WB_OK) return rc;
+      plan->found_known[at] = 1;
+    }
+    *out = plan->found[at];
+    return int(WB_OK);
   });
-  uint64_t place = snapshot_place(snapshot);
-  if (place != 0 && place == plan->found_place) sources.assume(plan->found);
-  int rc = run_with(plan, snapshot, stream, sources);
-  plan->found = rc == WB_OK && place != 0 ? sources.all_found() : std::vector<cuda::PlanSource>{};
-  plan->found_place = plan->found.size() == plan->sources.size() ? place : 0;
-  return rc;
+  return run_with(plan, snapshot, stream, sources);
 }
 
 }  // namespace

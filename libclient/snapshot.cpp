@@ -118,25 +118,32 @@ int lookup_tensor(wb_snapshot *snapshot, uint32_t tensor_slot, uint32_t position
   return WB_OK;
 }
 
+uint64_t allocations_epoch(const wb_client *client) {
+  // Each change of an allocation's state (a new one, a revoked or dead one swept) is counted in the header.
+  return client->seg.header().allocation_changes.load(std::memory_order_acquire) + 1;
+}
+
 uint64_t snapshot_place(const wb_snapshot *snapshot) {
   const wb_topic *topic = snapshot->topic;
-  if (topic->entry->replicas != 1) return 0;
-  // R = 1 writes every version into replica 0 of its tensors' (or shards') allocations, which an entry never
-  // changes, and this client maps host memory once and imports CUDA memory anew only after an allocation's state
-  // changed (a new one, a revoked or dead one swept): each change is counted in the header.
-  return topic->client->seg.header().allocation_changes.load(std::memory_order_acquire) + 1;
+  // R = 1 writes every version into replica 0 of its tensors' (or shards') allocations.
+  return topic->entry->replicas == 1 ? allocations_epoch(topic->client) : 0;
+}
+
+int replica_data(wb_client *client, uint32_t tensor_slot, uint32_t replica, char **data) {
+  const shm::Segment &seg = client->seg;
+  const shm::Tensor &e = seg.tensor(tensor_slot);
+  const shm::Tensor &root = seg.tensor(e.root);
+  char *base;
+  int rc = replica_base(client, root, replica, false, &base);
+  if (rc != WB_OK) return rc;
+  *data = base + root.replica_offset[replica] + e.view_offset;
+  return WB_OK;
 }
 
 int tensor_data(wb_snapshot *snapshot, uint32_t tensor_slot, uint32_t *replica, char **data) {
   const shm::Segment &seg = snapshot->topic->client->seg;
-  const shm::Tensor &e = seg.tensor(tensor_slot);
-  const shm::Tensor &root = seg.tensor(e.root);
-  *replica = replica_for_version(root, snapshot->version);
-  char *base;
-  int rc = replica_base(snapshot->topic->client, root, *replica, false, &base);
-  if (rc != WB_OK) return rc;
-  *data = base + root.replica_offset[*replica] + e.view_offset;
-  return WB_OK;
+  *replica = replica_for_version(seg.tensor(seg.tensor(tensor_slot).root), snapshot->version);
+  return replica_data(snapshot->topic->client, tensor_slot, *replica, data);
 }
 
 void unref_snapshot(wb_snapshot *snapshot) {

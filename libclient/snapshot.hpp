@@ -7,6 +7,7 @@
 
 #include "weightbus/weightbus.h"
 
+struct wb_client;
 struct wb_topic;
 
 struct wb_snapshot {
@@ -28,8 +29,17 @@ namespace wb {
 int lookup_tensor(wb_snapshot *snapshot, uint32_t tensor_slot, uint32_t position, wb_tensor_info *out);
 
 // Where the bytes of the tensor (or shard) in registry slot tensor_slot are for the snapshot's version, and in
-// which replica: lookup_tensor's address without the rest of the description, for plans that run every version.
+// which replica: lookup_tensor's address without the rest of the description.
 int tensor_data(wb_snapshot *snapshot, uint32_t tensor_slot, uint32_t *replica, char **data);
+
+// Where the bytes of that tensor's replica `replica` are in this client (mapped or imported on first use): the
+// same address for as long as allocations_epoch stays (an entry never changes allocation).
+int replica_data(wb_client *client, uint32_t tensor_slot, uint32_t replica, char **data);
+
+// A number that changes whenever an allocation of the segment changes state, never 0: this client maps host
+// memory once and imports CUDA memory anew only after such a change, so addresses found under one epoch hold
+// until it moves.
+uint64_t allocations_epoch(const wb_client *client);
 
 // wb_snapshot_place: where the snapshot's tensors (and shards) lie, as a number; 0: not known without a look.
 uint64_t snapshot_place(const wb_snapshot *snapshot);

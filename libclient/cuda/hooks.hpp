@@ -3,7 +3,6 @@
 // used CUDA: it returns at once. Copy-into calls the rest only for targets or tensors on a GPU.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <utility>
@@ -101,15 +100,6 @@ class PlanSources {
     }
     *out = &found_[k];
     return 0;
-  }
-  // Takes every source as found where `found` says (a run of an R = 1 topic at the last run's place).
-  void assume(const std::vector<PlanSource> &found) {
-    found_ = found;
-    known_.assign(found_.size(), true);
-  }
-  // Every source, once each was looked up (a run that asked for them all); empty otherwise.
-  std::vector<PlanSource> all_found() const {
-    return std::find(known_.begin(), known_.end(), false) == known_.end() ? found_ : std::vector<PlanSource>{};
   }
 
  private:
