@@ -22,7 +22,6 @@
 #include "layout.hpp"
 #include "plan_math.hpp"
 #include "region.hpp"
-#include "replica.hpp"
 #include "snapshot.hpp"
 #include "struct_size.hpp"
 #include "tensor_info.hpp"
@@ -534,7 +533,6 @@ int run_with(wb_plan *plan, wb_snapshot *snapshot, void *stream, cuda::PlanSourc
 // before the GPU starts. Runs keep what they found for as long as the allocations keep their states, so that a
 // run after the first reads only the replica words (R = 1: not even those).
 int run_plan(wb_plan *plan, wb_snapshot *snapshot, void *stream) {
-  const shm::Segment &seg = plan->topic->client->seg;
   uint32_t replicas = plan->replicas;
   uint64_t epoch = allocations_epoch(plan->topic->client);
   if (epoch != plan->found_epoch) {
@@ -544,12 +542,8 @@ int run_plan(wb_plan *plan, wb_snapshot *snapshot, void *stream) {
   }
   uint64_t version = snapshot->version;
   cuda::PlanSources sources(plan->sources.size(), [&](uint32_t k, cuda::PlanSource *out) {
-    uint32_t replica = replicas == 1 ? 0 : replica_for_version(seg.tensor(plan->source_root[k]), version);
-    if (replica >= replicas) {
-      return fail(WB_E_PROTOCOL, "topic '%s' has %u replicas, yet version %llu of '%s' is in replica %u",
-                  plan->topic->entry->name, replicas, (unsigned long long)version, seg.tensor(plan->sources[k]).name,
-                  replica);
-    }
+    uint32_t replica;
+    if (int rc = version_replica(plan->topic, replicas, plan->source_root[k], version, &replica); rc != WB_OK) return rc;
     size_t at = size_t(k) * replicas + replica;
     if (!plan->found_known[at]) {
       if (int rc = resolve_source(plan, k, replica, &plan->found[at]); rc != WB_OK) return rc;

@@ -1,4 +1,5 @@
 // The reader's side: lease a version, read its metadata, look its tensors up, release.
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -140,9 +141,21 @@ int replica_data(wb_client *client, uint32_t tensor_slot, uint32_t replica, char
   return WB_OK;
 }
 
+int version_replica(const wb_topic *topic, uint32_t replicas, uint32_t root_slot, uint64_t version, uint32_t *replica) {
+  *replica = 0;
+  if (replicas == 1) return WB_OK;
+  const shm::Tensor &root = topic->client->seg.tensor(root_slot);
+  *replica = replica_for_version(root, version);
+  if (*replica < replicas) return WB_OK;
+  return fail(WB_E_PROTOCOL, "topic '%s' has %u replicas, yet version %llu of '%s' is in replica %u",
+              topic->entry->name, replicas, (unsigned long long)version, root.name, *replica);
+}
+
 int tensor_data(wb_snapshot *snapshot, uint32_t tensor_slot, uint32_t *replica, char **data) {
-  const shm::Segment &seg = snapshot->topic->client->seg;
-  *replica = replica_for_version(seg.tensor(seg.tensor(tensor_slot).root), snapshot->version);
+  const wb_topic *topic = snapshot->topic;
+  uint32_t replicas = std::clamp(topic->entry->replicas, 1u, uint32_t(WB_MAX_REPLICAS));
+  int rc = version_replica(topic, replicas, topic->client->seg.tensor(tensor_slot).root, snapshot->version, replica);
+  if (rc != WB_OK) return rc;
   return replica_data(snapshot->topic->client, tensor_slot, *replica, data);
 }
 

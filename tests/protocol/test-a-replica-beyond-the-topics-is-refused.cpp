@@ -1,6 +1,7 @@
-// A plan run reads which replica holds each source's version from the segment's replica words, and keeps where
-// it found each replica between runs: a word that names a replica beyond the topic's (a segment another process
-// of the same uid scribbled over) is refused with WB_E_PROTOCOL, never read outside the tensor's storage.
+// Readers find which replica holds a version in the segment's replica words (a plan run keeps where it found
+// each replica between runs): a word that names a replica beyond the topic's (a segment another process of the
+// same uid scribbled over) is refused with WB_E_PROTOCOL by plan runs and tensor lookups alike, never read
+// outside the tensor's storage.
 #include <sys/mman.h>
 
 #include <cstring>
@@ -61,9 +62,13 @@ void a_replica_beyond_the_topics_is_refused(void **state) {
   beyond.store(v);
   assert_int_equal(wb_plan_run(plan, s, nullptr), WB_E_PROTOCOL);
   fx_expect_message("topic 'model' has 2 replicas, yet version", "of 't0' is in replica 3", nullptr);
+  wb_tensor_info info = WB_TENSOR_INFO_INIT;
+  assert_int_equal(wb_snapshot_tensor(s, "t0", &info), WB_E_PROTOCOL);
+  fx_expect_message("of 't0' is in replica 3", nullptr);
   beyond.store(shm::kNeverWritten);  // mended: the run finds the version where it was
   FX_OK(wb_plan_run(plan, s, nullptr));
   assert_int_equal(fx_check_u32(out, kElems, v, 0), -1);
+  FX_OK(fx_check_tensor(s, 0, kElems, v));
   munmap(base, size);
   FX_OK(wb_snapshot_release(s));
   wb_plan_destroy(plan);
