@@ -26,6 +26,27 @@ clean_up() {
 }
 trap clean_up EXIT
 
+# Waits at most 30 s for our child $1 to exit and returns its status. One that does not is described (its state
+# and signal masks: a stop signal left pending shows there) with the broker's log, killed, and counted as a
+# failure (status 124), so that a hang is a diagnosis rather than the test's timeout.
+wait_exit() {
+  local pid=$1 state
+  for _ in $(seq 600); do
+    state=$(sed -n 's/^State:\t\(.\).*/\1/p' "/proc/$pid/status" 2>/dev/null)
+    if [ -z "$state" ] || [ "$state" = Z ]; then
+      wait "$pid"
+      return
+    fi
+    sleep 0.05
+  done
+  state=$(grep -E '^(State|SigPnd|ShdPnd|SigBlk|SigCgt)' "/proc/$pid/status" | tr '\t\n' '  ')
+  fail "pid $pid has not exited after 30 s: $state"
+  tail -5 "$dir/fg.log"
+  kill -9 "$pid"
+  wait "$pid"
+  return 124
+}
+
 check "nobody listens" 1 "$cli" --socket "$dir/none.sock" stop
 expect_err "weightbus: stop: no broker listens at $dir/none.sock (connect): No such file or directory"
 check "nobody listens, --json" 1 "$cli" --socket "$dir/none.sock" stop --json
@@ -44,7 +65,7 @@ start_fg() {
 start_fg
 check "stop --json" 0 "$cli" --socket "$sock" stop --json
 expect_json "the broker's pid and socket" "d['pid'] == $broker and d['socket'] == '$sock' and d['stopped'] is True"
-wait "$broker"  # at once: stop returned once the broker had exited
+wait_exit "$broker"  # at once: stop returned once the broker had exited
 check "it exited cleanly" 0 shm_clean "$fg" $?
 [ -e "$sock" ] && fail "the socket is still there" || passed=$((passed + 1))
 
@@ -56,18 +77,19 @@ expect_err "attach to the broker at $sock: WB_E_TIMEOUT"
 kill -CONT "$broker"
 "$cli" --socket "$sock" ls >/dev/null && passed=$((passed + 1)) || fail "the broker was signalled"
 check "then stop stops it" 0 "$cli" --socket "$sock" stop
-wait "$broker"
+wait_exit "$broker"
 check "then it exits cleanly" 0 shm_clean "$fg" $?
 
 # A stop the moment the socket appears (a supervisor, a test fixture): the signal waits for its handler, and the
 # broker stops cleanly every time instead of dying of it.
 for round in $(seq 20); do
+  started=$SECONDS
   rm -f "$sock"
   "$weightbusd" --foreground --socket "$sock" --name "$fg" --log-level warn 2>>"$dir/fg.log" &
   broker=$!
-  until [ -S "$sock" ] || ! kill -0 "$broker" 2>/dev/null; do :; done
+  until [ -S "$sock" ] || ! kill -0 "$broker" 2>/dev/null || [ $SECONDS -gt $((started + 30)) ]; do :; done
   kill -TERM "$broker"
-  wait "$broker"
+  wait_exit "$broker"
   status=$?
   shm_clean "$fg" $status || status=1
   [ $status -eq 0 ] || { fail "round $round: SIGTERM as the socket appeared: exit status $status"; break; }
@@ -95,7 +117,7 @@ if [ "$(id -u)" = 0 ] && [ -x /usr/bin/setpriv ]; then
   expect_err "runs as uid 65534, not as uid 0: it is not your broker; nothing was signalled"
   kill -0 "$broker" && passed=$((passed + 1)) || fail "the broker of uid 65534 was signalled"
   kill "$broker"
-  wait "$broker"
+  wait_exit "$broker"
 else
   echo "skipped: a broker of another uid (needs root and setpriv)"
 fi
