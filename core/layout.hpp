@@ -23,10 +23,11 @@
 namespace wb::shm {
 
 inline constexpr uint64_t kMagic = 0x31474553'53554257ull;  // "WBUSSEG1"
-inline constexpr uint32_t kLayoutVersion = 8;
+inline constexpr uint32_t kLayoutVersion = 9;
 inline constexpr uint32_t kNone = UINT32_MAX;
 inline constexpr uint64_t kNeverWritten = UINT64_MAX;        // a replica that holds no version
 inline constexpr uint64_t kWritingBit = 1ull << 63;         // R = 1: replica being written in place by version
+inline constexpr uint32_t kRankVersionsKept = 4;            // Rank::replica_of_version's ring
 
 struct Fingerprint {
   uint32_t layout_version;
@@ -117,6 +118,9 @@ struct Rank {
   std::atomic<uint64_t> begin_ns;        // CLOCK_REALTIME of its last begin (weightbus stats: who lags)
   std::atomic<uint64_t> published_ns;    // CLOCK_REALTIME of its last publish
   std::atomic<uint64_t> bytes;           // storage of its shards, all replicas
+  // R >= 2, for its last versions: the replica that every one of its shards was written into, so that a reader
+  // reads one word for the rank instead of each shard's replica words (core/replica.hpp's rank_replica_word).
+  std::atomic<uint64_t> replica_of_version[kRankVersionsKept];
 };
 
 // kPlain: a tensor of a plain topic (or a view). kLogical: a sharded topic's whole tensor, listed in the topic

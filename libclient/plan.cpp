@@ -22,10 +22,12 @@
 #include "layout.hpp"
 #include "plan_math.hpp"
 #include "region.hpp"
+#include "replica.hpp"
 #include "snapshot.hpp"
 #include "struct_size.hpp"
 #include "tensor_info.hpp"
 #include "topic.hpp"
+#include "topic_state.hpp"
 
 namespace {
 
@@ -64,6 +66,7 @@ struct wb_plan {
   wb_topic *topic = nullptr;
   std::vector<uint32_t> sources;  // registry slots of the tensors the plan reads, each once
   std::vector<uint32_t> source_root;  // the registry slot of each source's root (its own, unless a view)
+  std::vector<uint32_t> source_rank;  // the rank storing each source, if a shard (else kNone)
   uint32_t replicas = 1;              // the topic's
   std::vector<bool> source_on_gpu;
   std::vector<int> source_ordinal;  // each GPU source's GPU in this process, found at the first run (-1 before)
@@ -404,6 +407,8 @@ void finish_plan(wb_plan *plan, const std::vector<PlanDest> &dests) {
   for (uint32_t slot : plan->sources) {
     plan->source_on_gpu.push_back(seg.tensor(slot).device_type == WB_DEVICE_CUDA);
     plan->source_root.push_back(seg.tensor(slot).root);
+    bool shard = seg.tensor(slot).role == uint32_t(shm::TensorRole::kShard);
+    plan->source_rank.push_back(shard ? seg.tensor(slot).rank : shm::kNone);
   }
   plan->replicas = std::clamp(plan->topic->entry->replicas, 1u, uint32_t(WB_MAX_REPLICAS));
   plan->source_ordinal.assign(plan->sources.size(), -1);
@@ -528,10 +533,27 @@ int run_with(wb_plan *plan, wb_snapshot *snapshot, void *stream, cuda::PlanSourc
                                      plan->gpu_conversions.rects, &sources, ordinal, stream);
 }
 
+// For each rank of a sharded R >= 2 topic, the replica that its word says holds all of its shards' bytes for
+// `version`, or kNone (read each shard's words).
+std::vector<uint32_t> rank_replicas(const wb_plan *plan, uint64_t version) {
+  const wb_topic *topic = plan->topic;
+  if (plan->replicas == 1 || topic->entry->ranks == 0) return {};
+  std::vector<uint32_t> out(topic->entry->ranks, shm::kNone);
+  for (uint32_t k = 0; k < out.size(); ++k) {
+    const shm::Rank *rank = topic_state::rank_entry(topic->client->seg, *topic->entry, k);
+    if (rank == nullptr) break;
+    uint32_t replica = rank_replica_of(rank->replica_of_version[version % shm::kRankVersionsKept].load(
+                                           std::memory_order_acquire), version);
+    if (replica < plan->replicas) out[k] = replica;  // else a scribbled word: the shards' own words decide
+  }
+  return out;
+}
+
 // Looking a source up reads its tensor's replica words (R >= 2), which the publisher has just written, and the
 // first time for each replica its import or mapping: a few hundred nanoseconds a source on a woken reader,
 // before the GPU starts. Runs keep what they found for as long as the allocations keep their states, so that a
-// run after the first reads only the replica words (R = 1: not even those).
+// run after the first reads only the replica words (R = 1: not even those), and of a sharded topic's shards
+// one word per rank when the rank wrote all of its shards into one replica, as full versions do.
 int run_plan(wb_plan *plan, wb_snapshot *snapshot, void *stream) {
   uint32_t replicas = plan->replicas;
   uint64_t epoch = allocations_epoch(plan->topic->client);
@@ -541,12 +563,15 @@ int run_plan(wb_plan *plan, wb_snapshot *snapshot, void *stream) {
     plan->found_epoch = epoch;
   }
   uint64_t version = snapshot->version;
+  std::vector<uint32_t> of_rank = rank_replicas(plan, version);
   cuda::PlanSources sources(plan->sources.size(), [&](uint32_t k, cuda::PlanSource *out) {
-    uint32_t replica;
-    if (int rc = version_replica(plan->topic, replicas, plan->source_root[k], version, &replica); rc != WB_OK) return rc;
+    uint32_t rank = plan->source_rank[k], replica = rank < of_rank.size() ? of_rank[rank] : shm::kNone;
+    int rc = WB_OK;
+    if (replica == shm::kNone) rc = version_replica(plan->topic, replicas, plan->source_root[k], version, &replica);
+    if (rc != WB_OK) return rc;
     size_t at = size_t(k) * replicas + replica;
     if (!plan->found_known[at]) {
-      if (int rc = resolve_source(plan, k, replica, &plan->found[at]); rc != WB_OK) return rc;
+      if ((rc = resolve_source(plan, k, replica, &plan->found[at])) != WB_OK) return rc;
       plan->found_known[at] = 1;
     }
     *out = plan->found[at];

@@ -223,6 +223,20 @@ int await_rank_turn(wb_topic *topic, const Deadline &deadline, int64_t timeout_m
   }
 }
 
+// R >= 2: the rank's replica_of_version word for the update's version: one replica for every shard if the
+// update wrote them all into it.
+uint64_t rank_word(const wb_update *update, const shm::Rank &me) {
+  uint32_t replica = shm::kNone;
+  bool one = update->changed.size() == me.shards.load(std::memory_order_acquire);
+  for (uint32_t slot : update->changed) {
+    if (!one) break;
+    uint32_t r = update->replica_of.at(slot);
+    one = replica == shm::kNone || r == replica;
+    replica = r;
+  }
+  return one && replica != shm::kNone ? rank_replica_word(update->version, replica) : rank_mixed_word(update->version);
+}
+
 // Publish on a rank: its shards, rank 0 the record's body, then its published word; the broker commits.
 int publish_rank(wb_update *update, const void *metadata, uint32_t metadata_size, uint64_t *version) {
   wb_topic *topic = update->topic;
@@ -235,6 +249,9 @@ int publish_rank(wb_update *update, const void *metadata, uint32_t metadata_size
   auto body = proto::CreateRankPublished(builder, topic->slot, n);
   for (uint32_t slot : update->changed) {
     seg.tensor(slot).replica_version[update->replica_of[slot]].store(n, std::memory_order_release);
+  }
+  if (entry.replicas > 1) {
+    me.replica_of_version[n % shm::kRankVersionsKept].store(rank_word(update, me), std::memory_order_release);
   }
   if (topic->rank == 0) write_record_body(seg, topic->slot, n, metadata, metadata_size, 0, update->record_flags);
   crash_point(topic->client->crash_seam, CrashPoint::kRankBeforePublished);

@@ -1,7 +1,8 @@
 // Which replica of a tensor a version reads (core/replica.hpp, replica_for_version): the one whose write is the
 // newest not after the version; a write in place (R = 1, kWritingBit) counts as its version; replicas never
 // written are skipped; of equal writes the last replica; replica 0 when every write is newer. Each row a
-// tensor's replica versions and the version read, with the replica expected.
+// tensor's replica versions and the version read, with the replica expected. A rank's word for a version
+// (rank_replica_word) names the replica of all its shards for that version only, and a mixed one none.
 #include <cstdint>
 #include <vector>
 
@@ -78,9 +79,25 @@ void each_row_reads_its_replica(void **) {
   }
 }
 
+void a_rank_word_names_one_replica_of_its_own_version(void **) {
+  using wb::rank_replica_of;
+  constexpr uint32_t kNone = wb::shm::kNone;
+  for (uint32_t replica = 0; replica < WB_MAX_REPLICAS; ++replica) {
+    for (uint64_t version : {uint64_t{1}, uint64_t{41}, kLast}) {
+      uint64_t word = wb::rank_replica_word(version, replica);
+      assert_int_equal(rank_replica_of(word, version), replica);
+      assert_int_equal(rank_replica_of(word, version - 1), kNone);  // another version's (the ring's slot reused)
+      assert_int_equal(rank_replica_of(word, version + 4), kNone);
+      assert_int_equal(rank_replica_of(wb::rank_mixed_word(version), version), kNone);
+    }
+  }
+  assert_int_equal(rank_replica_of(0, 1), kNone);  // never written
+}
+
 }  // namespace
 
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(each_row_reads_its_replica)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(each_row_reads_its_replica),
+                                     cmocka_unit_test(a_rank_word_names_one_replica_of_its_own_version)};
   return cmocka_run_group_tests(tests, nullptr, nullptr);
 }
