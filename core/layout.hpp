@@ -220,7 +220,9 @@ struct VersionRecord {
   std::atomic<uint32_t> changed_count;
   std::atomic<uint64_t> metadata[WB_METADATA_MAX / 8];
   std::atomic<uint32_t> flags;  // kRecordOnStream, kRecordGpuWord
-  uint32_t reserved;
+  // Plain R >= 2: 1 + the replica that holds every tensor of the topic for this version, when the version wrote
+  // them all into one (readers then read no tensor's replica words); 0 otherwise, and for sharded topics.
+  std::atomic<uint32_t> replica;
   // The CUipcEventHandle of this ring slot's event, written under Topic::event_epoch (not the seqlock): one
   // event per slot, recorded again by each version published on a stream into the slot.
   std::atomic<uint64_t> event_handle[8];

@@ -567,7 +567,7 @@ int run_plan(wb_plan *plan, wb_snapshot *snapshot, void *stream) {
   cuda::PlanSources sources(plan->sources.size(), [&](uint32_t k, cuda::PlanSource *out) {
     uint32_t rank = plan->source_rank[k], replica = rank < of_rank.size() ? of_rank[rank] : shm::kNone;
     int rc = WB_OK;
-    if (replica == shm::kNone) rc = version_replica(plan->topic, replicas, plan->source_root[k], version, &replica);
+    if (replica == shm::kNone) rc = version_replica(snapshot, replicas, plan->source_root[k], &replica);
     if (rc != WB_OK) return rc;
     size_t at = size_t(k) * replicas + replica;
     if (!plan->found_known[at]) {

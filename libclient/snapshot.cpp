@@ -34,6 +34,7 @@ bool read_record(const shm::Segment &seg, uint32_t topic_slot, uint64_t version,
   snapshot->metadata.resize(size);
   load_bytes(snapshot->metadata.data(), rec.metadata, size);
   snapshot->record_flags = rec.flags.load(std::memory_order_acquire);
+  snapshot->record_replica = rec.replica.load(std::memory_order_acquire);
   return rec.version.load(std::memory_order_relaxed) == version;
 }
 
@@ -141,20 +142,25 @@ int replica_data(wb_client *client, uint32_t tensor_slot, uint32_t replica, char
   return WB_OK;
 }
 
-int version_replica(const wb_topic *topic, uint32_t replicas, uint32_t root_slot, uint64_t version, uint32_t *replica) {
+int version_replica(const wb_snapshot *snapshot, uint32_t replicas, uint32_t root_slot, uint32_t *replica) {
   *replica = 0;
   if (replicas == 1) return WB_OK;
+  if (snapshot->record_replica != 0 && snapshot->record_replica <= replicas) {
+    *replica = snapshot->record_replica - 1;
+    return WB_OK;
+  }
+  const wb_topic *topic = snapshot->topic;
   const shm::Tensor &root = topic->client->seg.tensor(root_slot);
-  *replica = replica_for_version(root, version);
+  *replica = replica_for_version(root, snapshot->version);
   if (*replica < replicas) return WB_OK;
   return fail(WB_E_PROTOCOL, "topic '%s' has %u replicas, yet version %llu of '%s' is in replica %u",
-              topic->entry->name, replicas, (unsigned long long)version, root.name, *replica);
+              topic->entry->name, replicas, (unsigned long long)snapshot->version, root.name, *replica);
 }
 
 int tensor_data(wb_snapshot *snapshot, uint32_t tensor_slot, uint32_t *replica, char **data) {
   const wb_topic *topic = snapshot->topic;
   uint32_t replicas = std::clamp(topic->entry->replicas, 1u, uint32_t(WB_MAX_REPLICAS));
-  int rc = version_replica(topic, replicas, topic->client->seg.tensor(tensor_slot).root, snapshot->version, replica);
+  int rc = version_replica(snapshot, replicas, topic->client->seg.tensor(tensor_slot).root, replica);
   if (rc != WB_OK) return rc;
   return replica_data(snapshot->topic->client, tensor_slot, *replica, data);
 }

@@ -21,6 +21,7 @@ struct wb_snapshot {
   uint64_t timestamp_ns = 0;
   std::vector<uint8_t> metadata;
   uint32_t record_flags = 0;  // the version record's flags, read with its metadata
+  uint32_t record_replica = 0;  // and its replica: 1 + the one holding every tensor (plain R >= 2), or 0
 };
 
 namespace wb {
@@ -32,10 +33,11 @@ int lookup_tensor(wb_snapshot *snapshot, uint32_t tensor_slot, uint32_t position
 // which replica: lookup_tensor's address without the rest of the description.
 int tensor_data(wb_snapshot *snapshot, uint32_t tensor_slot, uint32_t *replica, char **data);
 
-// Which replica of the tensor (root) in registry slot root_slot holds `version`, on topic's `replicas` (1: the
-// only one, no word read): WB_E_PROTOCOL when the replica words name one beyond them (a segment another process
-// of the same uid scribbled over), so that no address outside the tensor's storage is ever made.
-int version_replica(const wb_topic *topic, uint32_t replicas, uint32_t root_slot, uint64_t version, uint32_t *replica);
+// Which replica of the tensor (root) in registry slot root_slot holds the snapshot's version, on a topic of
+// `replicas` replicas: with R = 1 the only one, where the version record names one for every tensor that one,
+// else the one the tensor's replica words say. WB_E_PROTOCOL when they name one beyond the topic's (a segment
+// another process of the same uid scribbled over), so that no address outside the tensor's storage is ever made.
+int version_replica(const wb_snapshot *snapshot, uint32_t replicas, uint32_t root_slot, uint32_t *replica);
 
 // Where the bytes of that tensor's replica `replica` are in this client (mapped or imported on first use): the
 // same address for as long as allocations_epoch stays (an entry never changes allocation).

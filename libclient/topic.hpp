@@ -27,6 +27,10 @@ struct wb_topic {
   bool rank_sealed = false;
 
   wb::TensorList tensors;
+  // The publisher's count of the topic's tensors that are not views, and the topic's tensor_count it was
+  // counted at (update.cpp's root_count: counted again when that moves).
+  uint32_t roots = 0;
+  uint32_t roots_at = UINT32_MAX;
 
   std::mutex handles_mutex;  // guards the fields below
   std::set<wb_snapshot *> snapshots;

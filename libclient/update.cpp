@@ -172,7 +172,7 @@ int write_pointer(wb_update *update, uint32_t tensor_slot, uint32_t position, wb
 // The record's body, its version word left 0: the caller stores it last (the publisher of a plain topic, the
 // broker for a sharded one).
 void write_record_body(const shm::Segment &seg, uint32_t topic_slot, uint64_t version, const void *metadata,
-                       uint32_t size, uint32_t changed, uint32_t flags) {
+                       uint32_t size, uint32_t changed, uint32_t flags, uint32_t replica) {
   shm::VersionRecord &rec = seg.record(topic_slot, version);
   rec.version.store(0, std::memory_order_relaxed);
   // Release stores: a reader that sees any of them sees the version's reset above, and retries.
@@ -180,12 +180,13 @@ void write_record_body(const shm::Segment &seg, uint32_t topic_slot, uint64_t ve
   rec.metadata_size.store(size, std::memory_order_release);
   rec.changed_count.store(changed, std::memory_order_release);
   rec.flags.store(flags, std::memory_order_release);
+  rec.replica.store(replica, std::memory_order_release);
   store_bytes(rec.metadata, metadata, size);
 }
 
 void write_record(const shm::Segment &seg, uint32_t topic_slot, uint64_t version, const void *metadata,
-                  uint32_t size, uint32_t changed, uint32_t flags) {
-  write_record_body(seg, topic_slot, version, metadata, size, changed, flags);
+                  uint32_t size, uint32_t changed, uint32_t flags, uint32_t replica) {
+  write_record_body(seg, topic_slot, version, metadata, size, changed, flags, replica);
   seg.record(topic_slot, version).version.store(version, std::memory_order_release);
 }
 
@@ -223,18 +224,48 @@ int await_rank_turn(wb_topic *topic, const Deadline &deadline, int64_t timeout_m
   }
 }
 
-// R >= 2: the rank's replica_of_version word for the update's version: one replica for every shard if the
-// update wrote them all into it.
-uint64_t rank_word(const wb_update *update, const shm::Rank &me) {
+// R >= 2: the replica the update wrote every tensor (or shard) it changed into, if one; else kNone.
+uint32_t one_replica(const wb_update *update) {
   uint32_t replica = shm::kNone;
-  bool one = update->changed.size() == me.shards.load(std::memory_order_acquire);
   for (uint32_t slot : update->changed) {
-    if (!one) break;
     uint32_t r = update->replica_of.at(slot);
-    one = replica == shm::kNone || r == replica;
+    if (replica != shm::kNone && r != replica) return shm::kNone;
     replica = r;
   }
-  return one && replica != shm::kNone ? rank_replica_word(update->version, replica) : rank_mixed_word(update->version);
+  return replica;
+}
+
+// A sharded R >= 2 rank's replica_of_version word for the update's version: one replica for every shard of the
+// rank if the update wrote them all into it.
+uint64_t rank_word(const wb_update *update, const shm::Rank &me) {
+  uint32_t replica = one_replica(update);
+  bool all = update->changed.size() == me.shards.load(std::memory_order_acquire);
+  return all && replica != shm::kNone ? rank_replica_word(update->version, replica) : rank_mixed_word(update->version);
+}
+
+// The tensors of the publisher's topic that are not views, counted again only when the topic gained entries.
+uint32_t root_count(wb_topic *topic) {
+  const shm::Segment &seg = topic->client->seg;
+  const shm::Topic &t = *topic->entry;
+  uint32_t count = t.tensor_count.load(std::memory_order_acquire);
+  if (count == topic->roots_at) return topic->roots;
+  uint32_t roots = 0, i = count > 0 ? t.first_tensor : shm::kNone;
+  for (uint32_t n = 0; n < count && i < seg.caps().max_tensors; ++n) {
+    roots += seg.tensor(i).is_view == 0;
+    i = seg.tensor(i).next.load(std::memory_order_acquire);
+  }
+  topic->roots = roots;
+  topic->roots_at = count;
+  return roots;
+}
+
+// A plain R >= 2 topic's VersionRecord::replica for the update's version: 1 + the replica that holds every
+// tensor of the topic if the update wrote them all into it, else 0.
+uint32_t record_replica(wb_update *update) {
+  if (update->topic->entry->replicas == 1) return 0;
+  uint32_t replica = one_replica(update);
+  bool all = update->changed.size() == root_count(update->topic);
+  return all && replica != shm::kNone ? replica + 1 : 0;
 }
 
 // Publish on a rank: its shards, rank 0 the record's body, then its published word; the broker commits.
@@ -253,7 +284,7 @@ int publish_rank(wb_update *update, const void *metadata, uint32_t metadata_size
   if (entry.replicas > 1) {
     me.replica_of_version[n % shm::kRankVersionsKept].store(rank_word(update, me), std::memory_order_release);
   }
-  if (topic->rank == 0) write_record_body(seg, topic->slot, n, metadata, metadata_size, 0, update->record_flags);
+  if (topic->rank == 0) write_record_body(seg, topic->slot, n, metadata, metadata_size, 0, update->record_flags, 0);
   crash_point(topic->client->crash_seam, CrashPoint::kRankBeforePublished);
   if (update->recovered_dirty > 0) {
     me.dirty_tensors.fetch_sub(update->recovered_dirty, std::memory_order_seq_cst);
@@ -426,7 +457,8 @@ extern "C" WB_API int wb_update_publish(wb_update *update, const void *metadata,
     seg.tensor(slot).replica_version[update->replica_of[slot]].store(n, std::memory_order_release);
   }
   crash_point(topic->client->crash_seam, CrashPoint::kPublishAfterReplicas);
-  write_record(seg, topic->slot, n, metadata, metadata_size, uint32_t(update->changed.size()), update->record_flags);
+  write_record(seg, topic->slot, n, metadata, metadata_size, uint32_t(update->changed.size()), update->record_flags,
+               record_replica(update));
   if (update->recovered_dirty > 0) entry.dirty_tensors.fetch_sub(update->recovered_dirty, std::memory_order_seq_cst);
   entry.latest.store(n, std::memory_order_seq_cst);
   entry.writing_version.store(0, std::memory_order_seq_cst);
