@@ -71,6 +71,16 @@ wb_plan *plan_of_t0(wb_topic *t, uint32_t *out) {
   return plan;
 }
 
+// A plan run of t0 and a lookup of t<index> read version p.v, every element; then all is let go.
+void read_and_close(const Published &p, wb_plan *plan, wb_snapshot *s, const uint32_t *out, uint32_t index) {
+  FX_OK(wb_plan_run(plan, s, nullptr));
+  assert_int_equal(fx_check_u32(out, kElems, p.v, 0), -1);  // -1: every element as written
+  FX_OK(fx_check_tensor(s, index, kElems, p.v));
+  FX_OK(wb_snapshot_release(s));
+  wb_plan_destroy(plan);
+  FX_OK(wb_detach(p.c));
+}
+
 void a_replica_word_beyond_the_topics_is_refused(void **state) {
   Published p = publish_twice(static_cast<fx_broker *>(*state), 1);  // t0 alone: t1 stays in the other replica
   void *base = nullptr;
@@ -82,7 +92,7 @@ void a_replica_word_beyond_the_topics_is_refused(void **state) {
   wb_snapshot *s;
   FX_OK(wb_snapshot_acquire(p.t, 0, 1000, &s));
   FX_OK(wb_plan_run(plan, s, nullptr));
-  assert_int_equal(fx_check_u32(out, kElems, p.v, 0), -1);  // -1: every element as written
+  assert_int_equal(fx_check_u32(out, kElems, p.v, 0), -1);
 
   std::atomic<uint64_t> &beyond = seg.tensor(slot_of(seg, "t0")).replica_version[WB_MAX_REPLICAS - 1];
   beyond.store(p.v);
@@ -92,13 +102,8 @@ void a_replica_word_beyond_the_topics_is_refused(void **state) {
   assert_int_equal(wb_snapshot_tensor(s, "t0", &info), WB_E_PROTOCOL);
   fx_expect_message("of 't0' is in replica 3", nullptr);
   beyond.store(shm::kNeverWritten);  // mended: the run finds the version where it was
-  FX_OK(wb_plan_run(plan, s, nullptr));
-  assert_int_equal(fx_check_u32(out, kElems, p.v, 0), -1);
-  FX_OK(fx_check_tensor(s, 0, kElems, p.v));
-  FX_OK(wb_snapshot_release(s));
   munmap(base, size);
-  wb_plan_destroy(plan);
-  FX_OK(wb_detach(p.c));
+  read_and_close(p, plan, s, out, 0);
 }
 
 void a_record_naming_a_replica_beyond_the_topics_is_passed_over(void **state) {
@@ -113,13 +118,8 @@ void a_record_naming_a_replica_beyond_the_topics_is_passed_over(void **state) {
   wb_plan *plan = plan_of_t0(p.t, out);
   wb_snapshot *s;
   FX_OK(wb_snapshot_acquire(p.t, 0, 1000, &s));
-  FX_OK(wb_plan_run(plan, s, nullptr));  // by the replica words
-  assert_int_equal(fx_check_u32(out, kElems, p.v, 0), -1);
-  FX_OK(fx_check_tensor(s, 1, kElems, p.v));
-  FX_OK(wb_snapshot_release(s));
   munmap(base, size);
-  wb_plan_destroy(plan);
-  FX_OK(wb_detach(p.c));
+  read_and_close(p, plan, s, out, 1);  // by the replica words
 }
 
 }  // namespace
