@@ -224,13 +224,14 @@ int await_rank_turn(wb_topic *topic, const Deadline &deadline, int64_t timeout_m
   }
 }
 
-// R >= 2: the replica the update wrote every tensor (or shard) it changed into, if one; else kNone.
+// R >= 2: the replica the update wrote every tensor (or shard) it changed into, if one; else kNone. It runs
+// while publishing, where nothing may fail: a lookup that cannot throw.
 uint32_t one_replica(const wb_update *update) {
   uint32_t replica = shm::kNone;
   for (uint32_t slot : update->changed) {
-    uint32_t r = update->replica_of.at(slot);
-    if (replica != shm::kNone && r != replica) return shm::kNone;
-    replica = r;
+    auto found = update->replica_of.find(slot);
+    if (found == update->replica_of.end() || (replica != shm::kNone && found->second != replica)) return shm::kNone;
+    replica = found->second;
   }
   return replica;
 }
