@@ -6,6 +6,7 @@ package weightbus
 import "C"
 
 import (
+	"errors"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -85,6 +86,44 @@ func (s *Snapshot) TensorAt(index int) (Tensor, error) {
 		return Tensor{}, err
 	}
 	return tensorFromC(&raw), nil
+}
+
+// Tensors is every tensor and view of the topic, by index, described in one call (wb_snapshot_tensors): what
+// a reader that takes a whole version calls instead of TensorAt for each index. A sharded topic's logical
+// tensors are ErrState, as with Tensor.
+func (s *Snapshot) Tensors() ([]Tensor, error) {
+	var count C.uint32_t
+	if err := call(func() C.int { return C.wb_snapshot_tensors(s.s, nil, 0, &count) }); err != nil {
+		return nil, err
+	}
+	for {
+		capacity := count
+		raw := make([]C.wb_tensor_info, int(capacity)+1) // one more: never an empty slice to take the address of
+		for i := range raw {
+			raw[i] = C.wbgo_tensor_info()
+		}
+		err := call(func() C.int { return C.wb_snapshot_tensors(s.s, &raw[0], capacity, &count) })
+		if errors.Is(err, ErrSize) && count > capacity {
+			continue // views added since the count was read: ask again for the new count
+		}
+		if err != nil {
+			return nil, err
+		}
+		tensors := make([]Tensor, count)
+		for i := range tensors {
+			tensors[i] = tensorFromC(&raw[i])
+		}
+		return tensors, nil
+	}
+}
+
+// Place is where the snapshot's tensors lie, as a number (wb_snapshot_place): two snapshots of one topic with
+// equal nonzero places (and equal tensor counts) have their tensors at the same addresses, so what a reader
+// built from one version's tensors holds for the other; 0 says nothing (R >= 2: each version has its replica).
+func (s *Snapshot) Place() uint64 {
+	var place C.uint64_t
+	C.wb_snapshot_place(s.s, &place) // fails only for NULL
+	return uint64(place)
 }
 
 // Close releases the lease. The memory of the snapshot's tensors must not be used afterwards.

@@ -3,6 +3,7 @@ package weightbus
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -111,6 +112,50 @@ func TestPublishedVersionReadsBackWithBytesLayoutAndMetadata(t *testing.T) {
 	}
 	if info := must(reader.TensorInfo(1))(t); info.Name != "mask" || must(reader.TensorCount())(t) != 2 {
 		t.Fatalf("layout query: %+v", info)
+	}
+}
+
+func TestEveryTensorAtOnceAndWhereTheyLie(t *testing.T) {
+	_, client := attachedClient(t)
+	ctx := context.Background()
+	for _, replicas := range []int{1, 2} {
+		topic := createModel(t, client, fmt.Sprintf("model%d", replicas), replicas)
+		publish(t, topic, 1)
+		first := must(topic.Acquire(ctx, 0))(t)
+		all := must(first.Tensors())(t)
+		if len(all) != 2 {
+			t.Fatalf("R = %d: %d tensors", replicas, len(all))
+		}
+		for i, tensor := range all {
+			if one := must(first.TensorAt(i))(t); one.Name != tensor.Name || one.Pointer() != tensor.Pointer() {
+				t.Fatalf("R = %d: Tensors()[%d] is %s at %#x, TensorAt(%d) %s at %#x", replicas, i, tensor.Name,
+					tensor.Pointer(), i, one.Name, one.Pointer())
+			}
+		}
+		if w := must(Slice[float32](all[0]))(t); !reflect.DeepEqual(w, []float32{1, 1, 1, 1, 1, 1}) {
+			t.Fatalf("R = %d: w = %v", replicas, w)
+		}
+		place, address := first.Place(), all[0].Pointer()
+		first.Close() // R = 1: the next publish waits for no lease
+		publish(t, topic, 2)
+		second := must(topic.Acquire(ctx, 0))(t)
+		if replicas == 1 {
+			// Every version of an R = 1 topic at one place: the same addresses.
+			w := must(second.Tensors())(t)[0]
+			if place == 0 || second.Place() != place || w.Pointer() != address {
+				t.Fatalf("R = 1: places %d, %d; w at %#x, then %#x", place, second.Place(), address, w.Pointer())
+			}
+		} else if place != 0 || second.Place() != 0 {
+			t.Fatalf("R = 2: places %d, %d (each version in its own replica: 0)", place, second.Place())
+		}
+		row := ViewSpec{Name: "w0", Parent: "w", DType: DTypeF32, Shape: []int64{3}, Strides: []int64{1}}
+		if err := topic.AddView(row); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(must(second.Tensors())(t)); n != 3 {
+			t.Fatalf("R = %d: %d tensors after a view was added, want 3", replicas, n)
+		}
+		second.Close()
 	}
 }
 

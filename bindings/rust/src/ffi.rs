@@ -673,6 +673,13 @@ extern "C" {
     ) -> c_int;
     pub fn wb_snapshot_tensor(snapshot: *mut wb_snapshot, name: *const c_char, out: *mut wb_tensor_info) -> c_int;
     pub fn wb_snapshot_tensor_at(snapshot: *mut wb_snapshot, index: u32, out: *mut wb_tensor_info) -> c_int;
+    pub fn wb_snapshot_tensors(
+        snapshot: *mut wb_snapshot,
+        out: *mut wb_tensor_info,
+        capacity: u32,
+        count: *mut u32,
+    ) -> c_int;
+    pub fn wb_snapshot_place(snapshot: *const wb_snapshot, place: *mut u64) -> c_int;
 
     pub fn wb_list_clients(client: *mut wb_client, out: *mut wb_client_info, capacity: u32, count: *mut u32) -> c_int;
 

@@ -102,6 +102,35 @@ impl Snapshot {
         check(unsafe { ffi::wb_snapshot_tensor_at(self.raw.as_ptr(), index, &mut raw) })?;
         Ok(Tensor::new(raw))
     }
+
+    /// Every tensor and view of the topic, by index, described in one call (`wb_snapshot_tensors`): what a
+    /// reader that takes a whole version calls instead of [`Snapshot::tensor_at`] for each index. Sharded
+    /// topics' logical tensors are `Error::State`, as with [`Snapshot::tensor`].
+    pub fn tensors(&self) -> Result<Vec<Tensor<'_>>> {
+        let mut count = 0;
+        check(unsafe { ffi::wb_snapshot_tensors(self.raw.as_ptr(), ptr::null_mut(), 0, &mut count) })?;
+        loop {
+            let mut raw = vec![ffi::wb_tensor_info::default(); count as usize];
+            let capacity = count;
+            let rc = unsafe { ffi::wb_snapshot_tensors(self.raw.as_ptr(), raw.as_mut_ptr(), capacity, &mut count) };
+            match check(rc) {
+                Ok(()) => return Ok(raw.into_iter().take(count as usize).map(Tensor::new).collect()),
+                // Views added since the count was read: ask again for the new count.
+                Err(e) if e.code() == ffi::WB_E_SIZE && count > capacity => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Where the snapshot's tensors lie, as a number (`wb_snapshot_place`): two snapshots of one topic with equal
+    /// nonzero places (and equal tensor counts) have their tensors at the same addresses, so what a reader built
+    /// from one version's tensors holds for the other; 0 says nothing (R >= 2: each version has its replica).
+    pub fn place(&self) -> u64 {
+        let mut place = 0;
+        // Fails only for NULL.
+        unsafe { ffi::wb_snapshot_place(self.raw.as_ptr(), &mut place) };
+        place
+    }
 }
 
 impl Drop for Snapshot {

@@ -61,6 +61,42 @@ fn a_published_version_reads_back_with_its_bytes_layout_and_metadata() {
 }
 
 #[test]
+fn every_tensor_at_once_and_where_they_lie() {
+    let broker = Broker::start();
+    let client = broker.attach();
+    for replicas in [1, 2] {
+        let name = format!("model{replicas}");
+        let topic = create_model(&client, &name, replicas);
+        publish(&topic, 1.0);
+        let first = topic.acquire(0, SECOND).unwrap();
+        let all = first.tensors().unwrap();
+        assert_eq!(all.len(), 2);
+        for (index, tensor) in all.iter().enumerate() {
+            let one = first.tensor_at(index as u32).unwrap();
+            assert_eq!((tensor.info().name(), tensor.data_ptr()), (one.info().name(), one.data_ptr()));
+        }
+        assert_eq!(all[0].as_slice::<f32>().unwrap(), &[1.0; 6]);
+        let (place, address) = (first.place(), all[0].data_ptr() as usize);
+        drop(all);
+        drop(first); // R = 1: the next publish waits for no lease
+        publish(&topic, 2.0);
+        let second = topic.acquire(0, SECOND).unwrap();
+        if replicas == 1 {
+            // Every version of an R = 1 topic at one place: the same addresses.
+            assert_ne!(place, 0);
+            assert_eq!(second.place(), place);
+            let w = &second.tensors().unwrap()[0];
+            assert_eq!((w.data_ptr() as usize, w.as_slice::<f32>().unwrap()), (address, &[2.0; 6][..]));
+        } else {
+            assert_eq!((place, second.place()), (0, 0)); // each version in its own replica: look
+        }
+        let row = ViewSpec { name: "w0", parent: "w", dtype: DType::F32, byte_offset: 0, shape: &[3], strides: &[1] };
+        topic.add_view(&row).unwrap();
+        assert_eq!(second.tensors().unwrap().len(), 3); // a view added later is listed
+    }
+}
+
+#[test]
 fn unchanged_tensors_keep_their_bytes_and_version() {
     let broker = Broker::start();
     let client = broker.attach();
