@@ -98,7 +98,7 @@ func (s *Snapshot) Tensors() ([]Tensor, error) {
 	}
 	for {
 		capacity := count
-		raw := make([]C.wb_tensor_info, int(capacity)+1) // one more: never an empty slice to take the address of
+		raw := make([]C.wb_tensor_info, int(capacity)+1) // one more: the library reads the first one's struct_size
 		for i := range raw {
 			raw[i] = C.wbgo_tensor_info()
 		}

@@ -162,13 +162,20 @@ class Snapshot : public Owned<wb_snapshot, wb_snapshot_release> {
     check(wb_snapshot_tensor_at(get(), index, &info));
     return info;
   }
-  // Every tensor and view, in topic order, in one call (wb_snapshot_tensors).
+  // Every tensor and view, in topic order, in one call (wb_snapshot_tensors; asked again when views were added
+  // between the count and the call).
   std::vector<wb_tensor_info> tensors() const {
-    uint32_t count = 0;
-    check(wb_snapshot_tensors(get(), nullptr, 0, &count));
-    std::vector<wb_tensor_info> infos(count, tensor_info());
-    if (count > 0) check(wb_snapshot_tensors(get(), infos.data(), count, &count));
-    return infos;
+    for (;;) {
+      uint32_t count = 0;
+      check(wb_snapshot_tensors(get(), nullptr, 0, &count));
+      std::vector<wb_tensor_info> infos(count + 1, tensor_info());  // the library reads the first's struct_size
+      uint32_t asked = count;
+      int rc = wb_snapshot_tensors(get(), infos.data(), asked, &count);
+      if (rc == WB_E_SIZE && count > asked) continue;
+      check(rc);
+      infos.resize(count);
+      return infos;
+    }
   }
   // Where the tensors lie: equal and nonzero for two snapshots of one topic, of one tensor count, means the same
   // addresses; 0: look (wb_snapshot_place).

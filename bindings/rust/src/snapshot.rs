@@ -110,7 +110,8 @@ impl Snapshot {
         let mut count = 0;
         check(unsafe { ffi::wb_snapshot_tensors(self.raw.as_ptr(), ptr::null_mut(), 0, &mut count) })?;
         loop {
-            let mut raw = vec![ffi::wb_tensor_info::default(); count as usize];
+            // One more than asked for: the library reads the first element's struct_size even for none.
+            let mut raw = vec![ffi::wb_tensor_info::default(); count as usize + 1];
             let capacity = count;
             let rc = unsafe { ffi::wb_snapshot_tensors(self.raw.as_ptr(), raw.as_mut_ptr(), capacity, &mut count) };
             match check(rc) {
