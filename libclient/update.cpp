@@ -224,22 +224,24 @@ int await_rank_turn(wb_topic *topic, const Deadline &deadline, int64_t timeout_m
   }
 }
 
-// R >= 2: the replica the update wrote every tensor (or shard) it changed into, if one; else kNone. It runs
-// while publishing, where nothing may fail: a lookup that cannot throw.
-uint32_t one_replica(const wb_update *update) {
-  uint32_t replica = shm::kNone;
+// Stores version n into the replica word of each tensor (or shard) the update changed, and returns the replica
+// they all went into, if one (else kNone): one pass over them, on the publish's path.
+uint32_t store_replica_words(wb_update *update, uint64_t n) {
+  const shm::Segment &seg = update->topic->client->seg;
+  uint32_t one = shm::kNone;
+  bool several = false;
   for (uint32_t slot : update->changed) {
-    auto found = update->replica_of.find(slot);
-    if (found == update->replica_of.end() || (replica != shm::kNone && found->second != replica)) return shm::kNone;
-    replica = found->second;
+    uint32_t replica = update->replica_of[slot];
+    seg.tensor(slot).replica_version[replica].store(n, std::memory_order_release);
+    several = several || (one != shm::kNone && replica != one);
+    one = replica;
   }
-  return replica;
+  return several ? shm::kNone : one;
 }
 
-// A sharded R >= 2 rank's replica_of_version word for the update's version: one replica for every shard of the
-// rank if the update wrote them all into it.
-uint64_t rank_word(const wb_update *update, const shm::Rank &me) {
-  uint32_t replica = one_replica(update);
+// A sharded R >= 2 rank's replica_of_version word for the update's version: `replica` for every shard of the
+// rank if the update wrote them all into it (store_replica_words' one).
+uint64_t rank_word(const wb_update *update, const shm::Rank &me, uint32_t replica) {
   bool all = update->changed.size() == me.shards.load(std::memory_order_acquire);
   return all && replica != shm::kNone ? rank_replica_word(update->version, replica) : rank_mixed_word(update->version);
 }
@@ -260,11 +262,10 @@ uint32_t root_count(wb_topic *topic) {
   return roots;
 }
 
-// A plain R >= 2 topic's VersionRecord::replica for the update's version: 1 + the replica that holds every
-// tensor of the topic if the update wrote them all into it, else 0.
-uint32_t record_replica(wb_update *update) {
+// A plain R >= 2 topic's VersionRecord::replica for the update's version: 1 + `replica` if the update wrote
+// every tensor of the topic into it (store_replica_words' one), else 0.
+uint32_t record_replica(wb_update *update, uint32_t replica) {
   if (update->topic->entry->replicas == 1) return 0;
-  uint32_t replica = one_replica(update);
   bool all = update->changed.size() == root_count(update->topic);
   return all && replica != shm::kNone ? replica + 1 : 0;
 }
@@ -279,11 +280,10 @@ int publish_rank(wb_update *update, const void *metadata, uint32_t metadata_size
   // The broker's notice is made first: once the rank's part is out, nothing may fail.
   flatbuffers::FlatBufferBuilder builder;
   auto body = proto::CreateRankPublished(builder, topic->slot, n);
-  for (uint32_t slot : update->changed) {
-    seg.tensor(slot).replica_version[update->replica_of[slot]].store(n, std::memory_order_release);
-  }
+  uint32_t replica = store_replica_words(update, n);
   if (entry.replicas > 1) {
-    me.replica_of_version[n % shm::kRankVersionsKept].store(rank_word(update, me), std::memory_order_release);
+    me.replica_of_version[n % shm::kRankVersionsKept].store(rank_word(update, me, replica),
+                                                             std::memory_order_release);
   }
   if (topic->rank == 0) write_record_body(seg, topic->slot, n, metadata, metadata_size, 0, update->record_flags, 0);
   crash_point(topic->client->crash_seam, CrashPoint::kRankBeforePublished);
@@ -454,12 +454,10 @@ extern "C" WB_API int wb_update_publish(wb_update *update, const void *metadata,
   // The broker's notice for the notify-fd subscribers is made first: once the version is out, nothing may fail.
   flatbuffers::FlatBufferBuilder builder;
   auto body = proto::CreatePublished(builder, topic->slot, n);
-  for (uint32_t slot : update->changed) {
-    seg.tensor(slot).replica_version[update->replica_of[slot]].store(n, std::memory_order_release);
-  }
+  uint32_t replica = store_replica_words(update, n);
   crash_point(topic->client->crash_seam, CrashPoint::kPublishAfterReplicas);
   write_record(seg, topic->slot, n, metadata, metadata_size, uint32_t(update->changed.size()), update->record_flags,
-               record_replica(update));
+               record_replica(update, replica));
   if (update->recovered_dirty > 0) entry.dirty_tensors.fetch_sub(update->recovered_dirty, std::memory_order_seq_cst);
   entry.latest.store(n, std::memory_order_seq_cst);
   entry.writing_version.store(0, std::memory_order_seq_cst);
