@@ -7,7 +7,6 @@
 // they are WB_E_NO_CUDA. A destination that converts (weightbus.h, "Conversions") is compiled the same way in
 // elements instead of bytes, and its copies become convert.hpp's rectangles, run on the host or by the conversion
 // kernel (cuda/convert_run.cpp).
-#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -410,7 +409,7 @@ void finish_plan(wb_plan *plan, const std::vector<PlanDest> &dests) {
     bool shard = seg.tensor(slot).role == uint32_t(shm::TensorRole::kShard);
     plan->source_rank.push_back(shard ? seg.tensor(slot).rank : shm::kNone);
   }
-  plan->replicas = std::clamp(plan->topic->entry->replicas, 1u, uint32_t(WB_MAX_REPLICAS));
+  plan->replicas = topic_replicas(plan->topic);
   plan->source_ordinal.assign(plan->sources.size(), -1);
   plan->info.dests = uint32_t(dests.size());
   for (const PlanDest &d : dests) {

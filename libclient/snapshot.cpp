@@ -142,6 +142,10 @@ int replica_data(wb_client *client, uint32_t tensor_slot, uint32_t replica, char
   return WB_OK;
 }
 
+uint32_t topic_replicas(const wb_topic *topic) {
+  return std::clamp(topic->entry->replicas, 1u, uint32_t(WB_MAX_REPLICAS));
+}
+
 int version_replica(const wb_snapshot *snapshot, uint32_t replicas, uint32_t root_slot, uint32_t *replica) {
   *replica = 0;
   if (replicas == 1) return WB_OK;
@@ -159,8 +163,7 @@ int version_replica(const wb_snapshot *snapshot, uint32_t replicas, uint32_t roo
 
 int tensor_data(wb_snapshot *snapshot, uint32_t tensor_slot, uint32_t *replica, char **data) {
   const wb_topic *topic = snapshot->topic;
-  uint32_t replicas = std::clamp(topic->entry->replicas, 1u, uint32_t(WB_MAX_REPLICAS));
-  int rc = version_replica(snapshot, replicas, topic->client->seg.tensor(tensor_slot).root, replica);
+  int rc = version_replica(snapshot, topic_replicas(topic), topic->client->seg.tensor(tensor_slot).root, replica);
   if (rc != WB_OK) return rc;
   return replica_data(snapshot->topic->client, tensor_slot, *replica, data);
 }

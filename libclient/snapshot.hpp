@@ -33,6 +33,10 @@ int lookup_tensor(wb_snapshot *snapshot, uint32_t tensor_slot, uint32_t position
 // which replica: lookup_tensor's address without the rest of the description.
 int tensor_data(wb_snapshot *snapshot, uint32_t tensor_slot, uint32_t *replica, char **data);
 
+// The topic's replica count, within 1..WB_MAX_REPLICAS whatever its entry says (a segment scribbled over):
+// what indexes by replica may take it as a bound.
+uint32_t topic_replicas(const wb_topic *topic);
+
 // Which replica of the tensor (root) in registry slot root_slot holds the snapshot's version, on a topic of
 // `replicas` replicas: with R = 1 the only one, where the version record names one for every tensor that one,
 // else the one the tensor's replica words say. WB_E_PROTOCOL when they name one beyond the topic's (a segment
