@@ -20,7 +20,7 @@ uint32_t replica_for_version(const shm::Tensor &root, uint64_t version) {
 }
 
 bool leases_block(const std::vector<uint64_t> &leased, uint64_t latest, uint32_t replicas) {
-  if (replicas == 1) return !leased.empty();
+  if (replicas == 1) return !leased.empty() && leased.front() <= latest;
   auto older = std::count_if(leased.begin(), leased.end(), [latest](uint64_t v) { return v < latest; });
   return older > int64_t(replicas) - 2;
 }

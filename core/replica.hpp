@@ -26,8 +26,10 @@ inline uint32_t rank_replica_of(uint64_t word, uint64_t version) {
 }
 
 // Whether the leased versions (ascending, distinct) keep a publisher from beginning the version after latest on
-// a topic of `replicas` replicas: with R = 1 any lease does (it writes in place); with R >= 2 more than R - 2
-// leased versions older than the latest do, as each pins a replica besides the latest's.
+// a topic of `replicas` replicas: with R = 1 a lease of a published version does (it writes in place); a lease
+// above the latest is an arm of the version being begun (wb_plan_arm), which reads nothing until it is
+// published, so it must not keep it from being written. With R >= 2 more than R - 2 leased versions older than
+// the latest do, as each pins a replica besides the latest's.
 bool leases_block(const std::vector<uint64_t> &leased, uint64_t latest, uint32_t replicas);
 
 }  // namespace wb

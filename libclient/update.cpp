@@ -3,7 +3,8 @@
 // Replicas per tensor: each replica records which version's bytes it holds (replica_version). A version v reads,
 // for each tensor, the replica with the newest write not after v. Readers may acquire versions in
 // [floor, latest]. Begin raises floor to the latest (R >= 2) or past it (R = 1), then scans leases:
-//   R = 1  writes in place, so it waits until no lease remains (new acquires wait for the publish).
+//   R = 1  writes in place, so it waits until no lease of a published version remains (new acquires wait for
+//          the publish; an arm's lease of the version being begun, wb_plan_arm, reads nothing until then).
 //   R >= 2 never writes a tensor's newest replica; an older replica is free when no leased version reads it.
 //          With at most R - 2 distinct leased versions older than the latest, every tensor has a free one,
 //          so begin waits only while more than R - 2 are pinned.

@@ -1,5 +1,6 @@
 // Whether the leases held on a topic keep its publisher's wb_update_begin waiting (core/replica.hpp,
-// leases_block): with R = 1 any lease does, as the update writes in place; with R >= 2 only more than R - 2
+// leases_block): with R = 1 any lease of a published version does, as the update writes in place, and a lease
+// above the latest (an arm, wb_plan_arm) does not; with R >= 2 only more than R - 2
 // distinct leased versions older than the latest do, as each pins one replica besides the latest's. Each row a
 // topic's replicas, its latest version and the versions leased, with the decision expected.
 #include <cstdint>
@@ -27,13 +28,19 @@ struct Row {
 };
 
 const std::vector<Row> kRows = {
-    // R = 1: the only replica is written in place, so every lease blocks.
+    // R = 1: the only replica is written in place, so every lease of a published version blocks; an arm of the
+    // version being begun (latest + 1) does not, until that version is published.
     {"R = 1, no lease", 1, 5, {}, false},
     {"R = 1, nothing published, no lease", 1, 0, {}, false},
     {"R = 1, the latest leased", 1, 5, {5}, true},
     {"R = 1, an older version leased", 1, 5, {3}, true},
     {"R = 1, version 0 leased before the first publish", 1, 0, {0}, true},
     {"R = 1, the last version leased", 1, WB_VERSION_MAX, {WB_VERSION_MAX}, true},
+    {"R = 1, the next version armed", 1, 5, {6}, false},
+    {"R = 1, version 1 armed before the first publish", 1, 0, {1}, false},
+    {"R = 1, the armed version once published", 1, 6, {6}, true},
+    {"R = 1, the latest leased and the next armed", 1, 5, {5, 6}, true},
+    {"R = 1, an arm of a version skipped (wb_update_set_version)", 1, 9, {6}, true},
     // R = 2: the latest's replica is never written; the other one is free unless an older version pins it.
     {"R = 2, no lease", 2, 5, {}, false},
     {"R = 2, the latest leased", 2, 5, {5}, false},

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Model-checks protocol.pml exhaustively with spin: assertions (no torn read, no lost version, no lease leak)
 # and invalid end states (deadlock, including lost futex wake-ups), for these configurations:
-#   R  versions  snapshots/reader  publisher deaths
+#   R  versions  snapshots/reader  publisher deaths  a reader that arms (wb_plan_arm)
 configs=(
-  "1   2         2                 1"   # in place: dirty marks, takeover, acquires waiting for the publish
-  "2   2         2                 1"   # replicas with a death mid-update
-  "2   3         1                 0"   # replica reuse once versions outnumber replicas
-  "3   3         1                 0"   # a spare replica: one older version may stay pinned
+  "1   2         2                 1                 0"   # in place: dirty marks, takeover, acquires waiting
+  "2   2         2                 1                 0"   # replicas with a death mid-update
+  "2   3         1                 0                 0"   # replica reuse once versions outnumber replicas
+  "3   3         1                 0                 0"   # a spare replica: one older version may stay pinned
+  "1   2         2                 1                 1"   # arms of the version being written in place
+  "2   3         1                 0                 1"   # arms pinning a replica once they fall behind
 )
 set -euo pipefail
 model=$(cd "$(dirname "$0")" && pwd)/protocol.pml
@@ -14,11 +16,14 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 for config in "${configs[@]}"; do
-  read -r r versions rounds crashes _ <<<"$config"
-  spin -DR="$r" -DMAXV="$versions" -DROUNDS="$rounds" -DCRASHES="$crashes" -a "$model" >/dev/null
+  read -r r versions rounds crashes arm _ <<<"$config"
+  defines=(-DR="$r" -DMAXV="$versions" -DROUNDS="$rounds" -DCRASHES="$crashes")
+  if [[ $arm == 1 ]]; then defines+=(-DARM); fi
+  spin "${defines[@]}" -a "$model" >/dev/null
   cc -O2 -DSAFETY -DNOCLAIM -DCOLLAPSE -DMEMLIM=8000 -o pan pan.c
   ./pan -m100000 >out 2>&1 || true
   label="R=$r, $versions versions, $rounds snapshot(s) per reader, $crashes publisher death(s)"
+  if [[ $arm == 1 ]]; then label+=", a reader arming"; fi
   if ! grep -q "errors: 0" out || grep -q "Search not completed" out; then
     cat out
     echo "FAILED: $label"

@@ -5,7 +5,9 @@
  * the floor / lease-word handshake, the per-tensor replica choice, in-place writing marks (R = 1), publish,
  * release, the futex sleeps (a sleep is a guard on a sequence counter read before the check, so a lost wake-up
  * shows up as a deadlock), a publisher that dies mid-update (the broker ends its update) and a reader that dies
- * holding a lease (the broker clears it later). Each shared-memory load or store is one step. The futex
+ * holding a lease (the broker clears it later), and, with -DARM, a reader that arms (wb_plan_arm: it leases the
+ * version after the latest before it exists, and reads it once published). Each shared-memory load or store is
+ * one step. The futex
  * sequence counters wrap at 8: a sleeper that misses a change shows up as a deadlock, so the wrap can only
  * add false alarms, never hide a lost wake-up.
  *
@@ -78,6 +80,22 @@ proctype Reclaim(byte i) {
   release_seq = (release_seq + 1) % 8
 }
 
+/* Reader i reads version v: every tensor twice (the publisher may run in between), then releases its lease or
+ * dies holding it. */
+inline read_leased(v) {
+  t = 0;
+  do :: t < T -> check_tensor(t, v); t++ :: else -> break od;
+  t = 0;
+  do :: t < T -> check_tensor(t, v); t++ :: else -> break od;
+  t = 0;
+  last = v;
+  rounds++;
+  if
+  :: lease[i] = 0; release_seq = (release_seq + 1) % 8                          /* release */
+  :: run Reclaim(i); break                                                      /* dies holding the lease */
+  fi
+}
+
 proctype Reader(byte i) {
   byte v, f, t, k, x, best, bv, seen, last, rounds;
   do
@@ -87,6 +105,29 @@ proctype Reader(byte i) {
      v = latest;
      if
      :: v == last -> (version_seq != seen || done); seen = 0    /* wb_topic_wait */
+#ifdef ARM
+     :: i == 0 && v == last && v < MAXV ->                      /* wb_plan_arm: a lease of latest + 1, then floor */
+        seen = 0;
+        v++;
+        lease[i] = v;
+        f = floor;
+        if
+        :: f > v -> lease[i] = 0; release_seq = (release_seq + 1) % 8; f = 0   /* published, and a later begun */
+        :: else ->
+           f = 0;
+           do                                                   /* wb_armed_wait: futex sleep until published */
+           :: seen = version_seq;
+              if
+              :: latest >= v -> seen = 0; break
+              :: else -> (version_seq != seen)
+              fi
+           od;
+           if
+           :: dirty > 0 -> lease[i] = 0; release_seq = (release_seq + 1) % 8; rounds++   /* WB_E_DIRTY */
+           :: else -> read_leased(v)                            /* no floor check: every begin after the arm */
+           fi                                                   /* saw its lease */
+        fi
+#endif
      :: else ->
         lease[i] = v;                                           /* acquire: lease word, then floor */
         f = floor;
@@ -97,17 +138,7 @@ proctype Reader(byte i) {
            (version_seq != seen || done); seen = 0              /* an R = 1 update holds it: wait */
         :: dirty == 0 && v >= f ->
            f = 0; seen = 0;
-           t = 0;
-           do :: t < T -> check_tensor(t, v); t++ :: else -> break od;
-           t = 0;                                               /* the publisher may have run meanwhile */
-           do :: t < T -> check_tensor(t, v); t++ :: else -> break od;
-           t = 0;
-           last = v;
-           rounds++;
-           if
-           :: lease[i] = 0; release_seq = (release_seq + 1) % 8                       /* release */
-           :: run Reclaim(i); break                             /* dies holding the lease */
-           fi
+           read_leased(v)
         fi
      fi;
      v = 0
@@ -205,7 +236,7 @@ scan:
         x = lease[i];
         pinned[i] = 0;
         if
-        :: x != 0 && R == 1 -> blocked = true
+        :: x != 0 && R == 1 && x <= L -> blocked = true       /* an arm of n (x = n) does not block n */
         :: x != 0 && x < L -> pinned[i] = x; older++           /* two readers on one version count twice: */
         :: else -> skip                                        /* stricter than distinct, still sound */
         fi;
