@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "armed.hpp"
 #include "client.hpp"
 #include "cuda/hooks.hpp"
 #include "error.hpp"
@@ -83,7 +84,7 @@ wb_snapshot *any_snapshot(wb_topic *topic) {
   return topic->snapshots.empty() ? nullptr : *topic->snapshots.begin();
 }
 
-// Aborts the topic's update, drops its snapshots' leases and frees it, allocating nothing.
+// Aborts the topic's update, withdraws its arms, drops its snapshots' leases and frees it, allocating nothing.
 void forget_topic(wb_topic *topic) {
   wb_update *update;
   {
@@ -91,6 +92,7 @@ void forget_topic(wb_topic *topic) {
     update = topic->update;
   }
   if (update != nullptr) abort_update(update);
+  withdraw_arms(topic);
   while (wb_snapshot *snapshot = any_snapshot(topic)) orphan_snapshot(snapshot);  // each leaves the set
   release_topic(topic);
 }

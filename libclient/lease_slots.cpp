@@ -33,9 +33,13 @@ void LeaseSlots::hold(uint32_t slot, uint32_t topic_slot, uint64_t version) {
   words_[slot].store(lease::pack(topic_slot, version), std::memory_order_seq_cst);
 }
 
-void LeaseSlots::drop(shm::Topic &topic, uint32_t slot) {
+void LeaseSlots::clear(shm::Topic &topic, uint32_t slot) {
   words_[slot].store(0, std::memory_order_seq_cst);
   bump_and_wake(&topic.release_seq, &topic.release_waiters);
+}
+
+void LeaseSlots::drop(shm::Topic &topic, uint32_t slot) {
+  clear(topic, slot);
   std::lock_guard lock(mutex_);
   taken_[slot] = false;
 }

@@ -21,7 +21,9 @@ class LeaseSlots {
   // Writes a taken slot's lease on version of the topic in topic_slot: its acquire time first, so that a lister
   // that sees the lease word sees this acquire's time (or a later one of the same word).
   void hold(uint32_t slot, uint32_t topic_slot, uint64_t version);
-  // Clears the lease word, wakes a publisher waiting for the topic's leases to go, and frees the slot.
+  // Clears the lease word and wakes a publisher waiting for the topic's leases to go; the slot stays taken.
+  void clear(shm::Topic &topic, uint32_t slot);
+  // clear, and frees the slot.
   void drop(shm::Topic &topic, uint32_t slot);
 
  private:

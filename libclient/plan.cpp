@@ -19,6 +19,7 @@
 #include "error.hpp"
 #include "geometry.hpp"
 #include "layout.hpp"
+#include "plan.hpp"
 #include "plan_math.hpp"
 #include "region.hpp"
 #include "replica.hpp"
@@ -580,6 +581,8 @@ int run_plan(wb_plan *plan, wb_snapshot *snapshot, void *stream) {
 }
 
 }  // namespace
+
+wb_topic *plan_topic(const wb_plan *plan) { return plan->topic; }
 
 }  // namespace wb
 

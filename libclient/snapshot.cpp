@@ -22,9 +22,6 @@
 
 namespace wb {
 
-namespace {
-
-// Copies version's record (seqlock read). False if the ring slot no longer holds it.
 bool read_record(const shm::Segment &seg, uint32_t topic_slot, uint64_t version, wb_snapshot *snapshot) {
   const shm::VersionRecord &rec = seg.record(topic_slot, version);
   if (rec.version.load(std::memory_order_acquire) != version) return false;
@@ -37,6 +34,8 @@ bool read_record(const shm::Segment &seg, uint32_t topic_slot, uint64_t version,
   snapshot->record_replica = rec.replica.load(std::memory_order_acquire);
   return rec.version.load(std::memory_order_relaxed) == version;
 }
+
+namespace {
 
 // Sharded: "rank 1 (2 shards), rank 3 (1 shard)", the ranks whose shards are left half-written.
 std::string dirty_ranks(const shm::Segment &seg, const shm::Topic &entry) {
@@ -51,6 +50,8 @@ std::string dirty_ranks(const shm::Segment &seg, const shm::Topic &entry) {
   return out;
 }
 
+}  // namespace
+
 int dirty_error(const shm::Segment &seg, const shm::Topic &entry) {
   if (entry.ranks > 0) {
     return fail(WB_E_DIRTY, "model '%s': %s left half-written in place by a publisher that died or aborted; "
@@ -61,6 +62,8 @@ int dirty_error(const shm::Segment &seg, const shm::Topic &entry) {
               "aborted; they become readable when a publisher writes them in a new version",
               entry.name, entry.dirty_tensors.load());
 }
+
+namespace {
 
 // One attempt to lease version v. WB_OK with the snapshot filled, WB_E_EXPIRED/WB_E_DIRTY, or WB_E_BUSY when the
 // latest was asked for and is not acquirable right now (the caller waits for the next publish).

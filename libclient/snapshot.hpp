@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "layout.hpp"
 #include "weightbus/weightbus.h"
 
 struct wb_client;
@@ -25,6 +26,13 @@ struct wb_snapshot {
 };
 
 namespace wb {
+
+// Copies version's record into the snapshot (seqlock read): its metadata, flags and replica. False if the
+// topic's ring slot no longer holds that version (never published, or overwritten since).
+bool read_record(const shm::Segment &seg, uint32_t topic_slot, uint64_t version, wb_snapshot *snapshot);
+
+// WB_E_DIRTY with the message naming what the topic's (or its ranks') dead or aborted publisher left half-written.
+int dirty_error(const shm::Segment &seg, const shm::Topic &entry);
 
 // wb_snapshot_tensor of the tensor in registry slot tensor_slot, at position `position` of its topic.
 int lookup_tensor(wb_snapshot *snapshot, uint32_t tensor_slot, uint32_t position, wb_tensor_info *out);

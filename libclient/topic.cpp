@@ -131,6 +131,10 @@ extern "C" WB_API int wb_topic_close(wb_topic *topic) try {
       return fail(WB_E_STATE, "%zu snapshots of this topic are still held: release them first",
                   topic->snapshots.size());
     }
+    if (!topic->arms.empty()) {
+      return fail(WB_E_STATE, "%zu arms of this topic are still held (wb_plan_arm): wait for or release them first",
+                  topic->arms.size());
+    }
     update = topic->update;
   }
   if (topic->publisher && topic->client->connection.check_broker() == WB_OK) {

@@ -15,6 +15,7 @@
 struct wb_client;
 struct wb_update;
 struct wb_snapshot;
+struct wb_armed;
 
 struct wb_topic {
   wb_client *client = nullptr;
@@ -34,6 +35,7 @@ struct wb_topic {
 
   std::mutex handles_mutex;  // guards the fields below
   std::set<wb_snapshot *> snapshots;
+  std::set<wb_armed *> arms;  // wb_plan_arm's, each holding a lease like a snapshot
   wb_update *update = nullptr;
   bool update_reserved = false;  // a begin is waiting for leases
 

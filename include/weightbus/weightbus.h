@@ -1006,6 +1006,50 @@ WB_API int wb_plan_get_info(const wb_plan *plan, wb_plan_info *out);
 /* Frees the plan (NULL is accepted). The topic handle must outlive it. */
 WB_API void wb_plan_destroy(wb_plan *plan);
 
+/* Arms: a server's loop leases the version it will load next before that version exists.
+ *
+ *   uint64_t seen = 0;
+ *   for (;;) {
+ *     wb_armed *armed;  wb_snapshot *s;
+ *     wb_plan_arm(plan, seen, stream, &armed);            // before the trainer publishes
+ *     if (wb_armed_wait(armed, -1, &s) != WB_OK) ...;      // published: the copies are on stream
+ *     cudaStreamSynchronize(stream); wb_snapshot_version(s, &seen); wb_snapshot_release(s);
+ *   }
+ *
+ * While the version is not published, its lease keeps nothing waiting: an R = 1 publisher writes it in place
+ * all the same (a begin waits only for leases of published versions), and the reader reads nothing of it until
+ * it is published; from then on the lease pins it as any. The arm's copies run once the version is published;
+ * on a GPU they are made by wb_armed_wait today, and will be enqueued behind a GPU wait (docs/design/armed-reads.md).
+ * An arm counts as a snapshot of its topic: wb_topic_close refuses while one is held, wb_detach withdraws and
+ * frees it. One thread at a time uses an arm; the plan and the topic handle must outlive it. */
+typedef struct wb_armed wb_armed;
+
+/* Arms the plan for the first version after `after` (the last one the caller loaded; 0: any): when the latest is
+ * newer and can be leased now, that one (wb_armed_wait copies it at once), else the version after the latest,
+ * leased before it is published (an R = 1 update may be writing it, or its topic is left dirty: the arm waits for
+ * the version that mends it). stream is where wb_armed_wait's copies go (wb_plan_run's). Errors: WB_E_INVAL (NULL;
+ * after beyond the latest, or the latest WB_VERSION_MAX: no version can follow), WB_E_NOT_FOUND (the topic was
+ * removed), WB_E_NOSPC (every lease slot of the client is held), WB_E_NOMEM. */
+WB_API int wb_plan_arm(wb_plan *plan, uint64_t after, void *stream, wb_armed **out);
+
+/* Waits up to timeout_ms (-1: forever, 0: a look) until the armed version is published, runs the plan for it on
+ * the arm's stream (wb_plan_run) and gives its snapshot: release it as any, after its stream's copies. A version
+ * that will not come (the publisher went past it with wb_update_set_version, or a reader of R >= 2 fell so far
+ * behind that its record is gone) moves the arm to the first version after `after` that can be had, within the
+ * same wait. On WB_E_TIMEOUT the arm stays (wait again, or release it); on any other return it is spent and freed.
+ * Errors: WB_E_INVAL (NULL), WB_E_TIMEOUT (the message names what the topic waits for), WB_E_DIRTY (the version
+ * was published but the topic is still left half-written by a publisher that died: wb_snapshot_acquire's),
+ * WB_E_NOT_FOUND (the topic was removed), WB_E_BROKER_GONE, and wb_plan_run's (its snapshot released:
+ * some destinations may hold the version's bytes). */
+WB_API int wb_armed_wait(wb_armed *armed, int64_t timeout_ms, wb_snapshot **snapshot);
+
+/* The version armed now (it may move in wb_armed_wait: see there). Errors: WB_E_INVAL (NULL). */
+WB_API int wb_armed_version(const wb_armed *armed, uint64_t *version);
+
+/* Withdraws an arm that was not waited for, or timed out: drops its lease, nothing is copied (NULL is
+ * accepted). */
+WB_API int wb_armed_release(wb_armed *armed);
+
 /* How sizes split over ranks, the formulas of the frameworks (pure helpers, no broker).
  * WB_SPLIT_EVEN: size % ranks must be 0 (vLLM's and Megatron's tensor parallelism), else WB_E_SHAPE.
  * WB_SPLIT_CHUNK: torch.chunk / DTensor Shard(d): chunks of ceil(size / ranks), the last ones short or empty. */

@@ -340,6 +340,26 @@ class Topic : public Owned<wb_topic, wb_topic_close> {
   }
 };
 
+// A plan's run of the first version after one the reader had, leased before it is published (wb_plan_arm).
+class Armed : public Owned<wb_armed, wb_armed_release> {
+ public:
+  using Owned::Owned;
+  uint64_t version() const {
+    uint64_t v;
+    check(wb_armed_version(get(), &v));
+    return v;
+  }
+  // Waits until the armed version is published and runs the plan for it (wb_armed_wait): its snapshot. A
+  // timeout (WB_E_TIMEOUT) leaves the arm to wait on; any other error spends it (this object is then empty).
+  Snapshot wait(int64_t timeout_ms = -1) {
+    wb_snapshot *snapshot;
+    int rc = wb_armed_wait(get(), timeout_ms, &snapshot);
+    if (rc != WB_E_TIMEOUT && get() != nullptr) release();  // freed by the call
+    check(rc);
+    return Snapshot(snapshot);
+  }
+};
+
 // Destinations resolved into region copies from a topic's shards, once (wb_plan_create); run it every version.
 // The topic must outlive it.
 class Plan {
@@ -356,6 +376,12 @@ class Plan {
   // Fills the destinations with the snapshot's version; CUDA copies on stream: synchronize it before the
   // snapshot's release (wb_plan_run).
   void run(const Snapshot &snapshot, void *stream = nullptr) { check(wb_plan_run(get(), snapshot.get(), stream)); }
+  // Arms the plan for the first version after `after` (wb_plan_arm): wait() on it copies that version.
+  Armed arm(uint64_t after, void *stream = nullptr) {
+    wb_armed *armed;
+    check(wb_plan_arm(get(), after, stream, &armed));
+    return Armed(armed);
+  }
   wb_plan_info info() const {
     wb_plan_info info = WB_PLAN_INFO_INIT;
     check(wb_plan_get_info(get(), &info));

@@ -259,6 +259,25 @@ void sharded_topics_publish_per_rank_and_plans_copy_slices(void **state) {
   assert_true(column[0] == 1.0f && column[1] == 3.0f && column[2] == 5.0f && column[3] == 7.0f);
   assert_int_equal(plan.info().dests, 1);
   assert_int_equal(plan.info().bytes, sizeof column);
+  // Armed: version 2 leased before it is published, copied by wait(); a timeout keeps the arm.
+  weightbus::Armed armed = plan.arm(1);
+  assert_int_equal(armed.version(), 2);
+  expect_error(WB_E_TIMEOUT, [&] { armed.wait(0); });
+  assert_true(bool(armed));
+  for (uint32_t r = 0; r < 2; ++r) {
+    weightbus::Update update = ranks[r].begin(5000);
+    float *rows = static_cast<float *>(update.shard("w").data);
+    for (int i = 0; i < 4; ++i) rows[i] = float(10 + 4 * r + i);
+    assert_int_equal(update.publish(), 2);
+  }
+  {
+    weightbus::Snapshot second_version = armed.wait(5000);
+    assert_false(bool(armed));
+    assert_int_equal(second_version.version(), 2);
+    assert_true(column[0] == 11.0f && column[3] == 17.0f);
+  }
+  expect_error(WB_E_INVAL, [&] { armed.wait(0); });
+  expect_error(WB_E_INVAL, [&] { plan.arm(3); });
   dest.dtype = WB_DTYPE_F16;
   expect_error(WB_E_DTYPE, [&] { weightbus::Plan(reader, {dest}, {part}); });
   weightbus::Plan moved = std::move(plan);
