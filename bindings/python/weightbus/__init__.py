@@ -20,7 +20,7 @@ from .errors import (AbiMismatchError, AlreadyExistsError, BrokerGoneError, Busy
                      ProtocolError, StaleError, StateError, SystemCallError, TensorNotFoundError, WaitTimeoutError,
                      WeightbusError)
 from .info import ClientInfo, LeaseInfo, RankInfo, TensorLayout, TopicInfo
-from .plan import SlicePlan, SlicePlanInfo, parts_merged, parts_qkv, split, split_vocab
+from .plan import Armed, SlicePlan, SlicePlanInfo, parts_merged, parts_qkv, split, split_vocab
 from .snapshot import CopyPlan, Snapshot
 from .tensor import Tensor
 from .topic import Topic
@@ -35,7 +35,7 @@ def library_version() -> str:
 
 
 __all__ = [
-    "AbiMismatchError", "AlreadyExistsError", "BrokerGoneError", "BusyError", "CapacityError", "Client",
+    "AbiMismatchError", "AlreadyExistsError", "Armed", "BrokerGoneError", "BusyError", "CapacityError", "Client",
     "ClientInfo", "ConnectError", "Convert", "CopyPlan", "CudaError", "DirtyError", "ExpiredError",
     "InvalidArgumentError", "LayoutError", "LeaseInfo", "LibraryNotFoundError", "MAX_DIMS", "MAX_REPLICAS",
     "METADATA_MAX", "NAME_MAX", "NoCudaError", "NotFoundError", "OutOfMemoryError", "PermissionDeniedError",

@@ -15,6 +15,8 @@ dst is), "scale_layout" ("tensor", "channel" or "block") and, with "block", "blo
 from __future__ import annotations
 
 import ctypes
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -22,9 +24,10 @@ from . import _lib
 from ._lib import PlanInfo as _PlanInfo, SliceDest, SlicePart, lib, new
 from ._streams import stream_pointer
 from ._buffers import buffer_layout
+from ._interruptible import call_in_slices
 from .convert import request
 from .dtypes import dtype_code
-from .errors import StateError, c_string, error_for
+from .errors import StateError, WaitTimeoutError, c_string, error_for
 
 if TYPE_CHECKING:
     from .snapshot import Snapshot
@@ -121,6 +124,7 @@ class SlicePlan:
         handle = ctypes.c_void_p()
         lib.wb_plan_create(topic.handle, c_dests, len(dests), c_parts, len(parts), ctypes.byref(handle))
         self._handle: Optional[ctypes.c_void_p] = handle
+        self._arms: "weakref.WeakSet[Armed]" = weakref.WeakSet()
         topic._plan_made(self)
 
     def __repr__(self) -> str:
@@ -137,9 +141,11 @@ class SlicePlan:
             lib.wb_plan_destroy(self._handle)
 
     def close(self) -> None:
-        """Frees the plan (wb_plan_destroy) and lets go of the buffers."""
+        """Frees the plan (wb_plan_destroy) and lets go of the buffers; withdraws its arms first."""
         if self._handle is None:
             return
+        for armed in list(self._arms):
+            armed.release()
         handle, self._handle = self._handle, None
         lib.wb_plan_destroy(handle)
         self._buffers, self._scales = [], []
@@ -154,6 +160,24 @@ class SlicePlan:
         with snapshot._lock:
             snapshot._check_open()
             lib.wb_plan_run(self._handle, snapshot._handle, stream_pointer(stream))
+        self._ran(stream)
+
+    def _ran(self, stream: Any) -> None:
+        """What a subclass does on `stream` after each run of the plan (run's, or an arm's wait's)."""
+
+    def arm(self, after: int, stream: Any = None) -> "Armed":
+        """Arms the plan for the first version after `after` (the last one loaded; 0: any) before it is published
+        (wb_plan_arm): Armed.wait() then copies it, as run() would, on `stream`. Its lease keeps no publisher
+        waiting until that version is published, and pins it from then on. When the latest is newer than `after`
+        and can be read now, that one is armed (wait() copies it at once). Raises InvalidArgumentError (`after`
+        beyond the latest), NotFoundError (the topic was removed), CapacityError (every lease slot held)."""
+        if self._handle is None:
+            raise StateError(f"the slice plan of {self.topic.name!r} is closed")
+        handle = ctypes.c_void_p()
+        lib.wb_plan_arm(self._handle, after, stream_pointer(stream), ctypes.byref(handle))
+        armed = Armed(self, handle, stream)
+        self._arms.add(armed)
+        return armed
 
     @property
     def info(self) -> SlicePlanInfo:
@@ -162,6 +186,92 @@ class SlicePlan:
         info = new(_PlanInfo)
         lib.wb_plan_get_info(self._handle, ctypes.byref(info))
         return SlicePlanInfo(info.dests, info.copies, info.copies_2d, info.bytes, info.pad_bytes)
+
+
+class Armed:
+    """A SlicePlan armed for the first version after one the reader had (SlicePlan.arm): that version is leased
+    before it is published, and wait() copies it once it is. A server's loop:
+
+        seen = 0
+        while True:
+            with plan.arm(seen, stream) as armed:
+                with armed.wait() as snapshot:   # the copies are on `stream`
+                    stream.synchronize()
+                    seen = snapshot.version
+
+    Use it as a context manager or call release(): an arm not waited for holds its lease until then (the
+    garbage collector releases it too). Closing the plan or the topic withdraws it."""
+
+    def __init__(self, plan: SlicePlan, handle: ctypes.c_void_p, stream: Any) -> None:
+        self.plan = plan
+        self._handle: Optional[ctypes.c_void_p] = handle
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        state = f"version {self.version}" if self._handle is not None else "spent"
+        return f"<weightbus.Armed of {self.plan.topic.name!r}, {state}>"
+
+    def __enter__(self) -> "Armed":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        if getattr(self, "_handle", None) is not None:
+            lib.wb_armed_release(self._handle)
+
+    @property
+    def version(self) -> int:
+        """The version armed now (a version skipped by its publisher moves the arm to the one published)."""
+        with self._lock:
+            version = ctypes.c_uint64()
+            lib.wb_armed_version(self._check_armed(), ctypes.byref(version))
+            return version.value
+
+    def wait(self, timeout: Optional[float] = None) -> "Snapshot":
+        """Waits until the armed version is published, runs the plan for it (wb_armed_wait) and returns its
+        Snapshot: release it once the stream's copies are done. Raises WaitTimeoutError after `timeout` seconds
+        (None: no limit; the arm stays: wait again or release it); DirtyError (the version was published but
+        the topic is still left half-written), NotFoundError, BrokerGoneError and run()'s errors spend the arm.
+        Ctrl-C interrupts the wait (KeyboardInterrupt), the arm kept."""
+        with self._lock:
+            armed, leased = self._check_armed(), ctypes.c_void_p()
+            try:
+                call_in_slices(lambda ms: lib.wb_armed_wait(armed, ms, ctypes.byref(leased)), timeout)
+            except WaitTimeoutError:
+                raise
+            except KeyboardInterrupt:
+                if leased.value is None:  # interrupted between two slices: still armed
+                    raise
+                self._spent()
+                lib.wb_snapshot_release(leased)  # copied, then interrupted before Python saw it
+                raise
+            except BaseException:
+                self._spent()
+                raise
+            self._spent()
+            snapshot = self.plan.topic._leased(leased)
+        self.plan._ran(self._stream)
+        return snapshot
+
+    def release(self) -> None:
+        """Withdraws the arm (wb_armed_release) unless it was waited for: nothing is copied."""
+        with self._lock:
+            if self._handle is not None:
+                handle = self._handle
+                self._spent()
+                lib.wb_armed_release(handle)
+
+    def _check_armed(self) -> ctypes.c_void_p:
+        if self._handle is None:
+            raise StateError(f"the arm of {self.plan.topic.name!r} is spent (waited for or released)")
+        return self._handle
+
+    def _spent(self) -> None:
+        self._handle = None
+        self.plan._arms.discard(self)
 
 
 def _fill_part(c_part: SlicePart, part: Mapping[str, Any]) -> None:

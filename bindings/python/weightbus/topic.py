@@ -274,9 +274,7 @@ class Topic(ClosesOnExit):
             if handle.value is not None:  # leased, then interrupted before Python saw it
                 lib.wb_snapshot_release(handle)
             raise
-        with self._lock:
-            self._live_snapshots += 1
-        return Snapshot(self, handle)
+        return self._leased(handle)
 
     def wait(self, after: int = 0, timeout: Optional[float] = None) -> int:
         """Blocks until a version greater than `after` is published and returns the latest. Raises
@@ -348,6 +346,12 @@ class Topic(ClosesOnExit):
                 future.set_exception(error)
 
     # Bookkeeping of the handles made from this one ------------------------------------------------------------
+
+    def _leased(self, handle: ctypes.c_void_p) -> Snapshot:
+        """The Snapshot of a wb_snapshot * leased on this topic (by Topic.snapshot, or Armed.wait)."""
+        with self._lock:
+            self._live_snapshots += 1
+        return Snapshot(self, handle)
 
     def _snapshot_freed(self) -> None:
         with self._lock:

@@ -407,23 +407,26 @@ def load_module(topic: Topic, module: torch.nn.Module, version: int = 0, name_ma
     not, it makes the plan again and copies again. The same name_map (the same function, or an equal dict) and
     options keep it.
 
-    after=N, for a server's loop (`seen = load_module(topic, model, after=seen)`): waits for a version newer
-    than N (Topic.wait) and loads the latest. What does not depend on the version (the plan, and the check that
-    the module still has its tensors) is done before the wait, so that once woken the call only leases the
-    version and starts the copies; the errors of the module against the topic's tensors come before the wait
-    too (after the first version: before it, nothing can be checked). Raises WaitTimeoutError when no newer
-    version comes within `timeout` seconds (the module untouched), ValueError with a `version`."""
+    after=N, for a server's loop (`seen = load_module(topic, model, after=seen)`): loads the latest version if
+    it is newer than N, else waits for the next one and loads it. What does not depend on the version (the plan,
+    and the check that the module still has its tensors) is done before the wait, and the plan is armed for the
+    version (SlicePlan.arm: leased before it is published), so that once it is published the library's own
+    wait starts the copies, with no Python in between; the errors of the module against the topic's tensors
+    come before the wait too (after the first version: before it, nothing can be checked). Raises
+    WaitTimeoutError when no newer version comes within `timeout` seconds (the module untouched), ValueError
+    with a `version`."""
     options = _Options(name_map, strict, include_buffers, _fp8_block(fp8_block))
     if after is None:
         return _load(topic, module, options, version, timeout, _loader(topic, module, options), checked=False)
     if version:
         raise ValueError(f"load_module: version={version} and after={after}: pass one of them")
-    deadline = None if timeout is None else time.monotonic() + timeout
     ready = _ready_loader(topic, module, options)
+    if ready is not None:
+        return _load_armed(topic, module, options, after, timeout, ready)
+    deadline = None if timeout is None else time.monotonic() + timeout
     topic.wait(after=after, timeout=timeout)
     left = None if deadline is None else max(0.0, deadline - time.monotonic())
-    loader = _loader(topic, module, options)  # the ready one, unless a view came meanwhile (same_options)
-    return _load(topic, module, options, 0, left, loader, checked=loader is ready)
+    return _load(topic, module, options, 0, left, _loader(topic, module, options), checked=False)
 
 
 def _ready_loader(topic: Topic, module: torch.nn.Module, options: _Options) -> Optional[_Loader]:
@@ -433,6 +436,25 @@ def _ready_loader(topic: Topic, module: torch.nn.Module, options: _Options) -> O
         return None
     loader = _loader(topic, module, options)
     return loader if loader.fits(module) else _loader(topic, module, options, rebuild=True)
+
+
+def _load_armed(topic: Topic, module: torch.nn.Module, options: _Options, after: int, timeout: Optional[float],
+                loader: _Loader) -> int:
+    """load_module(after=)'s load by `loader`, checked against the module: its plan armed for the first version
+    after `after`, which the wait copies (SlicePlan.arm)."""
+    stream = torch.cuda.current_stream(loader.device) if loader.device is not None else None
+    with loader.plan.arm(after, stream) as armed:
+        snapshot = armed.wait(timeout)
+    with snapshot:
+        current = _loader(topic, module, options)  # the same one, unless a view came during the wait
+        if current is loader:
+            if loader.scalars is not None:
+                snapshot.copy_into(loader.scalars, stream)
+        else:
+            current.run(snapshot, stream)  # made from the module just now: it fits
+        if stream is not None:
+            stream.synchronize()  # the copies read the snapshot: they must end before its release
+        return snapshot.version
 
 
 def _load(topic: Topic, module: torch.nn.Module, options: _Options, version: int, timeout: Optional[float],
@@ -710,8 +732,7 @@ class _SpreadingPlan(SlicePlan):
         super().__init__(topic, dests)
         self._spreads = list(spreads)
 
-    def run(self, snapshot: Snapshot, stream: Any = None) -> None:
-        super().run(snapshot, stream)
+    def _ran(self, stream: Any) -> None:
         with torch.cuda.stream(stream) if isinstance(stream, torch.cuda.Stream) else contextlib.nullcontext():
             for flat in self._spreads:
                 flat[1:] = flat[0]
