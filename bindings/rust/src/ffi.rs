@@ -93,6 +93,10 @@ pub struct wb_plan {
     _opaque: [u8; 0],
 }
 #[repr(C)]
+pub struct wb_armed {
+    _opaque: [u8; 0],
+}
+#[repr(C)]
 pub struct wb_update {
     _opaque: [u8; 0],
 }
@@ -728,6 +732,10 @@ extern "C" {
     pub fn wb_plan_run(plan: *mut wb_plan, snapshot: *mut wb_snapshot, stream: *mut c_void) -> c_int;
     pub fn wb_plan_get_info(plan: *const wb_plan, out: *mut wb_plan_info) -> c_int;
     pub fn wb_plan_destroy(plan: *mut wb_plan);
+    pub fn wb_plan_arm(plan: *mut wb_plan, after: u64, stream: *mut c_void, out: *mut *mut wb_armed) -> c_int;
+    pub fn wb_armed_wait(armed: *mut wb_armed, timeout_ms: i64, snapshot: *mut *mut wb_snapshot) -> c_int;
+    pub fn wb_armed_version(armed: *const wb_armed, version: *mut u64) -> c_int;
+    pub fn wb_armed_release(armed: *mut wb_armed) -> c_int;
     pub fn wb_split(size: i64, rank: u32, ranks: u32, mode: u32, offset: *mut i64, extent: *mut i64) -> c_int;
     pub fn wb_split_vocab(
         vocab: i64,

@@ -27,8 +27,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Handles are `Send` and `Sync` (except `Update`, which is `Send`), as the C API allows. The library is found
-//! at build time through `WEIGHTBUS_LIB_DIR` or pkg-config (see the crate's README).
+//! Handles are `Send` and `Sync` (except `Update` and `Armed`, which are `Send`), as the C API allows. The
+//! library is found at build time through `WEIGHTBUS_LIB_DIR` or pkg-config (see the crate's README).
 
 pub mod ffi;
 
@@ -51,7 +51,7 @@ pub use client::{AttachOptions, Client, ClientInfo};
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
 pub use plan::{
-    parts_merged, parts_qkv, split, split_vocab, Plan, PlanInfo, ScaleLayout, SliceDest, SlicePart, SplitMode,
+    parts_merged, parts_qkv, split, split_vocab, Armed, Plan, PlanInfo, ScaleLayout, SliceDest, SlicePart, SplitMode,
 };
 pub use snapshot::Snapshot;
 pub use tensor::{Device, Tensor, TensorInfo, TensorMut};

@@ -3,12 +3,14 @@
 use std::ffi::CString;
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::c_string;
 use crate::dtype::{DType, Element};
 use crate::error::{check, Error, Result};
 use crate::ffi;
 use crate::snapshot::Snapshot;
+use crate::timeout_ms;
 use crate::topic::{copy_dims, Topic, TopicHandle};
 
 /// A box of one logical tensor that a destination takes, then `pad` zero rows along the destination's
@@ -177,6 +179,21 @@ impl Plan {
         check(unsafe { ffi::wb_plan_run(self.raw.as_ptr(), snapshot.as_ptr(), ptr::null_mut()) })
     }
 
+    /// Arms the plan for the first version after `after` (the last one the caller loaded; 0: any), leasing it
+    /// before it is published (`wb_plan_arm`): when the latest is newer than `after` and can be leased now, that
+    /// one, else latest + 1, which the publisher may be writing (an R = 1 update writes it in place all the
+    /// same: a lease keeps a begin waiting only once its version is published). [`Armed::wait`] runs the plan
+    /// for it once it is published. The arm borrows the plan mutably, so its buffers are read again
+    /// ([`Plan::output`]) after the arm drops. Errors: `Inval` (`after` beyond the latest version, or the latest
+    /// `WB_VERSION_MAX`: no version can follow), `NotFound` (the topic was removed), `NoSpc` (every lease slot of
+    /// the client is held), `NoMem`.
+    pub fn arm(&mut self, after: u64) -> Result<Armed<'_>> {
+        let mut armed = ptr::null_mut();
+        check(unsafe { ffi::wb_plan_arm(self.raw.as_ptr(), after, ptr::null_mut(), &mut armed) })?;
+        let raw = NonNull::new(armed).expect("wb_plan_arm succeeded without an arm");
+        Ok(Armed { raw: Some(raw), plan: self })
+    }
+
     /// What a run copies (`wb_plan_get_info`).
     pub fn info(&self) -> Result<PlanInfo> {
         let mut raw = ffi::wb_plan_info::default();
@@ -229,6 +246,88 @@ impl Drop for Plan {
     fn drop(&mut self) {
         unsafe { ffi::wb_plan_destroy(self.raw.as_ptr()) };
     }
+}
+
+/// A [`Plan`]'s run of the first version after one the reader had, leased before that version is published
+/// ([`Plan::arm`]): a server's loop arms for the next version while the trainer is still writing it, and
+/// [`Armed::wait`] copies it into the plan's buffers as soon as it is published. Until then its lease keeps
+/// nothing waiting; from the publish on it pins the version as a [`Snapshot`] would, until the wait hands that
+/// snapshot over, or the arm drops, which withdraws it (`wb_armed_release`). It counts as a snapshot of its
+/// topic, and borrows the plan mutably, so that nothing reads the buffers it may write.
+///
+/// ```no_run
+/// # fn serve(plan: &mut weightbus::Plan) -> weightbus::Result<()> {
+/// let mut seen = 0;
+/// loop {
+///     let snapshot = plan.arm(seen)?.wait(None)?; // armed before the publish, copied after it
+///     seen = snapshot.version();
+///     let weight: &[f32] = plan.output(0)?; // version `seen`'s slice
+///     println!("version {seen}: {}", weight[0]);
+/// } // the snapshot's lease is released when it drops
+/// # }
+/// ```
+///
+/// The buffers cannot be read while an arm may still write them:
+///
+/// ```compile_fail
+/// # fn serve(plan: &mut weightbus::Plan) -> weightbus::Result<()> {
+/// let mut armed = plan.arm(0)?;
+/// let before: &[f32] = plan.output(0)?; // refused: the arm borrows the plan
+/// armed.wait(None)?;
+/// println!("{}", before[0]);
+/// # Ok(()) }
+/// ```
+pub struct Armed<'a> {
+    /// `None` once a wait spent it: the library freed it.
+    raw: Option<NonNull<ffi::wb_armed>>,
+    plan: &'a mut Plan,
+}
+
+// SAFETY: an arm may move between threads; it is not Sync, as the C API wants one thread at a time.
+unsafe impl Send for Armed<'_> {}
+
+impl Armed<'_> {
+    /// The version armed now (`wb_armed_version`); a version that will not come (the publisher went past it, or an
+    /// R >= 2 reader fell so far behind that its record is gone) moves the arm within [`Armed::wait`]. Errors:
+    /// `State` once a wait spent the arm.
+    pub fn version(&self) -> Result<u64> {
+        let raw = self.raw.ok_or_else(spent)?;
+        let mut version = 0;
+        check(unsafe { ffi::wb_armed_version(raw.as_ptr(), &mut version) })?;
+        Ok(version)
+    }
+
+    /// Waits at most `timeout` (`None`: no limit; zero: a look) until the armed version is published, runs the
+    /// plan for it into the plan's buffers and returns its snapshot (`wb_armed_wait`). `Error::Timeout` keeps the
+    /// arm: wait again, or drop it. Any other return spends it: later calls are `Error::State`. Errors:
+    /// `Timeout` (the message names what the topic waits for), `Dirty` (the version was published but the topic
+    /// is still left half-written by a publisher that died), `NotFound` (the topic was removed), `BrokerGone`,
+    /// and those of [`Plan::run`] (its snapshot released: some buffers may hold the version's bytes), `State`
+    /// (spent).
+    pub fn wait(&mut self, timeout: Option<Duration>) -> Result<Snapshot> {
+        // Taken out first: the call frees the arm on every return but a timeout.
+        let raw = self.raw.take().ok_or_else(spent)?;
+        let mut snapshot = ptr::null_mut();
+        let rc = unsafe { ffi::wb_armed_wait(raw.as_ptr(), timeout_ms(timeout), &mut snapshot) };
+        if rc == ffi::WB_E_TIMEOUT {
+            self.raw = Some(raw);
+        }
+        check(rc)?;
+        Ok(Snapshot::new(snapshot, self.plan._topic.clone()))
+    }
+}
+
+impl Drop for Armed<'_> {
+    fn drop(&mut self) {
+        if let Some(raw) = self.raw.take() {
+            // Fails only for NULL.
+            unsafe { ffi::wb_armed_release(raw.as_ptr()) };
+        }
+    }
+}
+
+fn spent() -> Error {
+    Error::State("the arm was spent by a wait that did not time out: arm the plan again".into())
 }
 
 /// How [`split`] divides a dimension: `Even` needs it divisible (vLLM's and Megatron's tensor parallelism);
