@@ -3,10 +3,11 @@
 trainer ranks as FSDP dim-0 shards (torch.chunk of every tensor along dimension 0, in processes of their own)
 and read by M = 2 server ranks in vLLM's tensor-parallel layout (fused QKV with grouped-query attention, fused
 gate_up, row-parallel o_proj and down_proj, vocabulary-parallel embed_tokens and lm_head, whole norms), each
-with a plan (wb_plan_create once, wb_plan_run every version). Measured in the same run:
+with a plan (wb_plan_create once), armed for each next version before it is published (wb_plan_arm; the copies
+are enqueued by wb_armed_wait once it is). Measured in the same run:
 
   plan      weightbus: from the last rank's publish (each rank's GPU work done) until every reader's copies are
-            done (wb_plan_run + stream synchronize), a version of every element; every destination checked.
+            done (wb_armed_wait + stream synchronize), a version of every element; every destination checked.
   floor     one contiguous device copy (torch copy_) of the bytes all readers receive: target plan <= 1.15x.
   shared    each reader's one contiguous copy of its own bytes, all readers at once (from a common start to
             the last done): what M processes sharing one GPU cost, beside the floor (reported, no target).
@@ -63,6 +64,8 @@ def c_api():
     lib.wb_plan_create.argtypes = [p, ctypes.POINTER(_lib.SliceDest), u32, ctypes.POINTER(_lib.SlicePart), u32,
                                    ctypes.POINTER(p)]
     lib.wb_plan_run.argtypes = [p, p, p]
+    lib.wb_plan_arm.argtypes = [p, u64, p, ctypes.POINTER(p)]
+    lib.wb_armed_wait.argtypes = [p, i64, ctypes.POINTER(p)]
     lib.wb_plan_get_info.argtypes = [p, ctypes.POINTER(_lib.PlanInfo)]
     lib.wb_split.argtypes = [i64, u32, u32, u32, ctypes.POINTER(i64), ctypes.POINTER(i64)]
     lib.wb_split_vocab.argtypes = [i64, i64, u32, u32, ctypes.POINTER(i64), ctypes.POINTER(i64),
@@ -237,17 +240,14 @@ def reader_role(socket, m, M, ranks):
     seen = 0
     for command in sys.stdin:
         command = command.split()
-        if command[0] == "read":
-            latest = ctypes.c_uint64()
-            check(lib, lib.wb_topic_wait(topic, seen, 60000, ctypes.byref(latest)), "wb_topic_wait")
-            woken = time.monotonic_ns()
-            snap = ctypes.c_void_p()
-            check(lib, lib.wb_snapshot_acquire(topic, 0, 60000, ctypes.byref(snap)), "wb_snapshot_acquire")
-            acquired = time.monotonic_ns()
+        if command[0] == "read":  # armed before the version is published: the wait enqueues its copies
+            armed, snap = ctypes.c_void_p(), ctypes.c_void_p()
+            check(lib, lib.wb_plan_arm(plan, seen, ctypes.c_void_p(stream.cuda_stream), ctypes.byref(armed)),
+                  "wb_plan_arm")
+            check(lib, lib.wb_armed_wait(armed, 60000, ctypes.byref(snap)), "wb_armed_wait")
+            woken = acquired = enqueued = time.monotonic_ns()
             version = ctypes.c_uint64()
             lib.wb_snapshot_version(snap, ctypes.byref(version))
-            check(lib, lib.wb_plan_run(plan, snap, ctypes.c_void_p(stream.cuda_stream)), "wb_plan_run")
-            enqueued = time.monotonic_ns()
             stream.synchronize()
             done = time.monotonic_ns()
             lib.wb_snapshot_release(snap)
@@ -399,8 +399,8 @@ def main():
                 ms = (max(int(a[0]) for a in answers) - last) / 1e6
                 if it > 0:
                     rows.append(("plan", it, ms))
-                    # Each reader's share: woken (publish -> wb_topic_wait returns), enqueue (acquire +
-                    # wb_plan_run returns), GPU (-> its stream is done).
+                    # Each reader's share: woken (publish -> wb_armed_wait returns: woken, leased and the copies
+                    # enqueued), GPU (-> its stream is done).
                     for m, a in enumerate(answers):
                         done, woken, enq, acq = int(a[0]), int(a[2]), int(a[3]), int(a[4])
                         shares.append((m, (woken - last) / 1e6, (acq - woken) / 1e6, (enq - acq) / 1e6,
@@ -445,8 +445,8 @@ def main():
     for m in range(opts.readers):
         mine = [x for x in shares if x[0] == m]
         woken, acq, enq, gpu = (statistics.median(x[k] for x in mine) for k in (1, 2, 3, 4))
-        print(f"reader {m}: woken {woken:.3f} ms after the last publish, wb_snapshot_acquire {acq:.3f} ms, "
-              f"wb_plan_run {enq:.3f} ms, then its stream {gpu:.3f} ms (medians)")
+        print(f"reader {m}: wb_armed_wait back {woken + acq + enq:.3f} ms after the last publish (woken, copies "
+              f"enqueued), then its stream {gpu:.3f} ms (medians)")
     return 0 if plan <= TARGET * floor else 3
 
 

@@ -84,3 +84,26 @@ def test_refusals_and_withdrawals(client):
     with pytest.raises(weightbus.StateError, match="closed"):
         plan.arm(3)
     reader.close()
+
+
+def test_load_slices_after_arms_the_plan(client):
+    torch = pytest.importorskip("torch")
+    from weightbus.torch import load_slices
+
+    topic = client.create_topic("model")
+    topic.alloc({"w": ((4, 8), "f32")})
+    topic.publish({"w": np.full((4, 8), 1, np.float32)})
+    reader = client.open_topic("model")
+    rows = torch.zeros(2, 8)
+    plan = weightbus.SlicePlan(reader, [{"dst": rows, "parts": [{"name": "w", "offset": [2, 0], "extent": [2, 8]}]}])
+    assert load_slices(reader, plan, after=0) == 1 and (rows == 1).all()  # newer already: no wait
+    timer = threading.Timer(0.1, lambda: topic.publish({"w": np.full((4, 8), 2, np.float32)}))
+    timer.start()
+    assert load_slices(reader, plan, after=1, timeout=10) == 2 and (rows == 2).all()
+    timer.join()
+    with pytest.raises(weightbus.WaitTimeoutError):
+        load_slices(reader, plan, after=2, timeout=0.05)
+    with pytest.raises(ValueError, match="version=1 and after=0"):
+        load_slices(reader, plan, version=1, after=0)
+    topic.publish({"w": np.full((4, 8), 3, np.float32)})  # the timed-out arm was withdrawn: nothing pinned
+    assert topic.latest == 3

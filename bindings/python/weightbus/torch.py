@@ -813,23 +813,41 @@ def publish_shards(topic: Topic, shards: Sequence[Shard], metadata: bytes = b"",
 
 
 def load_slices(topic: Topic, plan: Union[SlicePlan, Sequence[Dest]], version: int = 0,
-                timeout: Optional[float] = None) -> int:
+                timeout: Optional[float] = None, after: Optional[int] = None) -> int:
     """Copies version `version` (0: the latest) into the plan's buffers (a SlicePlan, or dest dicts made into
     one for this call) on the current CUDA stream, synchronized before the snapshot is released; returns the
-    version. A server that loads every version makes the SlicePlan once."""
+    version. A server that loads every version makes the SlicePlan once.
+
+    after=N, for a server's loop (`seen = load_slices(topic, plan, after=seen)`): loads the latest version if
+    it is newer than N, else waits for the next one, the plan armed for it before it is published
+    (SlicePlan.arm), so that the library's wait starts the copies. Raises WaitTimeoutError when no newer version
+    comes within `timeout` seconds (the buffers untouched), ValueError with a `version`."""
     if not isinstance(plan, SlicePlan):
         with SlicePlan(topic, plan) as made:
-            return load_slices(topic, made, version, timeout)
+            return load_slices(topic, made, version, timeout, after)
+    if after is not None:
+        if version:
+            raise ValueError(f"load_slices: version={version} and after={after}: pass one of them")
+        stream = _plan_stream(plan)
+        with plan.arm(after, stream) as armed, armed.wait(timeout) as snapshot:
+            if stream is not None:
+                stream.synchronize()  # the copies read the snapshot: they must end before its release
+            return snapshot.version
     with topic.snapshot(version, timeout) as snapshot:
         _run_to_completion(plan, snapshot)
         return snapshot.version
 
 
+def _plan_stream(plan: SlicePlan) -> Optional[torch.cuda.Stream]:
+    """The current stream of the GPU of the plan's CUDA buffers, or None (host buffers)."""
+    cuda = [b for b in plan._buffers if isinstance(b, torch.Tensor) and b.is_cuda]
+    return torch.cuda.current_stream(cuda[0].device) if cuda else None
+
+
 def _run_to_completion(plan: SlicePlan, snapshot: Snapshot) -> None:
     """Runs `plan` for `snapshot`'s version on the current stream of its buffers' GPU and waits for the copies:
     they read the snapshot, so they must end before it is released."""
-    cuda = [b for b in plan._buffers if isinstance(b, torch.Tensor) and b.is_cuda]
-    stream = torch.cuda.current_stream(cuda[0].device) if cuda else None
+    stream = _plan_stream(plan)
     plan.run(snapshot, stream)
     if stream is not None:
         stream.synchronize()
