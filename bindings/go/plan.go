@@ -6,7 +6,9 @@ package weightbus
 import "C"
 
 import (
+	"context"
 	"fmt"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -95,8 +97,8 @@ type PlanInfo struct {
 }
 
 // Plan is destinations resolved once into region copies from a topic's shards (wb_plan_create), run for each
-// version. It owns its host buffers and scales, in C memory (the library writes them on every Run); Output and
-// Scales read them until Close.
+// version. It owns its host buffers and scales, in C memory (the library writes them on every Run and every
+// Armed.Wait); Output and Scales read them until Close.
 type Plan struct {
 	p       *C.wb_plan
 	topic   *Topic
@@ -104,6 +106,7 @@ type Plan struct {
 	sizes   []int
 	scales  []unsafe.Pointer // nil for a destination without scales
 	counts  []int
+	arms    int32 // arms of the plan neither spent nor released
 }
 
 // NewPlan checks every destination against the topic's complete layout and allocates its buffers, scales too.
@@ -192,6 +195,98 @@ func (p *Plan) Run(snapshot *Snapshot) error {
 	return call(func() C.int { return C.wb_plan_run(p.p, snapshot.s, nil) })
 }
 
+// Arm leases the first version newer than after (the last one the caller loaded; 0: any) for a Run of the plan,
+// before that version is published if need be (wb_plan_arm): the latest, if it is newer and can be read now,
+// else the version after the latest. Armed.Wait then waits for it, fills the buffers and returns its snapshot.
+// While the armed version is not published its lease keeps nothing waiting (an R = 1 publisher writes it in place
+// all the same); once it is, the lease pins it as a snapshot's does. The arm counts as a snapshot of the plan's
+// topic for Topic.Close, and holds off the plan's Close. Errors: ErrInval (after is beyond the latest version, or
+// no version can follow the latest; a closed plan), ErrNotFound (the topic was removed), ErrNoSpace (every
+// lease slot of the client is held), ErrNoMem.
+//
+//	var seen uint64
+//	for {
+//		armed, err := plan.Arm(seen) // before the trainer publishes
+//		...
+//		snapshot, err := armed.Wait(ctx) // published: plan.Output holds it
+//		...
+//		seen = snapshot.Version()
+//		snapshot.Close()
+//	}
+func (p *Plan) Arm(after uint64) (*Armed, error) {
+	armed := &Armed{plan: p}
+	if err := call(func() C.int { return C.wb_plan_arm(p.p, C.uint64_t(after), nil, &armed.a) }); err != nil {
+		return nil, err
+	}
+	atomic.AddInt32(&p.arms, 1)
+	atomic.AddInt32(&p.topic.open, 1)
+	return armed, nil
+}
+
+// Armed is a plan's Run of a version leased ahead (Plan.Arm), perhaps before it is published. Wait for it, or
+// Release it: a Wait that does not time out spends it, and after that Wait fails with ErrInval and Release does
+// nothing, so that `defer armed.Release()` is safe. Use it from one goroutine at a time; close its plan and
+// topic after it.
+type Armed struct {
+	a    *C.wb_armed
+	plan *Plan
+}
+
+func errSpent() error {
+	return &Error{Code: ErrInval, Message: "the arm is spent (waited for or released): arm the plan again"}
+}
+
+// Version is the version armed now; a Wait may move it to a later one when the armed version will not come (the
+// publisher skipped it, or an R >= 2 reader fell so far behind that its record is gone). ErrInval once the arm
+// is spent.
+func (a *Armed) Version() (uint64, error) {
+	if a.a == nil {
+		return 0, errSpent()
+	}
+	var version C.uint64_t
+	err := call(func() C.int { return C.wb_armed_version(a.a, &version) })
+	return uint64(version), err
+}
+
+// Wait waits until the armed version is published or ctx ends, fills the plan's buffers with it (Run) and
+// returns its snapshot: close it as any, after reading the buffers if they must not change meanwhile. When ctx
+// ends first (ctx.Err() is returned, nothing done) the arm stays: wait again or Release it; on any other return
+// it is spent. Errors: ctx.Err(), ErrDirty (the version was published
+// but an R = 1 topic is still left half-written by a publisher that died: arm again for the version that mends
+// it), ErrNotFound (the topic was removed), ErrBrokerGone, those of Run (its snapshot closed: some buffers may
+// hold the version's bytes), ErrInval (the arm is spent).
+func (a *Armed) Wait(ctx context.Context) (*Snapshot, error) {
+	if a.a == nil {
+		return nil, errSpent()
+	}
+	snapshot := &Snapshot{topic: a.plan.topic}
+	err := sliced(ctx, func(timeoutMs C.int64_t) C.int { return C.wb_armed_wait(a.a, timeoutMs, &snapshot.s) })
+	if err != nil && err == ctx.Err() { // each slice's timeout keeps the arm
+		return nil, err
+	}
+	a.a = nil // freed by the call
+	atomic.AddInt32(&a.plan.arms, -1)
+	if err != nil {
+		atomic.AddInt32(&a.plan.topic.open, -1)
+		return nil, err
+	}
+	snapshot.readRecord() // the arm's count in topic.open passes to the snapshot
+	return snapshot, nil
+}
+
+// Release withdraws the arm: its lease is dropped and nothing is copied. Once the arm is spent (a Wait that did
+// not time out, or Release) it does nothing.
+func (a *Armed) Release() error {
+	if a.a == nil {
+		return nil
+	}
+	err := call(func() C.int { return C.wb_armed_release(a.a) })
+	a.a = nil // not to be used again, whatever the call returns
+	atomic.AddInt32(&a.plan.arms, -1)
+	atomic.AddInt32(&a.plan.topic.open, -1)
+	return err
+}
+
 // Info describes the plan.
 func (p *Plan) Info() (PlanInfo, error) {
 	raw := C.wbgo_plan_info()
@@ -212,8 +307,12 @@ func (p *Plan) Scales(index int) []float32 {
 	return unsafe.Slice((*float32)(p.scales[index]), p.counts[index])
 }
 
-// Close frees the plan and its buffers.
+// Close frees the plan and its buffers. It refuses with ErrState while arms of the plan are held (Arm): wait for
+// or release them first.
 func (p *Plan) Close() error {
+	if arms := atomic.LoadInt32(&p.arms); arms > 0 {
+		return &Error{Code: ErrState, Message: fmt.Sprintf("%d arm(s) of this plan are still held: wait for or release them first", arms)}
+	}
 	if p.p != nil {
 		C.wb_plan_destroy(p.p)
 		p.p = nil

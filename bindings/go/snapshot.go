@@ -12,8 +12,8 @@ import (
 	"unsafe"
 )
 
-// Snapshot is a lease on one version of a topic (Topic.Acquire): no byte of it changes until Close releases
-// the lease. Its tensors' memory must not be used after Close.
+// Snapshot is a lease on one version of a topic (Topic.Acquire, Armed.Wait): no byte of it changes until Close
+// releases the lease. Its tensors' memory must not be used after Close.
 type Snapshot struct {
 	s           *C.wb_snapshot
 	topic       *Topic

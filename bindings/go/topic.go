@@ -17,14 +17,14 @@ import (
 type Topic struct {
 	t      *C.wb_topic
 	client *Client
-	open   int32 // snapshots and updates not closed yet
+	open   int32 // snapshots, arms (Plan.Arm) and updates not closed yet
 }
 
-// Close closes the handle. It refuses with ErrState while snapshots or an update of it are open; after Close,
-// calls on the topic fail with ErrInval.
+// Close closes the handle. It refuses with ErrState while snapshots, arms (Plan.Arm) or an update of it are open;
+// after Close, calls on the topic fail with ErrInval.
 func (t *Topic) Close() error {
 	if open := atomic.LoadInt32(&t.open); open > 0 {
-		return &Error{Code: ErrState, Message: fmt.Sprintf("%d snapshot(s) or update(s) of this topic are still open: close them first", open)}
+		return &Error{Code: ErrState, Message: fmt.Sprintf("%d snapshot(s), arm(s) or update(s) of this topic are still open: close them first", open)}
 	}
 	if err := call(func() C.int { return C.wb_topic_close(t.t) }); err != nil {
 		return err

@@ -24,10 +24,10 @@
 // Errors are *Error values carrying the WB_E_* Code and the library's message; the codes are sentinels for
 // errors.Is (errors.Is(err, weightbus.ErrNotFound)).
 //
-// Handles must be closed explicitly, children first: a client with open topics, or a topic with open
-// snapshots or an update, refuses to close (ErrState) rather than leave them dangling. A handle may be used
-// from several goroutines at once, except an Update (one goroutine at a time); do not close a handle while
-// another goroutine uses it.
+// Handles must be closed explicitly, children first: a client with open topics, a topic with open snapshots,
+// arms or an update, or a plan with arms, refuses to close (ErrState) rather than leave them dangling. A handle
+// may be used from several goroutines at once, except an Update and an Armed (one goroutine at a time); do not
+// close a handle while another goroutine uses it.
 package weightbus
 
 /*
