@@ -57,8 +57,10 @@ int wait_for_leases(wb_topic *topic, uint64_t latest, const Deadline &deadline, 
     int rc = sleep_on(topic->client->connection, &entry.release_seq, &entry.release_waiters, seq,
                       deadline.remaining_ns());
     if (rc == WB_E_TIMEOUT) {
-      return fail(WB_E_TIMEOUT, "topic '%s': readers still hold leases on %zu version(s) (oldest %llu) after %lld ms",
-                  entry.name, leased.size(), (unsigned long long)leased.front(), (long long)timeout_ms);
+      // Arms (leases above the latest) keep no begin waiting: the message names the published versions leased.
+      auto published = std::count_if(leased.begin(), leased.end(), [latest](uint64_t v) { return v <= latest; });
+      return fail(WB_E_TIMEOUT, "topic '%s': readers still hold leases on %lld version(s) (oldest %llu) after %lld ms",
+                  entry.name, (long long)published, (unsigned long long)leased.front(), (long long)timeout_ms);
     }
     if (rc != WB_OK) return rc;
   }

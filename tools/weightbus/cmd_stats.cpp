@@ -246,7 +246,8 @@ broker). Then, for every topic (or just TOPIC): its latest version, replicas, by
 replicas, and one version's worth), how many leases readers hold on it, the largest lag (latest version minus
 a leased version) and the longest time a lease has been held. Then every lease: the client holding it (id,
 pid, name), the topic and version, its lag and how long it has been held. A reader with a growing lag or a
-long hold is the one that keeps an R = 1 publisher waiting or pins old replicas.
+long hold is the one that keeps an R = 1 publisher waiting or pins old replicas. A lease of the version after
+the latest (lag 0) is an arm (wb_plan_arm): a reader waiting for that version, which keeps no one waiting.
 For a sharded topic (docs/sharded-models.md), every rank: its publisher's pid, the last version it published,
 the one it is writing, how many versions it is behind, when it last published; and which ranks a version
 some rank already published waits for (a version is committed once every rank has published it).
