@@ -3,7 +3,7 @@
 // every element of every destination checked on the host for every version a reader leases.
 //
 //   gpu-reshard [--ranks N] [--readers M] [--versions V] [--path vmm|legacy] [--kill 0|1] [--spread 0|1]
-//               [--host 0|1]
+//               [--host 0|1] [--armed 0|1]
 //
 // The model (Qwen-like, small): q/k/v with grouped-query attention (32 heads, 8 KV heads), o_proj and down_proj
 // read row-parallel (their slices cut dimension 1: strided copies), gate/up fused, an embedding of a vocabulary
@@ -13,7 +13,8 @@
 // and started again (it takes its rank over). --path legacy: cuMemAlloc memory registered in place
 // (wb_shard_register_cuda). --spread 1: rank r on GPU r % G and reader m on GPU (m + 1) % G (peer copies).
 // --host 1: every other destination of a reader is host memory (the plan's copies one driver copy each, not the
-// plan kernel's).
+// plan kernel's). --armed 1: each reader arms its plan for the version after the one it read (wb_plan_arm)
+// before that version is published, and wb_armed_wait runs the copies.
 #include <signal.h>
 #include <unistd.h>
 
@@ -29,7 +30,7 @@ namespace {
 struct Options {
   uint32_t ranks = 4, readers = 2, versions = 60;
   std::string path = "vmm";
-  bool kill = false, spread = false, host = false;
+  bool kill = false, spread = false, host = false, armed = false;
 };
 
 Options parse(int argc, char **argv) {
@@ -44,6 +45,7 @@ Options parse(int argc, char **argv) {
     else if (flag == "--kill") o.kill = atoi(v) != 0;
     else if (flag == "--spread") o.spread = atoi(v) != 0;
     else if (flag == "--host") o.host = atoi(v) != 0;
+    else if (flag == "--armed") o.armed = atoi(v) != 0;
     else die("unknown flag %s", flag.c_str());
   }
   if (o.path != "vmm" && o.path != "legacy") die("--path is vmm or legacy");
@@ -312,17 +314,24 @@ int reader_main(const Options &o, const std::string &socket, uint32_t m, Shared 
   std::vector<std::vector<uint16_t>> host(d.dests.size());
   uint64_t seen = 0;
   while (seen < o.versions) {
-    uint64_t latest;
-    WB(wb_topic_wait(topic, seen, 30000, &latest));
-    wb_snapshot *snapshot;
-    WB(wb_snapshot_acquire(topic, 0, 30000, &snapshot));
-    uint64_t v;
-    WB(wb_snapshot_version(snapshot, &v));
+    // Poisoned first, so that a destination the copies missed shows.
     for (size_t i = 0; i < buffers.size(); ++i) {
       if (buffers[i] != 0) CU(cu.cuMemsetD8Async(buffers[i], 0xee, d.dests[i].dst_bytes, stream));
       else memset(in_host[i].data(), 0xee, d.dests[i].dst_bytes);
     }
-    WB(wb_plan_run(plan, snapshot, stream));
+    wb_snapshot *snapshot;
+    if (o.armed) {
+      wb_armed *armed;
+      WB(wb_plan_arm(plan, seen, stream, &armed));
+      WB(wb_armed_wait(armed, 30000, &snapshot));  // the plan's copies are on stream
+    } else {
+      uint64_t latest;
+      WB(wb_topic_wait(topic, seen, 30000, &latest));
+      WB(wb_snapshot_acquire(topic, 0, 30000, &snapshot));
+      WB(wb_plan_run(plan, snapshot, stream));
+    }
+    uint64_t v;
+    WB(wb_snapshot_version(snapshot, &v));
     for (size_t i = 0; i < buffers.size(); ++i) {
       host[i].resize(dest_elements(d.dests[i]));
       if (buffers[i] != 0) CU(cu.cuMemcpyDtoHAsync(host[i].data(), buffers[i], d.dests[i].dst_bytes, stream));
