@@ -5,9 +5,9 @@
 //   broker     everything structural: header, topic/tensor/allocation entries, client slots, reclaim.
 //   publisher  its topic's live fields (latest, floor, writing_version, futex words, event_*), its version
 //              ring (with the event handles), the replica_version words of its tensors and the header's
-//              publishes counter (the broker counts a sharded topic's commits). A rank of a sharded
-//              topic: its Rank entry's live fields, the replica_version words of its shards, the topic's floor
-//              (raised only) and, rank 0, the version record's body; the broker commits (latest).
+//              publishes counter. A rank of a sharded topic: its Rank entry's live fields, the replica_version
+//              words of its shards, the topic's floor (raised only) and, rank 0, the version record's body;
+//              the last rank to publish a version commits it (latest), or the broker for a rank that died.
 //   reader     only the lease words (and their acquire times) of its own client slot, and the release futex
 //              word of a topic.
 #pragma once
@@ -23,11 +23,12 @@
 namespace wb::shm {
 
 inline constexpr uint64_t kMagic = 0x31474553'53554257ull;  // "WBUSSEG1"
-inline constexpr uint32_t kLayoutVersion = 9;
+inline constexpr uint32_t kLayoutVersion = 10;
 inline constexpr uint32_t kNone = UINT32_MAX;
 inline constexpr uint64_t kNeverWritten = UINT64_MAX;        // a replica that holds no version
 inline constexpr uint64_t kWritingBit = 1ull << 63;         // R = 1: replica being written in place by version
 inline constexpr uint32_t kRankVersionsKept = 4;            // Rank::replica_of_version's ring
+inline constexpr uint64_t kRecordPending = 1ull << 63;      // a sharded version's record, written, not committed
 
 struct Fingerprint {
   uint32_t layout_version;
@@ -103,7 +104,8 @@ struct Topic {
 // One publishing rank of a sharded topic. The broker writes topic, rank, publisher*, sealed, shards and bytes;
 // the rank's publisher writes the rest. published is the rank's point of no return for a version: once it is
 // stored, the rank's part of that version (its shards' replica_version words, rank 0's record body, changed)
-// is final, and the broker commits the version when every rank's published equals latest + 1.
+// is final, and the version commits when every rank's published equals latest + 1 (the last rank's publish,
+// else the broker: topic_state::commit_rank_version).
 struct Rank {
   uint32_t topic;
   uint32_t rank;
@@ -214,7 +216,9 @@ inline constexpr uint32_t kRecordGpuWord = 2;
 // word by word, see atomic_bytes.hpp): a reader copies them while the publisher may be rewriting the slot, and
 // only the version check afterwards tells it whether its copy is whole.
 struct VersionRecord {
-  std::atomic<uint64_t> version;  // seqlock: 0 while being written, then the version it holds
+  // Seqlock: 0 while being written, then the version it holds. A sharded version's: kRecordPending | v once rank
+  // 0 wrote its body, until its commit stores v (topic_state::commit_rank_version).
+  std::atomic<uint64_t> version;
   std::atomic<uint64_t> timestamp_ns;
   std::atomic<uint32_t> metadata_size;
   std::atomic<uint32_t> changed_count;

@@ -8,6 +8,34 @@
 
 namespace wb::topic_state {
 
+bool commit_rank_version(const shm::Segment &seg, shm::Topic &t, uint32_t topic_slot) {
+  if (t.ranks == 0 || t.state.load(std::memory_order_seq_cst) != uint32_t(shm::TopicState::kLive)) return false;
+  uint64_t latest = t.latest.load(std::memory_order_seq_cst);
+  uint64_t version = latest + 1;
+  uint32_t changed = 0;
+  for (uint32_t k = 0; k < t.ranks; ++k) {
+    const shm::Rank *r = rank_entry(seg, t, k);
+    // Each rank stored its part (shards, rank 0 the record's body, changed) before its published, and none moves
+    // on before latest reaches version: the sum below is this version's.
+    if (r == nullptr || r->published.load(std::memory_order_seq_cst) != version) return false;
+    changed += r->changed.load(std::memory_order_acquire);
+  }
+  shm::VersionRecord &rec = seg.record(topic_slot, version);
+  // The claim: only rank 0's body of this very version holds kRecordPending | version, so a caller that read an
+  // old latest and stalled while the ring came round again cannot claim a later version's record.
+  uint64_t pending = shm::kRecordPending | version;
+  if (rec.version.compare_exchange_strong(pending, version, std::memory_order_seq_cst)) {
+    rec.changed_count.store(changed, std::memory_order_release);
+  } else if (pending != version) {
+    return false;  // not this version's record: a segment scribbled over, or a latest read long ago
+  }
+  // Claimed, by this call or by one that may have died since: latest moves from exactly version - 1, once.
+  if (!t.latest.compare_exchange_strong(latest, version, std::memory_order_seq_cst)) return false;
+  seg.header().publishes.fetch_add(1, std::memory_order_relaxed);
+  bump_and_wake(&t.version_seq, &t.version_waiters);
+  return true;
+}
+
 uint32_t count_dirty(const shm::Segment &seg, const shm::Topic &t) {
   uint32_t count = t.tensor_count.load(std::memory_order_acquire);
   uint32_t dirty = 0;

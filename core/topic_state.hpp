@@ -35,6 +35,13 @@ void raise_floor(shm::Topic &t, uint64_t floor);
 // the writer is gone, may call it.
 void end_rank_update(const shm::Segment &seg, shm::Topic &t, uint32_t rank);
 
+// Commits version latest + 1 of sharded topic t (in the segment's topic slot topic_slot) if every rank has
+// published it: its record's version word, then latest, then wakes waiters. Any rank's publisher and the broker
+// may call it at any time, concurrently: the record's claim (kRecordPending | v to v, one winner per version and
+// ring slot) and latest's compare-and-swap make each version commit once, and a caller that finds the record
+// claimed by one that died before storing latest finishes it. True when this call stored latest.
+bool commit_rank_version(const shm::Segment &seg, shm::Topic &t, uint32_t topic_slot);
+
 // The ranks that version latest + 1 still waits for, when some rank already published it (else ""), as
 // "3 (pid 812, last published 41, 5.2 s ago), 5 (no publisher, ...)" with details, or "3, 5" without.
 std::string lagging_ranks(const shm::Segment &seg, const shm::Topic &t, bool details);

@@ -11,7 +11,7 @@ enum class CrashPoint : uint32_t {
   kNone,
   kPublishAfterReplicas,  // "publish-after-replicas": replica versions stored, `latest` not yet
   kRankBeforePublished,   // "rank-before-published": a rank stored its shards' versions, not its published
-  kRankAfterPublished,    // "rank-after-published": a rank stored its published, not yet told the broker
+  kRankAfterPublished,    // "rank-after-published": a rank stored its published, not yet committed nor told the broker
 };
 
 struct CrashSeam {

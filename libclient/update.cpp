@@ -13,7 +13,9 @@
 // A rank of a sharded topic (docs/sharded-models.md, "Versions") does the same for its shards, with three
 // differences: its begin waits until the layout is complete and the previous version is committed (lockstep),
 // and raises the floor only; its publish stores its shards' versions, rank 0 also the record's body, then the
-// rank's published (its point of no return), and tells the broker, which stores latest once every rank has.
+// rank's published (its point of no return), then commits the version if every rank has published it (the last
+// one's call does: topic_state::commit_rank_version), and tells the broker, which commits it for a rank that
+// died in between.
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -273,7 +275,9 @@ uint32_t record_replica(wb_update *update, uint32_t replica) {
   return all && replica != shm::kNone ? replica + 1 : 0;
 }
 
-// Publish on a rank: its shards, rank 0 the record's body, then its published word; the broker commits.
+// Publish on a rank: its shards, rank 0 the record's body (marked pending: the commit claims it), then its
+// published word; then the commit, which only the last rank's call finds complete (or the broker, for a rank
+// that died between the two).
 int publish_rank(wb_update *update, const void *metadata, uint32_t metadata_size, uint64_t *version) {
   wb_topic *topic = update->topic;
   const shm::Segment &seg = topic->client->seg;
@@ -288,7 +292,10 @@ int publish_rank(wb_update *update, const void *metadata, uint32_t metadata_size
     me.replica_of_version[n % shm::kRankVersionsKept].store(rank_word(update, me, replica),
                                                              std::memory_order_release);
   }
-  if (topic->rank == 0) write_record_body(seg, topic->slot, n, metadata, metadata_size, 0, update->record_flags, 0);
+  if (topic->rank == 0) {
+    write_record_body(seg, topic->slot, n, metadata, metadata_size, 0, update->record_flags, 0);
+    seg.record(topic->slot, n).version.store(shm::kRecordPending | n, std::memory_order_release);
+  }
   crash_point(topic->client->crash_seam, CrashPoint::kRankBeforePublished);
   if (update->recovered_dirty > 0) {
     me.dirty_tensors.fetch_sub(update->recovered_dirty, std::memory_order_seq_cst);
@@ -299,9 +306,10 @@ int publish_rank(wb_update *update, const void *metadata, uint32_t metadata_size
   me.published.store(n, std::memory_order_seq_cst);
   me.writing_version.store(0, std::memory_order_seq_cst);
   crash_point(topic->client->crash_seam, CrashPoint::kRankAfterPublished);
+  topic_state::commit_rank_version(seg, entry, topic->slot);
   close_update(update);
   if (version != nullptr) *version = n;
-  // Without a broker the part stays published: a successor commits the version when it adopts the segment.
+  // The broker commits what a rank that died here left complete, and tells notify-fd subscribers.
   catching(__func__,
            [&] { return topic->client->connection.post(builder, proto::Body::RankPublished, body.Union()); });
   return WB_OK;

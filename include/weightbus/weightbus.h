@@ -446,7 +446,7 @@ WB_API int wb_update_tensor_at(wb_update *update, uint32_t index, wb_tensor_info
 /* Publishes the update as one version: readers see all of its tensors or none. Costs O(changed tensors).
  * metadata may be NULL when metadata_size is 0. Wakes every waiter and notify fd. Frees the update.
  * On a rank of a sharded topic it publishes the rank's part and returns; readers see the version once every
- * rank has published it (the broker commits it). The version's metadata is rank 0's.
+ * rank has published it (the last rank's call commits it before it returns). The version's metadata is rank 0's.
  * Errors (the update stays open; fix the call or abort): WB_E_INVAL (also: metadata from a rank other than 0),
  * WB_E_SIZE (metadata over WB_METADATA_MAX). */
 WB_API int wb_update_publish(wb_update *update, const void *metadata, uint32_t metadata_size, uint64_t *version);
@@ -804,8 +804,9 @@ WB_API int wb_update_dlpack_versioned(wb_update *update, const char *name, struc
  * Versions: there is one version sequence for the whole model. Every rank begins and publishes each version
  * (wb_update_begin, wb_update_tensor for its shards, wb_update_publish); the version becomes visible to
  * readers only when every rank has published it, all at once: a reader never sees rank 0's version v beside
- * rank 1's v-1. The broker commits it, on the last rank's publish (so while no broker runs, ranks' publishes
- * succeed but readers see nothing new until a successor adopts the segment and commits). A rank begins version
+ * rank 1's v-1. The last rank's publish commits it, in that call (also while no broker runs); if that rank's
+ * process dies between its part and the commit, the broker commits it (a successor, when it adopts the segment,
+ * if none ran). Each version commits once, whoever gets there. A rank begins version
  * v+1 only once v is committed. With R = 1 the ranks write in place, so acquires of the latest wait from the
  * first rank's begin of a version until it is committed. One lease pins version v of every shard. A rank killed mid-version leaves the
  * last committed version readable (R >= 2) or, with R = 1, the model dirty (WB_E_DIRTY) until its shards are
