@@ -24,6 +24,17 @@ func armedReader(t *testing.T, broker *testBroker, name string) (*Topic, *Plan) 
 	return topic, plan
 }
 
+// armedSetup is a private broker's model "model" (f32 "w", R replicas) with version 1 published, and a second
+// client's reader of it with armedReader's plan.
+func armedSetup(t *testing.T, replicas int) (publisher, reader *Topic, plan *Plan) {
+	t.Helper()
+	broker, client := attachedClient(t)
+	publisher = createModel(t, client, "model", replicas)
+	publish(t, publisher, 1)
+	reader, plan = armedReader(t, broker, "model")
+	return publisher, reader, plan
+}
+
 // expectOutput checks that the plan's buffer holds value in every element of "w".
 func expectOutput(t *testing.T, plan *Plan, value float32) {
 	t.Helper()
@@ -67,10 +78,7 @@ func expectBeginBlocked(t *testing.T, topic *Topic) {
 
 // R = 1: the arm of version 2 keeps the publisher's begin from nothing; once 2 is published the wait copies it.
 func TestArmLeasesTheNextVersionBeforeItIsPublished(t *testing.T) {
-	broker, client := attachedClient(t)
-	publisher := createModel(t, client, "model", 1)
-	publish(t, publisher, 1)
-	reader, plan := armedReader(t, broker, "model")
+	publisher, reader, plan := armedSetup(t, 1)
 	armed := must(plan.Arm(1))(t)
 	defer armed.Release()
 	if v := must(armed.Version())(t); v != 2 {
@@ -122,11 +130,8 @@ func TestArmLeasesTheNextVersionBeforeItIsPublished(t *testing.T) {
 
 // A version newer than after that can be read now is the one armed, and the wait copies it at once.
 func TestArmOfAPublishedVersionCopiesItAtOnce(t *testing.T) {
-	broker, client := attachedClient(t)
-	publisher := createModel(t, client, "model", 2)
-	publish(t, publisher, 1)
+	publisher, _, plan := armedSetup(t, 2)
 	publish(t, publisher, 2)
-	_, plan := armedReader(t, broker, "model")
 	for after := uint64(0); after < 2; after++ {
 		for i := range plan.Output(0) {
 			plan.Output(0)[i] = 0
@@ -147,10 +152,7 @@ func TestArmOfAPublishedVersionCopiesItAtOnce(t *testing.T) {
 }
 
 func TestArmAfterTheLatestIsRefused(t *testing.T) {
-	broker, client := attachedClient(t)
-	publisher := createModel(t, client, "model", 1)
-	publish(t, publisher, 1)
-	reader, plan := armedReader(t, broker, "model")
+	_, reader, plan := armedSetup(t, 1)
 	armed, err := plan.Arm(2)
 	var e *Error
 	if !errors.As(err, &e) || e.Code != ErrInval || !strings.Contains(e.Message, "after=2 is beyond its latest version, 1") || armed != nil {
@@ -163,10 +165,7 @@ func TestArmAfterTheLatestIsRefused(t *testing.T) {
 
 // An arm released after its version is published lets the R = 1 publisher go on; nothing is copied.
 func TestReleasingAnArmLetsThePublisherBeginAgain(t *testing.T) {
-	broker, client := attachedClient(t)
-	publisher := createModel(t, client, "model", 1)
-	publish(t, publisher, 1)
-	_, plan := armedReader(t, broker, "model")
+	publisher, _, plan := armedSetup(t, 1)
 	armed := must(plan.Arm(1))(t)
 	publishWithin(t, publisher, 2, time.Second)
 	expectBeginBlocked(t, publisher)
@@ -182,10 +181,7 @@ func TestReleasingAnArmLetsThePublisherBeginAgain(t *testing.T) {
 // A spent arm (waited for, released, or failed) answers ErrInval to Wait and Version, and Release does nothing;
 // a wait's error other than a timeout spends the arm too, and Close counts it gone.
 func TestASpentArmIsSafeToWaitForAndRelease(t *testing.T) {
-	broker, client := attachedClient(t)
-	publisher := createModel(t, client, "model", 1)
-	publish(t, publisher, 1)
-	reader, plan := armedReader(t, broker, "model")
+	publisher, reader, plan := armedSetup(t, 1)
 	expectSpent := func(armed *Armed, how string) {
 		t.Helper()
 		if snapshot, err := armed.Wait(context.Background()); !errors.Is(err, ErrInval) || snapshot != nil {

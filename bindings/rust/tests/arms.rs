@@ -47,13 +47,24 @@ fn whole_plan(reader: &Topic) -> Plan {
     Plan::new(reader, &[dest]).expect("plan")
 }
 
-#[test]
-fn r1_arm_of_the_next_version_waits_for_its_publish_and_copies_it() {
+/// A private broker with model "model" (R replicas, version 1 published) and a reader's plan of all of "w".
+struct Setup {
+    publisher: Topic,
+    plan: Plan,
+    _broker: Broker, // dropped last
+}
+
+fn setup(replicas: u32) -> Setup {
     let broker = Broker::start();
     let client = broker.attach();
-    let publisher = create_model(&client, 1);
-    let reader = client.open_topic("model").unwrap();
-    let mut plan = whole_plan(&reader);
+    let publisher = create_model(&client, replicas);
+    let plan = whole_plan(&client.open_topic("model").unwrap());
+    Setup { publisher, plan, _broker: broker }
+}
+
+#[test]
+fn r1_arm_of_the_next_version_waits_for_its_publish_and_copies_it() {
+    let Setup { publisher, mut plan, _broker } = setup(1);
 
     let mut armed = plan.arm(1).unwrap();
     assert_eq!(armed.version().unwrap(), 2);
@@ -84,12 +95,8 @@ fn r1_arm_of_the_next_version_waits_for_its_publish_and_copies_it() {
 
 #[test]
 fn arm_of_a_version_already_published_copies_it_at_once() {
-    let broker = Broker::start();
-    let client = broker.attach();
-    let publisher = create_model(&client, 2);
+    let Setup { publisher, mut plan, _broker } = setup(2);
     assert_eq!(publish(&publisher, 2), 2);
-    let reader = client.open_topic("model").unwrap();
-    let mut plan = whole_plan(&reader);
     for after in [0, 1] {
         let mut armed = plan.arm(after).unwrap();
         assert_eq!(armed.version().unwrap(), 2, "after {after}");
@@ -105,11 +112,7 @@ fn arm_of_a_version_already_published_copies_it_at_once() {
 
 #[test]
 fn arm_after_a_version_beyond_the_latest_is_refused() {
-    let broker = Broker::start();
-    let client = broker.attach();
-    let _publisher = create_model(&client, 1);
-    let reader = client.open_topic("model").unwrap();
-    let mut plan = whole_plan(&reader);
+    let Setup { mut plan, _broker, .. } = setup(1);
     match plan.arm(5) {
         Err(Error::Inval(message)) => assert!(message.contains("after=5 is beyond its latest version, 1"), "{message}"),
         Err(other) => panic!("arm(5) at latest 1: {other}"),
@@ -120,11 +123,7 @@ fn arm_after_a_version_beyond_the_latest_is_refused() {
 
 #[test]
 fn an_arm_dropped_without_a_wait_releases_its_lease() {
-    let broker = Broker::start();
-    let client = broker.attach();
-    let publisher = create_model(&client, 1);
-    let reader = client.open_topic("model").unwrap();
-    let mut plan = whole_plan(&reader);
+    let Setup { publisher, mut plan, _broker } = setup(1);
 
     let mut armed = plan.arm(1).unwrap();
     assert!(matches!(armed.wait(LOOK), Err(Error::Timeout(_))));
