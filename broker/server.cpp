@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -121,14 +122,16 @@ int Server::run(int ready_fd) {
     log(LogLevel::kError, "%s", wb_last_error());
     return 1;
   }
-  // The stop signals wait, blocked, until their handlers are in place below: the socket appears before them, and
-  // a stop asked for the moment it does (a test, a supervisor) must stop the broker cleanly, not kill it.
+  // The stop signals are blocked for good, before the socket appears: a stop asked for the moment it does (a test,
+  // a supervisor) waits in the signalfd read by the loop below, and stops the broker cleanly, not kills it.
   sigset_t stops;
   sigemptyset(&stops);
   for (int signum : kStopSignals) sigaddset(&stops, signum);
   pthread_sigmask(SIG_BLOCK, &stops, nullptr);
   bool adopted = false;
-  int rc = take_activated_socket(&activated_);
+  stop_fd_ = signalfd(-1, &stops, SFD_NONBLOCK | SFD_CLOEXEC);
+  int rc = stop_fd_ >= 0 ? WB_OK : fail_errno("signalfd of the stop signals");
+  if (rc == WB_OK) rc = take_activated_socket(&activated_);
   if (rc == WB_OK && !activated_) rc = bind_socket();
   if (rc == WB_OK) rc = metrics_.bind(options_.metrics);  // --metrics: a port or path it cannot take stops it here
   if (rc == WB_OK) rc = dispatcher_.open_registry(&adopted);
@@ -137,6 +140,7 @@ int Server::run(int ready_fd) {
     log(LogLevel::kError, "%s", wb_last_error());
     if (listen_fd_ >= 0) close(listen_fd_);
     if (!bound_path_.empty() && bound_path_ != socket_path_) unlink(bound_path_.c_str());
+    if (stop_fd_ >= 0) close(stop_fd_);
     pthread_sigmask(SIG_UNBLOCK, &stops, nullptr);
     return 1;
   }
@@ -153,13 +157,10 @@ int Server::run(int ready_fd) {
   uv_poll_init(&loop_, &listener_, listen_fd_);
   listener_.data = this;
   start_accepting();
-  for (size_t i = 0; i < std::size(kStopSignals); ++i) {
-    uv_signal_init(&loop_, &signals_[i]);
-    signals_[i].data = this;
-    uv_signal_start(&signals_[i], [](uv_signal_t *h, int signum) { static_cast<Server *>(h->data)->stop(signum); },
-                    kStopSignals[i]);
-  }
-  pthread_sigmask(SIG_UNBLOCK, &stops, nullptr);  // one that came meanwhile is handled now
+  uv_poll_init(&loop_, &stop_poll_, stop_fd_);  // one that came meanwhile is read at once
+  stop_poll_.data = this;
+  uv_poll_start(&stop_poll_, UV_READABLE,
+                [](uv_poll_t *h, int, int) { static_cast<Server *>(h->data)->on_stop_signal(); });
   const shm::Capacities &caps = dispatcher_.registry().seg().caps();
   log(LogLevel::kInfo, "listening on %s%s, %s segment /%s (%llu bytes: %u topics, %u tensors, %u clients)",
       socket_path_.c_str(), activated_ ? " (systemd's socket)" : "", adopted ? "adopted" : "new",
@@ -308,6 +309,12 @@ void Server::reap_orphans() {
   if (!dispatcher_.reap_orphans()) uv_timer_stop(&orphan_timer_);
 }
 
+void Server::on_stop_signal() {
+  signalfd_siginfo info;
+  if (read(stop_fd_, &info, sizeof(info)) != ssize_t(sizeof(info))) return;  // EAGAIN: nothing there after all
+  stop(int(info.ssi_signo));
+}
+
 void Server::stop(int signum) {
   bool keep = signum == SIGUSR1 || (signum != SIGUSR2 && options_.on_stop == OnStop::kKeep);
   if (keep) {
@@ -332,7 +339,8 @@ void Server::shutdown(bool keep) {
   }
   metrics_.stop();
   uv_close(reinterpret_cast<uv_handle_t *>(&listener_), nullptr);
-  for (uv_signal_t &s : signals_) uv_close(reinterpret_cast<uv_handle_t *>(&s), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t *>(&stop_poll_), nullptr);
+  close(stop_fd_);  // a stop signal from now on stays pending, blocked, until the broker has exited
   uv_close(reinterpret_cast<uv_handle_t *>(&orphan_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t *>(&accept_timer_), nullptr);
   close(listen_fd_);

@@ -80,8 +80,8 @@ check "then stop stops it" 0 "$cli" --socket "$sock" stop
 wait_exit "$broker"
 check "then it exits cleanly" 0 shm_clean "$fg" $?
 
-# A stop the moment the socket appears (a supervisor, a test fixture): the signal waits for its handler, and the
-# broker stops cleanly every time instead of dying of it.
+# A stop the moment the socket appears (a supervisor, a test fixture): the signal waits, blocked, in the
+# broker's signalfd, and the broker stops cleanly every time instead of dying of it.
 for round in $(seq 20); do
   started=$SECONDS
   rm -f "$sock"
