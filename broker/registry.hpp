@@ -119,8 +119,8 @@ class Registry {
   uint32_t release_publisher(uint32_t topic, uint32_t client);
   // A publisher whose process is gone writes no more GPU words (layout.hpp: Segment::gpu_word): each of the
   // topic's words below its latest version gets it, so that readers' streams waiting for one go on, with the
-  // bytes as the publisher left them (as its host tensors are). Not for a live publisher that closes the topic:
-  // its streams write its words yet.
+  // bytes as the publisher left them (as its host tensors are); so do the arm slots it claimed (core/arms.hpp).
+  // Not for a live publisher that closes the topic: its streams write its words yet.
   void settle_gpu_words(uint32_t topic);
   // A rank's publisher left: ends the version it was writing (end_rank_version), frees the rank for a new
   // publisher, then commits what every rank has published (commit_if_complete). Its seal and shards stay.

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "arms.hpp"
 #include "error.hpp"
 #include "futex.hpp"
 #include "geometry.hpp"
@@ -90,6 +91,7 @@ uint32_t Registry::remove_client(uint32_t slot) {
     bump_and_wake(&t.release_seq, &t.release_waiters);
     ++held;
   }
+  arms::drop_owner(seg_, slot + 1);  // its GPU arms: its streams are gone, or it detached
   shm::ClientSlot &s = seg_.client(slot);
   s.topics_published.store(0);
   s.state.store(uint32_t(shm::ClientState::kFree), std::memory_order_release);
@@ -120,6 +122,7 @@ void Registry::settle_gpu_words(uint32_t topic) {
     std::atomic<uint64_t> &word = seg_.gpu_word(topic, slot);
     if (int64_t(word.load() - latest) < 0) word.store(latest, std::memory_order_release);
   }
+  arms::settle(seg_, topic);  // the arms it claimed and may not have let go
 }
 
 int Registry::find_tensor(uint32_t topic, const std::string &name, uint32_t *slot) const {

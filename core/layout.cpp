@@ -51,7 +51,8 @@ Layout compute_layout(const Capacities &caps) {
   layout.ranks_offset = at;
   at = align_up(at + uint64_t{caps.max_ranks} * sizeof(Rank), kTableAlignment);
   layout.gpu_words_offset = at;  // last, and whole pages: see Segment::gpu_word
-  at = align_up(at + uint64_t{caps.max_topics} * caps.ring_slots * sizeof(uint64_t), kTableAlignment);
+  at += Segment::arms_offset(caps);  // then the arm slots, in the same pages
+  at = align_up(at + uint64_t{caps.max_topics} * kArmsPerTopic * sizeof(ArmSlot), kTableAlignment);
   layout.segment_size = at;
   return layout;
 }

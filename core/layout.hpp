@@ -8,8 +8,9 @@
 //              publishes counter. A rank of a sharded topic: its Rank entry's live fields, the replica_version
 //              words of its shards, the topic's floor (raised only) and, rank 0, the version record's body;
 //              the last rank to publish a version commits it (latest), or the broker for a rank that died.
-//   reader     only the lease words (and their acquire times) of its own client slot, and the release futex
-//              word of a topic.
+//   reader     only the lease words (and their acquire times) of its own client slot, the release futex word of a
+//              topic, and the arm slots it takes (core/arms.hpp: a publisher claims them and writes their words,
+//              the broker settles and frees them for the dead).
 #pragma once
 
 #include <atomic>
@@ -23,7 +24,7 @@
 namespace wb::shm {
 
 inline constexpr uint64_t kMagic = 0x31474553'53554257ull;  // "WBUSSEG1"
-inline constexpr uint32_t kLayoutVersion = 10;
+inline constexpr uint32_t kLayoutVersion = 11;
 inline constexpr uint32_t kNone = UINT32_MAX;
 inline constexpr uint64_t kNeverWritten = UINT64_MAX;        // a replica that holds no version
 inline constexpr uint64_t kWritingBit = 1ull << 63;         // R = 1: replica being written in place by version
@@ -271,6 +272,21 @@ struct Header {
   Fingerprint fingerprint;  // written last: a reader that sees it valid sees a complete header
 };
 
+// A GPU arm (core/arms.hpp): a reader's stream waits on `word` for the copies of `version` of a topic, enqueued
+// before that version was published; the publisher that publishes it claims the arm and writes the arm's token
+// there, or the reader withdraws it and writes the token + 1 (the copies skip). In the GPU word pages (they are
+// registered with the driver as one range), kArmsPerTopic per topic.
+struct ArmSlot {
+  std::atomic<uint64_t> word;     // the reader's stream waits until it reaches the token (cyclic >=)
+  std::atomic<uint64_t> state;    // arms::State: generation, owner and what the slot is in
+  std::atomic<uint64_t> version;  // the armed version
+  std::atomic<uint64_t> place;    // the allocation epoch the arm's addresses hold for (allocations_epoch)
+  std::atomic<uint32_t> replica;  // the replica the arm reads (every rank's, sharded), kNone for R = 1
+  uint32_t reserved;
+  uint64_t reserved2;
+};
+inline constexpr uint32_t kArmsPerTopic = 8;
+
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "cross-process atomics must be lock-free");
 static_assert(std::atomic<uint32_t>::is_always_lock_free, "cross-process atomics must be lock-free");
 static_assert(WB_METADATA_MAX % sizeof(uint64_t) == 0, "metadata is stored in whole words");
@@ -344,6 +360,15 @@ class Segment {
     return reinterpret_cast<std::atomic<uint64_t> *>(base_ + header().gpu_words_offset);
   }
   uint64_t gpu_words_size() const { return header().segment_size - header().gpu_words_offset; }
+  // Arm slot i (< kArmsPerTopic) of a topic: after the GPU words, in the same registered pages.
+  ArmSlot &arm(uint32_t topic_slot, uint32_t i) const {
+    return at<ArmSlot>(arms_offset(caps()), uint64_t{topic_slot} * kArmsPerTopic + i, sizeof(ArmSlot),
+                       header().gpu_words_offset);
+  }
+  // Where the arm table starts, from the GPU words' offset.
+  static uint64_t arms_offset(const Capacities &caps) {
+    return (uint64_t{caps.max_topics} * caps.ring_slots * sizeof(uint64_t) + 63) / 64 * 64;
+  }
   char *base() const { return base_; }
 
  private:
@@ -359,6 +384,12 @@ class Segment {
 inline void set_allocation_state(const Segment &seg, Allocation &a, AllocationState state) {
   a.state.store(uint32_t(state), std::memory_order_release);
   seg.header().allocation_changes.fetch_add(1, std::memory_order_release);
+}
+
+// Where the segment's allocations stand: one more than the changes of their states so far (never 0). An R = 1
+// topic's tensors lie at the same addresses for as long as it stays (an entry never changes allocation).
+inline uint64_t allocations_epoch(const Segment &seg) {
+  return seg.header().allocation_changes.load(std::memory_order_acquire) + 1;
 }
 
 // Writes the header of a segment of these capacities (its tables laid out by compute_layout), the fingerprint

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "arms.hpp"
 #include "clock.hpp"
 #include "futex.hpp"
+#include "replica.hpp"
 
 namespace wb::topic_state {
 
@@ -32,6 +34,19 @@ bool commit_rank_version(const shm::Segment &seg, shm::Topic &t, uint32_t topic_
   // Claimed, by this call or by one that may have died since: latest moves from exactly version - 1, once.
   if (!t.latest.compare_exchange_strong(latest, version, std::memory_order_seq_cst)) return false;
   seg.header().publishes.fetch_add(1, std::memory_order_relaxed);
+  // Every rank's bytes were there before its published (a rank on a stream synchronized it): the arms of this
+  // version may copy now.
+  auto fits = [&](uint32_t replica) {
+    if (t.replicas == 1) return replica == shm::kNone;
+    for (uint32_t k = 0; k < t.ranks; ++k) {
+      const shm::Rank *r = rank_entry(seg, t, k);
+      uint64_t word = r == nullptr ? 0 : r->replica_of_version[version % shm::kRankVersionsKept].load();
+      if (rank_replica_of(word, version) != replica) return false;
+    }
+    return true;
+  };
+  arms::claim(seg, topic_slot, version, shm::allocations_epoch(seg), fits,
+              [](shm::ArmSlot &slot, uint64_t token) { slot.word.store(token, std::memory_order_release); });
   bump_and_wake(&t.version_seq, &t.version_waiters);
   return true;
 }

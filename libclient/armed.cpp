@@ -32,6 +32,8 @@ struct wb_armed {
   uint64_t after = 0;    // the caller's: the arm is for the first version after it
   uint64_t version = 0;  // leased in lease_slot
   uint32_t lease_slot = 0;
+  // The copies enqueued on the stream behind a GPU arm (plan.hpp: arm_plan), or nullptr: copied once published.
+  wb::cuda::GpuArm *gpu = nullptr;
   // Made ahead, so that once the version is published nothing on the way to the copies can fail for memory.
   std::unique_ptr<wb_snapshot> snapshot;
   std::set<wb_snapshot *>::node_type snapshot_node;
@@ -80,9 +82,16 @@ int lease_next(wb_armed *armed) {
   }
 }
 
+// Withdraws the GPU half of the arm, if any (waiting for its copies if a publisher claimed it first).
+void drop_gpu(wb_armed *armed) {
+  cuda::drop_gpu_arm(armed->topic->client, armed->gpu);
+  armed->gpu = nullptr;
+}
+
 // Drops the arm's lease and frees it.
 void withdraw(wb_armed *armed) {
   wb_topic *topic = armed->topic;
+  drop_gpu(armed);  // first: copies a publisher let go read under the lease
   topic->client->leases.drop(*topic->entry, armed->lease_slot);
   {
     std::lock_guard lock(topic->handles_mutex);
@@ -92,9 +101,11 @@ void withdraw(wb_armed *armed) {
 }
 
 // The armed version, published: its snapshot, which takes the arm's lease over, counted among the topic's
-// snapshots. Frees the arm.
-wb_snapshot *claim(wb_armed *armed) {
+// snapshots, and whether its copies are on the stream already (*enqueued). Frees the arm.
+wb_snapshot *claim(wb_armed *armed, bool *enqueued) {
   wb_topic *topic = armed->topic;
+  *enqueued = armed->gpu != nullptr && cuda::finish_gpu_arm(topic->client, armed->gpu);
+  armed->gpu = nullptr;
   wb_snapshot *snapshot = armed->snapshot.release();
   snapshot->topic = topic;
   snapshot->version = armed->version;
@@ -108,9 +119,9 @@ wb_snapshot *claim(wb_armed *armed) {
   return snapshot;
 }
 
-// Waits until the armed version is published and readable: WB_OK with *out its snapshot (the arm freed),
-// WB_E_TIMEOUT (the arm kept), else an error (the arm withdrawn).
-int await_version(wb_armed *armed, int64_t timeout_ms, wb_snapshot **out) {
+// Waits until the armed version is published and readable: WB_OK with *out its snapshot (the arm freed) and
+// *enqueued (claim's), WB_E_TIMEOUT (the arm kept), else an error (the arm withdrawn).
+int await_version(wb_armed *armed, int64_t timeout_ms, wb_snapshot **out, bool *enqueued) {
   wb_topic *topic = armed->topic;
   shm::Topic &entry = *topic->entry;
   const shm::Segment &seg = topic->client->seg;
@@ -123,9 +134,10 @@ int await_version(wb_armed *armed, int64_t timeout_ms, wb_snapshot **out) {
       if (entry.dirty_tensors.load(std::memory_order_seq_cst) > 0) {
         rc = dirty_error(seg, entry);
       } else if (read_record(seg, topic->slot, armed->version, armed->snapshot.get())) {
-        *out = claim(armed);
+        *out = claim(armed, enqueued);
         return WB_OK;
       } else {  // never published (skipped), or its record is overwritten: the first after `after` is a later one
+        drop_gpu(armed);
         topic->client->leases.clear(entry, armed->lease_slot);
         if ((rc = lease_next(armed)) == WB_OK) continue;
       }
@@ -187,9 +199,17 @@ extern "C" WB_API int wb_plan_arm(wb_plan *plan, uint64_t after, void *stream, w
     topic->client->leases.drop(*topic->entry, armed->lease_slot);
     return rc;
   }
-  std::lock_guard lock(topic->handles_mutex);
-  topic->arms.insert(std::move(node));
-  *out = armed.release();
+  {
+    std::lock_guard lock(topic->handles_mutex);
+    topic->arms.insert(std::move(node));
+  }
+  wb_armed *made = armed.release();
+  // Not published yet: its copies may go on the stream now, to start when it is (a failure leaves it to the wait).
+  if (topic->entry->latest.load(std::memory_order_seq_cst) < made->version &&
+      arm_plan(plan, made->version, stream, &made->gpu) != WB_OK) {
+    made->gpu = nullptr;
+  }
+  *out = made;
   return WB_OK;
 } catch (...) {
   return wb::abi_error(__func__);
@@ -201,8 +221,10 @@ extern "C" WB_API int wb_armed_wait(wb_armed *armed, int64_t timeout_ms, wb_snap
   wb_plan *plan = armed->plan;
   void *stream = armed->stream;
   wb_snapshot *leased = nullptr;
-  if (int rc = await_version(armed, timeout_ms, &leased); rc != WB_OK) return rc;
-  if (int rc = wb_plan_run(plan, leased, stream); rc != WB_OK) {
+  bool enqueued = false;
+  int rc = await_version(armed, timeout_ms, &leased, &enqueued);
+  if (rc != WB_OK) return rc;
+  if (!enqueued && (rc = wb_plan_run(plan, leased, stream)) != WB_OK) {
     std::string message = wb_last_error();
     wb_snapshot_release(leased);
     return fail(rc, "%s", message.c_str());
@@ -216,6 +238,14 @@ extern "C" WB_API int wb_armed_wait(wb_armed *armed, int64_t timeout_ms, wb_snap
 extern "C" WB_API int wb_armed_version(const wb_armed *armed, uint64_t *version) try {
   if (armed == nullptr || version == nullptr) return fail(WB_E_INVAL, "armed or version is NULL");
   *version = armed->version;
+  return WB_OK;
+} catch (...) {
+  return wb::abi_error(__func__);
+}
+
+extern "C" WB_API int wb_armed_on_stream(const wb_armed *armed, int *on_stream) try {
+  if (armed == nullptr || on_stream == nullptr) return fail(WB_E_INVAL, "armed or on_stream is NULL");
+  *on_stream = armed->gpu != nullptr;
   return WB_OK;
 } catch (...) {
   return wb::abi_error(__func__);

@@ -580,9 +580,51 @@ int run_plan(wb_plan *plan, wb_snapshot *snapshot, void *stream) {
   return run_with(plan, snapshot, stream, sources);
 }
 
+// R = 2: the replica version `version` will be written into, as its begin picks it when no older version is
+// leased: the one the latest is not in. kNone when that is not known (a mixed latest, none yet).
+uint32_t next_replica(const wb_plan *plan, uint64_t version) {
+  const wb_topic *topic = plan->topic;
+  const shm::Segment &seg = topic->client->seg;
+  uint64_t latest = version - 1;
+  uint32_t replica = shm::kNone;
+  if (latest == 0) return shm::kNone;
+  if (topic->entry->ranks == 0) {
+    uint32_t all_in = seg.record(topic->slot, latest).replica.load(std::memory_order_acquire);
+    replica = all_in == 0 ? shm::kNone : all_in - 1;
+  } else if (const shm::Rank *rank = topic_state::rank_entry(seg, *topic->entry, 0); rank != nullptr) {
+    replica = rank_replica_of(rank->replica_of_version[latest % shm::kRankVersionsKept].load(std::memory_order_acquire),
+                              latest);
+  }
+  return replica < 2 ? 1 - replica : shm::kNone;
+}
+
 }  // namespace
 
 wb_topic *plan_topic(const wb_plan *plan) { return plan->topic; }
+
+int arm_plan(wb_plan *plan, uint64_t version, void *stream, cuda::GpuArm **out) {
+  *out = nullptr;
+  uint64_t epoch = allocations_epoch(plan->topic->client);
+  if (!plan->host_copies.empty() || !plan->host_fills.empty() || !plan->host_conversions.empty() ||
+      !plan->gpu_conversions.empty() || plan->gpu_copies.empty() || plan->gpu == nullptr || plan->gpu_ordinal < 0 ||
+      plan->replicas > 2 || epoch != plan->found_epoch) {
+    return WB_OK;
+  }
+  uint32_t replica = plan->replicas == 1 ? shm::kNone : next_replica(plan, version);
+  if (plan->replicas == 2 && replica == shm::kNone) return WB_OK;
+  uint32_t in = replica == shm::kNone ? 0 : replica;
+  cuda::PlanSources sources(plan->sources.size(), [&](uint32_t k, cuda::PlanSource *found) {
+    size_t at = size_t(k) * plan->replicas + in;
+    if (!plan->found_known[at]) {
+      if (int rc = resolve_source(plan, k, in, &plan->found[at]); rc != WB_OK) return rc;
+      plan->found_known[at] = 1;
+    }
+    *found = plan->found[at];
+    return int(WB_OK);
+  });
+  return cuda::arm_plan_on_stream(plan->topic, plan->gpu, plan->gpu_fills, &sources, plan->gpu_ordinal, stream,
+                                  cuda::ArmTarget{version, epoch, replica}, out);
+}
 
 }  // namespace wb
 

@@ -123,10 +123,7 @@ int lookup_tensor(wb_snapshot *snapshot, uint32_t tensor_slot, uint32_t position
   return WB_OK;
 }
 
-uint64_t allocations_epoch(const wb_client *client) {
-  // Each change of an allocation's state (a new one, a revoked or dead one swept) is counted in the header.
-  return client->seg.header().allocation_changes.load(std::memory_order_acquire) + 1;
-}
+uint64_t allocations_epoch(const wb_client *client) { return shm::allocations_epoch(client->seg); }
 
 uint64_t snapshot_place(const wb_snapshot *snapshot) {
   const wb_topic *topic = snapshot->topic;

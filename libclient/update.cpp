@@ -20,6 +20,7 @@
 #include <cstring>
 #include <memory>
 
+#include "arms.hpp"
 #include "atomic_bytes.hpp"
 #include "client.hpp"
 #include "clock.hpp"
@@ -275,6 +276,24 @@ uint32_t record_replica(wb_update *update, uint32_t replica) {
   return all && replica != shm::kNone ? replica + 1 : 0;
 }
 
+// Claims the GPU arms of the update's version n of a plain topic (core/arms.hpp) and lets their copies go: at
+// once when its bytes are there, from the stream after its GPU work when it was published on one with a GPU
+// word. A version ordered by interprocess events claims none: their readers withdraw them and copy as without.
+// `replica` is the version's record_replica.
+void release_arms(wb_update *update, uint64_t n, uint32_t replica) {
+  wb_topic *topic = update->topic;
+  const shm::Segment &seg = topic->client->seg;
+  bool on_stream = update->record_flags & shm::kRecordOnStream;
+  if (on_stream && !(update->record_flags & shm::kRecordGpuWord)) return;
+  auto fits = [&](uint32_t armed) {
+    return topic->entry->replicas == 1 ? armed == shm::kNone : replica != 0 && armed == replica - 1;
+  };
+  arms::claim(seg, topic->slot, n, shm::allocations_epoch(seg), fits, [&](shm::ArmSlot &slot, uint64_t token) {
+    if (on_stream) return cuda::write_arm_word(topic->client, update->stream, slot.word, token);
+    slot.word.store(token, std::memory_order_release);
+  });
+}
+
 // Publish on a rank: its shards, rank 0 the record's body (marked pending: the commit claims it), then its
 // published word; then the commit, which only the last rank's call finds complete (or the broker, for a rank
 // that died between the two).
@@ -467,12 +486,14 @@ extern "C" WB_API int wb_update_publish(wb_update *update, const void *metadata,
   auto body = proto::CreatePublished(builder, topic->slot, n);
   uint32_t replica = store_replica_words(update, n);
   crash_point(topic->client->crash_seam, CrashPoint::kPublishAfterReplicas);
+  uint32_t all_in = record_replica(update, replica);
   write_record(seg, topic->slot, n, metadata, metadata_size, uint32_t(update->changed.size()), update->record_flags,
-               record_replica(update, replica));
+               all_in);
   if (update->recovered_dirty > 0) entry.dirty_tensors.fetch_sub(update->recovered_dirty, std::memory_order_seq_cst);
   entry.latest.store(n, std::memory_order_seq_cst);
   entry.writing_version.store(0, std::memory_order_seq_cst);
   seg.header().publishes.fetch_add(1, std::memory_order_relaxed);
+  release_arms(update, n, all_in);  // before the wake: a reader woken first would withdraw its arm
   bump_and_wake(&entry.version_seq, &entry.version_waiters);
   close_update(update);
   if (version != nullptr) *version = n;

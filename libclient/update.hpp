@@ -17,6 +17,7 @@ struct wb_update {
   std::vector<uint32_t> changed;                      // tensor slots, in the order handed out
   uint32_t recovered_dirty = 0;  // R = 1: tensors left half-written by a dead writer that this one rewrites
   uint32_t record_flags = 0;     // VersionRecord::flags of the version (kRecordOnStream, kRecordGpuWord: see layout.hpp)
+  void *stream = nullptr;        // published on this stream (wb_update_publish_on_stream): where arms are released
 };
 
 namespace wb {

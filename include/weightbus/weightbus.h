@@ -1019,8 +1019,22 @@ WB_API void wb_plan_destroy(wb_plan *plan);
  *
  * While the version is not published, its lease keeps nothing waiting: an R = 1 publisher writes it in place
  * all the same (a begin waits only for leases of published versions), and the reader reads nothing of it until
- * it is published; from then on the lease pins it as any. The arm's copies run once the version is published;
- * on a GPU they are made by wb_armed_wait today, and will be enqueued behind a GPU wait (docs/design/armed-reads.md).
+ * it is published; from then on the lease pins it as any. The arm's copies run once the version is published.
+ *
+ * GPU arms. Where it can, wb_plan_arm enqueues the copies on the arm's stream at once, behind a wait on a word of
+ * the arm (cuStreamWaitValue64), and the publisher of the version lets them go: from its stream once the
+ * version's GPU work is done (published on a stream), at once (published from the host), or, for a sharded
+ * version, when its last rank commits it. So the GPU copies the version the moment it is published, before the
+ * reader's thread is even woken. A version that does not come (the arm released, a version skipped, an error)
+ * lets the wait pass with the copies skipped: the destinations keep what they held. Until then THE STREAM IS
+ * HELD: work enqueued on it after wb_plan_arm runs after the version's copies. Hence GPU arms are made only on a
+ * stream created non-blocking (CU_STREAM_NON_BLOCKING, as PyTorch's streams are; never the legacy default
+ * stream), for a plan that ran once already in the stream's context, whose copies all go to GPU memory from
+ * sources the plan kernel reaches (no host or peer copies, no conversions), on a topic of 1 or 2 replicas whose
+ * allocations are as at that run, and with stream memory operations available; each topic has 8 arm slots.
+ * Otherwise, and for a plain topic published by the reader's own process, the copies are made by wb_armed_wait
+ * once the version is published (wb_armed_on_stream says which). Either way the result is the same.
+ *
  * An arm counts as a snapshot of its topic: wb_topic_close refuses while one is held, wb_detach withdraws and
  * frees it. One thread at a time uses an arm; the plan and the topic handle must outlive it. */
 typedef struct wb_armed wb_armed;
@@ -1034,7 +1048,7 @@ typedef struct wb_armed wb_armed;
 WB_API int wb_plan_arm(wb_plan *plan, uint64_t after, void *stream, wb_armed **out);
 
 /* Waits up to timeout_ms (-1: forever, 0: a look) until the armed version is published, runs the plan for it on
- * the arm's stream (wb_plan_run) and gives its snapshot: release it as any, after its stream's copies. A version
+ * the arm's stream (wb_plan_run; a GPU arm's copies are there already) and gives its snapshot: release it as any, after its stream's copies. A version
  * that will not come (the publisher went past it with wb_update_set_version, or a reader of R >= 2 fell so far
  * behind that its record is gone) moves the arm to the first version after `after` that can be had, within the
  * same wait. On WB_E_TIMEOUT the arm stays (wait again, or release it); on any other return it is spent and freed.
@@ -1047,8 +1061,13 @@ WB_API int wb_armed_wait(wb_armed *armed, int64_t timeout_ms, wb_snapshot **snap
 /* The version armed now (it may move in wb_armed_wait: see there). Errors: WB_E_INVAL (NULL). */
 WB_API int wb_armed_version(const wb_armed *armed, uint64_t *version);
 
+/* *on_stream = 1 when the arm is a GPU arm (see above: its copies are enqueued on its stream, which is held until
+ * the version comes or the arm is withdrawn), else 0 (wb_armed_wait will run them). Errors: WB_E_INVAL (NULL). */
+WB_API int wb_armed_on_stream(const wb_armed *armed, int *on_stream);
+
 /* Withdraws an arm that was not waited for, or timed out: drops its lease, nothing is copied (NULL is
- * accepted). */
+ * accepted). A GPU arm's stream goes on with its copies skipped; if the version was published just before, its
+ * copies were let go already, and the call waits until they are done (the lease must hold until then). */
 WB_API int wb_armed_release(wb_armed *armed);
 
 /* How sizes split over ranks, the formulas of the frameworks (pure helpers, no broker).

@@ -20,7 +20,7 @@ bool topic_pinned(void *context, uint32_t topic_slot) {
   for (wb_topic *topic : client->topics) {
     if (topic->slot != topic_slot) continue;
     std::lock_guard handles(topic->handles_mutex);
-    if (!topic->snapshots.empty()) return true;
+    if (!topic->snapshots.empty() || !topic->arms.empty()) return true;  // an arm's copies may be on a stream
   }
   return false;
 }
@@ -71,6 +71,27 @@ void export_again(wb_client *client) {
 void finish_published(wb_client *client) {
   ClientState *state = client->cuda.load(std::memory_order_acquire);
   if (state != nullptr) state->events.finish_published();
+}
+
+void write_arm_word(wb_client *client, void *stream, std::atomic<uint64_t> &word, uint64_t token) {
+  ClientState *state = client->cuda.load(std::memory_order_acquire);
+  if (state != nullptr) {
+    state->events.write_arm_word(stream, word, token);
+    return;
+  }
+  word.store(token, std::memory_order_release);  // not reached: a publish on a stream made the state first
+}
+
+bool finish_gpu_arm(wb_client *client, GpuArm *arm) {
+  std::unique_ptr<GpuArm> owned(arm);
+  ClientState *state = client->cuda.load(std::memory_order_acquire);
+  return state != nullptr && state->gpu_arms.finish(std::move(owned));
+}
+
+void drop_gpu_arm(wb_client *client, GpuArm *arm) {
+  std::unique_ptr<GpuArm> owned(arm);
+  ClientState *state = client->cuda.load(std::memory_order_acquire);
+  if (owned != nullptr && state != nullptr) state->gpu_arms.drop(std::move(owned));
 }
 
 void close_client(wb_client *client) { delete client->cuda.exchange(nullptr); }

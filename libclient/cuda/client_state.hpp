@@ -8,6 +8,7 @@
 #include "copy_batch.hpp"
 #include "events.hpp"
 #include "exports.hpp"
+#include "gpu_arms.hpp"
 #include "imports.hpp"
 
 struct wb_client;
@@ -18,10 +19,11 @@ namespace wb::cuda {
 // snapshots read; not the client.
 struct ClientState {
   ClientState(Connection &connection, const shm::Segment &seg, uint32_t client_id, const PinCheck &pins)
-      : exports(connection, seg), imports(connection, seg, pins), events(seg, client_id) {}
+      : exports(connection, seg), imports(connection, seg, pins), events(seg, client_id), gpu_arms(seg, client_id) {}
   Exports exports;
   Imports imports;
   Events events;
+  GpuArms gpu_arms;
   CopyLanes copy_lanes;
   CopyKernel copy_kernel;
 };

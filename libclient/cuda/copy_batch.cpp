@@ -113,6 +113,9 @@ CopyKernel::Loaded CopyKernel::loaded(CUcontext context) {
       const std::string name = "wb_copy_plan_" + std::to_string(kSmallCapacities[i]);
       if (d->cuModuleGetFunction(&l.plan.small[i], l.module, name.c_str()) != CUDA_SUCCESS) l.plan.small[i] = nullptr;
     }
+    if (l.module != nullptr && d->cuModuleGetFunction(&l.plan.guard, l.module, "wb_arm_guard") != CUDA_SUCCESS) {
+      l.plan.guard = nullptr;
+    }
   }
   loaded_.push_back(l);
   return l;

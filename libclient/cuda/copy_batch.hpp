@@ -37,6 +37,7 @@ int kernels_supported(const Driver *d);
 struct PlanKernel {
   CUfunction full = nullptr;  // wb_copy_plan, WB_PLAN_MAX_SOURCES; nullptr: the plan kernels are not usable
   std::array<CUfunction, WB_PLAN_SMALL_KERNELS> small{};  // WB_PLAN_SMALL_CAPACITIES; nullptr: not loaded
+  CUfunction guard = nullptr;  // wb_arm_guard, for armed runs; nullptr: not loaded (runs are not armed)
 
   // The smallest that holds `sources` addresses, and the bytes of its parameters.
   CUfunction holding(uint32_t sources, size_t *param_bytes) const;

@@ -151,6 +151,7 @@ template <unsigned N>
 struct SmallPlanParams {
   unsigned long long copies, first_chunks;
   unsigned int count, unused;
+  unsigned long long guard;
   unsigned long long sources[N];
 };
 static_assert(__builtin_offsetof(SmallPlanParams<64>, sources) == __builtin_offsetof(wb_plan_params, sources),
@@ -163,6 +164,9 @@ static_assert(sizeof(kSmallCapacities) / sizeof(unsigned) == WB_PLAN_SMALL_KERNE
 // A block per chunk, as in wb_copy_batch (four chunks a block, tried on an H200, copied 2-3% slower).
 template <typename Params>
 __device__ void copy_plan(const Params &params) {
+  // An armed run (libclient/cuda/arm_run.cpp) whose version did not come: wb_arm_guard left 0. Read through the
+  // read-only cache: the flag was written by an earlier kernel, and is the same for every block.
+  if (params.guard != 0 && __ldg(reinterpret_cast<const unsigned *>(params.guard)) != 1) return;
   const unsigned *first_chunks = reinterpret_cast<const unsigned *>(params.first_chunks);
   unsigned lo = 0, hi = params.count - 1;  // the last copy whose first chunk is at or before this block
   while (lo < hi) {
@@ -188,4 +192,10 @@ extern "C" __global__ void __launch_bounds__(WB_PLAN_THREADS) wb_copy_plan_256(c
 }
 extern "C" __global__ void __launch_bounds__(WB_PLAN_THREADS) wb_copy_plan_1024(const SmallPlanParams<1024> params) {
   copy_plan(params);
+}
+
+// An armed run's guard, one thread, after the stream's wait on the arm's word passed: the word is final then
+// (the token: the version came; token + 1: the arm was withdrawn). The plan kernels of the run read the flag.
+extern "C" __global__ void wb_arm_guard(const unsigned long long *word, unsigned long long token, unsigned *flag) {
+  *flag = *reinterpret_cast<const volatile unsigned long long *>(word) == token ? 1u : 0u;
 }

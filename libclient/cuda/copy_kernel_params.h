@@ -58,6 +58,8 @@ typedef struct wb_plan_params {
                                       reads 4 bytes a step, cached) */
   unsigned int count;              /* >= 1 */
   unsigned int unused;
+  unsigned long long guard;        /* 0, or the device address of an armed run's flag (wb_arm_guard's): the
+                                      blocks copy nothing unless it is 1 */
   unsigned long long sources[WB_PLAN_MAX_SOURCES]; /* the version's address of each source the copies read */
 } wb_plan_params;
 

@@ -13,7 +13,7 @@ namespace wb::cuda {
   X(cuInit)                                                                                                            \
   X(cuDriverGetVersion) X(cuGetErrorName) X(cuGetErrorString) X(cuDeviceGet) X(cuDeviceGetCount) X(cuDeviceGetUuid)    \
       X(cuDeviceCanAccessPeer) X(cuDevicePrimaryCtxRetain) X(cuCtxPushCurrent) X(cuCtxPopCurrent) X(cuCtxGetCurrent)   \
-          X(cuCtxGetDevice) X(cuStreamGetCtx) X(cuPointerGetAttribute) X(cuMemGetAddressRange) X(cuIpcGetMemHandle)    \
+          X(cuCtxGetDevice) X(cuStreamGetCtx) X(cuStreamGetFlags) X(cuPointerGetAttribute) X(cuMemGetAddressRange) X(cuIpcGetMemHandle)    \
               X(cuIpcOpenMemHandle) X(cuIpcCloseMemHandle) X(cuMemCreate) X(cuMemRelease) X(cuMemAddressReserve)       \
                   X(cuMemAddressFree) X(cuMemMap) X(cuMemUnmap) X(cuMemSetAccess) X(cuMemGetAllocationGranularity)     \
                       X(cuMemExportToShareableHandle) X(cuMemImportFromShareableHandle) X(cuMemRetainAllocationHandle) \

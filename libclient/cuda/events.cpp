@@ -193,6 +193,50 @@ int Events::words_base(CUcontext context, CUdeviceptr *base) {
   return WB_OK;
 }
 
+int Events::write_word(CUcontext context, void *stream, const std::atomic<uint64_t> &word, uint64_t value,
+                       bool *written) {
+  *written = false;
+  const Driver *d = nullptr;
+  CUdeviceptr words = 0;
+  int rc = driver(&d);
+  if (rc != WB_OK || (rc = words_base(context, &words)) != WB_OK || words == 0) return rc;
+  ContextGuard guard;
+  if ((rc = guard.push(context)) != WB_OK) return rc;
+  // Flags 0: a memory fence before the write, so that the bytes written before it are visible once the word is.
+  rc = check(d->cuStreamWriteValue64(static_cast<CUstream>(stream), word_address(words, seg_, word), value, 0),
+             "cuStreamWriteValue64");
+  *written = rc == WB_OK;
+  return rc;
+}
+
+int Events::device_address(CUcontext context, const std::atomic<uint64_t> &word, CUdeviceptr *address) {
+  std::lock_guard lock(mutex_);
+  CUdeviceptr words = 0;
+  int rc = words_base(context, &words);
+  *address = rc == WB_OK && words != 0 ? word_address(words, seg_, word) : 0;
+  return rc;
+}
+
+int Events::write_arm_word(void *stream, std::atomic<uint64_t> &word, uint64_t token) {
+  CUcontext context = nullptr;
+  int rc = stream_context(stream, 0, &context);
+  if (rc != WB_OK) return rc;
+  bool written = false;
+  {
+    std::lock_guard lock(mutex_);
+    rc = write_word(context, stream, word, token, &written);
+  }
+  if (written) return WB_OK;
+  // Where the stream cannot write it: once the stream's work is done, the host does.
+  const Driver *d = nullptr;
+  ContextGuard guard;
+  if (rc == WB_OK) rc = driver(&d);
+  if (rc == WB_OK) rc = guard.push(context);
+  if (rc == WB_OK) rc = check(d->cuStreamSynchronize(static_cast<CUstream>(stream)), "cuStreamSynchronize");
+  word.store(token, std::memory_order_release);
+  return rc;
+}
+
 int Events::create(wb_topic *topic, CUcontext context, Owned *out) {
   const Driver *d = nullptr;
   ContextGuard guard;
@@ -263,20 +307,13 @@ int Events::record(wb_update *update, void *stream, bool *by_word) {
   if (rc == WB_OK) rc = stream_context(stream, ordinal, &context);
   if (rc != WB_OK) return rc;
   std::lock_guard lock(mutex_);
-  CUdeviceptr words = 0;
-  if ((rc = words_base(context, &words)) != WB_OK) return rc;
-  if (words != 0) {
-    CUdeviceptr address = word_address(words, seg_, seg_.gpu_word(topic->slot, update->version));
-    ContextGuard guard;
-    if ((rc = guard.push(context)) != WB_OK) return rc;
-    // Flags 0: a memory fence before the write, so that the version's bytes are visible once the word is.
-    rc = check(d->cuStreamWriteValue64(static_cast<CUstream>(stream), address, update->version, 0),
-               "cuStreamWriteValue64");
-    if (rc == WB_OK) {
-      words_written_[topic->slot] = update->version;
-      *by_word = true;
-    }
+  if ((rc = write_word(context, stream, seg_.gpu_word(topic->slot, update->version), update->version, by_word)) !=
+      WB_OK) {
     return rc;
+  }
+  if (*by_word) {
+    words_written_[topic->slot] = update->version;
+    return WB_OK;
   }
   auto found = owned_.find(topic->slot);
   if (found == owned_.end()) {

@@ -21,6 +21,7 @@
 
 #include <cuda.h>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -66,6 +67,15 @@ class Events {
   // words cannot be used, records its slot's event.
   int record(wb_update *update, void *stream, bool *by_word);
 
+  // A claimed GPU arm's token, written into its word from stream after the work before it (hooks.hpp's
+  // write_arm_word): by the stream where it can, else stored once the stream is done. The error is the stream's
+  // (the word is stored all the same).
+  int write_arm_word(void *stream, std::atomic<uint64_t> &word, uint64_t token);
+
+  // The device address in context of a word of the GPU word pages (a GPU word or an arm slot's), 0 where stream
+  // memory operations cannot use it there.
+  int device_address(CUcontext context, const std::atomic<uint64_t> &word, CUdeviceptr *address);
+
   // Waits, at most 10 s, until the words of the versions this client published are written (hooks.hpp).
   void finish_published();
 
@@ -97,6 +107,9 @@ class Events {
   // The device address of the word table in context, 0 where stream memory operations cannot use it. Under
   // mutex_.
   int words_base(CUcontext context, CUdeviceptr *base);
+  // Writes value into word (of the GPU word pages) from stream in context (*written true), or leaves *written
+  // false where stream memory operations cannot be used there. Under mutex_.
+  int write_word(CUcontext context, void *stream, const std::atomic<uint64_t> &word, uint64_t value, bool *written);
   // Waits on the host until the word of the snapshot's version reaches it.
   int wait_word(wb_snapshot *snapshot, int64_t timeout_ms);
 

@@ -3,6 +3,7 @@
 // used CUDA: it returns at once. Copy-into calls the rest only for targets or tensors on a GPU.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <utility>
@@ -12,6 +13,7 @@
 
 struct wb_client;
 struct wb_snapshot;
+struct wb_topic;
 
 namespace wb::cuda {
 
@@ -35,6 +37,11 @@ void finish_published(wb_client *client);
 
 // At detach: closes every import, retires and destroys this client's events, frees the memory it allocated.
 void close_client(wb_client *client);
+
+// A publisher's release of a GPU arm it claimed (core/arms.hpp): writes token into the arm's word from stream,
+// after the work before it there (the version's). Where the stream cannot write it, waits for the stream on the
+// host and stores it. Never fails: a claimed arm's reader waits for the token.
+void write_arm_word(wb_client *client, void *stream, std::atomic<uint64_t> &word, uint64_t token);
 
 // GPUs visible in this process. WB_OK, WB_E_NO_CUDA or WB_E_CUDA.
 int device_count(int *count);
@@ -119,6 +126,32 @@ struct PlanGpu;
 // (wb_plan_run's contract).
 int run_plan_on_stream(wb_snapshot *snapshot, PlanGpu **gpu, const std::vector<PlanCopy> &copies,
                        const std::vector<Fill2D> &fills, PlanSources *sources, int ordinal, void *stream);
+
+// GPU arms (core/arms.hpp, cuda/gpu_arms.hpp): a plan's run of a version not yet published, enqueued behind a
+// wait on an arm slot. The version, the allocations' epoch its sources' addresses hold for, and the replica they
+// are in (shm::kNone: R = 1).
+struct GpuArm;
+struct ArmTarget {
+  uint64_t version = 0;
+  uint64_t place = 0;
+  uint32_t replica = 0;
+};
+
+// Enqueues on stream, behind a wait on a GPU arm of target.version, the plan's copies as its program in the
+// stream's context runs them, from `sources` (where target says the version will be), and its fills. *out the
+// arm, or nullptr when this run cannot be armed: the stream is NULL, the legacy or a blocking one; no run made a
+// program in its context yet, or some copy is outside the plan kernel (peer, host); stream memory operations are
+// not available; no arm slot is free; the version was published meanwhile. Then the reader copies once it is.
+int arm_plan_on_stream(wb_topic *topic, PlanGpu *gpu, const std::vector<Fill2D> &fills, PlanSources *sources,
+                       int ordinal, void *stream, const ArmTarget &target, GpuArm **out);
+
+// The armed version is published: true when the arm's copies are on the stream and run (a publisher claimed
+// it), false when the reader copies (withdrawn now). Takes the arm.
+bool finish_gpu_arm(wb_client *client, GpuArm *arm);
+
+// The reader will not copy the armed version: withdraws the arm, or waits until its copies are done when a
+// publisher claimed it first. Takes the arm. NULL: nothing.
+void drop_gpu_arm(wb_client *client, GpuArm *arm);
 
 // Frees what run_plan_on_stream kept (NULL: nothing), in the contexts it was made in.
 void destroy_plan_gpu(PlanGpu *gpu);

@@ -5,10 +5,14 @@
 // not usable) are one cuMemcpyAsync or cuMemcpy2DAsync each; the driver picks the kind of copy from the memory
 // types, device pointers of other GPUs working through unified addressing. Zero fills are cuMemsetD2D8Async.
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <array>
 #include <memory>
 #include <mutex>
+#include <string>
 
+#include "arms.hpp"
 #include "client.hpp"
 #include "client_state.hpp"
 #include "copy.hpp"
@@ -78,6 +82,7 @@ struct Program {
   // remembered spare most runs the driver's query.
   std::vector<std::array<const char *, 4>> reachable;
   std::unique_ptr<wb_plan_params> params = std::make_unique<wb_plan_params>();
+  CUdeviceptr flags = 0;  // armed runs' guard flags, one per arm slot of a topic (made on the first armed run)
 };
 
 struct PlanGpu {
@@ -150,8 +155,11 @@ int sources_reached(const Driver *d, Program *p, const PlanLaunch &l, PlanSource
   return WB_OK;
 }
 
-int launch(const Driver *d, Program *p, const PlanLaunch &l, PlanSources *sources, CUstream stream) {
+// guard: 0, or an armed run's flag (wb_plan_params.guard).
+int launch(const Driver *d, Program *p, const PlanLaunch &l, PlanSources *sources, CUstream stream,
+           CUdeviceptr guard = 0) {
   wb_plan_params &params = *p->params;
+  params.guard = guard;
   params.copies = p->memory + l.first * sizeof(wb_plan_copy);
   params.first_chunks = p->memory + p->program.copies.size() * sizeof(wb_plan_copy) + l.first * sizeof(uint32_t);
   params.count = l.count;
@@ -239,13 +247,117 @@ int run_plan_on_stream(wb_snapshot *snapshot, PlanGpu **gpu, const std::vector<P
   return WB_OK;
 }
 
+namespace {
+
+// The program of context, if a run made one, that an armed run can carry out: every copy in the plan kernel,
+// with the guard loaded, and every source where the kernel reaches it. Else nullptr.
+int armable_program(const Driver *d, PlanGpu *gpu, CUcontext context, PlanSources *sources, Program **out) {
+  *out = nullptr;
+  Program *p = nullptr;
+  {
+    std::lock_guard lock(gpu->mutex);
+    for (auto &program : gpu->programs) {
+      if (program->context == context) p = program.get();
+    }
+  }
+  if (p == nullptr || p->kernel.full == nullptr || p->kernel.guard == nullptr || !p->per_copy.empty() ||
+      p->program.launches.empty()) {
+    return WB_OK;
+  }
+  for (const PlanLaunch &l : p->program.launches) {
+    bool reached = false;
+    if (int rc = sources_reached(d, p, l, sources, &reached); rc != WB_OK || !reached) return rc;
+  }
+  if (p->flags == 0) {
+    if (int rc = check(d->cuMemAlloc(&p->flags, shm::kArmsPerTopic * sizeof(uint32_t)), "cuMemAlloc"); rc != WB_OK) {
+      return rc;
+    }
+  }
+  *out = p;
+  return WB_OK;
+}
+
+// Enqueues the armed run: the wait on the arm's word, the guard, the program's launches reading the flag, the
+// fills, and the event after them.
+int enqueue_armed(const Driver *d, Program *p, GpuArm *arm, CUdeviceptr word, uint64_t token,
+                  const std::vector<Fill2D> &fills, PlanSources *sources, CUstream stream) {
+  CUdeviceptr flag = p->flags + arm->index * sizeof(uint32_t);
+  int rc = check(d->cuStreamWaitValue64(stream, word, token, CU_STREAM_WAIT_VALUE_GEQ), "cuStreamWaitValue64");
+  if (rc != WB_OK) return rc;
+  void *args[] = {&word, &token, &flag};
+  if ((rc = check(d->cuLaunchKernel(p->kernel.guard, 1, 1, 1, 1, 1, 1, 0, stream, args, nullptr), "cuLaunchKernel")) !=
+      WB_OK) {
+    return rc;
+  }
+  for (const PlanLaunch &l : p->program.launches) {
+    if ((rc = launch(d, p, l, sources, stream, flag)) != WB_OK) return fail(rc, "an armed plan launch was refused");
+  }
+  for (const Fill2D &f : fills) {
+    if ((rc = fill_async(d, f, stream)) != WB_OK) return rc;
+  }
+  if ((rc = check(d->cuEventCreate(&arm->passed, CU_EVENT_DISABLE_TIMING), "cuEventCreate")) != WB_OK) return rc;
+  return check(d->cuEventRecord(arm->passed, stream), "cuEventRecord");
+}
+
+}  // namespace
+
+int arm_plan_on_stream(wb_topic *topic, PlanGpu *gpu, const std::vector<Fill2D> &fills, PlanSources *sources,
+                       int ordinal, void *stream, const ArmTarget &target, GpuArm **out) {
+  *out = nullptr;
+  static const bool wanted = [] {
+    const char *setting = getenv("WEIGHTBUS_GPU_ARMS");
+    return setting == nullptr || strcmp(setting, "off") != 0;
+  }();
+  if (!wanted) return WB_OK;
+  const Driver *d = nullptr;
+  ClientState *state = nullptr;
+  CUcontext context = nullptr;
+  ContextGuard guard;
+  unsigned int flags = 0;
+  int rc = driver(&d);
+  // Not on the legacy default stream (nor a blocking one): a wait there would hold up the context's other work.
+  if (rc != WB_OK || gpu == nullptr || stream == nullptr || stream == CU_STREAM_LEGACY ||
+      stream == CU_STREAM_PER_THREAD || (rc = client_state(topic->client, &state)) != WB_OK ||
+      (rc = stream_context(stream, ordinal, &context)) != WB_OK || (rc = guard.push(context)) != WB_OK ||
+      (rc = check(d->cuStreamGetFlags(static_cast<CUstream>(stream), &flags), "cuStreamGetFlags")) != WB_OK ||
+      !(flags & CU_STREAM_NON_BLOCKING)) {
+    return rc;
+  }
+  Program *p = nullptr;
+  if ((rc = armable_program(d, gpu, context, sources, &p)) != WB_OK || p == nullptr) return rc;
+  std::unique_ptr<GpuArm> arm;
+  state->gpu_arms.arm(topic->slot, target.version, target.place, target.replica, &arm);
+  if (arm == nullptr) return WB_OK;
+  arm->context = context;
+  shm::ArmSlot &slot = state->gpu_arms.slot(*arm);
+  CUdeviceptr word = 0;
+  if ((rc = state->events.device_address(context, slot.word, &word)) == WB_OK && word != 0) {
+    rc = enqueue_armed(d, p, arm.get(), word, arms::token(arm->state, target.version), fills, sources,
+                       static_cast<CUstream>(stream));
+    if (rc == WB_OK) {
+      arm->enqueued = true;
+      *out = arm.release();
+      return WB_OK;
+    }
+  }
+  // Not armed after all: a wait enqueued must pass (withdrawn: token + 1, or claimed: the token comes), and the
+  // slot is free once the stream is past it.
+  std::string message = rc == WB_OK ? "" : wb_last_error();
+  arms::withdraw(slot, arm->state);
+  d->cuStreamSynchronize(static_cast<CUstream>(stream));
+  state->gpu_arms.drop(std::move(arm));
+  return rc == WB_OK ? WB_OK : fail(rc, "%s", message.c_str());
+}
+
 void destroy_plan_gpu(PlanGpu *gpu) {
   if (gpu == nullptr) return;
   const Driver *d = nullptr;
   if (driver(&d) == WB_OK) {
     for (auto &p : gpu->programs) {
       ContextGuard guard;
-      if (p->memory != 0 && guard.push(p->context) == WB_OK) d->cuMemFree(p->memory);
+      if (guard.push(p->context) != WB_OK) continue;
+      if (p->memory != 0) d->cuMemFree(p->memory);
+      if (p->flags != 0) d->cuMemFree(p->flags);
     }
   }
   delete gpu;

@@ -35,6 +35,7 @@ extern "C" WB_API int wb_update_publish_on_stream(wb_update *update, void *strea
   if (rc == WB_OK) rc = state->events.record(update, stream, &by_word);
   if (rc != WB_OK) return rc;
   update->record_flags |= shm::kRecordOnStream | (by_word ? shm::kRecordGpuWord : 0);
+  update->stream = stream;
   return wb_update_publish(update, metadata, metadata_size, version);
 } catch (...) {
   return wb::abi_error(__func__);

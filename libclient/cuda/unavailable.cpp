@@ -19,6 +19,7 @@ namespace wb::cuda {
 int import_base(wb_client *, uint32_t, char **) { return unavailable(); }
 void sweep(wb_client *) {}
 void finish_published(wb_client *) {}
+void write_arm_word(wb_client *, void *, std::atomic<uint64_t> &word, uint64_t token) { word.store(token); }
 std::vector<uint32_t> imported_allocations(wb_client *) { return {}; }
 void export_again(wb_client *) {}
 void close_client(wb_client *) {}
@@ -30,6 +31,13 @@ int run_plan_on_stream(wb_snapshot *, PlanGpu **, const std::vector<PlanCopy> &,
   return unavailable();
 }
 void destroy_plan_gpu(PlanGpu *) {}
+int arm_plan_on_stream(wb_topic *, PlanGpu *, const std::vector<Fill2D> &, PlanSources *, int, void *,
+                       const ArmTarget &, GpuArm **out) {
+  *out = nullptr;
+  return WB_OK;
+}
+bool finish_gpu_arm(wb_client *, GpuArm *) { return false; }
+void drop_gpu_arm(wb_client *, GpuArm *) {}
 int run_convert_on_stream(wb_snapshot *, ConvertGpu **, const std::vector<wb_convert_dest> &,
                           const std::vector<wb_convert_rect> &, PlanSources *, int, void *) {
   return unavailable();

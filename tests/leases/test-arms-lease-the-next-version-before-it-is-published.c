@@ -397,6 +397,11 @@ static void refusals(void **state) {
   FX_OK(wb_plan_arm(s.plan, 1, NULL, &armed));
   FX_EXPECT(wb_armed_wait(armed, 0, NULL), WB_E_INVAL);
   FX_EXPECT(wb_armed_version(armed, NULL), WB_E_INVAL);
+  int on_stream = -1;
+  FX_EXPECT(wb_armed_on_stream(NULL, &on_stream), WB_E_INVAL);
+  FX_EXPECT(wb_armed_on_stream(armed, NULL), WB_E_INVAL);
+  FX_OK(wb_armed_on_stream(armed, &on_stream));
+  assert_int_equal(on_stream, 0); /* a host plan: wb_armed_wait copies */
   FX_OK(wb_armed_release(armed));
   /* Every lease slot held by arms: the next one is refused, naming the broker's flag. */
   wb_armed *all[4096];

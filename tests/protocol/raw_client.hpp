@@ -65,4 +65,12 @@ inline wb::shm::Segment map_segment(const char *name, void **base, size_t *size)
   return wb::shm::Segment(*base);
 }
 
+// The registry slot of topic `name` in a mapped segment, or wb::shm::kNone.
+inline uint32_t topic_slot_of(const wb::shm::Segment &seg, const char *name) {
+  for (uint32_t i = 0; i < seg.caps().max_topics; ++i) {
+    if (strcmp(seg.topic(i).name, name) == 0) return i;
+  }
+  return wb::shm::kNone;
+}
+
 }  // namespace raw

@@ -29,14 +29,6 @@ uint32_t slot_of(const shm::Segment &seg, const char *name) {
   return 0;
 }
 
-// The registry slot of topic `name`.
-uint32_t topic_slot_of(const shm::Segment &seg, const char *name) {
-  for (uint32_t i = 0; i < seg.caps().max_topics; ++i) {
-    if (strcmp(seg.topic(i).name, name) == 0) return i;
-  }
-  fail_msg("no topic '%s' in the segment", name);
-  return 0;
-}
 
 // A plain topic "model" of two tensors of kElems u32 (R = 2), published twice by c: both tensors, then `second`.
 struct Published {
@@ -86,7 +78,7 @@ void a_replica_word_beyond_the_topics_is_refused(void **state) {
   void *base = nullptr;
   size_t size = 0;
   shm::Segment seg = raw::map_segment(static_cast<fx_broker *>(*state)->name, &base, &size);
-  assert_int_equal(seg.record(topic_slot_of(seg, "model"), p.v).replica.load(), 0);  // so it names none
+  assert_int_equal(seg.record(raw::topic_slot_of(seg, "model"), p.v).replica.load(), 0);  // so it names none
   uint32_t out[kElems] = {};
   wb_plan *plan = plan_of_t0(p.t, out);
   wb_snapshot *s;
@@ -111,7 +103,7 @@ void a_record_naming_a_replica_beyond_the_topics_is_passed_over(void **state) {
   void *base = nullptr;
   size_t size = 0;
   shm::Segment seg = raw::map_segment(static_cast<fx_broker *>(*state)->name, &base, &size);
-  std::atomic<uint32_t> &named = seg.record(topic_slot_of(seg, "model"), p.v).replica;
+  std::atomic<uint32_t> &named = seg.record(raw::topic_slot_of(seg, "model"), p.v).replica;
   assert_in_range(named.load(), 1, 2);  // 1 + the replica of both
   named.store(WB_MAX_REPLICAS + 1);
   uint32_t out[kElems] = {};

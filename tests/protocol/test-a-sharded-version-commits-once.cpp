@@ -88,13 +88,6 @@ void expect_whole(wb_topic *reader, uint64_t v) {
   FX_OK(wb_snapshot_release(s));
 }
 
-uint32_t topic_slot_of(const shm::Segment &seg, const char *name) {
-  for (uint32_t i = 0; i < seg.caps().max_topics; ++i) {
-    if (strcmp(seg.topic(i).name, name) == 0) return i;
-  }
-  fail_msg("no topic '%s' in the segment", name);
-  return 0;
-}
 
 void commits_once_whoever_gets_there(void **state) {
   auto *b = static_cast<fx_broker *>(*state);
@@ -117,7 +110,7 @@ void commits_once_whoever_gets_there(void **state) {
   void *base;
   size_t size;
   shm::Segment seg = raw::map_segment(b->name, &base, &size);
-  uint32_t slot = topic_slot_of(seg, "m");
+  uint32_t slot = raw::topic_slot_of(seg, "m");
   // Version 21's record claimed by a committer that died before latest: rank 1's publish finishes it.
   publish(ranks[0], 0, 21);
   shm::VersionRecord &rec21 = seg.record(slot, 21);
