@@ -1033,7 +1033,8 @@ WB_API void wb_plan_destroy(wb_plan *plan);
  * sources the plan kernel reaches (no host or peer copies, no conversions), on a topic of 1 or 2 replicas whose
  * allocations are as at that run, and with stream memory operations available; each topic has 8 arm slots.
  * Otherwise, and for a plain topic published by the reader's own process, the copies are made by wb_armed_wait
- * once the version is published (wb_armed_on_stream says which). Either way the result is the same.
+ * once the version is published (wb_armed_on_stream says which); $WEIGHTBUS_GPU_ARMS=off makes no GPU arms. Either
+ * way the result is the same.
  *
  * An arm counts as a snapshot of its topic: wb_topic_close refuses while one is held, wb_detach withdraws and
  * frees it. One thread at a time uses an arm; the plan and the topic handle must outlive it. */
