@@ -84,6 +84,9 @@ func TestArmLeasesTheNextVersionBeforeItIsPublished(t *testing.T) {
 	if v := must(armed.Version())(t); v != 2 {
 		t.Fatalf("armed version %d", v)
 	}
+	if onStream := must(armed.OnStream())(t); onStream {
+		t.Fatalf("a host plan's arm is on a stream")
+	}
 	soon, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if snapshot, err := armed.Wait(soon); !errors.Is(err, context.DeadlineExceeded) || snapshot != nil {
@@ -105,6 +108,9 @@ func TestArmLeasesTheNextVersionBeforeItIsPublished(t *testing.T) {
 	snapshot := must(armed.Wait(context.Background()))(t)
 	if snapshot.Version() != 2 {
 		t.Fatalf("the wait's snapshot is of version %d", snapshot.Version())
+	}
+	if _, err := armed.OnStream(); !errors.Is(err, ErrInval) {
+		t.Fatalf("OnStream of a spent arm: %v", err)
 	}
 	expectOutput(t, plan, 2)
 	if got := must(Slice[float32](must(snapshot.Tensor("w"))(t)))(t); got[0] != 2 {

@@ -248,6 +248,18 @@ func (a *Armed) Version() (uint64, error) {
 	return uint64(version), err
 }
 
+// OnStream says whether this is a GPU arm (wb_armed_on_stream): its copies are enqueued on its stream already, to
+// run the moment the version is published, and the stream is held until then (or until the arm is withdrawn);
+// false: Wait runs them. ErrInval once the arm is spent.
+func (a *Armed) OnStream() (bool, error) {
+	if a.a == nil {
+		return false, errSpent()
+	}
+	var flag C.int
+	err := call(func() C.int { return C.wb_armed_on_stream(a.a, &flag) })
+	return flag != 0, err
+}
+
 // Wait waits until the armed version is published or ctx ends, fills the plan's buffers with it (Run) and
 // returns its snapshot: close it as any, after reading the buffers if they must not change meanwhile. When ctx
 // ends first (ctx.Err() is returned, nothing done) the arm stays: wait again or Release it; on any other return

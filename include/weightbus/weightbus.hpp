@@ -349,6 +349,13 @@ class Armed : public Owned<wb_armed, wb_armed_release> {
     check(wb_armed_version(get(), &v));
     return v;
   }
+  // Whether the copies are enqueued on the arm's stream already, which is held until the version comes
+  // (wb_armed_on_stream: a GPU arm).
+  bool on_stream() const {
+    int flag;
+    check(wb_armed_on_stream(get(), &flag));
+    return flag != 0;
+  }
   // Waits until the armed version is published and runs the plan for it (wb_armed_wait): its snapshot. A
   // timeout (WB_E_TIMEOUT) leaves the arm to wait on; any other error spends it (this object is then empty).
   Snapshot wait(int64_t timeout_ms = -1) {

@@ -262,6 +262,7 @@ void sharded_topics_publish_per_rank_and_plans_copy_slices(void **state) {
   // Armed: version 2 leased before it is published, copied by wait(); a timeout keeps the arm.
   weightbus::Armed armed = plan.arm(1);
   assert_int_equal(armed.version(), 2);
+  assert_false(armed.on_stream());  // host destinations: wait() copies
   expect_error(WB_E_TIMEOUT, [&] { armed.wait(0); });
   assert_true(bool(armed));
   for (uint32_t r = 0; r < 2; ++r) {

@@ -31,6 +31,7 @@ def test_arm_is_written_in_place_then_pinned_and_copied(client):
     topic, reader, plan, dst = make_plan(client)
     with plan.arm(1) as armed:
         assert armed.version == 2 and "version 2" in repr(armed)
+        assert not armed.on_stream  # a host plan: the wait copies
         with pytest.raises(weightbus.WaitTimeoutError, match="armed version 2 not published"):
             armed.wait(timeout=0)
         topic.publish({"w": np.full((4, 8), 2, np.float32)})  # R = 1, in place: the arm keeps no one waiting

@@ -271,6 +271,7 @@ _CHECKED = {
     "wb_plan_arm": [_P, _u64, _P, _pp],
     "wb_armed_wait": [_P, _i64, _pp],
     "wb_armed_version": [_P, _pu64],
+    "wb_armed_on_stream": [_P, _pi32],
     "wb_armed_release": [_P],
     "wb_split": [_i64, _u32, _u32, _u32, _pi64, _pi64],
     "wb_split_vocab": [_i64, _i64, _u32, _u32, _pi64, _pi64, _pi64],

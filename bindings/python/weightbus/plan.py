@@ -230,6 +230,16 @@ class Armed:
             lib.wb_armed_version(self._check_armed(), ctypes.byref(version))
             return version.value
 
+    @property
+    def on_stream(self) -> bool:
+        """Whether this is a GPU arm (wb_armed_on_stream): its copies are enqueued on its stream already, to run the
+        moment the version is published, and the stream is held until then (or until the arm is withdrawn).
+        False: wait() runs them."""
+        with self._lock:
+            flag = ctypes.c_int32()
+            lib.wb_armed_on_stream(self._check_armed(), ctypes.byref(flag))
+            return bool(flag.value)
+
     def wait(self, timeout: Optional[float] = None) -> "Snapshot":
         """Waits until the armed version is published, runs the plan for it (wb_armed_wait) and returns its
         Snapshot: release it once the stream's copies are done. Raises WaitTimeoutError after `timeout` seconds

@@ -410,8 +410,10 @@ def load_module(topic: Topic, module: torch.nn.Module, version: int = 0, name_ma
     after=N, for a server's loop (`seen = load_module(topic, model, after=seen)`): loads the latest version if
     it is newer than N, else waits for the next one and loads it. What does not depend on the version (the plan,
     and the check that the module still has its tensors) is done before the wait, and the plan is armed for the
-    version (SlicePlan.arm: leased before it is published), so that once it is published the library's own
-    wait starts the copies, with no Python in between; the errors of the module against the topic's tensors
+    version (SlicePlan.arm: leased before it is published), on a stream of its own that follows the current
+    one: where the library can, the copies are enqueued there before the version exists and the GPU starts them
+    the moment it is published (a GPU arm); else the library's own wait starts them, with no Python in between.
+    Either way they are done when the call returns. The errors of the module against the topic's tensors
     come before the wait too (after the first version: before it, nothing can be checked). Raises
     WaitTimeoutError when no newer version comes within `timeout` seconds (the module untouched), ValueError
     with a `version`."""
@@ -438,12 +440,31 @@ def _ready_loader(topic: Topic, module: torch.nn.Module, options: _Options) -> O
     return loader if loader.fits(module) else _loader(topic, module, options, rebuild=True)
 
 
+_arm_streams: Dict[torch.device, Any] = {}
+
+
+def _arm_stream(device: torch.device) -> Any:
+    """load_module(after=)'s stream on `device`, made once: one of torch's pool, which do not wait for the
+    legacy default stream (CUDA's non-blocking streams), as GPU arms need."""
+    stream = _arm_streams.get(device)
+    if stream is None:
+        stream = _arm_streams[device] = torch.cuda.Stream(device)
+    return stream
+
+
 def _load_armed(topic: Topic, module: torch.nn.Module, options: _Options, after: int, timeout: Optional[float],
                 loader: _Loader) -> int:
     """load_module(after=)'s load by `loader`, checked against the module: its plan armed for the first version
     after `after`, which the wait copies (SlicePlan.arm)."""
-    stream = torch.cuda.current_stream(loader.device) if loader.device is not None else None
+    stream = None
+    if loader.device is not None:
+        # The arm's own stream, after the current one's work so far: the library may enqueue the copies on it
+        # before the version is published (a GPU arm), holding it until then, which must not hold up the
+        # current stream's other work.
+        stream = _arm_stream(loader.device)
+        stream.wait_stream(torch.cuda.current_stream(loader.device))
     with loader.plan.arm(after, stream) as armed:
+        loader.on_stream = armed.on_stream  # for benchmarks: whether the GPU started the copies itself
         snapshot = armed.wait(timeout)
     with snapshot:
         current = _loader(topic, module, options)  # the same one, unless a view came during the wait

@@ -735,6 +735,7 @@ extern "C" {
     pub fn wb_plan_arm(plan: *mut wb_plan, after: u64, stream: *mut c_void, out: *mut *mut wb_armed) -> c_int;
     pub fn wb_armed_wait(armed: *mut wb_armed, timeout_ms: i64, snapshot: *mut *mut wb_snapshot) -> c_int;
     pub fn wb_armed_version(armed: *const wb_armed, version: *mut u64) -> c_int;
+    pub fn wb_armed_on_stream(armed: *const wb_armed, on_stream: *mut c_int) -> c_int;
     pub fn wb_armed_release(armed: *mut wb_armed) -> c_int;
     pub fn wb_split(size: i64, rank: u32, ranks: u32, mode: u32, offset: *mut i64, extent: *mut i64) -> c_int;
     pub fn wb_split_vocab(

@@ -1,6 +1,7 @@
 //! Reading one's slice of a sharded model: [`Plan`], and the frameworks' split formulas ([`split`] & co.).
 
 use std::ffi::CString;
+use std::os::raw::c_int;
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::time::Duration;
@@ -295,6 +296,16 @@ impl Armed<'_> {
         let mut version = 0;
         check(unsafe { ffi::wb_armed_version(raw.as_ptr(), &mut version) })?;
         Ok(version)
+    }
+
+    /// Whether this is a GPU arm (`wb_armed_on_stream`): its copies are enqueued on its stream already, to run the
+    /// moment the version is published, and the stream is held until then (or until the arm is withdrawn);
+    /// `false`: [`Armed::wait`] runs them. Errors: `State` once a wait spent the arm.
+    pub fn on_stream(&self) -> Result<bool> {
+        let raw = self.raw.ok_or_else(spent)?;
+        let mut flag: c_int = 0;
+        check(unsafe { ffi::wb_armed_on_stream(raw.as_ptr(), &mut flag) })?;
+        Ok(flag != 0)
     }
 
     /// Waits at most `timeout` (`None`: no limit; zero: a look) until the armed version is published, runs the

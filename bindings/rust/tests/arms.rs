@@ -68,6 +68,7 @@ fn r1_arm_of_the_next_version_waits_for_its_publish_and_copies_it() {
 
     let mut armed = plan.arm(1).unwrap();
     assert_eq!(armed.version().unwrap(), 2);
+    assert!(!armed.on_stream().unwrap(), "a host plan: the wait copies");
     match armed.wait(LOOK) {
         Err(Error::Timeout(message)) => assert!(message.contains("armed version 2"), "{message}"),
         other => panic!("a look before version 2 exists: {:?}", other.map(|s| s.version())),
@@ -83,6 +84,7 @@ fn r1_arm_of_the_next_version_waits_for_its_publish_and_copies_it() {
     assert_eq!(snapshot.version(), 2);
     assert_eq!(snapshot.tensor("w").unwrap().as_slice::<u32>().unwrap(), &values(2)[..]);
     assert!(matches!(armed.version(), Err(Error::State(_))), "spent by the wait");
+    assert!(matches!(armed.on_stream(), Err(Error::State(_))), "spent by the wait");
     assert!(matches!(armed.wait(LOOK), Err(Error::State(_))), "spent by the wait");
     drop(armed);
     assert_eq!(plan.output::<u32>(0).unwrap(), &values(2)[..]);
