@@ -243,7 +243,9 @@ def server(socket, set_name):
             end_ns = time.monotonic_ns()
             with topic.snapshot(seen, timeout=60) as s:  # the start, read after the clock stopped
                 elapsed = end_ns - int(s.metadata)
-            print(f"{elapsed / 1e6:.3f}", flush=True)
+            # Whether the GPU started the copies itself (a GPU arm): load_module's loader says.
+            on_stream = int(getattr(next(iter(weightbus.torch._LOADERS[topic].values())), "on_stream", False))
+            print(f"{elapsed / 1e6:.3f} {on_stream}", flush=True)
         elif command in ("flip", "flip-borrow", "flip-each", "copy"):
             seen = topic.wait(after=seen, timeout=60)
             with topic.snapshot(seen, timeout=60) as s:
@@ -371,6 +373,7 @@ def run_set(set_name, iterations, broker, rows):
 
     version = 0
     salt = 0
+    gpu_armed = 0  # loads whose copies the GPU started itself (load_module's GPU arm)
     for path in PATHS:
         if path in ("peers", "peers-packed"):  # vLLM's trainer_init: the server learns whether it is packed
             requests.post(f"{base_url}/init_weight_transfer_engine",
@@ -382,7 +385,10 @@ def run_set(set_name, iterations, broker, rows):
                     raise RuntimeError("the server did not start waiting")
                 time.sleep(0.002)  # asleep in topic.wait by now: the clock must not time this harness's pipes
                 publish(version)
-                ms = float(srv.stdout.readline().strip())
+                answer = srv.stdout.readline().split()
+                ms = float(answer[0])
+                if path == "load" and i > 0:
+                    gpu_armed += int(answer[1])
             elif path in ("peers", "peers-packed"):
                 salt += 1  # new bytes every iteration, so that the check after the last one means something
                 mark(torch, weights, salt)
@@ -400,6 +406,8 @@ def run_set(set_name, iterations, broker, rows):
             raise RuntimeError(f"the server's weights differ from the trainer's after {path}")
         if path in ("copy", "load") and ask("check") != "ok":
             raise RuntimeError(f"the server's weights differ from the trainer's after {path}")
+    print(f"{set_name}: {gpu_armed} of {iterations} loads GPU-armed (copies enqueued before the version, started by "
+          f"the trainer's stream)", flush=True)
     srv.stdin.close()
     srv.wait(timeout=120)
     topic.revoke(next(iter(weights)), timeout=60)

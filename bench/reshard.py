@@ -66,6 +66,7 @@ def c_api():
     lib.wb_plan_run.argtypes = [p, p, p]
     lib.wb_plan_arm.argtypes = [p, u64, p, ctypes.POINTER(p)]
     lib.wb_armed_wait.argtypes = [p, i64, ctypes.POINTER(p)]
+    lib.wb_armed_on_stream.argtypes = [p, ctypes.POINTER(ctypes.c_int32)]
     lib.wb_plan_get_info.argtypes = [p, ctypes.POINTER(_lib.PlanInfo)]
     lib.wb_split.argtypes = [i64, u32, u32, u32, ctypes.POINTER(i64), ctypes.POINTER(i64)]
     lib.wb_split_vocab.argtypes = [i64, i64, u32, u32, ctypes.POINTER(i64), ctypes.POINTER(i64),
@@ -236,7 +237,10 @@ def reader_role(socket, m, M, ranks):
     total = sum(b.numel() * 2 for b in buffers)
     pads = [(i, sum(p.extent[0] for p in dp)) for i, dp in enumerate(layout) if dp[-1].pad]
     print(f"ready {total} {info.copies} {info.copies_2d}", flush=True)
-    stream = torch.cuda.current_stream()
+    # A stream of its own for the weights, as a server keeps one: an armed read holds its stream until the version
+    # comes (wb_plan_arm enqueues the copies on it behind a wait), which must not hold up other work.
+    torch.cuda.synchronize()
+    stream = torch.cuda.Stream()
     seen = 0
     for command in sys.stdin:
         command = command.split()
@@ -244,6 +248,8 @@ def reader_role(socket, m, M, ranks):
             armed, snap = ctypes.c_void_p(), ctypes.c_void_p()
             check(lib, lib.wb_plan_arm(plan, seen, ctypes.c_void_p(stream.cuda_stream), ctypes.byref(armed)),
                   "wb_plan_arm")
+            on_stream = ctypes.c_int32()
+            lib.wb_armed_on_stream(armed, ctypes.byref(on_stream))
             check(lib, lib.wb_armed_wait(armed, 60000, ctypes.byref(snap)), "wb_armed_wait")
             woken = acquired = enqueued = time.monotonic_ns()
             version = ctypes.c_uint64()
@@ -255,7 +261,7 @@ def reader_role(socket, m, M, ranks):
             want = float(seen % 200)
             ok = all(bool((b[:n] == want).all()) and bool((b[n:] == 0).all())
                      for i, b in enumerate(buffers) for n in [dict(pads).get(i, b.shape[0])])
-            print(f"{done} {'ok' if ok else 'mismatch'} {woken} {enqueued} {acquired}", flush=True)
+            print(f"{done} {'ok' if ok else 'mismatch'} {woken} {enqueued} {acquired} {on_stream.value}", flush=True)
         elif command[0] == "host":  # the host's share alone: acquire, and wb_plan_run's enqueueing
             acquire, run = [], []
             for _ in range(20):
@@ -404,7 +410,7 @@ def main():
                     for m, a in enumerate(answers):
                         done, woken, enq, acq = int(a[0]), int(a[2]), int(a[3]), int(a[4])
                         shares.append((m, (woken - last) / 1e6, (acq - woken) / 1e6, (enq - acq) / 1e6,
-                                       (done - enq) / 1e6))
+                                       (done - enq) / 1e6, int(a[5])))
             host = ask(readers[0], "host").split()
             rows.append(("floor", 1, float(ask(readers[0], f"floor {received}"))))
             for it in range(3):
@@ -445,8 +451,10 @@ def main():
     for m in range(opts.readers):
         mine = [x for x in shares if x[0] == m]
         woken, acq, enq, gpu = (statistics.median(x[k] for x in mine) for k in (1, 2, 3, 4))
+        gpu_arms = sum(x[5] for x in mine)
         print(f"reader {m}: wb_armed_wait back {woken + acq + enq:.3f} ms after the last publish (woken, copies "
-              f"enqueued), then its stream {gpu:.3f} ms (medians)")
+              f"enqueued), then its stream {gpu:.3f} ms (medians); {gpu_arms} of {len(mine)} reads GPU-armed (the "
+              f"copies enqueued before the version, started by its commit)")
     return 0 if plan <= TARGET * floor else 3
 
 

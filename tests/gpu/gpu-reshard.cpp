@@ -82,6 +82,7 @@ struct Shared {
   uint64_t torn;
   uint64_t readers_done;
   uint64_t reads[16];
+  uint64_t gpu_arms;  // --armed: reads whose copies were enqueued before the version (wb_armed_on_stream)
 };
 
 int device_count_in_child() {
@@ -284,7 +285,8 @@ int reader_main(const Options &o, const std::string &socket, uint32_t m, Shared 
   int ordinal = o.spread ? int((m + 1) % uint32_t(count)) : 0;
   init_cuda(nullptr, ordinal);
   CUstream stream;
-  CU(cu.cuStreamCreate(&stream, 0));
+  // --armed: a non-blocking stream, as GPU arms want (weightbus.h); a blocking one otherwise.
+  CU(cu.cuStreamCreate(&stream, o.armed ? CU_STREAM_NON_BLOCKING : 0));
   wb_client *client = attach(socket, "reader");
   wb_topic *topic = open_topic(client, "model", 30000);
   Dests d = tp_layout(m, o.readers);
@@ -323,6 +325,9 @@ int reader_main(const Options &o, const std::string &socket, uint32_t m, Shared 
     if (o.armed) {
       wb_armed *armed;
       WB(wb_plan_arm(plan, seen, stream, &armed));
+      int on_stream = 0;
+      WB(wb_armed_on_stream(armed, &on_stream));
+      if (on_stream) __atomic_add_fetch(&shared->gpu_arms, 1, __ATOMIC_SEQ_CST);
       WB(wb_armed_wait(armed, 30000, &snapshot));  // the plan's copies are on stream
     } else {
       uint64_t latest;
@@ -391,9 +396,13 @@ int main(int argc, char **argv) {
   for (uint32_t m = 0; m < o.readers; ++m) failures += wait_child(readers[m], 300) != 0;
   uint64_t reads = 0;
   for (uint32_t m = 0; m < o.readers; ++m) reads += shared->reads[m];
-  const char *verdict = failures == 0 && shared->torn == 0 ? "PASS" : "FAIL";
-  result("gpu-reshard", "%s ranks=%u readers=%u path=%s%s versions=%u reads=%llu torn=%llu killed=%d", verdict,
-         o.ranks, o.readers, o.path.c_str(), o.host ? " host-dests" : "", o.versions, (unsigned long long)reads,
-         (unsigned long long)shared->torn, killed ? 1 : 0);
-  return failures == 0 && shared->torn == 0 ? 0 : 1;
+  // Armed GPU destinations only: some reads must be GPU arms (not those armed when the latest was newer already,
+  // nor the first of each reader: its plan had not run).
+  bool arms_ok = !o.armed || o.host || shared->gpu_arms > 0;
+  bool pass = failures == 0 && shared->torn == 0 && arms_ok;
+  result("gpu-reshard", "%s ranks=%u readers=%u path=%s%s versions=%u reads=%llu torn=%llu killed=%d gpu_arms=%llu",
+         pass ? "PASS" : "FAIL", o.ranks, o.readers, o.path.c_str(), o.host ? " host-dests" : "", o.versions,
+         (unsigned long long)reads, (unsigned long long)shared->torn, killed ? 1 : 0,
+         (unsigned long long)shared->gpu_arms);
+  return pass ? 0 : 1;
 }
