@@ -1021,20 +1021,23 @@ WB_API void wb_plan_destroy(wb_plan *plan);
  * all the same (a begin waits only for leases of published versions), and the reader reads nothing of it until
  * it is published; from then on the lease pins it as any. The arm's copies run once the version is published.
  *
- * GPU arms. Where it can, wb_plan_arm enqueues the copies on the arm's stream at once, behind a wait on a word of
- * the arm (cuStreamWaitValue64), and the publisher of the version lets them go: from its stream once the
- * version's GPU work is done (published on a stream), at once (published from the host), or, for a sharded
- * version, when its last rank commits it. So the GPU copies the version the moment it is published, before the
- * reader's thread is even woken. A version that does not come (the arm released, a version skipped, an error)
- * lets the wait pass with the copies skipped: the destinations keep what they held. Until then THE STREAM IS
- * HELD: work enqueued on it after wb_plan_arm runs after the version's copies. Hence GPU arms are made only on a
- * stream created non-blocking (CU_STREAM_NON_BLOCKING, as PyTorch's streams are; never the legacy default
- * stream), for a plan that ran once already in the stream's context, whose copies all go to GPU memory from
- * sources the plan kernel reaches (no host or peer copies, no conversions), on a topic of 1 or 2 replicas whose
- * allocations are as at that run, and with stream memory operations available; each topic has 8 arm slots.
- * Otherwise, and for a plain topic published by the reader's own process, the copies are made by wb_armed_wait
- * once the version is published (wb_armed_on_stream says which); $WEIGHTBUS_GPU_ARMS=off makes no GPU arms. Either
- * way the result is the same.
+ * GPU arms (opt-in: $WEIGHTBUS_GPU_ARMS=on). Then, where it can, wb_plan_arm also enqueues the copies on the arm's
+ * stream at once, behind a wait on a word of the arm (cuStreamWaitValue64), and the publisher of the version lets
+ * them go: from its stream once the version's GPU work is done (published on a stream), at once (published from
+ * the host), or, for a sharded version, when its last rank commits it. So the GPU copies the version the moment
+ * it is published, before the reader's thread is even woken. A version that does not come (the arm released, a
+ * version skipped, an error) lets the wait pass with the copies skipped: the destinations keep what they held.
+ * Until then THE STREAM IS HELD: work enqueued on it after wb_plan_arm runs after the version's copies; and where
+ * CUDA runs more streams of the process than it has hardware queues (CUDA_DEVICE_MAX_CONNECTIONS, 8 by default;
+ * 1, as Megatron sets it, serializes every stream), a stream sharing the held one's queue may wait behind it too,
+ * as behind any cuStreamWaitValue64. Hence opt-in: turn them on where the process's other GPU work can wait for
+ * the version (a server between batches) or has queues of its own. A GPU arm is made only on a stream created
+ * non-blocking (CU_STREAM_NON_BLOCKING, as PyTorch's streams are; never the legacy default stream), for a plan
+ * that ran once already in the stream's context, whose copies all go to GPU memory from sources the plan kernel
+ * reaches (no host or peer copies, no conversions), of a topic of 1 or 2 replicas whose allocations are as at that
+ * run and, unless sharded, published by another process, where stream memory operations are available and one of
+ * the topic's 8 arm slots is free. Otherwise the copies are made by wb_armed_wait once the version is published
+ * (wb_armed_on_stream says which). Either way the result is the same.
  *
  * An arm counts as a snapshot of its topic: wb_topic_close refuses while one is held, wb_detach withdraws and
  * frees it. One thread at a time uses an arm; the plan and the topic handle must outlive it. */
