@@ -349,6 +349,8 @@ def main():
     parser.add_argument("--out", help="also write the rows to this CSV file")
     opts = parser.parse_args()
     build = Path(opts.build).resolve()
+    # GPU arms (weightbus.h: opt-in): the readers' copies enqueued before each version exists, started by its publish.
+    os.environ.setdefault("WEIGHTBUS_GPU_ARMS", "on")
     os.environ.setdefault("WEIGHTBUSD", str(build / "broker" / "weightbusd"))
     os.environ["WEIGHTBUS_LIBRARY"] = str(build / "libclient" / "libweightbus.so.0")
     sys.path[:0] = [str(PYTHON), str(PYTHON / "tests")]

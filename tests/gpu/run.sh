@@ -78,8 +78,10 @@ run reshard-vmm-n4-m2-kill 300 "$r" --ranks 4 --readers 2 --path vmm --kill 1
 run reshard-vmm-n3-m4 300 "$r" --ranks 3 --readers 4 --path vmm
 run reshard-legacy-n4-m2 300 "$r" --ranks 4 --readers 2 --path legacy
 run reshard-vmm-n2-m2-host 300 "$r" --ranks 2 --readers 2 --path vmm --host 1  # host destinations beside GPU ones
-run reshard-vmm-n4-m2-kill-armed 300 "$r" --ranks 4 --readers 2 --path vmm --kill 1 --armed 1  # plans armed ahead
-run reshard-vmm-n2-m2-host-armed 300 "$r" --ranks 2 --readers 2 --path vmm --host 1 --armed 1
+# Plans armed ahead; GPU arms on (WEIGHTBUS_GPU_ARMS=on): the copies enqueued before each version exists, where
+# the destinations are all on the GPU.
+run reshard-vmm-n4-m2-kill-armed 300 env WEIGHTBUS_GPU_ARMS=on "$r" --ranks 4 --readers 2 --path vmm --kill 1 --armed 1
+run reshard-vmm-n2-m2-host-armed 300 env WEIGHTBUS_GPU_ARMS=on "$r" --ranks 2 --readers 2 --path vmm --host 1 --armed 1
 if [ "${gpus:-0}" -ge 2 ]; then
   run reshard-spread-n4-m2 300 "$r" --ranks 4 --readers 2 --path vmm --spread 1
 fi
