@@ -411,8 +411,9 @@ def load_module(topic: Topic, module: torch.nn.Module, version: int = 0, name_ma
     it is newer than N, else waits for the next one and loads it. What does not depend on the version (the plan,
     and the check that the module still has its tensors) is done before the wait, and the plan is armed for the
     version (SlicePlan.arm: leased before it is published), on a stream of its own that follows the current
-    one: where the library can, the copies are enqueued there before the version exists and the GPU starts them
-    the moment it is published (a GPU arm); else the library's own wait starts them, with no Python in between.
+    one: the library's own wait starts the copies, with no Python in between, or, with WEIGHTBUS_GPU_ARMS=on in
+    the environment (weightbus.h, "GPU arms": opt-in), they are enqueued there before the version exists and the
+    GPU starts them the moment it is published.
     Either way they are done when the call returns. The errors of the module against the topic's tensors
     come before the wait too (after the first version: before it, nothing can be checked). Raises
     WaitTimeoutError when no newer version comes within `timeout` seconds (the module untouched), ValueError
