@@ -204,9 +204,14 @@ extern "C" WB_API int wb_plan_arm(wb_plan *plan, uint64_t after, void *stream, w
     topic->arms.insert(std::move(node));
   }
   wb_armed *made = armed.release();
-  // Not published yet: its copies may go on the stream now, to start when it is (a failure leaves it to the wait).
-  if (topic->entry->latest.load(std::memory_order_seq_cst) < made->version &&
-      arm_plan(plan, made->version, stream, &made->gpu) != WB_OK) {
+  // Not published yet: its copies may go on the stream now, to start when it is (a failure, even for memory,
+  // leaves them to the wait: the arm is made already).
+  try {
+    if (topic->entry->latest.load(std::memory_order_seq_cst) < made->version &&
+        arm_plan(plan, made->version, stream, &made->gpu) != WB_OK) {
+      made->gpu = nullptr;
+    }
+  } catch (...) {
     made->gpu = nullptr;
   }
   *out = made;
