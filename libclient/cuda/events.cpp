@@ -219,15 +219,15 @@ int Events::device_address(CUcontext context, const std::atomic<uint64_t> &word,
 
 int Events::write_arm_word(void *stream, std::atomic<uint64_t> &word, uint64_t token) {
   CUcontext context = nullptr;
-  int rc = stream_context(stream, 0, &context);
-  if (rc != WB_OK) return rc;
   bool written = false;
-  {
+  int rc = stream_context(stream, 0, &context);
+  if (rc == WB_OK) {
     std::lock_guard lock(mutex_);
     rc = write_word(context, stream, word, token, &written);
   }
   if (written) return WB_OK;
-  // Where the stream cannot write it: once the stream's work is done, the host does.
+  // Where the stream cannot write it: once the stream's work is done, the host does; and on any error all the
+  // same, since the arm's reader waits for it.
   const Driver *d = nullptr;
   ContextGuard guard;
   if (rc == WB_OK) rc = driver(&d);
