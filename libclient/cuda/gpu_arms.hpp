@@ -19,7 +19,7 @@ namespace wb::cuda {
 struct GpuArm {
   uint32_t topic_slot = 0;
   uint32_t index = 0;   // the slot among the topic's kArmsPerTopic
-  uint64_t state = 0;   // arms::State as armed (kReserved until arm_slot)
+  uint64_t state = 0;   // the slot's state word as this arm armed it (core/arms.hpp: make_state)
   uint64_t version = 0;
   CUcontext context = nullptr;
   CUevent passed = nullptr;  // recorded after the armed copies: the stream is past the wait once it completes
