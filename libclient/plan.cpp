@@ -479,6 +479,17 @@ int resolve_source(wb_plan *plan, uint32_t k, uint32_t replica, cuda::PlanSource
   return WB_OK;
 }
 
+// Where source k's bytes are in replica `replica`, as kept from the runs (found_epoch's), looked up the first time.
+int found_source(wb_plan *plan, uint32_t k, uint32_t replica, cuda::PlanSource *out) {
+  size_t at = size_t(k) * plan->replicas + replica;
+  if (!plan->found_known[at]) {
+    if (int rc = resolve_source(plan, k, replica, &plan->found[at]); rc != WB_OK) return rc;
+    plan->found_known[at] = 1;
+  }
+  *out = plan->found[at];
+  return WB_OK;
+}
+
 void host_copy(const plan::RowCopy &r, const char *src, char *dst) {
   for (uint64_t row = 0; row < r.rows; ++row) {
     memcpy(dst + r.dst_offset + row * r.dst_pitch, src + r.src_offset + row * r.src_pitch, r.row_bytes);
@@ -569,13 +580,7 @@ int run_plan(wb_plan *plan, wb_snapshot *snapshot, void *stream) {
     int rc = WB_OK;
     if (replica == shm::kNone) rc = version_replica(snapshot, replicas, plan->source_root[k], &replica);
     if (rc != WB_OK) return rc;
-    size_t at = size_t(k) * replicas + replica;
-    if (!plan->found_known[at]) {
-      if ((rc = resolve_source(plan, k, replica, &plan->found[at])) != WB_OK) return rc;
-      plan->found_known[at] = 1;
-    }
-    *out = plan->found[at];
-    return int(WB_OK);
+    return found_source(plan, k, replica, out);
   });
   return run_with(plan, snapshot, stream, sources);
 }
@@ -613,15 +618,8 @@ int arm_plan(wb_plan *plan, uint64_t version, void *stream, cuda::GpuArm **out) 
   uint32_t replica = plan->replicas == 1 ? shm::kNone : next_replica(plan, version);
   if (plan->replicas == 2 && replica == shm::kNone) return WB_OK;
   uint32_t in = replica == shm::kNone ? 0 : replica;
-  cuda::PlanSources sources(plan->sources.size(), [&](uint32_t k, cuda::PlanSource *found) {
-    size_t at = size_t(k) * plan->replicas + in;
-    if (!plan->found_known[at]) {
-      if (int rc = resolve_source(plan, k, in, &plan->found[at]); rc != WB_OK) return rc;
-      plan->found_known[at] = 1;
-    }
-    *found = plan->found[at];
-    return int(WB_OK);
-  });
+  cuda::PlanSources sources(plan->sources.size(),
+                            [&](uint32_t k, cuda::PlanSource *found) { return found_source(plan, k, in, found); });
   return cuda::arm_plan_on_stream(plan->topic, plan->gpu, plan->gpu_fills, &sources, plan->gpu_ordinal, stream,
                                   cuda::ArmTarget{version, epoch, replica}, out);
 }
