@@ -10,6 +10,10 @@
 // the dirty count (tests/model/protocol.pml checks the protocol with a reader that arms).
 #include "armed.hpp"
 
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <set>
 #include <string>
@@ -34,6 +38,8 @@ struct wb_armed {
   uint32_t lease_slot = 0;
   // The copies enqueued on the stream behind a GPU arm (plan.hpp: arm_plan), or nullptr: copied once published.
   wb::cuda::GpuArm *gpu = nullptr;
+  // When the GPU arm's hold runs out (monotonic ns; -1: none to keep): the wait withdraws it then.
+  int64_t hold_until_ns = -1;
   // Made ahead, so that once the version is published nothing on the way to the copies can fail for memory.
   std::unique_ptr<wb_snapshot> snapshot;
   std::set<wb_snapshot *>::node_type snapshot_node;
@@ -42,6 +48,38 @@ struct wb_armed {
 namespace wb {
 
 namespace {
+
+// $WEIGHTBUS_GPU_ARMS (weightbus.h, "GPU arms"): how long a GPU arm may hold its stream, in *hold_ns; 0: none is
+// made. "on" holds up to 100 ms: far longer than a version takes from the arm to its publish where the reader arms
+// just before (benchmarks), and short enough that what the hold makes wait (the process's device-wide waits)
+// only stutters.
+int gpu_arm_hold(int64_t *hold_ns) {
+  constexpr long long kOnMs = 100, kMaxMs = 3600000;
+  *hold_ns = 0;
+  const char *setting = getenv("WEIGHTBUS_GPU_ARMS");
+  if (setting == nullptr || *setting == '\0' || strcmp(setting, "off") == 0) return WB_OK;
+  long long ms = kOnMs;
+  if (strcmp(setting, "on") != 0) {
+    char *end = nullptr;
+    errno = 0;
+    ms = strtoll(setting, &end, 10);
+    if (setting[0] < '0' || setting[0] > '9' || errno != 0 || *end != '\0' || ms < 1 || ms > kMaxMs) {
+      return fail(WB_E_INVAL,
+                  "WEIGHTBUS_GPU_ARMS='%s': give on, off, or how long a GPU arm may hold its stream in milliseconds "
+                  "(1 to %lld)",
+                  setting, kMaxMs);
+    }
+  }
+  *hold_ns = int64_t(ms) * 1000000;
+  return WB_OK;
+}
+
+// The sooner of two waits in ns (-1: forever).
+int64_t sooner(int64_t a_ns, int64_t b_ns) {
+  if (a_ns < 0) return b_ns;
+  if (b_ns < 0) return a_ns;
+  return std::min(a_ns, b_ns);
+}
 
 // Leases, in the arm's slot, the first version after armed->after that it can have: the latest if it is newer
 // and can be read now, else latest + 1, whether or not a publisher is writing it yet.
@@ -146,9 +184,20 @@ int await_version(wb_armed *armed, int64_t timeout_ms, wb_snapshot **out, bool *
       withdraw(armed);
       return rc;
     }
-    cuda::sweep(topic->client);  // a reader blocked here still drops revoked CUDA imports, once per slice
+    // Not published within the GPU arm's hold: withdrawn, its stream goes on and the copies are the wait's. Or a
+    // publisher claimed it meanwhile: its version is out, and the next look finds it.
+    int64_t hold_ns = armed->hold_until_ns < 0 ? -1 : std::max<int64_t>(0, armed->hold_until_ns - monotonic_ns());
+    if (hold_ns == 0) {
+      if (cuda::withdraw_gpu_arm(topic->client, armed->gpu)) armed->gpu = nullptr;
+      armed->hold_until_ns = -1;
+      continue;
+    }
+    // A reader blocked here still drops revoked CUDA imports, once per slice; not while its stream is held, as
+    // letting an import go may wait for the device, and so for the hold.
+    if (armed->gpu == nullptr) cuda::sweep(topic->client);
     rc = sleep_on(topic->client->connection, &entry.version_seq, &entry.version_waiters, seq,
-                  deadline.remaining_ns());
+                  sooner(deadline.remaining_ns(), hold_ns));
+    if (rc == WB_E_TIMEOUT && !deadline.expired()) continue;  // the hold ran out first
     if (rc == WB_E_TIMEOUT) {
       return fail(WB_E_TIMEOUT, "topic '%s': armed version %llu not published within %lld ms (latest %llu)%s",
                   entry.name, (unsigned long long)armed->version, (long long)timeout_ms,
@@ -183,6 +232,8 @@ extern "C" WB_API int wb_plan_arm(wb_plan *plan, uint64_t after, void *stream, w
   if (plan == nullptr || out == nullptr) return fail(WB_E_INVAL, "plan or out is NULL");
   *out = nullptr;
   wb_topic *topic = plan_topic(plan);
+  int64_t hold_ns = 0;
+  if (int rc = gpu_arm_hold(&hold_ns); rc != WB_OK) return rc;
   // Everything is made first: once a lease word is taken, nothing may fail for want of memory.
   auto armed = std::make_unique<wb_armed>();
   armed->plan = plan;
@@ -204,16 +255,17 @@ extern "C" WB_API int wb_plan_arm(wb_plan *plan, uint64_t after, void *stream, w
     topic->arms.insert(std::move(node));
   }
   wb_armed *made = armed.release();
-  // Not published yet: its copies may go on the stream now, to start when it is (a failure, even for memory,
-  // leaves them to the wait: the arm is made already).
+  // Not published yet: with GPU arms on, its copies may go on the stream now, to start when it is (a failure,
+  // even for memory, leaves them to the wait: the arm is made already).
   try {
-    if (topic->entry->latest.load(std::memory_order_seq_cst) < made->version &&
+    if (hold_ns > 0 && topic->entry->latest.load(std::memory_order_seq_cst) < made->version &&
         arm_plan(plan, made->version, stream, &made->gpu) != WB_OK) {
       made->gpu = nullptr;
     }
   } catch (...) {
     made->gpu = nullptr;
   }
+  if (made->gpu != nullptr) made->hold_until_ns = monotonic_ns() + hold_ns;
   *out = made;
   return WB_OK;
 } catch (...) {

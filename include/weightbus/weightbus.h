@@ -1021,23 +1021,33 @@ WB_API void wb_plan_destroy(wb_plan *plan);
  * all the same (a begin waits only for leases of published versions), and the reader reads nothing of it until
  * it is published; from then on the lease pins it as any. The arm's copies run once the version is published.
  *
- * GPU arms (opt-in: $WEIGHTBUS_GPU_ARMS=on). Then, where it can, wb_plan_arm also enqueues the copies on the arm's
- * stream at once, behind a wait on a word of the arm (cuStreamWaitValue64), and the publisher of the version lets
- * them go: from its stream once the version's GPU work is done (published on a stream), at once (published from
- * the host), or, for a sharded version, when its last rank commits it. So the GPU copies the version the moment
- * it is published, before the reader's thread is even woken. A version that does not come (the arm released, a
- * version skipped, an error) lets the wait pass with the copies skipped: the destinations keep what they held.
- * Until then THE STREAM IS HELD: work enqueued on it after wb_plan_arm runs after the version's copies; and where
- * CUDA runs more streams of the process than it has hardware queues (CUDA_DEVICE_MAX_CONNECTIONS, 8 by default;
- * 1, as Megatron sets it, serializes every stream), a stream sharing the held one's queue may wait behind it too,
- * as behind any cuStreamWaitValue64. Hence opt-in: turn them on where the process's other GPU work can wait for
- * the version (a server between batches) or has queues of its own. A GPU arm is made only on a stream created
- * non-blocking (CU_STREAM_NON_BLOCKING, as PyTorch's streams are; never the legacy default stream), for a plan
- * that ran once already in the stream's context, whose copies all go to GPU memory from sources the plan kernel
- * reaches (no host or peer copies, no conversions), of a topic of 1 or 2 replicas whose allocations are as at that
- * run and, unless sharded, published by another process, where stream memory operations are available and one of
- * the topic's 8 arm slots is free. Otherwise the copies are made by wb_armed_wait once the version is published
- * (wb_armed_on_stream says which). Either way the result is the same.
+ * GPU arms (opt-in: $WEIGHTBUS_GPU_ARMS=on, or a hold in milliseconds, 1 to 3600000; on is 100; unset or off:
+ * none; any other value makes wb_plan_arm fail with WB_E_INVAL). Then, where it can, wb_plan_arm also enqueues the
+ * copies on the arm's stream at once, behind a wait on a word of the arm (cuStreamWaitValue64), and the publisher
+ * of the version lets them go: from its stream once the version's GPU work is done (published on a stream), at
+ * once (published from the host), or, for a sharded version, when its last rank commits it. So the GPU copies
+ * the version the moment it is published, before the reader's thread is even woken. A version that does not come
+ * (the arm released, a version skipped, an error) lets the wait pass with the copies skipped: the destinations
+ * keep what they held.
+ * Until then THE STREAM IS HELD: work enqueued on it after wb_plan_arm runs after the version's copies. And while
+ * it is held, whatever in the process waits for the whole device waits for it too: cuCtxSynchronize and
+ * cudaDeviceSynchronize (torch.cuda.synchronize), cudaFree, and a kernel's first launch under CUDA's lazy module
+ * loading (CUDA_MODULE_LOADING=LAZY, the default since CUDA 12.2) may; and where CUDA runs more streams of the
+ * process than it has hardware queues (CUDA_DEVICE_MAX_CONNECTIONS, 8 by default; 1, as Megatron sets it,
+ * serializes every stream), a stream sharing the held one's queue may wait behind it, as behind any
+ * cuStreamWaitValue64. So the hold is bounded: wb_armed_wait withdraws a GPU arm whose version has not come
+ * within the hold of wb_plan_arm (its stream goes on, the copies skipped) and makes the copies itself once the
+ * version is published, as without it. The bound is kept by wb_armed_wait: call it at once after wb_plan_arm, on
+ * the same thread, which must not wait for the device in between (it could not end the hold). Hence opt-in: turn
+ * GPU arms on where the process's other GPU work can wait up to the hold once per version (a server between
+ * batches) or has queues of its own.
+ * A GPU arm is made only on a stream created non-blocking (CU_STREAM_NON_BLOCKING, as PyTorch's streams are;
+ * never the legacy default stream), for a plan that ran once already in the stream's context, whose copies all
+ * go to GPU memory from sources the plan kernel reaches (no host or peer copies, no conversions), of a topic of
+ * 1 or 2 replicas whose allocations are as at that run and, unless sharded, published by another process, where
+ * stream memory operations are available and one of the topic's 8 arm slots is free. Otherwise the copies are
+ * made by wb_armed_wait once the version is published (wb_armed_on_stream says which; a hold that runs out turns
+ * it to 0). Either way the result is the same.
  *
  * An arm counts as a snapshot of its topic: wb_topic_close refuses while one is held, wb_detach withdraws and
  * frees it. One thread at a time uses an arm; the plan and the topic handle must outlive it. */
@@ -1047,12 +1057,14 @@ typedef struct wb_armed wb_armed;
  * newer and can be leased now, that one (wb_armed_wait copies it at once), else the version after the latest,
  * leased before it is published (an R = 1 update may be writing it, or its topic is left dirty: the arm waits for
  * the version that mends it). stream is where wb_armed_wait's copies go (wb_plan_run's). Errors: WB_E_INVAL (NULL;
- * after beyond the latest, or the latest WB_VERSION_MAX: no version can follow), WB_E_NOT_FOUND (the topic was
- * removed), WB_E_NOSPC (every lease slot of the client is held), WB_E_NOMEM. */
+ * after beyond the latest, or the latest WB_VERSION_MAX: no version can follow; $WEIGHTBUS_GPU_ARMS not on, off
+ * or a hold in milliseconds), WB_E_NOT_FOUND (the topic was removed), WB_E_NOSPC (every lease slot of the client
+ * is held), WB_E_NOMEM. */
 WB_API int wb_plan_arm(wb_plan *plan, uint64_t after, void *stream, wb_armed **out);
 
 /* Waits up to timeout_ms (-1: forever, 0: a look) until the armed version is published, runs the plan for it on
- * the arm's stream (wb_plan_run; a GPU arm's copies are there already) and gives its snapshot: release it as any, after its stream's copies. A version
+ * the arm's stream (wb_plan_run; a GPU arm's copies are there already, unless its hold ran out first) and gives
+ * its snapshot: release it as any, after its stream's copies. A version
  * that will not come (the publisher went past it with wb_update_set_version, or a reader of R >= 2 fell so far
  * behind that its record is gone) moves the arm to the first version after `after` that can be had, within the
  * same wait. On WB_E_TIMEOUT the arm stays (wait again, or release it); on any other return it is spent and freed.
@@ -1066,7 +1078,8 @@ WB_API int wb_armed_wait(wb_armed *armed, int64_t timeout_ms, wb_snapshot **snap
 WB_API int wb_armed_version(const wb_armed *armed, uint64_t *version);
 
 /* *on_stream = 1 when the arm is a GPU arm (see above: its copies are enqueued on its stream, which is held until
- * the version comes or the arm is withdrawn), else 0 (wb_armed_wait will run them). Errors: WB_E_INVAL (NULL). */
+ * the version comes, the arm is withdrawn or its hold runs out), else 0 (wb_armed_wait will run them). Errors:
+ * WB_E_INVAL (NULL). */
 WB_API int wb_armed_on_stream(const wb_armed *armed, int *on_stream);
 
 /* Withdraws an arm that was not waited for, or timed out: drops its lease, nothing is copied (NULL is

@@ -88,6 +88,14 @@ bool finish_gpu_arm(wb_client *client, GpuArm *arm) {
   return state != nullptr && state->gpu_arms.finish(std::move(owned));
 }
 
+bool withdraw_gpu_arm(wb_client *client, GpuArm *arm) {
+  std::unique_ptr<GpuArm> owned(arm);
+  ClientState *state = client->cuda.load(std::memory_order_acquire);
+  bool withdrawn = state != nullptr && state->gpu_arms.withdraw(&owned);
+  owned.release();  // kept (claimed): still the caller's
+  return withdrawn;
+}
+
 void drop_gpu_arm(wb_client *client, GpuArm *arm) {
   std::unique_ptr<GpuArm> owned(arm);
   ClientState *state = client->cuda.load(std::memory_order_acquire);

@@ -72,6 +72,12 @@ void GpuArms::drop(std::unique_ptr<GpuArm> arm) {
   retire(std::move(arm));
 }
 
+bool GpuArms::withdraw(std::unique_ptr<GpuArm> *arm) {
+  if ((*arm)->enqueued && !arms::withdraw(slot(**arm), (*arm)->state)) return false;
+  retire(std::move(*arm));
+  return true;
+}
+
 void GpuArms::retire(std::unique_ptr<GpuArm> arm) {
   std::lock_guard lock(mutex_);
   retired_.push_back(std::move(arm));

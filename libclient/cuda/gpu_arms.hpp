@@ -52,6 +52,11 @@ class GpuArms {
   // publisher may then write over the version's bytes). Retires it.
   void drop(std::unique_ptr<GpuArm> arm);
 
+  // The arm's hold ran out before its version came (weightbus.h, "GPU arms"): withdraws it, so that its stream
+  // goes on with the copies skipped, and retires it (*arm reset): true. False when a publisher claimed it first
+  // (its version is out, its copies coming): *arm is kept.
+  bool withdraw(std::unique_ptr<GpuArm> *arm);
+
  private:
   // Frees the slots of retired arms whose streams are past them. Under mutex_.
   void collect();

@@ -139,16 +139,21 @@ struct ArmTarget {
 
 // Enqueues on stream, behind a wait on a GPU arm of target.version, the plan's copies as its program in the
 // stream's context runs them, from `sources` (where target says the version will be), and its fills. *out the
-// arm, or nullptr when this run cannot be armed: GPU arms are off ($WEIGHTBUS_GPU_ARMS is not "on"); the stream is
-// NULL, the legacy or a blocking one; a plain topic's publisher is this process; no run made a program in its
-// context yet, or some copy is outside the plan kernel (peer, host); stream memory operations are not available;
-// no arm slot is free; the version was published meanwhile. Then the reader copies once it is.
+// arm, or nullptr when this run cannot be armed: the stream is NULL, the legacy or a blocking one; a plain
+// topic's publisher is this process; no run made a program in its context yet, or some copy is outside the plan
+// kernel (peer, host); stream memory operations are not available; no arm slot is free; the version was
+// published meanwhile. Then the reader copies once it is. The caller asks only with GPU arms on.
 int arm_plan_on_stream(wb_topic *topic, PlanGpu *gpu, const std::vector<Fill2D> &fills, PlanSources *sources,
                        int ordinal, void *stream, const ArmTarget &target, GpuArm **out);
 
 // The armed version is published: true when the arm's copies are on the stream and run (a publisher claimed
 // it), false when the reader copies (withdrawn now). Takes the arm.
 bool finish_gpu_arm(wb_client *client, GpuArm *arm);
+
+// The arm's hold ran out before its version came ($WEIGHTBUS_GPU_ARMS): withdraws it, so that its stream goes on
+// with the copies skipped, and takes it: true. False when a publisher claimed it first (its version is out): the
+// arm stays the caller's.
+bool withdraw_gpu_arm(wb_client *client, GpuArm *arm);
 
 // The reader will not copy the armed version: withdraws the arm, or waits until its copies are done when a
 // publisher claimed it first. Takes the arm. NULL: nothing.

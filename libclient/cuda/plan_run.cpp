@@ -1,15 +1,14 @@
 // A plan's GPU copies on the reader's stream, after the version's GPU work. Made once per plan and context: the
 // copies whose destination and source the plan kernel reaches (same GPU, device memory) become its descriptors,
 // uploaded to device memory (plan_program.hpp), so that a run is a few launches whose parameters carry where
-// this version's sources are, each launched as soon as its sources are looked up (the first small). The rest (peer, host, or where the kernel is
-// not usable) are one cuMemcpyAsync or cuMemcpy2DAsync each; the driver picks the kind of copy from the memory
-// types, device pointers of other GPUs working through unified addressing. Zero fills are cuMemsetD2D8Async.
+// this version's sources are, each launched as soon as its sources are looked up (the first small). The rest
+// (peer, host, or where the kernel is not usable) are one cuMemcpyAsync or cuMemcpy2DAsync each; the driver picks
+// the kind of copy from the memory types, device pointers of other GPUs working through unified addressing. Zero
+// fills are cuMemsetD2D8Async.
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
-#include <cstdlib>
-#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -306,14 +305,8 @@ int enqueue_armed(const Driver *d, Program *p, GpuArm *arm, CUdeviceptr word, ui
 int arm_plan_on_stream(wb_topic *topic, PlanGpu *gpu, const std::vector<Fill2D> &fills, PlanSources *sources,
                        int ordinal, void *stream, const ArmTarget &target, GpuArm **out) {
   *out = nullptr;
-  // Opt-in (weightbus.h, "GPU arms"): a held stream may hold up others of the process that share its hardware
-  // queue, which the GPU script has yet to measure.
-  static const bool wanted = [] {
-    const char *setting = getenv("WEIGHTBUS_GPU_ARMS");
-    return setting != nullptr && strcmp(setting, "on") == 0;
-  }();
   // A plain topic's publisher in this process: its stream's write and this stream's wait would share its queues.
-  if (!wanted || (topic->entry->ranks == 0 && topic->entry->publisher_pid.load() == uint32_t(getpid()))) return WB_OK;
+  if (topic->entry->ranks == 0 && topic->entry->publisher_pid.load() == uint32_t(getpid())) return WB_OK;
   const Driver *d = nullptr;
   ClientState *state = nullptr;
   CUcontext context = nullptr;

@@ -37,6 +37,7 @@ int arm_plan_on_stream(wb_topic *, PlanGpu *, const std::vector<Fill2D> &, PlanS
   return WB_OK;
 }
 bool finish_gpu_arm(wb_client *, GpuArm *) { return false; }
+bool withdraw_gpu_arm(wb_client *, GpuArm *) { return false; }
 void drop_gpu_arm(wb_client *, GpuArm *) {}
 int run_convert_on_stream(wb_snapshot *, ConvertGpu **, const std::vector<wb_convert_dest> &,
                           const std::vector<wb_convert_rect> &, PlanSources *, int, void *) {

@@ -396,10 +396,11 @@ int main(int argc, char **argv) {
   for (uint32_t m = 0; m < o.readers; ++m) failures += wait_child(readers[m], 300) != 0;
   uint64_t reads = 0;
   for (uint32_t m = 0; m < o.readers; ++m) reads += shared->reads[m];
-  // Armed GPU destinations only, with WEIGHTBUS_GPU_ARMS=on (run.sh sets it): some reads must be GPU arms (not those armed when the latest was newer already,
-  // nor the first of each reader: its plan had not run).
+  // Armed GPU destinations only, with GPU arms on (run.sh sets WEIGHTBUS_GPU_ARMS): some reads must be GPU arms
+  // (not those armed when the latest was newer already, nor the first of each reader: its plan had not run).
   const char *gpu_arms = getenv("WEIGHTBUS_GPU_ARMS");
-  bool arms_ok = !o.armed || o.host || gpu_arms == nullptr || strcmp(gpu_arms, "on") != 0 || shared->gpu_arms > 0;
+  bool on = gpu_arms != nullptr && *gpu_arms != '\0' && strcmp(gpu_arms, "off") != 0;
+  bool arms_ok = !o.armed || o.host || !on || shared->gpu_arms > 0;
   bool pass = failures == 0 && shared->torn == 0 && arms_ok;
   result("gpu-reshard", "%s ranks=%u readers=%u path=%s%s versions=%u reads=%llu torn=%llu killed=%d gpu_arms=%llu",
          pass ? "PASS" : "FAIL", o.ranks, o.readers, o.path.c_str(), o.host ? " host-dests" : "", o.versions,

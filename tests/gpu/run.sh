@@ -116,6 +116,9 @@ if python3 -c 'import torch' >/dev/null 2>&1; then
   # What a stream held in cuStreamWaitValue64 (as a GPU arm's) does to the process's other streams: MISS while any
   # waits behind it, which keeps GPU arms opt-in (weightbus.h, "GPU arms").
   run stream-hold 120 python3 tests/gpu/stream_hold.py "$build"
+  # A GPU arm's hold is bounded (WEIGHTBUS_GPU_ARMS=200): a device-wide wait in the reader's process
+  # (torch.cuda.synchronize, a kernel's first launch) lasts at most about the hold, not until the publish.
+  run arm-hold 120 python3 tests/gpu/arm_hold.py "$build"
   run torch-interop 900 python3 tests/gpu/torch_interop.py "$build"
   # CuPy and JAX as DLPack consumers of snapshots: zero-copy, every dtype, stream-ordered, leases held while
   # their arrays live (SKIP, with the reason, for a consumer that is not installed).
@@ -139,7 +142,7 @@ if python3 -c 'import torch' >/dev/null 2>&1; then
       bindings/python/tests/test_conversions.py bindings/python/tests/test_torch_helpers.py
   fi
 else
-  for name in stream-hold torch-interop dlpack-consumers transformers-server fp8-exact fp8-exhaustive; do
+  for name in stream-hold arm-hold torch-interop dlpack-consumers transformers-server fp8-exact fp8-exhaustive; do
     [[ -z $only || $name =~ $only ]] && rows+=("$(printf '%-34s %-7s %5ss  %s' $name SKIP 0 'no torch for python3')")
   done
 fi

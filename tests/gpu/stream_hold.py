@@ -35,6 +35,12 @@ def main():
     cu.cuStreamCreate.argtypes = [ctypes.POINTER(vp), ui]
     cu.cuStreamQuery.argtypes = [vp]
     x = torch.zeros(1 << 20, device="cuda")
+    # Every kernel launched below, launched once first: under CUDA's lazy module loading a first launch may wait
+    # for the whole device, held stream included (what arm_hold.py measures), which would stop this thread
+    # before it writes the word.
+    x.add_(1)
+    y = x * 2
+    del y
     torch.cuda.synchronize()
     page = mmap.mmap(-1, 4096)
     word = (ctypes.c_uint64 * 1).from_buffer(page)
@@ -48,10 +54,10 @@ def main():
     def hold(value):
         assert cu.cuStreamWaitValue64_v2(held, device_word.value, value, 0) == 0
 
-    # Other work while the stream is held.
+    # Other work while the stream is held, on streams made before.
+    streams = [torch.cuda.Stream() for _ in range(17)]
     hold(1)
     started = time.monotonic()
-    streams = [torch.cuda.Stream() for _ in range(17)]
     events = []
     for s in streams:
         with torch.cuda.stream(s):

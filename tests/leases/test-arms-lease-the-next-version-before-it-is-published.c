@@ -6,6 +6,7 @@
  * on, and an arm holds off the topic's removal as a snapshot does. Every refusal has its code and message. Host tensors: the copies are the plan's memcpy. */
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 
 #include "fixture.h"
 
@@ -403,6 +404,24 @@ static void refusals(void **state) {
   FX_OK(wb_armed_on_stream(armed, &on_stream));
   assert_int_equal(on_stream, 0); /* a host plan: wb_armed_wait copies */
   FX_OK(wb_armed_release(armed));
+  /* $WEIGHTBUS_GPU_ARMS is read by every arm: a setting that is not on, off or a hold in milliseconds is refused
+   * (a host plan is armed the same way under any good one). */
+  const char *bad[] = {"yes", "ON", "0", "-5", "12ms", " 5", "3600001", "99999999999999999999"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i) {
+    setenv("WEIGHTBUS_GPU_ARMS", bad[i], 1);
+    FX_EXPECT(wb_plan_arm(s.plan, 1, NULL, &armed), WB_E_INVAL);
+    fx_expect_message("WEIGHTBUS_GPU_ARMS=", "give on, off, or how long a GPU arm may hold its stream", NULL);
+    assert_null(armed);
+  }
+  const char *good[] = {"on", "off", "", "1", "250", "3600000"};
+  for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); ++i) {
+    setenv("WEIGHTBUS_GPU_ARMS", good[i], 1);
+    FX_OK(wb_plan_arm(s.plan, 1, NULL, &armed));
+    FX_OK(wb_armed_on_stream(armed, &on_stream));
+    assert_int_equal(on_stream, 0);
+    FX_OK(wb_armed_release(armed));
+  }
+  unsetenv("WEIGHTBUS_GPU_ARMS");
   /* Every lease slot held by arms: the next one is refused, naming the broker's flag. */
   wb_armed *all[4096];
   int held = 0, rc;

@@ -6,8 +6,8 @@
  * already, withdraws the arm (compare-and-swap ARMED -> WITHDRAWN, then the word gets token + 1); a withdraw
  * that loses to a claim leaves an enqueued arm. An enqueued arm's stream waits until the word reaches its token
  * (cyclic >=), then its guard runs the copies if the word is exactly the token. Meanwhile its host either waits
- * for the version and withdraws it if unclaimed (as wb_armed_wait does), or gives up first (a release), which
- * withdraws it too. The slot is armed again only once the stream is past the wait. A publisher publishes the
+ * for the version and withdraws it if unclaimed (as wb_armed_wait does), or gives up first (a release, or a hold
+ * that runs out: wb_armed_wait then copies on its own), which withdraws it too. The slot is armed again only once the stream is past the wait. A publisher publishes the
  * versions: latest, then a claim of an ARMED slot of that version (compare-and-swap -> CLAIMED, then the word gets
  * the token, written later: its stream's write may land at any time, even after the slot moved on). Tokens are
  * gen * 16 + version, so a late write of an earlier generation is below every later token.

@@ -87,6 +87,22 @@ def test_refusals_and_withdrawals(client):
     reader.close()
 
 
+def test_gpu_arms_setting_is_checked_by_every_arm(client, monkeypatch):
+    topic, reader, plan, dst = make_plan(client)
+    for bad in ("yes", "0", "100ms"):
+        monkeypatch.setenv("WEIGHTBUS_GPU_ARMS", bad)
+        with pytest.raises(weightbus.InvalidArgumentError, match=f"WEIGHTBUS_GPU_ARMS='{bad}': give on, off, or how"):
+            plan.arm(1)
+    for good in ("on", "off", "250"):  # a host plan arms as ever
+        monkeypatch.setenv("WEIGHTBUS_GPU_ARMS", good)
+        with plan.arm(1) as armed:
+            assert not armed.on_stream
+    monkeypatch.delenv("WEIGHTBUS_GPU_ARMS")
+    topic.publish({"w": np.full((4, 8), 2, np.float32)})
+    with plan.arm(1).wait(timeout=5):
+        assert (dst == 2).all()
+
+
 def test_load_slices_after_arms_the_plan(client):
     torch = pytest.importorskip("torch")
     from weightbus.torch import load_slices

@@ -413,7 +413,8 @@ def load_module(topic: Topic, module: torch.nn.Module, version: int = 0, name_ma
     version (SlicePlan.arm: leased before it is published), on a stream of its own that follows the current
     one: the library's own wait starts the copies, with no Python in between, or, with WEIGHTBUS_GPU_ARMS=on in
     the environment (weightbus.h, "GPU arms": opt-in), they are enqueued there before the version exists and the
-    GPU starts them the moment it is published.
+    GPU starts them the moment it is published, if it is within 100 ms (the hold: until then, what waits for the
+    whole device in this process, torch.cuda.synchronize() included, waits for that stream).
     Either way they are done when the call returns. The errors of the module against the topic's tensors
     come before the wait too (after the first version: before it, nothing can be checked). Raises
     WaitTimeoutError when no newer version comes within `timeout` seconds (the module untouched), ValueError

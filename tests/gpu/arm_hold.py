@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""A GPU arm holds its stream for a bounded time (weightbus.h, "GPU arms"). While a reader's stream waits for a
+version not yet published, whatever in the reader's process waits for the whole device waits for that stream
+too. With WEIGHTBUS_GPU_ARMS=200 the wait lets the GPU arm go after 200 ms, and the copies are then made by the
+wait, as without a GPU arm. So such a wait lasts about 200 ms, not the 2 s until the publish. Scenarios, each
+arming a slice plan for the next version of a bf16 model published by another process:
+
+  sync          torch.cuda.synchronize() on the main thread while another thread waits on the arm;
+  first-launch  a kernel's first launch in the process, which CUDA's lazy module loading (the default since
+                CUDA 12.2) may have to make wait for the device;
+  quick         the version published at once: the publisher lets the copies go.
+
+Every scenario checks every element of the copied version. PASS needs a GPU arm to have been made, and each
+wait on the device to have lasted less than a second.
+
+    python3 tests/gpu/arm_hold.py [BUILD_DIR]
+
+Prints "RESULT arm-hold-<scenario> PASS|FAIL ..." and exits 1 on a FAIL, or prints "SKIP: ..." without torch
+or a GPU.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = ROOT / "bindings" / "python"
+HOLD_MS = 200
+PUBLISH_AFTER_S = 2.0
+SHAPES = {f"layer{i}": (1024, 1024) for i in range(8)}
+
+
+def value(version, index):
+    return float((version * 7 + index) % 200 - 100)  # integers are exact in bf16
+
+
+def publisher(socket):
+    """Publishes version v of the model, every element of tensor i value(v, i), for each "publish" line read."""
+    import torch
+    import weightbus
+    from weightbus.torch import ModulePublisher
+
+    model = torch.nn.ParameterDict({name: torch.nn.Parameter(torch.zeros(shape)) for name, shape in SHAPES.items()})
+    model = model.to(device="cuda", dtype=torch.bfloat16)
+    with weightbus.connect(socket, client_name="hold-publisher", timeout=20) as client:
+        topic = client.create_topic("policy", replicas=1)
+        pub = ModulePublisher(topic, model, mode="copy")
+        print("ready", flush=True)
+        for line in sys.stdin:
+            if line.strip() != "publish":
+                break
+            version = topic.latest + 1
+            with torch.no_grad():
+                for i, p in enumerate(model.values()):
+                    p.fill_(value(version, i))
+            assert pub.publish(timeout=30) == version
+            print(version, flush=True)
+
+
+class Reader:
+    """The slice plan of every tensor into bf16 CUDA buffers of this process, on a non-blocking stream."""
+
+    def __init__(self, torch, weightbus, socket, ask):
+        self.torch, self.ask = torch, ask
+        self.client = weightbus.connect(socket, client_name="hold-reader", timeout=20)
+        self.topic = self.client.open_topic("policy")
+        self.buffers = [torch.empty(shape, dtype=torch.bfloat16, device="cuda") for shape in SHAPES.values()]
+        dests = [{"dst": b, "parts": [{"name": name, "extent": list(shape)}]}
+                 for b, (name, shape) in zip(self.buffers, SHAPES.items())]
+        self.plan = weightbus.SlicePlan(self.topic, dests)
+        self.stream = torch.cuda.Stream()  # non-blocking, as GPU arms need
+        self.version = int(ask())
+        with self.topic.snapshot(timeout=10) as s:  # a run first: an arm is made for a plan that ran
+            self.plan.run(s, self.stream)
+            self.stream.synchronize()
+        assert not self.wrong(self.version)
+
+    def wrong(self, version):
+        """How many buffers do not hold `version`."""
+        return sum(not bool((b == value(version, i)).all()) for i, b in enumerate(self.buffers))
+
+    def scenario(self, disturb, publish_after_s):
+        """Arms for the next version, waits on another thread, runs disturb() (its seconds), has the version
+        published publish_after_s after the arm. (GPU-armed, disturb's seconds, buffers wrong)."""
+        armed = self.plan.arm(self.version, self.stream)
+        armed_at = time.monotonic()
+        on_stream = armed.on_stream
+        got = {}
+        waiter = threading.Thread(target=lambda: got.update(snapshot=armed.wait(timeout=30)))
+        waiter.start()
+        time.sleep(0.02)  # the waiter is in wb_armed_wait
+        seconds = disturb()
+        time.sleep(max(0.0, armed_at + publish_after_s - time.monotonic()))
+        self.version = int(self.ask())
+        waiter.join(60)
+        with got["snapshot"] as snapshot:
+            assert snapshot.version == self.version
+            self.stream.synchronize()
+            return on_stream, seconds, self.wrong(self.version)
+
+    def close(self):
+        self.plan.close()
+        self.client.close()
+
+
+def timed(call):
+    def run():
+        started = time.monotonic()
+        call()
+        return time.monotonic() - started
+    return run
+
+
+def main():
+    args = sys.argv[1:]
+    if args and args[0] == "--role":
+        publisher(args[1])
+        return 0
+    build = Path(args[0] if args else "build-gpu").resolve()
+    sys.path[:0] = [str(PYTHON), str(PYTHON / "tests")]
+    from broker import Broker, use_build
+
+    use_build(build)
+    try:
+        import torch
+    except ImportError:
+        print("SKIP: no torch for this python3")
+        return 0
+    if not torch.cuda.is_available():
+        print("SKIP: no CUDA device")
+        return 0
+    import weightbus
+
+    os.environ["WEIGHTBUS_GPU_ARMS"] = str(HOLD_MS)
+    scenarios = [
+        ("sync", timed(torch.cuda.synchronize), PUBLISH_AFTER_S),
+        # A kernel of this process's first launch: a dtype nothing here used before.
+        ("first-launch", timed(lambda: torch.arange(5, device="cuda", dtype=torch.int16).cumsum(0)), PUBLISH_AFTER_S),
+        ("quick", lambda: 0.0, 0.0),
+    ]
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="wbhold-") as tmp:
+        broker = Broker(Path(tmp))
+        pub = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--role", broker.socket],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            if pub.stdout.readline().strip() != "ready":
+                print("RESULT arm-hold FAIL the publisher failed to set up", flush=True)
+                return 1
+
+            def ask():
+                pub.stdin.write("publish\n")
+                pub.stdin.flush()
+                return pub.stdout.readline()
+
+            reader = Reader(torch, weightbus, broker.socket, ask)
+            for name, disturb, publish_after_s in scenarios:
+                on_stream, seconds, wrong = reader.scenario(disturb, publish_after_s)
+                passed = on_stream and seconds < 1.0 and wrong == 0
+                ok &= passed
+                print(f"RESULT arm-hold-{name} {'PASS' if passed else 'FAIL'} gpu_armed={int(on_stream)} "
+                      f"waited_ms={seconds * 1e3:.1f} hold_ms={HOLD_MS} publish_after_ms={publish_after_s * 1e3:.0f} "
+                      f"version={reader.version} wrong_buffers={wrong}", flush=True)
+            reader.close()
+        finally:
+            pub.stdin.close()
+            pub.wait(timeout=60)
+            broker.stop()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
