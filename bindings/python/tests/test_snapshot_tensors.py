@@ -10,7 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import weightbus  # noqa: E402
-from weightbus.torch import UnsupportedError, _even_runs, snapshot_tensors  # noqa: E402
+from weightbus._flip import _even_runs  # noqa: E402
+from weightbus.torch import UnsupportedError, snapshot_tensors  # noqa: E402
 from test_dlpack import can_begin  # noqa: E402
 
 # weightbus dtype -> torch's name of it; those this torch lacks are left out of the topics below.

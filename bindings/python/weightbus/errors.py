@@ -25,6 +25,10 @@ class LibraryNotFoundError(ImportError):
     """libweightbus could not be loaded (or is another version): the message says what was tried."""
 
 
+class UnsupportedError(WeightbusError, NotImplementedError):
+    """The installed torch lacks what a helper of weightbus.torch needs (DTensor before torch 2.4, a dtype)."""
+
+
 class InvalidArgumentError(WeightbusError, ValueError):
     """WB_E_INVAL, WB_E_NAME_TOO_LONG, WB_E_DTYPE, WB_E_SHAPE, WB_E_SIZE: the call's arguments are wrong."""
 
