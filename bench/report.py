@@ -51,6 +51,9 @@ def gpu_latency_table(out, lines):
         lines.append(f"publish -> GPU-visible p50 {r['gpu_visible_p50_us']:.1f} us (target <= 30), the publisher's "
                      f"stream delayed {r['publisher_delay_us']:.1f} us (target <= 10); with interprocess events "
                      f"{r['event_gpu_visible_p50_us']:.1f} us and {r['event_publisher_delay_us']:.1f} us")
+        if "armed_gpu_visible_p50_us" in r:  # older CSVs lack it
+            lines.append(f"  a server's GPU arms (WEIGHTBUS_GPU_ARMS=on): publish -> the armed copies done p50 "
+                         f"{r['armed_gpu_visible_p50_us']:.1f} us")
 
 
 def model_medians(out):

@@ -28,7 +28,8 @@ namespace gpu {
           X(cuMemAllocHost) X(cuMemFreeHost) X(cuMemAllocManaged) X(cuMemAllocAsync) X(cuMemFreeAsync) X(cuMemGetInfo) \
               X(cuMemsetD16Async) X(cuMemsetD8Async) X(cuMemsetD8) X(cuMemcpyHtoDAsync) X(cuMemcpyDtoH) X(cuMemcpyDtoHAsync) X(cuMemcpyDtoDAsync)              \
                   X(cuMemCreate) X(cuMemRelease) X(cuMemAddressReserve) X(cuMemAddressFree) X(cuMemMap) X(cuMemUnmap)  \
-                      X(cuMemSetAccess) X(cuMemGetAllocationGranularity) X(cuStreamWaitValue32) X(cuStreamQuery)
+                      X(cuMemSetAccess) X(cuMemGetAllocationGranularity) X(cuStreamWaitValue32) X(cuStreamWriteValue32)   \
+                          X(cuStreamQuery)
 
 struct Cuda {
 #define GPU_CUDA_POINTER(fn) decltype(&::fn) fn = nullptr;

@@ -5,8 +5,11 @@
 // Three ways: "stream", the library's default (the GPU word: cuStreamWriteValue64 / cuStreamWaitValue64);
 // "stream-event", the same with WEIGHTBUS_GPU_ORDER=event (interprocess events, the fallback); and
 // "host-sync", the GPU ordering done on the host: the publisher synchronizes its stream and publishes with
-// wb_update_publish, the reader waits on nothing. Every clock starts when the publisher has enqueued its GPU
-// work. Also reported: when the publisher's own GPU work was done (its stream synchronized after the publish),
+// wb_update_publish, the reader waits on nothing; and "armed", a server's loop with GPU arms
+// (WEIGHTBUS_GPU_ARMS=on): the reader arms a plan of the tensor into a buffer of its own for the next version
+// (wb_plan_arm, its copies enqueued behind the arm's wait) and has its stream write a host word after them, so that
+// the version is GPU-visible when its copies are done, which the reader sees by polling that word; then
+// wb_armed_wait. Every clock starts when the publisher has enqueued its GPU work. Also reported: when the publisher's own GPU work was done (its stream synchronized after the publish),
 // which bounds what any reader can see; its excess over host-sync's is how long the publish delays the
 // publisher's stream. Targets (issue 20), exit status 3 when missed: "stream" GPU-visible p50 <= 30 us and the
 // publisher's stream delayed <= 10 us.
@@ -23,13 +26,13 @@ using namespace gpu;
 
 namespace {
 
-enum Mode { kStream = 0, kStreamEvent = 1, kHost = 2 };
-const char *kModeNames[3] = {"stream", "stream-event", "host-sync"};
+enum Mode { kStream = 0, kStreamEvent = 1, kHost = 2, kArmed = 3 };
+const char *kModeNames[4] = {"stream", "stream-event", "host-sync", "armed"};
 
 // Each mode's medians, for the targets (a region of their own: Shared is cleared between modes).
 struct Medians {
-  double gpu_visible_us[3];
-  double publisher_done_us[3];
+  double gpu_visible_us[4];
+  double publisher_done_us[4];
 };
 
 struct Shared {
@@ -37,6 +40,7 @@ struct Shared {
   uint64_t reader_ready;
   uint64_t acked;
   uint64_t mismatches;
+  uint64_t gpu_arms;  // armed: versions whose copies were a GPU arm's
   double publisher_done_us[4096];  // per version: the publisher's GPU work done, from the clock's start
 };
 
@@ -78,6 +82,31 @@ int publisher(const std::string &socket, uint32_t iterations, Mode mode, Shared 
   return 0;
 }
 
+// Prints and records a reader's timings (from the publisher's clock start: wait_us until woken, gpu_us until
+// GPU-visible) with the publisher's, and detaches. The exit status: 1 if any version read was wrong.
+int report(Mode mode, uint32_t iterations, Shared *sh, Medians *medians, wb_client *client,
+           const std::vector<double> &wait_us, const std::vector<double> &gpu_us) {
+  std::vector<double> done_us;
+  usleep(1000);  // the publisher wrote its last timing
+  for (uint64_t v = 11; v <= iterations; ++v) done_us.push_back(sh->publisher_done_us[v % 4096]);
+  printf("%s: publish -> wb_topic_wait returns: p50 %.1f us, p99 %.1f us\n", kModeNames[mode], percentile(wait_us, 50),
+         percentile(wait_us, 99));
+  printf("%s: publish -> GPU-visible (leased, stream ordered, stream passed the GPU work): p50 %.1f us, p99 %.1f us\n",
+         kModeNames[mode], percentile(gpu_us, 50), percentile(gpu_us, 99));
+  printf("%s: publisher's own GPU work done: p50 %.1f us\n", kModeNames[mode], percentile(done_us, 50));
+  medians->gpu_visible_us[mode] = percentile(gpu_us, 50);
+  medians->publisher_done_us[mode] = percentile(done_us, 50);
+  std::string name = std::string("latency-") + kModeNames[mode];
+  result(name.c_str(),
+         "%s iterations=%u wait_p50_us=%.1f wait_p99_us=%.1f gpu_visible_p50_us=%.1f gpu_visible_p99_us=%.1f "
+         "publisher_done_p50_us=%.1f%s",
+         sh->mismatches == 0 ? "PASS" : "FAIL", iterations, percentile(wait_us, 50), percentile(wait_us, 99),
+         percentile(gpu_us, 50), percentile(gpu_us, 99), percentile(done_us, 50),
+         mode == kArmed ? (" gpu_arms=" + std::to_string(sh->gpu_arms)).c_str() : "");
+  WB(wb_detach(client));
+  return sh->mismatches == 0 ? 0 : 1;
+}
+
 int reader(const std::string &socket, uint32_t iterations, Mode mode, Shared *sh, Medians *medians) {
   init_cuda(nullptr);
   CUstream stream;
@@ -87,7 +116,7 @@ int reader(const std::string &socket, uint32_t iterations, Mode mode, Shared *sh
   wb_topic *topic = open_topic(client, "latency", 10000);
   uint16_t *host;
   CU(cu.cuMemAllocHost(reinterpret_cast<void **>(&host), 2));
-  std::vector<double> wait_us, gpu_us, done_us;
+  std::vector<double> wait_us, gpu_us;
   __atomic_store_n(&sh->reader_ready, 1, __ATOMIC_RELEASE);
   for (uint64_t last = 0; last < iterations;) {
     uint64_t v;
@@ -115,23 +144,79 @@ int reader(const std::string &socket, uint32_t iterations, Mode mode, Shared *sh
     last = v;
     __atomic_store_n(&sh->acked, v, __ATOMIC_RELEASE);
   }
-  usleep(1000);  // the publisher wrote its last timing
-  for (uint64_t v = 11; v <= iterations; ++v) done_us.push_back(sh->publisher_done_us[v % 4096]);
-  printf("%s: publish -> wb_topic_wait returns: p50 %.1f us, p99 %.1f us\n", kModeNames[mode], percentile(wait_us, 50),
-         percentile(wait_us, 99));
-  printf("%s: publish -> GPU-visible (leased, stream ordered, stream passed the GPU work): p50 %.1f us, p99 %.1f us\n",
-         kModeNames[mode], percentile(gpu_us, 50), percentile(gpu_us, 99));
-  printf("%s: publisher's own GPU work done: p50 %.1f us\n", kModeNames[mode], percentile(done_us, 50));
-  medians->gpu_visible_us[mode] = percentile(gpu_us, 50);
-  medians->publisher_done_us[mode] = percentile(done_us, 50);
-  std::string name = std::string("latency-") + kModeNames[mode];
-  result(name.c_str(),
-         "%s iterations=%u wait_p50_us=%.1f wait_p99_us=%.1f gpu_visible_p50_us=%.1f gpu_visible_p99_us=%.1f "
-         "publisher_done_p50_us=%.1f",
-         sh->mismatches == 0 ? "PASS" : "FAIL", iterations, percentile(wait_us, 50), percentile(wait_us, 99),
-         percentile(gpu_us, 50), percentile(gpu_us, 99), percentile(done_us, 50));
-  WB(wb_detach(client));
-  return sh->mismatches == 0 ? 0 : 1;
+  return report(mode, iterations, sh, medians, client, wait_us, gpu_us);
+}
+
+// The armed mode's reader: version 1 read by a plain run of the plan (an arm is made for a plan that ran),
+// every later one armed before it is published.
+int reader_armed(const std::string &socket, uint32_t iterations, Shared *sh, Medians *medians) {
+  setenv("WEIGHTBUS_GPU_ARMS", "on", 1);
+  init_cuda(nullptr);
+  CUstream stream;
+  CU(cu.cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));  // as GPU arms need
+  if (!await(&sh->topic_ready, 1, 60)) die("no topic");
+  wb_client *client = attach(socket, "latency-reader");
+  wb_topic *topic = open_topic(client, "latency", 10000);
+  CUdeviceptr dst;
+  CU(cu.cuMemAlloc(&dst, kElements * 2));
+  wb_slice_part part = WB_SLICE_PART_INIT;
+  part.name = "w";
+  part.ndim = 1;
+  part.extent[0] = kElements;
+  wb_slice_dest dest = WB_SLICE_DEST_INIT;
+  dest.device = 0;
+  dest.ndim = 1;
+  dest.shape[0] = kElements;
+  dest.dtype = WB_DTYPE_BF16;
+  dest.dst = reinterpret_cast<void *>(dst);
+  dest.dst_bytes = kElements * 2;
+  wb_plan *plan;
+  WB(wb_plan_create(topic, &dest, 1, &part, 1, &plan));
+  uint32_t *words;  // [0]: the version whose copies the stream finished; [1]: dst's last element, read back
+  CU(cu.cuMemAllocHost(reinterpret_cast<void **>(&words), 8));
+  volatile uint32_t *done = words;
+  *done = 0;
+  std::vector<double> wait_us, gpu_us;
+  __atomic_store_n(&sh->reader_ready, 1, __ATOMIC_RELEASE);
+  uint64_t last = 0;
+  while (last < iterations) {
+    wb_armed *armed;
+    WB(wb_plan_arm(plan, last, stream, &armed));
+    int on_stream = 0;
+    WB(wb_armed_on_stream(armed, &on_stream));
+    uint64_t v;
+    WB(wb_armed_version(armed, &v));
+    if (on_stream) CU(cu.cuStreamWriteValue32(stream, reinterpret_cast<CUdeviceptr>(words), uint32_t(v), 0));
+    __atomic_store_n(&sh->acked, last, __ATOMIC_RELEASE);  // armed: the publisher may go on
+    // A GPU arm: its copies are done when the stream writes the word (polled up to 1 s: a late one is the
+    // wait's, which lets the hold go).
+    int64_t visible = 0;
+    for (int64_t until = now_ns() + 1000000000; on_stream && visible == 0 && now_ns() < until;) {
+      if (*done == uint32_t(v)) visible = now_ns();
+    }
+    wb_snapshot *snap;
+    WB(wb_armed_wait(armed, 30000, &snap));
+    int64_t woke = now_ns();
+    CU(cu.cuMemcpyDtoHAsync(words + 1, dst + (kElements - 1) * 2, 2, stream));
+    CU(cu.cuStreamSynchronize(stream));
+    if (visible == 0) visible = now_ns();  // a host arm: the wait ran the copies
+    const void *meta;
+    uint32_t size;
+    WB(wb_snapshot_metadata(snap, &meta, &size, nullptr));
+    int64_t t0;
+    memcpy(&t0, meta, sizeof(t0));
+    if (uint16_t(words[1]) != pattern(v, 0)) ++sh->mismatches;
+    WB(wb_snapshot_release(snap));
+    if (v > 10) {  // the first ones open the allocation and make the plan's program
+      wait_us.push_back(double(woke - t0) / 1e3);
+      gpu_us.push_back(double(visible - t0) / 1e3);
+      sh->gpu_arms += on_stream;
+    }
+    last = v;
+  }
+  __atomic_store_n(&sh->acked, last, __ATOMIC_RELEASE);
+  wb_plan_destroy(plan);
+  return report(kArmed, iterations, sh, medians, client, wait_us, gpu_us);
 }
 
 }  // namespace
@@ -142,11 +227,14 @@ int main(int argc, char **argv) {
   auto *sh = static_cast<Shared *>(shared_memory(sizeof(Shared)));
   auto *medians = static_cast<Medians *>(shared_memory(sizeof(Medians)));
   int status = 0;
-  for (Mode mode : {kStream, kStreamEvent, kHost}) {
+  for (Mode mode : {kStream, kStreamEvent, kHost, kArmed}) {
     memset(sh, 0, sizeof(*sh));
     Broker broker;
     pid_t pub = spawn([&] { return publisher(broker.socket(), iterations, mode, sh); });
-    pid_t rd = spawn([&] { return reader(broker.socket(), iterations, mode, sh, medians); });
+    pid_t rd = spawn([&] {
+      return mode == kArmed ? reader_armed(broker.socket(), iterations, sh, medians)
+                            : reader(broker.socket(), iterations, mode, sh, medians);
+    });
     status |= wait_child(rd, 240);
     status |= wait_child(pub, 60);
   }
@@ -155,12 +243,13 @@ int main(int argc, char **argv) {
   double delay = medians->publisher_done_us[kStream] - medians->publisher_done_us[kHost];
   bool met = visible <= 30 && delay <= 10;
   printf("stream: publish -> GPU-visible p50 %.1f us (target <= 30), publisher's stream delayed %.1f us (<= 10); "
-         "with events %.1f us and %.1f us\n",
+         "with events %.1f us and %.1f us; armed (GPU arms: copies done) %.1f us\n",
          visible, delay, medians->gpu_visible_us[kStreamEvent],
-         medians->publisher_done_us[kStreamEvent] - medians->publisher_done_us[kHost]);
+         medians->publisher_done_us[kStreamEvent] - medians->publisher_done_us[kHost], medians->gpu_visible_us[kArmed]);
   result("latency-targets", "%s gpu_visible_p50_us=%.1f publisher_delay_us=%.1f event_gpu_visible_p50_us=%.1f "
-         "event_publisher_delay_us=%.1f", met ? "PASS" : "MISS", visible, delay,
+         "event_publisher_delay_us=%.1f armed_gpu_visible_p50_us=%.1f", met ? "PASS" : "MISS", visible, delay,
          medians->gpu_visible_us[kStreamEvent],
-         medians->publisher_done_us[kStreamEvent] - medians->publisher_done_us[kHost]);
+         medians->publisher_done_us[kStreamEvent] - medians->publisher_done_us[kHost],
+         medians->gpu_visible_us[kArmed]);
   return met ? 0 : 3;
 }
