@@ -249,7 +249,8 @@ func (a *Armed) Version() (uint64, error) {
 }
 
 // OnStream says whether this is a GPU arm (wb_armed_on_stream): its copies are enqueued on its stream already, to
-// run the moment the version is published, and the stream is held until then (or until the arm is withdrawn);
+// run the moment the version is published, and the stream is held until then (or until the arm is withdrawn or
+// its hold runs out: see the header's "GPU arms");
 // false: Wait runs them. ErrInval once the arm is spent.
 func (a *Armed) OnStream() (bool, error) {
 	if a.a == nil {

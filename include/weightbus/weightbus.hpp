@@ -349,8 +349,8 @@ class Armed : public Owned<wb_armed, wb_armed_release> {
     check(wb_armed_version(get(), &v));
     return v;
   }
-  // Whether the copies are enqueued on the arm's stream already, which is held until the version comes
-  // (wb_armed_on_stream: a GPU arm).
+  // Whether the copies are enqueued on the arm's stream already, which is held until the version comes or the
+  // hold runs out (wb_armed_on_stream: a GPU arm).
   bool on_stream() const {
     int flag;
     check(wb_armed_on_stream(get(), &flag));

@@ -233,7 +233,8 @@ class Armed:
     @property
     def on_stream(self) -> bool:
         """Whether this is a GPU arm (wb_armed_on_stream): its copies are enqueued on its stream already, to run the
-        moment the version is published, and the stream is held until then (or until the arm is withdrawn).
+        moment the version is published, and the stream is held until then (or until the arm is withdrawn or its
+        hold runs out: weightbus.h, "GPU arms").
         False: wait() runs them."""
         with self._lock:
             flag = ctypes.c_int32()

@@ -299,7 +299,8 @@ impl Armed<'_> {
     }
 
     /// Whether this is a GPU arm (`wb_armed_on_stream`): its copies are enqueued on its stream already, to run the
-    /// moment the version is published, and the stream is held until then (or until the arm is withdrawn);
+    /// moment the version is published, and the stream is held until then (or until the arm is withdrawn or its
+    /// hold runs out: see the header's "GPU arms");
     /// `false`: [`Armed::wait`] runs them. Errors: `State` once a wait spent the arm.
     pub fn on_stream(&self) -> Result<bool> {
         let raw = self.raw.ok_or_else(spent)?;
