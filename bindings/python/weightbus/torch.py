@@ -228,7 +228,9 @@ _arm_streams: Dict[torch.device, Any] = {}
 
 def _arm_stream(device: torch.device) -> Any:
     """load_module(after=)'s stream on `device`, made once: one of torch's pool, which do not wait for the
-    legacy default stream (CUDA's non-blocking streams), as GPU arms need."""
+    legacy default stream (CUDA's non-blocking streams), as GPU arms need. torch hands out its pool's 32 streams
+    in turn, so code that asks for 32 more gets this one too, and its work there may wait for a GPU arm's hold
+    (100 ms at most by default): torch makes no stream of a process's own."""
     stream = _arm_streams.get(device)
     if stream is None:
         stream = _arm_streams[device] = torch.cuda.Stream(device)
