@@ -235,7 +235,7 @@ int main(int argc, char **argv) {
   skip_without_gpu();
   auto *sh = static_cast<Shared *>(shared_memory(sizeof(Shared)));
   auto *medians = static_cast<Medians *>(shared_memory(sizeof(Medians)));
-  int status = 0;
+  int status[4] = {};
   for (Mode mode : {kStream, kStreamEvent, kHost, kArmed}) {
     memset(sh, 0, sizeof(*sh));
     Broker broker;
@@ -244,10 +244,10 @@ int main(int argc, char **argv) {
       return mode == kArmed ? reader_armed(broker.socket(), iterations, sh, medians)
                             : reader(broker.socket(), iterations, mode, sh, medians);
     });
-    status |= wait_child(rd, 240);
-    status |= wait_child(pub, 60);
+    status[mode] |= wait_child(rd, 240);
+    status[mode] |= wait_child(pub, 60);
   }
-  if (status != 0) return 1;
+  if (status[kStream] != 0 || status[kStreamEvent] != 0 || status[kHost] != 0) return 1;
   double visible = medians->gpu_visible_us[kStream];
   double delay = medians->publisher_done_us[kStream] - medians->publisher_done_us[kHost];
   bool met = visible <= 30 && delay <= 10;
@@ -260,5 +260,6 @@ int main(int argc, char **argv) {
          medians->gpu_visible_us[kStreamEvent],
          medians->publisher_done_us[kStreamEvent] - medians->publisher_done_us[kHost],
          medians->gpu_visible_us[kArmed]);
+  if (status[kArmed] != 0) return 1;  // the targets above are the GPU word's: reported all the same
   return met ? 0 : 3;
 }
