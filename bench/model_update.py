@@ -233,7 +233,7 @@ def server(socket, set_name):
     names = list(own)
     module = as_module(torch, own)
     print(f"ready {http.server_port}", flush=True)
-    seen = 0
+    seen, claimed = 0, 0
     for command in sys.stdin:
         command = command.strip()
         if command in ("flip", "flip-borrow", "flip-each", "copy", "load"):
@@ -243,9 +243,12 @@ def server(socket, set_name):
             end_ns = time.monotonic_ns()
             with topic.snapshot(seen, timeout=60) as s:  # the start, read after the clock stopped
                 elapsed = end_ns - int(s.metadata)
-            # Whether the GPU started the copies itself (a GPU arm): load_module's loader says.
-            on_stream = int(getattr(next(iter(weightbus.torch._LOADERS[topic].values())), "on_stream", False))
-            print(f"{elapsed / 1e6:.3f} {on_stream}", flush=True)
+            # Whether the copies were enqueued before the version (a GPU arm), and whether the GPU then made them,
+            # let go by the trainer's publish (claimed): load_module's loader and its plan's counts say.
+            loader = next(iter(weightbus.torch._LOADERS[topic].values()))
+            on_stream = int(getattr(loader, "on_stream", False))
+            was, claimed = claimed, loader.plan.info.gpu_arms_claimed
+            print(f"{elapsed / 1e6:.3f} {on_stream} {max(0, claimed - was)}", flush=True)
         elif command in ("flip", "flip-borrow", "flip-each", "copy"):
             seen = topic.wait(after=seen, timeout=60)
             with topic.snapshot(seen, timeout=60) as s:
@@ -373,7 +376,8 @@ def run_set(set_name, iterations, broker, rows):
 
     version = 0
     salt = 0
-    gpu_armed = 0  # loads whose copies the GPU started itself (load_module's GPU arm)
+    gpu_armed = 0  # loads whose copies were enqueued before the version (load_module's GPU arm)
+    gpu_claimed = 0  # of which the GPU made the copies, let go by the trainer's publish
     for path in PATHS:
         if path in ("peers", "peers-packed"):  # vLLM's trainer_init: the server learns whether it is packed
             requests.post(f"{base_url}/init_weight_transfer_engine",
@@ -389,6 +393,7 @@ def run_set(set_name, iterations, broker, rows):
                 ms = float(answer[0])
                 if path == "load" and i > 0:
                     gpu_armed += int(answer[1])
+                    gpu_claimed += int(answer[2])
             elif path in ("peers", "peers-packed"):
                 salt += 1  # new bytes every iteration, so that the check after the last one means something
                 mark(torch, weights, salt)
@@ -406,8 +411,8 @@ def run_set(set_name, iterations, broker, rows):
             raise RuntimeError(f"the server's weights differ from the trainer's after {path}")
         if path in ("copy", "load") and ask("check") != "ok":
             raise RuntimeError(f"the server's weights differ from the trainer's after {path}")
-    print(f"{set_name}: {gpu_armed} of {iterations} loads GPU-armed (copies enqueued before the version, started by "
-          f"the trainer's stream)", flush=True)
+    print(f"{set_name}: {gpu_armed} of {iterations} loads GPU-armed (copies enqueued before the version), "
+          f"{gpu_claimed} of them started by the trainer's publish (the others withdrawn)", flush=True)
     srv.stdin.close()
     srv.wait(timeout=120)
     topic.revoke(next(iter(weights)), timeout=60)

@@ -252,6 +252,9 @@ def reader_role(socket, m, M, ranks):
             lib.wb_armed_on_stream(armed, ctypes.byref(on_stream))
             check(lib, lib.wb_armed_wait(armed, 60000, ctypes.byref(snap)), "wb_armed_wait")
             woken = acquired = enqueued = time.monotonic_ns()
+            claimed = info.gpu_arms_claimed  # whether the GPU made this wait's copies (its publisher let them go)
+            lib.wb_plan_get_info(plan, ctypes.byref(info))
+            claimed = info.gpu_arms_claimed - claimed
             version = ctypes.c_uint64()
             lib.wb_snapshot_version(snap, ctypes.byref(version))
             stream.synchronize()
@@ -261,7 +264,8 @@ def reader_role(socket, m, M, ranks):
             want = float(seen % 200)
             ok = all(bool((b[:n] == want).all()) and bool((b[n:] == 0).all())
                      for i, b in enumerate(buffers) for n in [dict(pads).get(i, b.shape[0])])
-            print(f"{done} {'ok' if ok else 'mismatch'} {woken} {enqueued} {acquired} {on_stream.value}", flush=True)
+            print(f"{done} {'ok' if ok else 'mismatch'} {woken} {enqueued} {acquired} {on_stream.value} {claimed}",
+                  flush=True)
         elif command[0] == "host":  # the host's share alone: acquire, and wb_plan_run's enqueueing
             acquire, run = [], []
             for _ in range(20):
@@ -412,7 +416,7 @@ def main():
                     for m, a in enumerate(answers):
                         done, woken, enq, acq = int(a[0]), int(a[2]), int(a[3]), int(a[4])
                         shares.append((m, (woken - last) / 1e6, (acq - woken) / 1e6, (enq - acq) / 1e6,
-                                       (done - enq) / 1e6, int(a[5])))
+                                       (done - enq) / 1e6, int(a[5]), int(a[6])))
             host = ask(readers[0], "host").split()
             rows.append(("floor", 1, float(ask(readers[0], f"floor {received}"))))
             for it in range(3):
@@ -453,10 +457,10 @@ def main():
     for m in range(opts.readers):
         mine = [x for x in shares if x[0] == m]
         woken, acq, enq, gpu = (statistics.median(x[k] for x in mine) for k in (1, 2, 3, 4))
-        gpu_arms = sum(x[5] for x in mine)
+        gpu_arms, claimed = sum(x[5] for x in mine), sum(x[6] for x in mine)
         print(f"reader {m}: wb_armed_wait back {woken + acq + enq:.3f} ms after the last publish (woken, copies "
               f"enqueued), then its stream {gpu:.3f} ms (medians); {gpu_arms} of {len(mine)} reads GPU-armed (the "
-              f"copies enqueued before the version, started by its commit)")
+              f"copies enqueued before the version), {claimed} of them started by its commit (the others withdrawn)")
     return 0 if plan <= TARGET * floor else 3
 
 

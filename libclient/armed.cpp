@@ -266,6 +266,7 @@ extern "C" WB_API int wb_plan_arm(wb_plan *plan, uint64_t after, void *stream, w
     made->gpu = nullptr;
   }
   if (made->gpu != nullptr) made->hold_until_ns = monotonic_ns() + hold_ns;
+  count_arm(plan, made->gpu != nullptr);
   *out = made;
   return WB_OK;
 } catch (...) {
@@ -281,6 +282,7 @@ extern "C" WB_API int wb_armed_wait(wb_armed *armed, int64_t timeout_ms, wb_snap
   bool enqueued = false;
   int rc = await_version(armed, timeout_ms, &leased, &enqueued);
   if (rc != WB_OK) return rc;
+  if (enqueued) count_claimed(plan);
   if (!enqueued && (rc = wb_plan_run(plan, leased, stream)) != WB_OK) {
     std::string message = wb_last_error();
     wb_snapshot_release(leased);

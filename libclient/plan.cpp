@@ -7,6 +7,7 @@
 // they are WB_E_NO_CUDA. A destination that converts (weightbus.h, "Conversions") is compiled the same way in
 // elements instead of bytes, and its copies become convert.hpp's rectangles, run on the host or by the conversion
 // kernel (cuda/convert_run.cpp).
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -78,7 +79,8 @@ struct wb_plan {
   int gpu_ordinal = -1;  // a destination's GPU, if any is on one
   wb::cuda::PlanGpu *gpu = nullptr;
   wb::cuda::ConvertGpu *convert_gpu = nullptr;
-  wb_plan_info info = WB_PLAN_INFO_INIT;
+  wb_plan_info info = WB_PLAN_INFO_INIT;  // what plan creation found; the arms' counts below
+  std::atomic<uint64_t> arms{0}, gpu_arms{0}, gpu_arms_claimed{0};  // arms of different threads count at once
   // Where runs found each source in each replica (source k's replica r at k * replicas + r, if found_known),
   // good while the segment's allocations_epoch stays found_epoch (0: nothing kept).
   uint64_t found_epoch = 0;
@@ -624,6 +626,13 @@ int arm_plan(wb_plan *plan, uint64_t version, void *stream, cuda::GpuArm **out) 
                                   cuda::ArmTarget{version, epoch, replica}, out);
 }
 
+void count_arm(wb_plan *plan, bool gpu) {
+  plan->arms.fetch_add(1, std::memory_order_relaxed);
+  if (gpu) plan->gpu_arms.fetch_add(1, std::memory_order_relaxed);
+}
+
+void count_claimed(wb_plan *plan) { plan->gpu_arms_claimed.fetch_add(1, std::memory_order_relaxed); }
+
 }  // namespace wb
 
 using namespace wb;
@@ -671,6 +680,9 @@ extern "C" WB_API int wb_plan_get_info(const wb_plan *plan, wb_plan_info *out) t
   uint32_t size = out->struct_size;
   *out = plan->info;
   out->struct_size = size;
+  out->arms = plan->arms.load(std::memory_order_relaxed);
+  out->gpu_arms = plan->gpu_arms.load(std::memory_order_relaxed);
+  out->gpu_arms_claimed = plan->gpu_arms_claimed.load(std::memory_order_relaxed);
   return WB_OK;
 } catch (...) {
   return wb::abi_error(__func__);

@@ -21,4 +21,9 @@ wb_topic *plan_topic(const wb_plan *plan);
 // the version is published.
 int arm_plan(wb_plan *plan, uint64_t version, void *stream, cuda::GpuArm **out);
 
+// Counts an arm of the plan made (a GPU arm or not), and a wait that found a GPU arm's copies made
+// (wb_plan_info's arms, gpu_arms, gpu_arms_claimed). Any thread.
+void count_arm(wb_plan *plan, bool gpu);
+void count_claimed(wb_plan *plan);
+
 }  // namespace wb

@@ -126,6 +126,10 @@ func TestArmLeasesTheNextVersionBeforeItIsPublished(t *testing.T) {
 	if v := publishWithin(t, publisher, 3, time.Second); v != 3 {
 		t.Fatalf("published version %d", v)
 	}
+	// The plan counts its arms: a host arm (the wait copied).
+	if info := must(plan.Info())(t); info.Arms != 1 || info.GpuArms != 0 || info.GpuArmsClaimed != 0 {
+		t.Fatalf("the plan's arms: %+v", info)
+	}
 	if err := plan.Close(); err != nil {
 		t.Fatalf("Plan.Close once the arm is spent: %v", err)
 	}

@@ -87,13 +87,17 @@ func ceilDiv(n int, d uint32) int {
 	return (n + int(d) - 1) / int(d)
 }
 
-// PlanInfo is what a run copies (wb_plan_info).
+// PlanInfo is what a run copies, and how the plan's arms went (wb_plan_info).
 type PlanInfo struct {
 	Dests    int
 	Copies   int // region copies per run, of which Copies2D strided
 	Copies2D int
 	Bytes    uint64
 	PadBytes uint64
+	// Arms made, of which GPU arms, of which a wait found copied by the GPU (see the header's "GPU arms").
+	Arms           uint64
+	GpuArms        uint64
+	GpuArmsClaimed uint64
 }
 
 // Plan is destinations resolved once into region copies from a topic's shards (wb_plan_create), run for each
@@ -300,12 +304,13 @@ func (a *Armed) Release() error {
 	return err
 }
 
-// Info describes the plan.
+// Info describes the plan, and how its arms went.
 func (p *Plan) Info() (PlanInfo, error) {
 	raw := C.wbgo_plan_info()
 	err := call(func() C.int { return C.wb_plan_get_info(p.p, &raw) })
 	return PlanInfo{Dests: int(raw.dests), Copies: int(raw.copies), Copies2D: int(raw.copies_2d), Bytes: uint64(raw.bytes),
-		PadBytes: uint64(raw.pad_bytes)}, err
+		PadBytes: uint64(raw.pad_bytes), Arms: uint64(raw.arms), GpuArms: uint64(raw.gpu_arms),
+		GpuArmsClaimed: uint64(raw.gpu_arms_claimed)}, err
 }
 
 // Output is destination index's bytes as of the last Run, valid until Close (copy them to keep them). An index

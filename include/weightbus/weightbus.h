@@ -997,11 +997,16 @@ typedef struct wb_plan_info {
   uint32_t copies_2d;  /* of which strided (rows of a pitch) */
   uint64_t bytes;      /* copied per run (a converting destination: the bytes it writes, scales aside) */
   uint64_t pad_bytes;  /* zero-filled per run */
+  /* How its arms went, since the plan was made (wb_plan_arm, "GPU arms" below): */
+  uint64_t arms;              /* arms made */
+  uint64_t gpu_arms;          /* of which GPU arms: the copies enqueued at the arm */
+  uint64_t gpu_arms_claimed;  /* of which a wait found copied by the GPU, let go by the version's publisher (the
+                               * others were withdrawn: the version went by, the hold ran out, a release) */
 } wb_plan_info;
 
-#define WB_PLAN_INFO_INIT {sizeof(wb_plan_info), 0, 0, 0, 0, 0}
+#define WB_PLAN_INFO_INIT {sizeof(wb_plan_info), 0, 0, 0, 0, 0, 0, 0, 0}
 
-/* Describes the plan. Errors: WB_E_INVAL. */
+/* Describes the plan, and how its arms went. Errors: WB_E_INVAL. */
 WB_API int wb_plan_get_info(const wb_plan *plan, wb_plan_info *out);
 
 /* Frees the plan (NULL is accepted). The topic handle must outlive it. */

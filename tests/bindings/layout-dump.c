@@ -209,6 +209,9 @@ static void structs(void) {
   FIELD(wb_plan_info, copies_2d);
   FIELD(wb_plan_info, bytes);
   FIELD(wb_plan_info, pad_bytes);
+  FIELD(wb_plan_info, arms);
+  FIELD(wb_plan_info, gpu_arms);
+  FIELD(wb_plan_info, gpu_arms_claimed);
 
   SIZE(wb_client_info);
   FIELD(wb_client_info, struct_size);

@@ -102,6 +102,16 @@ static void r1_arm_is_written_then_pinned(void **state) {
   FX_OK(wb_snapshot_release(snap));
   FX_OK(fx_publish(s.pub, 1, ELEMS, &v));
   assert_int_equal(v, 3);
+  /* The plan counts its arms: one made, a host arm (the wait copied), none claimed on a GPU. */
+  wb_plan_info info = WB_PLAN_INFO_INIT;
+  FX_OK(wb_plan_get_info(s.plan, &info));
+  assert_int_equal(info.arms, 1);
+  assert_int_equal(info.gpu_arms, 0);
+  assert_int_equal(info.gpu_arms_claimed, 0);
+  FX_OK(wb_plan_arm(s.plan, 3, NULL, &armed));
+  FX_OK(wb_armed_release(armed));
+  FX_OK(wb_plan_get_info(s.plan, &info));
+  assert_int_equal(info.arms, 2);
   close_all(&s);
 }
 

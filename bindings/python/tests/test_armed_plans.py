@@ -44,6 +44,8 @@ def test_arm_is_written_in_place_then_pinned_and_copied(client):
             armed.wait(timeout=0)
     topic.publish({"w": np.full((4, 8), 3, np.float32)})
     assert topic.latest == 3
+    info = plan.info  # the plan counts its arms: a host arm here (the wait copied)
+    assert (info.arms, info.gpu_arms, info.gpu_arms_claimed) == (1, 0, 0)
 
 
 def test_wait_wakes_when_the_version_is_published(client):

@@ -104,7 +104,8 @@ class SliceDest(ctypes.Structure):
 
 class PlanInfo(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_uint32), ("dests", ctypes.c_uint32), ("copies", ctypes.c_uint32),
-                ("copies_2d", ctypes.c_uint32), ("bytes", ctypes.c_uint64), ("pad_bytes", ctypes.c_uint64)]
+                ("copies_2d", ctypes.c_uint32), ("bytes", ctypes.c_uint64), ("pad_bytes", ctypes.c_uint64),
+                ("arms", ctypes.c_uint64), ("gpu_arms", ctypes.c_uint64), ("gpu_arms_claimed", ctypes.c_uint64)]
 
 
 class ClientInfo(ctypes.Structure):

@@ -92,6 +92,11 @@ class SlicePlanInfo:
     copies_2d: int   # of which strided
     bytes: int       # copied per run
     pad_bytes: int   # zero-filled per run
+    # How the plan's arms went (weightbus.h, "GPU arms"): arms made, of which GPU arms, of which a wait found
+    # copied by the GPU (the version's publisher let them go; the others were withdrawn).
+    arms: int = 0
+    gpu_arms: int = 0
+    gpu_arms_claimed: int = 0
 
 
 class SlicePlan:
@@ -185,7 +190,8 @@ class SlicePlan:
             raise StateError(f"the slice plan of {self.topic.name!r} is closed")
         info = new(_PlanInfo)
         lib.wb_plan_get_info(self._handle, ctypes.byref(info))
-        return SlicePlanInfo(info.dests, info.copies, info.copies_2d, info.bytes, info.pad_bytes)
+        return SlicePlanInfo(info.dests, info.copies, info.copies_2d, info.bytes, info.pad_bytes, info.arms,
+                             info.gpu_arms, info.gpu_arms_claimed)
 
 
 class Armed:

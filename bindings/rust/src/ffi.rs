@@ -597,6 +597,9 @@ pub struct wb_plan_info {
     pub copies_2d: u32,
     pub bytes: u64,
     pub pad_bytes: u64,
+    pub arms: u64,
+    pub gpu_arms: u64,
+    pub gpu_arms_claimed: u64,
 }
 
 /// `WB_PLAN_INFO_INIT`
@@ -609,6 +612,9 @@ impl Default for wb_plan_info {
             copies_2d: 0,
             bytes: 0,
             pad_bytes: 0,
+            arms: 0,
+            gpu_arms: 0,
+            gpu_arms_claimed: 0,
         }
     }
 }

@@ -86,7 +86,7 @@ impl ScaleLayout {
     }
 }
 
-/// `wb_plan_info`: what a run copies.
+/// `wb_plan_info`: what a run copies, and how the plan's arms went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PlanInfo {
     pub dests: u32,
@@ -95,6 +95,10 @@ pub struct PlanInfo {
     pub copies_2d: u32,
     pub bytes: u64,
     pub pad_bytes: u64,
+    /// Arms made, of which GPU arms, of which a wait found copied by the GPU (the header's "GPU arms").
+    pub arms: u64,
+    pub gpu_arms: u64,
+    pub gpu_arms_claimed: u64,
 }
 
 /// Destinations resolved once into region copies from a topic's shards (`wb_plan_create`), run for each
@@ -195,7 +199,7 @@ impl Plan {
         Ok(Armed { raw: Some(raw), plan: self })
     }
 
-    /// What a run copies (`wb_plan_get_info`).
+    /// What a run copies, and how the plan's arms went (`wb_plan_get_info`).
     pub fn info(&self) -> Result<PlanInfo> {
         let mut raw = ffi::wb_plan_info::default();
         check(unsafe { ffi::wb_plan_get_info(self.raw.as_ptr(), &mut raw) })?;
@@ -205,6 +209,9 @@ impl Plan {
             copies_2d: raw.copies_2d,
             bytes: raw.bytes,
             pad_bytes: raw.pad_bytes,
+            arms: raw.arms,
+            gpu_arms: raw.gpu_arms,
+            gpu_arms_claimed: raw.gpu_arms_claimed,
         })
     }
 

@@ -93,6 +93,8 @@ fn r1_arm_of_the_next_version_waits_for_its_publish_and_copies_it() {
     assert!(matches!(publisher.begin(SHORT), Err(Error::Timeout(_))));
     drop(snapshot);
     assert_eq!(publish(&publisher, 3), 3);
+    let info = plan.info().unwrap(); // the plan counts its arms: a host arm (the wait copied)
+    assert_eq!((info.arms, info.gpu_arms, info.gpu_arms_claimed), (1, 0, 0));
 }
 
 #[test]

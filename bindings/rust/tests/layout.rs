@@ -208,7 +208,7 @@ fn rust_facts() -> Facts {
             scale_bytes
         }
     );
-    layout!(facts, wb_plan_info { struct_size, dests, copies, copies_2d, bytes, pad_bytes });
+    layout!(facts, wb_plan_info { struct_size, dests, copies, copies_2d, bytes, pad_bytes, arms, gpu_arms, gpu_arms_claimed });
     layout!(
         facts,
         wb_broker_info {
