@@ -83,6 +83,7 @@ struct Shared {
   uint64_t readers_done;
   uint64_t reads[16];
   uint64_t gpu_arms;  // --armed: reads whose copies were enqueued before the version (wb_armed_on_stream)
+  uint64_t claimed;   // of which the GPU made the copies, let go by the commit (wb_plan_info.gpu_arms_claimed)
 };
 
 int device_count_in_child() {
@@ -359,6 +360,9 @@ int reader_main(const Options &o, const std::string &socket, uint32_t m, Shared 
     seen = v;
   }
   __atomic_add_fetch(&shared->readers_done, 1, __ATOMIC_SEQ_CST);
+  wb_plan_info info = WB_PLAN_INFO_INIT;
+  WB(wb_plan_get_info(plan, &info));
+  __atomic_add_fetch(&shared->claimed, info.gpu_arms_claimed, __ATOMIC_SEQ_CST);
   wb_plan_destroy(plan);
   WB(wb_topic_close(topic));
   WB(wb_detach(client));
@@ -402,9 +406,10 @@ int main(int argc, char **argv) {
   bool on = gpu_arms != nullptr && *gpu_arms != '\0' && strcmp(gpu_arms, "off") != 0;
   bool arms_ok = !o.armed || o.host || !on || shared->gpu_arms > 0;
   bool pass = failures == 0 && shared->torn == 0 && arms_ok;
-  result("gpu-reshard", "%s ranks=%u readers=%u path=%s%s versions=%u reads=%llu torn=%llu killed=%d gpu_arms=%llu",
+  result("gpu-reshard",
+         "%s ranks=%u readers=%u path=%s%s versions=%u reads=%llu torn=%llu killed=%d gpu_arms=%llu claimed=%llu",
          pass ? "PASS" : "FAIL", o.ranks, o.readers, o.path.c_str(), o.host ? " host-dests" : "", o.versions,
          (unsigned long long)reads, (unsigned long long)shared->torn, killed ? 1 : 0,
-         (unsigned long long)shared->gpu_arms);
+         (unsigned long long)shared->gpu_arms, (unsigned long long)shared->claimed);
   return pass ? 0 : 1;
 }
