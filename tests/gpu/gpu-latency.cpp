@@ -197,11 +197,17 @@ int reader_armed(const std::string &socket, uint32_t iterations, Shared *sh, Med
     WB(wb_armed_version(armed, &v));
     if (on_stream) CU(cu.cuStreamWriteValue32(stream, reinterpret_cast<CUdeviceptr>(words), uint32_t(v), 0));
     __atomic_store_n(&sh->acked, last, __ATOMIC_RELEASE);  // armed: the publisher may go on
-    // A GPU arm: its copies are done when the stream writes the word (polled up to 1 s: a late one is the
-    // wait's, which lets the hold go).
-    int64_t visible = 0;
+    // A GPU arm: its copies are done when the stream writes the word. Polled until then, or 1 ms after the
+    // version is out (a publish that did not let the arm go: the wait withdraws it and copies), or 1 s.
+    int64_t visible = 0, out = 0;
     for (int64_t until = now_ns() + 1000000000; on_stream && visible == 0 && now_ns() < until;) {
-      if (*done == uint32_t(v)) visible = now_ns();
+      uint64_t latest = 0;
+      if (*done == uint32_t(v)) {
+        visible = now_ns();
+      } else if (wb_topic_latest(topic, &latest) == WB_OK && latest >= v) {
+        if (out == 0) out = now_ns();
+        if (now_ns() - out > 1000000) break;
+      }
     }
     wb_snapshot *snap;
     WB(wb_armed_wait(armed, 30000, &snap));
