@@ -1052,7 +1052,7 @@ WB_API void wb_plan_destroy(wb_plan *plan);
  * 1 or 2 replicas whose allocations are as at that run and, unless sharded, published by another process, where
  * stream memory operations are available and one of the topic's 8 arm slots is free. Otherwise the copies are
  * made by wb_armed_wait once the version is published (wb_armed_on_stream says which; a hold that runs out turns
- * it to 0). Either way the result is the same.
+ * it to 0). Either way the result is the same. wb_plan_info counts how a plan's arms went.
  *
  * An arm counts as a snapshot of its topic: wb_topic_close refuses while one is held, wb_detach withdraws and
  * frees it. One thread at a time uses an arm; the plan and the topic handle must outlive it. */
