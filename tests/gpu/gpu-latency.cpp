@@ -2,17 +2,18 @@
 // blocked in wb_topic_wait has leased the version, ordered its stream after it (wb_snapshot_wait_stream) and
 // seen that stream pass the version's GPU work (cuStreamSynchronize). Also reported: until wb_topic_wait
 // returns. One version at a time (the publisher waits for the reader), 1 MiB bf16 tensor, R = 2.
-// Three ways: "stream", the library's default (the GPU word: cuStreamWriteValue64 / cuStreamWaitValue64);
-// "stream-event", the same with WEIGHTBUS_GPU_ORDER=event (interprocess events, the fallback); and
-// "host-sync", the GPU ordering done on the host: the publisher synchronizes its stream and publishes with
-// wb_update_publish, the reader waits on nothing; and "armed", a server's loop with GPU arms
-// (WEIGHTBUS_GPU_ARMS=on): the reader arms a plan of the tensor into a buffer of its own for the next version
-// (wb_plan_arm, its copies enqueued behind the arm's wait) and has its stream write a host word after them, so that
-// the version is GPU-visible when its copies are done, which the reader sees by polling that word; then
-// wb_armed_wait. Every clock starts when the publisher has enqueued its GPU work. Also reported: when the publisher's own GPU work was done (its stream synchronized after the publish),
-// which bounds what any reader can see; its excess over host-sync's is how long the publish delays the
-// publisher's stream. Targets (issue 20), exit status 3 when missed: "stream" GPU-visible p50 <= 30 us and the
-// publisher's stream delayed <= 10 us.
+// Four ways: "stream", the library's default (the GPU word: cuStreamWriteValue64 / cuStreamWaitValue64);
+// "stream-event", the same with WEIGHTBUS_GPU_ORDER=event (interprocess events, the fallback); "host-sync", the
+// GPU ordering done on the host: the publisher synchronizes its stream and publishes with wb_update_publish, the
+// reader waits on nothing; and "armed", a server's loop with GPU arms (WEIGHTBUS_GPU_ARMS=on): the reader arms a
+// plan of the tensor into a buffer of its own for the next version (wb_plan_arm: its copies enqueued behind the
+// arm's wait) and has its stream write a host word after them, so that the version is GPU-visible when its
+// copies are done, which the reader sees by polling that word; then wb_armed_wait. Every clock starts when the
+// publisher has enqueued its GPU work. Also reported: when the publisher's own GPU work was done (its stream
+// synchronized after the publish), which bounds what any reader can see; its excess over host-sync's is how long
+// the publish delays the publisher's stream. Targets (issue 20), exit status 3 when missed: "stream" GPU-visible
+// p50 <= 30 us and the publisher's stream delayed <= 10 us; 1 when a way fails (armed: also when no read was a
+// GPU arm's).
 //
 //   gpu-latency [--iterations N]
 #include <unistd.h>
