@@ -252,13 +252,13 @@ def reader_role(socket, m, M, ranks):
             lib.wb_armed_on_stream(armed, ctypes.byref(on_stream))
             check(lib, lib.wb_armed_wait(armed, 60000, ctypes.byref(snap)), "wb_armed_wait")
             woken = acquired = enqueued = time.monotonic_ns()
-            claimed = info.gpu_arms_claimed  # whether the GPU made this wait's copies (its publisher let them go)
-            lib.wb_plan_get_info(plan, ctypes.byref(info))
-            claimed = info.gpu_arms_claimed - claimed
             version = ctypes.c_uint64()
             lib.wb_snapshot_version(snap, ctypes.byref(version))
             stream.synchronize()
             done = time.monotonic_ns()
+            claimed = info.gpu_arms_claimed  # whether the GPU made this wait's copies (its publisher let them go)
+            lib.wb_plan_get_info(plan, ctypes.byref(info))
+            claimed = info.gpu_arms_claimed - claimed
             lib.wb_snapshot_release(snap)
             seen = version.value
             want = float(seen % 200)
