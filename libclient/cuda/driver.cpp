@@ -105,6 +105,17 @@ int check(CUresult result, const char *what) {
   return fail(code, "%s: %s (%s)", what, name ? name : "CUDA error", text ? text : "no description");
 }
 
+int run_and_wait(const Driver *d, const std::function<int(CUstream)> &enqueue) {
+  CUstream stream = nullptr;
+  int rc = check(d->cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+  if (rc != WB_OK) return rc;
+  rc = enqueue(stream);
+  // Waited for after a failure too: what was enqueued before it may still read the caller's bytes.
+  int synced = check(d->cuStreamSynchronize(stream), "cuStreamSynchronize");
+  d->cuStreamDestroy(stream);
+  return rc != WB_OK ? rc : synced;
+}
+
 ContextGuard::~ContextGuard() {
   const Driver *d = nullptr;
   CUcontext popped;

@@ -4,6 +4,8 @@
 // so every pointer has exactly the prototype the header declares.
 #pragma once
 
+#include <functional>
+
 #include <cuda.h>
 
 namespace wb::cuda {
@@ -17,14 +19,14 @@ namespace wb::cuda {
               X(cuIpcOpenMemHandle) X(cuIpcCloseMemHandle) X(cuMemCreate) X(cuMemRelease) X(cuMemAddressReserve)       \
                   X(cuMemAddressFree) X(cuMemMap) X(cuMemUnmap) X(cuMemSetAccess) X(cuMemGetAllocationGranularity)     \
                       X(cuMemExportToShareableHandle) X(cuMemImportFromShareableHandle) X(cuMemRetainAllocationHandle) \
-                          X(cuMemsetD8) X(cuMemcpyAsync) X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord)           \
+                          X(cuMemcpyAsync) X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord)           \
                               X(cuEventQuery) X(cuEventSynchronize) X(cuStreamWaitEvent) X(cuIpcGetEventHandle)        \
                                   X(cuIpcOpenEventHandle) X(cuStreamCreate) X(cuStreamDestroy)                         \
                                       X(cuDeviceGetAttribute) X(cuPointerGetAttributes) X(cuModuleLoadData)            \
                                           X(cuModuleUnload) X(cuModuleGetFunction) X(cuLaunchKernel)                  \
                                               X(cuStreamSynchronize) X(cuMemcpy2DAsync) X(cuMemsetD8Async)            \
                                                   X(cuMemsetD2D8Async) X(cuMemAlloc) X(cuMemFree)             \
-                                                      X(cuMemcpyHtoD) X(cuMemHostRegister) X(cuMemHostUnregister) \
+                                                      X(cuMemcpyHtoDAsync) X(cuMemHostRegister) X(cuMemHostUnregister) \
                                                           X(cuMemHostGetDevicePointer) X(cuStreamWriteValue64)         \
                                                               X(cuStreamWaitValue64)
 
@@ -41,6 +43,14 @@ int driver(const Driver **out);
 // WB_OK for CUDA_SUCCESS; otherwise a WB_E_* code (WB_E_NOMEM for out of memory, WB_E_NO_CUDA for a missing
 // device or driver, WB_E_CUDA for the rest) with a message naming what was being done and the CUresult.
 int check(CUresult result, const char *what);
+
+// Runs enqueue(stream) on a stream of the call's own in the current context and waits for that stream: what it
+// enqueued is then done for every stream. For host-to-device copies and memsets that kernels on other streams
+// rely on: cuMemcpyHtoD from pageable memory returns once the bytes are staged, and cuMemsetD8 at once, their
+// work left on the legacy stream, which a non-blocking stream does not wait for (a plan's first run read
+// descriptors not yet there). Nor a wait for the legacy stream or the device: another stream's
+// cuStreamWaitValue64 (a GPU arm's), or the caller's own work, may hold either up.
+int run_and_wait(const Driver *d, const std::function<int(CUstream)> &enqueue);
 
 // Makes a context current on this thread for the guard's lifetime, restoring the previous one after.
 class ContextGuard {

@@ -101,7 +101,11 @@ int alloc_owned(int ordinal, uint64_t size, Owned *out, int *fd) {
     return rc;
   }
   rc = check(d->cuMemSetAccess(out->base, out->size, &access, 1), "cuMemSetAccess");
-  if (rc == WB_OK) rc = check(d->cuMemsetD8(out->base, 0, out->size), "cuMemsetD8");
+  if (rc == WB_OK) {  // zeroed before any stream writes it: not left on the legacy stream (driver.hpp)
+    rc = run_and_wait(d, [&](CUstream s) {
+      return check(d->cuMemsetD8Async(out->base, 0, out->size, s), "cuMemsetD8Async");
+    });
+  }
   if (rc == WB_OK) {
     rc = check(d->cuMemExportToShareableHandle(fd, out->handle, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0),
                "cuMemExportToShareableHandle");

@@ -119,6 +119,9 @@ if python3 -c 'import torch' >/dev/null 2>&1; then
   # A GPU arm's hold is bounded (WEIGHTBUS_GPU_ARMS=200): a device-wide wait in the reader's process
   # (torch.cuda.synchronize, a kernel's first launch) lasts at most about the hold, not until the publish.
   run arm-hold 120 python3 tests/gpu/arm_hold.py "$build"
+  # The library's first uploads (a plan's descriptors, a GPU allocation's zeros) are done before another stream
+  # uses them, however busy PyTorch's default (the legacy) stream is: libclient/cuda/driver.hpp, run_and_wait.
+  run legacy-busy 120 python3 tests/gpu/legacy_busy.py "$build"
   run torch-interop 900 python3 tests/gpu/torch_interop.py "$build"
   # CuPy and JAX as DLPack consumers of snapshots: zero-copy, every dtype, stream-ordered, leases held while
   # their arrays live (SKIP, with the reason, for a consumer that is not installed).
