@@ -8,11 +8,15 @@ arming a slice plan for the next version of a bf16 model published by another pr
   sync          torch.cuda.synchronize() on the main thread while another thread waits on the arm;
   first-launch  a kernel's first launch in the process, which CUDA's lazy module loading (the default since
                 CUDA 12.2) may have to make wait for the device;
-  quick         the version published at once: the publisher lets the copies go.
+  quick         the version published at once: the publisher lets the copies go;
+  neighbour     what a held GPU arm costs another process's GPU work (the publisher's, as a trainer's beside a
+                server on one GPU): 200 bf16 matmuls and a tiny kernel's round trip, timed with no arm, while
+                the reader's stream is held (a hold of 5 s), and with no arm again. Reported, no target.
 
 Every scenario checks every element of the copied version. PASS needs a GPU arm to have been made, each wait
 on the device to have lasted less than a second, and the plan's count of arms whose copies the GPU made
-(wb_plan_info's gpu_arms_claimed) to say so for quick only: the others' holds ran out first.
+(wb_plan_info's gpu_arms_claimed) to say so for quick only: the others' holds ran out first (neighbour's arm
+is let go by its publish too).
 
     python3 tests/gpu/arm_hold.py [BUILD_DIR]
 
@@ -50,7 +54,12 @@ def publisher(socket):
         topic = client.create_topic("policy", replicas=1)
         pub = ModulePublisher(topic, model, mode="copy")
         print("ready", flush=True)
+        a = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
+        small = torch.zeros(16, device="cuda")
         for line in sys.stdin:
+            if line.strip() == "work":  # a trainer's GPU work, timed: throughput (matmuls), latency (round trips)
+                print(*neighbour_work(torch, a, small), flush=True)
+                continue
             if line.strip() != "publish":
                 break
             version = topic.latest + 1
@@ -59,6 +68,24 @@ def publisher(socket):
                     p.fill_(value(version, i))
             assert pub.publish(timeout=30) == version
             print(version, flush=True)
+
+
+def neighbour_work(torch, a, small):
+    """(ms for 200 bf16 4096x4096 matmuls, median us of a tiny kernel's launch and synchronize)."""
+    torch.cuda.synchronize()
+    started = time.monotonic()
+    for _ in range(200):
+        b = a @ a
+    torch.cuda.synchronize()
+    compute_ms = (time.monotonic() - started) * 1e3
+    del b
+    trips = []
+    for _ in range(300):
+        t0 = time.monotonic()
+        small.add_(1)
+        torch.cuda.synchronize()
+        trips.append((time.monotonic() - t0) * 1e6)
+    return f"{compute_ms:.2f}", f"{sorted(trips)[len(trips) // 2]:.1f}"
 
 
 class Reader:
@@ -168,6 +195,27 @@ def main():
                       f"claimed={int(claimed)} waited_ms={seconds * 1e3:.1f} hold_ms={HOLD_MS} "
                       f"publish_after_ms={publish_after_s * 1e3:.0f} version={reader.version} wrong_buffers={wrong}",
                       flush=True)
+            # What a held GPU arm costs the GPU work of another process (the trainer's, here the publisher's):
+            # the same work timed with no arm, while the reader's stream is held (a hold of 5 s, the version
+            # published after the work), and with none again.
+            def work():
+                pub.stdin.write("work\n")
+                pub.stdin.flush()
+                return [float(x) for x in pub.stdout.readline().split()]
+
+            work()  # warm-up
+            before = work()
+            os.environ["WEIGHTBUS_GPU_ARMS"] = "5000"
+            held = []
+            on_stream, claimed, _, wrong = reader.scenario(lambda: held.extend(work()) or 0.0, 0.0)
+            os.environ["WEIGHTBUS_GPU_ARMS"] = str(HOLD_MS)
+            after = work()
+            passed = on_stream and wrong == 0
+            ok &= passed
+            print(f"RESULT arm-hold-neighbour {'PASS' if passed else 'FAIL'} gpu_armed={int(on_stream)} "
+                  f"claimed={int(claimed)} matmuls_ms={before[0]:.2f}/{held[0]:.2f}/{after[0]:.2f} "
+                  f"round_trip_us={before[1]:.1f}/{held[1]:.1f}/{after[1]:.1f} (no arm/held/no arm) "
+                  f"wrong_buffers={wrong}", flush=True)
             reader.close()
         finally:
             pub.stdin.close()
