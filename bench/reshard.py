@@ -262,8 +262,14 @@ def reader_role(socket, m, M, ranks):
             lib.wb_snapshot_release(snap)
             seen = version.value
             want = float(seen % 200)
-            ok = all(bool((b[:n] == want).all()) and bool((b[n:] == 0).all())
-                     for i, b in enumerate(buffers) for n in [dict(pads).get(i, b.shape[0])])
+            wrong = [(i, b, n) for i, b in enumerate(buffers) for n in [dict(pads).get(i, b.shape[0])]
+                     if not (bool((b[:n] == want).all()) and bool((b[n:] == 0).all()))]
+            ok = not wrong
+            for i, b, n in wrong[:8]:  # what a mismatch found, for its report (stderr: the driver passes it on)
+                print(f"reader {m}: version {seen} (GPU-armed {on_stream.value}, claimed {claimed}): destination {i} "
+                      f"{tuple(b.shape)} holds {b[:n].unique()[:6].tolist()}, its padding {b[n:].unique()[:6].tolist()}"
+                      f" (want {want} and 0); {len(wrong)} of {len(buffers)} destinations wrong", file=sys.stderr,
+                      flush=True)
             print(f"{done} {'ok' if ok else 'mismatch'} {woken} {enqueued} {acquired} {on_stream.value} {claimed}",
                   flush=True)
         elif command[0] == "host":  # the host's share alone: acquire, and wb_plan_run's enqueueing
@@ -406,7 +412,9 @@ def main():
                 starts = [int(ask(p, "publish")) for p in ranks]
                 answers = [p.stdout.readline().split() for p in readers]
                 if any(a[1] != "ok" for a in answers):
-                    raise RuntimeError(f"iteration {it}: a reader's destination does not hold the version")
+                    bad = [m for m, a in enumerate(answers) if a[1] != "ok"]
+                    raise RuntimeError(f"iteration {it}: destinations of reader(s) {bad} do not hold the version "
+                                       "(their details above)")
                 last = max(starts)
                 ms = (max(int(a[0]) for a in answers) - last) / 1e6
                 if it > 0:
@@ -418,6 +426,12 @@ def main():
                         shares.append((m, (woken - last) / 1e6, (acq - woken) / 1e6, (enq - acq) / 1e6,
                                        (done - enq) / 1e6, int(a[5]), int(a[6])))
             host = ask(readers[0], "host").split()
+            # The ranks' part is done: they exit, so that the floors below fit beside the readers' buffers on a
+            # GPU of 80 GB (an H100) as on one of 141 GB.
+            for p in ranks:
+                p.stdin.write("quit\n")
+                p.stdin.flush()
+                p.wait(timeout=120)
             rows.append(("floor", 1, float(ask(readers[0], f"floor {received}"))))
             for it in range(3):
                 start = time.monotonic_ns() + 2_000_000_000  # past every reader's allocation
@@ -427,10 +441,10 @@ def main():
                 ends = [int(p.stdout.readline()) for p in readers]
                 rows.append(("shared", it + 1, (max(ends) - start) / 1e6))
             rows.append(("peers", 1, float(ask(readers[0], "peers"))))
-            for p in procs:
+            for p in readers:
                 p.stdin.write("quit\n")
                 p.stdin.flush()
-            for p in procs:
+            for p in readers:
                 p.wait(timeout=120)
         finally:
             for p in procs:
