@@ -22,6 +22,7 @@ struct Driver {
   CUresult (*cuCtxSetCurrent)(CUcontext);
   CUresult (*cuMemcpyHtoD)(CUdeviceptr, const void *, size_t);
   CUresult (*cuMemcpyDtoH)(void *, CUdeviceptr, size_t);
+  CUresult (*cuCtxSynchronize)();
 };
 
 template <class F>
@@ -42,6 +43,7 @@ const Driver &driver() {
     resolve("cuCtxSetCurrent", &d.cuCtxSetCurrent);
     resolve("cuMemcpyHtoD_v2", &d.cuMemcpyHtoD);
     resolve("cuMemcpyDtoH_v2", &d.cuMemcpyDtoH);
+    resolve("cuCtxSynchronize", &d.cuCtxSynchronize);
   });
   return d;
 }
@@ -68,6 +70,9 @@ const Driver &enter(int32_t ordinal) {
 void copy_host_to_device(int32_t ordinal, void *device_dst, const void *host_src, uint64_t bytes) {
   const Driver &d = enter(ordinal);
   check(d.cuMemcpyHtoD(reinterpret_cast<CUdeviceptr>(device_dst), host_src, bytes), "cuMemcpyHtoD");
+  // From pageable memory the copy returns once the bytes are staged, the DMA still queued: the version is
+  // published without a stream, so its bytes must be in place before, for readers' streams in other processes.
+  check(d.cuCtxSynchronize(), "cuCtxSynchronize");
 }
 
 void copy_device_to_host(int32_t ordinal, void *host_dst, const void *device_src, uint64_t bytes) {
