@@ -55,14 +55,16 @@ void GpuArms::arm(uint32_t topic_slot, uint64_t version, uint64_t place, uint32_
   *out = std::move(made);
 }
 
+bool GpuArms::claimed_first(const GpuArm &arm) { return arm.enqueued && !arms::withdraw(slot(arm), arm.state); }
+
 bool GpuArms::finish(std::unique_ptr<GpuArm> arm) {
-  bool runs = arm->enqueued && !arms::withdraw(slot(*arm), arm->state);
+  bool runs = claimed_first(*arm);
   retire(std::move(arm));
   return runs;
 }
 
 void GpuArms::drop(std::unique_ptr<GpuArm> arm) {
-  if (arm->enqueued && !arms::withdraw(slot(*arm), arm->state)) {
+  if (claimed_first(*arm)) {
     const Driver *d = nullptr;
     ContextGuard guard;
     if (arm->passed != nullptr && driver(&d) == WB_OK && guard.push(arm->context) == WB_OK) {
@@ -73,7 +75,7 @@ void GpuArms::drop(std::unique_ptr<GpuArm> arm) {
 }
 
 bool GpuArms::withdraw(std::unique_ptr<GpuArm> *arm) {
-  if ((*arm)->enqueued && !arms::withdraw(slot(**arm), (*arm)->state)) return false;
+  if (claimed_first(**arm)) return false;
   retire(std::move(*arm));
   return true;
 }

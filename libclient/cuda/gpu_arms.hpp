@@ -58,6 +58,10 @@ class GpuArms {
   bool withdraw(std::unique_ptr<GpuArm> *arm);
 
  private:
+  // Withdraws an enqueued arm: false when done (or nothing was enqueued), true when a publisher claimed it first
+  // (its version is out and its copies run).
+  bool claimed_first(const GpuArm &arm);
+
   // Frees the slots of retired arms whose streams are past them. Under mutex_.
   void collect();
   void retire(std::unique_ptr<GpuArm> arm);
