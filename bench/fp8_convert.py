@@ -34,7 +34,6 @@ GPU, PyTorch's float8 dtypes or the library's conversion kernel. Exit status 3 w
 target (tests/gpu/run.sh's MISS), 1 on a failure.
 """
 import argparse
-import importlib.util
 import math
 import re
 import statistics
@@ -419,16 +418,11 @@ def main():
     parser.add_argument("--paths", help="run only the paths this regular expression finds (the floor always)")
     opts = parser.parse_args()
     sys.path[:0] = [str(PYTHON), str(PYTHON / "tests")]
-    from broker import use_build
+    from broker import cuda_torch, use_build
 
     use_build(Path(opts.build).resolve())
-    if importlib.util.find_spec("torch") is None:
-        print("SKIP: no torch for this python3")
-        return
-    import torch
-
-    if not torch.cuda.is_available():
-        print("SKIP: no CUDA device")
+    torch = cuda_torch()
+    if torch is None:
         return
     if not hasattr(torch, "float8_e4m3fn"):
         print(f"SKIP: torch {torch.__version__} has no float8 dtypes (2.1 or later has them)")

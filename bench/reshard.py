@@ -21,7 +21,6 @@ plan misses its target (tests/gpu/run.sh's MISS).
 """
 import argparse
 import ctypes
-import importlib.util
 import os
 import statistics
 import subprocess
@@ -364,15 +363,11 @@ def main():
     os.environ.setdefault("WEIGHTBUSD", str(build / "broker" / "weightbusd"))
     os.environ["WEIGHTBUS_LIBRARY"] = str(build / "libclient" / "libweightbus.so.0")
     sys.path[:0] = [str(PYTHON), str(PYTHON / "tests")]
-    if importlib.util.find_spec("torch") is None:
-        print("SKIP: no torch for this python3")
-        return 0
-    import torch
+    from broker import Broker, cuda_torch
 
-    if not torch.cuda.is_available():
-        print("SKIP: no CUDA device")
+    torch = cuda_torch()
+    if torch is None:
         return 0
-    from broker import Broker
 
     env = dict(os.environ, PYTHONPATH=str(PYTHON))
     rows = []

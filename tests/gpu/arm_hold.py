@@ -151,16 +151,11 @@ def main():
         return 0
     build = Path(args[0] if args else "build-gpu").resolve()
     sys.path[:0] = [str(PYTHON), str(PYTHON / "tests")]
-    from broker import Broker, use_build
+    from broker import Broker, cuda_torch, use_build
 
     use_build(build)
-    try:
-        import torch
-    except ImportError:
-        print("SKIP: no torch for this python3")
-        return 0
-    if not torch.cuda.is_available():
-        print("SKIP: no CUDA device")
+    torch = cuda_torch()
+    if torch is None:
         return 0
     import weightbus
 

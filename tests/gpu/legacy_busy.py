@@ -35,16 +35,11 @@ def busy(torch, a):
 def main():
     build = Path(sys.argv[1] if len(sys.argv) > 1 else "build-gpu").resolve()
     sys.path[:0] = [str(PYTHON), str(PYTHON / "tests")]
-    from broker import Broker, use_build
+    from broker import Broker, cuda_torch, use_build
 
     use_build(build)
-    try:
-        import torch
-    except ImportError:
-        print("SKIP: no torch for this python3")
-        return 0
-    if not torch.cuda.is_available():
-        print("SKIP: no CUDA device")
+    torch = cuda_torch()
+    if torch is None:
         return 0
     import weightbus
 

@@ -251,16 +251,11 @@ def main():
     build = Path(args[0] if args else "build-gpu").resolve()
     versions = int(args[2]) if len(args) > 2 and args[1] == "--versions" else 200
     sys.path[:0] = [str(PYTHON), str(PYTHON / "tests")]
-    from broker import use_build
+    from broker import cuda_torch, use_build
 
     use_build(build)
-    try:
-        import torch
-    except ImportError:
-        print("SKIP: no torch")
-        return
-    if not torch.cuda.is_available():
-        print("SKIP: no CUDA device")
+    torch = cuda_torch()
+    if torch is None:
         return
     from broker import Broker
 

@@ -1,4 +1,5 @@
-"""A private weightbusd for tests: the pytest fixtures (conftest.py) and tests/gpu/torch_interop.py use it."""
+"""A private weightbusd for tests, and what the GPU programs share: the pytest fixtures (conftest.py), tests/gpu/*.py
+and bench/*.py use it."""
 from __future__ import annotations
 
 import os
@@ -6,6 +7,7 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 
 def use_build(build: Path) -> None:
@@ -17,6 +19,20 @@ def use_build(build: Path) -> None:
     os.environ["WEIGHTBUS_LIBRARY"] = str(build / "libclient" / "libweightbus.so.0")
     for variable, path in (("PYTHONPATH", package), ("LD_LIBRARY_PATH", build / "libclient")):
         os.environ[variable] = os.pathsep.join(filter(None, [str(path), os.environ.get(variable)]))
+
+
+def cuda_torch() -> Any:
+    """PyTorch, where this python3 has it and it sees a CUDA device; else None, once the "SKIP: ..." line that
+    tests/gpu/run.sh and bench/run.sh read is printed: what the GPU programs do next."""
+    try:
+        import torch
+    except ImportError:
+        print("SKIP: no torch for this python3")
+        return None
+    if not torch.cuda.is_available():
+        print("SKIP: no CUDA device")
+        return None
+    return torch
 
 
 class Broker:
