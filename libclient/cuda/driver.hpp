@@ -19,7 +19,7 @@ namespace wb::cuda {
               X(cuIpcOpenMemHandle) X(cuIpcCloseMemHandle) X(cuMemCreate) X(cuMemRelease) X(cuMemAddressReserve)       \
                   X(cuMemAddressFree) X(cuMemMap) X(cuMemUnmap) X(cuMemSetAccess) X(cuMemGetAllocationGranularity)     \
                       X(cuMemExportToShareableHandle) X(cuMemImportFromShareableHandle) X(cuMemRetainAllocationHandle) \
-                          X(cuMemcpyAsync) X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord)           \
+                          X(cuMemcpyAsync) X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord)                         \
                               X(cuEventQuery) X(cuEventSynchronize) X(cuStreamWaitEvent) X(cuIpcGetEventHandle)        \
                                   X(cuIpcOpenEventHandle) X(cuStreamCreate) X(cuStreamDestroy)                         \
                                       X(cuDeviceGetAttribute) X(cuPointerGetAttributes) X(cuModuleLoadData)            \
@@ -47,7 +47,7 @@ int check(CUresult result, const char *what);
 // Runs enqueue(stream) on a stream of the call's own in the current context and waits for that stream: what it
 // enqueued is then done for every stream. For host-to-device copies and memsets that kernels on other streams
 // rely on: cuMemcpyHtoD from pageable memory returns once the bytes are staged, and cuMemsetD8 at once, their
-// work left on the legacy stream, which a non-blocking stream does not wait for (a plan's first run read
+// work left on the legacy stream, which a non-blocking stream does not wait for (a plan's first run could read
 // descriptors not yet there). Nor a wait for the legacy stream or the device: another stream's
 // cuStreamWaitValue64 (a GPU arm's), or the caller's own work, may hold either up.
 int run_and_wait(const Driver *d, const std::function<int(CUstream)> &enqueue);
