@@ -74,6 +74,8 @@ def c_api():
     lib.wb_parts_merged.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(i64), u32, i64, u32, u32,
                                     ctypes.POINTER(_lib.SlicePart)]
     lib.wb_attach.argtypes = [ctypes.POINTER(_lib.AttachOptions), ctypes.POINTER(p)]
+    lib.wb_plan_destroy.argtypes = [p]
+    lib.wb_detach.argtypes = [p]
     return lib, _lib
 
 
@@ -285,6 +287,10 @@ def reader_role(socket, m, M, ranks):
                 acquire.append((t1 - t0) / 1e6)
                 run.append((t2 - t1) / 1e6)
             print(f"{statistics.median(acquire):.3f} {statistics.median(run):.3f}", flush=True)
+        elif command[0] == "detach":  # done with weightbus: its imports of the ranks' memory closed
+            lib.wb_plan_destroy(plan)
+            check(lib, lib.wb_detach(client), "wb_detach")
+            print("detached", flush=True)
         elif command[0] == "shared":  # a contiguous copy of this reader's bytes, from a common start
             n, start_ns = int(command[1]), int(command[2])
             src = torch.empty(n, dtype=torch.uint8, device="cuda")
@@ -421,8 +427,12 @@ def main():
                         shares.append((m, (woken - last) / 1e6, (acq - woken) / 1e6, (enq - acq) / 1e6,
                                        (done - enq) / 1e6, int(a[5]), int(a[6])))
             host = ask(readers[0], "host").split()
-            # The ranks' part is done: they exit, so that the floors below fit beside the readers' buffers on a
-            # GPU of 80 GB (an H100) as on one of 141 GB.
+            # The weightbus part is done: the readers detach (closing their imports of the ranks' memory) and the
+            # ranks exit, so that the floors below fit beside the readers' buffers on a GPU of 80 GB (an H100) as
+            # on one of 141 GB.
+            for p in readers:
+                if ask(p, "detach") != "detached":
+                    raise RuntimeError("a reader did not detach")
             for p in ranks:
                 p.stdin.write("quit\n")
                 p.stdin.flush()
