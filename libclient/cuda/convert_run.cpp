@@ -333,19 +333,7 @@ int build(const Driver *d, const std::vector<wb_convert_dest> &dests, const std:
   const size_t rect_size = g.rects.size() * sizeof(wb_convert_rect);
   const size_t job_size = g.jobs.size() * sizeof(wb_convert_job);
   if ((rc = check(d->cuMemAlloc(&p->memory, dest_size + rect_size + job_size), "cuMemAlloc")) != WB_OK) return rc;
-  return run_and_wait(d, [&](CUstream s) {
-    const std::pair<const void *, size_t> pieces[] = {{g.dests.data(), dest_size}, {g.rects.data(), rect_size},
-                                                      {g.jobs.data(), job_size}};
-    size_t offset = 0;
-    for (auto [data, bytes] : pieces) {
-      if (bytes == 0) continue;
-      if (int rc = check(d->cuMemcpyHtoDAsync(p->memory + offset, data, bytes, s), "cuMemcpyHtoDAsync"); rc != WB_OK) {
-        return rc;
-      }
-      offset += bytes;
-    }
-    return int(WB_OK);
-  });
+  return upload(d, p->memory, {{g.dests.data(), dest_size}, {g.rects.data(), rect_size}, {g.jobs.data(), job_size}});
 }
 
 // The set's sources at this run's addresses into the parameters, each checked unless known reachable there.

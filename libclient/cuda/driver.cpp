@@ -116,6 +116,19 @@ int run_and_wait(const Driver *d, const std::function<int(CUstream)> &enqueue) {
   return rc != WB_OK ? rc : synced;
 }
 
+int upload(const Driver *d, CUdeviceptr dst, std::initializer_list<HostBytes> pieces) {
+  return run_and_wait(d, [&](CUstream stream) {
+    for (const HostBytes &piece : pieces) {
+      if (piece.size == 0) continue;
+      if (int rc = check(d->cuMemcpyHtoDAsync(dst, piece.data, piece.size, stream), "cuMemcpyHtoDAsync"); rc != WB_OK) {
+        return rc;
+      }
+      dst += piece.size;
+    }
+    return int(WB_OK);
+  });
+}
+
 ContextGuard::~ContextGuard() {
   const Driver *d = nullptr;
   CUcontext popped;

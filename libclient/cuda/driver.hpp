@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <initializer_list>
 
 #include <cuda.h>
 
@@ -51,6 +52,14 @@ int check(CUresult result, const char *what);
 // descriptors not yet there). Nor a wait for the legacy stream or the device: another stream's
 // cuStreamWaitValue64 (a GPU arm's), or the caller's own work, may hold either up.
 int run_and_wait(const Driver *d, const std::function<int(CUstream)> &enqueue);
+
+// Host bytes, pieces laid back to back from dst in device memory of the current context, by run_and_wait:
+// there for every stream once this returns. Empty pieces are skipped.
+struct HostBytes {
+  const void *data;
+  size_t size;
+};
+int upload(const Driver *d, CUdeviceptr dst, std::initializer_list<HostBytes> pieces);
 
 // Makes a context current on this thread for the guard's lifetime, restoring the previous one after.
 class ContextGuard {

@@ -128,12 +128,8 @@ int build(const Driver *d, ClientState *state, CUcontext context, const std::vec
   const size_t descriptors = p->program.copies.size() * sizeof(wb_plan_copy);
   const size_t bytes = descriptors + p->program.first_chunks.size() * sizeof(uint32_t);
   if ((rc = check(d->cuMemAlloc(&p->memory, bytes), "cuMemAlloc")) != WB_OK) return rc;
-  return run_and_wait(d, [&](CUstream s) {
-    int rc = check(d->cuMemcpyHtoDAsync(p->memory, p->program.copies.data(), descriptors, s), "cuMemcpyHtoDAsync");
-    if (rc != WB_OK) return rc;
-    return check(d->cuMemcpyHtoDAsync(p->memory + descriptors, p->program.first_chunks.data(), bytes - descriptors, s),
-                 "cuMemcpyHtoDAsync");
-  });
+  return upload(d, p->memory,
+                {{p->program.copies.data(), descriptors}, {p->program.first_chunks.data(), bytes - descriptors}});
 }
 
 // Whether the kernel reaches every source of launch l at this run's addresses, looked up now (another replica's

@@ -26,7 +26,7 @@ TENSORS = 64
 ELEMENTS = 1 << 18
 
 
-def busy(torch, a):
+def busy(a):
     """Queues about half a second of matmuls on the legacy stream and returns at once."""
     for _ in range(300):
         a @ a
@@ -52,7 +52,7 @@ def main():
         try:
             with weightbus.connect(broker.socket, client_name="legacy-busy", timeout=20) as client:
                 topic = client.create_topic("model", replicas=1)
-                busy(torch, a)
+                busy(a)
                 started = time.monotonic()
                 topic.alloc({name: ((ELEMENTS,), torch.bfloat16) for name in names}, device="cuda:0")
                 with torch.cuda.stream(stream):
@@ -74,7 +74,7 @@ def main():
                 torch.cuda.synchronize()
                 dests = [{"dst": b, "parts": [{"name": name, "extent": [ELEMENTS]}]} for b, name in zip(buffers, names)]
                 with topic.snapshot(timeout=10) as snapshot:
-                    busy(torch, a)
+                    busy(a)
                     plan = weightbus.SlicePlan(topic, dests)
                     plan.run(snapshot, stream)
                     stream.synchronize()
