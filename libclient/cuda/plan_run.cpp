@@ -70,13 +70,23 @@ uint64_t span(uint64_t row_bytes, uint64_t rows, uint64_t pitch) { return (rows 
 
 }  // namespace
 
+// A program's launches and their descriptors in device memory.
+struct Uploaded {
+  PlanProgram program;
+  CUdeviceptr memory = 0;  // the descriptors, then the first chunks
+};
+
 // A plan's program in one context.
 struct Program {
   CUcontext context = nullptr;
   int ordinal = -1;
-  PlanKernel kernel;       // kernel.full nullptr: every copy goes one at a time
-  CUdeviceptr memory = 0;  // the descriptors, then the first chunks
-  PlanProgram program;
+  PlanKernel kernel;  // kernel.full nullptr: every copy goes one at a time
+  // The copies in the kernel, as two programs: `ramped` for runs from the host, whose small first launches start
+  // the GPU while the host looks up the rest; `whole` (made on the first armed run) for armed runs, whose
+  // launches are all enqueued before the version exists, so that fewer launches (as few as the kernel's room
+  // for sources allows) spare the GPU a launch's tail and start each.
+  std::vector<PlanCopy> kernel_copies;
+  Uploaded ramped, whole;
   std::vector<uint32_t> per_copy;      // the plan's copies outside the program
   std::vector<uint64_t> source_bytes;  // per source: the bytes the program reads from its address (0: none)
   // Per source, the last addresses found reachable: a source's address is one of its replicas', so a few
@@ -92,6 +102,16 @@ struct PlanGpu {
 };
 
 namespace {
+
+// Uploads u's program's descriptors and first chunks into memory it allocates (none for an empty program).
+int upload_program(const Driver *d, Uploaded *u) {
+  if (u->program.copies.empty()) return WB_OK;
+  const size_t descriptors = u->program.copies.size() * sizeof(wb_plan_copy);
+  const size_t bytes = descriptors + u->program.first_chunks.size() * sizeof(uint32_t);
+  if (int rc = check(d->cuMemAlloc(&u->memory, bytes), "cuMemAlloc"); rc != WB_OK) return rc;
+  return upload(d, u->memory,
+                {{u->program.copies.data(), descriptors}, {u->program.first_chunks.data(), bytes - descriptors}});
+}
 
 // Builds the program of `copies` in context (current), with the sources of the first run: the kernel takes a
 // copy whose destination it reaches and whose source is device memory of this GPU that it reaches.
@@ -122,14 +142,10 @@ int build(const Driver *d, ClientState *state, CUcontext context, const std::vec
     kernel.push_back(c);
     origin.push_back(i);
   }
-  p->program = make_program(kernel);
-  for (uint32_t &o : p->program.origin) o = origin[o];
-  if (p->program.copies.empty()) return WB_OK;
-  const size_t descriptors = p->program.copies.size() * sizeof(wb_plan_copy);
-  const size_t bytes = descriptors + p->program.first_chunks.size() * sizeof(uint32_t);
-  if ((rc = check(d->cuMemAlloc(&p->memory, bytes), "cuMemAlloc")) != WB_OK) return rc;
-  return upload(d, p->memory,
-                {{p->program.copies.data(), descriptors}, {p->program.first_chunks.data(), bytes - descriptors}});
+  p->ramped.program = make_program(kernel);
+  for (uint32_t &o : p->ramped.program.origin) o = origin[o];
+  p->kernel_copies = std::move(kernel);
+  return upload_program(d, &p->ramped);
 }
 
 // Whether the kernel reaches every source of launch l at this run's addresses, looked up now (another replica's
@@ -152,13 +168,13 @@ int sources_reached(const Driver *d, Program *p, const PlanLaunch &l, PlanSource
   return WB_OK;
 }
 
-// guard: 0, or an armed run's flag (wb_plan_params.guard).
-int launch(const Driver *d, Program *p, const PlanLaunch &l, PlanSources *sources, CUstream stream,
-           CUdeviceptr guard = 0) {
+// Launch l of u (p->ramped or p->whole). guard: 0, or an armed run's flag (wb_plan_params.guard).
+int launch(const Driver *d, Program *p, const Uploaded &u, const PlanLaunch &l, PlanSources *sources,
+           CUstream stream, CUdeviceptr guard = 0) {
   wb_plan_params &params = *p->params;
   params.guard = guard;
-  params.copies = p->memory + l.first * sizeof(wb_plan_copy);
-  params.first_chunks = p->memory + p->program.copies.size() * sizeof(wb_plan_copy) + l.first * sizeof(uint32_t);
+  params.copies = u.memory + l.first * sizeof(wb_plan_copy);
+  params.first_chunks = u.memory + u.program.copies.size() * sizeof(wb_plan_copy) + l.first * sizeof(uint32_t);
   params.count = l.count;
   for (size_t k = 0; k < l.sources.size(); ++k) {
     const PlanSource *s;
@@ -190,16 +206,18 @@ int copy_each(const Driver *d, const std::vector<PlanCopy> &copies, const uint32
 int run_program(const Driver *d, ClientState *state, Program *p, const std::vector<PlanCopy> &copies,
                 PlanSources *sources, CUstream stream) {
   int rc = WB_OK;
-  for (const PlanLaunch &l : p->program.launches) {
+  for (const PlanLaunch &l : p->ramped.program.launches) {
     bool reached = false;
     if (p->kernel.full != nullptr && (rc = sources_reached(d, p, l, sources, &reached)) != WB_OK) return rc;
     if (reached) {
-      if ((rc = launch(d, p, l, sources, stream)) == WB_OK) continue;
+      if ((rc = launch(d, p, p->ramped, l, sources, stream)) == WB_OK) continue;
       if (rc != WB_E_CUDA) return rc;
       state->copy_kernel.plan_refused(p->context);
       p->kernel = PlanKernel{};
     }
-    if ((rc = copy_each(d, copies, p->program.origin.data() + l.first, l.count, sources, stream)) != WB_OK) return rc;
+    if ((rc = copy_each(d, copies, p->ramped.program.origin.data() + l.first, l.count, sources, stream)) != WB_OK) {
+      return rc;
+    }
   }
   return copy_each(d, copies, p->per_copy.data(), p->per_copy.size(), sources, stream);
 }
@@ -229,7 +247,7 @@ int run_plan_on_stream(wb_snapshot *snapshot, PlanGpu **gpu, const std::vector<P
       auto made = std::make_unique<Program>();
       // A program that fails to build is freed at once, and the next run tries again.
       if ((rc = build(d, state, context, copies, sources, made.get())) != WB_OK) {
-        if (made->memory != 0) d->cuMemFree(made->memory);
+        if (made->ramped.memory != 0) d->cuMemFree(made->ramped.memory);
         return rc;
       }
       p = made.get();
@@ -258,10 +276,18 @@ int armable_program(const Driver *d, PlanGpu *gpu, CUcontext context, PlanSource
     }
   }
   if (p == nullptr || p->kernel.full == nullptr || p->kernel.guard == nullptr || !p->per_copy.empty() ||
-      p->program.launches.empty()) {
+      p->ramped.program.launches.empty()) {
     return WB_OK;
   }
-  for (const PlanLaunch &l : p->program.launches) {
+  if (p->whole.program.launches.empty()) {
+    p->whole.program = make_program(p->kernel_copies, WB_PLAN_MAX_SOURCES);
+    if (int rc = upload_program(d, &p->whole); rc != WB_OK) {
+      if (p->whole.memory != 0) d->cuMemFree(p->whole.memory);
+      p->whole = Uploaded{};
+      return rc;
+    }
+  }
+  for (const PlanLaunch &l : p->whole.program.launches) {
     bool reached = false;
     if (int rc = sources_reached(d, p, l, sources, &reached); rc != WB_OK || !reached) return rc;
   }
@@ -286,8 +312,10 @@ int enqueue_armed(const Driver *d, Program *p, GpuArm *arm, CUdeviceptr word, ui
       WB_OK) {
     return rc;
   }
-  for (const PlanLaunch &l : p->program.launches) {
-    if ((rc = launch(d, p, l, sources, stream, flag)) != WB_OK) return fail(rc, "an armed plan launch was refused");
+  for (const PlanLaunch &l : p->whole.program.launches) {
+    if ((rc = launch(d, p, p->whole, l, sources, stream, flag)) != WB_OK) {
+      return fail(rc, "an armed plan launch was refused");
+    }
   }
   for (const Fill2D &f : fills) {
     if ((rc = fill_async(d, f, stream)) != WB_OK) return rc;
@@ -350,7 +378,8 @@ void destroy_plan_gpu(PlanGpu *gpu) {
     for (auto &p : gpu->programs) {
       ContextGuard guard;
       if (guard.push(p->context) != WB_OK) continue;
-      if (p->memory != 0) d->cuMemFree(p->memory);
+      if (p->ramped.memory != 0) d->cuMemFree(p->ramped.memory);
+      if (p->whole.memory != 0) d->cuMemFree(p->whole.memory);
       if (p->flags != 0) d->cuMemFree(p->flags);
     }
   }

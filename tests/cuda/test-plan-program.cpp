@@ -141,6 +141,24 @@ void launches_grow_from_the_first_to_the_most_sources(void **) {
   assert_true(wb::cuda::kFirstLaunchSources >= 7);
 }
 
+// plan_run.cpp's two programs of one plan: `ramped` (the default shares) for runs from the host, and `whole`
+// (every launch's share the most) for armed runs, whose launches are all enqueued before the version.
+void an_armed_runs_program_has_as_few_launches_as_the_kernel_allows(void **) {
+  std::vector<PlanCopy> copies;
+  for (uint32_t source = 0; source < 1000; ++source) copies.push_back(copy(source, kChunk));
+  PlanProgram ramped = make_program(copies);
+  assert_int_equal(ramped.launches.size(), 5);  // 64, 128, 256, 512, then the last 40
+  assert_int_equal(ramped.launches[4].sources.size(), 40);
+  PlanProgram whole = make_program(copies, WB_PLAN_MAX_SOURCES);
+  assert_int_equal(whole.launches.size(), 1);
+  assert_int_equal(whole.launches[0].chunks, 1000);
+  for (uint32_t source = 1000; source <= WB_PLAN_MAX_SOURCES; ++source) copies.push_back(copy(source, 8));
+  whole = make_program(copies, WB_PLAN_MAX_SOURCES);
+  assert_int_equal(whole.launches.size(), 2);  // the kernel's room for sources is full at 4,000
+  assert_int_equal(whole.launches[0].sources.size(), WB_PLAN_MAX_SOURCES);
+  assert_int_equal(whole.launches[1].sources.size(), 1);
+}
+
 void a_launch_ends_before_2_to_the_31_chunks(void **) {
   std::vector<PlanCopy> copies = {copy(0, kChunk, uint64_t(1) << 30), copy(0, kChunk, uint64_t(1) << 30)};
   PlanProgram p = make_program(copies);
@@ -241,6 +259,7 @@ int main(void) {
       cmocka_unit_test(launches_keep_order_and_pass_each_source_once),
       cmocka_unit_test(a_launch_ends_at_its_sources_limit),
       cmocka_unit_test(launches_grow_from_the_first_to_the_most_sources),
+      cmocka_unit_test(an_armed_runs_program_has_as_few_launches_as_the_kernel_allows),
       cmocka_unit_test(a_launch_ends_before_2_to_the_31_chunks),
       cmocka_unit_test(the_chunks_write_every_byte_once),
   };
