@@ -104,13 +104,19 @@ struct PlanGpu {
 namespace {
 
 // Uploads u's program's descriptors and first chunks into memory it allocates (none for an empty program).
+// On failure it frees that memory and leaves u->memory 0, so a caller only drops the program.
 int upload_program(const Driver *d, Uploaded *u) {
   if (u->program.copies.empty()) return WB_OK;
   const size_t descriptors = u->program.copies.size() * sizeof(wb_plan_copy);
   const size_t bytes = descriptors + u->program.first_chunks.size() * sizeof(uint32_t);
-  if (int rc = check(d->cuMemAlloc(&u->memory, bytes), "cuMemAlloc"); rc != WB_OK) return rc;
-  return upload(d, u->memory,
+  int rc = check(d->cuMemAlloc(&u->memory, bytes), "cuMemAlloc");
+  if (rc == WB_OK) {
+    rc = upload(d, u->memory,
                 {{u->program.copies.data(), descriptors}, {u->program.first_chunks.data(), bytes - descriptors}});
+    if (rc != WB_OK) d->cuMemFree(u->memory);
+  }
+  if (rc != WB_OK) u->memory = 0;
+  return rc;
 }
 
 // Builds the program of `copies` in context (current), with the sources of the first run: the kernel takes a
@@ -245,11 +251,8 @@ int run_plan_on_stream(wb_snapshot *snapshot, PlanGpu **gpu, const std::vector<P
     }
     if (p == nullptr) {
       auto made = std::make_unique<Program>();
-      // A program that fails to build is freed at once, and the next run tries again.
-      if ((rc = build(d, state, context, copies, sources, made.get())) != WB_OK) {
-        if (made->ramped.memory != 0) d->cuMemFree(made->ramped.memory);
-        return rc;
-      }
+      // A program that fails to build is dropped at once (its upload frees its memory); the next run tries again.
+      if ((rc = build(d, state, context, copies, sources, made.get())) != WB_OK) return rc;
       p = made.get();
       (*gpu)->programs.push_back(std::move(made));
     }
@@ -282,8 +285,7 @@ int armable_program(const Driver *d, PlanGpu *gpu, CUcontext context, PlanSource
   if (p->whole.program.launches.empty()) {
     p->whole.program = make_program(p->kernel_copies, WB_PLAN_MAX_SOURCES);
     if (int rc = upload_program(d, &p->whole); rc != WB_OK) {
-      if (p->whole.memory != 0) d->cuMemFree(p->whole.memory);
-      p->whole = Uploaded{};
+      p->whole = Uploaded{};  // the next armed run tries again
       return rc;
     }
   }
