@@ -47,10 +47,14 @@ def scale_table(out, lines):
 def gpu_latency_table(out, lines):
     data = rows(out / "gpu-latency.csv")
     if data:
-        r = {k: float(v) for k, v in data[0].items()}
+        r = {k: float(v) for k, v in data[0].items() if v}
         lines.append(f"publish -> GPU-visible p50 {r['gpu_visible_p50_us']:.1f} us (target <= 30), the publisher's "
                      f"stream delayed {r['publisher_delay_us']:.1f} us (target <= 10); with interprocess events "
                      f"{r['event_gpu_visible_p50_us']:.1f} us and {r['event_publisher_delay_us']:.1f} us")
+        if r.get("floor_gpu_visible_p50_us"):  # older CSVs lack it
+            lines.append(f"  the floor (a bare futex wake after the publisher's stream synchronized, the same read-back): "
+                         f"{r['floor_gpu_visible_p50_us']:.1f} us; GPU word / floor = "
+                         f"{r['gpu_visible_p50_us'] / r['floor_gpu_visible_p50_us']:.2f}")
         if "armed_gpu_visible_p50_us" in r:  # older CSVs lack it
             lines.append(f"  a server's GPU arms (WEIGHTBUS_GPU_ARMS=on): publish -> the armed copies done p50 "
                          f"{r['armed_gpu_visible_p50_us']:.1f} us")
@@ -183,12 +187,12 @@ def plots(out):
         fig, axes = plt.subplots(1, len(model), figsize=(5 * len(model), 4), squeeze=False)
         for ax, (set_name, m) in zip(axes[0], model.items()):
             colors = {"peers": "grey", "peers-packed": "darkgrey", "flip": "tab:green", "flip-borrow": "limegreen",
-                      "flip-each": "yellowgreen",
-                      "copy": "tab:blue",
-                      "load": "tab:cyan", "raw": "black", "raw-contiguous": "dimgrey"}
+                      "flip-each": "yellowgreen", "copy": "tab:blue", "load": "tab:cyan", "raw": "black",
+                      "raw-contiguous": "dimgrey"}
             paths = [p for p in colors if p in m]
             ax.bar(paths, [m[p] for p in paths], color=[colors[p] for p in paths])
-            ax.tick_params(axis="x", labelrotation=20)
+            # Right-aligned under their bars: the long names would run into their neighbours.
+            plt.setp(ax.get_xticklabels(), rotation=35, ha="right", rotation_mode="anchor")
             ax.set_yscale("log")
             ax.set_title(set_name)
             ax.set_ylabel("update (ms)")

@@ -42,8 +42,8 @@ if [ -n "$gpu" ]; then
   done
   echo "== publish -> GPU-visible (the GPU word, interprocess events, host ordering, GPU arms)"
   "$build/tests/gpu/gpu-latency" | tee /dev/stderr | sed -nE 's/^RESULT latency-targets [A-Z]+ (.*)/\1/p' |
-    tr ' ' '\n' | awk -F= 'BEGIN { printf "gpu_visible_p50_us,publisher_delay_us,event_gpu_visible_p50_us,event_publisher_delay_us,armed_gpu_visible_p50_us\n" }
-      { v[NR] = $2 } END { if (NR) printf "%s,%s,%s,%s,%s\n", v[1], v[2], v[3], v[4], v[5] }' > "$out/gpu-latency.csv" || true
+    tr ' ' '\n' | awk -F= 'BEGIN { printf "gpu_visible_p50_us,publisher_delay_us,event_gpu_visible_p50_us,event_publisher_delay_us,armed_gpu_visible_p50_us,floor_gpu_visible_p50_us\n" }
+      { v[NR] = $2 } END { if (NR) printf "%s,%s,%s,%s,%s,%s\n", v[1], v[2], v[3], v[4], v[5], v[6] }' > "$out/gpu-latency.csv" || true
   echo "== full-model update"
   "$python" bench/model_update.py "$build" --iterations 5 --out "$out/model-update.csv"
   echo "== resharding: 4 trainer ranks (FSDP shards) to 2 server ranks (vLLM tensor parallelism)"

@@ -29,7 +29,7 @@ namespace gpu {
               X(cuMemsetD16Async) X(cuMemsetD8Async) X(cuMemsetD8) X(cuMemcpyHtoDAsync) X(cuMemcpyDtoH) X(cuMemcpyDtoHAsync) X(cuMemcpyDtoDAsync)              \
                   X(cuMemCreate) X(cuMemRelease) X(cuMemAddressReserve) X(cuMemAddressFree) X(cuMemMap) X(cuMemUnmap)  \
                       X(cuMemSetAccess) X(cuMemGetAllocationGranularity) X(cuStreamWaitValue32) X(cuStreamWriteValue32)   \
-                          X(cuStreamQuery)
+                          X(cuStreamQuery) X(cuIpcGetMemHandle) X(cuIpcOpenMemHandle) X(cuIpcCloseMemHandle)
 
 struct Cuda {
 #define GPU_CUDA_POINTER(fn) decltype(&::fn) fn = nullptr;
