@@ -1048,8 +1048,9 @@ WB_API void wb_plan_destroy(wb_plan *plan);
  * batches) or has queues of its own. And where the publisher's process shares the reader's GPU (two contexts the
  * GPU switches between), an arm pays for that switch: it shortens bulk loads (1,000 tensors of 2 MiB on an H100:
  * 1.14-1.22x one contiguous copy, against 1.25-1.34x without), not the latency of small versions (publish -> on
- * the reader's GPU: 290 us armed, 22-38 us for a woken reader; 28 us armed where both processes run under MPS,
- * which shares one context between them; docs/benchmarks.md).
+ * the reader's GPU: 290 us armed; 22-40 us for a woken reader, 0.85-1.30x a bare futex wake sent once the
+ * publisher's stream is done; 28 us armed where both processes run under MPS, which shares one context between
+ * them; docs/benchmarks.md).
  * A GPU arm is made only on a stream created non-blocking (CU_STREAM_NON_BLOCKING, as PyTorch's streams are;
  * never the legacy default stream), for a plan that ran once already in the stream's context, whose copies all
  * go to GPU memory from sources the plan kernel reaches (no host or peer copies, no conversions), of a topic of
