@@ -40,7 +40,7 @@ if [ -n "$gpu" ]; then
       's/.*tensors=([0-9]+) owned_cold_ms=([0-9.]+) owned_warm_ms=([0-9.]+) registered_cold_ms=([0-9.]+) registered_warm_ms=([0-9.]+).*/\1,\2,\3,\4,\5/p' \
       >> "$out/attach-gpu.csv"
   done
-  echo "== publish -> GPU-visible (the GPU word, interprocess events, host ordering, GPU arms)"
+  echo "== publish -> GPU-visible (the GPU word, interprocess events, host ordering, GPU arms; the floor)"
   "$build/tests/gpu/gpu-latency" | tee /dev/stderr | sed -nE 's/^RESULT latency-targets [A-Z]+ (.*)/\1/p' |
     tr ' ' '\n' | awk -F= 'BEGIN { printf "gpu_visible_p50_us,publisher_delay_us,event_gpu_visible_p50_us,event_publisher_delay_us,armed_gpu_visible_p50_us,floor_gpu_visible_p50_us\n" }
       { v[NR] = $2 } END { if (NR) printf "%s,%s,%s,%s,%s,%s\n", v[1], v[2], v[3], v[4], v[5], v[6] }' > "$out/gpu-latency.csv" || true
